@@ -1,0 +1,477 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IERC721Receiver} from "@openzeppelin/contracts/token/ERC721/IERC721Receiver.sol";
+import {IERC1155Receiver} from "@openzeppelin/contracts/token/ERC1155/IERC1155Receiver.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+/// @title AgentWallet
+/// @notice A contract wallet for an AI agent. It executes calls only with two EIP-712 signatures:
+///         the agent's and the policy service's (the co-signer). The owner (an EOA or a Safe)
+///         rotates keys, sets on-chain backstop limits, freezes, and withdraws.
+/// @dev Deployed as an ERC-1167 clone by `AgentWalletFactory`; the owner is an immutable argument
+///      appended to the clone's code (a Safe owner rotates its own signers, so the wallet never
+///      needs to), which saves a storage slot at creation and on every owner call.
+///
+///      Storage layout, chosen so a one-transfer `execute` touches three cold slots:
+///      - slot 0 `_config`: agent (160) | frozen (8) | sequence of nonce key 0 (64). The common
+///        case, nonce key 0, reads and bumps its sequence in the slot `execute` must read anyway.
+///      - slot 1 `_cosigner`.
+///      - `_backstops[token]`: limit (96) | spent (96) | period (32) | windowStart (32), one slot per
+///        token, so counting a spend is one read and one write.
+///      - `_nonceSequences[key]` for nonce keys other than 0.
+///
+///      Backstop periods are fixed windows opened by the first spend after the previous window
+///      ended (not rolling windows). A rolling window needs a history of spends per token (a
+///      ring buffer, many slots per `execute`); a fixed window needs one slot. The cost is the
+///      boundary: at most 2× the limit can leave within one period length (end of one window,
+///      start of the next). The backstop is a coarse last line that caps a stolen co-signer key;
+///      the policy service enforces the precise sliding windows off chain. Owners should set the
+///      backstop with that 2× bound in mind.
+///
+///      Default deny: a token with no backstop configured cannot be spent through `execute` at
+///      all (the owner can still `withdraw` it).
+contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
+    using SafeERC20 for IERC20;
+
+    /// @notice One call made by `execute`.
+    struct Call {
+        address to;
+        uint256 value;
+        bytes data;
+    }
+
+    /// @notice An on-chain spending limit for one token (address(0) = native).
+    struct Backstop {
+        uint96 limit;
+        uint96 spent;
+        uint32 period;
+        uint32 windowStart;
+    }
+
+    /// @dev Packed into one slot; see the contract's storage notes.
+    struct Config {
+        address agent;
+        bool frozen;
+        uint64 sequence0;
+    }
+
+    /// @notice EIP-712 type hash of `Call`.
+    bytes32 public constant CALL_TYPEHASH = keccak256("Call(address to,uint256 value,bytes data)");
+    /// @notice EIP-712 type hash of `Execute`.
+    bytes32 public constant EXECUTE_TYPEHASH = keccak256(
+        "Execute(Call[] calls,uint256 nonce,uint64 validUntil)Call(address to,uint256 value,bytes data)"
+    );
+    /// @notice EIP-712 type hash of the message wrapping an EIP-1271 hash (see `isValidSignature`).
+    bytes32 public constant AGENT_MESSAGE_TYPEHASH = keccak256("AgentMessage(bytes32 hash)");
+
+    bytes4 private constant TRANSFER = 0xa9059cbb; // transfer(address,uint256)
+    bytes4 private constant TRANSFER_FROM = 0x23b872dd; // transferFrom(address,address,uint256)
+    bytes4 private constant APPROVE = 0x095ea7b3; // approve(address,uint256)
+    bytes4 private constant INCREASE_ALLOWANCE = 0x39509351; // increaseAllowance(address,uint256)
+
+    Config private _config;
+    address private _cosigner;
+    mapping(address token => Backstop) private _backstops;
+    mapping(uint192 key => uint64) private _nonceSequences;
+
+    /// @notice Raised when an owner-only function is called by someone else.
+    error NotOwner(address caller);
+    /// @notice Raised when `initialize` is called on an initialised wallet.
+    error AlreadyInitialized();
+    /// @notice Raised when a key would be the zero address.
+    error ZeroAddress();
+    /// @notice Raised when the wallet is frozen.
+    error Frozen();
+    /// @notice Raised when `validUntil` has passed.
+    error Expired(uint64 validUntil);
+    /// @notice Raised when the nonce's sequence is not the next one for its key.
+    error InvalidNonce(uint256 nonce, uint64 expectedSequence);
+    /// @notice Raised when the agent's signature is malformed or from another key.
+    error InvalidAgentSignature();
+    /// @notice Raised when the co-signer's signature is malformed or from another key.
+    error InvalidCosignerSignature();
+    /// @notice Raised when a spend would exceed the token's backstop limit for the period.
+    error BackstopExceeded(address token, uint256 amount, uint256 remaining);
+    /// @notice Raised when a backstop limit does not fit its 96-bit slot or has no period.
+    error InvalidBackstop();
+    /// @notice Raised when an executed call reverts; carries its index and revert data.
+    error CallFailed(uint256 index, bytes returnData);
+    /// @notice Raised when a native withdrawal fails.
+    error WithdrawFailed();
+
+    /// @notice Emitted once, when the factory initialises the wallet.
+    event Initialized(address indexed owner, address indexed agent, address indexed cosigner);
+    /// @notice Emitted when the agent key changes.
+    event AgentChanged(address indexed agent);
+    /// @notice Emitted when the co-signer key changes.
+    event CosignerChanged(address indexed cosigner);
+    /// @notice Emitted when a token's backstop limit or period changes.
+    event BackstopSet(address indexed token, uint96 limit, uint32 period);
+    /// @notice Emitted when the wallet is frozen (true) or unfrozen (false).
+    event FrozenSet(bool frozen);
+    /// @notice Emitted for each `execute`; the nonce identifies the co-signed request.
+    event Executed(uint256 indexed nonce);
+    /// @notice Emitted when the owner withdraws.
+    event Withdrawn(address indexed token, address indexed to, uint256 amount);
+    /// @notice Emitted when the wallet receives native currency.
+    event Received(address indexed from, uint256 amount);
+
+    /// @dev The implementation itself can never be initialised or used.
+    constructor() EIP712("Chaperone AgentWallet", "1") {
+        _config.agent = address(0xdead);
+    }
+
+    /// @notice Sets the agent and co-signer; called once by the factory in the deploying
+    ///         transaction.
+    /// @param agent The agent's signing address.
+    /// @param cosigner The policy service's signing address.
+    function initialize(address agent, address cosigner) external {
+        if (_config.agent != address(0)) revert AlreadyInitialized();
+        if (agent == address(0) || cosigner == address(0)) revert ZeroAddress();
+        _config.agent = agent;
+        _cosigner = cosigner;
+        emit Initialized(owner(), agent, cosigner);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Execution
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice Executes `calls` in order, all or nothing, when both the agent and the co-signer
+    ///         signed the EIP-712 `Execute(calls, nonce, validUntil)` for this wallet and chain.
+    /// @param calls The calls to make.
+    /// @param nonce High 192 bits: key; low 64 bits: sequence, which must be the key's next.
+    /// @param validUntil Unix time after which the signatures are void.
+    /// @param agentSignature The agent's 65-byte low-s signature (r ‖ s ‖ v).
+    /// @param cosignerSignature The co-signer's 65-byte low-s signature (r ‖ s ‖ v).
+    function execute(
+        Call[] calldata calls,
+        uint256 nonce,
+        uint64 validUntil,
+        bytes calldata agentSignature,
+        bytes calldata cosignerSignature
+    ) external payable {
+        Config memory config = _config;
+        if (config.frozen) revert Frozen();
+        // forge-lint: disable-next-line(block-timestamp) -- expiry needs minutes, not seconds, of precision
+        if (block.timestamp > validUntil) revert Expired(validUntil);
+
+        bytes32 digest = executeDigest(calls, nonce, validUntil);
+        if (_recover(digest, agentSignature) != config.agent) revert InvalidAgentSignature();
+        if (_recover(digest, cosignerSignature) != _cosigner) revert InvalidCosignerSignature();
+
+        _useNonce(config, nonce);
+        for (uint256 i; i < calls.length; ++i) {
+            _countSpend(calls[i]);
+        }
+        emit Executed(nonce);
+
+        for (uint256 i; i < calls.length; ++i) {
+            Call calldata c = calls[i];
+            (bool ok, bytes memory returnData) = c.to.call{value: c.value}(c.data);
+            if (!ok) revert CallFailed(i, returnData);
+        }
+    }
+
+    /// @notice The EIP-712 digest both keys sign for `execute`.
+    /// @param calls The calls.
+    /// @param nonce The 2-D nonce.
+    /// @param validUntil The expiry.
+    /// @return The digest.
+    function executeDigest(Call[] calldata calls, uint256 nonce, uint64 validUntil)
+        public
+        view
+        returns (bytes32)
+    {
+        bytes32[] memory callHashes = new bytes32[](calls.length);
+        for (uint256 i; i < calls.length; ++i) {
+            callHashes[i] = keccak256(
+                abi.encode(CALL_TYPEHASH, calls[i].to, calls[i].value, keccak256(calls[i].data))
+            );
+        }
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    EXECUTE_TYPEHASH, keccak256(abi.encodePacked(callHashes)), nonce, validUntil
+                )
+            )
+        );
+    }
+
+    /// @notice The next usable nonce for `key` (key in the high 192 bits).
+    /// @param key The nonce key.
+    /// @return The full nonce to sign next.
+    function nextNonce(uint192 key) external view returns (uint256) {
+        uint64 sequence = key == 0 ? _config.sequence0 : _nonceSequences[key];
+        return (uint256(key) << 64) | sequence;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // EIP-1271
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice EIP-1271: valid only when `signature` is the agent's signature followed by the
+    ///         co-signer's, both over `hash` wrapped as `AgentMessage(hash)` in this wallet's
+    ///         EIP-712 domain, and the wallet is not frozen.
+    /// @dev The wrapping (as Safe's SafeMessage and ERC-7739 do) binds the signatures to this
+    ///      wallet and chain: an agent key and the shared co-signer key can serve many wallets,
+    ///      and a co-signature given under one wallet's policy must not validate on another.
+    /// @param hash The hash the verifying contract asks about.
+    /// @param signature agentSignature (65 bytes) ‖ cosignerSignature (65 bytes).
+    /// @return magicValue 0x1626ba7e when valid, 0xffffffff otherwise.
+    function isValidSignature(bytes32 hash, bytes calldata signature)
+        external
+        view
+        returns (bytes4 magicValue)
+    {
+        Config memory config = _config;
+        if (config.frozen || signature.length != 130) return 0xffffffff;
+        bytes32 digest = messageDigest(hash);
+        if (
+            _recover(digest, signature[0:65]) != config.agent
+                || _recover(digest, signature[65:130]) != _cosigner
+        ) return 0xffffffff;
+        return IERC1271.isValidSignature.selector;
+    }
+
+    /// @notice The EIP-712 digest both keys sign to approve `hash` for EIP-1271.
+    /// @param hash The hash a verifying contract will pass to `isValidSignature`.
+    /// @return The digest.
+    function messageDigest(bytes32 hash) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(AGENT_MESSAGE_TYPEHASH, hash)));
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Owner
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice Rotates the agent key.
+    /// @param agent The new agent address.
+    function setAgent(address agent) external {
+        _onlyOwner();
+        if (agent == address(0)) revert ZeroAddress();
+        _config.agent = agent;
+        emit AgentChanged(agent);
+    }
+
+    /// @notice Rotates the co-signer key.
+    /// @param cosigner The new co-signer address.
+    function setCosigner(address cosigner) external {
+        _onlyOwner();
+        if (cosigner == address(0)) revert ZeroAddress();
+        _cosigner = cosigner;
+        emit CosignerChanged(cosigner);
+    }
+
+    /// @notice Sets a token's backstop: at most `limit` base units per `period` seconds.
+    ///         Amounts already spent in the current window still count.
+    /// @param token The token, or address(0) for native currency.
+    /// @param limit The limit per period; 0 blocks the token.
+    /// @param period The window length in seconds; must be non-zero.
+    function setBackstop(address token, uint256 limit, uint32 period) external {
+        _onlyOwner();
+        if (limit > type(uint96).max || period == 0) revert InvalidBackstop();
+        Backstop storage b = _backstops[token];
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
+        b.limit = uint96(limit);
+        b.period = period;
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
+        emit BackstopSet(token, uint96(limit), period);
+    }
+
+    /// @notice Freezes the wallet: `execute` and `isValidSignature` refuse until unfrozen.
+    function freeze() external {
+        _onlyOwner();
+        _config.frozen = true;
+        emit FrozenSet(true);
+    }
+
+    /// @notice Unfreezes the wallet.
+    function unfreeze() external {
+        _onlyOwner();
+        _config.frozen = false;
+        emit FrozenSet(false);
+    }
+
+    /// @notice Sends funds to `to`; works while frozen, so the owner can always recover funds.
+    /// @param token The token, or address(0) for native currency.
+    /// @param to The recipient.
+    /// @param amount The amount in base units.
+    function withdraw(address token, address to, uint256 amount) external {
+        _onlyOwner();
+        if (to == address(0)) revert ZeroAddress();
+        emit Withdrawn(token, to, amount);
+        if (token == address(0)) {
+            (bool ok,) = to.call{value: amount}("");
+            if (!ok) revert WithdrawFailed();
+        } else {
+            IERC20(token).safeTransfer(to, amount);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice The owner, read from the clone's immutable arguments.
+    /// @return The owner address.
+    function owner() public view returns (address) {
+        return abi.decode(Clones.fetchCloneArgs(address(this)), (address));
+    }
+
+    /// @notice The agent key.
+    /// @return The agent address.
+    function agent() external view returns (address) {
+        return _config.agent;
+    }
+
+    /// @notice The co-signer key.
+    /// @return The co-signer address.
+    function cosigner() external view returns (address) {
+        return _cosigner;
+    }
+
+    /// @notice Whether the wallet is frozen.
+    /// @return True when frozen.
+    function frozen() external view returns (bool) {
+        return _config.frozen;
+    }
+
+    /// @notice A token's backstop configuration and current window.
+    /// @param token The token, or address(0) for native currency.
+    /// @return The backstop.
+    function backstop(address token) external view returns (Backstop memory) {
+        return _backstops[token];
+    }
+
+    /// @notice What `token` can still spend now under its backstop.
+    /// @param token The token, or address(0) for native currency.
+    /// @return The remaining amount in base units.
+    function backstopRemaining(address token) external view returns (uint256) {
+        Backstop memory b = _backstops[token];
+        // forge-lint: disable-next-line(block-timestamp) -- windows are hours or days long
+        if (block.timestamp >= uint256(b.windowStart) + b.period) return b.limit;
+        return b.limit - b.spent;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Receiving
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice Accepts native currency. Senders must forward more than the 2,300-gas stipend
+    ///         (as with any proxy wallet, e.g. Safe): the clone delegates every call.
+    receive() external payable {
+        emit Received(msg.sender, msg.value);
+    }
+
+    /// @inheritdoc IERC721Receiver
+    function onERC721Received(address, address, uint256, bytes calldata)
+        external
+        pure
+        returns (bytes4)
+    {
+        return IERC721Receiver.onERC721Received.selector;
+    }
+
+    /// @inheritdoc IERC1155Receiver
+    function onERC1155Received(address, address, uint256, uint256, bytes calldata)
+        external
+        pure
+        returns (bytes4)
+    {
+        return IERC1155Receiver.onERC1155Received.selector;
+    }
+
+    /// @inheritdoc IERC1155Receiver
+    function onERC1155BatchReceived(
+        address,
+        address,
+        uint256[] calldata,
+        uint256[] calldata,
+        bytes calldata
+    ) external pure returns (bytes4) {
+        return IERC1155Receiver.onERC1155BatchReceived.selector;
+    }
+
+    /// @inheritdoc IERC165
+    function supportsInterface(bytes4 interfaceId) external pure returns (bool) {
+        return interfaceId == type(IERC165).interfaceId
+            || interfaceId == type(IERC721Receiver).interfaceId
+            || interfaceId == type(IERC1155Receiver).interfaceId
+            || interfaceId == type(IERC1271).interfaceId;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Internals
+    // ---------------------------------------------------------------------------------------
+
+    function _onlyOwner() private view {
+        if (msg.sender != owner()) revert NotOwner(msg.sender);
+    }
+
+    /// @dev Recovers a 65-byte r ‖ s ‖ v signature; OpenZeppelin's ECDSA rejects high-s.
+    ///      Returns address(0) for anything malformed, which never equals a configured key.
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        if (signature.length != 65) return address(0);
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
+        return err == ECDSA.RecoverError.NoError ? signer : address(0);
+    }
+
+    function _useNonce(Config memory config, uint256 nonce) private {
+        // forge-lint: disable-next-line(unsafe-typecast) -- the key is the high 192 bits by definition
+        uint192 key = uint192(nonce >> 64);
+        // forge-lint: disable-next-line(unsafe-typecast) -- the sequence is the low 64 bits by definition
+        uint64 sequence = uint64(nonce);
+        if (key == 0) {
+            if (sequence != config.sequence0) revert InvalidNonce(nonce, config.sequence0);
+            _config.sequence0 = sequence + 1;
+        } else {
+            uint64 expected = _nonceSequences[key];
+            if (sequence != expected) revert InvalidNonce(nonce, expected);
+            _nonceSequences[key] = sequence + 1;
+        }
+    }
+
+    /// @dev Counts what a call moves: its native value, and the amount of an ERC-20 `transfer`,
+    ///      `transferFrom`, `approve` or `increaseAllowance` (an approval is spend: the spender can
+    ///      take it later without another co-signature).
+    function _countSpend(Call calldata c) private {
+        if (c.value != 0) _spend(address(0), c.value);
+        if (c.data.length < 4) return;
+        bytes4 selector = bytes4(c.data[0:4]);
+        // A short call with a spending selector counts as unlimited: tokens that do not check
+        // calldata length would read the missing amount bytes in unknown ways.
+        if (selector == TRANSFER || selector == APPROVE || selector == INCREASE_ALLOWANCE) {
+            _spend(c.to, c.data.length >= 68 ? uint256(bytes32(c.data[36:68])) : type(uint256).max);
+        } else if (selector == TRANSFER_FROM) {
+            _spend(
+                c.to, c.data.length >= 100 ? uint256(bytes32(c.data[68:100])) : type(uint256).max
+            );
+        }
+    }
+
+    function _spend(address token, uint256 amount) private {
+        if (amount == 0) return;
+        Backstop memory b = _backstops[token];
+        // forge-lint: disable-next-line(block-timestamp) -- windows are hours or days long
+        if (block.timestamp >= uint256(b.windowStart) + b.period) {
+            b.windowStart = uint32(block.timestamp);
+            b.spent = 0;
+        }
+        uint256 remaining = b.limit - b.spent;
+        if (amount > remaining) revert BackstopExceeded(token, amount, remaining);
+        // forge-lint: disable-next-line(unsafe-typecast) -- amount <= remaining <= type(uint96).max
+        b.spent += uint96(amount);
+        _backstops[token] = b;
+    }
+}
