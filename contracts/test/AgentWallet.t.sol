@@ -265,17 +265,28 @@ contract AgentWalletTest is WalletFixture {
         _run(s);
     }
 
-    function test_execute_increaseAllowanceAndTransferFromCount() public {
-        bytes memory inc = abi.encodeWithSelector(0x39509351, recipient, 600e18);
+    function test_execute_approveAndTransferFromAccumulate() public {
+        bytes memory approve = abi.encodeCall(IERC20.approve, (recipient, 600e18));
         bytes memory from =
             abi.encodeCall(IERC20.transferFrom, (address(wallet), recipient, 500e18));
         AgentWallet.Call[] memory calls = new AgentWallet.Call[](2);
-        calls[0] = AgentWallet.Call(address(token), 0, inc);
+        calls[0] = AgentWallet.Call(address(token), 0, approve);
         calls[1] = AgentWallet.Call(address(token), 0, from);
         Signed memory s = _signed(calls, 0);
         vm.expectRevert(
             abi.encodeWithSelector(
                 AgentWallet.BackstopExceeded.selector, address(token), 500e18, 400e18
+            )
+        );
+        _run(s);
+    }
+
+    function test_execute_increaseAllowanceCounts() public {
+        bytes memory data = abi.encodeWithSelector(0x39509351, recipient, 1001e18);
+        Signed memory s = _signed(_one(address(token), 0, data), 0);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                AgentWallet.BackstopExceeded.selector, address(token), 1001e18, 1000e18
             )
         );
         _run(s);
