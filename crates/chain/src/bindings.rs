@@ -1,0 +1,32 @@
+//! Bindings from the committed artifacts (CI checks they match a fresh `forge build`).
+#![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
+
+use alloy::sol;
+
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    AuditLog,
+    "../../contracts/out/AuditLog.sol/AuditLog.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    AgentWallet,
+    "../../contracts/out/AgentWallet.sol/AgentWallet.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    AgentWalletFactory,
+    "../../contracts/out/AgentWalletFactory.sol/AgentWalletFactory.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    TestToken,
+    "../../contracts/out/TestToken.sol/TestToken.json"
+);

@@ -1,0 +1,55 @@
+//! The AgentWallet's EIP-712 types and digests, as `AgentWallet.sol` defines them. The domain
+//! binds the chain id and the wallet's address, so a signature is valid for one wallet on one
+//! chain only.
+
+use alloy_sol_types::{Eip712Domain, SolStruct, eip712_domain, sol};
+
+use crate::{Address, B256};
+
+sol! {
+    /// One call made by `AgentWallet.execute`.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct Call {
+        address to;
+        uint256 value;
+        bytes data;
+    }
+
+    /// What the agent and the co-signer sign to execute calls.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct Execute {
+        Call[] calls;
+        uint256 nonce;
+        uint64 validUntil;
+    }
+
+    /// The wrapper both keys sign to approve a hash for EIP-1271.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct AgentMessage {
+        bytes32 hash;
+    }
+}
+
+/// The EIP-712 domain of the wallet at `wallet` on chain `chain_id`.
+pub fn wallet_domain(chain_id: u64, wallet: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "Chaperone AgentWallet",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: wallet,
+    }
+}
+
+impl Execute {
+    /// The digest both keys sign for `AgentWallet.execute`.
+    pub fn digest(&self, chain_id: u64, wallet: Address) -> B256 {
+        self.eip712_signing_hash(&wallet_domain(chain_id, wallet))
+    }
+}
+
+impl AgentMessage {
+    /// The digest both keys sign so that `isValidSignature(hash, …)` accepts.
+    pub fn digest(&self, chain_id: u64, wallet: Address) -> B256 {
+        self.eip712_signing_hash(&wallet_domain(chain_id, wallet))
+    }
+}
