@@ -6,9 +6,10 @@ use crate::{Error, Result};
 
 /// The repository root (where `package.json` pins the toolchain).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-    })
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
 }
 
 /// The pinned Anvil binary: `$CHAPERONE_ANVIL` if set, else the platform binary that npm
@@ -28,7 +29,9 @@ pub fn anvil_path() -> PathBuf {
         "aarch64" => "arm64",
         other => other,
     };
-    workspace_root().join(format!("node_modules/@foundry-rs/anvil-{os}-{arch}/bin/anvil"))
+    workspace_root().join(format!(
+        "node_modules/@foundry-rs/anvil-{os}-{arch}/bin/anvil"
+    ))
 }
 
 /// A running local Anvil devnet; stopped when dropped.
@@ -67,7 +70,9 @@ impl Devnet {
 
     /// A signer for Anvil's funded dev account `index` (0 to 9).
     pub fn signer(&self, index: usize) -> alloy::signers::local::PrivateKeySigner {
-        alloy::signers::local::PrivateKeySigner::from_signing_key(self.anvil.keys()[index].clone().into())
+        alloy::signers::local::PrivateKeySigner::from_signing_key(
+            self.anvil.keys()[index].clone().into(),
+        )
     }
 
     /// The Anvil instance.

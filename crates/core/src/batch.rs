@@ -50,7 +50,10 @@ impl SignedBatch {
             alloy_primitives::eip191_hash_message(batch_message(leaves.len() as u64, &root));
         let recovered = recover_low_s(&self.signature, &digest)?;
         if recovered != agent {
-            return Err(Error::WrongSigner { expected: agent, recovered });
+            return Err(Error::WrongSigner {
+                expected: agent,
+                recovered,
+            });
         }
         Ok(leaves)
     }
@@ -69,7 +72,12 @@ impl SignedBatch {
     pub fn membership(&self, index: usize) -> Result<BatchMembership> {
         let leaves = self.leaf_hashes()?;
         let proof = Self::tree(&leaves).inclusion_proof(index as u64, leaves.len() as u64)?;
-        Ok(BatchMembership { index: proof.index, size: proof.size, path: proof.path, signature: self.signature })
+        Ok(BatchMembership {
+            index: proof.index,
+            size: proof.size,
+            path: proof.path,
+            signature: self.signature,
+        })
     }
 
     fn tree(leaves: &[B256]) -> MerkleLog {
@@ -84,7 +92,9 @@ impl SignedBatch {
         let mut leaves = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
             if record.agent != agent {
-                return Err(Error::InvalidBatch(format!("record {i} is from another agent")));
+                return Err(Error::InvalidBatch(format!(
+                    "record {i} is from another agent"
+                )));
             }
             let leaf = record.leaf_hash()?;
             if let Some(previous) = leaves.last() {
@@ -104,7 +114,9 @@ impl SignedBatch {
             leaves.push(leaf);
         }
         if leaves.is_empty() {
-            return Err(Error::InvalidBatch("a batch needs at least one record".into()));
+            return Err(Error::InvalidBatch(
+                "a batch needs at least one record".into(),
+            ));
         }
         let root = Self::tree(&leaves).root();
         Ok((leaves, root))
@@ -127,12 +139,19 @@ pub struct BatchMembership {
 impl BatchMembership {
     /// Checks that `record` was signed by its agent as part of the batch.
     pub fn verify(&self, record: &Record) -> Result<()> {
-        let proof = InclusionProof { index: self.index, size: self.size, path: self.path.clone() };
+        let proof = InclusionProof {
+            index: self.index,
+            size: self.size,
+            path: self.path.clone(),
+        };
         let root = proof.root_from(&record.leaf_hash()?)?;
         let digest = alloy_primitives::eip191_hash_message(batch_message(self.size, &root));
         let recovered = recover_low_s(&self.signature, &digest)?;
         if recovered != record.agent {
-            return Err(Error::WrongSigner { expected: record.agent, recovered });
+            return Err(Error::WrongSigner {
+                expected: record.agent,
+                recovered,
+            });
         }
         Ok(())
     }

@@ -38,7 +38,12 @@ impl Checkpoint {
         if self.origin.is_empty() || self.origin.contains('\n') {
             return Err(Error::CheckpointFormat("origin must be one non-empty line"));
         }
-        Ok(format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root)))
+        Ok(format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            STANDARD.encode(self.root)
+        ))
     }
 
     /// Signs this checkpoint as key `name`.
@@ -48,32 +53,57 @@ impl Checkpoint {
         let signature = operator.sign_message(body.as_bytes())?;
         let mut blob = checkpoint_key_id(name, operator.address()).to_vec();
         blob.extend_from_slice(&signature.as_bytes());
-        let note = format!("{body}\n{SIGNATURE_PREFIX}{name} {}\n", STANDARD.encode(blob));
-        Ok(SignedCheckpoint { checkpoint: self.clone(), note })
+        let note = format!(
+            "{body}\n{SIGNATURE_PREFIX}{name} {}\n",
+            STANDARD.encode(blob)
+        );
+        Ok(SignedCheckpoint {
+            checkpoint: self.clone(),
+            note,
+        })
     }
 
     fn parse_body(body: &str) -> Result<Self> {
-        let mut lines = body.strip_suffix('\n').ok_or(Error::CheckpointFormat("no final newline"))?.split('\n');
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(Error::CheckpointFormat("empty origin"))?;
-        let size_text = lines.next().ok_or(Error::CheckpointFormat("missing tree size"))?;
+        let mut lines = body
+            .strip_suffix('\n')
+            .ok_or(Error::CheckpointFormat("no final newline"))?
+            .split('\n');
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or(Error::CheckpointFormat("empty origin"))?;
+        let size_text = lines
+            .next()
+            .ok_or(Error::CheckpointFormat("missing tree size"))?;
         let canonical = !size_text.is_empty()
             && size_text.bytes().all(|b| b.is_ascii_digit())
             && (size_text == "0" || !size_text.starts_with('0'));
-        let size = size_text
-            .parse::<u64>()
-            .ok()
-            .filter(|_| canonical)
-            .ok_or(Error::CheckpointFormat("tree size is not a canonical decimal"))?;
-        let root_text = lines.next().ok_or(Error::CheckpointFormat("missing root hash"))?;
+        let size =
+            size_text
+                .parse::<u64>()
+                .ok()
+                .filter(|_| canonical)
+                .ok_or(Error::CheckpointFormat(
+                    "tree size is not a canonical decimal",
+                ))?;
+        let root_text = lines
+            .next()
+            .ok_or(Error::CheckpointFormat("missing root hash"))?;
         let root = STANDARD
             .decode(root_text)
             .ok()
             .filter(|r| r.len() == 32 && STANDARD.encode(r) == root_text)
-            .ok_or(Error::CheckpointFormat("root hash is not canonical base64 of 32 bytes"))?;
+            .ok_or(Error::CheckpointFormat(
+                "root hash is not canonical base64 of 32 bytes",
+            ))?;
         if lines.next().is_some() {
             return Err(Error::CheckpointFormat("extension lines are not supported"));
         }
-        Ok(Self { origin: origin.to_owned(), size, root: B256::from_slice(&root) })
+        Ok(Self {
+            origin: origin.to_owned(),
+            size,
+            root: B256::from_slice(&root),
+        })
     }
 }
 
@@ -90,7 +120,9 @@ pub fn checkpoint_key_id(name: &str, address: Address) -> [u8; 4] {
 
 fn check_key_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '+') {
-        return Err(Error::CheckpointFormat("key name must be non-empty, without spaces or '+'"));
+        return Err(Error::CheckpointFormat(
+            "key name must be non-empty, without spaces or '+'",
+        ));
     }
     Ok(())
 }
@@ -121,10 +153,13 @@ impl SignedCheckpoint {
         let (body, signatures) = note
             .split_once("\n\n")
             .map(|(text, sigs)| (format!("{text}\n"), sigs))
-            .ok_or(Error::CheckpointFormat("no blank line before the signatures"))?;
+            .ok_or(Error::CheckpointFormat(
+                "no blank line before the signatures",
+            ))?;
         let checkpoint = Checkpoint::parse_body(&body)?;
-        let signatures =
-            signatures.strip_suffix('\n').ok_or(Error::CheckpointFormat("no final newline"))?;
+        let signatures = signatures
+            .strip_suffix('\n')
+            .ok_or(Error::CheckpointFormat("no final newline"))?;
         let key_id = checkpoint_key_id(&verifier.name, verifier.address);
         let mut verified = false;
         for line in signatures.split('\n') {
@@ -146,13 +181,19 @@ impl SignedCheckpoint {
             let digest = alloy_primitives::eip191_hash_message(body.as_bytes());
             let recovered = recover_low_s(&signature, &digest)?;
             if recovered != verifier.address {
-                return Err(Error::WrongSigner { expected: verifier.address, recovered });
+                return Err(Error::WrongSigner {
+                    expected: verifier.address,
+                    recovered,
+                });
             }
             verified = true;
         }
         if !verified {
             return Err(Error::CheckpointUnsigned(verifier.name.clone()));
         }
-        Ok(Self { checkpoint, note: note.to_owned() })
+        Ok(Self {
+            checkpoint,
+            note: note.to_owned(),
+        })
     }
 }

@@ -100,12 +100,20 @@ pub struct Opening {
 impl Opening {
     /// Commits to `content` with a fresh random salt.
     pub fn new(kind: CommitmentKind, content: Vec<u8>) -> Result<Self> {
-        Ok(Self { kind, salt: Salt::random()?, content })
+        Ok(Self {
+            kind,
+            salt: Salt::random()?,
+            content,
+        })
     }
 
     /// Rebuilds an opening from stored parts.
     pub fn from_parts(kind: CommitmentKind, salt: Salt, content: Vec<u8>) -> Self {
-        Self { kind, salt, content }
+        Self {
+            kind,
+            salt,
+            content,
+        }
     }
 
     /// The commitment this opening opens.
@@ -151,6 +159,8 @@ mod hex_32 {
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let text = String::deserialize(d)?;
         let bytes = hex::decode(text).map_err(D::Error::custom)?;
-        bytes.try_into().map_err(|_| D::Error::custom("expected 32 bytes"))
+        bytes
+            .try_into()
+            .map_err(|_| D::Error::custom("expected 32 bytes"))
     }
 }

@@ -59,23 +59,31 @@ impl DisclosureBundle {
             let commitment = match d.kind {
                 CommitmentKind::Input => self.record.input,
                 CommitmentKind::Output => self.record.output,
-                CommitmentKind::Metadata => self
-                    .record
-                    .metadata
-                    .ok_or(Error::Disclosure("metadata disclosed but the record has none"))?,
+                CommitmentKind::Metadata => self.record.metadata.ok_or(Error::Disclosure(
+                    "metadata disclosed but the record has none",
+                ))?,
             };
             commitment.verify(d.kind, &d.salt, &d.content)?;
         }
         self.batch.verify(&self.record)?;
         let checkpoint = SignedCheckpoint::verify(&self.checkpoint, operator)?.checkpoint;
         if self.inclusion.size != checkpoint.size {
-            return Err(Error::Disclosure("inclusion proof is for another tree size"));
+            return Err(Error::Disclosure(
+                "inclusion proof is for another tree size",
+            ));
         }
         let leaf_hash = self.record.leaf_hash()?;
         let root = self.inclusion.root_from(&leaf_hash)?;
         if root != checkpoint.root {
-            return Err(Error::RootMismatch { checkpoint: checkpoint.root, proof: root });
+            return Err(Error::RootMismatch {
+                checkpoint: checkpoint.root,
+                proof: root,
+            });
         }
-        Ok(VerifiedDisclosure { leaf_hash, index: self.inclusion.index, checkpoint })
+        Ok(VerifiedDisclosure {
+            leaf_hash,
+            index: self.inclusion.index,
+            checkpoint,
+        })
     }
 }

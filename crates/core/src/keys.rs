@@ -60,7 +60,9 @@ impl Secp256k1Signer {
 
 impl std::fmt::Debug for Secp256k1Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secp256k1Signer").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("Secp256k1Signer")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 

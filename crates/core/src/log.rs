@@ -75,7 +75,10 @@ impl Frontier {
     /// Rebuilds a frontier from its peaks (e.g. loaded from a database).
     pub fn from_parts(size: u64, peaks: Vec<B256>) -> Result<Self> {
         if peaks.len() != size.count_ones() as usize {
-            return Err(Error::SizeOutOfRange { requested: size, available: peaks.len() as u64 });
+            return Err(Error::SizeOutOfRange {
+                requested: size,
+                available: peaks.len() as u64,
+            });
         }
         Ok(Self { size, peaks })
     }
@@ -93,7 +96,9 @@ impl Frontier {
     /// The root of the tree: the peaks folded right to left.
     pub fn root(&self) -> B256 {
         let mut iter = self.peaks.iter().rev();
-        let Some(&last) = iter.next() else { return EMPTY_ROOT };
+        let Some(&last) = iter.next() else {
+            return EMPTY_ROOT;
+        };
         iter.fold(last, |acc, peak| node_hash(peak, &acc))
     }
 
@@ -105,7 +110,10 @@ impl Frontier {
         let mut level = 0u8;
         completed(NodeId::new(0, position), hash);
         while position & 1 == 1 {
-            let left = self.peaks.pop().expect("an odd position has a left sibling peak");
+            let left = self
+                .peaks
+                .pop()
+                .expect("an odd position has a left sibling peak");
             hash = node_hash(&left, &hash);
             position >>= 1;
             level += 1;
@@ -174,20 +182,31 @@ impl<S: NodeStore> MerkleLog<S> {
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof> {
         self.check_size(size)?;
         let plan = ProofPlan::inclusion(index, size)?;
-        Ok(InclusionProof { index, size, path: self.resolve(&plan)? })
+        Ok(InclusionProof {
+            index,
+            size,
+            path: self.resolve(&plan)?,
+        })
     }
 
     /// The consistency proof from the tree of `first` leaves to the tree of `second` leaves.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<ConsistencyProof> {
         self.check_size(second)?;
         let plan = ProofPlan::consistency(first, second)?;
-        Ok(ConsistencyProof { first, second, path: self.resolve(&plan)? })
+        Ok(ConsistencyProof {
+            first,
+            second,
+            path: self.resolve(&plan)?,
+        })
     }
 
     /// Fetches a plan's nodes and folds each element's subtree roots.
     pub fn resolve(&self, plan: &ProofPlan) -> Result<Vec<B256>> {
         plan.assemble(|id| {
-            self.store.node(id).ok_or(Error::MissingNode { level: id.level, index: id.index })
+            self.store.node(id).ok_or(Error::MissingNode {
+                level: id.level,
+                index: id.index,
+            })
         })
     }
 
@@ -198,7 +217,10 @@ impl<S: NodeStore> MerkleLog<S> {
 
     fn check_size(&self, size: u64) -> Result<()> {
         if size > self.size() {
-            return Err(Error::SizeOutOfRange { requested: size, available: self.size() });
+            return Err(Error::SizeOutOfRange {
+                requested: size,
+                available: self.size(),
+            });
         }
         Ok(())
     }

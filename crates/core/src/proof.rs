@@ -89,7 +89,10 @@ impl ProofPlan {
     /// the empty tree has no root to be consistent with.
     pub fn consistency(first: u64, second: u64) -> Result<Self> {
         if first == 0 || first > second {
-            return Err(Error::SizeOutOfRange { requested: first, available: second });
+            return Err(Error::SizeOutOfRange {
+                requested: first,
+                available: second,
+            });
         }
         let (mut lo, mut hi, mut m, mut whole) = (0, second, first, true);
         let mut ranges = Vec::with_capacity(2 * (64 - second.leading_zeros() as usize));
@@ -130,11 +133,15 @@ impl ProofPlan {
             .iter()
             .map(|range| {
                 let mut nodes = range.nodes();
-                let Some(first) = nodes.next() else { return Ok(EMPTY_ROOT) };
+                let Some(first) = nodes.next() else {
+                    return Ok(EMPTY_ROOT);
+                };
                 let first = fetch(first)?;
                 // Perfect subtrees combine right to left: collect the rest, then fold.
                 let rest = nodes.map(&mut fetch).collect::<Result<Vec<_>>>()?;
-                let Some((&last, init)) = rest.split_last() else { return Ok(first) };
+                let Some((&last, init)) = rest.split_last() else {
+                    return Ok(first);
+                };
                 let right = init.iter().rev().fold(last, |acc, h| node_hash(h, &acc));
                 Ok(node_hash(&first, &right))
             })
@@ -157,7 +164,10 @@ impl InclusionProof {
     /// The root this proof leads to from `leaf` (RFC 9162 §2.1.3.2).
     pub fn root_from(&self, leaf: &B256) -> Result<B256> {
         if self.index >= self.size {
-            return Err(Error::IndexOutOfRange { index: self.index, size: self.size });
+            return Err(Error::IndexOutOfRange {
+                index: self.index,
+                size: self.size,
+            });
         }
         let (mut fn_, mut sn) = (self.index, self.size - 1);
         let mut r = *leaf;
@@ -213,14 +223,22 @@ impl ConsistencyProof {
             return invalid;
         }
         if first == second {
-            return if self.path.is_empty() && first_root == second_root { Ok(()) } else { invalid };
+            return if self.path.is_empty() && first_root == second_root {
+                Ok(())
+            } else {
+                invalid
+            };
         }
         if self.path.is_empty() {
             return invalid;
         }
         // A power-of-two `first` is a complete subtree: the proof omits its root.
         let mut path = self.path.iter();
-        let seed = if first.is_power_of_two() { Some(first_root) } else { path.next() };
+        let seed = if first.is_power_of_two() {
+            Some(first_root)
+        } else {
+            path.next()
+        };
         let Some(&seed) = seed else { return invalid };
         let (mut fn_, mut sn) = (first - 1, second - 1);
         while fn_ & 1 == 1 {
@@ -245,6 +263,10 @@ impl ConsistencyProof {
             fn_ >>= 1;
             sn >>= 1;
         }
-        if sn == 0 && fr == *first_root && sr == *second_root { Ok(()) } else { invalid }
+        if sn == 0 && fr == *first_root && sr == *second_root {
+            Ok(())
+        } else {
+            invalid
+        }
     }
 }

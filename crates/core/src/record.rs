@@ -41,10 +41,14 @@ impl Record {
             return Err(Error::InvalidRecord("model id must be 1 to 255 bytes"));
         }
         if self.sequence == 0 && !self.previous.is_zero() {
-            return Err(Error::InvalidRecord("the first record (sequence 0) has no previous hash"));
+            return Err(Error::InvalidRecord(
+                "the first record (sequence 0) has no previous hash",
+            ));
         }
         if self.sequence != 0 && self.previous.is_zero() {
-            return Err(Error::InvalidRecord("a record after the first needs a previous hash"));
+            return Err(Error::InvalidRecord(
+                "a record after the first needs a previous hash",
+            ));
         }
         Ok(())
     }
@@ -74,7 +78,16 @@ impl Record {
 
     /// Length of the canonical encoding.
     pub fn encoded_len(&self) -> usize {
-        1 + 20 + 8 + 8 + 1 + self.model.len() + 32 + 32 + 1 + 32 * usize::from(self.metadata.is_some()) + 32
+        1 + 20
+            + 8
+            + 8
+            + 1
+            + self.model.len()
+            + 32
+            + 32
+            + 1
+            + 32 * usize::from(self.metadata.is_some())
+            + 32
     }
 
     /// Decodes a canonical encoding; anything else (trailing bytes, unknown version, a flag
@@ -102,8 +115,16 @@ impl Record {
         if !r.0.is_empty() {
             return Err(Error::RecordEncoding("trailing bytes after the record"));
         }
-        let record =
-            Self { agent, sequence, timestamp_ms, model, input, output, metadata, previous };
+        let record = Self {
+            agent,
+            sequence,
+            timestamp_ms,
+            model,
+            input,
+            output,
+            metadata,
+            previous,
+        };
         record.validate().map_err(|e| match e {
             Error::InvalidRecord(why) => Error::RecordEncoding(why),
             other => other,
@@ -135,7 +156,9 @@ impl<'a> Reader<'a> {
     }
 
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn b256(&mut self) -> Result<B256> {

@@ -23,7 +23,11 @@ impl Fixture {
         let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
         let provider = Self::provider_for(&devnet, 0);
         let deployment = deploy(&provider).await.unwrap();
-        Self { devnet, provider, deployment }
+        Self {
+            devnet,
+            provider,
+            deployment,
+        }
     }
 
     pub fn provider_for(devnet: &Devnet, account: usize) -> DynProvider {

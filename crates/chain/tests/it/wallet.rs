@@ -22,7 +22,11 @@ async fn wallet() -> Wallet {
     let owner = fx.devnet.signer(0).address();
     let factory = AgentWalletFactory::new(fx.deployment.wallet_factory, &fx.provider);
     let salt = B256::repeat_byte(1);
-    let predicted = factory.predict(owner, agent.address(), cosigner.address(), salt).call().await.unwrap();
+    let predicted = factory
+        .predict(owner, agent.address(), cosigner.address(), salt)
+        .call()
+        .await
+        .unwrap();
     let receipt = factory
         .createWallet(owner, agent.address(), cosigner.address(), salt)
         .send()
@@ -32,19 +36,35 @@ async fn wallet() -> Wallet {
         .await
         .unwrap();
     assert!(receipt.status());
-    let created = receipt.decoded_log::<AgentWalletFactory::WalletCreated>().unwrap();
+    let created = receipt
+        .decoded_log::<AgentWalletFactory::WalletCreated>()
+        .unwrap();
     assert_eq!(created.wallet, predicted, "CREATE2 address was predicted");
-    Wallet { fx, wallet: predicted, agent, cosigner }
+    Wallet {
+        fx,
+        wallet: predicted,
+        agent,
+        cosigner,
+    }
 }
 
 fn sign(signer: &Secp256k1Signer, digest: &B256) -> Bytes {
-    signer.sign_digest(digest).unwrap().as_bytes().to_vec().into()
+    signer
+        .sign_digest(digest)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+        .into()
 }
 
 fn to_contract_calls(calls: &[Call]) -> Vec<AgentWallet::Call> {
     calls
         .iter()
-        .map(|c| AgentWallet::Call { to: c.to, value: c.value, data: c.data.clone() })
+        .map(|c| AgentWallet::Call {
+            to: c.to,
+            value: c.value,
+            data: c.data.clone(),
+        })
         .collect()
 }
 
@@ -54,16 +74,33 @@ async fn cosigned_eth_transfer_executes_and_single_signature_reverts() {
     let provider = &w.fx.provider;
     let contract = AgentWallet::new(w.wallet, provider);
     // The owner (dev account 0) sets a native backstop and funds the wallet.
-    contract.setBackstop(Address::ZERO, U256::from(10u64.pow(18) * 10), 86_400).send().await.unwrap().watch().await.unwrap();
+    contract
+        .setBackstop(Address::ZERO, U256::from(10u64.pow(18) * 10), 86_400)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
     let fund = alloy::rpc::types::TransactionRequest::default()
         .to(w.wallet)
         .value(U256::from(5u64) * U256::from(10u64.pow(18)));
-    provider.send_transaction(fund).await.unwrap().watch().await.unwrap();
+    provider
+        .send_transaction(fund)
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
 
     let recipient = Address::repeat_byte(0x42);
     let amount = U256::from(10u64.pow(18));
     let execute = Execute {
-        calls: vec![Call { to: recipient, value: amount, data: Bytes::new() }],
+        calls: vec![Call {
+            to: recipient,
+            value: amount,
+            data: Bytes::new(),
+        }],
         nonce: U256::ZERO,
         validUntil: u64::MAX,
     };
@@ -71,7 +108,11 @@ async fn cosigned_eth_transfer_executes_and_single_signature_reverts() {
     let digest = execute.digest(chain_id, w.wallet);
     // The Rust EIP-712 digest is the contract's.
     let on_chain = contract
-        .executeDigest(to_contract_calls(&execute.calls), execute.nonce, execute.validUntil)
+        .executeDigest(
+            to_contract_calls(&execute.calls),
+            execute.nonce,
+            execute.validUntil,
+        )
         .call()
         .await
         .unwrap();
@@ -80,13 +121,22 @@ async fn cosigned_eth_transfer_executes_and_single_signature_reverts() {
     // Only the agent (twice): reverts with the contract's custom error, and moves nothing.
     let agent_sig = sign(&w.agent, &digest);
     let err = contract
-        .execute(to_contract_calls(&execute.calls), execute.nonce, execute.validUntil, agent_sig.clone(), agent_sig.clone())
+        .execute(
+            to_contract_calls(&execute.calls),
+            execute.nonce,
+            execute.validUntil,
+            agent_sig.clone(),
+            agent_sig.clone(),
+        )
         .call()
         .await
         .unwrap_err();
     let decoded = err.as_decoded_interface_error::<AgentWallet::AgentWalletErrors>();
     assert!(
-        matches!(decoded, Some(AgentWallet::AgentWalletErrors::InvalidCosignerSignature(_))),
+        matches!(
+            decoded,
+            Some(AgentWallet::AgentWalletErrors::InvalidCosignerSignature(_))
+        ),
         "{err}"
     );
     assert_eq!(provider.get_balance(recipient).await.unwrap(), U256::ZERO);
@@ -94,7 +144,13 @@ async fn cosigned_eth_transfer_executes_and_single_signature_reverts() {
     // Both signatures, submitted by an unrelated relayer account: executes.
     let relayer = Fixture::provider_for(&w.fx.devnet, 3);
     let receipt = AgentWallet::new(w.wallet, &relayer)
-        .execute(to_contract_calls(&execute.calls), execute.nonce, execute.validUntil, agent_sig, sign(&w.cosigner, &digest))
+        .execute(
+            to_contract_calls(&execute.calls),
+            execute.nonce,
+            execute.validUntil,
+            agent_sig,
+            sign(&w.cosigner, &digest),
+        )
         .send()
         .await
         .unwrap()
@@ -105,7 +161,14 @@ async fn cosigned_eth_transfer_executes_and_single_signature_reverts() {
     let executed = receipt.decoded_log::<AgentWallet::Executed>().unwrap();
     assert_eq!(executed.nonce, U256::ZERO);
     assert_eq!(provider.get_balance(recipient).await.unwrap(), amount);
-    assert_eq!(contract.nextNonce(alloy::primitives::aliases::U192::ZERO).call().await.unwrap(), U256::from(1));
+    assert_eq!(
+        contract
+            .nextNonce(alloy::primitives::aliases::U192::ZERO)
+            .call()
+            .await
+            .unwrap(),
+        U256::from(1)
+    );
 }
 
 #[tokio::test]
@@ -113,15 +176,37 @@ async fn cosigned_erc20_transfer_counts_against_the_backstop() {
     let w = wallet().await;
     let provider = &w.fx.provider;
     let token = TestToken::deploy(provider).await.unwrap();
-    token.mint(w.wallet, U256::from(1000)).send().await.unwrap().watch().await.unwrap();
+    token
+        .mint(w.wallet, U256::from(1000))
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
     let contract = AgentWallet::new(w.wallet, provider);
-    contract.setBackstop(*token.address(), U256::from(100), 3600).send().await.unwrap().watch().await.unwrap();
+    contract
+        .setBackstop(*token.address(), U256::from(100), 3600)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
     let chain_id = provider.get_chain_id().await.unwrap();
 
     let pay = |amount: u64, nonce: u64| {
-        let data = TestToken::transferCall { to: Address::repeat_byte(7), value: U256::from(amount) }.abi_encode();
+        let data = TestToken::transferCall {
+            to: Address::repeat_byte(7),
+            value: U256::from(amount),
+        }
+        .abi_encode();
         Execute {
-            calls: vec![Call { to: *token.address(), value: U256::ZERO, data: data.into() }],
+            calls: vec![Call {
+                to: *token.address(),
+                value: U256::ZERO,
+                data: data.into(),
+            }],
             nonce: U256::from(nonce),
             validUntil: u64::MAX,
         }
@@ -131,8 +216,21 @@ async fn cosigned_erc20_transfer_counts_against_the_backstop() {
         let (a, c) = (sign(&w.agent, &digest), sign(&w.cosigner, &digest));
         contract.execute(to_contract_calls(&e.calls), e.nonce, e.validUntil, a, c)
     };
-    execute_call(pay(60, 0)).send().await.unwrap().watch().await.unwrap();
-    assert_eq!(token.balanceOf(Address::repeat_byte(7)).call().await.unwrap(), U256::from(60));
+    execute_call(pay(60, 0))
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    assert_eq!(
+        token
+            .balanceOf(Address::repeat_byte(7))
+            .call()
+            .await
+            .unwrap(),
+        U256::from(60)
+    );
 
     // A revert is shown by simulating the call (a failed send would still use up a nonce).
     let err = execute_call(pay(50, 1)).call().await.unwrap_err();

@@ -6,7 +6,10 @@ use chaperone_core::{
 
 fn setup() -> (Checkpoint, Secp256k1Signer, CheckpointVerifier) {
     let operator = Secp256k1Signer::random().unwrap();
-    let verifier = CheckpointVerifier { name: "chaperone.dev/operator".into(), address: operator.address() };
+    let verifier = CheckpointVerifier {
+        name: "chaperone.dev/operator".into(),
+        address: operator.address(),
+    };
     let checkpoint = Checkpoint {
         origin: "chaperone.dev/31337/0x5FbDB2315678afecb367f032d93F642f64180aa3/log-1".into(),
         size: 1234,
@@ -20,14 +23,20 @@ fn note_has_the_c2sp_shape_and_verifies() {
     let (checkpoint, operator, verifier) = setup();
     let signed = checkpoint.sign(&verifier.name, &operator).unwrap();
     let root_b64 = STANDARD.encode([0xab; 32]);
-    let expected_prefix = format!("{}\n1234\n{root_b64}\n\n\u{2014} chaperone.dev/operator ", checkpoint.origin);
+    let expected_prefix = format!(
+        "{}\n1234\n{root_b64}\n\n\u{2014} chaperone.dev/operator ",
+        checkpoint.origin
+    );
     assert!(signed.note.starts_with(&expected_prefix), "{}", signed.note);
     assert!(signed.note.ends_with('\n'));
     // Signature blob = 4-byte key id ‖ 65-byte signature.
     let blob = signed.note.trim_end().rsplit(' ').next().unwrap();
     let blob = STANDARD.decode(blob).unwrap();
     assert_eq!(blob.len(), 69);
-    assert_eq!(blob[..4], checkpoint_key_id(&verifier.name, operator.address()));
+    assert_eq!(
+        blob[..4],
+        checkpoint_key_id(&verifier.name, operator.address())
+    );
 
     let parsed = SignedCheckpoint::verify(&signed.note, &verifier).unwrap();
     assert_eq!(parsed.checkpoint, checkpoint);
@@ -90,8 +99,14 @@ fn malformed_bodies_are_rejected() {
         let sig = operator.sign_message(body.as_bytes()).unwrap();
         let mut blob = checkpoint_key_id(&verifier.name, operator.address()).to_vec();
         blob.extend_from_slice(&sig.as_bytes());
-        let note = format!("{body}\n\u{2014} {} {}\n", verifier.name, STANDARD.encode(blob));
-        let err = SignedCheckpoint::verify(&note, &verifier).unwrap_err().to_string();
+        let note = format!(
+            "{body}\n\u{2014} {} {}\n",
+            verifier.name,
+            STANDARD.encode(blob)
+        );
+        let err = SignedCheckpoint::verify(&note, &verifier)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(why), "{body:?}: {err}");
     }
 }

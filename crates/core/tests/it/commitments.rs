@@ -4,11 +4,21 @@ use chaperone_core::{Commitment, CommitmentKind, Opening, Salt};
 fn opening_verifies_and_binds_kind_salt_and_content() {
     let opening = Opening::new(CommitmentKind::Input, b"what is 2+2?".to_vec()).unwrap();
     let c = opening.commitment();
-    c.verify(CommitmentKind::Input, opening.salt(), opening.content()).unwrap();
+    c.verify(CommitmentKind::Input, opening.salt(), opening.content())
+        .unwrap();
     // Same content and salt under another kind: another commitment.
-    assert!(c.verify(CommitmentKind::Output, opening.salt(), opening.content()).is_err());
-    assert!(c.verify(CommitmentKind::Input, &Salt([0; 32]), opening.content()).is_err());
-    assert!(c.verify(CommitmentKind::Input, opening.salt(), b"what is 2+3?").is_err());
+    assert!(
+        c.verify(CommitmentKind::Output, opening.salt(), opening.content())
+            .is_err()
+    );
+    assert!(
+        c.verify(CommitmentKind::Input, &Salt([0; 32]), opening.content())
+            .is_err()
+    );
+    assert!(
+        c.verify(CommitmentKind::Input, opening.salt(), b"what is 2+3?")
+            .is_err()
+    );
 }
 
 #[test]
@@ -28,7 +38,12 @@ fn commitment_is_sha256_of_tag_salt_content() {
     h.update([7u8; 32]);
     h.update(b"hello");
     let expected: [u8; 32] = h.finalize().into();
-    assert_eq!(Commitment::compute(CommitmentKind::Input, &salt, b"hello").0.0, expected);
+    assert_eq!(
+        Commitment::compute(CommitmentKind::Input, &salt, b"hello")
+            .0
+            .0,
+        expected
+    );
 }
 
 #[test]
@@ -36,5 +51,8 @@ fn debug_output_never_shows_content_or_salt() {
     let opening = Opening::new(CommitmentKind::Input, b"SECRET-PROMPT-MARKER".to_vec()).unwrap();
     let shown = format!("{opening:?} {:?}", opening.salt());
     assert!(!shown.contains("SECRET-PROMPT-MARKER"), "{shown}");
-    assert!(shown.contains("redacted") && shown.contains("content_len"), "{shown}");
+    assert!(
+        shown.contains("redacted") && shown.contains("content_len"),
+        "{shown}"
+    );
 }

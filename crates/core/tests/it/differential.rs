@@ -34,7 +34,11 @@ fn same_roots_at_every_size() {
     let log = log_of(MAX);
     for n in 1..=MAX {
         let theirs = ct_tree(n).root();
-        assert_eq!(log.root_at(n).unwrap(), to_b256(theirs.as_bytes()), "root at {n}");
+        assert_eq!(
+            log.root_at(n).unwrap(),
+            to_b256(theirs.as_bytes()),
+            "root at {n}"
+        );
     }
 }
 
@@ -52,10 +56,15 @@ fn inclusion_proofs_agree_and_cross_verify() {
 
             // Their proof verifies with our verifier, ours with theirs.
             let leaf = leaf_hash(&i.to_be_bytes());
-            InclusionProof { index: i, size: n, path: digests(theirs.as_bytes()) }
-                .verify(&leaf, &our_root)
-                .unwrap();
-            let ours_for_them = ct_merkle::InclusionProof::<Sha256>::from_bytes(flatten(&ours.path));
+            InclusionProof {
+                index: i,
+                size: n,
+                path: digests(theirs.as_bytes()),
+            }
+            .verify(&leaf, &our_root)
+            .unwrap();
+            let ours_for_them =
+                ct_merkle::InclusionProof::<Sha256>::from_bytes(flatten(&ours.path));
             their_root
                 .verify_inclusion(&i.to_be_bytes().to_vec(), i, &ours_for_them)
                 .unwrap();
@@ -71,17 +80,27 @@ fn consistency_proofs_agree_and_cross_verify() {
         for m in 1..n {
             let ours = log.consistency_proof(m, n).unwrap();
             let theirs = tree.prove_consistency((n - m) as usize);
-            assert_eq!(flatten(&ours.path), theirs.as_bytes(), "consistency {m}->{n}");
+            assert_eq!(
+                flatten(&ours.path),
+                theirs.as_bytes(),
+                "consistency {m}->{n}"
+            );
 
             let (old, new) = (log.root_at(m).unwrap(), log.root_at(n).unwrap());
-            ConsistencyProof { first: m, second: n, path: digests(theirs.as_bytes()) }
-                .verify(&old, &new)
-                .unwrap();
+            ConsistencyProof {
+                first: m,
+                second: n,
+                path: digests(theirs.as_bytes()),
+            }
+            .verify(&old, &new)
+            .unwrap();
             let old_root = RootHash::<Sha256>::new(old.0.into(), m);
             let new_root = RootHash::<Sha256>::new(new.0.into(), n);
             let ours_for_them =
                 ct_merkle::ConsistencyProof::<Sha256>::try_from_bytes(flatten(&ours.path)).unwrap();
-            new_root.verify_consistency(&old_root, &ours_for_them).unwrap();
+            new_root
+                .verify_consistency(&old_root, &ours_for_them)
+                .unwrap();
         }
     }
 }

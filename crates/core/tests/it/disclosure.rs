@@ -12,14 +12,22 @@ struct World {
 fn world() -> World {
     let agent = Secp256k1Signer::random().unwrap();
     let operator = Secp256k1Signer::random().unwrap();
-    let verifier = CheckpointVerifier { name: "ops".into(), address: operator.address() };
+    let verifier = CheckpointVerifier {
+        name: "ops".into(),
+        address: operator.address(),
+    };
 
     let mut openings = Vec::new();
     let mut records: Vec<Record> = Vec::new();
     for s in 0..3u64 {
-        let input = Opening::new(CommitmentKind::Input, format!("prompt {s}").into_bytes()).unwrap();
-        let output = Opening::new(CommitmentKind::Output, format!("answer {s}").into_bytes()).unwrap();
-        let previous = records.last().map(|r| r.leaf_hash().unwrap()).unwrap_or_default();
+        let input =
+            Opening::new(CommitmentKind::Input, format!("prompt {s}").into_bytes()).unwrap();
+        let output =
+            Opening::new(CommitmentKind::Output, format!("answer {s}").into_bytes()).unwrap();
+        let previous = records
+            .last()
+            .map(|r| r.leaf_hash().unwrap())
+            .unwrap_or_default();
         records.push(Record {
             agent: agent.address(),
             sequence: s,
@@ -40,15 +48,27 @@ fn world() -> World {
         log.append_leaf_hash(leaf);
     }
     log.append(b"a later record");
-    let checkpoint = Checkpoint { origin: "test/log".into(), size: log.size(), root: log.root() };
+    let checkpoint = Checkpoint {
+        origin: "test/log".into(),
+        size: log.size(),
+        root: log.root(),
+    };
     let note = checkpoint.sign("ops", &operator).unwrap().note;
 
     let (input, output) = &openings[1];
     let bundle = DisclosureBundle {
         record: batch.records[1].clone(),
         disclosed: vec![
-            DisclosedContent { kind: input.kind(), salt: input.salt().clone(), content: input.content().to_vec().into() },
-            DisclosedContent { kind: output.kind(), salt: output.salt().clone(), content: output.content().to_vec().into() },
+            DisclosedContent {
+                kind: input.kind(),
+                salt: input.salt().clone(),
+                content: input.content().to_vec().into(),
+            },
+            DisclosedContent {
+                kind: output.kind(),
+                salt: output.salt().clone(),
+                content: output.content().to_vec().into(),
+            },
         ],
         batch: batch.membership(1).unwrap(),
         inclusion: log.inclusion_proof(2, log.size()).unwrap(),
@@ -76,11 +96,17 @@ fn every_tampering_is_caught() {
 
     let mut b = bundle.clone();
     b.disclosed[0].content = b"prompt 9".to_vec().into();
-    assert!(matches!(b.verify(&verifier), Err(Error::CommitmentMismatch("input"))));
+    assert!(matches!(
+        b.verify(&verifier),
+        Err(Error::CommitmentMismatch("input"))
+    ));
 
     let mut b = bundle.clone();
     b.disclosed[1].salt.0[0] ^= 1;
-    assert!(matches!(b.verify(&verifier), Err(Error::CommitmentMismatch("output"))));
+    assert!(matches!(
+        b.verify(&verifier),
+        Err(Error::CommitmentMismatch("output"))
+    ));
 
     let mut b = bundle.clone();
     b.disclosed[1].kind = CommitmentKind::Input;
@@ -88,7 +114,10 @@ fn every_tampering_is_caught() {
 
     let mut b = bundle.clone();
     b.disclosed[0].kind = CommitmentKind::Metadata;
-    assert!(b.verify(&verifier).is_err(), "metadata the record does not have");
+    assert!(
+        b.verify(&verifier).is_err(),
+        "metadata the record does not have"
+    );
 
     let mut b = bundle.clone();
     b.record.timestamp_ms += 1;
@@ -103,6 +132,12 @@ fn every_tampering_is_caught() {
     b.batch.index = 0;
     assert!(b.verify(&verifier).is_err(), "wrong batch position");
 
-    let other = CheckpointVerifier { name: "ops".into(), address: Secp256k1Signer::random().unwrap().address() };
-    assert!(bundle.verify(&other).is_err(), "checkpoint by another operator");
+    let other = CheckpointVerifier {
+        name: "ops".into(),
+        address: Secp256k1Signer::random().unwrap().address(),
+    };
+    assert!(
+        bundle.verify(&other).is_err(),
+        "checkpoint by another operator"
+    );
 }

@@ -20,7 +20,10 @@ pub fn record(agent: Address, sequence: u64, previous: B256) -> Record {
 pub fn chain(agent: Address, n: u64) -> Vec<Record> {
     let mut out: Vec<Record> = Vec::new();
     for s in 0..n {
-        let previous = out.last().map(|r| r.leaf_hash().unwrap()).unwrap_or(B256::ZERO);
+        let previous = out
+            .last()
+            .map(|r| r.leaf_hash().unwrap())
+            .unwrap_or(B256::ZERO);
         out.push(record(agent, s, previous));
     }
     out
@@ -34,12 +37,20 @@ fn encoding_layout_is_as_documented() {
     assert_eq!(bytes[0], 1, "version");
     assert_eq!(&bytes[1..21], &[0xaa; 20], "agent");
     assert_eq!(&bytes[21..29], &1u64.to_be_bytes(), "sequence");
-    assert_eq!(&bytes[29..37], &1_750_000_000_001u64.to_be_bytes(), "timestamp");
+    assert_eq!(
+        &bytes[29..37],
+        &1_750_000_000_001u64.to_be_bytes(),
+        "timestamp"
+    );
     assert_eq!(bytes[37] as usize, r.model.len(), "model length");
     let after_model = 38 + r.model.len();
     assert_eq!(&bytes[38..after_model], r.model.as_bytes());
     assert_eq!(bytes[after_model + 64], 1, "metadata flag");
-    assert_eq!(&bytes[bytes.len() - 32..], &[0x44; 32], "previous hash last");
+    assert_eq!(
+        &bytes[bytes.len() - 32..],
+        &[0x44; 32],
+        "previous hash last"
+    );
 }
 
 proptest! {
@@ -96,7 +107,9 @@ fn non_canonical_encodings_are_rejected_with_the_reason() {
     empty_model.push(0);
     empty_model.extend_from_slice(&good[38 + r.model.len()..]);
     reject(&empty_model, "model id");
-    let mut genesis_with_previous = record(Address::repeat_byte(1), 0, B256::ZERO).encode().unwrap();
+    let mut genesis_with_previous = record(Address::repeat_byte(1), 0, B256::ZERO)
+        .encode()
+        .unwrap();
     let n = genesis_with_previous.len();
     genesis_with_previous[n - 1] = 1;
     reject(&genesis_with_previous, "first record");
@@ -121,7 +134,9 @@ fn signed_batch_verifies_and_rejects_forgery_gaps_and_broken_links() {
     // Forged: signed by another key.
     let mallory = Secp256k1Signer::random().unwrap();
     let mut forged = batch.clone();
-    forged.signature = SignedBatch::sign(chain(mallory.address(), 5), &mallory).unwrap().signature;
+    forged.signature = SignedBatch::sign(chain(mallory.address(), 5), &mallory)
+        .unwrap()
+        .signature;
     assert!(matches!(forged.verify(), Err(Error::WrongSigner { .. })));
 
     // Tampered record after signing.
@@ -132,12 +147,16 @@ fn signed_batch_verifies_and_rejects_forgery_gaps_and_broken_links() {
     // Gap in sequence.
     let mut gap = records.clone();
     gap.remove(2);
-    assert!(matches!(SignedBatch::sign(gap, &agent), Err(Error::InvalidBatch(m)) if m.contains("sequence")));
+    assert!(
+        matches!(SignedBatch::sign(gap, &agent), Err(Error::InvalidBatch(m)) if m.contains("sequence"))
+    );
 
     // Wrong previous hash.
     let mut broken = records.clone();
     broken[3].previous = B256::repeat_byte(0xee);
-    assert!(matches!(SignedBatch::sign(broken, &agent), Err(Error::InvalidBatch(m)) if m.contains("previous")));
+    assert!(
+        matches!(SignedBatch::sign(broken, &agent), Err(Error::InvalidBatch(m)) if m.contains("previous"))
+    );
 
     // Record of another agent inside the batch.
     let mut mixed = records;
@@ -153,7 +172,10 @@ fn membership_proves_one_record_of_a_signed_batch() {
         let m = batch.membership(i).unwrap();
         m.verify(&batch.records[i]).unwrap();
         if i > 0 {
-            assert!(m.verify(&batch.records[i - 1]).is_err(), "another record must not verify");
+            assert!(
+                m.verify(&batch.records[i - 1]).is_err(),
+                "another record must not verify"
+            );
         }
     }
 }

@@ -29,9 +29,21 @@ const ROOTS: [&str; 8] = [
 
 const INCLUSION: [(u64, u64, &[&str]); 7] = [
     (0, 1, &[]),
-    (0, 2, &["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"]),
-    (1, 2, &["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"]),
-    (2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
+    (
+        0,
+        2,
+        &["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"],
+    ),
+    (
+        1,
+        2,
+        &["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"],
+    ),
+    (
+        2,
+        3,
+        &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+    ),
     (
         1,
         5,
@@ -113,7 +125,12 @@ fn empty_tree_root_is_sha256_of_nothing() {
 fn reference_roots_at_every_size() {
     let log = reference_log();
     for (i, root) in ROOTS.iter().enumerate() {
-        assert_eq!(log.root_at(i as u64 + 1).unwrap(), b256(root), "root at size {}", i + 1);
+        assert_eq!(
+            log.root_at(i as u64 + 1).unwrap(),
+            b256(root),
+            "root at size {}",
+            i + 1
+        );
     }
     assert_eq!(log.root(), b256(ROOTS[7]));
 }
@@ -125,7 +142,9 @@ fn reference_inclusion_proofs() {
         let proof = log.inclusion_proof(index, size).unwrap();
         let expected: Vec<_> = expected.iter().map(|h| b256(h)).collect();
         assert_eq!(proof.path, expected, "inclusion of {index} in {size}");
-        let leaf = chaperone_core::leaf_hash(&alloy_primitives::hex::decode(LEAVES[index as usize]).unwrap());
+        let leaf = chaperone_core::leaf_hash(
+            &alloy_primitives::hex::decode(LEAVES[index as usize]).unwrap(),
+        );
         proof.verify(&leaf, &log.root_at(size).unwrap()).unwrap();
     }
 }
@@ -137,7 +156,9 @@ fn reference_consistency_proofs() {
         let proof = log.consistency_proof(first, second).unwrap();
         let expected: Vec<_> = expected.iter().map(|h| b256(h)).collect();
         assert_eq!(proof.path, expected, "consistency {first} -> {second}");
-        proof.verify(&log.root_at(first).unwrap(), &log.root_at(second).unwrap()).unwrap();
+        proof
+            .verify(&log.root_at(first).unwrap(), &log.root_at(second).unwrap())
+            .unwrap();
     }
 }
 
@@ -147,12 +168,24 @@ fn proofs_touch_logarithmically_many_nodes() {
     for size in [1u64, 2, 3, 1000, 1 << 20, (1 << 20) + 12345, u64::MAX / 2] {
         let bound = 2 * (64 - size.leading_zeros()) as usize;
         for index in [0, size / 3, size - 1] {
-            let nodes = ProofPlan::inclusion(index, size).unwrap().node_ids().count();
-            assert!(nodes <= bound, "inclusion {index}/{size}: {nodes} nodes > {bound}");
+            let nodes = ProofPlan::inclusion(index, size)
+                .unwrap()
+                .node_ids()
+                .count();
+            assert!(
+                nodes <= bound,
+                "inclusion {index}/{size}: {nodes} nodes > {bound}"
+            );
         }
         for first in [1, size / 2 + 1, size] {
-            let nodes = ProofPlan::consistency(first, size).unwrap().node_ids().count();
-            assert!(nodes <= bound, "consistency {first}/{size}: {nodes} nodes > {bound}");
+            let nodes = ProofPlan::consistency(first, size)
+                .unwrap()
+                .node_ids()
+                .count();
+            assert!(
+                nodes <= bound,
+                "consistency {first}/{size}: {nodes} nodes > {bound}"
+            );
         }
     }
 }

@@ -114,7 +114,10 @@ fn build() -> Vectors {
 
 #[test]
 fn committed_vector_file_matches_the_rust_log() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contracts/test/vectors/merkle.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/test/vectors/merkle.json"
+    );
     let fresh = serde_json::to_string_pretty(&build()).unwrap() + "\n";
     if std::env::var_os("CHAPERONE_WRITE_VECTORS").is_some() {
         std::fs::write(path, &fresh).unwrap();

@@ -1,0 +1,39 @@
+# Chaperone's entry points. `make up` and `make test` are the two commands in the README;
+# both install the pinned contract toolchain first (idempotent: only when package-lock.json
+# changed or node_modules is missing).
+
+FORGE := $(CURDIR)/node_modules/.bin/forge
+TOOLCHAIN_STAMP := node_modules/.chaperone-toolchain
+
+.PHONY: up test toolchain artifacts vectors gas bench
+
+## Start a local Anvil devnet, deploy the contracts, print their addresses (Ctrl-C stops).
+up: toolchain
+	cargo run -p chaperone-chain --bin chaperone-devnet
+
+## Run every check and test: formatting, lints, artifact freshness, forge, cargo.
+test: toolchain
+	./scripts/test.sh
+
+## Install Foundry 1.7.1, solc 0.8.30 (solc-js) and OpenZeppelin from package-lock.json.
+toolchain: $(TOOLCHAIN_STAMP)
+
+$(TOOLCHAIN_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+## Rebuild the committed contract artifacts and gas snapshots after changing contracts/src.
+artifacts: toolchain
+	cd contracts && $(FORGE) build && $(FORGE) snapshot --isolate --match-contract GasTest
+
+## Rewrite contracts/test/vectors/merkle.json from the Rust log.
+vectors:
+	CHAPERONE_WRITE_VECTORS=1 cargo test -p chaperone-core --test it vectors
+
+## Total transaction gas on Anvil (figures for docs/benchmarks.md).
+gas: toolchain
+	cargo run --release -p chaperone-chain --example gas
+
+## Criterion benchmarks of the core crate (figures for docs/benchmarks.md).
+bench:
+	cargo bench -p chaperone-core --bench core

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Every check and test, in the order that fails fastest. Called by `make test` (which installs
+# the pinned toolchain first) and by CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+forge="$root/node_modules/.bin/forge"
+[ -x "$forge" ] || { echo "forge is missing: run 'make toolchain' (npm ci)"; exit 1; }
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "forge fmt --check"
+(cd contracts && "$forge" fmt --check)
+
+step "committed contract artifacts match a fresh compile"
+fresh=$(mktemp -d)
+trap 'rm -rf "$fresh"' EXIT
+(cd contracts && "$forge" build --force --out "$fresh/out" --cache-path "$fresh/cache" >/dev/null)
+for artifact in AuditLog.sol/AuditLog.json AgentWallet.sol/AgentWallet.json \
+    AgentWalletFactory.sol/AgentWalletFactory.json TestToken.sol/TestToken.json; do
+  if ! cmp -s "$fresh/out/$artifact" "contracts/out/$artifact"; then
+    echo "contracts/out/$artifact is stale: run 'make artifacts' and commit it"
+    exit 1
+  fi
+done
+echo "artifacts are fresh"
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "forge test (unit, fuzz, invariant)"
+(cd contracts && "$forge" test)
+
+step "forge gas snapshot is current"
+(cd contracts && "$forge" snapshot --isolate --match-contract GasTest --check)
+git diff --exit-code -- contracts/snapshots || {
+  echo "contracts/snapshots changed: run 'make artifacts' and commit the new figures"
+  exit 1
+}
+
+step "cargo test (core, Anvil end-to-end)"
+if [ -n "${CHAPERONE_TEST_PG_URL:-}" ]; then
+  echo "CHAPERONE_TEST_PG_URL is set; no crate has a PostgreSQL suite yet"
+else
+  echo "CHAPERONE_TEST_PG_URL is not set: PostgreSQL suites would be skipped (none exist yet)"
+fi
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+step "all checks passed"
