@@ -15,11 +15,14 @@ up: toolchain
 test: toolchain
 	./scripts/test.sh
 
-## Install Foundry 1.7.1, solc 0.8.30 (solc-js) and OpenZeppelin from package-lock.json.
+## Install Foundry 1.7.1, solc 0.8.30 (solc-js) and OpenZeppelin as locked in package-lock.json.
 toolchain: $(TOOLCHAIN_STAMP)
 
+# `npm install`, not `npm ci`: the registry mirror these machines reach lacks the other
+# platforms' optional Foundry packages, so `npm ci` calls the lock file out of sync. With the
+# lock present, `npm install` installs exactly the locked versions and leaves the lock as is.
 $(TOOLCHAIN_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	touch $@
 
 ## Rebuild the committed contract artifacts and gas snapshots after changing contracts/src.

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 forge="$root/node_modules/.bin/forge"
-[ -x "$forge" ] || { echo "forge is missing: run 'make toolchain' (npm ci)"; exit 1; }
+[ -x "$forge" ] || { echo "forge is missing: run 'make toolchain'"; exit 1; }
 
 step() { printf '\n==> %s\n' "$*"; }
 

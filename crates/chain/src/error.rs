@@ -2,7 +2,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The pinned Anvil binary is not installed.
-    #[error("anvil not found at {0}: run `make toolchain` (npm ci) in the repository root")]
+    #[error("anvil not found at {0}: run `make toolchain` in the repository root")]
     AnvilMissing(String),
     /// Anvil failed to start.
     #[error("could not start anvil: {0}")]
