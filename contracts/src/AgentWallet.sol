@@ -130,14 +130,14 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
 
     /// @notice Sets the agent and co-signer; called once by the factory in the deploying
     ///         transaction.
-    /// @param agent The agent's signing address.
-    /// @param cosigner The policy service's signing address.
-    function initialize(address agent, address cosigner) external {
+    /// @param initialAgent The agent's signing address.
+    /// @param initialCosigner The policy service's signing address.
+    function initialize(address initialAgent, address initialCosigner) external {
         if (_config.agent != address(0)) revert AlreadyInitialized();
-        if (agent == address(0) || cosigner == address(0)) revert ZeroAddress();
-        _config.agent = agent;
-        _cosigner = cosigner;
-        emit Initialized(owner(), agent, cosigner);
+        if (initialAgent == address(0) || initialCosigner == address(0)) revert ZeroAddress();
+        _config.agent = initialAgent;
+        _cosigner = initialCosigner;
+        emit Initialized(owner(), initialAgent, initialCosigner);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -273,21 +273,21 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     // ---------------------------------------------------------------------------------------
 
     /// @notice Rotates the agent key.
-    /// @param agent The new agent address.
-    function setAgent(address agent) external {
+    /// @param newAgent The new agent address.
+    function setAgent(address newAgent) external {
         _onlyOwner();
-        if (agent == address(0)) revert ZeroAddress();
-        _config.agent = agent;
-        emit AgentChanged(agent);
+        if (newAgent == address(0)) revert ZeroAddress();
+        _config.agent = newAgent;
+        emit AgentChanged(newAgent);
     }
 
     /// @notice Rotates the co-signer key.
-    /// @param cosigner The new co-signer address.
-    function setCosigner(address cosigner) external {
+    /// @param newCosigner The new co-signer address.
+    function setCosigner(address newCosigner) external {
         _onlyOwner();
-        if (cosigner == address(0)) revert ZeroAddress();
-        _cosigner = cosigner;
-        emit CosignerChanged(cosigner);
+        if (newCosigner == address(0)) revert ZeroAddress();
+        _cosigner = newCosigner;
+        emit CosignerChanged(newCosigner);
     }
 
     /// @notice Sets a token's backstop: at most `limit` base units per `period` seconds.
@@ -511,8 +511,12 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         assembly ("memory-safe") {
             word := sload(stored.slot)
         }
+        // Unpacking the fields of the word (limit | spent | period | windowStart):
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint256 limit = uint96(word);
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint256 spent = uint96(word >> 96);
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint256 period = uint32(word >> 192);
         uint256 windowStart = word >> 224;
         // forge-lint: disable-next-line(block-timestamp) -- windows are hours or days long

@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {WalletFixture} from "./base/WalletFixture.sol";
-import {TestToken} from "./base/TestToken.sol";
+import {TestToken} from "../src/devnet/TestToken.sol";
 import {AgentWallet} from "../src/AgentWallet.sol";
 import {AgentWalletFactory} from "../src/AgentWalletFactory.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";

@@ -121,7 +121,7 @@ contract AuditLogTest is TestBase {
     // --- anchor -------------------------------------------------------------------------------
 
     function test_anchor_firstCheckpointNeedsNoProof() public {
-        bytes32[] memory leaves = Ref.leaves(1, 5);
+        bytes32[] memory leaves = Ref.makeLeaves(1, 5);
         bytes32 root = Ref.root(leaves);
         vm.expectEmit();
         emit AuditLog.Anchored(logId, 5, root);
@@ -158,7 +158,7 @@ contract AuditLogTest is TestBase {
     }
 
     function test_anchor_acceptsExtensionWithProof() public {
-        bytes32[] memory leaves = Ref.leaves(2, 13);
+        bytes32[] memory leaves = Ref.makeLeaves(2, 13);
         _anchor(6, Ref.root(leaves, 0, 6), _none());
         _anchor(13, Ref.root(leaves), Ref.consistency(leaves, 6, 13));
         (uint64 size, bytes32 root) = log.latest(logId);
@@ -168,7 +168,7 @@ contract AuditLogTest is TestBase {
     }
 
     function test_anchor_revertsOnSmallerSize() public {
-        bytes32[] memory leaves = Ref.leaves(3, 8);
+        bytes32[] memory leaves = Ref.makeLeaves(3, 8);
         _anchor(8, Ref.root(leaves), _none());
         bytes32 smaller = Ref.root(leaves, 0, 7); // (sha256 is a call: compute before expecting)
         vm.expectRevert(abi.encodeWithSelector(AuditLog.SizeDecreased.selector, 8, 7));
@@ -176,7 +176,7 @@ contract AuditLogTest is TestBase {
     }
 
     function test_anchor_revertsOnSameSizeOtherRoot() public {
-        bytes32[] memory leaves = Ref.leaves(4, 8);
+        bytes32[] memory leaves = Ref.makeLeaves(4, 8);
         bytes32 root = Ref.root(leaves);
         _anchor(8, root, _none());
         bytes32 other = bytes32(uint256(root) ^ 1);
@@ -185,7 +185,7 @@ contract AuditLogTest is TestBase {
     }
 
     function test_anchor_sameCheckpointAgainIsANoOp() public {
-        bytes32[] memory leaves = Ref.leaves(5, 8);
+        bytes32[] memory leaves = Ref.makeLeaves(5, 8);
         _anchor(8, Ref.root(leaves), _none());
         _anchor(8, Ref.root(leaves), _none());
         (uint64 size,) = log.latest(logId);
@@ -193,8 +193,8 @@ contract AuditLogTest is TestBase {
     }
 
     function test_anchor_revertsOnForkedHistory() public {
-        bytes32[] memory honest = Ref.leaves(6, 16);
-        bytes32[] memory forked = Ref.leaves(6, 16);
+        bytes32[] memory honest = Ref.makeLeaves(6, 16);
+        bytes32[] memory forked = Ref.makeLeaves(6, 16);
         forked[3] = Ref.leaf("rewritten");
         _anchor(5, Ref.root(honest, 0, 5), _none());
         // A proof that is internally consistent for the forked tree must not extend the honest one.
@@ -205,7 +205,7 @@ contract AuditLogTest is TestBase {
     }
 
     function test_anchor_revertsOnProofForOtherSizes() public {
-        bytes32[] memory leaves = Ref.leaves(7, 20);
+        bytes32[] memory leaves = Ref.makeLeaves(7, 20);
         _anchor(5, Ref.root(leaves, 0, 5), _none());
         bytes32[] memory proof = Ref.consistency(leaves, 6, 20);
         bytes32 root = Ref.root(leaves);
@@ -216,7 +216,7 @@ contract AuditLogTest is TestBase {
     // --- verifyInclusion ------------------------------------------------------------------------
 
     function test_verifyInclusion_againstEveryAnchoredSize() public {
-        bytes32[] memory leaves = Ref.leaves(8, 11);
+        bytes32[] memory leaves = Ref.makeLeaves(8, 11);
         _anchor(7, Ref.root(leaves, 0, 7), _none());
         _anchor(11, Ref.root(leaves), Ref.consistency(leaves, 7, 11));
         for (uint256 i; i < 7; ++i) {
@@ -236,7 +236,7 @@ contract AuditLogTest is TestBase {
     }
 
     function test_verifyInclusion_falseForUnanchoredSize() public {
-        bytes32[] memory leaves = Ref.leaves(9, 8);
+        bytes32[] memory leaves = Ref.makeLeaves(9, 8);
         _anchor(8, Ref.root(leaves), _none());
         bytes32[] memory proof = Ref.inclusion(leaves, 2, 0, 4);
         vm.assertFalse(log.verifyInclusion(logId, 4, 2, leaves[2], proof), "size 4 not anchored");
@@ -315,7 +315,7 @@ contract AuditLogTest is TestBase {
     ) public view {
         size = bound(size, 1, 70);
         index = bound(index, 0, size - 1);
-        bytes32[] memory leaves = Ref.leaves(seed, size);
+        bytes32[] memory leaves = Ref.makeLeaves(seed, size);
         bytes32 root = Ref.root(leaves);
         bytes32[] memory proof = Ref.inclusion(leaves, index, 0, size);
         vm.assertTrue(proofs.verifyInclusion(size, index, leaves[index], root, proof), "valid");
@@ -354,7 +354,7 @@ contract AuditLogTest is TestBase {
     ) public view {
         second = bound(second, 1, 70);
         first = bound(first, 1, second);
-        bytes32[] memory leaves = Ref.leaves(seed, second);
+        bytes32[] memory leaves = Ref.makeLeaves(seed, second);
         bytes32 firstRoot = Ref.root(leaves, 0, first);
         bytes32 secondRoot = Ref.root(leaves);
         bytes32[] memory proof = Ref.consistency(leaves, first, second);
@@ -392,7 +392,7 @@ contract AuditLogTest is TestBase {
         bytes32 firstRoot,
         uint256 at
     ) private view {
-        bytes32[] memory forked = Ref.leaves(seed, second);
+        bytes32[] memory forked = Ref.makeLeaves(seed, second);
         forked[at % first] = Ref.leaf("fork");
         bytes32[] memory proof = Ref.consistency(forked, first, second);
         vm.assertFalse(

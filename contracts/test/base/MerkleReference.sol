@@ -88,7 +88,7 @@ library MerkleReference {
     }
 
     /// @dev Deterministic distinct leaves for a seed.
-    function leaves(uint256 seed, uint256 n) internal pure returns (bytes32[] memory out) {
+    function makeLeaves(uint256 seed, uint256 n) internal pure returns (bytes32[] memory out) {
         out = new bytes32[](n);
         for (uint256 i; i < n; ++i) {
             out[i] = leaf(abi.encodePacked(seed, i));

@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {TestBase} from "./TestBase.sol";
-import {TestToken} from "./TestToken.sol";
+import {TestToken} from "../../src/devnet/TestToken.sol";
 import {AgentWallet} from "../../src/AgentWallet.sol";
 import {AgentWalletFactory} from "../../src/AgentWalletFactory.sol";
 
