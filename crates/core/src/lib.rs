@@ -13,6 +13,7 @@ mod error;
 mod hash;
 mod keys;
 mod log;
+pub mod policy;
 mod proof;
 mod record;
 

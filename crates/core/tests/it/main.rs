@@ -5,6 +5,7 @@ mod checkpoints;
 mod commitments;
 mod differential;
 mod disclosure;
+mod policy;
 mod properties;
 mod records;
 mod rfc_vectors;

@@ -1,0 +1,178 @@
+//! What a request moves, decoded from calldata and typed data.
+
+use alloy_primitives::{U256, keccak256};
+use serde::{Deserialize, Serialize};
+
+use super::model::Token;
+use crate::{Address, Call};
+
+/// One thing a request does, as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    /// `amount` of `token` leaves the wallet to `recipient` (for approvals and permits: the
+    /// spender, who can take it later without another co-signature).
+    Spend {
+        /// What moves.
+        token: Token,
+        /// How much, in base units.
+        amount: U256,
+        /// Who receives it (or the allowance).
+        recipient: Address,
+    },
+    /// A call the engine cannot decode; allowed only by a contract rule.
+    OpaqueCall {
+        /// The called contract.
+        to: Address,
+        /// Its 4-byte selector (zero when the calldata is shorter).
+        selector: [u8; 4],
+        /// The calldata, for argument rules.
+        data: Vec<u8>,
+    },
+}
+
+const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
+const INCREASE_ALLOWANCE: [u8; 4] = [0x39, 0x50, 0x93, 0x51];
+/// permit(address owner,address spender,uint256 value,uint256 deadline,uint8 v,bytes32 r,bytes32 s)
+const PERMIT: [u8; 4] = [0xd5, 0x05, 0xac, 0xcf];
+
+fn word(data: &[u8], index: usize) -> [u8; 32] {
+    data[4 + 32 * index..4 + 32 * (index + 1)]
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// An ABI address word: 12 zero bytes, then the address. `None` if the padding is dirty.
+fn address_word(w: [u8; 32]) -> Option<Address> {
+    w[..12]
+        .iter()
+        .all(|&b| b == 0)
+        .then(|| Address::from_slice(&w[12..]))
+}
+
+/// The effects of one call. ERC-20 calls are decoded only when their calldata has exactly the
+/// expected length and clean address words; anything else is an opaque call.
+pub fn call_effects(call: &Call) -> Vec<Effect> {
+    let mut effects = Vec::with_capacity(2);
+    if !call.value.is_zero() {
+        effects.push(Effect::Spend {
+            token: Token::Native,
+            amount: call.value,
+            recipient: call.to,
+        });
+    }
+    let data = call.data.as_ref();
+    if data.is_empty() {
+        return effects;
+    }
+    let selector: [u8; 4] = data
+        .get(..4)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or_default();
+    let token = Token::Erc20(call.to);
+    let decoded = match (selector, data.len()) {
+        (TRANSFER | APPROVE | INCREASE_ALLOWANCE, 68) => address_word(word(data, 0))
+            .map(|recipient| (recipient, U256::from_be_bytes(word(data, 1)))),
+        (TRANSFER_FROM, 100) => address_word(word(data, 1))
+            .filter(|_| address_word(word(data, 0)).is_some())
+            .map(|recipient| (recipient, U256::from_be_bytes(word(data, 2)))),
+        (PERMIT, 228) => address_word(word(data, 1))
+            .filter(|_| address_word(word(data, 0)).is_some())
+            .map(|spender| (spender, U256::from_be_bytes(word(data, 2)))),
+        _ => None,
+    };
+    match decoded {
+        Some((recipient, amount)) => effects.push(Effect::Spend {
+            token,
+            amount,
+            recipient,
+        }),
+        None => effects.push(Effect::OpaqueCall {
+            to: call.to,
+            selector,
+            data: data.to_vec(),
+        }),
+    }
+    effects
+}
+
+/// The effects of an EIP-712 message co-signed for EIP-1271, from its verifying contract, primary
+/// type and message fields. EIP-3009 `TransferWithAuthorization`/`ReceiveWithAuthorization`
+/// (x402) and EIP-2612 `Permit` are spends of the verifying contract's token; other types move
+/// nothing the engine can see and need an explicit typed-data rule.
+pub fn typed_data_effects(
+    verifying_contract: Address,
+    primary_type: &str,
+    message: &serde_json::Value,
+) -> Result<Vec<Effect>, String> {
+    let field = |name: &str| {
+        message
+            .get(name)
+            .ok_or_else(|| format!("message lacks `{name}`"))
+    };
+    let address = |name: &str| -> Result<Address, String> {
+        field(name)?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("`{name}` is not an address"))
+    };
+    let amount = |name: &str| -> Result<U256, String> {
+        let value = field(name)?;
+        let parsed = match value {
+            serde_json::Value::String(s) => match s.strip_prefix("0x") {
+                Some(hex) => U256::from_str_radix(hex, 16).ok(),
+                None => U256::from_str_radix(s, 10).ok(),
+            },
+            serde_json::Value::Number(n) => n.as_u64().map(U256::from),
+            _ => None,
+        };
+        parsed.ok_or_else(|| format!("`{name}` is not an amount"))
+    };
+    let token = Token::Erc20(verifying_contract);
+    Ok(match primary_type {
+        "TransferWithAuthorization" | "ReceiveWithAuthorization" => {
+            vec![Effect::Spend {
+                token,
+                amount: amount("value")?,
+                recipient: address("to")?,
+            }]
+        }
+        "Permit" => vec![Effect::Spend {
+            token,
+            amount: amount("value")?,
+            recipient: address("spender")?,
+        }],
+        _ => vec![],
+    })
+}
+
+/// The 4-byte selector of a function signature.
+pub(crate) fn selector_of(signature: &str) -> [u8; 4] {
+    let h = keccak256(signature.as_bytes());
+    [h[0], h[1], h[2], h[3]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_match_their_signatures() {
+        assert_eq!(selector_of("transfer(address,uint256)"), TRANSFER);
+        assert_eq!(
+            selector_of("transferFrom(address,address,uint256)"),
+            TRANSFER_FROM
+        );
+        assert_eq!(selector_of("approve(address,uint256)"), APPROVE);
+        assert_eq!(
+            selector_of("increaseAllowance(address,uint256)"),
+            INCREASE_ALLOWANCE
+        );
+        assert_eq!(
+            selector_of("permit(address,address,uint256,uint256,uint8,bytes32,bytes32)"),
+            PERMIT
+        );
+    }
+}

@@ -1,0 +1,406 @@
+//! The pure decision: (policy, request, spend history) → decision with every reason.
+//!
+//! The engine never looks at a clock or a database: the caller passes `now` and the history of
+//! reserved and settled spends. The store reserves an approved request's spends in the same
+//! transaction that read the history, which is what keeps concurrent requests under the caps.
+
+use alloy_primitives::U256;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    effects::{Effect, call_effects, typed_data_effects},
+    model::{Mode, Policy, Token},
+};
+use crate::{Address, B256, Execute};
+
+/// What the agent asks the policy service to co-sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RequestKind {
+    /// An `AgentWallet.execute` of these calls.
+    Execute(Execute),
+    /// An EIP-712 message to approve through EIP-1271.
+    TypedData {
+        /// Domain name, if the domain has one.
+        domain_name: Option<String>,
+        /// Domain version, if the domain has one.
+        domain_version: Option<String>,
+        /// The domain's verifying contract (for EIP-3009 and permits: the token).
+        verifying_contract: Address,
+        /// The primary type.
+        primary_type: String,
+        /// The message fields.
+        message: serde_json::Value,
+    },
+}
+
+/// A request with the context the engine needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignRequest {
+    /// The chain the request targets.
+    pub chain_id: u64,
+    /// The wallet.
+    pub wallet: Address,
+    /// Current Unix time, in seconds.
+    pub now: u64,
+    /// What is to be co-signed.
+    pub kind: RequestKind,
+    /// Whether a human approver already approved this request.
+    pub human_approved: bool,
+}
+
+/// One past spend (reserved or settled) of the wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastSpend {
+    /// The token.
+    pub token: Token,
+    /// Amount in base units.
+    pub amount: U256,
+    /// When it was reserved (Unix seconds).
+    pub at: u64,
+}
+
+/// The wallet's recent activity: spends that count against windows and request times that count
+/// against the rate limit. Released reservations are not in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpendHistory {
+    /// Reserved and settled spends.
+    pub spends: Vec<PastSpend>,
+    /// Times of earlier requests (Unix seconds).
+    pub requests: Vec<u64>,
+}
+
+impl SpendHistory {
+    /// Total of `token` spent within the sliding window `(now - window, now]`.
+    pub fn spent_within(&self, token: Token, now: u64, window: u64) -> U256 {
+        let since = now.saturating_sub(window);
+        self.spends
+            .iter()
+            .filter(|s| s.token == token && s.at > since && s.at <= now)
+            .fold(U256::ZERO, |acc, s| acc.saturating_add(s.amount))
+    }
+
+    /// Requests within `(now - window, now]`.
+    pub fn requests_within(&self, now: u64, window: u64) -> usize {
+        let since = now.saturating_sub(window);
+        self.requests
+            .iter()
+            .filter(|&&t| t > since && t <= now)
+            .count()
+    }
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Within policy: co-sign (unless in shadow mode).
+    Approved,
+    /// Within caps but above an approval threshold: wait for a human.
+    PendingApproval,
+    /// Outside policy.
+    Denied,
+}
+
+/// Why the engine decided as it did. Denials list every violated rule, not just the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// The chain is not in the policy's `chains`.
+    ChainNotAllowed {
+        /// The requested chain.
+        chain_id: u64,
+    },
+    /// Too many requests in the rate-limit window.
+    RateLimited {
+        /// Allowed requests per window.
+        max_requests: u32,
+        /// The window, in seconds.
+        window: u64,
+    },
+    /// A call the engine cannot decode, to a contract or function the policy does not allow.
+    UndecodableCall {
+        /// The contract.
+        to: Address,
+        /// The selector, hex.
+        selector: String,
+    },
+    /// An allowed function's argument breaks its rule.
+    ArgumentRule {
+        /// The contract.
+        to: Address,
+        /// The argument position.
+        index: usize,
+    },
+    /// The recipient is on the deny list.
+    RecipientDenied {
+        /// The recipient.
+        recipient: Address,
+    },
+    /// There is an allow list and the recipient is not on it.
+    RecipientNotAllowed {
+        /// The recipient.
+        recipient: Address,
+    },
+    /// The policy has no limits for this token, so it cannot be spent.
+    TokenNotAllowed {
+        /// The token.
+        token: Token,
+    },
+    /// The request moves more than one request may.
+    PerTransactionCap {
+        /// The token.
+        token: Token,
+        /// What the request moves.
+        amount: U256,
+        /// The cap.
+        cap: U256,
+    },
+    /// The request would take a sliding window over its cap.
+    WindowCap {
+        /// The token.
+        token: Token,
+        /// The window, in seconds.
+        window: u64,
+        /// Already spent within the window.
+        spent: U256,
+        /// What the request moves.
+        amount: U256,
+        /// The cap.
+        max: U256,
+    },
+    /// No typed-data rule allows this message.
+    TypedDataNotAllowed {
+        /// The primary type.
+        primary_type: String,
+    },
+    /// The typed-data message lacks or garbles a field the engine needs.
+    MalformedTypedData {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Above an approval threshold: a human must approve.
+    NeedsHumanApproval {
+        /// The token.
+        token: Token,
+        /// What the request moves.
+        amount: U256,
+        /// The threshold.
+        threshold: U256,
+    },
+    /// Shadow mode: decided and recorded, never co-signed.
+    ShadowMode,
+}
+
+/// The engine's decision, recorded with the policy's hash whatever the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The verdict.
+    pub outcome: Outcome,
+    /// Every reason behind it (empty for a plain approval).
+    pub reasons: Vec<Reason>,
+    /// What the request does.
+    pub effects: Vec<Effect>,
+    /// Total spend per token: what an approval reserves.
+    pub spends: Vec<(Token, U256)>,
+    /// Hash of the policy that decided.
+    pub policy_hash: B256,
+    /// Version of the policy that decided.
+    pub policy_version: u32,
+    /// Whether the service should co-sign: approved and not in shadow mode.
+    pub sign: bool,
+}
+
+/// Decides `request` under `policy`, given the wallet's `history`.
+pub fn evaluate(policy: &Policy, request: &CosignRequest, history: &SpendHistory) -> Decision {
+    let mut reasons = Vec::new();
+    let now = request.now;
+
+    if !policy.chains.contains(&request.chain_id) {
+        reasons.push(Reason::ChainNotAllowed {
+            chain_id: request.chain_id,
+        });
+    }
+    if let Some(rate) = &policy.rate_limit
+        && history.requests_within(now, rate.window.0) >= rate.max_requests as usize
+    {
+        reasons.push(Reason::RateLimited {
+            max_requests: rate.max_requests,
+            window: rate.window.0,
+        });
+    }
+
+    let effects = match &request.kind {
+        RequestKind::Execute(execute) => execute.calls.iter().flat_map(call_effects).collect(),
+        RequestKind::TypedData {
+            domain_name,
+            domain_version,
+            verifying_contract,
+            primary_type,
+            message,
+        } => {
+            let allowed = policy.typed_data.iter().any(|rule| {
+                rule.primary_type == *primary_type
+                    && rule
+                        .name
+                        .as_ref()
+                        .is_none_or(|n| Some(n) == domain_name.as_ref())
+                    && rule
+                        .version
+                        .as_ref()
+                        .is_none_or(|v| Some(v) == domain_version.as_ref())
+                    && rule
+                        .verifying_contract
+                        .is_none_or(|c| c == *verifying_contract)
+            });
+            if !allowed {
+                reasons.push(Reason::TypedDataNotAllowed {
+                    primary_type: primary_type.clone(),
+                });
+            }
+            typed_data_effects(*verifying_contract, primary_type, message).unwrap_or_else(
+                |detail| {
+                    reasons.push(Reason::MalformedTypedData { detail });
+                    Vec::new()
+                },
+            )
+        }
+    };
+
+    let mut spends: Vec<(Token, U256)> = Vec::new();
+    for effect in &effects {
+        match effect {
+            Effect::Spend {
+                token,
+                amount,
+                recipient,
+            } => {
+                check_recipient(policy, *recipient, &mut reasons);
+                match spends.iter_mut().find(|(t, _)| t == token) {
+                    Some((_, total)) => *total = total.saturating_add(*amount),
+                    None => spends.push((*token, *amount)),
+                }
+            }
+            Effect::OpaqueCall { to, selector, data } => {
+                check_opaque_call(policy, *to, *selector, data, &mut reasons)
+            }
+        }
+    }
+
+    let mut needs_approval = Vec::new();
+    for &(token, amount) in &spends {
+        let Some(limit) = policy.limit(token) else {
+            reasons.push(Reason::TokenNotAllowed { token });
+            continue;
+        };
+        if let Some(cap) = limit.per_transaction
+            && amount > cap.0
+        {
+            reasons.push(Reason::PerTransactionCap {
+                token,
+                amount,
+                cap: cap.0,
+            });
+        }
+        for w in &limit.windows {
+            let spent = history.spent_within(token, now, w.window.0);
+            // Saturating: an overflowing total is over any cap.
+            if spent.saturating_add(amount) > w.max.0 {
+                reasons.push(Reason::WindowCap {
+                    token,
+                    window: w.window.0,
+                    spent,
+                    amount,
+                    max: w.max.0,
+                });
+            }
+        }
+        let threshold = policy
+            .approval
+            .iter()
+            .flat_map(|a| &a.above)
+            .find(|t| t.token == token);
+        if let Some(t) = threshold
+            && amount > t.amount.0
+            && !request.human_approved
+        {
+            needs_approval.push(Reason::NeedsHumanApproval {
+                token,
+                amount,
+                threshold: t.amount.0,
+            });
+        }
+    }
+
+    let outcome = if !reasons.is_empty() {
+        Outcome::Denied
+    } else if !needs_approval.is_empty() {
+        reasons = needs_approval;
+        Outcome::PendingApproval
+    } else {
+        Outcome::Approved
+    };
+    let shadow = policy.mode == Mode::Shadow;
+    if shadow {
+        reasons.push(Reason::ShadowMode);
+    }
+    Decision {
+        outcome,
+        reasons,
+        effects,
+        spends,
+        policy_hash: policy.hash(),
+        policy_version: policy.version,
+        sign: outcome == Outcome::Approved && !shadow,
+    }
+}
+
+fn check_recipient(policy: &Policy, recipient: Address, reasons: &mut Vec<Reason>) {
+    if policy.recipients.deny.contains(&recipient) {
+        reasons.push(Reason::RecipientDenied { recipient });
+    } else if policy
+        .recipients
+        .allow
+        .as_ref()
+        .is_some_and(|allow| !allow.contains(&recipient))
+    {
+        reasons.push(Reason::RecipientNotAllowed { recipient });
+    }
+}
+
+fn check_opaque_call(
+    policy: &Policy,
+    to: Address,
+    selector: [u8; 4],
+    data: &[u8],
+    reasons: &mut Vec<Reason>,
+) {
+    let rule = policy
+        .contracts
+        .iter()
+        .filter(|c| c.address == to)
+        .flat_map(|c| &c.functions)
+        .find(|f| data.len() >= 4 && f.selector() == Some(selector));
+    let Some(rule) = rule else {
+        let selector = alloy_primitives::hex::encode_prefixed(selector);
+        reasons.push(Reason::UndecodableCall { to, selector });
+        return;
+    };
+    for arg in &rule.args {
+        let word = data.get(4 + 32 * arg.index..4 + 32 * (arg.index + 1));
+        let ok = word.is_some_and(|w| {
+            let value = U256::from_be_slice(w);
+            let under_max = arg.max.is_none_or(|m| value <= m.0);
+            let listed = arg.one_of.as_ref().is_none_or(|list| {
+                w[..12].iter().all(|&b| b == 0) && list.contains(&Address::from_slice(&w[12..]))
+            });
+            under_max && listed
+        });
+        if !ok {
+            reasons.push(Reason::ArgumentRule {
+                to,
+                index: arg.index,
+            });
+        }
+    }
+}

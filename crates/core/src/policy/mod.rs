@@ -1,0 +1,19 @@
+//! The co-signing policy: a declarative, versioned document (TOML or JSON) and the pure engine
+//! that decides a co-sign request against it.
+//!
+//! The engine counts effects, not calls: native value, ERC-20 `transfer`, `transferFrom`,
+//! `approve` and `increaseAllowance` (an approval is spend), EIP-2612 `permit` and EIP-3009
+//! authorizations. A call it cannot decode, to a contract the policy does not allow, is denied.
+
+mod effects;
+mod engine;
+mod model;
+
+pub use effects::{Effect, call_effects, typed_data_effects};
+pub use engine::{
+    CosignRequest, Decision, Outcome, PastSpend, Reason, RequestKind, SpendHistory, evaluate,
+};
+pub use model::{
+    Amount, ApprovalRule, ArgRule, ContractRule, FunctionRule, Mode, Policy, PolicyError,
+    RateLimit, RecipientRules, Seconds, Threshold, Token, TokenLimit, TypedDataRule, WindowLimit,
+};

@@ -1,0 +1,378 @@
+//! The policy document. Every struct rejects unknown fields: a misspelt limit must be an error,
+//! not a silently missing limit.
+
+use std::{fmt, str::FromStr};
+
+use alloy_primitives::U256;
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+use sha2::{Digest, Sha256};
+
+use crate::{Address, B256};
+
+/// Why a policy document was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The document does not parse or has unknown fields.
+    #[error("policy does not parse: {0}")]
+    Parse(String),
+    /// The document parses but is not usable.
+    #[error("invalid policy: {0}")]
+    Invalid(String),
+}
+
+/// How decisions are applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Approved requests are co-signed.
+    #[default]
+    Enforce,
+    /// Dry run: requests are decided and recorded, never co-signed.
+    Shadow,
+}
+
+/// A co-signing policy, version `version` of a wallet's policy history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Monotonic version number of this wallet's policy.
+    pub version: u32,
+    /// Enforce or shadow (dry run).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Chain ids requests may target.
+    pub chains: Vec<u64>,
+    /// Caps per token; a token without an entry cannot be spent.
+    #[serde(default)]
+    pub limits: Vec<TokenLimit>,
+    /// Who may receive value (or an allowance).
+    #[serde(default)]
+    pub recipients: RecipientRules,
+    /// Contracts that may be called with calldata the engine does not decode.
+    #[serde(default)]
+    pub contracts: Vec<ContractRule>,
+    /// Requests per window.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// When a human must approve.
+    #[serde(default)]
+    pub approval: Option<ApprovalRule>,
+    /// EIP-712 messages that may be co-signed for EIP-1271.
+    #[serde(default)]
+    pub typed_data: Vec<TypedDataRule>,
+}
+
+impl Policy {
+    /// Parses and validates a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let policy: Self = toml::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Parses and validates a JSON document.
+    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        let policy: Self =
+            serde_json::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// SHA-256 of the canonical JSON form; every decision records it.
+    pub fn hash(&self) -> B256 {
+        let canonical = serde_json::to_vec(self).expect("a policy always serialises");
+        B256::new(Sha256::digest(canonical).into())
+    }
+
+    /// Checks what the types cannot: no duplicate tokens, windows and amounts that make sense.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let invalid = |m: String| Err(PolicyError::Invalid(m));
+        if self.chains.is_empty() {
+            return invalid("`chains` must name at least one chain id".into());
+        }
+        for (i, limit) in self.limits.iter().enumerate() {
+            if self.limits[..i].iter().any(|l| l.token == limit.token) {
+                return invalid(format!("token {} has two `limits` entries", limit.token));
+            }
+            if limit.per_transaction.is_none() && limit.windows.is_empty() {
+                return invalid(format!(
+                    "limit for {} sets neither per_transaction nor windows",
+                    limit.token
+                ));
+            }
+            if limit.windows.iter().any(|w| w.window.0 == 0) {
+                return invalid(format!("a window for {} has zero length", limit.token));
+            }
+        }
+        if let Some(rate) = &self.rate_limit
+            && (rate.window.0 == 0 || rate.max_requests == 0)
+        {
+            return invalid("rate_limit needs a positive window and max_requests".into());
+        }
+        if let Some(approval) = &self.approval
+            && approval.expires_after.0 == 0
+        {
+            return invalid("approval.expires_after must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The limit entry of `token`, if any.
+    pub fn limit(&self, token: Token) -> Option<&TokenLimit> {
+        self.limits.iter().find(|l| l.token == token)
+    }
+
+    /// The longest sliding window in the policy (how much history the engine needs).
+    pub fn longest_window(&self) -> u64 {
+        let windows = self
+            .limits
+            .iter()
+            .flat_map(|l| l.windows.iter().map(|w| w.window.0));
+        windows
+            .chain(self.rate_limit.iter().map(|r| r.window.0))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Native currency or an ERC-20 token. Written `"native"` or as the token's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Token {
+    /// The chain's native currency.
+    Native,
+    /// An ERC-20 token contract.
+    Erc20(Address),
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Native => f.write_str("native"),
+            Self::Erc20(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl FromStr for Token {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "native" {
+            return Ok(Self::Native);
+        }
+        s.parse()
+            .map(Self::Erc20)
+            .map_err(|_| format!("`{s}` is neither \"native\" nor an address"))
+    }
+}
+
+impl Serialize for Token {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Token {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// An amount in base units. Written as a decimal string (`"1000000"`), a `0x` hex string, or a
+/// small integer; serialised as a decimal string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Amount(pub U256);
+
+impl Serialize for Amount {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Self(U256::from(n))),
+            Raw::Text(t) => {
+                let parsed = match t.strip_prefix("0x") {
+                    Some(hex) => U256::from_str_radix(hex, 16),
+                    None => U256::from_str_radix(&t, 10),
+                };
+                parsed
+                    .map(Self)
+                    .map_err(|_| D::Error::custom(format!("`{t}` is not an amount")))
+            }
+        }
+    }
+}
+
+/// A duration in seconds. Written `"90s"`, `"30m"`, `"1h"`, `"7d"` or as an integer of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seconds(pub u64);
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Int(n) => return Ok(Self(n)),
+            Raw::Text(t) => t,
+        };
+        let bad = || D::Error::custom(format!("`{text}` is not a duration like 90s, 30m, 1h, 7d"));
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = text.split_at(split);
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(scale).map(Self).ok_or_else(bad)
+    }
+}
+
+/// Caps for one token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLimit {
+    /// The token.
+    pub token: Token,
+    /// Most one request may move.
+    #[serde(default)]
+    pub per_transaction: Option<Amount>,
+    /// Most that may move within any sliding window of this length.
+    #[serde(default)]
+    pub windows: Vec<WindowLimit>,
+}
+
+/// A sliding-window cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowLimit {
+    /// Window length.
+    pub window: Seconds,
+    /// Most that may move within it.
+    pub max: Amount,
+}
+
+/// Recipient rules, applied to whoever receives value or an allowance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientRules {
+    /// If set, only these may receive.
+    #[serde(default)]
+    pub allow: Option<Vec<Address>>,
+    /// These may never receive.
+    #[serde(default)]
+    pub deny: Vec<Address>,
+}
+
+/// A contract that may be called with calldata the engine does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractRule {
+    /// The contract.
+    pub address: Address,
+    /// Functions that may be called; each with optional argument rules.
+    pub functions: Vec<FunctionRule>,
+}
+
+/// One allowed function: by signature (`"swap(address,uint256)"`) or selector (`"0x12345678"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionRule {
+    /// Signature or 4-byte selector.
+    pub function: String,
+    /// Rules on 32-byte ABI words of the arguments (static arguments only).
+    #[serde(default)]
+    pub args: Vec<ArgRule>,
+}
+
+impl FunctionRule {
+    /// The 4-byte selector this rule allows.
+    pub fn selector(&self) -> Option<[u8; 4]> {
+        if let Some(hex) = self.function.strip_prefix("0x") {
+            let bytes = alloy_primitives::hex::decode(hex).ok()?;
+            return bytes.try_into().ok();
+        }
+        Some(super::effects::selector_of(&self.function))
+    }
+}
+
+/// A rule on one static ABI argument (its 32-byte word).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgRule {
+    /// Zero-based argument position.
+    pub index: usize,
+    /// The argument, as an unsigned integer, must not exceed this.
+    #[serde(default)]
+    pub max: Option<Amount>,
+    /// The argument, as an address, must be one of these.
+    #[serde(default)]
+    pub one_of: Option<Vec<Address>>,
+}
+
+/// Requests per sliding window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Most requests within the window.
+    pub max_requests: u32,
+    /// Window length.
+    pub window: Seconds,
+}
+
+/// Human approval above per-token thresholds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    /// A request moving more than `amount` of `token` waits for a human approver.
+    pub above: Vec<Threshold>,
+    /// How long a pending request stays approvable.
+    pub expires_after: Seconds,
+}
+
+/// One approval threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// The token.
+    pub token: Token,
+    /// Amounts above this need approval.
+    pub amount: Amount,
+}
+
+/// EIP-712 messages that may be co-signed for EIP-1271 (e.g. x402's EIP-3009 payments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedDataRule {
+    /// The primary type, e.g. `TransferWithAuthorization`.
+    pub primary_type: String,
+    /// Required domain name, if any.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Required domain version, if any.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Required verifying contract, if any.
+    #[serde(default)]
+    pub verifying_contract: Option<Address>,
+}
