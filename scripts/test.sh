@@ -41,11 +41,12 @@ git diff --exit-code -- contracts/snapshots || {
   exit 1
 }
 
-step "cargo test (core, Anvil end-to-end)"
+step "cargo test (core, store on SQLite and PostgreSQL, Anvil end-to-end)"
 if [ -n "${CHAPERONE_TEST_PG_URL:-}" ]; then
-  echo "CHAPERONE_TEST_PG_URL is set; no crate has a PostgreSQL suite yet"
+  echo "PostgreSQL suites run against CHAPERONE_TEST_PG_URL=$CHAPERONE_TEST_PG_URL"
 else
-  echo "CHAPERONE_TEST_PG_URL is not set: PostgreSQL suites would be skipped (none exist yet)"
+  echo "SKIPPING the PostgreSQL suites: CHAPERONE_TEST_PG_URL is not set"
+  echo "  (e.g. CHAPERONE_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test make test)"
 fi
 cargo test --workspace --all-targets
 cargo test --workspace --doc

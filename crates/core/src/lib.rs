@@ -17,7 +17,7 @@ pub mod policy;
 mod proof;
 mod record;
 
-pub use alloy_primitives::{Address, B256, Bytes, Signature};
+pub use alloy_primitives::{Address, B256, Bytes, Signature, U256, keccak256};
 pub use batch::{BatchMembership, SignedBatch, batch_message};
 pub use checkpoint::{Checkpoint, CheckpointVerifier, SignedCheckpoint, checkpoint_key_id};
 pub use commitment::{Commitment, CommitmentKind, Opening, Salt};

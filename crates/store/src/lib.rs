@@ -1,0 +1,13 @@
+//! Chaperone's persistence through sqlx: SQLite as the embedded default (a file), PostgreSQL by
+//! URL. One code path serves both (sqlx's `Any` driver); the few dialect differences (migrations,
+//! row locking) are chosen by [`Backend`].
+//!
+//! The store owns the invariant that keeps the policy service from ever co-signing beyond a
+//! limit: [`Store::decide`] reads the wallet's spend history, runs the pure engine and reserves
+//! the approved spend in one transaction that holds the wallet's lock.
+
+mod error;
+mod store;
+
+pub use error::{Error, Result};
+pub use store::{Backend, Decided, Store, StoredDecision, WalletRecord};

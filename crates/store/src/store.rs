@@ -1,0 +1,483 @@
+use std::str::FromStr;
+
+use chaperone_core::{
+    Address, B256,
+    policy::{Decision, Outcome, PastSpend, Policy, Reason, SpendHistory, Token},
+};
+use sqlx::{
+    AnyPool, Executor, Row,
+    any::{AnyPoolOptions, install_default_drivers},
+};
+
+use crate::{Error, Result};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, a file (the embedded default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A registered wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletRecord {
+    /// The wallet's address.
+    pub address: Address,
+    /// The chain it lives on.
+    pub chain_id: u64,
+    /// Its agent key.
+    pub agent: Address,
+}
+
+/// What the decide callback returns: the engine's decision and, if the service signs, the
+/// co-signature (hex), so that the decision, reservation and signature commit together.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The engine's decision.
+    pub decision: Decision,
+    /// The co-signature, when the decision is to sign.
+    pub signature: Option<String>,
+}
+
+/// A decision as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDecision {
+    /// The request's id (its EIP-712 digest).
+    pub request_id: B256,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// Every reason.
+    pub reasons: Vec<Reason>,
+    /// The policy version that decided.
+    pub policy_version: u32,
+    /// The policy's hash.
+    pub policy_hash: B256,
+    /// The co-signature, if one was given.
+    pub signature: Option<String>,
+    /// True when this request had been decided before and this is the recorded answer.
+    pub replayed: bool,
+}
+
+/// The policy service's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn hex(b: impl AsRef<[u8]>) -> String {
+    chaperone_core::Bytes::copy_from_slice(b.as_ref()).to_string()
+}
+
+fn parse<T: FromStr>(text: &str, what: &str) -> Result<T> {
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("{what}: {text}")))
+}
+
+fn outcome_text(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Approved => "approved",
+        Outcome::PendingApproval => "pending_approval",
+        Outcome::Denied => "denied",
+    }
+}
+
+fn outcome_from(text: &str) -> Result<Outcome> {
+    Ok(match text {
+        "approved" => Outcome::Approved,
+        "pending_approval" => Outcome::PendingApproval,
+        "denied" => Outcome::Denied,
+        other => return Err(Error::Corrupt(format!("outcome: {other}"))),
+    })
+}
+
+/// Times are Unix seconds; they fit i64 until the year 292 billion.
+fn db_time(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Connects to `sqlite:PATH` (created if missing) or `postgres://…`, and migrates.
+    pub async fn connect(url: &str) -> Result<Self> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(Error::UnsupportedUrl(url.to_owned()));
+        };
+        let pool = match backend {
+            // One writer at a time is SQLite's model: WAL lets readers proceed meanwhile, and the
+            // busy timeout makes writers queue instead of failing under load.
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 60000; \
+                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?
+            }
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&pool)
+                    .await?
+            }
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Registers a wallet and its agent key.
+    pub async fn register_wallet(&self, wallet: &WalletRecord, now: u64) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO wallets (address, chain_id, agent, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hex(wallet.address))
+        .bind(i64::try_from(wallet.chain_id).map_err(|_| Error::Corrupt("chain id".into()))?)
+        .bind(hex(wallet.agent))
+        .bind(db_time(now))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(Error::WalletExists(hex(wallet.address)))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// A registered wallet.
+    pub async fn wallet(&self, wallet: Address) -> Result<Option<WalletRecord>> {
+        let row = sqlx::query("SELECT chain_id, agent FROM wallets WHERE address = $1")
+            .bind(hex(wallet))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let chain_id: i64 = row.try_get(0)?;
+            let agent: String = row.try_get(1)?;
+            Ok(WalletRecord {
+                address: wallet,
+                chain_id: u64::try_from(chain_id).map_err(|_| Error::Corrupt("chain id".into()))?,
+                agent: parse(&agent, "agent")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a new policy version for a wallet; versions only go up, and all are kept.
+    pub async fn set_policy(&self, wallet: Address, policy: &Policy, now: u64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM wallets WHERE address = $1")
+            .bind(hex(wallet))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::UnknownWallet(hex(wallet)));
+        }
+        let current: Option<i64> =
+            sqlx::query("SELECT MAX(version) FROM policies WHERE wallet = $1")
+                .bind(hex(wallet))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        let current = current.unwrap_or(0) as u32;
+        if policy.version <= current {
+            return Err(Error::StalePolicyVersion {
+                current,
+                given: policy.version,
+            });
+        }
+        let document = serde_json::to_string(policy).map_err(|e| Error::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO policies (wallet, version, hash, document, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hex(wallet))
+        .bind(i64::from(policy.version))
+        .bind(policy.hash().to_string())
+        .bind(document)
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The wallet's current policy.
+    pub async fn policy(&self, wallet: Address) -> Result<Option<Policy>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::current_policy(&mut conn, wallet).await
+    }
+
+    async fn current_policy(
+        conn: &mut sqlx::AnyConnection,
+        wallet: Address,
+    ) -> Result<Option<Policy>> {
+        let row = sqlx::query(
+            "SELECT document FROM policies WHERE wallet = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(hex(wallet))
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(|row| {
+            let document: String = row.try_get(0)?;
+            Policy::from_json(&document).map_err(|e| Error::Corrupt(e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// Decides a request and records the decision, all in one transaction that holds the
+    /// wallet's lock: read the history, call `evaluate` (the pure engine, plus signing), write
+    /// the decision, reserve an approval's spend or open a pending approval. A request decided
+    /// before (same `request_id`) returns the recorded decision and reserves nothing again.
+    pub async fn decide(
+        &self,
+        wallet: Address,
+        request_id: B256,
+        request_json: &str,
+        now: u64,
+        valid_until: u64,
+        evaluate: impl FnOnce(&Policy, &SpendHistory) -> Decided,
+    ) -> Result<StoredDecision> {
+        let mut tx = match self.backend {
+            // IMMEDIATE takes SQLite's write lock at once, so two deciders never read the same
+            // history; PostgreSQL locks the wallet's row instead (other wallets proceed).
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        let lock = match self.backend {
+            Backend::Sqlite => "SELECT address FROM wallets WHERE address = $1",
+            Backend::Postgres => "SELECT address FROM wallets WHERE address = $1 FOR UPDATE",
+        };
+        if sqlx::query(lock)
+            .bind(hex(wallet))
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(Error::UnknownWallet(hex(wallet)));
+        }
+        if let Some(existing) = Self::recorded(&mut tx, request_id).await? {
+            tx.commit().await?;
+            return Ok(existing);
+        }
+        let policy = Self::current_policy(&mut tx, wallet)
+            .await?
+            .ok_or_else(|| Error::NoPolicy(hex(wallet)))?;
+        let history = Self::history(&mut tx, wallet, now, policy.longest_window()).await?;
+        let Decided {
+            decision,
+            signature,
+        } = evaluate(&policy, &history);
+
+        sqlx::query(
+            "INSERT INTO decisions (request_id, wallet, created_at, valid_until, request, outcome, \
+             reasons, policy_version, policy_hash, signature) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(request_id.to_string())
+        .bind(hex(wallet))
+        .bind(db_time(now))
+        .bind(db_time(valid_until))
+        .bind(request_json)
+        .bind(outcome_text(decision.outcome))
+        .bind(serde_json::to_string(&decision.reasons).map_err(|e| Error::Corrupt(e.to_string()))?)
+        .bind(i64::from(decision.policy_version))
+        .bind(decision.policy_hash.to_string())
+        .bind(signature.clone())
+        .execute(&mut *tx)
+        .await?;
+
+        match decision.outcome {
+            Outcome::Approved => {
+                for (token, amount) in &decision.spends {
+                    sqlx::query(
+                        "INSERT INTO spend_reservations \
+                         (request_id, wallet, token, amount, created_at, expires_at, status) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'reserved')",
+                    )
+                    .bind(request_id.to_string())
+                    .bind(hex(wallet))
+                    .bind(token.to_string())
+                    .bind(amount.to_string())
+                    .bind(db_time(now))
+                    .bind(db_time(valid_until))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Outcome::PendingApproval => {
+                let ttl = policy.approval.as_ref().map_or(0, |a| a.expires_after.0);
+                sqlx::query(
+                    "INSERT INTO approvals (request_id, status, expires_at) VALUES ($1, 'pending', $2)",
+                )
+                .bind(request_id.to_string())
+                .bind(db_time(now.saturating_add(ttl)))
+                .execute(&mut *tx)
+                .await?;
+            }
+            Outcome::Denied => {}
+        }
+        tx.commit().await?;
+        Ok(StoredDecision {
+            request_id,
+            outcome: decision.outcome,
+            reasons: decision.reasons,
+            policy_version: decision.policy_version,
+            policy_hash: decision.policy_hash,
+            signature,
+            replayed: false,
+        })
+    }
+
+    async fn recorded(
+        conn: &mut sqlx::AnyConnection,
+        request_id: B256,
+    ) -> Result<Option<StoredDecision>> {
+        let row = sqlx::query(
+            "SELECT outcome, reasons, policy_version, policy_hash, signature \
+             FROM decisions WHERE request_id = $1",
+        )
+        .bind(request_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(|row| {
+            let outcome: String = row.try_get(0)?;
+            let reasons: String = row.try_get(1)?;
+            let version: i64 = row.try_get(2)?;
+            let hash: String = row.try_get(3)?;
+            Ok(StoredDecision {
+                request_id,
+                outcome: outcome_from(&outcome)?,
+                reasons: serde_json::from_str(&reasons)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?,
+                policy_version: u32::try_from(version)
+                    .map_err(|_| Error::Corrupt("version".into()))?,
+                policy_hash: parse(&hash, "policy hash")?,
+                signature: row.try_get(4)?,
+                replayed: true,
+            })
+        })
+        .transpose()
+    }
+
+    /// Reserved and settled spends, and request times, within the longest window.
+    async fn history(
+        conn: &mut sqlx::AnyConnection,
+        wallet: Address,
+        now: u64,
+        window: u64,
+    ) -> Result<SpendHistory> {
+        let since = db_time(now.saturating_sub(window));
+        let rows = sqlx::query(
+            "SELECT token, amount, created_at FROM spend_reservations \
+             WHERE wallet = $1 AND status <> 'released' AND created_at > $2",
+        )
+        .bind(hex(wallet))
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut spends = Vec::with_capacity(rows.len());
+        for row in rows {
+            let token: String = row.try_get(0)?;
+            let amount: String = row.try_get(1)?;
+            let at: i64 = row.try_get(2)?;
+            spends.push(PastSpend {
+                token: parse::<Token>(&token, "token")?,
+                amount: parse(&amount, "amount")?,
+                at: at as u64,
+            });
+        }
+        let requests =
+            sqlx::query("SELECT created_at FROM decisions WHERE wallet = $1 AND created_at > $2")
+                .bind(hex(wallet))
+                .bind(since)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|row| row.try_get::<i64, _>(0).map(|t| t as u64))
+                .collect::<Result<_, _>>()?;
+        Ok(SpendHistory { spends, requests })
+    }
+
+    /// Marks a request's reservations settled (its execution was confirmed on chain).
+    pub async fn settle(&self, request_id: B256) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE spend_reservations SET status = 'settled' \
+             WHERE request_id = $1 AND status = 'reserved'",
+        )
+        .bind(request_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Releases a request's reservations (its execution reverted).
+    pub async fn release(&self, request_id: B256) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE spend_reservations SET status = 'released' \
+             WHERE request_id = $1 AND status = 'reserved'",
+        )
+        .bind(request_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Releases every reservation whose `valid_until` has passed without execution.
+    pub async fn release_expired(&self, now: u64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE spend_reservations SET status = 'released' \
+             WHERE status = 'reserved' AND expires_at < $1",
+        )
+        .bind(db_time(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Total reserved or settled amount of `token` for `wallet` (what counts against limits).
+    pub async fn committed_spend(
+        &self,
+        wallet: Address,
+        token: Token,
+    ) -> Result<chaperone_core::policy::Amount> {
+        let rows = sqlx::query(
+            "SELECT amount FROM spend_reservations WHERE wallet = $1 AND token = $2 AND status <> 'released'",
+        )
+        .bind(hex(wallet))
+        .bind(token.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut total = chaperone_core::policy::Amount::default();
+        for row in rows {
+            let amount: String = row.try_get(0)?;
+            total.0 = total.0.saturating_add(parse(&amount, "amount")?);
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,243 @@
+use chaperone_core::{
+    Address, B256, Bytes, Call, Execute, U256,
+    policy::{CosignRequest, Outcome, Policy, RequestKind, Token, evaluate},
+};
+use chaperone_store::{Decided, Error, Store, WalletRecord};
+
+use crate::stores;
+
+pub const NOW: u64 = 1_750_000_000;
+
+pub fn policy(window_max: u64) -> Policy {
+    Policy::from_toml(&format!(
+        r#"
+        version = 1
+        chains = [31337]
+        [[limits]]
+        token = "native"
+        windows = [{{ window = "1h", max = "{window_max}" }}]
+        [[limits]]
+        token = "{token}"
+        windows = [{{ window = "1h", max = "{window_max}" }}]
+        [approval]
+        expires_after = "10m"
+        above = [{{ token = "native", amount = "1000000" }}]
+        "#,
+        token = token()
+    ))
+    .unwrap()
+}
+
+pub fn token() -> Address {
+    Address::repeat_byte(0x70)
+}
+
+pub fn wallet() -> Address {
+    Address::repeat_byte(0xaa)
+}
+
+pub async fn registered(store: &Store, window_max: u64) {
+    let record = WalletRecord {
+        address: wallet(),
+        chain_id: 31337,
+        agent: Address::repeat_byte(0xa9),
+    };
+    store.register_wallet(&record, NOW).await.unwrap();
+    store
+        .set_policy(wallet(), &policy(window_max), NOW)
+        .await
+        .unwrap();
+}
+
+pub fn request(calls: Vec<Call>, nonce: u64, now: u64) -> (B256, CosignRequest) {
+    let execute = Execute {
+        calls,
+        nonce: U256::from(nonce),
+        validUntil: now + 60,
+    };
+    let id = execute.digest(31337, wallet());
+    let request = CosignRequest {
+        chain_id: 31337,
+        wallet: wallet(),
+        now,
+        kind: RequestKind::Execute(execute),
+        human_approved: false,
+    };
+    (id, request)
+}
+
+pub fn pay(value: u64) -> Call {
+    Call {
+        to: Address::repeat_byte(0xb0),
+        value: U256::from(value),
+        data: Bytes::new(),
+    }
+}
+
+pub async fn decide(
+    store: &Store,
+    id: B256,
+    request: &CosignRequest,
+) -> chaperone_store::StoredDecision {
+    let valid_until = match &request.kind {
+        RequestKind::Execute(e) => e.validUntil,
+        RequestKind::TypedData { .. } => request.now + 60,
+    };
+    store
+        .decide(
+            wallet(),
+            id,
+            "{}",
+            request.now,
+            valid_until,
+            |policy, history| Decided {
+                decision: evaluate(policy, request, history),
+                signature: Some("0xsig".into()),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_replayed_request_returns_the_recorded_decision_and_reserves_once() {
+    for store in stores().await {
+        registered(&store, 100).await;
+        let (id, req) = request(vec![pay(60)], 0, NOW);
+        let first = decide(&store, id, &req).await;
+        assert_eq!(first.outcome, Outcome::Approved);
+        assert!(!first.replayed);
+        let again = decide(&store, id, &req).await;
+        assert!(again.replayed);
+        assert_eq!(
+            (again.outcome, again.signature.clone()),
+            (first.outcome, first.signature.clone())
+        );
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::from(60)
+        );
+
+        // A second distinct request of 60 would exceed the 100 window: denied, nothing reserved.
+        let (id2, req2) = request(vec![pay(60)], 1, NOW + 1);
+        assert_eq!(decide(&store, id2, &req2).await.outcome, Outcome::Denied);
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::from(60)
+        );
+    }
+}
+
+#[tokio::test]
+async fn reservations_settle_release_and_expire() {
+    for store in stores().await {
+        registered(&store, 100).await;
+        let (a, ra) = request(vec![pay(30)], 0, NOW);
+        let (b, rb) = request(vec![pay(30)], 1, NOW);
+        let (c, rc) = request(vec![pay(30)], 2, NOW);
+        for (id, r) in [(a, &ra), (b, &rb), (c, &rc)] {
+            assert_eq!(decide(&store, id, r).await.outcome, Outcome::Approved);
+        }
+        assert_eq!(store.settle(a).await.unwrap(), 1);
+        assert_eq!(
+            store.release(b).await.unwrap(),
+            1,
+            "reverted execution frees its spend"
+        );
+        assert_eq!(
+            store.release(a).await.unwrap(),
+            0,
+            "a settled spend stays spent"
+        );
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::from(60)
+        );
+        // validUntil (NOW + 60) passes without execution: c is released; a stays settled.
+        assert_eq!(store.release_expired(NOW + 61).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::from(30)
+        );
+    }
+}
+
+#[tokio::test]
+async fn pending_approval_reserves_nothing() {
+    for store in stores().await {
+        registered(&store, 10_000_000).await;
+        let (id, req) = request(vec![pay(2_000_000)], 0, NOW);
+        let d = decide(&store, id, &req).await;
+        assert_eq!(d.outcome, Outcome::PendingApproval);
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::ZERO
+        );
+    }
+}
+
+#[tokio::test]
+async fn wallets_and_policy_versions_are_checked() {
+    for store in stores().await {
+        let (id, req) = request(vec![pay(1)], 0, NOW);
+        let err = store
+            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h| Decided {
+                decision: evaluate(p, &req, h),
+                signature: None,
+            })
+            .await;
+        assert!(matches!(err, Err(Error::UnknownWallet(_))));
+
+        let record = WalletRecord {
+            address: wallet(),
+            chain_id: 31337,
+            agent: Address::repeat_byte(1),
+        };
+        store.register_wallet(&record, NOW).await.unwrap();
+        assert!(matches!(
+            store.register_wallet(&record, NOW).await,
+            Err(Error::WalletExists(_))
+        ));
+        assert_eq!(store.wallet(wallet()).await.unwrap(), Some(record));
+        let err = store
+            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h| Decided {
+                decision: evaluate(p, &req, h),
+                signature: None,
+            })
+            .await;
+        assert!(matches!(err, Err(Error::NoPolicy(_))));
+
+        store.set_policy(wallet(), &policy(5), NOW).await.unwrap();
+        assert!(matches!(
+            store.set_policy(wallet(), &policy(6), NOW).await,
+            Err(Error::StalePolicyVersion {
+                current: 1,
+                given: 1
+            })
+        ));
+        let mut v2 = policy(6);
+        v2.version = 2;
+        store.set_policy(wallet(), &v2, NOW).await.unwrap();
+        assert_eq!(store.policy(wallet()).await.unwrap(), Some(v2));
+    }
+}
