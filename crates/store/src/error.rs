@@ -27,6 +27,9 @@ pub enum Error {
         /// The version offered.
         given: u32,
     },
+    /// There is no unexpired pending approval for this request.
+    #[error("no pending, unexpired approval for request {0}")]
+    NoPendingApproval(String),
     /// A stored value does not parse (the database was edited by hand or is corrupt).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -41,6 +41,15 @@ pub struct Decided {
     pub signature: Option<String>,
 }
 
+/// Where a human approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApprovalState {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+}
+
 /// A decision as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDecision {
@@ -261,7 +270,7 @@ impl Store {
         request_json: &str,
         now: u64,
         valid_until: u64,
-        evaluate: impl FnOnce(&Policy, &SpendHistory) -> Decided,
+        evaluate: impl FnOnce(&Policy, &SpendHistory, bool) -> Decided,
     ) -> Result<StoredDecision> {
         let mut tx = match self.backend {
             // IMMEDIATE takes SQLite's write lock at once, so two deciders never read the same
@@ -281,9 +290,19 @@ impl Store {
         {
             return Err(Error::UnknownWallet(hex(wallet)));
         }
+        let mut human_approved = false;
         if let Some(existing) = Self::recorded(&mut tx, request_id).await? {
-            tx.commit().await?;
-            return Ok(existing);
+            // A pending request that a human approved (and whose approval has not expired) is
+            // decided again, now with the approval; anything else is answered as recorded.
+            let approval = match existing.outcome {
+                Outcome::PendingApproval => Self::approval_status(&mut tx, request_id, now).await?,
+                _ => None,
+            };
+            if approval != Some(ApprovalState::Approved) {
+                tx.commit().await?;
+                return Ok(existing);
+            }
+            human_approved = true;
         }
         let policy = Self::current_policy(&mut tx, wallet)
             .await?
@@ -292,25 +311,44 @@ impl Store {
         let Decided {
             decision,
             signature,
-        } = evaluate(&policy, &history);
+        } = evaluate(&policy, &history, human_approved);
 
-        sqlx::query(
-            "INSERT INTO decisions (request_id, wallet, created_at, valid_until, request, outcome, \
-             reasons, policy_version, policy_hash, signature) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(request_id.to_string())
-        .bind(hex(wallet))
-        .bind(db_time(now))
-        .bind(db_time(valid_until))
-        .bind(request_json)
-        .bind(outcome_text(decision.outcome))
-        .bind(serde_json::to_string(&decision.reasons).map_err(|e| Error::Corrupt(e.to_string()))?)
-        .bind(i64::from(decision.policy_version))
-        .bind(decision.policy_hash.to_string())
-        .bind(signature.clone())
-        .execute(&mut *tx)
-        .await?;
+        let reasons =
+            serde_json::to_string(&decision.reasons).map_err(|e| Error::Corrupt(e.to_string()))?;
+        // A re-decision after a human approval replaces the pending verdict in place (the
+        // approval row refers to it); a first decision is a new row.
+        if human_approved {
+            sqlx::query(
+                "UPDATE decisions SET outcome = $1, reasons = $2, policy_version = $3, \
+                 policy_hash = $4, signature = $5 WHERE request_id = $6",
+            )
+            .bind(outcome_text(decision.outcome))
+            .bind(reasons)
+            .bind(i64::from(decision.policy_version))
+            .bind(decision.policy_hash.to_string())
+            .bind(signature.clone())
+            .bind(request_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO decisions (request_id, wallet, created_at, valid_until, request, \
+                 outcome, reasons, policy_version, policy_hash, signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(request_id.to_string())
+            .bind(hex(wallet))
+            .bind(db_time(now))
+            .bind(db_time(valid_until))
+            .bind(request_json)
+            .bind(outcome_text(decision.outcome))
+            .bind(reasons)
+            .bind(i64::from(decision.policy_version))
+            .bind(decision.policy_hash.to_string())
+            .bind(signature.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
 
         match decision.outcome {
             Outcome::Approved => {
@@ -330,7 +368,7 @@ impl Store {
                     .await?;
                 }
             }
-            Outcome::PendingApproval => {
+            Outcome::PendingApproval if !human_approved => {
                 let ttl = policy.approval.as_ref().map_or(0, |a| a.expires_after.0);
                 sqlx::query(
                     "INSERT INTO approvals (request_id, status, expires_at) VALUES ($1, 'pending', $2)",
@@ -340,7 +378,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            Outcome::Denied => {}
+            Outcome::PendingApproval | Outcome::Denied => {}
         }
         tx.commit().await?;
         Ok(StoredDecision {
@@ -422,6 +460,109 @@ impl Store {
                 .map(|row| row.try_get::<i64, _>(0).map(|t| t as u64))
                 .collect::<Result<_, _>>()?;
         Ok(SpendHistory { spends, requests })
+    }
+
+    async fn approval_status(
+        conn: &mut sqlx::AnyConnection,
+        request_id: B256,
+        now: u64,
+    ) -> Result<Option<ApprovalState>> {
+        let row = sqlx::query("SELECT status, expires_at FROM approvals WHERE request_id = $1")
+            .bind(request_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|row| {
+            let status: String = row.try_get(0)?;
+            let expires_at: i64 = row.try_get(1)?;
+            Ok(match status.as_str() {
+                _ if expires_at < db_time(now) => ApprovalState::Expired,
+                "pending" => ApprovalState::Pending,
+                "approved" => ApprovalState::Approved,
+                "denied" => ApprovalState::Denied,
+                other => return Err(Error::Corrupt(format!("approval status: {other}"))),
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a human's verdict on a pending request. Fails when there is no pending approval
+    /// for it or the approval expired.
+    pub async fn resolve_approval(
+        &self,
+        request_id: B256,
+        approve: bool,
+        by: &str,
+        now: u64,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3 \
+             WHERE request_id = $4 AND status = 'pending' AND expires_at >= $3",
+        )
+        .bind(if approve { "approved" } else { "denied" })
+        .bind(by)
+        .bind(db_time(now))
+        .bind(request_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NoPendingApproval(request_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Pending approvals that have not expired: (request id, wallet, expires at).
+    pub async fn pending_approvals(&self, now: u64) -> Result<Vec<(B256, Address, u64)>> {
+        let rows = sqlx::query(
+            "SELECT a.request_id, d.wallet, a.expires_at FROM approvals a \
+             JOIN decisions d ON d.request_id = a.request_id \
+             WHERE a.status = 'pending' AND a.expires_at >= $1 ORDER BY a.expires_at",
+        )
+        .bind(db_time(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                let wallet: String = row.try_get(1)?;
+                let expires: i64 = row.try_get(2)?;
+                Ok((
+                    parse(&id, "request id")?,
+                    parse(&wallet, "wallet")?,
+                    expires as u64,
+                ))
+            })
+            .collect()
+    }
+
+    /// Stores an API token's SHA-256 hash with its role (the token itself is never stored).
+    pub async fn add_api_token(
+        &self,
+        token_hash: B256,
+        name: &str,
+        role: &str,
+        now: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, name, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind(token_hash.to_string())
+        .bind(name)
+        .bind(role)
+        .bind(db_time(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The role and name of the API token with this hash.
+    pub async fn api_token(&self, token_hash: B256) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT role, name FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
     }
 
     /// Marks a request's reservations settled (its execution was confirmed on chain).

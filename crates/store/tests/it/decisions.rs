@@ -90,8 +90,15 @@ pub async fn decide(
             "{}",
             request.now,
             valid_until,
-            |policy, history| Decided {
-                decision: evaluate(policy, request, history),
+            |policy, history, approved| Decided {
+                decision: evaluate(
+                    policy,
+                    &CosignRequest {
+                        human_approved: approved,
+                        ..request.clone()
+                    },
+                    history,
+                ),
                 signature: Some("0xsig".into()),
             },
         )
@@ -201,7 +208,7 @@ async fn wallets_and_policy_versions_are_checked() {
     for store in stores().await {
         let (id, req) = request(vec![pay(1)], 0, NOW);
         let err = store
-            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h| Decided {
+            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h, _| Decided {
                 decision: evaluate(p, &req, h),
                 signature: None,
             })
@@ -220,7 +227,7 @@ async fn wallets_and_policy_versions_are_checked() {
         ));
         assert_eq!(store.wallet(wallet()).await.unwrap(), Some(record));
         let err = store
-            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h| Decided {
+            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h, _| Decided {
                 decision: evaluate(p, &req, h),
                 signature: None,
             })
@@ -239,5 +246,77 @@ async fn wallets_and_policy_versions_are_checked() {
         v2.version = 2;
         store.set_policy(wallet(), &v2, NOW).await.unwrap();
         assert_eq!(store.policy(wallet()).await.unwrap(), Some(v2));
+    }
+}
+
+#[tokio::test]
+async fn an_approved_pending_request_is_decided_again_and_reserves() {
+    for store in stores().await {
+        registered(&store, 10_000_000).await;
+        let (id, req) = request(vec![pay(2_000_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        let pending = store.pending_approvals(NOW).await.unwrap();
+        assert_eq!(pending, vec![(id, wallet(), NOW + 600)]);
+
+        store
+            .resolve_approval(id, true, "alice", NOW + 10)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.resolve_approval(id, true, "alice", NOW + 11).await,
+            Err(Error::NoPendingApproval(_))
+        ));
+        let again = decide(
+            &store,
+            id,
+            &CosignRequest {
+                now: NOW + 20,
+                ..req.clone()
+            },
+        )
+        .await;
+        assert_eq!(again.outcome, Outcome::Approved, "{:?}", again.reasons);
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::from(2_000_000)
+        );
+        // Asking once more returns the approval, reserving nothing twice.
+        assert!(decide(&store, id, &req).await.replayed);
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::from(2_000_000)
+        );
+
+        // Another large request whose approval window passes: it cannot be approved any more.
+        let (late, late_req) = request(vec![pay(2_000_001)], 1, NOW);
+        assert_eq!(
+            decide(&store, late, &late_req).await.outcome,
+            Outcome::PendingApproval
+        );
+        assert!(matches!(
+            store.resolve_approval(late, true, "alice", NOW + 601).await,
+            Err(Error::NoPendingApproval(_))
+        ));
+        let still = decide(
+            &store,
+            late,
+            &CosignRequest {
+                now: NOW + 700,
+                ..late_req
+            },
+        )
+        .await;
+        assert_eq!(still.outcome, Outcome::PendingApproval);
     }
 }
