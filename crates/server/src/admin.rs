@@ -1,0 +1,187 @@
+//! Operator endpoints, behind bearer tokens stored as SHA-256 hashes: `admin` manages wallets
+//! and policies; `approver` (and `admin`) resolves pending requests.
+
+use axum::{
+    Json, Router,
+    extract::{FromRequestParts, Path, State},
+    http::{StatusCode, header::AUTHORIZATION, request::Parts},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use chaperone_core::{Address, B256, policy::Policy};
+use chaperone_store::WalletRecord;
+use serde::Deserialize;
+
+use crate::{
+    AppState,
+    api::{ApiError, ApiJson},
+    token_hash,
+};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/wallets", post(register_wallet))
+        .route(
+            "/v1/admin/wallets/{address}/policy",
+            get(get_policy).put(put_policy),
+        )
+        .route("/v1/admin/approvals", get(pending_approvals))
+        .route(
+            "/v1/admin/approvals/{request_id}/{verdict}",
+            post(resolve_approval),
+        )
+}
+
+/// The authenticated caller.
+struct Caller {
+    name: String,
+    role: String,
+}
+
+impl Caller {
+    fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
+        if roles.contains(&self.role.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this needs role {}", roles.join(" or ")),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+            )
+        };
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(unauthorized)?;
+        let (role, name) = state
+            .store()
+            .api_token(token_hash(token))
+            .await?
+            .ok_or_else(unauthorized)?;
+        Ok(Self { name, role })
+    }
+}
+
+fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request("invalid_request", format!("{what} `{text}` does not parse"))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWallet {
+    address: Address,
+    chain_id: u64,
+    agent: Address,
+}
+
+async fn register_wallet(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewWallet>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&["admin"])?;
+    let record = WalletRecord {
+        address: body.address,
+        chain_id: body.chain_id,
+        agent: body.agent,
+    };
+    state.store().register_wallet(&record, state.now()).await?;
+    tracing::info!(wallet = %body.address, by = %caller.name, "wallet registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "address": body.address })),
+    ))
+}
+
+async fn put_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(address): Path<String>,
+    ApiJson(document): ApiJson<serde_json::Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&["admin"])?;
+    let wallet: Address = parse(&address, "wallet address")?;
+    let policy = Policy::from_json(&document.to_string()).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_policy",
+            e.to_string(),
+        )
+    })?;
+    state
+        .store()
+        .set_policy(wallet, &policy, state.now())
+        .await?;
+    tracing::info!(%wallet, version = policy.version, by = %caller.name, "policy set");
+    Ok(Json(
+        serde_json::json!({ "version": policy.version, "hash": policy.hash() }),
+    ))
+}
+
+async fn get_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(address): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&["admin", "approver"])?;
+    let wallet: Address = parse(&address, "wallet address")?;
+    let policy = state
+        .store()
+        .policy(wallet)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no policy for this wallet"))?;
+    Ok(Json(policy))
+}
+
+async fn pending_approvals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&["admin", "approver"])?;
+    let pending = state.store().pending_approvals(state.now()).await?;
+    let items: Vec<_> = pending
+        .into_iter()
+        .map(|(id, wallet, expires_at)| serde_json::json!({ "request_id": id, "wallet": wallet, "expires_at": expires_at }))
+        .collect();
+    Ok(Json(serde_json::json!({ "pending": items })))
+}
+
+async fn resolve_approval(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((request_id, verdict)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&["admin", "approver"])?;
+    let id: B256 = parse(&request_id, "request id")?;
+    let approve = match verdict.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return Err(ApiError::not_found("use /approve or /deny")),
+    };
+    state
+        .store()
+        .resolve_approval(id, approve, &caller.name, state.now())
+        .await?;
+    tracing::info!(request = %id, approve, by = %caller.name, "approval resolved");
+    Ok(Json(
+        serde_json::json!({ "request_id": id, "approved": approve }),
+    ))
+}

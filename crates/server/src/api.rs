@@ -1,0 +1,115 @@
+//! The API's error shape and JSON extractor: every failure is
+//! `{"error": {"code": "...", "message": "..."}}` with a fitting status, never a stack trace.
+
+use axum::{
+    Json,
+    extract::{FromRequest, Request, rejection::JsonRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+
+/// An API error: status, stable code, human message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with this status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<chaperone_store::Error> for ApiError {
+    fn from(e: chaperone_store::Error) -> Self {
+        use chaperone_store::Error as E;
+        match e {
+            E::UnknownWallet(_) => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_wallet", e.to_string())
+            }
+            E::WalletExists(_) => Self::new(StatusCode::CONFLICT, "wallet_exists", e.to_string()),
+            E::NoPolicy(_) => Self::new(StatusCode::CONFLICT, "no_policy", e.to_string()),
+            E::StalePolicyVersion { .. } => {
+                Self::new(StatusCode::CONFLICT, "stale_policy_version", e.to_string())
+            }
+            E::NoPendingApproval(_) => {
+                Self::new(StatusCode::NOT_FOUND, "no_pending_approval", e.to_string())
+            }
+            E::UnsupportedUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
+                // The cause goes to the log, not to the client.
+                tracing::error!(error = %e, "store failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// `Json` whose rejections use the API's error shape: malformed JSON, unknown fields and wrong
+/// types are 400 `invalid_json`/`invalid_request`, a wrong content type 415, an oversized body 413.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(match &rejection {
+                JsonRejection::JsonDataError(_) => {
+                    ApiError::bad_request("invalid_request", rejection.body_text())
+                }
+                JsonRejection::JsonSyntaxError(_) => {
+                    ApiError::bad_request("invalid_json", rejection.body_text())
+                }
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send Content-Type: application/json",
+                ),
+                _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "request bodies are limited to {} bytes",
+                        crate::MAX_BODY_BYTES
+                    ),
+                ),
+                _ => ApiError::new(rejection.status(), "invalid_body", rejection.body_text()),
+            }),
+        }
+    }
+}

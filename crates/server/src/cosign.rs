@@ -1,0 +1,163 @@
+//! `POST /v1/cosign`: recover and check the agent, decide, reserve, sign, record.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use chaperone_core::{
+    Address, B256, Bytes, Execute, Signature,
+    policy::{CosignRequest, Outcome, Reason, RequestKind, evaluate},
+    recover_low_s,
+};
+use chaperone_store::Decided;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AppState,
+    api::{ApiError, ApiJson},
+};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/v1/cosign", post(cosign))
+}
+
+/// A co-sign request: the `Execute` the agent signed, and its signature over the EIP-712 digest.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CosignBody {
+    chain_id: u64,
+    wallet: Address,
+    execute: Execute,
+    agent_signature: Bytes,
+}
+
+/// The recorded decision, as returned to the agent.
+#[derive(Debug, Serialize)]
+struct CosignResponse {
+    request_id: B256,
+    outcome: Outcome,
+    reasons: Vec<Reason>,
+    policy_version: u32,
+    policy_hash: B256,
+    cosigner_signature: Option<String>,
+    replayed: bool,
+}
+
+async fn cosign(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CosignBody>,
+) -> Result<Response, ApiError> {
+    let now = state.now();
+    let chain_id = state.inner.chain_id;
+    if body.chain_id != chain_id {
+        return Err(ApiError::bad_request(
+            "wrong_chain_id",
+            format!(
+                "this service co-signs for chain {chain_id}, not {}",
+                body.chain_id
+            ),
+        ));
+    }
+    if body.execute.validUntil <= now {
+        return Err(ApiError::bad_request("expired", "validUntil has passed"));
+    }
+    if body.execute.calls.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "execute has no calls",
+        ));
+    }
+    let wallet = state.store().wallet(body.wallet).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_wallet",
+            format!("wallet {} is not registered", body.wallet),
+        )
+    })?;
+    if wallet.chain_id != chain_id {
+        return Err(ApiError::bad_request(
+            "wrong_chain_id",
+            "the wallet is registered on another chain",
+        ));
+    }
+
+    let digest = body.execute.digest(chain_id, wallet.address);
+    let signature = Signature::from_raw(&body.agent_signature).map_err(|_| {
+        ApiError::bad_request(
+            "bad_signature",
+            "agent_signature must be 65 bytes r ‖ s ‖ v",
+        )
+    })?;
+    match recover_low_s(&signature, &digest) {
+        Ok(signer) if signer == wallet.agent => {}
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "agent_signature is not by the wallet's registered agent over this request",
+            ));
+        }
+        Err(e) => return Err(ApiError::bad_request("bad_signature", e.to_string())),
+    }
+
+    let request_json = serde_json::to_string(&body)
+        .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
+    let valid_until = body.execute.validUntil;
+    let request = CosignRequest {
+        chain_id,
+        wallet: wallet.address,
+        now,
+        kind: RequestKind::Execute(body.execute),
+        human_approved: false,
+    };
+    let cosigner = &state.inner.cosigner;
+    let stored = state
+        .store()
+        .decide(
+            wallet.address,
+            digest,
+            &request_json,
+            now,
+            valid_until,
+            |policy, history, human_approved| {
+                let decision = evaluate(
+                    policy,
+                    &CosignRequest {
+                        human_approved,
+                        ..request.clone()
+                    },
+                    history,
+                );
+                let signature = decision
+                    .sign
+                    .then(|| cosigner.sign_digest(&digest).ok())
+                    .flatten()
+                    .map(|s| Bytes::from(s.as_bytes().to_vec()).to_string());
+                Decided {
+                    decision,
+                    signature,
+                }
+            },
+        )
+        .await?;
+
+    let status = match stored.outcome {
+        Outcome::Approved => StatusCode::OK,
+        Outcome::PendingApproval => StatusCode::ACCEPTED,
+        Outcome::Denied => StatusCode::FORBIDDEN,
+    };
+    tracing::info!(wallet = %wallet.address, request = %digest, outcome = ?stored.outcome, replayed = stored.replayed, "co-sign decision");
+    let response = CosignResponse {
+        request_id: digest,
+        outcome: stored.outcome,
+        reasons: stored.reasons,
+        policy_version: stored.policy_version,
+        policy_hash: stored.policy_hash,
+        cosigner_signature: stored.signature,
+        replayed: stored.replayed,
+    };
+    Ok((status, Json(response)).into_response())
+}

@@ -1,0 +1,233 @@
+use axum::http::StatusCode;
+use chaperone_core::{Address, Bytes, Call, Execute, U256, policy::Token, recover_low_s};
+use serde_json::json;
+
+use crate::{ADMIN, APPROVER, NOW, Service, admin::policy_json, call, service};
+
+async fn ready() -> Service {
+    let s = service().await;
+    let wallet =
+        json!({ "address": s.wallet, "chain_id": 31337, "agent": s.agent.address() }).to_string();
+    call(
+        &s.router,
+        "POST",
+        "/v1/admin/wallets",
+        Some(ADMIN),
+        Some(wallet),
+    )
+    .await;
+    let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
+    call(&s.router, "PUT", &uri, Some(ADMIN), Some(policy_json(1))).await;
+    s
+}
+
+fn execute(value: u64, nonce: u64) -> Execute {
+    Execute {
+        calls: vec![Call {
+            to: Address::repeat_byte(0xb0),
+            value: U256::from(value),
+            data: Bytes::new(),
+        }],
+        nonce: U256::from(nonce),
+        validUntil: NOW + 60,
+    }
+}
+
+fn body(s: &Service, e: &Execute) -> serde_json::Value {
+    let digest = e.digest(31337, s.wallet);
+    let sig = s.agent.sign_digest(&digest).unwrap();
+    json!({
+        "chain_id": 31337,
+        "wallet": s.wallet,
+        "execute": e,
+        "agent_signature": Bytes::from(sig.as_bytes().to_vec()),
+    })
+}
+
+async fn cosign(s: &Service, body: &serde_json::Value) -> (StatusCode, serde_json::Value) {
+    call(
+        &s.router,
+        "POST",
+        "/v1/cosign",
+        None,
+        Some(body.to_string()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn approved_request_gets_a_valid_cosignature_once() {
+    let s = ready().await;
+    let e = execute(400, 0);
+    let (status, response) = cosign(&s, &body(&s, &e)).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let sig: Bytes = response["cosigner_signature"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sig = chaperone_core::Signature::from_raw(&sig).unwrap();
+    assert_eq!(
+        recover_low_s(&sig, &e.digest(31337, s.wallet)).unwrap(),
+        s.cosigner.address()
+    );
+
+    // The same request again: same answer, reserved once.
+    let (status, again) = cosign(&s, &body(&s, &e)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["replayed"], true);
+    assert_eq!(again["cosigner_signature"], response["cosigner_signature"]);
+    assert_eq!(
+        s.store
+            .committed_spend(s.wallet, Token::Native)
+            .await
+            .unwrap()
+            .0,
+        U256::from(400)
+    );
+}
+
+#[tokio::test]
+async fn denied_and_pending_requests_get_403_and_202_with_reasons() {
+    let s = ready().await;
+    let (status, response) = cosign(&s, &body(&s, &execute(1001, 0))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{response}");
+    assert_eq!(response["outcome"], "denied");
+    assert_eq!(response["reasons"][0]["code"], "per_transaction_cap");
+    assert!(response["cosigner_signature"].is_null());
+
+    let pending = execute(600, 1);
+    let (status, response) = cosign(&s, &body(&s, &pending)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{response}");
+    assert_eq!(response["reasons"][0]["code"], "needs_human_approval");
+
+    // An approver approves; the agent asks again and gets the co-signature.
+    let id = response["request_id"].as_str().unwrap().to_owned();
+    let (status, list) = call(
+        &s.router,
+        "GET",
+        "/v1/admin/approvals",
+        Some(APPROVER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["pending"][0]["request_id"], id.as_str());
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/approve"),
+        Some(APPROVER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, response) = cosign(&s, &body(&s, &pending)).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert!(response["cosigner_signature"].is_string());
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_precise_4xx_and_writes_nothing() {
+    let s = ready().await;
+    let good = body(&s, &execute(1, 0));
+    let expect = |status: StatusCode, code: &str, got: (StatusCode, serde_json::Value)| {
+        assert_eq!(
+            (got.0, got.1["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            got.1
+        );
+    };
+
+    let mut wrong_chain = good.clone();
+    wrong_chain["chain_id"] = json!(1);
+    expect(
+        StatusCode::BAD_REQUEST,
+        "wrong_chain_id",
+        cosign(&s, &wrong_chain).await,
+    );
+
+    let mut unknown_field = good.clone();
+    unknown_field["extra"] = json!(true);
+    expect(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        cosign(&s, &unknown_field).await,
+    );
+
+    expect(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        call(
+            &s.router,
+            "POST",
+            "/v1/cosign",
+            None,
+            Some("{not json".into()),
+        )
+        .await,
+    );
+
+    let mut expired = execute(1, 0);
+    expired.validUntil = NOW;
+    expect(
+        StatusCode::BAD_REQUEST,
+        "expired",
+        cosign(&s, &body(&s, &expired)).await,
+    );
+
+    let mut forged = good.clone();
+    let mallory = chaperone_core::Secp256k1Signer::random().unwrap();
+    let sig = mallory
+        .sign_digest(&execute(1, 0).digest(31337, s.wallet))
+        .unwrap();
+    forged["agent_signature"] = json!(Bytes::from(sig.as_bytes().to_vec()));
+    expect(
+        StatusCode::UNAUTHORIZED,
+        "bad_signature",
+        cosign(&s, &forged).await,
+    );
+
+    let mut short_sig = good.clone();
+    short_sig["agent_signature"] = json!("0x1234");
+    expect(
+        StatusCode::BAD_REQUEST,
+        "bad_signature",
+        cosign(&s, &short_sig).await,
+    );
+
+    let mut unknown_wallet = good.clone();
+    unknown_wallet["wallet"] = json!(Address::repeat_byte(0x99));
+    expect(
+        StatusCode::NOT_FOUND,
+        "unknown_wallet",
+        cosign(&s, &unknown_wallet).await,
+    );
+
+    let huge = "x".repeat(chaperone_server::MAX_BODY_BYTES + 1);
+    expect(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        call(
+            &s.router,
+            "POST",
+            "/v1/cosign",
+            None,
+            Some(format!("{{\"pad\":\"{huge}\"}}")),
+        )
+        .await,
+    );
+
+    // None of it reserved or recorded anything.
+    assert_eq!(
+        s.store
+            .committed_spend(s.wallet, Token::Native)
+            .await
+            .unwrap()
+            .0,
+        U256::ZERO
+    );
+    let (status, _) = cosign(&s, &good).await;
+    assert_eq!(status, StatusCode::OK);
+}
