@@ -2,6 +2,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 mod admin;
+mod anvil;
 mod cosign;
 
 use axum::{

@@ -1,0 +1,319 @@
+//! End to end on a real Anvil: the service runs on a real socket, the agent asks it for a
+//! co-signature over HTTP, and the wallet executes (or refuses) on chain.
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionRequest,
+    sol_types::SolCall,
+};
+use chaperone_chain::{AgentWallet, AgentWalletFactory, Devnet, TestToken, deploy};
+use chaperone_core::{Call, Execute, Secp256k1Signer, policy::Policy};
+use chaperone_server::{AppState, app};
+use chaperone_store::{Store, WalletRecord};
+use serde_json::json;
+
+const ETHER: u64 = 1_000_000_000_000_000_000;
+
+fn to_contract(calls: &[Call]) -> Vec<AgentWallet::Call> {
+    calls
+        .iter()
+        .map(|c| AgentWallet::Call {
+            to: c.to,
+            value: c.value,
+            data: c.data.clone(),
+        })
+        .collect()
+}
+
+struct World {
+    _devnet: Devnet,
+    provider: DynProvider,
+    wallet: Address,
+    token: Address,
+    agent: Secp256k1Signer,
+    url: String,
+}
+
+async fn world() -> World {
+    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(devnet.signer(0)))
+        .connect_http(devnet.rpc_url().parse().unwrap())
+        .erased();
+    let deployment = deploy(&provider).await.unwrap();
+    let (agent, cosigner) = (
+        Secp256k1Signer::random().unwrap(),
+        Secp256k1Signer::random().unwrap(),
+    );
+    let owner = devnet.signer(0).address();
+    let factory = AgentWalletFactory::new(deployment.wallet_factory, &provider);
+    let receipt = factory
+        .createWallet(owner, agent.address(), cosigner.address(), B256::ZERO)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let wallet = receipt
+        .decoded_log::<AgentWalletFactory::WalletCreated>()
+        .unwrap()
+        .wallet;
+    let contract = AgentWallet::new(wallet, &provider);
+    let token = TestToken::deploy(&provider).await.unwrap();
+    token
+        .mint(wallet, U256::from(1_000_000))
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    contract
+        .setBackstop(Address::ZERO, U256::from(10u64 * ETHER), 86_400)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    contract
+        .setBackstop(*token.address(), U256::from(1_000_000), 86_400)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    provider
+        .send_transaction(
+            TransactionRequest::default()
+                .to(wallet)
+                .value(U256::from(5u64 * ETHER)),
+        )
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+
+    // The policy: 1 ETH per request, 2 ETH per hour; 100 token units per request.
+    let path = std::env::temp_dir().join(format!(
+        "chaperone_e2e_{}_{}.db",
+        std::process::id(),
+        wallet
+    ));
+    let store = Store::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    let chain_id = provider.get_chain_id().await.unwrap();
+    store
+        .register_wallet(
+            &WalletRecord {
+                address: wallet,
+                chain_id,
+                agent: agent.address(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let policy = Policy::from_json(&json!({
+        "version": 1,
+        "chains": [chain_id],
+        "limits": [
+            { "token": "native", "per_transaction": ETHER.to_string(), "windows": [{ "window": "1h", "max": (2 * ETHER).to_string() }] },
+            { "token": token.address().to_string(), "per_transaction": "100" },
+        ],
+    }).to_string()).unwrap();
+    store.set_policy(wallet, &policy, 0).await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(AppState::new(store, cosigner, chain_id));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let token = *token.address();
+    World {
+        _devnet: devnet,
+        provider,
+        wallet,
+        token,
+        agent,
+        url,
+    }
+}
+
+impl World {
+    fn execute(&self, calls: Vec<Call>, nonce: u64) -> Execute {
+        Execute {
+            calls,
+            nonce: U256::from(nonce),
+            validUntil: u64::MAX / 2,
+        }
+    }
+
+    async fn agent_signature(&self, e: &Execute) -> Bytes {
+        let chain_id = self.provider.get_chain_id().await.unwrap();
+        self.agent
+            .sign_digest(&e.digest(chain_id, self.wallet))
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+            .into()
+    }
+
+    /// POST /v1/cosign over real HTTP: (status, body).
+    async fn cosign(&self, e: &Execute) -> (u16, serde_json::Value) {
+        let chain_id = self.provider.get_chain_id().await.unwrap();
+        let body = json!({ "chain_id": chain_id, "wallet": self.wallet, "execute": e, "agent_signature": self.agent_signature(e).await });
+        let response = alloy::transports::http::reqwest::Client::new()
+            .post(format!("{}/v1/cosign", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosigned_payments_execute_and_the_rest_is_refused() {
+    let w = world().await;
+    let contract = AgentWallet::new(w.wallet, &w.provider);
+    let recipient = Address::repeat_byte(0x42);
+
+    // Within policy: the service co-signs and the wallet executes.
+    let pay = w.execute(
+        vec![Call {
+            to: recipient,
+            value: U256::from(ETHER / 2),
+            data: Bytes::new(),
+        }],
+        0,
+    );
+    let (status, body) = w.cosign(&pay).await;
+    assert_eq!(status, 200, "{body}");
+    let cosig: Bytes = body["cosigner_signature"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    contract
+        .execute(
+            to_contract(&pay.calls),
+            pay.nonce,
+            pay.validUntil,
+            w.agent_signature(&pay).await,
+            cosig,
+        )
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    assert_eq!(
+        w.provider.get_balance(recipient).await.unwrap(),
+        U256::from(ETHER / 2)
+    );
+
+    // An ERC-20 payment within policy executes too.
+    let transfer = TestToken::transferCall {
+        to: recipient,
+        value: U256::from(40),
+    }
+    .abi_encode();
+    let pay_token = w.execute(
+        vec![Call {
+            to: w.token,
+            value: U256::ZERO,
+            data: transfer.into(),
+        }],
+        1,
+    );
+    let (status, body) = w.cosign(&pay_token).await;
+    assert_eq!(status, 200, "{body}");
+    let cosig: Bytes = body["cosigner_signature"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    contract
+        .execute(
+            to_contract(&pay_token.calls),
+            pay_token.nonce,
+            pay_token.validUntil,
+            w.agent_signature(&pay_token).await,
+            cosig,
+        )
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let balance = TestToken::new(w.token, &w.provider)
+        .balanceOf(recipient)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(balance, U256::from(40));
+
+    // Over the per-request cap: denied, and executing without the co-signature reverts.
+    let too_much = w.execute(
+        vec![Call {
+            to: recipient,
+            value: U256::from(ETHER + 1),
+            data: Bytes::new(),
+        }],
+        2,
+    );
+    let (status, body) = w.cosign(&too_much).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["reasons"][0]["code"], "per_transaction_cap");
+    let agent_sig = w.agent_signature(&too_much).await;
+    let err = contract
+        .execute(
+            to_contract(&too_much.calls),
+            too_much.nonce,
+            too_much.validUntil,
+            agent_sig.clone(),
+            agent_sig,
+        )
+        .call()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.as_decoded_interface_error::<AgentWallet::AgentWalletErrors>(),
+            Some(AgentWallet::AgentWalletErrors::InvalidCosignerSignature(_))
+        ),
+        "{err}"
+    );
+
+    // An approve beyond the token budget is denied: an approval is spend.
+    let approve = TestToken::approveCall {
+        spender: recipient,
+        value: U256::from(101),
+    }
+    .abi_encode();
+    let (status, body) = w
+        .cosign(&w.execute(
+            vec![Call {
+                to: w.token,
+                value: U256::ZERO,
+                data: approve.into(),
+            }],
+            2,
+        ))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["reasons"][0]["code"], "per_transaction_cap");
+}
