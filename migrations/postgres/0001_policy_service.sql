@@ -25,6 +25,7 @@ CREATE TABLE decisions (
     wallet          TEXT NOT NULL REFERENCES wallets(address),
     created_at      BIGINT NOT NULL,
     valid_until     BIGINT NOT NULL,
+    nonce           TEXT,
     request         TEXT NOT NULL,
     outcome         TEXT NOT NULL CHECK (outcome IN ('approved', 'pending_approval', 'denied')),
     reasons         TEXT NOT NULL,
@@ -33,6 +34,7 @@ CREATE TABLE decisions (
     signature       TEXT
 );
 CREATE INDEX decisions_by_wallet ON decisions (wallet, created_at);
+CREATE INDEX decisions_by_nonce ON decisions (wallet, nonce);
 
 -- Spend reserved by an approval, in the transaction that decided it; settled when the execution
 -- is confirmed, released when it reverts or valid_until passes.

@@ -105,7 +105,7 @@ async fn cosign(
 
     let request_json = serde_json::to_string(&body)
         .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
-    let valid_until = body.execute.validUntil;
+    let (valid_until, nonce) = (body.execute.validUntil, body.execute.nonce);
     let request = CosignRequest {
         chain_id,
         wallet: wallet.address,
@@ -119,6 +119,7 @@ async fn cosign(
         .decide(
             wallet.address,
             digest,
+            Some(nonce),
             &request_json,
             now,
             valid_until,

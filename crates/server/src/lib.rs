@@ -4,10 +4,12 @@
 //!   human, 403 denied with every reason.
 //! - `/v1/admin/...`: register wallets, set and read policies, list and resolve pending
 //!   approvals; bearer tokens (stored hashed) with roles `admin` and `approver`.
+//! - [`Watcher`] settles reservations when wallets execute and releases expired ones.
 
 mod admin;
 mod api;
 mod cosign;
+mod watcher;
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use chaperone_core::Secp256k1Signer;
 use chaperone_store::Store;
 
 pub use api::ApiError;
+pub use watcher::{WatchReport, Watcher};
 
 /// The largest request body accepted (a policy or a batch of calls); larger gets 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

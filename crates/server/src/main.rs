@@ -3,8 +3,12 @@
 //! ```text
 //! CHAPERONE_COSIGNER_KEY=0x…  CHAPERONE_ADMIN_TOKEN=…  chaperone-server \
 //!     --database sqlite:chaperone.db --chain-id 31337 [--listen 127.0.0.1:8080] \
+//!     [--rpc-url http://127.0.0.1:8545] \
 //!     [--wallet 0xWALLET --agent 0xAGENT --policy deploy/policy.example.toml]
 //! ```
+//!
+//! With `--rpc-url`, a watcher settles reservations when wallets execute and releases those whose
+//! `validUntil` passed, every two seconds.
 //!
 //! The co-signer key comes from an encrypted keystore (`CHAPERONE_COSIGNER_KEYSTORE` = file,
 //! `CHAPERONE_COSIGNER_KEYSTORE_PASSWORD` = its password) or, for development, from
@@ -20,12 +24,14 @@ struct Args {
     database: String,
     chain_id: u64,
     listen: String,
+    rpc_url: Option<String>,
     wallet: Option<(Address, Address, String)>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = std::env::args().skip(1);
     let (mut database, mut chain_id, mut listen) = (None, None, "127.0.0.1:8080".to_owned());
+    let mut rpc_url = None;
     let (mut wallet, mut agent, mut policy) = (None, None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -33,6 +39,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--database" => database = Some(value()?),
             "--chain-id" => chain_id = Some(value()?.parse().context("--chain-id takes a number")?),
             "--listen" => listen = value()?,
+            "--rpc-url" => rpc_url = Some(value()?),
             "--wallet" => {
                 wallet = Some(
                     value()?
@@ -60,6 +67,7 @@ fn parse_args() -> anyhow::Result<Args> {
         database: database.context("--database is required (sqlite:FILE or postgres://…)")?,
         chain_id: chain_id.context("--chain-id is required")?,
         listen,
+        rpc_url,
         wallet,
     })
 }
@@ -131,6 +139,26 @@ async fn main() -> anyhow::Result<()> {
         args.chain_id,
         listener.local_addr()?
     );
+    if let Some(url) = &args.rpc_url {
+        let provider = alloy::providers::ProviderBuilder::new()
+            .connect_http(url.parse().with_context(|| format!("--rpc-url {url}"))?);
+        let mut watcher = chaperone_server::Watcher::new(provider, store.clone(), 0);
+        tokio::spawn(async move {
+            loop {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match watcher.tick(now).await {
+                    Ok(report) if report.settled + report.released > 0 => {
+                        tracing::info!(?report, "reservations updated")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "watcher pass failed; retrying"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
+    }
     let router = app(AppState::new(store, cosigner, args.chain_id));
     axum::serve(listener, router)
         .with_graceful_shutdown(async {

@@ -1,7 +1,7 @@
 use std::str::FromStr;
 
 use chaperone_core::{
-    Address, B256,
+    Address, B256, U256,
     policy::{Decision, Outcome, PastSpend, Policy, Reason, SpendHistory, Token},
 };
 use sqlx::{
@@ -267,6 +267,7 @@ impl Store {
         &self,
         wallet: Address,
         request_id: B256,
+        nonce: Option<U256>,
         request_json: &str,
         now: u64,
         valid_until: u64,
@@ -333,8 +334,8 @@ impl Store {
         } else {
             sqlx::query(
                 "INSERT INTO decisions (request_id, wallet, created_at, valid_until, request, \
-                 outcome, reasons, policy_version, policy_hash, signature) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 outcome, reasons, policy_version, policy_hash, signature, nonce) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(request_id.to_string())
             .bind(hex(wallet))
@@ -346,6 +347,7 @@ impl Store {
             .bind(i64::from(decision.policy_version))
             .bind(decision.policy_hash.to_string())
             .bind(signature.clone())
+            .bind(nonce.map(|n| n.to_string()))
             .execute(&mut *tx)
             .await?;
         }
@@ -563,6 +565,32 @@ impl Store {
             .await?;
         row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .transpose()
+    }
+
+    /// Settles the reservations of the co-signed requests of `wallet` with `nonce`: the wallet
+    /// emitted `Executed(nonce)`. If the agent obtained co-signatures for two requests with the
+    /// same nonce, both stay counted (only one can ever execute): erring towards less budget.
+    pub async fn settle_execution(&self, wallet: Address, nonce: U256) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE spend_reservations SET status = 'settled' \
+             WHERE status = 'reserved' AND request_id IN \
+             (SELECT request_id FROM decisions WHERE wallet = $1 AND nonce = $2)",
+        )
+        .bind(hex(wallet))
+        .bind(nonce.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Every registered wallet's address.
+    pub async fn wallet_addresses(&self) -> Result<Vec<Address>> {
+        let rows = sqlx::query("SELECT address FROM wallets")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| parse(&row.try_get::<String, _>(0)?, "wallet"))
+            .collect()
     }
 
     /// Marks a request's reservations settled (its execution was confirmed on chain).

@@ -10,7 +10,7 @@ use alloy::{
 };
 use chaperone_chain::{AgentWallet, AgentWalletFactory, Devnet, TestToken, deploy};
 use chaperone_core::{Call, Execute, Secp256k1Signer, policy::Policy};
-use chaperone_server::{AppState, app};
+use chaperone_server::{AppState, Watcher, app};
 use chaperone_store::{Store, WalletRecord};
 use serde_json::json;
 
@@ -29,6 +29,7 @@ fn to_contract(calls: &[Call]) -> Vec<AgentWallet::Call> {
 
 struct World {
     _devnet: Devnet,
+    store: Store,
     provider: DynProvider,
     wallet: Address,
     token: Address,
@@ -132,11 +133,12 @@ async fn world() -> World {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(AppState::new(store, cosigner, chain_id));
+    let router = app(AppState::new(store.clone(), cosigner, chain_id));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let token = *token.address();
     World {
         _devnet: devnet,
+        store,
         provider,
         wallet,
         token,
@@ -297,6 +299,34 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         ),
         "{err}"
     );
+
+    // The watcher sees both executions and settles their reservations.
+    let mut watcher = Watcher::new(w.provider.clone(), w.store.clone(), 0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let report = watcher.tick(now).await.unwrap();
+    assert_eq!(
+        (report.executions, report.settled, report.released),
+        (2, 2, 0),
+        "{report:?}"
+    );
+
+    // A co-signed request that is never executed is released once its validUntil passes.
+    let mut unused = w.execute(
+        vec![Call {
+            to: recipient,
+            value: U256::from(ETHER / 4),
+            data: Bytes::new(),
+        }],
+        2,
+    );
+    unused.validUntil = now + 30;
+    let (status, body) = w.cosign(&unused).await;
+    assert_eq!(status, 200, "{body}");
+    let report = watcher.tick(now + 31).await.unwrap();
+    assert_eq!((report.executions, report.released), (0, 1), "{report:?}");
 
     // An approve beyond the token budget is denied: an approval is spend.
     let approve = TestToken::approveCall {

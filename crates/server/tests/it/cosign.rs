@@ -231,3 +231,26 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing() {
     let (status, _) = cosign(&s, &good).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn shadow_mode_decides_and_records_but_never_signs() {
+    let s = ready().await;
+    let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
+    let mut shadow: serde_json::Value = serde_json::from_str(&policy_json(2)).unwrap();
+    shadow["mode"] = json!("shadow");
+    let (status, _) = call(
+        &s.router,
+        "PUT",
+        &uri,
+        Some(ADMIN),
+        Some(shadow.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, response) = cosign(&s, &body(&s, &execute(10, 0))).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert_eq!(response["outcome"], "approved");
+    assert!(response["cosigner_signature"].is_null());
+    assert_eq!(response["reasons"][0]["code"], "shadow_mode");
+    assert_eq!(response["policy_version"], 2);
+}

@@ -79,14 +79,15 @@ pub async fn decide(
     id: B256,
     request: &CosignRequest,
 ) -> chaperone_store::StoredDecision {
-    let valid_until = match &request.kind {
-        RequestKind::Execute(e) => e.validUntil,
-        RequestKind::TypedData { .. } => request.now + 60,
+    let (valid_until, nonce) = match &request.kind {
+        RequestKind::Execute(e) => (e.validUntil, Some(e.nonce)),
+        RequestKind::TypedData { .. } => (request.now + 60, None),
     };
     store
         .decide(
             wallet(),
             id,
+            nonce,
             "{}",
             request.now,
             valid_until,
@@ -153,7 +154,12 @@ async fn reservations_settle_release_and_expire() {
         for (id, r) in [(a, &ra), (b, &rb), (c, &rc)] {
             assert_eq!(decide(&store, id, r).await.outcome, Outcome::Approved);
         }
-        assert_eq!(store.settle(a).await.unwrap(), 1);
+        assert_eq!(
+            store.settle_execution(wallet(), U256::ZERO).await.unwrap(),
+            1,
+            "Executed(0) settles a"
+        );
+        assert_eq!(store.settle(a).await.unwrap(), 0, "already settled");
         assert_eq!(
             store.release(b).await.unwrap(),
             1,
@@ -208,7 +214,7 @@ async fn wallets_and_policy_versions_are_checked() {
     for store in stores().await {
         let (id, req) = request(vec![pay(1)], 0, NOW);
         let err = store
-            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h, _| Decided {
+            .decide(wallet(), id, None, "{}", NOW, NOW + 60, |p, h, _| Decided {
                 decision: evaluate(p, &req, h),
                 signature: None,
             })
@@ -227,7 +233,7 @@ async fn wallets_and_policy_versions_are_checked() {
         ));
         assert_eq!(store.wallet(wallet()).await.unwrap(), Some(record));
         let err = store
-            .decide(wallet(), id, "{}", NOW, NOW + 60, |p, h, _| Decided {
+            .decide(wallet(), id, None, "{}", NOW, NOW + 60, |p, h, _| Decided {
                 decision: evaluate(p, &req, h),
                 signature: None,
             })
