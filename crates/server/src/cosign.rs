@@ -12,7 +12,7 @@ use chaperone_core::{
     policy::{CosignRequest, Outcome, Reason, RequestKind, evaluate},
     recover_low_s,
 };
-use chaperone_store::Decided;
+use chaperone_store::{Decided, RequestRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -117,12 +117,14 @@ async fn cosign(
     let stored = state
         .store()
         .decide(
-            wallet.address,
-            digest,
-            Some(nonce),
-            &request_json,
-            now,
-            valid_until,
+            &RequestRecord {
+                wallet: wallet.address,
+                request_id: digest,
+                nonce: Some(nonce),
+                json: &request_json,
+                now,
+                valid_until,
+            },
             |policy, history, human_approved| {
                 let decision = evaluate(
                     policy,

@@ -10,4 +10,4 @@ mod error;
 mod store;
 
 pub use error::{Error, Result};
-pub use store::{Backend, Decided, Store, StoredDecision, WalletRecord};
+pub use store::{Backend, Decided, RequestRecord, Store, StoredDecision, WalletRecord};

@@ -50,6 +50,23 @@ enum ApprovalState {
     Expired,
 }
 
+/// A request as the store records it, besides what the engine decides.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord<'a> {
+    /// The wallet.
+    pub wallet: Address,
+    /// The request's id: its EIP-712 digest.
+    pub request_id: B256,
+    /// The `Execute` nonce, for matching on-chain executions (none for typed data).
+    pub nonce: Option<U256>,
+    /// The request as received (JSON), for the audit trail.
+    pub json: &'a str,
+    /// Current Unix time, in seconds.
+    pub now: u64,
+    /// When the co-signature stops being usable.
+    pub valid_until: u64,
+}
+
 /// A decision as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDecision {
@@ -265,14 +282,17 @@ impl Store {
     /// before (same `request_id`) returns the recorded decision and reserves nothing again.
     pub async fn decide(
         &self,
-        wallet: Address,
-        request_id: B256,
-        nonce: Option<U256>,
-        request_json: &str,
-        now: u64,
-        valid_until: u64,
+        request: &RequestRecord<'_>,
         evaluate: impl FnOnce(&Policy, &SpendHistory, bool) -> Decided,
     ) -> Result<StoredDecision> {
+        let RequestRecord {
+            wallet,
+            request_id,
+            nonce,
+            json: request_json,
+            now,
+            valid_until,
+        } = *request;
         let mut tx = match self.backend {
             // IMMEDIATE takes SQLite's write lock at once, so two deciders never read the same
             // history; PostgreSQL locks the wallet's row instead (other wallets proceed).

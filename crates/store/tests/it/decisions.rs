@@ -2,7 +2,18 @@ use chaperone_core::{
     Address, B256, Bytes, Call, Execute, U256,
     policy::{CosignRequest, Outcome, Policy, RequestKind, Token, evaluate},
 };
-use chaperone_store::{Decided, Error, Store, WalletRecord};
+use chaperone_store::{Decided, Error, RequestRecord, Store, WalletRecord};
+
+fn bare(request_id: B256) -> RequestRecord<'static> {
+    RequestRecord {
+        wallet: wallet(),
+        request_id,
+        nonce: None,
+        json: "{}",
+        now: NOW,
+        valid_until: NOW + 60,
+    }
+}
 
 use crate::stores;
 
@@ -85,12 +96,14 @@ pub async fn decide(
     };
     store
         .decide(
-            wallet(),
-            id,
-            nonce,
-            "{}",
-            request.now,
-            valid_until,
+            &RequestRecord {
+                wallet: wallet(),
+                request_id: id,
+                nonce,
+                json: "{}",
+                now: request.now,
+                valid_until,
+            },
             |policy, history, approved| Decided {
                 decision: evaluate(
                     policy,
@@ -214,7 +227,7 @@ async fn wallets_and_policy_versions_are_checked() {
     for store in stores().await {
         let (id, req) = request(vec![pay(1)], 0, NOW);
         let err = store
-            .decide(wallet(), id, None, "{}", NOW, NOW + 60, |p, h, _| Decided {
+            .decide(&bare(id), |p, h, _| Decided {
                 decision: evaluate(p, &req, h),
                 signature: None,
             })
@@ -233,7 +246,7 @@ async fn wallets_and_policy_versions_are_checked() {
         ));
         assert_eq!(store.wallet(wallet()).await.unwrap(), Some(record));
         let err = store
-            .decide(wallet(), id, None, "{}", NOW, NOW + 60, |p, h, _| Decided {
+            .decide(&bare(id), |p, h, _| Decided {
                 decision: evaluate(p, &req, h),
                 signature: None,
             })
