@@ -4,7 +4,10 @@
 
 use std::hint::black_box;
 
-use chaperone_core::{Address, B256, CommitmentKind, MerkleLog, Opening, Record, leaf_hash};
+use chaperone_core::{
+    Address, B256, CommitmentKind, MerkleLog, Opening, Record, Secp256k1Signer, leaf_hash,
+    recover_low_s,
+};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 
@@ -118,5 +121,21 @@ fn records(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sha256, append, proofs, records);
+/// The physical reference for the co-sign service: it recovers the agent's signature and signs
+/// once per approval.
+fn secp256k1(c: &mut Criterion) {
+    let signer = Secp256k1Signer::random().unwrap();
+    let digest = leaf_hash(b"digest");
+    let signature = signer.sign_digest(&digest).unwrap();
+    let mut g = c.benchmark_group("secp256k1 (k256)");
+    g.bench_function("sign", |b| {
+        b.iter(|| signer.sign_digest(black_box(&digest)).unwrap())
+    });
+    g.bench_function("recover", |b| {
+        b.iter(|| recover_low_s(black_box(&signature), &digest).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, sha256, append, proofs, records, secp256k1);
 criterion_main!(benches);

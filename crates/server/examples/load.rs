@@ -1,0 +1,209 @@
+//! Load generator for `POST /v1/cosign` over real HTTP (loopback), on SQLite or PostgreSQL:
+//!
+//! ```text
+//! cargo run --release -p chaperone-server --example load                      # SQLite (temp file)
+//! cargo run --release -p chaperone-server --example load -- postgres://postgres@127.0.0.1:5432/test
+//! ```
+//!
+//! The server runs in this process on a loopback socket, so client and server share the
+//! machine's two cores, as they would on one small host. Requests are distinct, signed by the
+//! agents before timing starts, spread over 100 wallets, and all within policy (every one is an
+//! approval that reserves). A decision reads its wallet's spends within the policy's longest
+//! window, so its cost grows with that wallet's recent activity (see docs/benchmarks.md).
+//! Phase 1 measures the saturated approval rate; phase 2 sends at half that rate, open loop, and
+//! measures latency.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::transports::http::reqwest::Client;
+use chaperone_core::{Address, Bytes, Call, Execute, Secp256k1Signer, U256, policy::Policy};
+use chaperone_server::{AppState, app};
+use chaperone_store::{Store, WalletRecord};
+use serde_json::json;
+
+const CONCURRENCY: usize = 64;
+const SATURATED_REQUESTS: u64 = 20_000;
+const PACED_SECONDS: f64 = 5.0;
+const WALLETS: u64 = 100;
+
+fn wallet(i: u64) -> Address {
+    Address::left_padding_from(&(0x10_0000 + i).to_be_bytes())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn fresh_store(url: Option<String>) -> Store {
+    match url {
+        Some(url) => {
+            // A fresh database per run, so earlier runs' history does not count.
+            use sqlx::{Connection, Executor};
+            sqlx::any::install_default_drivers();
+            let name = format!("chaperone_load_{}", std::process::id());
+            let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+            admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name}"
+                )))
+                .await
+                .unwrap();
+            admin
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+            let (base, _) = url.rsplit_once('/').unwrap();
+            Store::connect(&format!("{base}/{name}")).await.unwrap()
+        }
+        None => {
+            let path =
+                std::env::temp_dir().join(format!("chaperone_load_{}.db", std::process::id()));
+            Store::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+                .await
+                .unwrap()
+        }
+    }
+}
+
+fn bodies(agent: &Secp256k1Signer, from: u64, count: u64) -> Vec<String> {
+    (from..from + count)
+        .map(|nonce| {
+            let wallet = wallet(nonce % WALLETS);
+            let execute = Execute {
+                calls: vec![Call {
+                    to: Address::repeat_byte(0xb0),
+                    value: U256::from(1),
+                    data: Bytes::new(),
+                }],
+                nonce: U256::from(nonce),
+                validUntil: now() + 3600,
+            };
+            let sig = agent.sign_digest(&execute.digest(31337, wallet)).unwrap();
+            json!({ "chain_id": 31337, "wallet": wallet, "execute": execute,
+                    "agent_signature": Bytes::from(sig.as_bytes().to_vec()) })
+            .to_string()
+        })
+        .collect()
+}
+
+async fn send(client: &Client, url: &str, body: String) -> Duration {
+    let start = Instant::now();
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.text().await.unwrap()
+    );
+    response.bytes().await.unwrap();
+    start.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let db_url = std::env::args().nth(1);
+    let backend = if db_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let store = fresh_store(db_url).await;
+    let agent = Secp256k1Signer::random().unwrap();
+    for i in 0..WALLETS {
+        let record = WalletRecord {
+            address: wallet(i),
+            chain_id: 31337,
+            agent: agent.address(),
+        };
+        store.register_wallet(&record, now()).await.unwrap();
+    }
+    let policy = Policy::from_json(&json!({
+        "version": 1, "chains": [31337],
+        "limits": [{ "token": "native", "per_transaction": "1000", "windows": [{ "window": "24h", "max": "1000000000" }] }],
+    }).to_string()).unwrap();
+    for i in 0..WALLETS {
+        store.set_policy(wallet(i), &policy, now()).await.unwrap();
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/cosign", listener.local_addr().unwrap());
+    let router = app(AppState::new(
+        store,
+        Secp256k1Signer::random().unwrap(),
+        31337,
+    ));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = Client::new();
+
+    // Phase 1: saturated.
+    let queue = Arc::new(Mutex::new(bodies(&agent, 0, SATURATED_REQUESTS)));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (queue, client, url) = (queue.clone(), client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let Some(body) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    latencies.push(send(&client, &url, body).await);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let rate = latencies.len() as f64 / elapsed;
+    println!(
+        "{backend} saturated ({CONCURRENCY} connections): {} approvals in {elapsed:.2} s = {rate:.0} approvals/s; p50 {:.2} ms, p99 {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+
+    // Phase 2: open loop at half the saturated rate.
+    let paced_rate = rate / 2.0;
+    let count = (paced_rate * PACED_SECONDS) as u64;
+    let paced = bodies(&agent, SATURATED_REQUESTS, count);
+    let interval = Duration::from_secs_f64(1.0 / paced_rate);
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(paced.len());
+    for (i, body) in paced.into_iter().enumerate() {
+        tokio::time::sleep_until((start + interval * i as u32).into()).await;
+        let (client, url) = (client.clone(), url.clone());
+        handles.push(tokio::spawn(async move { send(&client, &url, body).await }));
+    }
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.push(h.await.unwrap());
+    }
+    latencies.sort();
+    println!(
+        "{backend} paced at {paced_rate:.0}/s for {PACED_SECONDS} s: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+}
