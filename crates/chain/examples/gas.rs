@@ -112,15 +112,7 @@ async fn main() {
         let digest = request.digest(chain_id, wallet_address);
         let sign =
             |s: &Secp256k1Signer| Bytes::from(s.sign_digest(&digest).unwrap().as_bytes().to_vec());
-        let calls = request
-            .calls
-            .iter()
-            .map(|c| AgentWallet::Call {
-                to: c.to,
-                value: c.value,
-                data: c.data.clone(),
-            })
-            .collect();
+        let calls = request.calls.iter().map(Into::into).collect();
         let receipt = wallet
             .execute(
                 calls,

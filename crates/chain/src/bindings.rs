@@ -30,3 +30,14 @@ sol!(
     TestToken,
     "../../contracts/out/TestToken.sol/TestToken.json"
 );
+
+/// The wallet's ABI `Call` from the core EIP-712 `Call` (the same three fields).
+impl From<&chaperone_core::Call> for AgentWallet::Call {
+    fn from(call: &chaperone_core::Call) -> Self {
+        Self {
+            to: call.to,
+            value: call.value,
+            data: call.data.clone(),
+        }
+    }
+}

@@ -58,14 +58,7 @@ fn sign(signer: &Secp256k1Signer, digest: &B256) -> Bytes {
 }
 
 fn to_contract_calls(calls: &[Call]) -> Vec<AgentWallet::Call> {
-    calls
-        .iter()
-        .map(|c| AgentWallet::Call {
-            to: c.to,
-            value: c.value,
-            data: c.data.clone(),
-        })
-        .collect()
+    calls.iter().map(Into::into).collect()
 }
 
 #[tokio::test]

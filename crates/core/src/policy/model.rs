@@ -177,6 +177,14 @@ impl<'de> Deserialize<'de> for Token {
     }
 }
 
+/// Policy numbers may be written as integers or strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntOrText {
+    Int(u64),
+    Text(String),
+}
+
 /// An amount in base units. Written as a decimal string (`"1000000"`), a `0x` hex string, or a
 /// small integer; serialised as a decimal string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -190,15 +198,9 @@ impl Serialize for Amount {
 
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(Self(U256::from(n))),
-            Raw::Text(t) => {
+        match IntOrText::deserialize(d)? {
+            IntOrText::Int(n) => Ok(Self(U256::from(n))),
+            IntOrText::Text(t) => {
                 let parsed = match t.strip_prefix("0x") {
                     Some(hex) => U256::from_str_radix(hex, 16),
                     None => U256::from_str_radix(&t, 10),
@@ -223,15 +225,9 @@ impl Serialize for Seconds {
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Int(n) => return Ok(Self(n)),
-            Raw::Text(t) => t,
+        let text = match IntOrText::deserialize(d)? {
+            IntOrText::Int(n) => return Ok(Self(n)),
+            IntOrText::Text(t) => t,
         };
         let bad = || D::Error::custom(format!("`{text}` is not a duration like 90s, 30m, 1h, 7d"));
         let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;

@@ -17,14 +17,7 @@ use serde_json::json;
 const ETHER: u64 = 1_000_000_000_000_000_000;
 
 fn to_contract(calls: &[Call]) -> Vec<AgentWallet::Call> {
-    calls
-        .iter()
-        .map(|c| AgentWallet::Call {
-            to: c.to,
-            value: c.value,
-            data: c.data.clone(),
-        })
-        .collect()
+    calls.iter().map(Into::into).collect()
 }
 
 struct World {
