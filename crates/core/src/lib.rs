@@ -15,6 +15,7 @@ mod keys;
 mod log;
 pub mod policy;
 mod proof;
+mod receipt;
 mod record;
 
 pub use alloy_primitives::{Address, B256, Bytes, Signature, U256, keccak256};
@@ -28,4 +29,5 @@ pub use hash::{EMPTY_ROOT, leaf_hash, node_hash};
 pub use keys::{Secp256k1Signer, recover_low_s};
 pub use log::{Frontier, MemoryNodeStore, MerkleLog, NodeId, NodeStore};
 pub use proof::{ConsistencyProof, InclusionProof, ProofPlan, SubtreeRange};
+pub use receipt::{BatchReceipt, receipt_message};
 pub use record::{MAX_MODEL_ID_LEN, RECORD_VERSION, Record};

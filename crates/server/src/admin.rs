@@ -33,13 +33,13 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// The authenticated caller.
-struct Caller {
+pub(crate) struct Caller {
     name: String,
     role: String,
 }
 
 impl Caller {
-    fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
         if roles.contains(&self.role.as_str()) {
             Ok(())
         } else {

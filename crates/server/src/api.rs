@@ -37,6 +37,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 500 `internal` (the cause is logged, not returned).
+    pub fn internal(cause: &str) -> Self {
+        tracing::error!(cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -65,7 +75,13 @@ impl From<chaperone_store::Error> for ApiError {
             E::NoPendingApproval(_) => {
                 Self::new(StatusCode::NOT_FOUND, "no_pending_approval", e.to_string())
             }
-            E::UnsupportedUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
+            E::SequenceGap { .. } => Self::new(StatusCode::CONFLICT, "sequence_gap", e.to_string()),
+            E::BrokenChain { .. } => Self::new(StatusCode::CONFLICT, "broken_chain", e.to_string()),
+            E::Log(
+                chaperone_core::Error::SizeOutOfRange { .. }
+                | chaperone_core::Error::IndexOutOfRange { .. },
+            ) => Self::bad_request("out_of_range", e.to_string()),
+            E::Log(_) | E::UnsupportedUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
                 // The cause goes to the log, not to the client.
                 tracing::error!(error = %e, "store failure");
                 Self::new(

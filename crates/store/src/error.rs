@@ -30,6 +30,27 @@ pub enum Error {
     /// There is no unexpired pending approval for this request.
     #[error("no pending, unexpired approval for request {0}")]
     NoPendingApproval(String),
+    /// A batch does not start where its agent's chain ends.
+    #[error("agent {agent}: batch starts at sequence {got}, expected {expected}")]
+    SequenceGap {
+        /// The agent.
+        agent: String,
+        /// The sequence its next record must carry.
+        expected: u64,
+        /// The sequence the batch starts at.
+        got: u64,
+    },
+    /// A batch's first record does not point to the agent's last logged record.
+    #[error("agent {agent}: record {sequence} does not point to the previous record's hash")]
+    BrokenChain {
+        /// The agent.
+        agent: String,
+        /// The record's sequence.
+        sequence: u64,
+    },
+    /// A log computation failed (a size beyond the log, a missing node).
+    #[error(transparent)]
+    Log(#[from] chaperone_core::Error),
     /// A stored value does not parse (the database was edited by hand or is corrupt).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

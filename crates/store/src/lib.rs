@@ -6,8 +6,15 @@
 //! limit: [`Store::decide`] reads the wallet's spend history, runs the pure engine and reserves
 //! the approved spend in one transaction that holds the wallet's lock.
 
+mod audit;
+mod compliance;
 mod error;
 mod store;
 
+pub use audit::{
+    AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
+    StoredCheckpoint, UnloggedDecision,
+};
+pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, SpendTotal};
 pub use error::{Error, Result};
 pub use store::{Backend, Decided, RequestRecord, Store, StoredDecision, WalletRecord};

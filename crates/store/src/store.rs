@@ -89,20 +89,20 @@ pub struct StoredDecision {
 /// The policy service's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
-    backend: Backend,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
 }
 
-fn hex(b: impl AsRef<[u8]>) -> String {
+pub(crate) fn hex(b: impl AsRef<[u8]>) -> String {
     chaperone_core::Bytes::copy_from_slice(b.as_ref()).to_string()
 }
 
-fn parse<T: FromStr>(text: &str, what: &str) -> Result<T> {
+pub(crate) fn parse<T: FromStr>(text: &str, what: &str) -> Result<T> {
     text.parse()
         .map_err(|_| Error::Corrupt(format!("{what}: {text}")))
 }
 
-fn outcome_text(outcome: Outcome) -> &'static str {
+pub(crate) fn outcome_text(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Approved => "approved",
         Outcome::PendingApproval => "pending_approval",
@@ -110,7 +110,7 @@ fn outcome_text(outcome: Outcome) -> &'static str {
     }
 }
 
-fn outcome_from(text: &str) -> Result<Outcome> {
+pub(crate) fn outcome_from(text: &str) -> Result<Outcome> {
     Ok(match text {
         "approved" => Outcome::Approved,
         "pending_approval" => Outcome::PendingApproval,
@@ -120,7 +120,7 @@ fn outcome_from(text: &str) -> Result<Outcome> {
 }
 
 /// Times are Unix seconds; they fit i64 until the year 292 billion.
-fn db_time(t: u64) -> i64 {
+pub(crate) fn db_time(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
@@ -343,7 +343,7 @@ impl Store {
         if human_approved {
             sqlx::query(
                 "UPDATE decisions SET outcome = $1, reasons = $2, policy_version = $3, \
-                 policy_hash = $4, signature = $5 WHERE request_id = $6",
+                 policy_hash = $4, signature = $5, logged_leaf = NULL WHERE request_id = $6",
             )
             .bind(outcome_text(decision.outcome))
             .bind(reasons)

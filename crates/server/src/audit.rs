@@ -1,0 +1,358 @@
+//! The audit log over HTTP: ingest signed batches, serve inclusion proofs and checkpoints, and
+//! verify disclosure bundles end to end (the on-chain anchor included).
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chaperone_chain::AuditLog;
+use chaperone_core::{
+    B256, BatchReceipt, CheckpointVerifier, DisclosureBundle, Record, Signature, SignedBatch,
+};
+use chaperone_store::Anchor;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AppState, LogConfig,
+    api::{ApiError, ApiJson},
+};
+
+/// The largest `POST /v1/records` body: about 10,000 records of JSON.
+pub const MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The most records one batch may hold.
+pub const MAX_BATCH_RECORDS: usize = 10_000;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/records",
+            post(ingest).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
+        .route("/v1/records/{leaf_hash}/proof", get(proof))
+        .route("/v1/checkpoints/latest", get(latest_checkpoint))
+        .route("/v1/verify", post(verify))
+}
+
+/// A signed batch as the agent sends it (the fields of [`SignedBatch`], nothing else).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestBody {
+    records: Vec<Record>,
+    signature: Signature,
+}
+
+#[derive(Debug, Serialize)]
+struct RecordPosition {
+    leaf_hash: B256,
+    index: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct IngestResponse {
+    receipt: BatchReceipt,
+    records: Vec<RecordPosition>,
+    replayed: bool,
+}
+
+fn core_error(e: chaperone_core::Error) -> ApiError {
+    use chaperone_core::Error as E;
+    let message = e.to_string();
+    match e {
+        E::WrongSigner { .. } => ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", message),
+        E::InvalidSignature(_) => ApiError::bad_request("bad_signature", message),
+        E::InvalidBatch(_) => ApiError::bad_request("invalid_batch", message),
+        E::InvalidRecord(_) | E::RecordEncoding(_) => {
+            ApiError::bad_request("invalid_record", message)
+        }
+        _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proof", message),
+    }
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<IngestBody>,
+) -> Result<Response, ApiError> {
+    if body.records.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            "a batch needs at least one record",
+        ));
+    }
+    if body.records.len() > MAX_BATCH_RECORDS {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!("a batch holds at most {MAX_BATCH_RECORDS} records"),
+        ));
+    }
+    let batch = SignedBatch {
+        records: body.records,
+        signature: body.signature,
+    };
+    // Signature recovery and hashing are CPU work: keep them off the async workers.
+    let (batch, leaves) = tokio::task::spawn_blocking(move || {
+        let leaves = batch.verify();
+        (batch, leaves)
+    })
+    .await
+    .map_err(|_| ApiError::internal("batch verification panicked"))?;
+    let leaves = leaves.map_err(core_error)?;
+    let appended = state
+        .store()
+        .append_batch(&batch, &leaves, state.now() * 1000, &[])
+        .await?;
+    let log = state.log();
+    let receipt = BatchReceipt::sign(
+        &log.origin,
+        appended.first_index,
+        leaves.len() as u64,
+        appended.batch_root,
+        appended.received_ms,
+        &log.operator,
+    )
+    .map_err(|_| ApiError::internal("signing the receipt failed"))?;
+    tracing::debug!(
+        agent = %batch.records[0].agent,
+        records = leaves.len(),
+        first_index = appended.first_index,
+        replayed = appended.replayed,
+        "batch ingested"
+    );
+    let status = if appended.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let records = leaves
+        .iter()
+        .enumerate()
+        .map(|(i, leaf)| RecordPosition {
+            leaf_hash: *leaf,
+            index: appended.first_index + i as u64,
+        })
+        .collect();
+    let response = IngestResponse {
+        receipt,
+        records,
+        replayed: appended.replayed,
+    };
+    Ok((status, Json(response)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct AnchorView {
+    audit_log: Option<chaperone_core::Address>,
+    log_id: Option<B256>,
+    size: u64,
+    tx_hash: B256,
+    block_number: u64,
+}
+
+fn anchor_view(log: &LogConfig, anchor: Anchor) -> AnchorView {
+    AnchorView {
+        audit_log: log.chain.as_ref().map(|c| c.audit_log),
+        log_id: log.chain.as_ref().map(|c| c.log_id),
+        size: anchor.size,
+        tx_hash: anchor.tx_hash,
+        block_number: anchor.block_number,
+    }
+}
+
+/// Everything of a [`DisclosureBundle`] but the disclosed content, plus the anchor.
+#[derive(Debug, Serialize)]
+struct ProofResponse {
+    leaf_hash: B256,
+    index: u64,
+    record: Record,
+    batch: chaperone_core::BatchMembership,
+    inclusion: chaperone_core::InclusionProof,
+    checkpoint: String,
+    anchor: Option<AnchorView>,
+}
+
+async fn proof(
+    State(state): State<AppState>,
+    Path(leaf_hash): Path<String>,
+) -> Result<Json<ProofResponse>, ApiError> {
+    let leaf_hash: B256 = leaf_hash.parse().map_err(|_| {
+        ApiError::bad_request("invalid_request", "leaf_hash must be 32 bytes of 0x hex")
+    })?;
+    let store = state.store();
+    let logged = store.record(leaf_hash).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_record",
+            "no record with this leaf hash",
+        )
+    })?;
+    let batch = store
+        .batch_membership(leaf_hash)
+        .await?
+        .ok_or_else(|| ApiError::internal("record without its batch"))?;
+    // Prefer the latest anchored checkpoint (verifiable on chain); else the latest signed one.
+    let anchor = store
+        .latest_anchor()
+        .await?
+        .filter(|a| a.size > logged.index);
+    let checkpoint = match &anchor {
+        Some(a) => store.checkpoint(a.size).await?,
+        None => None,
+    };
+    let (checkpoint, anchor) = match checkpoint {
+        Some(c) => (c, anchor),
+        None => match store.latest_checkpoint().await? {
+            Some((c, _)) if c.size > logged.index => (c, None),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_checkpointed",
+                    "the record is logged but no checkpoint covers it yet; retry after the next checkpoint",
+                ));
+            }
+        },
+    };
+    let inclusion = store.inclusion_proof(logged.index, checkpoint.size).await?;
+    Ok(Json(ProofResponse {
+        leaf_hash,
+        index: logged.index,
+        record: logged.record,
+        batch,
+        inclusion,
+        checkpoint: checkpoint.note,
+        anchor: anchor.map(|a| anchor_view(state.log(), a)),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct CheckpointResponse {
+    size: u64,
+    root: B256,
+    note: String,
+    anchor: Option<AnchorView>,
+}
+
+async fn latest_checkpoint(
+    State(state): State<AppState>,
+) -> Result<Json<CheckpointResponse>, ApiError> {
+    let store = state.store();
+    let (checkpoint, _) = store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| ApiError::not_found("no checkpoint has been signed yet"))?;
+    let anchor = store.anchor_at(checkpoint.size).await?;
+    Ok(Json(CheckpointResponse {
+        size: checkpoint.size,
+        root: checkpoint.root,
+        note: checkpoint.note,
+        anchor: anchor.map(|a| anchor_view(state.log(), a)),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct VerifyResponse {
+    valid: bool,
+    leaf_hash: B256,
+    index: u64,
+    agent: chaperone_core::Address,
+    checkpoint_size: u64,
+    checkpoint_root: B256,
+    audit_log: chaperone_core::Address,
+    log_id: B256,
+    anchor_tx: Option<B256>,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    ApiJson(bundle): ApiJson<DisclosureBundle>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let log = state.log();
+    let invalid = |message: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_disclosure",
+            message,
+        )
+    };
+    let verifier = CheckpointVerifier {
+        name: log.origin.clone(),
+        address: log.operator.address(),
+    };
+    let verified = bundle
+        .verify(&verifier)
+        .map_err(|e| invalid(e.to_string()))?;
+    if verified.checkpoint.origin != log.origin {
+        return Err(invalid(format!(
+            "the checkpoint is of log `{}`, this server runs `{}`",
+            verified.checkpoint.origin, log.origin
+        )));
+    }
+    let chain = log.chain.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_chain",
+            "this server has no chain configured (--rpc-url, --audit-log, --log-id), so the anchor cannot be checked",
+        )
+    })?;
+    let contract = AuditLog::new(chain.audit_log, &chain.provider);
+    let size = verified.checkpoint.size;
+    let chain_error = |e: alloy::contract::Error| {
+        tracing::warn!(error = %e, "reading AuditLog failed");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "chain_unreachable",
+            "the chain did not answer; retry",
+        )
+    };
+    let anchored = contract
+        .rootAt(chain.log_id, size)
+        .call()
+        .await
+        .map_err(chain_error)?;
+    if anchored.is_zero() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_anchored",
+            format!("tree size {size} is not anchored on chain"),
+        ));
+    }
+    if anchored != verified.checkpoint.root {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "anchor_mismatch",
+            format!(
+                "the chain anchored root {anchored} at size {size}, the checkpoint says {}",
+                verified.checkpoint.root
+            ),
+        ));
+    }
+    let included = contract
+        .verifyInclusion(
+            chain.log_id,
+            size,
+            verified.index,
+            verified.leaf_hash,
+            bundle.inclusion.path.clone(),
+        )
+        .call()
+        .await
+        .map_err(chain_error)?;
+    if !included {
+        return Err(invalid(
+            "AuditLog.verifyInclusion rejected the proof".into(),
+        ));
+    }
+    let anchor_tx = state.store().anchor_at(size).await?.map(|a| a.tx_hash);
+    Ok(Json(VerifyResponse {
+        valid: true,
+        leaf_hash: verified.leaf_hash,
+        index: verified.index,
+        agent: bundle.record.agent,
+        checkpoint_size: size,
+        checkpoint_root: verified.checkpoint.root,
+        audit_log: chain.audit_log,
+        log_id: chain.log_id,
+        anchor_tx,
+    }))
+}

@@ -1,0 +1,348 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document of every endpoint. Written by hand (a derive
+//! crate would add more build time than this file has lines); a test checks that every route in
+//! the source is documented and every documented operation is routed.
+
+use serde_json::{Map, Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    })
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn path(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+/// The parameters every compliance list takes.
+fn paging() -> Vec<Value> {
+    vec![
+        query(
+            "cursor",
+            "`next_cursor` of the previous page",
+            json!({ "type": "string" }),
+        ),
+        query(
+            "limit",
+            "page size, 1 to 1000 (default 100)",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ),
+        query(
+            "format",
+            "json (default), jsonl or csv; the export formats carry the next cursor in X-Next-Cursor",
+            json!({ "type": "string", "enum": ["json", "jsonl", "csv"] }),
+        ),
+    ]
+}
+
+struct Operation {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    roles: &'static [&'static str],
+    parameters: Vec<Value>,
+    body: Option<&'static str>,
+    responses: Vec<(&'static str, &'static str)>,
+}
+
+fn operations() -> Vec<Operation> {
+    let list = |mut extra: Vec<Value>| {
+        extra.extend(paging());
+        extra
+    };
+    let text = || json!({ "type": "string" });
+    let int = || json!({ "type": "integer", "minimum": 0 });
+    vec![
+        Operation {
+            method: "get",
+            path: "/healthz",
+            summary: "Liveness",
+            roles: &[],
+            parameters: vec![],
+            body: None,
+            responses: vec![("200", "alive")],
+        },
+        Operation {
+            method: "get",
+            path: "/openapi.json",
+            summary: "This document",
+            roles: &[],
+            parameters: vec![],
+            body: None,
+            responses: vec![("200", "the OpenAPI document")],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/cosign",
+            summary: "Request a co-signature for an AgentWallet execution, signed by the wallet's agent",
+            roles: &[],
+            parameters: vec![],
+            body: Some("CosignRequest"),
+            responses: vec![
+                ("200", "approved: the co-signature"),
+                ("202", "pending a human approver"),
+                ("400", "malformed, expired, wrong chain id or bad signature"),
+                ("401", "not signed by the wallet's agent"),
+                ("403", "denied, with every reason"),
+                ("404", "unknown wallet"),
+                ("413", "body too large"),
+            ],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/records",
+            summary: "Ingest a batch of records signed once by their agent; returns the operator's receipt",
+            roles: &[],
+            parameters: vec![],
+            body: Some("SignedBatch"),
+            responses: vec![
+                (
+                    "201",
+                    "appended: receipt, leaf hash and index of every record",
+                ),
+                (
+                    "200",
+                    "this exact batch was appended before: the same receipt",
+                ),
+                ("400", "malformed batch or record"),
+                ("401", "the batch signature is not the agent's"),
+                (
+                    "409",
+                    "the batch does not continue the agent's chain (sequence gap or wrong previous hash)",
+                ),
+                ("413", "body too large"),
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/records/{leaf_hash}/proof",
+            summary: "Inclusion proof of a record in the latest anchored (else signed) checkpoint, with the anchor",
+            roles: &[],
+            parameters: vec![path("leaf_hash", "the record's leaf hash, 0x hex")],
+            body: None,
+            responses: vec![
+                (
+                    "200",
+                    "record, batch membership, inclusion proof, checkpoint note, anchor",
+                ),
+                ("400", "not a leaf hash"),
+                ("404", "unknown record"),
+                ("409", "logged, but not yet in a checkpoint"),
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/checkpoints/latest",
+            summary: "The latest signed checkpoint and its anchor",
+            roles: &[],
+            parameters: vec![],
+            body: None,
+            responses: vec![("200", "checkpoint"), ("404", "no checkpoint yet")],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/verify",
+            summary: "Verify a disclosure bundle end to end, the on-chain anchor included",
+            roles: &[],
+            parameters: vec![],
+            body: Some("DisclosureBundle"),
+            responses: vec![
+                ("200", "valid"),
+                ("400", "malformed bundle"),
+                ("422", "invalid: the failing check"),
+                ("502", "the chain did not answer"),
+                ("503", "no chain configured"),
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/agents",
+            summary: "Agents with records in the log",
+            roles: &["auditor", "admin"],
+            parameters: list(vec![]),
+            body: None,
+            responses: vec![("200", "a page of agents"), ("400", "bad query parameter")],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/agents/{address}/records",
+            summary: "An agent's records (commitments only), by model and time range",
+            roles: &["auditor", "admin"],
+            parameters: list(vec![
+                path("address", "the agent's address"),
+                query("model", "exact model id", text()),
+                query("from_ms", "at or after, ms since the Unix epoch", int()),
+                query("to_ms", "before, ms since the Unix epoch", int()),
+            ]),
+            body: None,
+            responses: vec![
+                ("200", "a page of records"),
+                ("400", "bad query parameter"),
+                ("404", "the agent has no records"),
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/decisions",
+            summary: "Co-sign decisions with their reasons",
+            roles: &["auditor", "admin"],
+            parameters: list(vec![
+                query("wallet", "one wallet's", text()),
+                query(
+                    "outcome",
+                    "approved, pending_approval or denied",
+                    json!({ "type": "string", "enum": ["approved", "pending_approval", "denied"] }),
+                ),
+                query("from", "at or after, Unix seconds", int()),
+                query("to", "before, Unix seconds", int()),
+            ]),
+            body: None,
+            responses: vec![
+                ("200", "a page of decisions"),
+                ("400", "bad query parameter"),
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/spend",
+            summary: "Reserved, settled and released spend per wallet and token within a window",
+            roles: &["auditor", "admin"],
+            parameters: list(vec![
+                query("wallet", "one wallet's", text()),
+                query("token", "`native` or a token address", text()),
+                query("window", "e.g. 1h, 24h (default), 7d, or seconds", text()),
+            ]),
+            body: None,
+            responses: vec![("200", "a page of totals"), ("400", "bad query parameter")],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/admin/wallets",
+            summary: "Register a wallet and its agent",
+            roles: &["admin"],
+            parameters: vec![],
+            body: Some("NewWallet"),
+            responses: vec![("201", "registered"), ("409", "already registered")],
+        },
+        Operation {
+            method: "put",
+            path: "/v1/admin/wallets/{address}/policy",
+            summary: "Set a new policy version",
+            roles: &["admin"],
+            parameters: vec![path("address", "the wallet")],
+            body: Some("Policy"),
+            responses: vec![
+                ("200", "version and hash"),
+                ("409", "version not above the current one"),
+                ("422", "invalid policy"),
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/admin/wallets/{address}/policy",
+            summary: "The wallet's current policy",
+            roles: &["admin", "approver"],
+            parameters: vec![path("address", "the wallet")],
+            body: None,
+            responses: vec![("200", "the policy"), ("404", "no policy")],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/admin/approvals",
+            summary: "Pending, unexpired approvals",
+            roles: &["admin", "approver"],
+            parameters: vec![],
+            body: None,
+            responses: vec![("200", "pending approvals")],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/admin/approvals/{request_id}/{verdict}",
+            summary: "Approve or deny a pending request (verdict: approve or deny)",
+            roles: &["admin", "approver"],
+            parameters: vec![
+                path("request_id", "the request id"),
+                path("verdict", "approve or deny"),
+            ],
+            body: None,
+            responses: vec![
+                ("200", "resolved"),
+                ("404", "no pending, unexpired approval"),
+            ],
+        },
+    ]
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for op in operations() {
+        let mut responses = Map::new();
+        for (status, description) in &op.responses {
+            let response = if status.starts_with('2') {
+                json!({ "description": description })
+            } else {
+                error_response(description)
+            };
+            responses.insert((*status).to_owned(), response);
+        }
+        if !op.roles.is_empty() {
+            responses.insert(
+                "401".into(),
+                error_response("missing or unknown bearer token"),
+            );
+            responses.insert("403".into(), error_response("the token's role may not"));
+        }
+        let mut operation = json!({
+            "summary": op.summary,
+            "parameters": op.parameters,
+            "responses": responses,
+        });
+        if !op.roles.is_empty() {
+            operation["security"] = json!([{ "bearer": [] }]);
+            operation["description"] = json!(format!("Roles: {}.", op.roles.join(", ")));
+        }
+        if let Some(body) = op.body {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } }
+            });
+        }
+        let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
+        entry[op.method] = operation;
+    }
+    let object = |description: &str| json!({ "type": "object", "description": description });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Chaperone",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Audit trail and co-signing policy service for AI agents."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": { "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": { "code": { "type": "string" }, "message": { "type": "string" } }
+                    } }
+                },
+                "CosignRequest": object("{chain_id, wallet, execute: {calls, nonce, validUntil}, agent_signature}"),
+                "SignedBatch": object("{records: [Record], signature}: records of one agent, consecutive, signed once over their RFC 9162 root (docs/record-format.md)"),
+                "DisclosureBundle": object("{record, disclosed: [{kind, salt, content}], batch, inclusion, checkpoint}: the proof response plus the disclosed openings"),
+                "NewWallet": object("{address, chain_id, agent}"),
+                "Policy": object("a policy document (deploy/policy.example.toml shows every rule)")
+            }
+        }
+    })
+}

@@ -1,0 +1,801 @@
+//! The audit log's persistence: the RFC 9162 tree (frontier and perfect-subtree nodes), records
+//! and their signed batches, per-agent chains, checkpoints and anchors.
+//!
+//! The log has one writer at a time: [`Store::append_batch`] locks the single `log_state` row
+//! (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), so several server replicas can
+//! ingest into one PostgreSQL log without forking it. Proofs read the O(log n) nodes a
+//! [`ProofPlan`] names in one query.
+
+use std::collections::HashMap;
+
+use chaperone_core::{
+    Address, B256, BatchMembership, ConsistencyProof, Frontier, InclusionProof, MerkleLog, NodeId,
+    ProofPlan, Record, SignedBatch, SubtreeRange,
+};
+use sqlx::Row;
+
+use crate::{
+    Backend, Error, Result, Store,
+    store::{db_time, hex, parse},
+};
+
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
+const INSERT_CHUNK: usize = 500;
+
+/// Where an ingested batch landed in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedBatch {
+    /// Log index of the batch's first record.
+    pub first_index: u64,
+    /// The records' leaf hashes, in order.
+    pub leaf_hashes: Vec<B256>,
+    /// RFC 9162 root of the leaf hashes (what the agent signed).
+    pub batch_root: B256,
+    /// When the log first accepted the batch (ms).
+    pub received_ms: u64,
+    /// The log's size after the batch.
+    pub log_size: u64,
+    /// True when this exact batch had been appended before and nothing was written now.
+    pub replayed: bool,
+}
+
+/// A logged record with its place in the log and in its signed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRecord {
+    /// Log index.
+    pub index: u64,
+    /// Leaf hash.
+    pub leaf_hash: B256,
+    /// The record.
+    pub record: Record,
+    /// Root of the batch it was signed in.
+    pub batch_root: B256,
+}
+
+/// An agent's chain in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSummary {
+    /// The agent's record-signing address.
+    pub address: Address,
+    /// Records logged.
+    pub record_count: u64,
+    /// The sequence number its next record must carry.
+    pub next_sequence: u64,
+    /// Leaf hash of its last record.
+    pub last_leaf_hash: B256,
+    /// Timestamp of its first record (ms).
+    pub first_seen_ms: u64,
+    /// Timestamp of its latest record (ms).
+    pub last_seen_ms: u64,
+}
+
+/// Which records to list: one agent's, optionally by model and time, after a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    /// The agent.
+    pub agent: Option<Address>,
+    /// Exact model id.
+    pub model: Option<String>,
+    /// Records at or after this time (ms).
+    pub from_ms: Option<u64>,
+    /// Records before this time (ms).
+    pub to_ms: Option<u64>,
+    /// Only records with a larger log index (the pagination cursor).
+    pub after_index: Option<u64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root at that size.
+    pub root: B256,
+    /// The signed note.
+    pub note: String,
+}
+
+/// An anchoring transaction of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// Tree size anchored.
+    pub size: u64,
+    /// Root anchored.
+    pub root: B256,
+    /// The transaction.
+    pub tx_hash: B256,
+    /// The block it was mined in.
+    pub block_number: u64,
+}
+
+/// A co-sign decision not yet in the log: its id and the JSON that the log record commits to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnloggedDecision {
+    /// The request id.
+    pub request_id: B256,
+    /// When it was decided (Unix seconds).
+    pub created_at: u64,
+    /// The request as received.
+    pub request: String,
+    /// The decision (outcome, reasons, policy version and hash, signature) as JSON.
+    pub decision: String,
+}
+
+fn node_key(id: NodeId) -> i64 {
+    // level < 64 and index < 2^56 for any log this side of 72 quadrillion leaves.
+    ((i64::from(id.level)) << 56) | (id.index as i64)
+}
+
+fn to_i64(n: u64, what: &str) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::Corrupt(format!("{what} {n} exceeds 63 bits")))
+}
+
+fn to_u64(n: i64, what: &str) -> Result<u64> {
+    u64::try_from(n).map_err(|_| Error::Corrupt(format!("{what} {n} is negative")))
+}
+
+/// Runs a multi-row INSERT of `rows` (each a list of text/integer values) in chunks.
+async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    head: &str,
+    columns: usize,
+    rows: &[Vec<Value>],
+) -> Result<()> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut sql = String::with_capacity(head.len() + chunk.len() * columns * 5);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        let mut n = 0;
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for c in 0..columns {
+                if c > 0 {
+                    sql.push(',');
+                }
+                n += 1;
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            sql.push(')');
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            for value in row {
+                query = match value {
+                    Value::Int(i) => query.bind(*i),
+                    Value::Text(t) => query.bind(t.clone()),
+                };
+            }
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A value to bind to a query whose shape is built at run time.
+pub(crate) enum Value {
+    Int(i64),
+    Text(String),
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Value {
+    pub(crate) fn bind_to(self, query: AnyQuery<'_>) -> AnyQuery<'_> {
+        match self {
+            Self::Int(i) => query.bind(i),
+            Self::Text(t) => query.bind(t),
+        }
+    }
+}
+
+impl Store {
+    /// Appends a verified batch (`leaves` = its records' leaf hashes, from
+    /// [`SignedBatch::verify`]) to the log in one transaction, after checking that it continues
+    /// its agent's chain: first sequence = the agent's next, `previous` = its last leaf hash.
+    /// The exact same batch again returns where it landed and writes nothing. `decisions` marks
+    /// co-sign decisions (request id, salts JSON) as logged by this batch, in the same
+    /// transaction.
+    pub async fn append_batch(
+        &self,
+        batch: &SignedBatch,
+        leaves: &[B256],
+        received_ms: u64,
+        decisions: &[(B256, String)],
+    ) -> Result<AppendedBatch> {
+        let first = batch
+            .records
+            .first()
+            .ok_or_else(|| Error::Corrupt("empty batch".into()))?;
+        let agent = first.agent;
+        let batch_root = {
+            let mut tree = MerkleLog::new();
+            for leaf in leaves {
+                tree.append_leaf_hash(*leaf);
+            }
+            tree.root()
+        };
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        let lock = match self.backend {
+            Backend::Sqlite => "SELECT size, peaks FROM log_state WHERE id = 1",
+            Backend::Postgres => "SELECT size, peaks FROM log_state WHERE id = 1 FOR UPDATE",
+        };
+        let state = sqlx::query(lock).fetch_one(&mut *tx).await?;
+        let size = to_u64(state.try_get(0)?, "log size")?;
+        let peaks: Vec<B256> = serde_json::from_str(&state.try_get::<String, _>(1)?)
+            .map_err(|e| Error::Corrupt(format!("log peaks: {e}")))?;
+
+        if let Some(row) =
+            sqlx::query("SELECT first_index, received_at FROM record_batches WHERE batch_root = $1")
+                .bind(batch_root.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+        {
+            tx.commit().await?;
+            return Ok(AppendedBatch {
+                first_index: to_u64(row.try_get(0)?, "first index")?,
+                leaf_hashes: leaves.to_vec(),
+                batch_root,
+                received_ms: to_u64(row.try_get(1)?, "received at")?,
+                log_size: size,
+                replayed: true,
+            });
+        }
+
+        let head =
+            sqlx::query("SELECT next_sequence, last_leaf_hash FROM agents WHERE address = $1")
+                .bind(hex(agent))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (next_sequence, last_leaf) = match head {
+            Some(row) => (
+                to_u64(row.try_get(0)?, "next sequence")?,
+                parse::<B256>(&row.try_get::<String, _>(1)?, "last leaf hash")?,
+            ),
+            None => (0, B256::ZERO),
+        };
+        if first.sequence != next_sequence {
+            return Err(Error::SequenceGap {
+                agent: hex(agent),
+                expected: next_sequence,
+                got: first.sequence,
+            });
+        }
+        if first.previous != last_leaf {
+            return Err(Error::BrokenChain {
+                agent: hex(agent),
+                sequence: first.sequence,
+            });
+        }
+
+        let mut frontier = Frontier::from_parts(size, peaks)
+            .map_err(|e| Error::Corrupt(format!("log frontier: {e}")))?;
+        let mut nodes = Vec::with_capacity(leaves.len() * 2);
+        for leaf in leaves {
+            frontier.push(*leaf, |id, hash| {
+                nodes.push(vec![
+                    Value::Int(node_key(id)),
+                    Value::Text(hash.to_string()),
+                ]);
+            });
+        }
+        let batch_size = leaves.len() as u64;
+        sqlx::query(
+            "INSERT INTO record_batches (batch_root, agent, first_index, size, signature, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(batch_root.to_string())
+        .bind(hex(agent))
+        .bind(to_i64(size, "first index")?)
+        .bind(to_i64(batch_size, "batch size")?)
+        .bind(hex(batch.signature.as_bytes()))
+        .bind(to_i64(received_ms, "received at")?)
+        .execute(&mut *tx)
+        .await?;
+        let mut rows = Vec::with_capacity(leaves.len());
+        for (i, (record, leaf)) in batch.records.iter().zip(leaves).enumerate() {
+            rows.push(vec![
+                Value::Int(to_i64(size + i as u64, "leaf index")?),
+                Value::Text(leaf.to_string()),
+                Value::Text(hex(record.agent)),
+                Value::Int(to_i64(record.sequence, "sequence")?),
+                Value::Int(to_i64(record.timestamp_ms, "timestamp")?),
+                Value::Text(record.model.clone()),
+                Value::Text(hex(record.encode()?)),
+                Value::Text(batch_root.to_string()),
+                Value::Int(i as i64),
+            ]);
+        }
+        insert_rows(
+            &mut tx,
+            "INSERT INTO records (leaf_index, leaf_hash, agent, sequence, timestamp_ms, model, \
+             encoded, batch_root, batch_index)",
+            9,
+            &rows,
+        )
+        .await?;
+        insert_rows(&mut tx, "INSERT INTO log_nodes (node_key, hash)", 2, &nodes).await?;
+
+        let last = batch.records.last().unwrap_or(first);
+        let last_leaf = *leaves.last().unwrap_or(&B256::ZERO);
+        let min_ts = batch
+            .records
+            .iter()
+            .map(|r| r.timestamp_ms)
+            .min()
+            .unwrap_or(0);
+        let max_ts = batch
+            .records
+            .iter()
+            .map(|r| r.timestamp_ms)
+            .max()
+            .unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO agents (address, next_sequence, last_leaf_hash, record_count, \
+             first_seen_ms, last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (address) DO UPDATE SET next_sequence = excluded.next_sequence, \
+             last_leaf_hash = excluded.last_leaf_hash, \
+             record_count = agents.record_count + excluded.record_count, \
+             last_seen_ms = CASE WHEN excluded.last_seen_ms > agents.last_seen_ms \
+               THEN excluded.last_seen_ms ELSE agents.last_seen_ms END",
+        )
+        .bind(hex(agent))
+        .bind(to_i64(last.sequence + 1, "sequence")?)
+        .bind(last_leaf.to_string())
+        .bind(to_i64(batch_size, "batch size")?)
+        .bind(to_i64(min_ts, "timestamp")?)
+        .bind(to_i64(max_ts, "timestamp")?)
+        .execute(&mut *tx)
+        .await?;
+        let peaks =
+            serde_json::to_string(frontier.peaks()).map_err(|e| Error::Corrupt(e.to_string()))?;
+        sqlx::query("UPDATE log_state SET size = $1, peaks = $2 WHERE id = 1")
+            .bind(to_i64(frontier.size(), "log size")?)
+            .bind(peaks)
+            .execute(&mut *tx)
+            .await?;
+        for ((request_id, salts), leaf) in decisions.iter().zip(leaves) {
+            sqlx::query(
+                "UPDATE decisions SET logged_leaf = $1, record_salts = $2 WHERE request_id = $3",
+            )
+            .bind(leaf.to_string())
+            .bind(salts.clone())
+            .bind(request_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(AppendedBatch {
+            first_index: size,
+            leaf_hashes: leaves.to_vec(),
+            batch_root,
+            received_ms,
+            log_size: frontier.size(),
+            replayed: false,
+        })
+    }
+
+    /// The log's size and root.
+    pub async fn log_head(&self) -> Result<(u64, B256)> {
+        let row = sqlx::query("SELECT size, peaks FROM log_state WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let size = to_u64(row.try_get(0)?, "log size")?;
+        let peaks: Vec<B256> = serde_json::from_str(&row.try_get::<String, _>(1)?)
+            .map_err(|e| Error::Corrupt(format!("log peaks: {e}")))?;
+        let frontier = Frontier::from_parts(size, peaks)
+            .map_err(|e| Error::Corrupt(format!("log frontier: {e}")))?;
+        Ok((size, frontier.root()))
+    }
+
+    /// Fetches a plan's nodes in one query and folds them.
+    async fn resolve(&self, plan: &ProofPlan) -> Result<Vec<B256>> {
+        let ids: Vec<NodeId> = plan.node_ids().collect();
+        let mut nodes = HashMap::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT node_key, hash FROM log_nodes WHERE node_key IN ({})",
+                placeholders.join(",")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(node_key(*id));
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let key: i64 = row.try_get(0)?;
+                nodes.insert(
+                    key,
+                    parse::<B256>(&row.try_get::<String, _>(1)?, "node hash")?,
+                );
+            }
+        }
+        Ok(plan.assemble(|id| {
+            nodes
+                .get(&node_key(id))
+                .copied()
+                .ok_or(chaperone_core::Error::MissingNode {
+                    level: id.level,
+                    index: id.index,
+                })
+        })?)
+    }
+
+    async fn check_size(&self, size: u64) -> Result<()> {
+        let (current, _) = self.log_head().await?;
+        if size > current {
+            return Err(chaperone_core::Error::SizeOutOfRange {
+                requested: size,
+                available: current,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The root of the tree of the first `size` leaves.
+    pub async fn root_at(&self, size: u64) -> Result<B256> {
+        self.check_size(size).await?;
+        if size == 0 {
+            return Ok(chaperone_core::EMPTY_ROOT);
+        }
+        let plan = ProofPlan::from_ranges(vec![SubtreeRange::new(0, size)]);
+        Ok(self.resolve(&plan).await?[0])
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `size` leaves (O(log n) reads).
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof> {
+        self.check_size(size).await?;
+        let plan = ProofPlan::inclusion(index, size)?;
+        Ok(InclusionProof {
+            index,
+            size,
+            path: self.resolve(&plan).await?,
+        })
+    }
+
+    /// The consistency proof from `first` to `second` leaves (O(log n) reads).
+    pub async fn consistency_proof(&self, first: u64, second: u64) -> Result<ConsistencyProof> {
+        self.check_size(second).await?;
+        let plan = ProofPlan::consistency(first, second)?;
+        Ok(ConsistencyProof {
+            first,
+            second,
+            path: self.resolve(&plan).await?,
+        })
+    }
+
+    /// A logged record by its leaf hash.
+    pub async fn record(&self, leaf_hash: B256) -> Result<Option<LoggedRecord>> {
+        let row =
+            sqlx::query("SELECT leaf_index, encoded, batch_root FROM records WHERE leaf_hash = $1")
+                .bind(leaf_hash.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(LoggedRecord {
+                index: to_u64(row.try_get(0)?, "leaf index")?,
+                leaf_hash,
+                record: decode_record(&row.try_get::<String, _>(1)?)?,
+                batch_root: parse(&row.try_get::<String, _>(2)?, "batch root")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Proof that a logged record was in the batch its agent signed.
+    pub async fn batch_membership(&self, leaf_hash: B256) -> Result<Option<BatchMembership>> {
+        let Some(row) = sqlx::query(
+            "SELECT r.batch_root, r.batch_index, b.signature FROM records r \
+             JOIN record_batches b ON b.batch_root = r.batch_root WHERE r.leaf_hash = $1",
+        )
+        .bind(leaf_hash.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let batch_root: String = row.try_get(0)?;
+        let index = to_u64(row.try_get(1)?, "batch index")?;
+        let signature: String = row.try_get(2)?;
+        let signature = parse::<chaperone_core::Bytes>(&signature, "batch signature")?;
+        let signature = chaperone_core::Signature::from_raw(&signature)
+            .map_err(|_| Error::Corrupt("batch signature".into()))?;
+        let mut tree = MerkleLog::new();
+        for row in
+            sqlx::query("SELECT leaf_hash FROM records WHERE batch_root = $1 ORDER BY batch_index")
+                .bind(batch_root)
+                .fetch_all(&self.pool)
+                .await?
+        {
+            tree.append_leaf_hash(parse(&row.try_get::<String, _>(0)?, "leaf hash")?);
+        }
+        let proof = tree.inclusion_proof(index, tree.size())?;
+        Ok(Some(BatchMembership {
+            index,
+            size: proof.size,
+            path: proof.path,
+            signature,
+        }))
+    }
+
+    /// Records in log order, filtered (the compliance API's query).
+    pub async fn records(&self, filter: &RecordFilter) -> Result<Vec<LoggedRecord>> {
+        let mut sql = String::from(
+            "SELECT leaf_index, leaf_hash, encoded, batch_root FROM records WHERE leaf_index > $1",
+        );
+        let mut binds = vec![Value::Int(
+            filter.after_index.map_or(Ok(-1), |i| to_i64(i, "cursor"))?,
+        )];
+        let mut clause = |sql: &mut String, condition: &str, value: Value| {
+            binds.push(value);
+            sql.push_str(&format!(" AND {condition} ${}", binds.len()));
+        };
+        if let Some(agent) = filter.agent {
+            clause(&mut sql, "agent =", Value::Text(hex(agent)));
+        }
+        if let Some(model) = &filter.model {
+            clause(&mut sql, "model =", Value::Text(model.clone()));
+        }
+        if let Some(from) = filter.from_ms {
+            clause(
+                &mut sql,
+                "timestamp_ms >=",
+                Value::Int(to_i64(from, "from")?),
+            );
+        }
+        if let Some(to) = filter.to_ms {
+            clause(&mut sql, "timestamp_ms <", Value::Int(to_i64(to, "to")?));
+        }
+        sql.push_str(&format!(" ORDER BY leaf_index LIMIT {}", filter.limit));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query = value.bind_to(query);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(LoggedRecord {
+                    index: to_u64(row.try_get(0)?, "leaf index")?,
+                    leaf_hash: parse(&row.try_get::<String, _>(1)?, "leaf hash")?,
+                    record: decode_record(&row.try_get::<String, _>(2)?)?,
+                    batch_root: parse(&row.try_get::<String, _>(3)?, "batch root")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Agents in address order, after `after` (the pagination cursor).
+    pub async fn agents(&self, after: Option<Address>, limit: u32) -> Result<Vec<AgentSummary>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT address, record_count, next_sequence, last_leaf_hash, first_seen_ms, \
+             last_seen_ms FROM agents WHERE address > $1 ORDER BY address LIMIT {limit}"
+        )))
+        .bind(after.map(hex).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(AgentSummary {
+                    address: parse(&row.try_get::<String, _>(0)?, "agent")?,
+                    record_count: to_u64(row.try_get(1)?, "record count")?,
+                    next_sequence: to_u64(row.try_get(2)?, "next sequence")?,
+                    last_leaf_hash: parse(&row.try_get::<String, _>(3)?, "leaf hash")?,
+                    first_seen_ms: to_u64(row.try_get(4)?, "first seen")?,
+                    last_seen_ms: to_u64(row.try_get(5)?, "last seen")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Where an agent's chain ends: (next sequence, last leaf hash), or (0, zero) if it has none.
+    pub async fn agent_head(&self, agent: Address) -> Result<(u64, B256)> {
+        let row =
+            sqlx::query("SELECT next_sequence, last_leaf_hash FROM agents WHERE address = $1")
+                .bind(hex(agent))
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            Some(row) => Ok((
+                to_u64(row.try_get(0)?, "next sequence")?,
+                parse(&row.try_get::<String, _>(1)?, "last leaf hash")?,
+            )),
+            None => Ok((0, B256::ZERO)),
+        }
+    }
+
+    /// Stores a signed checkpoint (idempotent per size).
+    pub async fn save_checkpoint(&self, checkpoint: &StoredCheckpoint, now: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(to_i64(checkpoint.size, "size")?)
+        .bind(checkpoint.root.to_string())
+        .bind(checkpoint.note.clone())
+        .bind(db_time(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The checkpoint at `size`, if one was signed.
+    pub async fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>> {
+        let row = sqlx::query("SELECT size, root, note FROM checkpoints WHERE size = $1")
+            .bind(to_i64(size, "size")?)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(checkpoint_from).transpose()
+    }
+
+    /// The largest signed checkpoint, with the time it was signed.
+    pub async fn latest_checkpoint(&self) -> Result<Option<(StoredCheckpoint, u64)>> {
+        let row = sqlx::query(
+            "SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let at = to_u64(row.try_get(3)?, "created at")?;
+            Ok((checkpoint_from(row)?, at))
+        })
+        .transpose()
+    }
+
+    /// Records an anchoring transaction (idempotent per size).
+    pub async fn save_anchor(&self, anchor: &Anchor, now: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO anchors (size, root, tx_hash, block_number, anchored_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(to_i64(anchor.size, "size")?)
+        .bind(anchor.root.to_string())
+        .bind(anchor.tx_hash.to_string())
+        .bind(to_i64(anchor.block_number, "block")?)
+        .bind(db_time(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The largest anchored checkpoint.
+    pub async fn latest_anchor(&self) -> Result<Option<Anchor>> {
+        let row = sqlx::query(
+            "SELECT size, root, tx_hash, block_number FROM anchors ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(anchor_from).transpose()
+    }
+
+    /// The anchor of exactly `size`, if that size was anchored.
+    pub async fn anchor_at(&self, size: u64) -> Result<Option<Anchor>> {
+        let row =
+            sqlx::query("SELECT size, root, tx_hash, block_number FROM anchors WHERE size = $1")
+                .bind(to_i64(size, "size")?)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(anchor_from).transpose()
+    }
+
+    /// Co-sign decisions not yet in the log, oldest first.
+    pub async fn unlogged_decisions(&self, limit: u32) -> Result<Vec<UnloggedDecision>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT request_id, created_at, request, outcome, reasons, policy_version, \
+             policy_hash, signature FROM decisions WHERE logged_leaf IS NULL \
+             ORDER BY created_at, request_id LIMIT {limit}"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let reasons: String = row.try_get(4)?;
+                let decision = serde_json::json!({
+                    "outcome": row.try_get::<String, _>(3)?,
+                    "reasons": serde_json::from_str::<serde_json::Value>(&reasons)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    "policy_version": row.try_get::<i64, _>(5)?,
+                    "policy_hash": row.try_get::<String, _>(6)?,
+                    "cosigner_signature": row.try_get::<Option<String>, _>(7)?,
+                });
+                Ok(UnloggedDecision {
+                    request_id: parse(&row.try_get::<String, _>(0)?, "request id")?,
+                    created_at: to_u64(row.try_get(1)?, "created at")?,
+                    request: row.try_get(2)?,
+                    decision: decision.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The leaf hash under which a decision was logged.
+    pub async fn decision_leaf(&self, request_id: B256) -> Result<Option<B256>> {
+        let row = sqlx::query("SELECT logged_leaf FROM decisions WHERE request_id = $1")
+            .bind(request_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => row
+                .try_get::<Option<String>, _>(0)?
+                .map(|leaf| parse(&leaf, "logged leaf"))
+                .transpose(),
+            None => Ok(None),
+        }
+    }
+}
+
+fn decode_record(encoded: &str) -> Result<Record> {
+    let bytes = parse::<chaperone_core::Bytes>(encoded, "record encoding")?;
+    Ok(Record::decode(&bytes)?)
+}
+
+fn checkpoint_from(row: sqlx::any::AnyRow) -> Result<StoredCheckpoint> {
+    Ok(StoredCheckpoint {
+        size: to_u64(row.try_get(0)?, "size")?,
+        root: parse(&row.try_get::<String, _>(1)?, "root")?,
+        note: row.try_get(2)?,
+    })
+}
+
+fn anchor_from(row: sqlx::any::AnyRow) -> Result<Anchor> {
+    Ok(Anchor {
+        size: to_u64(row.try_get(0)?, "size")?,
+        root: parse(&row.try_get::<String, _>(1)?, "root")?,
+        tx_hash: parse(&row.try_get::<String, _>(2)?, "tx hash")?,
+        block_number: to_u64(row.try_get(3)?, "block")?,
+    })
+}
+
+/// The right to anchor, held by one server replica. On PostgreSQL a session advisory lock on a
+/// connection kept for as long as the lock is held; on SQLite (one process) always granted.
+#[derive(Debug)]
+pub struct AnchoringLock {
+    // In a Mutex only to make the lock `Sync` (workers are shared across await points); it is
+    // only ever reached through `&mut self`, so it never blocks.
+    connection: Option<std::sync::Mutex<sqlx::pool::PoolConnection<sqlx::Any>>>,
+}
+
+/// The advisory lock key: "chaperon" in ASCII.
+const ANCHORING_LOCK_KEY: i64 = 0x6368_6170_6572_6f6e;
+
+impl AnchoringLock {
+    /// True while the lock's connection is alive (a dropped connection releases the lock).
+    pub async fn still_held(&mut self) -> bool {
+        match &mut self.connection {
+            None => true,
+            Some(conn) => match conn.get_mut() {
+                Ok(conn) => sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok(),
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+impl Store {
+    /// Takes the anchoring lock if no other replica holds it.
+    pub async fn try_lock_anchoring(&self) -> Result<Option<AnchoringLock>> {
+        match self.backend {
+            Backend::Sqlite => Ok(Some(AnchoringLock { connection: None })),
+            Backend::Postgres => {
+                let mut conn = self.pool.acquire().await?;
+                let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(ANCHORING_LOCK_KEY)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(taken.then(|| AnchoringLock {
+                    connection: Some(std::sync::Mutex::new(conn)),
+                }))
+            }
+        }
+    }
+}
