@@ -5,7 +5,11 @@ use serde_json::json;
 use crate::{ADMIN, APPROVER, NOW, Service, admin::policy_json, call, service};
 
 async fn ready() -> Service {
-    let s = service().await;
+    ready_on(service().await).await
+}
+
+/// `s` with its wallet registered under the test policy.
+pub async fn ready_on(s: Service) -> Service {
     let wallet =
         json!({ "address": s.wallet, "chain_id": 31337, "agent": s.agent.address() }).to_string();
     call(
@@ -42,6 +46,11 @@ fn body(s: &Service, e: &Execute) -> serde_json::Value {
         "execute": e,
         "agent_signature": Bytes::from(sig.as_bytes().to_vec()),
     })
+}
+
+/// Asks for a co-signature of a `value` transfer with `nonce`.
+pub async fn request(s: &Service, value: u64, nonce: u64) -> (StatusCode, serde_json::Value) {
+    cosign(s, &body(s, &execute(value, nonce))).await
 }
 
 async fn cosign(s: &Service, body: &serde_json::Value) -> (StatusCode, serde_json::Value) {

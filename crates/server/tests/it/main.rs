@@ -1,24 +1,33 @@
-//! The service's router driven without a socket (`oneshot`), on a real SQLite store.
+//! The service's router driven without a socket (`oneshot`), on a real SQLite store and, when
+//! `CHAPERONE_TEST_PG_URL` is set, a real PostgreSQL database; end-to-end tests on Anvil.
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 mod admin;
 mod anvil;
+mod audit;
+mod audit_anvil;
+mod compliance;
 mod cosign;
+mod openapi;
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::{
     Router,
     body::Body,
     http::{Request, StatusCode, header},
 };
-use chaperone_core::{Address, Secp256k1Signer};
+use chaperone_core::{Address, CommitmentKind, Opening, Record, Secp256k1Signer, SignedBatch};
 use chaperone_server::{AppState, app, token_hash};
 use chaperone_store::Store;
 use http_body_util::BodyExt;
+use sqlx::{Connection, Executor};
 use tower::ServiceExt;
 
 pub const NOW: u64 = 1_750_000_000;
 pub const ADMIN: &str = "admin-secret";
 pub const APPROVER: &str = "approver-secret";
+pub const AUDITOR: &str = "auditor-secret";
 
 pub struct Service {
     pub router: Router,
@@ -32,24 +41,67 @@ fn clock() -> u64 {
     NOW
 }
 
-pub async fn service() -> Service {
-    let path = std::env::temp_dir().join(format!(
-        "chaperone_server_{}_{}.db",
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}_{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos()
-    ));
-    let store = Store::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+            % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A SQLite file in the temp folder: its path and URL.
+pub fn sqlite_file() -> (std::path::PathBuf, String) {
+    let path = std::env::temp_dir().join(format!("{}.db", unique("chaperone_server")));
+    let url = format!("sqlite:{}?mode=rwc", path.display());
+    (path, url)
+}
+
+/// A fresh PostgreSQL database's URL, or `None` when `CHAPERONE_TEST_PG_URL` is not set.
+pub async fn postgres_url() -> Option<String> {
+    let url = std::env::var("CHAPERONE_TEST_PG_URL").ok()?;
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("CHAPERONE_TEST_PG_URL={url} is set but unreachable: {e}"));
+    let name = unique("chaperone_srv");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await
         .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// The service on SQLite, and on PostgreSQL when configured.
+pub async fn services() -> Vec<Service> {
+    let mut out = vec![service().await];
+    if let Some(url) = postgres_url().await {
+        out.push(service_on(Store::connect(&url).await.unwrap()).await);
+    }
+    out
+}
+
+pub async fn service() -> Service {
+    service_on(Store::connect(&sqlite_file().1).await.unwrap()).await
+}
+
+pub async fn service_on(store: Store) -> Service {
     store
         .add_api_token(token_hash(ADMIN), "ops", "admin", NOW)
         .await
         .unwrap();
     store
         .add_api_token(token_hash(APPROVER), "alice", "approver", NOW)
+        .await
+        .unwrap();
+    store
+        .add_api_token(token_hash(AUDITOR), "carol", "auditor", NOW)
         .await
         .unwrap();
     let cosigner = Secp256k1Signer::random().unwrap();
@@ -66,6 +118,35 @@ pub async fn service() -> Service {
         cosigner,
         wallet: Address::repeat_byte(0xaa),
     }
+}
+
+/// Like [`call`], returning the raw body text and the `X-Next-Cursor` header.
+pub async fn call_text(
+    router: &Router,
+    uri: &str,
+    token: &str,
+) -> (StatusCode, String, Option<String>, Option<String>) {
+    let request = Request::builder()
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let (content_type, cursor) = (header("content-type"), header("x-next-cursor"));
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        content_type,
+        cursor,
+    )
 }
 
 pub async fn call(
@@ -91,4 +172,56 @@ pub async fn call(
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, json)
+}
+
+/// An agent as the SDK will be: it commits to content with fresh salts, chains its records and
+/// signs each batch once. It keeps the openings (content + salts) for later disclosure.
+pub struct TestAgent {
+    pub key: Secp256k1Signer,
+    pub sequence: u64,
+    pub previous: chaperone_core::B256,
+    pub openings: std::collections::HashMap<chaperone_core::B256, (Opening, Opening)>,
+}
+
+impl TestAgent {
+    pub fn new() -> Self {
+        Self {
+            key: Secp256k1Signer::random().unwrap(),
+            sequence: 0,
+            previous: chaperone_core::B256::ZERO,
+            openings: Default::default(),
+        }
+    }
+
+    /// The next `n` records (content carries `marker`), signed as one batch.
+    pub fn batch(&mut self, n: usize, marker: &str) -> SignedBatch {
+        let mut records = Vec::with_capacity(n);
+        for _ in 0..n {
+            let input = Opening::new(
+                CommitmentKind::Input,
+                format!("prompt {} {marker}", self.sequence).into_bytes(),
+            )
+            .unwrap();
+            let output = Opening::new(
+                CommitmentKind::Output,
+                format!("answer {} {marker}", self.sequence).into_bytes(),
+            )
+            .unwrap();
+            let record = Record {
+                agent: self.key.address(),
+                sequence: self.sequence,
+                timestamp_ms: NOW * 1000 + self.sequence,
+                model: if self.sequence % 2 == 0 { "model-a" } else { "model-b" }.into(),
+                input: input.commitment(),
+                output: output.commitment(),
+                metadata: None,
+                previous: self.previous,
+            };
+            self.previous = record.leaf_hash().unwrap();
+            self.openings.insert(self.previous, (input, output));
+            self.sequence += 1;
+            records.push(record);
+        }
+        SignedBatch::sign(records, &self.key).unwrap()
+    }
 }

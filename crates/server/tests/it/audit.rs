@@ -1,0 +1,243 @@
+//! Record ingestion, receipts, checkpoints and proofs through the router, on SQLite and
+//! PostgreSQL; co-sign decisions entering the log.
+
+use axum::http::StatusCode;
+use chaperone_core::{
+    B256, BatchReceipt, CheckpointVerifier, InclusionProof, SignedCheckpoint, leaf_hash,
+};
+use chaperone_server::{AnchorPolicy, Anchorer, DECISION_MODEL, LogConfig};
+use serde_json::{Value, json};
+
+use crate::{NOW, Service, TestAgent, call, services};
+
+async fn ingest(s: &Service, batch: &chaperone_core::SignedBatch) -> (StatusCode, Value) {
+    call(
+        &s.router,
+        "POST",
+        "/v1/records",
+        None,
+        Some(serde_json::to_string(batch).unwrap()),
+    )
+    .await
+}
+
+fn anchorer(s: &Service) -> Anchorer {
+    Anchorer::new(
+        s.store.clone(),
+        LogConfig::unanchored(31337, s.cosigner.clone()),
+        s.cosigner.clone(),
+        None,
+        AnchorPolicy {
+            interval_secs: 3600,
+            max_records: 1_000_000,
+        },
+    )
+}
+
+#[tokio::test]
+async fn batches_are_appended_with_receipts_and_replays_change_nothing() {
+    for s in services().await {
+        let (mut a, mut b) = (TestAgent::new(), TestAgent::new());
+        let first = a.batch(5, "m");
+        let (status, body) = ingest(&s, &first).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let receipt: BatchReceipt = serde_json::from_value(body["receipt"].clone()).unwrap();
+        assert_eq!((receipt.first_index, receipt.size), (0, 5));
+        receipt.verify(s.cosigner.address()).unwrap();
+        // Each record's receipt checks with its membership in the signed batch.
+        for i in 0..5 {
+            let membership = first.membership(i).unwrap();
+            let leaf = first.records[i].leaf_hash().unwrap();
+            let index = receipt
+                .verify_record(s.cosigner.address(), &leaf, &membership)
+                .unwrap();
+            assert_eq!(index, i as u64);
+            assert_eq!(body["records"][i]["index"], json!(i));
+        }
+
+        let (status, again) = ingest(&s, &first).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again["replayed"], json!(true));
+        assert_eq!(again["receipt"], body["receipt"], "a replay gets the same receipt");
+
+        let (status, other) = ingest(&s, &b.batch(3, "m")).await;
+        assert_eq!(status, StatusCode::CREATED, "{other}");
+        assert_eq!(other["receipt"]["first_index"], json!(5));
+        let (status, _) = ingest(&s, &a.batch(2, "m")).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(s.store.log_head().await.unwrap().0, 10);
+    }
+}
+
+#[tokio::test]
+async fn gaps_broken_chains_forgeries_and_malformed_batches_are_refused_and_write_nothing() {
+    for s in services().await {
+        let mut agent = TestAgent::new();
+        assert_eq!(ingest(&s, &agent.batch(2, "m")).await.0, StatusCode::CREATED);
+
+        // A gap: skip a record.
+        let mut skipping = TestAgent {
+            key: agent.key.clone(),
+            sequence: agent.sequence,
+            previous: agent.previous,
+            openings: Default::default(),
+        };
+        let _lost = skipping.batch(1, "m");
+        let (status, body) = ingest(&s, &skipping.batch(1, "m")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"]["code"], "sequence_gap", "{body}");
+
+        // The right sequence but the wrong previous hash.
+        let mut forked = TestAgent {
+            key: agent.key.clone(),
+            sequence: agent.sequence,
+            previous: B256::repeat_byte(7),
+            openings: Default::default(),
+        };
+        let (status, body) = ingest(&s, &forked.batch(1, "m")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"]["code"], "broken_chain", "{body}");
+
+        // Signed by someone else.
+        let mut batch = agent.clone_batch(1);
+        let mallory = chaperone_core::Secp256k1Signer::random().unwrap();
+        let root = batch.root().unwrap();
+        batch.signature = mallory
+            .sign_message(&chaperone_core::batch_message(1, &root))
+            .unwrap();
+        let (status, body) = ingest(&s, &batch).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"]["code"], "bad_signature");
+
+        for (bad, code) in [
+            ("{", "invalid_json"),
+            (r#"{"records": [], "signature": null}"#, "invalid_request"),
+            (r#"{"records": [], "extra": 1}"#, "invalid_request"),
+        ] {
+            let (status, body) =
+                call(&s.router, "POST", "/v1/records", None, Some(bad.into())).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            assert_eq!(body["error"]["code"], code, "{bad}");
+        }
+        let empty = json!({ "records": [], "signature": batch.signature }).to_string();
+        let (status, body) = call(&s.router, "POST", "/v1/records", None, Some(empty)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "invalid_batch");
+
+        assert_eq!(s.store.log_head().await.unwrap().0, 2, "nothing was written");
+        // The honest continuation still goes in.
+        assert_eq!(ingest(&s, &agent.batch(1, "m")).await.0, StatusCode::CREATED);
+    }
+}
+
+impl TestAgent {
+    /// The agent's next `n` records, signed, without advancing the agent.
+    fn clone_batch(&self, n: usize) -> chaperone_core::SignedBatch {
+        let mut copy = TestAgent {
+            key: self.key.clone(),
+            sequence: self.sequence,
+            previous: self.previous,
+            openings: Default::default(),
+        };
+        copy.batch(n, "m")
+    }
+}
+
+#[tokio::test]
+async fn proofs_come_from_the_stored_tree_and_verify_against_signed_checkpoints() {
+    for s in services().await {
+        let mut agents = [TestAgent::new(), TestAgent::new(), TestAgent::new()];
+        let mut leaves = Vec::new();
+        for round in 0..4 {
+            for agent in agents.iter_mut() {
+                let batch = agent.batch(7 + round, "m");
+                leaves.extend(batch.leaf_hashes().unwrap());
+                assert_eq!(ingest(&s, &batch).await.0, StatusCode::CREATED);
+            }
+        }
+        let n = leaves.len() as u64;
+        let (status, body) = call(&s.router, "GET", &format!("/v1/records/{}/proof", leaves[0]), None, None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "no checkpoint yet: {body}");
+        let (status, _) = call(&s.router, "GET", "/v1/checkpoints/latest", None, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let report = anchorer(&s).flush(NOW).await.unwrap();
+        assert_eq!(report.checkpoint, Some(n));
+        let (status, latest) = call(&s.router, "GET", "/v1/checkpoints/latest", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let verifier = CheckpointVerifier {
+            name: "chaperone.dev/31337/unanchored".into(),
+            address: s.cosigner.address(),
+        };
+        let checkpoint = SignedCheckpoint::verify(latest["note"].as_str().unwrap(), &verifier)
+            .unwrap()
+            .checkpoint;
+        assert_eq!(checkpoint.size, n);
+
+        // The root from the database equals a fresh in-memory tree's.
+        let mut tree = chaperone_core::MerkleLog::new();
+        for leaf in &leaves {
+            tree.append_leaf_hash(*leaf);
+        }
+        assert_eq!(checkpoint.root, tree.root());
+        for (i, leaf) in leaves.iter().enumerate() {
+            let (status, proof) =
+                call(&s.router, "GET", &format!("/v1/records/{leaf}/proof"), None, None).await;
+            assert_eq!(status, StatusCode::OK, "{proof}");
+            let inclusion: InclusionProof =
+                serde_json::from_value(proof["inclusion"].clone()).unwrap();
+            assert_eq!(inclusion.index, i as u64);
+            inclusion.verify(leaf, &checkpoint.root).unwrap();
+            assert_eq!(inclusion, tree.inclusion_proof(i as u64, n).unwrap());
+            assert!(proof["anchor"].is_null(), "no chain, no anchor");
+        }
+        // Consistency proofs from the database match the in-memory tree's.
+        for m in [1, 5, 17, n - 1] {
+            assert_eq!(
+                s.store.consistency_proof(m, n).await.unwrap(),
+                tree.consistency_proof(m, n).unwrap()
+            );
+        }
+        let (status, body) = call(&s.router, "GET", "/v1/records/0x1234/proof", None, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let unknown = leaf_hash(b"never logged");
+        let (status, body) =
+            call(&s.router, "GET", &format!("/v1/records/{unknown}/proof"), None, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "unknown_record");
+    }
+}
+
+#[tokio::test]
+async fn cosign_decisions_become_records_of_the_policy_service() {
+    for s in services().await {
+        let s = crate::cosign::ready_on(s).await;
+        let (status, approved) = crate::cosign::request(&s, 100, 1).await;
+        assert_eq!(status, StatusCode::OK, "{approved}");
+        let (status, denied) = crate::cosign::request(&s, 10_000_000, 2).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{denied}");
+
+        let report = anchorer(&s).flush(NOW).await.unwrap();
+        assert_eq!(report.decisions_logged, 2);
+        let mut agent = TestAgent::new();
+        assert_eq!(ingest(&s, &agent.batch(1, "m")).await.0, StatusCode::CREATED);
+        assert_eq!(anchorer(&s).flush(NOW).await.unwrap().decisions_logged, 0);
+
+        for answer in [&approved, &denied] {
+            let id: B256 = answer["request_id"].as_str().unwrap().parse().unwrap();
+            let leaf = s.store.decision_leaf(id).await.unwrap().expect("logged");
+            let logged = s.store.record(leaf).await.unwrap().unwrap();
+            assert_eq!(logged.record.agent, s.cosigner.address());
+            assert_eq!(logged.record.model, DECISION_MODEL);
+        }
+        let (_, page) = call(
+            &s.router,
+            "GET",
+            &format!("/v1/agents/{}/records", s.cosigner.address()),
+            Some(crate::ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    }
+}

@@ -1,0 +1,71 @@
+//! The OpenAPI document matches the routes: every route in the source is documented with its
+//! methods, and every documented operation is routed (not the 404 fallback, not a 405).
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+
+use crate::{call, service};
+
+/// (method, path) of every `.route(...)` in the server's source, read from the files.
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for chunk in source.split(".route(").skip(1) {
+            let path = chunk.split('"').nth(1).unwrap().to_owned();
+            // The handler expression runs to the route's closing parenthesis at depth 0.
+            let mut depth = 1;
+            let end = chunk
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .unwrap()
+                .0;
+            let handler = &chunk[..end];
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if handler.contains(&format!("{method}(")) {
+                    routes.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let s = service().await;
+    let (status, doc) = call(&s.router, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()));
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    assert_eq!(documented, routes_in_source());
+
+    for (method, path) in &documented {
+        let uri = path
+            .replace("{leaf_hash}", &format!("{}", chaperone_core::B256::ZERO))
+            .replace("{address}", &s.wallet.to_string())
+            .replace("{request_id}", &format!("{}", chaperone_core::B256::ZERO))
+            .replace("{verdict}", "approve");
+        let (status, body) = call(&s.router, &method.to_uppercase(), &uri, None, None).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert!(
+            body["error"]["message"] != "no such endpoint",
+            "{method} {uri} is documented but not routed"
+        );
+    }
+}
