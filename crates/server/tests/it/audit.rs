@@ -58,7 +58,10 @@ async fn batches_are_appended_with_receipts_and_replays_change_nothing() {
         let (status, again) = ingest(&s, &first).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(again["replayed"], json!(true));
-        assert_eq!(again["receipt"], body["receipt"], "a replay gets the same receipt");
+        assert_eq!(
+            again["receipt"], body["receipt"],
+            "a replay gets the same receipt"
+        );
 
         let (status, other) = ingest(&s, &b.batch(3, "m")).await;
         assert_eq!(status, StatusCode::CREATED, "{other}");
@@ -73,7 +76,10 @@ async fn batches_are_appended_with_receipts_and_replays_change_nothing() {
 async fn gaps_broken_chains_forgeries_and_malformed_batches_are_refused_and_write_nothing() {
     for s in services().await {
         let mut agent = TestAgent::new();
-        assert_eq!(ingest(&s, &agent.batch(2, "m")).await.0, StatusCode::CREATED);
+        assert_eq!(
+            ingest(&s, &agent.batch(2, "m")).await.0,
+            StatusCode::CREATED
+        );
 
         // A gap: skip a record.
         let mut skipping = TestAgent {
@@ -124,9 +130,16 @@ async fn gaps_broken_chains_forgeries_and_malformed_batches_are_refused_and_writ
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "invalid_batch");
 
-        assert_eq!(s.store.log_head().await.unwrap().0, 2, "nothing was written");
+        assert_eq!(
+            s.store.log_head().await.unwrap().0,
+            2,
+            "nothing was written"
+        );
         // The honest continuation still goes in.
-        assert_eq!(ingest(&s, &agent.batch(1, "m")).await.0, StatusCode::CREATED);
+        assert_eq!(
+            ingest(&s, &agent.batch(1, "m")).await.0,
+            StatusCode::CREATED
+        );
     }
 }
 
@@ -156,7 +169,14 @@ async fn proofs_come_from_the_stored_tree_and_verify_against_signed_checkpoints(
             }
         }
         let n = leaves.len() as u64;
-        let (status, body) = call(&s.router, "GET", &format!("/v1/records/{}/proof", leaves[0]), None, None).await;
+        let (status, body) = call(
+            &s.router,
+            "GET",
+            &format!("/v1/records/{}/proof", leaves[0]),
+            None,
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::CONFLICT, "no checkpoint yet: {body}");
         let (status, _) = call(&s.router, "GET", "/v1/checkpoints/latest", None, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -181,8 +201,14 @@ async fn proofs_come_from_the_stored_tree_and_verify_against_signed_checkpoints(
         }
         assert_eq!(checkpoint.root, tree.root());
         for (i, leaf) in leaves.iter().enumerate() {
-            let (status, proof) =
-                call(&s.router, "GET", &format!("/v1/records/{leaf}/proof"), None, None).await;
+            let (status, proof) = call(
+                &s.router,
+                "GET",
+                &format!("/v1/records/{leaf}/proof"),
+                None,
+                None,
+            )
+            .await;
             assert_eq!(status, StatusCode::OK, "{proof}");
             let inclusion: InclusionProof =
                 serde_json::from_value(proof["inclusion"].clone()).unwrap();
@@ -201,8 +227,14 @@ async fn proofs_come_from_the_stored_tree_and_verify_against_signed_checkpoints(
         let (status, body) = call(&s.router, "GET", "/v1/records/0x1234/proof", None, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         let unknown = leaf_hash(b"never logged");
-        let (status, body) =
-            call(&s.router, "GET", &format!("/v1/records/{unknown}/proof"), None, None).await;
+        let (status, body) = call(
+            &s.router,
+            "GET",
+            &format!("/v1/records/{unknown}/proof"),
+            None,
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "unknown_record");
     }
@@ -220,7 +252,10 @@ async fn cosign_decisions_become_records_of_the_policy_service() {
         let report = anchorer(&s).flush(NOW).await.unwrap();
         assert_eq!(report.decisions_logged, 2);
         let mut agent = TestAgent::new();
-        assert_eq!(ingest(&s, &agent.batch(1, "m")).await.0, StatusCode::CREATED);
+        assert_eq!(
+            ingest(&s, &agent.batch(1, "m")).await.0,
+            StatusCode::CREATED
+        );
         assert_eq!(anchorer(&s).flush(NOW).await.unwrap().decisions_logged, 0);
 
         for answer in [&approved, &denied] {

@@ -94,7 +94,10 @@ async fn agents_and_their_records_page_filter_and_export() {
         assert_eq!(status, StatusCode::OK);
         assert!(content_type.unwrap().starts_with("text/csv"));
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "index,leaf_hash,agent,sequence,timestamp_ms,model,input_commitment,output_commitment,metadata_commitment,previous");
+        assert_eq!(
+            lines[0],
+            "index,leaf_hash,agent,sequence,timestamp_ms,model,input_commitment,output_commitment,metadata_commitment,previous"
+        );
         assert_eq!(lines.len(), 6);
         assert_eq!(cursor, Some(records[4]["index"].to_string()));
 
@@ -108,7 +111,10 @@ async fn agents_and_their_records_page_filter_and_export() {
             .collect();
         assert_eq!(parsed, records);
 
-        let unknown = format!("/v1/agents/{}/records", chaperone_core::Address::repeat_byte(1));
+        let unknown = format!(
+            "/v1/agents/{}/records",
+            chaperone_core::Address::repeat_byte(1)
+        );
         assert_eq!(get(&s, &unknown).await.0, StatusCode::NOT_FOUND);
     }
 }
@@ -124,7 +130,10 @@ async fn decisions_and_spend_page_filter_and_export() {
             .collect();
         let mut sorted = outcomes.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, ["approved", "approved", "denied", "pending_approval"]);
+        assert_eq!(
+            sorted,
+            ["approved", "approved", "denied", "pending_approval"]
+        );
         let denied = all_pages(&s, "/v1/decisions?outcome=denied").await;
         assert_eq!(denied.len(), 1);
         assert!(!denied[0]["reasons"].as_array().unwrap().is_empty());
@@ -136,7 +145,12 @@ async fn decisions_and_spend_page_filter_and_export() {
         let (status, csv, _, _) = call_text(&s.router, "/v1/decisions?format=csv", AUDITOR).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(csv.lines().count(), 5);
-        assert!(csv.lines().next().unwrap().starts_with("request_id,wallet,created_at,outcome,reasons"));
+        assert!(
+            csv.lines()
+                .next()
+                .unwrap()
+                .starts_with("request_id,wallet,created_at,outcome,reasons")
+        );
         // Reasons are JSON inside a quoted CSV field.
         assert!(csv.contains("\"[{\"\""), "{csv}");
 
@@ -177,11 +191,17 @@ async fn bad_query_parameters_and_wrong_roles_get_clear_errors() {
         assert!(!body["error"]["message"].as_str().unwrap().is_empty());
     }
     for uri in ["/v1/agents", "/v1/decisions", "/v1/spend"] {
-        assert_eq!(call(&s.router, "GET", uri, None, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call(&s.router, "GET", uri, None, None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(
             call(&s.router, "GET", uri, Some(APPROVER), None).await.0,
             StatusCode::FORBIDDEN
         );
-        assert_eq!(call(&s.router, "GET", uri, Some(ADMIN), None).await.0, StatusCode::OK);
+        assert_eq!(
+            call(&s.router, "GET", uri, Some(ADMIN), None).await.0,
+            StatusCode::OK
+        );
     }
 }

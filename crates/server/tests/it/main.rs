@@ -211,7 +211,12 @@ impl TestAgent {
                 agent: self.key.address(),
                 sequence: self.sequence,
                 timestamp_ms: NOW * 1000 + self.sequence,
-                model: if self.sequence % 2 == 0 { "model-a" } else { "model-b" }.into(),
+                model: if self.sequence % 2 == 0 {
+                    "model-a"
+                } else {
+                    "model-b"
+                }
+                .into(),
                 input: input.commitment(),
                 output: output.commitment(),
                 metadata: None,

@@ -49,7 +49,11 @@ async fn openapi_document_matches_the_routes() {
     let mut documented = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()));
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty())
+            );
             documented.insert((method.clone(), path.clone()));
         }
     }
