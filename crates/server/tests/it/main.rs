@@ -183,6 +183,12 @@ pub struct TestAgent {
     pub openings: std::collections::HashMap<chaperone_core::B256, (Opening, Opening)>,
 }
 
+impl Default for TestAgent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestAgent {
     pub fn new() -> Self {
         Self {
@@ -211,7 +217,7 @@ impl TestAgent {
                 agent: self.key.address(),
                 sequence: self.sequence,
                 timestamp_ms: NOW * 1000 + self.sequence,
-                model: if self.sequence % 2 == 0 {
+                model: if self.sequence.is_multiple_of(2) {
                     "model-a"
                 } else {
                     "model-b"
