@@ -386,7 +386,7 @@ impl Store {
     /// The log's size and root.
     pub async fn log_head(&self) -> Result<(u64, B256)> {
         let row = sqlx::query("SELECT size, peaks FROM log_state WHERE id = 1")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?;
         let size = to_u64(row.try_get(0)?, "log size")?;
         let peaks: Vec<B256> = serde_json::from_str(&row.try_get::<String, _>(1)?)
@@ -410,7 +410,7 @@ impl Store {
             for id in &ids {
                 query = query.bind(node_key(*id));
             }
-            for row in query.fetch_all(&self.pool).await? {
+            for row in query.fetch_all(&self.reader).await? {
                 let key: i64 = row.try_get(0)?;
                 nodes.insert(
                     key,
@@ -478,7 +478,7 @@ impl Store {
         let row =
             sqlx::query("SELECT leaf_index, encoded, batch_root FROM records WHERE leaf_hash = $1")
                 .bind(leaf_hash.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         row.map(|row| {
             Ok(LoggedRecord {
@@ -498,7 +498,7 @@ impl Store {
              JOIN record_batches b ON b.batch_root = r.batch_root WHERE r.leaf_hash = $1",
         )
         .bind(leaf_hash.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         else {
             return Ok(None);
@@ -513,7 +513,7 @@ impl Store {
         for row in
             sqlx::query("SELECT leaf_hash FROM records WHERE batch_root = $1 ORDER BY batch_index")
                 .bind(batch_root)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reader)
                 .await?
         {
             tree.append_leaf_hash(parse(&row.try_get::<String, _>(0)?, "leaf hash")?);
@@ -561,7 +561,7 @@ impl Store {
             query = value.bind_to(query);
         }
         query
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .into_iter()
             .map(|row| {
@@ -582,7 +582,7 @@ impl Store {
              last_seen_ms FROM agents WHERE address > $1 ORDER BY address LIMIT {limit}"
         )))
         .bind(after.map(hex).unwrap_or_default())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
             .map(|row| {
@@ -603,7 +603,7 @@ impl Store {
         let row =
             sqlx::query("SELECT next_sequence, last_leaf_hash FROM agents WHERE address = $1")
                 .bind(hex(agent))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         match row {
             Some(row) => Ok((
@@ -633,7 +633,7 @@ impl Store {
     pub async fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>> {
         let row = sqlx::query("SELECT size, root, note FROM checkpoints WHERE size = $1")
             .bind(to_i64(size, "size")?)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(checkpoint_from).transpose()
     }
@@ -643,7 +643,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|row| {
             let at = to_u64(row.try_get(3)?, "created at")?;
@@ -673,7 +673,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT size, root, tx_hash, block_number FROM anchors ORDER BY size DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(anchor_from).transpose()
     }
@@ -683,7 +683,7 @@ impl Store {
         let row =
             sqlx::query("SELECT size, root, tx_hash, block_number FROM anchors WHERE size = $1")
                 .bind(to_i64(size, "size")?)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         row.map(anchor_from).transpose()
     }
@@ -695,7 +695,7 @@ impl Store {
              policy_hash, signature FROM decisions WHERE logged_leaf IS NULL \
              ORDER BY created_at, request_id LIMIT {limit}"
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
             .map(|row| {
@@ -722,7 +722,7 @@ impl Store {
     pub async fn decision_leaf(&self, request_id: B256) -> Result<Option<B256>> {
         let row = sqlx::query("SELECT logged_leaf FROM decisions WHERE request_id = $1")
             .bind(request_id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         match row {
             Some(row) => row

@@ -134,7 +134,7 @@ impl Store {
             query = value.bind_to(query);
         }
         query
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .into_iter()
             .map(|row| {
@@ -175,7 +175,7 @@ impl Store {
         .bind(db_time(since))
         .bind(wallet.map(hex).unwrap_or_default())
         .bind(token.map(|t| t.to_string()).unwrap_or_default())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let mut totals: BTreeMap<(String, String), SpendTotal> = BTreeMap::new();
         for row in rows {
@@ -208,7 +208,7 @@ impl Store {
     /// The highest block the indexer took, and its hash.
     pub async fn indexed_head(&self) -> Result<Option<(u64, B256)>> {
         let row = sqlx::query("SELECT number, hash FROM chain_blocks ORDER BY number DESC LIMIT 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|row| {
             Ok((
@@ -222,7 +222,7 @@ impl Store {
     /// The blocks whose hashes the indexer recorded, newest first.
     pub async fn indexed_blocks(&self) -> Result<Vec<(u64, B256)>> {
         let rows = sqlx::query("SELECT number, hash FROM chain_blocks ORDER BY number DESC")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.into_iter()
             .map(|row| {
@@ -311,7 +311,7 @@ impl Store {
         .bind(block)
         .bind(block)
         .bind(index)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
             .map(|row| {

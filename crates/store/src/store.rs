@@ -89,7 +89,12 @@ pub struct StoredDecision {
 /// The policy service's database.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Writes (and, on PostgreSQL, everything).
     pub(crate) pool: AnyPool,
+    /// Reads outside transactions. On SQLite a separate pool: in WAL mode readers do not wait
+    /// for the single writer, so proofs, queries and the anchoring worker never queue behind
+    /// ingestion. (An in-memory SQLite database would be two databases here: use a file.)
+    pub(crate) reader: AnyPool,
     pub(crate) backend: Backend,
 }
 
@@ -171,7 +176,27 @@ impl Store {
                     .await?
             }
         }
-        Ok(Self { pool, backend })
+        let reader = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 60000; PRAGMA query_only = ON;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            reader,
+            backend,
+        })
     }
 
     /// Which database this is.
@@ -202,7 +227,7 @@ impl Store {
     pub async fn wallet(&self, wallet: Address) -> Result<Option<WalletRecord>> {
         let row = sqlx::query("SELECT chain_id, agent FROM wallets WHERE address = $1")
             .bind(hex(wallet))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|row| {
             let chain_id: i64 = row.try_get(0)?;
@@ -257,7 +282,7 @@ impl Store {
 
     /// The wallet's current policy.
     pub async fn policy(&self, wallet: Address) -> Result<Option<Policy>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.reader.acquire().await?;
         Self::current_policy(&mut conn, wallet).await
     }
 
@@ -542,7 +567,7 @@ impl Store {
              WHERE a.status = 'pending' AND a.expires_at >= $1 ORDER BY a.expires_at",
         )
         .bind(db_time(now))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
             .map(|row| {
@@ -583,7 +608,7 @@ impl Store {
     pub async fn api_token(&self, token_hash: B256) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT role, name FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .transpose()
@@ -608,7 +633,7 @@ impl Store {
     /// Every registered wallet's address.
     pub async fn wallet_addresses(&self) -> Result<Vec<Address>> {
         let rows = sqlx::query("SELECT address FROM wallets")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.into_iter()
             .map(|row| parse(&row.try_get::<String, _>(0)?, "wallet"))
@@ -662,7 +687,7 @@ impl Store {
         )
         .bind(hex(wallet))
         .bind(token.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let mut total = chaperone_core::policy::Amount::default();
         for row in rows {
