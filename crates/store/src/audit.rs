@@ -792,6 +792,11 @@ impl Store {
                     .bind(ANCHORING_LOCK_KEY)
                     .fetch_one(&mut *conn)
                     .await?;
+                if taken {
+                    // Back in the pool the connection would keep the session lock with nobody
+                    // using it: closing it on drop releases the lock with the worker.
+                    conn.close_on_drop();
+                }
                 Ok(taken.then(|| AnchoringLock {
                     connection: Some(std::sync::Mutex::new(conn)),
                 }))

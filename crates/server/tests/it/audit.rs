@@ -276,3 +276,36 @@ async fn cosign_decisions_become_records_of_the_policy_service() {
         assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
     }
 }
+
+#[tokio::test]
+async fn exactly_one_replica_holds_the_anchoring_lock_on_postgresql() {
+    for s in services().await {
+        let postgres = s.store.backend() == chaperone_store::Backend::Postgres;
+        let mut agent = TestAgent::new();
+        assert_eq!(
+            ingest(&s, &agent.batch(3, "m")).await.0,
+            StatusCode::CREATED
+        );
+        let (mut first, mut second) = (anchorer(&s), anchorer(&s));
+        assert!(first.tick(NOW).await.unwrap().leader);
+        let report = second.tick(NOW).await.unwrap();
+        // SQLite is one process's file: every worker there may anchor.
+        assert_eq!(report.leader, !postgres, "{report:?}");
+        drop(first);
+        // The lock goes with its connection once the pool closes it; a new leader takes over.
+        if postgres {
+            let mut took_over = false;
+            for _ in 0..50 {
+                if second.tick(NOW).await.unwrap().leader {
+                    took_over = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert!(
+                took_over,
+                "the second replica takes over after the first stops"
+            );
+        }
+    }
+}
