@@ -61,6 +61,8 @@ pub struct Anchorer {
     sender: Option<DynProvider>,
     policy: AnchorPolicy,
     lock: Option<AnchoringLock>,
+    /// When this worker first ran: the interval of a log's first checkpoint counts from here.
+    started_at: Option<u64>,
 }
 
 impl Anchorer {
@@ -80,6 +82,7 @@ impl Anchorer {
             sender,
             policy,
             lock: None,
+            started_at: None,
         }
     }
 
@@ -97,6 +100,7 @@ impl Anchorer {
             }
         }
         report.leader = true;
+        self.started_at.get_or_insert(now);
         report.decisions_logged = self.log_decisions().await?;
         report.checkpoint = self.checkpoint(now, false).await?;
         report.anchored = self.anchor(now).await?;
@@ -170,15 +174,14 @@ impl Anchorer {
     async fn checkpoint(&self, now: u64, force: bool) -> anyhow::Result<Option<u64>> {
         let (size, root) = self.store.log_head().await?;
         let last = self.store.latest_checkpoint().await?;
-        let due = match &last {
-            None => size > 0,
-            Some((c, at)) => {
-                size > c.size
-                    && (force
-                        || size - c.size >= self.policy.max_records
-                        || now.saturating_sub(*at) >= self.policy.interval_secs)
-            }
+        let (last_size, last_at) = match &last {
+            Some((c, at)) => (c.size, *at),
+            None => (0, self.started_at.unwrap_or(now)),
         };
+        let due = size > last_size
+            && (force
+                || size - last_size >= self.policy.max_records
+                || now.saturating_sub(last_at) >= self.policy.interval_secs);
         if !due {
             return Ok(None);
         }
