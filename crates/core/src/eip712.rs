@@ -28,6 +28,44 @@ sol! {
     struct AgentMessage {
         bytes32 hash;
     }
+
+    /// An EIP-3009 payment authorization (what x402 pays with): `from` lets anyone move
+    /// `value` of the token to `to` once, between `validAfter` and `validBefore`.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct TransferWithAuthorization {
+        address from;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+}
+
+/// The EIP-712 domain of an EIP-3009 token (its `name()`, its version, chain and address).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenDomain {
+    /// The token's EIP-712 domain name (usually its `name()`, e.g. "USD Coin").
+    pub name: String,
+    /// The domain version (USDC: "2").
+    pub version: String,
+    /// The chain id.
+    pub chain_id: u64,
+    /// The token contract.
+    pub verifying_contract: Address,
+}
+
+impl TransferWithAuthorization {
+    /// The EIP-712 hash the token checks with `isValidSignature(hash, …)` on `from`.
+    pub fn hash(&self, domain: &TokenDomain) -> B256 {
+        let domain = eip712_domain! {
+            name: domain.name.clone(),
+            version: domain.version.clone(),
+            chain_id: domain.chain_id,
+            verifying_contract: domain.verifying_contract,
+        };
+        self.eip712_signing_hash(&domain)
+    }
 }
 
 /// The EIP-712 domain of the wallet at `wallet` on chain `chain_id`.

@@ -23,7 +23,9 @@ pub use batch::{BatchMembership, SignedBatch, batch_message};
 pub use checkpoint::{Checkpoint, CheckpointVerifier, SignedCheckpoint, checkpoint_key_id};
 pub use commitment::{Commitment, CommitmentKind, Opening, Salt};
 pub use disclosure::{DisclosedContent, DisclosureBundle, VerifiedDisclosure};
-pub use eip712::{AgentMessage, Call, Execute, wallet_domain};
+pub use eip712::{
+    AgentMessage, Call, Execute, TokenDomain, TransferWithAuthorization, wallet_domain,
+};
 pub use error::{Error, Result};
 pub use hash::{EMPTY_ROOT, leaf_hash, node_hash};
 pub use keys::{Secp256k1Signer, recover_low_s};

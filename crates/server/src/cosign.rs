@@ -8,7 +8,7 @@ use axum::{
     routing::post,
 };
 use chaperone_core::{
-    Address, B256, Bytes, Execute, Signature,
+    Address, AgentMessage, B256, Bytes, Execute, Signature, TokenDomain, TransferWithAuthorization,
     policy::{CosignRequest, Outcome, Reason, RequestKind, evaluate},
     recover_low_s,
 };
@@ -24,14 +24,100 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/cosign", post(cosign))
 }
 
-/// A co-sign request: the `Execute` the agent signed, and its signature over the EIP-712 digest.
+/// A co-sign request: what the agent wants co-signed (an `Execute`, or an EIP-3009 payment
+/// authorization to approve through the wallet's EIP-1271) and the agent's signature over the
+/// same EIP-712 digest the co-signer would sign.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CosignBody {
     chain_id: u64,
     wallet: Address,
-    execute: Execute,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    execute: Option<Execute>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorization: Option<PaymentAuthorization>,
     agent_signature: Bytes,
+}
+
+/// An EIP-3009 `TransferWithAuthorization` from the wallet, under its token's domain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentAuthorization {
+    domain: TokenDomain,
+    message: TransferWithAuthorization,
+}
+
+/// What is to be co-signed, checked for shape: the digest both keys sign, the engine's view of
+/// it, the `Execute` nonce (none for authorizations) and when the signature stops being usable.
+struct Subject {
+    digest: B256,
+    kind: RequestKind,
+    nonce: Option<chaperone_core::U256>,
+    valid_until: u64,
+}
+
+fn subject(
+    body: &CosignBody,
+    chain_id: u64,
+    wallet: Address,
+    now: u64,
+) -> Result<Subject, ApiError> {
+    match (&body.execute, &body.authorization) {
+        (Some(execute), None) => {
+            if execute.validUntil <= now {
+                return Err(ApiError::bad_request("expired", "validUntil has passed"));
+            }
+            if execute.calls.is_empty() {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "execute has no calls",
+                ));
+            }
+            Ok(Subject {
+                digest: execute.digest(chain_id, wallet),
+                kind: RequestKind::Execute(execute.clone()),
+                nonce: Some(execute.nonce),
+                valid_until: execute.validUntil,
+            })
+        }
+        (None, Some(PaymentAuthorization { domain, message })) => {
+            if domain.chain_id != chain_id {
+                return Err(ApiError::bad_request(
+                    "wrong_chain_id",
+                    "the authorization's token domain is for another chain",
+                ));
+            }
+            if message.from != wallet {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "an authorization's `from` must be the wallet",
+                ));
+            }
+            let valid_before = u64::try_from(message.validBefore).unwrap_or(u64::MAX);
+            if valid_before <= now {
+                return Err(ApiError::bad_request("expired", "validBefore has passed"));
+            }
+            let hash = message.hash(domain);
+            let fields = serde_json::to_value(message)
+                .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
+            Ok(Subject {
+                digest: AgentMessage { hash }.digest(chain_id, wallet),
+                kind: RequestKind::TypedData {
+                    domain_name: Some(domain.name.clone()),
+                    domain_version: Some(domain.version.clone()),
+                    verifying_contract: domain.verifying_contract,
+                    primary_type: "TransferWithAuthorization".into(),
+                    message: fields,
+                },
+                nonce: None,
+                valid_until: valid_before,
+            })
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_request",
+            "send exactly one of `execute` and `authorization`",
+        )),
+    }
 }
 
 /// The recorded decision, as returned to the agent.
@@ -61,15 +147,6 @@ async fn cosign(
             ),
         ));
     }
-    if body.execute.validUntil <= now {
-        return Err(ApiError::bad_request("expired", "validUntil has passed"));
-    }
-    if body.execute.calls.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "execute has no calls",
-        ));
-    }
     let wallet = state.store().wallet(body.wallet).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -84,7 +161,8 @@ async fn cosign(
         ));
     }
 
-    let digest = body.execute.digest(chain_id, wallet.address);
+    let subject = subject(&body, chain_id, wallet.address, now)?;
+    let digest = subject.digest;
     let signature = Signature::from_raw(&body.agent_signature).map_err(|_| {
         ApiError::bad_request(
             "bad_signature",
@@ -105,12 +183,12 @@ async fn cosign(
 
     let request_json = serde_json::to_string(&body)
         .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
-    let (valid_until, nonce) = (body.execute.validUntil, body.execute.nonce);
+    let (valid_until, nonce) = (subject.valid_until, subject.nonce);
     let request = CosignRequest {
         chain_id,
         wallet: wallet.address,
         now,
-        kind: RequestKind::Execute(body.execute),
+        kind: subject.kind,
         human_approved: false,
     };
     let cosigner = &state.inner.cosigner;
@@ -120,7 +198,7 @@ async fn cosign(
             &RequestRecord {
                 wallet: wallet.address,
                 request_id: digest,
-                nonce: Some(nonce),
+                nonce,
                 json: &request_json,
                 now,
                 valid_until,

@@ -20,6 +20,7 @@ mod compliance;
 mod cosign;
 mod indexer;
 mod openapi;
+mod service;
 mod watcher;
 
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub use api::ApiError;
 pub use audit::{MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS};
 pub use indexer::{IndexReport, Indexer};
 pub use openapi::openapi;
+pub use service::{
+    AuditLogConfig, KeySource, RunningService, ServiceConfig, WalletConfig, read_policy, start,
+};
 pub use watcher::{WatchReport, Watcher};
 
 /// The largest request body accepted (a policy or a batch of calls); larger gets 413.

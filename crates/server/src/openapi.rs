@@ -79,7 +79,7 @@ fn operations() -> Vec<Operation> {
         Operation {
             method: "post",
             path: "/v1/cosign",
-            summary: "Request a co-signature for an AgentWallet execution, signed by the wallet's agent",
+            summary: "Request a co-signature for an AgentWallet execution or an EIP-3009 payment authorization (EIP-1271), signed by the wallet's agent",
             roles: &[],
             parameters: vec![],
             body: Some("CosignRequest"),
@@ -337,7 +337,7 @@ pub fn openapi() -> Value {
                         "properties": { "code": { "type": "string" }, "message": { "type": "string" } }
                     } }
                 },
-                "CosignRequest": object("{chain_id, wallet, execute: {calls, nonce, validUntil}, agent_signature}"),
+                "CosignRequest": object("{chain_id, wallet, execute: {calls, nonce, validUntil} | authorization: {domain: {name, version, chain_id, verifying_contract}, message: EIP-3009 TransferWithAuthorization}, agent_signature}"),
                 "SignedBatch": object("{records: [Record], signature}: records of one agent, consecutive, signed once over their RFC 9162 root (docs/record-format.md)"),
                 "DisclosureBundle": object("{record, disclosed: [{kind, salt, content}], batch, inclusion, checkpoint}: the proof response plus the disclosed openings"),
                 "NewWallet": object("{address, chain_id, agent}"),

@@ -1,0 +1,218 @@
+//! Disclosure files an auditor can check end to end: the openings, the record, the agent's
+//! batch signature, the inclusion proof, the operator's signed checkpoint, and the on-chain
+//! anchor, verified against the `AuditLog` contract itself.
+
+use std::path::Path;
+
+use alloy::providers::Provider;
+use chaperone_chain::AuditLog;
+use chaperone_core::{
+    Address, B256, BatchMembership, CheckpointVerifier, CommitmentKind, DisclosedContent,
+    DisclosureBundle, InclusionProof, Record,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Where the checkpoint was anchored, as the server reported it (the verifier trusts only
+/// the chain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorRef {
+    /// The `AuditLog` contract.
+    pub audit_log: Option<Address>,
+    /// The log id.
+    pub log_id: Option<B256>,
+    /// The anchored tree size.
+    pub size: u64,
+    /// The anchoring transaction.
+    pub tx_hash: B256,
+    /// Its block.
+    pub block_number: u64,
+}
+
+/// The server's `GET /v1/records/{leaf_hash}/proof`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProofResponse {
+    record: Record,
+    batch: BatchMembership,
+    inclusion: InclusionProof,
+    checkpoint: String,
+    anchor: Option<AnchorRef>,
+}
+
+impl ProofResponse {
+    pub(crate) fn into_disclosure(self, disclosed: Vec<DisclosedContent>) -> Disclosure {
+        Disclosure {
+            bundle: DisclosureBundle {
+                record: self.record,
+                disclosed,
+                batch: self.batch,
+                inclusion: self.inclusion,
+                checkpoint: self.checkpoint,
+            },
+            anchor: self.anchor,
+        }
+    }
+}
+
+/// A disclosure file: a [`DisclosureBundle`] plus where its checkpoint was anchored. The JSON
+/// is also what `POST /v1/verify` takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disclosure {
+    /// The bundle.
+    #[serde(flatten)]
+    pub bundle: DisclosureBundle,
+    /// The anchor the server reported, if the checkpoint was anchored yet.
+    pub anchor: Option<AnchorRef>,
+}
+
+/// What a disclosure proved, checked against the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedOnChain {
+    /// The record's leaf hash.
+    pub leaf_hash: B256,
+    /// Its index in the log.
+    pub index: u64,
+    /// The agent that signed it.
+    pub agent: Address,
+    /// The model id.
+    pub model: String,
+    /// When the agent made it (ms since the Unix epoch).
+    pub timestamp_ms: u64,
+    /// The anchored tree size the proof is against.
+    pub checkpoint_size: u64,
+    /// The root the chain holds for that size.
+    pub checkpoint_root: B256,
+    /// The `AuditLog` contract.
+    pub audit_log: Address,
+    /// The log id.
+    pub log_id: B256,
+    /// The log's operator (from the contract), who signed the checkpoint.
+    pub operator: Address,
+    /// The commitments the disclosed content opened.
+    pub disclosed: Vec<CommitmentKind>,
+}
+
+impl Disclosure {
+    /// Reads a disclosure file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Invalid(format!("reading {}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("{} is not a disclosure: {e}", path.display())))
+    }
+
+    /// Writes it as pretty JSON.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Invalid(format!("serialising: {e}")))?;
+        std::fs::write(path, json)
+            .map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Verifies everything against the chain `provider` serves: the checkpoint names an
+    /// `AuditLog` and log on this chain; the log's operator (read from the contract) signed
+    /// it; the disclosed content opens the record's commitments; the agent signed the record;
+    /// the record is included at the checkpoint's size; the contract holds that root for that
+    /// size and accepts the inclusion proof itself.
+    pub async fn verify_on_chain<P: Provider>(&self, provider: &P) -> Result<VerifiedOnChain> {
+        let chain_error = |e: alloy::contract::Error| Error::Chain(e.to_string());
+        let origin = self
+            .bundle
+            .checkpoint
+            .lines()
+            .next()
+            .ok_or_else(|| Error::Invalid("the checkpoint is empty".into()))?;
+        let (chain_id, audit_log, log_id) = parse_origin(origin)?;
+        let served = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| Error::Chain(e.to_string()))?;
+        if served != chain_id {
+            return Err(Error::Invalid(format!(
+                "the log is on chain {chain_id}, the RPC serves chain {served}"
+            )));
+        }
+        let contract = AuditLog::new(audit_log, provider);
+        let info = contract.logInfo(log_id).call().await.map_err(chain_error)?;
+        if info.operator.is_zero() {
+            return Err(Error::Invalid(format!(
+                "log {log_id} does not exist in AuditLog {audit_log}"
+            )));
+        }
+        let verifier = CheckpointVerifier {
+            name: origin.to_owned(),
+            address: info.operator,
+        };
+        let verified = self
+            .bundle
+            .verify(&verifier)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let size = verified.checkpoint.size;
+        let anchored = contract
+            .rootAt(log_id, size)
+            .call()
+            .await
+            .map_err(chain_error)?;
+        if anchored.is_zero() {
+            return Err(Error::Invalid(format!(
+                "tree size {size} is not anchored on chain (yet)"
+            )));
+        }
+        if anchored != verified.checkpoint.root {
+            return Err(Error::Invalid(format!(
+                "the chain anchored root {anchored} at size {size}; the checkpoint says {}",
+                verified.checkpoint.root
+            )));
+        }
+        let included = contract
+            .verifyInclusion(
+                log_id,
+                size,
+                verified.index,
+                verified.leaf_hash,
+                self.bundle.inclusion.path.clone(),
+            )
+            .call()
+            .await
+            .map_err(chain_error)?;
+        if !included {
+            return Err(Error::Invalid(
+                "AuditLog.verifyInclusion rejected the proof".into(),
+            ));
+        }
+        let record = &self.bundle.record;
+        Ok(VerifiedOnChain {
+            leaf_hash: verified.leaf_hash,
+            index: verified.index,
+            agent: record.agent,
+            model: record.model.clone(),
+            timestamp_ms: record.timestamp_ms,
+            checkpoint_size: size,
+            checkpoint_root: anchored,
+            audit_log,
+            log_id,
+            operator: info.operator,
+            disclosed: self.bundle.disclosed.iter().map(|d| d.kind).collect(),
+        })
+    }
+}
+
+/// `chaperone.dev/<chain id>/<AuditLog>/<log id>` → its parts.
+fn parse_origin(origin: &str) -> Result<(u64, Address, B256)> {
+    let parts: Vec<&str> = origin.split('/').collect();
+    let parsed = match parts.as_slice() {
+        ["chaperone.dev", chain, audit_log, log_id] => chain
+            .parse()
+            .ok()
+            .zip(audit_log.parse().ok())
+            .zip(log_id.parse().ok()),
+        _ => None,
+    };
+    parsed.map(|((c, a), l)| (c, a, l)).ok_or_else(|| {
+        Error::Invalid(format!(
+            "checkpoint origin `{origin}` is not an anchored Chaperone log \
+                 (chaperone.dev/<chain id>/<AuditLog>/<log id>)"
+        ))
+    })
+}

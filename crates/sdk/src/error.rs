@@ -1,0 +1,82 @@
+use chaperone_core::{B256, policy::Reason};
+
+/// Everything the SDK can report. Network trouble is an error value, never a panic.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The local file (outbox and disclosure store) failed.
+    #[error("local store: {0}")]
+    Local(#[from] sqlx::Error),
+    /// The local file's migrations failed.
+    #[error("local store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A record, commitment or signature could not be built or checked.
+    #[error(transparent)]
+    Core(#[from] chaperone_core::Error),
+    /// The server could not be reached or answered garbage; the request may be retried.
+    #[error("the Chaperone server at {url} is unreachable: {detail}")]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The server refused the request (a 4xx other than a decision).
+    #[error("the server refused the request ({status} {code}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The API's error code.
+        code: String,
+        /// The API's message.
+        message: String,
+    },
+    /// The policy service denied the payment.
+    #[error("denied by policy: {}", reasons_text(.reasons))]
+    Denied {
+        /// The request's id (its EIP-712 digest).
+        request_id: B256,
+        /// Every reason the policy gave.
+        reasons: Vec<Reason>,
+    },
+    /// A human approver must approve first; pass it to `AgentWallet::wait_for_approval`.
+    #[error("pending a human approval (request {})", .0.request_id)]
+    Pending(Box<crate::PendingPayment>),
+    /// The request's `validUntil` passed (or the approval expired) before it could execute.
+    #[error("expired before it could execute")]
+    Expired,
+    /// The chain failed or reverted the transaction.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// The record was crypto-shredded with `forget`, so it can no longer be disclosed.
+    #[error("record {0} was forgotten (its salts are deleted)")]
+    Forgotten(B256),
+    /// No record with this leaf hash is in the local disclosure store.
+    #[error("no local record {0}")]
+    UnknownRecord(B256),
+    /// The server rejected a batch permanently; later records cannot be delivered either
+    /// (their chain builds on it). The message says why.
+    #[error("the server rejected batch {batch_id}: {message}")]
+    Rejected {
+        /// The local batch id.
+        batch_id: i64,
+        /// The server's reason.
+        message: String,
+    },
+    /// A disclosure bundle failed verification.
+    #[error("disclosure does not verify: {0}")]
+    Invalid(String),
+    /// The recorder's background tasks stopped (the `Agent` was shut down).
+    #[error("the recorder is shut down")]
+    Closed,
+}
+
+fn reasons_text(reasons: &[Reason]) -> String {
+    let texts: Vec<String> = reasons
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .collect();
+    texts.join("; ")
+}
+
+/// The SDK's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,307 @@
+//! The agent's local SQLite file: its record chain, the durable outbox of signed batches and
+//! the disclosure store of salts and content. Raw content lives here and nowhere else.
+
+use std::{path::Path, str::FromStr};
+
+use chaperone_core::{Address, B256, BatchReceipt, CommitmentKind, Opening, Salt};
+use sqlx::{
+    Row,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+};
+
+use crate::{Error, Result};
+
+/// A record waiting to be batched: everything the outbox and the disclosure store need.
+#[derive(Debug)]
+pub(crate) struct PendingRecord {
+    pub(crate) record: chaperone_core::Record,
+    pub(crate) leaf_hash: B256,
+    pub(crate) input: Opening,
+    pub(crate) output: Opening,
+    pub(crate) metadata: Option<Opening>,
+}
+
+/// A signed batch not yet delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct OutboxBatch {
+    pub(crate) batch_id: i64,
+    pub(crate) first_sequence: u64,
+    pub(crate) size: u64,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The openings of one record, as far as they were not forgotten.
+#[derive(Debug)]
+pub(crate) struct StoredOpenings {
+    pub(crate) openings: Vec<Opening>,
+    pub(crate) forgotten: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LocalStore {
+    pool: SqlitePool,
+}
+
+fn blob_to_b256(bytes: Vec<u8>) -> Result<B256> {
+    B256::try_from(bytes.as_slice())
+        .map_err(|_| Error::Local(sqlx::Error::Decode("a hash column is not 32 bytes".into())))
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the file and migrates it.
+    pub(crate) async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite:{}", path.display()))?
+            .create_if_missing(true)
+            // WAL + NORMAL: a committed batch survives a crash of the process (the power
+            // failing may lose the last few milliseconds, which the chain check then reports).
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            // `forget` must really erase: overwrite deleted content instead of freeing pages.
+            .pragma("secure_delete", "on")
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/sdk").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The agent's next sequence number and last leaf hash, as persisted.
+    pub(crate) async fn chain_head(&self, agent: Address) -> Result<(u64, B256)> {
+        let row = sqlx::query("SELECT next_sequence, previous FROM agent_chain WHERE agent = $1")
+            .bind(agent.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok((
+                row.try_get::<i64, _>(0)? as u64,
+                blob_to_b256(row.try_get(1)?)?,
+            )),
+            None => Ok((0, B256::ZERO)),
+        }
+    }
+
+    /// Persists a signed batch, its records' openings and the new chain head in one
+    /// transaction; returns the batch's id.
+    pub(crate) async fn persist_batch(
+        &self,
+        agent: Address,
+        records: &[PendingRecord],
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<i64> {
+        let (first, last) = match (records.first(), records.last()) {
+            (Some(f), Some(l)) => (f, l),
+            _ => return Err(Error::Closed),
+        };
+        let agent_text = agent.to_string();
+        let mut tx = self.pool.begin().await?;
+        let batch_id: i64 = sqlx::query(
+            "INSERT INTO outbox (agent, first_sequence, size, body, created_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING batch_id",
+        )
+        .bind(&agent_text)
+        .bind(first.record.sequence as i64)
+        .bind(records.len() as i64)
+        .bind(body)
+        .bind(now_ms as i64)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        for r in records {
+            let metadata = r.metadata.as_ref();
+            sqlx::query(
+                "INSERT INTO openings (leaf_hash, agent, sequence, batch_id, model, input_salt, \
+                 input, output_salt, output, metadata_salt, metadata) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(r.leaf_hash.as_slice())
+            .bind(&agent_text)
+            .bind(r.record.sequence as i64)
+            .bind(batch_id)
+            .bind(&r.record.model)
+            .bind(r.input.salt().0.as_slice())
+            .bind(r.input.content())
+            .bind(r.output.salt().0.as_slice())
+            .bind(r.output.content())
+            .bind(metadata.map(|m| m.salt().0.to_vec()))
+            .bind(metadata.map(|m| m.content().to_vec()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO agent_chain (agent, next_sequence, previous) VALUES ($1, $2, $3) \
+             ON CONFLICT (agent) DO UPDATE SET next_sequence = excluded.next_sequence, \
+             previous = excluded.previous",
+        )
+        .bind(&agent_text)
+        .bind(last.record.sequence as i64 + 1)
+        .bind(last.leaf_hash.as_slice())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(batch_id)
+    }
+
+    /// The oldest undelivered, unrejected batches, in delivery order.
+    pub(crate) async fn undelivered(&self, limit: i64) -> Result<Vec<OutboxBatch>> {
+        let rows = sqlx::query(
+            "SELECT batch_id, first_sequence, size, body FROM outbox \
+             WHERE delivered_ms IS NULL AND rejected IS NULL ORDER BY batch_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(OutboxBatch {
+                    batch_id: row.try_get(0)?,
+                    first_sequence: row.try_get::<i64, _>(1)? as u64,
+                    size: row.try_get::<i64, _>(2)? as u64,
+                    body: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many records wait in the outbox, and the first rejected batch if any.
+    pub(crate) async fn backlog(&self) -> Result<(u64, Option<(i64, String)>)> {
+        let waiting: i64 = sqlx::query(
+            "SELECT COALESCE(SUM(size), 0) FROM outbox WHERE delivered_ms IS NULL AND rejected IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        let rejected = sqlx::query(
+            "SELECT batch_id, rejected FROM outbox WHERE rejected IS NOT NULL ORDER BY batch_id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| Ok::<_, Error>((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()?;
+        Ok((waiting as u64, rejected))
+    }
+
+    /// Records the server's receipt for a batch.
+    pub(crate) async fn mark_delivered(
+        &self,
+        batch_id: i64,
+        receipt: &BatchReceipt,
+        now_ms: u64,
+    ) -> Result<()> {
+        let json = serde_json::to_string(receipt)
+            .map_err(|e| Error::Local(sqlx::Error::Encode(Box::new(e))))?;
+        sqlx::query(
+            "UPDATE outbox SET delivered_ms = $1, first_index = $2, receipt = $3 WHERE batch_id = $4",
+        )
+        .bind(now_ms as i64)
+        .bind(receipt.first_index as i64)
+        .bind(json)
+        .bind(batch_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a batch as refused for good.
+    pub(crate) async fn mark_rejected(&self, batch_id: i64, message: &str) -> Result<()> {
+        sqlx::query("UPDATE outbox SET rejected = $1 WHERE batch_id = $2")
+            .bind(message)
+            .bind(batch_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A delivered record's receipt and its index within the batch.
+    pub(crate) async fn receipt(&self, leaf_hash: B256) -> Result<Option<(BatchReceipt, u64)>> {
+        let row = sqlx::query(
+            "SELECT o.receipt, r.sequence - o.first_sequence FROM openings r \
+             JOIN outbox o ON o.batch_id = r.batch_id \
+             WHERE r.leaf_hash = $1 AND o.receipt IS NOT NULL",
+        )
+        .bind(leaf_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let json: String = row.try_get(0)?;
+            let receipt = serde_json::from_str(&json)
+                .map_err(|e| Error::Local(sqlx::Error::Decode(Box::new(e))))?;
+            Ok((receipt, row.try_get::<i64, _>(1)? as u64))
+        })
+        .transpose()
+    }
+
+    /// The openings of a record (whatever `forget` left).
+    pub(crate) async fn openings(&self, leaf_hash: B256) -> Result<Option<StoredOpenings>> {
+        let row = sqlx::query(
+            "SELECT input_salt, input, output_salt, output, metadata_salt, metadata \
+             FROM openings WHERE leaf_hash = $1",
+        )
+        .bind(leaf_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut openings = Vec::new();
+        let mut forgotten = false;
+        for (i, kind) in [
+            CommitmentKind::Input,
+            CommitmentKind::Output,
+            CommitmentKind::Metadata,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let salt: Option<Vec<u8>> = row.try_get(2 * i)?;
+            let content: Option<Vec<u8>> = row.try_get(2 * i + 1)?;
+            match (salt, content) {
+                (Some(salt), Some(content)) => {
+                    let salt: [u8; 32] = salt.try_into().map_err(|_| {
+                        Error::Local(sqlx::Error::Decode("a salt is not 32 bytes".into()))
+                    })?;
+                    openings.push(Opening::from_parts(kind, Salt(salt), content));
+                }
+                (None, None) if kind == CommitmentKind::Metadata => {}
+                _ => forgotten = true,
+            }
+        }
+        Ok(Some(StoredOpenings {
+            openings,
+            forgotten,
+        }))
+    }
+
+    /// Deletes a record's salts and content (crypto-shredding); false if unknown.
+    pub(crate) async fn forget(&self, leaf_hash: B256) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE openings SET input_salt = NULL, input = NULL, output_salt = NULL, \
+             output = NULL, metadata_salt = NULL, metadata = NULL WHERE leaf_hash = $1",
+        )
+        .bind(leaf_hash.as_slice())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The local records of an agent, oldest first: (sequence, leaf hash, model).
+    pub(crate) async fn records(&self, agent: Address) -> Result<Vec<(u64, B256, String)>> {
+        let rows = sqlx::query(
+            "SELECT sequence, leaf_hash, model FROM openings WHERE agent = $1 ORDER BY sequence",
+        )
+        .bind(agent.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64, _>(0)? as u64,
+                    blob_to_b256(row.try_get(1)?)?,
+                    row.try_get(2)?,
+                ))
+            })
+            .collect()
+    }
+}

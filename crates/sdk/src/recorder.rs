@@ -1,0 +1,525 @@
+//! Recording model calls. The caller's task only commits and enqueues (the hot path); one
+//! background task batches, signs once per batch and persists to the outbox, another delivers
+//! batches in order and retries until the server answers with a receipt.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use chaperone_core::{
+    Address, B256, BatchReceipt, CommitmentKind, Opening, Record, Secp256k1Signer, SignedBatch,
+};
+use serde::Deserialize;
+use tokio::{
+    sync::{Notify, mpsc, watch},
+    task::JoinHandle,
+};
+
+use crate::{
+    Disclosure, Error, Result,
+    api::{Api, refused},
+    disclosure::ProofResponse,
+    local::{LocalStore, OutboxBatch, PendingRecord},
+};
+
+/// How the recorder batches, buffers and retries.
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    /// The Chaperone server, e.g. `http://127.0.0.1:8080`.
+    pub server_url: String,
+    /// The local SQLite file (outbox and disclosure store); created if missing.
+    pub data_file: PathBuf,
+    /// The most records in one signed batch.
+    pub max_batch: usize,
+    /// How long a batch waits for more records once it has one.
+    pub linger: Duration,
+    /// Records held in memory before they are persisted; `record` waits when it is full.
+    pub queue: usize,
+    /// Undelivered records the outbox may hold (while the server is away) before `record`
+    /// waits: backpressure, not unbounded growth.
+    pub max_undelivered: u64,
+    /// First and longest wait between delivery attempts.
+    pub retry: (Duration, Duration),
+}
+
+impl RecorderConfig {
+    /// Defaults for a server and a local file: batches of up to 1,000 records, 10 ms linger,
+    /// 10,000 records queued in memory, 1,000,000 in the outbox, retries from 100 ms to 5 s.
+    pub fn new(server_url: impl Into<String>, data_file: impl Into<PathBuf>) -> Self {
+        Self {
+            server_url: server_url.into(),
+            data_file: data_file.into(),
+            max_batch: 1_000,
+            linger: Duration::from_millis(10),
+            queue: 10_000,
+            max_undelivered: 1_000_000,
+            retry: (Duration::from_millis(100), Duration::from_secs(5)),
+        }
+    }
+}
+
+/// What one `record` call committed to. The content stays in the local disclosure store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The record as it will be logged.
+    pub record: Record,
+    /// Its leaf hash: its id in the log and in the local store.
+    pub leaf_hash: B256,
+}
+
+/// A delivered record's receipt: the operator's signed promise to include its batch, and the
+/// record's index in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordReceipt {
+    /// The batch receipt.
+    pub receipt: BatchReceipt,
+    /// The record's index in the log.
+    pub index: u64,
+}
+
+/// How far the background tasks got, in sequence numbers (exclusive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Records up to here are in the outbox (they survive a crash).
+    pub persisted: u64,
+    /// Records up to here have receipts.
+    pub delivered: u64,
+    /// The first batch the server refused for good, and why.
+    pub rejected: Option<(i64, String)>,
+}
+
+struct Head {
+    next: u64,
+    previous: B256,
+}
+
+/// Undelivered records in the outbox, shared by the batcher (which waits while it is full)
+/// and the deliverer (which drains it).
+struct Backlog {
+    records: AtomicU64,
+    drained: Notify,
+}
+
+/// Logs an agent's model calls to a Chaperone server. Cheap to share behind an `Arc`.
+pub struct Recorder {
+    agent: Address,
+    head: Mutex<Head>,
+    queue: mpsc::Sender<PendingRecord>,
+    progress: watch::Receiver<Progress>,
+    local: LocalStore,
+    api: Api,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("agent", &self.agent)
+            .field("server", &self.api.base())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Recorder {
+    /// Opens the local file, resumes the agent's chain where it was persisted, and starts
+    /// delivering whatever the outbox still holds.
+    pub async fn open(config: RecorderConfig, key: Secp256k1Signer) -> Result<Self> {
+        let local = LocalStore::open(&config.data_file).await?;
+        let agent = key.address();
+        let (next, previous) = local.chain_head(agent).await?;
+        let (waiting, rejected) = local.backlog().await?;
+        let first_undelivered = local
+            .undelivered(1)
+            .await?
+            .first()
+            .map_or(next, |b| b.first_sequence);
+        let (progress_tx, progress) = watch::channel(Progress {
+            persisted: next,
+            delivered: first_undelivered,
+            rejected,
+        });
+        let progress_tx = Arc::new(progress_tx);
+        let backlog = Arc::new(Backlog {
+            records: AtomicU64::new(waiting),
+            drained: Notify::new(),
+        });
+        let wake = Arc::new(Notify::new());
+        let api = Api::new(&config.server_url);
+        let (queue, receiver) = mpsc::channel(config.queue.max(1));
+        let batcher = Batcher {
+            key,
+            local: local.clone(),
+            config: config.clone(),
+            progress: progress_tx.clone(),
+            backlog: backlog.clone(),
+            wake: wake.clone(),
+        };
+        let deliverer = Deliverer {
+            local: local.clone(),
+            api: api.clone(),
+            config,
+            progress: progress_tx,
+            backlog,
+            wake,
+        };
+        let tasks = vec![
+            tokio::spawn(batcher.run(receiver)),
+            tokio::spawn(deliverer.run()),
+        ];
+        Ok(Self {
+            agent,
+            head: Mutex::new(Head { next, previous }),
+            queue,
+            progress,
+            local,
+            api,
+            tasks,
+        })
+    }
+
+    /// The agent's address.
+    pub fn agent(&self) -> Address {
+        self.agent
+    }
+
+    /// Commits to one model call and queues its record; returns once it is queued (delivery
+    /// happens in the background). Waits when the queue or the outbox is full. The content
+    /// stays in the local disclosure store under fresh random salts.
+    pub async fn record(
+        &self,
+        model: &str,
+        input: &[u8],
+        output: &[u8],
+        metadata: Option<&[u8]>,
+    ) -> Result<Recorded> {
+        let input = Opening::new(CommitmentKind::Input, input.to_vec())?;
+        let output = Opening::new(CommitmentKind::Output, output.to_vec())?;
+        let metadata = metadata
+            .map(|m| Opening::new(CommitmentKind::Metadata, m.to_vec()))
+            .transpose()?;
+        let permit = self.queue.reserve().await.map_err(|_| Error::Closed)?;
+        // Sequence numbers are taken and the record enqueued under one lock, so the queue's
+        // order is the chain's order even when many tasks record at once.
+        let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        let record = Record {
+            agent: self.agent,
+            sequence: head.next,
+            timestamp_ms: now_ms(),
+            model: model.to_owned(),
+            input: input.commitment(),
+            output: output.commitment(),
+            metadata: metadata.as_ref().map(Opening::commitment),
+            previous: head.previous,
+        };
+        let leaf_hash = record.leaf_hash()?;
+        head.next += 1;
+        head.previous = leaf_hash;
+        permit.send(PendingRecord {
+            record: record.clone(),
+            leaf_hash,
+            input,
+            output,
+            metadata,
+        });
+        drop(head);
+        Ok(Recorded { record, leaf_hash })
+    }
+
+    /// The background tasks' progress.
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    fn issued(&self) -> u64 {
+        self.head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next
+    }
+
+    async fn wait_until(&self, reached: impl Fn(&Progress) -> bool) -> Result<()> {
+        let mut progress = self.progress.clone();
+        let seen = progress
+            .wait_for(|p| reached(p) || p.rejected.is_some())
+            .await
+            .map_err(|_| Error::Closed)?;
+        if reached(&seen) {
+            return Ok(());
+        }
+        let (batch_id, message) = seen.rejected.clone().unwrap_or_default();
+        Err(Error::Rejected { batch_id, message })
+    }
+
+    /// Waits until every record so far is in the outbox (survives a crash).
+    pub async fn flush(&self) -> Result<()> {
+        let issued = self.issued();
+        self.wait_until(|p| p.persisted >= issued).await
+    }
+
+    /// Waits until every record so far is delivered (has a receipt).
+    pub async fn sync(&self) -> Result<()> {
+        let issued = self.issued();
+        self.wait_until(|p| p.delivered >= issued).await
+    }
+
+    /// Waits for a record's delivery and returns its receipt.
+    pub async fn receipt(&self, recorded: &Recorded) -> Result<RecordReceipt> {
+        let sequence = recorded.record.sequence;
+        self.wait_until(|p| p.delivered > sequence).await?;
+        let (receipt, in_batch) = self
+            .local
+            .receipt(recorded.leaf_hash)
+            .await?
+            .ok_or(Error::UnknownRecord(recorded.leaf_hash))?;
+        Ok(RecordReceipt {
+            index: receipt.first_index + in_batch,
+            receipt,
+        })
+    }
+
+    /// The records in the local store, oldest first: (sequence, leaf hash, model).
+    pub async fn records(&self) -> Result<Vec<(u64, B256, String)>> {
+        self.local.records(self.agent).await
+    }
+
+    /// A disclosure of one record for an auditor: the chosen openings (content and salts),
+    /// the record, the agent's batch signature, the inclusion proof, the signed checkpoint and
+    /// its anchor, fetched from the server. Fails with [`Error::Forgotten`] after `forget`.
+    pub async fn disclose(&self, leaf_hash: B256, kinds: &[CommitmentKind]) -> Result<Disclosure> {
+        let stored = self
+            .local
+            .openings(leaf_hash)
+            .await?
+            .ok_or(Error::UnknownRecord(leaf_hash))?;
+        let mut disclosed = Vec::new();
+        for kind in kinds {
+            let opening =
+                stored
+                    .openings
+                    .iter()
+                    .find(|o| o.kind() == *kind)
+                    .ok_or(if stored.forgotten {
+                        Error::Forgotten(leaf_hash)
+                    } else {
+                        Error::Invalid(format!("the record has no {kind:?} commitment"))
+                    })?;
+            disclosed.push(chaperone_core::DisclosedContent {
+                kind: *kind,
+                salt: opening.salt().clone(),
+                content: opening.content().to_vec().into(),
+            });
+        }
+        let proof: ProofResponse = self
+            .api
+            .get(&format!("/v1/records/{leaf_hash}/proof"))
+            .await?;
+        Ok(proof.into_disclosure(disclosed))
+    }
+
+    /// Crypto-shreds a record: deletes its salts and content from the local store, so its
+    /// commitments can never be opened again. The log is untouched.
+    pub async fn forget(&self, leaf_hash: B256) -> Result<()> {
+        if self.local.forget(leaf_hash).await? {
+            Ok(())
+        } else {
+            Err(Error::UnknownRecord(leaf_hash))
+        }
+    }
+
+    /// Persists what is queued, then stops the background tasks. Undelivered batches stay in
+    /// the outbox for the next `open`.
+    pub async fn shutdown(self) -> Result<()> {
+        let flushed = self.flush().await;
+        for task in &self.tasks {
+            task.abort();
+        }
+        flushed
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct Batcher {
+    key: Secp256k1Signer,
+    local: LocalStore,
+    config: RecorderConfig,
+    progress: Arc<watch::Sender<Progress>>,
+    backlog: Arc<Backlog>,
+    wake: Arc<Notify>,
+}
+
+impl Batcher {
+    async fn run(self, mut receiver: mpsc::Receiver<PendingRecord>) {
+        let mut batch = Vec::with_capacity(self.config.max_batch);
+        loop {
+            // Backpressure: while the outbox is full, leave records in the queue, which fills
+            // and makes `record` wait.
+            while self.backlog.records.load(Ordering::Acquire) >= self.config.max_undelivered {
+                self.backlog.drained.notified().await;
+            }
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + self.config.linger;
+            while batch.len() < self.config.max_batch {
+                match receiver.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                            Ok(Some(record)) => batch.push(record),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            }
+            self.persist(&batch).await;
+            batch.clear();
+        }
+    }
+
+    /// Signs and persists one batch, retrying the local write until it succeeds (the records
+    /// exist nowhere else).
+    async fn persist(&self, batch: &[PendingRecord]) {
+        let records: Vec<Record> = batch.iter().map(|p| p.record.clone()).collect();
+        let body = match SignedBatch::sign(records, &self.key)
+            .map_err(Error::from)
+            .and_then(|signed| {
+                serde_json::to_vec(&signed)
+                    .map_err(|e| Error::Invalid(format!("serialising a batch: {e}")))
+            }) {
+            Ok(body) => body,
+            Err(e) => {
+                // Unreachable for records built by `record`; logged rather than panicking.
+                tracing::error!(error = %e, "could not sign a batch; its records are dropped");
+                return;
+            }
+        };
+        let mut wait = self.config.retry.0;
+        while let Err(e) = self
+            .local
+            .persist_batch(self.key.address(), batch, &body, now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "writing the outbox failed; retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.config.retry.1);
+        }
+        let last = batch.last().map_or(0, |p| p.record.sequence);
+        self.backlog
+            .records
+            .fetch_add(batch.len() as u64, Ordering::AcqRel);
+        self.progress.send_modify(|p| p.persisted = last + 1);
+        self.wake.notify_one();
+    }
+}
+
+/// The server's answer to `POST /v1/records`.
+#[derive(Debug, Deserialize)]
+struct IngestResponse {
+    receipt: BatchReceipt,
+}
+
+struct Deliverer {
+    local: LocalStore,
+    api: Api,
+    config: RecorderConfig,
+    progress: Arc<watch::Sender<Progress>>,
+    backlog: Arc<Backlog>,
+    wake: Arc<Notify>,
+}
+
+impl Deliverer {
+    async fn run(self) {
+        let mut wait = self.config.retry.0;
+        loop {
+            let batches = match self.local.undelivered(16).await {
+                Ok(batches) => batches,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the outbox failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            };
+            if batches.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            for batch in batches {
+                match self.deliver(&batch).await {
+                    Ok(()) => wait = self.config.retry.0,
+                    Err(Error::Refused {
+                        status,
+                        code,
+                        message,
+                    }) => {
+                        let message = format!("{status} {code}: {message}");
+                        tracing::error!(batch = batch.batch_id, %message, "server rejected a batch");
+                        if self
+                            .local
+                            .mark_rejected(batch.batch_id, &message)
+                            .await
+                            .is_ok()
+                        {
+                            self.progress.send_modify(|p| {
+                                p.rejected.get_or_insert((batch.batch_id, message));
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?wait, "delivery failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(self.config.retry.1);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, batch: &OutboxBatch) -> Result<()> {
+        // The stored body, byte for byte: a resend of a batch the server already logged is
+        // answered as a replay with the same positions, so nothing is logged twice.
+        let answer = self.api.post_raw("/v1/records", batch.body.clone()).await?;
+        if !answer.status.is_success() {
+            return Err(refused(&answer));
+        }
+        let response: IngestResponse =
+            serde_json::from_value(answer.body).map_err(|e| Error::Unreachable {
+                url: self.api.base().to_owned(),
+                detail: format!("unexpected response: {e}"),
+            })?;
+        if response.receipt.size != batch.size {
+            return Err(Error::Unreachable {
+                url: self.api.base().to_owned(),
+                detail: "the receipt covers another number of records".into(),
+            });
+        }
+        self.local
+            .mark_delivered(batch.batch_id, &response.receipt, now_ms())
+            .await?;
+        self.backlog.records.fetch_sub(batch.size, Ordering::AcqRel);
+        self.backlog.drained.notify_one();
+        self.progress
+            .send_modify(|p| p.delivered = batch.first_sequence + batch.size);
+        Ok(())
+    }
+}

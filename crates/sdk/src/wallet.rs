@@ -1,0 +1,411 @@
+//! Paying through the agent's `AgentWallet`: build the EIP-712 `Execute`, sign it as the agent,
+//! get the policy service's co-signature, submit, wait for the receipt. Also EIP-3009 payment
+//! authorizations (x402) approved through the wallet's EIP-1271.
+
+use std::time::Duration;
+
+use alloy::{
+    network::EthereumWallet,
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+use chaperone_chain::{AgentWallet, TestToken};
+use chaperone_core::{
+    Address, B256, Bytes, Call, Execute, Secp256k1Signer, TokenDomain, TransferWithAuthorization,
+    U256, policy::Reason,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Result,
+    api::{Api, refused},
+};
+
+/// Where the wallet and the policy service are.
+#[derive(Debug, Clone)]
+pub struct WalletConfig {
+    /// The Chaperone server (policy service), e.g. `http://127.0.0.1:8080`.
+    pub server_url: String,
+    /// The chain's JSON-RPC URL.
+    pub rpc_url: String,
+    /// The agent's `AgentWallet`.
+    pub wallet: Address,
+    /// How long a co-signed request stays valid (its `validUntil`).
+    pub valid_for: Duration,
+    /// How often `wait_for_approval` asks again.
+    pub approval_poll: Duration,
+}
+
+impl WalletConfig {
+    /// Requests valid for 10 minutes; approvals polled every 2 seconds.
+    pub fn new(server_url: impl Into<String>, rpc_url: impl Into<String>, wallet: Address) -> Self {
+        Self {
+            server_url: server_url.into(),
+            rpc_url: rpc_url.into(),
+            wallet,
+            valid_for: Duration::from_secs(600),
+            approval_poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One payment: native currency (`token = None`) or an ERC-20 `transfer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payment {
+    /// The ERC-20 token, or `None` for the chain's native currency.
+    pub token: Option<Address>,
+    /// The recipient.
+    pub to: Address,
+    /// The amount in base units.
+    pub amount: U256,
+}
+
+impl Payment {
+    /// The wallet call that makes this payment.
+    pub fn call(&self) -> Call {
+        match self.token {
+            None => Call {
+                to: self.to,
+                value: self.amount,
+                data: Bytes::new(),
+            },
+            Some(token) => Call {
+                to: token,
+                value: U256::ZERO,
+                data: TestToken::transferCall {
+                    to: self.to,
+                    value: self.amount,
+                }
+                .abi_encode()
+                .into(),
+            },
+        }
+    }
+}
+
+/// An executed, co-signed transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Executed {
+    /// The co-sign request's id (the EIP-712 digest).
+    pub request_id: B256,
+    /// The transaction.
+    pub tx_hash: B256,
+    /// Its block.
+    pub block_number: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+}
+
+/// A request a human approver must approve first. Keep it and pass it to
+/// [`Wallet::wait_for_approval`]; it is the same request (same nonce and digest) throughout.
+#[derive(Debug, Clone)]
+pub struct PendingPayment {
+    /// The request's id (its EIP-712 digest), as approvers see it.
+    pub request_id: B256,
+    execute: Execute,
+    agent_signature: Bytes,
+}
+
+/// An EIP-3009 authorization signed by the agent and co-signed by the policy service, valid
+/// through the wallet's EIP-1271 `isValidSignature(hash, signature)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedAuthorization {
+    /// The token's domain.
+    pub domain: TokenDomain,
+    /// The authorization (`from` is the wallet).
+    pub message: TransferWithAuthorization,
+    /// The EIP-712 hash the token passes to `isValidSignature`.
+    pub hash: B256,
+    /// Agent signature ‖ co-signer signature (130 bytes), the wallet's EIP-1271 format.
+    pub signature: Bytes,
+}
+
+#[derive(Debug, Serialize)]
+struct CosignBody<'a> {
+    chain_id: u64,
+    wallet: Address,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execute: Option<&'a Execute>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<AuthorizationBody<'a>>,
+    agent_signature: &'a Bytes,
+}
+
+#[derive(Debug, Serialize)]
+struct AuthorizationBody<'a> {
+    domain: &'a TokenDomain,
+    message: &'a TransferWithAuthorization,
+}
+
+#[derive(Debug, Deserialize)]
+struct CosignAnswer {
+    request_id: B256,
+    #[serde(default)]
+    reasons: Vec<Reason>,
+    cosigner_signature: Option<Bytes>,
+}
+
+enum Cosigned {
+    Approved(Bytes),
+    Pending(B256),
+}
+
+/// The agent's wallet: pays within its policy, never around it.
+#[derive(Debug, Clone)]
+pub struct Wallet {
+    api: Api,
+    provider: DynProvider,
+    key: Secp256k1Signer,
+    wallet: Address,
+    chain_id: u64,
+    config: WalletConfig,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A fresh 2-D nonce: a random 192-bit key at sequence 0, so independent payments never queue
+/// behind each other (or behind one waiting for approval).
+fn fresh_nonce() -> Result<U256> {
+    let mut key = [0u8; 24];
+    getrandom::fill(&mut key).map_err(|_| Error::Core(chaperone_core::Error::Random))?;
+    Ok(U256::from_be_slice(&key) << 64)
+}
+
+impl Wallet {
+    /// Connects to the chain (the agent key pays the gas) and the policy service.
+    pub async fn connect(config: WalletConfig, key: Secp256k1Signer) -> Result<Self> {
+        let signer = PrivateKeySigner::from_bytes(&key.to_bytes())
+            .map_err(|e| Error::Chain(e.to_string()))?;
+        let url = config
+            .rpc_url
+            .parse()
+            .map_err(|e| Error::Chain(format!("rpc url {}: {e}", config.rpc_url)))?;
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(url)
+            .erased();
+        let chain_id = provider.get_chain_id().await.map_err(|e| {
+            Error::Chain(format!("asking {} for its chain id: {e}", config.rpc_url))
+        })?;
+        Ok(Self {
+            api: Api::new(&config.server_url),
+            provider,
+            key,
+            wallet: config.wallet,
+            chain_id,
+            config,
+        })
+    }
+
+    /// The wallet's address.
+    pub fn address(&self) -> Address {
+        self.wallet
+    }
+
+    /// Pays `payment` through the wallet (see [`Wallet::execute`]).
+    pub async fn pay(&self, payment: Payment) -> Result<Executed> {
+        self.execute(vec![payment.call()]).await
+    }
+
+    /// Executes `calls` from the wallet: signs the `Execute` as the agent, asks the policy
+    /// service to co-sign, submits and waits for the receipt. Denied → [`Error::Denied`] with
+    /// every reason; needing a human → [`Error::Pending`] (then `wait_for_approval`).
+    pub async fn execute(&self, calls: Vec<Call>) -> Result<Executed> {
+        let execute = Execute {
+            calls,
+            nonce: fresh_nonce()?,
+            validUntil: unix_now() + self.config.valid_for.as_secs(),
+        };
+        let digest = execute.digest(self.chain_id, self.wallet);
+        let agent_signature = Bytes::from(self.key.sign_digest(&digest)?.as_bytes().to_vec());
+        match self.cosign_execute(&execute, &agent_signature).await? {
+            Cosigned::Approved(cosignature) => {
+                self.submit(digest, &execute, agent_signature, cosignature)
+                    .await
+            }
+            Cosigned::Pending(request_id) => Err(Error::Pending(Box::new(PendingPayment {
+                request_id,
+                execute,
+                agent_signature,
+            }))),
+        }
+    }
+
+    /// Waits (asking every `approval_poll`) until an approver decides a pending payment, then
+    /// submits it. Fails with [`Error::Denied`] if denied, [`Error::Expired`] once `validUntil`
+    /// passes or after `timeout`.
+    pub async fn wait_for_approval(
+        &self,
+        pending: PendingPayment,
+        timeout: Duration,
+    ) -> Result<Executed> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if unix_now() >= pending.execute.validUntil || tokio::time::Instant::now() >= deadline {
+                return Err(Error::Expired);
+            }
+            match self
+                .cosign_execute(&pending.execute, &pending.agent_signature)
+                .await?
+            {
+                Cosigned::Approved(cosignature) => {
+                    return self
+                        .submit(
+                            pending.request_id,
+                            &pending.execute,
+                            pending.agent_signature,
+                            cosignature,
+                        )
+                        .await;
+                }
+                Cosigned::Pending(_) => tokio::time::sleep(self.config.approval_poll).await,
+            }
+        }
+    }
+
+    /// Signs an EIP-3009 `TransferWithAuthorization` of `value` to `to` from the wallet, valid
+    /// for `valid_for`, and gets it co-signed within the policy. The token verifies the result
+    /// through the wallet's EIP-1271, which wants both signatures.
+    pub async fn sign_payment_authorization(
+        &self,
+        domain: TokenDomain,
+        to: Address,
+        value: U256,
+        valid_for: Duration,
+    ) -> Result<SignedAuthorization> {
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce).map_err(|_| Error::Core(chaperone_core::Error::Random))?;
+        let now = unix_now();
+        let message = TransferWithAuthorization {
+            from: self.wallet,
+            to,
+            value,
+            validAfter: U256::ZERO,
+            validBefore: U256::from(now + valid_for.as_secs()),
+            nonce: B256::new(nonce),
+        };
+        let hash = message.hash(&domain);
+        let digest = chaperone_core::AgentMessage { hash }.digest(self.chain_id, self.wallet);
+        let agent_signature = Bytes::from(self.key.sign_digest(&digest)?.as_bytes().to_vec());
+        let body = CosignBody {
+            chain_id: self.chain_id,
+            wallet: self.wallet,
+            execute: None,
+            authorization: Some(AuthorizationBody {
+                domain: &domain,
+                message: &message,
+            }),
+            agent_signature: &agent_signature,
+        };
+        match self.cosign(&body).await? {
+            Cosigned::Approved(cosignature) => {
+                let mut signature = agent_signature.to_vec();
+                signature.extend_from_slice(&cosignature);
+                Ok(SignedAuthorization {
+                    domain,
+                    message,
+                    hash,
+                    signature: signature.into(),
+                })
+            }
+            // Authorizations are for machine payments (x402): no human in that loop.
+            Cosigned::Pending(_) => Err(Error::Expired),
+        }
+    }
+
+    async fn cosign_execute(&self, execute: &Execute, agent_signature: &Bytes) -> Result<Cosigned> {
+        let body = CosignBody {
+            chain_id: self.chain_id,
+            wallet: self.wallet,
+            execute: Some(execute),
+            authorization: None,
+            agent_signature,
+        };
+        self.cosign(&body).await
+    }
+
+    async fn cosign(&self, body: &CosignBody<'_>) -> Result<Cosigned> {
+        let answer = self.api.post("/v1/cosign", body).await?;
+        let decoded = || {
+            serde_json::from_value::<CosignAnswer>(answer.body.clone()).map_err(|e| {
+                Error::Unreachable {
+                    url: self.api.base().to_owned(),
+                    detail: format!("unexpected co-sign answer: {e}"),
+                }
+            })
+        };
+        match answer.status.as_u16() {
+            200 => {
+                let a = decoded()?;
+                a.cosigner_signature
+                    .map(Cosigned::Approved)
+                    .ok_or_else(|| Error::Unreachable {
+                        url: self.api.base().to_owned(),
+                        detail: "approved without a signature".into(),
+                    })
+            }
+            202 => Ok(Cosigned::Pending(decoded()?.request_id)),
+            403 => {
+                let a = decoded()?;
+                // An approval that expired or a human's "no" is a denial too.
+                Err(Error::Denied {
+                    request_id: a.request_id,
+                    reasons: a.reasons,
+                })
+            }
+            400 if answer.body["error"]["code"] == "expired" => Err(Error::Expired),
+            _ => Err(refused(&answer)),
+        }
+    }
+
+    async fn submit(
+        &self,
+        request_id: B256,
+        execute: &Execute,
+        agent_signature: Bytes,
+        cosigner_signature: Bytes,
+    ) -> Result<Executed> {
+        let wallet = AgentWallet::new(self.wallet, &self.provider);
+        let calls = execute.calls.iter().map(AgentWallet::Call::from).collect();
+        let pending = wallet
+            .execute(
+                calls,
+                execute.nonce,
+                execute.validUntil,
+                agent_signature,
+                cosigner_signature,
+            )
+            .send()
+            .await
+            .map_err(|e| Error::Chain(revert_reason(&e)))?;
+        let receipt = pending
+            .get_receipt()
+            .await
+            .map_err(|e| Error::Chain(format!("waiting for the receipt: {e}")))?;
+        if !receipt.status() {
+            return Err(Error::Chain(format!(
+                "transaction {} reverted",
+                receipt.transaction_hash
+            )));
+        }
+        Ok(Executed {
+            request_id,
+            tx_hash: receipt.transaction_hash,
+            block_number: receipt.block_number.unwrap_or_default(),
+            gas_used: receipt.gas_used,
+        })
+    }
+}
+
+/// The wallet's custom error by name when the revert decodes, else the RPC's message.
+fn revert_reason(e: &alloy::contract::Error) -> String {
+    match e.as_decoded_interface_error::<AgentWallet::AgentWalletErrors>() {
+        Some(decoded) => format!("AgentWallet reverted: {decoded:?}"),
+        None => e.to_string(),
+    }
+}

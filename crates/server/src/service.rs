@@ -1,0 +1,350 @@
+//! The whole service from one configuration: database, keys, workers and the HTTP listener.
+//! `chaperone serve --config FILE` reads a [`ServiceConfig`] from TOML; `chaperone up` builds
+//! one for the devnet; `chaperone-server` builds one from flags.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use alloy::{
+    network::EthereumWallet,
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use anyhow::{Context, bail};
+use chaperone_core::{Address, B256, Secp256k1Signer, policy::Policy};
+use chaperone_store::{Store, WalletRecord};
+use serde::Deserialize;
+
+use crate::{
+    AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, Watcher, app, token_hash, unix_now,
+};
+
+/// Everything `chaperone serve` needs. Paths are relative to the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `sqlite:FILE` (embedded) or `postgres://…` (production, several replicas).
+    pub database: String,
+    /// The chain the wallets live on; co-sign requests for any other chain are refused.
+    pub chain_id: u64,
+    /// Where to listen, e.g. `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The chain's JSON-RPC URL. Without it nothing settles and nothing is anchored.
+    pub rpc_url: Option<String>,
+    /// Blocks the indexer stays behind the head (reorg safety).
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// The `AuditLog` contract and log id to anchor to (needs `rpc_url`).
+    pub audit_log: Option<AuditLogConfig>,
+    /// The co-signer key.
+    pub cosigner: KeySource,
+    /// The log operator key (signs checkpoints and receipts, pays for anchoring); defaults to
+    /// the co-signer key.
+    pub operator: Option<KeySource>,
+    /// An environment variable holding an admin bearer token to register at start-up.
+    pub admin_token_env: Option<String>,
+    /// Wallets to register (if new) with their policies (if newer than the stored one).
+    #[serde(default)]
+    pub wallets: Vec<WalletConfig>,
+}
+
+/// Where the log is anchored and how often.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogConfig {
+    /// The `AuditLog` contract.
+    pub address: Address,
+    /// The log's id (from `createLog`).
+    pub log_id: B256,
+    /// Seconds between checkpoints while records arrive.
+    #[serde(default = "default_anchor_interval")]
+    pub anchor_interval_secs: u64,
+    /// A checkpoint as soon as this many records arrived.
+    #[serde(default = "default_anchor_records")]
+    pub anchor_max_records: u64,
+}
+
+/// A wallet to register at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletConfig {
+    /// The wallet's address.
+    pub address: Address,
+    /// Its agent key's address.
+    pub agent: Address,
+    /// Its policy file (TOML, or JSON when it ends in `.json`).
+    pub policy: PathBuf,
+}
+
+/// Where a private key comes from. Keys never appear in configuration files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum KeySource {
+    /// An encrypted JSON keystore (Web3 Secret Storage) and the variable holding its password.
+    Keystore {
+        /// The keystore file.
+        keystore: PathBuf,
+        /// The environment variable holding the password.
+        password_env: String,
+    },
+    /// An environment variable holding the key as hex (development).
+    Env {
+        /// The variable's name.
+        env: String,
+    },
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_confirmations() -> u64 {
+    2
+}
+fn default_anchor_interval() -> u64 {
+    10
+}
+fn default_anchor_records() -> u64 {
+    100_000
+}
+
+impl KeySource {
+    /// Loads the key.
+    pub fn load(&self) -> anyhow::Result<Secp256k1Signer> {
+        match self {
+            Self::Keystore {
+                keystore,
+                password_env,
+            } => {
+                let password = std::env::var(password_env).with_context(|| {
+                    format!("the keystore password variable {password_env} is not set")
+                })?;
+                let signer = PrivateKeySigner::decrypt_keystore(keystore, password)
+                    .with_context(|| format!("decrypting the keystore {}", keystore.display()))?;
+                Ok(Secp256k1Signer::from_bytes(&signer.to_bytes())?)
+            }
+            Self::Env { env } => {
+                let hex = std::env::var(env)
+                    .with_context(|| format!("the key variable {env} is not set"))?;
+                let bytes: B256 = hex
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{env} is not 32 bytes of hex"))?;
+                Ok(Secp256k1Signer::from_bytes(&bytes)?)
+            }
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Reads a TOML configuration; relative paths in it become relative to its folder.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config: Self =
+            toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for wallet in &mut config.wallets {
+            rebase(&mut wallet.policy);
+        }
+        for key in [Some(&mut config.cosigner), config.operator.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let KeySource::Keystore { keystore, .. } = key {
+                rebase(keystore);
+            }
+        }
+        if config.audit_log.is_some() && config.rpc_url.is_none() {
+            bail!("[audit_log] needs rpc_url");
+        }
+        Ok(config)
+    }
+}
+
+/// Reads a policy file: TOML, or JSON when the name ends in `.json`.
+pub fn read_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let policy = if path.extension().is_some_and(|e| e == "json") {
+        Policy::from_json(&text)
+    } else {
+        Policy::from_toml(&text)
+    };
+    policy.with_context(|| format!("in {}", path.display()))
+}
+
+/// A started service: where it listens, and the task serving it.
+#[derive(Debug)]
+pub struct RunningService {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// The co-signer's address.
+    pub cosigner: Address,
+    /// The log operator's address.
+    pub operator: Address,
+    /// The log's origin.
+    pub origin: String,
+    /// Resolves when the server stopped (after `shutdown` fired).
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Opens the database, registers the configured wallets, starts the workers and serves HTTP
+/// until `shutdown` resolves. The workers stop with the runtime.
+pub async fn start(
+    config: &ServiceConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningService> {
+    let cosigner = config
+        .cosigner
+        .load()
+        .context("loading the co-signer key")?;
+    let operator = match &config.operator {
+        Some(source) => source.load().context("loading the operator key")?,
+        None => cosigner.clone(),
+    };
+    let store = Store::connect(&config.database)
+        .await
+        .context("opening the database")?;
+    let now = unix_now();
+    if let Some(var) = &config.admin_token_env {
+        let token = std::env::var(var).with_context(|| format!("{var} is not set"))?;
+        store
+            .add_api_token(token_hash(&token), "bootstrap", "admin", now)
+            .await?;
+    }
+    for wallet in &config.wallets {
+        let policy = read_policy(&wallet.policy)?;
+        if store.wallet(wallet.address).await?.is_none() {
+            let record = WalletRecord {
+                address: wallet.address,
+                chain_id: config.chain_id,
+                agent: wallet.agent,
+            };
+            store.register_wallet(&record, now).await?;
+        }
+        if store
+            .policy(wallet.address)
+            .await?
+            .is_none_or(|p| p.version < policy.version)
+        {
+            store.set_policy(wallet.address, &policy, now).await?;
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding {} (is the port free?)", config.listen))?;
+
+    let mut anchor = AnchorPolicy {
+        interval_secs: default_anchor_interval(),
+        max_records: default_anchor_records(),
+    };
+    let mut log = LogConfig::unanchored(config.chain_id, operator.clone());
+    let mut sender = None;
+    if let Some(url) = &config.rpc_url {
+        let url: alloy::transports::http::reqwest::Url =
+            url.parse().with_context(|| format!("rpc_url {url}"))?;
+        let reader = ProviderBuilder::new().connect_http(url.clone()).erased();
+        let chain_id = reader
+            .get_chain_id()
+            .await
+            .with_context(|| format!("asking {url} for its chain id"))?;
+        if chain_id != config.chain_id {
+            bail!(
+                "{url} serves chain {chain_id}, the configuration says {}",
+                config.chain_id
+            );
+        }
+        let watcher = Watcher::new(reader.clone(), store.clone(), 0);
+        every(Duration::from_secs(2), "watcher", watcher, |w| {
+            Box::pin(async move { w.tick(unix_now()).await.map(|r| format!("{r:?}")) })
+        });
+        if let Some(audit) = &config.audit_log {
+            anchor = AnchorPolicy {
+                interval_secs: audit.anchor_interval_secs,
+                max_records: audit.anchor_max_records,
+            };
+            log = LogConfig::anchored(
+                config.chain_id,
+                operator.clone(),
+                reader.clone(),
+                audit.address,
+                audit.log_id,
+            );
+            let indexer = Indexer::new(
+                reader.clone(),
+                store.clone(),
+                audit.address,
+                audit.log_id,
+                config.confirmations,
+                0,
+            );
+            every(Duration::from_secs(2), "indexer", indexer, |i| {
+                Box::pin(async move { i.tick().await.map(|r| format!("{r:?}")) })
+            });
+            let signer = PrivateKeySigner::from_bytes(&operator.to_bytes())?;
+            sender = Some(
+                ProviderBuilder::new()
+                    .wallet(EthereumWallet::from(signer))
+                    .connect_http(url)
+                    .erased(),
+            );
+        }
+    }
+    // Without a chain, decisions are still logged and checkpoints still signed.
+    let anchorer = Anchorer::new(store.clone(), log.clone(), cosigner.clone(), sender, anchor);
+    every(Duration::from_secs(1), "anchorer", anchorer, |a| {
+        Box::pin(async move { a.tick(unix_now()).await.map(|r| format!("{r:?}")) })
+    });
+
+    let chain_id = config.chain_id;
+    let running = RunningService {
+        local_addr: listener.local_addr()?,
+        cosigner: cosigner.address(),
+        operator: operator.address(),
+        origin: log.origin.clone(),
+        task: tokio::spawn(async move {
+            let router = app(AppState::new(store, cosigner, chain_id).with_log(log));
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("serving HTTP")
+        }),
+    };
+    tracing::info!(
+        listen = %running.local_addr,
+        cosigner = %running.cosigner,
+        origin = %running.origin,
+        "chaperone service started"
+    );
+    Ok(running)
+}
+
+type Pass<'a> = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<String>> + Send + 'a>>;
+
+/// Runs a worker's passes forever, `period` apart; a failed pass is logged and retried.
+fn every<W: Send + 'static>(
+    period: Duration,
+    what: &'static str,
+    mut worker: W,
+    pass: impl for<'a> Fn(&'a mut W) -> Pass<'a> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            match pass(&mut worker).await {
+                Ok(report) => tracing::debug!(worker = what, report, "pass"),
+                Err(e) => tracing::warn!(worker = what, error = %e, "pass failed; retrying"),
+            }
+            tokio::time::sleep(period).await;
+        }
+    });
+}
