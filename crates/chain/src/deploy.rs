@@ -1,6 +1,14 @@
-use alloy::{primitives::Address, providers::Provider};
+use alloy::{
+    primitives::{Address, B256, Bytes, address, keccak256},
+    providers::Provider,
+    rpc::types::TransactionRequest,
+};
 
-use crate::{AgentWalletFactory, AuditLog, Result};
+use crate::{AgentWalletFactory, AuditLog, Error, Result};
+
+/// The deterministic-deployment proxy (Arachnid's CREATE2 factory): the same address on
+/// Anvil and on nearly every EVM chain, so a salt gives the same contract addresses everywhere.
+pub const CREATE2_DEPLOYER: Address = address!("0x4e59b44847b379578588920ca78fbf26c0b4956c");
 
 /// Addresses of a Chaperone deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +22,7 @@ pub struct Deployment {
 }
 
 /// Deploys `AuditLog` and `AgentWalletFactory` (which deploys the wallet implementation) from
-/// the provider's default sender.
+/// the provider's default sender, at addresses that depend on the sender's nonce.
 pub async fn deploy<P: Provider>(provider: &P) -> Result<Deployment> {
     let audit_log = AuditLog::deploy(provider).await?;
     let factory = AgentWalletFactory::deploy(provider).await?;
@@ -24,4 +32,86 @@ pub async fn deploy<P: Provider>(provider: &P) -> Result<Deployment> {
         wallet_factory: *factory.address(),
         wallet_implementation,
     })
+}
+
+/// The addresses [`deploy_deterministic`] deploys to with `salt` (on any chain).
+pub fn deterministic_addresses(salt: B256) -> (Address, Address) {
+    (
+        CREATE2_DEPLOYER.create2(salt, keccak256(&AuditLog::BYTECODE)),
+        CREATE2_DEPLOYER.create2(salt, keccak256(&AgentWalletFactory::BYTECODE)),
+    )
+}
+
+/// Deploys both contracts through [`CREATE2_DEPLOYER`], so their addresses depend only on the
+/// artifacts and `salt`. Idempotent: a contract already at its address is left as it is.
+pub async fn deploy_deterministic<P: Provider>(provider: &P, salt: B256) -> Result<Deployment> {
+    if provider.get_code_at(CREATE2_DEPLOYER).await?.is_empty() {
+        return Err(Error::NoCreate2Deployer(CREATE2_DEPLOYER));
+    }
+    let (audit_log, wallet_factory) = deterministic_addresses(salt);
+    for (address, init_code) in [
+        (audit_log, &AuditLog::BYTECODE),
+        (wallet_factory, &AgentWalletFactory::BYTECODE),
+    ] {
+        if !provider.get_code_at(address).await?.is_empty() {
+            continue;
+        }
+        let mut data = salt.to_vec();
+        data.extend_from_slice(init_code);
+        let tx = TransactionRequest::default()
+            .to(CREATE2_DEPLOYER)
+            .input(Bytes::from(data).into());
+        let receipt = provider.send_transaction(tx).await?.get_receipt().await?;
+        if !receipt.status() || provider.get_code_at(address).await?.is_empty() {
+            return Err(Error::Reverted(receipt.transaction_hash));
+        }
+    }
+    let wallet_implementation = AgentWalletFactory::new(wallet_factory, provider)
+        .implementation()
+        .call()
+        .await?;
+    Ok(Deployment {
+        audit_log,
+        wallet_factory,
+        wallet_implementation,
+    })
+}
+
+/// Creates a log operated by `operator` (owned by the sender); returns its id.
+pub async fn create_log<P: Provider>(
+    provider: &P,
+    audit_log: Address,
+    operator: Address,
+) -> Result<B256> {
+    let receipt = AuditLog::new(audit_log, provider)
+        .createLog(operator)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    receipt
+        .decoded_log::<AuditLog::LogCreated>()
+        .map(|log| log.logId)
+        .ok_or(Error::MissingEvent(receipt.transaction_hash))
+}
+
+/// Creates an `AgentWallet` through the factory; returns its address.
+pub async fn create_wallet<P: Provider>(
+    provider: &P,
+    factory: Address,
+    owner: Address,
+    agent: Address,
+    cosigner: Address,
+    salt: B256,
+) -> Result<Address> {
+    let receipt = AgentWalletFactory::new(factory, provider)
+        .createWallet(owner, agent, cosigner, salt)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    receipt
+        .decoded_log::<AgentWalletFactory::WalletCreated>()
+        .map(|log| log.wallet)
+        .ok_or(Error::MissingEvent(receipt.transaction_hash))
 }

@@ -79,4 +79,23 @@ impl Devnet {
     pub fn anvil(&self) -> &AnvilInstance {
         &self.anvil
     }
+
+    /// Stops Anvil gracefully: SIGTERM lets it write its `--state` file before it exits.
+    /// (Dropping a `Devnet` kills it at once.) Waits up to ten seconds.
+    pub fn stop(mut self) {
+        let child = self.anvil.child_mut();
+        #[cfg(unix)]
+        {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+        for _ in 0..100 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }

@@ -19,6 +19,9 @@ pub enum Error {
     /// A transaction was mined but reverted.
     #[error("transaction {0} reverted")]
     Reverted(alloy::primitives::TxHash),
+    /// The chain has no CREATE2 deployment proxy for deterministic addresses.
+    #[error("no CREATE2 deployer at {0} on this chain: deploy it first (see deploy/README.md)")]
+    NoCreate2Deployer(alloy::primitives::Address),
     /// An expected event was missing from a receipt.
     #[error("receipt of {0} lacks the expected event")]
     MissingEvent(alloy::primitives::TxHash),

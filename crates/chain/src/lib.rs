@@ -8,6 +8,9 @@ mod devnet;
 mod error;
 
 pub use bindings::{AgentWallet, AgentWalletFactory, AuditLog, TestToken};
-pub use deploy::{Deployment, deploy};
+pub use deploy::{
+    CREATE2_DEPLOYER, Deployment, create_log, create_wallet, deploy, deploy_deterministic,
+    deterministic_addresses,
+};
 pub use devnet::{Devnet, anvil_path, workspace_root};
 pub use error::{Error, Result};

@@ -29,6 +29,7 @@
 //! ```
 
 mod api;
+mod devnet;
 mod disclosure;
 mod error;
 mod local;
@@ -39,6 +40,7 @@ pub use chaperone_core::{
     Address, B256, Call, CommitmentKind, Secp256k1Signer, TokenDomain, TransferWithAuthorization,
     U256,
 };
+pub use devnet::DevnetInfo;
 pub use disclosure::{AnchorRef, Disclosure, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};

@@ -141,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     let config = parse_args()?;
-    let service = start(&config, async {
+    let keys = config.load_keys()?;
+    let service = start(&config, keys, async {
         tokio::signal::ctrl_c().await.ok();
     })
     .await?;

@@ -183,6 +183,38 @@ pub fn read_policy(path: &Path) -> anyhow::Result<Policy> {
     policy.with_context(|| format!("in {}", path.display()))
 }
 
+/// The service's secrets, loaded from their [`KeySource`]s (or made up by `chaperone up`).
+#[derive(Debug, Clone)]
+pub struct ServiceKeys {
+    /// The co-signer key.
+    pub cosigner: Secp256k1Signer,
+    /// The log operator key.
+    pub operator: Secp256k1Signer,
+    /// An admin bearer token to register (stored only as its hash).
+    pub admin_token: Option<String>,
+}
+
+impl ServiceConfig {
+    /// Loads the keys and the admin token the configuration points to.
+    pub fn load_keys(&self) -> anyhow::Result<ServiceKeys> {
+        let cosigner = self.cosigner.load().context("loading the co-signer key")?;
+        let operator = match &self.operator {
+            Some(source) => source.load().context("loading the operator key")?,
+            None => cosigner.clone(),
+        };
+        let admin_token = self
+            .admin_token_env
+            .as_ref()
+            .map(|var| std::env::var(var).with_context(|| format!("{var} is not set")))
+            .transpose()?;
+        Ok(ServiceKeys {
+            cosigner,
+            operator,
+            admin_token,
+        })
+    }
+}
+
 /// A started service: where it listens, and the task serving it.
 #[derive(Debug)]
 pub struct RunningService {
@@ -202,22 +234,19 @@ pub struct RunningService {
 /// until `shutdown` resolves. The workers stop with the runtime.
 pub async fn start(
     config: &ServiceConfig,
+    keys: ServiceKeys,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningService> {
-    let cosigner = config
-        .cosigner
-        .load()
-        .context("loading the co-signer key")?;
-    let operator = match &config.operator {
-        Some(source) => source.load().context("loading the operator key")?,
-        None => cosigner.clone(),
-    };
+    let ServiceKeys {
+        cosigner,
+        operator,
+        admin_token,
+    } = keys;
     let store = Store::connect(&config.database)
         .await
         .context("opening the database")?;
     let now = unix_now();
-    if let Some(var) = &config.admin_token_env {
-        let token = std::env::var(var).with_context(|| format!("{var} is not set"))?;
+    if let Some(token) = admin_token {
         store
             .add_api_token(token_hash(&token), "bootstrap", "admin", now)
             .await?;

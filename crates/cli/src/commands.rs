@@ -1,0 +1,418 @@
+//! Every command but `up`: thin shells over the server, chain and SDK crates.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use alloy::{
+    network::EthereumWallet,
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use anyhow::{Context, bail};
+use chaperone_core::{
+    Address, B256, Call, Execute, U256,
+    policy::{CosignRequest, Outcome, RequestKind, SpendHistory, evaluate},
+};
+use chaperone_sdk::{Disclosure, Payment};
+use chaperone_server::{ServiceConfig, read_policy, start};
+use serde_json::json;
+
+use crate::{Output, args::Args};
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd sends to stop a unit).
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    ctrl_c.await.ok();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.ok();
+}
+
+/// A provider that signs with `key`.
+pub(crate) async fn signing_provider(
+    rpc_url: &str,
+    key: &PrivateKeySigner,
+) -> anyhow::Result<DynProvider> {
+    let url = rpc_url
+        .parse()
+        .with_context(|| format!("--rpc-url {rpc_url} is not a URL"))?;
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(url)
+        .erased();
+    provider
+        .get_chain_id()
+        .await
+        .with_context(|| format!("{rpc_url} does not answer (is the node running?)"))?;
+    Ok(provider)
+}
+
+fn key_from_env(var: &str) -> anyhow::Result<PrivateKeySigner> {
+    let hex = std::env::var(var)
+        .with_context(|| format!("set {var} to the sending account's private key (hex)"))?;
+    let bytes: B256 = hex
+        .trim()
+        .parse()
+        .with_context(|| format!("{var} is not 32 bytes of hex"))?;
+    PrivateKeySigner::from_bytes(&bytes).with_context(|| format!("{var} is not a valid key"))
+}
+
+fn bearer_token() -> anyhow::Result<String> {
+    std::env::var("CHAPERONE_ADMIN_TOKEN")
+        .or_else(|_| std::env::var("CHAPERONE_AUDITOR_TOKEN"))
+        .context("set CHAPERONE_ADMIN_TOKEN (or CHAPERONE_AUDITOR_TOKEN for export) to a bearer token of the server")
+}
+
+/// `chaperone serve --config FILE`
+pub(crate) async fn serve(mut args: Args) -> anyhow::Result<ExitCode> {
+    let path: PathBuf = args.required("--config", "a configuration file")?;
+    args.finish()?;
+    let config = ServiceConfig::from_file(&path)?;
+    let keys = config.load_keys()?;
+    let service = start(&config, keys, shutdown_signal()).await?;
+    eprintln!(
+        "chaperone: serving http://{} (co-signer {}, log {})",
+        service.local_addr, service.cosigner, service.origin
+    );
+    service.task.await.context("the server task failed")??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chaperone deploy --rpc-url URL [--salt HEX] [--operator ADDRESS]`
+pub(crate) async fn deploy(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let rpc_url: String = args.required("--rpc-url", "the chain's JSON-RPC URL")?;
+    let salt: B256 = args
+        .parsed("--salt", "32 bytes of hex")?
+        .unwrap_or_default();
+    let operator: Option<Address> = args.parsed("--operator", "an address")?;
+    args.finish()?;
+    let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
+    let provider = signing_provider(&rpc_url, &key).await?;
+    let chain_id = provider.get_chain_id().await?;
+    out.step(&format!(
+        "deploying from {} on chain {chain_id}",
+        key.address()
+    ));
+    let deployment = chaperone_chain::deploy_deterministic(&provider, salt)
+        .await
+        .context("deploying the contracts")?;
+    let log_id = match operator {
+        Some(operator) => {
+            out.step(&format!("creating a log operated by {operator}"));
+            Some(chaperone_chain::create_log(&provider, deployment.audit_log, operator).await?)
+        }
+        None => None,
+    };
+    let value = json!({
+        "chain_id": chain_id,
+        "audit_log": deployment.audit_log,
+        "wallet_factory": deployment.wallet_factory,
+        "wallet_implementation": deployment.wallet_implementation,
+        "log_id": log_id,
+    });
+    let mut text = format!(
+        "AuditLog            {}\nAgentWalletFactory  {}\nAgentWallet (impl.) {}",
+        deployment.audit_log, deployment.wallet_factory, deployment.wallet_implementation
+    );
+    if let Some(id) = log_id {
+        text.push_str(&format!("\nlog id              {id}"));
+    }
+    out.result(&value, &text);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chaperone wallet create …`
+pub(crate) async fn wallet_create(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let rpc_url: String = args.required("--rpc-url", "the chain's JSON-RPC URL")?;
+    let factory: Address = args.required("--factory", "the AgentWalletFactory address")?;
+    let owner: Address = args.required("--owner", "the owner's address")?;
+    let agent: Address = args.required("--agent", "the agent key's address")?;
+    let cosigner: Address = args.required("--cosigner", "the co-signer's address")?;
+    let salt: B256 = args
+        .parsed("--salt", "32 bytes of hex")?
+        .unwrap_or_default();
+    args.finish()?;
+    let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
+    let provider = signing_provider(&rpc_url, &key).await?;
+    let wallet = chaperone_chain::create_wallet(&provider, factory, owner, agent, cosigner, salt)
+        .await
+        .context("creating the wallet (is the factory address right?)")?;
+    out.result(
+        &json!({ "wallet": wallet, "owner": owner, "agent": agent, "cosigner": cosigner }),
+        &format!("AgentWallet {wallet} (owner {owner}, agent {agent}, co-signer {cosigner})"),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin_call(
+    method: reqwest::Method,
+    url: String,
+    body: Option<String>,
+) -> anyhow::Result<serde_json::Value> {
+    let token = bearer_token()?;
+    let mut request = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("{url} does not answer (is the server running?)"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "{status}: {}",
+            body["error"]["message"].as_str().unwrap_or("no message")
+        );
+    }
+    Ok(body)
+}
+
+/// `chaperone policy set --server URL --wallet ADDRESS FILE`
+pub(crate) async fn policy_set(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let server: String = args.required("--server", "the server's URL")?;
+    let wallet: Address = args.required("--wallet", "the wallet's address")?;
+    let file = PathBuf::from(args.positional().context("name the policy file")?);
+    args.finish()?;
+    let policy = read_policy(&file)?;
+    let body = serde_json::to_string(&policy)?;
+    let answer = admin_call(
+        reqwest::Method::PUT,
+        format!(
+            "{}/v1/admin/wallets/{wallet}/policy",
+            server.trim_end_matches('/')
+        ),
+        Some(body),
+    )
+    .await?;
+    out.result(
+        &answer,
+        &format!("wallet {wallet} now has policy version {}", policy.version),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chaperone policy show --server URL --wallet ADDRESS`
+pub(crate) async fn policy_show(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let server: String = args.required("--server", "the server's URL")?;
+    let wallet: Address = args.required("--wallet", "the wallet's address")?;
+    args.finish()?;
+    let answer = admin_call(
+        reqwest::Method::GET,
+        format!(
+            "{}/v1/admin/wallets/{wallet}/policy",
+            server.trim_end_matches('/')
+        ),
+        None,
+    )
+    .await?;
+    out.result(&answer, &serde_json::to_string_pretty(&answer)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chaperone policy test FILE --to ADDRESS --amount WEI [--token ADDRESS] [--chain-id N]`:
+/// exit 0 when approved, 1 when pending a human, 2 when denied.
+pub(crate) fn policy_test(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let file = PathBuf::from(args.positional().context("name the policy file")?);
+    let to: Address = args.required("--to", "the recipient's address")?;
+    let amount: U256 = args.required("--amount", "an amount in base units")?;
+    let token: Option<Address> = args.parsed("--token", "an ERC-20 address")?;
+    let chain_id: Option<u64> = args.parsed("--chain-id", "a chain id")?;
+    args.finish()?;
+    let policy = read_policy(&file)?;
+    let chain_id = chain_id
+        .or_else(|| policy.chains.first().copied())
+        .unwrap_or(31337);
+    let call: Call = Payment { token, to, amount }.call();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let request = CosignRequest {
+        chain_id,
+        wallet: Address::ZERO,
+        now,
+        kind: RequestKind::Execute(Execute {
+            calls: vec![call],
+            nonce: U256::ZERO,
+            validUntil: now + 600,
+        }),
+        human_approved: false,
+    };
+    let decision = evaluate(&policy, &request, &SpendHistory::default());
+    let mut text = format!(
+        "{:?} by policy version {}",
+        decision.outcome, decision.policy_version
+    );
+    for reason in &decision.reasons {
+        text.push_str(&format!("\n  - {}", serde_json::to_string(reason)?));
+    }
+    out.result(
+        &json!({
+            "outcome": decision.outcome,
+            "reasons": decision.reasons,
+            "policy_version": decision.policy_version,
+            "policy_hash": decision.policy_hash,
+        }),
+        &text,
+    );
+    Ok(ExitCode::from(match decision.outcome {
+        Outcome::Approved => 0,
+        Outcome::PendingApproval => 1,
+        Outcome::Denied => 2,
+    }))
+}
+
+/// `chaperone verify BUNDLE --rpc-url URL`
+pub(crate) async fn verify(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let file = PathBuf::from(
+        args.positional()
+            .context("name the disclosure bundle file")?,
+    );
+    let rpc_url: String = args.required("--rpc-url", "the chain's JSON-RPC URL")?;
+    args.finish()?;
+    let disclosure = Disclosure::read(&file)?;
+    let url = rpc_url
+        .parse()
+        .with_context(|| format!("--rpc-url {rpc_url} is not a URL"))?;
+    let provider = ProviderBuilder::new().connect_http(url);
+    match disclosure.verify_on_chain(&provider).await {
+        Ok(verified) => {
+            let contents: Vec<String> = disclosure
+                .bundle
+                .disclosed
+                .iter()
+                .map(|d| format!("  {:?}: {}", d.kind, String::from_utf8_lossy(&d.content)))
+                .collect();
+            out.result(
+                &json!({ "valid": true, "verified": verified }),
+                &format!(
+                    "VALID: record {} (index {}) by agent {}, model {}, is in log {} of AuditLog {} \
+                     at anchored size {} (root {}, operator {})\n{}",
+                    verified.leaf_hash,
+                    verified.index,
+                    verified.agent,
+                    verified.model,
+                    verified.log_id,
+                    verified.audit_log,
+                    verified.checkpoint_size,
+                    verified.checkpoint_root,
+                    verified.operator,
+                    contents.join("\n")
+                ),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            out.result(
+                &json!({ "valid": false, "error": e.to_string() }),
+                &format!("INVALID: {e}"),
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// `chaperone export --server URL [--what …] [--agent ADDRESS] [--format …] [--out FILE]`:
+/// follows the cursor through every page.
+pub(crate) async fn export(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let server: String = args.required("--server", "the server's URL")?;
+    let what = args.value("--what")?.unwrap_or_else(|| "decisions".into());
+    let agent: Option<Address> = args.parsed("--agent", "an address")?;
+    let format = args.value("--format")?.unwrap_or_else(|| "jsonl".into());
+    let file: Option<PathBuf> = args.parsed("--out", "a file")?;
+    args.finish()?;
+    let path = match (what.as_str(), agent) {
+        ("records", Some(agent)) => format!("/v1/agents/{agent}/records"),
+        ("records", None) => bail!("--what records needs --agent ADDRESS"),
+        ("decisions" | "spend" | "agents", _) => format!("/v1/{what}"),
+        _ => bail!("--what takes records, decisions, spend or agents"),
+    };
+    if !["jsonl", "csv", "json"].contains(&format.as_str()) {
+        bail!("--format takes jsonl, csv or json");
+    }
+    let token = bearer_token()?;
+    let client = reqwest::Client::new();
+    let (mut text, mut items, mut cursor, mut pages) =
+        (String::new(), Vec::new(), None::<String>, 0);
+    loop {
+        let mut url = format!(
+            "{}{path}?format={format}&limit=1000",
+            server.trim_end_matches('/')
+        );
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let response = client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .with_context(|| format!("{url} does not answer (is the server running?)"))?;
+        let status = response.status();
+        let next = response
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await?;
+        if !status.is_success() {
+            bail!("{status}: {body}");
+        }
+        pages += 1;
+        cursor = match format.as_str() {
+            "json" => {
+                let page: serde_json::Value = serde_json::from_str(&body)?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                page["next_cursor"].as_str().map(str::to_owned)
+            }
+            "csv" if pages > 1 => {
+                // Every page repeats the header line; keep the first.
+                text.push_str(body.split_once('\n').map_or("", |(_, rows)| rows));
+                next
+            }
+            _ => {
+                text.push_str(&body);
+                next
+            }
+        };
+        if cursor.is_none() {
+            break;
+        }
+        out.step(&format!("page {pages} done"));
+    }
+    if format == "json" {
+        text = serde_json::to_string_pretty(&json!({ "items": items }))?;
+    }
+    match file {
+        Some(file) => {
+            std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
+            out.result(
+                &json!({ "file": file, "pages": pages, "bytes": text.len() }),
+                &format!(
+                    "wrote {} ({pages} pages, {} bytes)",
+                    file.display(),
+                    text.len()
+                ),
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,347 @@
+//! `chaperone up`: a complete local devnet from nothing, or from the data directory a previous
+//! `up` left (Anvil's state is saved there, so the contracts, wallet and log survive).
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use alloy::{
+    providers::Provider, rpc::types::TransactionRequest, signers::local::PrivateKeySigner,
+};
+use anyhow::{Context, bail};
+use chaperone_chain::{AgentWallet, Devnet, TestToken};
+use chaperone_core::{Address, B256, Secp256k1Signer, U256};
+use chaperone_sdk::DevnetInfo;
+use chaperone_server::{
+    AuditLogConfig, KeySource, ServiceConfig, ServiceKeys, WalletConfig, start,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Output,
+    args::Args,
+    commands::{shutdown_signal, signing_provider},
+};
+
+/// Anvil's first dev account: public knowledge, funded only on devnets.
+const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const ETHER: u128 = 1_000_000_000_000_000_000;
+/// The demo token has 6 decimals, like USDC.
+const TOKEN_UNIT: u128 = 1_000_000;
+
+/// What `up` keeps between runs: the devnet file plus the co-signer key.
+#[derive(Debug, Serialize, Deserialize)]
+struct UpState {
+    #[serde(flatten)]
+    info: DevnetInfo,
+    cosigner_key: B256,
+}
+
+pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
+    let data_dir: PathBuf = args
+        .parsed("--data-dir", "a directory")?
+        .unwrap_or_else(|| PathBuf::from(".chaperone"));
+    let port: u16 = args.parsed("--port", "a port")?.unwrap_or(8080);
+    let anvil_port: u16 = args.parsed("--anvil-port", "a port")?.unwrap_or(8545);
+    let rpc_url: Option<String> = args.value("--rpc-url")?;
+    args.finish()?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+    let state_file = data_dir.join("state.json");
+    let previous: Option<UpState> = match std::fs::read_to_string(&state_file) {
+        Ok(text) => Some(serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is damaged; remove {} to start over",
+                state_file.display(),
+                data_dir.display()
+            )
+        })?),
+        Err(_) => None,
+    };
+
+    let devnet = match &rpc_url {
+        Some(_) => None,
+        None => {
+            out.step(&format!("starting Anvil on port {anvil_port}"));
+            let anvil_state = data_dir.join("anvil-state.json");
+            let devnet = Devnet::start_with(|anvil| {
+                anvil
+                    .port(anvil_port)
+                    .arg("--state")
+                    .arg(&anvil_state)
+                    .arg("--state-interval")
+                    .arg("5")
+            })
+            .with_context(|| {
+                format!(
+                    "starting Anvil on port {anvil_port} (if the port is taken, pass --anvil-port)"
+                )
+            })?;
+            Some(devnet)
+        }
+    };
+    let rpc_url =
+        rpc_url.unwrap_or_else(|| devnet.as_ref().map(Devnet::rpc_url).unwrap_or_default());
+    let deployer = match std::env::var("CHAPERONE_DEPLOYER_KEY") {
+        Ok(hex) => hex
+            .trim()
+            .parse::<PrivateKeySigner>()
+            .context("CHAPERONE_DEPLOYER_KEY is not a private key")?,
+        Err(_) => ANVIL_KEY_0.parse::<PrivateKeySigner>()?,
+    };
+    let provider = signing_provider(&rpc_url, &deployer).await?;
+    let chain_id = provider.get_chain_id().await?;
+
+    let state = match previous {
+        Some(state) => {
+            if state.info.chain_id != chain_id
+                || provider.get_code_at(state.info.wallet).await?.is_empty()
+            {
+                bail!(
+                    "the chain at {rpc_url} does not hold the devnet in {} (its state was lost); \
+                     remove {} to start over",
+                    data_dir.display(),
+                    data_dir.display()
+                );
+            }
+            out.step(&format!("reusing the devnet in {}", data_dir.display()));
+            state
+        }
+        None => {
+            let state = create(
+                &provider, &deployer, &data_dir, &rpc_url, port, chain_id, out,
+            )
+            .await?;
+            std::fs::write(&state_file, serde_json::to_string_pretty(&state)?)
+                .with_context(|| format!("writing {}", state_file.display()))?;
+            state
+        }
+    };
+    let info = &state.info;
+    std::fs::write(
+        data_dir.join("devnet.json"),
+        serde_json::to_string_pretty(info)?,
+    )?;
+
+    out.step("starting the server");
+    let cosigner = Secp256k1Signer::from_bytes(&state.cosigner_key)?;
+    let config = ServiceConfig {
+        database: format!(
+            "sqlite:{}?mode=rwc",
+            data_dir.join("chaperone.db").display()
+        ),
+        chain_id,
+        listen: format!("127.0.0.1:{port}"),
+        rpc_url: Some(rpc_url.clone()),
+        // Anvil mines a block per transaction and none otherwise: follow the head.
+        confirmations: 0,
+        audit_log: Some(AuditLogConfig {
+            address: info.audit_log,
+            log_id: info.log_id,
+            anchor_interval_secs: 2,
+            anchor_max_records: 10_000,
+        }),
+        // `up` hands the keys over directly; this source is never read.
+        cosigner: KeySource::Env {
+            env: "CHAPERONE_COSIGNER_KEY".into(),
+        },
+        operator: None,
+        admin_token_env: None,
+        wallets: vec![WalletConfig {
+            address: info.wallet,
+            agent: info.agent,
+            policy: PathBuf::from(&info.policy_file),
+        }],
+    };
+    let keys = ServiceKeys {
+        cosigner: cosigner.clone(),
+        operator: cosigner,
+        admin_token: Some(info.admin_token.clone()),
+    };
+    let service = start(&config, keys, shutdown_signal())
+        .await
+        .with_context(|| format!("starting the server (is port {port} free? use --port)"))?;
+
+    out.result(
+        &serde_json::to_value(info)?,
+        &format!(
+            "\nChaperone devnet is up (Ctrl-C to stop; everything is in {dir})\n\
+             \n  server        {server}   (API: {server}/openapi.json)\
+             \n  RPC           {rpc}   (chain {chain_id})\
+             \n  AuditLog      {audit_log}   log {log_id}\
+             \n  factory       {factory}\
+             \n  demo wallet   {wallet}   (owner {owner})\
+             \n  demo token    {token}   (6 decimals)\
+             \n  agent         {agent}\
+             \n  agent key     {agent_key}   (devnet only)\
+             \n  co-signer     {cosigner}\
+             \n  admin token   {admin}\
+             \n  policy        {policy}\
+             \n\nRun the example agent against it:  cargo run -p chaperone-cli --example agent\n",
+            dir = data_dir.display(),
+            server = info.server_url,
+            rpc = info.rpc_url,
+            audit_log = info.audit_log,
+            log_id = info.log_id,
+            factory = info.wallet_factory,
+            wallet = info.wallet,
+            owner = info.owner,
+            token = info.token,
+            agent = info.agent,
+            agent_key = info.agent_key,
+            cosigner = info.cosigner,
+            admin = info.admin_token,
+            policy = info.policy_file,
+        ),
+    );
+    let served = service.task.await;
+    out.step("stopping");
+    if let Some(devnet) = devnet {
+        devnet.stop();
+    }
+    served.context("the server task failed")??;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send<P: Provider>(provider: &P, tx: TransactionRequest) -> anyhow::Result<()> {
+    let receipt = provider.send_transaction(tx).await?.get_receipt().await?;
+    if !receipt.status() {
+        bail!("transaction {} reverted", receipt.transaction_hash);
+    }
+    Ok(())
+}
+
+/// Deploys and funds everything a fresh devnet needs.
+async fn create<P: Provider>(
+    provider: &P,
+    deployer: &PrivateKeySigner,
+    data_dir: &Path,
+    rpc_url: &str,
+    port: u16,
+    chain_id: u64,
+    out: Output,
+) -> anyhow::Result<UpState> {
+    out.step("deploying AuditLog and AgentWalletFactory");
+    let deployment = chaperone_chain::deploy_deterministic(provider, B256::ZERO).await?;
+    let cosigner = Secp256k1Signer::random()?;
+    let agent = Secp256k1Signer::random()?;
+    out.step("creating the audit log");
+    let log_id =
+        chaperone_chain::create_log(provider, deployment.audit_log, cosigner.address()).await?;
+    out.step("creating and funding the demo agent wallet");
+    let owner = deployer.address();
+    let wallet = chaperone_chain::create_wallet(
+        provider,
+        deployment.wallet_factory,
+        owner,
+        agent.address(),
+        cosigner.address(),
+        B256::ZERO,
+    )
+    .await?;
+    let token = TestToken::deploy(provider).await?;
+    token
+        .mint(wallet, U256::from(1_000_000 * TOKEN_UNIT))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    for (to, ether) in [(wallet, 10), (agent.address(), 1), (cosigner.address(), 1)] {
+        send(
+            provider,
+            TransactionRequest::default()
+                .to(to)
+                .value(U256::from(ether * ETHER)),
+        )
+        .await?;
+    }
+    // The on-chain backstop: even a stolen co-signer key moves at most this much a day.
+    let contract = AgentWallet::new(wallet, provider);
+    for (asset, limit) in [
+        (Address::ZERO, U256::from(2 * ETHER)),
+        (*token.address(), U256::from(5_000 * TOKEN_UNIT)),
+    ] {
+        contract
+            .setBackstop(asset, limit, 86_400)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+    }
+    let policy_file = data_dir.join("policy.toml");
+    std::fs::write(&policy_file, demo_policy(chain_id, *token.address()))
+        .with_context(|| format!("writing {}", policy_file.display()))?;
+    Ok(UpState {
+        info: DevnetInfo {
+            server_url: format!("http://127.0.0.1:{port}"),
+            rpc_url: rpc_url.to_owned(),
+            chain_id,
+            audit_log: deployment.audit_log,
+            log_id,
+            wallet_factory: deployment.wallet_factory,
+            wallet,
+            owner,
+            token: *token.address(),
+            agent: agent.address(),
+            agent_key: agent.to_bytes(),
+            cosigner: cosigner.address(),
+            admin_token: random_token()?,
+            policy_file: policy_file.display().to_string(),
+        },
+        cosigner_key: cosigner.to_bytes(),
+    })
+}
+
+/// A random bearer token (32 hex characters).
+fn random_token() -> anyhow::Result<String> {
+    let key = Secp256k1Signer::random()?;
+    Ok(format!("{:x}", key.to_bytes())[2..34].to_owned())
+}
+
+/// The demo policy: small native payments co-signed at once, larger ones need a human,
+/// anything over 0.1 ETH (or 100 DEMO) is denied; hourly and daily windows below the backstop.
+fn demo_policy(chain_id: u64, token: Address) -> String {
+    format!(
+        r#"# The demo agent's policy, written by `chaperone up`. Edit it and run
+# `chaperone policy set --server http://127.0.0.1:8080 --wallet <wallet> {{this file}}`
+# after raising `version`.
+version = 1
+mode = "enforce"
+chains = [{chain_id}]
+
+# Native currency: at most 0.1 ETH per payment, 0.5 ETH per hour, 1 ETH per day.
+[[limits]]
+token = "native"
+per_transaction = "100000000000000000"
+windows = [
+  {{ window = "1h", max = "500000000000000000" }},
+  {{ window = "24h", max = "1000000000000000000" }},
+]
+
+# The demo token (6 decimals): 100 per payment, 1,000 per day.
+[[limits]]
+token = "{token}"
+per_transaction = "100000000"
+windows = [{{ window = "24h", max = "1000000000" }}]
+
+[recipients]
+deny = ["0x000000000000000000000000000000000000dEaD"]
+
+[rate_limit]
+max_requests = 600
+window = "1m"
+
+# A human approves native payments above 0.05 ETH (the approval expires after an hour).
+[approval]
+expires_after = "1h"
+above = [{{ token = "native", amount = "50000000000000000" }}]
+
+# x402: EIP-3009 authorizations of the demo token may be co-signed (within its limits).
+[[typed_data]]
+primary_type = "TransferWithAuthorization"
+verifying_contract = "{token}"
+"#
+    )
+}

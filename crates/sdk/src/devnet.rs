@@ -1,0 +1,56 @@
+//! What `chaperone up` writes to `<data dir>/devnet.json`: everything an agent needs to run
+//! against the local devnet. Development only: it holds private keys in the clear.
+
+use std::path::Path;
+
+use chaperone_core::{Address, B256};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A local devnet's URLs, contracts and demo keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevnetInfo {
+    /// The Chaperone server.
+    pub server_url: String,
+    /// The chain's JSON-RPC URL.
+    pub rpc_url: String,
+    /// The chain id.
+    pub chain_id: u64,
+    /// The `AuditLog` contract.
+    pub audit_log: Address,
+    /// The log the server anchors to.
+    pub log_id: B256,
+    /// The `AgentWalletFactory`.
+    pub wallet_factory: Address,
+    /// The demo agent's wallet.
+    pub wallet: Address,
+    /// The wallet's owner (a human or a Safe in production).
+    pub owner: Address,
+    /// A demo ERC-20 the wallet holds (6 decimals).
+    pub token: Address,
+    /// The demo agent's address.
+    pub agent: Address,
+    /// The demo agent's private key (devnet only).
+    pub agent_key: B256,
+    /// The co-signer's (and log operator's) address.
+    pub cosigner: Address,
+    /// An admin bearer token for the server (devnet only).
+    pub admin_token: String,
+    /// The demo wallet's policy file.
+    pub policy_file: String,
+}
+
+impl DevnetInfo {
+    /// Reads `devnet.json`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Invalid(format!(
+                "reading {}: {e} (start the devnet with `make up` first)",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("{} is not a devnet file: {e}", path.display())))
+    }
+}

@@ -1,0 +1,271 @@
+//! An agent that logs its model calls and pays within its policy, against `chaperone up`.
+//!
+//! ```text
+//! make up                                   # in one terminal: the devnet
+//! cargo run -p chaperone-cli --example agent # in another
+//! ```
+//!
+//! It reads `.chaperone/devnet.json` (or `--devnet FILE`), keeps its outbox and disclosure
+//! store in `.chaperone/agent.db`, and:
+//! 1. logs `--calls N` model calls (default 100; `--pace-ms MS` between them), committing to
+//!    each prompt and answer (the content never leaves this process);
+//! 2. pays: 0.01 ETH (co-signed and executed), 0.5 ETH (denied: over the per-payment cap),
+//!    0.07 ETH (waits for a human approver), 50 DEMO tokens (executed), and signs an x402-style
+//!    EIP-3009 authorization that the wallet's EIP-1271 accepts (skip with `--no-pay`);
+//! 3. discloses its first record to `.chaperone/disclosure.json` once its checkpoint is
+//!    anchored, for `chaperone verify`.
+//!
+//! `--json` prints one summary line for scripts (the end-to-end tests read it).
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::{providers::ProviderBuilder, sol_types::SolCall};
+use anyhow::Context;
+use chaperone_chain::{AgentWallet, TestToken};
+use chaperone_sdk::{
+    Address, CommitmentKind, DevnetInfo, Error, Payment, Recorder, RecorderConfig, Secp256k1Signer,
+    TokenDomain, U256, Wallet, WalletConfig,
+};
+use serde_json::json;
+
+const MILLI_ETHER: u64 = 1_000_000_000_000_000;
+
+struct Options {
+    devnet: PathBuf,
+    calls: u64,
+    pace: Duration,
+    pay: bool,
+    json: bool,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        devnet: PathBuf::from(".chaperone/devnet.json"),
+        calls: 100,
+        pace: Duration::ZERO,
+        pay: true,
+        json: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--devnet" => options.devnet = value()?.into(),
+            "--calls" => options.calls = value()?.parse().context("--calls takes a number")?,
+            "--pace-ms" => {
+                options.pace =
+                    Duration::from_millis(value()?.parse().context("--pace-ms takes ms")?)
+            }
+            "--no-pay" => options.pay = false,
+            "--json" => options.json = true,
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(options)
+}
+
+/// Stands in for a model: the agent's real app would call its LLM here.
+fn model_answer(prompt: &str) -> String {
+    format!("(answer to `{prompt}`)")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = options()?;
+    let devnet = DevnetInfo::read(&options.devnet)?;
+    let data_dir = options.devnet.parent().unwrap_or(std::path::Path::new("."));
+    let say = |text: String| {
+        if !options.json {
+            println!("{text}");
+        }
+    };
+    let key = Secp256k1Signer::from_bytes(&devnet.agent_key)?;
+
+    // 1. Log model calls. `record` returns as soon as the record is queued; batching,
+    //    signing, the durable outbox and delivery happen in the background.
+    let recorder = Recorder::open(
+        RecorderConfig::new(&devnet.server_url, data_dir.join("agent.db")),
+        key.clone(),
+    )
+    .await?;
+    let mut first = None;
+    for i in 0..options.calls {
+        let prompt = format!("task {i}: summarise the invoice and decide whether to pay it");
+        let answer = model_answer(&prompt);
+        let metadata = json!({ "gen_ai.usage.input_tokens": 42, "gen_ai.usage.output_tokens": 7 });
+        let recorded = recorder
+            .record(
+                "demo-model-v1",
+                prompt.as_bytes(),
+                answer.as_bytes(),
+                Some(metadata.to_string().as_bytes()),
+            )
+            .await?;
+        first.get_or_insert(recorded);
+        if !options.pace.is_zero() {
+            tokio::time::sleep(options.pace).await;
+        }
+    }
+    say(format!("logged {} model calls; delivering…", options.calls));
+    // Outages are the outbox's business: this waits (retrying) until every record has a receipt.
+    tokio::time::timeout(Duration::from_secs(120), recorder.sync())
+        .await
+        .context("records were not delivered within 2 minutes")??;
+    let progress = recorder.progress();
+    say(format!(
+        "delivered: {} records have receipts",
+        progress.delivered
+    ));
+
+    // 2. Pay within the policy.
+    let mut payments = serde_json::Map::new();
+    if options.pay {
+        let wallet = Wallet::connect(
+            WalletConfig::new(&devnet.server_url, &devnet.rpc_url, devnet.wallet),
+            key,
+        )
+        .await?;
+        let vendor = Address::repeat_byte(0x42);
+        let attempts = [
+            (
+                "small_native",
+                Payment {
+                    token: None,
+                    to: vendor,
+                    amount: U256::from(10 * MILLI_ETHER),
+                },
+            ),
+            (
+                "over_cap_native",
+                Payment {
+                    token: None,
+                    to: vendor,
+                    amount: U256::from(500 * MILLI_ETHER),
+                },
+            ),
+            (
+                "needs_approval_native",
+                Payment {
+                    token: None,
+                    to: vendor,
+                    amount: U256::from(70 * MILLI_ETHER),
+                },
+            ),
+            (
+                "token",
+                Payment {
+                    token: Some(devnet.token),
+                    to: vendor,
+                    amount: U256::from(50_000_000u64),
+                },
+            ),
+        ];
+        for (name, payment) in attempts {
+            let outcome = match wallet.pay(payment).await {
+                Ok(executed) => {
+                    say(format!(
+                        "{name}: executed in {} (gas {})",
+                        executed.tx_hash, executed.gas_used
+                    ));
+                    json!({ "outcome": "executed", "tx_hash": executed.tx_hash })
+                }
+                Err(Error::Denied { reasons, .. }) => {
+                    say(format!(
+                        "{name}: denied by policy: {}",
+                        serde_json::to_string(&reasons)?
+                    ));
+                    json!({ "outcome": "denied", "reasons": reasons })
+                }
+                Err(Error::Pending(pending)) => {
+                    say(format!(
+                        "{name}: waiting for a human; approve with\n  curl -X POST -H 'Authorization: Bearer {}' {}/v1/admin/approvals/{}/approve",
+                        devnet.admin_token, devnet.server_url, pending.request_id
+                    ));
+                    json!({ "outcome": "pending", "request_id": pending.request_id })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            payments.insert(name.into(), outcome);
+        }
+
+        // x402: a signed EIP-3009 authorization, valid through the wallet's EIP-1271.
+        let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse()?);
+        let name = TestToken::new(devnet.token, &provider)
+            .name()
+            .call()
+            .await?;
+        let authorization = wallet
+            .sign_payment_authorization(
+                TokenDomain {
+                    name,
+                    version: "1".into(),
+                    chain_id: devnet.chain_id,
+                    verifying_contract: devnet.token,
+                },
+                vendor,
+                U256::from(10_000_000u64),
+                Duration::from_secs(300),
+            )
+            .await?;
+        let magic = AgentWallet::new(devnet.wallet, &provider)
+            .isValidSignature(authorization.hash, authorization.signature.clone())
+            .call()
+            .await?;
+        let accepted = magic.0 == AgentWallet::isValidSignatureCall::SELECTOR;
+        say(format!(
+            "x402 authorization of 10 DEMO: EIP-1271 {}",
+            if accepted { "accepts it" } else { "REJECTS it" }
+        ));
+        payments.insert(
+            "x402_authorization".into(),
+            json!({ "eip1271_valid": accepted }),
+        );
+    }
+
+    // 3. Disclose the first record once its checkpoint is anchored on chain.
+    let disclosure_file = data_dir.join("disclosure.json");
+    if let Some(first) = &first {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let disclosure = loop {
+            match recorder
+                .disclose(
+                    first.leaf_hash,
+                    &[CommitmentKind::Input, CommitmentKind::Output],
+                )
+                .await
+            {
+                Ok(d) if d.anchor.is_some() => break d,
+                Ok(_) | Err(Error::Refused { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                Ok(_) => {
+                    anyhow::bail!("the first record's checkpoint was not anchored within a minute")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        disclosure.write(&disclosure_file)?;
+        say(format!(
+            "disclosed record {} to {}; verify it with\n  chaperone verify {} --rpc-url {}",
+            first.leaf_hash,
+            disclosure_file.display(),
+            disclosure_file.display(),
+            devnet.rpc_url
+        ));
+    }
+    if options.json {
+        println!(
+            "{}",
+            json!({
+                "agent": recorder.agent(),
+                "recorded": options.calls,
+                "delivered": progress.delivered,
+                "first_leaf_hash": first.as_ref().map(|f| f.leaf_hash),
+                "payments": payments,
+                "disclosure": first.as_ref().map(|_| disclosure_file),
+            })
+        );
+    }
+    recorder.shutdown().await?;
+    Ok(())
+}
