@@ -14,7 +14,7 @@ use chaperone_chain::{AgentWallet, Devnet, TestToken};
 use chaperone_core::{Address, B256, Secp256k1Signer, U256};
 use chaperone_sdk::DevnetInfo;
 use chaperone_server::{
-    AuditLogConfig, KeySource, ServiceConfig, ServiceKeys, WalletConfig, start,
+    AuditLogConfig, CheckpointConfig, KeySource, ServiceConfig, ServiceKeys, WalletConfig, start,
 };
 use serde::{Deserialize, Serialize};
 
@@ -140,9 +140,11 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
         audit_log: Some(AuditLogConfig {
             address: info.audit_log,
             log_id: info.log_id,
-            anchor_interval_secs: 2,
-            anchor_max_records: 10_000,
         }),
+        checkpoints: CheckpointConfig {
+            interval_secs: 2,
+            max_records: 10_000,
+        },
         // `up` hands the keys over directly; this source is never read.
         cosigner: KeySource::Env {
             env: "CHAPERONE_COSIGNER_KEY".into(),

@@ -283,6 +283,11 @@ impl LocalStore {
         .bind(leaf_hash.as_slice())
         .execute(&self.pool)
         .await?;
+        // The write-ahead log still holds the page as it was before: fold it into the
+        // database (where secure_delete zeroed the old content) and empty it.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -36,8 +36,8 @@ pub use audit::{MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS};
 pub use indexer::{IndexReport, Indexer};
 pub use openapi::openapi;
 pub use service::{
-    AuditLogConfig, KeySource, RunningService, ServiceConfig, ServiceKeys, WalletConfig,
-    read_policy, start,
+    AuditLogConfig, CheckpointConfig, KeySource, RunningService, ServiceConfig, ServiceKeys,
+    WalletConfig, read_policy, start,
 };
 pub use watcher::{WatchReport, Watcher};
 

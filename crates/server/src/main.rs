@@ -24,7 +24,9 @@
 
 use anyhow::{Context, bail};
 use chaperone_core::{Address, B256};
-use chaperone_server::{AuditLogConfig, KeySource, ServiceConfig, WalletConfig, start};
+use chaperone_server::{
+    AuditLogConfig, CheckpointConfig, KeySource, ServiceConfig, WalletConfig, start,
+};
 
 fn parse_args() -> anyhow::Result<ServiceConfig> {
     let mut args = std::env::args().skip(1);
@@ -95,12 +97,7 @@ fn parse_args() -> anyhow::Result<ServiceConfig> {
         _ => bail!("--wallet, --agent and --policy go together"),
     };
     let audit_log = match (audit_log, log_id) {
-        (Some(address), Some(log_id)) => Some(AuditLogConfig {
-            address,
-            log_id,
-            anchor_interval_secs: interval,
-            anchor_max_records: max_records,
-        }),
+        (Some(address), Some(log_id)) => Some(AuditLogConfig { address, log_id }),
         (None, None) => None,
         _ => bail!("--audit-log and --log-id go together"),
     };
@@ -127,6 +124,10 @@ fn parse_args() -> anyhow::Result<ServiceConfig> {
         rpc_url,
         confirmations,
         audit_log,
+        checkpoints: CheckpointConfig {
+            interval_secs: interval,
+            max_records,
+        },
         cosigner,
         operator: env_if_set("CHAPERONE_OPERATOR_KEY").map(|env| KeySource::Env { env }),
         admin_token_env: env_if_set("CHAPERONE_ADMIN_TOKEN"),

@@ -41,6 +41,9 @@ pub struct ServiceConfig {
     pub confirmations: u64,
     /// The `AuditLog` contract and log id to anchor to (needs `rpc_url`).
     pub audit_log: Option<AuditLogConfig>,
+    /// When to sign (and anchor) checkpoints.
+    #[serde(default)]
+    pub checkpoints: CheckpointConfig,
     /// The co-signer key.
     pub cosigner: KeySource,
     /// The log operator key (signs checkpoints and receipts, pays for anchoring); defaults to
@@ -61,12 +64,25 @@ pub struct AuditLogConfig {
     pub address: Address,
     /// The log's id (from `createLog`).
     pub log_id: B256,
+}
+
+/// How often checkpoints are signed and, with an `AuditLog`, anchored.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
     /// Seconds between checkpoints while records arrive.
-    #[serde(default = "default_anchor_interval")]
-    pub anchor_interval_secs: u64,
+    pub interval_secs: u64,
     /// A checkpoint as soon as this many records arrived.
-    #[serde(default = "default_anchor_records")]
-    pub anchor_max_records: u64,
+    pub max_records: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 10,
+            max_records: 100_000,
+        }
+    }
 }
 
 /// A wallet to register at start-up.
@@ -104,12 +120,6 @@ fn default_listen() -> String {
 }
 fn default_confirmations() -> u64 {
     2
-}
-fn default_anchor_interval() -> u64 {
-    10
-}
-fn default_anchor_records() -> u64 {
-    100_000
 }
 
 impl KeySource {
@@ -273,9 +283,9 @@ pub async fn start(
         .await
         .with_context(|| format!("binding {} (is the port free?)", config.listen))?;
 
-    let mut anchor = AnchorPolicy {
-        interval_secs: default_anchor_interval(),
-        max_records: default_anchor_records(),
+    let anchor = AnchorPolicy {
+        interval_secs: config.checkpoints.interval_secs,
+        max_records: config.checkpoints.max_records,
     };
     let mut log = LogConfig::unanchored(config.chain_id, operator.clone());
     let mut sender = None;
@@ -298,10 +308,6 @@ pub async fn start(
             Box::pin(async move { w.tick(unix_now()).await.map(|r| format!("{r:?}")) })
         });
         if let Some(audit) = &config.audit_log {
-            anchor = AnchorPolicy {
-                interval_secs: audit.anchor_interval_secs,
-                max_records: audit.anchor_max_records,
-            };
             log = LogConfig::anchored(
                 config.chain_id,
                 operator.clone(),

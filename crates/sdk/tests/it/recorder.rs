@@ -1,0 +1,278 @@
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use chaperone_core::{CheckpointVerifier, CommitmentKind, Secp256k1Signer};
+use chaperone_sdk::{Error, Recorder};
+use sqlx::{Connection, Row, SqliteConnection};
+
+use crate::{Server, config, free_port, temp_file};
+
+async fn local(path: &std::path::Path) -> SqliteConnection {
+    SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap()
+}
+
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within 30 s"))
+}
+
+#[tokio::test]
+async fn batches_are_bounded_signed_once_and_logged_in_order() {
+    let server = Server::start(0, None).await;
+    let data = temp_file("agent");
+    let mut config = config(&server.url, &data);
+    config.max_batch = 100;
+    config.linger = Duration::from_millis(50);
+    let recorder = Recorder::open(config, Secp256k1Signer::random().unwrap())
+        .await
+        .unwrap();
+    for i in 0..250u32 {
+        recorder
+            .record("m", format!("in {i}").as_bytes(), b"out", None)
+            .await
+            .unwrap();
+    }
+    within("sync", recorder.sync()).await.unwrap();
+
+    let mut db = local(&data).await;
+    let sizes: Vec<i64> = sqlx::query("SELECT size FROM outbox ORDER BY batch_id")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        sizes.len() >= 3,
+        "250 records in batches of ≤ 100: {sizes:?}"
+    );
+    assert!(sizes.iter().all(|s| *s <= 100), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<i64>(), 250);
+    assert_eq!(
+        server.sequences(recorder.agent()).await,
+        (0..250).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn outbox_redelivers_after_an_outage_exactly_once() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = temp_file("agent");
+    let key = Secp256k1Signer::random().unwrap();
+    let recorder = Recorder::open(config(&url, &data), key.clone())
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        recorder
+            .record("m", b"prompt", b"answer", None)
+            .await
+            .unwrap();
+    }
+    within("flush", recorder.flush()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let progress = recorder.progress();
+    assert_eq!(
+        progress.persisted, 50,
+        "all persisted while the server is away"
+    );
+    assert_eq!(progress.delivered, 0, "nothing delivered without a server");
+
+    let server = Server::start(port, None).await;
+    within("sync after the outage", recorder.sync())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.sequences(key.address()).await,
+        (0..50).collect::<Vec<_>>()
+    );
+
+    // A crash after the server logged the batches but before their receipts were stored:
+    // on reopening, everything is sent again, and the server answers with the same positions.
+    recorder.shutdown().await.unwrap();
+    sqlx::query("UPDATE outbox SET delivered_ms = NULL, receipt = NULL, first_index = NULL")
+        .execute(&mut local(&data).await)
+        .await
+        .unwrap();
+    let recorder = Recorder::open(config(&url, &data), key.clone())
+        .await
+        .unwrap();
+    assert_eq!(recorder.progress().delivered, 0);
+    for _ in 0..10 {
+        recorder
+            .record("m", b"prompt", b"answer", None)
+            .await
+            .unwrap();
+    }
+    within("sync after the restart", recorder.sync())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.sequences(key.address()).await,
+        (0..60).collect::<Vec<_>>(),
+        "the resend logged nothing twice and the chain continued"
+    );
+    let first = recorder.records().await.unwrap()[0].1;
+    let receipt = recorder
+        .receipt(&chaperone_sdk::Recorded {
+            record: chaperone_core::Record {
+                agent: key.address(),
+                sequence: 0,
+                timestamp_ms: 0,
+                model: "m".into(),
+                input: chaperone_core::Commitment(Default::default()),
+                output: chaperone_core::Commitment(Default::default()),
+                metadata: None,
+                previous: Default::default(),
+            },
+            leaf_hash: first,
+        })
+        .await
+        .unwrap();
+    assert_eq!(receipt.index, 0);
+    receipt.receipt.verify(server.operator.address()).unwrap();
+}
+
+#[tokio::test]
+async fn a_full_outbox_makes_record_wait_instead_of_growing() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = temp_file("agent");
+    let mut config = config(&url, &data);
+    config.queue = 4;
+    config.max_batch = 5;
+    config.linger = Duration::from_millis(1);
+    config.max_undelivered = 10;
+    let recorder = Arc::new(
+        Recorder::open(config, Secp256k1Signer::random().unwrap())
+            .await
+            .unwrap(),
+    );
+    let returned = Arc::new(AtomicU64::new(0));
+    let producer = {
+        let (recorder, returned) = (recorder.clone(), returned.clone());
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                recorder.record("m", b"in", b"out", None).await.unwrap();
+                returned.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stuck_at = returned.load(Ordering::SeqCst);
+    // At most: the outbox limit (10, reached in batches of up to 5), one batch being
+    // assembled (5) and the queue (4).
+    assert!(
+        stuck_at <= 10 + 5 + 4,
+        "record kept returning with the server away: {stuck_at}"
+    );
+    assert!(!producer.is_finished());
+    assert!(recorder.progress().persisted <= 15);
+
+    let server = Server::start(port, None).await;
+    within("the producer", producer).await.unwrap();
+    within("sync", recorder.sync()).await.unwrap();
+    assert_eq!(server.sequences(recorder.agent()).await.len(), 100);
+}
+
+#[tokio::test]
+async fn disclose_proves_a_record_and_forget_shreds_it() {
+    let server = Server::start(0, None).await;
+    let data = temp_file("agent");
+    let recorder = Recorder::open(
+        config(&server.url, &data),
+        Secp256k1Signer::random().unwrap(),
+    )
+    .await
+    .unwrap();
+    let secret = b"the customer's account number is 12345678";
+    let recorded = recorder
+        .record("model-x", secret, b"answer", Some(b"{\"tokens\":3}"))
+        .await
+        .unwrap();
+    recorder
+        .record("model-x", b"second", b"answer", None)
+        .await
+        .unwrap();
+    within("sync", recorder.sync()).await.unwrap();
+
+    let disclosure = within("a checkpoint", async {
+        loop {
+            match recorder
+                .disclose(
+                    recorded.leaf_hash,
+                    &[CommitmentKind::Input, CommitmentKind::Metadata],
+                )
+                .await
+            {
+                Ok(d) => break d,
+                Err(Error::Refused { code, .. }) if code == "not_checkpointed" => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(disclosure.bundle.disclosed[0].content.as_ref(), secret);
+    let verifier = CheckpointVerifier {
+        name: server.service.origin.clone(),
+        address: server.operator.address(),
+    };
+    let verified = disclosure.bundle.verify(&verifier).unwrap();
+    assert_eq!(verified.leaf_hash, recorded.leaf_hash);
+    assert!(disclosure.anchor.is_none(), "this server has no chain");
+
+    // The content never reached the server.
+    let server_bytes = std::fs::read(&server.database).unwrap();
+    assert!(!server_bytes.windows(secret.len()).any(|w| w == secret));
+
+    recorder.forget(recorded.leaf_hash).await.unwrap();
+    match recorder
+        .disclose(recorded.leaf_hash, &[CommitmentKind::Input])
+        .await
+    {
+        Err(Error::Forgotten(leaf)) => assert_eq!(leaf, recorded.leaf_hash),
+        other => panic!("expected Forgotten, got {other:?}"),
+    }
+    recorder.shutdown().await.unwrap();
+    // secure_delete overwrote the content in the file itself.
+    let local_bytes = std::fs::read(&data).unwrap();
+    let wal = std::fs::read(data.with_extension("db-wal")).unwrap_or_default();
+    for bytes in [&local_bytes, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "the secret survived forget"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_the_server_refuses_is_reported_not_retried_forever() {
+    let server = Server::start(0, None).await;
+    let key = Secp256k1Signer::random().unwrap();
+    let first = Recorder::open(config(&server.url, &temp_file("agent")), key.clone())
+        .await
+        .unwrap();
+    first.record("m", b"a", b"b", None).await.unwrap();
+    within("sync", first.sync()).await.unwrap();
+    // The same agent key with a fresh local file restarts its chain at sequence 0: a fork of
+    // its own history, which the log refuses.
+    let forked = Recorder::open(config(&server.url, &temp_file("agent")), key)
+        .await
+        .unwrap();
+    forked.record("m", b"other", b"b", None).await.unwrap();
+    match within("sync", forked.sync()).await {
+        Err(Error::Rejected { message, .. }) => assert!(message.starts_with("4"), "{message}"),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(server.sequences(first.agent()).await, vec![0]);
+}
