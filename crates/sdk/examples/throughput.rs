@@ -1,0 +1,119 @@
+//! Load generator for the SDK: `cargo run --release -p chaperone-sdk --example throughput`.
+//!
+//! Starts a Chaperone server in this process on loopback (SQLite, or PostgreSQL with
+//! `--database postgres://…`), then, as an agent, records `--records N` model calls (default
+//! 200,000) with 1 KiB of input and output each, and reports:
+//! - the hot-path latency of `record` (p50/p99/p99.9), timed one call at a time in bursts the
+//!   queue holds (the outbox is flushed between bursts, untimed);
+//! - the end-to-end rate: records delivered (with receipts) per second, from the first
+//!   `record` to the last receipt, with batching.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use chaperone_core::Secp256k1Signer;
+use chaperone_sdk::{Recorder, RecorderConfig};
+use chaperone_server::{CheckpointConfig, KeySource, ServiceConfig, ServiceKeys, start};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut records, mut database, mut batch) = (200_000u64, None, 5_000usize);
+    while let Some(flag) = args.next() {
+        let value = args.next().expect("every flag takes a value");
+        match flag.as_str() {
+            "--records" => records = value.parse().unwrap(),
+            "--database" => database = Some(value),
+            "--batch" => batch = value.parse().unwrap(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("chaperone_throughput_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database =
+        database.unwrap_or_else(|| format!("sqlite:{}?mode=rwc", dir.join("server.db").display()));
+    let config = ServiceConfig {
+        database: database.clone(),
+        chain_id: 31337,
+        listen: "127.0.0.1:0".into(),
+        rpc_url: None,
+        confirmations: 0,
+        audit_log: None,
+        checkpoints: CheckpointConfig::default(),
+        cosigner: KeySource::Env {
+            env: "UNUSED".into(),
+        },
+        operator: None,
+        admin_token_env: None,
+        wallets: vec![],
+    };
+    let operator = Secp256k1Signer::random().unwrap();
+    let keys = ServiceKeys {
+        cosigner: operator.clone(),
+        operator,
+        admin_token: None,
+    };
+    let service = start(&config, keys, std::future::pending()).await.unwrap();
+    let url = format!("http://{}", service.local_addr);
+
+    let mut recorder_config = RecorderConfig::new(&url, dir.join("agent.db"));
+    recorder_config.max_batch = batch;
+    recorder_config.linger = Duration::from_millis(20);
+    recorder_config.queue = 20_000;
+    let recorder = Recorder::open(recorder_config, Secp256k1Signer::random().unwrap())
+        .await
+        .unwrap();
+    let (input, output) = (vec![0x61u8; 1024], vec![0x62u8; 1024]);
+
+    // Hot path: bursts of 10,000 calls that fit the queue, each call timed.
+    let mut latencies = Vec::with_capacity(100_000);
+    for _ in 0..10 {
+        for _ in 0..10_000 {
+            let start = Instant::now();
+            recorder
+                .record("bench-model", &input, &output, None)
+                .await
+                .unwrap();
+            latencies.push(start.elapsed());
+        }
+        recorder.flush().await.unwrap();
+    }
+    recorder.sync().await.unwrap();
+    latencies.sort();
+    println!(
+        "record (1 KiB + 1 KiB), {} calls: p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
+        latencies.len(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e6,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e6,
+        percentile(&latencies, 0.999).as_secs_f64() * 1e6,
+    );
+
+    // End to end: as fast as the agent can record, until every record has a receipt.
+    let start = Instant::now();
+    for _ in 0..records {
+        recorder
+            .record("bench-model", &input, &output, None)
+            .await
+            .unwrap();
+    }
+    let recorded = start.elapsed();
+    recorder.sync().await.unwrap();
+    let delivered = start.elapsed();
+    println!(
+        "end to end ({}, batches of ≤ {batch}): {records} records recorded in {:.2} s, all \
+         delivered in {:.2} s: {:.0} records/s",
+        if database.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        recorded.as_secs_f64(),
+        delivered.as_secs_f64(),
+        records as f64 / delivered.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,164 @@
+use std::{
+    path::Path,
+    process::{Child, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::{chaperone, example_agent, first_json_line, free_port, interrupt, run_json, temp_dir};
+
+fn up(dir: &Path, port: u16, anvil_port: u16) -> (Child, Value) {
+    let mut child = chaperone()
+        .args(["up", "--json", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--anvil-port",
+            &anvil_port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let info = first_json_line(&mut child);
+    assert!(info.get("error").is_none(), "chaperone up failed: {info}");
+    (child, info)
+}
+
+/// Every sequence number the server logged for the agent, through all pages.
+fn logged_sequences(info: &Value) -> Vec<u64> {
+    let server = info["server_url"].as_str().unwrap();
+    let agent = info["agent"].as_str().unwrap();
+    let token = info["admin_token"].as_str().unwrap();
+    let output = chaperone()
+        .args([
+            "export", "--server", server, "--what", "records", "--agent", agent,
+        ])
+        .args(["--format", "jsonl"])
+        .env("CHAPERONE_ADMIN_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["sequence"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn devnet_agent_outage_payments_and_verified_disclosure() {
+    let dir = temp_dir("devnet");
+    let (port, anvil_port) = (free_port(), free_port());
+    let (devnet, info) = up(&dir, port, anvil_port);
+    let devnet_file = dir.join("devnet.json");
+    assert!(devnet_file.exists());
+
+    // The agent logs 100 calls, 20 ms apart; the devnet goes away under it and comes back.
+    let agent = example_agent()
+        .arg("--devnet")
+        .arg(&devnet_file)
+        .args(["--calls", "100", "--pace-ms", "20", "--no-pay", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    interrupt(devnet);
+    std::thread::sleep(Duration::from_millis(1_000));
+    let (devnet, again) = up(&dir, port, anvil_port);
+    assert_eq!(again, info, "a second `up` reuses the data directory");
+    let output = agent.wait_with_output().unwrap();
+    assert!(output.status.success(), "the agent failed");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["recorded"], 100);
+    assert_eq!(summary["delivered"], 100);
+    assert_eq!(
+        logged_sequences(&info),
+        (0..100).collect::<Vec<_>>(),
+        "every record logged exactly once, in order, across the restart"
+    );
+
+    // Payments inside and outside the policy, then a disclosure of a new record.
+    let (code, summary) = run_json(
+        example_agent()
+            .arg("--devnet")
+            .arg(&devnet_file)
+            .args(["--calls", "5", "--json"]),
+    );
+    assert_eq!(code, 0, "{summary}");
+    let payments = &summary["payments"];
+    assert_eq!(
+        payments["small_native"]["outcome"], "executed",
+        "{payments}"
+    );
+    assert_eq!(payments["token"]["outcome"], "executed", "{payments}");
+    assert_eq!(
+        payments["over_cap_native"]["outcome"], "denied",
+        "{payments}"
+    );
+    let reasons = payments["over_cap_native"]["reasons"].to_string();
+    assert!(reasons.contains("per_transaction_cap"), "{reasons}");
+    assert_eq!(
+        payments["needs_approval_native"]["outcome"], "pending",
+        "{payments}"
+    );
+    assert_eq!(payments["x402_authorization"]["eip1271_valid"], true);
+    assert_eq!(logged_sequences(&info).len(), 105);
+
+    // An auditor verifies the disclosed record against the chain …
+    let disclosure = summary["disclosure"].as_str().unwrap().to_owned();
+    let rpc_url = info["rpc_url"].as_str().unwrap();
+    let (code, verdict) =
+        run_json(chaperone().args(["verify", &disclosure, "--rpc-url", rpc_url, "--json"]));
+    assert_eq!(code, 0, "{verdict}");
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["verified"]["leaf_hash"], summary["first_leaf_hash"]);
+    assert_eq!(
+        verdict["verified"]["disclosed"],
+        serde_json::json!(["input", "output"])
+    );
+
+    // … and a doctored one fails.
+    let mut doctored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&disclosure).unwrap()).unwrap();
+    doctored["disclosed"][0]["content"] = Value::String("0x666f72676564".into());
+    let forged = dir.join("forged.json");
+    std::fs::write(&forged, doctored.to_string()).unwrap();
+    let (code, verdict) =
+        run_json(
+            chaperone()
+                .arg("verify")
+                .arg(&forged)
+                .args(["--rpc-url", rpc_url, "--json"]),
+        );
+    assert_eq!(code, 2);
+    assert_eq!(verdict["valid"], false);
+
+    // The policy dry run agrees with the service.
+    let status = chaperone()
+        .arg("policy")
+        .arg("test")
+        .arg(info["policy_file"].as_str().unwrap())
+        .args(["--to", "0x4242424242424242424242424242424242424242"])
+        .args(["--amount", "500000000000000000"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "0.5 ETH is over the demo policy's cap"
+    );
+
+    interrupt(devnet);
+    std::fs::remove_dir_all(&dir).ok();
+}
