@@ -5,11 +5,16 @@
 FORGE := $(CURDIR)/node_modules/.bin/forge
 TOOLCHAIN_STAMP := node_modules/.chaperone-toolchain
 
-.PHONY: up test toolchain artifacts vectors gas bench
+.PHONY: up test toolchain agent artifacts vectors gas bench
 
-## Start a local Anvil devnet, deploy the contracts, print their addresses (Ctrl-C stops).
+## `chaperone up`: Anvil, the contracts, the server on SQLite and a funded demo agent wallet
+## with a demo policy, all in .chaperone/ (Ctrl-C stops; the next `make up` reuses it).
 up: toolchain
-	cargo run -p chaperone-chain --bin chaperone-devnet
+	cargo run -p chaperone-cli -- up
+
+## The example agent, against a running `make up`: logs model calls, pays, discloses a record.
+agent:
+	cargo run -p chaperone-cli --example agent
 
 ## Run every check and test: formatting, lints, artifact freshness, forge, cargo.
 test: toolchain
@@ -37,6 +42,7 @@ vectors:
 gas: toolchain
 	cargo run --release -p chaperone-chain --example gas
 
-## Criterion benchmarks of the core crate (figures for docs/benchmarks.md).
+## Criterion benchmarks of the core crate and the SDK's hot path (figures for docs/benchmarks.md).
 bench:
 	cargo bench -p chaperone-core --bench core
+	cargo bench -p chaperone-sdk --bench sdk

@@ -3,6 +3,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 mod recorder;
+mod wallet;
 
 use std::{
     path::PathBuf,
@@ -52,8 +53,18 @@ pub struct Server {
 
 impl Server {
     pub async fn start(port: u16, database: Option<PathBuf>) -> Self {
+        Self::start_with(port, database, Secp256k1Signer::random().unwrap(), |_| {}).await
+    }
+
+    /// A server with `cosigner` as co-signer and operator, and the configuration adjusted.
+    pub async fn start_with(
+        port: u16,
+        database: Option<PathBuf>,
+        operator: Secp256k1Signer,
+        adjust: impl FnOnce(&mut ServiceConfig),
+    ) -> Self {
         let database = database.unwrap_or_else(|| temp_file("server"));
-        let config = ServiceConfig {
+        let mut config = ServiceConfig {
             database: format!("sqlite:{}?mode=rwc", database.display()),
             chain_id: 31337,
             listen: format!("127.0.0.1:{port}"),
@@ -71,7 +82,7 @@ impl Server {
             admin_token_env: None,
             wallets: vec![],
         };
-        let operator = Secp256k1Signer::random().unwrap();
+        adjust(&mut config);
         let keys = ServiceKeys {
             cosigner: operator.clone(),
             operator: operator.clone(),

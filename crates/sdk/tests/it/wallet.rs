@@ -1,0 +1,226 @@
+//! `Wallet` on a real Anvil with a real server: co-signed, denied, pending then approved,
+//! EIP-3009 through EIP-1271, and a server that is not there.
+
+use std::time::Duration;
+
+use alloy::{
+    network::EthereumWallet,
+    providers::{Provider, ProviderBuilder},
+    rpc::types::TransactionRequest,
+    sol_types::SolCall,
+};
+use chaperone_chain::{AgentWallet, Devnet, TestToken, create_wallet, deploy};
+use chaperone_core::{Address, B256, Secp256k1Signer, U256, policy::Reason};
+use chaperone_sdk::{Error, Payment, TokenDomain, Wallet, WalletConfig};
+use chaperone_server::WalletConfig as Registered;
+
+use crate::{ADMIN, Server, temp_file};
+
+const MILLI: u64 = 1_000_000_000_000_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
+    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
+    let deployer = devnet.signer(0);
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(deployer.clone()))
+        .connect_http(devnet.rpc_url().parse().unwrap())
+        .erased();
+    let deployment = deploy(&provider).await.unwrap();
+    let (agent, cosigner) = (
+        Secp256k1Signer::random().unwrap(),
+        Secp256k1Signer::random().unwrap(),
+    );
+    let wallet = create_wallet(
+        &provider,
+        deployment.wallet_factory,
+        deployer.address(),
+        agent.address(),
+        cosigner.address(),
+        B256::ZERO,
+    )
+    .await
+    .unwrap();
+    let token = TestToken::deploy(&provider).await.unwrap();
+    for (to, amount) in [(wallet, 10_000 * MILLI), (agent.address(), 1_000 * MILLI)] {
+        let tx = TransactionRequest::default()
+            .to(to)
+            .value(U256::from(amount));
+        provider
+            .send_transaction(tx)
+            .await
+            .unwrap()
+            .watch()
+            .await
+            .unwrap();
+    }
+    AgentWallet::new(wallet, &provider)
+        .setBackstop(Address::ZERO, U256::from(5_000 * MILLI), 86_400)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let policy = temp_file("policy").with_extension("toml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"version = 1
+mode = "enforce"
+chains = [31337]
+[[limits]]
+token = "native"
+per_transaction = "1000000000000000000"
+windows = [{{ window = "1h", max = "3000000000000000000" }}]
+[[limits]]
+token = "{token}"
+per_transaction = "100"
+[approval]
+expires_after = "1h"
+above = [{{ token = "native", amount = "500000000000000000" }}]
+[[typed_data]]
+primary_type = "TransferWithAuthorization"
+verifying_contract = "{token}"
+"#,
+            token = token.address()
+        ),
+    )
+    .unwrap();
+    let rpc_url = devnet.rpc_url();
+    let server = Server::start_with(0, None, cosigner, |config| {
+        config.rpc_url = Some(rpc_url.clone());
+        config.wallets = vec![Registered {
+            address: wallet,
+            agent: agent.address(),
+            policy: policy.clone(),
+        }];
+    })
+    .await;
+    let mut config = WalletConfig::new(&server.url, devnet.rpc_url(), wallet);
+    config.approval_poll = Duration::from_millis(200);
+    let payer = Wallet::connect(config, agent.clone()).await.unwrap();
+    let vendor = Address::repeat_byte(0x42);
+    let balance = || async { provider.get_balance(vendor).await.unwrap() };
+
+    // Within policy: co-signed and executed.
+    let executed = payer
+        .pay(Payment {
+            token: None,
+            to: vendor,
+            amount: U256::from(100 * MILLI),
+        })
+        .await
+        .unwrap();
+    assert!(executed.gas_used > 0);
+    assert_eq!(balance().await, U256::from(100 * MILLI));
+
+    // Over the per-payment cap: denied with the reason, nothing moves.
+    match payer
+        .pay(Payment {
+            token: None,
+            to: vendor,
+            amount: U256::from(2_000 * MILLI),
+        })
+        .await
+    {
+        Err(Error::Denied { reasons, .. }) => assert!(
+            reasons
+                .iter()
+                .any(|r| matches!(r, Reason::PerTransactionCap { .. })),
+            "{reasons:?}"
+        ),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert_eq!(balance().await, U256::from(100 * MILLI));
+
+    // Above the approval threshold: pending until an approver says yes, then executed.
+    let pending = match payer
+        .pay(Payment {
+            token: None,
+            to: vendor,
+            amount: U256::from(600 * MILLI),
+        })
+        .await
+    {
+        Err(Error::Pending(pending)) => *pending,
+        other => panic!("expected pending, got {other:?}"),
+    };
+    let approve = format!(
+        "{}/v1/admin/approvals/{}/approve",
+        server.url, pending.request_id
+    );
+    let approver = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = reqwest::Client::new()
+            .post(approve)
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "approving: {status}");
+    });
+    let executed = payer
+        .wait_for_approval(pending, Duration::from_secs(30))
+        .await
+        .unwrap();
+    approver.await.unwrap();
+    assert_eq!(executed.request_id.len(), 32);
+    assert_eq!(balance().await, U256::from(700 * MILLI));
+
+    // EIP-3009 through EIP-1271: valid with both signatures, and only for this hash.
+    let domain = TokenDomain {
+        name: "Test".into(),
+        version: "1".into(),
+        chain_id: 31337,
+        verifying_contract: *token.address(),
+    };
+    let signed = payer
+        .sign_payment_authorization(
+            domain.clone(),
+            vendor,
+            U256::from(50),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let contract = AgentWallet::new(wallet, &provider);
+    let magic = contract
+        .isValidSignature(signed.hash, signed.signature.clone())
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(magic.0, AgentWallet::isValidSignatureCall::SELECTOR);
+    let other = contract
+        .isValidSignature(B256::repeat_byte(1), signed.signature.clone())
+        .call()
+        .await
+        .unwrap();
+    assert_ne!(other.0, AgentWallet::isValidSignatureCall::SELECTOR);
+    // Over the token's per-payment limit: denied.
+    assert!(matches!(
+        payer
+            .sign_payment_authorization(domain, vendor, U256::from(500), Duration::from_secs(60))
+            .await,
+        Err(Error::Denied { .. })
+    ));
+
+    // No server: a typed error, not a panic.
+    let offline = Wallet::connect(
+        WalletConfig::new("http://127.0.0.1:9", devnet.rpc_url(), wallet),
+        agent,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        offline
+            .pay(Payment {
+                token: None,
+                to: vendor,
+                amount: U256::from(1)
+            })
+            .await,
+        Err(Error::Unreachable { .. })
+    ));
+}
