@@ -180,3 +180,30 @@ mod toml_edit_free {
         }
     }
 }
+
+#[test]
+fn the_systemd_unit_is_valid() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/chaperone.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/chaperone serve --config "));
+    // Point it at the binary just built (systemd checks that ExecStart is executable).
+    let unit = unit.replace("/usr/local/bin/chaperone", env!("CARGO_BIN_EXE_chaperone"));
+    let file = temp_dir("unit").join("chaperone.service");
+    std::fs::write(&file, unit).unwrap();
+    let output = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "systemd-analyze is needed to check deploy/chaperone.service ({e}): install systemd"
+            )
+        });
+    let complaints = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify: {complaints}"
+    );
+}
