@@ -12,13 +12,15 @@ use std::{
 };
 
 use chaperone_core::{
-    Address, B256, BatchReceipt, CommitmentKind, Opening, Record, Secp256k1Signer, SignedBatch,
+    Address, B256, BatchReceipt, CommitmentKind, Opening, Record, Salt, Secp256k1Signer,
+    SignedBatch,
 };
 use serde::Deserialize;
 use tokio::{
     sync::{Notify, mpsc, watch},
     task::JoinHandle,
 };
+use zeroize::Zeroize;
 
 use crate::{
     Disclosure, Error, Result,
@@ -203,11 +205,19 @@ impl Recorder {
         output: &[u8],
         metadata: Option<&[u8]>,
     ) -> Result<Recorded> {
-        let input = Opening::new(CommitmentKind::Input, input.to_vec())?;
-        let output = Opening::new(CommitmentKind::Output, output.to_vec())?;
-        let metadata = metadata
-            .map(|m| Opening::new(CommitmentKind::Metadata, m.to_vec()))
-            .transpose()?;
+        // All salts from one call to the OS's CSPRNG (one system call, not three).
+        let mut salts = [0u8; 96];
+        getrandom::fill(&mut salts).map_err(|_| Error::Core(chaperone_core::Error::Random))?;
+        let salt = |i: usize| {
+            let mut bytes = [0u8; 32];
+            bytes.copy_from_slice(&salts[32 * i..32 * (i + 1)]);
+            Salt(bytes)
+        };
+        let input = Opening::from_parts(CommitmentKind::Input, salt(0), input.to_vec());
+        let output = Opening::from_parts(CommitmentKind::Output, salt(1), output.to_vec());
+        let metadata =
+            metadata.map(|m| Opening::from_parts(CommitmentKind::Metadata, salt(2), m.to_vec()));
+        salts.zeroize();
         let permit = self.queue.reserve().await.map_err(|_| Error::Closed)?;
         // Sequence numbers are taken and the record enqueued under one lock, so the queue's
         // order is the chain's order even when many tasks record at once.
@@ -378,17 +388,15 @@ impl Batcher {
                 return;
             };
             batch.push(first);
-            let deadline = tokio::time::Instant::now() + self.config.linger;
+            // Sleep through the linger instead of waking per record: records arriving now
+            // are sent without waking anyone, so the hot path never pays for a wake-up.
+            if receiver.len() + 1 < self.config.max_batch && !self.config.linger.is_zero() {
+                tokio::time::sleep(self.config.linger).await;
+            }
             while batch.len() < self.config.max_batch {
                 match receiver.try_recv() {
                     Ok(record) => batch.push(record),
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                            Ok(Some(record)) => batch.push(record),
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(_) => break,
                 }
             }
             self.persist(&batch).await;
