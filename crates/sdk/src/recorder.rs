@@ -36,7 +36,7 @@ pub struct RecorderConfig {
     pub server_url: String,
     /// The local SQLite file (outbox and disclosure store); created if missing.
     pub data_file: PathBuf,
-    /// The most records in one signed batch.
+    /// The most records in one signed batch (the server takes at most 10,000 and 8 MiB).
     pub max_batch: usize,
     /// How long a batch waits for more records once it has one.
     pub linger: Duration,

@@ -372,14 +372,19 @@ impl Wallet {
     ) -> Result<Executed> {
         let wallet = AgentWallet::new(self.wallet, &self.provider);
         let calls = execute.calls.iter().map(AgentWallet::Call::from).collect();
-        let pending = wallet
-            .execute(
-                calls,
-                execute.nonce,
-                execute.validUntil,
-                agent_signature,
-                cosigner_signature,
-            )
+        let call = wallet.execute(
+            calls,
+            execute.nonce,
+            execute.validUntil,
+            agent_signature,
+            cosigner_signature,
+        );
+        // Simulate first: a send that fails at gas estimation may already have taken a
+        // nonce from the provider's cache, and the gap would block every later transaction.
+        call.call()
+            .await
+            .map_err(|e| Error::Chain(revert_reason(&e)))?;
+        let pending = call
             .send()
             .await
             .map_err(|e| Error::Chain(revert_reason(&e)))?;

@@ -55,7 +55,7 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
             .unwrap();
     }
     AgentWallet::new(wallet, &provider)
-        .setBackstop(Address::ZERO, U256::from(5_000 * MILLI), 86_400)
+        .setBackstop(Address::ZERO, U256::from(720 * MILLI), 86_400)
         .send()
         .await
         .unwrap()
@@ -168,6 +168,29 @@ verifying_contract = "{token}"
     approver.await.unwrap();
     assert_eq!(executed.request_id.len(), 32);
     assert_eq!(balance().await, U256::from(700 * MILLI));
+
+    // The policy would allow 0.1 ETH more, the on-chain backstop (0.72 ETH a day) does not:
+    // the revert comes back by name, and the next payment is not stuck behind a nonce gap.
+    match payer
+        .pay(Payment {
+            token: None,
+            to: vendor,
+            amount: U256::from(100 * MILLI),
+        })
+        .await
+    {
+        Err(Error::Chain(reason)) => assert!(reason.contains("BackstopExceeded"), "{reason}"),
+        other => panic!("expected the backstop to revert, got {other:?}"),
+    }
+    payer
+        .pay(Payment {
+            token: None,
+            to: vendor,
+            amount: U256::from(10 * MILLI),
+        })
+        .await
+        .unwrap();
+    assert_eq!(balance().await, U256::from(710 * MILLI));
 
     // EIP-3009 through EIP-1271: valid with both signatures, and only for this hash.
     let domain = TokenDomain {
