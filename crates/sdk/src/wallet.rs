@@ -2,10 +2,14 @@
 //! get the policy service's co-signature, submit, wait for the receipt. Also EIP-3009 payment
 //! authorizations (x402) approved through the wallet's EIP-1271.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use alloy::{
     network::EthereumWallet,
+    primitives::aliases::U192,
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
@@ -160,6 +164,20 @@ pub struct Wallet {
     wallet: Address,
     chain_id: u64,
     config: WalletConfig,
+    nonces: Arc<Mutex<NoncePool>>,
+}
+
+/// Nonces ready to sign with. The wallet's 2-D nonces let independent payments use separate
+/// keys, so a payment waiting for a human never blocks the next one; but a key's first use
+/// writes a new storage slot (~22,100 gas) where a used key costs ~2,900 and key 0 (packed
+/// with the wallet's configuration) nothing extra. So keys are reused: key 0 first, a fresh
+/// random key only while every known key has a payment in flight.
+#[derive(Debug, Default)]
+struct NoncePool {
+    /// The next nonce of each idle key.
+    idle: Vec<U256>,
+    /// Whether key 0 was read from the chain (it is then in `idle` or in flight).
+    key0_claimed: bool,
 }
 
 fn unix_now() -> u64 {
@@ -168,8 +186,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A fresh 2-D nonce: a random 192-bit key at sequence 0, so independent payments never queue
-/// behind each other (or behind one waiting for approval).
+/// A fresh 2-D nonce: a random 192-bit key at sequence 0.
 fn fresh_nonce() -> Result<U256> {
     let mut key = [0u8; 24];
     getrandom::fill(&mut key).map_err(|_| Error::Core(chaperone_core::Error::Random))?;
@@ -199,7 +216,43 @@ impl Wallet {
             wallet: config.wallet,
             chain_id,
             config,
+            nonces: Arc::default(),
         })
+    }
+
+    /// A nonce no other in-flight payment of this `Wallet` uses (see [`NoncePool`]). One
+    /// `Wallet` per agent key: two processes sharing key 0 would race for its sequence.
+    async fn take_nonce(&self) -> Result<U256> {
+        {
+            let mut pool = self.nonces.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(nonce) = pool.idle.pop() {
+                return Ok(nonce);
+            }
+            if pool.key0_claimed {
+                return fresh_nonce();
+            }
+            pool.key0_claimed = true;
+        }
+        let read = AgentWallet::new(self.wallet, &self.provider)
+            .nextNonce(U192::ZERO)
+            .call()
+            .await;
+        read.map_err(|e| {
+            self.nonces
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .key0_claimed = false;
+            Error::Chain(format!("reading the wallet's nonce: {e}"))
+        })
+    }
+
+    /// Returns a nonce to the pool: the same one if it was not used, the next one if it was.
+    fn put_back(&self, nonce: U256) {
+        self.nonces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .idle
+            .push(nonce);
     }
 
     /// The wallet's address.
@@ -216,23 +269,36 @@ impl Wallet {
     /// service to co-sign, submits and waits for the receipt. Denied → [`Error::Denied`] with
     /// every reason; needing a human → [`Error::Pending`] (then `wait_for_approval`).
     pub async fn execute(&self, calls: Vec<Call>) -> Result<Executed> {
+        let nonce = self.take_nonce().await?;
         let execute = Execute {
             calls,
-            nonce: fresh_nonce()?,
+            nonce,
             validUntil: unix_now() + self.config.valid_for.as_secs(),
         };
         let digest = execute.digest(self.chain_id, self.wallet);
-        let agent_signature = Bytes::from(self.key.sign_digest(&digest)?.as_bytes().to_vec());
-        match self.cosign_execute(&execute, &agent_signature).await? {
-            Cosigned::Approved(cosignature) => {
+        let signed = self.key.sign_digest(&digest);
+        let agent_signature = match signed {
+            Ok(signature) => Bytes::from(signature.as_bytes().to_vec()),
+            Err(e) => {
+                self.put_back(nonce);
+                return Err(e.into());
+            }
+        };
+        match self.cosign_execute(&execute, &agent_signature).await {
+            Ok(Cosigned::Approved(cosignature)) => {
                 self.submit(digest, &execute, agent_signature, cosignature)
                     .await
             }
-            Cosigned::Pending(request_id) => Err(Error::Pending(Box::new(PendingPayment {
+            // The nonce waits with the request; `wait_for_approval` returns it to the pool.
+            Ok(Cosigned::Pending(request_id)) => Err(Error::Pending(Box::new(PendingPayment {
                 request_id,
                 execute,
                 agent_signature,
             }))),
+            Err(e) => {
+                self.put_back(nonce);
+                Err(e)
+            }
         }
     }
 
@@ -247,13 +313,19 @@ impl Wallet {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if unix_now() >= pending.execute.validUntil || tokio::time::Instant::now() >= deadline {
+                self.put_back(pending.execute.nonce);
                 return Err(Error::Expired);
             }
-            match self
+            let answer = self
                 .cosign_execute(&pending.execute, &pending.agent_signature)
-                .await?
-            {
-                Cosigned::Approved(cosignature) => {
+                .await;
+            match answer {
+                Err(e @ (Error::Denied { .. } | Error::Expired | Error::Refused { .. })) => {
+                    self.put_back(pending.execute.nonce);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+                Ok(Cosigned::Approved(cosignature)) => {
                     return self
                         .submit(
                             pending.request_id,
@@ -263,7 +335,7 @@ impl Wallet {
                         )
                         .await;
                 }
-                Cosigned::Pending(_) => tokio::time::sleep(self.config.approval_poll).await,
+                Ok(Cosigned::Pending(_)) => tokio::time::sleep(self.config.approval_poll).await,
             }
         }
     }
@@ -381,9 +453,12 @@ impl Wallet {
         );
         // Simulate first: a send that fails at gas estimation may already have taken a
         // nonce from the provider's cache, and the gap would block every later transaction.
-        call.call()
-            .await
-            .map_err(|e| Error::Chain(revert_reason(&e)))?;
+        // A revert leaves the wallet's nonce unused, so it goes back to the pool.
+        if let Err(e) = call.call().await {
+            self.put_back(execute.nonce);
+            return Err(Error::Chain(revert_reason(&e)));
+        }
+        // From here a failure leaves the nonce's fate unknown: it is not reused.
         let pending = call
             .send()
             .await
@@ -393,11 +468,13 @@ impl Wallet {
             .await
             .map_err(|e| Error::Chain(format!("waiting for the receipt: {e}")))?;
         if !receipt.status() {
+            self.put_back(execute.nonce);
             return Err(Error::Chain(format!(
                 "transaction {} reverted",
                 receipt.transaction_hash
             )));
         }
+        self.put_back(execute.nonce + U256::from(1));
         Ok(Executed {
             request_id,
             tx_hash: receipt.transaction_hash,

@@ -55,7 +55,7 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
             .unwrap();
     }
     AgentWallet::new(wallet, &provider)
-        .setBackstop(Address::ZERO, U256::from(720 * MILLI), 86_400)
+        .setBackstop(Address::ZERO, U256::from(730 * MILLI), 86_400)
         .send()
         .await
         .unwrap()
@@ -146,6 +146,15 @@ verifying_contract = "{token}"
         Err(Error::Pending(pending)) => *pending,
         other => panic!("expected pending, got {other:?}"),
     };
+    // A payment waiting for a human does not block the next one (it takes another nonce key).
+    payer
+        .pay(Payment {
+            token: None,
+            to: vendor,
+            amount: U256::from(10 * MILLI),
+        })
+        .await
+        .unwrap();
     let approve = format!(
         "{}/v1/admin/approvals/{}/approve",
         server.url, pending.request_id
@@ -167,9 +176,9 @@ verifying_contract = "{token}"
         .unwrap();
     approver.await.unwrap();
     assert_eq!(executed.request_id.len(), 32);
-    assert_eq!(balance().await, U256::from(700 * MILLI));
+    assert_eq!(balance().await, U256::from(710 * MILLI));
 
-    // The policy would allow 0.1 ETH more, the on-chain backstop (0.72 ETH a day) does not:
+    // The policy would allow 0.1 ETH more, the on-chain backstop (0.73 ETH a day) does not:
     // the revert comes back by name, and the next payment is not stuck behind a nonce gap.
     match payer
         .pay(Payment {
@@ -190,7 +199,15 @@ verifying_contract = "{token}"
         })
         .await
         .unwrap();
-    assert_eq!(balance().await, U256::from(710 * MILLI));
+    assert_eq!(balance().await, U256::from(720 * MILLI));
+    // Key 0 (packed with the wallet's configuration, no extra storage write) served every
+    // payment but the one made while another waited: the revert did not use up its nonce.
+    let next = AgentWallet::new(wallet, &provider)
+        .nextNonce(alloy::primitives::aliases::U192::ZERO)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(next, U256::from(3));
 
     // EIP-3009 through EIP-1271: valid with both signatures, and only for this hash.
     let domain = TokenDomain {
