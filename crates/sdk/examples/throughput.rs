@@ -4,7 +4,9 @@
 //! `--database postgres://…`), then, as an agent, records `--records N` model calls (default
 //! 200,000) with 1 KiB of input and output each, and reports:
 //! - the hot-path latency of `record` (p50/p99/p99.9), timed one call at a time in bursts the
-//!   queue holds (the outbox is flushed between bursts, untimed);
+//!   queue holds (the outbox is flushed between bursts, untimed): for the SDK alone (its
+//!   server unreachable), and with the server working in the same process;
+//! - the same latency recording flat out, where `record` also waits on backpressure;
 //! - the end-to-end rate: records delivered (with receipts) per second, from the first
 //!   `record` to the last receipt, with batching.
 #![allow(clippy::unwrap_used)]
@@ -17,6 +19,24 @@ use chaperone_server::{CheckpointConfig, KeySource, ServiceConfig, ServiceKeys, 
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize]
+}
+
+/// Ten bursts of 10,000 `record` calls (each fits the queue), each call timed; the outbox is
+/// flushed between bursts, untimed.
+async fn time_bursts(recorder: &Recorder, input: &[u8], output: &[u8]) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(100_000);
+    for _ in 0..10 {
+        for _ in 0..10_000 {
+            let start = Instant::now();
+            recorder
+                .record("bench-model", input, output, None)
+                .await
+                .unwrap();
+            latencies.push(start.elapsed());
+        }
+        recorder.flush().await.unwrap();
+    }
+    latencies
 }
 
 /// Prints the percentiles of `latencies` (and empties it).
@@ -83,22 +103,27 @@ async fn main() {
         .unwrap();
     let (input, output) = (vec![0x61u8; 1024], vec![0x62u8; 1024]);
 
-    // Hot path: bursts of 10,000 calls that fit the queue, each call timed. Between bursts
-    // (untimed) the outbox is flushed; delivery and the server keep working in the background.
-    let mut latencies = Vec::with_capacity(records as usize + 100_000);
-    for _ in 0..10 {
-        for _ in 0..10_000 {
-            let start = Instant::now();
-            recorder
-                .record("bench-model", &input, &output, None)
-                .await
-                .unwrap();
-            latencies.push(start.elapsed());
-        }
-        recorder.flush().await.unwrap();
-    }
+    // The SDK alone: a second agent whose server is not there, so its deliverer only retries
+    // (every 10 s) while its batcher signs and persists; no server work shares the cores.
+    let mut alone = RecorderConfig::new("http://127.0.0.1:9", dir.join("alone.db"));
+    alone.queue = 20_000;
+    alone.retry = (Duration::from_secs(10), Duration::from_secs(10));
+    let lone = Recorder::open(alone, Secp256k1Signer::random().unwrap())
+        .await
+        .unwrap();
+    report(
+        "record, SDK alone (no server)",
+        &mut time_bursts(&lone, &input, &output).await,
+    );
+    drop(lone);
+
+    // With the server: the same bursts while delivery and the server work in the background.
+    report(
+        "record, bursts within the queue",
+        &mut time_bursts(&recorder, &input, &output).await,
+    );
     recorder.sync().await.unwrap();
-    report("record, bursts within the queue", &mut latencies);
+    let mut latencies = Vec::with_capacity(records as usize);
 
     // End to end: as fast as the agent can record, until every record has a receipt. Each
     // call is timed too: here `record` also waits whenever the queue is full (backpressure).
