@@ -48,6 +48,9 @@ else
   echo "SKIPPING the PostgreSQL suites: CHAPERONE_TEST_PG_URL is not set"
   echo "  (e.g. CHAPERONE_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test make test)"
 fi
+# The end-to-end tests run the `chaperone` binary and the example agent as a user would:
+# build them as programs first (`cargo test` builds examples only as test harnesses).
+cargo build --workspace --bins --examples
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
