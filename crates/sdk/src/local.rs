@@ -146,12 +146,13 @@ impl LocalStore {
         Ok(batch_id)
     }
 
-    /// The oldest undelivered, unrejected batches, in delivery order.
-    pub(crate) async fn undelivered(&self, limit: i64) -> Result<Vec<OutboxBatch>> {
+    /// The agent's oldest undelivered, unrejected batches, in delivery order.
+    pub(crate) async fn undelivered(&self, agent: Address, limit: i64) -> Result<Vec<OutboxBatch>> {
         let rows = sqlx::query(
-            "SELECT batch_id, first_sequence, size, body FROM outbox \
-             WHERE delivered_ms IS NULL AND rejected IS NULL ORDER BY batch_id LIMIT $1",
+            "SELECT batch_id, first_sequence, size, body FROM outbox WHERE agent = $1 \
+             AND delivered_ms IS NULL AND rejected IS NULL ORDER BY batch_id LIMIT $2",
         )
+        .bind(agent.to_string())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -167,17 +168,21 @@ impl LocalStore {
             .collect()
     }
 
-    /// How many records wait in the outbox, and the first rejected batch if any.
-    pub(crate) async fn backlog(&self) -> Result<(u64, Option<(i64, String)>)> {
+    /// How many of the agent's records wait in the outbox, and its first rejected batch.
+    pub(crate) async fn backlog(&self, agent: Address) -> Result<(u64, Option<(i64, String)>)> {
         let waiting: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(size), 0) FROM outbox WHERE delivered_ms IS NULL AND rejected IS NULL",
+            "SELECT COALESCE(SUM(size), 0) FROM outbox \
+             WHERE agent = $1 AND delivered_ms IS NULL AND rejected IS NULL",
         )
+        .bind(agent.to_string())
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?;
         let rejected = sqlx::query(
-            "SELECT batch_id, rejected FROM outbox WHERE rejected IS NOT NULL ORDER BY batch_id LIMIT 1",
+            "SELECT batch_id, rejected FROM outbox WHERE agent = $1 AND rejected IS NOT NULL \
+             ORDER BY batch_id LIMIT 1",
         )
+        .bind(agent.to_string())
         .fetch_optional(&self.pool)
         .await?
         .map(|row| Ok::<_, Error>((row.try_get(0)?, row.try_get(1)?)))

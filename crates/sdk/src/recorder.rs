@@ -140,9 +140,9 @@ impl Recorder {
         let local = LocalStore::open(&config.data_file).await?;
         let agent = key.address();
         let (next, previous) = local.chain_head(agent).await?;
-        let (waiting, rejected) = local.backlog().await?;
+        let (waiting, rejected) = local.backlog(agent).await?;
         let first_undelivered = local
-            .undelivered(1)
+            .undelivered(agent, 1)
             .await?
             .first()
             .map_or(next, |b| b.first_sequence);
@@ -168,6 +168,7 @@ impl Recorder {
             wake: wake.clone(),
         };
         let deliverer = Deliverer {
+            agent,
             local: local.clone(),
             api: api.clone(),
             config,
@@ -447,6 +448,7 @@ struct IngestResponse {
 }
 
 struct Deliverer {
+    agent: Address,
     local: LocalStore,
     api: Api,
     config: RecorderConfig,
@@ -459,7 +461,7 @@ impl Deliverer {
     async fn run(self) {
         let mut wait = self.config.retry.0;
         loop {
-            let batches = match self.local.undelivered(16).await {
+            let batches = match self.local.undelivered(self.agent, 16).await {
                 Ok(batches) => batches,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the outbox failed; retrying");
