@@ -114,15 +114,14 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
                 &provider, &deployer, &data_dir, &rpc_url, port, chain_id, out,
             )
             .await?;
-            std::fs::write(&state_file, serde_json::to_string_pretty(&state)?)
-                .with_context(|| format!("writing {}", state_file.display()))?;
+            write_private(&state_file, &serde_json::to_string_pretty(&state)?)?;
             state
         }
     };
     let info = &state.info;
-    std::fs::write(
-        data_dir.join("devnet.json"),
-        serde_json::to_string_pretty(info)?,
+    write_private(
+        &data_dir.join("devnet.json"),
+        &serde_json::to_string_pretty(info)?,
     )?;
 
     out.step("starting the server");
@@ -205,6 +204,17 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
     }
     served.context("the server task failed")??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file only its owner can read: it holds (devnet) private keys.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 async fn send<P: Provider>(provider: &P, tx: TransactionRequest) -> anyhow::Result<()> {
