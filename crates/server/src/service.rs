@@ -1,6 +1,6 @@
 //! The whole service from one configuration: database, keys, workers and the HTTP listener.
-//! `chaperone serve --config FILE` reads a [`ServiceConfig`] from TOML; `chaperone up` builds
-//! one for the devnet; `chaperone-server` builds one from flags.
+//! `chaperone serve --config FILE` (and `chaperone-server --config FILE`) read a
+//! [`ServiceConfig`] from TOML; `chaperone up` builds one for the devnet.
 
 use std::{
     future::Future,
@@ -68,7 +68,7 @@ pub struct AuditLogConfig {
 
 /// How often checkpoints are signed and, with an `AuditLog`, anchored.
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CheckpointConfig {
     /// Seconds between checkpoints while records arrive.
     pub interval_secs: u64,

@@ -387,21 +387,36 @@ fn start_server(
     let output =
         std::env::temp_dir().join(format!("{}_{tag}.log", crate::sqlite_file().0.display()));
     let log = std::fs::File::create(&output).unwrap();
+    let config = format!(
+        r#"database = "{database}"
+chain_id = {chain_id}
+listen = "127.0.0.1:{port}"
+rpc_url = "{rpc_url}"
+confirmations = 0
+
+[audit_log]
+address = "{audit_log}"
+log_id = "{log_id}"
+
+[checkpoints]
+interval_secs = {interval}
+
+[cosigner]
+env = "CHAPERONE_COSIGNER_KEY"
+
+[operator]
+env = "CHAPERONE_OPERATOR_KEY"
+"#,
+        chain_id = chain.devnet.chain_id(),
+        rpc_url = chain.devnet.rpc_url(),
+        audit_log = chain.audit_log,
+        log_id = chain.log_id,
+    );
+    let config_file = output.with_extension("toml");
+    std::fs::write(&config_file, config).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_chaperone-server"))
-        .args(["--database", database, "--chain-id"])
-        .arg(chain.devnet.chain_id().to_string())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--rpc-url"])
-        .arg(chain.devnet.rpc_url())
-        .arg("--audit-log")
-        .arg(chain.audit_log.to_string())
-        .arg("--log-id")
-        .arg(chain.log_id.to_string())
-        .args([
-            "--anchor-interval",
-            &interval.to_string(),
-            "--confirmations",
-            "0",
-        ])
+        .arg("--config")
+        .arg(&config_file)
         .env("CHAPERONE_COSIGNER_KEY", cosigner.to_bytes().to_string())
         .env(
             "CHAPERONE_OPERATOR_KEY",
