@@ -113,7 +113,14 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
             let state = create(
                 &provider, &deployer, &data_dir, &rpc_url, port, chain_id, out,
             )
-            .await?;
+            .await
+            .with_context(|| {
+                format!(
+                    "setting up the devnet as {} (with --rpc-url, set CHAPERONE_DEPLOYER_KEY \
+                     to a key with gas money)",
+                    deployer.address()
+                )
+            })?;
             write_private(&state_file, &serde_json::to_string_pretty(&state)?)?;
             state
         }
