@@ -109,7 +109,9 @@ struct Backlog {
     drained: Notify,
 }
 
-/// Logs an agent's model calls to a Chaperone server. Cheap to share behind an `Arc`.
+/// Logs an agent's model calls to a Chaperone server. Share it behind an `Arc`. Call
+/// [`Recorder::shutdown`] (or `flush`) before exiting: records still queued in memory when it is
+/// dropped are lost, while those already in the outbox are delivered by the next `open`.
 pub struct Recorder {
     agent: Address,
     head: Mutex<Head>,
