@@ -159,6 +159,36 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
         "0.5 ETH is over the demo policy's cap"
     );
 
+    // The agent itself crashes (SIGKILL) mid-run; started again, it delivers everything its
+    // outbox held, and the log has every persisted record once, with no gap.
+    let mut crashing = example_agent()
+        .arg("--devnet")
+        .arg(&devnet_file)
+        .args(["--calls", "1000", "--pace-ms", "5", "--no-pay", "--json"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    crashing.kill().unwrap();
+    crashing.wait().unwrap();
+    let (code, summary) = run_json(
+        example_agent()
+            .arg("--devnet")
+            .arg(&devnet_file)
+            .args(["--calls", "0", "--no-pay", "--json"]),
+    );
+    assert_eq!(code, 0, "{summary}");
+    let delivered = summary["delivered"].as_u64().unwrap();
+    assert!(
+        delivered > 105 && delivered < 1_105,
+        "the crashed run had persisted part of its records: {delivered}"
+    );
+    assert_eq!(
+        logged_sequences(&info),
+        (0..delivered).collect::<Vec<_>>(),
+        "after the crash every persisted record is logged exactly once"
+    );
+
     interrupt(devnet);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -3,7 +3,8 @@
 //!
 //! - `chaperone up` in a temp dir; the example agent logs 100 calls while the devnet is stopped
 //!   and restarted under it (the outbox redelivers: nothing lost, nothing twice); then it pays
-//!   inside and outside its policy and discloses a record; `chaperone verify` checks it on chain.
+//!   inside and outside its policy and discloses a record; `chaperone verify` checks it on chain;
+//!   killed mid-run, the agent delivers what its outbox held when started again.
 //! - `chaperone deploy` puts the contracts at the same CREATE2 addresses every time.
 //! - `chaperone serve --config` runs the service from a configuration file.
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
