@@ -30,6 +30,15 @@ use crate::{
 };
 
 /// How the recorder batches, buffers and retries.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut config = chaperone_sdk::RecorderConfig::new("http://127.0.0.1:8080", "agent.db");
+/// assert_eq!(config.max_batch, 5_000);
+/// // An agent that logs a few calls a minute and wants each delivered at once:
+/// config.linger = Duration::ZERO;
+/// ```
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
     /// The Chaperone server, e.g. `http://127.0.0.1:8080`.

@@ -55,6 +55,17 @@ impl WalletConfig {
 }
 
 /// One payment: native currency (`token = None`) or an ERC-20 `transfer`.
+///
+/// ```
+/// use chaperone_sdk::{Address, Payment, U256};
+///
+/// let vendor = Address::repeat_byte(0x42);
+/// let usdc = Address::repeat_byte(0xa0);
+/// let call = Payment { token: Some(usdc), to: vendor, amount: U256::from(5_000_000u64) }.call();
+/// assert_eq!(call.to, usdc); // the wallet calls the token …
+/// assert_eq!(call.value, U256::ZERO);
+/// assert_eq!(&call.data[..4], &[0xa9, 0x05, 0x9c, 0xbb]); // … with transfer(vendor, 5 USDC)
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Payment {
     /// The ERC-20 token, or `None` for the chain's native currency.
