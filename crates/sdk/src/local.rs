@@ -111,26 +111,28 @@ impl LocalStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        for r in records {
-            let metadata = r.metadata.as_ref();
-            sqlx::query(
+        // Multi-row inserts: one statement per 2,000 records (22,000 parameters, below
+        // SQLite's 32,766) instead of one round trip to the database thread per record.
+        for chunk in records.chunks(2_000) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO openings (leaf_hash, agent, sequence, batch_id, model, input_salt, \
-                 input, output_salt, output, metadata_salt, metadata) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(r.leaf_hash.as_slice())
-            .bind(&agent_text)
-            .bind(r.record.sequence as i64)
-            .bind(batch_id)
-            .bind(&r.record.model)
-            .bind(r.input.salt().0.as_slice())
-            .bind(r.input.content())
-            .bind(r.output.salt().0.as_slice())
-            .bind(r.output.content())
-            .bind(metadata.map(|m| m.salt().0.to_vec()))
-            .bind(metadata.map(|m| m.content().to_vec()))
-            .execute(&mut *tx)
-            .await?;
+                 input, output_salt, output, metadata_salt, metadata) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                let metadata = r.metadata.as_ref();
+                row.push_bind(r.leaf_hash.as_slice())
+                    .push_bind(agent_text.as_str())
+                    .push_bind(r.record.sequence as i64)
+                    .push_bind(batch_id)
+                    .push_bind(r.record.model.as_str())
+                    .push_bind(r.input.salt().0.as_slice())
+                    .push_bind(r.input.content())
+                    .push_bind(r.output.salt().0.as_slice())
+                    .push_bind(r.output.content())
+                    .push_bind(metadata.map(|m| m.salt().0.as_slice()))
+                    .push_bind(metadata.map(|m| m.content()));
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         sqlx::query(
             "INSERT INTO agent_chain (agent, next_sequence, previous) VALUES ($1, $2, $3) \

@@ -62,7 +62,7 @@ impl RecorderConfig {
     /// Defaults for a server and a local file: batches of up to 5,000 records, 20 ms linger,
     /// 20,000 records queued in memory, 1,000,000 in the outbox, retries from 100 ms to 5 s.
     /// (Large, lingering batches keep the background work from crowding the caller's thread:
-    /// with 1,000 and 10 ms the p99 of `record` was 22–29 µs on two cores, with these 5–8 µs.)
+    /// with 1,000 and 10 ms the p99 of `record` was 22–29 µs on two cores, with these under 10.)
     pub fn new(server_url: impl Into<String>, data_file: impl Into<PathBuf>) -> Self {
         Self {
             server_url: server_url.into(),
