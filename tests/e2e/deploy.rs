@@ -99,7 +99,7 @@ async fn serve_runs_from_the_example_production_config() {
     )
     .unwrap();
     let port = free_port();
-    let mut config = toml_edit_free::Config::parse(&example);
+    let mut config = example_config::Config::parse(&example);
     config.set("database", &database(&dir).await);
     config.set("rpc_url", &devnet.rpc_url());
     config.set("listen", &format!("127.0.0.1:{port}"));
@@ -153,7 +153,7 @@ async fn serve_runs_from_the_example_production_config() {
 }
 
 /// Line-based edits of `key = "value"` in a TOML file (enough for the example config).
-mod toml_edit_free {
+mod example_config {
     pub struct Config(Vec<String>);
 
     impl Config {
