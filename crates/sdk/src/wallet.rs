@@ -396,8 +396,15 @@ impl Wallet {
                     signature: signature.into(),
                 })
             }
-            // Authorizations are for machine payments (x402): no human in that loop.
-            Cosigned::Pending(_) => Err(Error::Expired),
+            // Authorizations are for machine payments (x402): nobody waits for a human there.
+            Cosigned::Pending(_) => Err(Error::Refused {
+                status: 202,
+                code: "pending_approval".into(),
+                message: "the policy wants a human to approve this authorization; an x402 \
+                          payment cannot wait, so pay through `execute` or raise the approval \
+                          threshold for this token"
+                    .into(),
+            }),
         }
     }
 
