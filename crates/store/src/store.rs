@@ -664,15 +664,29 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Releases every reservation whose `valid_until` has passed without execution.
+    /// Releases the reservations of `Execute` requests whose `valid_until` passed without an
+    /// execution; settles those of EIP-1271 approvals (they may have been used unseen).
     pub async fn release_expired(&self, now: u64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // An expired EIP-1271 approval (no `Execute` nonce: e.g. an EIP-3009 authorization)
+        // may have been used by whoever held it, and nothing on chain tells this service: its
+        // spend stays counted, or short-lived authorizations could outrun every window.
+        sqlx::query(
+            "UPDATE spend_reservations SET status = 'settled' \
+             WHERE status = 'reserved' AND expires_at < $1 AND request_id IN \
+             (SELECT request_id FROM decisions WHERE nonce IS NULL)",
+        )
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query(
             "UPDATE spend_reservations SET status = 'released' \
              WHERE status = 'reserved' AND expires_at < $1",
         )
         .bind(db_time(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 

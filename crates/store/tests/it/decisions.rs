@@ -339,3 +339,69 @@ async fn an_approved_pending_request_is_decided_again_and_reserves() {
         assert_eq!(still.outcome, Outcome::PendingApproval);
     }
 }
+
+#[tokio::test]
+async fn an_expired_authorization_stays_spent_an_expired_execute_does_not() {
+    for store in stores().await {
+        registered(&store, 100).await;
+        let with_authorizations = Policy::from_toml(&format!(
+            r#"
+            version = 2
+            chains = [31337]
+            [[limits]]
+            token = "native"
+            windows = [{{ window = "1h", max = "100" }}]
+            [[limits]]
+            token = "{token}"
+            windows = [{{ window = "1h", max = "100" }}]
+            [[typed_data]]
+            primary_type = "TransferWithAuthorization"
+            verifying_contract = "{token}"
+            "#,
+            token = token()
+        ))
+        .unwrap();
+        store
+            .set_policy(wallet(), &with_authorizations, NOW)
+            .await
+            .unwrap();
+        let authorization = CosignRequest {
+            chain_id: 31337,
+            wallet: wallet(),
+            now: NOW,
+            kind: RequestKind::TypedData {
+                domain_name: Some("USD Coin".into()),
+                domain_version: Some("2".into()),
+                verifying_contract: token(),
+                primary_type: "TransferWithAuthorization".into(),
+                message: serde_json::json!({
+                    "from": wallet(),
+                    "to": Address::repeat_byte(0xb0),
+                    "value": "30",
+                    "validAfter": "0",
+                    "validBefore": (NOW + 60).to_string(),
+                    "nonce": B256::repeat_byte(7),
+                }),
+            },
+            human_approved: false,
+        };
+        let id = B256::repeat_byte(0x31);
+        assert_eq!(
+            decide(&store, id, &authorization).await.outcome,
+            Outcome::Approved
+        );
+        let (execute_id, execute) = request(vec![pay(30)], 0, NOW);
+        assert_eq!(
+            decide(&store, execute_id, &execute).await.outcome,
+            Outcome::Approved
+        );
+        // Both expire. Whether the authorization was used only the token knows: it stays spent.
+        assert_eq!(store.release_expired(NOW + 61).await.unwrap(), 1);
+        let committed = |token| {
+            let store = store.clone();
+            async move { store.committed_spend(wallet(), token).await.unwrap().0 }
+        };
+        assert_eq!(committed(Token::Erc20(token())).await, U256::from(30));
+        assert_eq!(committed(Token::Native).await, U256::ZERO);
+    }
+}
