@@ -56,20 +56,13 @@ fn deploy_is_deterministic_and_idempotent() {
 
 /// A fresh PostgreSQL database when `CHAPERONE_TEST_PG_URL` is set, else an SQLite file.
 async fn database(dir: &std::path::Path) -> String {
-    use sqlx::{Connection, Executor};
     let Ok(url) = std::env::var("CHAPERONE_TEST_PG_URL") else {
         return format!("sqlite:{}?mode=rwc", dir.join("chaperone.db").display());
     };
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("CHAPERONE_TEST_PG_URL={url} is set but unreachable: {e}"));
     let name = format!("chaperone_e2e_{}_{}", std::process::id(), free_port());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+    chaperone_store::Store::create_database(&url, &name)
         .await
-        .unwrap();
-    format!("{}/{name}", url.rsplit_once('/').unwrap().0)
+        .unwrap_or_else(|e| panic!("CHAPERONE_TEST_PG_URL={url} is set but unusable: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,7 +13,7 @@ use chaperone_core::{
     policy::{CosignRequest, Outcome, RequestKind, SpendHistory, evaluate},
 };
 use chaperone_sdk::{Disclosure, Payment};
-use chaperone_server::{ServiceConfig, read_policy, start};
+use chaperone_server::{KeySource, ServiceConfig, read_policy, start};
 use serde_json::json;
 
 use crate::{Output, args::Args};
@@ -40,11 +40,11 @@ pub(crate) async fn shutdown_signal() {
     ctrl_c.await.ok();
 }
 
-/// A provider that signs with `key`.
+/// A provider that signs with `key`, and the chain id it serves (asking proves it answers).
 pub(crate) async fn signing_provider(
     rpc_url: &str,
     key: &PrivateKeySigner,
-) -> anyhow::Result<DynProvider> {
+) -> anyhow::Result<(DynProvider, u64)> {
     let url = rpc_url
         .parse()
         .with_context(|| format!("--rpc-url {rpc_url} is not a URL"))?;
@@ -52,21 +52,19 @@ pub(crate) async fn signing_provider(
         .wallet(EthereumWallet::from(key.clone()))
         .connect_http(url)
         .erased();
-    provider
+    let chain_id = provider
         .get_chain_id()
         .await
         .with_context(|| format!("{rpc_url} does not answer (is the node running?)"))?;
-    Ok(provider)
+    Ok((provider, chain_id))
 }
 
-fn key_from_env(var: &str) -> anyhow::Result<PrivateKeySigner> {
-    let hex = std::env::var(var)
+/// The sending account's key from the environment variable `var` (hex).
+pub(crate) fn key_from_env(var: &str) -> anyhow::Result<PrivateKeySigner> {
+    let key = KeySource::Env { env: var.into() }
+        .load()
         .with_context(|| format!("set {var} to the sending account's private key (hex)"))?;
-    let bytes: B256 = hex
-        .trim()
-        .parse()
-        .with_context(|| format!("{var} is not 32 bytes of hex"))?;
-    PrivateKeySigner::from_bytes(&bytes).with_context(|| format!("{var} is not a valid key"))
+    Ok(PrivateKeySigner::from_bytes(&key.to_bytes())?)
 }
 
 fn bearer_token() -> anyhow::Result<String> {
@@ -99,8 +97,7 @@ pub(crate) async fn deploy(mut args: Args, out: Output) -> anyhow::Result<ExitCo
     let operator: Option<Address> = args.parsed("--operator", "an address")?;
     args.finish()?;
     let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
-    let provider = signing_provider(&rpc_url, &key).await?;
-    let chain_id = provider.get_chain_id().await?;
+    let (provider, chain_id) = signing_provider(&rpc_url, &key).await?;
     out.step(&format!(
         "deploying from {} on chain {chain_id}",
         key.address()
@@ -145,7 +142,7 @@ pub(crate) async fn wallet_create(mut args: Args, out: Output) -> anyhow::Result
         .unwrap_or_default();
     args.finish()?;
     let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
-    let provider = signing_provider(&rpc_url, &key).await?;
+    let (provider, _) = signing_provider(&rpc_url, &key).await?;
     let wallet = chaperone_chain::create_wallet(&provider, factory, owner, agent, cosigner, salt)
         .await
         .context("creating the wallet (is the factory address right?)")?;

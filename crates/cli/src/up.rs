@@ -14,14 +14,14 @@ use chaperone_chain::{AgentWallet, Devnet, TestToken};
 use chaperone_core::{Address, B256, Secp256k1Signer, U256};
 use chaperone_sdk::DevnetInfo;
 use chaperone_server::{
-    AuditLogConfig, CheckpointConfig, KeySource, ServiceConfig, ServiceKeys, WalletConfig, start,
+    AuditLogConfig, CheckpointConfig, ServiceConfig, ServiceKeys, WalletConfig, start,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     Output,
     args::Args,
-    commands::{shutdown_signal, signing_provider},
+    commands::{key_from_env, shutdown_signal, signing_provider},
 };
 
 /// Anvil's first dev account: public knowledge, funded only on devnets.
@@ -84,15 +84,11 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
     };
     let rpc_url =
         rpc_url.unwrap_or_else(|| devnet.as_ref().map(Devnet::rpc_url).unwrap_or_default());
-    let deployer = match std::env::var("CHAPERONE_DEPLOYER_KEY") {
-        Ok(hex) => hex
-            .trim()
-            .parse::<PrivateKeySigner>()
-            .context("CHAPERONE_DEPLOYER_KEY is not a private key")?,
-        Err(_) => ANVIL_KEY_0.parse::<PrivateKeySigner>()?,
+    let deployer = match std::env::var_os("CHAPERONE_DEPLOYER_KEY") {
+        Some(_) => key_from_env("CHAPERONE_DEPLOYER_KEY")?,
+        None => ANVIL_KEY_0.parse::<PrivateKeySigner>()?,
     };
-    let provider = signing_provider(&rpc_url, &deployer).await?;
-    let chain_id = provider.get_chain_id().await?;
+    let (provider, chain_id) = signing_provider(&rpc_url, &deployer).await?;
 
     let state = match previous {
         Some(state) => {
@@ -151,10 +147,8 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
             interval_secs: 2,
             max_records: 10_000,
         },
-        // `up` hands the keys over directly; this source is never read.
-        cosigner: KeySource::Env {
-            env: "CHAPERONE_COSIGNER_KEY".into(),
-        },
+        // `up` hands the keys over directly.
+        cosigner: None,
         operator: None,
         admin_token_env: None,
         wallets: vec![WalletConfig {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chaperone_core::Secp256k1Signer;
 use chaperone_sdk::{Recorder, RecorderConfig};
-use chaperone_server::{CheckpointConfig, KeySource, ServiceConfig, ServiceKeys, start};
+use chaperone_server::{CheckpointConfig, ServiceConfig, ServiceKeys, start};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize]
@@ -79,9 +79,7 @@ async fn main() {
         confirmations: 0,
         audit_log: None,
         checkpoints: CheckpointConfig::default(),
-        cosigner: KeySource::Env {
-            env: "UNUSED".into(),
-        },
+        cosigner: None,
         operator: None,
         admin_token_env: None,
         wallets: vec![],

@@ -23,7 +23,7 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
     transports::http::reqwest::Client,
 };
-use chaperone_chain::{AuditLog, Devnet, deploy};
+use chaperone_chain::{AuditLog, Devnet, create_log, deploy};
 use chaperone_core::{
     B256, Commitment, CommitmentKind, Record, Salt, Secp256k1Signer, SignedBatch,
 };
@@ -37,16 +37,9 @@ const BATCH: usize = 500;
 async fn fresh_store(url: Option<String>) -> Store {
     match url {
         Some(url) => {
-            use sqlx::{Connection, Executor};
-            sqlx::any::install_default_drivers();
             let name = format!("chaperone_ingest_{}", std::process::id());
-            let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
-            admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            let (base, _) = url.rsplit_once('/').unwrap();
-            Store::connect(&format!("{base}/{name}")).await.unwrap()
+            let url = Store::create_database(&url, &name).await.unwrap();
+            Store::connect(&url).await.unwrap()
         }
         None => {
             let path =
@@ -109,17 +102,9 @@ async fn main() {
         .connect_http(devnet.rpc_url().parse().unwrap())
         .erased();
     let deployment = deploy(&provider).await.unwrap();
-    let log_id = AuditLog::new(deployment.audit_log, &provider)
-        .createLog(operator.address())
-        .send()
+    let log_id = create_log(&provider, deployment.audit_log, operator.address())
         .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap()
-        .decoded_log::<AuditLog::LogCreated>()
-        .unwrap()
-        .logId;
+        .unwrap();
 
     let store = fresh_store(std::env::args().nth(1)).await;
     let cosigner = Secp256k1Signer::random().unwrap();

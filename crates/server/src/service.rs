@@ -44,8 +44,9 @@ pub struct ServiceConfig {
     /// When to sign (and anchor) checkpoints.
     #[serde(default)]
     pub checkpoints: CheckpointConfig,
-    /// The co-signer key.
-    pub cosigner: KeySource,
+    /// The co-signer key (required by [`ServiceConfig::load_keys`]; `chaperone up` and tests
+    /// that hand [`ServiceKeys`] to [`start`] directly leave it out).
+    pub cosigner: Option<KeySource>,
     /// The log operator key (signs checkpoints and receipts, pays for anchoring); defaults to
     /// the co-signer key.
     pub operator: Option<KeySource>,
@@ -166,7 +167,7 @@ impl ServiceConfig {
         for wallet in &mut config.wallets {
             rebase(&mut wallet.policy);
         }
-        for key in [Some(&mut config.cosigner), config.operator.as_mut()]
+        for key in [config.cosigner.as_mut(), config.operator.as_mut()]
             .into_iter()
             .flatten()
         {
@@ -207,7 +208,12 @@ pub struct ServiceKeys {
 impl ServiceConfig {
     /// Loads the keys and the admin token the configuration points to.
     pub fn load_keys(&self) -> anyhow::Result<ServiceKeys> {
-        let cosigner = self.cosigner.load().context("loading the co-signer key")?;
+        let cosigner = self
+            .cosigner
+            .as_ref()
+            .context("the configuration has no [cosigner] key source")?
+            .load()
+            .context("loading the co-signer key")?;
         let operator = match &self.operator {
             Some(source) => source.load().context("loading the operator key")?,
             None => cosigner.clone(),

@@ -130,6 +130,24 @@ pub(crate) fn db_time(t: u64) -> i64 {
 }
 
 impl Store {
+    /// Creates the empty PostgreSQL database `name` on the server `server_url` points to and
+    /// returns its URL (for tests and load generators that want a database of their own).
+    pub async fn create_database(server_url: &str, name: &str) -> Result<String> {
+        use sqlx::Connection;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::UnsupportedUrl(format!("database name `{name}`")));
+        }
+        let (base, _) = server_url
+            .rsplit_once('/')
+            .ok_or_else(|| Error::UnsupportedUrl(server_url.to_owned()))?;
+        install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(server_url).await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await?;
+        Ok(format!("{base}/{name}"))
+    }
+
     /// Connects to `sqlite:PATH` (created if missing) or `postgres://…`, and migrates.
     pub async fn connect(url: &str) -> Result<Self> {
         install_default_drivers();

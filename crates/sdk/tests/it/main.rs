@@ -13,9 +13,7 @@ use std::{
 
 use chaperone_core::{Address, Secp256k1Signer};
 use chaperone_sdk::RecorderConfig;
-use chaperone_server::{
-    CheckpointConfig, KeySource, RunningService, ServiceConfig, ServiceKeys, start,
-};
+use chaperone_server::{CheckpointConfig, RunningService, ServiceConfig, ServiceKeys, start};
 
 pub const ADMIN: &str = "sdk-test-admin";
 
@@ -75,9 +73,7 @@ impl Server {
                 interval_secs: 1,
                 max_records: 10_000,
             },
-            cosigner: KeySource::Env {
-                env: "UNUSED".into(),
-            },
+            cosigner: None,
             operator: None,
             admin_token_env: None,
             wallets: vec![],

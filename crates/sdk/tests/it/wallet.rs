@@ -18,6 +18,15 @@ use crate::{ADMIN, Server, temp_file};
 
 const MILLI: u64 = 1_000_000_000_000_000;
 
+/// A payment of `milli` thousandths of an ether.
+fn native(to: Address, milli: u64) -> Payment {
+    Payment {
+        token: None,
+        to,
+        amount: U256::from(milli * MILLI),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
     let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
@@ -104,26 +113,12 @@ verifying_contract = "{token}"
     let balance = || async { provider.get_balance(vendor).await.unwrap() };
 
     // Within policy: co-signed and executed.
-    let executed = payer
-        .pay(Payment {
-            token: None,
-            to: vendor,
-            amount: U256::from(100 * MILLI),
-        })
-        .await
-        .unwrap();
+    let executed = payer.pay(native(vendor, 100)).await.unwrap();
     assert!(executed.gas_used > 0);
     assert_eq!(balance().await, U256::from(100 * MILLI));
 
     // Over the per-payment cap: denied with the reason, nothing moves.
-    match payer
-        .pay(Payment {
-            token: None,
-            to: vendor,
-            amount: U256::from(2_000 * MILLI),
-        })
-        .await
-    {
+    match payer.pay(native(vendor, 2_000)).await {
         Err(Error::Denied { reasons, .. }) => assert!(
             reasons
                 .iter()
@@ -135,26 +130,12 @@ verifying_contract = "{token}"
     assert_eq!(balance().await, U256::from(100 * MILLI));
 
     // Above the approval threshold: pending until an approver says yes, then executed.
-    let pending = match payer
-        .pay(Payment {
-            token: None,
-            to: vendor,
-            amount: U256::from(600 * MILLI),
-        })
-        .await
-    {
+    let pending = match payer.pay(native(vendor, 600)).await {
         Err(Error::Pending(pending)) => *pending,
         other => panic!("expected pending, got {other:?}"),
     };
     // A payment waiting for a human does not block the next one (it takes another nonce key).
-    payer
-        .pay(Payment {
-            token: None,
-            to: vendor,
-            amount: U256::from(10 * MILLI),
-        })
-        .await
-        .unwrap();
+    payer.pay(native(vendor, 10)).await.unwrap();
     let approve = format!(
         "{}/v1/admin/approvals/{}/approve",
         server.url, pending.request_id
@@ -180,25 +161,11 @@ verifying_contract = "{token}"
 
     // The policy would allow 0.1 ETH more, the on-chain backstop (0.73 ETH a day) does not:
     // the revert comes back by name, and the next payment is not stuck behind a nonce gap.
-    match payer
-        .pay(Payment {
-            token: None,
-            to: vendor,
-            amount: U256::from(100 * MILLI),
-        })
-        .await
-    {
+    match payer.pay(native(vendor, 100)).await {
         Err(Error::Chain(reason)) => assert!(reason.contains("BackstopExceeded"), "{reason}"),
         other => panic!("expected the backstop to revert, got {other:?}"),
     }
-    payer
-        .pay(Payment {
-            token: None,
-            to: vendor,
-            amount: U256::from(10 * MILLI),
-        })
-        .await
-        .unwrap();
+    payer.pay(native(vendor, 10)).await.unwrap();
     assert_eq!(balance().await, U256::from(720 * MILLI));
     // Key 0 (packed with the wallet's configuration, no extra storage write) served every
     // payment but the one made while another waited: the revert did not use up its nonce.

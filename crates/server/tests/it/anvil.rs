@@ -8,7 +8,7 @@ use alloy::{
     rpc::types::TransactionRequest,
     sol_types::SolCall,
 };
-use chaperone_chain::{AgentWallet, AgentWalletFactory, Devnet, TestToken, deploy};
+use chaperone_chain::{AgentWallet, Devnet, TestToken, create_wallet, deploy};
 use chaperone_core::{Call, Execute, Secp256k1Signer, policy::Policy};
 use chaperone_server::{AppState, Watcher, app};
 use chaperone_store::{Store, WalletRecord};
@@ -42,19 +42,16 @@ async fn world() -> World {
         Secp256k1Signer::random().unwrap(),
     );
     let owner = devnet.signer(0).address();
-    let factory = AgentWalletFactory::new(deployment.wallet_factory, &provider);
-    let receipt = factory
-        .createWallet(owner, agent.address(), cosigner.address(), B256::ZERO)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let wallet = receipt
-        .decoded_log::<AgentWalletFactory::WalletCreated>()
-        .unwrap()
-        .wallet;
+    let wallet = create_wallet(
+        &provider,
+        deployment.wallet_factory,
+        owner,
+        agent.address(),
+        cosigner.address(),
+        B256::ZERO,
+    )
+    .await
+    .unwrap();
     let contract = AgentWallet::new(wallet, &provider);
     let token = TestToken::deploy(&provider).await.unwrap();
     token

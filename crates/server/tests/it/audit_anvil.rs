@@ -11,7 +11,7 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::{BlockTransactionsKind, Filter},
 };
-use chaperone_chain::{AuditLog, Devnet, deploy};
+use chaperone_chain::{AuditLog, Devnet, create_log, deploy};
 use chaperone_core::{
     CommitmentKind, DisclosedContent, DisclosureBundle, Secp256k1Signer, SignedBatch,
 };
@@ -41,16 +41,9 @@ async fn chain(account: usize) -> Chain {
         .connect_http(devnet.rpc_url().parse().unwrap())
         .erased();
     let deployment = deploy(&provider).await.unwrap();
-    let contract = AuditLog::new(deployment.audit_log, &provider);
-    let receipt = contract
-        .createLog(operator.address())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
+    let log_id = create_log(&provider, deployment.audit_log, operator.address())
         .await
         .unwrap();
-    let log_id = receipt.decoded_log::<AuditLog::LogCreated>().unwrap().logId;
     Chain {
         devnet,
         provider,

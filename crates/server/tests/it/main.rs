@@ -21,7 +21,6 @@ use chaperone_core::{Address, CommitmentKind, Opening, Record, Secp256k1Signer, 
 use chaperone_server::{AppState, app, token_hash};
 use chaperone_store::Store;
 use http_body_util::BodyExt;
-use sqlx::{Connection, Executor};
 use tower::ServiceExt;
 
 pub const NOW: u64 = 1_750_000_000;
@@ -65,17 +64,11 @@ pub fn sqlite_file() -> (std::path::PathBuf, String) {
 /// A fresh PostgreSQL database's URL, or `None` when `CHAPERONE_TEST_PG_URL` is not set.
 pub async fn postgres_url() -> Option<String> {
     let url = std::env::var("CHAPERONE_TEST_PG_URL").ok()?;
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("CHAPERONE_TEST_PG_URL={url} is set but unreachable: {e}"));
-    let name = unique("chaperone_srv");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
+    Some(
+        Store::create_database(&url, &unique("chaperone_srv"))
+            .await
+            .unwrap_or_else(|e| panic!("CHAPERONE_TEST_PG_URL={url} is set but unusable: {e}")),
+    )
 }
 
 /// The service on SQLite, and on PostgreSQL when configured.
