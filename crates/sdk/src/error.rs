@@ -6,6 +6,9 @@ pub enum Error {
     /// The local file (outbox and disclosure store) failed.
     #[error("local store: {0}")]
     Local(#[from] sqlx::Error),
+    /// The local content file (`<data file>-content`) failed.
+    #[error("local content file: {0}")]
+    ContentFile(#[from] std::io::Error),
     /// The local file's migrations failed.
     #[error("local store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -1,7 +1,14 @@
-//! The agent's local SQLite file: its record chain, the durable outbox of signed batches and
-//! the disclosure store of salts and content. Raw content lives here and nowhere else.
+//! The agent's local files: an SQLite file with its record chain, the durable outbox of signed
+//! batches and the disclosure store's salts, and beside it the content file with the records'
+//! raw content. Raw content lives here and nowhere else.
 
-use std::{path::Path, str::FromStr};
+use std::{
+    fs::File,
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use chaperone_core::{Address, B256, BatchReceipt, CommitmentKind, Opening, Salt};
 use sqlx::{
@@ -10,6 +17,8 @@ use sqlx::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
 };
+
+use zeroize::Zeroizing;
 
 use crate::{Error, Result};
 
@@ -42,6 +51,92 @@ pub(crate) struct StoredOpenings {
 #[derive(Debug, Clone)]
 pub(crate) struct LocalStore {
     pool: SqlitePool,
+    content: Arc<ContentFile>,
+}
+
+/// The content file: each batch's input, output and metadata bytes appended in one write,
+/// beside the SQLite file, which keeps where each record's bytes lie. (Through SQLite's
+/// write-ahead log every byte was copied four times and its pages zeroed.) A batch's bytes are
+/// written before the transaction that references them commits; whatever lies past the last
+/// committed batch is cut off when the file is opened.
+#[derive(Debug)]
+struct ContentFile {
+    file: File,
+    /// Where the next batch's content goes: the end of the last committed batch.
+    end: Mutex<u64>,
+}
+
+impl ContentFile {
+    /// `<data file>-content`, like SQLite's own `-wal` beside it.
+    fn path(data_file: &Path) -> PathBuf {
+        let mut name = data_file.as_os_str().to_owned();
+        name.push("-content");
+        PathBuf::from(name)
+    }
+
+    fn open(data_file: &Path, end: u64) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            // Raw model content: readable by the agent's user only.
+            .mode(0o600)
+            .open(Self::path(data_file))?;
+        // Bytes of a batch whose transaction never committed (a crash in between).
+        file.set_len(end)?;
+        Ok(Self {
+            file,
+            end: Mutex::new(end),
+        })
+    }
+
+    fn end(&self) -> u64 {
+        *self.end.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn committed(&self, end: u64) {
+        *self.end.lock().unwrap_or_else(PoisonError::into_inner) = end;
+    }
+
+    /// Positional I/O off the async workers: a batch's content is megabytes.
+    async fn write_at(self: &Arc<Self>, bytes: Zeroizing<Vec<u8>>, offset: u64) -> Result<()> {
+        let content = self.clone();
+        tokio::task::spawn_blocking(move || content.file.write_all_at(&bytes, offset))
+            .await
+            .map_err(|_| Error::Closed)??;
+        Ok(())
+    }
+
+    async fn read_at(self: &Arc<Self>, offset: u64, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+        let content = self.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut bytes = Zeroizing::new(vec![0u8; len]);
+            content
+                .file
+                .read_exact_at(&mut bytes, offset)
+                .map(|()| bytes)
+        })
+        .await
+        .map_err(|_| Error::Closed)??;
+        Ok(bytes)
+    }
+
+    /// Overwrites a range with zeros and waits until that reached the disk.
+    async fn erase(self: &Arc<Self>, offset: u64, len: usize) -> Result<()> {
+        let content = self.clone();
+        tokio::task::spawn_blocking(move || {
+            content.file.write_all_at(&vec![0u8; len], offset)?;
+            content.file.sync_data()
+        })
+        .await
+        .map_err(|_| Error::Closed)??;
+        Ok(())
+    }
+}
+
+fn column_u64(value: Option<i64>) -> Option<u64> {
+    value.and_then(|v| u64::try_from(v).ok())
 }
 
 fn blob_to_b256(bytes: Vec<u8>) -> Result<B256> {
@@ -66,7 +161,14 @@ impl LocalStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/sdk").run(&pool).await?;
-        Ok(Self { pool })
+        let end: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(content_offset + input_len + output_len \
+             + COALESCE(metadata_len, 0)), 0) FROM openings",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let content = Arc::new(ContentFile::open(path, end as u64)?);
+        Ok(Self { pool, content })
     }
 
     /// The agent's next sequence number and last leaf hash, as persisted.
@@ -98,6 +200,29 @@ impl LocalStore {
             _ => return Err(Error::Closed),
         };
         let agent_text = agent.to_string();
+        // Each record's content, in order: input, output, metadata.
+        let start = self.content.end();
+        let mut content = Zeroizing::new(Vec::with_capacity(
+            records
+                .iter()
+                .map(|r| {
+                    r.input.content().len()
+                        + r.output.content().len()
+                        + r.metadata.as_ref().map_or(0, |m| m.content().len())
+                })
+                .sum(),
+        ));
+        let mut offsets = Vec::with_capacity(records.len());
+        for r in records {
+            offsets.push(start + content.len() as u64);
+            content.extend_from_slice(r.input.content());
+            content.extend_from_slice(r.output.content());
+            if let Some(m) = &r.metadata {
+                content.extend_from_slice(m.content());
+            }
+        }
+        let end = start + content.len() as u64;
+        self.content.write_at(content, start).await?;
         let mut tx = self.pool.begin().await?;
         let batch_id: i64 = sqlx::query(
             "INSERT INTO outbox (agent, first_sequence, size, body, created_ms) \
@@ -111,14 +236,15 @@ impl LocalStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        // Multi-row inserts: one statement per 2,000 records (22,000 parameters, below
+        // Multi-row inserts: one statement per 2,000 records (24,000 parameters, below
         // SQLite's 32,766) instead of one round trip to the database thread per record.
-        for chunk in records.chunks(2_000) {
+        for (chunk, offsets) in records.chunks(2_000).zip(offsets.chunks(2_000)) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO openings (leaf_hash, agent, sequence, batch_id, model, input_salt, \
-                 input, output_salt, output, metadata_salt, metadata) ",
+                 output_salt, metadata_salt, content_offset, input_len, output_len, \
+                 metadata_len) ",
             );
-            insert.push_values(chunk, |mut row, r| {
+            insert.push_values(chunk.iter().zip(offsets), |mut row, (r, offset)| {
                 let metadata = r.metadata.as_ref();
                 row.push_bind(r.leaf_hash.as_slice())
                     .push_bind(agent_text.as_str())
@@ -126,11 +252,12 @@ impl LocalStore {
                     .push_bind(batch_id)
                     .push_bind(r.record.model.as_str())
                     .push_bind(r.input.salt().0.as_slice())
-                    .push_bind(r.input.content())
                     .push_bind(r.output.salt().0.as_slice())
-                    .push_bind(r.output.content())
                     .push_bind(metadata.map(|m| m.salt().0.as_slice()))
-                    .push_bind(metadata.map(|m| m.content()));
+                    .push_bind(*offset as i64)
+                    .push_bind(r.input.content().len() as i64)
+                    .push_bind(r.output.content().len() as i64)
+                    .push_bind(metadata.map(|m| m.content().len() as i64));
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -145,6 +272,7 @@ impl LocalStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.content.committed(end);
         Ok(batch_id)
     }
 
@@ -245,15 +373,29 @@ impl LocalStore {
     /// The openings of a record (whatever `forget` left).
     pub(crate) async fn openings(&self, leaf_hash: B256) -> Result<Option<StoredOpenings>> {
         let row = sqlx::query(
-            "SELECT input_salt, input, output_salt, output, metadata_salt, metadata \
-             FROM openings WHERE leaf_hash = $1",
+            "SELECT input_salt, output_salt, metadata_salt, content_offset, input_len, \
+             output_len, metadata_len, input, output, metadata FROM openings WHERE leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let lens = [
+            column_u64(row.try_get(4)?),
+            column_u64(row.try_get(5)?),
+            column_u64(row.try_get(6)?),
+        ];
+        // The record's content lies in one run of the content file: input, output, metadata.
+        let content = match column_u64(row.try_get(3)?) {
+            Some(offset) => {
+                let total = lens.iter().flatten().sum::<u64>() as usize;
+                Some(self.content.read_at(offset, total).await?)
+            }
+            None => None,
+        };
         let mut openings = Vec::new();
         let mut forgotten = false;
+        let mut position = 0;
         for (i, kind) in [
             CommitmentKind::Input,
             CommitmentKind::Output,
@@ -262,14 +404,23 @@ impl LocalStore {
         .into_iter()
         .enumerate()
         {
-            let salt: Option<Vec<u8>> = row.try_get(2 * i)?;
-            let content: Option<Vec<u8>> = row.try_get(2 * i + 1)?;
-            match (salt, content) {
-                (Some(salt), Some(content)) => {
+            let salt: Option<Vec<u8>> = row.try_get(i)?;
+            let bytes = match (&content, lens[i]) {
+                (Some(content), Some(len)) => {
+                    let bytes = content[position..position + len as usize].to_vec();
+                    position += len as usize;
+                    Some(bytes)
+                }
+                (Some(_), None) => None,
+                // A row from before the content file: its content is in the row.
+                (None, _) => row.try_get::<Option<Vec<u8>>, _>(7 + i)?,
+            };
+            match (salt, bytes) {
+                (Some(salt), Some(bytes)) => {
                     let salt: [u8; 32] = salt.try_into().map_err(|_| {
                         Error::Local(sqlx::Error::Decode("a salt is not 32 bytes".into()))
                     })?;
-                    openings.push(Opening::from_parts(kind, Salt(salt), content));
+                    openings.push(Opening::from_parts(kind, Salt(salt), bytes));
                 }
                 (None, None) if kind == CommitmentKind::Metadata => {}
                 _ => forgotten = true,
@@ -281,21 +432,35 @@ impl LocalStore {
         }))
     }
 
-    /// Deletes a record's salts and content (crypto-shredding); false if unknown.
+    /// Deletes a record's salts and overwrites its content (crypto-shredding); false if
+    /// unknown.
     pub(crate) async fn forget(&self, leaf_hash: B256) -> Result<bool> {
-        let done = sqlx::query(
+        let row = sqlx::query(
+            "SELECT content_offset, input_len + output_len + COALESCE(metadata_len, 0) \
+             FROM openings WHERE leaf_hash = $1",
+        )
+        .bind(leaf_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        sqlx::query(
             "UPDATE openings SET input_salt = NULL, input = NULL, output_salt = NULL, \
              output = NULL, metadata_salt = NULL, metadata = NULL WHERE leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
         .execute(&self.pool)
         .await?;
+        if let (Some(offset), Some(len)) =
+            (column_u64(row.try_get(0)?), column_u64(row.try_get(1)?))
+        {
+            self.content.erase(offset, len as usize).await?;
+        }
         // The write-ahead log still holds the page as it was before: fold it into the
         // database (where secure_delete zeroed the old content) and empty it.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     /// The local records of an agent, oldest first: (sequence, leaf hash, model).

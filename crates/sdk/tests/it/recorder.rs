@@ -142,6 +142,47 @@ async fn outbox_redelivers_after_an_outage_exactly_once() {
 }
 
 #[tokio::test]
+async fn content_is_appended_once_and_a_torn_batch_is_cut_off_on_reopening() {
+    let data = temp_file("agent");
+    let content_file = data.with_extension("db-content");
+    let key = Secp256k1Signer::random().unwrap();
+    let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key.clone())
+        .await
+        .unwrap();
+    recorder.record("m", b"in-0", b"out-0", None).await.unwrap();
+    recorder
+        .record("m", b"in-1", b"out-1", Some(b"meta-1"))
+        .await
+        .unwrap();
+    within("flush", recorder.flush()).await.unwrap();
+    recorder.shutdown().await.unwrap();
+    // A crash after a batch's content was written but before its transaction committed.
+    let mut torn = std::fs::read(&content_file).unwrap();
+    torn.extend_from_slice(b"uncommitted");
+    std::fs::write(&content_file, torn).unwrap();
+
+    let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key)
+        .await
+        .unwrap();
+    recorder.record("m", b"in-2", b"out-2", None).await.unwrap();
+    within("flush", recorder.flush()).await.unwrap();
+    assert_eq!(
+        std::fs::read(&content_file).unwrap(),
+        b"in-0out-0in-1out-1meta-1in-2out-2",
+        "each record's content once, in order, without the torn batch"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&content_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "raw content is private to its user");
+    }
+}
+
+#[tokio::test]
 async fn a_full_outbox_makes_record_wait_instead_of_growing() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -244,10 +285,16 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
         other => panic!("expected Forgotten, got {other:?}"),
     }
     recorder.shutdown().await.unwrap();
-    // secure_delete overwrote the content in the file itself.
+    // secure_delete overwrote the salts in the SQLite file itself, forget the content in the
+    // content file.
     let local_bytes = std::fs::read(&data).unwrap();
     let wal = std::fs::read(data.with_extension("db-wal")).unwrap_or_default();
-    for bytes in [&local_bytes, &wal] {
+    let content = std::fs::read(data.with_extension("db-content")).unwrap();
+    assert!(
+        content.windows(6).any(|w| w == b"second"),
+        "the content file holds the other record's content"
+    );
+    for bytes in [&local_bytes, &wal, &content] {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret),
             "the secret survived forget"
