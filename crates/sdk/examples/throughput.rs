@@ -1,7 +1,8 @@
 //! Load generator for the SDK: `cargo run --release -p chaperone-sdk --example throughput`.
 //!
 //! Starts a Chaperone server in this process on loopback (SQLite, or PostgreSQL with
-//! `--database postgres://…`), then, as an agent, records `--records N` model calls (default
+//! `--database postgres://…`, where it creates a fresh database `chaperone_throughput_PID`),
+//! then, as an agent, records `--records N` model calls (default
 //! 200,000) with 1 KiB of input and output each, and reports:
 //! - the hot-path latency of `record` (p50/p99/p99.9), timed one call at a time in bursts the
 //!   queue holds (the outbox is flushed between bursts, untimed): for the SDK alone (its
@@ -69,8 +70,16 @@ async fn main() {
     }
     let dir = std::env::temp_dir().join(format!("chaperone_throughput_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let database =
-        database.unwrap_or_else(|| format!("sqlite:{}?mode=rwc", dir.join("server.db").display()));
+    // A fresh database every run: a log that grew over earlier runs would skew the figures.
+    let database = match database {
+        Some(server) => {
+            let name = format!("chaperone_throughput_{}", std::process::id());
+            chaperone_store::Store::create_database(&server, &name)
+                .await
+                .unwrap()
+        }
+        None => format!("sqlite:{}?mode=rwc", dir.join("server.db").display()),
+    };
     let config = ServiceConfig {
         database: database.clone(),
         chain_id: 31337,

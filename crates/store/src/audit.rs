@@ -1,12 +1,14 @@
-//! The audit log's persistence: the RFC 9162 tree (frontier and perfect-subtree nodes), records
-//! and their signed batches, per-agent chains, checkpoints and anchors.
+//! The audit log's persistence: the RFC 9162 tree (frontier and the roots of perfect subtrees
+//! of 64 leaves and more), records and their signed batches, per-agent chains, checkpoints and
+//! anchors.
 //!
 //! The log has one writer at a time: [`Store::append_batch`] locks the single `log_state` row
 //! (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), so several server replicas can
 //! ingest into one PostgreSQL log without forking it. Proofs read the O(log n) nodes a
-//! [`ProofPlan`] names in one query.
+//! [`ProofPlan`] names in one query, and hash the smaller subtrees from at most two 64-leaf
+//! tiles of leaf hashes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map::Entry};
 
 use chaperone_core::{
     Address, B256, BatchMembership, ConsistencyProof, Frontier, InclusionProof, MerkleLog, NodeId,
@@ -123,6 +125,11 @@ pub struct UnloggedDecision {
     pub decision: String,
 }
 
+/// The lowest level of the tree kept in `log_nodes`: subtrees of 64 leaves and more. Smaller
+/// ones are hashed from the records' leaf hashes when a proof needs them (at most 63 leaves per
+/// node), so ingestion writes one node row per 32 records instead of two per record.
+const STORED_LEVEL: u8 = 6;
+
 fn node_key(id: NodeId) -> i64 {
     // level < 64 and index < 2^56 for any log this side of 72 quadrillion leaves.
     ((i64::from(id.level)) << 56) | (id.index as i64)
@@ -139,6 +146,7 @@ fn to_u64(n: i64, what: &str) -> Result<u64> {
 /// Runs a multi-row INSERT of `rows` (each a list of text/integer values) in chunks.
 async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     head: &str,
     columns: usize,
     rows: &[Vec<Value>],
@@ -157,9 +165,17 @@ async fn insert_rows(
                 if c > 0 {
                     sql.push(',');
                 }
-                n += 1;
-                sql.push('$');
-                sql.push_str(&n.to_string());
+                // SQLite gets anonymous `?`s: sqlx looks up every numbered parameter by name,
+                // a linear scan in SQLite, so `$N` made a 4,500-parameter INSERT quadratic
+                // (a third of the CPU of the whole ingestion went there).
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        n += 1;
+                        sql.push('$');
+                        sql.push_str(&n.to_string());
+                    }
+                }
             }
             sql.push(')');
         }
@@ -281,6 +297,9 @@ impl Store {
         let mut nodes = Vec::with_capacity(leaves.len() * 2);
         for leaf in leaves {
             frontier.push(*leaf, |id, hash| {
+                if id.level < STORED_LEVEL {
+                    return;
+                }
                 nodes.push(vec![
                     Value::Int(node_key(id)),
                     Value::Text(hash.to_string()),
@@ -316,13 +335,21 @@ impl Store {
         }
         insert_rows(
             &mut tx,
+            self.backend,
             "INSERT INTO records (leaf_index, leaf_hash, agent, sequence, timestamp_ms, model, \
              encoded, batch_root, batch_index)",
             9,
             &rows,
         )
         .await?;
-        insert_rows(&mut tx, "INSERT INTO log_nodes (node_key, hash)", 2, &nodes).await?;
+        insert_rows(
+            &mut tx,
+            self.backend,
+            "INSERT INTO log_nodes (node_key, hash)",
+            2,
+            &nodes,
+        )
+        .await?;
 
         let last = batch.records.last().unwrap_or(first);
         let last_leaf = *leaves.last().unwrap_or(&B256::ZERO);
@@ -396,18 +423,20 @@ impl Store {
         Ok((size, frontier.root()))
     }
 
-    /// Fetches a plan's nodes in one query and folds them.
+    /// Fetches a plan's nodes (stored ones in one query, smaller ones hashed from their
+    /// leaves, one query per 64-leaf tile) and folds them.
     async fn resolve(&self, plan: &ProofPlan) -> Result<Vec<B256>> {
-        let ids: Vec<NodeId> = plan.node_ids().collect();
-        let mut nodes = HashMap::with_capacity(ids.len());
-        if !ids.is_empty() {
-            let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let (stored, small): (Vec<NodeId>, Vec<NodeId>) =
+            plan.node_ids().partition(|id| id.level >= STORED_LEVEL);
+        let mut nodes = HashMap::with_capacity(stored.len() + small.len());
+        if !stored.is_empty() {
+            let placeholders: Vec<String> = (1..=stored.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT node_key, hash FROM log_nodes WHERE node_key IN ({})",
                 placeholders.join(",")
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in &ids {
+            for id in &stored {
                 query = query.bind(node_key(*id));
             }
             for row in query.fetch_all(&self.reader).await? {
@@ -418,6 +447,24 @@ impl Store {
                 );
             }
         }
+        let mut tiles: HashMap<u64, Vec<B256>> = HashMap::new();
+        for id in small {
+            let first = id.index << id.level;
+            let tile = first >> STORED_LEVEL;
+            let tile_leaves = match tiles.entry(tile) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert(self.tile_leaves(tile).await?),
+            };
+            let offset = (first - (tile << STORED_LEVEL)) as usize;
+            let Some(leaves) = tile_leaves.get(offset..offset + (1 << id.level)) else {
+                continue; // reported as missing by `assemble`
+            };
+            let mut subtree = MerkleLog::new();
+            for leaf in leaves {
+                subtree.append_leaf_hash(*leaf);
+            }
+            nodes.insert(node_key(id), subtree.root());
+        }
         Ok(plan.assemble(|id| {
             nodes
                 .get(&node_key(id))
@@ -427,6 +474,22 @@ impl Store {
                     index: id.index,
                 })
         })?)
+    }
+
+    /// The leaf hashes of a 64-leaf tile, in order (fewer at the log's right edge).
+    async fn tile_leaves(&self, tile: u64) -> Result<Vec<B256>> {
+        let first = to_i64(tile << STORED_LEVEL, "tile")?;
+        let rows = sqlx::query(
+            "SELECT leaf_hash FROM records WHERE leaf_index >= $1 AND leaf_index < $2 \
+             ORDER BY leaf_index",
+        )
+        .bind(first)
+        .bind(first + (1 << STORED_LEVEL))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|row| parse(&row.try_get::<String, _>(0)?, "leaf hash"))
+            .collect()
     }
 
     async fn check_size(&self, size: u64) -> Result<()> {

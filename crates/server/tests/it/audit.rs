@@ -168,6 +168,11 @@ async fn proofs_come_from_the_stored_tree_and_verify_against_signed_checkpoints(
                 assert_eq!(ingest(&s, &batch).await.0, StatusCode::CREATED);
             }
         }
+        // Past 256 leaves: proofs then combine stored subtrees (64 leaves and up) with
+        // smaller ones hashed from the leaves, across several tiles.
+        let batch = agents[0].batch(200, "m");
+        leaves.extend(batch.leaf_hashes().unwrap());
+        assert_eq!(ingest(&s, &batch).await.0, StatusCode::CREATED);
         let n = leaves.len() as u64;
         let (status, body) = call(
             &s.router,
@@ -218,7 +223,7 @@ async fn proofs_come_from_the_stored_tree_and_verify_against_signed_checkpoints(
             assert!(proof["anchor"].is_null(), "no chain, no anchor");
         }
         // Consistency proofs from the database match the in-memory tree's.
-        for m in [1, 5, 17, n - 1] {
+        for m in [1, 5, 17, 63, 64, 65, 128, 200, 256, n - 1] {
             assert_eq!(
                 s.store.consistency_proof(m, n).await.unwrap(),
                 tree.consistency_proof(m, n).unwrap()
