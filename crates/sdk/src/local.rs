@@ -48,6 +48,8 @@ pub(crate) struct StoredOpenings {
     pub(crate) forgotten: bool,
 }
 
+/// Queries find a record by its leaf hash through the index on the hash's first 8 bytes
+/// (`substr(leaf_hash, 1, 8)`, migration 0003), then compare the whole hash.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalStore {
     pool: SqlitePool,
@@ -356,7 +358,8 @@ impl LocalStore {
         let row = sqlx::query(
             "SELECT o.receipt, r.sequence - o.first_sequence FROM openings r \
              JOIN outbox o ON o.batch_id = r.batch_id \
-             WHERE r.leaf_hash = $1 AND o.receipt IS NOT NULL",
+             WHERE substr(r.leaf_hash, 1, 8) = substr($1, 1, 8) AND r.leaf_hash = $1 \
+             AND o.receipt IS NOT NULL",
         )
         .bind(leaf_hash.as_slice())
         .fetch_optional(&self.pool)
@@ -374,7 +377,8 @@ impl LocalStore {
     pub(crate) async fn openings(&self, leaf_hash: B256) -> Result<Option<StoredOpenings>> {
         let row = sqlx::query(
             "SELECT input_salt, output_salt, metadata_salt, content_offset, input_len, \
-             output_len, metadata_len, input, output, metadata FROM openings WHERE leaf_hash = $1",
+             output_len, metadata_len, input, output, metadata FROM openings \
+             WHERE substr(leaf_hash, 1, 8) = substr($1, 1, 8) AND leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
         .fetch_optional(&self.pool)
@@ -437,7 +441,7 @@ impl LocalStore {
     pub(crate) async fn forget(&self, leaf_hash: B256) -> Result<bool> {
         let row = sqlx::query(
             "SELECT content_offset, input_len + output_len + COALESCE(metadata_len, 0) \
-             FROM openings WHERE leaf_hash = $1",
+             FROM openings WHERE substr(leaf_hash, 1, 8) = substr($1, 1, 8) AND leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
         .fetch_optional(&self.pool)
@@ -445,7 +449,8 @@ impl LocalStore {
         let Some(row) = row else { return Ok(false) };
         sqlx::query(
             "UPDATE openings SET input_salt = NULL, input = NULL, output_salt = NULL, \
-             output = NULL, metadata_salt = NULL, metadata = NULL WHERE leaf_hash = $1",
+             output = NULL, metadata_salt = NULL, metadata = NULL \
+             WHERE substr(leaf_hash, 1, 8) = substr($1, 1, 8) AND leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
         .execute(&self.pool)
