@@ -1,7 +1,7 @@
 //! Load generator for the SDK: `cargo run --release -p chaperone-sdk --example throughput`.
 //!
 //! Starts a Chaperone server in this process on loopback (SQLite, or PostgreSQL with
-//! `--database postgres://…`, where it creates a fresh database `chaperone_throughput_PID`),
+//! `--database postgres://…`, in a fresh database `chaperone_throughput_PID` dropped at the end),
 //! then, as an agent, records `--records N` model calls (default
 //! 200,000) with 1 KiB of input and output each, and reports:
 //! - the hot-path latency of `record` (p50/p99/p99.9), timed one call at a time in bursts the
@@ -58,12 +58,12 @@ fn report(what: &str, latencies: &mut Vec<Duration>) {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut records, mut database, mut batch) = (200_000u64, None, 5_000usize);
+    let (mut records, mut server, mut batch) = (200_000u64, None, 5_000usize);
     while let Some(flag) = args.next() {
         let value = args.next().expect("every flag takes a value");
         match flag.as_str() {
             "--records" => records = value.parse().unwrap(),
-            "--database" => database = Some(value),
+            "--database" => server = Some(value),
             "--batch" => batch = value.parse().unwrap(),
             other => panic!("unknown flag {other}"),
         }
@@ -71,10 +71,10 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("chaperone_throughput_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A fresh database every run: a log that grew over earlier runs would skew the figures.
-    let database = match database {
+    let database = match &server {
         Some(server) => {
             let name = format!("chaperone_throughput_{}", std::process::id());
-            chaperone_store::Store::create_database(&server, &name)
+            chaperone_store::Store::create_database(server, &name)
                 .await
                 .unwrap()
         }
@@ -164,4 +164,15 @@ async fn main() {
         records as f64 / delivered.as_secs_f64()
     );
     std::fs::remove_dir_all(&dir).ok();
+    if let Some(server) = server {
+        use sqlx::{Connection, Executor};
+        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+        let name = format!("chaperone_throughput_{}", std::process::id());
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE {name} WITH (FORCE)"
+            )))
+            .await
+            .unwrap();
+    }
 }

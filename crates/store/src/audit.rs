@@ -538,11 +538,14 @@ impl Store {
 
     /// A logged record by its leaf hash.
     pub async fn record(&self, leaf_hash: B256) -> Result<Option<LoggedRecord>> {
-        let row =
-            sqlx::query("SELECT leaf_index, encoded, batch_root FROM records WHERE leaf_hash = $1")
-                .bind(leaf_hash.to_string())
-                .fetch_optional(&self.reader)
-                .await?;
+        // Through the index on the hash's first 8 bytes (migration 0003).
+        let row = sqlx::query(
+            "SELECT leaf_index, encoded, batch_root FROM records \
+             WHERE substr(leaf_hash, 1, 18) = substr($1, 1, 18) AND leaf_hash = $1",
+        )
+        .bind(leaf_hash.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
         row.map(|row| {
             Ok(LoggedRecord {
                 index: to_u64(row.try_get(0)?, "leaf index")?,
@@ -558,7 +561,8 @@ impl Store {
     pub async fn batch_membership(&self, leaf_hash: B256) -> Result<Option<BatchMembership>> {
         let Some(row) = sqlx::query(
             "SELECT r.batch_root, r.batch_index, b.signature FROM records r \
-             JOIN record_batches b ON b.batch_root = r.batch_root WHERE r.leaf_hash = $1",
+             JOIN record_batches b ON b.batch_root = r.batch_root \
+             WHERE substr(r.leaf_hash, 1, 18) = substr($1, 1, 18) AND r.leaf_hash = $1",
         )
         .bind(leaf_hash.to_string())
         .fetch_optional(&self.reader)
