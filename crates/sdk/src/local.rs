@@ -49,7 +49,8 @@ pub(crate) struct StoredOpenings {
 }
 
 /// Queries find a record by its leaf hash through the index on the hash's first 8 bytes
-/// (`substr(leaf_hash, 1, 8)`, migration 0003), then compare the whole hash.
+/// (`substr(leaf_hash, 1, 8)`, migration 0003; bound as a parameter of its own, as SQLite uses
+/// an expression index only against a value), then compare the whole hash.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalStore {
     pool: SqlitePool,
@@ -358,10 +359,11 @@ impl LocalStore {
         let row = sqlx::query(
             "SELECT o.receipt, r.sequence - o.first_sequence FROM openings r \
              JOIN outbox o ON o.batch_id = r.batch_id \
-             WHERE substr(r.leaf_hash, 1, 8) = substr($1, 1, 8) AND r.leaf_hash = $1 \
+             WHERE substr(r.leaf_hash, 1, 8) = $2 AND r.leaf_hash = $1 \
              AND o.receipt IS NOT NULL",
         )
         .bind(leaf_hash.as_slice())
+        .bind(&leaf_hash[..8])
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
@@ -378,9 +380,10 @@ impl LocalStore {
         let row = sqlx::query(
             "SELECT input_salt, output_salt, metadata_salt, content_offset, input_len, \
              output_len, metadata_len, input, output, metadata FROM openings \
-             WHERE substr(leaf_hash, 1, 8) = substr($1, 1, 8) AND leaf_hash = $1",
+             WHERE substr(leaf_hash, 1, 8) = $2 AND leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
+        .bind(&leaf_hash[..8])
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -441,18 +444,20 @@ impl LocalStore {
     pub(crate) async fn forget(&self, leaf_hash: B256) -> Result<bool> {
         let row = sqlx::query(
             "SELECT content_offset, input_len + output_len + COALESCE(metadata_len, 0) \
-             FROM openings WHERE substr(leaf_hash, 1, 8) = substr($1, 1, 8) AND leaf_hash = $1",
+             FROM openings WHERE substr(leaf_hash, 1, 8) = $2 AND leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
+        .bind(&leaf_hash[..8])
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(false) };
         sqlx::query(
             "UPDATE openings SET input_salt = NULL, input = NULL, output_salt = NULL, \
              output = NULL, metadata_salt = NULL, metadata = NULL \
-             WHERE substr(leaf_hash, 1, 8) = substr($1, 1, 8) AND leaf_hash = $1",
+             WHERE substr(leaf_hash, 1, 8) = $2 AND leaf_hash = $1",
         )
         .bind(leaf_hash.as_slice())
+        .bind(&leaf_hash[..8])
         .execute(&self.pool)
         .await?;
         if let (Some(offset), Some(len)) =

@@ -541,9 +541,10 @@ impl Store {
         // Through the index on the hash's first 8 bytes (migration 0003).
         let row = sqlx::query(
             "SELECT leaf_index, encoded, batch_root FROM records \
-             WHERE substr(leaf_hash, 1, 18) = substr($1, 1, 18) AND leaf_hash = $1",
+             WHERE substr(leaf_hash, 1, 18) = $2 AND leaf_hash = $1",
         )
         .bind(leaf_hash.to_string())
+        .bind(leaf_prefix(leaf_hash))
         .fetch_optional(&self.reader)
         .await?;
         row.map(|row| {
@@ -562,9 +563,10 @@ impl Store {
         let Some(row) = sqlx::query(
             "SELECT r.batch_root, r.batch_index, b.signature FROM records r \
              JOIN record_batches b ON b.batch_root = r.batch_root \
-             WHERE substr(r.leaf_hash, 1, 18) = substr($1, 1, 18) AND r.leaf_hash = $1",
+             WHERE substr(r.leaf_hash, 1, 18) = $2 AND r.leaf_hash = $1",
         )
         .bind(leaf_hash.to_string())
+        .bind(leaf_prefix(leaf_hash))
         .fetch_optional(&self.reader)
         .await?
         else {
@@ -799,6 +801,12 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// What the index on records' leaf hashes holds: `0x` and the hash's first 8 bytes in hex.
+/// Bound as its own parameter: SQLite uses an expression index only against a value.
+fn leaf_prefix(leaf_hash: B256) -> String {
+    leaf_hash.to_string()[..18].to_owned()
 }
 
 fn decode_record(encoded: &str) -> Result<Record> {
