@@ -12,21 +12,21 @@ use std::{
 };
 
 use chaperone_core::{
-    Address, B256, BatchReceipt, CommitmentKind, Opening, Record, Salt, Secp256k1Signer,
+    Address, B256, BatchReceipt, Commitment, CommitmentKind, Record, Salt, Secp256k1Signer,
     SignedBatch,
 };
 use serde::Deserialize;
 use tokio::{
-    sync::{Notify, mpsc, watch},
+    sync::{Notify, Semaphore, watch},
     task::JoinHandle,
 };
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{
     Disclosure, Error, Result,
     api::{Api, refused},
     disclosure::ProofResponse,
-    local::{LocalStore, OutboxBatch, PendingRecord},
+    local::{LocalStore, OutboxBatch, Stage, StagedRecord},
 };
 
 /// How the recorder batches, buffers and retries.
@@ -106,9 +106,21 @@ pub struct Progress {
     pub rejected: Option<(i64, String)>,
 }
 
+/// The end of the agent's chain and the records staged after it, under one lock: sequence
+/// numbers are taken and records staged in one step, so the stage's order is the chain's.
 struct Head {
     next: u64,
     previous: B256,
+    stage: Stage,
+}
+
+/// What `record` and the batcher share besides the head.
+struct Staging {
+    /// Free places in the stage: `record` takes one, the batcher returns those it takes.
+    /// Closed when the batcher stops, so that `record` fails instead of waiting forever.
+    space: Semaphore,
+    /// Wakes the batcher when a record arrives in an empty stage.
+    arrived: Notify,
 }
 
 /// Undelivered records in the outbox, shared by the batcher (which waits while it is full)
@@ -123,8 +135,8 @@ struct Backlog {
 /// dropped are lost, while those already in the outbox are delivered by the next `open`.
 pub struct Recorder {
     agent: Address,
-    head: Mutex<Head>,
-    queue: mpsc::Sender<PendingRecord>,
+    head: Arc<Mutex<Head>>,
+    staging: Arc<Staging>,
     progress: watch::Receiver<Progress>,
     local: LocalStore,
     api: Api,
@@ -171,8 +183,18 @@ impl Recorder {
         });
         let wake = Arc::new(Notify::new());
         let api = Api::new(&config.server_url);
-        let (queue, receiver) = mpsc::channel(config.queue.max(1));
+        let head = Arc::new(Mutex::new(Head {
+            next,
+            previous,
+            stage: Stage::default(),
+        }));
+        let staging = Arc::new(Staging {
+            space: Semaphore::new(config.queue.max(1)),
+            arrived: Notify::new(),
+        });
         let batcher = Batcher {
+            head: head.clone(),
+            staging: staging.clone(),
             key,
             local: local.clone(),
             config: config.clone(),
@@ -189,14 +211,11 @@ impl Recorder {
             backlog,
             wake,
         };
-        let tasks = vec![
-            tokio::spawn(batcher.run(receiver)),
-            tokio::spawn(deliverer.run()),
-        ];
+        let tasks = vec![tokio::spawn(batcher.run()), tokio::spawn(deliverer.run())];
         Ok(Self {
             agent,
-            head: Mutex::new(Head { next, previous }),
-            queue,
+            head,
+            staging,
             progress,
             local,
             api,
@@ -220,43 +239,53 @@ impl Recorder {
         metadata: Option<&[u8]>,
     ) -> Result<Recorded> {
         // All salts from one call to the OS's CSPRNG (one system call, not three).
-        let mut salts = [0u8; 96];
-        getrandom::fill(&mut salts).map_err(|_| Error::Core(chaperone_core::Error::Random))?;
+        let mut random = [0u8; 96];
+        getrandom::fill(&mut random).map_err(|_| Error::Core(chaperone_core::Error::Random))?;
         let salt = |i: usize| {
             let mut bytes = [0u8; 32];
-            bytes.copy_from_slice(&salts[32 * i..32 * (i + 1)]);
+            bytes.copy_from_slice(&random[32 * i..32 * (i + 1)]);
             Salt(bytes)
         };
-        let input = Opening::from_parts(CommitmentKind::Input, salt(0), input.to_vec());
-        let output = Opening::from_parts(CommitmentKind::Output, salt(1), output.to_vec());
-        let metadata =
-            metadata.map(|m| Opening::from_parts(CommitmentKind::Metadata, salt(2), m.to_vec()));
-        salts.zeroize();
-        let permit = self.queue.reserve().await.map_err(|_| Error::Closed)?;
-        // Sequence numbers are taken and the record enqueued under one lock, so the queue's
-        // order is the chain's order even when many tasks record at once.
+        let salts = [salt(0), salt(1), salt(2)];
+        random.zeroize();
+        let input_commitment = Commitment::compute(CommitmentKind::Input, &salts[0], input);
+        let output_commitment = Commitment::compute(CommitmentKind::Output, &salts[1], output);
+        let metadata_commitment =
+            metadata.map(|m| Commitment::compute(CommitmentKind::Metadata, &salts[2], m));
+        self.staging
+            .space
+            .acquire()
+            .await
+            .map_err(|_| Error::Closed)?
+            .forget();
         let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
         let record = Record {
             agent: self.agent,
             sequence: head.next,
             timestamp_ms: now_ms(),
             model: model.to_owned(),
-            input: input.commitment(),
-            output: output.commitment(),
-            metadata: metadata.as_ref().map(Opening::commitment),
+            input: input_commitment,
+            output: output_commitment,
+            metadata: metadata_commitment,
             previous: head.previous,
         };
-        let leaf_hash = record.leaf_hash()?;
+        let leaf_hash = match record.leaf_hash() {
+            Ok(leaf_hash) => leaf_hash,
+            Err(e) => {
+                drop(head);
+                self.staging.space.add_permits(1);
+                return Err(e.into());
+            }
+        };
         head.next += 1;
         head.previous = leaf_hash;
-        permit.send(PendingRecord {
-            record: record.clone(),
-            leaf_hash,
-            input,
-            output,
-            metadata,
-        });
+        let was_empty = head.stage.records.is_empty();
+        head.stage
+            .push(record.clone(), leaf_hash, salts, input, output, metadata);
         drop(head);
+        if was_empty {
+            self.staging.arrived.notify_one();
+        }
         Ok(Recorded { record, leaf_hash })
     }
 
@@ -374,6 +403,7 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        self.staging.space.close();
         for task in &self.tasks {
             task.abort();
         }
@@ -381,6 +411,8 @@ impl Drop for Recorder {
 }
 
 struct Batcher {
+    head: Arc<Mutex<Head>>,
+    staging: Arc<Staging>,
     key: Secp256k1Signer,
     local: LocalStore,
     config: RecorderConfig,
@@ -389,38 +421,66 @@ struct Batcher {
     wake: Arc<Notify>,
 }
 
+/// Closes the stage when the batcher stops (returns, panics or is aborted): `record` then
+/// fails with `Closed` instead of waiting for space that never comes.
+struct CloseOnDrop(Arc<Staging>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.space.close();
+    }
+}
+
 impl Batcher {
-    async fn run(self, mut receiver: mpsc::Receiver<PendingRecord>) {
-        let mut batch = Vec::with_capacity(self.config.max_batch);
+    fn staged(&self) -> usize {
+        self.head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stage
+            .records
+            .len()
+    }
+
+    async fn run(self) {
+        let _close = CloseOnDrop(self.staging.clone());
+        let mut taken = Stage::default();
         loop {
-            // Backpressure: while the outbox is full, leave records in the queue, which fills
+            // Backpressure: while the outbox is full, leave records staged; the stage fills
             // and makes `record` wait.
             while self.backlog.records.load(Ordering::Acquire) >= self.config.max_undelivered {
                 self.backlog.drained.notified().await;
             }
-            let Some(first) = receiver.recv().await else {
-                return;
-            };
-            batch.push(first);
+            while self.staged() == 0 {
+                self.staging.arrived.notified().await;
+            }
             // Sleep through the linger instead of waking per record: records arriving now
-            // are sent without waking anyone, so the hot path never pays for a wake-up.
-            if receiver.len() + 1 < self.config.max_batch && !self.config.linger.is_zero() {
+            // are staged without waking anyone, so the hot path never pays for a wake-up.
+            if self.staged() < self.config.max_batch && !self.config.linger.is_zero() {
                 tokio::time::sleep(self.config.linger).await;
             }
-            while batch.len() < self.config.max_batch {
-                match receiver.try_recv() {
-                    Ok(record) => batch.push(record),
-                    Err(_) => break,
-                }
+            std::mem::swap(
+                &mut self
+                    .head
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .stage,
+                &mut taken,
+            );
+            self.staging.space.add_permits(taken.records.len());
+            // Shared with the blocking threads that write it to the content file; back to
+            // one owner once every batch is persisted, and kept for the next swap.
+            let content = Arc::new(std::mem::take(&mut taken.content));
+            for batch in taken.records.chunks(self.config.max_batch.max(1)) {
+                self.persist(batch, &content).await;
             }
-            self.persist(&batch).await;
-            batch.clear();
+            taken.content = Arc::try_unwrap(content).unwrap_or_default();
+            taken.clear();
         }
     }
 
     /// Signs and persists one batch, retrying the local write until it succeeds (the records
     /// exist nowhere else).
-    async fn persist(&self, batch: &[PendingRecord]) {
+    async fn persist(&self, batch: &[StagedRecord], content: &Arc<Zeroizing<Vec<u8>>>) {
         let records: Vec<Record> = batch.iter().map(|p| p.record.clone()).collect();
         let body = match SignedBatch::sign(records, &self.key)
             .map_err(Error::from)
@@ -438,7 +498,7 @@ impl Batcher {
         let mut wait = self.config.retry.0;
         while let Err(e) = self
             .local
-            .persist_batch(self.key.address(), batch, &body, now_ms())
+            .persist_batch(self.key.address(), batch, content, &body, now_ms())
             .await
         {
             tracing::warn!(error = %e, "writing the outbox failed; retrying");
