@@ -1,6 +1,6 @@
 //! Criterion benchmark of the SDK's hot path: `cargo bench -p chaperone-sdk --bench sdk`.
 //! `Recorder::record` with 1 KiB of input and 1 KiB of output: two salted commitments, the
-//! record's leaf hash and the enqueue. Batching, signing, the outbox and delivery run in the
+//! record's leaf hash and staging. Batching, signing, the outbox and delivery run in the
 //! background and are not timed (the load generator `examples/throughput.rs` measures them).
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -54,7 +54,7 @@ fn record(c: &mut Criterion) {
     });
     g.finish();
     drop(recorder);
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-content"] {
         std::fs::remove_file(format!("{}{suffix}", data.display())).ok();
     }
 }

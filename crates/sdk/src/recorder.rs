@@ -43,13 +43,15 @@ use crate::{
 pub struct RecorderConfig {
     /// The Chaperone server, e.g. `http://127.0.0.1:8080`.
     pub server_url: String,
-    /// The local SQLite file (outbox and disclosure store); created if missing.
+    /// The local SQLite file (outbox and disclosure store); created if missing. The records'
+    /// content goes to `<data_file>-content` beside it.
     pub data_file: PathBuf,
     /// The most records in one signed batch (the server takes at most 10,000 and 8 MiB).
     pub max_batch: usize,
     /// How long a batch waits for more records once it has one.
     pub linger: Duration,
-    /// Records held in memory before they are persisted; `record` waits when it is full.
+    /// Records staged in memory until the batcher takes them; `record` waits when it is full.
+    /// (Those taken are held too until persisted, so at most twice this many are in memory.)
     pub queue: usize,
     /// Undelivered records the outbox may hold (while the server is away) before `record`
     /// waits: backpressure, not unbounded growth.
