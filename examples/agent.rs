@@ -6,7 +6,7 @@
 //! ```
 //!
 //! It reads `.chaperone/devnet.json` (or `--devnet FILE`), keeps its outbox and disclosure
-//! store in `.chaperone/agent.db`, and:
+//! store in `.chaperone/agent.db` (the content in `.chaperone/agent.db-content`), and:
 //! 1. logs `--calls N` model calls (default 100; `--pace-ms MS` between them), committing to
 //!    each prompt and answer (the content never leaves this process);
 //! 2. pays: 0.01 ETH (co-signed and executed), 0.5 ETH (denied: over the per-payment cap),
