@@ -17,7 +17,6 @@ use sqlx::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
 };
-
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::{Error, Result};
@@ -48,10 +47,20 @@ impl StagedRecord {
 /// per record: with glibc's allocator, the batcher freeing what the caller's thread had
 /// allocated made the caller's next allocations wait for the arena lock, and tripled the p99
 /// of `record`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Stage {
     pub(crate) records: Vec<StagedRecord>,
     pub(crate) content: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Stage {
+    // Sizes only: the content is raw model input and output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stage")
+            .field("records", &self.records.len())
+            .field("content_bytes", &self.content.len())
+            .finish()
+    }
 }
 
 impl Stage {

@@ -405,7 +405,6 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        self.staging.space.close();
         for task in &self.tasks {
             task.abort();
         }
