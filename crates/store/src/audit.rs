@@ -5,8 +5,8 @@
 //! The log has one writer at a time: [`Store::append_batch`] locks the single `log_state` row
 //! (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), so several server replicas can
 //! ingest into one PostgreSQL log without forking it. Proofs read the O(log n) nodes a
-//! [`ProofPlan`] names in one query, and hash the smaller subtrees from at most two 64-leaf
-//! tiles of leaf hashes.
+//! [`ProofPlan`] names in one query, and hash the smaller subtrees from the leaf hashes of
+//! their 64-leaf tiles (one query per tile, a few per proof).
 
 use std::collections::{HashMap, hash_map::Entry};
 
@@ -294,7 +294,7 @@ impl Store {
 
         let mut frontier = Frontier::from_parts(size, peaks)
             .map_err(|e| Error::Corrupt(format!("log frontier: {e}")))?;
-        let mut nodes = Vec::with_capacity(leaves.len() * 2);
+        let mut nodes = Vec::with_capacity(leaves.len() / 32 + 8);
         for leaf in leaves {
             frontier.push(*leaf, |id, hash| {
                 if id.level < STORED_LEVEL {
