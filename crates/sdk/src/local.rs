@@ -168,18 +168,23 @@ impl ContentFile {
         *self.end.lock().unwrap_or_else(PoisonError::into_inner) = end;
     }
 
-    /// Writes `bytes[range]` at `offset`, off the async workers (a batch's content is
+    /// Writes `content[range]` and then `body` at `offset`, off the async workers (a batch is
     /// megabytes).
-    async fn write_at(
+    async fn write_batch(
         self: &Arc<Self>,
-        bytes: Arc<Zeroizing<Vec<u8>>>,
+        content: Arc<Zeroizing<Vec<u8>>>,
         range: std::ops::Range<usize>,
+        body: Vec<u8>,
         offset: u64,
     ) -> Result<()> {
-        let content = self.clone();
-        tokio::task::spawn_blocking(move || content.file.write_all_at(&bytes[range], offset))
-            .await
-            .map_err(|_| Error::Closed)??;
+        let file = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let body_offset = offset + range.len() as u64;
+            file.file.write_all_at(&content[range], offset)?;
+            file.file.write_all_at(&body, body_offset)
+        })
+        .await
+        .map_err(|_| Error::Closed)??;
         Ok(())
     }
 
@@ -236,12 +241,11 @@ impl LocalStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/sdk").run(&pool).await?;
-        let end: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(content_offset + input_len + output_len \
-             + COALESCE(metadata_len, 0)), 0) FROM openings",
-        )
-        .fetch_one(&pool)
-        .await?;
+        // A batch's body follows its records' content: the file ends with the last body.
+        let end: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(body_offset + body_len), 0) FROM outbox")
+                .fetch_one(&pool)
+                .await?;
         let content = Arc::new(ContentFile::open(path, end as u64)?);
         Ok(Self { pool, content })
     }
@@ -277,22 +281,27 @@ impl LocalStore {
             _ => return Err(Error::Closed),
         };
         let agent_text = agent.to_string();
-        // The records' content is one run of the stage's buffer: it goes to the file as is.
+        // The records' content is one run of the stage's buffer: it goes to the file as is,
+        // followed by the batch's body (written once, not twice as through SQLite's WAL).
         let range = first.offset..last.offset + last.content_len();
         let start = self.content.end();
-        let end = start + range.len() as u64;
+        let body_offset = start + range.len() as u64;
+        let end = body_offset + body.len() as u64;
         let file_offset = |r: &StagedRecord| start + (r.offset - first.offset) as u64;
-        self.content.write_at(content.clone(), range, start).await?;
+        self.content
+            .write_batch(content.clone(), range, body.to_vec(), start)
+            .await?;
         let mut tx = self.pool.begin().await?;
         let batch_id: i64 = sqlx::query(
-            "INSERT INTO outbox (agent, first_sequence, size, body, created_ms) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING batch_id",
+            "INSERT INTO outbox (agent, first_sequence, size, body, created_ms, body_offset, \
+             body_len) VALUES ($1, $2, $3, x'', $4, $5, $6) RETURNING batch_id",
         )
         .bind(&agent_text)
         .bind(first.record.sequence as i64)
         .bind(records.len() as i64)
-        .bind(body)
         .bind(now_ms as i64)
+        .bind(body_offset as i64)
+        .bind(body.len() as i64)
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
@@ -338,23 +347,31 @@ impl LocalStore {
     /// The agent's oldest undelivered, unrejected batches, in delivery order.
     pub(crate) async fn undelivered(&self, agent: Address, limit: i64) -> Result<Vec<OutboxBatch>> {
         let rows = sqlx::query(
-            "SELECT batch_id, first_sequence, size, body FROM outbox WHERE agent = $1 \
-             AND delivered_ms IS NULL AND rejected IS NULL ORDER BY batch_id LIMIT $2",
+            "SELECT batch_id, first_sequence, size, body, body_offset, body_len FROM outbox \
+             WHERE agent = $1 AND delivered_ms IS NULL AND rejected IS NULL \
+             ORDER BY batch_id LIMIT $2",
         )
         .bind(agent.to_string())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(OutboxBatch {
-                    batch_id: row.try_get(0)?,
-                    first_sequence: row.try_get::<i64, _>(1)? as u64,
-                    size: row.try_get::<i64, _>(2)? as u64,
-                    body: row.try_get(3)?,
-                })
-            })
-            .collect()
+        let mut batches = Vec::with_capacity(rows.len());
+        for row in rows {
+            let body = match (column_u64(row.try_get(4)?), column_u64(row.try_get(5)?)) {
+                (Some(offset), Some(len)) => {
+                    std::mem::take(&mut *self.content.read_at(offset, len as usize).await?)
+                }
+                // A batch from before the content file: its body is in the row.
+                _ => row.try_get(3)?,
+            };
+            batches.push(OutboxBatch {
+                batch_id: row.try_get(0)?,
+                first_sequence: row.try_get::<i64, _>(1)? as u64,
+                size: row.try_get::<i64, _>(2)? as u64,
+                body,
+            });
+        }
+        Ok(batches)
     }
 
     /// How many of the agent's records wait in the outbox, and its first rejected batch.
