@@ -1,6 +1,6 @@
 //! The agent's local files: an SQLite file with its record chain, the durable outbox of signed
 //! batches and the disclosure store's salts, and beside it the content file with the records'
-//! raw content. Raw content lives here and nowhere else.
+//! raw content and the batches' bodies. Raw content lives here and nowhere else.
 
 use std::{
     fs::File,
@@ -123,11 +123,11 @@ pub(crate) struct LocalStore {
     content: Arc<ContentFile>,
 }
 
-/// The content file: each batch's input, output and metadata bytes appended in one write,
-/// beside the SQLite file, which keeps where each record's bytes lie. (Through SQLite's
-/// write-ahead log every byte was copied four times and its pages zeroed.) A batch's bytes are
-/// written before the transaction that references them commits; whatever lies past the last
-/// committed batch is cut off when the file is opened.
+/// The content file, beside the SQLite file: each batch's records' input, output and metadata
+/// bytes, then the batch's request body, appended; SQLite keeps where they lie. (Through
+/// SQLite's write-ahead log every byte was copied four times and its pages zeroed.) A batch's
+/// bytes are written before the transaction that references them commits; whatever lies past
+/// the last committed batch is cut off when the file is opened.
 #[derive(Debug)]
 struct ContentFile {
     file: File,
