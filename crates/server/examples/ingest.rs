@@ -10,7 +10,8 @@
 //! second (client, server, database and Anvil share the machine's two cores). 16 agents each
 //! send their pre-signed batches of 500 records in order, concurrently. Reported: sustained
 //! records/s, p50/p99 time from a batch's receipt to the first anchored checkpoint that covers
-//! it, and the anchoring gas per record.
+//! it, and the anchoring gas per record. On PostgreSQL it runs in a fresh database
+//! `chaperone_ingest_PID`, dropped at the end.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::{
@@ -106,7 +107,8 @@ async fn main() {
         .await
         .unwrap();
 
-    let store = fresh_store(std::env::args().nth(1)).await;
+    let server = std::env::args().nth(1);
+    let store = fresh_store(server.clone()).await;
     let cosigner = Secp256k1Signer::random().unwrap();
     let log = LogConfig::anchored(
         devnet.chain_id(),
@@ -238,4 +240,16 @@ async fn main() {
         logs.len(),
         gas as f64 / total as f64
     );
+    if let Some(server) = server {
+        // The fresh database served its run.
+        use sqlx::{Connection, Executor};
+        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+        let name = format!("chaperone_ingest_{}", std::process::id());
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE {name} WITH (FORCE)"
+            )))
+            .await
+            .unwrap();
+    }
 }

@@ -195,6 +195,81 @@ async fn content_and_bodies_are_appended_once_and_a_torn_batch_is_cut_off_on_reo
     }
 }
 
+/// Waits until the server has checkpointed the record, then discloses its input.
+async fn disclose_input(recorder: &Recorder, leaf_hash: chaperone_core::B256) -> Vec<u8> {
+    let disclosure = within("a checkpoint", async {
+        loop {
+            match recorder.disclose(leaf_hash, &[CommitmentKind::Input]).await {
+                Ok(d) => break d,
+                Err(Error::Refused { code, .. }) if code == "not_checkpointed" => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    disclosure.bundle.disclosed[0].content.to_vec()
+}
+
+#[tokio::test]
+async fn rows_from_before_the_content_file_are_still_delivered_and_disclosed() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = temp_file("agent");
+    let key = Secp256k1Signer::random().unwrap();
+    let recorder = Recorder::open(config(&url, &data), key.clone())
+        .await
+        .unwrap();
+    let recorded = recorder
+        .record("m", b"legacy prompt", b"legacy answer", None)
+        .await
+        .unwrap();
+    within("flush", recorder.flush()).await.unwrap();
+    recorder.shutdown().await.unwrap();
+    // Rewrite the file as SDK migration 0001 left it: content and body in the rows.
+    let content_file = data.with_extension("db-content");
+    let file = std::fs::read(&content_file).unwrap();
+    let mut db = local(&data).await;
+    let (offset, input_len, output_len): (i64, i64, i64) =
+        sqlx::query_as("SELECT content_offset, input_len, output_len FROM openings")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let at = |start: i64, len: i64| file[start as usize..(start + len) as usize].to_vec();
+    sqlx::query(
+        "UPDATE openings SET input = $1, output = $2, content_offset = NULL, input_len = NULL, \
+         output_len = NULL",
+    )
+    .bind(at(offset, input_len))
+    .bind(at(offset + input_len, output_len))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let (body_offset, body_len): (i64, i64) =
+        sqlx::query_as("SELECT body_offset, body_len FROM outbox")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE outbox SET body = $1, body_offset = NULL, body_len = NULL")
+        .bind(at(body_offset, body_len))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    std::fs::write(&content_file, b"").unwrap();
+
+    let server = Server::start(port, None).await;
+    let recorder = Recorder::open(config(&url, &data), key.clone())
+        .await
+        .unwrap();
+    within("sync", recorder.sync()).await.unwrap();
+    assert_eq!(server.sequences(key.address()).await, vec![0]);
+    assert_eq!(
+        disclose_input(&recorder, recorded.leaf_hash).await,
+        b"legacy prompt"
+    );
+}
+
 #[tokio::test]
 async fn a_full_outbox_makes_record_wait_instead_of_growing() {
     let port = free_port();
