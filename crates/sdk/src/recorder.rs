@@ -547,9 +547,29 @@ impl Deliverer {
                 self.wake.notified().await;
                 continue;
             }
+            // Each receipt is stored while the next batch is on its way: the server's work
+            // and the local write overlap. A batch whose receipt is not stored stays
+            // undelivered in the outbox and is resent; the server answers it as a replay.
+            let mut unstored: Option<(OutboxBatch, BatchReceipt)> = None;
             for batch in batches {
-                match self.deliver(&batch).await {
-                    Ok(()) => wait = self.config.retry.0,
+                let previous = unstored.take();
+                let (posted, stored) = tokio::join!(self.post(&batch), async {
+                    match &previous {
+                        Some((sent, receipt)) => self.store_receipt(sent, receipt).await,
+                        None => Ok(()),
+                    }
+                });
+                if let Err(e) = stored {
+                    tracing::warn!(error = %e, retry_in = ?wait, "storing a receipt failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.config.retry.1);
+                    break;
+                }
+                match posted {
+                    Ok(receipt) => {
+                        wait = self.config.retry.0;
+                        unstored = Some((batch, receipt));
+                    }
                     Err(Error::Refused {
                         status,
                         code,
@@ -576,10 +596,18 @@ impl Deliverer {
                     }
                 }
             }
+            if let Some((sent, receipt)) = unstored
+                && let Err(e) = self.store_receipt(&sent, &receipt).await
+            {
+                tracing::warn!(error = %e, retry_in = ?wait, "storing a receipt failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(self.config.retry.1);
+            }
         }
     }
 
-    async fn deliver(&self, batch: &OutboxBatch) -> Result<()> {
+    /// Sends a batch and returns the server's receipt for it.
+    async fn post(&self, batch: &OutboxBatch) -> Result<BatchReceipt> {
         // The stored body, byte for byte: a resend of a batch the server already logged is
         // answered as a replay with the same positions, so nothing is logged twice.
         let answer = self.api.post_raw("/v1/records", batch.body.clone()).await?;
@@ -597,8 +625,13 @@ impl Deliverer {
                 detail: "the receipt covers another number of records".into(),
             });
         }
+        Ok(response.receipt)
+    }
+
+    /// Stores a batch's receipt: from then on its records count as delivered.
+    async fn store_receipt(&self, batch: &OutboxBatch, receipt: &BatchReceipt) -> Result<()> {
         self.local
-            .mark_delivered(batch.batch_id, &response.receipt, now_ms())
+            .mark_delivered(batch.batch_id, receipt, now_ms())
             .await?;
         self.backlog.records.fetch_sub(batch.size, Ordering::AcqRel);
         self.backlog.drained.notify_one();
