@@ -165,13 +165,8 @@ async fn main() {
     );
     std::fs::remove_dir_all(&dir).ok();
     if let Some(server) = server {
-        use sqlx::{Connection, Executor};
-        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
         let name = format!("chaperone_throughput_{}", std::process::id());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {name} WITH (FORCE)"
-            )))
+        chaperone_store::Store::drop_database(&server, &name)
             .await
             .unwrap();
     }

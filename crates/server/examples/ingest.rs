@@ -242,13 +242,8 @@ async fn main() {
     );
     if let Some(server) = server {
         // The fresh database served its run.
-        use sqlx::{Connection, Executor};
-        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
         let name = format!("chaperone_ingest_{}", std::process::id());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {name} WITH (FORCE)"
-            )))
+        chaperone_store::Store::drop_database(&server, &name)
             .await
             .unwrap();
     }

@@ -133,19 +133,36 @@ impl Store {
     /// Creates the empty PostgreSQL database `name` on the server `server_url` points to and
     /// returns its URL (for tests and load generators that want a database of their own).
     pub async fn create_database(server_url: &str, name: &str) -> Result<String> {
+        let (base, _) = server_url
+            .rsplit_once('/')
+            .ok_or_else(|| Error::UnsupportedUrl(server_url.to_owned()))?;
+        Self::administer(server_url, &format!("CREATE DATABASE {name}"), name).await?;
+        Ok(format!("{base}/{name}"))
+    }
+
+    /// Drops a database made by [`Store::create_database`], closing its connections.
+    pub async fn drop_database(server_url: &str, name: &str) -> Result<()> {
+        Self::administer(
+            server_url,
+            &format!("DROP DATABASE {name} WITH (FORCE)"),
+            name,
+        )
+        .await
+    }
+
+    /// Runs one statement about the database `name` (a plain identifier, checked here, as it
+    /// cannot be a bind parameter) on the server `server_url` points to.
+    async fn administer(server_url: &str, statement: &str, name: &str) -> Result<()> {
         use sqlx::Connection;
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(Error::UnsupportedUrl(format!("database name `{name}`")));
         }
-        let (base, _) = server_url
-            .rsplit_once('/')
-            .ok_or_else(|| Error::UnsupportedUrl(server_url.to_owned()))?;
         install_default_drivers();
         let mut admin = sqlx::AnyConnection::connect(server_url).await?;
         admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(sqlx::AssertSqlSafe(statement.to_owned()))
             .await?;
-        Ok(format!("{base}/{name}"))
+        Ok(())
     }
 
     /// Connects to `sqlite:PATH` (created if missing) or `postgres://…`, and migrates.
