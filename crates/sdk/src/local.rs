@@ -174,7 +174,7 @@ impl ContentFile {
         self: &Arc<Self>,
         content: Arc<Zeroizing<Vec<u8>>>,
         range: std::ops::Range<usize>,
-        body: Vec<u8>,
+        body: Arc<[u8]>,
         offset: u64,
     ) -> Result<()> {
         let file = self.clone();
@@ -273,7 +273,7 @@ impl LocalStore {
         agent: Address,
         records: &[StagedRecord],
         content: &Arc<Zeroizing<Vec<u8>>>,
-        body: &[u8],
+        body: &Arc<[u8]>,
         now_ms: u64,
     ) -> Result<i64> {
         let (first, last) = match (records.first(), records.last()) {
@@ -289,7 +289,7 @@ impl LocalStore {
         let end = body_offset + body.len() as u64;
         let file_offset = |r: &StagedRecord| start + (r.offset - first.offset) as u64;
         self.content
-            .write_batch(content.clone(), range, body.to_vec(), start)
+            .write_batch(content.clone(), range, body.clone(), start)
             .await?;
         let mut tx = self.pool.begin().await?;
         let batch_id: i64 = sqlx::query(

@@ -489,7 +489,8 @@ impl Batcher {
                 serde_json::to_vec(&signed)
                     .map_err(|e| Error::Invalid(format!("serialising a batch: {e}")))
             }) {
-            Ok(body) => body,
+            // Shared with the blocking thread that writes it, attempt after attempt.
+            Ok(body) => Arc::<[u8]>::from(body),
             Err(e) => {
                 // Unreachable for records built by `record`; logged rather than panicking.
                 tracing::error!(error = %e, "could not sign a batch; its records are dropped");
@@ -551,9 +552,11 @@ impl Deliverer {
             // and the local write overlap. A batch whose receipt is not stored stays
             // undelivered in the outbox and is resent; the server answers it as a replay.
             let mut unstored: Option<(OutboxBatch, BatchReceipt)> = None;
-            for batch in batches {
+            for mut batch in batches {
                 let previous = unstored.take();
-                let (posted, stored) = tokio::join!(self.post(&batch), async {
+                // Sent once per read of the outbox: the body moves into the request.
+                let body = std::mem::take(&mut batch.body);
+                let (posted, stored) = tokio::join!(self.post(&batch, body), async {
                     match &previous {
                         Some((sent, receipt)) => self.store_receipt(sent, receipt).await,
                         None => Ok(()),
@@ -606,11 +609,11 @@ impl Deliverer {
         }
     }
 
-    /// Sends a batch and returns the server's receipt for it.
-    async fn post(&self, batch: &OutboxBatch) -> Result<BatchReceipt> {
+    /// Sends a batch (`body`, its stored body) and returns the server's receipt for it.
+    async fn post(&self, batch: &OutboxBatch, body: Vec<u8>) -> Result<BatchReceipt> {
         // The stored body, byte for byte: a resend of a batch the server already logged is
         // answered as a replay with the same positions, so nothing is logged twice.
-        let answer = self.api.post_raw("/v1/records", batch.body.clone()).await?;
+        let answer = self.api.post_raw("/v1/records", body).await?;
         if !answer.status.is_success() {
             return Err(refused(&answer));
         }
