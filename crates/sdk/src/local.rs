@@ -114,9 +114,8 @@ pub(crate) struct StoredOpenings {
     pub(crate) forgotten: bool,
 }
 
-/// Queries find a record by its leaf hash through the index on the hash's first 8 bytes
-/// (`substr(leaf_hash, 1, 8)`, migration 0003; bound as a parameter of its own, as SQLite uses
-/// an expression index only against a value), then compare the whole hash.
+/// Queries find a record by its agent and sequence (indexed). A leaf hash alone is first
+/// located in the batches' leaf hashes ([`LocalStore::locate`], migration 0004).
 #[derive(Debug, Clone)]
 pub(crate) struct LocalStore {
     pool: SqlitePool,
@@ -329,6 +328,17 @@ impl LocalStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
+        let leaf_hashes: Vec<u8> = records.iter().flat_map(|r| r.leaf_hash.0).collect();
+        sqlx::query(
+            "INSERT INTO batch_leaves (batch_id, agent, first_sequence, leaf_hashes) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(batch_id)
+        .bind(&agent_text)
+        .bind(first.record.sequence as i64)
+        .bind(leaf_hashes)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO agent_chain (agent, next_sequence, previous) VALUES ($1, $2, $3) \
              ON CONFLICT (agent) DO UPDATE SET next_sequence = excluded.next_sequence, \
@@ -428,15 +438,21 @@ impl LocalStore {
     }
 
     /// A delivered record's receipt and its index within the batch.
-    pub(crate) async fn receipt(&self, leaf_hash: B256) -> Result<Option<(BatchReceipt, u64)>> {
+    pub(crate) async fn receipt(
+        &self,
+        agent: Address,
+        sequence: u64,
+        leaf_hash: B256,
+    ) -> Result<Option<(BatchReceipt, u64)>> {
         let row = sqlx::query(
             "SELECT o.receipt, r.sequence - o.first_sequence FROM openings r \
              JOIN outbox o ON o.batch_id = r.batch_id \
-             WHERE substr(r.leaf_hash, 1, 8) = $2 AND r.leaf_hash = $1 \
+             WHERE r.agent = $1 AND r.sequence = $2 AND r.leaf_hash = $3 \
              AND o.receipt IS NOT NULL",
         )
+        .bind(agent.to_string())
+        .bind(sequence as i64)
         .bind(leaf_hash.as_slice())
-        .bind(&leaf_hash[..8])
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
@@ -448,15 +464,51 @@ impl LocalStore {
         .transpose()
     }
 
+    /// Where a record lies: its agent and sequence, found in the batches' leaf hashes, newest
+    /// batch first (the likeliest to be disclosed). A scan of 32 bytes per record: only
+    /// `disclose` and `forget` look a record up by its hash alone.
+    async fn locate(&self, leaf_hash: B256) -> Result<Option<(String, i64)>> {
+        const BATCHES_PER_QUERY: i64 = 64;
+        let mut before = i64::MAX;
+        loop {
+            let rows = sqlx::query(
+                "SELECT batch_id, agent, first_sequence, leaf_hashes FROM batch_leaves \
+                 WHERE batch_id < $1 ORDER BY batch_id DESC LIMIT $2",
+            )
+            .bind(before)
+            .bind(BATCHES_PER_QUERY)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                before = row.try_get(0)?;
+                let hashes: &[u8] = row.try_get(3)?;
+                if let Some(position) = hashes
+                    .chunks_exact(32)
+                    .position(|hash| hash == leaf_hash.as_slice())
+                {
+                    let first: i64 = row.try_get(2)?;
+                    return Ok(Some((row.try_get(1)?, first + position as i64)));
+                }
+            }
+            if (rows.len() as i64) < BATCHES_PER_QUERY {
+                return Ok(None);
+            }
+        }
+    }
+
     /// The openings of a record (whatever `forget` left).
     pub(crate) async fn openings(&self, leaf_hash: B256) -> Result<Option<StoredOpenings>> {
+        let Some((agent, sequence)) = self.locate(leaf_hash).await? else {
+            return Ok(None);
+        };
         let row = sqlx::query(
             "SELECT input_salt, output_salt, metadata_salt, content_offset, input_len, \
              output_len, metadata_len, input, output, metadata FROM openings \
-             WHERE substr(leaf_hash, 1, 8) = $2 AND leaf_hash = $1",
+             WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
         )
+        .bind(agent)
+        .bind(sequence)
         .bind(leaf_hash.as_slice())
-        .bind(&leaf_hash[..8])
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -515,22 +567,27 @@ impl LocalStore {
     /// Deletes a record's salts and overwrites its content (crypto-shredding); false if
     /// unknown.
     pub(crate) async fn forget(&self, leaf_hash: B256) -> Result<bool> {
+        let Some((agent, sequence)) = self.locate(leaf_hash).await? else {
+            return Ok(false);
+        };
         let row = sqlx::query(
             "SELECT content_offset, input_len + output_len + COALESCE(metadata_len, 0) \
-             FROM openings WHERE substr(leaf_hash, 1, 8) = $2 AND leaf_hash = $1",
+             FROM openings WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
         )
+        .bind(&agent)
+        .bind(sequence)
         .bind(leaf_hash.as_slice())
-        .bind(&leaf_hash[..8])
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(false) };
         sqlx::query(
             "UPDATE openings SET input_salt = NULL, input = NULL, output_salt = NULL, \
              output = NULL, metadata_salt = NULL, metadata = NULL \
-             WHERE substr(leaf_hash, 1, 8) = $2 AND leaf_hash = $1",
+             WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
         )
+        .bind(&agent)
+        .bind(sequence)
         .bind(leaf_hash.as_slice())
-        .bind(&leaf_hash[..8])
         .execute(&self.pool)
         .await?;
         if let (Some(offset), Some(len)) =

@@ -334,7 +334,7 @@ impl Recorder {
         self.wait_until(|p| p.delivered > sequence).await?;
         let (receipt, in_batch) = self
             .local
-            .receipt(recorded.leaf_hash)
+            .receipt(recorded.record.agent, sequence, recorded.leaf_hash)
             .await?
             .ok_or(Error::UnknownRecord(recorded.leaf_hash))?;
         Ok(RecordReceipt {

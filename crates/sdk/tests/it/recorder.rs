@@ -271,6 +271,77 @@ async fn rows_from_before_the_content_file_are_still_delivered_and_disclosed() {
 }
 
 #[tokio::test]
+async fn records_are_found_by_leaf_hash_after_migrating_to_batch_leaves() {
+    // No server: persisting and looking up are local.
+    let data = temp_file("agent");
+    let key = Secp256k1Signer::random().unwrap();
+    let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key.clone())
+        .await
+        .unwrap();
+    let mut recorded = Vec::new();
+    for i in 0..5u32 {
+        let input = format!("prompt {i}");
+        recorded.push(
+            recorder
+                .record("m", input.as_bytes(), b"answer", None)
+                .await
+                .unwrap(),
+        );
+        if i == 2 {
+            within("flush", recorder.flush()).await.unwrap();
+        }
+    }
+    within("flush", recorder.flush()).await.unwrap();
+    recorder.shutdown().await.unwrap();
+
+    // Take the file back to before SDK migration 0004: its rows, no batch_leaves.
+    let mut db = local(&data).await;
+    let leaves = |rows: Vec<sqlx::sqlite::SqliteRow>| {
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0),
+                    r.get::<i64, _>(1),
+                    r.get::<Vec<u8>, _>(2),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let select = "SELECT batch_id, first_sequence, leaf_hashes FROM batch_leaves ORDER BY batch_id";
+    let written = leaves(sqlx::query(select).fetch_all(&mut db).await.unwrap());
+    assert_eq!(written.len(), 2, "two batches: {written:?}");
+    assert_eq!(
+        written[1].2,
+        [recorded[3].leaf_hash.0, recorded[4].leaf_hash.0].concat()
+    );
+    for undo in [
+        "DROP TABLE batch_leaves",
+        "CREATE INDEX openings_leaf_prefix ON openings (substr(leaf_hash, 1, 8))",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+    ] {
+        sqlx::query(undo).execute(&mut db).await.unwrap();
+    }
+    db.close().await.unwrap();
+
+    let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key)
+        .await
+        .unwrap();
+    let mut db = local(&data).await;
+    let migrated = leaves(sqlx::query(select).fetch_all(&mut db).await.unwrap());
+    assert_eq!(
+        migrated, written,
+        "the migration rebuilt each batch's leaf hashes"
+    );
+    // Found by leaf hash alone: in the first batch, the last, and not at all.
+    recorder.forget(recorded[1].leaf_hash).await.unwrap();
+    recorder.forget(recorded[4].leaf_hash).await.unwrap();
+    assert!(matches!(
+        recorder.forget(chaperone_core::B256::repeat_byte(7)).await,
+        Err(Error::UnknownRecord(_))
+    ));
+}
+
+#[tokio::test]
 async fn a_full_outbox_makes_record_wait_instead_of_growing() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
