@@ -143,15 +143,18 @@ fn to_u64(n: i64, what: &str) -> Result<u64> {
     u64::try_from(n).map_err(|_| Error::Corrupt(format!("{what} {n} is negative")))
 }
 
-/// Runs a multi-row INSERT of `rows` (each a list of text/integer values) in chunks.
+/// Runs a multi-row INSERT of `rows` (each a list of text/integer values) in chunks. The
+/// values move into the queries: a batch's records are megabytes of text.
 async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
     head: &str,
     columns: usize,
-    rows: &[Vec<Value>],
+    rows: Vec<Vec<Value>>,
 ) -> Result<()> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Value>> = rows.by_ref().take(INSERT_CHUNK).collect();
         let mut sql = String::with_capacity(head.len() + chunk.len() * columns * 5);
         sql.push_str(head);
         sql.push_str(" VALUES ");
@@ -180,13 +183,8 @@ async fn insert_rows(
             sql.push(')');
         }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for value in row {
-                query = match value {
-                    Value::Int(i) => query.bind(*i),
-                    Value::Text(t) => query.bind(t.clone()),
-                };
-            }
+        for value in chunk.into_iter().flatten() {
+            query = value.bind_to(query);
         }
         query.execute(&mut *conn).await?;
     }
@@ -339,7 +337,7 @@ impl Store {
             "INSERT INTO records (leaf_index, leaf_hash, agent, sequence, timestamp_ms, model, \
              encoded, batch_root, batch_index)",
             9,
-            &rows,
+            rows,
         )
         .await?;
         insert_rows(
@@ -347,7 +345,7 @@ impl Store {
             self.backend,
             "INSERT INTO log_nodes (node_key, hash)",
             2,
-            &nodes,
+            nodes,
         )
         .await?;
 
