@@ -1,6 +1,10 @@
 //! The audit log's persistence: the RFC 9162 tree (frontier and the roots of perfect subtrees
-//! of 64 leaves and more), records and their signed batches, per-agent chains, checkpoints and
+//! of 64 leaves and more), signed batches of records, per-agent chains, checkpoints and
 //! anchors.
+//!
+//! A batch is one row (migration 0004): its records' leaf hashes and canonical encodings are
+//! two values of it, and per record only a `leaf_keys` row finds it by leaf hash (the hash's
+//! first 8 bytes and its log index; queries then compare the whole hash in its batch).
 //!
 //! The log has one writer at a time: [`Store::append_batch`] locks the single `log_state` row
 //! (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), so several server replicas can
@@ -21,8 +25,8 @@ use crate::{
     store::{db_time, hex, parse},
 };
 
-/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
-const INSERT_CHUNK: usize = 500;
+/// Bind parameters per multi-row INSERT: well under SQLite's and PostgreSQL's limits.
+const INSERT_PARAMETERS: usize = 5_000;
 
 /// Where an ingested batch landed in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +158,10 @@ async fn insert_rows(
 ) -> Result<()> {
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<Vec<Value>> = rows.by_ref().take(INSERT_CHUNK).collect();
+        let chunk: Vec<Vec<Value>> = rows
+            .by_ref()
+            .take((INSERT_PARAMETERS / columns).max(1))
+            .collect();
         let mut sql = String::with_capacity(head.len() + chunk.len() * columns * 5);
         sql.push_str(head);
         sql.push_str(" VALUES ");
@@ -192,9 +199,11 @@ async fn insert_rows(
 }
 
 /// A value to bind to a query whose shape is built at run time.
+#[derive(Clone)]
 pub(crate) enum Value {
     Int(i64),
     Text(String),
+    Blob(Vec<u8>),
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
@@ -204,6 +213,7 @@ impl Value {
         match self {
             Self::Int(i) => query.bind(i),
             Self::Text(t) => query.bind(t),
+            Self::Blob(b) => query.bind(b),
         }
     }
 }
@@ -305,9 +315,13 @@ impl Store {
             });
         }
         let batch_size = leaves.len() as u64;
+        let (min_ts, max_ts) = batch.records.iter().fold((u64::MAX, 0), |(min, max), r| {
+            (min.min(r.timestamp_ms), max.max(r.timestamp_ms))
+        });
         sqlx::query(
-            "INSERT INTO record_batches (batch_root, agent, first_index, size, signature, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO record_batches (batch_root, agent, first_index, size, signature, \
+             received_at, first_sequence, min_timestamp_ms, max_timestamp_ms, leaf_hashes, \
+             encodings) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(batch_root.to_string())
         .bind(hex(agent))
@@ -315,29 +329,26 @@ impl Store {
         .bind(to_i64(batch_size, "batch size")?)
         .bind(hex(batch.signature.as_bytes()))
         .bind(to_i64(received_ms, "received at")?)
+        .bind(to_i64(first.sequence, "sequence")?)
+        .bind(to_i64(min_ts, "timestamp")?)
+        .bind(to_i64(max_ts, "timestamp")?)
+        .bind(leaves.iter().flat_map(|leaf| leaf.0).collect::<Vec<u8>>())
+        .bind(pack_encodings(&batch.records)?)
         .execute(&mut *tx)
         .await?;
-        let mut rows = Vec::with_capacity(leaves.len());
-        for (i, (record, leaf)) in batch.records.iter().zip(leaves).enumerate() {
-            rows.push(vec![
+        let mut keys = Vec::with_capacity(leaves.len());
+        for (i, leaf) in leaves.iter().enumerate() {
+            keys.push(vec![
+                Value::Blob(leaf_prefix(*leaf).to_vec()),
                 Value::Int(to_i64(size + i as u64, "leaf index")?),
-                Value::Text(leaf.to_string()),
-                Value::Text(hex(record.agent)),
-                Value::Int(to_i64(record.sequence, "sequence")?),
-                Value::Int(to_i64(record.timestamp_ms, "timestamp")?),
-                Value::Text(record.model.clone()),
-                Value::Text(hex(record.encode()?)),
-                Value::Text(batch_root.to_string()),
-                Value::Int(i as i64),
             ]);
         }
         insert_rows(
             &mut tx,
             self.backend,
-            "INSERT INTO records (leaf_index, leaf_hash, agent, sequence, timestamp_ms, model, \
-             encoded, batch_root, batch_index)",
-            9,
-            rows,
+            "INSERT INTO leaf_keys (prefix, leaf_index)",
+            2,
+            keys,
         )
         .await?;
         insert_rows(
@@ -351,18 +362,6 @@ impl Store {
 
         let last = batch.records.last().unwrap_or(first);
         let last_leaf = *leaves.last().unwrap_or(&B256::ZERO);
-        let min_ts = batch
-            .records
-            .iter()
-            .map(|r| r.timestamp_ms)
-            .min()
-            .unwrap_or(0);
-        let max_ts = batch
-            .records
-            .iter()
-            .map(|r| r.timestamp_ms)
-            .max()
-            .unwrap_or(0);
         sqlx::query(
             "INSERT INTO agents (address, next_sequence, last_leaf_hash, record_count, \
              first_seen_ms, last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -474,20 +473,32 @@ impl Store {
         })?)
     }
 
-    /// The leaf hashes of a 64-leaf tile, in order (fewer at the log's right edge).
+    /// The leaf hashes of a 64-leaf tile, in order (fewer at the log's right edge), from the
+    /// batches that hold it.
     async fn tile_leaves(&self, tile: u64) -> Result<Vec<B256>> {
-        let first = to_i64(tile << STORED_LEVEL, "tile")?;
+        let first = tile << STORED_LEVEL;
+        let end = first + (1 << STORED_LEVEL);
         let rows = sqlx::query(
-            "SELECT leaf_hash FROM records WHERE leaf_index >= $1 AND leaf_index < $2 \
-             ORDER BY leaf_index",
+            "SELECT first_index, leaf_hashes FROM record_batches \
+             WHERE first_index >= (SELECT COALESCE(MAX(first_index), 0) FROM record_batches \
+             WHERE first_index <= $1) AND first_index < $2 ORDER BY first_index",
         )
-        .bind(first)
-        .bind(first + (1 << STORED_LEVEL))
+        .bind(to_i64(first, "tile")?)
+        .bind(to_i64(end, "tile")?)
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|row| parse(&row.try_get::<String, _>(0)?, "leaf hash"))
-            .collect()
+        let mut leaves = Vec::with_capacity(1 << STORED_LEVEL);
+        for row in rows {
+            let batch_first = to_u64(row.try_get(0)?, "first index")?;
+            let hashes: Vec<u8> = row.try_get(1)?;
+            for (i, hash) in hashes.chunks_exact(32).enumerate() {
+                let index = batch_first + i as u64;
+                if (first..end).contains(&index) {
+                    leaves.push(B256::from_slice(hash));
+                }
+            }
+        }
+        Ok(leaves)
     }
 
     async fn check_size(&self, size: u64) -> Result<()> {
@@ -534,112 +545,152 @@ impl Store {
         })
     }
 
+    /// The batch holding a leaf hash and the leaf's place in it: candidates by the hash's
+    /// first 8 bytes, then the whole hash compared in each candidate's batch.
+    async fn locate(&self, leaf_hash: B256) -> Result<Option<(StoredBatch, usize)>> {
+        let candidates: Vec<i64> =
+            sqlx::query_scalar("SELECT leaf_index FROM leaf_keys WHERE prefix = $1")
+                .bind(leaf_prefix(leaf_hash).to_vec())
+                .fetch_all(&self.reader)
+                .await?;
+        for index in candidates {
+            let row = sqlx::query(
+                "SELECT first_index, batch_root, signature, leaf_hashes, encodings \
+                 FROM record_batches WHERE first_index <= $1 \
+                 ORDER BY first_index DESC LIMIT 1",
+            )
+            .bind(index)
+            .fetch_optional(&self.reader)
+            .await?;
+            let Some(row) = row else { continue };
+            let batch = StoredBatch {
+                first_index: to_u64(row.try_get(0)?, "first index")?,
+                batch_root: parse(&row.try_get::<String, _>(1)?, "batch root")?,
+                signature: row.try_get(2)?,
+                leaf_hashes: row.try_get(3)?,
+                encodings: row.try_get(4)?,
+            };
+            let position = to_u64(index, "leaf index")?.saturating_sub(batch.first_index) as usize;
+            if batch.leaf(position) == Some(leaf_hash) {
+                return Ok(Some((batch, position)));
+            }
+        }
+        Ok(None)
+    }
+
     /// A logged record by its leaf hash.
     pub async fn record(&self, leaf_hash: B256) -> Result<Option<LoggedRecord>> {
-        // Through the index on the hash's first 8 bytes (migration 0003).
-        let row = sqlx::query(
-            "SELECT leaf_index, encoded, batch_root FROM records \
-             WHERE substr(leaf_hash, 1, 18) = $2 AND leaf_hash = $1",
-        )
-        .bind(leaf_hash.to_string())
-        .bind(leaf_prefix(leaf_hash))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| {
-            Ok(LoggedRecord {
-                index: to_u64(row.try_get(0)?, "leaf index")?,
-                leaf_hash,
-                record: decode_record(&row.try_get::<String, _>(1)?)?,
-                batch_root: parse(&row.try_get::<String, _>(2)?, "batch root")?,
-            })
-        })
-        .transpose()
+        let Some((batch, position)) = self.locate(leaf_hash).await? else {
+            return Ok(None);
+        };
+        let encoding = *unpack_encodings(&batch.encodings)?
+            .get(position)
+            .ok_or_else(|| Error::Corrupt("a batch has fewer encodings than leaves".into()))?;
+        Ok(Some(LoggedRecord {
+            index: batch.first_index + position as u64,
+            leaf_hash,
+            record: Record::decode(encoding)?,
+            batch_root: batch.batch_root,
+        }))
     }
 
     /// Proof that a logged record was in the batch its agent signed.
     pub async fn batch_membership(&self, leaf_hash: B256) -> Result<Option<BatchMembership>> {
-        let Some(row) = sqlx::query(
-            "SELECT r.batch_root, r.batch_index, b.signature FROM records r \
-             JOIN record_batches b ON b.batch_root = r.batch_root \
-             WHERE substr(r.leaf_hash, 1, 18) = $2 AND r.leaf_hash = $1",
-        )
-        .bind(leaf_hash.to_string())
-        .bind(leaf_prefix(leaf_hash))
-        .fetch_optional(&self.reader)
-        .await?
-        else {
+        let Some((batch, position)) = self.locate(leaf_hash).await? else {
             return Ok(None);
         };
-        let batch_root: String = row.try_get(0)?;
-        let index = to_u64(row.try_get(1)?, "batch index")?;
-        let signature: String = row.try_get(2)?;
-        let signature = parse::<chaperone_core::Bytes>(&signature, "batch signature")?;
+        let signature = parse::<chaperone_core::Bytes>(&batch.signature, "batch signature")?;
         let signature = chaperone_core::Signature::from_raw(&signature)
             .map_err(|_| Error::Corrupt("batch signature".into()))?;
         let mut tree = MerkleLog::new();
-        for row in
-            sqlx::query("SELECT leaf_hash FROM records WHERE batch_root = $1 ORDER BY batch_index")
-                .bind(batch_root)
-                .fetch_all(&self.reader)
-                .await?
-        {
-            tree.append_leaf_hash(parse(&row.try_get::<String, _>(0)?, "leaf hash")?);
+        for leaf in batch.leaves() {
+            tree.append_leaf_hash(leaf);
         }
-        let proof = tree.inclusion_proof(index, tree.size())?;
+        let proof = tree.inclusion_proof(position as u64, tree.size())?;
         Ok(Some(BatchMembership {
-            index,
+            index: proof.index,
             size: proof.size,
             path: proof.path,
             signature,
         }))
     }
 
-    /// Records in log order, filtered (the compliance API's query).
+    /// Records in log order, filtered (the compliance API's query). Reads the matching batches
+    /// a few at a time, from the one holding the cursor on, and filters their records.
     pub async fn records(&self, filter: &RecordFilter) -> Result<Vec<LoggedRecord>> {
+        const BATCHES_PER_QUERY: u32 = 8;
+        let start = filter.after_index.map_or(0, |i| i.saturating_add(1));
         let mut sql = String::from(
-            "SELECT leaf_index, leaf_hash, encoded, batch_root FROM records WHERE leaf_index > $1",
+            "SELECT first_index, batch_root, leaf_hashes, encodings FROM record_batches \
+             WHERE first_index >= (SELECT COALESCE(MAX(first_index), 0) FROM record_batches \
+             WHERE first_index <= $1) AND first_index > $2",
         );
-        let mut binds = vec![Value::Int(
-            filter.after_index.map_or(Ok(-1), |i| to_i64(i, "cursor"))?,
-        )];
+        let mut binds = Vec::new();
         let mut clause = |sql: &mut String, condition: &str, value: Value| {
             binds.push(value);
-            sql.push_str(&format!(" AND {condition} ${}", binds.len()));
+            sql.push_str(&format!(" AND {condition} ${}", binds.len() + 2));
         };
         if let Some(agent) = filter.agent {
             clause(&mut sql, "agent =", Value::Text(hex(agent)));
         }
-        if let Some(model) = &filter.model {
-            clause(&mut sql, "model =", Value::Text(model.clone()));
-        }
         if let Some(from) = filter.from_ms {
-            clause(
-                &mut sql,
-                "timestamp_ms >=",
-                Value::Int(to_i64(from, "from")?),
-            );
+            let from = Value::Int(to_i64(from, "from")?);
+            clause(&mut sql, "max_timestamp_ms >=", from);
         }
         if let Some(to) = filter.to_ms {
-            clause(&mut sql, "timestamp_ms <", Value::Int(to_i64(to, "to")?));
+            clause(
+                &mut sql,
+                "min_timestamp_ms <",
+                Value::Int(to_i64(to, "to")?),
+            );
         }
-        sql.push_str(&format!(" ORDER BY leaf_index LIMIT {}", filter.limit));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in binds {
-            query = value.bind_to(query);
+        sql.push_str(&format!(" ORDER BY first_index LIMIT {BATCHES_PER_QUERY}"));
+        let wanted = |r: &Record| {
+            filter.model.as_ref().is_none_or(|m| *m == r.model)
+                && filter.from_ms.is_none_or(|from| r.timestamp_ms >= from)
+                && filter.to_ms.is_none_or(|to| r.timestamp_ms < to)
+        };
+        let mut found = Vec::new();
+        let mut after_batch = -1i64;
+        while found.len() < filter.limit as usize {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(to_i64(start, "cursor")?)
+                .bind(after_batch);
+            for value in &binds {
+                query = value.clone().bind_to(query);
+            }
+            let rows = query.fetch_all(&self.reader).await?;
+            for row in &rows {
+                after_batch = row.try_get(0)?;
+                let batch = StoredBatch {
+                    first_index: to_u64(after_batch, "first index")?,
+                    batch_root: parse(&row.try_get::<String, _>(1)?, "batch root")?,
+                    signature: String::new(),
+                    leaf_hashes: row.try_get(2)?,
+                    encodings: row.try_get(3)?,
+                };
+                let logged = batch.leaves().zip(unpack_encodings(&batch.encodings)?);
+                for (position, (leaf_hash, encoding)) in logged.enumerate() {
+                    let index = batch.first_index + position as u64;
+                    if index < start || found.len() == filter.limit as usize {
+                        continue;
+                    }
+                    let record = Record::decode(encoding)?;
+                    if wanted(&record) {
+                        found.push(LoggedRecord {
+                            index,
+                            leaf_hash,
+                            record,
+                            batch_root: batch.batch_root,
+                        });
+                    }
+                }
+            }
+            if rows.len() < BATCHES_PER_QUERY as usize {
+                break;
+            }
         }
-        query
-            .fetch_all(&self.reader)
-            .await?
-            .into_iter()
-            .map(|row| {
-                Ok(LoggedRecord {
-                    index: to_u64(row.try_get(0)?, "leaf index")?,
-                    leaf_hash: parse(&row.try_get::<String, _>(1)?, "leaf hash")?,
-                    record: decode_record(&row.try_get::<String, _>(2)?)?,
-                    batch_root: parse(&row.try_get::<String, _>(3)?, "batch root")?,
-                })
-            })
-            .collect()
+        Ok(found)
     }
 
     /// Agents in address order, after `after` (the pagination cursor).
@@ -801,15 +852,63 @@ impl Store {
     }
 }
 
-/// What the index on records' leaf hashes holds: `0x` and the hash's first 8 bytes in hex.
-/// Bound as its own parameter: SQLite uses an expression index only against a value.
-fn leaf_prefix(leaf_hash: B256) -> String {
-    leaf_hash.to_string()[..18].to_owned()
+/// What `leaf_keys` holds of a leaf hash: its first 8 bytes.
+fn leaf_prefix(leaf_hash: B256) -> [u8; 8] {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&leaf_hash[..8]);
+    prefix
 }
 
-fn decode_record(encoded: &str) -> Result<Record> {
-    let bytes = parse::<chaperone_core::Bytes>(encoded, "record encoding")?;
-    Ok(Record::decode(&bytes)?)
+/// A batch as stored: where it starts in the log, and its records.
+struct StoredBatch {
+    first_index: u64,
+    batch_root: B256,
+    /// The agent's signature over the batch root (hex).
+    signature: String,
+    /// 32 bytes per record, in log order.
+    leaf_hashes: Vec<u8>,
+    /// Per record, the length of its encoding (4 bytes, big-endian) and the encoding.
+    encodings: Vec<u8>,
+}
+
+impl StoredBatch {
+    fn leaf(&self, position: usize) -> Option<B256> {
+        self.leaf_hashes
+            .get(position * 32..position * 32 + 32)
+            .map(B256::from_slice)
+    }
+
+    fn leaves(&self) -> impl Iterator<Item = B256> + '_ {
+        self.leaf_hashes.chunks_exact(32).map(B256::from_slice)
+    }
+}
+
+/// A batch's records' encodings as one value: per record, its length (4 bytes, big-endian)
+/// and the encoding.
+fn pack_encodings(records: &[Record]) -> Result<Vec<u8>> {
+    let mut packed = Vec::with_capacity(records.iter().map(|r| 4 + r.encoded_len()).sum());
+    for record in records {
+        let encoding = record.encode()?;
+        let len = u32::try_from(encoding.len())
+            .map_err(|_| Error::Corrupt("a record's encoding exceeds 4 GiB".into()))?;
+        packed.extend_from_slice(&len.to_be_bytes());
+        packed.extend_from_slice(&encoding);
+    }
+    Ok(packed)
+}
+
+/// The encodings [`pack_encodings`] packed, in order.
+fn unpack_encodings(mut packed: &[u8]) -> Result<Vec<&[u8]>> {
+    let corrupt = || Error::Corrupt("a batch's packed encodings are truncated".into());
+    let mut encodings = Vec::new();
+    while !packed.is_empty() {
+        let (len, rest) = packed.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let encoding = rest.get(..len).ok_or_else(corrupt)?;
+        encodings.push(encoding);
+        packed = &rest[len..];
+    }
+    Ok(encodings)
 }
 
 fn checkpoint_from(row: sqlx::any::AnyRow) -> Result<StoredCheckpoint> {
