@@ -4,6 +4,7 @@
 
 mod concurrency;
 mod decisions;
+mod log_migration;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -26,16 +27,24 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// The URL of a fresh SQLite file.
+pub fn sqlite_url() -> String {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("chaperone_test")));
+    format!("sqlite:{}?mode=rwc", path.display())
+}
+
 /// A fresh SQLite store in a temporary file.
 pub async fn sqlite() -> Store {
-    let path = std::env::temp_dir().join(format!("{}.db", unique_name("chaperone_test")));
-    Store::connect(&format!("sqlite:{}?mode=rwc", path.display()))
-        .await
-        .unwrap()
+    Store::connect(&sqlite_url()).await.unwrap()
 }
 
 /// A fresh PostgreSQL store in its own database, or `None` when no URL is configured.
 pub async fn postgres() -> Option<Store> {
+    Some(Store::connect(&postgres_url().await?).await.unwrap())
+}
+
+/// The URL of a fresh, empty PostgreSQL database, or `None` when no URL is configured.
+pub async fn postgres_url() -> Option<String> {
     let url = std::env::var("CHAPERONE_TEST_PG_URL").ok()?;
     let name = unique_name("chaperone_test");
     sqlx::any::install_default_drivers();
@@ -64,7 +73,7 @@ pub async fn postgres() -> Option<Store> {
         .await
         .unwrap();
     let (base, _) = url.rsplit_once('/').unwrap();
-    Some(Store::connect(&format!("{base}/{name}")).await.unwrap())
+    Some(format!("{base}/{name}"))
 }
 
 /// Every backend this run can reach.
