@@ -47,12 +47,14 @@ ALTER TABLE record_batches
 CREATE UNIQUE INDEX record_batches_by_index ON record_batches (first_index);
 CREATE INDEX record_batches_by_agent ON record_batches (agent, first_index);
 
+-- The prefix is a signed big-endian integer: integer keys compare several times faster than
+-- byte strings, which showed in the profile of ingestion.
 CREATE TABLE leaf_keys (
-    prefix      BYTEA NOT NULL,
+    prefix      BIGINT NOT NULL,
     leaf_index  BIGINT NOT NULL
 );
 INSERT INTO leaf_keys (prefix, leaf_index)
-SELECT decode(substr(leaf_hash, 3, 16), 'hex'), leaf_index FROM records;
+SELECT ('x' || substr(leaf_hash, 3, 16))::bit(64)::bigint, leaf_index FROM records;
 CREATE INDEX leaf_keys_by_prefix ON leaf_keys (prefix);
 
 DROP TABLE records;

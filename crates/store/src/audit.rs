@@ -203,7 +203,6 @@ async fn insert_rows(
 pub(crate) enum Value {
     Int(i64),
     Text(String),
-    Blob(Vec<u8>),
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
@@ -213,7 +212,6 @@ impl Value {
         match self {
             Self::Int(i) => query.bind(i),
             Self::Text(t) => query.bind(t),
-            Self::Blob(b) => query.bind(b),
         }
     }
 }
@@ -339,7 +337,7 @@ impl Store {
         let mut keys = Vec::with_capacity(leaves.len());
         for (i, leaf) in leaves.iter().enumerate() {
             keys.push(vec![
-                Value::Blob(leaf_prefix(*leaf).to_vec()),
+                Value::Int(leaf_prefix(*leaf)),
                 Value::Int(to_i64(size + i as u64, "leaf index")?),
             ]);
         }
@@ -550,7 +548,7 @@ impl Store {
     async fn locate(&self, leaf_hash: B256) -> Result<Option<(StoredBatch, usize)>> {
         let candidates: Vec<i64> =
             sqlx::query_scalar("SELECT leaf_index FROM leaf_keys WHERE prefix = $1")
-                .bind(leaf_prefix(leaf_hash).to_vec())
+                .bind(leaf_prefix(leaf_hash))
                 .fetch_all(&self.reader)
                 .await?;
         for index in candidates {
@@ -852,11 +850,11 @@ impl Store {
     }
 }
 
-/// What `leaf_keys` holds of a leaf hash: its first 8 bytes.
-fn leaf_prefix(leaf_hash: B256) -> [u8; 8] {
+/// What `leaf_keys` holds of a leaf hash: its first 8 bytes, as a big-endian signed integer.
+fn leaf_prefix(leaf_hash: B256) -> i64 {
     let mut prefix = [0u8; 8];
     prefix.copy_from_slice(&leaf_hash[..8]);
-    prefix
+    i64::from_be_bytes(prefix)
 }
 
 /// A batch as stored: where it starts in the log, and its records.
