@@ -114,6 +114,70 @@ pub(crate) struct StoredOpenings {
     pub(crate) forgotten: bool,
 }
 
+/// Bytes per record in a batch's packed openings: three salts, then three content lengths.
+const OPENING_LEN: usize = 3 * 32 + 3 * 4;
+/// The metadata length of a record without metadata.
+const NO_METADATA: u32 = u32::MAX;
+const KINDS: [CommitmentKind; 3] = [
+    CommitmentKind::Input,
+    CommitmentKind::Output,
+    CommitmentKind::Metadata,
+];
+
+/// Where a record lies: its batch and place in it, its agent and sequence.
+#[derive(Debug)]
+struct Located {
+    batch_id: i64,
+    position: usize,
+    agent: String,
+    sequence: i64,
+}
+
+/// One record's part of a batch's packed openings.
+struct PackedOpening {
+    salts: [[u8; 32]; 3],
+    /// Input, output and metadata lengths (`None`: no metadata).
+    lens: [Option<usize>; 3],
+}
+
+impl PackedOpening {
+    /// Record `position`'s opening in `packed`, and where its content lies in the content
+    /// file (after the content of the batch's records before it, from `batch_offset`).
+    fn find(packed: &[u8], position: usize, batch_offset: u64) -> Result<(Self, u64)> {
+        let corrupt = || Error::Local(sqlx::Error::Decode("packed openings are truncated".into()));
+        let mut offset = batch_offset;
+        for (i, bytes) in packed.chunks(OPENING_LEN).enumerate() {
+            let bytes: &[u8; OPENING_LEN] = bytes.try_into().map_err(|_| corrupt())?;
+            let mut salts = [[0u8; 32]; 3];
+            for (k, salt) in salts.iter_mut().enumerate() {
+                salt.copy_from_slice(&bytes[32 * k..32 * (k + 1)]);
+            }
+            let mut lens = [None; 3];
+            for (k, len) in lens.iter_mut().enumerate() {
+                let at = 96 + 4 * k;
+                let value =
+                    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+                *len = (value != NO_METADATA).then_some(value as usize);
+            }
+            let opening = Self { salts, lens };
+            if i == position {
+                return Ok((opening, offset));
+            }
+            offset += opening.content_len() as u64;
+        }
+        Err(corrupt())
+    }
+
+    fn content_len(&self) -> usize {
+        self.lens.iter().flatten().sum()
+    }
+
+    /// `forget` zeroes the salts; a random salt is never all zeros.
+    fn forgotten(&self) -> bool {
+        self.salts[0] == [0u8; 32]
+    }
+}
+
 /// Queries find a record by its agent and sequence (indexed). A leaf hash alone is first
 /// located in the batches' leaf hashes ([`LocalStore::locate`], migration 0004).
 #[derive(Debug, Clone)]
@@ -286,7 +350,6 @@ impl LocalStore {
         let start = self.content.end();
         let body_offset = start + range.len() as u64;
         let end = body_offset + body.len() as u64;
-        let file_offset = |r: &StagedRecord| start + (r.offset - first.offset) as u64;
         self.content
             .write_batch(content.clone(), range, body.clone(), start)
             .await?;
@@ -304,39 +367,36 @@ impl LocalStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        // Multi-row inserts: one statement per 2,000 records (24,000 parameters, below
-        // SQLite's 32,766) instead of one round trip to the database thread per record.
-        for chunk in records.chunks(2_000) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO openings (leaf_hash, agent, sequence, batch_id, model, input_salt, \
-                 output_salt, metadata_salt, content_offset, input_len, output_len, \
-                 metadata_len) ",
-            );
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.leaf_hash.as_slice())
-                    .push_bind(agent_text.as_str())
-                    .push_bind(r.record.sequence as i64)
-                    .push_bind(batch_id)
-                    .push_bind(r.record.model.as_str())
-                    .push_bind(r.salts[0].0.as_slice())
-                    .push_bind(r.salts[1].0.as_slice())
-                    .push_bind(r.metadata_len.map(|_| r.salts[2].0.as_slice()))
-                    .push_bind(file_offset(r) as i64)
-                    .push_bind(r.input_len as i64)
-                    .push_bind(r.output_len as i64)
-                    .push_bind(r.metadata_len.map(|len| len as i64));
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
         let leaf_hashes: Vec<u8> = records.iter().flat_map(|r| r.leaf_hash.0).collect();
+        let mut openings = Zeroizing::new(Vec::with_capacity(records.len() * OPENING_LEN));
+        for r in records {
+            for salt in &r.salts {
+                openings.extend_from_slice(&salt.0);
+            }
+            let metadata_len = r.metadata_len.map_or(Ok(NO_METADATA), u32::try_from);
+            for len in [
+                u32::try_from(r.input_len),
+                u32::try_from(r.output_len),
+                metadata_len,
+            ] {
+                let len = len.map_err(|_| Error::Invalid("content over 4 GiB".into()))?;
+                openings.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        let models: Vec<&str> = records.iter().map(|r| r.record.model.as_str()).collect();
+        let models = serde_json::to_string(&models)
+            .map_err(|e| Error::Local(sqlx::Error::Encode(Box::new(e))))?;
         sqlx::query(
-            "INSERT INTO batch_leaves (batch_id, agent, first_sequence, leaf_hashes) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO batch_openings (batch_id, agent, first_sequence, leaf_hashes, openings, \
+             models, content_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(batch_id)
         .bind(&agent_text)
         .bind(first.record.sequence as i64)
         .bind(leaf_hashes)
+        .bind(openings.as_slice())
+        .bind(models)
+        .bind(start as i64)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -445,9 +505,10 @@ impl LocalStore {
         leaf_hash: B256,
     ) -> Result<Option<(BatchReceipt, u64)>> {
         let row = sqlx::query(
-            "SELECT o.receipt, r.sequence - o.first_sequence FROM openings r \
-             JOIN outbox o ON o.batch_id = r.batch_id \
-             WHERE r.agent = $1 AND r.sequence = $2 AND r.leaf_hash = $3 \
+            "SELECT o.receipt, $2 - o.first_sequence FROM outbox o \
+             JOIN batch_openings b ON b.batch_id = o.batch_id \
+             WHERE o.agent = $1 AND o.first_sequence <= $2 AND o.first_sequence + o.size > $2 \
+             AND substr(b.leaf_hashes, 32 * ($2 - o.first_sequence) + 1, 32) = $3 \
              AND o.receipt IS NOT NULL",
         )
         .bind(agent.to_string())
@@ -464,15 +525,15 @@ impl LocalStore {
         .transpose()
     }
 
-    /// Where a record lies: its agent and sequence, found in the batches' leaf hashes, newest
-    /// batch first (the likeliest to be disclosed). A scan of 32 bytes per record: only
-    /// `disclose` and `forget` look a record up by its hash alone.
-    async fn locate(&self, leaf_hash: B256) -> Result<Option<(String, i64)>> {
+    /// Where a record lies, found in the batches' leaf hashes, newest batch first (the
+    /// likeliest to be disclosed). A scan of 32 bytes per record: only `disclose` and `forget`
+    /// look a record up by its hash alone.
+    async fn locate(&self, leaf_hash: B256) -> Result<Option<Located>> {
         const BATCHES_PER_QUERY: i64 = 64;
         let mut before = i64::MAX;
         loop {
             let rows = sqlx::query(
-                "SELECT batch_id, agent, first_sequence, leaf_hashes FROM batch_leaves \
+                "SELECT batch_id, agent, first_sequence, leaf_hashes FROM batch_openings \
                  WHERE batch_id < $1 ORDER BY batch_id DESC LIMIT $2",
             )
             .bind(before)
@@ -487,7 +548,12 @@ impl LocalStore {
                     .position(|hash| hash == leaf_hash.as_slice())
                 {
                     let first: i64 = row.try_get(2)?;
-                    return Ok(Some((row.try_get(1)?, first + position as i64)));
+                    return Ok(Some(Located {
+                        batch_id: before,
+                        position,
+                        agent: row.try_get(1)?,
+                        sequence: first + position as i64,
+                    }));
                 }
             }
             if (rows.len() as i64) < BATCHES_PER_QUERY {
@@ -496,18 +562,62 @@ impl LocalStore {
         }
     }
 
+    /// A batch's packed openings and where its content starts, or `None` for a batch recorded
+    /// before SDK migration 0004 (its openings are rows of `openings`).
+    async fn batch_openings(&self, batch_id: i64) -> Result<Option<(Zeroizing<Vec<u8>>, u64)>> {
+        let row =
+            sqlx::query("SELECT openings, content_offset FROM batch_openings WHERE batch_id = $1")
+                .bind(batch_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let openings: Option<Vec<u8>> = row.try_get(0)?;
+        let offset = column_u64(row.try_get(1)?);
+        Ok(openings
+            .zip(offset)
+            .map(|(o, offset)| (Zeroizing::new(o), offset)))
+    }
+
     /// The openings of a record (whatever `forget` left).
     pub(crate) async fn openings(&self, leaf_hash: B256) -> Result<Option<StoredOpenings>> {
-        let Some((agent, sequence)) = self.locate(leaf_hash).await? else {
+        let Some(located) = self.locate(leaf_hash).await? else {
             return Ok(None);
         };
+        let Some((packed, batch_offset)) = self.batch_openings(located.batch_id).await? else {
+            return self.legacy_openings(&located, leaf_hash).await;
+        };
+        let (opening, offset) = PackedOpening::find(&packed, located.position, batch_offset)?;
+        let content = self.content.read_at(offset, opening.content_len()).await?;
+        let mut openings = Vec::new();
+        let mut position = 0;
+        for (i, kind) in KINDS.into_iter().enumerate() {
+            let Some(len) = opening.lens[i] else { continue };
+            if opening.forgotten() {
+                break;
+            }
+            let bytes = content[position..position + len].to_vec();
+            position += len;
+            openings.push(Opening::from_parts(kind, Salt(opening.salts[i]), bytes));
+        }
+        Ok(Some(StoredOpenings {
+            openings,
+            forgotten: opening.forgotten(),
+        }))
+    }
+
+    /// The openings of a record from before SDK migration 0004: a row of its own, with its
+    /// content in the content file or, from before migration 0002, in the row.
+    async fn legacy_openings(
+        &self,
+        located: &Located,
+        leaf_hash: B256,
+    ) -> Result<Option<StoredOpenings>> {
         let row = sqlx::query(
             "SELECT input_salt, output_salt, metadata_salt, content_offset, input_len, \
              output_len, metadata_len, input, output, metadata FROM openings \
              WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
         )
-        .bind(agent)
-        .bind(sequence)
+        .bind(&located.agent)
+        .bind(located.sequence)
         .bind(leaf_hash.as_slice())
         .fetch_optional(&self.pool)
         .await?;
@@ -528,14 +638,7 @@ impl LocalStore {
         let mut openings = Vec::new();
         let mut forgotten = false;
         let mut position = 0;
-        for (i, kind) in [
-            CommitmentKind::Input,
-            CommitmentKind::Output,
-            CommitmentKind::Metadata,
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, kind) in KINDS.into_iter().enumerate() {
             let salt: Option<Vec<u8>> = row.try_get(i)?;
             let bytes = match (&content, lens[i]) {
                 (Some(content), Some(len)) => {
@@ -567,58 +670,103 @@ impl LocalStore {
     /// Deletes a record's salts and overwrites its content (crypto-shredding); false if
     /// unknown.
     pub(crate) async fn forget(&self, leaf_hash: B256) -> Result<bool> {
-        let Some((agent, sequence)) = self.locate(leaf_hash).await? else {
+        let Some(located) = self.locate(leaf_hash).await? else {
             return Ok(false);
         };
-        let row = sqlx::query(
-            "SELECT content_offset, input_len + output_len + COALESCE(metadata_len, 0) \
-             FROM openings WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
-        )
-        .bind(&agent)
-        .bind(sequence)
-        .bind(leaf_hash.as_slice())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(false) };
-        sqlx::query(
-            "UPDATE openings SET input_salt = NULL, input = NULL, output_salt = NULL, \
-             output = NULL, metadata_salt = NULL, metadata = NULL \
-             WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
-        )
-        .bind(&agent)
-        .bind(sequence)
-        .bind(leaf_hash.as_slice())
-        .execute(&self.pool)
-        .await?;
-        if let (Some(offset), Some(len)) =
-            (column_u64(row.try_get(0)?), column_u64(row.try_get(1)?))
-        {
-            self.content.erase(offset, len as usize).await?;
+        let erase = match self.batch_openings(located.batch_id).await? {
+            Some((mut packed, batch_offset)) => {
+                let (opening, offset) =
+                    PackedOpening::find(&packed, located.position, batch_offset)?;
+                let salts = located.position * OPENING_LEN;
+                packed[salts..salts + 96].zeroize();
+                sqlx::query("UPDATE batch_openings SET openings = $1 WHERE batch_id = $2")
+                    .bind(packed.as_slice())
+                    .bind(located.batch_id)
+                    .execute(&self.pool)
+                    .await?;
+                Some((offset, opening.content_len()))
+            }
+            None => self.forget_legacy(&located, leaf_hash).await?,
+        };
+        if let Some((offset, len)) = erase {
+            self.content.erase(offset, len).await?;
         }
-        // The write-ahead log still holds the page as it was before: fold it into the
-        // database (where secure_delete zeroed the old content) and empty it.
+        // The write-ahead log still holds the pages as they were before: fold it into the
+        // database (where secure_delete zeroed the old salts and content) and empty it.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await?;
         Ok(true)
     }
 
+    /// Deletes the salts (and any content) of a row from before SDK migration 0004; returns
+    /// where its content lies in the content file, if it is there.
+    async fn forget_legacy(
+        &self,
+        located: &Located,
+        leaf_hash: B256,
+    ) -> Result<Option<(u64, usize)>> {
+        let row = sqlx::query(
+            "SELECT content_offset, input_len + output_len + COALESCE(metadata_len, 0) \
+             FROM openings WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
+        )
+        .bind(&located.agent)
+        .bind(located.sequence)
+        .bind(leaf_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        sqlx::query(
+            "UPDATE openings SET input_salt = NULL, input = NULL, output_salt = NULL, \
+             output = NULL, metadata_salt = NULL, metadata = NULL \
+             WHERE agent = $1 AND sequence = $2 AND leaf_hash = $3",
+        )
+        .bind(&located.agent)
+        .bind(located.sequence)
+        .bind(leaf_hash.as_slice())
+        .execute(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => column_u64(row.try_get(0)?)
+                .zip(column_u64(row.try_get(1)?))
+                .map(|(offset, len)| (offset, len as usize)),
+            None => None,
+        })
+    }
+
     /// The local records of an agent, oldest first: (sequence, leaf hash, model).
     pub(crate) async fn records(&self, agent: Address) -> Result<Vec<(u64, B256, String)>> {
-        let rows = sqlx::query(
+        // Recorded before SDK migration 0004: a row each.
+        let mut records = sqlx::query(
             "SELECT sequence, leaf_hash, model FROM openings WHERE agent = $1 ORDER BY sequence",
         )
         .bind(agent.to_string())
         .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<i64, _>(0)? as u64,
+                blob_to_b256(row.try_get(1)?)?,
+                row.try_get(2)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let batches = sqlx::query(
+            "SELECT first_sequence, leaf_hashes, models FROM batch_openings \
+             WHERE agent = $1 AND models IS NOT NULL ORDER BY first_sequence",
+        )
+        .bind(agent.to_string())
+        .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<i64, _>(0)? as u64,
-                    blob_to_b256(row.try_get(1)?)?,
-                    row.try_get(2)?,
-                ))
-            })
-            .collect()
+        for row in batches {
+            let first = row.try_get::<i64, _>(0)? as u64;
+            let hashes: Vec<u8> = row.try_get(1)?;
+            let models: Vec<String> = serde_json::from_str(row.try_get(2)?)
+                .map_err(|e| Error::Local(sqlx::Error::Decode(Box::new(e))))?;
+            for (i, (hash, model)) in hashes.chunks_exact(32).zip(models).enumerate() {
+                records.push((first + i as u64, blob_to_b256(hash.to_vec())?, model));
+            }
+        }
+        Ok(records)
     }
 }

@@ -213,7 +213,8 @@ async fn disclose_input(recorder: &Recorder, leaf_hash: chaperone_core::B256) ->
 }
 
 #[tokio::test]
-async fn rows_from_before_the_content_file_are_still_delivered_and_disclosed() {
+async fn rows_from_before_batch_openings_and_the_content_file_are_delivered_disclosed_and_forgotten()
+ {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let data = temp_file("agent");
@@ -227,32 +228,47 @@ async fn rows_from_before_the_content_file_are_still_delivered_and_disclosed() {
         .unwrap();
     within("flush", recorder.flush()).await.unwrap();
     recorder.shutdown().await.unwrap();
-    // Rewrite the file as SDK migration 0001 left it: content and body in the rows.
+
+    // Rewrite the file as SDK migrations 0001-0003 left a batch persisted before the content
+    // file: content, salts and body in rows, no batch_openings.
     let content_file = data.with_extension("db-content");
     let file = std::fs::read(&content_file).unwrap();
     let mut db = local(&data).await;
-    let (offset, input_len, output_len): (i64, i64, i64) =
-        sqlx::query_as("SELECT content_offset, input_len, output_len FROM openings")
+    let (packed, offset): (Vec<u8>, i64) =
+        sqlx::query_as("SELECT openings, content_offset FROM batch_openings")
             .fetch_one(&mut db)
             .await
             .unwrap();
-    let at = |start: i64, len: i64| file[start as usize..(start + len) as usize].to_vec();
-    sqlx::query(
-        "UPDATE openings SET input = $1, output = $2, content_offset = NULL, input_len = NULL, \
-         output_len = NULL",
-    )
-    .bind(at(offset, input_len))
-    .bind(at(offset + input_len, output_len))
-    .execute(&mut db)
-    .await
-    .unwrap();
     let (body_offset, body_len): (i64, i64) =
         sqlx::query_as("SELECT body_offset, body_len FROM outbox")
             .fetch_one(&mut db)
             .await
             .unwrap();
+    let at = |start: i64, len: usize| file[start as usize..start as usize + len].to_vec();
+    let (input_len, output_len) = (b"legacy prompt".len(), b"legacy answer".len());
+    for undo in [
+        "DROP TABLE batch_openings",
+        "DROP INDEX outbox_by_sequence",
+        "CREATE INDEX openings_leaf_prefix ON openings (substr(leaf_hash, 1, 8))",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+    ] {
+        sqlx::query(undo).execute(&mut db).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO openings (leaf_hash, agent, sequence, batch_id, model, input_salt, input, \
+         output_salt, output) VALUES ($1, $2, 0, 1, 'm', $3, $4, $5, $6)",
+    )
+    .bind(recorded.leaf_hash.as_slice())
+    .bind(key.address().to_string())
+    .bind(&packed[..32])
+    .bind(at(offset, input_len))
+    .bind(&packed[32..64])
+    .bind(at(offset + input_len as i64, output_len))
+    .execute(&mut db)
+    .await
+    .unwrap();
     sqlx::query("UPDATE outbox SET body = $1, body_offset = NULL, body_len = NULL")
-        .bind(at(body_offset, body_len))
+        .bind(at(body_offset, body_len as usize))
         .execute(&mut db)
         .await
         .unwrap();
@@ -268,22 +284,36 @@ async fn rows_from_before_the_content_file_are_still_delivered_and_disclosed() {
         disclose_input(&recorder, recorded.leaf_hash).await,
         b"legacy prompt"
     );
+    assert_eq!(
+        recorder.records().await.unwrap(),
+        vec![(0, recorded.leaf_hash, "m".to_owned())]
+    );
+    recorder.forget(recorded.leaf_hash).await.unwrap();
+    assert!(matches!(
+        recorder
+            .disclose(recorded.leaf_hash, &[CommitmentKind::Input])
+            .await,
+        Err(Error::Forgotten(_))
+    ));
 }
 
 #[tokio::test]
-async fn records_are_found_by_leaf_hash_after_migrating_to_batch_leaves() {
+async fn a_batch_is_one_row_of_openings_and_its_records_are_found_by_leaf_hash() {
     // No server: persisting and looking up are local.
     let data = temp_file("agent");
-    let key = Secp256k1Signer::random().unwrap();
-    let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key.clone())
-        .await
-        .unwrap();
+    let recorder = Recorder::open(
+        config("http://127.0.0.1:9", &data),
+        Secp256k1Signer::random().unwrap(),
+    )
+    .await
+    .unwrap();
     let mut recorded = Vec::new();
     for i in 0..5u32 {
         let input = format!("prompt {i}");
+        let metadata = (i == 4).then_some(&b"{}"[..]);
         recorded.push(
             recorder
-                .record("m", input.as_bytes(), b"answer", None)
+                .record(&format!("model-{i}"), input.as_bytes(), b"answer", metadata)
                 .await
                 .unwrap(),
         );
@@ -292,46 +322,34 @@ async fn records_are_found_by_leaf_hash_after_migrating_to_batch_leaves() {
         }
     }
     within("flush", recorder.flush()).await.unwrap();
-    recorder.shutdown().await.unwrap();
 
-    // Take the file back to before SDK migration 0004: its rows, no batch_leaves.
     let mut db = local(&data).await;
-    let leaves = |rows: Vec<sqlx::sqlite::SqliteRow>| {
-        rows.into_iter()
-            .map(|r| {
-                (
-                    r.get::<i64, _>(0),
-                    r.get::<i64, _>(1),
-                    r.get::<Vec<u8>, _>(2),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    let select = "SELECT batch_id, first_sequence, leaf_hashes FROM batch_leaves ORDER BY batch_id";
-    let written = leaves(sqlx::query(select).fetch_all(&mut db).await.unwrap());
-    assert_eq!(written.len(), 2, "two batches: {written:?}");
+    let batches: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT first_sequence, leaf_hashes, openings FROM batch_openings ORDER BY batch_id",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(batches.len(), 2, "two batches, one row each");
+    assert_eq!(batches[1].0, 3);
     assert_eq!(
-        written[1].2,
+        batches[1].1,
         [recorded[3].leaf_hash.0, recorded[4].leaf_hash.0].concat()
     );
-    for undo in [
-        "DROP TABLE batch_leaves",
-        "CREATE INDEX openings_leaf_prefix ON openings (substr(leaf_hash, 1, 8))",
-        "DELETE FROM _sqlx_migrations WHERE version = 4",
-    ] {
-        sqlx::query(undo).execute(&mut db).await.unwrap();
-    }
-    db.close().await.unwrap();
-
-    let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key)
+    assert_eq!(batches[1].2.len(), 2 * 108, "salts and lengths per record");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM openings")
+        .fetch_one(&mut db)
         .await
         .unwrap();
-    let mut db = local(&data).await;
-    let migrated = leaves(sqlx::query(select).fetch_all(&mut db).await.unwrap());
+    assert_eq!(rows, 0, "no row per record");
+    let listed = recorder.records().await.unwrap();
     assert_eq!(
-        migrated, written,
-        "the migration rebuilt each batch's leaf hashes"
+        listed,
+        (0..5)
+            .map(|i| (i, recorded[i as usize].leaf_hash, format!("model-{i}")))
+            .collect::<Vec<_>>()
     );
+
     // Found by leaf hash alone: in the first batch, the last, and not at all.
     recorder.forget(recorded[1].leaf_hash).await.unwrap();
     recorder.forget(recorded[4].leaf_hash).await.unwrap();
@@ -339,6 +357,14 @@ async fn records_are_found_by_leaf_hash_after_migrating_to_batch_leaves() {
         recorder.forget(chaperone_core::B256::repeat_byte(7)).await,
         Err(Error::UnknownRecord(_))
     ));
+    let content = std::fs::read(data.with_extension("db-content")).unwrap();
+    for (forgotten, kept) in [("prompt 1", "prompt 0"), ("prompt 4", "prompt 3")] {
+        let found = |text: &str| content.windows(8).any(|w| w == text.as_bytes());
+        assert!(
+            !found(forgotten) && found(kept),
+            "{forgotten} erased, {kept} kept"
+        );
+    }
 }
 
 #[tokio::test]
@@ -423,6 +449,7 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
     })
     .await;
     assert_eq!(disclosure.bundle.disclosed[0].content.as_ref(), secret);
+    let salt = disclosure.bundle.disclosed[0].salt.0;
     let verifier = CheckpointVerifier {
         name: server.service.origin.clone(),
         address: server.operator.address(),
@@ -444,8 +471,8 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
         other => panic!("expected Forgotten, got {other:?}"),
     }
     recorder.shutdown().await.unwrap();
-    // secure_delete overwrote the salts in the SQLite file itself, forget the content in the
-    // content file.
+    // secure_delete overwrote the old salts in the SQLite file itself, forget the content in
+    // the content file.
     let local_bytes = std::fs::read(&data).unwrap();
     let wal = std::fs::read(data.with_extension("db-wal")).unwrap_or_default();
     let content = std::fs::read(data.with_extension("db-content")).unwrap();
@@ -457,6 +484,12 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret),
             "the secret survived forget"
+        );
+    }
+    for bytes in [&local_bytes, &wal] {
+        assert!(
+            !bytes.windows(32).any(|w| w == salt),
+            "the input salt survived forget"
         );
     }
 }
