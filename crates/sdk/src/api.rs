@@ -17,7 +17,20 @@ pub(crate) struct Api {
 /// A response the caller interprets by status (the co-sign endpoint answers 200/202/403).
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
-    pub(crate) body: serde_json::Value,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as `T`, parsed straight from its bytes (an ingestion answer lists thousands of
+    /// positions: parsing them into a `serde_json::Value` first cost more than the rest).
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.bytes)
+    }
+
+    /// The body as JSON (`Null` if it is not JSON).
+    pub(crate) fn body(&self) -> serde_json::Value {
+        self.parse().unwrap_or(serde_json::Value::Null)
+    }
 }
 
 impl Api {
@@ -58,7 +71,7 @@ impl Api {
         if !answer.status.is_success() {
             return Err(refused(&answer));
         }
-        serde_json::from_value(answer.body).map_err(|e| self.garbage(e))
+        answer.parse().map_err(|e| self.garbage(e))
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer> {
@@ -67,18 +80,17 @@ impl Api {
             detail: e.to_string(),
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| Error::Unreachable {
+        let bytes = Vec::from(response.bytes().await.map_err(|e| Error::Unreachable {
             url: self.base.clone(),
             detail: e.to_string(),
-        })?;
+        })?);
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(Error::Unreachable {
                 url: self.base.clone(),
                 detail: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
             });
         }
-        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        Ok(Answer { status, body })
+        Ok(Answer { status, bytes })
     }
 
     fn garbage(&self, e: serde_json::Error) -> Error {
@@ -91,7 +103,8 @@ impl Api {
 
 /// The API's error body as [`Error::Refused`].
 pub(crate) fn refused(answer: &Answer) -> Error {
-    let error = &answer.body["error"];
+    let body = answer.body();
+    let error = &body["error"];
     Error::Refused {
         status: answer.status.as_u16(),
         code: error["code"].as_str().unwrap_or("unknown").to_owned(),

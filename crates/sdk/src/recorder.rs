@@ -617,11 +617,10 @@ impl Deliverer {
         if !answer.status.is_success() {
             return Err(refused(&answer));
         }
-        let response: IngestResponse =
-            serde_json::from_value(answer.body).map_err(|e| Error::Unreachable {
-                url: self.api.base().to_owned(),
-                detail: format!("unexpected response: {e}"),
-            })?;
+        let response: IngestResponse = answer.parse().map_err(|e| Error::Unreachable {
+            url: self.api.base().to_owned(),
+            detail: format!("unexpected response: {e}"),
+        })?;
         if response.receipt.size != batch.size {
             return Err(Error::Unreachable {
                 url: self.api.base().to_owned(),

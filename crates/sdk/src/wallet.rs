@@ -422,12 +422,12 @@ impl Wallet {
     async fn cosign(&self, body: &CosignBody<'_>) -> Result<Cosigned> {
         let answer = self.api.post("/v1/cosign", body).await?;
         let decoded = || {
-            serde_json::from_value::<CosignAnswer>(answer.body.clone()).map_err(|e| {
-                Error::Unreachable {
+            answer
+                .parse::<CosignAnswer>()
+                .map_err(|e| Error::Unreachable {
                     url: self.api.base().to_owned(),
                     detail: format!("unexpected co-sign answer: {e}"),
-                }
-            })
+                })
         };
         match answer.status.as_u16() {
             200 => {
@@ -448,7 +448,7 @@ impl Wallet {
                     reasons: a.reasons,
                 })
             }
-            400 if answer.body["error"]["code"] == "expired" => Err(Error::Expired),
+            400 if answer.body()["error"]["code"] == "expired" => Err(Error::Expired),
             _ => Err(refused(&answer)),
         }
     }
