@@ -37,6 +37,27 @@ impl SignedBatch {
         Ok(Self { records, signature })
     }
 
+    /// Signs `records` whose leaf hashes the caller computed when it created them (`leaves`, in
+    /// the same order), without hashing them again: the SDK hashed each record as it was
+    /// recorded. Only the counts are checked here; a wrong hash yields a signature the log
+    /// refuses, never one over records it did not mean.
+    pub fn sign_hashed(
+        records: Vec<Record>,
+        leaves: &[B256],
+        agent: &Secp256k1Signer,
+    ) -> Result<Self> {
+        if records.is_empty() || records.len() != leaves.len() {
+            return Err(Error::InvalidBatch(format!(
+                "{} records and {} leaf hashes",
+                records.len(),
+                leaves.len()
+            )));
+        }
+        let root = Self::tree(leaves).root();
+        let signature = agent.sign_message(&batch_message(records.len() as u64, &root))?;
+        Ok(Self { records, signature })
+    }
+
     /// Verifies the signature and the chain inside the batch; returns the records' leaf hashes.
     /// Continuity with records before the batch is the log's check, not the batch's.
     pub fn verify(&self) -> Result<Vec<B256>> {

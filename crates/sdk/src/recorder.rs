@@ -483,7 +483,8 @@ impl Batcher {
     /// exist nowhere else).
     async fn persist(&self, batch: &[StagedRecord], content: &Arc<Zeroizing<Vec<u8>>>) {
         let records: Vec<Record> = batch.iter().map(|p| p.record.clone()).collect();
-        let body = match SignedBatch::sign(records, &self.key)
+        let leaves: Vec<B256> = batch.iter().map(|p| p.leaf_hash).collect();
+        let body = match SignedBatch::sign_hashed(records, &leaves, &self.key)
             .map_err(Error::from)
             .and_then(|signed| {
                 serde_json::to_vec(&signed)

@@ -165,6 +165,25 @@ fn signed_batch_verifies_and_rejects_forgery_gaps_and_broken_links() {
 }
 
 #[test]
+fn a_batch_signed_over_known_leaf_hashes_verifies_only_if_they_are_the_records() {
+    let agent = Secp256k1Signer::random().unwrap();
+    let records = chain(agent.address(), 4);
+    let leaves: Vec<B256> = records.iter().map(|r| r.leaf_hash().unwrap()).collect();
+    let batch = SignedBatch::sign_hashed(records.clone(), &leaves, &agent).unwrap();
+    assert_eq!(batch.verify().unwrap(), leaves);
+    assert_eq!(batch, SignedBatch::sign(records.clone(), &agent).unwrap());
+
+    let mut wrong = leaves.clone();
+    wrong.swap(1, 2);
+    let batch = SignedBatch::sign_hashed(records.clone(), &wrong, &agent).unwrap();
+    assert!(matches!(batch.verify(), Err(Error::WrongSigner { .. })));
+    assert!(matches!(
+        SignedBatch::sign_hashed(records, &leaves[..3], &agent),
+        Err(Error::InvalidBatch(_))
+    ));
+}
+
+#[test]
 fn membership_proves_one_record_of_a_signed_batch() {
     let agent = Secp256k1Signer::random().unwrap();
     let batch = SignedBatch::sign(chain(agent.address(), 7), &agent).unwrap();
