@@ -586,21 +586,24 @@ impl LocalStore {
             return self.legacy_openings(&located, leaf_hash).await;
         };
         let (opening, offset) = PackedOpening::find(&packed, located.position, batch_offset)?;
+        if opening.forgotten() {
+            return Ok(Some(StoredOpenings {
+                openings: Vec::new(),
+                forgotten: true,
+            }));
+        }
         let content = self.content.read_at(offset, opening.content_len()).await?;
         let mut openings = Vec::new();
         let mut position = 0;
         for (i, kind) in KINDS.into_iter().enumerate() {
             let Some(len) = opening.lens[i] else { continue };
-            if opening.forgotten() {
-                break;
-            }
             let bytes = content[position..position + len].to_vec();
             position += len;
             openings.push(Opening::from_parts(kind, Salt(opening.salts[i]), bytes));
         }
         Ok(Some(StoredOpenings {
             openings,
-            forgotten: opening.forgotten(),
+            forgotten: false,
         }))
     }
 

@@ -240,6 +240,16 @@ impl Recorder {
         output: &[u8],
         metadata: Option<&[u8]>,
     ) -> Result<Recorded> {
+        // The local store keeps each content length in 4 bytes (u32::MAX means "no metadata").
+        if [Some(input), Some(output), metadata]
+            .into_iter()
+            .flatten()
+            .any(|content| content.len() >= u32::MAX as usize)
+        {
+            return Err(Error::Invalid(
+                "input, output and metadata are limited to 4 GiB each".into(),
+            ));
+        }
         // All salts from one call to the OS's CSPRNG (one system call, not three).
         let mut random = [0u8; 96];
         getrandom::fill(&mut random).map_err(|_| Error::Core(chaperone_core::Error::Random))?;

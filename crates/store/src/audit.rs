@@ -148,7 +148,7 @@ fn to_u64(n: i64, what: &str) -> Result<u64> {
 }
 
 /// Runs a multi-row INSERT of `rows` (each a list of text/integer values) in chunks. The
-/// values move into the queries: a batch's records are megabytes of text.
+/// values move into the queries instead of being copied.
 async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
