@@ -138,7 +138,7 @@ async fn main() {
 
     // End to end: as fast as the agent can record, until every record has a receipt. Each
     // call is timed too: here `record` also waits whenever the queue is full (backpressure).
-    let sequence_before = recorder.progress().delivered;
+    let delivered_before = recorder.progress().delivered;
     let start = Instant::now();
     for _ in 0..records {
         let call = Instant::now();
@@ -149,7 +149,7 @@ async fn main() {
         latencies.push(call.elapsed());
     }
     let recorded = start.elapsed();
-    let delivered_while_recording = recorder.progress().delivered - sequence_before;
+    let delivered_while_recording = recorder.progress().delivered - delivered_before;
     report("record, flat out (with backpressure)", &mut latencies);
     recorder.sync().await.unwrap();
     let delivered = start.elapsed();

@@ -545,7 +545,8 @@ impl Store {
 
     /// The batch holding a leaf hash and the leaf's place in it: candidates by the hash's
     /// first 8 bytes, then the whole hash compared in each candidate's batch.
-    async fn locate(&self, leaf_hash: B256) -> Result<Option<(StoredBatch, usize)>> {
+    /// Also returns the batch's signature (hex).
+    async fn locate(&self, leaf_hash: B256) -> Result<Option<(StoredBatch, usize, String)>> {
         let candidates: Vec<i64> =
             sqlx::query_scalar("SELECT leaf_index FROM leaf_keys WHERE prefix = $1")
                 .bind(leaf_prefix(leaf_hash))
@@ -553,7 +554,7 @@ impl Store {
                 .await?;
         for index in candidates {
             let row = sqlx::query(
-                "SELECT first_index, batch_root, signature, leaf_hashes, encodings \
+                "SELECT first_index, batch_root, leaf_hashes, encodings, signature \
                  FROM record_batches WHERE first_index <= $1 \
                  ORDER BY first_index DESC LIMIT 1",
             )
@@ -561,16 +562,10 @@ impl Store {
             .fetch_optional(&self.reader)
             .await?;
             let Some(row) = row else { continue };
-            let batch = StoredBatch {
-                first_index: to_u64(row.try_get(0)?, "first index")?,
-                batch_root: parse(&row.try_get::<String, _>(1)?, "batch root")?,
-                signature: row.try_get(2)?,
-                leaf_hashes: row.try_get(3)?,
-                encodings: row.try_get(4)?,
-            };
+            let batch = StoredBatch::from_row(&row)?;
             let position = to_u64(index, "leaf index")?.saturating_sub(batch.first_index) as usize;
             if batch.leaf(position) == Some(leaf_hash) {
-                return Ok(Some((batch, position)));
+                return Ok(Some((batch, position, row.try_get(4)?)));
             }
         }
         Ok(None)
@@ -578,7 +573,7 @@ impl Store {
 
     /// A logged record by its leaf hash.
     pub async fn record(&self, leaf_hash: B256) -> Result<Option<LoggedRecord>> {
-        let Some((batch, position)) = self.locate(leaf_hash).await? else {
+        let Some((batch, position, _)) = self.locate(leaf_hash).await? else {
             return Ok(None);
         };
         let encoding = *unpack_encodings(&batch.encodings)?
@@ -594,10 +589,10 @@ impl Store {
 
     /// Proof that a logged record was in the batch its agent signed.
     pub async fn batch_membership(&self, leaf_hash: B256) -> Result<Option<BatchMembership>> {
-        let Some((batch, position)) = self.locate(leaf_hash).await? else {
+        let Some((batch, position, signature)) = self.locate(leaf_hash).await? else {
             return Ok(None);
         };
-        let signature = parse::<chaperone_core::Bytes>(&batch.signature, "batch signature")?;
+        let signature = parse::<chaperone_core::Bytes>(&signature, "batch signature")?;
         let signature = chaperone_core::Signature::from_raw(&signature)
             .map_err(|_| Error::Corrupt("batch signature".into()))?;
         let mut tree = MerkleLog::new();
@@ -660,13 +655,7 @@ impl Store {
             let rows = query.fetch_all(&self.reader).await?;
             for row in &rows {
                 after_batch = row.try_get(0)?;
-                let batch = StoredBatch {
-                    first_index: to_u64(after_batch, "first index")?,
-                    batch_root: parse(&row.try_get::<String, _>(1)?, "batch root")?,
-                    signature: String::new(),
-                    leaf_hashes: row.try_get(2)?,
-                    encodings: row.try_get(3)?,
-                };
+                let batch = StoredBatch::from_row(row)?;
                 let logged = batch.leaves().zip(unpack_encodings(&batch.encodings)?);
                 for (position, (leaf_hash, encoding)) in logged.enumerate() {
                     let index = batch.first_index + position as u64;
@@ -861,8 +850,6 @@ fn leaf_prefix(leaf_hash: B256) -> i64 {
 struct StoredBatch {
     first_index: u64,
     batch_root: B256,
-    /// The agent's signature over the batch root (hex).
-    signature: String,
     /// 32 bytes per record, in log order.
     leaf_hashes: Vec<u8>,
     /// Per record, the length of its encoding (4 bytes, big-endian) and the encoding.
@@ -870,6 +857,16 @@ struct StoredBatch {
 }
 
 impl StoredBatch {
+    /// From a row whose first columns are `first_index, batch_root, leaf_hashes, encodings`.
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self> {
+        Ok(Self {
+            first_index: to_u64(row.try_get(0)?, "first index")?,
+            batch_root: parse(&row.try_get::<String, _>(1)?, "batch root")?,
+            leaf_hashes: row.try_get(2)?,
+            encodings: row.try_get(3)?,
+        })
+    }
+
     fn leaf(&self, position: usize) -> Option<B256> {
         self.leaf_hashes
             .get(position * 32..position * 32 + 32)

@@ -9,7 +9,7 @@ mod log_migration;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use chaperone_store::Store;
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static CLEANED: AtomicBool = AtomicBool::new(false);
@@ -64,16 +64,10 @@ pub async fn postgres_url() -> Option<String> {
         .await
         .unwrap();
         for db in stale {
-            let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-            let _ = admin.execute(sqlx::AssertSqlSafe(drop)).await;
+            let _ = Store::drop_database(&url, &db).await;
         }
     }
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
+    Some(Store::create_database(&url, &name).await.unwrap())
 }
 
 /// Every backend this run can reach.
