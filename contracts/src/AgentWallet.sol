@@ -22,21 +22,28 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 ///      Storage layout, chosen so a one-transfer `execute` touches three cold slots:
 ///      - slot 0 `_config`: agent (160) | frozen (8) | sequence of nonce key 0 (64). The common
 ///        case, nonce key 0, reads and bumps its sequence in the slot `execute` must read anyway.
-///      - slot 1 `_cosigner`.
+///      - slot 1 `_keys`: co-signer (160) | authorizationsValidFrom (64).
 ///      - `_backstops[token]`: limit (96) | spent (96) | period (32) | windowStart (32), one slot per
 ///        token, so counting a spend is one read and one write.
-///      - `_nonceSequences[key]` for nonce keys other than 0.
+///      - `_nonceSequences[key]` for nonce keys other than 0; `_authorizationBudgets[token]` and
+///        `_allowedCalls[target][selector]`, read only off the common path.
 ///
-///      Backstop periods are fixed windows opened by the first spend after the previous window
-///      ended (not rolling windows). A rolling window needs a history of spends per token (a
-///      ring buffer, many slots per `execute`); a fixed window needs one slot. The cost is the
-///      boundary: at most 2× the limit can leave within one period length (end of one window,
-///      start of the next). The backstop is a coarse last line that caps a stolen co-signer key;
-///      the policy service enforces the precise sliding windows off chain. Owners should set the
-///      backstop with that 2× bound in mind.
+///      Backstop periods are fixed windows aligned to multiples of the period (Unix time), not
+///      rolling windows. A rolling window needs a history of spends per token (a ring buffer,
+///      many slots per `execute`); a fixed window needs one slot. The cost is the boundary: at
+///      most 2× a period's bound can leave within one period length (end of one window, start of
+///      the next). The backstop is a coarse last line that caps a stolen co-signer key; the
+///      policy service enforces the precise sliding windows off chain.
 ///
-///      Default deny: a token with no backstop configured cannot be spent through `execute` at
-///      all (the owner can still `withdraw` it).
+///      What leaves per token per aligned period, by every path, is at most
+///      `periodBound(token)` = the `execute` limit + the EIP-1271 authorization budget
+///      (`slots` authorizations of at most `maxValue` each). See `isValidSignature` for why the
+///      EIP-1271 share is a separate, view-checkable budget.
+///
+///      Default deny: a call with calldata goes through only if it is a counted spend
+///      (`transfer`, `transferFrom`, `approve`, `increaseAllowance`) of a token with a backstop,
+///      or the owner allowed its (target, selector) with `setCallAllowed`. Native value counts
+///      against the native backstop whatever the call.
 contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     using SafeERC20 for IERC20;
 
@@ -62,6 +69,32 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         uint64 sequence0;
     }
 
+    /// @dev Slot 1: the co-signer, and the earliest period start at which an EIP-1271
+    ///      authorization is still honoured (`invalidateAuthorizations` moves it forward).
+    struct Keys {
+        address cosigner;
+        uint64 authorizationsValidFrom;
+    }
+
+    /// @notice How much a token may move by EIP-1271 authorizations per backstop period:
+    ///         at most `slots` authorizations, each of at most `maxValue`.
+    struct AuthorizationBudget {
+        uint96 maxValue;
+        uint16 slots;
+    }
+
+    /// @notice An EIP-3009 authorization as carried after the two signatures in an EIP-1271
+    ///         signature, so the wallet can recompute the hash and see what it pays.
+    struct Authorization {
+        address token;
+        bytes32 typehash;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+
     /// @notice EIP-712 type hash of `Call`.
     bytes32 public constant CALL_TYPEHASH = keccak256("Call(address to,uint256 value,bytes data)");
     /// @notice EIP-712 type hash of `Execute`.
@@ -70,6 +103,14 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     );
     /// @notice EIP-712 type hash of the message wrapping an EIP-1271 hash (see `isValidSignature`).
     bytes32 public constant AGENT_MESSAGE_TYPEHASH = keccak256("AgentMessage(bytes32 hash)");
+    /// @notice EIP-3009 `TransferWithAuthorization` type hash (what x402 pays with).
+    bytes32 public constant TRANSFER_WITH_AUTHORIZATION_TYPEHASH = keccak256(
+        "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+    );
+    /// @notice EIP-3009 `ReceiveWithAuthorization` type hash.
+    bytes32 public constant RECEIVE_WITH_AUTHORIZATION_TYPEHASH = keccak256(
+        "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+    );
 
     bytes4 private constant TRANSFER = 0xa9059cbb; // transfer(address,uint256)
     bytes4 private constant TRANSFER_FROM = 0x23b872dd; // transferFrom(address,address,uint256)
@@ -77,9 +118,11 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     bytes4 private constant INCREASE_ALLOWANCE = 0x39509351; // increaseAllowance(address,uint256)
 
     Config private _config;
-    address private _cosigner;
+    Keys private _keys;
     mapping(address token => Backstop) private _backstops;
     mapping(uint192 key => uint64) private _nonceSequences;
+    mapping(address token => AuthorizationBudget) private _authorizationBudgets;
+    mapping(address target => mapping(bytes4 selector => bool)) private _allowedCalls;
 
     /// @notice Raised when an owner-only function is called by someone else.
     error NotOwner(address caller);
@@ -105,6 +148,11 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     error CallFailed(uint256 index, bytes returnData);
     /// @notice Raised when a native withdrawal fails.
     error WithdrawFailed();
+    /// @notice Raised when a call with calldata is neither a counted spend of a backstopped
+    ///         token nor allowed by the owner.
+    error CallNotAllowed(address target, bytes4 selector);
+    /// @notice Raised when an authorization budget does not fit its slot or has no backstop.
+    error InvalidAuthorizationBudget();
 
     /// @notice Emitted once, when the factory initialises the wallet.
     event Initialized(address indexed owner, address indexed agent, address indexed cosigner);
@@ -116,8 +164,18 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     event BackstopSet(address indexed token, uint96 limit, uint32 period);
     /// @notice Emitted when the wallet is frozen (true) or unfrozen (false).
     event FrozenSet(bool frozen);
-    /// @notice Emitted for each `execute`; the nonce identifies the co-signed request.
-    event Executed(uint256 indexed nonce);
+    /// @notice Emitted for each `execute`; the nonce identifies the co-signed request. Not
+    ///         indexed: watchers filter by wallet and event, and a topic costs every `execute`.
+    event Executed(uint256 nonce);
+    /// @notice Emitted when a token's EIP-1271 authorization budget changes.
+    event AuthorizationBudgetSet(address indexed token, uint96 maxValue, uint16 slots);
+    /// @notice Emitted when the owner allows or disallows a (target, selector) for `execute`.
+    event CallAllowedSet(address indexed target, bytes4 indexed selector, bool allowed);
+    /// @notice Emitted when the owner voids a nonce key's sequences below `nextSequence`.
+    event NoncesInvalidated(uint192 indexed key, uint64 nextSequence);
+    /// @notice Emitted when the owner voids every EIP-1271 authorization of periods that
+    ///         started before `validFrom`.
+    event AuthorizationsInvalidated(uint64 validFrom);
     /// @notice Emitted when the owner withdraws.
     event Withdrawn(address indexed token, address indexed to, uint256 amount);
     /// @notice Emitted when the wallet receives native currency.
@@ -128,16 +186,26 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         _config.agent = address(0xdead);
     }
 
-    /// @notice Sets the agent and co-signer; called once by the factory in the deploying
-    ///         transaction.
+    /// @notice Sets the agent and co-signer, and optionally a first backstop; called once by
+    ///         the factory in the deploying transaction (so a wallet is ready in one transaction).
     /// @param initialAgent The agent's signing address.
     /// @param initialCosigner The policy service's signing address.
-    function initialize(address initialAgent, address initialCosigner) external {
+    /// @param token The token of the first backstop, or address(0) for native currency.
+    /// @param limit The first backstop's limit per period.
+    /// @param period The first backstop's period in seconds; 0 sets no backstop.
+    function initialize(
+        address initialAgent,
+        address initialCosigner,
+        address token,
+        uint256 limit,
+        uint32 period
+    ) external {
         if (_config.agent != address(0)) revert AlreadyInitialized();
         if (initialAgent == address(0) || initialCosigner == address(0)) revert ZeroAddress();
         _config.agent = initialAgent;
-        _cosigner = initialCosigner;
+        _keys.cosigner = initialCosigner;
         emit Initialized(owner(), initialAgent, initialCosigner);
+        if (period != 0) _setBackstop(token, limit, period);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -146,10 +214,13 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
 
     /// @notice Executes `calls` in order, all or nothing, when both the agent and the co-signer
     ///         signed the EIP-712 `Execute(calls, nonce, validUntil)` for this wallet and chain.
+    ///         When the agent sends the transaction itself, its transaction signature proves it
+    ///         and `agentSignature` may be empty (one ECDSA recovery less).
     /// @param calls The calls to make.
     /// @param nonce High 192 bits: key; low 64 bits: sequence, which must be the key's next.
     /// @param validUntil Unix time after which the signatures are void.
-    /// @param agentSignature The agent's 65-byte low-s signature (r ‖ s ‖ v).
+    /// @param agentSignature The agent's 65-byte low-s signature (r ‖ s ‖ v); ignored when the
+    ///        agent is the sender.
     /// @param cosignerSignature The co-signer's 65-byte low-s signature (r ‖ s ‖ v).
     function execute(
         Call[] calldata calls,
@@ -164,8 +235,12 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         if (block.timestamp > validUntil) revert Expired(validUntil);
 
         bytes32 digest = executeDigest(calls, nonce, validUntil);
-        if (_recover(digest, agentSignature) != config.agent) revert InvalidAgentSignature();
-        if (_recover(digest, cosignerSignature) != _cosigner) revert InvalidCosignerSignature();
+        if (msg.sender != config.agent && _recover(digest, agentSignature) != config.agent) {
+            revert InvalidAgentSignature();
+        }
+        if (_recover(digest, cosignerSignature) != _keys.cosigner) {
+            revert InvalidCosignerSignature();
+        }
 
         _useNonce(config, nonce);
         emit Executed(nonce);
@@ -175,8 +250,7 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         for (uint256 i; i < calls.length; ++i) {
             Call calldata c = calls[i];
             _countSpend(c);
-            (bool ok,) = c.to.call{value: c.value}(c.data);
-            if (!ok) _revertCallFailed(i);
+            if (!_call(c)) _revertCallFailed(i);
         }
     }
 
@@ -237,14 +311,29 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     // EIP-1271
     // ---------------------------------------------------------------------------------------
 
-    /// @notice EIP-1271: valid only when `signature` is the agent's signature followed by the
-    ///         co-signer's, both over `hash` wrapped as `AgentMessage(hash)` in this wallet's
-    ///         EIP-712 domain, and the wallet is not frozen.
-    /// @dev The wrapping (as Safe's SafeMessage and ERC-7739 do) binds the signatures to this
-    ///      wallet and chain: an agent key and the shared co-signer key can serve many wallets,
-    ///      and a co-signature given under one wallet's policy must not validate on another.
+    /// @notice EIP-1271, for EIP-3009 payment authorizations only (x402's "exact" EVM scheme).
+    ///         Valid only when `signature` is agentSignature (65) ‖ cosignerSignature (65) ‖
+    ///         `abi.encode(Authorization)`, both signatures over `messageDigest(hash)`, and:
+    ///         - `hash` is exactly the EIP-3009 `TransferWithAuthorization` or
+    ///           `ReceiveWithAuthorization` digest of that authorization, from this wallet, under
+    ///           the token's own `DOMAIN_SEPARATOR()` (anything else, an EIP-2612 `permit`, a
+    ///           Permit2 message, any other hash, is refused: the wallet cannot see what it moves);
+    ///         - the token has a backstop and an authorization budget, and `value ≤ maxValue`;
+    ///         - `nonce` = (period index << 192) | slot, with the period index the current
+    ///           backstop period (`block.timestamp / period`), slot < `slots`, and the period
+    ///           starting no earlier than the last `invalidateAuthorizations`;
+    ///         - the wallet is not frozen.
+    /// @dev Why this shape. EIP-1271 is a view: the wallet cannot count what a token moves when
+    ///      it asks. It can still bound it, because the token marks each (authorizer, nonce)
+    ///      used: with nonces confined to `slots` values per period, and each authorization to
+    ///      `maxValue`, at most `slots × maxValue` leaves per period even with both keys stolen.
+    ///      Carrying the typed data (as ERC-7739 does) lets the wallet recompute the hash and see
+    ///      token, amount and nonce; binding it to the token's domain separator means a budget
+    ///      for one token can never validate a payment of another. The signatures still wrap the
+    ///      hash as `AgentMessage(hash)` in this wallet's domain, so a co-signature given under
+    ///      one wallet's policy never validates on another wallet that shares the keys.
     /// @param hash The hash the verifying contract asks about.
-    /// @param signature agentSignature (65 bytes) ‖ cosignerSignature (65 bytes).
+    /// @param signature agentSignature ‖ cosignerSignature ‖ abi.encode(Authorization).
     /// @return magicValue 0x1626ba7e when valid, 0xffffffff otherwise.
     function isValidSignature(bytes32 hash, bytes calldata signature)
         external
@@ -252,11 +341,13 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         returns (bytes4 magicValue)
     {
         Config memory config = _config;
-        if (config.frozen || signature.length != 130) return 0xffffffff;
+        if (config.frozen || signature.length != 130 + 7 * 32) return 0xffffffff;
+        Authorization memory a = abi.decode(signature[130:], (Authorization));
+        if (!_authorizationAllowed(a) || _authorizationHash(a) != hash) return 0xffffffff;
         bytes32 digest = messageDigest(hash);
         if (
             _recover(digest, signature[0:65]) != config.agent
-                || _recover(digest, signature[65:130]) != _cosigner
+                || _recover(digest, signature[65:130]) != _keys.cosigner
         ) return 0xffffffff;
         return IERC1271.isValidSignature.selector;
     }
@@ -281,12 +372,12 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         emit AgentChanged(newAgent);
     }
 
-    /// @notice Rotates the co-signer key.
+    /// @notice Rotates the co-signer key (which also voids every outstanding co-signature).
     /// @param newCosigner The new co-signer address.
     function setCosigner(address newCosigner) external {
         _onlyOwner();
         if (newCosigner == address(0)) revert ZeroAddress();
-        _cosigner = newCosigner;
+        _keys.cosigner = newCosigner;
         emit CosignerChanged(newCosigner);
     }
 
@@ -297,13 +388,68 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     /// @param period The window length in seconds; must be non-zero.
     function setBackstop(address token, uint256 limit, uint32 period) external {
         _onlyOwner();
-        if (limit > type(uint96).max || period == 0) revert InvalidBackstop();
-        Backstop storage b = _backstops[token];
+        _setBackstop(token, limit, period);
+    }
+
+    /// @notice Sets how much `token` may move through EIP-1271 authorizations per backstop
+    ///         period: `slots` authorizations of at most `maxValue` each (0 slots: none). This
+    ///         is on top of the backstop's `execute` limit; `periodBound` gives the sum.
+    /// @param token The token (an EIP-3009 token with a backstop).
+    /// @param maxValue The most one authorization may move.
+    /// @param slots How many authorizations per period.
+    function setAuthorizationBudget(address token, uint256 maxValue, uint16 slots) external {
+        _onlyOwner();
+        if (maxValue > type(uint96).max || _backstops[token].period == 0 || token == address(0)) {
+            revert InvalidAuthorizationBudget();
+        }
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
-        b.limit = uint96(limit);
-        b.period = period;
+        _authorizationBudgets[token] = AuthorizationBudget(uint96(maxValue), slots);
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
-        emit BackstopSet(token, uint96(limit), period);
+        emit AuthorizationBudgetSet(token, uint96(maxValue), slots);
+    }
+
+    /// @notice Allows (or disallows) `execute` to call `selector` on `target` with calldata the
+    ///         backstop cannot count. Native value sent along still counts.
+    /// @param target The contract.
+    /// @param selector The function selector.
+    /// @param allowed Whether the call is allowed.
+    function setCallAllowed(address target, bytes4 selector, bool allowed) external {
+        _onlyOwner();
+        _allowedCalls[target][selector] = allowed;
+        emit CallAllowedSet(target, selector, allowed);
+    }
+
+    /// @notice Voids outstanding co-signed executions: for each nonce, its key's next sequence
+    ///         becomes at least the nonce's sequence + 1 (never moves backwards).
+    /// @param nonces Nonces (key << 64 | sequence) whose signatures must never execute.
+    function invalidateNonces(uint256[] calldata nonces) external {
+        _onlyOwner();
+        for (uint256 i; i < nonces.length; ++i) {
+            // forge-lint: disable-next-line(unsafe-typecast) -- the key is the high 192 bits
+            uint192 key = uint192(nonces[i] >> 64);
+            // forge-lint: disable-next-line(unsafe-typecast) -- the sequence is the low 64 bits
+            uint64 sequence = uint64(nonces[i]);
+            if (sequence == type(uint64).max) continue;
+            uint64 next = sequence + 1;
+            if (key == 0) {
+                if (_config.sequence0 >= next) continue;
+                _config.sequence0 = next;
+            } else {
+                if (_nonceSequences[key] >= next) continue;
+                _nonceSequences[key] = next;
+            }
+            emit NoncesInvalidated(key, next);
+        }
+    }
+
+    /// @notice Voids every unused EIP-1271 authorization: those of the current period and
+    ///         earlier are refused from now on (new ones work from the next period).
+    function invalidateAuthorizations() external {
+        _onlyOwner();
+        // forge-lint: disable-next-line(unsafe-typecast) -- Unix seconds fit 64 bits
+        uint64 validFrom = uint64(block.timestamp) + 1;
+        _keys.authorizationsValidFrom = validFrom;
+        emit AuthorizationsInvalidated(validFrom);
     }
 
     /// @notice Freezes the wallet: `execute` and `isValidSignature` refuse until unfrozen.
@@ -355,7 +501,7 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     /// @notice The co-signer key.
     /// @return The co-signer address.
     function cosigner() external view returns (address) {
-        return _cosigner;
+        return _keys.cosigner;
     }
 
     /// @notice Whether the wallet is frozen.
@@ -378,7 +524,43 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         Backstop memory b = _backstops[token];
         // forge-lint: disable-next-line(block-timestamp) -- windows are hours or days long
         if (block.timestamp >= uint256(b.windowStart) + b.period) return b.limit;
-        return b.limit - b.spent;
+        // A limit lowered below what the window already spent leaves nothing, not an underflow.
+        return b.spent >= b.limit ? 0 : b.limit - b.spent;
+    }
+
+    /// @notice A token's EIP-1271 authorization budget per backstop period.
+    /// @param token The token.
+    /// @return The budget.
+    function authorizationBudget(address token) external view returns (AuthorizationBudget memory) {
+        return _authorizationBudgets[token];
+    }
+
+    /// @notice The most `token` can move per backstop period by every path: the `execute`
+    ///         limit plus `slots × maxValue` of EIP-1271 authorizations.
+    /// @param token The token, or address(0) for native currency.
+    /// @return The bound in base units.
+    function periodBound(address token) external view returns (uint256) {
+        AuthorizationBudget memory budget = _authorizationBudgets[token];
+        return uint256(_backstops[token].limit) + uint256(budget.maxValue) * budget.slots;
+    }
+
+    /// @notice Whether the owner allowed `execute` to call `selector` on `target`.
+    /// @param target The contract.
+    /// @param selector The function selector.
+    /// @return True when allowed.
+    function callAllowed(address target, bytes4 selector) external view returns (bool) {
+        return _allowedCalls[target][selector];
+    }
+
+    /// @notice The EIP-3009 nonce of authorization slot `slot` in the current backstop period
+    ///         of `token` (what an agent puts in an authorization the wallet will honour).
+    /// @param token The token.
+    /// @param slot The slot, below the budget's `slots`.
+    /// @return The nonce.
+    function authorizationNonce(address token, uint16 slot) external view returns (bytes32) {
+        uint256 period = _backstops[token].period;
+        if (period == 0) revert InvalidAuthorizationBudget();
+        return bytes32(((block.timestamp / period) << 192) | slot);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -452,6 +634,19 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         return err == ECDSA.RecoverError.NoError ? signer : address(0);
     }
 
+    /// @dev Makes the call without copying its return data (Solidity's `.call` copies it to
+    ///      memory even when unused: a few hundred gas per token transfer).
+    function _call(Call calldata c) private returns (bool ok) {
+        address to = c.to;
+        uint256 value = c.value;
+        bytes calldata data = c.data;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, data.offset, data.length)
+            ok := call(gas(), to, value, ptr, data.length, 0, 0)
+        }
+    }
+
     /// @dev Copies revert data only on failure: `(bool, bytes memory)` would copy it every time.
     function _revertCallFailed(uint256 index) private pure {
         bytes memory returnData = new bytes(0);
@@ -486,26 +681,34 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
 
     /// @dev Counts what a call moves: its native value, and the amount of an ERC-20 `transfer`,
     ///      `transferFrom`, `approve` or `increaseAllowance` (an approval is spend: the spender can
-    ///      take it later without another co-signature).
+    ///      take it later without another co-signature). Any other calldata needs the owner's
+    ///      `setCallAllowed`: default deny, because the backstop cannot count what an unknown
+    ///      function moves (ERC-721/1155 transfers, ERC-1363 `transferAndCall`, ERC-777 `send`,
+    ///      a token's own `multicall`, ...).
     function _countSpend(Call calldata c) private {
         if (c.value != 0) _spend(address(0), c.value);
-        if (c.data.length < 4) return;
+        if (c.data.length == 0) return;
+        if (c.data.length < 4) revert CallNotAllowed(c.to, bytes4(c.data));
         bytes4 selector = bytes4(c.data[0:4]);
         // A short call with a spending selector counts as unlimited: tokens that do not check
-        // calldata length would read the missing amount bytes in unknown ways.
+        // calldata length would read the missing amount bytes in unknown ways. Longer calldata
+        // is decoded at the same offsets, as the token's own decoder reads it.
         if (selector == TRANSFER || selector == APPROVE || selector == INCREASE_ALLOWANCE) {
             _spend(c.to, c.data.length >= 68 ? uint256(bytes32(c.data[36:68])) : type(uint256).max);
         } else if (selector == TRANSFER_FROM) {
             _spend(
                 c.to, c.data.length >= 100 ? uint256(bytes32(c.data[68:100])) : type(uint256).max
             );
+        } else if (!_allowedCalls[c.to][selector]) {
+            revert CallNotAllowed(c.to, selector);
         }
     }
 
     /// @dev Reads and writes the packed `Backstop` word directly: one SLOAD and one SSTORE,
-    ///      where the struct copy compiled to several masked loads and stores.
+    ///      where the struct copy compiled to several masked loads and stores. A zero amount is
+    ///      still checked against a configured backstop: an ERC-721 shares the `approve` and
+    ///      `transferFrom` selectors, and token id 0 must not pass.
     function _spend(address token, uint256 amount) private {
-        if (amount == 0) return;
         Backstop storage stored = _backstops[token];
         uint256 word;
         assembly ("memory-safe") {
@@ -519,16 +722,62 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         // forge-lint: disable-next-line(unsafe-typecast)
         uint256 period = uint32(word >> 192);
         uint256 windowStart = word >> 224;
-        // forge-lint: disable-next-line(block-timestamp) -- windows are hours or days long
-        if (block.timestamp >= windowStart + period) {
-            windowStart = block.timestamp;
-            spent = 0;
+        // Unchecked: every field is below 2^96, and `spent + amount` is at most `limit`.
+        unchecked {
+            // forge-lint: disable-next-line(block-timestamp) -- windows are hours or days long
+            if (block.timestamp >= windowStart + period) {
+                // No backstop (period 0): nothing may be spent (checked off the common path).
+                if (period == 0) revert BackstopExceeded(token, amount, 0);
+                // Windows are aligned to multiples of the period, as EIP-1271 budget periods are.
+                windowStart = block.timestamp - block.timestamp % period;
+                spent = 0;
+            }
+            // A limit lowered below what the window already spent leaves nothing (no underflow).
+            uint256 remaining = spent >= limit ? 0 : limit - spent;
+            if (amount > remaining) revert BackstopExceeded(token, amount, remaining);
+            word = limit | ((spent + amount) << 96) | (period << 192) | (windowStart << 224);
         }
-        uint256 remaining = limit - spent;
-        if (amount > remaining) revert BackstopExceeded(token, amount, remaining);
-        word = limit | ((spent + amount) << 96) | (period << 192) | (windowStart << 224);
         assembly ("memory-safe") {
             sstore(stored.slot, word)
         }
+    }
+
+    function _setBackstop(address token, uint256 limit, uint32 period) private {
+        if (limit > type(uint96).max || period == 0) revert InvalidBackstop();
+        Backstop storage b = _backstops[token];
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
+        b.limit = uint96(limit);
+        b.period = period;
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
+        emit BackstopSet(token, uint96(limit), period);
+    }
+
+    /// @dev The budget rules of `isValidSignature` (see there), before any signature is checked.
+    function _authorizationAllowed(Authorization memory a) private view returns (bool) {
+        if (
+            a.typehash != TRANSFER_WITH_AUTHORIZATION_TYPEHASH
+                && a.typehash != RECEIVE_WITH_AUTHORIZATION_TYPEHASH
+        ) return false;
+        AuthorizationBudget memory budget = _authorizationBudgets[a.token];
+        uint256 period = _backstops[a.token].period;
+        if (period == 0 || a.value > budget.maxValue) return false;
+        uint256 periodIndex = uint256(a.nonce) >> 192;
+        uint256 slot = uint256(a.nonce) & type(uint192).max;
+        // forge-lint: disable-next-line(block-timestamp) -- periods are hours or days long
+        return periodIndex == block.timestamp / period && slot < budget.slots
+            && periodIndex * period >= _keys.authorizationsValidFrom;
+    }
+
+    /// @dev The EIP-712 digest the token computes for `a`, under the token's own domain.
+    function _authorizationHash(Authorization memory a) private view returns (bytes32) {
+        (bool ok, bytes memory domain) =
+            a.token.staticcall(abi.encodeWithSignature("DOMAIN_SEPARATOR()"));
+        if (!ok || domain.length != 32) return bytes32(0);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                a.typehash, address(this), a.to, a.value, a.validAfter, a.validBefore, a.nonce
+            )
+        );
+        return keccak256(abi.encodePacked(hex"1901", abi.decode(domain, (bytes32)), structHash));
     }
 }

@@ -36,12 +36,30 @@ contract AgentWalletFactory {
         external
         returns (address wallet)
     {
-        if (owner == address(0)) revert AgentWallet.ZeroAddress();
-        wallet = Clones.cloneDeterministicWithImmutableArgs(
-            implementation, abi.encode(owner), _salt(agent, cosigner, salt)
-        );
-        AgentWallet(payable(wallet)).initialize(agent, cosigner);
-        emit WalletCreated(wallet, owner, agent, cosigner, salt);
+        return _create(owner, agent, cosigner, salt, address(0), 0, 0);
+    }
+
+    /// @notice Deploys and initialises a wallet at `predict(owner, agent, cosigner, salt)` with
+    ///         its first backstop, so it is ready to spend in one transaction.
+    /// @param owner The wallet's owner (an EOA or a Safe).
+    /// @param agent The agent's signing address.
+    /// @param cosigner The policy service's signing address.
+    /// @param salt Any value; distinct salts give distinct wallets for the same keys.
+    /// @param token The backstop's token, or address(0) for native currency.
+    /// @param limit The backstop's limit per period.
+    /// @param period The backstop's period in seconds (non-zero).
+    /// @return wallet The new wallet.
+    function createWalletWithBackstop(
+        address owner,
+        address agent,
+        address cosigner,
+        bytes32 salt,
+        address token,
+        uint256 limit,
+        uint32 period
+    ) external returns (address wallet) {
+        if (period == 0) revert AgentWallet.InvalidBackstop();
+        return _create(owner, agent, cosigner, salt, token, limit, period);
     }
 
     /// @notice The address `createWallet` deploys to for these arguments.
@@ -58,6 +76,23 @@ contract AgentWalletFactory {
         return Clones.predictDeterministicAddressWithImmutableArgs(
             implementation, abi.encode(owner), _salt(agent, cosigner, salt)
         );
+    }
+
+    function _create(
+        address owner,
+        address agent,
+        address cosigner,
+        bytes32 salt,
+        address token,
+        uint256 limit,
+        uint32 period
+    ) private returns (address wallet) {
+        if (owner == address(0)) revert AgentWallet.ZeroAddress();
+        wallet = Clones.cloneDeterministicWithImmutableArgs(
+            implementation, abi.encode(owner), _salt(agent, cosigner, salt)
+        );
+        emit WalletCreated(wallet, owner, agent, cosigner, salt);
+        AgentWallet(payable(wallet)).initialize(agent, cosigner, token, limit, period);
     }
 
     function _salt(address agent, address cosigner, bytes32 salt) private pure returns (bytes32) {

@@ -7,24 +7,42 @@ import {MerkleReference as Ref} from "./base/MerkleReference.sol";
 import {AgentWallet} from "../src/AgentWallet.sol";
 import {AuditLog} from "../src/AuditLog.sol";
 import {Vm} from "./base/Vm.sol";
+import {Authorizations} from "./base/Authorizations.sol";
+import {TestToken} from "../src/devnet/TestToken.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
-/// @dev Drives a wallet with random payments signed by random subsets of the right keys, and
-///      random clock moves; remembers what should have happened.
+/// @dev Attacker B: holds both keys and drives a wallet with random payments by every path
+///      (native and ERC-20 `execute`, EIP-3009 authorizations through EIP-1271 with random slots,
+///      amounts and periods), payments signed by random subsets of the keys, and clock moves.
+///      It measures what actually leaves the wallet per token per backstop period.
 contract WalletHandler {
+    using Authorizations for AgentWallet;
+
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
     AgentWallet internal immutable wallet;
+    TestToken internal immutable token;
     uint256 internal immutable agentKey;
     uint256 internal immutable cosignerKey;
     address public constant RECIPIENT = address(0xBEEF);
+    uint256 public constant PERIOD = 1 days;
 
     uint256 public executedWithoutBothSignatures;
     uint256 public paidWithBothSignatures;
+    /// What left the wallet, per token, per period index.
+    mapping(address token => mapping(uint256 period => uint256)) public outInPeriod;
+    uint256[] public periods;
+    mapping(uint256 => bool) internal _periodSeen;
 
-    constructor(AgentWallet wallet_, uint256 agentKey_, uint256 cosignerKey_) {
+    constructor(AgentWallet wallet_, TestToken token_, uint256 agentKey_, uint256 cosignerKey_) {
         wallet = wallet_;
+        token = token_;
         agentKey = agentKey_;
         cosignerKey = cosignerKey_;
+    }
+
+    function periodCount() external view returns (uint256) {
+        return periods.length;
     }
 
     function pay(uint256 amount, uint8 signers, uint256 strangerKey) external {
@@ -39,14 +57,65 @@ contract WalletHandler {
         bytes memory a = _sign(signers % 4 == 1 ? strangerKey : agentKey, digest);
         bytes memory c = _sign(signers % 4 == 2 ? strangerKey : cosignerKey, digest);
         if (signers % 4 == 3) c = "";
+        uint256 before = address(wallet).balance;
         try wallet.execute(calls, nonce, validUntil, a, c) {
             if (both) paidWithBothSignatures += amount;
             else executedWithoutBothSignatures++;
         } catch {}
+        _out(address(0), before - address(wallet).balance);
+    }
+
+    /// An ERC-20 transfer or approval-then-pull through `execute`, both keys signing.
+    function payToken(uint256 amount, bool approve) external {
+        amount = amount % 1500e18;
+        AgentWallet.Call[] memory calls = new AgentWallet.Call[](1);
+        calls[0] = AgentWallet.Call(
+            address(token),
+            0,
+            approve
+                ? abi.encodeCall(IERC20.approve, (RECIPIENT, amount))
+                : abi.encodeCall(IERC20.transfer, (RECIPIENT, amount))
+        );
+        uint256 nonce = wallet.nextNonce(0);
+        uint64 validUntil = uint64(block.timestamp + 60);
+        bytes32 digest = wallet.executeDigest(calls, nonce, validUntil);
+        uint256 before = token.balanceOf(address(wallet));
+        try wallet.execute(
+            calls, nonce, validUntil, _sign(agentKey, digest), _sign(cosignerKey, digest)
+        ) {
+            if (approve) {
+                vm.prank(RECIPIENT);
+                token.transferFrom(address(wallet), RECIPIENT, amount);
+            }
+        } catch {}
+        _out(address(token), before - token.balanceOf(address(wallet)));
+    }
+
+    /// An EIP-3009 authorization through EIP-1271, both keys signing, with any slot, amount,
+    /// period offset and lifetime the attacker likes.
+    function payByAuthorization(uint256 amount, uint16 slot, uint8 periodOffset, uint256 lifetime)
+        external
+    {
+        AgentWallet.Authorization memory a =
+            wallet.authorization(token, RECIPIENT, amount % 200e18, slot % 6);
+        a.nonce = bytes32(uint256(a.nonce) + (uint256(periodOffset % 3) << 192));
+        a.validBefore = block.timestamp + 1 + lifetime % 10 days;
+        uint256 before = token.balanceOf(address(wallet));
+        wallet.pay(a, wallet.sign(a, agentKey, cosignerKey));
+        _out(address(token), before - token.balanceOf(address(wallet)));
     }
 
     function wait(uint256 seconds_) external {
         vm.warp(block.timestamp + seconds_ % 2 days);
+    }
+
+    function _out(address t, uint256 amount) internal {
+        uint256 p = block.timestamp / PERIOD;
+        outInPeriod[t][p] += amount;
+        if (!_periodSeen[p]) {
+            _periodSeen[p] = true;
+            periods.push(p);
+        }
     }
 
     function _sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
@@ -60,7 +129,9 @@ contract WalletInvariants is WalletFixture {
 
     function setUp() public override {
         super.setUp();
-        handler = new WalletHandler(wallet, AGENT_KEY, COSIGNER_KEY);
+        vm.prank(owner);
+        wallet.setAuthorizationBudget(address(token), 100e18, 3);
+        handler = new WalletHandler(wallet, token, AGENT_KEY, COSIGNER_KEY);
         targetContract(address(handler));
     }
 
@@ -71,7 +142,17 @@ contract WalletInvariants is WalletFixture {
         );
     }
 
-    function invariant_spentInPeriodNeverExceedsBackstop() public view {
+    /// With both keys in the fuzzer's hands, what leaves per token per period, by `execute` and
+    /// EIP-1271 together, never exceeds the wallet's period bound.
+    function invariant_outPerPeriodNeverExceedsBound() public view {
+        uint256 nativeBound = wallet.periodBound(address(0));
+        uint256 tokenBound = wallet.periodBound(address(token));
+        vm.assertEq(tokenBound, 1000e18 + 300e18, "token bound");
+        for (uint256 i; i < handler.periodCount(); ++i) {
+            uint256 p = handler.periods(i);
+            vm.assertLe(handler.outInPeriod(address(0), p), nativeBound, "native per period");
+            vm.assertLe(handler.outInPeriod(address(token), p), tokenBound, "token per period");
+        }
         AgentWallet.Backstop memory b = wallet.backstop(address(0));
         vm.assertLe(b.spent, b.limit, "spent <= limit");
     }
