@@ -19,7 +19,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use alloy::{providers::ProviderBuilder, sol_types::SolCall};
+use alloy::{
+    network::EthereumWallet, providers::ProviderBuilder, signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
 use anyhow::Context;
 use chaperone_chain::{AgentWallet, TestToken};
 use chaperone_sdk::{
@@ -212,13 +215,46 @@ async fn main() -> anyhow::Result<()> {
             .call()
             .await?;
         let accepted = magic.0 == AgentWallet::isValidSignatureCall::SELECTOR;
+        // The facilitator's part (here the agent's key pays the gas): submit the authorization
+        // to the token, which checks it through the wallet's EIP-1271 and moves the tokens.
+        let facilitator = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(PrivateKeySigner::from_bytes(
+                &devnet.agent_key,
+            )?))
+            .connect_http(devnet.rpc_url.parse()?);
+        let token = TestToken::new(devnet.token, &facilitator);
+        let m = &authorization.message;
+        let settle = token.transferWithAuthorization(
+            m.from,
+            m.to,
+            m.value,
+            m.validAfter,
+            m.validBefore,
+            m.nonce,
+            authorization.signature.clone(),
+        );
+        settle.call().await?;
+        let receipt = settle.send().await?.get_receipt().await?;
+        // The token marks the nonce used: the same payment header replayed is refused.
+        let replay_refused = settle.call().await.is_err();
         say(format!(
-            "x402 authorization of 10 DEMO: EIP-1271 {}",
-            if accepted { "accepts it" } else { "REJECTS it" }
+            "x402 authorization of 10 DEMO: EIP-1271 {}, paid in {}, replay {}",
+            if accepted { "accepts it" } else { "REJECTS it" },
+            receipt.transaction_hash,
+            if replay_refused {
+                "refused"
+            } else {
+                "ACCEPTED"
+            }
         ));
         payments.insert(
             "x402_authorization".into(),
-            json!({ "eip1271_valid": accepted }),
+            json!({
+                "eip1271_valid": accepted,
+                "tx_hash": receipt.transaction_hash,
+                "paid": receipt.status(),
+                "replay_refused": replay_refused,
+            }),
         );
     }
 

@@ -139,6 +139,7 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
         rpc_url: Some(rpc_url.clone()),
         // Anvil mines a block per transaction and none otherwise: follow the head.
         confirmations: 0,
+        start_block: 0,
         audit_log: Some(AuditLogConfig {
             address: info.audit_log,
             log_id: info.log_id,
@@ -283,6 +284,15 @@ async fn create<P: Provider>(
             .get_receipt()
             .await?;
     }
+    // x402 pays with EIP-3009 authorizations through the wallet's EIP-1271, which the owner
+    // enables per token: here 10 authorizations a day of at most 100 DEMO each (the policy's
+    // per-payment cap), on top of the `execute` backstop.
+    contract
+        .setAuthorizationBudget(*token.address(), U256::from(100 * TOKEN_UNIT), 10)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
     let policy_file = data_dir.join("policy.toml");
     std::fs::write(&policy_file, demo_policy(chain_id, *token.address()))
         .with_context(|| format!("writing {}", policy_file.display()))?;

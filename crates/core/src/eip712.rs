@@ -2,9 +2,9 @@
 //! binds the chain id and the wallet's address, so a signature is valid for one wallet on one
 //! chain only.
 
-use alloy_sol_types::{Eip712Domain, SolStruct, eip712_domain, sol};
+use alloy_sol_types::{Eip712Domain, SolStruct, SolValue, eip712_domain, sol};
 
-use crate::{Address, B256};
+use crate::{Address, B256, Bytes, U256};
 
 sol! {
     /// One call made by `AgentWallet.execute`.
@@ -66,6 +66,39 @@ impl TransferWithAuthorization {
         };
         self.eip712_signing_hash(&domain)
     }
+}
+
+impl TransferWithAuthorization {
+    /// The signature `AgentWallet.isValidSignature` accepts for this authorization of `token`:
+    /// agent signature ‖ co-signer signature (each 65 bytes, over the `AgentMessage` of
+    /// [`Self::hash`]) ‖ `abi.encode(token, typehash, to, value, validAfter, validBefore,
+    /// nonce)`, so the wallet can recompute the hash and see what it pays.
+    pub fn wallet_signature(
+        &self,
+        token: Address,
+        agent_signature: &[u8],
+        cosigner_signature: &[u8],
+    ) -> Bytes {
+        let typed = (
+            token,
+            self.eip712_type_hash(),
+            self.to,
+            self.value,
+            self.validAfter,
+            self.validBefore,
+            self.nonce,
+        )
+            .abi_encode_params();
+        [agent_signature, cosigner_signature, &typed]
+            .concat()
+            .into()
+    }
+}
+
+/// The EIP-3009 nonce of authorization slot `slot` in backstop period `period_index`, the
+/// only nonces `AgentWallet`'s EIP-1271 honours (see `AgentWallet.isValidSignature`).
+pub fn authorization_nonce(period_index: u64, slot: u16) -> B256 {
+    B256::from((U256::from(period_index) << 192usize) | U256::from(slot))
 }
 
 /// The EIP-712 domain of the wallet at `wallet` on chain `chain_id`.

@@ -24,7 +24,8 @@ pub use checkpoint::{Checkpoint, CheckpointVerifier, SignedCheckpoint, checkpoin
 pub use commitment::{Commitment, CommitmentKind, Opening, Salt};
 pub use disclosure::{DisclosedContent, DisclosureBundle, VerifiedDisclosure};
 pub use eip712::{
-    AgentMessage, Call, Execute, TokenDomain, TransferWithAuthorization, wallet_domain,
+    AgentMessage, Call, Execute, TokenDomain, TransferWithAuthorization, authorization_nonce,
+    wallet_domain,
 };
 pub use error::{Error, Result};
 pub use hash::{EMPTY_ROOT, leaf_hash, node_hash};

@@ -86,6 +86,7 @@ async fn main() {
         listen: "127.0.0.1:0".into(),
         rpc_url: None,
         confirmations: 0,
+        start_block: 0,
         audit_log: None,
         checkpoints: CheckpointConfig::default(),
         cosigner: None,

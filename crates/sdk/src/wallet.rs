@@ -35,20 +35,22 @@ pub struct WalletConfig {
     pub rpc_url: String,
     /// The agent's `AgentWallet`.
     pub wallet: Address,
-    /// How long a co-signed request stays valid (its `validUntil`).
+    /// How long a co-signed request stays valid (its `validUntil`). The policy's
+    /// `max_valid_for` (default 5 minutes) bounds it, except for payments a human must approve,
+    /// which may last as long as the policy's approval expiry.
     pub valid_for: Duration,
     /// How often `wait_for_approval` asks again.
     pub approval_poll: Duration,
 }
 
 impl WalletConfig {
-    /// Requests valid for 10 minutes; approvals polled every 2 seconds.
+    /// Requests valid for 2 minutes; approvals polled every 2 seconds.
     pub fn new(server_url: impl Into<String>, rpc_url: impl Into<String>, wallet: Address) -> Self {
         Self {
             server_url: server_url.into(),
             rpc_url: rpc_url.into(),
             wallet,
-            valid_for: Duration::from_secs(600),
+            valid_for: Duration::from_secs(120),
             approval_poll: Duration::from_secs(2),
         }
     }
@@ -132,7 +134,8 @@ pub struct SignedAuthorization {
     pub message: TransferWithAuthorization,
     /// The EIP-712 hash the token passes to `isValidSignature`.
     pub hash: B256,
-    /// Agent signature ‖ co-signer signature (130 bytes), the wallet's EIP-1271 format.
+    /// The wallet's EIP-1271 format: agent signature ‖ co-signer signature ‖ the authorization
+    /// ABI-encoded (see `TransferWithAuthorization::wallet_signature`).
     pub signature: Bytes,
 }
 
@@ -353,7 +356,9 @@ impl Wallet {
 
     /// Signs an EIP-3009 `TransferWithAuthorization` of `value` to `to` from the wallet, valid
     /// for `valid_for`, and gets it co-signed within the policy. The token verifies the result
-    /// through the wallet's EIP-1271, which wants both signatures.
+    /// through the wallet's EIP-1271, which wants both signatures and honours only nonces of
+    /// the current backstop period's authorization slots: this takes the first slot the token
+    /// has not seen used.
     pub async fn sign_payment_authorization(
         &self,
         domain: TokenDomain,
@@ -361,8 +366,9 @@ impl Wallet {
         value: U256,
         valid_for: Duration,
     ) -> Result<SignedAuthorization> {
-        let mut nonce = [0u8; 32];
-        getrandom::fill(&mut nonce).map_err(|_| Error::Core(chaperone_core::Error::Random))?;
+        let nonce = self
+            .free_authorization_nonce(domain.verifying_contract)
+            .await?;
         let now = unix_now();
         let message = TransferWithAuthorization {
             from: self.wallet,
@@ -370,7 +376,7 @@ impl Wallet {
             value,
             validAfter: U256::ZERO,
             validBefore: U256::from(now + valid_for.as_secs()),
-            nonce: B256::new(nonce),
+            nonce,
         };
         let hash = message.hash(&domain);
         let digest = chaperone_core::AgentMessage { hash }.digest(self.chain_id, self.wallet);
@@ -386,16 +392,16 @@ impl Wallet {
             agent_signature: &agent_signature,
         };
         match self.cosign(&body).await? {
-            Cosigned::Approved(cosignature) => {
-                let mut signature = agent_signature.to_vec();
-                signature.extend_from_slice(&cosignature);
-                Ok(SignedAuthorization {
-                    domain,
-                    message,
-                    hash,
-                    signature: signature.into(),
-                })
-            }
+            Cosigned::Approved(cosignature) => Ok(SignedAuthorization {
+                signature: message.wallet_signature(
+                    domain.verifying_contract,
+                    &agent_signature,
+                    &cosignature,
+                ),
+                domain,
+                message,
+                hash,
+            }),
             // Authorizations are for machine payments (x402): nobody waits for a human there.
             Cosigned::Pending(_) => Err(Error::Refused {
                 status: 202,
@@ -406,6 +412,42 @@ impl Wallet {
                     .into(),
             }),
         }
+    }
+
+    /// The nonce of the first authorization slot of this backstop period that `token` has not
+    /// marked used for the wallet.
+    async fn free_authorization_nonce(&self, token: Address) -> Result<B256> {
+        let wallet = AgentWallet::new(self.wallet, &self.provider);
+        let budget = wallet
+            .authorizationBudget(token)
+            .call()
+            .await
+            .map_err(|e| Error::Chain(revert_reason(&e)))?;
+        let erc3009 = TestToken::new(token, &self.provider);
+        for slot in 0..budget.slots {
+            let nonce = wallet
+                .authorizationNonce(token, slot)
+                .call()
+                .await
+                .map_err(|e| Error::Chain(revert_reason(&e)))?;
+            let used = erc3009
+                .authorizationState(self.wallet, nonce)
+                .call()
+                .await
+                .map_err(|e| Error::Chain(revert_reason(&e)))?;
+            if !used {
+                return Ok(nonce);
+            }
+        }
+        Err(Error::Refused {
+            status: 409,
+            code: "no_authorization_slot".into(),
+            message: format!(
+                "the wallet's EIP-1271 budget for {token} has no unused slot this period ({} \
+                 slots; the owner sets them with setAuthorizationBudget)",
+                budget.slots
+            ),
+        })
     }
 
     async fn cosign_execute(&self, execute: &Execute, agent_signature: &Bytes) -> Result<Cosigned> {

@@ -81,6 +81,15 @@ impl From<chaperone_store::Error> for ApiError {
                 chaperone_core::Error::SizeOutOfRange { .. }
                 | chaperone_core::Error::IndexOutOfRange { .. },
             ) => Self::bad_request("out_of_range", e.to_string()),
+            E::ClockSkew { .. } => {
+                // An operator's problem (NTP), not the client's: refuse to decide until fixed.
+                tracing::error!(error = %e, "refusing to decide");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "clock_skew",
+                    "this replica's clock is out of step with the database; try again later",
+                )
+            }
             E::Log(_) | E::UnsupportedUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
                 // The cause goes to the log, not to the client.
                 tracing::error!(error = %e, "store failure");

@@ -48,11 +48,13 @@ struct PaymentAuthorization {
 }
 
 /// What is to be co-signed, checked for shape: the digest both keys sign, the engine's view of
-/// it, the `Execute` nonce (none for authorizations) and when the signature stops being usable.
+/// it, the `Execute` nonce or the authorization's (token, nonce), and the last second at which
+/// the signature can be used. The engine checks its lifetime against the policy.
 struct Subject {
     digest: B256,
     kind: RequestKind,
     nonce: Option<chaperone_core::U256>,
+    authorization: Option<(Address, B256)>,
     valid_until: u64,
 }
 
@@ -77,6 +79,7 @@ fn subject(
                 digest: execute.digest(chain_id, wallet),
                 kind: RequestKind::Execute(execute.clone()),
                 nonce: Some(execute.nonce),
+                authorization: None,
                 valid_until: execute.validUntil,
             })
         }
@@ -93,6 +96,7 @@ fn subject(
                     "an authorization's `from` must be the wallet",
                 ));
             }
+            // EIP-3009 is usable strictly before `validBefore`.
             let valid_before = u64::try_from(message.validBefore).unwrap_or(u64::MAX);
             if valid_before <= now {
                 return Err(ApiError::bad_request("expired", "validBefore has passed"));
@@ -110,7 +114,8 @@ fn subject(
                     message: fields,
                 },
                 nonce: None,
-                valid_until: valid_before,
+                authorization: Some((domain.verifying_contract, message.nonce)),
+                valid_until: valid_before - 1,
             })
         }
         _ => Err(ApiError::bad_request(
@@ -136,6 +141,7 @@ async fn cosign(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CosignBody>,
 ) -> Result<Response, ApiError> {
+    // Only for the early checks of shape; the decision reads the clock again under the lock.
     let now = state.now();
     let chain_id = state.inner.chain_id;
     if body.chain_id != chain_id {
@@ -183,14 +189,7 @@ async fn cosign(
 
     let request_json = serde_json::to_string(&body)
         .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
-    let (valid_until, nonce) = (subject.valid_until, subject.nonce);
-    let request = CosignRequest {
-        chain_id,
-        wallet: wallet.address,
-        now,
-        kind: subject.kind,
-        human_approved: false,
-    };
+    let kind = subject.kind;
     let cosigner = &state.inner.cosigner;
     let stored = state
         .store()
@@ -198,20 +197,21 @@ async fn cosign(
             &RequestRecord {
                 wallet: wallet.address,
                 request_id: digest,
-                nonce,
+                nonce: subject.nonce,
+                authorization: subject.authorization,
                 json: &request_json,
-                now,
-                valid_until,
+                valid_until: subject.valid_until,
             },
-            |policy, history, human_approved| {
-                let decision = evaluate(
-                    policy,
-                    &CosignRequest {
-                        human_approved,
-                        ..request.clone()
-                    },
-                    history,
-                );
+            || state.now(),
+            |policy, history, human_approved, now| {
+                let request = CosignRequest {
+                    chain_id,
+                    wallet: wallet.address,
+                    now,
+                    kind,
+                    human_approved,
+                };
+                let decision = evaluate(policy, &request, history);
                 let signature = decision
                     .sign
                     .then(|| cosigner.sign_digest(&digest).ok())

@@ -1,5 +1,14 @@
-//! Follows `AuditLog` events (of this log) and the registered wallets' events into the database,
-//! `confirmations` blocks behind the head.
+//! Follows `AuditLog` events (of this log), the registered wallets' events and EIP-3009
+//! `AuthorizationUsed` events of any token for those wallets into the database,
+//! `confirmations` blocks behind the head, in ranges of at most [`MAX_LOG_RANGE`] blocks (real RPC
+//! providers refuse wider `eth_getLogs`) from `start_block` (the block the first wallet was
+//! created in; 0 on a devnet).
+//!
+//! It also settles and releases spend reservations, in the transaction that stores the events
+//! ([`Store::index_blocks`]): `Executed` and `AuthorizationUsed` settle (even a reservation
+//! already released), and a reservation is released only once a confirmed block mined after
+//! its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
+//! spend: the execution may sit in a block the RPC has not returned yet.
 //!
 //! It resumes from the last block it recorded, so a restart loses nothing. It notices a
 //! reorganisation when the chain's hash of the last indexed block differs from the recorded
@@ -12,14 +21,17 @@ use alloy::{
     primitives::{Address, B256},
     providers::{DynProvider, Provider},
     rpc::types::{Filter, Log},
-    sol_types::SolEventInterface,
+    sol_types::{SolEvent, SolEventInterface},
 };
-use chaperone_chain::{AgentWallet, AuditLog};
+use chaperone_chain::{AgentWallet, AuditLog, TestToken};
 use chaperone_store::{ChainEvent, Store};
 use serde_json::json;
 
-/// The widest block range read per tick.
-const MAX_RANGE: u64 = 2_000;
+/// The widest block range read per `eth_getLogs`.
+pub const MAX_LOG_RANGE: u64 = 2_000;
+
+/// Ranges read per tick at most, so one tick of a far-behind indexer stays short.
+const RANGES_PER_TICK: usize = 16;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -36,20 +48,18 @@ pub struct IndexReport {
 pub struct Indexer {
     provider: DynProvider,
     store: Store,
-    audit_log: Address,
-    log_id: B256,
+    audit_log: Option<(Address, B256)>,
     confirmations: u64,
     start_block: u64,
 }
 
 impl Indexer {
-    /// An indexer of log `log_id` in `audit_log` and the registered wallets, from
-    /// `start_block` on, `confirmations` blocks behind the head.
+    /// An indexer of the registered wallets (and of log `log_id` in `AuditLog` when given),
+    /// from `start_block` on, `confirmations` blocks behind the head.
     pub fn new(
         provider: DynProvider,
         store: Store,
-        audit_log: Address,
-        log_id: B256,
+        audit_log: Option<(Address, B256)>,
         confirmations: u64,
         start_block: u64,
     ) -> Self {
@@ -57,22 +67,43 @@ impl Indexer {
             provider,
             store,
             audit_log,
-            log_id,
             confirmations,
             start_block,
         }
     }
 
     async fn block_hash(&self, number: u64) -> anyhow::Result<Option<B256>> {
+        Ok(self.block(number).await?.map(|(hash, _)| hash))
+    }
+
+    /// A block's hash and timestamp.
+    async fn block(&self, number: u64) -> anyhow::Result<Option<(B256, u64)>> {
         Ok(self
             .provider
             .get_block_by_number(BlockNumberOrTag::Number(number))
             .await?
-            .map(|b| b.header.hash))
+            .map(|b| (b.header.hash, b.header.timestamp)))
     }
 
-    /// One pass: handle a reorganisation, then index up to `head - confirmations`.
+    /// One pass: handle a reorganisation, then index up to `head - confirmations`, one range
+    /// after another until caught up (at most a few ranges per pass).
     pub async fn tick(&mut self) -> anyhow::Result<IndexReport> {
+        let mut report = self.tick_range().await?;
+        for _ in 1..RANGES_PER_TICK {
+            let before = report.indexed_to;
+            let next = self.tick_range().await?;
+            report.events += next.events;
+            report.rewound += next.rewound;
+            report.indexed_to = next.indexed_to;
+            if next.indexed_to == before {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Handles a reorganisation, then indexes one range of at most [`MAX_LOG_RANGE`] blocks.
+    async fn tick_range(&mut self) -> anyhow::Result<IndexReport> {
         let mut report = IndexReport::default();
         if let Some((number, hash)) = self.store.indexed_head().await?
             && self.block_hash(number).await? != Some(hash)
@@ -95,20 +126,35 @@ impl Indexer {
         let Some(confirmed) = head.checked_sub(self.confirmations) else {
             return Ok(report);
         };
-        let to = confirmed.min(from + MAX_RANGE - 1);
+        let to = confirmed.min(from + MAX_LOG_RANGE - 1);
         if from > to {
             return Ok(report);
         }
-        let Some(to_hash) = self.block_hash(to).await? else {
+        let Some((to_hash, to_time)) = self.block(to).await? else {
             return Ok(report);
         };
-        let mut contracts = self.store.wallet_addresses().await?;
-        contracts.push(self.audit_log);
-        let filter = Filter::new()
-            .address(contracts)
-            .from_block(from)
-            .to_block(to);
-        let logs = self.provider.get_logs(&filter).await?;
+        let wallets = self.store.wallet_addresses().await?;
+        let mut contracts = wallets.clone();
+        contracts.extend(self.audit_log.map(|(address, _)| address));
+        let mut logs = Vec::new();
+        if !contracts.is_empty() {
+            let filter = Filter::new()
+                .address(contracts)
+                .from_block(from)
+                .to_block(to);
+            logs = self.provider.get_logs(&filter).await?;
+        }
+        if !wallets.is_empty() {
+            // Any token's EIP-3009 nonce use by a wallet: the token is whoever emits it, and
+            // the decision it settles must name that token.
+            let authorizers: Vec<B256> = wallets.iter().map(|w| w.into_word()).collect();
+            let filter = Filter::new()
+                .event_signature(TestToken::AuthorizationUsed::SIGNATURE_HASH)
+                .topic1(authorizers)
+                .from_block(from)
+                .to_block(to);
+            logs.extend(self.provider.get_logs(&filter).await?);
+        }
         // A reorganisation between the two reads would mix branches: try again next pass.
         if self.block_hash(to).await? != Some(to_hash) {
             return Ok(report);
@@ -137,15 +183,29 @@ impl Indexer {
         }
         blocks.sort_unstable();
         blocks.dedup();
-        self.store.index_blocks(&blocks, &events).await?;
+        self.store
+            .index_blocks(&blocks, &events, Some(to_time))
+            .await?;
         report.events = events.len();
         report.indexed_to = Some(to);
         Ok(report)
     }
 
-    /// The event's name and fields, for this log's `AuditLog` events and any wallet event.
+    /// The event's name and fields, for this log's `AuditLog` events, any wallet event and
+    /// EIP-3009 `AuthorizationUsed`.
     fn decode(&self, log: &Log) -> Option<(String, serde_json::Value)> {
-        if log.address() == self.audit_log {
+        if log.topic0() == Some(&TestToken::AuthorizationUsed::SIGNATURE_HASH) {
+            let e = TestToken::AuthorizationUsed::decode_log(&log.inner)
+                .ok()?
+                .data;
+            return Some((
+                "AuthorizationUsed".into(),
+                json!({ "authorizer": e.authorizer, "nonce": e.nonce }),
+            ));
+        }
+        if let Some((audit_log, own_log_id)) = self.audit_log
+            && log.address() == audit_log
+        {
             use AuditLog::AuditLogEvents as E;
             let (name, log_id, fields) =
                 match AuditLog::AuditLogEvents::decode_log(&log.inner).ok()?.data {
@@ -166,7 +226,7 @@ impl Indexer {
                     ),
                     E::OwnerChanged(e) => ("OwnerChanged", e.logId, json!({ "owner": e.owner })),
                 };
-            return (log_id == self.log_id).then(|| (name.to_owned(), fields));
+            return (log_id == own_log_id).then(|| (name.to_owned(), fields));
         }
         use AgentWallet::AgentWalletEvents as E;
         let (name, fields) = match AgentWallet::AgentWalletEvents::decode_log(&log.inner)
@@ -185,6 +245,22 @@ impl Indexer {
                 json!({ "token": e.token, "limit": e.limit.to_string(), "period": e.period }),
             ),
             E::FrozenSet(e) => ("FrozenSet", json!({ "frozen": e.frozen })),
+            E::AuthorizationBudgetSet(e) => (
+                "AuthorizationBudgetSet",
+                json!({ "token": e.token, "max_value": e.maxValue.to_string(), "slots": e.slots }),
+            ),
+            E::CallAllowedSet(e) => (
+                "CallAllowedSet",
+                json!({ "target": e.target, "selector": e.selector, "allowed": e.allowed }),
+            ),
+            E::NoncesInvalidated(e) => (
+                "NoncesInvalidated",
+                json!({ "key": e.key.to_string(), "next_sequence": e.nextSequence }),
+            ),
+            E::AuthorizationsInvalidated(e) => (
+                "AuthorizationsInvalidated",
+                json!({ "valid_from": e.validFrom }),
+            ),
             E::Withdrawn(e) => (
                 "Withdrawn",
                 json!({ "token": e.token, "to": e.to, "amount": e.amount.to_string() }),

@@ -8,9 +8,8 @@
 //!   `POST /v1/verify`: the audit log (audit.rs).
 //! - `GET /v1/agents`, `/v1/agents/{address}/records`, `/v1/decisions`, `/v1/spend`: the
 //!   compliance API for role `auditor` (compliance.rs); `GET /openapi.json` describes it all.
-//! - [`Watcher`] settles reservations when wallets execute and releases expired ones;
-//!   [`Anchorer`] logs decisions, signs checkpoints and anchors them; [`Indexer`] follows the
-//!   contracts' events.
+//! - [`Anchorer`] logs decisions, signs checkpoints and anchors them; [`Indexer`] follows the
+//!   contracts' events and settles or releases reservations from confirmed blocks.
 
 mod admin;
 mod anchor;
@@ -21,7 +20,6 @@ mod cosign;
 mod indexer;
 mod openapi;
 mod service;
-mod watcher;
 
 use std::sync::Arc;
 
@@ -33,13 +31,12 @@ use chaperone_store::Store;
 pub use anchor::{AnchorPolicy, AnchorReport, Anchorer, DECISION_MODEL};
 pub use api::ApiError;
 pub use audit::{MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS};
-pub use indexer::{IndexReport, Indexer};
+pub use indexer::{IndexReport, Indexer, MAX_LOG_RANGE};
 pub use openapi::openapi;
 pub use service::{
     AuditLogConfig, CheckpointConfig, KeySource, RunningService, ServiceConfig, ServiceKeys,
     WalletConfig, read_policy, start,
 };
-pub use watcher::{WatchReport, Watcher};
 
 /// The largest request body accepted (a policy or a batch of calls); larger gets 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -19,9 +19,7 @@ use chaperone_core::{Address, B256, Secp256k1Signer, policy::Policy};
 use chaperone_store::{Store, WalletRecord};
 use serde::Deserialize;
 
-use crate::{
-    AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, Watcher, app, token_hash, unix_now,
-};
+use crate::{AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, app, token_hash, unix_now};
 
 /// Everything `chaperone serve` needs. Paths are relative to the configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,9 +34,14 @@ pub struct ServiceConfig {
     pub listen: String,
     /// The chain's JSON-RPC URL. Without it nothing settles and nothing is anchored.
     pub rpc_url: Option<String>,
-    /// Blocks the indexer stays behind the head (reorg safety).
+    /// Blocks the indexer stays behind the head (reorg safety). Reservations settle and are
+    /// released only from blocks this deep.
     #[serde(default = "default_confirmations")]
     pub confirmations: u64,
+    /// The block the indexer starts from: the block the first wallet (or the `AuditLog`) was
+    /// created in. It reads logs in ranges of 2,000 blocks from there.
+    #[serde(default)]
+    pub start_block: u64,
     /// The `AuditLog` contract and log id to anchor to (needs `rpc_url`).
     pub audit_log: Option<AuditLogConfig>,
     /// When to sign (and anchor) checkpoints.
@@ -309,9 +312,16 @@ pub async fn start(
                 config.chain_id
             );
         }
-        let watcher = Watcher::new(reader.clone(), store.clone(), 0);
-        every(Duration::from_secs(2), "watcher", watcher, |w| {
-            Box::pin(async move { w.tick(unix_now()).await.map(|r| format!("{r:?}")) })
+        // The indexer also settles and releases reservations, from confirmed blocks only.
+        let indexer = Indexer::new(
+            reader.clone(),
+            store.clone(),
+            config.audit_log.as_ref().map(|a| (a.address, a.log_id)),
+            config.confirmations,
+            config.start_block,
+        );
+        every(Duration::from_secs(2), "indexer", indexer, |i| {
+            Box::pin(async move { i.tick().await.map(|r| format!("{r:?}")) })
         });
         if let Some(audit) = &config.audit_log {
             log = LogConfig::anchored(
@@ -321,17 +331,6 @@ pub async fn start(
                 audit.address,
                 audit.log_id,
             );
-            let indexer = Indexer::new(
-                reader.clone(),
-                store.clone(),
-                audit.address,
-                audit.log_id,
-                config.confirmations,
-                0,
-            );
-            every(Duration::from_secs(2), "indexer", indexer, |i| {
-                Box::pin(async move { i.tick().await.map(|r| format!("{r:?}")) })
-            });
             let signer = PrivateKeySigner::from_bytes(&operator.to_bytes())?;
             sender = Some(
                 ProviderBuilder::new()

@@ -258,7 +258,20 @@ impl Store {
     }
 
     /// Records indexed blocks (number, hash) and their events in one transaction.
-    pub async fn index_blocks(&self, blocks: &[(u64, B256)], events: &[ChainEvent]) -> Result<()> {
+    ///
+    /// In the same transaction, what the events mean for reservations: a wallet's
+    /// `Executed(nonce)` settles the requests with that nonce, a token's
+    /// `AuthorizationUsed(wallet, nonce)` the authorization with that nonce (both even when
+    /// already released); then, with `confirmed_time` (the timestamp of the newest block
+    /// indexed), the reservations that can no longer be used move on
+    /// ([`Store::release_expired`]). A crash can therefore never store an event without its
+    /// settlement.
+    pub async fn index_blocks(
+        &self,
+        blocks: &[(u64, B256)],
+        events: &[ChainEvent],
+        confirmed_time: Option<u64>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (number, hash) in blocks {
             sqlx::query(
@@ -285,6 +298,26 @@ impl Store {
             .bind(e.fields.to_string())
             .execute(&mut *tx)
             .await?;
+        }
+        for e in events {
+            let nonce = e.fields.get("nonce").and_then(|n| n.as_str());
+            match (e.event.as_str(), nonce) {
+                ("Executed", Some(nonce)) => {
+                    Self::settle_where(&mut tx, "nonce", e.contract, nonce).await?;
+                }
+                ("AuthorizationUsed", Some(nonce)) => {
+                    let authorizer = e.fields.get("authorizer").and_then(|a| a.as_str());
+                    if let (Some(authorizer), Ok(nonce)) = (authorizer, nonce.parse()) {
+                        let key = crate::cosign::authorization_key(e.contract, nonce);
+                        let wallet = parse(authorizer, "authorizer")?;
+                        Self::settle_where(&mut tx, "authorization_key", wallet, &key).await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(time) = confirmed_time {
+            Self::release_expired_on(&mut tx, time).await?;
         }
         if let Some((top, _)) = blocks.last() {
             sqlx::query("DELETE FROM chain_blocks WHERE number < $1")

@@ -51,6 +51,14 @@ pub enum Error {
     /// A log computation failed (a size beyond the log, a missing node).
     #[error(transparent)]
     Log(#[from] chaperone_core::Error),
+    /// The deciding replica's clock is too far from the database's: windows would shift.
+    #[error("clock skew: this replica says {local}, the database {database} (Unix seconds)")]
+    ClockSkew {
+        /// This replica's time.
+        local: u64,
+        /// The database server's time.
+        database: u64,
+    },
     /// A stored value does not parse (the database was edited by hand or is corrupt).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

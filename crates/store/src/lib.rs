@@ -8,6 +8,7 @@
 
 mod audit;
 mod compliance;
+mod cosign;
 mod error;
 mod store;
 
@@ -16,5 +17,6 @@ pub use audit::{
     StoredCheckpoint, UnloggedDecision,
 };
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, SpendTotal};
+pub use cosign::{Decided, RequestRecord, StoredDecision};
 pub use error::{Error, Result};
-pub use store::{Backend, Decided, RequestRecord, Store, StoredDecision, WalletRecord};
+pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};

@@ -1,8 +1,8 @@
 use std::str::FromStr;
 
 use chaperone_core::{
-    Address, B256, U256,
-    policy::{Decision, Outcome, PastSpend, Policy, Reason, SpendHistory, Token},
+    Address, B256,
+    policy::{Outcome, Policy},
 };
 use sqlx::{
     AnyPool, Executor, Row,
@@ -31,61 +31,6 @@ pub struct WalletRecord {
     pub agent: Address,
 }
 
-/// What the decide callback returns: the engine's decision and, if the service signs, the
-/// co-signature (hex), so that the decision, reservation and signature commit together.
-#[derive(Debug, Clone)]
-pub struct Decided {
-    /// The engine's decision.
-    pub decision: Decision,
-    /// The co-signature, when the decision is to sign.
-    pub signature: Option<String>,
-}
-
-/// Where a human approval stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ApprovalState {
-    Pending,
-    Approved,
-    Denied,
-    Expired,
-}
-
-/// A request as the store records it, besides what the engine decides.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestRecord<'a> {
-    /// The wallet.
-    pub wallet: Address,
-    /// The request's id: its EIP-712 digest.
-    pub request_id: B256,
-    /// The `Execute` nonce, for matching on-chain executions (none for typed data).
-    pub nonce: Option<U256>,
-    /// The request as received (JSON), for the audit trail.
-    pub json: &'a str,
-    /// Current Unix time, in seconds.
-    pub now: u64,
-    /// When the co-signature stops being usable.
-    pub valid_until: u64,
-}
-
-/// A decision as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredDecision {
-    /// The request's id (its EIP-712 digest).
-    pub request_id: B256,
-    /// The verdict.
-    pub outcome: Outcome,
-    /// Every reason.
-    pub reasons: Vec<Reason>,
-    /// The policy version that decided.
-    pub policy_version: u32,
-    /// The policy's hash.
-    pub policy_hash: B256,
-    /// The co-signature, if one was given.
-    pub signature: Option<String>,
-    /// True when this request had been decided before and this is the recorded answer.
-    pub replayed: bool,
-}
-
 /// The policy service's database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -96,7 +41,14 @@ pub struct Store {
     /// ingestion. (An in-memory SQLite database would be two databases here: use a file.)
     pub(crate) reader: AnyPool,
     pub(crate) backend: Backend,
+    /// How far the deciding replica's clock may be from the database's (seconds); `None` turns
+    /// the check off (tests with a fake clock).
+    pub(crate) max_clock_skew: Option<u64>,
 }
+
+/// The default bound on clock skew between a replica and the database: windows are counted
+/// from each replica's clock, so a fast one would shorten them by its skew.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 5;
 
 pub(crate) fn hex(b: impl AsRef<[u8]>) -> String {
     chaperone_core::Bytes::copy_from_slice(b.as_ref()).to_string()
@@ -234,7 +186,15 @@ impl Store {
             pool,
             reader,
             backend,
+            max_clock_skew: Some(MAX_CLOCK_SKEW_SECS),
         })
+    }
+
+    /// The same store with another bound on the deciding clock's skew from the database's
+    /// (`None`: unchecked, for tests that decide at a fixed fake time).
+    pub fn with_max_clock_skew(mut self, max: Option<u64>) -> Self {
+        self.max_clock_skew = max;
+        self
     }
 
     /// Which database this is.
@@ -324,7 +284,7 @@ impl Store {
         Self::current_policy(&mut conn, wallet).await
     }
 
-    async fn current_policy(
+    pub(crate) async fn current_policy(
         conn: &mut sqlx::AnyConnection,
         wallet: Address,
     ) -> Result<Option<Policy>> {
@@ -339,286 +299,6 @@ impl Store {
             Policy::from_json(&document).map_err(|e| Error::Corrupt(e.to_string()))
         })
         .transpose()
-    }
-
-    /// Decides a request and records the decision, all in one transaction that holds the
-    /// wallet's lock: read the history, call `evaluate` (the pure engine, plus signing), write
-    /// the decision, reserve an approval's spend or open a pending approval. A request decided
-    /// before (same `request_id`) returns the recorded decision and reserves nothing again.
-    pub async fn decide(
-        &self,
-        request: &RequestRecord<'_>,
-        evaluate: impl FnOnce(&Policy, &SpendHistory, bool) -> Decided,
-    ) -> Result<StoredDecision> {
-        let RequestRecord {
-            wallet,
-            request_id,
-            nonce,
-            json: request_json,
-            now,
-            valid_until,
-        } = *request;
-        let mut tx = match self.backend {
-            // IMMEDIATE takes SQLite's write lock at once, so two deciders never read the same
-            // history; PostgreSQL locks the wallet's row instead (other wallets proceed).
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        let lock = match self.backend {
-            Backend::Sqlite => "SELECT address FROM wallets WHERE address = $1",
-            Backend::Postgres => "SELECT address FROM wallets WHERE address = $1 FOR UPDATE",
-        };
-        if sqlx::query(lock)
-            .bind(hex(wallet))
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(Error::UnknownWallet(hex(wallet)));
-        }
-        let mut human_approved = false;
-        if let Some(existing) = Self::recorded(&mut tx, request_id).await? {
-            // A pending request that a human approved (and whose approval has not expired) is
-            // decided again, now with the approval; anything else is answered as recorded.
-            let approval = match existing.outcome {
-                Outcome::PendingApproval => Self::approval_status(&mut tx, request_id, now).await?,
-                _ => None,
-            };
-            if approval != Some(ApprovalState::Approved) {
-                tx.commit().await?;
-                return Ok(existing);
-            }
-            human_approved = true;
-        }
-        let policy = Self::current_policy(&mut tx, wallet)
-            .await?
-            .ok_or_else(|| Error::NoPolicy(hex(wallet)))?;
-        let history = Self::history(&mut tx, wallet, now, policy.longest_window()).await?;
-        let Decided {
-            decision,
-            signature,
-        } = evaluate(&policy, &history, human_approved);
-
-        let reasons =
-            serde_json::to_string(&decision.reasons).map_err(|e| Error::Corrupt(e.to_string()))?;
-        // A re-decision after a human approval replaces the pending verdict in place (the
-        // approval row refers to it); a first decision is a new row.
-        if human_approved {
-            sqlx::query(
-                "UPDATE decisions SET outcome = $1, reasons = $2, policy_version = $3, \
-                 policy_hash = $4, signature = $5, logged_leaf = NULL WHERE request_id = $6",
-            )
-            .bind(outcome_text(decision.outcome))
-            .bind(reasons)
-            .bind(i64::from(decision.policy_version))
-            .bind(decision.policy_hash.to_string())
-            .bind(signature.clone())
-            .bind(request_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO decisions (request_id, wallet, created_at, valid_until, request, \
-                 outcome, reasons, policy_version, policy_hash, signature, nonce) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(request_id.to_string())
-            .bind(hex(wallet))
-            .bind(db_time(now))
-            .bind(db_time(valid_until))
-            .bind(request_json)
-            .bind(outcome_text(decision.outcome))
-            .bind(reasons)
-            .bind(i64::from(decision.policy_version))
-            .bind(decision.policy_hash.to_string())
-            .bind(signature.clone())
-            .bind(nonce.map(|n| n.to_string()))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        match decision.outcome {
-            Outcome::Approved => {
-                for (token, amount) in &decision.spends {
-                    sqlx::query(
-                        "INSERT INTO spend_reservations \
-                         (request_id, wallet, token, amount, created_at, expires_at, status) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'reserved')",
-                    )
-                    .bind(request_id.to_string())
-                    .bind(hex(wallet))
-                    .bind(token.to_string())
-                    .bind(amount.to_string())
-                    .bind(db_time(now))
-                    .bind(db_time(valid_until))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            Outcome::PendingApproval if !human_approved => {
-                let ttl = policy.approval.as_ref().map_or(0, |a| a.expires_after.0);
-                sqlx::query(
-                    "INSERT INTO approvals (request_id, status, expires_at) VALUES ($1, 'pending', $2)",
-                )
-                .bind(request_id.to_string())
-                .bind(db_time(now.saturating_add(ttl)))
-                .execute(&mut *tx)
-                .await?;
-            }
-            Outcome::PendingApproval | Outcome::Denied => {}
-        }
-        tx.commit().await?;
-        Ok(StoredDecision {
-            request_id,
-            outcome: decision.outcome,
-            reasons: decision.reasons,
-            policy_version: decision.policy_version,
-            policy_hash: decision.policy_hash,
-            signature,
-            replayed: false,
-        })
-    }
-
-    async fn recorded(
-        conn: &mut sqlx::AnyConnection,
-        request_id: B256,
-    ) -> Result<Option<StoredDecision>> {
-        let row = sqlx::query(
-            "SELECT outcome, reasons, policy_version, policy_hash, signature \
-             FROM decisions WHERE request_id = $1",
-        )
-        .bind(request_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.map(|row| {
-            let outcome: String = row.try_get(0)?;
-            let reasons: String = row.try_get(1)?;
-            let version: i64 = row.try_get(2)?;
-            let hash: String = row.try_get(3)?;
-            Ok(StoredDecision {
-                request_id,
-                outcome: outcome_from(&outcome)?,
-                reasons: serde_json::from_str(&reasons)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?,
-                policy_version: u32::try_from(version)
-                    .map_err(|_| Error::Corrupt("version".into()))?,
-                policy_hash: parse(&hash, "policy hash")?,
-                signature: row.try_get(4)?,
-                replayed: true,
-            })
-        })
-        .transpose()
-    }
-
-    /// Reserved and settled spends, and request times, within the longest window.
-    async fn history(
-        conn: &mut sqlx::AnyConnection,
-        wallet: Address,
-        now: u64,
-        window: u64,
-    ) -> Result<SpendHistory> {
-        let since = db_time(now.saturating_sub(window));
-        let rows = sqlx::query(
-            "SELECT token, amount, created_at FROM spend_reservations \
-             WHERE wallet = $1 AND status <> 'released' AND created_at > $2",
-        )
-        .bind(hex(wallet))
-        .bind(since)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut spends = Vec::with_capacity(rows.len());
-        for row in rows {
-            let token: String = row.try_get(0)?;
-            let amount: String = row.try_get(1)?;
-            let at: i64 = row.try_get(2)?;
-            spends.push(PastSpend {
-                token: parse::<Token>(&token, "token")?,
-                amount: parse(&amount, "amount")?,
-                at: at as u64,
-            });
-        }
-        let requests =
-            sqlx::query("SELECT created_at FROM decisions WHERE wallet = $1 AND created_at > $2")
-                .bind(hex(wallet))
-                .bind(since)
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .map(|row| row.try_get::<i64, _>(0).map(|t| t as u64))
-                .collect::<Result<_, _>>()?;
-        Ok(SpendHistory { spends, requests })
-    }
-
-    async fn approval_status(
-        conn: &mut sqlx::AnyConnection,
-        request_id: B256,
-        now: u64,
-    ) -> Result<Option<ApprovalState>> {
-        let row = sqlx::query("SELECT status, expires_at FROM approvals WHERE request_id = $1")
-            .bind(request_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|row| {
-            let status: String = row.try_get(0)?;
-            let expires_at: i64 = row.try_get(1)?;
-            Ok(match status.as_str() {
-                _ if expires_at < db_time(now) => ApprovalState::Expired,
-                "pending" => ApprovalState::Pending,
-                "approved" => ApprovalState::Approved,
-                "denied" => ApprovalState::Denied,
-                other => return Err(Error::Corrupt(format!("approval status: {other}"))),
-            })
-        })
-        .transpose()
-    }
-
-    /// Records a human's verdict on a pending request. Fails when there is no pending approval
-    /// for it or the approval expired.
-    pub async fn resolve_approval(
-        &self,
-        request_id: B256,
-        approve: bool,
-        by: &str,
-        now: u64,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3 \
-             WHERE request_id = $4 AND status = 'pending' AND expires_at >= $3",
-        )
-        .bind(if approve { "approved" } else { "denied" })
-        .bind(by)
-        .bind(db_time(now))
-        .bind(request_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoPendingApproval(request_id.to_string()));
-        }
-        Ok(())
-    }
-
-    /// Pending approvals that have not expired: (request id, wallet, expires at).
-    pub async fn pending_approvals(&self, now: u64) -> Result<Vec<(B256, Address, u64)>> {
-        let rows = sqlx::query(
-            "SELECT a.request_id, d.wallet, a.expires_at FROM approvals a \
-             JOIN decisions d ON d.request_id = a.request_id \
-             WHERE a.status = 'pending' AND a.expires_at >= $1 ORDER BY a.expires_at",
-        )
-        .bind(db_time(now))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                let id: String = row.try_get(0)?;
-                let wallet: String = row.try_get(1)?;
-                let expires: i64 = row.try_get(2)?;
-                Ok((
-                    parse(&id, "request id")?,
-                    parse(&wallet, "wallet")?,
-                    expires as u64,
-                ))
-            })
-            .collect()
     }
 
     /// Stores an API token's SHA-256 hash with its role (the token itself is never stored).
@@ -652,22 +332,6 @@ impl Store {
             .transpose()
     }
 
-    /// Settles the reservations of the co-signed requests of `wallet` with `nonce`: the wallet
-    /// emitted `Executed(nonce)`. If the agent obtained co-signatures for two requests with the
-    /// same nonce, both stay counted (only one can ever execute): erring towards less budget.
-    pub async fn settle_execution(&self, wallet: Address, nonce: U256) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE spend_reservations SET status = 'settled' \
-             WHERE status = 'reserved' AND request_id IN \
-             (SELECT request_id FROM decisions WHERE wallet = $1 AND nonce = $2)",
-        )
-        .bind(hex(wallet))
-        .bind(nonce.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
     /// Every registered wallet's address.
     pub async fn wallet_addresses(&self) -> Result<Vec<Address>> {
         let rows = sqlx::query("SELECT address FROM wallets")
@@ -676,76 +340,5 @@ impl Store {
         rows.into_iter()
             .map(|row| parse(&row.try_get::<String, _>(0)?, "wallet"))
             .collect()
-    }
-
-    /// Marks a request's reservations settled (its execution was confirmed on chain).
-    pub async fn settle(&self, request_id: B256) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE spend_reservations SET status = 'settled' \
-             WHERE request_id = $1 AND status = 'reserved'",
-        )
-        .bind(request_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Releases a request's reservations (its execution reverted).
-    pub async fn release(&self, request_id: B256) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE spend_reservations SET status = 'released' \
-             WHERE request_id = $1 AND status = 'reserved'",
-        )
-        .bind(request_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Releases the reservations of `Execute` requests whose `valid_until` passed without an
-    /// execution; settles those of EIP-1271 approvals (they may have been used unseen).
-    pub async fn release_expired(&self, now: u64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        // An expired EIP-1271 approval (no `Execute` nonce: e.g. an EIP-3009 authorization)
-        // may have been used by whoever held it, and nothing on chain tells this service: its
-        // spend stays counted, or short-lived authorizations could outrun every window.
-        sqlx::query(
-            "UPDATE spend_reservations SET status = 'settled' \
-             WHERE status = 'reserved' AND expires_at < $1 AND request_id IN \
-             (SELECT request_id FROM decisions WHERE nonce IS NULL)",
-        )
-        .bind(db_time(now))
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(
-            "UPDATE spend_reservations SET status = 'released' \
-             WHERE status = 'reserved' AND expires_at < $1",
-        )
-        .bind(db_time(now))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Total reserved or settled amount of `token` for `wallet` (what counts against limits).
-    pub async fn committed_spend(
-        &self,
-        wallet: Address,
-        token: Token,
-    ) -> Result<chaperone_core::policy::Amount> {
-        let rows = sqlx::query(
-            "SELECT amount FROM spend_reservations WHERE wallet = $1 AND token = $2 AND status <> 'released'",
-        )
-        .bind(hex(wallet))
-        .bind(token.to_string())
-        .fetch_all(&self.reader)
-        .await?;
-        let mut total = chaperone_core::policy::Amount::default();
-        for row in rows {
-            let amount: String = row.try_get(0)?;
-            total.0 = total.0.saturating_add(parse(&amount, "amount")?);
-        }
-        Ok(total)
     }
 }

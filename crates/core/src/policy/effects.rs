@@ -38,22 +38,38 @@ const INCREASE_ALLOWANCE: [u8; 4] = [0x39, 0x50, 0x93, 0x51];
 /// permit(address owner,address spender,uint256 value,uint256 deadline,uint8 v,bytes32 r,bytes32 s)
 const PERMIT: [u8; 4] = [0xd5, 0x05, 0xac, 0xcf];
 
-fn word(data: &[u8], index: usize) -> [u8; 32] {
-    data[4 + 32 * index..4 + 32 * (index + 1)]
+/// The `index`-th 32-byte argument word, if the calldata is long enough.
+fn word(data: &[u8], index: usize) -> Option<[u8; 32]> {
+    data.get(4 + 32 * index..4 + 32 * (index + 1))?
         .try_into()
-        .expect("32 bytes")
+        .ok()
 }
 
-/// An ABI address word: 12 zero bytes, then the address. `None` if the padding is dirty.
-fn address_word(w: [u8; 32]) -> Option<Address> {
-    w[..12]
-        .iter()
-        .all(|&b| b == 0)
-        .then(|| Address::from_slice(&w[12..]))
+/// The address a token reads from an ABI word: its low 20 bytes. Tokens compiled with ABI
+/// coder v2 revert on dirty padding (nothing moves); older ones mask it and pay these 20 bytes.
+fn address_in(w: [u8; 32]) -> Address {
+    Address::from_slice(&w[12..])
 }
 
-/// The effects of one call. ERC-20 calls are decoded only when their calldata has exactly the
-/// expected length and clean address words; anything else is an opaque call.
+/// The selectors that move value, with the argument index of the recipient (or spender) and
+/// of the amount. Decoded at any calldata length, as the wallet and the tokens do: a token
+/// ignores bytes past its arguments, so padding must never turn a spend into an opaque call.
+const SPEND_SELECTORS: [([u8; 4], usize, usize, usize); 5] = [
+    (TRANSFER, 0, 1, 2),
+    (APPROVE, 0, 1, 2),
+    (INCREASE_ALLOWANCE, 0, 1, 2),
+    (TRANSFER_FROM, 1, 2, 3),
+    (PERMIT, 1, 2, 7),
+];
+
+/// Whether `selector` moves value when called on a token (the engine always counts it).
+pub fn is_spend_selector(selector: [u8; 4]) -> bool {
+    SPEND_SELECTORS.iter().any(|(s, ..)| *s == selector)
+}
+
+/// The effects of one call. Spend selectors are decoded at any length: with fewer argument
+/// words than the function takes, the amount counts as unlimited (as `AgentWallet` counts it),
+/// so the request is over every cap. Anything else with calldata is an opaque call.
 pub fn call_effects(call: &Call) -> Vec<Effect> {
     let mut effects = Vec::with_capacity(2);
     if !call.value.is_zero() {
@@ -71,24 +87,21 @@ pub fn call_effects(call: &Call) -> Vec<Effect> {
         .get(..4)
         .and_then(|s| s.try_into().ok())
         .unwrap_or_default();
-    let token = Token::Erc20(call.to);
-    let decoded = match (selector, data.len()) {
-        (TRANSFER | APPROVE | INCREASE_ALLOWANCE, 68) => address_word(word(data, 0))
-            .map(|recipient| (recipient, U256::from_be_bytes(word(data, 1)))),
-        (TRANSFER_FROM, 100) => address_word(word(data, 1))
-            .filter(|_| address_word(word(data, 0)).is_some())
-            .map(|recipient| (recipient, U256::from_be_bytes(word(data, 2)))),
-        (PERMIT, 228) => address_word(word(data, 1))
-            .filter(|_| address_word(word(data, 0)).is_some())
-            .map(|spender| (spender, U256::from_be_bytes(word(data, 2)))),
-        _ => None,
-    };
-    match decoded {
-        Some((recipient, amount)) => effects.push(Effect::Spend {
-            token,
-            amount,
-            recipient,
-        }),
+    let spend = SPEND_SELECTORS.iter().find(|(s, ..)| *s == selector);
+    match spend {
+        Some(&(_, recipient_at, amount_at, words)) => {
+            let complete = data.len() >= 4 + 32 * words;
+            let recipient = word(data, recipient_at).map_or(Address::ZERO, address_in);
+            let amount = match word(data, amount_at) {
+                Some(w) if complete => U256::from_be_bytes(w),
+                _ => U256::MAX,
+            };
+            effects.push(Effect::Spend {
+                token: Token::Erc20(call.to),
+                amount,
+                recipient,
+            });
+        }
         None => effects.push(Effect::OpaqueCall {
             to: call.to,
             selector,
@@ -96,6 +109,42 @@ pub fn call_effects(call: &Call) -> Vec<Effect> {
         }),
     }
     effects
+}
+
+/// When a typed-data message may be used: (valid after, valid until), in Unix seconds
+/// (saturated to `u64`), for the types whose validity the engine knows (EIP-3009's
+/// `validAfter`/`validBefore`, EIP-2612's `deadline`); `None` for others.
+pub fn typed_data_validity(
+    primary_type: &str,
+    message: &serde_json::Value,
+) -> Result<Option<(u64, u64)>, String> {
+    let time = |name: &str| -> Result<u64, String> {
+        let value = message
+            .get(name)
+            .ok_or_else(|| format!("message lacks `{name}`"))?;
+        let n = amount_of(value).ok_or_else(|| format!("`{name}` is not a number"))?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    };
+    Ok(match primary_type {
+        // EIP-3009 is valid strictly before `validBefore`: the last usable second is one less.
+        "TransferWithAuthorization" | "ReceiveWithAuthorization" => {
+            Some((time("validAfter")?, time("validBefore")?.saturating_sub(1)))
+        }
+        "Permit" => Some((0, time("deadline")?)),
+        _ => None,
+    })
+}
+
+/// A JSON number or decimal / `0x` hex string as an amount.
+fn amount_of(value: &serde_json::Value) -> Option<U256> {
+    match value {
+        serde_json::Value::String(s) => match s.strip_prefix("0x") {
+            Some(hex) => U256::from_str_radix(hex, 16).ok(),
+            None => U256::from_str_radix(s, 10).ok(),
+        },
+        serde_json::Value::Number(n) => n.as_u64().map(U256::from),
+        _ => None,
+    }
 }
 
 /// The effects of an EIP-712 message co-signed for EIP-1271, from its verifying contract, primary
@@ -119,16 +168,7 @@ pub fn typed_data_effects(
             .ok_or_else(|| format!("`{name}` is not an address"))
     };
     let amount = |name: &str| -> Result<U256, String> {
-        let value = field(name)?;
-        let parsed = match value {
-            serde_json::Value::String(s) => match s.strip_prefix("0x") {
-                Some(hex) => U256::from_str_radix(hex, 16).ok(),
-                None => U256::from_str_radix(s, 10).ok(),
-            },
-            serde_json::Value::Number(n) => n.as_u64().map(U256::from),
-            _ => None,
-        };
-        parsed.ok_or_else(|| format!("`{name}` is not an amount"))
+        amount_of(field(name)?).ok_or_else(|| format!("`{name}` is not an amount"))
     };
     let token = Token::Erc20(verifying_contract);
     Ok(match primary_type {

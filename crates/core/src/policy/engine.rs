@@ -8,8 +8,8 @@ use alloy_primitives::U256;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    effects::{Effect, call_effects, typed_data_effects},
-    model::{Mode, Policy, Token},
+    effects::{Effect, call_effects, is_spend_selector, typed_data_effects, typed_data_validity},
+    model::{FunctionRule, Mode, Policy, Token},
 };
 use crate::{Address, B256, Execute};
 
@@ -41,7 +41,8 @@ pub struct CosignRequest {
     pub chain_id: u64,
     /// The wallet.
     pub wallet: Address,
-    /// Current Unix time, in seconds.
+    /// Current Unix time, in seconds, read while the wallet's lock is held (a time read before
+    /// the lock could miss a reservation made in between).
     pub now: u64,
     /// What is to be co-signed.
     pub kind: RequestKind,
@@ -58,6 +59,9 @@ pub struct PastSpend {
     pub amount: U256,
     /// When it was reserved (Unix seconds).
     pub at: u64,
+    /// The last second its co-signature could be used (`validUntil`): the spend may land on
+    /// chain at any time in `[at, until]`, so it counts in every window that overlaps that span.
+    pub until: u64,
 }
 
 /// The wallet's recent activity: spends that count against windows and request times that count
@@ -71,12 +75,16 @@ pub struct SpendHistory {
 }
 
 impl SpendHistory {
-    /// Total of `token` spent within the sliding window `(now - window, now]`.
+    /// Total of `token` that may have left within the sliding window `(now - window, now]`:
+    /// every spend whose usable span `[at, until]` overlaps it. Counting by the reservation
+    /// time alone let an agent collect one full-cap co-signature per window, keep them, and
+    /// spend them all at once. A spend reserved "after" `now` still counts: another replica's
+    /// clock may run slightly ahead (the store bounds that skew).
     pub fn spent_within(&self, token: Token, now: u64, window: u64) -> U256 {
         let since = now.saturating_sub(window);
         self.spends
             .iter()
-            .filter(|s| s.token == token && s.at > since && s.at <= now)
+            .filter(|s| s.token == token && s.until.max(s.at) > since)
             .fold(U256::ZERO, |acc, s| acc.saturating_add(s.amount))
     }
 
@@ -169,6 +177,27 @@ pub enum Reason {
         /// The cap.
         max: U256,
     },
+    /// The co-signature would already be void.
+    Expired {
+        /// Its last usable second.
+        valid_until: u64,
+        /// The decision's time.
+        now: u64,
+    },
+    /// The co-signature would stay usable longer than the policy's `max_valid_for`.
+    ValidTooLong {
+        /// Its last usable second.
+        valid_until: u64,
+        /// The latest the policy allows.
+        max_valid_until: u64,
+    },
+    /// The authorization becomes usable only later (it could be kept for a later window).
+    NotYetValid {
+        /// When it becomes usable.
+        valid_after: u64,
+        /// The decision's time.
+        now: u64,
+    },
     /// No typed-data rule allows this message.
     TypedDataNotAllowed {
         /// The primary type.
@@ -230,6 +259,18 @@ pub fn evaluate(policy: &Policy, request: &CosignRequest, history: &SpendHistory
         });
     }
 
+    let validity = match &request.kind {
+        RequestKind::Execute(execute) => Some((0, execute.validUntil)),
+        RequestKind::TypedData {
+            primary_type,
+            message,
+            ..
+        } => typed_data_validity(primary_type, message).unwrap_or_else(|detail| {
+            reasons.push(Reason::MalformedTypedData { detail });
+            None
+        }),
+    };
+
     let effects = match &request.kind {
         RequestKind::Execute(execute) => execute.calls.iter().flat_map(call_effects).collect(),
         RequestKind::TypedData {
@@ -286,6 +327,17 @@ pub fn evaluate(policy: &Policy, request: &CosignRequest, history: &SpendHistory
             }
         }
     }
+    // A contract rule never overrides a spend: spend calls were counted above whatever the
+    // rules say, and a rule naming their selector only adds its argument checks.
+    if let RequestKind::Execute(execute) = &request.kind {
+        for call in &execute.calls {
+            if let Some(rule) = call_rule(policy, call.to, &call.data)
+                && is_spend_selector(rule.selector().unwrap_or_default())
+            {
+                check_args(rule, call.to, &call.data, &mut reasons);
+            }
+        }
+    }
 
     let mut needs_approval = Vec::new();
     for &(token, amount) in &spends {
@@ -332,6 +384,18 @@ pub fn evaluate(policy: &Policy, request: &CosignRequest, history: &SpendHistory
         }
     }
 
+    // A payment a human must approve may stay usable as long as the approval may take: it is
+    // signed only once approved, and its reservation counts for its whole span regardless.
+    let max_valid_for = match &policy.approval {
+        Some(a) if !needs_approval.is_empty() || request.human_approved => {
+            policy.max_valid_for().max(a.expires_after.0)
+        }
+        _ => policy.max_valid_for(),
+    };
+    if let Some((valid_after, valid_until)) = validity {
+        check_validity(max_valid_for, now, valid_after, valid_until, &mut reasons);
+    }
+
     let outcome = if !reasons.is_empty() {
         Outcome::Denied
     } else if !needs_approval.is_empty() {
@@ -368,6 +432,40 @@ fn check_recipient(policy: &Policy, recipient: Address, reasons: &mut Vec<Reason
     }
 }
 
+/// A co-signature must be usable now, not later, and not for longer than `max_valid_for`.
+fn check_validity(
+    max_valid_for: u64,
+    now: u64,
+    valid_after: u64,
+    valid_until: u64,
+    reasons: &mut Vec<Reason>,
+) {
+    if valid_until < now {
+        reasons.push(Reason::Expired { valid_until, now });
+    }
+    let max_valid_until = now.saturating_add(max_valid_for);
+    if valid_until > max_valid_until {
+        reasons.push(Reason::ValidTooLong {
+            valid_until,
+            max_valid_until,
+        });
+    }
+    if valid_after > now {
+        reasons.push(Reason::NotYetValid { valid_after, now });
+    }
+}
+
+/// The contract rule's function entry for this call, if any.
+fn call_rule<'p>(policy: &'p Policy, to: Address, data: &[u8]) -> Option<&'p FunctionRule> {
+    let selector: [u8; 4] = data.get(..4)?.try_into().ok()?;
+    policy
+        .contracts
+        .iter()
+        .filter(|c| c.address == to)
+        .flat_map(|c| &c.functions)
+        .find(|f| f.selector() == Some(selector))
+}
+
 fn check_opaque_call(
     policy: &Policy,
     to: Address,
@@ -375,17 +473,16 @@ fn check_opaque_call(
     data: &[u8],
     reasons: &mut Vec<Reason>,
 ) {
-    let rule = policy
-        .contracts
-        .iter()
-        .filter(|c| c.address == to)
-        .flat_map(|c| &c.functions)
-        .find(|f| data.len() >= 4 && f.selector() == Some(selector));
-    let Some(rule) = rule else {
+    let Some(rule) = call_rule(policy, to, data) else {
         let selector = alloy_primitives::hex::encode_prefixed(selector);
         reasons.push(Reason::UndecodableCall { to, selector });
         return;
     };
+    check_args(rule, to, data, reasons);
+}
+
+/// Argument rules, on calldata of any length: a missing word breaks its rule.
+fn check_args(rule: &FunctionRule, to: Address, data: &[u8], reasons: &mut Vec<Reason>) {
     for arg in &rule.args {
         let word = data.get(4 + 32 * arg.index..4 + 32 * (arg.index + 1));
         let ok = word.is_some_and(|w| {

@@ -9,11 +9,14 @@ mod effects;
 mod engine;
 mod model;
 
-pub use effects::{Effect, call_effects, typed_data_effects};
+pub use effects::{
+    Effect, call_effects, is_spend_selector, typed_data_effects, typed_data_validity,
+};
 pub use engine::{
     CosignRequest, Decision, Outcome, PastSpend, Reason, RequestKind, SpendHistory, evaluate,
 };
 pub use model::{
-    Amount, ApprovalRule, ArgRule, ContractRule, FunctionRule, Mode, Policy, PolicyError,
-    RateLimit, RecipientRules, Seconds, Threshold, Token, TokenLimit, TypedDataRule, WindowLimit,
+    Amount, ApprovalRule, ArgRule, ContractRule, DEFAULT_MAX_VALID_FOR, FunctionRule, Mode, Policy,
+    PolicyError, RateLimit, RecipientRules, Seconds, Threshold, Token, TokenLimit, TypedDataRule,
+    WindowLimit,
 };

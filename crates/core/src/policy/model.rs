@@ -60,7 +60,15 @@ pub struct Policy {
     /// EIP-712 messages that may be co-signed for EIP-1271.
     #[serde(default)]
     pub typed_data: Vec<TypedDataRule>,
+    /// The longest a co-signature may stay usable (`validUntil`, EIP-3009 `validBefore`),
+    /// counted from the decision. Default: 5 minutes, or the shortest window if shorter; never
+    /// longer than the shortest window, so a co-signature cannot be kept for a later window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_valid_for: Option<Seconds>,
 }
+
+/// `max_valid_for` when the policy does not set it: x402 uses 60–300 s.
+pub const DEFAULT_MAX_VALID_FOR: u64 = 300;
 
 impl Policy {
     /// Parses and validates a TOML document.
@@ -114,7 +122,41 @@ impl Policy {
         {
             return invalid("approval.expires_after must be positive".into());
         }
+        if let Some(max) = self.max_valid_for {
+            if max.0 == 0 {
+                return invalid("max_valid_for must be positive".into());
+            }
+            if let Some(shortest) = self.shortest_window()
+                && max.0 > shortest
+            {
+                return invalid(format!(
+                    "max_valid_for ({}s) is longer than the shortest window ({shortest}s): a \
+                     co-signature could be kept and spent in a later window",
+                    max.0
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The shortest sliding window of any token limit.
+    pub fn shortest_window(&self) -> Option<u64> {
+        self.limits
+            .iter()
+            .flat_map(|l| l.windows.iter().map(|w| w.window.0))
+            .min()
+    }
+
+    /// How long a co-signature may stay usable: `max_valid_for`, else the default capped by
+    /// the shortest window.
+    pub fn max_valid_for(&self) -> u64 {
+        self.max_valid_for.map_or_else(
+            || {
+                self.shortest_window()
+                    .map_or(DEFAULT_MAX_VALID_FOR, |w| w.min(DEFAULT_MAX_VALID_FOR))
+            },
+            |m| m.0,
+        )
     }
 
     /// The limit entry of `token`, if any.
@@ -122,7 +164,8 @@ impl Policy {
         self.limits.iter().find(|l| l.token == token)
     }
 
-    /// The longest sliding window in the policy (how much history the engine needs).
+    /// The longest sliding window in the policy (how much history the engine needs: a spend
+    /// counts while its usable span overlaps a window).
     pub fn longest_window(&self) -> u64 {
         let windows = self
             .limits

@@ -1,6 +1,7 @@
 //! Integration tests for chaperone-core (one binary, a module per area).
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
+mod attacks;
 mod checkpoints;
 mod commitments;
 mod differential;

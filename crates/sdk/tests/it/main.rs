@@ -68,6 +68,7 @@ impl Server {
             listen: format!("127.0.0.1:{port}"),
             rpc_url: None,
             confirmations: 0,
+            start_block: 0,
             audit_log: None,
             checkpoints: CheckpointConfig {
                 interval_secs: 1,

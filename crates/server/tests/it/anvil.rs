@@ -10,7 +10,7 @@ use alloy::{
 };
 use chaperone_chain::{AgentWallet, Devnet, TestToken, create_wallet, deploy};
 use chaperone_core::{Call, Execute, Secp256k1Signer, policy::Policy};
-use chaperone_server::{AppState, Watcher, app};
+use chaperone_server::{AppState, Indexer, app};
 use chaperone_store::{Store, WalletRecord};
 use serde_json::json;
 
@@ -290,20 +290,39 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         "{err}"
     );
 
-    // The watcher sees both executions and settles their reservations.
-    let mut watcher = Watcher::new(w.provider.clone(), w.store.clone(), 0);
+    // The indexer sees both executions and settles their reservations (confirmations 0).
+    let mut indexer = Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0);
+    let report = indexer.tick().await.unwrap();
+    assert_eq!(
+        report.events,
+        2 + 6,
+        "two executions besides the set-up events: {report:?}"
+    );
+    for nonce in [0u64, 1] {
+        assert_eq!(
+            w.store
+                .settle_execution(w.wallet, U256::from(nonce))
+                .await
+                .unwrap(),
+            0,
+            "Executed({nonce}) already settled by the indexer"
+        );
+    }
+    let committed = async || {
+        w.store
+            .committed_spend(w.wallet, chaperone_core::policy::Token::Native)
+            .await
+            .unwrap()
+            .0
+    };
+    let before = committed().await;
+
+    // A co-signed request that is never executed is released only once a confirmed block
+    // mined after its validUntil has been indexed, never by the wall clock alone.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let report = watcher.tick(now).await.unwrap();
-    assert_eq!(
-        (report.executions, report.settled, report.released),
-        (2, 2, 0),
-        "{report:?}"
-    );
-
-    // A co-signed request that is never executed is released once its validUntil passes.
     let mut unused = w.execute(
         vec![Call {
             to: recipient,
@@ -315,8 +334,24 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
     unused.validUntil = now + 30;
     let (status, body) = w.cosign(&unused).await;
     assert_eq!(status, 200, "{body}");
-    let report = watcher.tick(now + 31).await.unwrap();
-    assert_eq!((report.executions, report.released), (0, 1), "{report:?}");
+    assert_eq!(committed().await, before + U256::from(ETHER / 4));
+    indexer.tick().await.unwrap();
+    assert_eq!(
+        committed().await,
+        before + U256::from(ETHER / 4),
+        "no block after validUntil yet"
+    );
+    let _: String = w
+        .provider
+        .raw_request("evm_mine".into(), (now + 31,))
+        .await
+        .unwrap();
+    indexer.tick().await.unwrap();
+    assert_eq!(
+        committed().await,
+        before,
+        "released after a block past validUntil"
+    );
 
     // An approve beyond the token budget is denied: an approval is spend.
     let approve = TestToken::approveCall {

@@ -262,8 +262,7 @@ async fn the_indexer_matches_the_chain_after_a_reorganisation() {
     let mut indexer = Indexer::new(
         chain.provider.clone(),
         store.clone(),
-        chain.audit_log,
-        chain.log_id,
+        Some((chain.audit_log, chain.log_id)),
         0,
         0,
     );

@@ -9,8 +9,8 @@ fn bare(request_id: B256) -> RequestRecord<'static> {
         wallet: wallet(),
         request_id,
         nonce: None,
+        authorization: None,
         json: "{}",
-        now: NOW,
         valid_until: NOW + 60,
     }
 }
@@ -100,15 +100,17 @@ pub async fn decide(
                 wallet: wallet(),
                 request_id: id,
                 nonce,
+                authorization: None,
                 json: "{}",
-                now: request.now,
                 valid_until,
             },
-            |policy, history, approved| Decided {
+            || request.now,
+            |policy, history, approved, now| Decided {
                 decision: evaluate(
                     policy,
                     &CosignRequest {
                         human_approved: approved,
+                        now,
                         ..request.clone()
                     },
                     history,
@@ -227,10 +229,14 @@ async fn wallets_and_policy_versions_are_checked() {
     for store in stores().await {
         let (id, req) = request(vec![pay(1)], 0, NOW);
         let err = store
-            .decide(&bare(id), |p, h, _| Decided {
-                decision: evaluate(p, &req, h),
-                signature: None,
-            })
+            .decide(
+                &bare(id),
+                || NOW,
+                |p, h, _, _| Decided {
+                    decision: evaluate(p, &req, h),
+                    signature: None,
+                },
+            )
             .await;
         assert!(matches!(err, Err(Error::UnknownWallet(_))));
 
@@ -246,10 +252,14 @@ async fn wallets_and_policy_versions_are_checked() {
         ));
         assert_eq!(store.wallet(wallet()).await.unwrap(), Some(record));
         let err = store
-            .decide(&bare(id), |p, h, _| Decided {
-                decision: evaluate(p, &req, h),
-                signature: None,
-            })
+            .decide(
+                &bare(id),
+                || NOW,
+                |p, h, _, _| Decided {
+                    decision: evaluate(p, &req, h),
+                    signature: None,
+                },
+            )
             .await;
         assert!(matches!(err, Err(Error::NoPolicy(_))));
 

@@ -2,6 +2,7 @@
 //! real PostgreSQL (a fresh database per test). `make test` says when PostgreSQL was skipped.
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
+mod attacks;
 mod concurrency;
 mod decisions;
 mod log_migration;
@@ -35,12 +36,20 @@ pub fn sqlite_url() -> String {
 
 /// A fresh SQLite store in a temporary file.
 pub async fn sqlite() -> Store {
-    Store::connect(&sqlite_url()).await.unwrap()
+    fake_clock(Store::connect(&sqlite_url()).await.unwrap())
+}
+
+/// The tests decide at a fixed time (`decisions::NOW`, in 2025), far from the database's clock:
+/// the skew check is tested on its own (`decisions::clock_skew_is_refused`).
+fn fake_clock(store: Store) -> Store {
+    store.with_max_clock_skew(None)
 }
 
 /// A fresh PostgreSQL store in its own database, or `None` when no URL is configured.
 pub async fn postgres() -> Option<Store> {
-    Some(Store::connect(&postgres_url().await?).await.unwrap())
+    Some(fake_clock(
+        Store::connect(&postgres_url().await?).await.unwrap(),
+    ))
 }
 
 /// The URL of a fresh, empty PostgreSQL database, or `None` when no URL is configured.
