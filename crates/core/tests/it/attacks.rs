@@ -167,9 +167,9 @@ fn future_valid_after_is_refused() {
 /// `max_valid_for` may never exceed the shortest window.
 #[test]
 fn max_valid_for_longer_than_a_window_is_invalid() {
-    let err = Policy::from_toml(&format!(
-        "version = 1\nchains = [1]\nmax_valid_for = \"2h\"\n[[limits]]\ntoken = \"native\"\nwindows = [{{ window = \"1h\", max = \"1\" }}]\n"
-    ))
+    let err = Policy::from_toml(
+        "version = 1\nchains = [1]\nmax_valid_for = \"2h\"\n[[limits]]\ntoken = \"native\"\nwindows = [{ window = \"1h\", max = \"1\" }]\n",
+    )
     .unwrap_err();
     assert!(err.to_string().contains("shortest window"), "{err}");
     assert_eq!(policy("max_valid_for = \"1m\"").max_valid_for(), 60);

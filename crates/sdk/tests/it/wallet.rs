@@ -71,6 +71,31 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
         .watch()
         .await
         .unwrap();
+    // EIP-1271 payments of the token: two authorizations a day of at most 100 units.
+    token
+        .mint(wallet, U256::from(1_000))
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    AgentWallet::new(wallet, &provider)
+        .setBackstop(*token.address(), U256::from(1_000), 86_400)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    AgentWallet::new(wallet, &provider)
+        .setAuthorizationBudget(*token.address(), U256::from(100), 2)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
     let policy = temp_file("policy").with_extension("toml");
     std::fs::write(
         &policy,
@@ -178,7 +203,7 @@ verifying_contract = "{token}"
 
     // EIP-3009 through EIP-1271: valid with both signatures, and only for this hash.
     let domain = TokenDomain {
-        name: "Test".into(),
+        name: "Test Token".into(),
         version: "1".into(),
         chain_id: 31337,
         verifying_contract: *token.address(),
@@ -205,6 +230,34 @@ verifying_contract = "{token}"
         .await
         .unwrap();
     assert_ne!(other.0, AgentWallet::isValidSignatureCall::SELECTOR);
+    // A facilitator settles it through the token; the replayed header is refused by the token,
+    // and the next authorization takes the next slot.
+    let m = &signed.message;
+    let settle = token.transferWithAuthorization(
+        m.from,
+        m.to,
+        m.value,
+        m.validAfter,
+        m.validBefore,
+        m.nonce,
+        signed.signature.clone(),
+    );
+    settle.send().await.unwrap().watch().await.unwrap();
+    assert_eq!(
+        token.balanceOf(vendor).call().await.unwrap(),
+        U256::from(50)
+    );
+    assert!(settle.call().await.is_err(), "replay refused by the token");
+    let next = payer
+        .sign_payment_authorization(
+            domain.clone(),
+            vendor,
+            U256::from(1),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_ne!(next.message.nonce, signed.message.nonce, "the next slot");
     // Over the token's per-payment limit: denied.
     assert!(matches!(
         payer
