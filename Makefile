@@ -32,7 +32,7 @@ $(TOOLCHAIN_STAMP): package.json package-lock.json
 
 ## Rebuild the committed contract artifacts and gas snapshots after changing contracts/src.
 artifacts: toolchain
-	cd contracts && $(FORGE) build && $(FORGE) snapshot --isolate --match-contract GasTest
+	cd contracts && $(FORGE) build --force && $(FORGE) snapshot --isolate --match-contract GasTest
 
 ## Rewrite contracts/test/vectors/merkle.json from the Rust log.
 vectors:
