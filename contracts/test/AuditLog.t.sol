@@ -344,6 +344,22 @@ contract AuditLogTest is TestBase {
         vm.assertFalse(
             proofs.verifyInclusion(size, size, leaves[index], root, proof), "index out of range"
         );
+        // A proof one hash longer or shorter fails: the path length is fixed by index and size.
+        bytes32[] memory longer = new bytes32[](proof.length + 1);
+        for (uint256 i; i < proof.length; ++i) {
+            longer[i] = proof[i];
+        }
+        longer[proof.length] = root;
+        vm.assertFalse(proofs.verifyInclusion(size, index, leaves[index], root, longer), "longer");
+        if (proof.length > 0) {
+            bytes32[] memory shorter = new bytes32[](proof.length - 1);
+            for (uint256 i; i < shorter.length; ++i) {
+                shorter[i] = proof[i];
+            }
+            vm.assertFalse(
+                proofs.verifyInclusion(size, index, leaves[index], root, shorter), "shorter"
+            );
+        }
     }
 
     function testFuzz_consistency_acceptsExtensionsRejectsTheRest(
