@@ -212,6 +212,16 @@ contract AgentWalletTest is WalletFixture {
         _run(s);
     }
 
+    function test_execute_revertsOnInvalidV() public {
+        Signed memory s = _signed(_one(recipient, 1, ""), 0);
+        for (uint8 v; v < 2; ++v) {
+            bytes memory bad = s.agentSig;
+            bad[64] = bytes1(v == 0 ? 0 : 29);
+            vm.expectRevert(AgentWallet.InvalidAgentSignature.selector);
+            wallet.execute(s.calls, s.nonce, s.validUntil, bad, s.cosignerSig);
+        }
+    }
+
     function test_execute_revertsOnMalformedSignatureLength() public {
         Signed memory s = _signed(_one(recipient, 1, ""), 0);
         s.agentSig = abi.encodePacked(s.agentSig, bytes1(0));

@@ -65,7 +65,7 @@ contract GasTest is WalletFixture {
         bytes32 digest = wallet.executeDigest(calls, nonce, validUntil);
         bytes memory cosignature = _sign(COSIGNER_KEY, digest);
         vm.prank(agent);
-        wallet.execute(calls, nonce, validUntil, "", cosignature);
+        wallet.executeAsAgent(calls, nonce, validUntil, cosignature);
     }
 
     function test_gas_createWallet() public {

@@ -410,6 +410,16 @@ contract RedTeamTest is WalletFixture {
         vm.prank(agent);
         wallet.execute(calls, 0, validUntil, "", c);
         vm.assertEq(recipient.balance, 1, "paid");
+        // executeAsAgent: only the agent may send it, and the co-signature is still required.
+        bytes memory c1 = _sign(COSIGNER_KEY, wallet.executeDigest(calls, 1, validUntil));
+        vm.expectRevert(AgentWallet.InvalidAgentSignature.selector);
+        wallet.executeAsAgent(calls, 1, validUntil, c1);
+        vm.prank(agent);
+        vm.expectRevert(AgentWallet.InvalidCosignerSignature.selector);
+        wallet.executeAsAgent(calls, 1, validUntil, c);
+        vm.prank(agent);
+        wallet.executeAsAgent(calls, 1, validUntil, c1);
+        vm.assertEq(recipient.balance, 2, "paid by executeAsAgent");
     }
 
     function test_factoryCreatesAReadyWallet() public {

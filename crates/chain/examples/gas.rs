@@ -14,10 +14,14 @@ use alloy::{
     primitives::{Address, B256, Bytes, U256},
     providers::{Provider, ProviderBuilder},
     rpc::types::TransactionRequest,
+    signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
 use chaperone_chain::{AgentWallet, AgentWalletFactory, AuditLog, Devnet, TestToken, deploy};
-use chaperone_core::{Call, Execute, MerkleLog, Secp256k1Signer, leaf_hash};
+use chaperone_core::{
+    AgentMessage, Call, Execute, MerkleLog, Secp256k1Signer, TokenDomain,
+    TransferWithAuthorization, leaf_hash,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -50,6 +54,28 @@ async fn main() {
         .unwrap()
         .wallet;
     let wallet = AgentWallet::new(wallet_address, &provider);
+
+    // A ready wallet in one transaction: created with its first backstop.
+    let receipt = factory
+        .createWalletWithBackstop(
+            owner,
+            agent.address(),
+            cosigner.address(),
+            B256::repeat_byte(1),
+            Address::ZERO,
+            U256::from(10u64).pow(U256::from(18)),
+            86_400,
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    rows.push((
+        "AgentWalletFactory.createWalletWithBackstop",
+        receipt.gas_used,
+    ));
 
     let token = TestToken::deploy(&provider).await.unwrap();
     token
@@ -89,20 +115,30 @@ async fn main() {
         .await
         .unwrap();
     let recipient = Address::repeat_byte(0x42);
-    provider
-        .send_transaction(
-            TransactionRequest::default()
-                .to(recipient)
-                .value(U256::from(1)),
-        )
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
-
+    for to in [recipient, agent.address()] {
+        let value = if to == recipient {
+            U256::from(1)
+        } else {
+            ether
+        };
+        provider
+            .send_transaction(TransactionRequest::default().to(to).value(value))
+            .await
+            .unwrap()
+            .watch()
+            .await
+            .unwrap();
+    }
+    let agent_provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(
+            PrivateKeySigner::from_bytes(&agent.to_bytes()).unwrap(),
+        ))
+        .connect_http(devnet.rpc_url().parse().unwrap());
+    let agent_wallet = AgentWallet::new(wallet_address, &agent_provider);
     let mut nonce = 0u64;
-    let mut execute = async |call: Call| {
+    // Relayed (anyone sends it with both signatures) or sent by the agent itself with
+    // `executeAsAgent` (its transaction signature replaces its EIP-712 one).
+    let mut execute = async |call: Call, by_agent: bool| {
         let request = Execute {
             calls: vec![call],
             nonce: U256::from(nonce),
@@ -112,21 +148,25 @@ async fn main() {
         let digest = request.digest(chain_id, wallet_address);
         let sign =
             |s: &Secp256k1Signer| Bytes::from(s.sign_digest(&digest).unwrap().as_bytes().to_vec());
-        let calls = request.calls.iter().map(Into::into).collect();
-        let receipt = wallet
-            .execute(
-                calls,
-                request.nonce,
-                request.validUntil,
-                sign(&agent),
-                sign(&cosigner),
-            )
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        let calls: Vec<AgentWallet::Call> = request.calls.iter().map(Into::into).collect();
+        let sent = if by_agent {
+            agent_wallet
+                .executeAsAgent(calls, request.nonce, request.validUntil, sign(&cosigner))
+                .send()
+                .await
+        } else {
+            wallet
+                .execute(
+                    calls,
+                    request.nonce,
+                    request.validUntil,
+                    sign(&agent),
+                    sign(&cosigner),
+                )
+                .send()
+                .await
+        };
+        let receipt = sent.unwrap().get_receipt().await.unwrap();
         assert!(receipt.status());
         receipt.gas_used
     };
@@ -135,10 +175,14 @@ async fn main() {
         value: ether,
         data: Bytes::new(),
     };
-    execute(eth.clone()).await;
+    execute(eth.clone(), false).await;
     rows.push((
         "AgentWallet.execute: one ETH transfer (2nd tx)",
-        execute(eth).await,
+        execute(eth.clone(), false).await,
+    ));
+    rows.push((
+        "AgentWallet.execute: one ETH transfer, sent by the agent",
+        execute(eth, true).await,
     ));
     let transfer = TestToken::transferCall {
         to: recipient,
@@ -150,10 +194,74 @@ async fn main() {
         value: U256::ZERO,
         data: transfer.into(),
     };
-    execute(erc20.clone()).await;
+    execute(erc20.clone(), false).await;
     rows.push((
-        "AgentWallet.execute: one ERC-20 transfer (2nd tx)",
-        execute(erc20).await,
+        "AgentWallet.execute: one ERC-20 transfer (2nd tx, devnet TestToken)",
+        execute(erc20.clone(), false).await,
+    ));
+    rows.push((
+        "AgentWallet.execute: one ERC-20 transfer, sent by the agent",
+        execute(erc20, true).await,
+    ));
+
+    // x402: an EIP-3009 authorization from the wallet, checked through its EIP-1271 and
+    // submitted by a facilitator (here the owner).
+    wallet
+        .setAuthorizationBudget(*token.address(), ether, 10)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let nonce = wallet
+        .authorizationNonce(*token.address(), 0)
+        .call()
+        .await
+        .unwrap();
+    let message = TransferWithAuthorization {
+        from: wallet_address,
+        to: recipient,
+        value: ether,
+        validAfter: U256::ZERO,
+        validBefore: U256::from(u64::MAX),
+        nonce,
+    };
+    let domain = TokenDomain {
+        name: token.name().call().await.unwrap(),
+        version: "1".into(),
+        chain_id,
+        verifying_contract: *token.address(),
+    };
+    let digest = AgentMessage {
+        hash: message.hash(&domain),
+    }
+    .digest(chain_id, wallet_address);
+    let signature = message.wallet_signature(
+        *token.address(),
+        &agent.sign_digest(&digest).unwrap().as_bytes(),
+        &cosigner.sign_digest(&digest).unwrap().as_bytes(),
+    );
+    let receipt = token
+        .transferWithAuthorization(
+            message.from,
+            message.to,
+            message.value,
+            message.validAfter,
+            message.validBefore,
+            message.nonce,
+            signature,
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    rows.push((
+        "TestToken.transferWithAuthorization through AgentWallet EIP-1271",
+        receipt.gas_used,
     ));
 
     // anchor at ~1,000,000 leaves, 30,000 after the previous anchor.
@@ -214,8 +322,13 @@ async fn main() {
     for (name, gas) in &rows {
         println!("| {name} | {gas} |");
     }
+    let anchor_gas = rows
+        .iter()
+        .find(|(name, _)| name.starts_with("AuditLog.anchor"))
+        .unwrap()
+        .1;
     println!(
         "\nanchor proof: {proof_len} hashes; amortised anchoring gas: {:.2} per record",
-        rows[3].1 as f64 / (second - first) as f64
+        anchor_gas as f64 / (second - first) as f64
     );
 }

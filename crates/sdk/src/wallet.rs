@@ -299,10 +299,7 @@ impl Wallet {
             }
         };
         match self.cosign_execute(&execute, &agent_signature).await {
-            Ok(Cosigned::Approved(cosignature)) => {
-                self.submit(digest, &execute, agent_signature, cosignature)
-                    .await
-            }
+            Ok(Cosigned::Approved(cosignature)) => self.submit(digest, &execute, cosignature).await,
             // The nonce waits with the request; `wait_for_approval` returns it to the pool.
             Ok(Cosigned::Pending(request_id)) => Err(Error::Pending(Box::new(PendingPayment {
                 request_id,
@@ -341,12 +338,7 @@ impl Wallet {
                 Err(e) => return Err(e),
                 Ok(Cosigned::Approved(cosignature)) => {
                     return self
-                        .submit(
-                            pending.request_id,
-                            &pending.execute,
-                            pending.agent_signature,
-                            cosignature,
-                        )
+                        .submit(pending.request_id, &pending.execute, cosignature)
                         .await;
                 }
                 Ok(Cosigned::Pending(_)) => tokio::time::sleep(self.config.approval_poll).await,
@@ -499,18 +491,14 @@ impl Wallet {
         &self,
         request_id: B256,
         execute: &Execute,
-        agent_signature: Bytes,
         cosigner_signature: Bytes,
     ) -> Result<Executed> {
         let wallet = AgentWallet::new(self.wallet, &self.provider);
         let calls = execute.calls.iter().map(AgentWallet::Call::from).collect();
-        let call = wallet.execute(
-            calls,
-            execute.nonce,
-            execute.validUntil,
-            agent_signature,
-            cosigner_signature,
-        );
+        // The agent's key sends (and pays for) the transaction, which proves the agent: only
+        // the co-signature travels (about 4,900 gas less than a relayed `execute`).
+        let call =
+            wallet.executeAsAgent(calls, execute.nonce, execute.validUntil, cosigner_signature);
         // Simulate first: a send that fails at gas estimation may already have taken a
         // nonce from the provider's cache, and the gap would block every later transaction.
         // A revert leaves the wallet's nonce unused, so it goes back to the pool.

@@ -279,3 +279,40 @@ async fn clock_skew_beyond_the_bound_is_refused() {
         assert_eq!(d.outcome, Outcome::Approved, "{:?}", d.reasons);
     }
 }
+
+/// Padded calldata through the whole decision on both backends: a `transfer` with bytes after
+/// its arguments is a spend of the token: reserved, and over the window denied. (With a
+/// contract rule naming the token too: `core` attacks::padded_spend_calldata_is_still_a_spend.)
+#[tokio::test]
+async fn padded_transfer_calldata_is_reserved_as_a_spend() {
+    for store in stores().await {
+        registered(&store, 100).await;
+        let padded = |amount: u64| {
+            let mut data = chaperone_core::keccak256(b"transfer(address,uint256)")[..4].to_vec();
+            data.extend_from_slice(Address::repeat_byte(0xb0).into_word().as_slice());
+            data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
+            data.push(0xee);
+            chaperone_core::Call {
+                to: token(),
+                value: U256::ZERO,
+                data: data.into(),
+            }
+        };
+        let (id, req) = request(vec![padded(80)], 0, NOW);
+        assert_eq!(decide(&store, id, &req).await.outcome, Outcome::Approved);
+        let spent = store
+            .committed_spend(wallet(), Token::Erc20(token()))
+            .await
+            .unwrap()
+            .0;
+        assert_eq!(spent, U256::from(80), "counted as a spend of the token");
+        let (id, req) = request(vec![padded(80)], 1, NOW);
+        let d = decide(&store, id, &req).await;
+        assert_eq!(d.outcome, Outcome::Denied);
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::WindowCap { .. }))
+        );
+    }
+}
