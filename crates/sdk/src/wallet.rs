@@ -179,6 +179,10 @@ pub struct Wallet {
     chain_id: u64,
     config: WalletConfig,
     nonces: Arc<Mutex<NoncePool>>,
+    /// EIP-3009 nonces this `Wallet` had co-signed: the token marks a nonce used only when the
+    /// authorization is settled, so two payments in flight must not take the same slot. (Each
+    /// nonce names its backstop period, so stale entries never match again.)
+    authorization_nonces: Arc<Mutex<std::collections::HashSet<(Address, B256)>>>,
 }
 
 /// Nonces ready to sign with. The wallet's 2-D nonces let independent payments use separate
@@ -231,6 +235,7 @@ impl Wallet {
             chain_id,
             config,
             nonces: Arc::default(),
+            authorization_nonces: Arc::default(),
         })
     }
 
@@ -383,7 +388,15 @@ impl Wallet {
             }),
             agent_signature: &agent_signature,
         };
-        match self.cosign(&body).await? {
+        let answer = self.cosign(&body).await;
+        if !matches!(answer, Ok(Cosigned::Approved(_))) {
+            // Not co-signed: the slot is free for the next authorization.
+            self.authorization_nonces
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&(domain.verifying_contract, nonce));
+        }
+        match answer? {
             Cosigned::Approved(cosignature) => Ok(SignedAuthorization {
                 signature: message.wallet_signature(
                     domain.verifying_contract,
@@ -407,7 +420,7 @@ impl Wallet {
     }
 
     /// The nonce of the first authorization slot of this backstop period that `token` has not
-    /// marked used for the wallet.
+    /// marked used for the wallet and this `Wallet` has not handed out, claimed here.
     async fn free_authorization_nonce(&self, token: Address) -> Result<B256> {
         let wallet = AgentWallet::new(self.wallet, &self.provider);
         let budget = wallet
@@ -427,7 +440,11 @@ impl Wallet {
                 .call()
                 .await
                 .map_err(|e| Error::Chain(revert_reason(&e)))?;
-            if !used {
+            let mut issued = self
+                .authorization_nonces
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !used && issued.insert((token, nonce)) {
                 return Ok(nonce);
             }
         }

@@ -88,11 +88,17 @@ fn operations() -> Vec<Operation> {
                 ("202", "pending a human approver"),
                 ("400", "malformed, expired, wrong chain id or bad signature"),
                 ("401", "not signed by the wallet's agent"),
-                ("403", "denied, with every reason (including a lifetime beyond the policy's max_valid_for or a future validAfter)"),
+                (
+                    "403",
+                    "denied, with every reason (including a lifetime beyond the policy's max_valid_for or a future validAfter)",
+                ),
                 ("404", "unknown wallet"),
                 ("409", "the wallet has no policy"),
                 ("413", "body too large"),
-                ("503", "this replica's clock is more than 5 s from the database's: nothing decided"),
+                (
+                    "503",
+                    "this replica's clock is more than 5 s from the database's: nothing decided",
+                ),
             ],
         },
         Operation {

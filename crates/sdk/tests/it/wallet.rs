@@ -71,7 +71,7 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
         .watch()
         .await
         .unwrap();
-    // EIP-1271 payments of the token: two authorizations a day of at most 100 units.
+    // EIP-1271 payments of the token: three authorizations a day of at most 100 units.
     token
         .mint(wallet, U256::from(1_000))
         .send()
@@ -89,7 +89,7 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
         .await
         .unwrap();
     AgentWallet::new(wallet, &provider)
-        .setAuthorizationBudget(*token.address(), U256::from(100), 2)
+        .setAuthorizationBudget(*token.address(), U256::from(100), 3)
         .send()
         .await
         .unwrap()
@@ -258,13 +258,35 @@ verifying_contract = "{token}"
         .await
         .unwrap();
     assert_ne!(next.message.nonce, signed.message.nonce, "the next slot");
-    // Over the token's per-payment limit: denied.
+    // Over the token's per-payment limit: denied (and its slot, the third, stays free).
     assert!(matches!(
         payer
-            .sign_payment_authorization(domain, vendor, U256::from(500), Duration::from_secs(60))
+            .sign_payment_authorization(
+                domain.clone(),
+                vendor,
+                U256::from(500),
+                Duration::from_secs(60)
+            )
             .await,
         Err(Error::Denied { .. })
     ));
+    let third = payer
+        .sign_payment_authorization(
+            domain.clone(),
+            vendor,
+            U256::from(1),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    // Every slot of the period is now used or in flight: refused before asking the service.
+    assert!(matches!(
+        payer
+            .sign_payment_authorization(domain, vendor, U256::from(1), Duration::from_secs(60))
+            .await,
+        Err(Error::Refused { status: 409, .. })
+    ));
+    assert_ne!(third.message.nonce, next.message.nonce);
 
     // No server: a typed error, not a panic.
     let offline = Wallet::connect(
