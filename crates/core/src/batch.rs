@@ -119,7 +119,14 @@ impl SignedBatch {
             }
             let leaf = record.leaf_hash()?;
             if let Some(previous) = leaves.last() {
-                let expected_sequence = records[i - 1].sequence + 1;
+                // Checked: a client may send u64::MAX (a panic in debug, a wrap in release).
+                let expected_sequence =
+                    records[i - 1].sequence.checked_add(1).ok_or_else(|| {
+                        Error::InvalidBatch(format!(
+                            "record {} has the last possible sequence",
+                            i - 1
+                        ))
+                    })?;
                 if record.sequence != expected_sequence {
                     return Err(Error::InvalidBatch(format!(
                         "record {i} has sequence {}, expected {expected_sequence}",

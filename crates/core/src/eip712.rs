@@ -7,8 +7,10 @@ use alloy_sol_types::{Eip712Domain, SolStruct, SolValue, eip712_domain, sol};
 use crate::{Address, B256, Bytes, U256};
 
 sol! {
-    /// One call made by `AgentWallet.execute`.
+    /// One call made by `AgentWallet.execute`. Unknown fields are refused: what is signed must
+    /// be all that was sent.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Call {
         address to;
         uint256 value;
@@ -17,6 +19,7 @@ sol! {
 
     /// What the agent and the co-signer sign to execute calls.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Execute {
         Call[] calls;
         uint256 nonce;
@@ -32,6 +35,7 @@ sol! {
     /// An EIP-3009 payment authorization (what x402 pays with): `from` lets anyone move
     /// `value` of the token to `to` once, between `validAfter` and `validBefore`.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct TransferWithAuthorization {
         address from;
         address to;
@@ -44,6 +48,7 @@ sol! {
 
 /// The EIP-712 domain of an EIP-3009 token (its `name()`, its version, chain and address).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenDomain {
     /// The token's EIP-712 domain name (usually its `name()`, e.g. "USD Coin").
     pub name: String,

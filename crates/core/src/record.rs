@@ -13,8 +13,10 @@ pub const RECORD_VERSION: u8 = 1;
 /// The longest model id, in bytes of UTF-8.
 pub const MAX_MODEL_ID_LEN: usize = 255;
 
-/// One model call, as the agent commits to it.
+/// One model call, as the agent commits to it. Unknown fields are refused: a field the
+/// encoding does not carry would be accepted, stored nowhere, and signed by nobody.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Record {
     /// The agent's address (its record-signing key).
     pub agent: Address,

@@ -81,6 +81,7 @@ impl From<chaperone_store::Error> for ApiError {
                 chaperone_core::Error::SizeOutOfRange { .. }
                 | chaperone_core::Error::IndexOutOfRange { .. },
             ) => Self::bad_request("out_of_range", e.to_string()),
+            E::OutOfRange(_) => Self::bad_request("out_of_range", e.to_string()),
             E::ClockSkew { .. } => {
                 // An operator's problem (NTP), not the client's: refuse to decide until fixed.
                 tracing::error!(error = %e, "refusing to decide");
@@ -111,6 +112,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // The limit that applies to this route, for the 413 message (record batches get more).
+        let limit = if req.uri().path() == "/v1/records" {
+            crate::MAX_BATCH_BODY_BYTES
+        } else {
+            crate::MAX_BODY_BYTES
+        };
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(match &rejection {
@@ -128,10 +135,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body_too_large",
-                    format!(
-                        "request bodies are limited to {} bytes",
-                        crate::MAX_BODY_BYTES
-                    ),
+                    format!("request bodies here are limited to {limit} bytes"),
                 ),
                 _ => ApiError::new(rejection.status(), "invalid_body", rejection.body_text()),
             }),

@@ -87,6 +87,21 @@ async fn ingest(
             format!("a batch holds at most {MAX_BATCH_RECORDS} records"),
         ));
     }
+    // The log stores sequences and times as signed 64-bit integers: refuse larger ones here,
+    // before any work, with the field named.
+    for (i, record) in body.records.iter().enumerate() {
+        for (field, value) in [
+            ("sequence", record.sequence),
+            ("timestamp_ms", record.timestamp_ms),
+        ] {
+            if i64::try_from(value).is_err() {
+                return Err(ApiError::bad_request(
+                    "out_of_range",
+                    format!("record {i}: {field} {value} is out of range: it must be below 2^63"),
+                ));
+            }
+        }
+    }
     let batch = SignedBatch {
         records: body.records,
         signature: body.signature,

@@ -140,7 +140,7 @@ fn node_key(id: NodeId) -> i64 {
 }
 
 fn to_i64(n: u64, what: &str) -> Result<i64> {
-    i64::try_from(n).map_err(|_| Error::Corrupt(format!("{what} {n} exceeds 63 bits")))
+    i64::try_from(n).map_err(|_| Error::OutOfRange(format!("{what} {n}")))
 }
 
 fn to_u64(n: i64, what: &str) -> Result<u64> {

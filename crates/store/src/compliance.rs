@@ -95,7 +95,7 @@ pub struct ChainEvent {
 const KEPT_BLOCK_HASHES: i64 = 1024;
 
 fn i64_of(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| Error::Corrupt(format!("{n} exceeds 63 bits")))
+    i64::try_from(n).map_err(|_| Error::OutOfRange(n.to_string()))
 }
 
 impl Store {

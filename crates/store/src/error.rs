@@ -59,6 +59,10 @@ pub enum Error {
         /// The database server's time.
         database: u64,
     },
+    /// A number from a client does not fit the database's signed 64-bit integers (times,
+    /// sequences, cursors, chain ids must be below 2^63).
+    #[error("{0} is out of range: it must be below 2^63")]
+    OutOfRange(String),
     /// A stored value does not parse (the database was edited by hand or is corrupt).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

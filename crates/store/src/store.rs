@@ -208,7 +208,10 @@ impl Store {
             "INSERT INTO wallets (address, chain_id, agent, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(hex(wallet.address))
-        .bind(i64::try_from(wallet.chain_id).map_err(|_| Error::Corrupt("chain id".into()))?)
+        .bind(
+            i64::try_from(wallet.chain_id)
+                .map_err(|_| Error::OutOfRange(format!("chain id {}", wallet.chain_id)))?,
+        )
         .bind(hex(wallet.agent))
         .bind(db_time(now))
         .execute(&self.pool)

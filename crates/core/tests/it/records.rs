@@ -158,6 +158,18 @@ fn signed_batch_verifies_and_rejects_forgery_gaps_and_broken_links() {
         matches!(SignedBatch::sign(broken, &agent), Err(Error::InvalidBatch(m)) if m.contains("previous"))
     );
 
+    // The last possible sequence followed by another record: an error, not an overflow
+    // (which panicked in a debug build and wrapped in a release one).
+    let last = Record {
+        sequence: u64::MAX,
+        timestamp_ms: 1,
+        ..record(agent.address(), 1, B256::repeat_byte(1))
+    };
+    let after = record(agent.address(), 1, last.leaf_hash().unwrap());
+    assert!(
+        matches!(SignedBatch::sign(vec![last, after], &agent), Err(Error::InvalidBatch(m)) if m.contains("last possible sequence"))
+    );
+
     // Record of another agent inside the batch.
     let mut mixed = records;
     mixed[1].agent = mallory.address();

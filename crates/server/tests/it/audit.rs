@@ -115,6 +115,38 @@ async fn gaps_broken_chains_forgeries_and_malformed_batches_are_refused_and_writ
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"]["code"], "bad_signature");
 
+        // An oversized batch: 413 naming the limit of this endpoint (8 MiB), not the 64 KiB of
+        // the others.
+        let pad = "x".repeat(chaperone_server::MAX_BATCH_BODY_BYTES + 1);
+        let (status, body) = call(
+            &s.router,
+            "POST",
+            "/v1/records",
+            None,
+            Some(format!("{{\"pad\":\"{pad}\"}}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&chaperone_server::MAX_BATCH_BODY_BYTES.to_string()),
+            "{message}"
+        );
+
+        // An unknown field inside a record is refused like one at the top.
+        let mut extra = serde_json::to_value(agent.clone_batch(1)).unwrap();
+        extra["records"][0]["note"] = json!("unsigned");
+        let (status, body) = call(
+            &s.router,
+            "POST",
+            "/v1/records",
+            None,
+            Some(extra.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_request");
+
         for (bad, code) in [
             ("{", "invalid_json"),
             (r#"{"records": [], "signature": null}"#, "invalid_request"),
@@ -129,6 +161,27 @@ async fn gaps_broken_chains_forgeries_and_malformed_batches_are_refused_and_writ
         let (status, body) = call(&s.router, "POST", "/v1/records", None, Some(empty)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "invalid_batch");
+
+        // Numbers beyond what the log can store (≥ 2^63): a precise 400, not a 500.
+        for (sequence, timestamp_ms) in [(1u64 << 63, 1), (0, u64::MAX)] {
+            let other = chaperone_core::Secp256k1Signer::random().unwrap();
+            let mut huge = TestAgent {
+                key: other.clone(),
+                sequence,
+                previous: if sequence == 0 {
+                    B256::ZERO
+                } else {
+                    B256::repeat_byte(1)
+                },
+                openings: Default::default(),
+            }
+            .batch(1, "m");
+            huge.records[0].timestamp_ms = timestamp_ms;
+            let huge = chaperone_core::SignedBatch::sign(huge.records, &other).unwrap();
+            let (status, body) = ingest(&s, &huge).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["code"], "out_of_range", "{body}");
+        }
 
         assert_eq!(
             s.store.log_head().await.unwrap().0,

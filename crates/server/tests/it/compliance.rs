@@ -167,6 +167,39 @@ async fn decisions_and_spend_page_filter_and_export() {
 }
 
 #[tokio::test]
+async fn numbers_beyond_63_bits_are_a_400_on_every_backend() {
+    for (s, agents) in populated().await {
+        let base = format!("/v1/agents/{}/records", agents[0].key.address());
+        let huge = 1u64 << 63;
+        for query in [
+            format!("from_ms={huge}"),
+            format!("to_ms={}", u64::MAX),
+            format!("cursor={huge}"),
+        ] {
+            let uri = format!("{base}?{query}");
+            let (status, body) = get(&s, &uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert_eq!(body["error"]["code"], "out_of_range", "{uri}");
+        }
+        let wallet = serde_json::json!({
+            "address": chaperone_core::Address::repeat_byte(0x42),
+            "chain_id": huge,
+            "agent": chaperone_core::Address::repeat_byte(0x43),
+        });
+        let (status, body) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/wallets",
+            Some(ADMIN),
+            Some(wallet.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["code"], "out_of_range");
+    }
+}
+
+#[tokio::test]
 async fn bad_query_parameters_and_wrong_roles_get_clear_errors() {
     let (s, _) = populated().await.remove(0);
     for uri in [

@@ -1,5 +1,5 @@
 use axum::http::StatusCode;
-use chaperone_core::{Address, Bytes, Call, Execute, U256, policy::Token, recover_low_s};
+use chaperone_core::{Address, B256, Bytes, Call, Execute, U256, policy::Token, recover_low_s};
 use serde_json::json;
 
 use crate::{ADMIN, APPROVER, NOW, Service, admin::policy_json, call, service};
@@ -164,6 +164,39 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing() {
         "invalid_request",
         cosign(&s, &unknown_field).await,
     );
+    // Unknown fields inside the request are refused as well: inside `execute`, inside a call,
+    // inside an authorization's domain and message.
+    let mut in_execute = good.clone();
+    in_execute["execute"]["extra"] = json!(true);
+    let mut in_call = good.clone();
+    in_call["execute"]["calls"][0]["gas"] = json!(1);
+    for nested in [in_execute, in_call] {
+        expect(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            cosign(&s, &nested).await,
+        );
+    }
+    for (part, field) in [("domain", "salt"), ("message", "memo")] {
+        let mut authorization = json!({
+            "chain_id": 31337,
+            "wallet": good["wallet"],
+            "authorization": {
+                "domain": { "name": "USD Coin", "version": "2", "chain_id": 31337,
+                            "verifying_contract": Address::repeat_byte(0x70) },
+                "message": { "from": good["wallet"], "to": Address::repeat_byte(0xb0),
+                             "value": "1", "validAfter": "0", "validBefore": "1",
+                             "nonce": B256::ZERO },
+            },
+            "agent_signature": good["agent_signature"],
+        });
+        authorization["authorization"][part][field] = json!("x");
+        expect(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            cosign(&s, &authorization).await,
+        );
+    }
 
     expect(
         StatusCode::BAD_REQUEST,
