@@ -192,3 +192,43 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
     interrupt(devnet);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `chaperone up` killed with SIGKILL leaves its Anvil running on the port; the next `up` of the
+/// same data directory stops it (it recorded the pid) and comes back with the same devnet.
+#[test]
+fn up_recovers_from_a_killed_up() {
+    let dir = temp_dir("killed_up");
+    let (port, anvil_port) = (free_port(), free_port());
+    let (mut first, info) = up(&dir, port, anvil_port);
+    let pid: u32 = std::fs::read_to_string(dir.join("anvil.pid"))
+        .expect("up records its Anvil's pid")
+        .trim()
+        .parse()
+        .unwrap();
+    // If this test fails, the orphan must not outlive it (it would hold the port and the
+    // test's output pipe).
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .arg(self.0.to_string())
+                .status();
+        }
+    }
+    let _orphan = KillOnDrop(pid);
+    // Let Anvil write its state (every 5 s), then kill `up` with no chance to clean up.
+    std::thread::sleep(Duration::from_secs(6));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the orphaned Anvil still runs"
+    );
+    let (again, info_again) = up(&dir, port, anvil_port);
+    assert_eq!(info_again, info, "the same devnet came back");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the orphan was stopped"
+    );
+    interrupt(again);
+}

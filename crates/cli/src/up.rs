@@ -64,6 +64,10 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
     let devnet = match &rpc_url {
         Some(_) => None,
         None => {
+            // A `chaperone up` killed without its Ctrl-C handling (SIGKILL, a crash) leaves its
+            // Anvil running on the port: stop that one first (SIGTERM, so it writes its state).
+            let pid_file = data_dir.join("anvil.pid");
+            stop_leftover_anvil(&pid_file, &out);
             out.step(&format!("starting Anvil on port {anvil_port}"));
             let anvil_state = data_dir.join("anvil-state.json");
             let devnet = Devnet::start_with(|anvil| {
@@ -79,6 +83,8 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
                     "starting Anvil on port {anvil_port} (if the port is taken, pass --anvil-port)"
                 )
             })?;
+            std::fs::write(&pid_file, devnet.anvil().child().id().to_string())
+                .with_context(|| format!("writing {}", pid_file.display()))?;
             Some(devnet)
         }
     };
@@ -203,9 +209,50 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
     out.step("stopping");
     if let Some(devnet) = devnet {
         devnet.stop();
+        let _ = std::fs::remove_file(data_dir.join("anvil.pid"));
     }
     served.context("the server task failed")??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the Anvil a previous `up` of this data directory recorded in `pid_file`, if it still
+/// runs: only a process that is Anvil (its command line says so, on Linux) is signalled, so a
+/// recycled pid is left alone. SIGTERM first (Anvil then writes its `--state`), SIGKILL after
+/// ten seconds.
+fn stop_leftover_anvil(pid_file: &Path, out: &Output) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let alive = || Path::new(&format!("/proc/{pid}")).exists();
+    let is_anvil = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).contains("anvil"))
+        .unwrap_or(false);
+    if is_anvil {
+        out.step(&format!(
+            "stopping the Anvil (pid {pid}) a previous `chaperone up` left running"
+        ));
+        let signal = |name: &str| {
+            let _ = std::process::Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(pid.to_string())
+                .status();
+        };
+        signal("TERM");
+        for _ in 0..100 {
+            if !alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if alive() {
+            signal("KILL");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    let _ = std::fs::remove_file(pid_file);
 }
 
 /// Writes a file only its owner can read: it holds (devnet) private keys.

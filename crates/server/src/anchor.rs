@@ -247,7 +247,18 @@ impl Anchorer {
                 .await?
                 .path
         };
-        let call = contract.anchor(chain.log_id, target.size, target.root, proof);
+        // The nonce comes from the chain on every anchor, never from the provider's cache:
+        // another replica may have led (and sent from the operator account) since this one
+        // last did, and a cached nonce would fail every pass with "nonce too low". One RPC per
+        // anchor, which is seconds apart.
+        let nonce = sender
+            .get_transaction_count(self.log.operator.address())
+            .pending()
+            .await
+            .context("reading the operator's nonce")?;
+        let call = contract
+            .anchor(chain.log_id, target.size, target.root, proof)
+            .nonce(nonce);
         // Simulate first: a send that fails at gas estimation would burn a provider nonce.
         call.call().await.context("simulating AuditLog.anchor")?;
         let receipt = call

@@ -530,3 +530,44 @@ async fn a_killed_server_loses_no_record_and_raw_content_reaches_no_database_log
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Failover: while another replica led, it sent transactions from the same operator account.
+/// The returning leader must take its nonce from the chain, not from its provider's cache
+/// ("nonce too low" otherwise, growing with the other replica's transactions).
+#[tokio::test]
+async fn a_returning_leader_takes_its_nonce_from_the_chain() {
+    let chain = chain(0).await;
+    let store = Store::connect(&sqlite_file().1).await.unwrap();
+    let cosigner = Secp256k1Signer::random().unwrap();
+    let mut anchorer = chain.anchorer(&store, &cosigner);
+    let mut agent = TestAgent::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for round in 0..3 {
+        let batch: SignedBatch = agent.batch(3, "failover");
+        let leaves = batch.verify().unwrap();
+        store.append_batch(&batch, &leaves, 0, &[]).await.unwrap();
+        let report = anchorer.flush(now + round).await.unwrap();
+        assert!(report.anchored.is_some(), "round {round}: {report:?}");
+        // The other replica's transactions from the operator account (its own provider, as
+        // another process has).
+        let other = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(chain.devnet.signer(0)))
+            .connect_http(chain.devnet.rpc_url().parse().unwrap());
+        for _ in 0..=round {
+            other
+                .send_transaction(
+                    alloy::rpc::types::TransactionRequest::default()
+                        .to(Address::repeat_byte(1))
+                        .value(alloy::primitives::U256::from(1)),
+                )
+                .await
+                .unwrap()
+                .watch()
+                .await
+                .unwrap();
+        }
+    }
+}
