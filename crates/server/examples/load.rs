@@ -83,7 +83,8 @@ fn bodies(agent: &Secp256k1Signer, from: u64, count: u64) -> Vec<String> {
                     data: Bytes::new(),
                 }],
                 nonce: U256::from(nonce),
-                validUntil: now() + 3600,
+                // Within the policy's default max_valid_for (5 minutes).
+                validUntil: now() + 240,
             };
             let sig = agent.sign_digest(&execute.digest(31337, wallet)).unwrap();
             json!({ "chain_id": 31337, "wallet": wallet, "execute": execute,

@@ -15,6 +15,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header (429 and 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +26,16 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 `busy` with `Retry-After: 1`: the service cannot serve the request soon; the same
+    /// request may be sent again (a co-sign request is idempotent by its digest).
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "busy", message)
         }
     }
 
@@ -56,6 +68,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        if let Some(seconds) = self.retry_after {
+            return (
+                self.status,
+                [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+                Json(body),
+            )
+                .into_response();
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -91,6 +111,8 @@ impl From<chaperone_store::Error> for ApiError {
                     "this replica's clock is out of step with the database; try again later",
                 )
             }
+            // Every connection is busy for longer than the pool waits: come back, not a 500.
+            E::Database(_) if e.is_busy() => Self::busy("the database is busy; try again shortly"),
             E::Log(_) | E::UnsupportedUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
                 // The cause goes to the log, not to the client.
                 tracing::error!(error = %e, "store failure");

@@ -141,6 +141,14 @@ async fn cosign(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CosignBody>,
 ) -> Result<Response, ApiError> {
+    // Before any database work: one wallet's flood must not take the connections others need.
+    let _slot = state.inflight_slot(body.wallet).ok_or_else(|| {
+        ApiError::busy(format!(
+            "wallet {} has {} co-sign requests in progress; try again shortly",
+            body.wallet,
+            crate::MAX_INFLIGHT_PER_WALLET
+        ))
+    })?;
     // Only for the early checks of shape; the decision reads the clock again under the lock.
     let now = state.now();
     let chain_id = state.inner.chain_id;

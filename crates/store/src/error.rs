@@ -68,5 +68,13 @@ pub enum Error {
     Corrupt(String),
 }
 
+impl Error {
+    /// Whether every database connection stayed busy for longer than the pool waits: the
+    /// service is overloaded, the request itself may be fine.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::PoolTimedOut))
+    }
+}
+
 /// Result with the store [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

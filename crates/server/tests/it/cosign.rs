@@ -296,3 +296,57 @@ async fn shadow_mode_decides_and_records_but_never_signs() {
     assert_eq!(response["reasons"][0]["code"], "shadow_mode");
     assert_eq!(response["policy_version"], 2);
 }
+
+/// One wallet flooded with far more concurrent requests than it may have in flight: the excess
+/// gets 429 with `Retry-After` before touching the database, never a 500, and the requests that
+/// were served decided exactly as the limits say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flooded_wallet_gets_429_with_retry_after_never_a_500() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let s = ready().await;
+    let bodies: Vec<String> = (0..300u64)
+        .map(|nonce| body(&s, &execute(1, nonce)).to_string())
+        .collect();
+    let handles: Vec<_> = bodies
+        .into_iter()
+        .map(|b| {
+            let router = s.router.clone();
+            tokio::spawn(async move {
+                let request = axum::http::Request::builder()
+                    .method("POST")
+                    .uri("/v1/cosign")
+                    .header("content-type", "application/json")
+                    .body(Body::from(b))
+                    .unwrap();
+                let response = router.oneshot(request).await.unwrap();
+                let status = response.status();
+                let retry_after = response.headers().get("retry-after").cloned();
+                response.into_body().collect().await.unwrap();
+                (status, retry_after)
+            })
+        })
+        .collect();
+    let (mut served, mut busy) = (0, 0);
+    for h in handles {
+        let (status, retry_after) = h.await.unwrap();
+        match status {
+            StatusCode::OK | StatusCode::FORBIDDEN => served += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                busy += 1;
+                assert_eq!(retry_after.unwrap(), "1", "429 says when to come back");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(served + busy, 300);
+    assert!(
+        served >= chaperone_server::MAX_INFLIGHT_PER_WALLET,
+        "{served} served"
+    );
+    assert!(busy > 0, "the excess was refused, not queued");
+    // The in-flight places were all given back: the wallet is served again.
+    assert_eq!(request(&s, 1, 10_000).await.0, StatusCode::OK);
+}
