@@ -96,6 +96,10 @@ fn operations() -> Vec<Operation> {
                 ("409", "the wallet has no policy"),
                 ("413", "body too large"),
                 (
+                    "429",
+                    "busy: the wallet has 16 requests in progress here, or the database stays saturated (Retry-After)",
+                ),
+                (
                     "503",
                     "this replica's clock is more than 5 s from the database's: nothing decided",
                 ),
