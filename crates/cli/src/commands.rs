@@ -18,26 +18,34 @@ use serde_json::json;
 
 use crate::{Output, args::Args};
 
-/// Resolves on Ctrl-C or SIGTERM (what systemd sends to stop a unit).
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM (what systemd sends to stop a unit). The handlers are
+/// installed when this is called, not when the future is first polled: a Ctrl-C that arrives
+/// right after the banner (before the server polls it) must still stop cleanly, so Anvil can
+/// write its state, instead of killing the process.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    ctrl_c.await.ok();
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt())
+            .and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                Err(_) => {
+                    tokio::signal::ctrl_c().await.ok();
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    ctrl_c.await.ok();
+    async {
+        tokio::signal::ctrl_c().await.ok();
+    }
 }
 
 /// A provider that signs with `key`, and the chain id it serves (asking proves it answers).
