@@ -59,6 +59,12 @@ impl ApiError {
         )
     }
 
+    /// The same error with `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status

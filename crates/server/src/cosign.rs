@@ -141,16 +141,10 @@ async fn cosign(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CosignBody>,
 ) -> Result<Response, ApiError> {
-    // Before any database work: one wallet's flood must not take the connections others need.
-    let _slot = state.inflight_slot(body.wallet).ok_or_else(|| {
-        ApiError::busy(format!(
-            "wallet {} has {} co-sign requests in progress; try again shortly",
-            body.wallet,
-            crate::MAX_INFLIGHT_PER_WALLET
-        ))
-    })?;
     // Only for the early checks of shape; the decision reads the clock again under the lock.
     let now = state.now();
+    // Before any database work: one wallet's flood must not take what the others need.
+    let _slot = state.admit_inflight(body.wallet)?;
     let chain_id = state.inner.chain_id;
     if body.chain_id != chain_id {
         return Err(ApiError::bad_request(
@@ -195,6 +189,8 @@ async fn cosign(
         Err(e) => return Err(ApiError::bad_request("bad_signature", e.to_string())),
     }
 
+    // The rate limit counts only requests the agent signed (admission.rs), before the lock.
+    state.admit_rate(wallet.address, now).await?;
     let request_json = serde_json::to_string(&body)
         .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
     let kind = subject.kind;

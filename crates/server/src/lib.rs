@@ -12,6 +12,7 @@
 //!   contracts' events and settles or releases reservations from confirmed blocks.
 
 mod admin;
+mod admission;
 mod anchor;
 mod api;
 mod audit;
@@ -28,6 +29,7 @@ use axum::{Router, extract::DefaultBodyLimit, routing::get};
 use chaperone_core::{Address, B256, Secp256k1Signer};
 use chaperone_store::Store;
 
+pub use admission::MAX_INFLIGHT_PER_WALLET;
 pub use anchor::{AnchorPolicy, AnchorReport, Anchorer, DECISION_MODEL};
 pub use api::ApiError;
 pub use audit::{MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS};
@@ -53,37 +55,8 @@ struct Inner {
     chain_id: u64,
     clock: fn() -> u64,
     log: LogConfig,
-    /// Co-sign requests being served per wallet (see [`MAX_INFLIGHT_PER_WALLET`]).
-    inflight: std::sync::Mutex<std::collections::HashMap<Address, usize>>,
-}
-
-/// The most co-sign requests of one wallet served at once by one replica. Decisions of one
-/// wallet run one at a time under its lock anyway; more waiting would only hold database
-/// connections other wallets need. Beyond it a request gets 429 with `Retry-After` before it
-/// touches the database.
-pub const MAX_INFLIGHT_PER_WALLET: usize = 16;
-
-/// A place among a wallet's in-flight co-sign requests, given back when dropped.
-pub(crate) struct InflightSlot {
-    state: AppState,
-    wallet: Address,
-}
-
-impl Drop for InflightSlot {
-    fn drop(&mut self) {
-        let mut inflight = self
-            .state
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = inflight.get_mut(&self.wallet) {
-            *n -= 1;
-            if *n == 0 {
-                inflight.remove(&self.wallet);
-            }
-        }
-    }
+    /// Per-wallet admission control of `/v1/cosign` (admission.rs).
+    admission: admission::Admission,
 }
 
 /// The audit log this server runs: its origin (the name in its checkpoints), the operator key
@@ -173,7 +146,7 @@ impl AppState {
                 chain_id,
                 clock,
                 log,
-                inflight: Default::default(),
+                admission: Default::default(),
             }),
         }
     }
@@ -188,28 +161,13 @@ impl AppState {
                 chain_id: inner.chain_id,
                 clock: inner.clock,
                 log,
-                inflight: Default::default(),
+                admission: Default::default(),
             }),
         }
     }
 
-    /// A place among `wallet`'s in-flight co-sign requests, or `None` when it has
-    /// [`MAX_INFLIGHT_PER_WALLET`] already.
-    pub(crate) fn inflight_slot(&self, wallet: Address) -> Option<InflightSlot> {
-        let mut inflight = self
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = inflight.entry(wallet).or_insert(0);
-        if *n >= MAX_INFLIGHT_PER_WALLET {
-            return None;
-        }
-        *n += 1;
-        Some(InflightSlot {
-            state: self.clone(),
-            wallet,
-        })
+    fn admission(&self) -> &admission::Admission {
+        &self.inner.admission
     }
 
     fn log(&self) -> &LogConfig {

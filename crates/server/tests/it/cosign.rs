@@ -350,3 +350,69 @@ async fn a_flooded_wallet_gets_429_with_retry_after_never_a_500() {
     // The in-flight places were all given back: the wallet is served again.
     assert_eq!(request(&s, 1, 10_000).await.0, StatusCode::OK);
 }
+
+/// The policy's rate limit holds before the wallet's lock is taken: requests over it get 429
+/// with `Retry-After` and are not written as decisions (before, each took the lock and was
+/// written as a denial). Requests the agent did not sign never count against it.
+#[tokio::test]
+async fn the_rate_limit_refuses_before_the_database_and_writes_nothing() {
+    for s in crate::services().await {
+        let wallet = json!({ "address": s.wallet, "chain_id": 31337, "agent": s.agent.address() })
+            .to_string();
+        call(
+            &s.router,
+            "POST",
+            "/v1/admin/wallets",
+            Some(ADMIN),
+            Some(wallet),
+        )
+        .await;
+        let policy = json!({
+            "version": 1,
+            "chains": [31337],
+            "limits": [{ "token": "native", "per_transaction": "1000" }],
+            "rate_limit": { "max_requests": 3, "window": "1m" },
+        });
+        let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
+        let (status, body) = call(
+            &s.router,
+            "PUT",
+            &uri,
+            Some(ADMIN),
+            Some(policy.to_string()),
+        )
+        .await;
+        assert!(status.is_success(), "{body}");
+        // Junk naming the wallet, not signed by its agent, uses none of its rate.
+        let stranger = chaperone_core::Secp256k1Signer::random().unwrap();
+        for nonce in 100..110 {
+            let e = execute(1, nonce);
+            let sig = stranger.sign_digest(&e.digest(31337, s.wallet)).unwrap();
+            let junk = json!({ "chain_id": 31337, "wallet": s.wallet, "execute": e,
+                               "agent_signature": Bytes::from(sig.as_bytes().to_vec()) });
+            assert_eq!(cosign(&s, &junk).await.0, StatusCode::UNAUTHORIZED);
+        }
+        for nonce in 0..3 {
+            assert_eq!(request(&s, 1, nonce).await.0, StatusCode::OK);
+        }
+        for nonce in 3..6 {
+            let (status, body) = request(&s, 1, nonce).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+            assert_eq!(body["error"]["code"], "busy");
+        }
+        let (status, body) = call(
+            &s.router,
+            "GET",
+            &format!("/v1/decisions?wallet={}", s.wallet),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["items"].as_array().unwrap().len(),
+            3,
+            "refused requests wrote no decision"
+        );
+    }
+}
