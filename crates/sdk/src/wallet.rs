@@ -428,23 +428,37 @@ impl Wallet {
             .call()
             .await
             .map_err(|e| Error::Chain(revert_reason(&e)))?;
+        // The period is the wallet's (chain time); every slot's nonce follows from it.
+        let period = wallet
+            .authorizationNonce(token, 0)
+            .call()
+            .await
+            .map_err(|e| Error::Chain(revert_reason(&e)))?;
+        let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize)
+            .map_err(|_| Error::Chain(format!("{token}: period index beyond 64 bits")))?;
         let erc3009 = TestToken::new(token, &self.provider);
         for slot in 0..budget.slots {
-            let nonce = wallet
-                .authorizationNonce(token, slot)
-                .call()
-                .await
-                .map_err(|e| Error::Chain(revert_reason(&e)))?;
+            let nonce = chaperone_core::authorization_nonce(period, slot);
+            let in_flight = self
+                .authorization_nonces
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&(token, nonce));
+            if in_flight {
+                continue;
+            }
             let used = erc3009
                 .authorizationState(self.wallet, nonce)
                 .call()
                 .await
                 .map_err(|e| Error::Chain(revert_reason(&e)))?;
-            let mut issued = self
-                .authorization_nonces
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if !used && issued.insert((token, nonce)) {
+            if !used
+                && self
+                    .authorization_nonces
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert((token, nonce))
+            {
                 return Ok(nonce);
             }
         }

@@ -65,11 +65,6 @@ impl Drop for InflightSlot {
     }
 }
 
-/// 429 with `Retry-After`.
-fn busy(message: String, retry_after: u64) -> ApiError {
-    ApiError::busy(message).retry_after(retry_after)
-}
-
 impl AppState {
     /// Takes a place among `wallet`'s in-flight requests, or refuses with 429: the returned
     /// slot must be held while the request is served.
@@ -81,12 +76,9 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner);
         let n = inflight.entry(wallet).or_insert(0);
         if *n >= MAX_INFLIGHT_PER_WALLET {
-            return Err(busy(
-                format!(
-                    "wallet {wallet} has {MAX_INFLIGHT_PER_WALLET} co-sign requests in progress; try again shortly"
-                ),
-                1,
-            ));
+            return Err(ApiError::busy(format!(
+                "wallet {wallet} has {MAX_INFLIGHT_PER_WALLET} co-sign requests in progress; try again shortly"
+            )));
         }
         *n += 1;
         Ok(InflightSlot {
@@ -147,13 +139,11 @@ impl AppState {
         if state.admitted.len() >= limit.max_requests as usize {
             let oldest = state.admitted.front().copied().unwrap_or(now);
             let retry_after = oldest.saturating_add(window).saturating_sub(now).max(1);
-            return Err(busy(
-                format!(
-                    "wallet {wallet} is over its policy's rate limit of {} requests per {window} s",
-                    limit.max_requests
-                ),
-                retry_after,
-            ));
+            return Err(ApiError::busy(format!(
+                "wallet {wallet} is over its policy's rate limit of {} requests per {window} s",
+                limit.max_requests
+            ))
+            .retry_after(retry_after));
         }
         state.admitted.push_back(now);
         Ok(())

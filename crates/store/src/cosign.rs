@@ -82,8 +82,8 @@ impl Store {
     ///
     /// The clock is read only once the lock is held: a time read earlier would not see a
     /// reservation made by a request that locked in between, and two requests could take the
-    /// same window. It must be within `max_clock_skew` of the database's clock, so replicas
-    /// with drifting clocks cannot shift each other's windows.
+    /// same window. It must be within `max_clock_skew` of the database's clock (asked at most
+    /// once a second), so replicas with drifting clocks cannot shift each other's windows.
     pub async fn decide(
         &self,
         request: &RequestRecord<'_>,
@@ -117,7 +117,10 @@ impl Store {
             return Err(Error::UnknownWallet(hex(wallet)));
         }
         let now = clock();
-        if let Some(max) = self.max_clock_skew {
+        let checked_at = &self.skew_checked_at;
+        if let Some(max) = self.max_clock_skew
+            && checked_at.load(std::sync::atomic::Ordering::Relaxed) != now
+        {
             let database = self.database_time(&mut tx).await?;
             if now.abs_diff(database) > max {
                 return Err(Error::ClockSkew {
@@ -125,6 +128,7 @@ impl Store {
                     database,
                 });
             }
+            checked_at.store(now, std::sync::atomic::Ordering::Relaxed);
         }
         let mut human_approved = false;
         if let Some(existing) = Self::recorded(&mut tx, request_id).await? {

@@ -44,6 +44,9 @@ pub struct Store {
     /// How far the deciding replica's clock may be from the database's (seconds); `None` turns
     /// the check off (tests with a fake clock).
     pub(crate) max_clock_skew: Option<u64>,
+    /// The deciding clock's second at which the skew was last found within the bound: the
+    /// database's clock is asked at most once a second, not inside every decision's lock.
+    pub(crate) skew_checked_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The default bound on clock skew between a replica and the database: windows are counted
@@ -187,6 +190,7 @@ impl Store {
             reader,
             backend,
             max_clock_skew: Some(MAX_CLOCK_SKEW_SECS),
+            skew_checked_at: Default::default(),
         })
     }
 
