@@ -272,7 +272,7 @@ impl Store {
         events: &[ChainEvent],
         confirmed_time: Option<u64>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (number, hash) in blocks {
             sqlx::query(
                 "INSERT INTO chain_blocks (number, hash) VALUES ($1, $2) \
@@ -303,21 +303,23 @@ impl Store {
             let nonce = e.fields.get("nonce").and_then(|n| n.as_str());
             match (e.event.as_str(), nonce) {
                 ("Executed", Some(nonce)) => {
-                    Self::settle_where(&mut tx, "nonce", e.contract, nonce).await?;
+                    self.settle_where(&mut tx, "nonce", e.contract, nonce)
+                        .await?;
                 }
                 ("AuthorizationUsed", Some(nonce)) => {
                     let authorizer = e.fields.get("authorizer").and_then(|a| a.as_str());
                     if let (Some(authorizer), Ok(nonce)) = (authorizer, nonce.parse()) {
                         let key = crate::cosign::authorization_key(e.contract, nonce);
                         let wallet = parse(authorizer, "authorizer")?;
-                        Self::settle_where(&mut tx, "authorization_key", wallet, &key).await?;
+                        self.settle_where(&mut tx, "authorization_key", wallet, &key)
+                            .await?;
                     }
                 }
                 _ => {}
             }
         }
         if let Some(time) = confirmed_time {
-            Self::release_expired_on(&mut tx, time).await?;
+            self.release_expired_on(&mut tx, time).await?;
         }
         if let Some((top, _)) = blocks.last() {
             sqlx::query("DELETE FROM chain_blocks WHERE number < $1")

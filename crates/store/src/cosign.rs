@@ -3,13 +3,14 @@
 
 use chaperone_core::{
     Address, B256, U256,
-    policy::{Decision, Outcome, PastSpend, Policy, Reason, SpendHistory, Token},
+    policy::{Decision, Outcome, Policy, Reason, SpendHistory, Token},
 };
 use sqlx::Row;
 
 use crate::{
     Error, Result, Store,
     store::{Backend, db_time, hex, outcome_from, outcome_text, parse},
+    totals::WalletTotals,
 };
 
 /// What the decide callback returns: the engine's decision and, if the service signs, the
@@ -98,12 +99,9 @@ impl Store {
             json: request_json,
             valid_until,
         } = *request;
-        let mut tx = match self.backend {
-            // IMMEDIATE takes SQLite's write lock at once, so two deciders never read the same
-            // history; PostgreSQL locks the wallet's row instead (other wallets proceed).
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
+        // On SQLite the write lock taken at once keeps two deciders from reading the same
+        // history; PostgreSQL locks the wallet's row instead (other wallets proceed).
+        let mut tx = self.begin_write().await?;
         let lock = match self.backend {
             Backend::Sqlite => "SELECT address FROM wallets WHERE address = $1",
             Backend::Postgres => "SELECT address FROM wallets WHERE address = $1 FOR UPDATE",
@@ -147,7 +145,12 @@ impl Store {
         let policy = Self::current_policy(&mut tx, wallet)
             .await?
             .ok_or_else(|| Error::NoPolicy(hex(wallet)))?;
-        let history = Self::history(&mut tx, wallet, now, policy.longest_window()).await?;
+        let mut totals = WalletTotals::current(&mut tx, &hex(wallet), &policy, now).await?;
+        let history = SpendHistory {
+            spends: Vec::new(),
+            totals: totals.for_engine()?,
+            requests: Self::recent_requests(&mut tx, wallet, &policy, now).await?,
+        };
         let Decided {
             decision,
             signature,
@@ -209,6 +212,7 @@ impl Store {
                     .bind(db_time(valid_until))
                     .execute(&mut *tx)
                     .await?;
+                    totals.reserve(*token, valid_until, *amount)?;
                 }
             }
             Outcome::PendingApproval if !human_approved => {
@@ -223,6 +227,7 @@ impl Store {
             }
             Outcome::PendingApproval | Outcome::Denied => {}
         }
+        totals.write(&mut tx).await?;
         tx.commit().await?;
         Ok(StoredDecision {
             request_id,
@@ -276,47 +281,30 @@ impl Store {
         .transpose()
     }
 
-    /// The spends that count against windows ending now: every reserved or settled spend whose
-    /// co-signature was usable after `now - window` (its span overlaps the window), however
-    /// long ago it was reserved; and request times within the window, for the rate limit.
-    async fn history(
+    /// The times of the wallet's requests within its rate-limit window: at most as many as
+    /// the limit allows, which is all the engine needs to know it is reached.
+    async fn recent_requests(
         conn: &mut sqlx::AnyConnection,
         wallet: Address,
+        policy: &Policy,
         now: u64,
-        window: u64,
-    ) -> Result<SpendHistory> {
-        let since = db_time(now.saturating_sub(window));
-        let rows = sqlx::query(
-            "SELECT token, amount, created_at, expires_at FROM spend_reservations \
-             WHERE wallet = $1 AND status <> 'released' AND expires_at > $2",
+    ) -> Result<Vec<u64>> {
+        let Some(rate) = &policy.rate_limit else {
+            return Ok(Vec::new());
+        };
+        sqlx::query(
+            "SELECT created_at FROM decisions WHERE wallet = $1 AND created_at > $2 \
+             AND created_at <= $3 LIMIT $4",
         )
         .bind(hex(wallet))
-        .bind(since)
+        .bind(db_time(now.saturating_sub(rate.window.0)))
+        .bind(db_time(now))
+        .bind(i64::from(rate.max_requests))
         .fetch_all(&mut *conn)
-        .await?;
-        let mut spends = Vec::with_capacity(rows.len());
-        for row in rows {
-            let token: String = row.try_get(0)?;
-            let amount: String = row.try_get(1)?;
-            let at: i64 = row.try_get(2)?;
-            let until: i64 = row.try_get(3)?;
-            spends.push(PastSpend {
-                token: parse::<Token>(&token, "token")?,
-                amount: parse(&amount, "amount")?,
-                at: at as u64,
-                until: until as u64,
-            });
-        }
-        let requests =
-            sqlx::query("SELECT created_at FROM decisions WHERE wallet = $1 AND created_at > $2")
-                .bind(hex(wallet))
-                .bind(since)
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .map(|row| row.try_get::<i64, _>(0).map(|t| t as u64))
-                .collect::<Result<_, _>>()?;
-        Ok(SpendHistory { spends, requests })
+        .await?
+        .into_iter()
+        .map(|row| Ok(row.try_get::<i64, _>(0)? as u64))
+        .collect()
     }
 
     async fn approval_status(
@@ -397,8 +385,12 @@ impl Store {
     /// with the same nonce, both stay counted (only one can ever execute): erring towards less
     /// budget.
     pub async fn settle_execution(&self, wallet: Address, nonce: U256) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        Self::settle_where(&mut conn, "nonce", wallet, &nonce.to_string()).await
+        let mut tx = self.begin_write().await?;
+        let moved = self
+            .settle_where(&mut tx, "nonce", wallet, &nonce.to_string())
+            .await?;
+        tx.commit().await?;
+        Ok(moved)
     }
 
     /// Settles the reservation of the EIP-3009 authorization of `token` with `nonce` from
@@ -409,51 +401,55 @@ impl Store {
         token: Address,
         nonce: B256,
     ) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
+        let mut tx = self.begin_write().await?;
         let key = authorization_key(token, nonce);
-        Self::settle_where(&mut conn, "authorization_key", wallet, &key).await
+        let moved = self
+            .settle_where(&mut tx, "authorization_key", wallet, &key)
+            .await?;
+        tx.commit().await?;
+        Ok(moved)
     }
 
     pub(crate) async fn settle_where(
+        &self,
         conn: &mut sqlx::AnyConnection,
         column: &'static str,
         wallet: Address,
         value: &str,
     ) -> Result<u64> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE spend_reservations SET status = 'settled' \
-             WHERE status <> 'settled' AND request_id IN \
-             (SELECT request_id FROM decisions WHERE wallet = $1 AND {column} = $2)"
-        )))
-        .bind(hex(wallet))
-        .bind(value)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected())
+        let select = Self::reservations_of(&format!("wallet = $1 AND {column} = $2"));
+        let select = sqlx::query(sqlx::AssertSqlSafe(select))
+            .bind(hex(wallet))
+            .bind(value);
+        self.move_reservations(conn, select, "settled").await
     }
 
     /// Marks a request's reservations settled (its execution was confirmed on chain).
     pub async fn settle(&self, request_id: B256) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE spend_reservations SET status = 'settled' \
-             WHERE request_id = $1 AND status <> 'settled'",
-        )
-        .bind(request_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        self.move_request(request_id, "settled").await
     }
 
     /// Releases a request's reservations (its execution reverted).
     pub async fn release(&self, request_id: B256) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE spend_reservations SET status = 'released' \
-             WHERE request_id = $1 AND status = 'reserved'",
-        )
-        .bind(request_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        self.move_request(request_id, "released").await
+    }
+
+    async fn move_request(&self, request_id: B256, status: &'static str) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        // Only a reserved spend is released; a settled one happened.
+        let from = if status == "released" {
+            "status = 'reserved'"
+        } else {
+            "TRUE"
+        };
+        let select = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, wallet, token, amount, expires_at, status FROM spend_reservations \
+             WHERE request_id = $1 AND {from}"
+        )))
+        .bind(request_id.to_string());
+        let moved = self.move_reservations(&mut tx, select, status).await?;
+        tx.commit().await?;
+        Ok(moved)
     }
 
     /// Moves on the reservations whose co-signature can no longer be used, given that every
@@ -467,30 +463,31 @@ impl Store {
     /// Never call this with wall-clock time: a transaction mined in the block where
     /// `validUntil` falls may not yet be visible through the RPC.
     pub async fn release_expired(&self, confirmed_time: u64) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        Self::release_expired_on(&mut conn, confirmed_time).await
+        let mut tx = self.begin_write().await?;
+        let moved = self.release_expired_on(&mut tx, confirmed_time).await?;
+        tx.commit().await?;
+        Ok(moved)
     }
 
     pub(crate) async fn release_expired_on(
+        &self,
         conn: &mut sqlx::AnyConnection,
         confirmed_time: u64,
     ) -> Result<u64> {
-        sqlx::query(
-            "UPDATE spend_reservations SET status = 'settled' \
-             WHERE status = 'reserved' AND expires_at < $1 AND request_id IN \
-             (SELECT request_id FROM decisions WHERE nonce IS NULL AND authorization_key IS NULL)",
-        )
-        .bind(db_time(confirmed_time))
-        .execute(&mut *conn)
-        .await?;
-        let done = sqlx::query(
-            "UPDATE spend_reservations SET status = 'released' \
-             WHERE status = 'reserved' AND expires_at < $1",
-        )
-        .bind(db_time(confirmed_time))
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected())
+        let expired = |events: &str| {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT r.id, r.wallet, r.token, r.amount, r.expires_at, r.status \
+                 FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
+                 WHERE r.status = 'reserved' AND r.expires_at < $1 AND {events}"
+            )))
+            .bind(db_time(confirmed_time))
+        };
+        let unseen = "d.nonce IS NULL AND d.authorization_key IS NULL";
+        self.move_reservations(conn, expired(unseen), "settled")
+            .await?;
+        let seen = "(d.nonce IS NOT NULL OR d.authorization_key IS NOT NULL)";
+        self.move_reservations(conn, expired(seen), "released")
+            .await
     }
 
     /// Total reserved or settled amount of `token` for `wallet` (what counts against limits).

@@ -11,6 +11,7 @@ mod compliance;
 mod cosign;
 mod error;
 mod store;
+mod totals;
 
 pub use audit::{
     AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,

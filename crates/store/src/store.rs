@@ -201,6 +201,15 @@ impl Store {
         self
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once: a transaction
+    /// that read first could not upgrade once another writer committed.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

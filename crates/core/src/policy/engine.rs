@@ -64,28 +64,55 @@ pub struct PastSpend {
     pub until: u64,
 }
 
+/// Spend of one token within one sliding window ending now, as the store keeps it: a running
+/// total updated as reservations are made, released and age out, so that a decision costs the
+/// same with a million past spends as with none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowTotal {
+    /// The token.
+    pub token: Token,
+    /// The window, in seconds.
+    pub window: u64,
+    /// What counts within it: the same as [`SpendHistory::spent_within`] over the spends.
+    pub spent: U256,
+}
+
 /// The wallet's recent activity: spends that count against windows and request times that count
 /// against the rate limit. Released reservations are not in it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpendHistory {
-    /// Reserved and settled spends.
+    /// Reserved and settled spends, one by one.
     pub spends: Vec<PastSpend>,
+    /// Running totals of spends not listed in `spends` (the store passes these instead).
+    pub totals: Vec<WindowTotal>,
     /// Times of earlier requests (Unix seconds).
     pub requests: Vec<u64>,
 }
 
+impl PastSpend {
+    /// Whether this spend counts within the sliding window `(now - window, now]`: its usable
+    /// span `[at, until]` overlaps it. Counting by the reservation time alone let an agent
+    /// collect one full-cap co-signature per window, keep them, and spend them all at once. A
+    /// spend reserved "after" `now` still counts: another replica's clock may run slightly
+    /// ahead (the store bounds that skew).
+    pub fn counts_within(&self, now: u64, window: u64) -> bool {
+        self.until.max(self.at) > now.saturating_sub(window)
+    }
+}
+
 impl SpendHistory {
     /// Total of `token` that may have left within the sliding window `(now - window, now]`:
-    /// every spend whose usable span `[at, until]` overlaps it. Counting by the reservation
-    /// time alone let an agent collect one full-cap co-signature per window, keep them, and
-    /// spend them all at once. A spend reserved "after" `now` still counts: another replica's
-    /// clock may run slightly ahead (the store bounds that skew).
+    /// the running total for that window, plus every listed spend that counts within it.
     pub fn spent_within(&self, token: Token, now: u64, window: u64) -> U256 {
-        let since = now.saturating_sub(window);
+        let total = self
+            .totals
+            .iter()
+            .find(|t| t.token == token && t.window == window)
+            .map_or(U256::ZERO, |t| t.spent);
         self.spends
             .iter()
-            .filter(|s| s.token == token && s.until.max(s.at) > since)
-            .fold(U256::ZERO, |acc, s| acc.saturating_add(s.amount))
+            .filter(|s| s.token == token && s.counts_within(now, window))
+            .fold(total, |acc, s| acc.saturating_add(s.amount))
     }
 
     /// Requests within `(now - window, now]`.

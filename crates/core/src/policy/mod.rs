@@ -13,7 +13,8 @@ pub use effects::{
     Effect, call_effects, is_spend_selector, typed_data_effects, typed_data_validity,
 };
 pub use engine::{
-    CosignRequest, Decision, Outcome, PastSpend, Reason, RequestKind, SpendHistory, evaluate,
+    CosignRequest, Decision, Outcome, PastSpend, Reason, RequestKind, SpendHistory, WindowTotal,
+    evaluate,
 };
 pub use model::{
     Amount, ApprovalRule, ArgRule, ContractRule, DEFAULT_MAX_VALID_FOR, FunctionRule, Mode, Policy,

@@ -163,19 +163,6 @@ impl Policy {
     pub fn limit(&self, token: Token) -> Option<&TokenLimit> {
         self.limits.iter().find(|l| l.token == token)
     }
-
-    /// The longest sliding window in the policy (how much history the engine needs: a spend
-    /// counts while its usable span overlaps a window).
-    pub fn longest_window(&self) -> u64 {
-        let windows = self
-            .limits
-            .iter()
-            .flat_map(|l| l.windows.iter().map(|w| w.window.0));
-        windows
-            .chain(self.rate_limit.iter().map(|r| r.window.0))
-            .max()
-            .unwrap_or(0)
-    }
 }
 
 /// Native currency or an ERC-20 token. Written `"native"` or as the token's address.

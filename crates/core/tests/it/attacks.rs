@@ -187,7 +187,7 @@ fn a_reservation_counts_in_every_window_its_signature_can_reach() {
             at: NOW,
             until: NOW + 300,
         }],
-        requests: vec![],
+        ..Default::default()
     };
     // One hour later the creation is out of the window, but the signature was usable until
     // NOW + 300: a window ending before NOW + 3900 can still hold its spend.
@@ -364,7 +364,7 @@ proptest! {
             match s {
                 Step::Request { amount, valid_for, gap } => {
                     now += gap;
-                    let history = SpendHistory { spends: live.clone(), requests: vec![] };
+                    let history = SpendHistory { spends: live.clone(), ..Default::default() };
                     let d = evaluate(&p, &execute(now, now + valid_for, vec![pay(amount)]), &history);
                     if d.outcome != Outcome::Approved {
                         continue;

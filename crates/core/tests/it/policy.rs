@@ -143,7 +143,7 @@ fn per_transaction_and_window_caps_deny_with_every_reason() {
             at: NOW - 600,
             until: NOW - 600,
         }],
-        requests: vec![],
+        ..Default::default()
     };
     let d = evaluate(&policy(), &request(vec![pay(bob(), eth(600))]), &history);
     assert_eq!(d.outcome, Outcome::Denied);
@@ -169,7 +169,7 @@ fn windows_slide() {
             at,
             until: at,
         }],
-        requests: vec![],
+        ..Default::default()
     };
     let ask = request(vec![pay(bob(), eth(150))]);
     assert_eq!(
@@ -341,8 +341,8 @@ fn recipients_chains_tokens_and_rate_limits() {
     assert!(matches!(d.reasons[..], [Reason::TokenNotAllowed { .. }]));
 
     let busy = SpendHistory {
-        spends: vec![],
         requests: vec![NOW - 30; 60],
+        ..Default::default()
     };
     let d = evaluate(&policy(), &request(vec![pay(bob(), eth(1))]), &busy);
     assert!(matches!(

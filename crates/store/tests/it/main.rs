@@ -6,6 +6,7 @@ mod attacks;
 mod concurrency;
 mod decisions;
 mod log_migration;
+mod totals;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
