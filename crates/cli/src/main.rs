@@ -35,7 +35,8 @@ USAGE
       Export from the compliance API, all pages (bearer token: $CHAPERONE_ADMIN_TOKEN or
       $CHAPERONE_AUDITOR_TOKEN).
 
-Every command takes --json for output a script can read.
+Every command takes --json for output a script can read, --verbose for debug logs (each HTTP
+request of `up` and `serve` with its x-request-id and latency) and --log-format text|json.
 ";
 
 /// How results are shown: text for people, one JSON document for scripts.
@@ -68,15 +69,19 @@ async fn main() -> ExitCode {
     let out = Output {
         json: args.switch("--json"),
     };
-    tracing_subscriber::fmt()
-        .with_max_level(if args.switch("--verbose") {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::WARN
-        })
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    let level = if args.switch("--verbose") {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::WARN
+    };
+    let format = match args.parsed::<chaperone_server::LogFormat>("--log-format", "text or json") {
+        Ok(format) => format.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    chaperone_server::init_logging(format, level);
     match run(args, out).await {
         Ok(code) => code,
         Err(e) => {

@@ -117,8 +117,8 @@ async fn main() {
         deployment.audit_log,
         log_id,
     );
-    let state =
-        AppState::new(store.clone(), cosigner.clone(), devnet.chain_id()).with_log(log.clone());
+    let state = AppState::new(store.clone(), cosigner.clone(), devnet.chain_id())
+        .with_log(log.clone(), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/records", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });

@@ -39,6 +39,14 @@ impl ApiError {
         }
     }
 
+    /// 503 `timeout` with `Retry-After: 1`: the request took too long and was abandoned.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+        }
+    }
+
     /// 400 with `code`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

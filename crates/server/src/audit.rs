@@ -118,6 +118,9 @@ async fn ingest(
         .store()
         .append_batch(&batch, &leaves, state.now() * 1000, &[])
         .await?;
+    if !appended.replayed {
+        state.metrics().records_ingested(leaves.len() as u64);
+    }
     let log = state.log();
     let receipt = BatchReceipt::sign(
         &log.origin,

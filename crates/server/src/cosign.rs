@@ -139,8 +139,30 @@ struct CosignResponse {
 
 async fn cosign(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<CosignBody>,
-) -> Result<Response, ApiError> {
+    body: Result<ApiJson<CosignBody>, ApiError>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let answer = match body {
+        Ok(ApiJson(body)) => decide(&state, body).await,
+        Err(e) => Err(e),
+    };
+    let (status, decision) = match &answer {
+        Ok((status, response)) => (*status, Some((response.outcome, &response.reasons[..]))),
+        Err(e) => (e.status(), None),
+    };
+    state
+        .metrics()
+        .cosign_answered(status.as_u16(), decision, started.elapsed());
+    match answer {
+        Ok((status, response)) => (status, Json(response)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decide(
+    state: &AppState,
+    body: CosignBody,
+) -> Result<(StatusCode, CosignResponse), ApiError> {
     // Only for the early checks of shape; the decision reads the clock again under the lock.
     let now = state.now();
     // Before any database work: one wallet's flood must not take what the others need.
@@ -244,5 +266,5 @@ async fn cosign(
         cosigner_signature: stored.signature,
         replayed: stored.replayed,
     };
-    Ok((status, Json(response)).into_response())
+    Ok((status, response))
 }

@@ -8,6 +8,7 @@
 //!   `POST /v1/verify`: the audit log (audit.rs).
 //! - `GET /v1/agents`, `/v1/agents/{address}/records`, `/v1/decisions`, `/v1/spend`: the
 //!   compliance API for role `auditor` (compliance.rs); `GET /openapi.json` describes it all.
+//! - `GET /metrics`: Prometheus metrics (metrics.rs).
 //! - [`Anchorer`] logs decisions, signs checkpoints and anchors them; [`Indexer`] follows the
 //!   contracts' events and settles or releases reservations from confirmed blocks.
 
@@ -19,21 +20,30 @@ mod audit;
 mod compliance;
 mod cosign;
 mod indexer;
+mod metrics;
 mod openapi;
 mod service;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use alloy::providers::DynProvider;
-use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use axum::{
+    Router, extract::DefaultBodyLimit, http::HeaderName, response::IntoResponse, routing::get,
+};
 use chaperone_core::{Address, B256, Secp256k1Signer};
 use chaperone_store::Store;
+use tower_http::{
+    LatencyUnit,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
 
 pub use admission::MAX_INFLIGHT_PER_WALLET;
 pub use anchor::{AnchorPolicy, AnchorReport, Anchorer, DECISION_MODEL};
 pub use api::ApiError;
 pub use audit::{MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS};
 pub use indexer::{IndexReport, Indexer, MAX_LOG_RANGE};
+pub use metrics::Metrics;
 pub use openapi::openapi;
 pub use service::{
     AuditLogConfig, CheckpointConfig, KeySource, RunningService, ServiceConfig, ServiceKeys,
@@ -57,6 +67,10 @@ struct Inner {
     log: LogConfig,
     /// Per-wallet admission control of `/v1/cosign` (admission.rs).
     admission: admission::Admission,
+    /// What `/metrics` reports (shared with the background workers).
+    metrics: Arc<Metrics>,
+    /// How long a request may take before it is answered 503.
+    request_timeout: Duration,
 }
 
 /// The audit log this server runs: its origin (the name in its checkpoints), the operator key
@@ -147,23 +161,46 @@ impl AppState {
                 clock,
                 log,
                 admission: Default::default(),
+                metrics: Default::default(),
+                request_timeout: REQUEST_TIMEOUT,
             }),
         }
     }
 
-    /// The same state running `log`.
-    pub fn with_log(self, log: LogConfig) -> Self {
-        let inner = &self.inner;
+    /// The same state running `log`, reporting to `metrics`.
+    pub fn with_log(self, log: LogConfig, metrics: Arc<Metrics>) -> Self {
+        self.rebuilt(|inner| {
+            inner.log = log;
+            inner.metrics = metrics;
+        })
+    }
+
+    /// The same state answering 503 to requests that take longer than `timeout`.
+    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+        self.rebuilt(|inner| inner.request_timeout = timeout)
+    }
+
+    /// A new state from this one's parts (with fresh admission counters), changed by `change`.
+    fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let i = &self.inner;
+        let mut inner = Inner {
+            store: i.store.clone(),
+            cosigner: i.cosigner.clone(),
+            chain_id: i.chain_id,
+            clock: i.clock,
+            log: i.log.clone(),
+            admission: Default::default(),
+            metrics: i.metrics.clone(),
+            request_timeout: i.request_timeout,
+        };
+        change(&mut inner);
         Self {
-            inner: Arc::new(Inner {
-                store: inner.store.clone(),
-                cosigner: inner.cosigner.clone(),
-                chain_id: inner.chain_id,
-                clock: inner.clock,
-                log,
-                admission: Default::default(),
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     fn admission(&self) -> &admission::Admission {
@@ -190,10 +227,19 @@ fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-/// The service's router.
+/// The longest a request may take by default; a slower one is answered 503 and its work
+/// abandoned (a decision's transaction rolls back unless it committed).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The service's router: the endpoints, then (outermost last) the body limit, the timeout,
+/// request/response tracing and the request id (`x-request-id`, taken from the client or
+/// made up, returned on every response and named in every log line of the request).
 pub fn app(state: AppState) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let timeout = state.inner.request_timeout;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
         .merge(cosign::router())
         .merge(admin::router())
@@ -201,6 +247,43 @@ pub fn app(state: AppState) -> Router {
         .merge(compliance::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => ApiError::unavailable(format!(
+                        "the request took longer than {} ms; nothing was decided or written \
+                         unless an earlier answer said so: send it again",
+                        timeout.as_millis()
+                    ))
+                    .into_response(),
+                }
+            },
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    // The path only: queries carry no secrets, but bodies and headers may.
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %id,
+                    )
+                })
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::DEBUG)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
 }
 
@@ -208,4 +291,38 @@ pub fn app(state: AppState) -> Router {
 pub fn token_hash(token: &str) -> chaperone_core::B256 {
     use sha2::Digest;
     chaperone_core::B256::new(sha2::Sha256::digest(token.as_bytes()).into())
+}
+
+/// How log lines are written: for people (`text`) or for a log pipeline (`json`, one object per
+/// line, with the request's span fields such as `request_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("--log-format takes text or json, not `{other}`")),
+        }
+    }
+}
+
+/// Installs the process's log subscriber (stderr), at most `level`.
+pub fn init_logging(format: LogFormat, level: tracing::Level) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }

@@ -69,6 +69,18 @@ fn operations() -> Vec<Operation> {
         },
         Operation {
             method: "get",
+            path: "/metrics",
+            summary: "Prometheus metrics (OpenMetrics text): decisions by outcome and reason, co-sign latency, answers by status, records ingested, queue depths, anchoring lag, worker errors",
+            roles: &[],
+            parameters: vec![],
+            body: None,
+            responses: vec![
+                ("200", "the metrics"),
+                ("500", "the database is unreachable"),
+            ],
+        },
+        Operation {
+            method: "get",
             path: "/openapi.json",
             summary: "This document",
             roles: &[],

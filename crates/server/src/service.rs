@@ -6,6 +6,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -19,7 +20,9 @@ use chaperone_core::{Address, B256, Secp256k1Signer, policy::Policy};
 use chaperone_store::{Store, WalletRecord};
 use serde::Deserialize;
 
-use crate::{AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, app, token_hash, unix_now};
+use crate::{
+    AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, Metrics, app, token_hash, unix_now,
+};
 
 /// Everything `chaperone serve` needs. Paths are relative to the configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +295,7 @@ pub async fn start(
         .await
         .with_context(|| format!("binding {} (is the port free?)", config.listen))?;
 
+    let metrics = Arc::new(Metrics::default());
     let anchor = AnchorPolicy {
         interval_secs: config.checkpoints.interval_secs,
         max_records: config.checkpoints.max_records,
@@ -320,7 +324,7 @@ pub async fn start(
             config.confirmations,
             config.start_block,
         );
-        every(Duration::from_secs(2), "indexer", indexer, |i| {
+        every(&metrics, Duration::from_secs(2), "indexer", indexer, |i| {
             Box::pin(async move { i.tick().await.map(|r| format!("{r:?}")) })
         });
         if let Some(audit) = &config.audit_log {
@@ -342,9 +346,13 @@ pub async fn start(
     }
     // Without a chain, decisions are still logged and checkpoints still signed.
     let anchorer = Anchorer::new(store.clone(), log.clone(), cosigner.clone(), sender, anchor);
-    every(Duration::from_secs(1), "anchorer", anchorer, |a| {
-        Box::pin(async move { a.tick(unix_now()).await.map(|r| format!("{r:?}")) })
-    });
+    every(
+        &metrics,
+        Duration::from_secs(1),
+        "anchorer",
+        anchorer,
+        |a| Box::pin(async move { a.tick(unix_now()).await.map(|r| format!("{r:?}")) }),
+    );
 
     let chain_id = config.chain_id;
     let running = RunningService {
@@ -353,7 +361,7 @@ pub async fn start(
         operator: operator.address(),
         origin: log.origin.clone(),
         task: tokio::spawn(async move {
-            let router = app(AppState::new(store, cosigner, chain_id).with_log(log));
+            let router = app(AppState::new(store, cosigner, chain_id).with_log(log, metrics));
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -371,18 +379,23 @@ pub async fn start(
 
 type Pass<'a> = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<String>> + Send + 'a>>;
 
-/// Runs a worker's passes forever, `period` apart; a failed pass is logged and retried.
+/// Runs a worker's passes forever, `period` apart; a failed pass is logged, counted and retried.
 fn every<W: Send + 'static>(
+    metrics: &Arc<Metrics>,
     period: Duration,
     what: &'static str,
     mut worker: W,
     pass: impl for<'a> Fn(&'a mut W) -> Pass<'a> + Send + 'static,
 ) {
+    let metrics = metrics.clone();
     tokio::spawn(async move {
         loop {
             match pass(&mut worker).await {
                 Ok(report) => tracing::debug!(worker = what, report, "pass"),
-                Err(e) => tracing::warn!(worker = what, error = %e, "pass failed; retrying"),
+                Err(e) => {
+                    metrics.worker_failed(what);
+                    tracing::warn!(worker = what, error = %e, "pass failed; retrying");
+                }
             }
             tokio::time::sleep(period).await;
         }

@@ -55,6 +55,15 @@ pub struct DecisionRow {
     pub logged_leaf: Option<B256>,
 }
 
+/// Work waiting in the service's queues (for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Decisions not yet written to the audit log.
+    pub unlogged_decisions: u64,
+    /// Pending approvals that have not expired.
+    pub pending_approvals: u64,
+}
+
 /// Spend of one token by one wallet within a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendTotal {
@@ -99,6 +108,25 @@ fn i64_of(n: u64) -> Result<i64> {
 }
 
 impl Store {
+    /// How much work waits in the queues.
+    pub async fn queue_depths(&self, now: u64) -> Result<QueueDepths> {
+        let unlogged: i64 = sqlx::query("SELECT COUNT(*) FROM decisions WHERE logged_leaf IS NULL")
+            .fetch_one(&self.reader)
+            .await?
+            .try_get(0)?;
+        let pending: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM approvals WHERE status = 'pending' AND expires_at >= $1",
+        )
+        .bind(db_time(now))
+        .fetch_one(&self.reader)
+        .await?
+        .try_get(0)?;
+        Ok(QueueDepths {
+            unlogged_decisions: unlogged.max(0) as u64,
+            pending_approvals: pending.max(0) as u64,
+        })
+    }
+
     /// Decisions ordered by (time, request id), filtered.
     pub async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<DecisionRow>> {
         let mut sql = String::from(

@@ -17,7 +17,7 @@ pub use audit::{
     AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
     StoredCheckpoint, UnloggedDecision,
 };
-pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, SpendTotal};
+pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};
 pub use cosign::{Decided, RequestRecord, StoredDecision};
 pub use error::{Error, Result};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};

@@ -162,7 +162,7 @@ async fn ten_thousand_records_from_three_agents_are_anchored_and_verify_on_chain
     let store = Store::connect(&sqlite_file().1).await.unwrap();
     let cosigner = Secp256k1Signer::random().unwrap();
     let state = AppState::new(store.clone(), cosigner.clone(), chain.devnet.chain_id())
-        .with_log(chain.log_config(&cosigner));
+        .with_log(chain.log_config(&cosigner), Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });

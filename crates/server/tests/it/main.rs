@@ -8,6 +8,7 @@ mod audit;
 mod audit_anvil;
 mod compliance;
 mod cosign;
+mod observability;
 mod openapi;
 
 use std::sync::atomic::{AtomicU32, Ordering};
