@@ -11,7 +11,9 @@
 //! approval that reserves). A decision reads its wallet's spends within the policy's longest
 //! window, so its cost grows with that wallet's recent activity (see docs/benchmarks.md).
 //! Phase 1 measures the saturated approval rate; phase 2 sends at half that rate, open loop, and
-//! measures latency.
+//! measures latency; phase 3 floods one wallet (a window of 100 units) with 5,000 concurrent
+//! requests while an unrelated wallet sends 100 requests/s, and reports the flood's answers by
+//! status and the unrelated wallet's latency.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::{
@@ -29,6 +31,7 @@ const CONCURRENCY: usize = 64;
 const SATURATED_REQUESTS: u64 = 20_000;
 const PACED_SECONDS: f64 = 5.0;
 const WALLETS: u64 = 100;
+const FLOOD: u64 = 5_000;
 
 fn wallet(i: u64) -> Address {
     Address::left_padding_from(&(0x10_0000 + i).to_be_bytes())
@@ -73,9 +76,18 @@ async fn fresh_store(url: Option<String>) -> Store {
 }
 
 fn bodies(agent: &Secp256k1Signer, from: u64, count: u64) -> Vec<String> {
+    bodies_for(agent, from, count, |nonce| wallet(nonce % WALLETS))
+}
+
+fn bodies_for(
+    agent: &Secp256k1Signer,
+    from: u64,
+    count: u64,
+    wallet: impl Fn(u64) -> Address,
+) -> Vec<String> {
     (from..from + count)
         .map(|nonce| {
-            let wallet = wallet(nonce % WALLETS);
+            let wallet = wallet(nonce);
             let execute = Execute {
                 calls: vec![Call {
                     to: Address::repeat_byte(0xb0),
@@ -95,6 +107,13 @@ fn bodies(agent: &Secp256k1Signer, from: u64, count: u64) -> Vec<String> {
 }
 
 async fn send(client: &Client, url: &str, body: String) -> Duration {
+    let (status, took) = send_any(client, url, body).await;
+    assert_eq!(status, 200);
+    took
+}
+
+/// Sends one request; its status and latency.
+async fn send_any(client: &Client, url: &str, body: String) -> (u16, Duration) {
     let start = Instant::now();
     let response = client
         .post(url)
@@ -103,14 +122,9 @@ async fn send(client: &Client, url: &str, body: String) -> Duration {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        response.status().as_u16(),
-        200,
-        "{}",
-        response.text().await.unwrap()
-    );
+    let status = response.status().as_u16();
     response.bytes().await.unwrap();
-    start.elapsed()
+    (status, start.elapsed())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -142,6 +156,18 @@ async fn main() {
     for i in 0..WALLETS {
         store.set_policy(wallet(i), &policy, now()).await.unwrap();
     }
+    // The flooded wallet of phase 3: 100 units per window, as in the report that found the
+    // flood took the service down.
+    let flooded = Address::repeat_byte(0xf1);
+    let record = WalletRecord {
+        address: flooded,
+        chain_id: 31337,
+        agent: agent.address(),
+    };
+    store.register_wallet(&record, now()).await.unwrap();
+    let mut small = policy.clone();
+    small.limits[0].windows[0].max = chaperone_core::policy::Amount(U256::from(100));
+    store.set_policy(flooded, &small, now()).await.unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/cosign", listener.local_addr().unwrap());
@@ -206,5 +232,57 @@ async fn main() {
         "{backend} paced at {paced_rate:.0}/s for {PACED_SECONDS} s: p50 {:.2} ms, p99 {:.2} ms",
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99)
+    );
+
+    // Phase 3: one wallet flooded, another served beside it.
+    let flood = bodies_for(&agent, 0, FLOOD, |_| flooded);
+    let beside = bodies_for(&agent, 1_000_000, 1_000, |_| wallet(1));
+    let flooding = flood
+        .into_iter()
+        .map(|body| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { send_any(&client, &url, body).await.0 })
+        })
+        .collect::<Vec<_>>();
+    let start = Instant::now();
+    let mut unrelated = Vec::new();
+    let mut beside = beside.into_iter();
+    let interval = Duration::from_millis(10);
+    let mut answered = Vec::new();
+    let mut flooding = flooding.into_iter().peekable();
+    while flooding.peek().is_some() || unrelated.len() < 100 {
+        tokio::time::sleep_until((start + interval * unrelated.len() as u32).into()).await;
+        let Some(body) = beside.next() else { break };
+        let (client, url) = (client.clone(), url.clone());
+        unrelated.push(tokio::spawn(
+            async move { send_any(&client, &url, body).await },
+        ));
+        // Collect the flood's answers that are in, without waiting on the rest.
+        while let Some(h) = flooding.next_if(|h| h.is_finished()) {
+            answered.push(h.await.unwrap());
+        }
+    }
+    for h in flooding {
+        answered.push(h.await.unwrap());
+    }
+    let flood_time = start.elapsed().as_secs_f64();
+    let mut latencies = Vec::new();
+    for h in unrelated {
+        let (status, took) = h.await.unwrap();
+        assert_eq!(status, 200, "the unrelated wallet was refused");
+        latencies.push(took);
+    }
+    latencies.sort();
+    let count = |f: &dyn Fn(u16) -> bool| answered.iter().filter(|&&s| f(s)).count();
+    println!(
+        "{backend} flood of {FLOOD} concurrent requests on one wallet ({flood_time:.2} s): {} approved, {} denied, {} 429, {} 5xx; unrelated wallet at 100/s: {} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        count(&|s| s == 200),
+        count(&|s| s == 403),
+        count(&|s| s == 429),
+        count(&|s| s >= 500),
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.last().unwrap().as_secs_f64() * 1000.0,
     );
 }
