@@ -77,6 +77,10 @@ async fn wallet_with_history(store: &Store, url: &str, wallet: Address, history:
             .bind(history as i64);
         query.execute(&pool).await.unwrap();
     }
+    // As autovacuum would after a bulk load: the planner needs the tables' new sizes.
+    if store.backend() == Backend::Postgres {
+        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    }
 }
 
 /// One decision for `wallet`: a fresh request (its own nonce), approved, reserved.
