@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use chaperone_core::{
     Address, B256, CommitmentKind, MerkleLog, Opening, Record, Secp256k1Signer, leaf_hash,
-    recover_low_s,
+    recover_low_s, recover_low_s_k256,
 };
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
@@ -127,11 +127,14 @@ fn secp256k1(c: &mut Criterion) {
     let signer = Secp256k1Signer::random().unwrap();
     let digest = leaf_hash(b"digest");
     let signature = signer.sign_digest(&digest).unwrap();
-    let mut g = c.benchmark_group("secp256k1 (k256)");
-    g.bench_function("sign", |b| {
+    let mut g = c.benchmark_group("secp256k1");
+    g.bench_function("sign (k256)", |b| {
         b.iter(|| signer.sign_digest(black_box(&digest)).unwrap())
     });
-    g.bench_function("recover", |b| {
+    g.bench_function("recover (k256)", |b| {
+        b.iter(|| recover_low_s_k256(black_box(&signature), &digest).unwrap())
+    });
+    g.bench_function("recover (libsecp256k1, the service's)", |b| {
         b.iter(|| recover_low_s(black_box(&signature), &digest).unwrap())
     });
     g.finish();

@@ -29,7 +29,7 @@ pub use eip712::{
 };
 pub use error::{Error, Result};
 pub use hash::{EMPTY_ROOT, leaf_hash, node_hash};
-pub use keys::{Secp256k1Signer, recover_low_s};
+pub use keys::{Secp256k1Signer, recover_low_s, recover_low_s_k256};
 pub use log::{Frontier, MemoryNodeStore, MerkleLog, NodeId, NodeStore};
 pub use proof::{ConsistencyProof, InclusionProof, ProofPlan, SubtreeRange};
 pub use receipt::{BatchReceipt, receipt_message};

@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --release -p chaperone-server --example load                      # SQLite (temp file)
 //! cargo run --release -p chaperone-server --example load -- postgres://postgres@127.0.0.1:5432/test
+//! cargo run --release -p chaperone-server --example load -- --wallets 1        # one hot wallet
+//! cargo run --release -p chaperone-server --example load -- --replicas 2 postgres://…  # two servers
 //! ```
 //!
 //! The server runs in this process on a loopback socket, on a runtime and threads of its own (as
@@ -23,7 +25,7 @@ use std::{
 
 use alloy::transports::http::reqwest::Client;
 use chaperone_core::{Address, Bytes, Call, Execute, Secp256k1Signer, U256, policy::Policy};
-use chaperone_server::{AppState, app};
+use chaperone_server::{AppState, MAX_INFLIGHT_PER_WALLET, app};
 use chaperone_store::{Store, WalletRecord};
 use serde_json::json;
 
@@ -44,39 +46,25 @@ fn now() -> u64 {
         .as_secs()
 }
 
-async fn fresh_store(url: Option<String>) -> Store {
+/// A fresh database per run (so earlier runs' history does not count): its URL.
+async fn fresh_database(url: Option<String>) -> String {
     match url {
         Some(url) => {
-            // A fresh database per run, so earlier runs' history does not count.
-            use sqlx::{Connection, Executor};
-            sqlx::any::install_default_drivers();
             let name = format!("chaperone_load_{}", std::process::id());
-            let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
-            admin
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name}"
-                )))
-                .await
-                .unwrap();
-            admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            let (base, _) = url.rsplit_once('/').unwrap();
-            Store::connect(&format!("{base}/{name}")).await.unwrap()
+            let _ = Store::drop_database(&url, &name).await;
+            Store::create_database(&url, &name).await.unwrap()
         }
         None => {
             let path =
                 std::env::temp_dir().join(format!("chaperone_load_{}.db", std::process::id()));
-            Store::connect(&format!("sqlite:{}?mode=rwc", path.display()))
-                .await
-                .unwrap()
+            let _ = std::fs::remove_file(&path);
+            format!("sqlite:{}?mode=rwc", path.display())
         }
     }
 }
 
-fn bodies(agent: &Secp256k1Signer, from: u64, count: u64) -> Vec<String> {
-    bodies_for(agent, from, count, |nonce| wallet(nonce % WALLETS))
+fn bodies(agent: &Secp256k1Signer, wallets: u64, from: u64, count: u64) -> Vec<String> {
+    bodies_for(agent, from, count, |nonce| wallet(nonce % wallets))
 }
 
 fn bodies_for(
@@ -134,7 +122,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// Sets up the wallets and serves on a runtime of its own, in its own threads, as a separate
 /// server process would (the clients' tasks never queue in front of the server's); returns the
 /// co-sign URL.
-fn start_server(db_url: Option<String>, agent: Address, flooded: Address) -> String {
+fn start_server(database: String, setup: bool, agent: Address, flooded: Address) -> String {
     let (url_tx, url_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -143,7 +131,7 @@ fn start_server(db_url: Option<String>, agent: Address, flooded: Address) -> Str
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let store = fresh_store(db_url).await;
+            let store = Store::connect(&database).await.unwrap();
             let policy = Policy::from_json(&json!({
                 "version": 1, "chains": [31337],
                 "limits": [{ "token": "native", "per_transaction": "1000", "windows": [{ "window": "24h", "max": "1000000000" }] }],
@@ -153,7 +141,8 @@ fn start_server(db_url: Option<String>, agent: Address, flooded: Address) -> Str
             let mut small = policy.clone();
             small.limits[0].windows[0].max = chaperone_core::policy::Amount(U256::from(100));
             let wallets = (0..WALLETS).map(|i| (wallet(i), &policy));
-            for (address, policy) in wallets.chain([(flooded, &small)]) {
+            let wallets = wallets.chain([(flooded, &small)]).filter(|_| setup);
+            for (address, policy) in wallets {
                 let record = WalletRecord {
                     address,
                     chain_id: 31337,
@@ -178,23 +167,43 @@ fn start_server(db_url: Option<String>, agent: Address, flooded: Address) -> Str
 
 #[tokio::main]
 async fn main() {
-    let db_url = std::env::args().nth(1);
-    let backend = if db_url.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
+    let mut args = std::env::args().skip(1);
+    let (mut db_url, mut wallets, mut replicas) = (None, WALLETS, 1);
+    while let Some(arg) = args.next() {
+        let mut number = || -> u64 { args.next().and_then(|n| n.parse().ok()).expect("a number") };
+        match arg.as_str() {
+            "--wallets" => wallets = number().clamp(1, WALLETS),
+            "--replicas" => replicas = number().max(1),
+            url => db_url = Some(url.to_owned()),
+        }
+    }
+    let backend = match (&db_url, replicas) {
+        (None, 1) => "SQLite".to_owned(),
+        (None, _) => panic!("replicas share a PostgreSQL database: give its URL"),
+        (Some(_), 1) => "PostgreSQL".to_owned(),
+        (Some(_), n) => format!("PostgreSQL, {n} replicas,"),
     };
     let agent = Secp256k1Signer::random().unwrap();
     let flooded = Address::repeat_byte(0xf1);
-    let url = start_server(db_url, agent.address(), flooded);
+    let database = fresh_database(db_url).await;
+    let urls: Vec<String> = (0..replicas)
+        .map(|i| start_server(database.clone(), i == 0, agent.address(), flooded))
+        .collect();
+    let url = urls[0].clone();
     let client = Client::new();
+    // Each replica admits MAX_INFLIGHT_PER_WALLET requests per wallet: more connections than
+    // that would be refused (429), not measured.
+    let concurrency =
+        CONCURRENCY.min(wallets as usize * replicas as usize * MAX_INFLIGHT_PER_WALLET);
+    let backend = format!("{backend} {wallets} wallet(s):");
 
     // Phase 1: saturated.
-    let queue = Arc::new(Mutex::new(bodies(&agent, 0, SATURATED_REQUESTS)));
+    let queue = Arc::new(Mutex::new(bodies(&agent, wallets, 0, SATURATED_REQUESTS)));
     let start = Instant::now();
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let (queue, client, url) = (queue.clone(), client.clone(), url.clone());
+    let workers: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let (queue, client, url) =
+                (queue.clone(), client.clone(), urls[i % urls.len()].clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
@@ -215,7 +224,7 @@ async fn main() {
     latencies.sort();
     let rate = latencies.len() as f64 / elapsed;
     println!(
-        "{backend} saturated ({CONCURRENCY} connections): {} approvals in {elapsed:.2} s = {rate:.0} approvals/s; p50 {:.2} ms, p99 {:.2} ms",
+        "{backend} saturated ({concurrency} connections): {} approvals in {elapsed:.2} s = {rate:.0} approvals/s; p50 {:.2} ms, p99 {:.2} ms",
         latencies.len(),
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99)
@@ -224,13 +233,13 @@ async fn main() {
     // Phase 2: open loop at half the saturated rate.
     let paced_rate = rate / 2.0;
     let count = (paced_rate * PACED_SECONDS) as u64;
-    let paced = bodies(&agent, SATURATED_REQUESTS, count);
+    let paced = bodies(&agent, wallets, SATURATED_REQUESTS, count);
     let interval = Duration::from_secs_f64(1.0 / paced_rate);
     let start = Instant::now();
     let mut handles = Vec::with_capacity(paced.len());
     for (i, body) in paced.into_iter().enumerate() {
         tokio::time::sleep_until((start + interval * i as u32).into()).await;
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url) = (client.clone(), urls[i % urls.len()].clone());
         handles.push(tokio::spawn(async move { send(&client, &url, body).await }));
     }
     let mut latencies = Vec::new();
@@ -244,6 +253,9 @@ async fn main() {
         percentile(&latencies, 0.99)
     );
 
+    if wallets < 2 || replicas > 1 {
+        return;
+    }
     // Phase 3: one wallet flooded, another served beside it by a client of its own (its own
     // thread and runtime, as another agent's process would be).
     let flood = bodies_for(&agent, 0, FLOOD, |_| flooded);

@@ -9,6 +9,7 @@ mod disclosure;
 mod policy;
 mod properties;
 mod records;
+mod recovery;
 mod rfc_vectors;
 mod vectors;
 
