@@ -25,9 +25,10 @@ toolchain: $(TOOLCHAIN_STAMP)
 
 # `npm install`, not `npm ci`: the registry mirror these machines reach lacks the other
 # platforms' optional Foundry packages, so `npm ci` calls the lock file out of sync. With the
-# lock present, `npm install` installs exactly the locked versions and leaves the lock as is.
+# lock present, `npm install` installs exactly the locked versions; `--no-save` keeps it from
+# rewriting the lock without the packages it could not see.
 $(TOOLCHAIN_STAMP): package.json package-lock.json
-	npm install --no-audit --no-fund
+	npm install --no-audit --no-fund --no-save
 	touch $@
 
 ## Rebuild the committed contract artifacts and gas snapshots after changing contracts/src.
