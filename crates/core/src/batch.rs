@@ -153,14 +153,17 @@ impl SignedBatch {
 
 /// Proof that one record was in a batch its agent signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchMembership {
     /// The record's index in the batch.
     pub index: u64,
     /// The number of records in the batch.
     pub size: u64,
     /// The audit path to the batch root.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::Hex32>))]
     pub path: Vec<B256>,
     /// The agent's batch signature.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::SignatureJson))]
     pub signature: Signature,
 }
 

@@ -14,6 +14,7 @@ use crate::{B256, Error, Result};
 /// can never be presented as one to an output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CommitmentKind {
     /// The model's input (prompt, messages, tool results).
     Input,

@@ -11,17 +11,20 @@ use crate::{
 
 /// One revealed commitment opening.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisclosedContent {
     /// Which of the record's commitments this opens.
     pub kind: CommitmentKind,
     /// The salt.
     pub salt: Salt,
     /// The content.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
     pub content: Bytes,
 }
 
 /// A self-contained disclosure of one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisclosureBundle {
     /// The record.
     pub record: Record,

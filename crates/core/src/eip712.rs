@@ -11,18 +11,26 @@ sol! {
     /// be all that was sent.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     struct Call {
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
         address to;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         uint256 value;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
         bytes data;
     }
 
     /// What the agent and the co-signer sign to execute calls.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     struct Execute {
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<Call>))]
         Call[] calls;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         uint256 nonce;
+        #[cfg_attr(feature = "openapi", schema(value_type = u64))]
         uint64 validUntil;
     }
 
@@ -36,12 +44,19 @@ sol! {
     /// `value` of the token to `to` once, between `validAfter` and `validBefore`.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     struct TransferWithAuthorization {
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
         address from;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
         address to;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         uint256 value;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         uint256 validAfter;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         uint256 validBefore;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex32))]
         bytes32 nonce;
     }
 }
@@ -49,6 +64,7 @@ sol! {
 /// The EIP-712 domain of an EIP-3009 token (its `name()`, its version, chain and address).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenDomain {
     /// The token's EIP-712 domain name (usually its `name()`, e.g. "USD Coin").
     pub name: String,
@@ -57,6 +73,7 @@ pub struct TokenDomain {
     /// The chain id.
     pub chain_id: u64,
     /// The token contract.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub verifying_contract: Address,
 }
 

@@ -13,6 +13,8 @@ mod error;
 mod hash;
 mod keys;
 mod log;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod policy;
 mod proof;
 mod receipt;

@@ -151,12 +151,14 @@ impl ProofPlan {
 
 /// Proof that a leaf is at `index` in the tree of `size` leaves (RFC 9162 §2.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// The leaf's index.
     pub index: u64,
     /// The tree size the proof is for.
     pub size: u64,
     /// The audit path, bottom to top.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::Hex32>))]
     pub path: Vec<B256>,
 }
 

@@ -34,6 +34,7 @@ pub fn receipt_message(
 
 /// A signed promise that the records of one batch sit at `[first_index, first_index + size)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchReceipt {
     /// The log's origin (as in its checkpoints).
     pub origin: String,
@@ -42,10 +43,12 @@ pub struct BatchReceipt {
     /// Number of records in the batch.
     pub size: u64,
     /// RFC 9162 root of the batch's leaf hashes.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex32))]
     pub batch_root: B256,
     /// When the log accepted the batch (ms since the Unix epoch).
     pub timestamp_ms: u64,
     /// The operator's signature over [`receipt_message`].
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::SignatureJson))]
     pub signature: Signature,
 }
 

@@ -17,8 +17,10 @@ pub const MAX_MODEL_ID_LEN: usize = 255;
 /// encoding does not carry would be accepted, stored nowhere, and signed by nobody.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     /// The agent's address (its record-signing key).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub agent: Address,
     /// The agent's record counter: 0, 1, 2, … without gaps.
     pub sequence: u64,
@@ -27,12 +29,16 @@ pub struct Record {
     /// The model id, e.g. `gpt-4o-2024-08-06` (1 to 255 bytes of UTF-8).
     pub model: String,
     /// Commitment to the input.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex32))]
     pub input: Commitment,
     /// Commitment to the output.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex32))]
     pub output: Commitment,
     /// Commitment to metadata (tool calls, token counts, `gen_ai.*` attributes), if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::Hex32>))]
     pub metadata: Option<Commitment>,
     /// Leaf hash of the agent's previous record; zero for sequence 0.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex32))]
     pub previous: B256,
 }
 

@@ -10,7 +10,8 @@ use axum::{
 };
 use chaperone_core::{Address, B256, policy::Policy};
 use chaperone_store::WalletRecord;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     AppState,
@@ -84,12 +85,54 @@ fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ApiE
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewWallet {
+pub(crate) struct NewWallet {
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
     address: Address,
     chain_id: u64,
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
     agent: Address,
+}
+
+/// A wallet registered.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Registered {
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
+    address: Address,
+}
+
+/// A policy stored: its version and hash.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PolicySet {
+    version: u32,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
+    hash: B256,
+}
+
+/// A request waiting for a human.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PendingApproval {
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
+    request_id: B256,
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
+    wallet: Address,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+/// The pending, unexpired approvals.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PendingApprovals {
+    pending: Vec<PendingApproval>,
+}
+
+/// A pending request resolved.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Resolved {
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
+    request_id: B256,
+    approved: bool,
 }
 
 async fn register_wallet(
@@ -107,7 +150,9 @@ async fn register_wallet(
     tracing::info!(wallet = %body.address, by = %caller.name, "wallet registered");
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "address": body.address })),
+        Json(Registered {
+            address: body.address,
+        }),
     ))
 }
 
@@ -131,9 +176,10 @@ async fn put_policy(
         .set_policy(wallet, &policy, state.now())
         .await?;
     tracing::info!(%wallet, version = policy.version, by = %caller.name, "policy set");
-    Ok(Json(
-        serde_json::json!({ "version": policy.version, "hash": policy.hash() }),
-    ))
+    Ok(Json(PolicySet {
+        version: policy.version,
+        hash: policy.hash(),
+    }))
 }
 
 async fn get_policy(
@@ -157,11 +203,15 @@ async fn pending_approvals(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&["admin", "approver"])?;
     let pending = state.store().pending_approvals(state.now()).await?;
-    let items: Vec<_> = pending
+    let pending = pending
         .into_iter()
-        .map(|(id, wallet, expires_at)| serde_json::json!({ "request_id": id, "wallet": wallet, "expires_at": expires_at }))
+        .map(|(request_id, wallet, expires_at)| PendingApproval {
+            request_id,
+            wallet,
+            expires_at,
+        })
         .collect();
-    Ok(Json(serde_json::json!({ "pending": items })))
+    Ok(Json(PendingApprovals { pending }))
 }
 
 async fn resolve_approval(
@@ -181,7 +231,8 @@ async fn resolve_approval(
         .resolve_approval(id, approve, &caller.name, state.now())
         .await?;
     tracing::info!(request = %id, approve, by = %caller.name, "approval resolved");
-    Ok(Json(
-        serde_json::json!({ "request_id": id, "approved": approve }),
-    ))
+    Ok(Json(Resolved {
+        request_id: id,
+        approved: approve,
+    }))
 }

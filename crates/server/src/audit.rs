@@ -14,6 +14,7 @@ use chaperone_core::{
 };
 use chaperone_store::Anchor;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     AppState, LogConfig,
@@ -37,21 +38,23 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// A signed batch as the agent sends it (the fields of [`SignedBatch`], nothing else).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IngestBody {
+pub(crate) struct IngestBody {
     records: Vec<Record>,
+    #[schema(value_type = chaperone_core::openapi::SignatureJson)]
     signature: Signature,
 }
 
-#[derive(Debug, Serialize)]
-struct RecordPosition {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecordPosition {
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     leaf_hash: B256,
     index: u64,
 }
 
-#[derive(Debug, Serialize)]
-struct IngestResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IngestResponse {
     receipt: BatchReceipt,
     records: Vec<RecordPosition>,
     replayed: bool,
@@ -159,11 +162,14 @@ async fn ingest(
     Ok((status, Json(response)).into_response())
 }
 
-#[derive(Debug, Serialize)]
-struct AnchorView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AnchorView {
+    #[schema(value_type = Option<chaperone_core::openapi::HexAddress>)]
     audit_log: Option<chaperone_core::Address>,
+    #[schema(value_type = Option<chaperone_core::openapi::Hex32>)]
     log_id: Option<B256>,
     size: u64,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     tx_hash: B256,
     block_number: u64,
 }
@@ -179,8 +185,9 @@ fn anchor_view(log: &LogConfig, anchor: Anchor) -> AnchorView {
 }
 
 /// Everything of a [`DisclosureBundle`] but the disclosed content, plus the anchor.
-#[derive(Debug, Serialize)]
-struct ProofResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProofResponse {
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     leaf_hash: B256,
     index: u64,
     record: Record,
@@ -243,9 +250,10 @@ async fn proof(
     }))
 }
 
-#[derive(Debug, Serialize)]
-struct CheckpointResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CheckpointResponse {
     size: u64,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     root: B256,
     note: String,
     anchor: Option<AnchorView>,
@@ -268,16 +276,22 @@ async fn latest_checkpoint(
     }))
 }
 
-#[derive(Debug, Serialize)]
-struct VerifyResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerifyResponse {
     valid: bool,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     leaf_hash: B256,
     index: u64,
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
     agent: chaperone_core::Address,
     checkpoint_size: u64,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     checkpoint_root: B256,
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
     audit_log: chaperone_core::Address,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     log_id: B256,
+    #[schema(value_type = Option<chaperone_core::openapi::Hex32>)]
     anchor_tx: Option<B256>,
 }
 

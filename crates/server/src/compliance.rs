@@ -15,10 +15,13 @@ use axum::{
 };
 use chaperone_core::{
     Address, B256,
-    policy::{Outcome, Seconds, Token},
+    openapi::{Hex32, HexAddress},
+    policy::{Amount, Outcome, Reason, Seconds, Token},
 };
 use chaperone_store::{DecisionFilter, RecordFilter};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::{AppState, admin::Caller, api::ApiError};
 
@@ -120,10 +123,94 @@ fn csv_field(value: &Value) -> String {
     }
 }
 
+/// A page of a compliance list (`format=json`); the export formats carry the same rows.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Page<T> {
+    items: Vec<T>,
+    /// The `cursor` of the next page; absent on the last one.
+    next_cursor: Option<String>,
+}
+
+/// An agent with records in the log.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AgentRow {
+    #[schema(value_type = HexAddress)]
+    address: Address,
+    record_count: u64,
+    next_sequence: u64,
+    #[schema(value_type = Hex32)]
+    last_leaf_hash: B256,
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+}
+
+/// A record of the log, its commitments only.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordRow {
+    index: u64,
+    #[schema(value_type = Hex32)]
+    leaf_hash: B256,
+    #[schema(value_type = HexAddress)]
+    agent: Address,
+    sequence: u64,
+    timestamp_ms: u64,
+    model: String,
+    #[schema(value_type = Hex32)]
+    input_commitment: B256,
+    #[schema(value_type = Hex32)]
+    output_commitment: B256,
+    #[schema(value_type = Option<Hex32>)]
+    metadata_commitment: Option<B256>,
+    #[schema(value_type = Hex32)]
+    previous: B256,
+}
+
+/// A co-sign decision.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DecisionView {
+    #[schema(value_type = Hex32)]
+    request_id: B256,
+    #[schema(value_type = HexAddress)]
+    wallet: Address,
+    /// Unix seconds.
+    created_at: u64,
+    outcome: Outcome,
+    reasons: Vec<Reason>,
+    policy_version: u32,
+    #[schema(value_type = Hex32)]
+    policy_hash: B256,
+    signed: bool,
+    #[schema(value_type = Option<Hex32>)]
+    logged_leaf: Option<B256>,
+}
+
+/// Spend of one token by one wallet within the window.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SpendRow {
+    #[schema(value_type = HexAddress)]
+    wallet: Address,
+    token: Token,
+    window_seconds: u64,
+    reserved: Amount,
+    settled: Amount,
+    released: Amount,
+    /// Reserved plus settled: what counts against the limits.
+    committed: Amount,
+    approvals: u64,
+}
+
+fn row(value: impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
 /// Renders one page of `rows` (JSON objects with `columns` as keys) in `format`.
 fn page(format: Format, columns: &[&str], rows: Vec<Value>, next: Option<String>) -> Response {
     let mut response = match format {
-        Format::Json => Json(json!({ "items": rows, "next_cursor": next })).into_response(),
+        Format::Json => Json(Page {
+            items: rows,
+            next_cursor: next.clone(),
+        })
+        .into_response(),
         Format::JsonLines => {
             let mut body = String::new();
             for row in &rows {
@@ -192,13 +279,13 @@ async fn agents(
     let rows = agents
         .into_iter()
         .map(|a| {
-            json!({
-                "address": a.address,
-                "record_count": a.record_count,
-                "next_sequence": a.next_sequence,
-                "last_leaf_hash": a.last_leaf_hash,
-                "first_seen_ms": a.first_seen_ms,
-                "last_seen_ms": a.last_seen_ms,
+            row(AgentRow {
+                address: a.address,
+                record_count: a.record_count,
+                next_sequence: a.next_sequence,
+                last_leaf_hash: a.last_leaf_hash,
+                first_seen_ms: a.first_seen_ms,
+                last_seen_ms: a.last_seen_ms,
             })
         })
         .collect();
@@ -256,17 +343,17 @@ async fn agent_records(
     let rows = records
         .into_iter()
         .map(|r| {
-            json!({
-                "index": r.index,
-                "leaf_hash": r.leaf_hash,
-                "agent": r.record.agent,
-                "sequence": r.record.sequence,
-                "timestamp_ms": r.record.timestamp_ms,
-                "model": r.record.model,
-                "input_commitment": r.record.input.0,
-                "output_commitment": r.record.output.0,
-                "metadata_commitment": r.record.metadata.map(|m| m.0),
-                "previous": r.record.previous,
+            row(RecordRow {
+                index: r.index,
+                leaf_hash: r.leaf_hash,
+                agent: r.record.agent,
+                sequence: r.record.sequence,
+                timestamp_ms: r.record.timestamp_ms,
+                model: r.record.model,
+                input_commitment: r.record.input.0,
+                output_commitment: r.record.output.0,
+                metadata_commitment: r.record.metadata.map(|m| m.0),
+                previous: r.record.previous,
             })
         })
         .collect();
@@ -331,16 +418,16 @@ async fn decisions(
     let rows = decisions
         .into_iter()
         .map(|d| {
-            json!({
-                "request_id": d.request_id,
-                "wallet": d.wallet,
-                "created_at": d.created_at,
-                "outcome": d.outcome,
-                "reasons": d.reasons,
-                "policy_version": d.policy_version,
-                "policy_hash": d.policy_hash,
-                "signed": d.signed,
-                "logged_leaf": d.logged_leaf,
+            row(DecisionView {
+                request_id: d.request_id,
+                wallet: d.wallet,
+                created_at: d.created_at,
+                outcome: d.outcome,
+                reasons: d.reasons,
+                policy_version: d.policy_version,
+                policy_hash: d.policy_hash,
+                signed: d.signed,
+                logged_leaf: d.logged_leaf,
             })
         })
         .collect();
@@ -395,15 +482,15 @@ async fn spend(
     let rows = page_rows
         .into_iter()
         .map(|t| {
-            json!({
-                "wallet": t.wallet,
-                "token": t.token,
-                "window_seconds": window,
-                "reserved": t.reserved,
-                "settled": t.settled,
-                "released": t.released,
-                "committed": chaperone_core::policy::Amount(t.reserved.0.saturating_add(t.settled.0)),
-                "approvals": t.approvals,
+            row(SpendRow {
+                wallet: t.wallet,
+                token: t.token,
+                window_seconds: window,
+                reserved: t.reserved,
+                settled: t.settled,
+                released: t.released,
+                committed: Amount(t.reserved.0.saturating_add(t.settled.0)),
+                approvals: t.approvals,
             })
         })
         .collect();

@@ -14,6 +14,7 @@ use chaperone_core::{
 };
 use chaperone_store::{Decided, RequestRecord};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     AppState,
@@ -27,22 +28,24 @@ pub(crate) fn router() -> Router<AppState> {
 /// A co-sign request: what the agent wants co-signed (an `Execute`, or an EIP-3009 payment
 /// authorization to approve through the wallet's EIP-1271) and the agent's signature over the
 /// same EIP-712 digest the co-signer would sign.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CosignBody {
+pub(crate) struct CosignBody {
     chain_id: u64,
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
     wallet: Address,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     execute: Option<Execute>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authorization: Option<PaymentAuthorization>,
+    #[schema(value_type = chaperone_core::openapi::HexBytes)]
     agent_signature: Bytes,
 }
 
 /// An EIP-3009 `TransferWithAuthorization` from the wallet, under its token's domain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PaymentAuthorization {
+pub(crate) struct PaymentAuthorization {
     domain: TokenDomain,
     message: TransferWithAuthorization,
 }
@@ -126,12 +129,14 @@ fn subject(
 }
 
 /// The recorded decision, as returned to the agent.
-#[derive(Debug, Serialize)]
-struct CosignResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CosignResponse {
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     request_id: B256,
     outcome: Outcome,
     reasons: Vec<Reason>,
     policy_version: u32,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
     policy_hash: B256,
     cosigner_signature: Option<String>,
     replayed: bool,

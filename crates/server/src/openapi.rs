@@ -1,14 +1,69 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 document of every endpoint. Written by hand (a derive
-//! crate would add more build time than this file has lines); a test checks that every route in
-//! the source is documented and every documented operation is routed.
+//! `GET /openapi.json`: the OpenAPI 3.1 document of every endpoint. The schemas of every
+//! request and response body are derived from the Rust types the handlers read and write
+//! (utoipa's `ToSchema`, on the server's types and, through its `openapi` feature, on core's),
+//! so they cannot drift from the code. The operations (path, roles, parameters and every status
+//! each handler can return) are listed here; a test checks that every route in the source is
+//! listed and every listed operation is routed.
 
 use serde_json::{Map, Value, json};
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{RefOr, schema::Schema},
+};
+
+use crate::{
+    admin::{NewWallet, PendingApprovals, PolicySet, Registered, Resolved},
+    api::ErrorBody,
+    audit::{CheckpointResponse, IngestBody, IngestResponse, ProofResponse, VerifyResponse},
+    compliance::{AgentRow, DecisionView, Page, RecordRow, SpendRow},
+    cosign::{CosignBody, CosignResponse},
+};
 
 fn error_response(description: &str) -> Value {
     json!({
         "description": description,
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
     })
+}
+
+/// Every schema the document refers to, with the schemas they refer to, by name.
+fn components() -> Map<String, Value> {
+    fn add<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
+        out.push((T::name().into_owned(), T::schema()));
+        T::schemas(out);
+    }
+    /// `Page_<Row>` and its row (a generic's name and schemas leave its parameter out).
+    fn page<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
+        out.push((
+            format!("Page_{}", T::name()),
+            <Page<T> as PartialSchema>::schema(),
+        ));
+        add::<T>(out);
+    }
+    let mut schemas = Vec::new();
+    add::<ErrorBody>(&mut schemas);
+    add::<CosignBody>(&mut schemas);
+    add::<CosignResponse>(&mut schemas);
+    add::<NewWallet>(&mut schemas);
+    add::<Registered>(&mut schemas);
+    add::<chaperone_core::policy::Policy>(&mut schemas);
+    add::<PolicySet>(&mut schemas);
+    add::<PendingApprovals>(&mut schemas);
+    add::<Resolved>(&mut schemas);
+    add::<IngestBody>(&mut schemas);
+    add::<IngestResponse>(&mut schemas);
+    add::<ProofResponse>(&mut schemas);
+    add::<CheckpointResponse>(&mut schemas);
+    add::<chaperone_core::DisclosureBundle>(&mut schemas);
+    add::<VerifyResponse>(&mut schemas);
+    page::<AgentRow>(&mut schemas);
+    page::<RecordRow>(&mut schemas);
+    page::<DecisionView>(&mut schemas);
+    page::<SpendRow>(&mut schemas);
+    schemas
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or(Value::Null)))
+        .collect()
 }
 
 fn query(name: &str, description: &str, schema: Value) -> Value {
@@ -46,7 +101,10 @@ struct Operation {
     summary: &'static str,
     roles: &'static [&'static str],
     parameters: Vec<Value>,
+    /// The request body's schema (a component).
     body: Option<&'static str>,
+    /// The schema of the 2xx answers (a component); `None`: not JSON.
+    answer: Option<&'static str>,
     responses: Vec<(&'static str, &'static str)>,
 }
 
@@ -65,6 +123,7 @@ fn operations() -> Vec<Operation> {
             roles: &[],
             parameters: vec![],
             body: None,
+            answer: None,
             responses: vec![("200", "alive")],
         },
         Operation {
@@ -74,6 +133,7 @@ fn operations() -> Vec<Operation> {
             roles: &[],
             parameters: vec![],
             body: None,
+            answer: None,
             responses: vec![
                 ("200", "the metrics"),
                 ("500", "the database is unreachable"),
@@ -86,6 +146,7 @@ fn operations() -> Vec<Operation> {
             roles: &[],
             parameters: vec![],
             body: None,
+            answer: None,
             responses: vec![("200", "the OpenAPI document")],
         },
         Operation {
@@ -94,7 +155,8 @@ fn operations() -> Vec<Operation> {
             summary: "Request a co-signature for an AgentWallet execution or an EIP-3009 payment authorization (EIP-1271), signed by the wallet's agent",
             roles: &[],
             parameters: vec![],
-            body: Some("CosignRequest"),
+            body: Some("CosignBody"),
+            answer: Some("CosignResponse"),
             responses: vec![
                 ("200", "approved: the co-signature"),
                 ("202", "pending a human approver"),
@@ -123,7 +185,8 @@ fn operations() -> Vec<Operation> {
             summary: "Ingest a batch of records signed once by their agent; returns the operator's receipt",
             roles: &[],
             parameters: vec![],
-            body: Some("SignedBatch"),
+            body: Some("IngestBody"),
+            answer: Some("IngestResponse"),
             responses: vec![
                 (
                     "201",
@@ -149,6 +212,7 @@ fn operations() -> Vec<Operation> {
             roles: &[],
             parameters: vec![path("leaf_hash", "the record's leaf hash, 0x hex")],
             body: None,
+            answer: Some("ProofResponse"),
             responses: vec![
                 (
                     "200",
@@ -166,6 +230,7 @@ fn operations() -> Vec<Operation> {
             roles: &[],
             parameters: vec![],
             body: None,
+            answer: Some("CheckpointResponse"),
             responses: vec![("200", "checkpoint"), ("404", "no checkpoint yet")],
         },
         Operation {
@@ -175,6 +240,7 @@ fn operations() -> Vec<Operation> {
             roles: &[],
             parameters: vec![],
             body: Some("DisclosureBundle"),
+            answer: Some("VerifyResponse"),
             responses: vec![
                 ("200", "valid"),
                 ("400", "malformed bundle"),
@@ -190,6 +256,7 @@ fn operations() -> Vec<Operation> {
             roles: &["auditor", "admin"],
             parameters: list(vec![]),
             body: None,
+            answer: Some("Page_AgentRow"),
             responses: vec![("200", "a page of agents"), ("400", "bad query parameter")],
         },
         Operation {
@@ -204,6 +271,7 @@ fn operations() -> Vec<Operation> {
                 query("to_ms", "before, ms since the Unix epoch", int()),
             ]),
             body: None,
+            answer: Some("Page_RecordRow"),
             responses: vec![
                 ("200", "a page of records"),
                 ("400", "bad query parameter"),
@@ -226,6 +294,7 @@ fn operations() -> Vec<Operation> {
                 query("to", "before, Unix seconds", int()),
             ]),
             body: None,
+            answer: Some("Page_DecisionView"),
             responses: vec![
                 ("200", "a page of decisions"),
                 ("400", "bad query parameter"),
@@ -242,6 +311,7 @@ fn operations() -> Vec<Operation> {
                 query("window", "e.g. 1h, 24h (default), 7d, or seconds", text()),
             ]),
             body: None,
+            answer: Some("Page_SpendRow"),
             responses: vec![("200", "a page of totals"), ("400", "bad query parameter")],
         },
         Operation {
@@ -251,6 +321,7 @@ fn operations() -> Vec<Operation> {
             roles: &["admin"],
             parameters: vec![],
             body: Some("NewWallet"),
+            answer: Some("Registered"),
             responses: vec![("201", "registered"), ("409", "already registered")],
         },
         Operation {
@@ -260,6 +331,7 @@ fn operations() -> Vec<Operation> {
             roles: &["admin"],
             parameters: vec![path("address", "the wallet")],
             body: Some("Policy"),
+            answer: Some("PolicySet"),
             responses: vec![
                 ("200", "version and hash"),
                 ("409", "version not above the current one"),
@@ -273,6 +345,7 @@ fn operations() -> Vec<Operation> {
             roles: &["admin", "approver"],
             parameters: vec![path("address", "the wallet")],
             body: None,
+            answer: Some("Policy"),
             responses: vec![("200", "the policy"), ("404", "no policy")],
         },
         Operation {
@@ -282,6 +355,7 @@ fn operations() -> Vec<Operation> {
             roles: &["admin", "approver"],
             parameters: vec![],
             body: None,
+            answer: Some("PendingApprovals"),
             responses: vec![("200", "pending approvals")],
         },
         Operation {
@@ -294,6 +368,7 @@ fn operations() -> Vec<Operation> {
                 path("verdict", "approve or deny"),
             ],
             body: None,
+            answer: Some("Resolved"),
             responses: vec![
                 ("200", "resolved"),
                 ("404", "no pending, unexpired approval"),
@@ -308,12 +383,48 @@ pub fn openapi() -> Value {
     for op in operations() {
         let mut responses = Map::new();
         for (status, description) in &op.responses {
-            let response = if status.starts_with('2') {
-                json!({ "description": description })
-            } else {
-                error_response(description)
+            let response = match (status.starts_with('2'), op.answer) {
+                (true, Some(schema)) => json!({
+                    "description": description,
+                    "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+                }),
+                (true, None) => json!({ "description": description }),
+                (false, _) => error_response(description),
             };
             responses.insert((*status).to_owned(), response);
+        }
+        // What every handler with a JSON body can answer before it runs (ApiJson).
+        if op.body.is_some() {
+            for (status, description) in [
+                (
+                    "400",
+                    "malformed JSON, a missing or unknown field, or a value out of range",
+                ),
+                ("413", "body too large"),
+                ("415", "not Content-Type: application/json"),
+            ] {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| error_response(description));
+            }
+        }
+        // What every handler that reads the database can answer.
+        if !["/healthz", "/openapi.json"].contains(&op.path) {
+            for (status, description) in [
+                (
+                    "429",
+                    "busy: the database stays saturated; send it again after Retry-After",
+                ),
+                ("500", "internal error (logged, not described)"),
+                (
+                    "503",
+                    "timeout: the request took longer than 30 s; send it again",
+                ),
+            ] {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| error_response(description));
+            }
         }
         if !op.roles.is_empty() {
             responses.insert(
@@ -340,7 +451,6 @@ pub fn openapi() -> Value {
         let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }
-    let object = |description: &str| json!({ "type": "object", "description": description });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -351,22 +461,7 @@ pub fn openapi() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": { "code": { "type": "string" }, "message": { "type": "string" } }
-                    } }
-                },
-                "CosignRequest": object("{chain_id, wallet, execute: {calls, nonce, validUntil} | authorization: {domain: {name, version, chain_id, verifying_contract}, message: EIP-3009 TransferWithAuthorization}, agent_signature}"),
-                "SignedBatch": object("{records: [Record], signature}: records of one agent, consecutive, signed once over their RFC 9162 root (docs/record-format.md)"),
-                "DisclosureBundle": object("{record, disclosed: [{kind, salt, content}], batch, inclusion, checkpoint}: the proof response plus the disclosed openings"),
-                "NewWallet": object("{address, chain_id, agent}"),
-                "Policy": object("a policy document (deploy/policy.example.toml shows every rule)")
-            }
+            "schemas": components(),
         }
     })
 }

@@ -128,6 +128,7 @@ impl SpendHistory {
 /// The verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     /// Within policy: co-sign (unless in shadow mode).
     Approved,
@@ -140,6 +141,7 @@ pub enum Outcome {
 /// Why the engine decided as it did. Denials list every violated rule, not just the first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Reason {
     /// The chain is not in the policy's `chains`.
     ChainNotAllowed {
@@ -156,6 +158,7 @@ pub enum Reason {
     /// A call the engine cannot decode, to a contract or function the policy does not allow.
     UndecodableCall {
         /// The contract.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
         to: Address,
         /// The selector, hex.
         selector: String,
@@ -163,6 +166,7 @@ pub enum Reason {
     /// An allowed function's argument breaks its rule.
     ArgumentRule {
         /// The contract.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
         to: Address,
         /// The argument position.
         index: usize,
@@ -170,11 +174,13 @@ pub enum Reason {
     /// The recipient is on the deny list.
     RecipientDenied {
         /// The recipient.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
         recipient: Address,
     },
     /// There is an allow list and the recipient is not on it.
     RecipientNotAllowed {
         /// The recipient.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
         recipient: Address,
     },
     /// The policy has no limits for this token, so it cannot be spent.
@@ -187,8 +193,10 @@ pub enum Reason {
         /// The token.
         token: Token,
         /// What the request moves.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         amount: U256,
         /// The cap.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         cap: U256,
     },
     /// The request would take a sliding window over its cap.
@@ -198,10 +206,13 @@ pub enum Reason {
         /// The window, in seconds.
         window: u64,
         /// Already spent within the window.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         spent: U256,
         /// What the request moves.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         amount: U256,
         /// The cap.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         max: U256,
     },
     /// The co-signature would already be void.
@@ -240,8 +251,10 @@ pub enum Reason {
         /// The token.
         token: Token,
         /// What the request moves.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         amount: U256,
         /// The threshold.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
         threshold: U256,
     },
     /// Shadow mode: decided and recorded, never co-signed.

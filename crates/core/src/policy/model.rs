@@ -23,6 +23,7 @@ pub enum PolicyError {
 /// How decisions are applied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Mode {
     /// Approved requests are co-signed.
     #[default]
@@ -34,6 +35,7 @@ pub enum Mode {
 /// A co-signing policy, version `version` of a wallet's policy history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     /// Monotonic version number of this wallet's policy.
     pub version: u32,
@@ -277,6 +279,7 @@ impl<'de> Deserialize<'de> for Seconds {
 /// Caps for one token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenLimit {
     /// The token.
     pub token: Token,
@@ -291,6 +294,7 @@ pub struct TokenLimit {
 /// A sliding-window cap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowLimit {
     /// Window length.
     pub window: Seconds,
@@ -301,20 +305,25 @@ pub struct WindowLimit {
 /// Recipient rules, applied to whoever receives value or an allowance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecipientRules {
     /// If set, only these may receive.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::openapi::HexAddress>>))]
     pub allow: Option<Vec<Address>>,
     /// These may never receive.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::HexAddress>))]
     pub deny: Vec<Address>,
 }
 
 /// A contract that may be called with calldata the engine does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContractRule {
     /// The contract.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub address: Address,
     /// Functions that may be called; each with optional argument rules.
     pub functions: Vec<FunctionRule>,
@@ -323,6 +332,7 @@ pub struct ContractRule {
 /// One allowed function: by signature (`"swap(address,uint256)"`) or selector (`"0x12345678"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FunctionRule {
     /// Signature or 4-byte selector.
     pub function: String,
@@ -345,6 +355,7 @@ impl FunctionRule {
 /// A rule on one static ABI argument (its 32-byte word).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ArgRule {
     /// Zero-based argument position.
     pub index: usize,
@@ -353,12 +364,14 @@ pub struct ArgRule {
     pub max: Option<Amount>,
     /// The argument, as an address, must be one of these.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::openapi::HexAddress>>))]
     pub one_of: Option<Vec<Address>>,
 }
 
 /// Requests per sliding window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RateLimit {
     /// Most requests within the window.
     pub max_requests: u32,
@@ -369,6 +382,7 @@ pub struct RateLimit {
 /// Human approval above per-token thresholds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalRule {
     /// A request moving more than `amount` of `token` waits for a human approver.
     pub above: Vec<Threshold>,
@@ -379,6 +393,7 @@ pub struct ApprovalRule {
 /// One approval threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Threshold {
     /// The token.
     pub token: Token,
@@ -389,6 +404,7 @@ pub struct Threshold {
 /// EIP-712 messages that may be co-signed for EIP-1271 (e.g. x402's EIP-3009 payments).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TypedDataRule {
     /// The primary type, e.g. `TransferWithAuthorization`.
     pub primary_type: String,
@@ -400,5 +416,6 @@ pub struct TypedDataRule {
     pub version: Option<String>,
     /// Required verifying contract, if any.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::HexAddress>))]
     pub verifying_contract: Option<Address>,
 }
