@@ -5,7 +5,7 @@
 FORGE := $(CURDIR)/node_modules/.bin/forge
 TOOLCHAIN_STAMP := node_modules/.chaperone-toolchain
 
-.PHONY: up test toolchain agent artifacts vectors gas bench
+.PHONY: up test toolchain agent artifacts vectors gas bench fuzz-api
 
 ## `chaperone up`: Anvil, the contracts, the server on SQLite and a funded demo agent wallet
 ## with a demo policy, all in .chaperone/ (Ctrl-C stops; the next `make up` reuses it).
@@ -19,6 +19,11 @@ agent:
 ## Run every check and test: formatting, lints, artifact freshness, forge, cargo.
 test: toolchain
 	./scripts/test.sh
+
+## Fuzz the HTTP API from its OpenAPI document with schemathesis (also part of `make test`);
+## FUZZ_EXAMPLES=500 for a longer run.
+fuzz-api:
+	./scripts/fuzz-api.sh
 
 ## Install Foundry 1.7.1, solc 0.8.30 (solc-js) and OpenZeppelin as locked in package-lock.json.
 toolchain: $(TOOLCHAIN_STAMP)
@@ -43,7 +48,8 @@ vectors:
 gas: toolchain
 	cargo run --release -p chaperone-chain --example gas
 
-## Criterion benchmarks of the core crate and the SDK's hot path (figures for docs/benchmarks.md).
+## Criterion benchmarks: the core crate, the SDK's hot path, a store decision (figures for docs/benchmarks.md).
 bench:
 	cargo bench -p chaperone-core --bench core
 	cargo bench -p chaperone-sdk --bench sdk
+	cargo bench -p chaperone-store --bench decide

@@ -54,4 +54,7 @@ cargo build --workspace --bins --examples
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+step "API fuzzing from the OpenAPI document (schemathesis: no 5xx, nothing undocumented)"
+./scripts/fuzz-api.sh
+
 step "all checks passed"

@@ -384,14 +384,29 @@ pub fn openapi() -> Value {
         let mut responses = Map::new();
         for (status, description) in &op.responses {
             let response = match (status.starts_with('2'), op.answer) {
-                (true, Some(schema)) => json!({
-                    "description": description,
-                    "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
-                }),
+                (true, Some(schema)) => {
+                    let mut content = json!({
+                        "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } }
+                    });
+                    // The compliance lists also export (`format=jsonl|csv`): one row per line.
+                    if schema.starts_with("Page_") {
+                        let row = schema.trim_start_matches("Page_");
+                        content["application/x-ndjson"] =
+                            json!({ "schema": { "$ref": format!("#/components/schemas/{row}") } });
+                        content["text/csv"] = json!({ "schema": { "type": "string" } });
+                    }
+                    json!({ "description": description, "content": content })
+                }
                 (true, None) => json!({ "description": description }),
                 (false, _) => error_response(description),
             };
             responses.insert((*status).to_owned(), response);
+        }
+        // Path parameters are parsed by the handler: one that does not parse is a 400.
+        if op.parameters.iter().any(|p| p["in"] == "path") {
+            responses
+                .entry("400")
+                .or_insert_with(|| error_response("a path parameter does not parse"));
         }
         // What every handler with a JSON body can answer before it runs (ApiJson).
         if op.body.is_some() {
