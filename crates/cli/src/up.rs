@@ -177,7 +177,7 @@ pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> 
         &serde_json::to_value(info)?,
         &format!(
             "\nChaperone devnet is up (Ctrl-C to stop; everything is in {dir})\n\
-             \n  server        {server}   (API: {server}/openapi.json)\
+             \n  server        {server}   (API: {server}/openapi.json, metrics: {server}/metrics)\
              \n  RPC           {rpc}   (chain {chain_id})\
              \n  AuditLog      {audit_log}   log {log_id}\
              \n  factory       {factory}\
