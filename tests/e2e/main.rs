@@ -7,8 +7,10 @@
 //!   killed mid-run, the agent delivers what its outbox held when started again.
 //! - `chaperone deploy` puts the contracts at the same CREATE2 addresses every time.
 //! - `chaperone serve --config` runs the service from a configuration file.
+//! - Every command has `--help`; a bad flag is named; completions print.
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
+mod cli;
 mod deploy;
 mod devnet;
 

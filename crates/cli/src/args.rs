@@ -1,75 +1,207 @@
-//! A small command-line parser: flags (`--name VALUE` or `--name=VALUE`), switches and
-//! positionals, with an error for anything left over.
+//! The command line, derived with clap: every command and subcommand has `--help`, and an error
+//! names the flag it is about.
 
-use anyhow::{Context, bail};
+use std::path::PathBuf;
 
-pub(crate) struct Args {
-    words: Vec<String>,
+use chaperone_core::{Address, B256, U256};
+use chaperone_server::LogFormat;
+use clap::{Args, Parser, Subcommand};
+
+/// chaperone — an audit trail nobody can rewrite and a wallet an agent cannot drain.
+#[derive(Debug, Parser)]
+#[command(name = "chaperone", version)]
+pub(crate) struct Cli {
+    /// Print one JSON document a script can read instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Debug logs: every HTTP request of `up` and `serve` with its x-request-id and latency.
+    #[arg(long, global = true)]
+    pub(crate) verbose: bool,
+    /// How log lines are written.
+    #[arg(long, global = true, default_value = "text", value_parser = parse_log_format)]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
 }
 
-impl Args {
-    pub(crate) fn new(words: Vec<String>) -> Self {
-        Self { words }
-    }
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    text.parse()
+}
 
-    /// Removes a switch; true if it was there.
-    pub(crate) fn switch(&mut self, name: &str) -> bool {
-        let before = self.words.len();
-        self.words.retain(|w| w != name);
-        self.words.len() != before
-    }
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start a local devnet: Anvil, the contracts, the server and a demo agent wallet.
+    ///
+    /// Anvil (or the chain at --rpc-url), AuditLog and AgentWalletFactory, the server on SQLite,
+    /// and a funded demo agent wallet with a demo policy. Ctrl-C stops it; the data directory
+    /// is reused by the next `up`.
+    Up(UpArgs),
+    /// Run the service from a configuration file (see deploy/chaperone.example.toml).
+    Serve(ServeArgs),
+    /// Deploy AuditLog and AgentWalletFactory at deterministic (CREATE2) addresses.
+    ///
+    /// With --operator, also create a log it operates. The sender's key comes from
+    /// $CHAPERONE_DEPLOYER_KEY.
+    Deploy(DeployArgs),
+    /// AgentWallets.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// A wallet's policy on a server, or a dry run of one.
+    ///
+    /// `set` and `show` take the bearer token from $CHAPERONE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Verify a disclosure bundle end to end against the chain.
+    Verify(VerifyArgs),
+    /// Export from the compliance API, all pages.
+    ///
+    /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN or $CHAPERONE_AUDITOR_TOKEN.
+    Export(ExportArgs),
+    /// Print a shell completion script.
+    ///
+    /// For example: `chaperone completions bash > ~/.local/share/bash-completion/completions/chaperone`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
 
-    /// Removes `name VALUE` or `name=VALUE`.
-    pub(crate) fn value(&mut self, name: &str) -> anyhow::Result<Option<String>> {
-        let prefix = format!("{name}=");
-        if let Some(i) = self.words.iter().position(|w| w.starts_with(&prefix)) {
-            return Ok(Some(self.words.remove(i)[prefix.len()..].to_owned()));
-        }
-        let Some(i) = self.words.iter().position(|w| w == name) else {
-            return Ok(None);
-        };
-        if i + 1 >= self.words.len() {
-            bail!("{name} needs a value");
-        }
-        self.words.remove(i);
-        Ok(Some(self.words.remove(i)))
-    }
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Where the devnet keeps its state.
+    #[arg(long, default_value = ".chaperone")]
+    pub(crate) data_dir: PathBuf,
+    /// The server's port.
+    #[arg(long, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// Anvil's port.
+    #[arg(long, default_value_t = 8545)]
+    pub(crate) anvil_port: u16,
+    /// Use this chain instead of starting Anvil.
+    #[arg(long)]
+    pub(crate) rpc_url: Option<String>,
+}
 
-    /// A flag parsed with `FromStr`, or `default`.
-    pub(crate) fn parsed<T: std::str::FromStr>(
-        &mut self,
-        name: &str,
-        what: &str,
-    ) -> anyhow::Result<Option<T>> {
-        self.value(name)?
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| anyhow::anyhow!("{name} takes {what}, not `{v}`"))
-            })
-            .transpose()
-    }
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The configuration file.
+    #[arg(long)]
+    pub(crate) config: PathBuf,
+}
 
-    /// A required flag parsed with `FromStr`.
-    pub(crate) fn required<T: std::str::FromStr>(
-        &mut self,
-        name: &str,
-        what: &str,
-    ) -> anyhow::Result<T> {
-        self.parsed(name, what)?
-            .with_context(|| format!("{name} is required ({what})"))
-    }
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The chain's JSON-RPC URL.
+    #[arg(long)]
+    pub(crate) rpc_url: String,
+    /// CREATE2 salt (32 bytes of hex).
+    #[arg(long, default_value_t = B256::ZERO)]
+    pub(crate) salt: B256,
+    /// Also create a log operated by this address.
+    #[arg(long)]
+    pub(crate) operator: Option<Address>,
+}
 
-    /// The next positional argument.
-    pub(crate) fn positional(&mut self) -> Option<String> {
-        let i = self.words.iter().position(|w| !w.starts_with("--"))?;
-        Some(self.words.remove(i))
-    }
+#[derive(Debug, Subcommand)]
+pub(crate) enum WalletCommand {
+    /// Create an AgentWallet (sender key: $CHAPERONE_DEPLOYER_KEY).
+    Create(WalletCreateArgs),
+}
 
-    /// Fails on anything not consumed.
-    pub(crate) fn finish(self) -> anyhow::Result<()> {
-        match self.words.first() {
-            Some(word) => bail!("unexpected argument `{word}` (see `chaperone help`)"),
-            None => Ok(()),
-        }
-    }
+#[derive(Debug, Args)]
+pub(crate) struct WalletCreateArgs {
+    /// The chain's JSON-RPC URL.
+    #[arg(long)]
+    pub(crate) rpc_url: String,
+    /// The AgentWalletFactory.
+    #[arg(long)]
+    pub(crate) factory: Address,
+    /// The wallet's owner.
+    #[arg(long)]
+    pub(crate) owner: Address,
+    /// The agent key's address.
+    #[arg(long)]
+    pub(crate) agent: Address,
+    /// The co-signer's address.
+    #[arg(long)]
+    pub(crate) cosigner: Address,
+    /// CREATE2 salt (32 bytes of hex).
+    #[arg(long, default_value_t = B256::ZERO)]
+    pub(crate) salt: B256,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Replace a wallet's policy with FILE (TOML, or JSON when it ends in .json).
+    Set(PolicySetArgs),
+    /// Show a wallet's current policy.
+    Show(ServerWallet),
+    /// Dry-run one payment against a policy file (no server, no history).
+    ///
+    /// Exits 0 when approved, 1 when pending a human, 2 when denied.
+    Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerWallet {
+    /// The server's URL.
+    #[arg(long)]
+    pub(crate) server: String,
+    /// The wallet.
+    #[arg(long)]
+    pub(crate) wallet: Address,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicySetArgs {
+    #[command(flatten)]
+    pub(crate) target: ServerWallet,
+    /// The policy file.
+    pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicyTestArgs {
+    /// The policy file.
+    pub(crate) file: PathBuf,
+    /// The recipient.
+    #[arg(long)]
+    pub(crate) to: Address,
+    /// The amount, in base units.
+    #[arg(long)]
+    pub(crate) amount: U256,
+    /// An ERC-20 instead of the chain's coin.
+    #[arg(long)]
+    pub(crate) token: Option<Address>,
+    /// The chain (default: the policy's first).
+    #[arg(long)]
+    pub(crate) chain_id: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The disclosure bundle (JSON).
+    pub(crate) bundle: PathBuf,
+    /// The chain's JSON-RPC URL.
+    #[arg(long)]
+    pub(crate) rpc_url: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The server's URL.
+    #[arg(long)]
+    pub(crate) server: String,
+    /// What to export.
+    #[arg(long, default_value = "decisions", value_parser = ["records", "decisions", "spend", "agents"])]
+    pub(crate) what: String,
+    /// The agent whose records to export (with --what records).
+    #[arg(long, required_if_eq("what", "records"))]
+    pub(crate) agent: Option<Address>,
+    /// The output format.
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv", "json"])]
+    pub(crate) format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
 }

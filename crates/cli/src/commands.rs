@@ -1,6 +1,6 @@
 //! Every command but `up`: thin shells over the server, chain and SDK crates.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use alloy::{
     network::EthereumWallet,
@@ -9,14 +9,20 @@ use alloy::{
 };
 use anyhow::{Context, bail};
 use chaperone_core::{
-    Address, B256, Call, Execute, U256,
+    Address, Call, Execute, U256,
     policy::{CosignRequest, Outcome, RequestKind, SpendHistory, evaluate},
 };
 use chaperone_sdk::{Disclosure, Payment};
 use chaperone_server::{KeySource, ServiceConfig, read_policy, start};
 use serde_json::json;
 
-use crate::{Output, args::Args};
+use crate::{
+    Output,
+    args::{
+        DeployArgs, ExportArgs, PolicySetArgs, PolicyTestArgs, ServeArgs, ServerWallet, VerifyArgs,
+        WalletCreateArgs,
+    },
+};
 
 /// Resolves on Ctrl-C or SIGTERM (what systemd sends to stop a unit). The handlers are
 /// installed when this is called, not when the future is first polled: a Ctrl-C that arrives
@@ -82,9 +88,8 @@ fn bearer_token() -> anyhow::Result<String> {
 }
 
 /// `chaperone serve --config FILE`
-pub(crate) async fn serve(mut args: Args) -> anyhow::Result<ExitCode> {
-    let path: PathBuf = args.required("--config", "a configuration file")?;
-    args.finish()?;
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let path = args.config;
     let config = ServiceConfig::from_file(&path)?;
     let keys = config.load_keys()?;
     let service = start(&config, keys, shutdown_signal()).await?;
@@ -97,13 +102,12 @@ pub(crate) async fn serve(mut args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `chaperone deploy --rpc-url URL [--salt HEX] [--operator ADDRESS]`
-pub(crate) async fn deploy(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let rpc_url: String = args.required("--rpc-url", "the chain's JSON-RPC URL")?;
-    let salt: B256 = args
-        .parsed("--salt", "32 bytes of hex")?
-        .unwrap_or_default();
-    let operator: Option<Address> = args.parsed("--operator", "an address")?;
-    args.finish()?;
+pub(crate) async fn deploy(args: DeployArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let DeployArgs {
+        rpc_url,
+        salt,
+        operator,
+    } = args;
     let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
     let (provider, chain_id) = signing_provider(&rpc_url, &key).await?;
     out.step(&format!(
@@ -139,16 +143,15 @@ pub(crate) async fn deploy(mut args: Args, out: Output) -> anyhow::Result<ExitCo
 }
 
 /// `chaperone wallet create …`
-pub(crate) async fn wallet_create(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let rpc_url: String = args.required("--rpc-url", "the chain's JSON-RPC URL")?;
-    let factory: Address = args.required("--factory", "the AgentWalletFactory address")?;
-    let owner: Address = args.required("--owner", "the owner's address")?;
-    let agent: Address = args.required("--agent", "the agent key's address")?;
-    let cosigner: Address = args.required("--cosigner", "the co-signer's address")?;
-    let salt: B256 = args
-        .parsed("--salt", "32 bytes of hex")?
-        .unwrap_or_default();
-    args.finish()?;
+pub(crate) async fn wallet_create(args: WalletCreateArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let WalletCreateArgs {
+        rpc_url,
+        factory,
+        owner,
+        agent,
+        cosigner,
+        salt,
+    } = args;
     let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
     let (provider, _) = signing_provider(&rpc_url, &key).await?;
     let wallet = chaperone_chain::create_wallet(&provider, factory, owner, agent, cosigner, salt)
@@ -191,11 +194,11 @@ async fn admin_call(
 }
 
 /// `chaperone policy set --server URL --wallet ADDRESS FILE`
-pub(crate) async fn policy_set(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let server: String = args.required("--server", "the server's URL")?;
-    let wallet: Address = args.required("--wallet", "the wallet's address")?;
-    let file = PathBuf::from(args.positional().context("name the policy file")?);
-    args.finish()?;
+pub(crate) async fn policy_set(args: PolicySetArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let PolicySetArgs {
+        target: ServerWallet { server, wallet },
+        file,
+    } = args;
     let policy = read_policy(&file)?;
     let body = serde_json::to_string(&policy)?;
     let answer = admin_call(
@@ -215,10 +218,8 @@ pub(crate) async fn policy_set(mut args: Args, out: Output) -> anyhow::Result<Ex
 }
 
 /// `chaperone policy show --server URL --wallet ADDRESS`
-pub(crate) async fn policy_show(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let server: String = args.required("--server", "the server's URL")?;
-    let wallet: Address = args.required("--wallet", "the wallet's address")?;
-    args.finish()?;
+pub(crate) async fn policy_show(args: ServerWallet, out: Output) -> anyhow::Result<ExitCode> {
+    let ServerWallet { server, wallet } = args;
     let answer = admin_call(
         reqwest::Method::GET,
         format!(
@@ -234,13 +235,14 @@ pub(crate) async fn policy_show(mut args: Args, out: Output) -> anyhow::Result<E
 
 /// `chaperone policy test FILE --to ADDRESS --amount WEI [--token ADDRESS] [--chain-id N]`:
 /// exit 0 when approved, 1 when pending a human, 2 when denied.
-pub(crate) fn policy_test(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let file = PathBuf::from(args.positional().context("name the policy file")?);
-    let to: Address = args.required("--to", "the recipient's address")?;
-    let amount: U256 = args.required("--amount", "an amount in base units")?;
-    let token: Option<Address> = args.parsed("--token", "an ERC-20 address")?;
-    let chain_id: Option<u64> = args.parsed("--chain-id", "a chain id")?;
-    args.finish()?;
+pub(crate) fn policy_test(args: PolicyTestArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let PolicyTestArgs {
+        file,
+        to,
+        amount,
+        token,
+        chain_id,
+    } = args;
     let policy = read_policy(&file)?;
     let chain_id = chain_id
         .or_else(|| policy.chains.first().copied())
@@ -285,13 +287,11 @@ pub(crate) fn policy_test(mut args: Args, out: Output) -> anyhow::Result<ExitCod
 }
 
 /// `chaperone verify BUNDLE --rpc-url URL`
-pub(crate) async fn verify(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let file = PathBuf::from(
-        args.positional()
-            .context("name the disclosure bundle file")?,
-    );
-    let rpc_url: String = args.required("--rpc-url", "the chain's JSON-RPC URL")?;
-    args.finish()?;
+pub(crate) async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let VerifyArgs {
+        bundle: file,
+        rpc_url,
+    } = args;
     let disclosure = Disclosure::read(&file)?;
     let url = rpc_url
         .parse()
@@ -336,22 +336,19 @@ pub(crate) async fn verify(mut args: Args, out: Output) -> anyhow::Result<ExitCo
 
 /// `chaperone export --server URL [--what …] [--agent ADDRESS] [--format …] [--out FILE]`:
 /// follows the cursor through every page.
-pub(crate) async fn export(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let server: String = args.required("--server", "the server's URL")?;
-    let what = args.value("--what")?.unwrap_or_else(|| "decisions".into());
-    let agent: Option<Address> = args.parsed("--agent", "an address")?;
-    let format = args.value("--format")?.unwrap_or_else(|| "jsonl".into());
-    let file: Option<PathBuf> = args.parsed("--out", "a file")?;
-    args.finish()?;
+pub(crate) async fn export(args: ExportArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let ExportArgs {
+        server,
+        what,
+        agent,
+        format,
+        out: file,
+    } = args;
     let path = match (what.as_str(), agent) {
         ("records", Some(agent)) => format!("/v1/agents/{agent}/records"),
         ("records", None) => bail!("--what records needs --agent ADDRESS"),
-        ("decisions" | "spend" | "agents", _) => format!("/v1/{what}"),
-        _ => bail!("--what takes records, decisions, spend or agents"),
+        _ => format!("/v1/{what}"),
     };
-    if !["jsonl", "csv", "json"].contains(&format.as_str()) {
-        bail!("--format takes jsonl, csv or json");
-    }
     let token = bearer_token()?;
     let client = reqwest::Client::new();
     let (mut text, mut items, mut cursor, mut pages) =

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Output,
-    args::Args,
+    args::UpArgs,
     commands::{key_from_env, shutdown_signal, signing_provider},
 };
 
@@ -38,14 +38,13 @@ struct UpState {
     cosigner_key: B256,
 }
 
-pub(crate) async fn up(mut args: Args, out: Output) -> anyhow::Result<ExitCode> {
-    let data_dir: PathBuf = args
-        .parsed("--data-dir", "a directory")?
-        .unwrap_or_else(|| PathBuf::from(".chaperone"));
-    let port: u16 = args.parsed("--port", "a port")?.unwrap_or(8080);
-    let anvil_port: u16 = args.parsed("--anvil-port", "a port")?.unwrap_or(8545);
-    let rpc_url: Option<String> = args.value("--rpc-url")?;
-    args.finish()?;
+pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let UpArgs {
+        data_dir,
+        port,
+        anvil_port,
+        rpc_url,
+    } = args;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
