@@ -70,8 +70,10 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
-fn path(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+/// A path parameter of the type the component `schema` describes (`HexAddress`, `Hex32`).
+fn path(name: &str, description: &str, schema: &str) -> Value {
+    let schema = json!({ "$ref": format!("#/components/schemas/{schema}") });
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
 }
 
 /// The parameters every compliance list takes.
@@ -210,7 +212,7 @@ fn operations() -> Vec<Operation> {
             path: "/v1/records/{leaf_hash}/proof",
             summary: "Inclusion proof of a record in the latest anchored (else signed) checkpoint, with the anchor",
             roles: &[],
-            parameters: vec![path("leaf_hash", "the record's leaf hash, 0x hex")],
+            parameters: vec![path("leaf_hash", "the record's leaf hash", "Hex32")],
             body: None,
             answer: Some("ProofResponse"),
             responses: vec![
@@ -265,7 +267,7 @@ fn operations() -> Vec<Operation> {
             summary: "An agent's records (commitments only), by model and time range",
             roles: &["auditor", "admin"],
             parameters: list(vec![
-                path("address", "the agent's address"),
+                path("address", "the agent's address", "HexAddress"),
                 query("model", "exact model id", text()),
                 query("from_ms", "at or after, ms since the Unix epoch", int()),
                 query("to_ms", "before, ms since the Unix epoch", int()),
@@ -329,11 +331,12 @@ fn operations() -> Vec<Operation> {
             path: "/v1/admin/wallets/{address}/policy",
             summary: "Set a new policy version",
             roles: &["admin"],
-            parameters: vec![path("address", "the wallet")],
+            parameters: vec![path("address", "the wallet", "HexAddress")],
             body: Some("Policy"),
             answer: Some("PolicySet"),
             responses: vec![
                 ("200", "version and hash"),
+                ("404", "the wallet is not registered"),
                 ("409", "version not above the current one"),
                 ("422", "invalid policy"),
             ],
@@ -343,7 +346,7 @@ fn operations() -> Vec<Operation> {
             path: "/v1/admin/wallets/{address}/policy",
             summary: "The wallet's current policy",
             roles: &["admin", "approver"],
-            parameters: vec![path("address", "the wallet")],
+            parameters: vec![path("address", "the wallet", "HexAddress")],
             body: None,
             answer: Some("Policy"),
             responses: vec![("200", "the policy"), ("404", "no policy")],
@@ -364,8 +367,9 @@ fn operations() -> Vec<Operation> {
             summary: "Approve or deny a pending request (verdict: approve or deny)",
             roles: &["admin", "approver"],
             parameters: vec![
-                path("request_id", "the request id"),
-                path("verdict", "approve or deny"),
+                path("request_id", "the request id", "Hex32"),
+                json!({ "name": "verdict", "in": "path", "required": true, "description": "approve or deny",
+                        "schema": { "type": "string", "enum": ["approve", "deny"] } }),
             ],
             body: None,
             answer: Some("Resolved"),
