@@ -6,14 +6,12 @@
 
 use chaperone_core::{
     B256, U256,
-    policy::{
-        CosignRequest, Outcome, PastSpend, Policy, Reason, RequestKind, SpendHistory, Token,
-        evaluate,
-    },
+    policy::{Outcome, PastSpend, Policy, Reason, RequestKind, SpendHistory, Token},
 };
-use chaperone_store::{Decided, RequestRecord, Store, StoredDecision, WalletRecord};
+use chaperone_store::{Store, StoredDecision, WalletRecord};
 
 use crate::{
+    attacks::decide_at,
     decisions::{NOW, pay, request, wallet},
     stores,
 };
@@ -60,6 +58,7 @@ struct Spend {
     status: Status,
 }
 
+/// Decides a payment of `amount` at `now`, its co-signature usable until `until`.
 async fn decide(store: &Store, nonce: u64, amount: u64, now: u64, until: u64) -> StoredDecision {
     let (_, mut req) = request(vec![pay(amount)], nonce, now);
     let RequestKind::Execute(execute) = &mut req.kind else {
@@ -67,32 +66,7 @@ async fn decide(store: &Store, nonce: u64, amount: u64, now: u64, until: u64) ->
     };
     execute.validUntil = until;
     let id = execute.digest(31337, wallet());
-    store
-        .decide(
-            &RequestRecord {
-                wallet: wallet(),
-                request_id: id,
-                nonce: Some(U256::from(nonce)),
-                authorization: None,
-                json: "{}",
-                valid_until: until,
-            },
-            || now,
-            |policy, history, approved, now| Decided {
-                decision: evaluate(
-                    policy,
-                    &CosignRequest {
-                        now,
-                        human_approved: approved,
-                        ..req.clone()
-                    },
-                    history,
-                ),
-                signature: None,
-            },
-        )
-        .await
-        .unwrap()
+    decide_at(store, id, &req, now, until, None).await
 }
 
 #[tokio::test]
@@ -194,5 +168,74 @@ async fn running_totals_equal_a_count_of_every_spend() {
                 assert_eq!(spent, Some(expected), "step {step}, window {window}s");
             }
         }
+    }
+}
+
+/// Settlements and expiry passes (what the chain, and so an agent timing its executions,
+/// drives) racing new decisions on the same wallet: a lost update of a running total would
+/// uncount a spend and let the wallet overspend. After the race, the day window's `spent` must
+/// equal the sum of every reservation not released.
+#[tokio::test]
+async fn running_totals_stay_exact_when_settlements_race_decisions() {
+    for store in stores().await {
+        let record = WalletRecord {
+            address: wallet(),
+            chain_id: 31337,
+            agent: chaperone_core::Address::repeat_byte(0xa9),
+        };
+        store.register_wallet(&record, NOW).await.unwrap();
+        store
+            .set_policy(wallet(), &policy(1, &[86_400]), NOW)
+            .await
+            .unwrap();
+        // 100 early spends, half of them expiring before the race's expiry pass.
+        let mut early = Vec::new();
+        for nonce in 0..100 {
+            let until = NOW + if nonce % 2 == 0 { 5 } else { 200 };
+            early.push(decide(&store, nonce, 1, NOW, until).await.request_id);
+        }
+        let mut race = tokio::task::JoinSet::new();
+        for nonce in 100..300 {
+            let store = store.clone();
+            race.spawn(async move {
+                let d = decide(&store, nonce, 1, NOW + 20, NOW + 80).await;
+                assert_eq!(d.outcome, Outcome::Approved, "{:?}", d.reasons);
+            });
+        }
+        for (i, id) in early.into_iter().enumerate() {
+            let store = store.clone();
+            race.spawn(async move {
+                // Every third settles (an expired one is counted again); every 25th runs an
+                // expiry pass at a confirmed time past the short co-signatures.
+                if i % 3 == 0 {
+                    store.settle(id).await.unwrap();
+                }
+                if i % 25 == 0 {
+                    store.release_expired(NOW + 10).await.unwrap();
+                }
+            });
+        }
+        while let Some(done) = race.join_next().await {
+            done.unwrap();
+        }
+        let committed = store
+            .committed_spend(wallet(), Token::Native)
+            .await
+            .unwrap()
+            .0;
+        let probe = decide(&store, 1_000, 2_000_000_000, NOW + 20, NOW + 80).await;
+        let spent = probe.reasons.iter().find_map(|r| match r {
+            Reason::WindowCap { spent, .. } => Some(*spent),
+            _ => None,
+        });
+        assert_eq!(
+            spent,
+            Some(committed),
+            "the day window counts every spend not released"
+        );
+        assert!(
+            committed > U256::from(200),
+            "the race's approvals are in: {committed}"
+        );
     }
 }
