@@ -97,32 +97,37 @@ impl Default for Metrics {
             "Failed passes of the background workers (RPC or database errors; retried)",
             m.worker_errors.clone(),
         );
-        registry.register(
-            "unlogged_decisions",
-            "Decisions waiting to be written to the audit log",
-            m.unlogged_decisions.clone(),
-        );
-        registry.register(
-            "pending_approvals",
-            "Requests waiting for a human approver",
-            m.pending_approvals.clone(),
-        );
-        registry.register("log_size", "Leaves in the audit log", m.log_size.clone());
-        registry.register(
-            "checkpointed_size",
-            "Size of the latest signed checkpoint",
-            m.checkpointed_size.clone(),
-        );
-        registry.register(
-            "anchored_size",
-            "Size of the latest checkpoint anchored on chain",
-            m.anchored_size.clone(),
-        );
-        registry.register(
-            "anchoring_lag_leaves",
-            "Leaves in the log not yet covered by an anchored checkpoint",
-            m.anchoring_lag.clone(),
-        );
+        let gauges = [
+            (
+                "unlogged_decisions",
+                "Decisions waiting to be written to the audit log",
+                &m.unlogged_decisions,
+            ),
+            (
+                "pending_approvals",
+                "Requests waiting for a human approver",
+                &m.pending_approvals,
+            ),
+            ("log_size", "Leaves in the audit log", &m.log_size),
+            (
+                "checkpointed_size",
+                "Size of the latest signed checkpoint",
+                &m.checkpointed_size,
+            ),
+            (
+                "anchored_size",
+                "Size of the latest checkpoint anchored on chain",
+                &m.anchored_size,
+            ),
+            (
+                "anchoring_lag_leaves",
+                "Leaves in the log not yet covered by an anchored checkpoint",
+                &m.anchoring_lag,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
         Self { registry, ..m }
     }
 }

@@ -417,10 +417,13 @@ impl Store {
         wallet: Address,
         value: &str,
     ) -> Result<u64> {
-        let select = Self::reservations_of(&format!("wallet = $1 AND {column} = $2"));
-        let select = sqlx::query(sqlx::AssertSqlSafe(select))
-            .bind(hex(wallet))
-            .bind(value);
+        let select = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, wallet, token, amount, expires_at, status FROM spend_reservations \
+             WHERE request_id IN \
+             (SELECT request_id FROM decisions WHERE wallet = $1 AND {column} = $2)"
+        )))
+        .bind(hex(wallet))
+        .bind(value);
         self.move_reservations(conn, select, "settled").await
     }
 

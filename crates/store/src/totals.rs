@@ -293,13 +293,4 @@ impl Store {
         }
         Ok(moved)
     }
-
-    /// The candidates query of [`Store::move_reservations`] for the reservations of the
-    /// requests `condition` selects from `decisions` (bind from `$1`).
-    pub(crate) fn reservations_of(condition: &str) -> String {
-        format!(
-            "SELECT id, wallet, token, amount, expires_at, status FROM spend_reservations \
-             WHERE request_id IN (SELECT request_id FROM decisions WHERE {condition})"
-        )
-    }
 }

@@ -72,16 +72,7 @@ async fn admin_endpoints_need_the_right_bearer_token() {
 #[tokio::test]
 async fn policies_are_validated_versioned_and_readable() {
     let s = service().await;
-    let wallet =
-        json!({ "address": s.wallet, "chain_id": 31337, "agent": s.agent.address() }).to_string();
-    call(
-        &s.router,
-        "POST",
-        "/v1/admin/wallets",
-        Some(ADMIN),
-        Some(wallet),
-    )
-    .await;
+    crate::cosign::register_wallet(&s).await;
     let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
 
     let (status, body) = call(&s.router, "PUT", &uri, Some(ADMIN), Some(policy_json(1))).await;

@@ -10,9 +10,17 @@ async fn ready() -> Service {
 
 /// `s` with its wallet registered under the test policy.
 pub async fn ready_on(s: Service) -> Service {
+    register_wallet(&s).await;
+    let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
+    call(&s.router, "PUT", &uri, Some(ADMIN), Some(policy_json(1))).await;
+    s
+}
+
+/// Registers `s`'s wallet and agent, with no policy yet.
+pub async fn register_wallet(s: &Service) {
     let wallet =
         json!({ "address": s.wallet, "chain_id": 31337, "agent": s.agent.address() }).to_string();
-    call(
+    let (status, body) = call(
         &s.router,
         "POST",
         "/v1/admin/wallets",
@@ -20,9 +28,7 @@ pub async fn ready_on(s: Service) -> Service {
         Some(wallet),
     )
     .await;
-    let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
-    call(&s.router, "PUT", &uri, Some(ADMIN), Some(policy_json(1))).await;
-    s
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 fn execute(value: u64, nonce: u64) -> Execute {
@@ -357,16 +363,7 @@ async fn a_flooded_wallet_gets_429_with_retry_after_never_a_500() {
 #[tokio::test]
 async fn the_rate_limit_refuses_before_the_database_and_writes_nothing() {
     for s in crate::services().await {
-        let wallet = json!({ "address": s.wallet, "chain_id": 31337, "agent": s.agent.address() })
-            .to_string();
-        call(
-            &s.router,
-            "POST",
-            "/v1/admin/wallets",
-            Some(ADMIN),
-            Some(wallet),
-        )
-        .await;
+        register_wallet(&s).await;
         let policy = json!({
             "version": 1,
             "chains": [31337],

@@ -24,7 +24,7 @@ async fn committed(store: &Store) -> U256 {
 
 /// Decides `request` with the store's clock reading `clock` (under the lock), for a
 /// co-signature usable until `valid_until`.
-async fn decide_at(
+pub async fn decide_at(
     store: &Store,
     id: B256,
     request: &CosignRequest,
