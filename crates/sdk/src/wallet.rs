@@ -279,6 +279,11 @@ impl Wallet {
         self.wallet
     }
 
+    /// The chain it is on (read from the RPC endpoint at `connect`).
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
     /// Pays `payment` through the wallet (see [`Wallet::execute`]).
     pub async fn pay(&self, payment: Payment) -> Result<Executed> {
         self.execute(vec![payment.call()]).await

@@ -1,0 +1,79 @@
+"""Chaperone for Python agents: a tamper-evident audit trail of model calls, and a wallet the
+agent cannot drain.
+
+The classes are the Rust SDK's, through PyO3 (one implementation of the record format, the
+commitments, the batching and the outbox). Blocking methods release the GIL; each has an
+``*_async`` twin for asyncio code.
+
+    from chaperone import Devnet, Recorder
+
+    devnet = Devnet.read()  # what `make up` wrote to .chaperone/devnet.json
+    with Recorder(devnet.server_url, "agent.db", devnet.agent_key) as recorder:
+        recorded = recorder.record("gpt-4o", "What is 2+2?", "4")
+        print(recorder.receipt(recorded).index)
+
+Framework integrations: ``chaperone.langchain`` (a callback handler) and
+``chaperone.openai_agents`` (a tracing processor).
+"""
+
+from chaperone._native import (
+    ChainError,
+    ChaperoneError,
+    Closed,
+    ContentFileError,
+    CoreError,
+    Denied,
+    Devnet,
+    Disclosure,
+    Executed,
+    Expired,
+    Forgotten,
+    Invalid,
+    LocalStoreError,
+    MigrationError,
+    Pending,
+    PendingPayment,
+    Progress,
+    Reason,
+    Recorded,
+    RecordReceipt,
+    Recorder,
+    Refused,
+    Rejected,
+    SignedAuthorization,
+    Unreachable,
+    UnknownRecord,
+    VerifiedOnChain,
+    Wallet,
+)
+
+__all__ = [
+    "ChainError",
+    "ChaperoneError",
+    "Closed",
+    "ContentFileError",
+    "CoreError",
+    "Denied",
+    "Devnet",
+    "Disclosure",
+    "Executed",
+    "Expired",
+    "Forgotten",
+    "Invalid",
+    "LocalStoreError",
+    "MigrationError",
+    "Pending",
+    "PendingPayment",
+    "Progress",
+    "Reason",
+    "Recorded",
+    "RecordReceipt",
+    "Recorder",
+    "Refused",
+    "Rejected",
+    "SignedAuthorization",
+    "Unreachable",
+    "UnknownRecord",
+    "VerifiedOnChain",
+    "Wallet",
+]
