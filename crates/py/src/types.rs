@@ -311,6 +311,13 @@ impl Disclosure {
             .map_err(|e| errors::to_py(e.into()))
     }
 
+    /// Whether the server had anchored the record's checkpoint on chain when it was made
+    /// (`verify_on_chain` needs an anchor: disclose again a few seconds later if not).
+    #[getter]
+    fn anchored(&self) -> bool {
+        self.inner.anchor.is_some()
+    }
+
     /// Verifies it end to end against the chain at `rpc_url`; raises `Invalid` if anything
     /// fails to check out.
     fn verify_on_chain(&self, py: Python<'_>, rpc_url: &str) -> PyResult<VerifiedOnChain> {

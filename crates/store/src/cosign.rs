@@ -138,6 +138,15 @@ impl Store {
             };
             if approval != Some(ApprovalState::Approved) {
                 tx.commit().await?;
+                // A human's "no" is final: the agent asking again is told it is denied (the
+                // reasons still say why a human was asked), not to keep waiting.
+                if approval == Some(ApprovalState::Denied) {
+                    return Ok(StoredDecision {
+                        outcome: Outcome::Denied,
+                        signature: None,
+                        ..existing
+                    });
+                }
                 return Ok(existing);
             }
             human_approved = true;

@@ -26,7 +26,7 @@ from agents.tracing import (
 )
 
 from chaperone._json import dumps
-from chaperone._native import Recorded, Recorder
+from chaperone._native import Closed, Recorded, Recorder
 
 __all__ = ["ChaperoneTracingProcessor"]
 
@@ -108,7 +108,10 @@ class ChaperoneTracingProcessor(TracingProcessor):
         self.recorded.append(self.recorder.record(model, input, output, metadata))
 
     def shutdown(self) -> None:
-        self.recorder.flush()
+        self.force_flush()
 
     def force_flush(self) -> None:
-        self.recorder.flush()
+        try:
+            self.recorder.flush()
+        except Closed:
+            pass  # closing flushed it (the SDK calls shutdown again at exit)

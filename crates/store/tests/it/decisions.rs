@@ -1,6 +1,6 @@
 use chaperone_core::{
     Address, B256, Bytes, Call, Execute, U256,
-    policy::{CosignRequest, Outcome, Policy, RequestKind, Token, evaluate},
+    policy::{CosignRequest, Outcome, Policy, Reason, RequestKind, Token, evaluate},
 };
 use chaperone_store::{Decided, Error, RequestRecord, Store, WalletRecord};
 
@@ -347,6 +347,46 @@ async fn an_approved_pending_request_is_decided_again_and_reserves() {
         )
         .await;
         assert_eq!(still.outcome, Outcome::PendingApproval);
+    }
+}
+
+#[tokio::test]
+async fn a_request_a_human_denied_is_answered_denied_and_reserves_nothing() {
+    for store in stores().await {
+        registered(&store, 10_000_000).await;
+        let (id, req) = request(vec![pay(2_000_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        store
+            .resolve_approval(id, false, "alice", NOW + 10)
+            .await
+            .unwrap();
+        let again = decide(
+            &store,
+            id,
+            &CosignRequest {
+                now: NOW + 20,
+                ..req.clone()
+            },
+        )
+        .await;
+        assert_eq!(again.outcome, Outcome::Denied);
+        assert!(again.signature.is_none());
+        assert!(
+            matches!(again.reasons[..], [Reason::NeedsHumanApproval { .. }]),
+            "{:?}",
+            again.reasons
+        );
+        assert_eq!(
+            store
+                .committed_spend(wallet(), Token::Native)
+                .await
+                .unwrap()
+                .0,
+            U256::ZERO
+        );
     }
 }
 
