@@ -33,6 +33,16 @@ def test_a_payment_within_the_policy_executes(wallet: Wallet, devnet: Running) -
     assert wallet.chain_id == devnet.info.chain_id
 
 
+def test_a_token_payment_and_a_batch_of_calls_execute(wallet: Wallet, devnet: Running) -> None:
+    token = devnet.info.token
+    paid = wallet.pay(VENDOR, 5_000_000, token=token)
+    assert paid.block_number > 0
+    # Two native transfers in one transaction: the calls as (to, value, data).
+    both = wallet.execute([(VENDOR, ETH // 1_000, b""), (VENDOR, ETH // 1_000, "0x")])
+    assert both.block_number >= paid.block_number
+    assert both.request_id != paid.request_id
+
+
 def test_a_payment_over_the_cap_is_denied_with_its_reasons(wallet: Wallet) -> None:
     with pytest.raises(chaperone.Denied) as denied:
         wallet.pay(VENDOR, ETH // 2)
