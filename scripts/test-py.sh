@@ -15,5 +15,5 @@ venv=$root/target/py-venv
 # maturin's PEP 517 hook runs the `maturin` found on PATH: the virtualenv's pinned one.
 PATH="$venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet \
   --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./crates/py
-(cd crates/py && "$venv/bin/mypy" --strict python/chaperone examples)
+(cd crates/py && "$venv/bin/mypy" --strict python/chaperone examples bench)
 (cd crates/py && CHAPERONE_BIN="$root/target/debug/chaperone" "$venv/bin/pytest" -q)

@@ -52,6 +52,7 @@ def test_langchain_handler_records_model_and_tool_calls(
         assert "four" in chat["output"]
         metadata = json.loads(chat["metadata"])
         assert metadata["gen_ai.operation.name"] == "chat"
+        assert metadata["gen_ai.provider.name"] == "fakelistchatmodel"  # LangChain's ls_provider
         assert "langchain.run_id" in metadata
         tool_call = opened(recorder, handler.recorded[1].leaf_hash)
         assert json.loads(tool_call["input"]) == {"number": 4}

@@ -38,8 +38,14 @@ class _Started:
 
 
 def _model_name(serialized: dict[str, Any] | None, kwargs: dict[str, Any]) -> str:
-    params = kwargs.get("invocation_params") or {}
-    for source in (params, (serialized or {}).get("kwargs") or {}):
+    # LangChain's LangSmith metadata names the model (`ls_model_name`) for its integrations;
+    # otherwise the invocation parameters or the constructor arguments may, else the class.
+    sources = (
+        {"model": (kwargs.get("metadata") or {}).get("ls_model_name")},
+        kwargs.get("invocation_params") or {},
+        (serialized or {}).get("kwargs") or {},
+    )
+    for source in sources:
         for key in ("model", "model_name", "model_id"):
             if isinstance(source.get(key), str) and source[key]:
                 return str(source[key])
@@ -47,10 +53,9 @@ def _model_name(serialized: dict[str, Any] | None, kwargs: dict[str, Any]) -> st
     return str(names[-1]) if names else "unknown"
 
 
-def _provider(serialized: dict[str, Any] | None) -> str | None:
-    names = (serialized or {}).get("id") or []
-    # ["langchain_openai", "chat_models", "ChatOpenAI"] -> "openai"
-    return str(names[0]).removeprefix("langchain_") if names else None
+def _provider(kwargs: dict[str, Any]) -> str | None:
+    provider = (kwargs.get("metadata") or {}).get("ls_provider")
+    return str(provider) if provider else None
 
 
 def _usage(response: LLMResult) -> dict[str, int]:
@@ -118,7 +123,7 @@ class ChaperoneCallbackHandler(BaseCallbackHandler):
         self,
         operation: str,
         model: str,
-        serialized: dict[str, Any] | None,
+        kwargs: dict[str, Any],
         run_id: UUID,
         parent_run_id: UUID | None,
     ) -> dict[str, Any]:
@@ -127,7 +132,7 @@ class ChaperoneCallbackHandler(BaseCallbackHandler):
             "gen_ai.request.model": model,
             "langchain.run_id": str(run_id),
         }
-        provider = _provider(serialized)
+        provider = _provider(kwargs)
         if provider:
             metadata["gen_ai.provider.name"] = provider
         if parent_run_id is not None:
@@ -145,7 +150,7 @@ class ChaperoneCallbackHandler(BaseCallbackHandler):
     ) -> None:
         model = _model_name(serialized, kwargs)
         prompt = dumps([messages_to_dict(batch) for batch in messages])
-        metadata = self._model_metadata("chat", model, serialized, run_id, parent_run_id)
+        metadata = self._model_metadata("chat", model, kwargs, run_id, parent_run_id)
         self._start(run_id, _Started(model, prompt, metadata))
 
     def on_llm_start(
@@ -159,7 +164,7 @@ class ChaperoneCallbackHandler(BaseCallbackHandler):
     ) -> None:
         model = _model_name(serialized, kwargs)
         metadata = self._model_metadata(
-            "text_completion", model, serialized, run_id, parent_run_id
+            "text_completion", model, kwargs, run_id, parent_run_id
         )
         self._start(run_id, _Started(model, dumps(prompts), metadata))
 
