@@ -17,6 +17,7 @@ mod log;
 pub mod openapi;
 pub mod policy;
 mod proof;
+pub mod readable;
 mod receipt;
 mod record;
 

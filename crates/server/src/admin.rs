@@ -4,7 +4,7 @@
 use axum::{
     Json, Router,
     extract::{FromRequestParts, Path, State},
-    http::{StatusCode, header::AUTHORIZATION, request::Parts},
+    http::{Method, StatusCode, header::AUTHORIZATION, request::Parts},
     response::IntoResponse,
     routing::{get, post},
 };
@@ -64,11 +64,20 @@ impl FromRequestParts<AppState> for Caller {
                 "send Authorization: Bearer <token>",
             )
         };
-        let token = parts
+        let bearer = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // The console's session cookie also authorizes reads (its export links); never a
+        // write, which a cross-site form could otherwise make with the cookie attached.
+        let reading = parts.method == Method::GET || parts.method == Method::HEAD;
+        let token = bearer
+            .or_else(|| {
+                reading
+                    .then(|| crate::console::session_token(&parts.headers))
+                    .flatten()
+            })
             .ok_or_else(unauthorized)?;
         let (role, name) = state
             .store()
@@ -228,7 +237,7 @@ async fn resolve_approval(
     };
     state
         .store()
-        .resolve_approval(id, approve, &caller.name, state.now())
+        .resolve_approval(id, approve, &caller.name, None, state.now())
         .await?;
     tracing::info!(request = %id, approve, by = %caller.name, "approval resolved");
     Ok(Json(Resolved {

@@ -278,27 +278,36 @@ async fn latest_checkpoint(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct VerifyResponse {
-    valid: bool,
+    pub(crate) valid: bool,
     #[schema(value_type = chaperone_core::openapi::Hex32)]
-    leaf_hash: B256,
-    index: u64,
+    pub(crate) leaf_hash: B256,
+    pub(crate) index: u64,
     #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    agent: chaperone_core::Address,
-    checkpoint_size: u64,
+    pub(crate) agent: chaperone_core::Address,
+    pub(crate) checkpoint_size: u64,
     #[schema(value_type = chaperone_core::openapi::Hex32)]
-    checkpoint_root: B256,
+    pub(crate) checkpoint_root: B256,
     #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    audit_log: chaperone_core::Address,
+    pub(crate) audit_log: chaperone_core::Address,
     #[schema(value_type = chaperone_core::openapi::Hex32)]
-    log_id: B256,
+    pub(crate) log_id: B256,
     #[schema(value_type = Option<chaperone_core::openapi::Hex32>)]
-    anchor_tx: Option<B256>,
+    pub(crate) anchor_tx: Option<B256>,
 }
 
 async fn verify(
     State(state): State<AppState>,
     ApiJson(bundle): ApiJson<DisclosureBundle>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
+    verify_bundle(&state, &bundle).await.map(Json)
+}
+
+/// Verifies a disclosure bundle against this server's log and the chain (also the console's
+/// verify page).
+pub(crate) async fn verify_bundle(
+    state: &AppState,
+    bundle: &DisclosureBundle,
+) -> Result<VerifyResponse, ApiError> {
     let log = state.log();
     let invalid = |message: String| {
         ApiError::new(
@@ -376,7 +385,7 @@ async fn verify(
         ));
     }
     let anchor_tx = state.store().anchor_at(size).await?.map(|a| a.tx_hash);
-    Ok(Json(VerifyResponse {
+    Ok(VerifyResponse {
         valid: true,
         leaf_hash: verified.leaf_hash,
         index: verified.index,
@@ -386,5 +395,5 @@ async fn verify(
         audit_log: chain.audit_log,
         log_id: chain.log_id,
         anchor_tx,
-    }))
+    })
 }

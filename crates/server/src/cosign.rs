@@ -9,7 +9,7 @@ use axum::{
 };
 use chaperone_core::{
     Address, AgentMessage, B256, Bytes, Execute, Signature, TokenDomain, TransferWithAuthorization,
-    policy::{CosignRequest, Outcome, Reason, RequestKind, evaluate},
+    policy::{CosignRequest, Effect, Outcome, Reason, RequestKind, Token, call_effects, evaluate},
     recover_low_s,
 };
 use chaperone_store::{Decided, RequestRecord};
@@ -125,6 +125,22 @@ fn subject(
             "invalid_request",
             "send exactly one of `execute` and `authorization`",
         )),
+    }
+}
+
+/// What a recorded request (its `/v1/cosign` body) moves, as the policy counts it.
+pub(crate) fn recorded_effects(request_json: &str) -> Vec<Effect> {
+    let Ok(body) = serde_json::from_str::<CosignBody>(request_json) else {
+        return Vec::new();
+    };
+    match (&body.execute, &body.authorization) {
+        (Some(execute), _) => execute.calls.iter().flat_map(call_effects).collect(),
+        (None, Some(PaymentAuthorization { domain, message })) => vec![Effect::Spend {
+            token: Token::Erc20(domain.verifying_contract),
+            amount: message.value,
+            recipient: message.to,
+        }],
+        (None, None) => Vec::new(),
     }
 }
 

@@ -18,6 +18,7 @@ mod anchor;
 mod api;
 mod audit;
 mod compliance;
+mod console;
 mod cosign;
 mod indexer;
 mod metrics;
@@ -30,7 +31,7 @@ use alloy::providers::DynProvider;
 use axum::{
     Router, extract::DefaultBodyLimit, http::HeaderName, response::IntoResponse, routing::get,
 };
-use chaperone_core::{Address, B256, Secp256k1Signer};
+use chaperone_core::{Address, B256, Secp256k1Signer, policy::Token, readable::TokenUnits};
 use chaperone_store::Store;
 use tower_http::{
     LatencyUnit,
@@ -71,6 +72,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// How long a request may take before it is answered 503.
     request_timeout: Duration,
+    /// Token symbols and decimals, read from the chain once each (the console's amounts).
+    token_units: std::sync::Mutex<std::collections::HashMap<Address, TokenUnits>>,
 }
 
 /// The audit log this server runs: its origin (the name in its checkpoints), the operator key
@@ -163,6 +166,7 @@ impl AppState {
                 admission: Default::default(),
                 metrics: Default::default(),
                 request_timeout: REQUEST_TIMEOUT,
+                token_units: Default::default(),
             }),
         }
     }
@@ -192,6 +196,7 @@ impl AppState {
             admission: Default::default(),
             metrics: i.metrics.clone(),
             request_timeout: i.request_timeout,
+            token_units: Default::default(),
         };
         change(&mut inner);
         Self {
@@ -217,6 +222,49 @@ impl AppState {
 
     fn now(&self) -> u64 {
         (self.inner.clock)()
+    }
+
+    /// How `token`'s amounts are written: native is ETH; an ERC-20's symbol and decimals are
+    /// read from the chain once (without a chain, or if it does not answer, the amount stays
+    /// in base units under the token's short address).
+    async fn token_units(&self, token: Token) -> TokenUnits {
+        let Token::Erc20(address) = token else {
+            return TokenUnits::native();
+        };
+        let cached = self
+            .inner
+            .token_units
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&address)
+            .cloned();
+        if let Some(units) = cached {
+            return units;
+        }
+        let read = async {
+            let chain = self.log().chain.as_ref()?;
+            let erc20 = chaperone_chain::TestToken::new(address, &chain.provider);
+            let symbol = erc20.symbol().call().await.ok()?;
+            let decimals = erc20.decimals().call().await.ok()?;
+            Some(TokenUnits { symbol, decimals })
+        };
+        match read.await {
+            Some(units) => {
+                self.inner
+                    .token_units
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(address, units.clone());
+                units
+            }
+            None => {
+                let text = address.to_string();
+                TokenUnits {
+                    symbol: format!("units of {}…{}", &text[..6], &text[text.len() - 4..]),
+                    decimals: 0,
+                }
+            }
+        }
     }
 }
 
@@ -245,6 +293,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(audit::router())
         .merge(compliance::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(

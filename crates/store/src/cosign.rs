@@ -339,23 +339,25 @@ impl Store {
         .transpose()
     }
 
-    /// Records a human's verdict on a pending request. Fails when there is no pending approval
-    /// for it or the approval expired.
+    /// Records a human's verdict on a pending request, with who gave it and their comment.
+    /// Fails when there is no pending approval for it or the approval expired.
     pub async fn resolve_approval(
         &self,
         request_id: B256,
         approve: bool,
         by: &str,
+        comment: Option<&str>,
         now: u64,
     ) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3 \
+            "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, comment = $5 \
              WHERE request_id = $4 AND status = 'pending' AND expires_at >= $3",
         )
         .bind(if approve { "approved" } else { "denied" })
         .bind(by)
         .bind(db_time(now))
         .bind(request_id.to_string())
+        .bind(comment)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

@@ -291,11 +291,13 @@ async fn an_approved_pending_request_is_decided_again_and_reserves() {
         assert_eq!(pending, vec![(id, wallet(), NOW + 600)]);
 
         store
-            .resolve_approval(id, true, "alice", NOW + 10)
+            .resolve_approval(id, true, "alice", None, NOW + 10)
             .await
             .unwrap();
         assert!(matches!(
-            store.resolve_approval(id, true, "alice", NOW + 11).await,
+            store
+                .resolve_approval(id, true, "alice", None, NOW + 11)
+                .await,
             Err(Error::NoPendingApproval(_))
         ));
         let again = decide(
@@ -334,7 +336,9 @@ async fn an_approved_pending_request_is_decided_again_and_reserves() {
             Outcome::PendingApproval
         );
         assert!(matches!(
-            store.resolve_approval(late, true, "alice", NOW + 601).await,
+            store
+                .resolve_approval(late, true, "alice", None, NOW + 601)
+                .await,
             Err(Error::NoPendingApproval(_))
         ));
         let still = decide(
@@ -360,7 +364,7 @@ async fn a_request_a_human_denied_is_answered_denied_and_reserves_nothing() {
             Outcome::PendingApproval
         );
         store
-            .resolve_approval(id, false, "alice", NOW + 10)
+            .resolve_approval(id, false, "alice", None, NOW + 10)
             .await
             .unwrap();
         let again = decide(

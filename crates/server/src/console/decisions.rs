@@ -1,0 +1,180 @@
+//! Every co-sign decision, filterable by wallet, outcome, reason code and date, each with its
+//! reasons in words, the policy version, the human verdict if one was asked, and its record in
+//! the audit log.
+
+use axum::{
+    Router,
+    extract::{Query, State},
+    response::Response,
+    routing::get,
+};
+use chaperone_core::{
+    Address,
+    policy::{Outcome, Reason},
+    readable::date_start,
+};
+use chaperone_store::DecisionFilter;
+use maud::html;
+use serde::Deserialize;
+
+use super::{
+    PageError, Session, page, reason_tokens, reason_words, short, units_of, url_encode, when,
+};
+use crate::{AppState, api::ApiError};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/decisions", get(decisions))
+}
+
+/// The most decisions one page reads (newest first).
+const PAGE: u32 = 200;
+
+#[derive(Deserialize, Default)]
+struct Filter {
+    #[serde(default)]
+    wallet: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Approved => "approved",
+        Outcome::PendingApproval => "pending_approval",
+        Outcome::Denied => "denied",
+    }
+}
+
+/// A reason's code, as in the API (`per_transaction_cap`, …).
+fn code(reason: &Reason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+async fn decisions(
+    State(state): State<AppState>,
+    session: Session,
+    Query(filter): Query<Filter>,
+) -> Result<Response, PageError> {
+    session.require(&["admin", "auditor"])?;
+    let bad = |what: &str, value: &str| {
+        PageError::from(ApiError::bad_request(
+            "invalid_query",
+            format!("{what} `{value}` does not parse"),
+        ))
+    };
+    let wallet = match filter.wallet.trim() {
+        "" => None,
+        text => Some(text.parse::<Address>().map_err(|_| bad("wallet", text))?),
+    };
+    let outcome = match filter.outcome.as_str() {
+        "" => None,
+        "approved" => Some(Outcome::Approved),
+        "pending_approval" => Some(Outcome::PendingApproval),
+        "denied" => Some(Outcome::Denied),
+        other => return Err(bad("outcome", other)),
+    };
+    let day = |text: &str| match text {
+        "" => Ok(None),
+        text => date_start(text).map(Some).ok_or_else(|| bad("date", text)),
+    };
+    let from = day(&filter.from)?;
+    let to = day(&filter.to)?.map(|t| t + 86_400);
+    let rows = state
+        .store()
+        .decisions(&DecisionFilter {
+            wallet,
+            outcome,
+            from,
+            to,
+            after: None,
+            limit: PAGE,
+        })
+        .await?;
+    let reason = filter.reason.trim();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|d| reason.is_empty() || d.reasons.iter().any(|r| code(r) == reason))
+        .collect();
+    let tokens = rows
+        .iter()
+        .flat_map(|d| reason_tokens(&d.reasons))
+        .collect();
+    let units = units_of(&state, tokens).await;
+    let mut verdicts = Vec::new();
+    for row in &rows {
+        verdicts.push(state.store().verdict(row.request_id).await?);
+    }
+    let export = |format: &str| {
+        let mut url = format!("/v1/decisions?format={format}");
+        if let Some(wallet) = wallet {
+            url.push_str(&format!("&wallet={wallet}"));
+        }
+        if !filter.outcome.is_empty() {
+            url.push_str(&format!("&outcome={}", url_encode(&filter.outcome)));
+        }
+        url
+    };
+    Ok(page(
+        "Decisions",
+        &session,
+        html! {
+            form.filters method="get" action="/decisions" {
+                label { "Wallet " input type="text" name="wallet" value=(filter.wallet) placeholder="0x…"; }
+                label { "Outcome "
+                    select name="outcome" {
+                        @for (value, label) in [("", "any"), ("approved", "approved"), ("pending_approval", "pending approval"), ("denied", "denied")] {
+                            option value=(value) selected[filter.outcome == value] { (label) }
+                        }
+                    }
+                }
+                label { "Reason code " input type="text" name="reason" value=(filter.reason) placeholder="per_transaction_cap"; }
+                label { "From " input type="date" name="from" value=(filter.from); }
+                label { "To " input type="date" name="to" value=(filter.to); }
+                button type="submit" { "Filter" }
+            }
+            p.exports { "Export: " a href=(export("csv")) { "CSV" } " · " a href=(export("jsonl")) { "JSON Lines" } }
+            @if rows.is_empty() { p.empty { "No decisions match." } }
+            table.decisions {
+                thead { tr { th { "Time" } th { "Wallet" } th { "Outcome" } th { "Reasons" } th { "Policy" } th { "Record" } } }
+                tbody {
+                    @for (row, verdict) in rows.iter().zip(&verdicts) {
+                        tr class=(outcome_name(row.outcome)) {
+                            td { (when(row.created_at)) }
+                            td { (short(&row.wallet)) }
+                            td.outcome { (outcome_name(row.outcome).replace('_', " ")) }
+                            td {
+                                @for reason in &row.reasons {
+                                    div.reason title=(code(reason)) { (reason_words(reason, &units)) }
+                                }
+                                @if let Some(v) = verdict {
+                                    @if v.status != "pending" {
+                                        div.verdict {
+                                            (v.status) " by " (v.decided_by.clone().unwrap_or_default())
+                                            @if let Some(at) = v.decided_at { " at " (when(at)) }
+                                            @if let Some(comment) = &v.comment { ": “" (comment) "”" }
+                                        }
+                                    }
+                                }
+                            }
+                            td { "v" (row.policy_version) }
+                            td {
+                                @if let Some(leaf) = row.logged_leaf {
+                                    a href=(format!("/audit/records/{leaf}")) { "record" }
+                                } @else { "not yet logged" }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}

@@ -1,0 +1,405 @@
+//! The compliance console: server-rendered HTML at `/`, for approvers and compliance officers.
+//!
+//! No front-end build and no script: maud templates compiled into the binary, plain forms, one
+//! stylesheet. A login form takes a bearer token and keeps it in an `HttpOnly`,
+//! `SameSite=Strict` cookie; every page checks it against the same roles as the API. Every
+//! form carries a CSRF token derived from the session (SHA-256 of a tag and the session token:
+//! a page of another origin can neither read it nor compute it), and POSTs without it are
+//! refused. Pages are sent with `Cache-Control: no-store`, a CSP allowing no script, and
+//! `X-Frame-Options: DENY` (an approve button must not be framed).
+
+mod approvals;
+mod audit;
+mod decisions;
+mod policies;
+mod spend;
+
+use std::{collections::HashMap, fmt::Write as _};
+
+use axum::{
+    Form, Router,
+    extract::{FromRequestParts, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use chaperone_core::{
+    Address,
+    policy::{Reason, Token},
+    readable::{TokenUnits, iso8601, reason_text},
+};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{AppState, api::ApiError, token_hash};
+
+/// The session cookie: the bearer token itself (the store keeps only its hash).
+pub(crate) const SESSION_COOKIE: &str = "chaperone_session";
+/// How long a login lasts.
+const SESSION_SECONDS: u64 = 12 * 3600;
+
+const STYLE: &str = include_str!("style.css");
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/approvals") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/console.css", get(stylesheet))
+        .merge(approvals::router())
+        .merge(decisions::router())
+        .merge(spend::router())
+        .merge(audit::router())
+        .merge(policies::router())
+}
+
+/// The logged-in user of a console page.
+pub(crate) struct Session {
+    pub(crate) name: String,
+    pub(crate) role: String,
+    token: String,
+}
+
+/// The session token from the request's cookies, if any.
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+/// A console page's failure: no session (to the login page), a missing role, or an error.
+pub(crate) enum PageError {
+    Login(String),
+    Forbidden(String),
+    Failed(ApiError),
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<chaperone_store::Error> for PageError {
+    fn from(e: chaperone_store::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Login(next) => {
+                Redirect::to(&format!("/login?next={}", url_encode(&next))).into_response()
+            }
+            Self::Forbidden(message) => page_response(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                None,
+                html! { p.error { (message) } },
+            ),
+            Self::Failed(error) => {
+                let status = error.status();
+                let message = error.message().to_owned();
+                page_response(status, "Error", None, html! { p.error { (message) } })
+            }
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map_or("/".to_owned(), |p| p.as_str().to_owned());
+        let token = session_token(&parts.headers)
+            .ok_or_else(|| PageError::Login(next.clone()))?
+            .to_owned();
+        let (role, name) = state
+            .store()
+            .api_token(token_hash(&token))
+            .await?
+            .ok_or(PageError::Login(next))?;
+        Ok(Self { name, role, token })
+    }
+}
+
+impl Session {
+    /// Fails unless the user has one of `roles`.
+    pub(crate) fn require(&self, roles: &[&str]) -> Result<(), PageError> {
+        if roles.contains(&self.role.as_str()) {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden(format!(
+                "this page needs role {}; you are logged in as {} ({})",
+                roles.join(" or "),
+                self.name,
+                self.role
+            )))
+        }
+    }
+
+    /// The CSRF token every form of this session carries.
+    pub(crate) fn csrf(&self) -> String {
+        csrf_token(&self.token)
+    }
+
+    /// Fails unless `given` is this session's CSRF token.
+    pub(crate) fn check_csrf(&self, given: &str) -> Result<(), PageError> {
+        let expected = self.csrf();
+        let same = expected.len() == given.len()
+            && expected
+                .bytes()
+                .zip(given.bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(PageError::Failed(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "the form's CSRF token is missing or wrong: reload the page and submit again",
+            )))
+        }
+    }
+
+    /// The hidden form field with the CSRF token.
+    pub(crate) fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.csrf()); }
+    }
+}
+
+fn csrf_token(session: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"chaperone/console/csrf/v1\0");
+    hash.update(session.as_bytes());
+    alloy::hex::encode(hash.finalize())
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn url_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// The navigation: the pages this role may open.
+fn nav(session: &Session) -> Markup {
+    let pages: &[(&str, &str, &[&str])] = &[
+        ("/approvals", "Approvals", &["admin", "approver"]),
+        ("/decisions", "Decisions", &["admin", "auditor"]),
+        ("/spend", "Spend", &["admin", "auditor"]),
+        ("/audit", "Audit log", &["admin", "auditor"]),
+        ("/policies", "Policies", &["admin", "approver", "auditor"]),
+    ];
+    html! {
+        nav {
+            strong { "Chaperone" }
+            @for (href, label, roles) in pages {
+                @if roles.contains(&session.role.as_str()) { a href=(href) { (label) } }
+            }
+            span.who { (session.name) " (" (session.role) ")" }
+            form method="post" action="/logout" {
+                (session.csrf_field())
+                button type="submit" { "Log out" }
+            }
+        }
+    }
+}
+
+fn page_response(
+    status: StatusCode,
+    title: &str,
+    session: Option<&Session>,
+    body: Markup,
+) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Chaperone" }
+                link rel="stylesheet" href="/console.css";
+            }
+            body {
+                @if let Some(session) = session { (nav(session)) }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    };
+    let mut response = (status, markup.into_string()).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A console page for `session`.
+pub(crate) fn page(title: &str, session: &Session, body: Markup) -> Response {
+    page_response(StatusCode::OK, title, Some(session), body)
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+    failed: Option<String>,
+}
+
+/// Only same-site paths are followed after login (no open redirect).
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") => path,
+        _ => "/",
+    }
+}
+
+async fn login_page(Query(query): Query<LoginQuery>) -> Response {
+    let next = safe_next(query.next.as_deref()).to_owned();
+    page_response(
+        StatusCode::OK,
+        "Log in",
+        None,
+        html! {
+            @if query.failed.is_some() { p.error { "That token is not valid." } }
+            p { "Log in with your bearer token (" code { "chaperone up" } " prints an admin token)." }
+            form.login method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                label { "Token " input type="password" name="token" autocomplete="off" required; }
+                button type="submit" { "Log in" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let next = safe_next(form.next.as_deref()).to_owned();
+    let known = state.store().api_token(token_hash(&form.token)).await;
+    match known {
+        Ok(Some((role, name))) => {
+            tracing::info!(user = %name, %role, "console login");
+            // Tokens are hex; anything else could not be a cookie value anyway.
+            if !form.token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Redirect::to("/login?failed=1").into_response();
+            }
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}",
+                form.token
+            );
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+        }
+        Ok(None) => {
+            tracing::info!("console login with an unknown token");
+            Redirect::to(&format!("/login?failed=1&next={}", url_encode(&next))).into_response()
+        }
+        Err(e) => PageError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+    session.check_csrf(&form.csrf)?;
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
+}
+
+/// Token symbols and decimals for the tokens in `tokens`, read from the chain once each.
+pub(crate) async fn units_of(state: &AppState, tokens: Vec<Token>) -> HashMap<Token, TokenUnits> {
+    let mut out = HashMap::new();
+    for token in tokens {
+        if !out.contains_key(&token) {
+            out.insert(token, state.token_units(token).await);
+        }
+    }
+    out
+}
+
+/// The tokens reasons name.
+pub(crate) fn reason_tokens(reasons: &[Reason]) -> Vec<Token> {
+    reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::TokenNotAllowed { token }
+            | Reason::PerTransactionCap { token, .. }
+            | Reason::WindowCap { token, .. }
+            | Reason::NeedsHumanApproval { token, .. } => Some(*token),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A reason in words, with the units looked up.
+pub(crate) fn reason_words(reason: &Reason, units: &HashMap<Token, TokenUnits>) -> String {
+    reason_text(reason, |token| {
+        units.get(token).cloned().unwrap_or_else(TokenUnits::native)
+    })
+}
+
+/// A time as ISO 8601 UTC in a `<time>` element.
+pub(crate) fn when(unix: u64) -> Markup {
+    let text = iso8601(unix);
+    html! { time datetime=(text) { (text) } }
+}
+
+/// An address, shortened for the eye with the full one as its title.
+pub(crate) fn short(address: &Address) -> Markup {
+    let full = address.to_string();
+    html! { code title=(full) { (full[..8]) "…" (full[full.len() - 6..]) } }
+}
+
+/// An inline SVG as markup (the server draws it; no script).
+pub(crate) fn svg(text: String) -> Markup {
+    PreEscaped(text)
+}

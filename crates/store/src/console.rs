@@ -1,0 +1,171 @@
+//! What the compliance console reads besides the compliance API's lists: pending approvals
+//! with their requests, a verdict's approver and comment, a wallet's policy history, and spend
+//! over time for its chart.
+
+use std::collections::BTreeMap;
+
+use chaperone_core::{
+    Address, B256, U256,
+    policy::{Policy, Reason, Token},
+};
+use sqlx::Row;
+
+use crate::{
+    Error, Result, Store,
+    store::{db_time, hex, parse},
+};
+
+/// A request waiting for a human, with what it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDetail {
+    /// The request id (EIP-712 digest).
+    pub request_id: B256,
+    /// The wallet.
+    pub wallet: Address,
+    /// When it was asked (Unix seconds).
+    pub created_at: u64,
+    /// When the approval expires (Unix seconds).
+    pub expires_at: u64,
+    /// The co-sign request as received (JSON).
+    pub request: String,
+    /// Why a human is asked (the policy's reasons).
+    pub reasons: Vec<Reason>,
+}
+
+/// A human's verdict on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+    /// The approver's token name.
+    pub decided_by: Option<String>,
+    /// When (Unix seconds).
+    pub decided_at: Option<u64>,
+    /// Their comment.
+    pub comment: Option<String>,
+}
+
+/// One version of a wallet's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// Its version.
+    pub version: u32,
+    /// Its hash.
+    pub hash: B256,
+    /// The policy.
+    pub policy: Policy,
+    /// When it was installed (Unix seconds).
+    pub created_at: u64,
+}
+
+fn time(row: &sqlx::any::AnyRow, index: usize) -> Result<u64> {
+    let value: i64 = row.try_get(index)?;
+    u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative time {value}")))
+}
+
+impl Store {
+    /// Pending, unexpired approvals with their requests, oldest first.
+    pub async fn pending_approval_details(&self, now: u64) -> Result<Vec<PendingDetail>> {
+        let rows = sqlx::query(
+            "SELECT a.request_id, d.wallet, d.created_at, a.expires_at, d.request, d.reasons \
+             FROM approvals a JOIN decisions d ON d.request_id = a.request_id \
+             WHERE a.status = 'pending' AND a.expires_at >= $1 ORDER BY d.created_at",
+        )
+        .bind(db_time(now))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingDetail {
+                    request_id: parse(&row.try_get::<String, _>(0)?, "request id")?,
+                    wallet: parse(&row.try_get::<String, _>(1)?, "wallet")?,
+                    created_at: time(row, 2)?,
+                    expires_at: time(row, 3)?,
+                    request: row.try_get(4)?,
+                    reasons: serde_json::from_str(&row.try_get::<String, _>(5)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The human verdict on a request, if a human was asked.
+    pub async fn verdict(&self, request_id: B256) -> Result<Option<Verdict>> {
+        let row = sqlx::query(
+            "SELECT status, decided_by, decided_at, comment FROM approvals WHERE request_id = $1",
+        )
+        .bind(request_id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(Verdict {
+                status: row.try_get(0)?,
+                decided_by: row.try_get(1)?,
+                decided_at: row
+                    .try_get::<Option<i64>, _>(2)?
+                    .map(|t| u64::try_from(t).unwrap_or_default()),
+                comment: row.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every version of a wallet's policy, newest first.
+    pub async fn policy_history(&self, wallet: Address) -> Result<Vec<PolicyVersion>> {
+        let rows = sqlx::query(
+            "SELECT version, hash, document, created_at FROM policies WHERE wallet = $1 \
+             ORDER BY version DESC",
+        )
+        .bind(hex(wallet))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let version: i64 = row.try_get(0)?;
+                Ok(PolicyVersion {
+                    version: u32::try_from(version)
+                        .map_err(|_| Error::Corrupt(format!("policy version {version}")))?,
+                    hash: parse(&row.try_get::<String, _>(1)?, "policy hash")?,
+                    policy: serde_json::from_str(&row.try_get::<String, _>(2)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    created_at: time(row, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// What a wallet committed of `token` per `bucket` seconds since `since` (reserved and
+    /// settled; released reservations spent nothing), as (bucket start, amount), oldest first,
+    /// every bucket present.
+    pub async fn spend_series(
+        &self,
+        wallet: Address,
+        token: Token,
+        since: u64,
+        until: u64,
+        bucket: u64,
+    ) -> Result<Vec<(u64, U256)>> {
+        let bucket = bucket.max(1);
+        let rows = sqlx::query(
+            "SELECT created_at, amount FROM spend_reservations \
+             WHERE wallet = $1 AND token = $2 AND status <> 'released' \
+             AND created_at >= $3 AND created_at < $4",
+        )
+        .bind(hex(wallet))
+        .bind(token.to_string())
+        .bind(db_time(since))
+        .bind(db_time(until))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut series: BTreeMap<u64, U256> = (since / bucket..=until.saturating_sub(1) / bucket)
+            .map(|b| (b * bucket, U256::ZERO))
+            .collect();
+        for row in rows {
+            let at = time(&row, 0)?;
+            let amount: U256 = parse(&row.try_get::<String, _>(1)?, "amount")?;
+            let slot = series.entry(at / bucket * bucket).or_default();
+            *slot = slot.saturating_add(amount);
+        }
+        Ok(series.into_iter().collect())
+    }
+}
