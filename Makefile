@@ -12,9 +12,10 @@ TOOLCHAIN_STAMP := node_modules/.chaperone-toolchain
 up: toolchain
 	cargo run -p chaperone-cli -- up
 
-## The example agent, against a running `make up`: logs model calls, pays, discloses a record.
+## The example agent, against a running `make up`: logs model calls, pays, waits up to ten
+## minutes for you to approve its 0.07 ETH in the console, discloses a record.
 agent:
-	cargo run -p chaperone-cli --example agent
+	cargo run -p chaperone-cli --example agent -- --approval-wait 600
 
 ## Run every check and test: formatting, lints, artifact freshness, forge, cargo.
 test: toolchain

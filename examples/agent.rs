@@ -12,6 +12,8 @@
 //! 2. pays: 0.01 ETH (co-signed and executed), 0.5 ETH (denied: over the per-payment cap),
 //!    0.07 ETH (waits for a human approver), 50 DEMO tokens (executed), and signs an x402-style
 //!    EIP-3009 authorization that the wallet's EIP-1271 accepts (skip with `--no-pay`);
+//!    With `--approval-wait SECS` (`make agent` gives 600) it then waits that long for a human
+//!    to approve the 0.07 ETH in the console (or with `curl`), and executes it;
 //! 3. discloses its first record to `.chaperone/disclosure.json` once its checkpoint is
 //!    anchored, for `chaperone verify`.
 //!
@@ -38,6 +40,7 @@ struct Options {
     calls: u64,
     pace: Duration,
     pay: bool,
+    approval_wait: Duration,
     json: bool,
 }
 
@@ -47,6 +50,7 @@ fn options() -> anyhow::Result<Options> {
         calls: 100,
         pace: Duration::ZERO,
         pay: true,
+        approval_wait: Duration::ZERO,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -60,6 +64,10 @@ fn options() -> anyhow::Result<Options> {
                     Duration::from_millis(value()?.parse().context("--pace-ms takes ms")?)
             }
             "--no-pay" => options.pay = false,
+            "--approval-wait" => {
+                options.approval_wait =
+                    Duration::from_secs(value()?.parse().context("--approval-wait takes seconds")?)
+            }
             "--json" => options.json = true,
             other => anyhow::bail!("unknown flag {other}"),
         }
@@ -163,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 },
             ),
         ];
+        let mut waiting = Vec::new();
         for (name, payment) in attempts {
             let outcome = match wallet.pay(payment).await {
                 Ok(executed) => {
@@ -181,14 +190,50 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Err(Error::Pending(pending)) => {
                     say(format!(
-                        "{name}: waiting for a human; approve with\n  curl -X POST -H 'Authorization: Bearer {}' {}/v1/admin/approvals/{}/approve",
-                        devnet.admin_token, devnet.server_url, pending.request_id
+                        "{name}: waiting for a human; approve it in the console at {}/approvals \
+                         (log in with the admin token), or with\n  curl -X POST -H 'Authorization: Bearer {}' {}/v1/admin/approvals/{}/approve",
+                        devnet.server_url,
+                        devnet.admin_token,
+                        devnet.server_url,
+                        pending.request_id
                     ));
-                    json!({ "outcome": "pending", "request_id": pending.request_id })
+                    let request_id = pending.request_id;
+                    waiting.push((name, *pending));
+                    json!({ "outcome": "pending", "request_id": request_id })
                 }
                 Err(e) => return Err(e.into()),
             };
             payments.insert(name.into(), outcome);
+        }
+        if !options.approval_wait.is_zero() {
+            for (name, pending) in waiting {
+                say(format!(
+                    "{name}: waiting up to {} s for the approval…",
+                    options.approval_wait.as_secs()
+                ));
+                let outcome = match wallet
+                    .wait_for_approval(pending, options.approval_wait)
+                    .await
+                {
+                    Ok(executed) => {
+                        say(format!(
+                            "{name}: approved and executed in {}",
+                            executed.tx_hash
+                        ));
+                        json!({ "outcome": "executed", "tx_hash": executed.tx_hash })
+                    }
+                    Err(Error::Denied { .. }) => {
+                        say(format!("{name}: the approver denied it"));
+                        json!({ "outcome": "denied" })
+                    }
+                    Err(Error::Expired) => {
+                        say(format!("{name}: nobody approved it in time"));
+                        json!({ "outcome": "expired" })
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                payments.insert(name.into(), outcome);
+            }
         }
 
         // x402: a signed EIP-3009 authorization, valid through the wallet's EIP-1271.

@@ -54,7 +54,7 @@ cargo build --workspace --bins --examples
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
-step "Python package: pip install ./crates/py, mypy --strict, pytest against a devnet"
+step "Python package and console: pip install ./crates/py, mypy --strict, pytest and headless Chromium against a devnet"
 ./scripts/test-py.sh
 
 step "API fuzzing from the OpenAPI document (schemathesis: no 5xx, nothing undocumented)"

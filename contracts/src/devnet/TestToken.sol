@@ -49,6 +49,12 @@ contract TestToken is ERC20Permit {
 
     constructor() ERC20("Test Token", "TEST") ERC20Permit("Test Token") {}
 
+    /// @notice 6 decimals, like USDC (the devnet's policy and amounts assume it).
+    /// @return The decimals.
+    function decimals() public pure override returns (uint8) {
+        return 6;
+    }
+
     /// @notice Mints `amount` to `to`.
     /// @param to The recipient.
     /// @param amount The amount.

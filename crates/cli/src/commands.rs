@@ -10,7 +10,8 @@ use alloy::{
 use anyhow::{Context, bail};
 use chaperone_core::{
     Address, Call, Execute, U256,
-    policy::{CosignRequest, Outcome, RequestKind, SpendHistory, evaluate},
+    policy::{CosignRequest, Outcome, RequestKind, SpendHistory, Token, evaluate},
+    readable::{TokenUnits, reason_text},
 };
 use chaperone_sdk::{Disclosure, Payment};
 use chaperone_server::{KeySource, ServiceConfig, read_policy, start};
@@ -267,13 +268,31 @@ pub(crate) fn policy_test(args: PolicyTestArgs, out: Output) -> anyhow::Result<E
         "{:?} by policy version {}",
         decision.outcome, decision.policy_version
     );
-    for reason in &decision.reasons {
-        text.push_str(&format!("\n  - {}", serde_json::to_string(reason)?));
+    // Offline there is no chain to read a token's decimals from: ERC-20 amounts stay in
+    // base units (native ones are ETH).
+    let units = |token: &Token| match token {
+        Token::Native => TokenUnits::native(),
+        Token::Erc20(address) => TokenUnits {
+            symbol: format!("base units of {address}"),
+            decimals: 0,
+        },
+    };
+    let words: Vec<String> = decision
+        .reasons
+        .iter()
+        .map(|reason| reason_text(reason, units))
+        .collect();
+    for (reason, words) in decision.reasons.iter().zip(&words) {
+        text.push_str(&format!(
+            "\n  - {words}  {}",
+            serde_json::to_string(reason)?
+        ));
     }
     out.result(
         &json!({
             "outcome": decision.outcome,
             "reasons": decision.reasons,
+            "reasons_text": words,
             "policy_version": decision.policy_version,
             "policy_hash": decision.policy_hash,
         }),

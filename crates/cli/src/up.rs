@@ -176,6 +176,7 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
         &serde_json::to_value(info)?,
         &format!(
             "\nChaperone devnet is up (Ctrl-C to stop; everything is in {dir})\n\
+             \n  console       {server}/   (log in with the admin token below)\
              \n  server        {server}   (API: {server}/openapi.json, metrics: {server}/metrics)\
              \n  RPC           {rpc}   (chain {chain_id})\
              \n  AuditLog      {audit_log}   log {log_id}\

@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use chaperone_core::{B256, policy::Effect, readable::duration};
+use chaperone_core::{B256, policy::Effect};
 use maud::html;
 use serde::Deserialize;
 
@@ -21,6 +21,15 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 const ROLES: &[&str] = &["admin", "approver"];
+
+/// Time left before an approval expires, to the minute.
+fn time_left(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3_600 => format!("{} min", s / 60),
+        s => format!("{} h {} min", s / 3_600, s / 60 % 60),
+    }
+}
 
 async fn inbox(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
     session.require(ROLES)?;
@@ -69,7 +78,7 @@ async fn inbox(State(state): State<AppState>, session: Session) -> Result<Respon
                         dd { @for reason in &request.reasons { div.reason { (reason_words(reason, units)) } } }
                         dt { "Asked" } dd { (when(request.created_at)) }
                         dt { "Expires" }
-                        dd { (when(request.expires_at)) " (in " (duration(request.expires_at.saturating_sub(now))) ")" }
+                        dd { (when(request.expires_at)) " (" (time_left(request.expires_at.saturating_sub(now))) " left)" }
                     }
                     form.verdict method="post" action=(format!("/approvals/{}", request.request_id)) {
                         (session.csrf_field())

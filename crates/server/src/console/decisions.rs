@@ -147,10 +147,14 @@ async fn decisions(
                 thead { tr { th { "Time" } th { "Wallet" } th { "Outcome" } th { "Reasons" } th { "Policy" } th { "Record" } } }
                 tbody {
                     @for (row, verdict) in rows.iter().zip(&verdicts) {
-                        tr class=(outcome_name(row.outcome)) {
+                        // A human's "no" is final: the request is denied (its row keeps the
+                        // pending verdict the policy gave).
+                        @let human_denied = verdict.as_ref().is_some_and(|v| v.status == "denied");
+                        @let shown = if human_denied { "denied" } else { outcome_name(row.outcome) };
+                        tr class=(shown) {
                             td { (when(row.created_at)) }
                             td { (short(&row.wallet)) }
-                            td.outcome { (outcome_name(row.outcome).replace('_', " ")) }
+                            td.outcome { (shown.replace('_', " ")) @if human_denied { " by a human" } }
                             td {
                                 @for reason in &row.reasons {
                                     div.reason title=(code(reason)) { (reason_words(reason, &units)) }

@@ -359,8 +359,8 @@ async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Result<Response
 pub(crate) async fn units_of(state: &AppState, tokens: Vec<Token>) -> HashMap<Token, TokenUnits> {
     let mut out = HashMap::new();
     for token in tokens {
-        if !out.contains_key(&token) {
-            out.insert(token, state.token_units(token).await);
+        if let std::collections::hash_map::Entry::Vacant(slot) = out.entry(token) {
+            slot.insert(state.token_units(token).await);
         }
     }
     out

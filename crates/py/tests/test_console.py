@@ -1,0 +1,231 @@
+"""The compliance console in a real browser (headless Chromium through chromedriver and
+Selenium), against the devnet: log in, approve a payment the SDK is waiting on and see it
+execute, deny another, read the decisions' reasons, verify an uploaded disclosure, diff two
+policy versions. A screenshot of each page goes to target/console-screenshots/.
+
+The console is served by the Rust server; these tests live beside the Python SDK's because the
+agent side of each scenario (a pending payment, a disclosure) is the Python SDK, as it would be
+for a Python agent's approver."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import chaperone
+from chaperone import Recorder, Wallet
+from conftest import REPO, Running, disclose
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+VENDOR = "0x4242424242424242424242424242424242424242"
+ETH = 10**18
+SCREENSHOTS = REPO / "target/console-screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail(
+            "headless Chromium is missing: install the Debian packages chromium and "
+            "chromium-driver (make test installs them)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(driver_path), options=options)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def wallet(devnet: Running) -> Wallet:
+    info = devnet.info
+    return Wallet(info.server_url, info.rpc_url, info.wallet, info.agent_key, approval_poll=0.2)
+
+
+def shot(browser: WebDriver, name: str) -> None:
+    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def log_in(browser: WebDriver, devnet: Running, page: str = "/approvals") -> None:
+    browser.get(devnet.info.server_url + page)
+    if "/login" in browser.current_url:
+        browser.find_element(By.NAME, "token").send_keys(devnet.info.admin_token)
+        shot(browser, "login")
+        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    assert page in browser.current_url, browser.current_url
+
+
+def test_a_page_without_a_session_redirects_to_login(browser: WebDriver, devnet: Running) -> None:
+    browser.delete_all_cookies()
+    browser.get(devnet.info.server_url + "/decisions")
+    assert "/login?next=/decisions" in browser.current_url
+    browser.find_element(By.NAME, "token").send_keys("not-a-token")
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    assert "That token is not valid" in browser.page_source
+    log_in(browser, devnet, "/decisions")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Decisions"
+
+
+def pending_payment(wallet: Wallet, amount: int) -> chaperone.Pending:
+    with pytest.raises(chaperone.Pending) as pending:
+        wallet.pay(VENDOR, amount)
+    return pending.value
+
+
+def waiting(wallet: Wallet, pending: chaperone.Pending) -> tuple[threading.Thread, dict[str, Any]]:
+    """The SDK waiting for the approver in the background, as an agent would."""
+    outcome: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            outcome["executed"] = wallet.wait_for_approval(pending.pending, timeout=120)
+        except chaperone.ChaperoneError as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread, outcome
+
+
+def test_approve_in_the_browser_and_the_payment_executes(
+    browser: WebDriver, devnet: Running, wallet: Wallet
+) -> None:
+    pending = pending_payment(wallet, 7 * ETH // 100)
+    thread, outcome = waiting(wallet, pending)
+    log_in(browser, devnet)
+    section = browser.find_element(By.ID, f"request-{pending.request_id}")
+    text = section.text
+    assert "0.07 ETH to" in text
+    assert "0.07 ETH is above the approval threshold of 0.05 ETH" in text
+    shot(browser, "approvals")
+    section.find_element(By.NAME, "comment").send_keys("invoice 42, checked")
+    section.find_element(By.CSS_SELECTOR, "button.approve").click()
+    thread.join(timeout=120)
+    executed = outcome.get("executed")
+    assert executed is not None, f"the SDK did not get the approval: {outcome}"
+    assert executed.request_id == pending.request_id and executed.block_number > 0
+    assert f"request-{pending.request_id}" not in browser.page_source
+
+    browser.get(devnet.info.server_url + "/decisions?outcome=approved")
+    assert "approved by bootstrap" in browser.page_source
+    assert "invoice 42, checked" in browser.page_source
+
+
+def test_deny_in_the_browser_and_the_sdk_is_told(
+    browser: WebDriver, devnet: Running, wallet: Wallet
+) -> None:
+    pending = pending_payment(wallet, 6 * ETH // 100)
+    thread, outcome = waiting(wallet, pending)
+    log_in(browser, devnet)
+    section = browser.find_element(By.ID, f"request-{pending.request_id}")
+    section.find_element(By.NAME, "comment").send_keys("unknown vendor")
+    section.find_element(By.CSS_SELECTOR, "button.deny").click()
+    thread.join(timeout=120)
+    assert isinstance(outcome.get("error"), chaperone.Denied), outcome
+
+
+def test_the_decisions_read_in_words(browser: WebDriver, devnet: Running, wallet: Wallet) -> None:
+    with pytest.raises(chaperone.Denied):
+        wallet.pay(VENDOR, ETH // 2)
+    log_in(browser, devnet, "/decisions?outcome=denied")
+    assert "0.5 ETH is over the per-payment cap of 0.1 ETH" in browser.page_source
+    browser.get(devnet.info.server_url + "/decisions?reason=per_transaction_cap")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.decisions tbody tr")
+    assert rows and all("per-payment cap" in row.text for row in rows)
+    browser.get(devnet.info.server_url + "/decisions")
+    shot(browser, "decisions")
+
+
+def test_an_uploaded_disclosure_verifies(
+    browser: WebDriver, devnet: Running, agent_key: str, tmp_path: Path
+) -> None:
+    with Recorder(devnet.info.server_url, tmp_path / "agent.db", agent_key) as recorder:
+        recorded = recorder.record("gpt-4o", "What is 2+2?", "4")
+        recorder.sync()
+        disclosure = disclose(recorder, recorded.leaf_hash, ("input", "output"))
+    path = tmp_path / "disclosure.json"
+    disclosure.write(path)
+    log_in(browser, devnet, "/audit/verify")
+    browser.find_element(By.NAME, "disclosure").send_keys(str(path))
+    browser.find_element(By.CSS_SELECTOR, "form.verify button").click()
+    assert "VALID" in browser.find_element(By.CSS_SELECTOR, "p.valid").text
+    assert recorded.leaf_hash in browser.page_source
+    shot(browser, "verify")
+
+    doctored = disclosure.to_json().replace('"model":"gpt-4o"', '"model":"gpt-5"')
+    forged = tmp_path / "forged.json"
+    forged.write_text(doctored)
+    browser.find_element(By.NAME, "disclosure").send_keys(str(forged))
+    browser.find_element(By.CSS_SELECTOR, "form.verify button").click()
+    assert "INVALID" in browser.find_element(By.CSS_SELECTOR, "p.invalid").text
+
+    browser.get(devnet.info.server_url + "/audit")
+    shot(browser, "audit")
+    browser.get(devnet.info.server_url + f"/audit/agents/{recorder.agent}")
+    assert "anchored in block" in browser.page_source
+    shot(browser, "audit-agent")
+
+
+def test_spend_and_policies_with_a_diff(browser: WebDriver, devnet: Running) -> None:
+    wallet = devnet.info.wallet
+    current = devnet.admin("GET", f"/v1/admin/wallets/{wallet}/policy")
+    raised = {**current, "version": current["version"] + 1}
+    raised["rate_limit"] = {**current["rate_limit"], "max_requests": 900}
+    devnet.admin("PUT", f"/v1/admin/wallets/{wallet}/policy", raised)
+    log_in(browser, devnet, "/spend")
+    assert "On-chain backstop" in browser.page_source
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart rect")
+    shot(browser, "spend")
+    browser.get(devnet.info.server_url + "/policies")
+    shot(browser, "policies")
+    browser.get(devnet.info.server_url + f"/policies/{wallet}")
+    diff = browser.find_element(By.CSS_SELECTOR, "pre.diff").text
+    assert "- max_requests = 600" in diff and "+ max_requests = 900" in diff
+    shot(browser, "policy-diff")
+
+
+def post(url: str, body: bytes, cookie: str) -> int:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
+    devnet: Running, wallet: Wallet
+) -> None:
+    pending = pending_payment(wallet, 6 * ETH // 100)
+    cookie = f"chaperone_session={devnet.info.admin_token}"
+    url = f"{devnet.info.server_url}/approvals/{pending.request_id}"
+    assert post(url, b"verdict=approve", cookie) == 403
+    assert post(url, b"verdict=approve&csrf=" + b"0" * 64, cookie) == 403
+    assert pending.request_id in str(devnet.admin("GET", "/v1/admin/approvals")), "still pending"
+    # The API's writes never take the session cookie (a cross-site form would send it).
+    api = f"{devnet.info.server_url}/v1/admin/approvals/{pending.request_id}/approve"
+    assert post(api, b"", cookie) == 401
+    devnet.admin("POST", f"/v1/admin/approvals/{pending.request_id}/deny", {})
