@@ -162,6 +162,7 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
             agent: info.agent,
             policy: PathBuf::from(&info.policy_file),
         }],
+        webhook: None,
     };
     let keys = ServiceKeys {
         cosigner: cosigner.clone(),

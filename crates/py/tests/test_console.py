@@ -26,6 +26,7 @@ from conftest import REPO, Running, disclose
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 VENDOR = "0x4242424242424242424242424242424242424242"
 ETH = 10**18
@@ -64,12 +65,22 @@ def shot(browser: WebDriver, name: str) -> None:
     browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 
 
+def submit(browser: WebDriver, button: str, until: str) -> None:
+    """Clicks a form's button and waits for the page it leads to (its URL contains `until`)."""
+    before = browser.current_url
+    browser.find_element(By.CSS_SELECTOR, button).click()
+    WebDriverWait(browser, 20).until(
+        lambda d: d.current_url != before or until in d.current_url
+    )
+    WebDriverWait(browser, 20).until(lambda d: until in d.current_url)
+
+
 def log_in(browser: WebDriver, devnet: Running, page: str = "/approvals") -> None:
     browser.get(devnet.info.server_url + page)
     if "/login" in browser.current_url:
         browser.find_element(By.NAME, "token").send_keys(devnet.info.admin_token)
         shot(browser, "login")
-        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+        submit(browser, "form.login button", page)
     assert page in browser.current_url, browser.current_url
 
 
@@ -78,7 +89,7 @@ def test_a_page_without_a_session_redirects_to_login(browser: WebDriver, devnet:
     browser.get(devnet.info.server_url + "/decisions")
     assert "/login?next=/decisions" in browser.current_url
     browser.find_element(By.NAME, "token").send_keys("not-a-token")
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    submit(browser, "form.login button", "failed=1")
     assert "That token is not valid" in browser.page_source
     log_in(browser, devnet, "/decisions")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Decisions"
@@ -118,11 +129,13 @@ def test_approve_in_the_browser_and_the_payment_executes(
     shot(browser, "approvals")
     section.find_element(By.NAME, "comment").send_keys("invoice 42, checked")
     section.find_element(By.CSS_SELECTOR, "button.approve").click()
+    WebDriverWait(browser, 20).until(
+        lambda d: f"request-{pending.request_id}" not in d.page_source
+    )
     thread.join(timeout=120)
     executed = outcome.get("executed")
     assert executed is not None, f"the SDK did not get the approval: {outcome}"
     assert executed.request_id == pending.request_id and executed.block_number > 0
-    assert f"request-{pending.request_id}" not in browser.page_source
 
     browser.get(devnet.info.server_url + "/decisions?outcome=approved")
     assert "approved by bootstrap" in browser.page_source
@@ -138,6 +151,9 @@ def test_deny_in_the_browser_and_the_sdk_is_told(
     section = browser.find_element(By.ID, f"request-{pending.request_id}")
     section.find_element(By.NAME, "comment").send_keys("unknown vendor")
     section.find_element(By.CSS_SELECTOR, "button.deny").click()
+    WebDriverWait(browser, 20).until(
+        lambda d: f"request-{pending.request_id}" not in d.page_source
+    )
     thread.join(timeout=120)
     assert isinstance(outcome.get("error"), chaperone.Denied), outcome
 
@@ -166,6 +182,7 @@ def test_an_uploaded_disclosure_verifies(
     log_in(browser, devnet, "/audit/verify")
     browser.find_element(By.NAME, "disclosure").send_keys(str(path))
     browser.find_element(By.CSS_SELECTOR, "form.verify button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.valid"))
     assert "VALID" in browser.find_element(By.CSS_SELECTOR, "p.valid").text
     assert recorded.leaf_hash in browser.page_source
     shot(browser, "verify")
@@ -175,6 +192,7 @@ def test_an_uploaded_disclosure_verifies(
     forged.write_text(doctored)
     browser.find_element(By.NAME, "disclosure").send_keys(str(forged))
     browser.find_element(By.CSS_SELECTOR, "form.verify button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.invalid"))
     assert "INVALID" in browser.find_element(By.CSS_SELECTOR, "p.invalid").text
 
     browser.get(devnet.info.server_url + "/audit")
@@ -200,6 +218,9 @@ def test_spend_and_policies_with_a_diff(browser: WebDriver, devnet: Running) -> 
     diff = browser.find_element(By.CSS_SELECTOR, "pre.diff").text
     assert "- max_requests = 600" in diff and "+ max_requests = 900" in diff
     shot(browser, "policy-diff")
+    browser.get(devnet.info.server_url + "/webhooks")
+    assert "No webhook is configured" in browser.page_source  # `chaperone up` sets none
+    shot(browser, "webhooks")
 
 
 def post(url: str, body: bytes, cookie: str) -> int:

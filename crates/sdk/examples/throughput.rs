@@ -93,6 +93,7 @@ async fn main() {
         operator: None,
         admin_token_env: None,
         wallets: vec![],
+        webhook: None,
     };
     let operator = Secp256k1Signer::random().unwrap();
     let keys = ServiceKeys {

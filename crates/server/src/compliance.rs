@@ -174,8 +174,13 @@ pub(crate) struct DecisionView {
     wallet: Address,
     /// Unix seconds.
     created_at: u64,
+    /// The same time in ISO 8601 UTC.
+    created_at_iso: String,
     outcome: Outcome,
     reasons: Vec<Reason>,
+    /// Each reason in words, amounts in token units ("0.5 ETH is over the per-payment cap of
+    /// 0.1 ETH"); `reasons` keeps the exact base-unit values.
+    reasons_text: Vec<String>,
     policy_version: u32,
     #[schema(value_type = Hex32)]
     policy_hash: B256,
@@ -364,8 +369,10 @@ const DECISION_COLUMNS: &[&str] = &[
     "request_id",
     "wallet",
     "created_at",
+    "created_at_iso",
     "outcome",
     "reasons",
+    "reasons_text",
     "policy_version",
     "policy_hash",
     "signed",
@@ -415,6 +422,11 @@ async fn decisions(
             .last()
             .map(|d| format!("{}:{}", d.created_at, d.request_id)),
     );
+    let tokens = decisions
+        .iter()
+        .flat_map(|d| crate::console::reason_tokens(&d.reasons))
+        .collect();
+    let units = crate::console::units_of(&state, tokens).await;
     let rows = decisions
         .into_iter()
         .map(|d| {
@@ -422,7 +434,13 @@ async fn decisions(
                 request_id: d.request_id,
                 wallet: d.wallet,
                 created_at: d.created_at,
+                created_at_iso: chaperone_core::readable::iso8601(d.created_at),
                 outcome: d.outcome,
+                reasons_text: d
+                    .reasons
+                    .iter()
+                    .map(|r| crate::console::reason_words(r, &units))
+                    .collect(),
                 reasons: d.reasons,
                 policy_version: d.policy_version,
                 policy_hash: d.policy_hash,

@@ -272,6 +272,29 @@ async fn decide(
         )
         .await?;
 
+    if let Some(notifier) = state.notifier()
+        && !stored.replayed
+        && stored.outcome != Outcome::Approved
+    {
+        let tokens = crate::console::reason_tokens(&stored.reasons);
+        let units = crate::console::units_of(state, tokens).await;
+        let words = stored
+            .reasons
+            .iter()
+            .map(|r| crate::console::reason_words(r, &units))
+            .collect();
+        notifier
+            .decision(
+                wallet.address,
+                stored.request_id,
+                stored.outcome,
+                &stored.reasons,
+                words,
+                state.now(),
+            )
+            .await;
+    }
+
     let status = match stored.outcome {
         Outcome::Approved => StatusCode::OK,
         Outcome::PendingApproval => StatusCode::ACCEPTED,

@@ -24,6 +24,7 @@ mod indexer;
 mod metrics;
 mod openapi;
 mod service;
+mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -50,6 +51,10 @@ pub use service::{
     AuditLogConfig, CheckpointConfig, KeySource, RunningService, ServiceConfig, ServiceKeys,
     WalletConfig, read_policy, start,
 };
+pub use webhooks::{
+    MAX_ATTEMPTS as WEBHOOK_MAX_ATTEMPTS, Notifier, Webhook, WebhookConfig, WebhookFormat,
+    WebhookSender, signature as webhook_signature,
+};
 
 /// The largest request body accepted (a policy or a batch of calls); larger gets 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -72,8 +77,13 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// How long a request may take before it is answered 503.
     request_timeout: Duration,
-    /// Token symbols and decimals, read from the chain once each (the console's amounts).
-    token_units: std::sync::Mutex<std::collections::HashMap<Address, TokenUnits>>,
+    /// Webhook notifications of pending approvals and denials, when configured.
+    notifier: Option<Arc<Notifier>>,
+    /// Token symbols and decimals, read from the chain once each (the console's amounts),
+    /// with when the read failed if it did.
+    token_units: std::sync::Mutex<
+        std::collections::HashMap<Address, (TokenUnits, Option<std::time::Instant>)>,
+    >,
 }
 
 /// The audit log this server runs: its origin (the name in its checkpoints), the operator key
@@ -166,6 +176,7 @@ impl AppState {
                 admission: Default::default(),
                 metrics: Default::default(),
                 request_timeout: REQUEST_TIMEOUT,
+                notifier: None,
                 token_units: Default::default(),
             }),
         }
@@ -184,6 +195,11 @@ impl AppState {
         self.rebuilt(|inner| inner.request_timeout = timeout)
     }
 
+    /// The same state notifying pending approvals and denials through `notifier`.
+    pub fn with_notifier(self, notifier: Arc<Notifier>) -> Self {
+        self.rebuilt(|inner| inner.notifier = Some(notifier))
+    }
+
     /// A new state from this one's parts (with fresh admission counters), changed by `change`.
     fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> Self {
         let i = &self.inner;
@@ -196,6 +212,7 @@ impl AppState {
             admission: Default::default(),
             metrics: i.metrics.clone(),
             request_timeout: i.request_timeout,
+            notifier: i.notifier.clone(),
             token_units: Default::default(),
         };
         change(&mut inner);
@@ -216,6 +233,10 @@ impl AppState {
         &self.inner.log
     }
 
+    fn notifier(&self) -> Option<&Notifier> {
+        self.inner.notifier.as_deref()
+    }
+
     fn store(&self) -> &Store {
         &self.inner.store
     }
@@ -225,9 +246,11 @@ impl AppState {
     }
 
     /// How `token`'s amounts are written: native is ETH; an ERC-20's symbol and decimals are
-    /// read from the chain once (without a chain, or if it does not answer, the amount stays
-    /// in base units under the token's short address).
+    /// read from the chain once. Without a chain, or while it does not answer, the amount
+    /// stays in base units under the token's short address (and the chain is asked again a
+    /// minute later, not on every call: this runs on the co-sign path of denials).
     async fn token_units(&self, token: Token) -> TokenUnits {
+        const RETRY_AFTER: Duration = Duration::from_secs(60);
         let Token::Erc20(address) = token else {
             return TokenUnits::native();
         };
@@ -238,8 +261,10 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&address)
             .cloned();
-        if let Some(units) = cached {
-            return units;
+        match cached {
+            Some((units, None)) => return units,
+            Some((units, Some(failed_at))) if failed_at.elapsed() < RETRY_AFTER => return units,
+            _ => {}
         }
         let read = async {
             let chain = self.log().chain.as_ref()?;
@@ -248,23 +273,23 @@ impl AppState {
             let decimals = erc20.decimals().call().await.ok()?;
             Some(TokenUnits { symbol, decimals })
         };
-        match read.await {
-            Some(units) => {
-                self.inner
-                    .token_units
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(address, units.clone());
-                units
-            }
+        let (units, failed_at) = match read.await {
+            Some(units) => (units, None),
             None => {
                 let text = address.to_string();
-                TokenUnits {
+                let units = TokenUnits {
                     symbol: format!("units of {}…{}", &text[..6], &text[text.len() - 4..]),
                     decimals: 0,
-                }
+                };
+                (units, Some(std::time::Instant::now()))
             }
-        }
+        };
+        self.inner
+            .token_units
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(address, (units.clone(), failed_at));
+        units
     }
 }
 

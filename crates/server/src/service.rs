@@ -21,7 +21,8 @@ use chaperone_store::{Store, WalletRecord};
 use serde::Deserialize;
 
 use crate::{
-    AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, Metrics, app, token_hash, unix_now,
+    AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, Metrics, Notifier, Webhook,
+    WebhookConfig, WebhookSender, app, token_hash, unix_now,
 };
 
 /// Everything `chaperone serve` needs. Paths are relative to the configuration file.
@@ -61,6 +62,8 @@ pub struct ServiceConfig {
     /// Wallets to register (if new) with their policies (if newer than the stored one).
     #[serde(default)]
     pub wallets: Vec<WalletConfig>,
+    /// Notifications of pending approvals, denials and anchoring failures.
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// Where the log is anchored and how often.
@@ -344,14 +347,50 @@ pub async fn start(
             );
         }
     }
+    let notifier = match &config.webhook {
+        Some(webhook) => {
+            let secret = std::env::var(&webhook.secret_env).with_context(|| {
+                format!("[webhook] secret_env {} is not set", webhook.secret_env)
+            })?;
+            let local = listener.local_addr()?;
+            let webhook = Webhook {
+                url: webhook.url.clone(),
+                secret: secret.into_bytes(),
+                format: webhook.format,
+                console_url: webhook
+                    .console_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{local}"))
+                    .trim_end_matches('/')
+                    .to_owned(),
+            };
+            let sender = WebhookSender::new(store.clone(), webhook.clone());
+            every(&metrics, Duration::from_secs(1), "webhooks", sender, |s| {
+                Box::pin(async move { s.tick(unix_now()).await.map(|n| format!("{n} delivered")) })
+            });
+            Some(Arc::new(Notifier::new(store.clone(), webhook)))
+        }
+        None => None,
+    };
+
     // Without a chain, decisions are still logged and checkpoints still signed.
     let anchorer = Anchorer::new(store.clone(), log.clone(), cosigner.clone(), sender, anchor);
+    let anchoring_alerts = notifier.clone();
     every(
         &metrics,
         Duration::from_secs(1),
         "anchorer",
         anchorer,
-        |a| Box::pin(async move { a.tick(unix_now()).await.map(|r| format!("{r:?}")) }),
+        move |a| {
+            let alerts = anchoring_alerts.clone();
+            Box::pin(async move {
+                let pass = a.tick(unix_now()).await;
+                if let (Err(e), Some(alerts)) = (&pass, alerts) {
+                    alerts.anchoring_failed(&format!("{e:#}"), unix_now()).await;
+                }
+                pass.map(|r| format!("{r:?}"))
+            })
+        },
     );
 
     let chain_id = config.chain_id;
@@ -361,7 +400,11 @@ pub async fn start(
         operator: operator.address(),
         origin: log.origin.clone(),
         task: tokio::spawn(async move {
-            let router = app(AppState::new(store, cosigner, chain_id).with_log(log, metrics));
+            let mut state = AppState::new(store, cosigner, chain_id).with_log(log, metrics);
+            if let Some(notifier) = notifier {
+                state = state.with_notifier(notifier);
+            }
+            let router = app(state);
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -13,6 +13,7 @@ mod cosign;
 mod error;
 mod store;
 mod totals;
+mod webhooks;
 
 pub use audit::{
     AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
@@ -23,3 +24,4 @@ pub use console::{PendingDetail, PolicyVersion, Verdict};
 pub use cosign::{Decided, RequestRecord, StoredDecision};
 pub use error::{Error, Result};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
+pub use webhooks::WebhookDelivery;

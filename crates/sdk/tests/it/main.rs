@@ -78,6 +78,7 @@ impl Server {
             operator: None,
             admin_token_env: None,
             wallets: vec![],
+            webhook: None,
         };
         adjust(&mut config);
         let keys = ServiceKeys {

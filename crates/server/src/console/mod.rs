@@ -13,6 +13,7 @@ mod audit;
 mod decisions;
 mod policies;
 mod spend;
+mod webhooks;
 
 use std::{collections::HashMap, fmt::Write as _};
 
@@ -52,6 +53,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(spend::router())
         .merge(audit::router())
         .merge(policies::router())
+        .merge(webhooks::router())
 }
 
 /// The logged-in user of a console page.
@@ -207,6 +209,7 @@ fn nav(session: &Session) -> Markup {
         ("/spend", "Spend", &["admin", "auditor"]),
         ("/audit", "Audit log", &["admin", "auditor"]),
         ("/policies", "Policies", &["admin", "approver", "auditor"]),
+        ("/webhooks", "Webhooks", &["admin"]),
     ];
     html! {
         nav {

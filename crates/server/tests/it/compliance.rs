@@ -145,12 +145,12 @@ async fn decisions_and_spend_page_filter_and_export() {
         let (status, csv, _, _) = call_text(&s.router, "/v1/decisions?format=csv", AUDITOR).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(csv.lines().count(), 5);
-        assert!(
-            csv.lines()
-                .next()
-                .unwrap()
-                .starts_with("request_id,wallet,created_at,outcome,reasons")
-        );
+        assert!(csv.lines().next().unwrap().starts_with(
+            "request_id,wallet,created_at,created_at_iso,outcome,reasons,reasons_text"
+        ));
+        // Readable beside exact: ISO 8601 times and reasons in words.
+        assert!(csv.contains(",2025-06-15T"), "{csv}");
+        assert!(csv.contains("is over the per-payment cap of"), "{csv}");
         // Reasons are JSON inside a quoted CSV field.
         assert!(csv.contains("\"[{\"\""), "{csv}");
 

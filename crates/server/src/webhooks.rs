@@ -1,0 +1,323 @@
+//! Webhook notifications: a pending approval, a denial, or an anchoring failure is queued in
+//! the store (`webhook_deliveries`) and POSTed to the deployment's webhook by a background
+//! sender, retried with backoff, every attempt in the delivery log the console shows.
+//!
+//! Each POST carries `X-Chaperone-Event`, `X-Chaperone-Delivery` (the row id: receivers
+//! deduplicate on it), `X-Chaperone-Timestamp` and `X-Chaperone-Signature:
+//! sha256=HEX(HMAC-SHA256(secret, timestamp "." body))`. A receiver checks the signature and
+//! refuses old timestamps, so a captured notification cannot be replayed later. With
+//! `format = "slack"` the body is a Slack incoming-webhook message instead of the JSON event.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use chaperone_core::{
+    Address, B256,
+    policy::{Outcome, Reason},
+    readable::iso8601,
+};
+use chaperone_store::{Store, WebhookDelivery};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// `[webhook]` in the service configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where notifications are POSTed.
+    pub url: String,
+    /// The environment variable holding the HMAC secret.
+    pub secret_env: String,
+    /// `json` (the event, signed) or `slack` (a Slack incoming-webhook message).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// The console's public base URL, for the links in notifications (default: the server's
+    /// own address).
+    pub console_url: Option<String>,
+}
+
+/// The body a webhook receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// The event as JSON.
+    #[default]
+    Json,
+    /// `{"text": …}` with a link to the console.
+    Slack,
+}
+
+/// A configured webhook.
+#[derive(Clone)]
+pub struct Webhook {
+    /// Where notifications go.
+    pub url: String,
+    /// The HMAC-SHA256 key.
+    pub secret: Vec<u8>,
+    /// The body format.
+    pub format: WebhookFormat,
+    /// The console's base URL, without a trailing slash.
+    pub console_url: String,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `timestamp.body` under `secret`.
+pub fn signature(secret: &[u8], timestamp: u64, body: &str) -> String {
+    // HMAC takes keys of any length.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    format!("sha256={}", alloy::hex::encode(mac.finalize().into_bytes()))
+}
+
+/// How long after a failed attempt the next one is made: 10 s, doubling, at most an hour.
+fn backoff(attempts: u32) -> u64 {
+    (10u64 << attempts.saturating_sub(1).min(9)).min(3_600)
+}
+
+/// Attempts before a notification is given up (and shown as failed).
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// A wallet's denials are notified at most once per this many seconds (an agent can be made
+/// to ask for denied payments in a loop; the console lists every one).
+const DENIAL_QUIET_SECS: u64 = 60;
+/// Anchoring failures are notified at most once per this many seconds.
+const ANCHORING_QUIET_SECS: u64 = 600;
+
+/// Queues notifications (from the request path and the workers; never fails them).
+pub struct Notifier {
+    store: Store,
+    webhook: Webhook,
+    quiet_until: Mutex<HashMap<Option<Address>, u64>>,
+}
+
+impl Notifier {
+    /// Notifications of `webhook`, queued in `store`.
+    pub fn new(store: Store, webhook: Webhook) -> Self {
+        Self {
+            store,
+            webhook,
+            quiet_until: Mutex::default(),
+        }
+    }
+
+    /// Whether `key` (a wallet's denials, or `None`: anchoring) may notify now; if so, quiet
+    /// for `quiet` seconds.
+    fn may_notify(&self, key: Option<Address>, now: u64, quiet: u64) -> bool {
+        let mut until = self
+            .quiet_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if until.get(&key).is_some_and(|t| *t > now) {
+            return false;
+        }
+        until.insert(key, now + quiet);
+        true
+    }
+
+    async fn enqueue(&self, event: &str, payload: Value, now: u64) {
+        if let Err(e) = self
+            .store
+            .enqueue_webhook(event, &payload.to_string(), now)
+            .await
+        {
+            tracing::error!(error = %e, event, "queueing a webhook notification failed");
+        }
+    }
+
+    /// A new decision: pending approvals and (throttled per wallet) denials are notified.
+    pub(crate) async fn decision(
+        &self,
+        wallet: Address,
+        request_id: B256,
+        outcome: Outcome,
+        reasons: &[Reason],
+        reasons_text: Vec<String>,
+        now: u64,
+    ) {
+        let event = match outcome {
+            Outcome::PendingApproval => "approval.pending",
+            Outcome::Denied if self.may_notify(Some(wallet), now, DENIAL_QUIET_SECS) => {
+                "decision.denied"
+            }
+            _ => return,
+        };
+        let console = &self.webhook.console_url;
+        let link = match outcome {
+            Outcome::PendingApproval => format!("{console}/approvals#request-{request_id}"),
+            _ => format!("{console}/decisions?wallet={wallet}"),
+        };
+        let payload = json!({
+            "event": event,
+            "created_at": now,
+            "created_at_iso": iso8601(now),
+            "wallet": wallet,
+            "request_id": request_id,
+            "reasons": reasons,
+            "reasons_text": reasons_text,
+            "console_url": link,
+        });
+        self.enqueue(event, payload, now).await;
+    }
+
+    /// An anchoring pass failed (notified at most every ten minutes).
+    pub(crate) async fn anchoring_failed(&self, error: &str, now: u64) {
+        if !self.may_notify(None, now, ANCHORING_QUIET_SECS) {
+            return;
+        }
+        let payload = json!({
+            "event": "anchoring.failed",
+            "created_at": now,
+            "created_at_iso": iso8601(now),
+            "error": error,
+            "console_url": format!("{}/audit", self.webhook.console_url),
+        });
+        self.enqueue("anchoring.failed", payload, now).await;
+    }
+}
+
+/// The Slack message for an event.
+fn slack(payload: &Value) -> String {
+    let event = payload["event"].as_str().unwrap_or_default();
+    let headline = match event {
+        "approval.pending" => format!(
+            "Approval needed: wallet {} asks for a payment",
+            payload["wallet"].as_str().unwrap_or_default()
+        ),
+        "decision.denied" => format!(
+            "Denied: a payment of wallet {}",
+            payload["wallet"].as_str().unwrap_or_default()
+        ),
+        _ => format!(
+            "Anchoring failed: {}",
+            payload["error"].as_str().unwrap_or_default()
+        ),
+    };
+    let reasons: Vec<&str> = payload["reasons_text"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut text = format!("*Chaperone* {headline}");
+    for reason in reasons {
+        text.push_str(&format!("\n• {reason}"));
+    }
+    text.push_str(&format!(
+        "\n<{}|Open in the console>",
+        payload["console_url"].as_str().unwrap_or_default()
+    ));
+    json!({ "text": text }).to_string()
+}
+
+/// Delivers queued notifications (one pass per tick).
+pub struct WebhookSender {
+    store: Store,
+    webhook: Webhook,
+    client: reqwest::Client,
+}
+
+impl WebhookSender {
+    /// A sender of `store`'s queued notifications to `webhook`.
+    pub fn new(store: Store, webhook: Webhook) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self {
+            store,
+            webhook,
+            client,
+        }
+    }
+
+    async fn post(&self, delivery: &WebhookDelivery, now: u64) -> Result<(), String> {
+        let body = match self.webhook.format {
+            WebhookFormat::Json => delivery.payload.clone(),
+            WebhookFormat::Slack => {
+                let payload: Value = serde_json::from_str(&delivery.payload).unwrap_or_default();
+                slack(&payload)
+            }
+        };
+        let answer = self
+            .client
+            .post(&self.webhook.url)
+            .header("content-type", "application/json")
+            .header("x-chaperone-event", &delivery.event)
+            .header("x-chaperone-delivery", delivery.id.to_string())
+            .header("x-chaperone-timestamp", now.to_string())
+            .header(
+                "x-chaperone-signature",
+                signature(&self.webhook.secret, now, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{}", e.without_url()))?;
+        let status = answer.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("the receiver answered HTTP {}", status.as_u16()))
+        }
+    }
+
+    /// Sends what is due at `now`; returns how many were delivered.
+    pub async fn tick(&self, now: u64) -> anyhow::Result<usize> {
+        let mut delivered = 0;
+        for delivery in self.store.due_webhooks(now, 50).await? {
+            let outcome = self.post(&delivery, now).await;
+            let attempts = delivery.attempts + 1;
+            match &outcome {
+                Ok(()) => delivered += 1,
+                Err(error) => tracing::warn!(
+                    delivery = delivery.id,
+                    event = %delivery.event,
+                    attempts,
+                    error,
+                    "webhook delivery failed"
+                ),
+            }
+            let recorded = outcome.as_ref().map(|_| ()).map_err(|error| {
+                let retry = (attempts < MAX_ATTEMPTS).then(|| now + backoff(attempts));
+                (error.as_str(), retry)
+            });
+            self.store
+                .record_webhook_attempt(delivery.id, recorded, now)
+                .await?;
+        }
+        Ok(delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_ten_seconds_to_an_hour() {
+        let waits: Vec<u64> = (1..=MAX_ATTEMPTS + 3).map(backoff).collect();
+        assert_eq!(
+            waits,
+            [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+    }
+
+    #[test]
+    fn the_signature_covers_timestamp_and_body() {
+        let a = signature(b"secret", 1, "{}");
+        assert!(a.starts_with("sha256=") && a.len() == 7 + 64);
+        assert_ne!(a, signature(b"secret", 2, "{}"));
+        assert_ne!(a, signature(b"secret", 1, "{ }"));
+        assert_ne!(a, signature(b"other", 1, "{}"));
+    }
+}
