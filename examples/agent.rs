@@ -181,12 +181,16 @@ async fn main() -> anyhow::Result<()> {
                     ));
                     json!({ "outcome": "executed", "tx_hash": executed.tx_hash })
                 }
-                Err(Error::Denied { reasons, .. }) => {
+                Err(Error::Denied {
+                    reasons,
+                    reasons_text,
+                    ..
+                }) => {
                     say(format!(
                         "{name}: denied by policy: {}",
-                        serde_json::to_string(&reasons)?
+                        reasons_text.join("; ")
                     ));
-                    json!({ "outcome": "denied", "reasons": reasons })
+                    json!({ "outcome": "denied", "reasons": reasons, "reasons_text": reasons_text })
                 }
                 Err(Error::Pending(pending)) => {
                     say(format!(

@@ -107,14 +107,21 @@ pub(crate) struct Reason {
     #[pyo3(get)]
     code: String,
     fields: Py<PyDict>,
+    /// The reason in words, amounts in token units (as the server wrote it).
+    #[pyo3(get)]
     text: String,
+    json: String,
 }
 
 /// The fields of reasons that hold amounts (hex `U256` in the JSON, ints in Python).
 const AMOUNT_FIELDS: [&str; 5] = ["amount", "cap", "spent", "max", "threshold"];
 
 impl Reason {
-    pub(crate) fn new(py: Python<'_>, reason: &PolicyReason) -> PyResult<Self> {
+    pub(crate) fn new(
+        py: Python<'_>,
+        reason: &PolicyReason,
+        text: Option<String>,
+    ) -> PyResult<Self> {
         let value = serde_json::to_value(reason).unwrap_or_default();
         let fields = PyDict::new(py);
         let mut code = String::new();
@@ -136,10 +143,12 @@ impl Reason {
                 }
             }
         }
+        let json = value.to_string();
         Ok(Self {
             code,
             fields: fields.unbind(),
-            text: value.to_string(),
+            text: text.unwrap_or_else(|| json.clone()),
+            json,
         })
     }
 }
@@ -171,6 +180,11 @@ impl Reason {
 
     fn __str__(&self) -> &str {
         &self.text
+    }
+
+    /// The reason as the API's JSON (exact base-unit values).
+    fn to_json(&self) -> &str {
+        &self.json
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -210,10 +224,12 @@ pub(crate) fn to_py(error: Error) -> PyErr {
             Error::Denied {
                 request_id,
                 reasons,
+                reasons_text,
             } => {
                 let reasons: Vec<Py<PyAny>> = reasons
                     .iter()
-                    .filter_map(|r| Reason::new(py, r).ok())
+                    .enumerate()
+                    .filter_map(|(i, r)| Reason::new(py, r, reasons_text.get(i).cloned()).ok())
                     .filter_map(|r| Py::new(py, r).ok().map(Py::into_any))
                     .collect();
                 (

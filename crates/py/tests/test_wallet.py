@@ -53,7 +53,9 @@ def test_a_payment_over_the_cap_is_denied_with_its_reasons(wallet: Wallet) -> No
     assert cap.cap == ETH // 10
     assert cap.token == "native"
     assert denied.value.request_id.startswith("0x")
-    assert "per_transaction_cap" in str(denied.value)
+    assert cap.text == "0.5 ETH is over the per-payment cap of 0.1 ETH"
+    assert "0.5 ETH is over the per-payment cap of 0.1 ETH" in str(denied.value)
+    assert '"cap":"0x16345785d8a0000"' in cap.to_json(), "the exact values stay beside"
     with pytest.raises(AttributeError, match="no field"):
         _ = cap.threshold
 

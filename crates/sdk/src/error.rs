@@ -34,12 +34,15 @@ pub enum Error {
         message: String,
     },
     /// The policy service denied the payment.
-    #[error("denied by policy: {}", reasons_text(.reasons))]
+    #[error("denied by policy: {}", denial_text(.reasons, .reasons_text))]
     Denied {
         /// The request's id (its EIP-712 digest).
         request_id: B256,
-        /// Every reason the policy gave.
+        /// Every reason the policy gave, with its exact figures.
         reasons: Vec<Reason>,
+        /// The same reasons in words, amounts in token units ("0.5 ETH is over the per-payment
+        /// cap of 0.1 ETH"), as the server wrote them (empty from an older server).
+        reasons_text: Vec<String>,
     },
     /// A human approver must approve first; pass it to `AgentWallet::wait_for_approval`.
     #[error("pending a human approval (request {})", .0.request_id)]
@@ -73,7 +76,10 @@ pub enum Error {
     Closed,
 }
 
-fn reasons_text(reasons: &[Reason]) -> String {
+fn denial_text(reasons: &[Reason], words: &[String]) -> String {
+    if words.len() == reasons.len() && !words.is_empty() {
+        return words.join("; ");
+    }
     let texts: Vec<String> = reasons
         .iter()
         .map(|r| serde_json::to_string(r).unwrap_or_default())

@@ -161,6 +161,8 @@ struct CosignAnswer {
     request_id: B256,
     #[serde(default)]
     reasons: Vec<Reason>,
+    #[serde(default)]
+    reasons_text: Vec<String>,
     cosigner_signature: Option<Bytes>,
 }
 
@@ -516,6 +518,7 @@ impl Wallet {
                 Err(Error::Denied {
                     request_id: a.request_id,
                     reasons: a.reasons,
+                    reasons_text: a.reasons_text,
                 })
             }
             400 if answer.body()["error"]["code"] == "expired" => Err(Error::Expired),

@@ -128,6 +128,8 @@ pub(crate) struct PendingApproval {
     wallet: Address,
     /// Unix seconds.
     expires_at: u64,
+    /// The same time in ISO 8601 UTC.
+    expires_at_iso: String,
 }
 
 /// The pending, unexpired approvals.
@@ -218,6 +220,7 @@ async fn pending_approvals(
             request_id,
             wallet,
             expires_at,
+            expires_at_iso: chaperone_core::readable::iso8601(expires_at),
         })
         .collect();
     Ok(Json(PendingApprovals { pending }))

@@ -151,6 +151,8 @@ pub(crate) struct CosignResponse {
     request_id: B256,
     outcome: Outcome,
     reasons: Vec<Reason>,
+    /// Each reason in words, amounts in token units; `reasons` keeps the exact values.
+    reasons_text: Vec<String>,
     policy_version: u32,
     #[schema(value_type = chaperone_core::openapi::Hex32)]
     policy_hash: B256,
@@ -272,24 +274,28 @@ async fn decide(
         )
         .await?;
 
-    if let Some(notifier) = state.notifier()
-        && !stored.replayed
-        && stored.outcome != Outcome::Approved
-    {
+    // Reasons in words beside the exact values (token units from the chain, cached).
+    let reasons_text: Vec<String> = if stored.reasons.is_empty() {
+        Vec::new()
+    } else {
         let tokens = crate::console::reason_tokens(&stored.reasons);
         let units = crate::console::units_of(state, tokens).await;
-        let words = stored
+        stored
             .reasons
             .iter()
             .map(|r| crate::console::reason_words(r, &units))
-            .collect();
+            .collect()
+    };
+    if let Some(notifier) = state.notifier()
+        && !stored.replayed
+    {
         notifier
             .decision(
                 wallet.address,
                 stored.request_id,
                 stored.outcome,
                 &stored.reasons,
-                words,
+                reasons_text.clone(),
                 state.now(),
             )
             .await;
@@ -305,6 +311,7 @@ async fn decide(
         request_id: digest,
         outcome: stored.outcome,
         reasons: stored.reasons,
+        reasons_text,
         policy_version: stored.policy_version,
         policy_hash: stored.policy_hash,
         cosigner_signature: stored.signature,

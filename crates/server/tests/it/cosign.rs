@@ -109,6 +109,10 @@ async fn denied_and_pending_requests_get_403_and_202_with_reasons() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{response}");
     assert_eq!(response["outcome"], "denied");
     assert_eq!(response["reasons"][0]["code"], "per_transaction_cap");
+    assert_eq!(
+        response["reasons_text"][0],
+        "0.000000000000001001 ETH is over the per-payment cap of 0.000000000000001 ETH"
+    );
     assert!(response["cosigner_signature"].is_null());
 
     let pending = execute(600, 1);
