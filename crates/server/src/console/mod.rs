@@ -290,10 +290,18 @@ struct LoginQuery {
     failed: Option<String>,
 }
 
-/// Only same-site paths are followed after login (no open redirect).
+/// Only same-site paths are followed after login (no open redirect: browsers read `//host`
+/// and `/\host` as another host).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") => path,
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path
+        }
         _ => "/",
     }
 }
@@ -328,8 +336,12 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
     match known {
         Ok(Some((role, name))) => {
             tracing::info!(user = %name, %role, "console login");
-            // Tokens are hex; anything else could not be a cookie value anyway.
-            if !form.token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            // A token that cannot be a cookie value (RFC 6265's cookie-octet) cannot log in.
+            if !form
+                .token
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b";,\"\\".contains(&b))
+            {
                 return Redirect::to("/login?failed=1").into_response();
             }
             let cookie = format!(
@@ -405,4 +417,27 @@ pub(crate) fn short(address: &Address) -> Markup {
 /// An inline SVG as markup (the server draws it; no script).
 pub(crate) fn svg(text: String) -> Markup {
     PreEscaped(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn login_follows_only_same_site_paths() {
+        assert_eq!(
+            safe_next(Some("/decisions?outcome=denied")),
+            "/decisions?outcome=denied"
+        );
+        for evil in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "/\n",
+        ] {
+            assert_eq!(safe_next(Some(evil)), "/", "{evil}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
