@@ -250,3 +250,9 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     api = f"{devnet.info.server_url}/v1/admin/approvals/{pending.request_id}/approve"
     assert post(api, b"", cookie) == 401
     devnet.admin("POST", f"/v1/admin/approvals/{pending.request_id}/deny", {})
+    # The login form carries its own CSRF token (a cookie and a field that must match).
+    login = f"{devnet.info.server_url}/login"
+    token = f"token={devnet.info.admin_token}".encode()
+    assert post(login, token, "") == 403
+    assert post(login, token + b"&csrf=ab", "chaperone_login=cd") == 403
+    assert post(login, token + b"&csrf=ab", "chaperone_login=ab") == 200  # logged in, redirected

@@ -58,6 +58,19 @@ pub struct PolicyVersion {
     pub created_at: u64,
 }
 
+/// A signed checkpoint and, once mined, its anchoring transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStatus {
+    /// The tree size.
+    pub size: u64,
+    /// The root.
+    pub root: B256,
+    /// When it was signed (Unix seconds).
+    pub signed_at: u64,
+    /// The anchoring transaction and its block.
+    pub anchor: Option<(B256, u64)>,
+}
+
 fn time(row: &sqlx::any::AnyRow, index: usize) -> Result<u64> {
     let value: i64 = row.try_get(index)?;
     u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative time {value}")))
@@ -108,6 +121,35 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// The newest signed checkpoints with their anchors, newest first.
+    pub async fn recent_checkpoints(&self, limit: u32) -> Result<Vec<CheckpointStatus>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT c.size, c.root, c.created_at, a.tx_hash, a.block_number \
+             FROM checkpoints c LEFT JOIN anchors a ON a.size = c.size \
+             ORDER BY c.size DESC LIMIT {limit}"
+        )))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let tx: Option<String> = row.try_get(3)?;
+                let block: Option<i64> = row.try_get(4)?;
+                Ok(CheckpointStatus {
+                    size: time(row, 0)?,
+                    root: parse(&row.try_get::<String, _>(1)?, "root")?,
+                    signed_at: time(row, 2)?,
+                    anchor: match (tx, block) {
+                        (Some(tx), Some(block)) => Some((
+                            parse(&tx, "anchor transaction")?,
+                            u64::try_from(block).unwrap_or_default(),
+                        )),
+                        _ => None,
+                    },
+                })
+            })
+            .collect()
     }
 
     /// Every version of a wallet's policy, newest first.

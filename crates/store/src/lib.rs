@@ -20,7 +20,7 @@ pub use audit::{
     StoredCheckpoint, UnloggedDecision,
 };
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};
-pub use console::{PendingDetail, PolicyVersion, Verdict};
+pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
 pub use cosign::{Decided, RequestRecord, StoredDecision};
 pub use error::{Error, Result};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};

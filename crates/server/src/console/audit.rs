@@ -42,11 +42,15 @@ impl Progress {
     /// Where a record at `index` stands.
     fn status(&self, index: u64) -> Markup {
         match (&self.anchor, &self.checkpoint) {
-            (Some(anchor), _) if index < anchor.size => html! {
-                span.status.anchored title=(format!("transaction {}", anchor.tx_hash)) {
-                    "anchored in block " (anchor.block_number)
+            (Some(anchor), _) if index < anchor.size => {
+                let tx = anchor.tx_hash.to_string();
+                html! {
+                    span.status.anchored {
+                        "anchored in block " (anchor.block_number) ", tx "
+                        code title=(tx) { (tx[..10]) "…" }
+                    }
                 }
-            },
+            }
             (_, Some((checkpoint, _))) if index < checkpoint.size => {
                 html! { span.status.checkpointed { "checkpointed" } }
             }
@@ -80,6 +84,7 @@ async fn overview(State(state): State<AppState>, session: Session) -> Result<Res
     session.require(ROLES)?;
     let progress = Progress::read(&state).await?;
     let agents = state.store().agents(None, 1000).await?;
+    let checkpoints = state.store().recent_checkpoints(10).await?;
     Ok(page(
         "Audit log",
         &session,
@@ -87,6 +92,26 @@ async fn overview(State(state): State<AppState>, session: Session) -> Result<Res
             (progress.summary())
             p { a href="/audit/verify" { "Verify a disclosure bundle" } " · Export agents: "
                 a href="/v1/agents?format=csv" { "CSV" } " · " a href="/v1/agents?format=jsonl" { "JSON Lines" } }
+            h2 { "Latest checkpoints" }
+            @if checkpoints.is_empty() { p.empty { "No checkpoint signed yet." } }
+            table.checkpoints {
+                thead { tr { th { "Size" } th { "Root" } th { "Signed" } th { "Anchored" } } }
+                tbody {
+                    @for c in &checkpoints {
+                        tr {
+                            td { (c.size) }
+                            td { code { (c.root) } }
+                            td { (when(c.signed_at)) }
+                            td {
+                                @match c.anchor {
+                                    Some((tx, block)) => { "block " (block) ", tx " code { (tx) } }
+                                    None => { span.status.checkpointed { "not yet" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { "Agents" }
             @if agents.is_empty() { p.empty { "No agent has logged a record yet." } }
             table.agents {

@@ -37,6 +37,8 @@ use crate::{AppState, api::ApiError, token_hash};
 
 /// The session cookie: the bearer token itself (the store keeps only its hash).
 pub(crate) const SESSION_COOKIE: &str = "chaperone_session";
+/// The login form's CSRF cookie (double submit: the form must carry the same value).
+const LOGIN_COOKIE: &str = "chaperone_login";
 /// How long a login lasts.
 const SESSION_SECONDS: u64 = 12 * 3600;
 
@@ -65,14 +67,7 @@ pub(crate) struct Session {
 
 /// The session token from the request's cookies, if any.
 pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value)
+    cookie(headers, SESSION_COOKIE)
 }
 
 /// A console page's failure: no session (to the login page), a missing role, or an error.
@@ -157,14 +152,7 @@ impl Session {
 
     /// Fails unless `given` is this session's CSRF token.
     pub(crate) fn check_csrf(&self, given: &str) -> Result<(), PageError> {
-        let expected = self.csrf();
-        let same = expected.len() == given.len()
-            && expected
-                .bytes()
-                .zip(given.bytes())
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0;
-        if same {
+        if same(&self.csrf(), given) {
             Ok(())
         } else {
             Err(PageError::Failed(ApiError::new(
@@ -179,6 +167,16 @@ impl Session {
     pub(crate) fn csrf_field(&self) -> Markup {
         html! { input type="hidden" name="csrf" value=(self.csrf()); }
     }
+}
+
+/// Whether two tokens are equal, in time independent of where they differ.
+fn same(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 fn csrf_token(session: &str) -> String {
@@ -308,7 +306,15 @@ fn safe_next(next: Option<&str>) -> &str {
 
 async fn login_page(Query(query): Query<LoginQuery>) -> Response {
     let next = safe_next(query.next.as_deref()).to_owned();
-    page_response(
+    // The login form has no session to derive its CSRF token from: a random one goes into a
+    // cookie and into the form, and the POST must bring both (another origin can set neither).
+    let mut nonce = [0u8; 32];
+    if getrandom::fill(&mut nonce).is_err() {
+        return PageError::Failed(ApiError::internal("no randomness for the login form"))
+            .into_response();
+    }
+    let csrf = alloy::hex::encode(nonce);
+    let mut response = page_response(
         StatusCode::OK,
         "Log in",
         None,
@@ -317,21 +323,55 @@ async fn login_page(Query(query): Query<LoginQuery>) -> Response {
             p { "Log in with your bearer token (" code { "chaperone up" } " prints an admin token)." }
             form.login method="post" action="/login" {
                 input type="hidden" name="next" value=(next);
+                input type="hidden" name="csrf" value=(csrf);
                 label { "Token " input type="password" name="token" autocomplete="off" required; }
                 button type="submit" { "Log in" }
             }
         },
-    )
+    );
+    let cookie =
+        format!("{LOGIN_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// A cookie's value from the request.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     token: String,
     next: Option<String>,
+    #[serde(default)]
+    csrf: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let next = safe_next(form.next.as_deref()).to_owned();
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(expected, &form.csrf) {
+        return PageError::Failed(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "the login form's CSRF token is missing or wrong: open the login page and try again",
+        ))
+        .into_response();
+    }
     let known = state.store().api_token(token_hash(&form.token)).await;
     match known {
         Ok(Some((role, name))) => {
