@@ -3,9 +3,9 @@
 
 use axum::{
     Json, Router,
-    extract::{FromRequestParts, Path, State},
+    extract::{FromRequestParts, Path, Query, State, rejection::QueryRejection},
     http::{Method, StatusCode, header::AUTHORIZATION, request::Parts},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use chaperone_core::{Address, B256, policy::Policy};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::{
     AppState,
     api::{ApiError, ApiJson},
+    compliance::Format,
     token_hash,
 };
 
@@ -208,13 +209,17 @@ async fn get_policy(
     Ok(Json(policy))
 }
 
+const APPROVAL_COLUMNS: &[&str] = &["request_id", "wallet", "expires_at", "expires_at_iso"];
+
 async fn pending_approvals(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<impl IntoResponse, ApiError> {
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
     caller.require(&["admin", "approver"])?;
+    let format = crate::compliance::list_format(query)?;
     let pending = state.store().pending_approvals(state.now()).await?;
-    let pending = pending
+    let pending: Vec<PendingApproval> = pending
         .into_iter()
         .map(|(request_id, wallet, expires_at)| PendingApproval {
             request_id,
@@ -223,7 +228,16 @@ async fn pending_approvals(
             expires_at_iso: chaperone_core::readable::iso8601(expires_at),
         })
         .collect();
-    Ok(Json(PendingApprovals { pending }))
+    Ok(match format {
+        Format::Json => Json(PendingApprovals { pending }).into_response(),
+        export => {
+            let rows = pending
+                .iter()
+                .map(|p| serde_json::to_value(p).unwrap_or_default())
+                .collect();
+            crate::compliance::page(export, APPROVAL_COLUMNS, rows, None)
+        }
+    })
 }
 
 async fn resolve_approval(

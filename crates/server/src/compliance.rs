@@ -42,7 +42,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     JsonLines,
     Csv,
@@ -208,8 +208,29 @@ fn row(value: impl Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
+/// The `format` of a list that is not paginated (it takes no other parameter).
+pub(crate) fn list_format(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Format, ApiError> {
+    let params = Params::parse(query, &[])?;
+    if let Some(key) = ["cursor", "limit"]
+        .into_iter()
+        .find(|k| params.0.contains_key(*k))
+    {
+        return Err(invalid(format!(
+            "this list is not paginated: `{key}` does not apply (it takes format)"
+        )));
+    }
+    params.format()
+}
+
 /// Renders one page of `rows` (JSON objects with `columns` as keys) in `format`.
-fn page(format: Format, columns: &[&str], rows: Vec<Value>, next: Option<String>) -> Response {
+pub(crate) fn page(
+    format: Format,
+    columns: &[&str],
+    rows: Vec<Value>,
+    next: Option<String>,
+) -> Response {
     let mut response = match format {
         Format::Json => Json(Page {
             items: rows,

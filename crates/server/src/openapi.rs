@@ -356,7 +356,11 @@ fn operations() -> Vec<Operation> {
             path: "/v1/admin/approvals",
             summary: "Pending, unexpired approvals",
             roles: &["admin", "approver"],
-            parameters: vec![],
+            parameters: vec![query(
+                "format",
+                "json (default), jsonl or csv",
+                json!({ "type": "string", "enum": ["json", "jsonl", "csv"] }),
+            )],
             body: None,
             answer: Some("PendingApprovals"),
             responses: vec![("200", "pending approvals")],
@@ -392,9 +396,13 @@ pub fn openapi() -> Value {
                     let mut content = json!({
                         "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } }
                     });
-                    // The compliance lists also export (`format=jsonl|csv`): one row per line.
-                    if schema.starts_with("Page_") {
-                        let row = schema.trim_start_matches("Page_");
+                    // The compliance lists and the approvals also export
+                    // (`format=jsonl|csv`): one row per line.
+                    let row = match schema.strip_prefix("Page_") {
+                        Some(row) => Some(row),
+                        None => (schema == "PendingApprovals").then_some("PendingApproval"),
+                    };
+                    if let Some(row) = row {
                         content["application/x-ndjson"] =
                             json!({ "schema": { "$ref": format!("#/components/schemas/{row}") } });
                         content["text/csv"] = json!({ "schema": { "type": "string" } });

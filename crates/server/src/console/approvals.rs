@@ -58,6 +58,7 @@ async fn inbox(State(state): State<AppState>, session: Session) -> Result<Respon
         "Approvals",
         &session,
         html! {
+            p.exports { "Export: " a href="/v1/admin/approvals?format=csv" { "CSV" } " · " a href="/v1/admin/approvals?format=jsonl" { "JSON Lines" } }
             @if pending.is_empty() {
                 p.empty { "Nothing is waiting for a human." }
             }

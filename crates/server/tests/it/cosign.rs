@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use chaperone_core::{Address, B256, Bytes, Call, Execute, U256, policy::Token, recover_low_s};
 use serde_json::json;
 
-use crate::{ADMIN, APPROVER, NOW, Service, admin::policy_json, call, service};
+use crate::{ADMIN, APPROVER, NOW, Service, admin::policy_json, call, call_text, service};
 
 async fn ready() -> Service {
     ready_on(service().await).await
@@ -132,6 +132,28 @@ async fn denied_and_pending_requests_get_403_and_202_with_reasons() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["pending"][0]["request_id"], id.as_str());
+    let (status, csv, content_type, _) =
+        call_text(&s.router, "/v1/admin/approvals?format=csv", APPROVER).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some("text/csv; charset=utf-8"));
+    assert_eq!(
+        csv.lines().collect::<Vec<_>>(),
+        [
+            "request_id,wallet,expires_at,expires_at_iso".to_owned(),
+            format!(
+                "{id},{},{},{}",
+                s.wallet.to_string().to_lowercase(),
+                NOW + 600,
+                chaperone_core::readable::iso8601(NOW + 600)
+            )
+        ]
+    );
+    let (status, _, _, _) = call_text(&s.router, "/v1/admin/approvals?limit=5", APPROVER).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the approvals are not paginated"
+    );
     let (status, _) = call(
         &s.router,
         "POST",
