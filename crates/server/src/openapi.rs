@@ -363,7 +363,7 @@ fn operations() -> Vec<Operation> {
             )],
             body: None,
             answer: Some("PendingApprovals"),
-            responses: vec![("200", "pending approvals")],
+            responses: vec![("200", "pending approvals"), ("400", "bad query parameter")],
         },
         Operation {
             method: "post",
