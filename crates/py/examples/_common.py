@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from chaperone import Disclosure, Recorder, Refused
+from chaperone import Disclosure, Recorded, Recorder, Refused
 
 
 def agent_key(path: Path) -> str:
@@ -40,3 +43,37 @@ def anchored_disclosure(
             if refused.code != "not_checkpointed" or time.monotonic() > deadline:
                 raise
         time.sleep(0.5)
+
+
+def finish(
+    recorder: Recorder,
+    recorded: Sequence[Recorded],
+    out: Path,
+    rpc_url: str,
+    as_json: bool,
+    extra: dict[str, Any],
+) -> None:
+    """Waits for delivery, writes a full disclosure of the first record to `out` once it is
+    anchored, and prints what happened (one JSON line with `as_json`)."""
+    recorder.sync()
+    first = recorded[0]
+    receipt = recorder.receipt(first)
+    anchored_disclosure(recorder, first.leaf_hash, ("input", "output", "metadata")).write(out)
+    summary = {
+        **extra,
+        "agent": recorder.agent,
+        "records": len(recorded),
+        "models": [r.model for r in recorded],
+        "leaf_hash": first.leaf_hash,
+        "index": receipt.index,
+        "disclosure": str(out),
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    for key, value in extra.items():
+        print(f"{key}: {value}")
+    print(f"recorded {len(recorded)} calls as agent {recorder.agent}")
+    print(f"first call: {first.leaf_hash} at log index {receipt.index}")
+    print(f"disclosure written to {out}; check it against the chain with")
+    print(f"  chaperone verify {out} --rpc-url {rpc_url}")

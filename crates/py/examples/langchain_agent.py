@@ -10,14 +10,13 @@ Chaperone side is real. Start the devnet first (`make up`), then:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
-from _common import agent_key, anchored_disclosure
+from _common import agent_key, finish
 from chaperone import Devnet, Recorder
 from chaperone.langchain import ChaperoneCallbackHandler
 
@@ -58,30 +57,8 @@ def main() -> None:
             model.invoke(question, config=config)
             if "rate" in question:
                 exchange_rate.invoke({"currency": "EUR"}, config=config)
-        recorder.sync()
-        first = handler.recorded[0]
-        receipt = recorder.receipt(first)
-        disclosure = anchored_disclosure(
-            recorder, first.leaf_hash, ("input", "output", "metadata")
-        )
         out = data_file.with_name("py-langchain-disclosure.json")
-        disclosure.write(out)
-
-    summary = {
-        "agent": recorder.agent,
-        "records": len(handler.recorded),
-        "models": [r.model for r in handler.recorded],
-        "leaf_hash": first.leaf_hash,
-        "index": receipt.index,
-        "disclosure": str(out),
-    }
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"recorded {summary['records']} calls as agent {recorder.agent}")
-        print(f"first call: {first.leaf_hash} at log index {receipt.index}")
-        print(f"disclosure written to {out}; check it against the chain with")
-        print(f"  chaperone verify {out} --rpc-url {devnet.rpc_url}")
+        finish(recorder, list(handler.recorded), out, devnet.rpc_url, args.json, {})
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ Chaperone side is real. Start the devnet first (`make up`), then:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from agents import Agent, Runner, function_tool, set_trace_processors
 
-from _common import agent_key, anchored_disclosure
+from _common import agent_key, finish
 from chaperone import Devnet, Recorder
 from chaperone.openai_agents import ChaperoneTracingProcessor
 from scripted_model import ScriptedModel, ToolCall
@@ -52,32 +51,9 @@ def main() -> None:
         # Replaces the SDK's default exporter (which would send traces to OpenAI).
         set_trace_processors([processor])
         result = Runner.run_sync(agent, "How much is 250 EUR in USD?")
-        recorder.sync()
-        first = processor.recorded[0]
-        receipt = recorder.receipt(first)
-        disclosure = anchored_disclosure(
-            recorder, first.leaf_hash, ("input", "output", "metadata")
-        )
         out = data_file.with_name("py-openai-agents-disclosure.json")
-        disclosure.write(out)
-
-    summary = {
-        "agent": recorder.agent,
-        "answer": result.final_output,
-        "records": len(processor.recorded),
-        "models": [r.model for r in processor.recorded],
-        "leaf_hash": first.leaf_hash,
-        "index": receipt.index,
-        "disclosure": str(out),
-    }
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"answer: {result.final_output}")
-        print(f"recorded {summary['records']} calls as agent {recorder.agent}")
-        print(f"first call: {first.leaf_hash} at log index {receipt.index}")
-        print(f"disclosure written to {out}; check it against the chain with")
-        print(f"  chaperone verify {out} --rpc-url {devnet.rpc_url}")
+        extra = {"answer": result.final_output}
+        finish(recorder, list(processor.recorded), out, devnet.rpc_url, args.json, extra)
 
 
 if __name__ == "__main__":

@@ -275,17 +275,7 @@ async fn decide(
         .await?;
 
     // Reasons in words beside the exact values (token units from the chain, cached).
-    let reasons_text: Vec<String> = if stored.reasons.is_empty() {
-        Vec::new()
-    } else {
-        let tokens = crate::console::reason_tokens(&stored.reasons);
-        let units = crate::console::units_of(state, tokens).await;
-        stored
-            .reasons
-            .iter()
-            .map(|r| crate::console::reason_words(r, &units))
-            .collect()
-    };
+    let reasons_text = crate::console::reasons_in_words(state, &stored.reasons).await;
     if let Some(notifier) = state.notifier()
         && !stored.replayed
     {

@@ -147,11 +147,7 @@ impl Metrics {
         let Some((outcome, reasons)) = decision else {
             return;
         };
-        let outcome = match outcome {
-            Outcome::Approved => "approved",
-            Outcome::PendingApproval => "pending_approval",
-            Outcome::Denied => "denied",
-        };
+        let outcome = outcome_label(outcome);
         let codes: Vec<String> = reasons.iter().map(reason_code).collect();
         let codes = if codes.is_empty() {
             vec!["none".to_owned()]
@@ -178,8 +174,17 @@ impl Metrics {
     }
 }
 
+/// An outcome as the API spells it (`pending_approval`).
+pub(crate) fn outcome_label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Approved => "approved",
+        Outcome::PendingApproval => "pending_approval",
+        Outcome::Denied => "denied",
+    }
+}
+
 /// A reason's stable code, as the API spells it (`{"code": "window_cap", ...}`).
-fn reason_code(reason: &Reason) -> String {
+pub(crate) fn reason_code(reason: &Reason) -> String {
     serde_json::to_value(reason)
         .ok()
         .and_then(|v| v.get("code")?.as_str().map(str::to_owned))

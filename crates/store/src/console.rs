@@ -2,7 +2,7 @@
 //! with their requests, a verdict's approver and comment, a wallet's policy history, and spend
 //! over time for its chart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chaperone_core::{
     Address, B256, U256,
@@ -102,25 +102,35 @@ impl Store {
             .collect()
     }
 
-    /// The human verdict on a request, if a human was asked.
-    pub async fn verdict(&self, request_id: B256) -> Result<Option<Verdict>> {
-        let row = sqlx::query(
-            "SELECT status, decided_by, decided_at, comment FROM approvals WHERE request_id = $1",
-        )
-        .bind(request_id.to_string())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| {
-            Ok(Verdict {
-                status: row.try_get(0)?,
-                decided_by: row.try_get(1)?,
-                decided_at: row
-                    .try_get::<Option<i64>, _>(2)?
-                    .map(|t| u64::try_from(t).unwrap_or_default()),
-                comment: row.try_get(3)?,
+    /// The human verdicts on `requests` (those a human was asked about), in one query.
+    pub async fn verdicts(&self, requests: &[B256]) -> Result<HashMap<B256, Verdict>> {
+        if requests.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let placeholders: Vec<String> = (1..=requests.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT request_id, status, decided_by, decided_at, comment FROM approvals \
+             WHERE request_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for request in requests {
+            query = query.bind(request.to_string());
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                let verdict = Verdict {
+                    status: row.try_get(1)?,
+                    decided_by: row.try_get(2)?,
+                    decided_at: row
+                        .try_get::<Option<i64>, _>(3)?
+                        .map(|t| u64::try_from(t).unwrap_or_default()),
+                    comment: row.try_get(4)?,
+                };
+                Ok((parse(&row.try_get::<String, _>(0)?, "request id")?, verdict))
             })
-        })
-        .transpose()
+            .collect()
     }
 
     /// The newest signed checkpoints with their anchors, newest first.

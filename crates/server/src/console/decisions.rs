@@ -8,11 +8,7 @@ use axum::{
     response::Response,
     routing::get,
 };
-use chaperone_core::{
-    Address,
-    policy::{Outcome, Reason},
-    readable::date_start,
-};
+use chaperone_core::{Address, policy::Outcome, readable::date_start};
 use chaperone_store::DecisionFilter;
 use maud::html;
 use serde::Deserialize;
@@ -20,7 +16,11 @@ use serde::Deserialize;
 use super::{
     PageError, Session, page, reason_tokens, reason_words, short, units_of, url_encode, when,
 };
-use crate::{AppState, api::ApiError};
+use crate::{
+    AppState,
+    api::ApiError,
+    metrics::{outcome_label, reason_code},
+};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/decisions", get(decisions))
@@ -41,22 +41,6 @@ struct Filter {
     from: String,
     #[serde(default)]
     to: String,
-}
-
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Approved => "approved",
-        Outcome::PendingApproval => "pending_approval",
-        Outcome::Denied => "denied",
-    }
-}
-
-/// A reason's code, as in the API (`per_transaction_cap`, …).
-fn code(reason: &Reason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
-        .unwrap_or_default()
 }
 
 async fn decisions(
@@ -102,17 +86,15 @@ async fn decisions(
     let reason = filter.reason.trim();
     let rows: Vec<_> = rows
         .into_iter()
-        .filter(|d| reason.is_empty() || d.reasons.iter().any(|r| code(r) == reason))
+        .filter(|d| reason.is_empty() || d.reasons.iter().any(|r| reason_code(r) == reason))
         .collect();
     let tokens = rows
         .iter()
         .flat_map(|d| reason_tokens(&d.reasons))
         .collect();
     let units = units_of(&state, tokens).await;
-    let mut verdicts = Vec::new();
-    for row in &rows {
-        verdicts.push(state.store().verdict(row.request_id).await?);
-    }
+    let ids: Vec<_> = rows.iter().map(|d| d.request_id).collect();
+    let verdicts = state.store().verdicts(&ids).await?;
     let export = |format: &str| {
         let mut url = format!("/v1/decisions?format={format}");
         if let Some(wallet) = wallet {
@@ -146,18 +128,19 @@ async fn decisions(
             table.decisions {
                 thead { tr { th { "Time" } th { "Wallet" } th { "Outcome" } th { "Reasons" } th { "Policy" } th { "Record" } } }
                 tbody {
-                    @for (row, verdict) in rows.iter().zip(&verdicts) {
+                    @for row in &rows {
+                        @let verdict = verdicts.get(&row.request_id);
                         // A human's "no" is final: the request is denied (its row keeps the
                         // pending verdict the policy gave).
-                        @let human_denied = verdict.as_ref().is_some_and(|v| v.status == "denied");
-                        @let shown = if human_denied { "denied" } else { outcome_name(row.outcome) };
+                        @let human_denied = verdict.is_some_and(|v| v.status == "denied");
+                        @let shown = if human_denied { "denied" } else { outcome_label(row.outcome) };
                         tr class=(shown) {
                             td { (when(row.created_at)) }
                             td { (short(&row.wallet)) }
                             td.outcome { (shown.replace('_', " ")) @if human_denied { " by a human" } }
                             td {
                                 @for reason in &row.reasons {
-                                    div.reason title=(code(reason)) { (reason_words(reason, &units)) }
+                                    div.reason title=(reason_code(reason)) { (reason_words(reason, &units)) }
                                 }
                                 @if let Some(v) = verdict {
                                     @if v.status != "pending" {

@@ -442,6 +442,12 @@ pub(crate) fn reason_words(reason: &Reason, units: &HashMap<Token, TokenUnits>) 
     })
 }
 
+/// Each of `reasons` in words, the units of their tokens looked up (nothing for none).
+pub(crate) async fn reasons_in_words(state: &AppState, reasons: &[Reason]) -> Vec<String> {
+    let units = units_of(state, reason_tokens(reasons)).await;
+    reasons.iter().map(|r| reason_words(r, &units)).collect()
+}
+
 /// A time as ISO 8601 UTC in a `<time>` element.
 pub(crate) fn when(unix: u64) -> Markup {
     let text = iso8601(unix);

@@ -378,6 +378,16 @@ async fn a_request_a_human_denied_is_answered_denied_and_reserves_nothing() {
         .await;
         assert_eq!(again.outcome, Outcome::Denied);
         assert!(again.signature.is_none());
+        // The console reads the verdict with who gave it (one query for a page of decisions).
+        let verdicts = store.verdicts(&[id, B256::repeat_byte(7)]).await.unwrap();
+        assert_eq!(verdicts.len(), 1);
+        assert_eq!(
+            (
+                verdicts[&id].status.as_str(),
+                verdicts[&id].decided_by.as_deref()
+            ),
+            ("denied", Some("alice"))
+        );
         assert!(
             matches!(again.reasons[..], [Reason::NeedsHumanApproval { .. }]),
             "{:?}",
