@@ -82,8 +82,12 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         uint16 slots;
     }
 
-    /// @notice An EIP-3009 authorization as carried after the two signatures in an EIP-1271
-    ///         signature, so the wallet can recompute the hash and see what it pays.
+    /// @notice A payment authorization as carried after the two signatures in an EIP-1271
+    ///         signature, so the wallet can recompute the hash and see what it pays. For
+    ///         EIP-3009 the fields are the message's; for Permit2 (`typehash` =
+    ///         `PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH`) `to`/`validAfter` are the witness's,
+    ///         `value` the permitted amount, `validBefore` the deadline, and the spender is
+    ///         always `X402_PERMIT2_PROXY`.
     struct Authorization {
         address token;
         bytes32 typehash;
@@ -110,6 +114,20 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     bytes32 public constant RECEIVE_WITH_AUTHORIZATION_TYPEHASH = keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
+
+    /// @notice Permit2's x402 payment type: `PermitWitnessTransferFrom` with the x402 exact
+    ///         proxy's `Witness(to, validAfter)`, the only Permit2 message the wallet signs.
+    bytes32 public constant PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH = keccak256(
+        "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,uint256 validAfter)"
+    );
+    bytes32 private constant TOKEN_PERMISSIONS_TYPEHASH =
+        keccak256("TokenPermissions(address token,uint256 amount)");
+    bytes32 private constant WITNESS_TYPEHASH = keccak256("Witness(address to,uint256 validAfter)");
+    /// @notice Permit2's canonical address (the same on every chain it is deployed on).
+    address public constant PERMIT2 = 0x000000000022D473030F116dDEE9F6B43aC78BA3;
+    /// @notice The x402 exact scheme's Permit2 proxy: the only spender a Permit2 payment may
+    ///         name, because it pays exactly the signed amount to the signed witness `to`.
+    address public constant X402_PERMIT2_PROXY = 0x402085c248EeA27D92E8b30b2C58ed07f9E20001;
 
     bytes4 private constant TRANSFER = 0xa9059cbb; // transfer(address,uint256)
     bytes4 private constant TRANSFER_FROM = 0x23b872dd; // transferFrom(address,address,uint256)
@@ -318,17 +336,23 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     // EIP-1271
     // ---------------------------------------------------------------------------------------
 
-    /// @notice EIP-1271, for EIP-3009 payment authorizations only (x402's "exact" EVM scheme).
-    ///         Valid only when `signature` is agentSignature (65) ‖ cosignerSignature (65) ‖
-    ///         `abi.encode(Authorization)`, both signatures over `messageDigest(hash)`, and:
+    /// @notice EIP-1271, for x402's "exact" EVM payments only: EIP-3009 authorizations and
+    ///         Permit2 witness transfers through the x402 proxy. Valid only when `signature` is
+    ///         agentSignature (65) ‖ cosignerSignature (65) ‖ `abi.encode(Authorization)`, both
+    ///         signatures over `messageDigest(hash)`, and:
     ///         - `hash` is exactly the EIP-3009 `TransferWithAuthorization` or
     ///           `ReceiveWithAuthorization` digest of that authorization, from this wallet, under
-    ///           the token's own `DOMAIN_SEPARATOR()` (anything else, an EIP-2612 `permit`, a
-    ///           Permit2 message, any other hash, is refused: the wallet cannot see what it moves);
+    ///           the token's own `DOMAIN_SEPARATOR()`, or the Permit2
+    ///           `PermitWitnessTransferFrom` digest (spender `X402_PERMIT2_PROXY`, x402 witness)
+    ///           under Permit2's (anything else, an EIP-2612 `permit`, another Permit2 message,
+    ///           any other hash, is refused: the wallet cannot see what it moves);
     ///         - the token has a backstop and an authorization budget, and `value ≤ maxValue`;
     ///         - `nonce` = (period index << 192) | slot, with the period index the current
     ///           backstop period (`block.timestamp / period`), slot < `slots`, and the period
     ///           starting no earlier than the last `invalidateAuthorizations`;
+    ///         - the nonce is unused by the other method: an EIP-3009 nonce Permit2 has marked
+    ///           used (or a Permit2 nonce the token has) is refused, so each slot pays once
+    ///           whichever way, and both methods share one budget;
     ///         - the wallet is not frozen.
     /// @dev Why this shape. EIP-1271 is a view: the wallet cannot count what a token moves when
     ///      it asks. It can still bound it, because the token marks each (authorizer, nonce)
@@ -350,7 +374,10 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         Config memory config = _config;
         if (config.frozen || signature.length != 130 + 7 * 32) return 0xffffffff;
         Authorization memory a = abi.decode(signature[130:], (Authorization));
-        if (!_authorizationAllowed(a) || _authorizationHash(a) != hash) return 0xffffffff;
+        if (
+            !_authorizationAllowed(a) || _authorizationHash(a) != hash
+                || _nonceUsedByTheOtherMethod(a)
+        ) return 0xffffffff;
         bytes32 digest = messageDigest(hash);
         if (
             _recover(digest, signature[0:65]) != config.agent
@@ -403,6 +430,11 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     ///         is on top of the backstop's `execute` limit; `periodBound` gives the sum.
     /// @param token The token (an EIP-3009 token with a backstop).
     /// @param maxValue The most one authorization may move.
+    ///      Where Permit2 is deployed, this also gives it an unlimited allowance of `token` (none
+    ///      for 0 slots), which x402's Permit2 payments need. That allowance moves nothing by
+    ///      itself: every Permit2 transfer needs this wallet's EIP-1271 signature, which honours
+    ///      only budgeted x402 witness transfers, and Permit2's own `approve` is a call
+    ///      `execute` refuses unless the owner allowed it.
     /// @param slots How many authorizations per period.
     function setAuthorizationBudget(address token, uint256 maxValue, uint16 slots) external {
         _onlyOwner();
@@ -411,6 +443,9 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         }
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
         _authorizationBudgets[token] = AuthorizationBudget(uint96(maxValue), slots);
+        if (PERMIT2.code.length != 0) {
+            IERC20(token).forceApprove(PERMIT2, slots == 0 ? 0 : type(uint256).max);
+        }
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
         emit AuthorizationBudgetSet(token, uint96(maxValue), slots);
     }
@@ -807,6 +842,7 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         if (
             a.typehash != TRANSFER_WITH_AUTHORIZATION_TYPEHASH
                 && a.typehash != RECEIVE_WITH_AUTHORIZATION_TYPEHASH
+                && a.typehash != PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH
         ) return false;
         AuthorizationBudget memory budget = _authorizationBudgets[a.token];
         uint256 period = _backstops[a.token].period;
@@ -818,16 +854,52 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
             && periodIndex * period >= _keys.authorizationsValidFrom;
     }
 
-    /// @dev The EIP-712 digest the token computes for `a`, under the token's own domain.
+    /// @dev The EIP-712 digest the verifying contract computes for `a`: the token under its
+    ///      own domain for EIP-3009, Permit2 under Permit2's.
     function _authorizationHash(Authorization memory a) private view returns (bytes32) {
+        bool permit2 = a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
         (bool ok, bytes memory domain) =
-            a.token.staticcall(abi.encodeWithSignature("DOMAIN_SEPARATOR()"));
+            (permit2 ? PERMIT2 : a.token).staticcall(abi.encodeWithSignature("DOMAIN_SEPARATOR()"));
         if (!ok || domain.length != 32) return bytes32(0);
-        bytes32 structHash = keccak256(
-            abi.encode(
-                a.typehash, address(this), a.to, a.value, a.validAfter, a.validBefore, a.nonce
+        bytes32 structHash = permit2
+            ? keccak256(
+                abi.encode(
+                    a.typehash,
+                    keccak256(abi.encode(TOKEN_PERMISSIONS_TYPEHASH, a.token, a.value)),
+                    X402_PERMIT2_PROXY,
+                    a.nonce,
+                    a.validBefore,
+                    keccak256(abi.encode(WITNESS_TYPEHASH, a.to, a.validAfter))
+                )
             )
-        );
+            : keccak256(
+                abi.encode(
+                    a.typehash, address(this), a.to, a.value, a.validAfter, a.validBefore, a.nonce
+                )
+            );
         return keccak256(abi.encodePacked(hex"1901", abi.decode(domain, (bytes32)), structHash));
+    }
+
+    /// @dev Whether the other payment method already spent `a.nonce`: for Permit2, the token's
+    ///      EIP-3009 `authorizationState`; for EIP-3009, Permit2's nonce bitmap. (Each method
+    ///      marks its own use before it asks this wallet, so its own mark is not checked.) A
+    ///      token without EIP-3009, or a chain without Permit2, has no other use to find.
+    function _nonceUsedByTheOtherMethod(Authorization memory a) private view returns (bool) {
+        uint256 nonce = uint256(a.nonce);
+        if (a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH) {
+            (bool ok, bytes memory used) = a.token
+                .staticcall(
+                    abi.encodeWithSignature(
+                        "authorizationState(address,bytes32)", address(this), a.nonce
+                    )
+                );
+            return ok && used.length == 32 && abi.decode(used, (bool));
+        }
+        if (PERMIT2.code.length == 0) return false;
+        (bool found, bytes memory bits) = PERMIT2.staticcall(
+            abi.encodeWithSignature("nonceBitmap(address,uint256)", address(this), nonce >> 8)
+        );
+        return
+            found && bits.length == 32 && (abi.decode(bits, (uint256)) >> (nonce & 0xff)) & 1 == 1;
     }
 }

@@ -11,6 +11,7 @@ import {
     TestLegacyToken
 } from "./base/AttackTokens.sol";
 import {TestToken} from "../src/devnet/TestToken.sol";
+import {Permit2} from "../src/devnet/Permit2.sol";
 import {AgentWallet} from "../src/AgentWallet.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
@@ -193,6 +194,94 @@ contract RedTeamTest is WalletFixture {
         vm.assertTrue(
             wallet.isValidSignature(h, wallet.sign(a, AGENT_KEY, COSIGNER_KEY)) == 0xffffffff,
             "frozen"
+        );
+    }
+
+    /// The legitimate x402 Permit2 path: a witness transfer through the x402 proxy within
+    /// budget pays exactly the signed amount to the signed recipient, once.
+    function test_1271_permit2PaysOnceThroughTheX402Proxy() public {
+        wallet.installPermit2();
+        _budget(100e18, 3);
+        vm.assertEq(
+            token.allowance(address(wallet), wallet.PERMIT2()), type(uint256).max, "allowance"
+        );
+        AgentWallet.Authorization memory a =
+            wallet.asPermit2(wallet.authorization(token, recipient, 10e18, 0));
+        bytes memory sig = wallet.sign(a, AGENT_KEY, COSIGNER_KEY);
+        vm.assertTrue(wallet.pay(a, sig), "paid");
+        vm.assertEq(token.balanceOf(recipient), 10e18, "to the witness");
+        vm.assertFalse(wallet.pay(a, sig), "replayed");
+        // Over the per-authorization cap, as with EIP-3009.
+        AgentWallet.Authorization memory big =
+            wallet.asPermit2(wallet.authorization(token, THIEF, 100e18 + 1, 1));
+        vm.assertFalse(wallet.pay(big, wallet.sign(big, AGENT_KEY, COSIGNER_KEY)), "over cap");
+        // No budget, no allowance.
+        _budget(100e18, 0);
+        vm.assertEq(token.allowance(address(wallet), wallet.PERMIT2()), 0, "revoked");
+    }
+
+    /// Double spending a slot: the same period-slot nonce is fresh to the token and to
+    /// Permit2, which keep separate nonce books. Both keys sign it both ways; only the first
+    /// use pays, in either order, so the two methods share one budget.
+    function test_attack1271_slotPaysOnceAcrossMethods() public {
+        wallet.installPermit2();
+        _budget(100e18, 2);
+        AgentWallet.Authorization memory viaToken = wallet.authorization(token, THIEF, 100e18, 0);
+        AgentWallet.Authorization memory viaPermit2 =
+            wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, 0));
+        vm.assertTrue(wallet.pay(viaToken, wallet.sign(viaToken, AGENT_KEY, COSIGNER_KEY)), "3009");
+        vm.assertFalse(
+            wallet.pay(viaPermit2, wallet.sign(viaPermit2, AGENT_KEY, COSIGNER_KEY)),
+            "slot 0 again via Permit2"
+        );
+        viaToken = wallet.authorization(token, THIEF, 100e18, 1);
+        viaPermit2 = wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, 1));
+        vm.assertTrue(
+            wallet.pay(viaPermit2, wallet.sign(viaPermit2, AGENT_KEY, COSIGNER_KEY)), "Permit2"
+        );
+        vm.assertFalse(
+            wallet.pay(viaToken, wallet.sign(viaToken, AGENT_KEY, COSIGNER_KEY)),
+            "slot 1 again via EIP-3009"
+        );
+        vm.assertEq(token.balanceOf(THIEF), 200e18, "exactly slots x maxValue left");
+    }
+
+    /// Permit2 with another spender: both keys sign a plain `PermitTransferFrom` naming the
+    /// thief as spender (who would then choose where the tokens go). The wallet signs only the
+    /// x402 witness transfer through the x402 proxy, so Permit2 refuses it.
+    function test_attack1271_permit2ToAnotherSpenderIsRefused() public {
+        wallet.installPermit2();
+        _budget(100e18, 3);
+        Permit2 permit2 = Permit2(wallet.PERMIT2());
+        Permit2.PermitTransferFrom memory permit = Permit2.PermitTransferFrom({
+            permitted: Permit2.TokenPermissions({token: address(token), amount: 100e18}),
+            nonce: uint256(wallet.authorizationNonce(address(token), 0)),
+            deadline: block.timestamp + 300
+        });
+        bytes32 structHash = keccak256(
+            abi.encode(
+                permit2.PERMIT_TRANSFER_FROM_TYPEHASH(),
+                keccak256(abi.encode(permit2.TOKEN_PERMISSIONS_TYPEHASH(), address(token), 100e18)),
+                THIEF,
+                permit.nonce,
+                permit.deadline
+            )
+        );
+        bytes32 hash =
+            keccak256(abi.encodePacked(hex"1901", permit2.DOMAIN_SEPARATOR(), structHash));
+        // Carry the closest authorization the wallet would accept: same token, value, nonce.
+        AgentWallet.Authorization memory a =
+            wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, 0));
+        bytes32 digest = wallet.messageDigest(hash);
+        bytes memory sig =
+            abi.encodePacked(_sign(AGENT_KEY, digest), _sign(COSIGNER_KEY, digest), abi.encode(a));
+        vm.prank(THIEF);
+        vm.expectRevert(Permit2.InvalidContractSignature.selector);
+        permit2.permitTransferFrom(
+            permit,
+            Permit2.SignatureTransferDetails({to: THIEF, requestedAmount: 100e18}),
+            address(wallet),
+            sig
         );
     }
 

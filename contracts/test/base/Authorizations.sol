@@ -4,6 +4,8 @@ pragma solidity 0.8.30;
 import {Vm} from "./Vm.sol";
 import {TestToken} from "../../src/devnet/TestToken.sol";
 import {AgentWallet} from "../../src/AgentWallet.sol";
+import {Permit2} from "../../src/devnet/Permit2.sol";
+import {X402ExactPermit2Proxy} from "../../src/devnet/X402ExactPermit2Proxy.sol";
 
 /// @notice Builds EIP-3009 authorizations from a wallet and the wallet's EIP-1271 signature for
 ///         them, as the SDK does.
@@ -28,12 +30,57 @@ library Authorizations {
         });
     }
 
-    /// @dev The token's EIP-712 digest of `a` (what it passes to `isValidSignature`).
+    /// @dev Installs the devnet Permit2 and x402 proxy at their canonical addresses, as
+    ///      `chaperone up` does.
+    function installPermit2(AgentWallet wallet) internal {
+        vm.etch(wallet.PERMIT2(), address(new Permit2()).code);
+        vm.etch(wallet.X402_PERMIT2_PROXY(), address(new X402ExactPermit2Proxy()).code);
+    }
+
+    /// @dev `a` as an x402 Permit2 payment (same slot nonce, value, recipient and expiry).
+    function asPermit2(AgentWallet wallet, AgentWallet.Authorization memory a)
+        internal
+        view
+        returns (AgentWallet.Authorization memory)
+    {
+        a.typehash = wallet.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH();
+        return a;
+    }
+
+    /// @dev The verifying contract's EIP-712 digest of `a` (what it passes to
+    ///      `isValidSignature`): the token's for EIP-3009, Permit2's for a witness transfer.
     function hash(AgentWallet wallet, AgentWallet.Authorization memory a)
         internal
         view
         returns (bytes32)
     {
+        if (a.typehash == wallet.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH()) {
+            bytes32 permitHash = keccak256(
+                abi.encode(
+                    a.typehash,
+                    keccak256(
+                        abi.encode(
+                            keccak256("TokenPermissions(address token,uint256 amount)"),
+                            a.token,
+                            a.value
+                        )
+                    ),
+                    wallet.X402_PERMIT2_PROXY(),
+                    a.nonce,
+                    a.validBefore,
+                    keccak256(
+                        abi.encode(
+                            keccak256("Witness(address to,uint256 validAfter)"), a.to, a.validAfter
+                        )
+                    )
+                )
+            );
+            return keccak256(
+                abi.encodePacked(
+                    hex"1901", Permit2(wallet.PERMIT2()).DOMAIN_SEPARATOR(), permitHash
+                )
+            );
+        }
         bytes32 structHash = keccak256(
             abi.encode(
                 a.typehash, address(wallet), a.to, a.value, a.validAfter, a.validBefore, a.nonce
@@ -55,11 +102,29 @@ library Authorizations {
         return abi.encodePacked(_sign(agentKey, digest), _sign(cosignerKey, digest), abi.encode(a));
     }
 
-    /// @dev Submits `a` as a facilitator would; returns whether the token moved the value.
+    /// @dev Submits `a` as a facilitator would (EIP-3009 to the token, Permit2 through the x402
+    ///      proxy); returns whether the value moved.
     function pay(AgentWallet wallet, AgentWallet.Authorization memory a, bytes memory signature)
         internal
         returns (bool)
     {
+        if (a.typehash == wallet.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH()) {
+            try X402ExactPermit2Proxy(wallet.X402_PERMIT2_PROXY())
+                .settle(
+                    Permit2.PermitTransferFrom({
+                    permitted: Permit2.TokenPermissions({token: a.token, amount: a.value}),
+                    nonce: uint256(a.nonce),
+                    deadline: a.validBefore
+                }),
+                    address(wallet),
+                    X402ExactPermit2Proxy.Witness({to: a.to, validAfter: a.validAfter}),
+                    signature
+                ) {
+                return true;
+            } catch {
+                return false;
+            }
+        }
         try TestToken(a.token)
             .transferWithAuthorization(
                 address(wallet), a.to, a.value, a.validAfter, a.validBefore, a.nonce, signature

@@ -4,11 +4,46 @@ use alloy::{
     rpc::types::TransactionRequest,
 };
 
-use crate::{AgentWalletFactory, AuditLog, Error, Result};
+use crate::{
+    AgentWalletFactory, AuditLog, Error, Multicall3, Permit2, Result, UniversalSigValidator,
+    X402ExactPermit2Proxy,
+};
 
 /// The deterministic-deployment proxy (Arachnid's CREATE2 factory): the same address on
 /// Anvil and on nearly every EVM chain, so a salt gives the same contract addresses everywhere.
 pub const CREATE2_DEPLOYER: Address = address!("0x4e59b44847b379578588920ca78fbf26c0b4956c");
+
+/// ERC-6492's universal signature validator, where x402 facilitators call it.
+pub const UNIVERSAL_SIG_VALIDATOR: Address = address!("0xdAcD51A54883eb67D95FAEb2BBfdC4a9a6BD2a3B");
+/// Multicall3's canonical address.
+pub const MULTICALL3: Address = address!("0xcA11bde05977b3631167028862bE2a173976CA11");
+
+/// Installs what x402 needs beside a token at the canonical addresses the x402 facilitators
+/// use: Permit2, the x402 exact Permit2 proxy, ERC-6492's validator and Multicall3 (the
+/// devnet versions of contracts/src/devnet/). Anvil only (`anvil_setCode`: Anvil has none of
+/// them, and they are stateless or compute their domain per call, so no constructor is
+/// needed). Idempotent: an address that has code is left alone.
+pub async fn install_x402_contracts<P: Provider>(provider: &P) -> Result<()> {
+    for (address, code) in [
+        (chaperone_core::PERMIT2, &Permit2::DEPLOYED_BYTECODE),
+        (
+            chaperone_core::X402_PERMIT2_PROXY,
+            &X402ExactPermit2Proxy::DEPLOYED_BYTECODE,
+        ),
+        (
+            UNIVERSAL_SIG_VALIDATOR,
+            &UniversalSigValidator::DEPLOYED_BYTECODE,
+        ),
+        (MULTICALL3, &Multicall3::DEPLOYED_BYTECODE),
+    ] {
+        if provider.get_code_at(address).await?.is_empty() {
+            provider
+                .raw_request::<_, ()>("anvil_setCode".into(), (address, code))
+                .await?;
+        }
+    }
+    Ok(())
+}
 
 /// Addresses of a Chaperone deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

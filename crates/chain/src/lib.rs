@@ -7,10 +7,13 @@ mod deploy;
 mod devnet;
 mod error;
 
-pub use bindings::{AgentWallet, AgentWalletFactory, AuditLog, TestToken};
+pub use bindings::{
+    AgentWallet, AgentWalletFactory, AuditLog, Multicall3, Permit2, TestToken,
+    UniversalSigValidator, X402ExactPermit2Proxy,
+};
 pub use deploy::{
-    CREATE2_DEPLOYER, Deployment, create_log, create_wallet, deploy, deploy_deterministic,
-    deterministic_addresses,
+    CREATE2_DEPLOYER, Deployment, MULTICALL3, UNIVERSAL_SIG_VALIDATOR, create_log, create_wallet,
+    deploy, deploy_deterministic, deterministic_addresses, install_x402_contracts,
 };
 pub use devnet::{Devnet, anvil_path, workspace_root};
 pub use error::{Error, Result};

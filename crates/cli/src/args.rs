@@ -80,6 +80,9 @@ pub(crate) struct UpArgs {
     /// Use this chain instead of starting Anvil.
     #[arg(long)]
     pub(crate) rpc_url: Option<String>,
+    /// The x402 facilitator's port (x402-rs's facilitator, for merchants on the devnet).
+    #[arg(long, default_value_t = 8402)]
+    pub(crate) facilitator_port: u16,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod facilitator;
 mod up;
 
 use std::process::ExitCode;

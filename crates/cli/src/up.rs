@@ -44,6 +44,7 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
         port,
         anvil_port,
         rpc_url,
+        facilitator_port,
     } = args;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -126,6 +127,29 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
             state
         }
     };
+    // x402: Permit2, its x402 proxy, ERC-6492's validator and Multicall3 at their canonical
+    // addresses (Anvil has none), then x402-rs's facilitator, settling from the deployer.
+    let mut state = state;
+    state.info.facilitator_url = None;
+    if chaperone_chain::install_x402_contracts(&provider)
+        .await
+        .is_ok()
+    {
+        let listen = format!("127.0.0.1:{facilitator_port}");
+        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
+            format!("the x402 facilitator's port {facilitator_port} is taken (use --facilitator-port)")
+        })?;
+        let key = format!("{:#x}", B256::from_slice(&deployer.to_bytes()[..]));
+        let (rpc, facilitator_out) = (rpc_url.clone(), out);
+        tokio::spawn(async move {
+            if let Err(e) = crate::facilitator::serve(listener, &rpc, chain_id, &key).await {
+                facilitator_out.step(&format!("the x402 facilitator stopped: {e:#}"));
+            }
+        });
+        state.info.facilitator_url = Some(format!("http://{listen}"));
+    } else {
+        out.step("no x402 facilitator: this chain has no Permit2 and `anvil_setCode` failed");
+    }
     let info = &state.info;
     write_private(
         &data_dir.join("devnet.json"),
@@ -189,6 +213,7 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
              \n  co-signer     {cosigner}\
              \n  admin token   {admin}\
              \n  policy        {policy}\
+             \n  x402          facilitator {facilitator}   (x402-rs)\
              \n\nRun the example agent against it:  cargo run -p chaperone-cli --example agent\n",
             dir = data_dir.display(),
             server = info.server_url,
@@ -204,6 +229,7 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
             cosigner = info.cosigner,
             admin = info.admin_token,
             policy = info.policy_file,
+            facilitator = info.facilitator_url.as_deref().unwrap_or("none"),
         ),
     );
     let served = service.task.await;
@@ -303,6 +329,12 @@ async fn create<P: Provider>(
         B256::ZERO,
     )
     .await?;
+    // Before the wallet's authorization budget, which then gives Permit2 its allowance.
+    if let Err(e) = chaperone_chain::install_x402_contracts(provider).await {
+        out.step(&format!(
+            "not installing the x402 contracts ({e}): x402 Permit2 payments need them"
+        ));
+    }
     let token = TestToken::deploy(provider).await?;
     token
         .mint(wallet, U256::from(1_000_000 * TOKEN_UNIT))
@@ -360,6 +392,7 @@ async fn create<P: Provider>(
             cosigner: cosigner.address(),
             admin_token: random_token()?,
             policy_file: policy_file.display().to_string(),
+            facilitator_url: None,
         },
         cosigner_key: cosigner.to_bytes(),
     })
@@ -409,10 +442,20 @@ window = "1m"
 expires_after = "1h"
 above = [{{ token = "native", amount = "50000000000000000" }}]
 
-# x402: EIP-3009 authorizations of the demo token may be co-signed (within its limits).
+# x402: EIP-3009 authorizations of the demo token, and x402 Permit2 payments, may be
+# co-signed (within the token's limits above, which count them like any payment).
 [[typed_data]]
 primary_type = "TransferWithAuthorization"
 verifying_contract = "{token}"
-"#
+
+[[typed_data]]
+primary_type = "ReceiveWithAuthorization"
+verifying_contract = "{token}"
+
+[[typed_data]]
+primary_type = "PermitWitnessTransferFrom"
+verifying_contract = "{permit2}"
+"#,
+        permit2 = chaperone_core::PERMIT2,
     )
 }

@@ -61,6 +61,84 @@ sol! {
     }
 }
 
+sol! {
+    /// A token and the most Permit2 may move of it.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    struct TokenPermissions {
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
+        address token;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
+        uint256 amount;
+    }
+
+    /// The x402 exact proxy's witness: the recipient and the earliest time it may be paid.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    struct Witness {
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
+        address to;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
+        uint256 validAfter;
+    }
+
+    /// An x402 Permit2 payment: Permit2 lets `spender` (the x402 exact proxy) move `permitted`
+    /// once before `deadline`, and the proxy pays all of it to `witness.to`.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    struct PermitWitnessTransferFrom {
+        #[cfg_attr(feature = "openapi", schema(value_type = TokenPermissions))]
+        TokenPermissions permitted;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
+        address spender;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
+        uint256 nonce;
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
+        uint256 deadline;
+        #[cfg_attr(feature = "openapi", schema(value_type = Witness))]
+        Witness witness;
+    }
+}
+
+/// Permit2's canonical address (the same on every chain that has it).
+pub const PERMIT2: Address =
+    alloy_primitives::address!("0x000000000022D473030F116dDEE9F6B43aC78BA3");
+
+/// The x402 exact scheme's Permit2 proxy, the only Permit2 spender the wallet signs for.
+pub const X402_PERMIT2_PROXY: Address =
+    alloy_primitives::address!("0x402085c248EeA27D92E8b30b2C58ed07f9E20001");
+
+/// The EIP-3009 authorization types the wallet signs: they differ only in who may submit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Eip3009Kind {
+    /// `transferWithAuthorization`: anyone may submit it (what x402 facilitators use).
+    #[default]
+    TransferWithAuthorization,
+    /// `receiveWithAuthorization`: only the payee may submit it.
+    ReceiveWithAuthorization,
+}
+
+impl Eip3009Kind {
+    /// The EIP-712 primary type name.
+    pub fn primary_type(self) -> &'static str {
+        match self {
+            Self::TransferWithAuthorization => "TransferWithAuthorization",
+            Self::ReceiveWithAuthorization => "ReceiveWithAuthorization",
+        }
+    }
+
+    fn type_hash(self) -> B256 {
+        crate::keccak256(format!(
+            "{}(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)",
+            self.primary_type()
+        ))
+    }
+}
+
 /// The EIP-712 domain of an EIP-3009 token (its `name()`, its version, chain and address).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,19 +156,27 @@ pub struct TokenDomain {
 }
 
 impl TransferWithAuthorization {
-    /// The EIP-712 hash the token checks with `isValidSignature(hash, …)` on `from`.
-    pub fn hash(&self, domain: &TokenDomain) -> B256 {
+    /// The EIP-712 hash the token checks with `isValidSignature(hash, …)` on `from`, for the
+    /// `kind` of authorization (the two kinds share their fields, not their type hash).
+    pub fn hash(&self, domain: &TokenDomain, kind: Eip3009Kind) -> B256 {
         let domain = eip712_domain! {
             name: domain.name.clone(),
             version: domain.version.clone(),
             chain_id: domain.chain_id,
             verifying_contract: domain.verifying_contract,
         };
-        self.eip712_signing_hash(&domain)
+        let struct_hash =
+            crate::keccak256([kind.type_hash().as_slice(), &self.eip712_encode_data()].concat());
+        crate::keccak256(
+            [
+                &[0x19, 0x01],
+                domain.separator().as_slice(),
+                struct_hash.as_slice(),
+            ]
+            .concat(),
+        )
     }
-}
 
-impl TransferWithAuthorization {
     /// The signature `AgentWallet.isValidSignature` accepts for this authorization of `token`:
     /// agent signature ‖ co-signer signature (each 65 bytes, over the `AgentMessage` of
     /// [`Self::hash`]) ‖ `abi.encode(token, typehash, to, value, validAfter, validBefore,
@@ -98,17 +184,48 @@ impl TransferWithAuthorization {
     pub fn wallet_signature(
         &self,
         token: Address,
+        kind: Eip3009Kind,
         agent_signature: &[u8],
         cosigner_signature: &[u8],
     ) -> Bytes {
         let typed = (
             token,
-            self.eip712_type_hash(),
+            kind.type_hash(),
             self.to,
             self.value,
             self.validAfter,
             self.validBefore,
             self.nonce,
+        )
+            .abi_encode_params();
+        [agent_signature, cosigner_signature, &typed]
+            .concat()
+            .into()
+    }
+}
+
+impl PermitWitnessTransferFrom {
+    /// The EIP-712 hash Permit2 checks with `isValidSignature(hash, …)` on the payer.
+    pub fn hash(&self, chain_id: u64) -> B256 {
+        self.eip712_signing_hash(&eip712_domain! {
+            name: "Permit2",
+            chain_id: chain_id,
+            verifying_contract: PERMIT2,
+        })
+    }
+
+    /// The signature `AgentWallet.isValidSignature` accepts for this Permit2 payment: the two
+    /// signatures ‖ `abi.encode(token, typehash, witness.to, amount, witness.validAfter,
+    /// deadline, nonce)` (the wallet's `Authorization` layout for Permit2).
+    pub fn wallet_signature(&self, agent_signature: &[u8], cosigner_signature: &[u8]) -> Bytes {
+        let typed = (
+            self.permitted.token,
+            self.eip712_type_hash(),
+            self.witness.to,
+            self.permitted.amount,
+            self.witness.validAfter,
+            self.deadline,
+            B256::from(self.nonce),
         )
             .abi_encode_params();
         [agent_signature, cosigner_signature, &typed]

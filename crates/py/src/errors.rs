@@ -63,6 +63,18 @@ create_exception!(
 );
 create_exception!(
     chaperone,
+    PendingAuthorization,
+    ChaperoneError,
+    "A human approver must approve this payment authorization first; ask again once approved. Attribute: `request_id`."
+);
+create_exception!(
+    chaperone,
+    PaymentRefused,
+    ChaperoneError,
+    "The merchant refused an x402 payment the policy had co-signed. Attributes: `request_id`, `reason`."
+);
+create_exception!(
+    chaperone,
     Expired,
     ChaperoneError,
     "The request's validity (or the approval wait) ran out before it could execute."
@@ -250,6 +262,17 @@ pub(crate) fn to_py(error: Error) -> PyErr {
                     vec![("request_id", object(py, request_id)), ("pending", pending)],
                 )
             }
+            Error::PendingAuthorization { request_id } => (
+                PendingAuthorization::new_err(message),
+                vec![("request_id", object(py, request_id.to_string()))],
+            ),
+            Error::PaymentRefused { request_id, reason } => (
+                PaymentRefused::new_err(message),
+                vec![
+                    ("request_id", object(py, request_id.to_string())),
+                    ("reason", object(py, reason)),
+                ],
+            ),
             Error::Expired => (Expired::new_err(message), vec![]),
             Error::Chain(_) => (ChainError::new_err(message), vec![]),
             Error::Forgotten(leaf_hash) => (
@@ -299,6 +322,11 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         ("Refused", py.get_type::<Refused>()),
         ("Denied", py.get_type::<Denied>()),
         ("Pending", py.get_type::<Pending>()),
+        (
+            "PendingAuthorization",
+            py.get_type::<PendingAuthorization>(),
+        ),
+        ("PaymentRefused", py.get_type::<PaymentRefused>()),
         ("Expired", py.get_type::<Expired>()),
         ("ChainError", py.get_type::<ChainError>()),
         ("Forgotten", py.get_type::<Forgotten>()),

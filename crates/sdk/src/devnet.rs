@@ -39,6 +39,10 @@ pub struct DevnetInfo {
     pub admin_token: String,
     /// The demo wallet's policy file.
     pub policy_file: String,
+    /// The x402 facilitator `up` runs (x402-rs's), for merchants on the devnet; absent when
+    /// the chain lacks what it needs (Permit2, ERC-6492's validator) or from an older `up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facilitator_url: Option<String>,
 }
 
 impl DevnetInfo {

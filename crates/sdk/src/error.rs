@@ -47,6 +47,22 @@ pub enum Error {
     /// A human approver must approve first; pass it to `AgentWallet::wait_for_approval`.
     #[error("pending a human approval (request {})", .0.request_id)]
     Pending(Box<crate::PendingPayment>),
+    /// A human approver must approve this payment authorization first. An x402 payment
+    /// cannot wait that long: once it is approved, ask again for the same payment.
+    #[error("the authorization is pending a human approval (request {request_id})")]
+    PendingAuthorization {
+        /// The request's id, as approvers see it.
+        request_id: B256,
+    },
+    /// The merchant refused an x402 payment the policy had co-signed (it answered 402 again:
+    /// its facilitator found the authorization invalid, used, or unaffordable).
+    #[error("the merchant refused the payment (request {request_id}): {reason}")]
+    PaymentRefused {
+        /// The co-sign request's id.
+        request_id: B256,
+        /// The merchant's reason.
+        reason: String,
+    },
     /// The request's `validUntil` passed (or the approval expired) before it could execute.
     #[error("expired before it could execute")]
     Expired,

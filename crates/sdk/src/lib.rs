@@ -29,19 +29,23 @@
 //! ```
 
 mod api;
+mod authorization;
 mod devnet;
 mod disclosure;
 mod error;
 mod local;
 mod recorder;
 mod wallet;
+mod x402;
 
+pub use authorization::{SignedAuthorization, SignedPermit2};
 pub use chaperone_core::{
-    Address, B256, Call, CommitmentKind, Secp256k1Signer, TokenDomain, TransferWithAuthorization,
-    U256,
+    Address, B256, Call, CommitmentKind, Eip3009Kind, PermitWitnessTransferFrom, Secp256k1Signer,
+    TokenDomain, TransferWithAuthorization, U256,
 };
 pub use devnet::DevnetInfo;
 pub use disclosure::{AnchorRef, Disclosure, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};
-pub use wallet::{Executed, Payment, PendingPayment, SignedAuthorization, Wallet, WalletConfig};
+pub use wallet::{Executed, Payment, PendingPayment, Wallet, WalletConfig};
+pub use x402::{PaymentMethod, Settlement, X402Client, X402Payment, X402Response};

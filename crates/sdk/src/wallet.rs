@@ -1,6 +1,6 @@
 //! Paying through the agent's `AgentWallet`: build the EIP-712 `Execute`, sign it as the agent,
-//! get the policy service's co-signature, submit, wait for the receipt. Also EIP-3009 payment
-//! authorizations (x402) approved through the wallet's EIP-1271.
+//! get the policy service's co-signature, submit, wait for the receipt. (Off-chain payment
+//! authorizations are in `authorization.rs`.)
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -15,10 +15,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use chaperone_chain::{AgentWallet, TestToken};
-use chaperone_core::{
-    Address, B256, Bytes, Call, Execute, Secp256k1Signer, TokenDomain, TransferWithAuthorization,
-    U256, policy::Reason,
-};
+use chaperone_core::{Address, B256, Bytes, Call, Execute, Secp256k1Signer, U256, policy::Reason};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -124,36 +121,17 @@ pub struct PendingPayment {
     agent_signature: Bytes,
 }
 
-/// An EIP-3009 authorization signed by the agent and co-signed by the policy service, valid
-/// through the wallet's EIP-1271 `isValidSignature(hash, signature)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SignedAuthorization {
-    /// The token's domain.
-    pub domain: TokenDomain,
-    /// The authorization (`from` is the wallet).
-    pub message: TransferWithAuthorization,
-    /// The EIP-712 hash the token passes to `isValidSignature`.
-    pub hash: B256,
-    /// The wallet's EIP-1271 format: agent signature ‖ co-signer signature ‖ the authorization
-    /// ABI-encoded (see `TransferWithAuthorization::wallet_signature`).
-    pub signature: Bytes,
-}
-
 #[derive(Debug, Serialize)]
-struct CosignBody<'a> {
-    chain_id: u64,
-    wallet: Address,
+pub(crate) struct CosignBody<'a> {
+    pub(crate) chain_id: u64,
+    pub(crate) wallet: Address,
     #[serde(skip_serializing_if = "Option::is_none")]
-    execute: Option<&'a Execute>,
+    pub(crate) execute: Option<&'a Execute>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    authorization: Option<AuthorizationBody<'a>>,
-    agent_signature: &'a Bytes,
-}
-
-#[derive(Debug, Serialize)]
-struct AuthorizationBody<'a> {
-    domain: &'a TokenDomain,
-    message: &'a TransferWithAuthorization,
+    pub(crate) authorization: Option<crate::authorization::AuthorizationBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) permit2: Option<crate::authorization::Permit2Body<'a>>,
+    pub(crate) agent_signature: &'a Bytes,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,7 +144,7 @@ struct CosignAnswer {
     cosigner_signature: Option<Bytes>,
 }
 
-enum Cosigned {
+pub(crate) enum Cosigned {
     Approved(Bytes),
     Pending(B256),
 }
@@ -175,16 +153,17 @@ enum Cosigned {
 #[derive(Debug, Clone)]
 pub struct Wallet {
     api: Api,
-    provider: DynProvider,
-    key: Secp256k1Signer,
-    wallet: Address,
-    chain_id: u64,
+    pub(crate) provider: DynProvider,
+    pub(crate) key: Secp256k1Signer,
+    pub(crate) wallet: Address,
+    pub(crate) chain_id: u64,
     config: WalletConfig,
     nonces: Arc<Mutex<NoncePool>>,
-    /// EIP-3009 nonces this `Wallet` had co-signed: the token marks a nonce used only when the
-    /// authorization is settled, so two payments in flight must not take the same slot. (Each
-    /// nonce names its backstop period, so stale entries never match again.)
-    authorization_nonces: Arc<Mutex<std::collections::HashSet<(Address, B256)>>>,
+    /// Authorization nonces this `Wallet` had co-signed, by token: the token (or Permit2)
+    /// marks a nonce used only when the payment is settled, so two payments in flight must not
+    /// take the same slot. (Each nonce names its backstop period, so stale entries never match
+    /// again.)
+    pub(crate) authorization_nonces: Arc<Mutex<std::collections::HashSet<(Address, B256)>>>,
 }
 
 /// Nonces ready to sign with. The wallet's 2-D nonces let independent payments use separate
@@ -200,7 +179,7 @@ struct NoncePool {
     key0_claimed: bool,
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -358,140 +337,19 @@ impl Wallet {
         }
     }
 
-    /// Signs an EIP-3009 `TransferWithAuthorization` of `value` to `to` from the wallet, valid
-    /// for `valid_for`, and gets it co-signed within the policy. The token verifies the result
-    /// through the wallet's EIP-1271, which wants both signatures and honours only nonces of
-    /// the current backstop period's authorization slots: this takes the first slot the token
-    /// has not seen used.
-    pub async fn sign_payment_authorization(
-        &self,
-        domain: TokenDomain,
-        to: Address,
-        value: U256,
-        valid_for: Duration,
-    ) -> Result<SignedAuthorization> {
-        let nonce = self
-            .free_authorization_nonce(domain.verifying_contract)
-            .await?;
-        let now = unix_now();
-        let message = TransferWithAuthorization {
-            from: self.wallet,
-            to,
-            value,
-            validAfter: U256::ZERO,
-            validBefore: U256::from(now + valid_for.as_secs()),
-            nonce,
-        };
-        let hash = message.hash(&domain);
-        let digest = chaperone_core::AgentMessage { hash }.digest(self.chain_id, self.wallet);
-        let agent_signature = Bytes::from(self.key.sign_digest(&digest)?.as_bytes().to_vec());
-        let body = CosignBody {
-            chain_id: self.chain_id,
-            wallet: self.wallet,
-            execute: None,
-            authorization: Some(AuthorizationBody {
-                domain: &domain,
-                message: &message,
-            }),
-            agent_signature: &agent_signature,
-        };
-        let answer = self.cosign(&body).await;
-        if !matches!(answer, Ok(Cosigned::Approved(_))) {
-            // Not co-signed: the slot is free for the next authorization.
-            self.authorization_nonces
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&(domain.verifying_contract, nonce));
-        }
-        match answer? {
-            Cosigned::Approved(cosignature) => Ok(SignedAuthorization {
-                signature: message.wallet_signature(
-                    domain.verifying_contract,
-                    &agent_signature,
-                    &cosignature,
-                ),
-                domain,
-                message,
-                hash,
-            }),
-            // Authorizations are for machine payments (x402): nobody waits for a human there.
-            Cosigned::Pending(_) => Err(Error::Refused {
-                status: 202,
-                code: "pending_approval".into(),
-                message: "the policy wants a human to approve this authorization; an x402 \
-                          payment cannot wait, so pay through `execute` or raise the approval \
-                          threshold for this token"
-                    .into(),
-            }),
-        }
-    }
-
-    /// The nonce of the first authorization slot of this backstop period that `token` has not
-    /// marked used for the wallet and this `Wallet` has not handed out, claimed here.
-    async fn free_authorization_nonce(&self, token: Address) -> Result<B256> {
-        let wallet = AgentWallet::new(self.wallet, &self.provider);
-        let budget = wallet
-            .authorizationBudget(token)
-            .call()
-            .await
-            .map_err(|e| Error::Chain(revert_reason(&e)))?;
-        // The period is the wallet's (chain time); every slot's nonce follows from it.
-        let period = wallet
-            .authorizationNonce(token, 0)
-            .call()
-            .await
-            .map_err(|e| Error::Chain(revert_reason(&e)))?;
-        let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize)
-            .map_err(|_| Error::Chain(format!("{token}: period index beyond 64 bits")))?;
-        let erc3009 = TestToken::new(token, &self.provider);
-        for slot in 0..budget.slots {
-            let nonce = chaperone_core::authorization_nonce(period, slot);
-            let in_flight = self
-                .authorization_nonces
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&(token, nonce));
-            if in_flight {
-                continue;
-            }
-            let used = erc3009
-                .authorizationState(self.wallet, nonce)
-                .call()
-                .await
-                .map_err(|e| Error::Chain(revert_reason(&e)))?;
-            if !used
-                && self
-                    .authorization_nonces
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert((token, nonce))
-            {
-                return Ok(nonce);
-            }
-        }
-        Err(Error::Refused {
-            status: 409,
-            code: "no_authorization_slot".into(),
-            message: format!(
-                "the wallet's EIP-1271 budget for {token} has no unused slot this period ({} \
-                 slots; the owner sets them with setAuthorizationBudget)",
-                budget.slots
-            ),
-        })
-    }
-
     async fn cosign_execute(&self, execute: &Execute, agent_signature: &Bytes) -> Result<Cosigned> {
         let body = CosignBody {
             chain_id: self.chain_id,
             wallet: self.wallet,
             execute: Some(execute),
             authorization: None,
+            permit2: None,
             agent_signature,
         };
         self.cosign(&body).await
     }
 
-    async fn cosign(&self, body: &CosignBody<'_>) -> Result<Cosigned> {
+    pub(crate) async fn cosign(&self, body: &CosignBody<'_>) -> Result<Cosigned> {
         let answer = self.api.post("/v1/cosign", body).await?;
         let decoded = || {
             answer
@@ -572,7 +430,7 @@ impl Wallet {
 }
 
 /// The wallet's custom error by name when the revert decodes, else the RPC's message.
-fn revert_reason(e: &alloy::contract::Error) -> String {
+pub(crate) fn revert_reason(e: &alloy::contract::Error) -> String {
     match e.as_decoded_interface_error::<AgentWallet::AgentWalletErrors>() {
         Some(decoded) => format!("AgentWallet reverted: {decoded:?}"),
         None => e.to_string(),

@@ -8,8 +8,12 @@ use axum::{
     routing::post,
 };
 use chaperone_core::{
-    Address, AgentMessage, B256, Bytes, Execute, Signature, TokenDomain, TransferWithAuthorization,
-    policy::{CosignRequest, Effect, Outcome, Reason, RequestKind, Token, call_effects, evaluate},
+    Address, AgentMessage, B256, Bytes, Eip3009Kind, Execute, PERMIT2, PermitWitnessTransferFrom,
+    Signature, TokenDomain, TransferWithAuthorization,
+    policy::{
+        CosignRequest, Effect, Outcome, Reason, RequestKind, call_effects, evaluate,
+        typed_data_effects,
+    },
     recover_low_s,
 };
 use chaperone_store::{Decided, RequestRecord};
@@ -25,9 +29,9 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/cosign", post(cosign))
 }
 
-/// A co-sign request: what the agent wants co-signed (an `Execute`, or an EIP-3009 payment
-/// authorization to approve through the wallet's EIP-1271) and the agent's signature over the
-/// same EIP-712 digest the co-signer would sign.
+/// A co-sign request: what the agent wants co-signed (an `Execute`, or an x402 payment to
+/// approve through the wallet's EIP-1271: an EIP-3009 authorization or a Permit2 witness
+/// transfer) and the agent's signature over the same EIP-712 digest the co-signer would sign.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CosignBody {
@@ -38,16 +42,34 @@ pub(crate) struct CosignBody {
     execute: Option<Execute>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authorization: Option<PaymentAuthorization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    permit2: Option<Permit2Payment>,
     #[schema(value_type = chaperone_core::openapi::HexBytes)]
     agent_signature: Bytes,
 }
 
-/// An EIP-3009 `TransferWithAuthorization` from the wallet, under its token's domain.
+/// An EIP-3009 authorization from the wallet, under its token's domain.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PaymentAuthorization {
+    /// `TransferWithAuthorization` (the default) or `ReceiveWithAuthorization`.
+    #[serde(default)]
+    primary_type: Eip3009Kind,
     domain: TokenDomain,
     message: TransferWithAuthorization,
+}
+
+/// An x402 Permit2 payment from the wallet (Permit2's domain on this chain is implied).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Permit2Payment {
+    message: PermitWitnessTransferFrom,
+}
+
+/// The `authorization_key` of a Permit2 payment: Permit2 keeps one nonce book per owner for
+/// every token, so its nonces are keyed under Permit2's address.
+pub(crate) fn permit2_key(nonce: chaperone_core::U256) -> (Address, B256) {
+    (PERMIT2, B256::from(nonce))
 }
 
 /// What is to be co-signed, checked for shape: the digest both keys sign, the engine's view of
@@ -67,8 +89,8 @@ fn subject(
     wallet: Address,
     now: u64,
 ) -> Result<Subject, ApiError> {
-    match (&body.execute, &body.authorization) {
-        (Some(execute), None) => {
+    match (&body.execute, &body.authorization, &body.permit2) {
+        (Some(execute), None, None) => {
             if execute.validUntil <= now {
                 return Err(ApiError::bad_request("expired", "validUntil has passed"));
             }
@@ -86,7 +108,15 @@ fn subject(
                 valid_until: execute.validUntil,
             })
         }
-        (None, Some(PaymentAuthorization { domain, message })) => {
+        (
+            None,
+            Some(PaymentAuthorization {
+                primary_type,
+                domain,
+                message,
+            }),
+            None,
+        ) => {
             if domain.chain_id != chain_id {
                 return Err(ApiError::bad_request(
                     "wrong_chain_id",
@@ -104,7 +134,7 @@ fn subject(
             if valid_before <= now {
                 return Err(ApiError::bad_request("expired", "validBefore has passed"));
             }
-            let hash = message.hash(domain);
+            let hash = message.hash(domain, *primary_type);
             let fields = serde_json::to_value(message)
                 .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
             Ok(Subject {
@@ -113,7 +143,7 @@ fn subject(
                     domain_name: Some(domain.name.clone()),
                     domain_version: Some(domain.version.clone()),
                     verifying_contract: domain.verifying_contract,
-                    primary_type: "TransferWithAuthorization".into(),
+                    primary_type: primary_type.primary_type().into(),
                     message: fields,
                 },
                 nonce: None,
@@ -121,9 +151,32 @@ fn subject(
                 valid_until: valid_before - 1,
             })
         }
+        (None, None, Some(Permit2Payment { message })) => {
+            // Permit2 honours `deadline` inclusively.
+            let deadline = u64::try_from(message.deadline).unwrap_or(u64::MAX);
+            if deadline < now {
+                return Err(ApiError::bad_request("expired", "the deadline has passed"));
+            }
+            let hash = message.hash(chain_id);
+            let fields = serde_json::to_value(message)
+                .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
+            Ok(Subject {
+                digest: AgentMessage { hash }.digest(chain_id, wallet),
+                kind: RequestKind::TypedData {
+                    domain_name: Some("Permit2".into()),
+                    domain_version: None,
+                    verifying_contract: PERMIT2,
+                    primary_type: "PermitWitnessTransferFrom".into(),
+                    message: fields,
+                },
+                nonce: None,
+                authorization: Some(permit2_key(message.nonce)),
+                valid_until: deadline,
+            })
+        }
         _ => Err(ApiError::bad_request(
             "invalid_request",
-            "send exactly one of `execute` and `authorization`",
+            "send exactly one of `execute`, `authorization` and `permit2`",
         )),
     }
 }
@@ -133,15 +186,28 @@ pub(crate) fn recorded_effects(request_json: &str) -> Vec<Effect> {
     let Ok(body) = serde_json::from_str::<CosignBody>(request_json) else {
         return Vec::new();
     };
-    match (&body.execute, &body.authorization) {
-        (Some(execute), _) => execute.calls.iter().flat_map(call_effects).collect(),
-        (None, Some(PaymentAuthorization { domain, message })) => vec![Effect::Spend {
-            token: Token::Erc20(domain.verifying_contract),
-            amount: message.value,
-            recipient: message.to,
-        }],
-        (None, None) => Vec::new(),
+    if let Some(execute) = &body.execute {
+        return execute.calls.iter().flat_map(call_effects).collect();
     }
+    let typed = match (&body.authorization, &body.permit2) {
+        (Some(a), _) => serde_json::to_value(&a.message).map(|m| {
+            (
+                a.domain.verifying_contract,
+                a.primary_type.primary_type(),
+                m,
+            )
+        }),
+        (None, Some(p)) => {
+            serde_json::to_value(&p.message).map(|m| (PERMIT2, "PermitWitnessTransferFrom", m))
+        }
+        (None, None) => return Vec::new(),
+    };
+    typed
+        .ok()
+        .and_then(|(contract, primary_type, message)| {
+            typed_data_effects(contract, primary_type, &message).ok()
+        })
+        .unwrap_or_default()
 }
 
 /// The recorded decision, as returned to the agent.

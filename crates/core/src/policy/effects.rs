@@ -119,9 +119,7 @@ pub fn typed_data_validity(
     message: &serde_json::Value,
 ) -> Result<Option<(u64, u64)>, String> {
     let time = |name: &str| -> Result<u64, String> {
-        let value = message
-            .get(name)
-            .ok_or_else(|| format!("message lacks `{name}`"))?;
+        let value = field_of(message, name)?;
         let n = amount_of(value).ok_or_else(|| format!("`{name}` is not a number"))?;
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     };
@@ -131,8 +129,22 @@ pub fn typed_data_validity(
             Some((time("validAfter")?, time("validBefore")?.saturating_sub(1)))
         }
         "Permit" => Some((0, time("deadline")?)),
+        // Permit2 honours `deadline` itself (inclusive); the x402 proxy `witness.validAfter`.
+        "PermitWitnessTransferFrom" => Some((time("/witness/validAfter")?, time("/deadline")?)),
         _ => None,
     })
+}
+
+/// A message field by name, or by JSON pointer (`/witness/to`) for nested structs.
+fn field_of<'m>(
+    message: &'m serde_json::Value,
+    name: &str,
+) -> Result<&'m serde_json::Value, String> {
+    let found = match name.starts_with('/') {
+        true => message.pointer(name),
+        false => message.get(name),
+    };
+    found.ok_or_else(|| format!("message lacks `{}`", name.trim_start_matches('/')))
 }
 
 /// A JSON number or decimal / `0x` hex string as an amount.
@@ -149,18 +161,16 @@ fn amount_of(value: &serde_json::Value) -> Option<U256> {
 
 /// The effects of an EIP-712 message co-signed for EIP-1271, from its verifying contract, primary
 /// type and message fields. EIP-3009 `TransferWithAuthorization`/`ReceiveWithAuthorization`
-/// (x402) and EIP-2612 `Permit` are spends of the verifying contract's token; other types move
+/// (x402) and EIP-2612 `Permit` are spends of the verifying contract's token; an x402 Permit2
+/// `PermitWitnessTransferFrom` is a spend of its permitted token to the witness's `to`, and only
+/// through the x402 proxy (another spender could send the tokens anywhere). Other types move
 /// nothing the engine can see and need an explicit typed-data rule.
 pub fn typed_data_effects(
     verifying_contract: Address,
     primary_type: &str,
     message: &serde_json::Value,
 ) -> Result<Vec<Effect>, String> {
-    let field = |name: &str| {
-        message
-            .get(name)
-            .ok_or_else(|| format!("message lacks `{name}`"))
-    };
+    let field = |name: &str| field_of(message, name);
     let address = |name: &str| -> Result<Address, String> {
         field(name)?
             .as_str()
@@ -184,6 +194,26 @@ pub fn typed_data_effects(
             amount: amount("value")?,
             recipient: address("spender")?,
         }],
+        "PermitWitnessTransferFrom" => {
+            if verifying_contract != crate::PERMIT2 {
+                return Err(format!(
+                    "a Permit2 message must be for Permit2 ({})",
+                    crate::PERMIT2
+                ));
+            }
+            if address("spender")? != crate::X402_PERMIT2_PROXY {
+                return Err(format!(
+                    "a Permit2 payment's spender must be the x402 exact proxy ({}), which pays \
+                     the witness `to`",
+                    crate::X402_PERMIT2_PROXY
+                ));
+            }
+            vec![Effect::Spend {
+                token: Token::Erc20(address("/permitted/token")?),
+                amount: amount("/permitted/amount")?,
+                recipient: address("/witness/to")?,
+            }]
+        }
         _ => vec![],
     })
 }

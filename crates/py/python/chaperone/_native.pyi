@@ -49,6 +49,13 @@ class Rejected(ChaperoneError):
 class Invalid(ChaperoneError): ...
 class Closed(ChaperoneError): ...
 
+class PendingAuthorization(ChaperoneError):
+    request_id: str
+
+class PaymentRefused(ChaperoneError):
+    request_id: str
+    reason: str
+
 @final
 class Reason:
     """Why the policy decided as it did; the rule's figures are attributes (amounts as ints)."""

@@ -1,0 +1,287 @@
+//! Off-chain payment authorizations the wallet validates through EIP-1271, the two ways x402's
+//! "exact" EVM scheme pays: EIP-3009 `TransferWithAuthorization`/`ReceiveWithAuthorization`
+//! (the token verifies) and Permit2 `PermitWitnessTransferFrom` through the x402 proxy (Permit2
+//! verifies). The agent signs, the policy service co-signs within the same limits as `execute`
+//! payments, and the wallet honours only nonces of the current backstop period's slots, which
+//! both methods share (see `AgentWallet.isValidSignature`).
+
+use std::{sync::PoisonError, time::Duration};
+
+use alloy::providers::Provider;
+use chaperone_chain::{AgentWallet, Permit2, TestToken};
+use chaperone_core::{
+    AgentMessage, B256, Bytes, Eip3009Kind, PERMIT2, PermitWitnessTransferFrom, TokenDomain,
+    TokenPermissions, TransferWithAuthorization, U256, Witness, X402_PERMIT2_PROXY,
+};
+use serde::Serialize;
+
+use crate::{
+    Address, Error, Result,
+    wallet::{CosignBody, Cosigned, Wallet, revert_reason, unix_now},
+};
+
+/// An EIP-3009 authorization signed by the agent and co-signed by the policy service, valid
+/// through the wallet's EIP-1271 `isValidSignature(hash, signature)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedAuthorization {
+    /// The co-sign decision's id (the digest both keys signed).
+    pub request_id: B256,
+    /// Transfer (anyone may submit it) or receive (only the payee may).
+    pub kind: Eip3009Kind,
+    /// The token's domain.
+    pub domain: TokenDomain,
+    /// The authorization (`from` is the wallet).
+    pub message: TransferWithAuthorization,
+    /// The EIP-712 hash the token passes to `isValidSignature`.
+    pub hash: B256,
+    /// The wallet's EIP-1271 format: agent signature ‖ co-signer signature ‖ the authorization
+    /// ABI-encoded (see `TransferWithAuthorization::wallet_signature`).
+    pub signature: Bytes,
+}
+
+/// An x402 Permit2 payment signed by the agent and co-signed by the policy service: the x402
+/// proxy pays `message.permitted` to `message.witness.to` once, before `message.deadline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedPermit2 {
+    /// The co-sign decision's id (the digest both keys signed).
+    pub request_id: B256,
+    /// The Permit2 message (spender: the x402 exact proxy).
+    pub message: PermitWitnessTransferFrom,
+    /// The EIP-712 hash Permit2 passes to `isValidSignature`.
+    pub hash: B256,
+    /// The wallet's EIP-1271 format (see `PermitWitnessTransferFrom::wallet_signature`).
+    pub signature: Bytes,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AuthorizationBody<'a> {
+    primary_type: Eip3009Kind,
+    domain: &'a TokenDomain,
+    message: &'a TransferWithAuthorization,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Permit2Body<'a> {
+    message: &'a PermitWitnessTransferFrom,
+}
+
+impl Wallet {
+    /// Signs an EIP-3009 `TransferWithAuthorization` of `value` to `to`, valid from now for
+    /// `valid_for` (see [`Wallet::sign_authorization`]).
+    pub async fn sign_payment_authorization(
+        &self,
+        domain: TokenDomain,
+        to: Address,
+        value: U256,
+        valid_for: Duration,
+    ) -> Result<SignedAuthorization> {
+        self.sign_authorization(
+            Eip3009Kind::TransferWithAuthorization,
+            domain,
+            to,
+            value,
+            0,
+            valid_for,
+        )
+        .await
+    }
+
+    /// Signs an EIP-3009 authorization of `kind` of `value` to `to` from the wallet, usable
+    /// after `valid_after` (Unix seconds) and for `valid_for` from now, and gets it co-signed
+    /// within the policy. Takes the first authorization slot of this backstop period that no
+    /// method has used. Denied → [`Error::Denied`]; a human must approve →
+    /// [`Error::PendingAuthorization`].
+    pub async fn sign_authorization(
+        &self,
+        kind: Eip3009Kind,
+        domain: TokenDomain,
+        to: Address,
+        value: U256,
+        valid_after: u64,
+        valid_for: Duration,
+    ) -> Result<SignedAuthorization> {
+        let token = domain.verifying_contract;
+        let nonce = self.free_authorization_nonce(token).await?;
+        let message = TransferWithAuthorization {
+            from: self.wallet,
+            to,
+            value,
+            validAfter: U256::from(valid_after),
+            validBefore: U256::from(unix_now() + valid_for.as_secs()),
+            nonce,
+        };
+        let hash = message.hash(&domain, kind);
+        let (request_id, agent_signature) = self.sign_as_agent(hash)?;
+        let body = CosignBody {
+            chain_id: self.chain_id,
+            wallet: self.wallet,
+            execute: None,
+            authorization: Some(AuthorizationBody {
+                primary_type: kind,
+                domain: &domain,
+                message: &message,
+            }),
+            permit2: None,
+            agent_signature: &agent_signature,
+        };
+        let cosignature = self.cosign_authorization(&body, token, nonce).await?;
+        Ok(SignedAuthorization {
+            request_id,
+            kind,
+            signature: message.wallet_signature(token, kind, &agent_signature, &cosignature),
+            domain,
+            message,
+            hash,
+        })
+    }
+
+    /// Signs an x402 Permit2 payment of `value` of `token` to `to` (through the x402 exact
+    /// proxy), usable after `valid_after` and until `valid_for` from now, and gets it co-signed
+    /// within the policy (the same limits and slots as EIP-3009 payments of `token`).
+    pub async fn sign_permit2_payment(
+        &self,
+        token: Address,
+        to: Address,
+        value: U256,
+        valid_after: u64,
+        valid_for: Duration,
+    ) -> Result<SignedPermit2> {
+        let nonce = self.free_authorization_nonce(token).await?;
+        let message = PermitWitnessTransferFrom {
+            permitted: TokenPermissions {
+                token,
+                amount: value,
+            },
+            spender: X402_PERMIT2_PROXY,
+            nonce: nonce.into(),
+            deadline: U256::from(unix_now() + valid_for.as_secs()),
+            witness: Witness {
+                to,
+                validAfter: U256::from(valid_after),
+            },
+        };
+        let hash = message.hash(self.chain_id);
+        let (request_id, agent_signature) = self.sign_as_agent(hash)?;
+        let body = CosignBody {
+            chain_id: self.chain_id,
+            wallet: self.wallet,
+            execute: None,
+            authorization: None,
+            permit2: Some(Permit2Body { message: &message }),
+            agent_signature: &agent_signature,
+        };
+        let cosignature = self.cosign_authorization(&body, token, nonce).await?;
+        Ok(SignedPermit2 {
+            request_id,
+            signature: message.wallet_signature(&agent_signature, &cosignature),
+            message,
+            hash,
+        })
+    }
+
+    /// The request id (the digest both keys sign for `hash`) and the agent's signature of it.
+    fn sign_as_agent(&self, hash: B256) -> Result<(B256, Bytes)> {
+        let request_id = AgentMessage { hash }.digest(self.chain_id, self.wallet);
+        let signature = self.key.sign_digest(&request_id)?.as_bytes().to_vec();
+        Ok((request_id, signature.into()))
+    }
+
+    /// Asks for the co-signature of an authorization; on anything but an approval its slot
+    /// `(token, nonce)` is freed again.
+    async fn cosign_authorization(
+        &self,
+        body: &CosignBody<'_>,
+        token: Address,
+        nonce: B256,
+    ) -> Result<Bytes> {
+        let answer = self.cosign(body).await;
+        if !matches!(answer, Ok(Cosigned::Approved(_))) {
+            self.authorization_nonces
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&(token, nonce));
+        }
+        match answer? {
+            Cosigned::Approved(cosignature) => Ok(cosignature),
+            // Nobody waits for a human inside an x402 request; the approver sees it anyway.
+            Cosigned::Pending(request_id) => Err(Error::PendingAuthorization { request_id }),
+        }
+    }
+
+    /// The nonce of the first authorization slot of this backstop period of `token` that
+    /// neither the token (EIP-3009) nor Permit2 has marked used for the wallet and this
+    /// `Wallet` has not handed out, claimed here.
+    async fn free_authorization_nonce(&self, token: Address) -> Result<B256> {
+        let wallet = AgentWallet::new(self.wallet, &self.provider);
+        let chain = |e: alloy::contract::Error| Error::Chain(revert_reason(&e));
+        let budget = wallet
+            .authorizationBudget(token)
+            .call()
+            .await
+            .map_err(chain)?;
+        // The period is the wallet's (chain time); every slot's nonce follows from it.
+        let period = wallet
+            .authorizationNonce(token, 0)
+            .call()
+            .await
+            .map_err(chain)?;
+        let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize)
+            .map_err(|_| Error::Chain(format!("{token}: period index beyond 64 bits")))?;
+        let erc3009 = TestToken::new(token, &self.provider);
+        let permit2 = Permit2::new(PERMIT2, &self.provider);
+        let has_permit2 = !self
+            .provider
+            .get_code_at(PERMIT2)
+            .await
+            .map_err(|e| Error::Chain(e.to_string()))?
+            .is_empty();
+        for slot in 0..budget.slots {
+            let nonce = chaperone_core::authorization_nonce(period, slot);
+            let claimed = |nonces: &std::collections::HashSet<(Address, B256)>| {
+                nonces.contains(&(token, nonce))
+            };
+            if claimed(
+                &self
+                    .authorization_nonces
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            ) {
+                continue;
+            }
+            // A token without EIP-3009 has no use of the nonce to find.
+            let used_by_token = erc3009
+                .authorizationState(self.wallet, nonce)
+                .call()
+                .await
+                .unwrap_or(false);
+            let used_by_permit2 = has_permit2 && {
+                let n = U256::from_be_bytes(nonce.0);
+                let bits = permit2
+                    .nonceBitmap(self.wallet, n >> 8usize)
+                    .call()
+                    .await
+                    .map_err(chain)?;
+                (bits >> (n & U256::from(0xff)).to::<usize>()) & U256::from(1) == U256::from(1)
+            };
+            if !used_by_token
+                && !used_by_permit2
+                && self
+                    .authorization_nonces
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert((token, nonce))
+            {
+                return Ok(nonce);
+            }
+        }
+        Err(Error::Refused {
+            status: 409,
+            code: "no_authorization_slot".into(),
+            message: format!(
+                "the wallet's EIP-1271 budget for {token} has no unused slot this period ({} \
+                 slots; the owner sets them with setAuthorizationBudget)",
+                budget.slots
+            ),
+        })
+    }
+}

@@ -1,0 +1,493 @@
+//! Paying for HTTP APIs with x402 (HTTP 402 Payment Required) from the agent's wallet, within
+//! its policy. [`X402Client::send`] sends a request; on a 402 it reads the merchant's payment
+//! requirements (x402 v2 `Payment-Required` header, or a v1 body), and tries the ones this
+//! wallet can pay (its chain, the "exact" scheme, EIP-3009 or Permit2) in the merchant's order:
+//! each is signed by the agent and co-signed by the policy service before anything goes back
+//! to the merchant. The first one co-signed is sent as the payment header; the merchant's
+//! answer comes back with the settlement it reports (transaction, payer, network).
+//!
+//! The protocol messages are x402-rs's (`x402-types`, `x402-chain-eip155`, and
+//! `x402-reqwest`'s 402 parser), not a second rendering of the wire format. `x402-reqwest`'s
+//! middleware is not used: its signer hook reports failure as a string, and a denial here must
+//! come back typed, with every reason.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+use serde::{Deserialize, Serialize};
+use x402_chain_eip155::{
+    chain::{
+        AssetTransferMethod, ChecksummedAddress,
+        permit2::{
+            ExactPermit2Payload, ExactPermit2Witness, Permit2Authorization,
+            Permit2AuthorizationPermitted,
+        },
+    },
+    v1_eip155_exact::types::{
+        ExactEvmPayload as Eip3009Payload, ExactEvmPayloadAuthorization,
+        PaymentRequirements as V1Requirements,
+    },
+    v2_eip155_exact::types::{ExactEvmPayload, PaymentRequirements as V2Requirements},
+};
+use x402_types::{
+    chain::ChainId,
+    proto::{OriginalJson, PaymentRequired, v1, v2},
+    timestamp::UnixTimestamp,
+    util::Base64Bytes,
+};
+
+use crate::{
+    Error, Result, TokenDomain, Wallet,
+    authorization::{SignedAuthorization, SignedPermit2},
+    wallet::unix_now,
+};
+
+/// How a payment moves the token: EIP-3009 (the token verifies the wallet's signature) or
+/// Permit2 through the x402 exact proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// EIP-3009 `transferWithAuthorization`.
+    Eip3009,
+    /// Permit2 `permitWitnessTransferFrom` through the x402 exact proxy.
+    Permit2,
+}
+
+/// A payment the agent made for a resource: what the merchant asked, what the wallet signed,
+/// and what the merchant reported. It is also what a model call's audit record commits to (see
+/// [`X402Payment::record_metadata`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct X402Payment {
+    /// The URL paid for.
+    pub resource: String,
+    /// The x402 protocol version the merchant spoke (1 or 2).
+    pub x402_version: u8,
+    /// The requirement accepted, exactly as the merchant offered it.
+    pub requirement: serde_json::Value,
+    /// The CAIP-2 network (`eip155:<chain id>`).
+    pub network: String,
+    /// EIP-3009 or Permit2.
+    pub method: PaymentMethod,
+    /// The token.
+    pub asset: Address,
+    /// The merchant.
+    pub pay_to: Address,
+    /// The amount in base units.
+    pub amount: U256,
+    /// The co-sign decision's id (the digest both keys signed).
+    pub request_id: B256,
+    /// The EIP-712 hash the token (or Permit2) verified through the wallet's EIP-1271.
+    pub authorization_hash: B256,
+    /// The authorization's nonce (the wallet's slot for this period).
+    pub nonce: B256,
+    /// What the merchant reported in its `Payment-Response` header, if anything.
+    pub settlement: Option<Settlement>,
+}
+
+/// The settlement a merchant reports for a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// Whether the payment settled.
+    pub success: bool,
+    /// The settling transaction.
+    pub transaction: Option<B256>,
+    /// Who paid (the wallet).
+    pub payer: Option<Address>,
+    /// The CAIP-2 network.
+    pub network: String,
+    /// Why it failed, when it did.
+    pub error_reason: Option<String>,
+}
+
+impl X402Payment {
+    /// The payment as the metadata of the model call it was made in (`{"x402": …}`), for
+    /// [`crate::Recorder::record`]: the call's audit record then commits to the requirement,
+    /// the authorization hash and the settlement transaction.
+    pub fn record_metadata(payments: &[X402Payment]) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "x402": payments })).unwrap_or_default()
+    }
+}
+
+/// The merchant's answer, and the payment if one was made.
+#[derive(Debug)]
+pub struct X402Response {
+    /// The merchant's HTTP response (to the paid retry, when there was one).
+    pub response: reqwest::Response,
+    /// The payment made for it, if the resource asked for one.
+    pub payment: Option<X402Payment>,
+}
+
+/// An HTTP client that pays x402 resources from the agent's wallet, within its policy.
+#[derive(Debug, Clone)]
+pub struct X402Client {
+    http: reqwest::Client,
+    wallet: Wallet,
+    longest_validity: Duration,
+}
+
+/// One payable requirement, decoded.
+struct Candidate {
+    original: OriginalJson,
+    method: PaymentMethod,
+    asset: Address,
+    pay_to: Address,
+    amount: U256,
+    max_timeout_seconds: u64,
+    /// The EIP-3009 domain name and version (`extra`).
+    domain: Option<(String, String)>,
+}
+
+/// The signed payment for one candidate.
+enum Signed {
+    Eip3009(SignedAuthorization),
+    Permit2(SignedPermit2),
+}
+
+impl X402Client {
+    /// A client paying from `wallet`, each authorization valid for at most the merchant's
+    /// `maxTimeoutSeconds` and at most two minutes.
+    pub fn new(wallet: Wallet) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            wallet,
+            longest_validity: Duration::from_secs(120),
+        }
+    }
+
+    /// GETs `url`, paying if it asks for payment.
+    pub async fn get(&self, url: &str) -> Result<X402Response> {
+        let request = self
+            .http
+            .get(url)
+            .build()
+            .map_err(|e| unreachable(url, e))?;
+        self.send(request).await
+    }
+
+    /// Sends `request`; on a 402, pays (see the module documentation) and sends it again with
+    /// the payment. A requirement the policy denies never reaches the merchant: when every
+    /// payable requirement is denied, [`Error::Denied`] carries every reason. A retry the
+    /// merchant refuses (it answers 402 again) is [`Error::PaymentRefused`].
+    pub async fn send(&self, request: reqwest::Request) -> Result<X402Response> {
+        let url = request.url().to_string();
+        let retry = request.try_clone().ok_or_else(|| {
+            Error::Invalid(
+                "an x402 request must be repeatable (a streaming body cannot be sent twice)".into(),
+            )
+        })?;
+        let first = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| unreachable(&url, e))?;
+        if first.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+            return Ok(X402Response {
+                response: first,
+                payment: None,
+            });
+        }
+        let required = x402_reqwest::parse_payment_required(first)
+            .await
+            .ok_or_else(|| {
+                Error::Invalid(format!("{url} answered 402 without x402 requirements"))
+            })?;
+        let (version, resource, accepts) = match &required {
+            PaymentRequired::V2(r) => (2, r.resource.clone(), r.accepts.clone()),
+            PaymentRequired::V1(r) => (1, None, r.accepts.clone()),
+        };
+        let network = ChainId::new("eip155", self.wallet.chain_id().to_string());
+        let candidates: Vec<Candidate> = accepts
+            .iter()
+            .filter_map(|original| candidate(version, original, &network))
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{url} accepts no payment this wallet can make (the exact scheme with EIP-3009 \
+                 or Permit2 on {network})"
+            )));
+        }
+        let mut denied: Option<Error> = None;
+        for candidate in candidates {
+            let signed = match self.sign(&candidate).await {
+                Ok(signed) => signed,
+                Err(Error::Denied {
+                    request_id,
+                    reasons,
+                    reasons_text,
+                }) => {
+                    denied = Some(merge_denials(denied, request_id, reasons, reasons_text));
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            return self
+                .pay(retry, version, resource, &network, candidate, signed)
+                .await;
+        }
+        Err(denied.unwrap_or(Error::Closed))
+    }
+
+    async fn sign(&self, c: &Candidate) -> Result<Signed> {
+        let valid_for = Duration::from_secs(c.max_timeout_seconds).min(self.longest_validity);
+        // Usable at once: a minute back covers a chain clock a little behind this one.
+        let valid_after = unix_now().saturating_sub(60);
+        Ok(match c.method {
+            PaymentMethod::Eip3009 => {
+                let (name, version) = c.domain.clone().unwrap_or_default();
+                let domain = TokenDomain {
+                    name,
+                    version,
+                    chain_id: self.wallet.chain_id(),
+                    verifying_contract: c.asset,
+                };
+                Signed::Eip3009(
+                    self.wallet
+                        .sign_authorization(
+                            chaperone_core::Eip3009Kind::TransferWithAuthorization,
+                            domain,
+                            c.pay_to,
+                            c.amount,
+                            valid_after,
+                            valid_for,
+                        )
+                        .await?,
+                )
+            }
+            PaymentMethod::Permit2 => Signed::Permit2(
+                self.wallet
+                    .sign_permit2_payment(c.asset, c.pay_to, c.amount, valid_after, valid_for)
+                    .await?,
+            ),
+        })
+    }
+
+    async fn pay(
+        &self,
+        mut retry: reqwest::Request,
+        version: u8,
+        resource: Option<v2::ResourceInfo>,
+        network: &ChainId,
+        candidate: Candidate,
+        signed: Signed,
+    ) -> Result<X402Response> {
+        let url = retry.url().to_string();
+        let (payload, request_id, hash, nonce) = match &signed {
+            Signed::Eip3009(a) => (
+                ExactEvmPayload::Eip3009(Eip3009Payload {
+                    signature: a.signature.clone(),
+                    authorization: ExactEvmPayloadAuthorization {
+                        from: a.message.from,
+                        to: a.message.to,
+                        value: a.message.value,
+                        valid_after: timestamp(a.message.validAfter),
+                        valid_before: timestamp(a.message.validBefore),
+                        nonce: a.message.nonce,
+                    },
+                }),
+                a.request_id,
+                a.hash,
+                a.message.nonce,
+            ),
+            Signed::Permit2(p) => (
+                ExactEvmPayload::Permit2(ExactPermit2Payload {
+                    permit_2_authorization: Permit2Authorization {
+                        deadline: timestamp(p.message.deadline),
+                        from: ChecksummedAddress(self.wallet.address()),
+                        nonce: p.message.nonce,
+                        permitted: Permit2AuthorizationPermitted {
+                            amount: p.message.permitted.amount,
+                            token: ChecksummedAddress(p.message.permitted.token),
+                        },
+                        spender: ChecksummedAddress(p.message.spender),
+                        witness: ExactPermit2Witness {
+                            to: ChecksummedAddress(p.message.witness.to),
+                            valid_after: timestamp(p.message.witness.validAfter),
+                        },
+                    },
+                    signature: p.signature.clone(),
+                }),
+                p.request_id,
+                p.hash,
+                B256::from(p.message.nonce),
+            ),
+        };
+        let (header, json) = if version == 2 {
+            let payload = v2::PaymentPayload {
+                accepted: candidate.original.clone(),
+                payload,
+                resource,
+                x402_version: v2::X402Version2,
+                extensions: Default::default(),
+            };
+            ("Payment-Signature", serde_json::to_vec(&payload))
+        } else {
+            let ExactEvmPayload::Eip3009(payload) = payload else {
+                return Err(Error::Invalid("x402 v1 pays with EIP-3009 only".into()));
+            };
+            let payload = v1::PaymentPayload {
+                x402_version: v1::X402Version1,
+                scheme: "exact".to_owned(),
+                network: network.as_network_name().unwrap_or_default().to_owned(),
+                payload,
+            };
+            ("X-Payment", serde_json::to_vec(&payload))
+        };
+        let json = json.map_err(|e| Error::Invalid(format!("encoding the payment: {e}")))?;
+        let value = Base64Bytes::encode(&json).to_string();
+        retry.headers_mut().insert(
+            header,
+            value
+                .parse()
+                .map_err(|_| Error::Invalid("the payment header is not ASCII".into()))?,
+        );
+        let response = self
+            .http
+            .execute(retry)
+            .await
+            .map_err(|e| unreachable(&url, e))?;
+        if response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
+            let reason = match x402_reqwest::parse_payment_required(response).await {
+                Some(PaymentRequired::V2(r)) => r.error,
+                Some(PaymentRequired::V1(r)) => r.error,
+                None => None,
+            };
+            return Err(Error::PaymentRefused {
+                request_id,
+                reason: reason.unwrap_or_else(|| "no reason given".into()),
+            });
+        }
+        let settlement = ["Payment-Response", "X-Payment-Response"]
+            .iter()
+            .find_map(|name| response.headers().get(*name))
+            .and_then(|h| Base64Bytes::from(h.as_bytes()).decode().ok())
+            .and_then(|bytes| serde_json::from_slice::<SettlementWire>(&bytes).ok())
+            .map(Settlement::from);
+        Ok(X402Response {
+            response,
+            payment: Some(X402Payment {
+                resource: url,
+                x402_version: version,
+                requirement: serde_json::from_str(candidate.original.0.get()).unwrap_or_default(),
+                network: network.to_string(),
+                method: candidate.method,
+                asset: candidate.asset,
+                pay_to: candidate.pay_to,
+                amount: candidate.amount,
+                request_id,
+                authorization_hash: hash,
+                nonce,
+                settlement,
+            }),
+        })
+    }
+}
+
+/// The `Payment-Response` header's JSON (x402 v1 and v2 share it).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SettlementWire {
+    success: bool,
+    #[serde(default)]
+    error_reason: Option<String>,
+    #[serde(default)]
+    payer: Option<String>,
+    #[serde(default)]
+    transaction: Option<String>,
+    network: String,
+}
+
+impl From<SettlementWire> for Settlement {
+    fn from(w: SettlementWire) -> Self {
+        Self {
+            success: w.success,
+            transaction: w.transaction.and_then(|t| t.parse().ok()),
+            payer: w.payer.and_then(|p| p.parse().ok()),
+            network: w.network,
+            error_reason: w.error_reason,
+        }
+    }
+}
+
+/// `original` if this wallet can pay it: the exact scheme, its network, EIP-3009 or Permit2.
+fn candidate(version: u8, original: &OriginalJson, network: &ChainId) -> Option<Candidate> {
+    let (method, domain, asset, pay_to, amount, max_timeout_seconds) = if version == 2 {
+        let r = V2Requirements::try_from(original).ok()?;
+        if &r.network != network {
+            return None;
+        }
+        let (method, domain) = match r.extra {
+            AssetTransferMethod::Eip3009 { name, version } => {
+                (PaymentMethod::Eip3009, Some((name, version)))
+            }
+            AssetTransferMethod::Permit2 { .. } => (PaymentMethod::Permit2, None),
+        };
+        let amount: U256 = r.amount.into();
+        (
+            method,
+            domain,
+            r.asset.0,
+            r.pay_to.0,
+            amount,
+            r.max_timeout_seconds,
+        )
+    } else {
+        let r = V1Requirements::try_from(original).ok()?;
+        if ChainId::from_network_name(&r.network).as_ref() != Some(network) {
+            return None;
+        }
+        let domain = r.extra.map(|e| (e.name, e.version));
+        (
+            PaymentMethod::Eip3009,
+            domain,
+            r.asset,
+            r.pay_to,
+            r.max_amount_required,
+            r.max_timeout_seconds,
+        )
+    };
+    Some(Candidate {
+        original: original.clone(),
+        method,
+        asset,
+        pay_to,
+        amount,
+        max_timeout_seconds,
+        domain,
+    })
+}
+
+fn timestamp(seconds: U256) -> UnixTimestamp {
+    UnixTimestamp::from_secs(u64::try_from(seconds).unwrap_or(u64::MAX))
+}
+
+/// Every requirement's denial reasons in one [`Error::Denied`] (the last request's id).
+fn merge_denials(
+    earlier: Option<Error>,
+    request_id: B256,
+    mut reasons: Vec<chaperone_core::policy::Reason>,
+    mut reasons_text: Vec<String>,
+) -> Error {
+    if let Some(Error::Denied {
+        reasons: mut before,
+        reasons_text: mut before_text,
+        ..
+    }) = earlier
+    {
+        before.append(&mut reasons);
+        before_text.append(&mut reasons_text);
+        reasons = before;
+        reasons_text = before_text;
+    }
+    Error::Denied {
+        request_id,
+        reasons,
+        reasons_text,
+    }
+}
+
+fn unreachable(url: &str, e: reqwest::Error) -> Error {
+    Error::Unreachable {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    }
+}
