@@ -14,6 +14,9 @@
 //!    EIP-3009 authorization that the wallet's EIP-1271 accepts (skip with `--no-pay`);
 //!    With `--approval-wait SECS` (`make agent` gives 600) it then waits that long for a human
 //!    to approve the 0.07 ETH in the console (or with `curl`), and executes it;
+//!    With `--x402-url URL` it also buys from an x402-paid API (`--example paid_api`) inside a
+//!    recorded model call: the call's record commits to the payment, and the co-sign decision
+//!    names the call's leaf hash;
 //! 3. discloses its first record to `.chaperone/disclosure.json` once its checkpoint is
 //!    anchored, for `chaperone verify`.
 //!
@@ -29,7 +32,7 @@ use anyhow::Context;
 use chaperone_chain::{AgentWallet, TestToken};
 use chaperone_sdk::{
     Address, CommitmentKind, DevnetInfo, Error, Payment, Recorder, RecorderConfig, Secp256k1Signer,
-    TokenDomain, U256, Wallet, WalletConfig,
+    TokenDomain, U256, Wallet, WalletConfig, X402Client, X402Payment,
 };
 use serde_json::json;
 
@@ -41,6 +44,7 @@ struct Options {
     pace: Duration,
     pay: bool,
     approval_wait: Duration,
+    x402_url: Option<String>,
     json: bool,
 }
 
@@ -51,6 +55,7 @@ fn options() -> anyhow::Result<Options> {
         pace: Duration::ZERO,
         pay: true,
         approval_wait: Duration::ZERO,
+        x402_url: None,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -68,6 +73,7 @@ fn options() -> anyhow::Result<Options> {
                 options.approval_wait =
                     Duration::from_secs(value()?.parse().context("--approval-wait takes seconds")?)
             }
+            "--x402-url" => options.x402_url = Some(value()?),
             "--json" => options.json = true,
             other => anyhow::bail!("unknown flag {other}"),
         }
@@ -133,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
     if options.pay {
         let wallet = Wallet::connect(
             WalletConfig::new(&devnet.server_url, &devnet.rpc_url, devnet.wallet),
-            key,
+            key.clone(),
         )
         .await?;
         let vendor = Address::repeat_byte(0x42);
@@ -307,18 +313,71 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 3. Disclose the first record once its checkpoint is anchored on chain.
+    // x402: a model call that needs a paid API. The agent pays within its policy (a denial
+    // reaches nobody), and the call's record commits to what it paid.
+    let mut disclose = first.as_ref().map(|f| f.leaf_hash);
+    let mut disclose_kinds = vec![CommitmentKind::Input, CommitmentKind::Output];
+    if let Some(url) = &options.x402_url {
+        let wallet = Wallet::connect(
+            WalletConfig::new(&devnet.server_url, &devnet.rpc_url, devnet.wallet),
+            key.clone(),
+        )
+        .await?;
+        let prompt = "What is the weather in Lisbon? Buy the forecast if it is paid.";
+        let outcome = match X402Client::new(wallet.clone()).get(url).await {
+            Ok(bought) => {
+                let status = bought.response.status().as_u16();
+                let forecast = bought.response.text().await.unwrap_or_default();
+                let payments: Vec<X402Payment> = bought.payment.into_iter().collect();
+                let recorded = recorder
+                    .record(
+                        "demo-model-v1",
+                        prompt.as_bytes(),
+                        format!("The forecast: {forecast}").as_bytes(),
+                        Some(&X402Payment::record_metadata(&payments)),
+                    )
+                    .await?;
+                for payment in &payments {
+                    wallet
+                        .bind_to_call(payment.request_id, recorded.leaf_hash)
+                        .await?;
+                }
+                disclose = Some(recorded.leaf_hash);
+                disclose_kinds.push(CommitmentKind::Metadata);
+                let paid = payments.first();
+                say(format!(
+                    "x402: bought {url} ({status}): {forecast}; paid {} in {}",
+                    paid.map(|p| p.amount.to_string()).unwrap_or_default(),
+                    paid.and_then(|p| p.settlement.as_ref())
+                        .and_then(|s| s.transaction)
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "no settlement reported".into())
+                ));
+                json!({ "outcome": "paid", "status": status, "payment": paid, "leaf_hash": recorded.leaf_hash })
+            }
+            Err(Error::Denied {
+                reasons,
+                reasons_text,
+                ..
+            }) => {
+                say(format!(
+                    "x402: {url} denied by policy: {}",
+                    reasons_text.join("; ")
+                ));
+                json!({ "outcome": "denied", "reasons": reasons, "reasons_text": reasons_text })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        payments.insert("x402_paid_api".into(), outcome);
+    }
+    recorder.flush().await?;
+
+    // 3. Disclose the first record (or the paid call) once its checkpoint is anchored.
     let disclosure_file = data_dir.join("disclosure.json");
-    if let Some(first) = &first {
+    if let Some(leaf_hash) = disclose {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let disclosure = loop {
-            match recorder
-                .disclose(
-                    first.leaf_hash,
-                    &[CommitmentKind::Input, CommitmentKind::Output],
-                )
-                .await
-            {
+            match recorder.disclose(leaf_hash, &disclose_kinds).await {
                 Ok(d) if d.anchor.is_some() => break d,
                 Ok(_) | Err(Error::Refused { .. }) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(500)).await
@@ -332,7 +391,7 @@ async fn main() -> anyhow::Result<()> {
         disclosure.write(&disclosure_file)?;
         say(format!(
             "disclosed record {} to {}; verify it with\n  chaperone verify {} --rpc-url {}",
-            first.leaf_hash,
+            leaf_hash,
             disclosure_file.display(),
             disclosure_file.display(),
             devnet.rpc_url
@@ -346,8 +405,9 @@ async fn main() -> anyhow::Result<()> {
                 "recorded": options.calls,
                 "delivered": progress.delivered,
                 "first_leaf_hash": first.as_ref().map(|f| f.leaf_hash),
+                "disclosed_leaf_hash": disclose,
                 "payments": payments,
-                "disclosure": first.as_ref().map(|_| disclosure_file),
+                "disclosure": disclose.map(|_| disclosure_file),
             })
         );
     }

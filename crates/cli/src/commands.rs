@@ -318,14 +318,48 @@ pub(crate) async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit
     let provider = ProviderBuilder::new().connect_http(url);
     match disclosure.verify_on_chain(&provider).await {
         Ok(verified) => {
-            let contents: Vec<String> = disclosure
+            let mut contents: Vec<String> = disclosure
                 .bundle
                 .disclosed
                 .iter()
                 .map(|d| format!("  {:?}: {}", d.kind, String::from_utf8_lossy(&d.content)))
                 .collect();
+            // What the agent paid within the call (x402), checked against the chain.
+            let mut payments = Vec::new();
+            for d in &disclosure.bundle.disclosed {
+                if d.kind != chaperone_sdk::CommitmentKind::Metadata {
+                    continue;
+                }
+                for payment in chaperone_sdk::X402Payment::from_metadata(&d.content) {
+                    let settled = payment.verify_settlement(&provider).await;
+                    contents.push(format!(
+                        "  paid: {} base units of {} to {} for {} (decision {}): {}",
+                        payment.amount,
+                        payment.asset,
+                        payment.pay_to,
+                        payment.resource,
+                        payment.request_id,
+                        match &settled {
+                            Ok(block) => format!(
+                                "settled on chain in {} (block {block})",
+                                payment
+                                    .settlement
+                                    .as_ref()
+                                    .and_then(|s| s.transaction)
+                                    .unwrap_or_default()
+                            ),
+                            Err(e) => format!("NOT SETTLED: {e}"),
+                        }
+                    ));
+                    payments.push(json!({
+                        "payment": payment,
+                        "settled_on_chain": settled.is_ok(),
+                        "settlement_error": settled.err().map(|e| e.to_string()),
+                    }));
+                }
+            }
             out.result(
-                &json!({ "valid": true, "verified": verified }),
+                &json!({ "valid": true, "verified": verified, "payments": payments }),
                 &format!(
                     "VALID: record {} (index {}) by agent {}, model {}, is in log {} of AuditLog {} \
                      at anchored size {} (root {}, operator {})\n{}",

@@ -103,6 +103,23 @@ sol! {
     }
 }
 
+sol! {
+    /// What the agent signs to say that the co-signed payment `request` was made within the
+    /// model call whose audit record has leaf hash `call` (in the wallet's domain).
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct PaymentCall {
+        bytes32 request;
+        bytes32 call;
+    }
+}
+
+impl PaymentCall {
+    /// The digest the agent signs, in the wallet's EIP-712 domain.
+    pub fn digest(&self, chain_id: u64, wallet: Address) -> B256 {
+        self.eip712_signing_hash(&wallet_domain(chain_id, wallet))
+    }
+}
+
 /// Permit2's canonical address (the same on every chain that has it).
 pub const PERMIT2: Address =
     alloy_primitives::address!("0x000000000022D473030F116dDEE9F6B43aC78BA3");

@@ -265,6 +265,30 @@ impl Wallet {
         self.chain_id
     }
 
+    /// Tells the policy service that the approved payment `request_id` was made within the
+    /// model call whose audit record has `leaf_hash` (that record should commit to the
+    /// payment, e.g. with [`crate::X402Payment::record_metadata`]); the decision then names
+    /// the call. Signed by the agent; set once.
+    pub async fn bind_to_call(&self, request_id: B256, leaf_hash: B256) -> Result<()> {
+        let digest = chaperone_core::PaymentCall {
+            request: request_id,
+            call: leaf_hash,
+        }
+        .digest(self.chain_id, self.wallet);
+        let signature = Bytes::from(self.key.sign_digest(&digest)?.as_bytes().to_vec());
+        let answer = self
+            .api
+            .post(
+                &format!("/v1/decisions/{request_id}/call"),
+                &serde_json::json!({ "leaf_hash": leaf_hash, "agent_signature": signature }),
+            )
+            .await?;
+        match answer.status.as_u16() {
+            200 => Ok(()),
+            _ => Err(refused(&answer)),
+        }
+    }
+
     /// Pays `payment` through the wallet (see [`Wallet::execute`]).
     pub async fn pay(&self, payment: Payment) -> Result<Executed> {
         self.execute(vec![payment.call()]).await

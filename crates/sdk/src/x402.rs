@@ -13,7 +13,12 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::sol_types::SolEvent;
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::Provider,
+};
+use chaperone_chain::TestToken;
 use serde::{Deserialize, Serialize};
 use x402_chain_eip155::{
     chain::{
@@ -80,6 +85,9 @@ pub struct X402Payment {
     pub authorization_hash: B256,
     /// The authorization's nonce (the wallet's slot for this period).
     pub nonce: B256,
+    /// The payment header's value as sent (base64 JSON: the signed authorization), so a
+    /// disclosure carries exactly what the merchant received.
+    pub payload: String,
     /// What the merchant reported in its `Payment-Response` header, if anything.
     pub settlement: Option<Settlement>,
 }
@@ -105,6 +113,47 @@ impl X402Payment {
     /// the authorization hash and the settlement transaction.
     pub fn record_metadata(payments: &[X402Payment]) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({ "x402": payments })).unwrap_or_default()
+    }
+
+    /// The payments a model call's metadata (as [`Self::record_metadata`] wrote it) names.
+    pub fn from_metadata(metadata: &[u8]) -> Vec<X402Payment> {
+        serde_json::from_slice::<serde_json::Value>(metadata)
+            .ok()
+            .and_then(|m| serde_json::from_value(m.get("x402")?.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Checks the settlement against the chain: the reported transaction succeeded and moved
+    /// exactly `amount` of `asset` from the payer to `pay_to`. Returns its block.
+    pub async fn verify_settlement<P: Provider>(&self, provider: &P) -> Result<u64> {
+        let settlement = self
+            .settlement
+            .as_ref()
+            .filter(|s| s.success)
+            .ok_or_else(|| Error::Invalid("the payment reports no settlement".into()))?;
+        let (tx, payer) = settlement
+            .transaction
+            .zip(settlement.payer)
+            .ok_or_else(|| Error::Invalid("the settlement names no transaction or payer".into()))?;
+        let receipt = provider
+            .get_transaction_receipt(tx)
+            .await
+            .map_err(|e| Error::Chain(e.to_string()))?
+            .ok_or_else(|| Error::Invalid(format!("transaction {tx} is not on this chain")))?;
+        let paid = receipt.status()
+            && receipt.inner.logs().iter().any(|log| {
+                log.address() == self.asset
+                    && TestToken::Transfer::decode_log(&log.inner).is_ok_and(|t| {
+                        t.from == payer && t.to == self.pay_to && t.value == self.amount
+                    })
+            });
+        if !paid {
+            return Err(Error::Invalid(format!(
+                "transaction {tx} did not move {} of {} from {payer} to {}",
+                self.amount, self.asset, self.pay_to
+            )));
+        }
+        Ok(receipt.block_number.unwrap_or_default())
     }
 }
 
@@ -340,6 +389,7 @@ impl X402Client {
                 .parse()
                 .map_err(|_| Error::Invalid("the payment header is not ASCII".into()))?,
         );
+        let payload = value;
         let response = self
             .http
             .execute(retry)
@@ -376,6 +426,7 @@ impl X402Client {
                 request_id,
                 authorization_hash: hash,
                 nonce,
+                payload,
                 settlement,
             }),
         })

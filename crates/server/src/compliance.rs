@@ -187,6 +187,10 @@ pub(crate) struct DecisionView {
     signed: bool,
     #[schema(value_type = Option<Hex32>)]
     logged_leaf: Option<B256>,
+    /// The agent's audit record of the model call this payment was made within (x402), once
+    /// the agent bound it: its disclosure shows what the agent read, answered and paid.
+    #[schema(value_type = Option<Hex32>)]
+    call_leaf_hash: Option<B256>,
 }
 
 /// Spend of one token by one wallet within the window.
@@ -467,6 +471,7 @@ async fn decisions(
                 policy_hash: d.policy_hash,
                 signed: d.signed,
                 logged_leaf: d.logged_leaf,
+                call_leaf_hash: d.call_leaf_hash,
             })
         })
         .collect();

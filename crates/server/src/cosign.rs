@@ -26,7 +26,92 @@ use crate::{
 };
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/cosign", post(cosign))
+    Router::new()
+        .route("/v1/cosign", post(cosign))
+        .route("/v1/decisions/{request_id}/call", post(bind_call))
+}
+
+/// The agent's statement that an approved payment was made within a model call: the leaf hash
+/// of the call's audit record (which commits to the payment), signed as `PaymentCall`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallBody {
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
+    leaf_hash: B256,
+    /// The agent's signature over `PaymentCall(request, call)` in the wallet's domain.
+    #[schema(value_type = chaperone_core::openapi::HexBytes)]
+    agent_signature: Bytes,
+}
+
+/// The decision and the call it is bound to.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CallBound {
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
+    request_id: B256,
+    #[schema(value_type = chaperone_core::openapi::Hex32)]
+    call_leaf_hash: B256,
+}
+
+async fn bind_call(
+    State(state): State<AppState>,
+    axum::extract::Path(request_id): axum::extract::Path<String>,
+    body: Result<ApiJson<CallBody>, ApiError>,
+) -> Result<Json<CallBound>, ApiError> {
+    let ApiJson(body) = body?;
+    let request_id: B256 = request_id
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_request", "request_id is not 32 bytes hex"))?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_decision",
+            format!("no approved decision {request_id}"),
+        )
+    };
+    let wallet_address = state
+        .store()
+        .approved_decision_wallet(request_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let wallet = state
+        .store()
+        .wallet(wallet_address)
+        .await?
+        .ok_or_else(not_found)?;
+    let digest = chaperone_core::PaymentCall {
+        request: request_id,
+        call: body.leaf_hash,
+    }
+    .digest(wallet.chain_id, wallet.address);
+    let signature = Signature::from_raw(&body.agent_signature).map_err(|_| {
+        ApiError::bad_request(
+            "bad_signature",
+            "agent_signature must be 65 bytes r ‖ s ‖ v",
+        )
+    })?;
+    match recover_low_s(&signature, &digest) {
+        Ok(signer) if signer == wallet.agent => {}
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "agent_signature is not by the wallet's registered agent over this binding",
+            ));
+        }
+        Err(e) => return Err(ApiError::bad_request("bad_signature", e.to_string())),
+    }
+    match state.store().bind_call(request_id, body.leaf_hash).await? {
+        chaperone_store::CallBinding::Bound => Ok(Json(CallBound {
+            request_id,
+            call_leaf_hash: body.leaf_hash,
+        })),
+        chaperone_store::CallBinding::BoundElsewhere(existing) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_bound",
+            format!("decision {request_id} is bound to call {existing}; a binding is set once"),
+        )),
+        chaperone_store::CallBinding::NotApproved => Err(not_found()),
+    }
 }
 
 /// A co-sign request: what the agent wants co-signed (an `Execute`, or an x402 payment to

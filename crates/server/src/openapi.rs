@@ -16,7 +16,7 @@ use crate::{
     api::ErrorBody,
     audit::{CheckpointResponse, IngestBody, IngestResponse, ProofResponse, VerifyResponse},
     compliance::{AgentRow, DecisionView, Page, RecordRow, SpendRow},
-    cosign::{CosignBody, CosignResponse},
+    cosign::{CallBody, CallBound, CosignBody, CosignResponse},
 };
 
 fn error_response(description: &str) -> Value {
@@ -44,6 +44,8 @@ fn components() -> Map<String, Value> {
     add::<ErrorBody>(&mut schemas);
     add::<CosignBody>(&mut schemas);
     add::<CosignResponse>(&mut schemas);
+    add::<CallBody>(&mut schemas);
+    add::<CallBound>(&mut schemas);
     add::<NewWallet>(&mut schemas);
     add::<Registered>(&mut schemas);
     add::<chaperone_core::policy::Policy>(&mut schemas);
@@ -154,7 +156,7 @@ fn operations() -> Vec<Operation> {
         Operation {
             method: "post",
             path: "/v1/cosign",
-            summary: "Request a co-signature for an AgentWallet execution or an EIP-3009 payment authorization (EIP-1271), signed by the wallet's agent",
+            summary: "Request a co-signature for an AgentWallet execution or an x402 payment (EIP-3009 authorization or Permit2 witness transfer, through EIP-1271), signed by the wallet's agent",
             roles: &[],
             parameters: vec![],
             body: Some("CosignBody"),
@@ -179,6 +181,24 @@ fn operations() -> Vec<Operation> {
                     "503",
                     "this replica's clock is more than 5 s from the database's: nothing decided",
                 ),
+            ],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/decisions/{request_id}/call",
+            summary: "Bind an approved payment to the model call it was made within (the leaf hash of the call's record), signed by the wallet's agent; set once",
+            roles: &[],
+            parameters: vec![path("request_id", "the co-sign request id", "Hex32")],
+            body: Some("CallBody"),
+            answer: Some("CallBound"),
+            responses: vec![
+                ("200", "bound (or already bound to this call)"),
+                ("400", "malformed request id, body or signature"),
+                ("401", "not signed by the wallet's agent"),
+                ("404", "no approved decision with this id"),
+                ("409", "already bound to another call"),
+                ("413", "body too large"),
+                ("415", "not JSON"),
             ],
         },
         Operation {

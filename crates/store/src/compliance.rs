@@ -53,6 +53,8 @@ pub struct DecisionRow {
     pub signed: bool,
     /// Leaf hash of the decision's record in the audit log, once logged.
     pub logged_leaf: Option<B256>,
+    /// Leaf hash of the agent's record of the model call it paid within (x402), if bound.
+    pub call_leaf_hash: Option<B256>,
 }
 
 /// Work waiting in the service's queues (for `/metrics`).
@@ -131,7 +133,7 @@ impl Store {
     pub async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<DecisionRow>> {
         let mut sql = String::from(
             "SELECT request_id, wallet, created_at, outcome, reasons, policy_version, \
-             policy_hash, signature, logged_leaf FROM decisions WHERE 1 = 1",
+             policy_hash, signature, logged_leaf, call_leaf_hash FROM decisions WHERE 1 = 1",
         );
         let mut binds: Vec<Value> = Vec::new();
         let mut bind = |value: Value| {
@@ -182,6 +184,10 @@ impl Store {
                     logged_leaf: row
                         .try_get::<Option<String>, _>(8)?
                         .map(|l| parse(&l, "logged leaf"))
+                        .transpose()?,
+                    call_leaf_hash: row
+                        .try_get::<Option<String>, _>(9)?
+                        .map(|l| parse(&l, "call leaf hash"))
                         .transpose()?,
                 })
             })

@@ -21,7 +21,7 @@ pub use audit::{
 };
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};
 pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
-pub use cosign::{Decided, RequestRecord, StoredDecision};
+pub use cosign::{CallBinding, Decided, RequestRecord, StoredDecision};
 pub use error::{Error, Result};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
 pub use webhooks::WebhookDelivery;
