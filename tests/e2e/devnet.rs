@@ -8,15 +8,35 @@ use serde_json::Value;
 
 use crate::{chaperone, example_agent, first_json_line, free_port, interrupt, run_json, temp_dir};
 
-fn up(dir: &Path, port: u16, anvil_port: u16) -> (Child, Value) {
+/// The ports of one devnet: the server's, Anvil's and the x402 facilitator's.
+#[derive(Clone, Copy)]
+pub(crate) struct Ports {
+    pub(crate) server: u16,
+    pub(crate) anvil: u16,
+    pub(crate) facilitator: u16,
+}
+
+impl Ports {
+    pub(crate) fn free() -> Self {
+        Self {
+            server: free_port(),
+            anvil: free_port(),
+            facilitator: free_port(),
+        }
+    }
+}
+
+pub(crate) fn up(dir: &Path, ports: Ports) -> (Child, Value) {
     let mut child = chaperone()
         .args(["up", "--json", "--data-dir"])
         .arg(dir)
         .args([
             "--port",
-            &port.to_string(),
+            &ports.server.to_string(),
             "--anvil-port",
-            &anvil_port.to_string(),
+            &ports.anvil.to_string(),
+            "--facilitator-port",
+            &ports.facilitator.to_string(),
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -58,8 +78,8 @@ fn logged_sequences(info: &Value) -> Vec<u64> {
 #[test]
 fn devnet_agent_outage_payments_and_verified_disclosure() {
     let dir = temp_dir("devnet");
-    let (port, anvil_port) = (free_port(), free_port());
-    let (devnet, info) = up(&dir, port, anvil_port);
+    let ports = Ports::free();
+    let (devnet, info) = up(&dir, ports);
     let devnet_file = dir.join("devnet.json");
     assert!(devnet_file.exists());
 
@@ -74,7 +94,7 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
     std::thread::sleep(Duration::from_millis(600));
     interrupt(devnet);
     std::thread::sleep(Duration::from_millis(1_000));
-    let (devnet, again) = up(&dir, port, anvil_port);
+    let (devnet, again) = up(&dir, ports);
     assert_eq!(again, info, "a second `up` reuses the data directory");
     let output = agent.wait_with_output().unwrap();
     assert!(output.status.success(), "the agent failed");
@@ -198,8 +218,8 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
 #[test]
 fn up_recovers_from_a_killed_up() {
     let dir = temp_dir("killed_up");
-    let (port, anvil_port) = (free_port(), free_port());
-    let (mut first, info) = up(&dir, port, anvil_port);
+    let ports = Ports::free();
+    let (mut first, info) = up(&dir, ports);
     let pid: u32 = std::fs::read_to_string(dir.join("anvil.pid"))
         .expect("up records its Anvil's pid")
         .trim()
@@ -224,7 +244,7 @@ fn up_recovers_from_a_killed_up() {
         Path::new(&format!("/proc/{pid}")).exists(),
         "the orphaned Anvil still runs"
     );
-    let (again, info_again) = up(&dir, port, anvil_port);
+    let (again, info_again) = up(&dir, ports);
     assert_eq!(info_again, info, "the same devnet came back");
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),

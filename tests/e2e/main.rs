@@ -13,6 +13,7 @@
 mod cli;
 mod deploy;
 mod devnet;
+mod x402;
 
 use std::{
     io::{BufRead, BufReader},
@@ -37,6 +38,18 @@ pub fn example_agent() -> Command {
         agent.display()
     );
     Command::new(agent)
+}
+
+/// An example binary built next to the `chaperone` binary.
+pub fn example(name: &str) -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_chaperone"));
+    let path = bin.parent().unwrap().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p chaperone-cli --examples`",
+        path.display()
+    );
+    Command::new(path)
 }
 
 pub fn free_port() -> u16 {
