@@ -20,7 +20,9 @@ fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
 (cd contracts && "$forge" build --force --out "$fresh/out" --cache-path "$fresh/cache" >/dev/null)
 for artifact in AuditLog.sol/AuditLog.json AgentWallet.sol/AgentWallet.json \
-    AgentWalletFactory.sol/AgentWalletFactory.json TestToken.sol/TestToken.json; do
+    AgentWalletFactory.sol/AgentWalletFactory.json TestToken.sol/TestToken.json \
+    Permit2.sol/Permit2.json X402ExactPermit2Proxy.sol/X402ExactPermit2Proxy.json \
+    UniversalSigValidator.sol/UniversalSigValidator.json Multicall3.sol/Multicall3.json; do
   if ! cmp -s "$fresh/out/$artifact" "contracts/out/$artifact"; then
     echo "contracts/out/$artifact is stale: run 'make artifacts' and commit it"
     exit 1

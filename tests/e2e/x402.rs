@@ -25,7 +25,7 @@ struct PaidApi {
 impl PaidApi {
     fn start(devnet_file: &std::path::Path, extra: &[&str]) -> Self {
         let port = free_port();
-        let child = example("paid_api")
+        let mut child = example("paid_api")
             .arg("--devnet")
             .arg(devnet_file)
             .args(["--port", &port.to_string()])
@@ -39,6 +39,8 @@ impl PaidApi {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        child.kill().ok();
+        child.wait().ok();
         panic!("the paid API did not listen on {port} within 10 s");
     }
 

@@ -19,7 +19,7 @@ use alloy::{
 };
 use chaperone_chain::{AgentWallet, AgentWalletFactory, AuditLog, Devnet, TestToken, deploy};
 use chaperone_core::{
-    AgentMessage, Call, Execute, MerkleLog, Secp256k1Signer, TokenDomain,
+    AgentMessage, Call, Eip3009Kind, Execute, MerkleLog, Secp256k1Signer, TokenDomain,
     TransferWithAuthorization, leaf_hash,
 };
 
@@ -234,11 +234,12 @@ async fn main() {
         verifying_contract: *token.address(),
     };
     let digest = AgentMessage {
-        hash: message.hash(&domain),
+        hash: message.hash(&domain, Eip3009Kind::TransferWithAuthorization),
     }
     .digest(chain_id, wallet_address);
     let signature = message.wallet_signature(
         *token.address(),
+        Eip3009Kind::TransferWithAuthorization,
         &agent.sign_digest(&digest).unwrap().as_bytes(),
         &cosigner.sign_digest(&digest).unwrap().as_bytes(),
     );

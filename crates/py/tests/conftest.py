@@ -83,7 +83,8 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     data_dir = tmp_path_factory.mktemp("devnet")
     process = subprocess.Popen(
         [binary, "up", "--json", "--data-dir", data_dir]
-        + ["--port", str(free_port()), "--anvil-port", str(free_port())],
+        + ["--port", str(free_port()), "--anvil-port", str(free_port())]
+        + ["--facilitator-port", str(free_port())],
         stdout=subprocess.PIPE,
         text=True,
     )
