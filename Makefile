@@ -5,7 +5,7 @@
 FORGE := $(CURDIR)/node_modules/.bin/forge
 TOOLCHAIN_STAMP := node_modules/.chaperone-toolchain
 
-.PHONY: up test toolchain agent artifacts vectors gas bench fuzz-api
+.PHONY: up test toolchain agent paid-api artifacts vectors gas bench fuzz-api
 
 ## `chaperone up`: Anvil, the contracts, the server on SQLite and a funded demo agent wallet
 ## with a demo policy, all in .chaperone/ (Ctrl-C stops; the next `make up` reuses it).
@@ -13,9 +13,15 @@ up: toolchain
 	cargo run -p chaperone-cli -- up
 
 ## The example agent, against a running `make up`: logs model calls, pays, waits up to ten
-## minutes for you to approve its 0.07 ETH in the console, discloses a record.
+## minutes for you to approve its 0.07 ETH in the console, buys from `make paid-api` with x402
+## (if it runs), discloses a record.
 agent:
-	cargo run -p chaperone-cli --example agent -- --approval-wait 600
+	cargo run -p chaperone-cli --example agent -- --approval-wait 600 --x402-url http://127.0.0.1:8403/weather
+
+## The x402-paid example API the agent buys from (GET /weather for 0.01 demo token), against
+## a running `make up` and its facilitator.
+paid-api:
+	cargo run -p chaperone-cli --example paid_api
 
 ## Run every check and test: formatting, lints, artifact freshness, forge, cargo.
 test: toolchain

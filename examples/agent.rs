@@ -355,6 +355,12 @@ async fn main() -> anyhow::Result<()> {
                 ));
                 json!({ "outcome": "paid", "status": status, "payment": paid, "leaf_hash": recorded.leaf_hash })
             }
+            Err(Error::Unreachable { detail, .. }) => {
+                say(format!(
+                    "x402: no paid API at {url} ({detail}); start it with `make paid-api`"
+                ));
+                json!({ "outcome": "unreachable" })
+            }
             Err(Error::Denied {
                 reasons,
                 reasons_text,
