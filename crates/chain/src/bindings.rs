@@ -40,8 +40,9 @@ sol!(
     "../../contracts/out/Permit2.sol/Permit2.json"
 );
 
-/// In a module of its own: its ABI names `Permit2`'s structs, which would clash with `Permit2`.
-mod x402_proxy {
+/// In a module of its own: its ABI names `Permit2`'s structs (`x402_proxy::Permit2::…`), which
+/// would clash with `Permit2`.
+pub mod x402_proxy {
     alloy::sol!(
         #[sol(rpc)]
         #[derive(Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ mod error;
 
 pub use bindings::{
     AgentWallet, AgentWalletFactory, AuditLog, Multicall3, Permit2, TestToken,
-    UniversalSigValidator, X402ExactPermit2Proxy,
+    UniversalSigValidator, X402ExactPermit2Proxy, x402_proxy,
 };
 pub use deploy::{
     CREATE2_DEPLOYER, Deployment, MULTICALL3, UNIVERSAL_SIG_VALIDATOR, create_log, create_wallet,

@@ -6,8 +6,9 @@
 //!
 //! It also settles and releases spend reservations, in the transaction that stores the events
 //! ([`Store::index_blocks`]): `Executed` and `AuthorizationUsed` settle (even a reservation
-//! already released), and a reservation is released only once a confirmed block mined after
-//! its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
+//! already released), an x402 Permit2 payment settles when Permit2's nonce bitmap shows its
+//! nonce used (Permit2 emits no event), and a reservation is released only once a confirmed
+//! block mined after its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
 //! spend: the execution may sit in a block the RPC has not returned yet.
 //!
 //! It resumes from the last block it recorded, so a restart loses nothing. It notices a
@@ -183,12 +184,40 @@ impl Indexer {
         }
         blocks.sort_unstable();
         blocks.dedup();
+        self.settle_used_permit2(to).await?;
         self.store
             .index_blocks(&blocks, &events, Some(to_time))
             .await?;
         report.events = events.len();
         report.indexed_to = Some(to);
         Ok(report)
+    }
+
+    /// Settles the reserved x402 Permit2 payments whose nonce Permit2's bitmap shows used at
+    /// block `to`. Permit2 emits no event for it, and the release that follows (in
+    /// `index_blocks`) must never uncount a payment that was made: what is still unused at a
+    /// confirmed block past its deadline never will be. Settling is idempotent, so a crash
+    /// between this and `index_blocks` loses nothing.
+    async fn settle_used_permit2(&self, to: u64) -> anyhow::Result<()> {
+        let reserved = self.store.reserved_permit2().await?;
+        if reserved.is_empty() {
+            return Ok(());
+        }
+        let permit2 = chaperone_chain::Permit2::new(chaperone_core::PERMIT2, &self.provider);
+        for (wallet, nonce) in reserved {
+            let n = alloy::primitives::U256::from_be_bytes(nonce.0);
+            let bits = permit2
+                .nonceBitmap(wallet, n >> 8usize)
+                .block(to.into())
+                .call()
+                .await?;
+            if bits.bit((n & alloy::primitives::U256::from(0xff)).to::<usize>()) {
+                self.store
+                    .settle_authorization(wallet, chaperone_core::PERMIT2, nonce)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The event's name and fields, for this log's `AuditLog` events, any wallet event and

@@ -438,6 +438,32 @@ impl Store {
         self.move_reservations(conn, select, "settled").await
     }
 
+    /// The x402 Permit2 payments whose spend is still reserved, as (wallet, nonce). Permit2
+    /// emits no event when it uses a nonce, so the indexer looks each one up in Permit2's
+    /// nonce bitmap and settles it with [`Store::settle_authorization`] under Permit2's
+    /// address.
+    pub async fn reserved_permit2(&self) -> Result<Vec<(Address, B256)>> {
+        let prefix = format!("{}:", hex(chaperone_core::PERMIT2));
+        let rows = sqlx::query(
+            "SELECT DISTINCT d.wallet, d.authorization_key FROM spend_reservations r \
+             JOIN decisions d ON d.request_id = r.request_id \
+             WHERE r.status = 'reserved' AND d.authorization_key LIKE $1",
+        )
+        .bind(format!("{prefix}%"))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let key: String = row.try_get(1)?;
+                let nonce = key.strip_prefix(&prefix).unwrap_or_default();
+                Ok((
+                    parse(&row.try_get::<String, _>(0)?, "wallet")?,
+                    parse(nonce, "Permit2 nonce")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Marks a request's reservations settled (its execution was confirmed on chain).
     pub async fn settle(&self, request_id: B256) -> Result<u64> {
         self.move_request(request_id, "settled").await

@@ -373,3 +373,147 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["reasons"][0]["code"], "per_transaction_cap");
 }
+
+/// Permit2 reports no event when it uses a nonce, so an x402 Permit2 payment's reservation is
+/// settled only when the indexer finds the nonce used in Permit2's bitmap. The attack it stops:
+/// pay with Permit2, wait past the deadline, and the spend would be released as if never made,
+/// freeing the window for more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permit2_payment_keeps_counting_after_its_deadline() {
+    use chaperone_chain::{install_x402_contracts, x402_proxy};
+    use chaperone_core::{
+        AgentMessage, PermitWitnessTransferFrom, TokenPermissions, Witness, X402_PERMIT2_PROXY,
+        authorization_nonce, policy::Token,
+    };
+
+    let w = world().await;
+    install_x402_contracts(&w.provider).await.unwrap();
+    let contract = AgentWallet::new(w.wallet, &w.provider);
+    contract
+        .setAuthorizationBudget(w.token, U256::from(100), 5)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let chain_id = w.provider.get_chain_id().await.unwrap();
+    let policy = Policy::from_json(
+        &json!({
+            "version": 2,
+            "chains": [chain_id],
+            "limits": [{ "token": w.token.to_string(), "per_transaction": "100",
+                         "windows": [{ "window": "24h", "max": "1000" }] }],
+            "typed_data": [{ "primary_type": "PermitWitnessTransferFrom",
+                             "verifying_contract": chaperone_core::PERMIT2.to_string() }],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    w.store.set_policy(w.wallet, &policy, 1).await.unwrap();
+    let period = contract
+        .authorizationNonce(w.token, 0)
+        .call()
+        .await
+        .unwrap();
+    let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let merchant = Address::repeat_byte(0x77);
+    let permit = |slot: u16, amount: u64| PermitWitnessTransferFrom {
+        permitted: TokenPermissions {
+            token: w.token,
+            amount: U256::from(amount),
+        },
+        spender: X402_PERMIT2_PROXY,
+        nonce: authorization_nonce(period, slot).into(),
+        deadline: U256::from(now + 20),
+        witness: Witness {
+            to: merchant,
+            validAfter: U256::ZERO,
+        },
+    };
+    let cosign = async |message: &PermitWitnessTransferFrom| {
+        let digest = AgentMessage {
+            hash: message.hash(chain_id),
+        }
+        .digest(chain_id, w.wallet);
+        let agent_signature = w.agent.sign_digest(&digest).unwrap().as_bytes().to_vec();
+        let body = json!({ "chain_id": chain_id, "wallet": w.wallet,
+                           "permit2": { "message": message },
+                           "agent_signature": Bytes::from(agent_signature.clone()) });
+        let response = alloy::transports::http::reqwest::Client::new()
+            .post(format!("{}/v1/cosign", w.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        let cosignature: Bytes = answer["cosigner_signature"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        message.wallet_signature(&agent_signature, &cosignature)
+    };
+
+    // Paid through the x402 proxy; a second one co-signed and never used.
+    let paid = permit(0, 60);
+    let signature = cosign(&paid).await;
+    cosign(&permit(1, 30)).await;
+    x402_proxy::X402ExactPermit2Proxy::new(X402_PERMIT2_PROXY, &w.provider)
+        .settle(
+            x402_proxy::Permit2::PermitTransferFrom {
+                permitted: x402_proxy::Permit2::TokenPermissions {
+                    token: w.token,
+                    amount: paid.permitted.amount,
+                },
+                nonce: paid.nonce,
+                deadline: paid.deadline,
+            },
+            w.wallet,
+            x402_proxy::X402ExactPermit2Proxy::Witness {
+                to: merchant,
+                validAfter: U256::ZERO,
+            },
+            signature,
+        )
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let balance = TestToken::new(w.token, &w.provider)
+        .balanceOf(merchant)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(balance, U256::from(60), "paid through Permit2");
+
+    let committed = async || {
+        w.store
+            .committed_spend(w.wallet, Token::Erc20(w.token))
+            .await
+            .unwrap()
+            .0
+    };
+    assert_eq!(committed().await, U256::from(90), "both reserved");
+    // Past both deadlines, with a block to show it.
+    let _: String = w
+        .provider
+        .raw_request("evm_mine".into(), (now + 21,))
+        .await
+        .unwrap();
+    let mut indexer = Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0);
+    indexer.tick().await.unwrap();
+    assert_eq!(
+        committed().await,
+        U256::from(60),
+        "the used Permit2 nonce keeps its spend; only the unused one is released"
+    );
+}
