@@ -16,7 +16,8 @@
 //!    to approve the 0.07 ETH in the console (or with `curl`), and executes it;
 //!    With `--x402-url URL` it also buys from an x402-paid API (`--example paid_api`) inside a
 //!    recorded model call: the call's record commits to the payment, and the co-sign decision
-//!    names the call's leaf hash;
+//!    names the call's leaf hash (with `--counterfactual`, from the devnet's second wallet,
+//!    which does not exist yet: the payment deploys it, ERC-6492);
 //! 3. discloses its first record to `.chaperone/disclosure.json` once its checkpoint is
 //!    anchored, for `chaperone verify`.
 //!
@@ -45,6 +46,7 @@ struct Options {
     pay: bool,
     approval_wait: Duration,
     x402_url: Option<String>,
+    counterfactual: bool,
     json: bool,
 }
 
@@ -56,6 +58,7 @@ fn options() -> anyhow::Result<Options> {
         pay: true,
         approval_wait: Duration::ZERO,
         x402_url: None,
+        counterfactual: false,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -74,6 +77,7 @@ fn options() -> anyhow::Result<Options> {
                     Duration::from_secs(value()?.parse().context("--approval-wait takes seconds")?)
             }
             "--x402-url" => options.x402_url = Some(value()?),
+            "--counterfactual" => options.counterfactual = true,
             "--json" => options.json = true,
             other => anyhow::bail!("unknown flag {other}"),
         }
@@ -318,11 +322,16 @@ async fn main() -> anyhow::Result<()> {
     let mut disclose = first.as_ref().map(|f| f.leaf_hash);
     let mut disclose_kinds = vec![CommitmentKind::Input, CommitmentKind::Output];
     if let Some(url) = &options.x402_url {
-        let wallet = Wallet::connect(
-            WalletConfig::new(&devnet.server_url, &devnet.rpc_url, devnet.wallet),
-            key.clone(),
-        )
-        .await?;
+        let mut config = WalletConfig::new(&devnet.server_url, &devnet.rpc_url, devnet.wallet);
+        if options.counterfactual {
+            let counterfactual = devnet
+                .counterfactual_wallet
+                .clone()
+                .context("the devnet has no counterfactual wallet (a current `up` makes one)")?;
+            config.wallet = counterfactual.address;
+            config.counterfactual = Some(counterfactual.deployment);
+        }
+        let wallet = Wallet::connect(config, key.clone()).await?;
         let prompt = "What is the weather in Lisbon? Buy the forecast if it is paid.";
         let outcome = match X402Client::new(wallet.clone()).get(url).await {
             Ok(bought) => {

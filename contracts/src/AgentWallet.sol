@@ -203,19 +203,25 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         _config.agent = address(0xdead);
     }
 
-    /// @notice Sets the agent and co-signer, and optionally a first backstop; called once by
-    ///         the factory in the deploying transaction (so a wallet is ready in one transaction).
+    /// @notice Sets the agent and co-signer, and optionally a first backstop and an EIP-1271
+    ///         authorization budget for its token; called once by the factory in the deploying
+    ///         transaction (so a wallet is ready in one transaction, and a counterfactual
+    ///         wallet can be deployed by its first x402 payment, ERC-6492).
     /// @param initialAgent The agent's signing address.
     /// @param initialCosigner The policy service's signing address.
     /// @param token The token of the first backstop, or address(0) for native currency.
     /// @param limit The first backstop's limit per period.
     /// @param period The first backstop's period in seconds; 0 sets no backstop.
+    /// @param authorizationMaxValue The most one authorization of `token` may move.
+    /// @param authorizationSlots Authorizations of `token` per period; 0 sets no budget.
     function initialize(
         address initialAgent,
         address initialCosigner,
         address token,
         uint256 limit,
-        uint32 period
+        uint32 period,
+        uint256 authorizationMaxValue,
+        uint16 authorizationSlots
     ) external {
         if (_config.agent != address(0)) revert AlreadyInitialized();
         if (initialAgent == address(0) || initialCosigner == address(0)) revert ZeroAddress();
@@ -223,6 +229,9 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         _keys.cosigner = initialCosigner;
         emit Initialized(owner(), initialAgent, initialCosigner);
         if (period != 0) _setBackstop(token, limit, period);
+        if (authorizationSlots != 0) {
+            _setAuthorizationBudget(token, authorizationMaxValue, authorizationSlots);
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -438,6 +447,10 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     /// @param slots How many authorizations per period.
     function setAuthorizationBudget(address token, uint256 maxValue, uint16 slots) external {
         _onlyOwner();
+        _setAuthorizationBudget(token, maxValue, slots);
+    }
+
+    function _setAuthorizationBudget(address token, uint256 maxValue, uint16 slots) private {
         if (maxValue > type(uint96).max || _backstops[token].period == 0 || token == address(0)) {
             revert InvalidAuthorizationBudget();
         }

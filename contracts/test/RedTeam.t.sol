@@ -12,6 +12,7 @@ import {
 } from "./base/AttackTokens.sol";
 import {TestToken} from "../src/devnet/TestToken.sol";
 import {Permit2} from "../src/devnet/Permit2.sol";
+import {UniversalSigValidator} from "../src/devnet/UniversalSigValidator.sol";
 import {AgentWallet} from "../src/AgentWallet.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
@@ -283,6 +284,84 @@ contract RedTeamTest is WalletFixture {
             address(wallet),
             sig
         );
+    }
+
+    /// ERC-6492: a payment wallet paid from before it exists. The verifier x402 facilitators
+    /// use deploys it with the factory call the signature carries, and the token pays. Its
+    /// address binds its settings: a wallet deployed with the same keys and salt but without
+    /// the budget (or with another) lands elsewhere, so nobody can occupy it first.
+    function test_6492_counterfactualPaymentWalletDeploysAndPays() public {
+        UniversalSigValidator validator = new UniversalSigValidator();
+        bytes32 salt = bytes32(uint256(7));
+        bytes memory create = abi.encodeCall(
+            factory.createPaymentWallet,
+            (owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 100e18, 3)
+        );
+        address predicted = factory.predictPaymentWallet(
+            owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 100e18, 3
+        );
+        vm.assertTrue(predicted.code.length == 0, "not deployed yet");
+        vm.assertTrue(factory.predict(owner, agent, cosigner, salt) != predicted, "bound");
+        vm.assertTrue(
+            factory.predictPaymentWallet(
+                owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 200e18, 3
+            ) != predicted,
+            "another budget, another address"
+        );
+        token.mint(predicted, 500e18);
+
+        // The authorization as the SDK builds it for a wallet that does not exist yet.
+        AgentWallet.Authorization memory a = AgentWallet.Authorization({
+            token: address(token),
+            typehash: token.TRANSFER_WITH_AUTHORIZATION_TYPEHASH(),
+            to: recipient,
+            value: 10e18,
+            validAfter: 0,
+            validBefore: block.timestamp + 300,
+            nonce: bytes32(((block.timestamp / 1 days) << 192) | 0)
+        });
+        bytes32 hash = keccak256(
+            abi.encodePacked(
+                hex"1901",
+                token.DOMAIN_SEPARATOR(),
+                keccak256(
+                    abi.encode(
+                        a.typehash, predicted, a.to, a.value, a.validAfter, a.validBefore, a.nonce
+                    )
+                )
+            )
+        );
+        bytes32 walletDomain = keccak256(
+            abi.encode(
+                keccak256(
+                    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                ),
+                keccak256("Chaperone AgentWallet"),
+                keccak256("1"),
+                block.chainid,
+                predicted
+            )
+        );
+        bytes32 digest = keccak256(
+            abi.encodePacked(
+                hex"1901",
+                walletDomain,
+                keccak256(abi.encode(keccak256("AgentMessage(bytes32 hash)"), hash))
+            )
+        );
+        bytes memory inner =
+            abi.encodePacked(_sign(AGENT_KEY, digest), _sign(COSIGNER_KEY, digest), abi.encode(a));
+        bytes memory wrapped = abi.encodePacked(
+            abi.encode(address(factory), create, inner),
+            bytes32(0x6492649264926492649264926492649264926492649264926492649264926492)
+        );
+        vm.assertTrue(validator.isValidSigWithSideEffects(predicted, hash, wrapped), "6492");
+        vm.assertTrue(predicted.code.length != 0, "deployed by the verifier");
+        vm.assertEq(AgentWallet(payable(predicted)).periodBound(address(token)), 1300e18, "bound");
+        token.transferWithAuthorization(
+            predicted, recipient, a.value, a.validAfter, a.validBefore, a.nonce, inner
+        );
+        vm.assertEq(token.balanceOf(recipient), 10e18, "paid");
     }
 
     /// A co-signature given under one wallet's policy does not validate on another wallet with

@@ -224,3 +224,73 @@ fn admin_get(server: &str, token: &str, path: &str) -> Value {
     let (_, body) = get(port, path, Some(("Authorization", &bearer)));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
+
+/// A JSON-RPC call over plain HTTP/1.1: the `result`.
+fn rpc(url: &str, method: &str, params: Value) -> Value {
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })
+        .to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    serde_json::from_str::<Value>(body).unwrap()["result"].clone()
+}
+
+/// ERC-6492: the devnet's second wallet exists only as a predicted address holding tokens.
+/// Its first x402 payment carries the factory call; x402-rs's facilitator deploys it and pays
+/// in one transaction, and the next payment uses the deployed wallet.
+#[test]
+fn an_undeployed_wallet_is_deployed_by_its_first_payment() {
+    let dir = temp_dir("x402_6492");
+    let (devnet, info) = up(&dir, Ports::free());
+    let devnet_file = dir.join("devnet.json");
+    let rpc_url = info["rpc_url"].as_str().unwrap();
+    let wallet = info["counterfactual_wallet"]["address"].as_str().unwrap();
+    let code = || {
+        rpc(
+            rpc_url,
+            "eth_getCode",
+            serde_json::json!([wallet, "latest"]),
+        )
+    };
+    assert_eq!(code(), "0x", "not deployed by `up`");
+
+    let api = PaidApi::start(&devnet_file, &["--method", "eip3009"]);
+    let buy_from_it = || {
+        let (status, summary) = run_json(example_agent().arg("--devnet").arg(&devnet_file).args([
+            "--calls",
+            "0",
+            "--no-pay",
+            "--counterfactual",
+            "--json",
+            "--x402-url",
+            &api.url(),
+        ]));
+        assert_eq!(status, 0, "{summary}");
+        summary["payments"]["x402_paid_api"].clone()
+    };
+    let first = buy_from_it();
+    assert_eq!(first["outcome"], "paid", "{first}");
+    let settlement = &first["payment"]["settlement"];
+    assert_eq!(settlement["success"], true, "{first}");
+    assert_eq!(
+        settlement["payer"].as_str().unwrap().to_lowercase(),
+        wallet.to_lowercase()
+    );
+    assert_ne!(code(), "0x", "the first payment deployed the wallet");
+    let second = buy_from_it();
+    assert_eq!(second["outcome"], "paid", "{second}");
+    assert_eq!(api.stats(), (2, 2));
+
+    drop(api);
+    interrupt(devnet);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -181,11 +181,14 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
         cosigner: None,
         operator: None,
         admin_token_env: None,
-        wallets: vec![WalletConfig {
-            address: info.wallet,
-            agent: info.agent,
-            policy: PathBuf::from(&info.policy_file),
-        }],
+        wallets: std::iter::once(info.wallet)
+            .chain(info.counterfactual_wallet.as_ref().map(|c| c.address))
+            .map(|address| WalletConfig {
+                address,
+                agent: info.agent,
+                policy: PathBuf::from(&info.policy_file),
+            })
+            .collect(),
         webhook: None,
     };
     let keys = ServiceKeys {
@@ -208,6 +211,7 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
              \n  factory       {factory}\
              \n  demo wallet   {wallet}   (owner {owner})\
              \n  demo token    {token}   (6 decimals)\
+             \n  x402 wallet   {counterfactual}   (not deployed: its first x402 payment deploys it)\
              \n  agent         {agent}\
              \n  agent key     {agent_key}   (devnet only)\
              \n  co-signer     {cosigner}\
@@ -224,6 +228,10 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
             wallet = info.wallet,
             owner = info.owner,
             token = info.token,
+            counterfactual = info
+                .counterfactual_wallet
+                .as_ref()
+                .map_or("none".to_owned(), |c| c.address.to_string()),
             agent = info.agent,
             agent_key = info.agent_key,
             cosigner = info.cosigner,
@@ -373,6 +381,26 @@ async fn create<P: Provider>(
         .await?
         .get_receipt()
         .await?;
+    // A second wallet for x402 that is not deployed: funded at its predicted address, it is
+    // deployed by its first payment (the signature carries the factory call, ERC-6492).
+    let payment_wallet = chaperone_sdk::Counterfactual {
+        factory: deployment.wallet_factory,
+        owner,
+        cosigner: cosigner.address(),
+        salt: B256::with_last_byte(1),
+        token: *token.address(),
+        limit: U256::from(5_000 * TOKEN_UNIT),
+        period: 86_400,
+        max_value: U256::from(100 * TOKEN_UNIT),
+        slots: 10,
+    };
+    let counterfactual = payment_wallet.address(provider, agent.address()).await?;
+    token
+        .mint(counterfactual, U256::from(1_000 * TOKEN_UNIT))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
     let policy_file = data_dir.join("policy.toml");
     std::fs::write(&policy_file, demo_policy(chain_id, *token.address()))
         .with_context(|| format!("writing {}", policy_file.display()))?;
@@ -393,6 +421,10 @@ async fn create<P: Provider>(
             admin_token: random_token()?,
             policy_file: policy_file.display().to_string(),
             facilitator_url: None,
+            counterfactual_wallet: Some(chaperone_sdk::CounterfactualWallet {
+                address: counterfactual,
+                deployment: payment_wallet,
+            }),
         },
         cosigner_key: cosigner.to_bytes(),
     })

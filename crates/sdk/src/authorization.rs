@@ -7,8 +7,11 @@
 
 use std::{sync::PoisonError, time::Duration};
 
-use alloy::providers::Provider;
-use chaperone_chain::{AgentWallet, Permit2, TestToken};
+use alloy::{
+    providers::Provider,
+    sol_types::{SolCall, SolValue},
+};
+use chaperone_chain::{AgentWallet, AgentWalletFactory, Permit2, TestToken};
 use chaperone_core::{
     AgentMessage, B256, Bytes, Eip3009Kind, PERMIT2, PermitWitnessTransferFrom, TokenDomain,
     TokenPermissions, TransferWithAuthorization, U256, Witness, X402_PERMIT2_PROXY,
@@ -52,6 +55,79 @@ pub struct SignedPermit2 {
     /// The wallet's EIP-1271 format (see `PermitWitnessTransferFrom::wallet_signature`).
     pub signature: Bytes,
 }
+
+/// A payment wallet that may not exist yet: the `AgentWalletFactory.createPaymentWallet`
+/// arguments that deploy it at its predicted address (they are all bound into the address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counterfactual {
+    /// The factory.
+    pub factory: Address,
+    /// The wallet's owner.
+    pub owner: Address,
+    /// The co-signer.
+    pub cosigner: Address,
+    /// The salt.
+    pub salt: B256,
+    /// The token its backstop and authorization budget are for.
+    pub token: Address,
+    /// The backstop's `execute` limit per period.
+    pub limit: U256,
+    /// The backstop period in seconds.
+    pub period: u32,
+    /// The most one authorization may move.
+    pub max_value: U256,
+    /// Authorizations per period.
+    pub slots: u16,
+}
+
+impl Counterfactual {
+    /// The factory call that deploys the wallet of `agent`.
+    pub fn create_call(&self, agent: Address) -> Bytes {
+        AgentWalletFactory::createPaymentWalletCall {
+            owner: self.owner,
+            agent,
+            cosigner: self.cosigner,
+            salt: self.salt,
+            token: self.token,
+            limit: self.limit,
+            period: self.period,
+            maxValue: self.max_value,
+            slots: self.slots,
+        }
+        .abi_encode()
+        .into()
+    }
+
+    /// The wallet's address for `agent`, as the factory predicts it.
+    pub async fn address<P: Provider>(&self, provider: &P, agent: Address) -> Result<Address> {
+        AgentWalletFactory::new(self.factory, provider)
+            .predictPaymentWallet(
+                self.owner,
+                agent,
+                self.cosigner,
+                self.salt,
+                self.token,
+                self.limit,
+                self.period,
+                self.max_value,
+                self.slots,
+            )
+            .call()
+            .await
+            .map_err(|e| Error::Chain(revert_reason(&e)))
+    }
+}
+
+/// ERC-6492's magic suffix: "this signature deploys its signer first".
+const ERC6492_SUFFIX: [u8; 32] = {
+    let mut suffix = [0x64; 32];
+    let mut i = 1;
+    while i < 32 {
+        suffix[i] = 0x92;
+        i += 2;
+    }
+    suffix
+};
 
 #[derive(Debug, Serialize)]
 pub(crate) struct AuthorizationBody<'a> {
@@ -125,10 +201,11 @@ impl Wallet {
             agent_signature: &agent_signature,
         };
         let cosignature = self.cosign_authorization(&body, token, nonce).await?;
+        let signature = message.wallet_signature(token, kind, &agent_signature, &cosignature);
         Ok(SignedAuthorization {
             request_id,
             kind,
-            signature: message.wallet_signature(token, kind, &agent_signature, &cosignature),
+            signature: self.deployable(signature).await?,
             domain,
             message,
             hash,
@@ -171,12 +248,82 @@ impl Wallet {
             agent_signature: &agent_signature,
         };
         let cosignature = self.cosign_authorization(&body, token, nonce).await?;
+        let signature = message.wallet_signature(&agent_signature, &cosignature);
         Ok(SignedPermit2 {
             request_id,
-            signature: message.wallet_signature(&agent_signature, &cosignature),
+            signature: self.deployable(signature).await?,
             message,
             hash,
         })
+    }
+
+    /// Whether the wallet has code yet.
+    async fn deployed(&self) -> Result<bool> {
+        let code = self
+            .provider
+            .get_code_at(self.wallet)
+            .await
+            .map_err(|e| Error::Chain(e.to_string()))?;
+        Ok(!code.is_empty())
+    }
+
+    /// `signature` as a verifier can use it now: as it is once the wallet exists, else wrapped
+    /// for ERC-6492 with the factory call that deploys it.
+    async fn deployable(&self, signature: Bytes) -> Result<Bytes> {
+        if self.deployed().await? {
+            return Ok(signature);
+        }
+        let Some(counterfactual) = &self.config.counterfactual else {
+            return Err(Error::Chain(format!(
+                "wallet {} has no code, and no counterfactual deployment is configured",
+                self.wallet
+            )));
+        };
+        let mut wrapped = (
+            counterfactual.factory,
+            counterfactual.create_call(self.key.address()),
+            signature,
+        )
+            .abi_encode_params();
+        wrapped.extend_from_slice(&ERC6492_SUFFIX);
+        Ok(wrapped.into())
+    }
+
+    /// The authorization budget (slots) and current period index of `token`: the wallet's, or
+    /// for a wallet not deployed yet, what its counterfactual settings will give it.
+    async fn budget_and_period(&self, token: Address) -> Result<(u16, u64)> {
+        let chain = |e: alloy::contract::Error| Error::Chain(revert_reason(&e));
+        if !self.deployed().await?
+            && let Some(c) = self
+                .config
+                .counterfactual
+                .as_ref()
+                .filter(|c| c.token == token)
+        {
+            // The wallet's period index is chain time over its period.
+            let block = self
+                .provider
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                .await
+                .map_err(|e| Error::Chain(e.to_string()))?
+                .ok_or_else(|| Error::Chain("the chain has no latest block".into()))?;
+            return Ok((c.slots, block.header.timestamp / u64::from(c.period.max(1))));
+        }
+        let wallet = AgentWallet::new(self.wallet, &self.provider);
+        let budget = wallet
+            .authorizationBudget(token)
+            .call()
+            .await
+            .map_err(chain)?;
+        // The period is the wallet's (chain time); every slot's nonce follows from it.
+        let period = wallet
+            .authorizationNonce(token, 0)
+            .call()
+            .await
+            .map_err(chain)?;
+        let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize)
+            .map_err(|_| Error::Chain(format!("{token}: period index beyond 64 bits")))?;
+        Ok((budget.slots, period))
     }
 
     /// The request id (the digest both keys sign for `hash`) and the agent's signature of it.
@@ -212,21 +359,8 @@ impl Wallet {
     /// neither the token (EIP-3009) nor Permit2 has marked used for the wallet and this
     /// `Wallet` has not handed out, claimed here.
     async fn free_authorization_nonce(&self, token: Address) -> Result<B256> {
-        let wallet = AgentWallet::new(self.wallet, &self.provider);
         let chain = |e: alloy::contract::Error| Error::Chain(revert_reason(&e));
-        let budget = wallet
-            .authorizationBudget(token)
-            .call()
-            .await
-            .map_err(chain)?;
-        // The period is the wallet's (chain time); every slot's nonce follows from it.
-        let period = wallet
-            .authorizationNonce(token, 0)
-            .call()
-            .await
-            .map_err(chain)?;
-        let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize)
-            .map_err(|_| Error::Chain(format!("{token}: period index beyond 64 bits")))?;
+        let (slots, period) = self.budget_and_period(token).await?;
         let erc3009 = TestToken::new(token, &self.provider);
         let permit2 = Permit2::new(PERMIT2, &self.provider);
         let has_permit2 = !self
@@ -235,7 +369,7 @@ impl Wallet {
             .await
             .map_err(|e| Error::Chain(e.to_string()))?
             .is_empty();
-        for slot in 0..budget.slots {
+        for slot in 0..slots {
             let nonce = chaperone_core::authorization_nonce(period, slot);
             let claimed = |nonces: &std::collections::HashSet<(Address, B256)>| {
                 nonces.contains(&(token, nonce))
@@ -278,9 +412,8 @@ impl Wallet {
             status: 409,
             code: "no_authorization_slot".into(),
             message: format!(
-                "the wallet's EIP-1271 budget for {token} has no unused slot this period ({} \
-                 slots; the owner sets them with setAuthorizationBudget)",
-                budget.slots
+                "the wallet's EIP-1271 budget for {token} has no unused slot this period \
+                 ({slots} slots; the owner sets them with setAuthorizationBudget)"
             ),
         })
     }

@@ -43,6 +43,19 @@ pub struct DevnetInfo {
     /// the chain lacks what it needs (Permit2, ERC-6492's validator) or from an older `up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facilitator_url: Option<String>,
+    /// A second demo wallet that `up` funds but does not deploy: its first x402 payment
+    /// deploys it (ERC-6492).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterfactual_wallet: Option<CounterfactualWallet>,
+}
+
+/// A payment wallet known by its predicted address before it exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterfactualWallet {
+    /// Where it will be.
+    pub address: Address,
+    /// How it is deployed there.
+    pub deployment: crate::Counterfactual,
 }
 
 impl DevnetInfo {

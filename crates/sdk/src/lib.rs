@@ -38,12 +38,12 @@ mod recorder;
 mod wallet;
 mod x402;
 
-pub use authorization::{SignedAuthorization, SignedPermit2};
+pub use authorization::{Counterfactual, SignedAuthorization, SignedPermit2};
 pub use chaperone_core::{
     Address, B256, Call, CommitmentKind, Eip3009Kind, PermitWitnessTransferFrom, Secp256k1Signer,
     TokenDomain, TransferWithAuthorization, U256,
 };
-pub use devnet::DevnetInfo;
+pub use devnet::{CounterfactualWallet, DevnetInfo};
 pub use disclosure::{AnchorRef, Disclosure, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};

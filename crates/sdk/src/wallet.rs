@@ -38,6 +38,10 @@ pub struct WalletConfig {
     pub valid_for: Duration,
     /// How often `wait_for_approval` asks again.
     pub approval_poll: Duration,
+    /// How `wallet` is deployed if it does not exist yet (a payment wallet from
+    /// `AgentWalletFactory.createPaymentWallet`): its x402 payments then carry the factory
+    /// call (ERC-6492), and the first one deploys it.
+    pub counterfactual: Option<crate::Counterfactual>,
 }
 
 impl WalletConfig {
@@ -49,6 +53,7 @@ impl WalletConfig {
             wallet,
             valid_for: Duration::from_secs(120),
             approval_poll: Duration::from_secs(2),
+            counterfactual: None,
         }
     }
 }
@@ -157,7 +162,7 @@ pub struct Wallet {
     pub(crate) key: Secp256k1Signer,
     pub(crate) wallet: Address,
     pub(crate) chain_id: u64,
-    config: WalletConfig,
+    pub(crate) config: WalletConfig,
     nonces: Arc<Mutex<NoncePool>>,
     /// Authorization nonces this `Wallet` had co-signed, by token: the token (or Permit2)
     /// marks a nonce used only when the payment is settled, so two payments in flight must not
