@@ -542,3 +542,85 @@ fn unreachable(url: &str, e: reqwest::Error) -> Error {
         detail: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn original(json: serde_json::Value) -> OriginalJson {
+        OriginalJson(serde_json::value::to_raw_value(&json).unwrap())
+    }
+
+    fn v2(network: &str, extra: serde_json::Value) -> OriginalJson {
+        original(serde_json::json!({
+            "scheme": "exact", "network": network, "amount": "10000",
+            "payTo": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720", "maxTimeoutSeconds": 60,
+            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "extra": extra,
+        }))
+    }
+
+    #[test]
+    fn v2_requirements_are_kept_for_this_chain_only_with_their_method() {
+        let base = ChainId::new("eip155", "84532");
+        let eip3009 = serde_json::json!({ "name": "USDC", "version": "2" });
+        let c = candidate(2, &v2("eip155:84532", eip3009.clone()), &base).unwrap();
+        assert_eq!(c.method, PaymentMethod::Eip3009);
+        assert_eq!(c.amount, U256::from(10_000));
+        assert_eq!(c.max_timeout_seconds, 60);
+        assert_eq!(c.domain, Some(("USDC".into(), "2".into())));
+        assert!(
+            candidate(2, &v2("eip155:8453", eip3009), &base).is_none(),
+            "another chain"
+        );
+        let permit2 =
+            serde_json::json!({ "assetTransferMethod": "permit2", "name": "USDC", "version": "2" });
+        let c = candidate(2, &v2("eip155:84532", permit2), &base).unwrap();
+        assert_eq!(c.method, PaymentMethod::Permit2);
+        let upto = original(serde_json::json!({
+            "scheme": "upto", "network": "eip155:84532", "amount": "1",
+            "payTo": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720", "maxTimeoutSeconds": 60,
+            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "extra": null,
+        }));
+        assert!(
+            candidate(2, &upto, &base).is_none(),
+            "only the exact scheme"
+        );
+    }
+
+    #[test]
+    fn v1_requirements_name_their_network() {
+        let v1 = original(serde_json::json!({
+            "scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "10000",
+            "resource": "https://api.example/forecast", "description": "", "mimeType": null,
+            "payTo": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720", "maxTimeoutSeconds": 60,
+            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+            "extra": { "name": "USDC", "version": "2" },
+        }));
+        let c = candidate(1, &v1, &ChainId::new("eip155", "84532")).unwrap();
+        assert_eq!(c.method, PaymentMethod::Eip3009);
+        assert_eq!(c.amount, U256::from(10_000));
+        assert!(candidate(1, &v1, &ChainId::new("eip155", "8453")).is_none());
+    }
+
+    #[test]
+    fn metadata_round_trips_the_payments() {
+        let payment = X402Payment {
+            resource: "https://api.example/forecast".into(),
+            x402_version: 2,
+            requirement: serde_json::json!({ "scheme": "exact" }),
+            network: "eip155:84532".into(),
+            method: PaymentMethod::Permit2,
+            asset: Address::repeat_byte(1),
+            pay_to: Address::repeat_byte(2),
+            amount: U256::from(10_000),
+            request_id: B256::repeat_byte(3),
+            authorization_hash: B256::repeat_byte(4),
+            nonce: B256::repeat_byte(5),
+            payload: "eyJ9".into(),
+            settlement: None,
+        };
+        let metadata = X402Payment::record_metadata(std::slice::from_ref(&payment));
+        assert_eq!(X402Payment::from_metadata(&metadata), vec![payment]);
+        assert!(X402Payment::from_metadata(b"{\"gen_ai.usage.input_tokens\": 3}").is_empty());
+    }
+}

@@ -439,3 +439,180 @@ async fn the_rate_limit_refuses_before_the_database_and_writes_nothing() {
         );
     }
 }
+
+/// x402 pays three ways beside `execute`: EIP-3009 transfer and receive authorizations and
+/// Permit2 witness transfers. Each is one more spend of the same token in the same window, so
+/// splitting payments across methods buys nothing; a Permit2 message naming another spender
+/// (which could send the tokens anywhere) is refused.
+#[tokio::test]
+async fn x402_payments_of_every_method_share_the_token_window_with_execute() {
+    use alloy::sol_types::SolCall;
+    use chaperone_core::{
+        AgentMessage, Eip3009Kind, PERMIT2, PermitWitnessTransferFrom, TokenDomain,
+        TokenPermissions, TransferWithAuthorization, Witness, X402_PERMIT2_PROXY,
+    };
+    let s = service().await;
+    register_wallet(&s).await;
+    let token = Address::repeat_byte(0x70);
+    let policy = json!({
+        "version": 1,
+        "chains": [31337],
+        "limits": [{ "token": token, "per_transaction": "100", "windows": [{ "window": "24h", "max": "250" }] }],
+        "typed_data": [
+            { "primary_type": "TransferWithAuthorization", "verifying_contract": token },
+            { "primary_type": "ReceiveWithAuthorization", "verifying_contract": token },
+            { "primary_type": "PermitWitnessTransferFrom", "verifying_contract": PERMIT2 },
+        ],
+    });
+    let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
+    let (status, answer) = call(
+        &s.router,
+        "PUT",
+        &uri,
+        Some(ADMIN),
+        Some(policy.to_string()),
+    )
+    .await;
+    assert!(status.is_success(), "{answer}");
+    let merchant = Address::repeat_byte(0x77);
+    let signed = |hash: B256| {
+        let digest = AgentMessage { hash }.digest(31337, s.wallet);
+        Bytes::from(s.agent.sign_digest(&digest).unwrap().as_bytes().to_vec())
+    };
+    let domain = TokenDomain {
+        name: "USD Coin".into(),
+        version: "2".into(),
+        chain_id: 31337,
+        verifying_contract: token,
+    };
+    let eip3009 = |kind: Eip3009Kind, value: u64, nonce: u8| {
+        let message = TransferWithAuthorization {
+            from: s.wallet,
+            to: merchant,
+            value: U256::from(value),
+            validAfter: U256::ZERO,
+            validBefore: U256::from(NOW + 60),
+            nonce: B256::repeat_byte(nonce),
+        };
+        json!({ "chain_id": 31337, "wallet": s.wallet,
+                "authorization": { "primary_type": kind, "domain": domain, "message": message },
+                "agent_signature": signed(message.hash(&domain, kind)) })
+    };
+    let permit2 = |spender: Address, amount: u64, nonce: u64| {
+        let message = PermitWitnessTransferFrom {
+            permitted: TokenPermissions {
+                token,
+                amount: U256::from(amount),
+            },
+            spender,
+            nonce: U256::from(nonce),
+            deadline: U256::from(NOW + 60),
+            witness: Witness {
+                to: merchant,
+                validAfter: U256::ZERO,
+            },
+        };
+        json!({ "chain_id": 31337, "wallet": s.wallet, "permit2": { "message": message },
+                "agent_signature": signed(message.hash(31337)) })
+    };
+    let transfer = Execute {
+        calls: vec![Call {
+            to: token,
+            value: U256::ZERO,
+            data: chaperone_chain::TestToken::transferCall {
+                to: merchant,
+                value: U256::from(100),
+            }
+            .abi_encode()
+            .into(),
+        }],
+        nonce: U256::ZERO,
+        validUntil: NOW + 60,
+    };
+
+    let (status, answer) = cosign(&s, &permit2(Address::repeat_byte(0x66), 10, 1)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another spender: {answer}");
+    assert_eq!(
+        answer["reasons"][0]["code"], "malformed_typed_data",
+        "{answer}"
+    );
+
+    for (what, request) in [
+        ("execute", body(&s, &transfer)),
+        (
+            "receive",
+            eip3009(Eip3009Kind::ReceiveWithAuthorization, 100, 1),
+        ),
+        ("permit2", permit2(X402_PERMIT2_PROXY, 50, 2)),
+    ] {
+        let (status, answer) = cosign(&s, &request).await;
+        assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+    }
+    let (status, answer) = cosign(&s, &eip3009(Eip3009Kind::TransferWithAuthorization, 1, 3)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the window is spent: {answer}"
+    );
+    assert_eq!(answer["reasons"][0]["code"], "window_cap", "{answer}");
+    let committed = s
+        .store
+        .committed_spend(s.wallet, Token::Erc20(token))
+        .await
+        .unwrap();
+    assert_eq!(committed.0, U256::from(250));
+}
+
+/// The agent binds an approved payment to the model call it was made in, once.
+#[tokio::test]
+async fn a_payment_is_bound_to_its_call_once_by_the_agent() {
+    use chaperone_core::PaymentCall;
+    let s = ready().await;
+    let (status, body) = request(&s, 10, 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id: B256 = body["request_id"].as_str().unwrap().parse().unwrap();
+    let bind = |leaf: B256, signer: &chaperone_core::Secp256k1Signer| {
+        let digest = PaymentCall {
+            request: id,
+            call: leaf,
+        }
+        .digest(31337, s.wallet);
+        let sig = Bytes::from(signer.sign_digest(&digest).unwrap().as_bytes().to_vec());
+        json!({ "leaf_hash": leaf, "agent_signature": sig }).to_string()
+    };
+    let uri = format!("/v1/decisions/{id}/call");
+    let leaf = B256::repeat_byte(0x1e);
+    let stranger = chaperone_core::Secp256k1Signer::random().unwrap();
+    let (status, _) = call(&s.router, "POST", &uri, None, Some(bind(leaf, &stranger))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "not the agent");
+    let (status, body) = call(&s.router, "POST", &uri, None, Some(bind(leaf, &s.agent))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["call_leaf_hash"], json!(leaf));
+    let (status, _) = call(&s.router, "POST", &uri, None, Some(bind(leaf, &s.agent))).await;
+    assert_eq!(status, StatusCode::OK, "the same binding again is a no-op");
+    let other = B256::repeat_byte(0x2e);
+    let (status, body) = call(&s.router, "POST", &uri, None, Some(bind(other, &s.agent))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let unknown = format!("/v1/decisions/{}/call", B256::repeat_byte(9));
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        &unknown,
+        None,
+        Some(bind(leaf, &s.agent)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        "/v1/decisions/0x12/call",
+        None,
+        Some(bind(leaf, &s.agent)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, page) = call(&s.router, "GET", "/v1/decisions", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"][0]["call_leaf_hash"], json!(leaf));
+}
