@@ -544,6 +544,7 @@ fn unreachable(url: &str, e: reqwest::Error) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
