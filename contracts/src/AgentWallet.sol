@@ -115,19 +115,21 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
 
-    /// @notice Permit2's x402 payment type: `PermitWitnessTransferFrom` with the x402 exact
-    ///         proxy's `Witness(to, validAfter)`, the only Permit2 message the wallet signs.
-    bytes32 public constant PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH = keccak256(
+    /// @dev Permit2's x402 payment type: `PermitWitnessTransferFrom` with the x402 exact
+    ///      proxy's `Witness(to, validAfter)`, the only Permit2 message the wallet signs. These
+    ///      three constants are internal, not public: a public getter is one more selector in
+    ///      the dispatch every `execute` walks (about 40 gas for the three).
+    bytes32 internal constant PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH = keccak256(
         "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,uint256 validAfter)"
     );
     bytes32 private constant TOKEN_PERMISSIONS_TYPEHASH =
         keccak256("TokenPermissions(address token,uint256 amount)");
     bytes32 private constant WITNESS_TYPEHASH = keccak256("Witness(address to,uint256 validAfter)");
-    /// @notice Permit2's canonical address (the same on every chain it is deployed on).
-    address public constant PERMIT2 = 0x000000000022D473030F116dDEE9F6B43aC78BA3;
-    /// @notice The x402 exact scheme's Permit2 proxy: the only spender a Permit2 payment may
-    ///         name, because it pays exactly the signed amount to the signed witness `to`.
-    address public constant X402_PERMIT2_PROXY = 0x402085c248EeA27D92E8b30b2C58ed07f9E20001;
+    /// @dev Permit2's canonical address (the same on every chain it is deployed on).
+    address internal constant PERMIT2 = 0x000000000022D473030F116dDEE9F6B43aC78BA3;
+    /// @dev The x402 exact scheme's Permit2 proxy: the only spender a Permit2 payment may
+    ///      name, because it pays exactly the signed amount to the signed witness `to`.
+    address internal constant X402_PERMIT2_PROXY = 0x402085c248EeA27D92E8b30b2C58ed07f9E20001;
 
     bytes4 private constant TRANSFER = 0xa9059cbb; // transfer(address,uint256)
     bytes4 private constant TRANSFER_FROM = 0x23b872dd; // transferFrom(address,address,uint256)

@@ -204,7 +204,7 @@ contract RedTeamTest is WalletFixture {
         wallet.installPermit2();
         _budget(100e18, 3);
         vm.assertEq(
-            token.allowance(address(wallet), wallet.PERMIT2()), type(uint256).max, "allowance"
+            token.allowance(address(wallet), Authorizations.PERMIT2), type(uint256).max, "allowance"
         );
         AgentWallet.Authorization memory a =
             wallet.asPermit2(wallet.authorization(token, recipient, 10e18, 0));
@@ -218,7 +218,7 @@ contract RedTeamTest is WalletFixture {
         vm.assertFalse(wallet.pay(big, wallet.sign(big, AGENT_KEY, COSIGNER_KEY)), "over cap");
         // No budget, no allowance.
         _budget(100e18, 0);
-        vm.assertEq(token.allowance(address(wallet), wallet.PERMIT2()), 0, "revoked");
+        vm.assertEq(token.allowance(address(wallet), Authorizations.PERMIT2), 0, "revoked");
     }
 
     /// Double spending a slot: the same period-slot nonce is fresh to the token and to
@@ -253,7 +253,7 @@ contract RedTeamTest is WalletFixture {
     function test_attack1271_permit2ToAnotherSpenderIsRefused() public {
         wallet.installPermit2();
         _budget(100e18, 3);
-        Permit2 permit2 = Permit2(wallet.PERMIT2());
+        Permit2 permit2 = Permit2(Authorizations.PERMIT2);
         Permit2.PermitTransferFrom memory permit = Permit2.PermitTransferFrom({
             permitted: Permit2.TokenPermissions({token: address(token), amount: 100e18}),
             nonce: uint256(wallet.authorizationNonce(address(token), 0)),

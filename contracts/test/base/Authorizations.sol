@@ -11,6 +11,12 @@ import {X402ExactPermit2Proxy} from "../../src/devnet/X402ExactPermit2Proxy.sol"
 ///         them, as the SDK does.
 library Authorizations {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    /// The wallet's internal constants, as x402 defines them.
+    address internal constant PERMIT2 = 0x000000000022D473030F116dDEE9F6B43aC78BA3;
+    address internal constant X402_PERMIT2_PROXY = 0x402085c248EeA27D92E8b30b2C58ed07f9E20001;
+    bytes32 internal constant PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH = keccak256(
+        "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,uint256 validAfter)"
+    );
 
     function authorization(
         AgentWallet wallet,
@@ -32,18 +38,18 @@ library Authorizations {
 
     /// @dev Installs the devnet Permit2 and x402 proxy at their canonical addresses, as
     ///      `chaperone up` does.
-    function installPermit2(AgentWallet wallet) internal {
-        vm.etch(wallet.PERMIT2(), address(new Permit2()).code);
-        vm.etch(wallet.X402_PERMIT2_PROXY(), address(new X402ExactPermit2Proxy()).code);
+    function installPermit2(AgentWallet) internal {
+        vm.etch(PERMIT2, address(new Permit2()).code);
+        vm.etch(X402_PERMIT2_PROXY, address(new X402ExactPermit2Proxy()).code);
     }
 
     /// @dev `a` as an x402 Permit2 payment (same slot nonce, value, recipient and expiry).
-    function asPermit2(AgentWallet wallet, AgentWallet.Authorization memory a)
+    function asPermit2(AgentWallet, AgentWallet.Authorization memory a)
         internal
-        view
+        pure
         returns (AgentWallet.Authorization memory)
     {
-        a.typehash = wallet.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH();
+        a.typehash = PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
         return a;
     }
 
@@ -54,7 +60,7 @@ library Authorizations {
         view
         returns (bytes32)
     {
-        if (a.typehash == wallet.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH()) {
+        if (a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH) {
             bytes32 permitHash = keccak256(
                 abi.encode(
                     a.typehash,
@@ -65,7 +71,7 @@ library Authorizations {
                             a.value
                         )
                     ),
-                    wallet.X402_PERMIT2_PROXY(),
+                    X402_PERMIT2_PROXY,
                     a.nonce,
                     a.validBefore,
                     keccak256(
@@ -75,11 +81,10 @@ library Authorizations {
                     )
                 )
             );
-            return keccak256(
-                abi.encodePacked(
-                    hex"1901", Permit2(wallet.PERMIT2()).DOMAIN_SEPARATOR(), permitHash
-                )
-            );
+            return
+                keccak256(
+                    abi.encodePacked(hex"1901", Permit2(PERMIT2).DOMAIN_SEPARATOR(), permitHash)
+                );
         }
         bytes32 structHash = keccak256(
             abi.encode(
@@ -108,8 +113,8 @@ library Authorizations {
         internal
         returns (bool)
     {
-        if (a.typehash == wallet.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH()) {
-            try X402ExactPermit2Proxy(wallet.X402_PERMIT2_PROXY())
+        if (a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH) {
+            try X402ExactPermit2Proxy(X402_PERMIT2_PROXY)
                 .settle(
                     Permit2.PermitTransferFrom({
                     permitted: Permit2.TokenPermissions({token: a.token, amount: a.value}),

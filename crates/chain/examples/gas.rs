@@ -17,10 +17,14 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
-use chaperone_chain::{AgentWallet, AgentWalletFactory, AuditLog, Devnet, TestToken, deploy};
+use chaperone_chain::{
+    AgentWallet, AgentWalletFactory, AuditLog, Devnet, MULTICALL3, Multicall3, TestToken, deploy,
+    install_x402_contracts, x402_proxy,
+};
 use chaperone_core::{
-    AgentMessage, Call, Eip3009Kind, Execute, MerkleLog, Secp256k1Signer, TokenDomain,
-    TransferWithAuthorization, leaf_hash,
+    AgentMessage, Call, Eip3009Kind, Execute, MerkleLog, PermitWitnessTransferFrom,
+    Secp256k1Signer, TokenDomain, TokenPermissions, TransferWithAuthorization, Witness,
+    X402_PERMIT2_PROXY, leaf_hash,
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -30,6 +34,8 @@ async fn main() {
         .wallet(EthereumWallet::from(devnet.signer(0)))
         .connect_http(devnet.rpc_url().parse().unwrap());
     let deployment = deploy(&provider).await.unwrap();
+    // Permit2 and the x402 proxy, as on the chains x402 runs on (also in `chaperone up`).
+    install_x402_contracts(&provider).await.unwrap();
     let chain_id = provider.get_chain_id().await.unwrap();
     let owner = devnet.signer(0).address();
     let (agent, cosigner) = (
@@ -262,6 +268,146 @@ async fn main() {
     assert!(receipt.status());
     rows.push((
         "TestToken.transferWithAuthorization through AgentWallet EIP-1271",
+        receipt.gas_used,
+    ));
+
+    // x402 with Permit2: the x402 proxy's settle, Permit2 checking the wallet's EIP-1271.
+    let slot1 = chaperone_core::authorization_nonce(
+        u64::try_from(U256::from_be_bytes(nonce.0) >> 192usize).unwrap(),
+        1,
+    );
+    let permit = PermitWitnessTransferFrom {
+        permitted: TokenPermissions {
+            token: *token.address(),
+            amount: ether,
+        },
+        spender: X402_PERMIT2_PROXY,
+        nonce: slot1.into(),
+        deadline: U256::from(u64::MAX),
+        witness: Witness {
+            to: recipient,
+            validAfter: U256::ZERO,
+        },
+    };
+    let digest = AgentMessage {
+        hash: permit.hash(chain_id),
+    }
+    .digest(chain_id, wallet_address);
+    let signature = permit.wallet_signature(
+        &agent.sign_digest(&digest).unwrap().as_bytes(),
+        &cosigner.sign_digest(&digest).unwrap().as_bytes(),
+    );
+    let receipt = x402_proxy::X402ExactPermit2Proxy::new(X402_PERMIT2_PROXY, &provider)
+        .settle(
+            x402_proxy::Permit2::PermitTransferFrom {
+                permitted: x402_proxy::Permit2::TokenPermissions {
+                    token: *token.address(),
+                    amount: ether,
+                },
+                nonce: permit.nonce,
+                deadline: permit.deadline,
+            },
+            wallet_address,
+            x402_proxy::X402ExactPermit2Proxy::Witness {
+                to: recipient,
+                validAfter: U256::ZERO,
+            },
+            signature,
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    rows.push((
+        "X402ExactPermit2Proxy.settle: Permit2 through AgentWallet EIP-1271",
+        receipt.gas_used,
+    ));
+
+    // ERC-6492: a payment wallet deployed by its first payment, as x402 facilitators settle
+    // it (Multicall3: the factory call the signature carries, then the transfer).
+    let create = AgentWalletFactory::createPaymentWalletCall {
+        owner,
+        agent: agent.address(),
+        cosigner: cosigner.address(),
+        salt: B256::with_last_byte(9),
+        token: *token.address(),
+        limit: ether,
+        period: 86_400,
+        maxValue: ether,
+        slots: 10,
+    };
+    let counterfactual = factory
+        .predictPaymentWallet(
+            create.owner,
+            create.agent,
+            create.cosigner,
+            create.salt,
+            create.token,
+            create.limit,
+            create.period,
+            create.maxValue,
+            create.slots,
+        )
+        .call()
+        .await
+        .unwrap();
+    token
+        .mint(counterfactual, ether)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let message = TransferWithAuthorization {
+        from: counterfactual,
+        nonce,
+        ..message
+    };
+    let digest = AgentMessage {
+        hash: message.hash(&domain, Eip3009Kind::TransferWithAuthorization),
+    }
+    .digest(chain_id, counterfactual);
+    let inner = message.wallet_signature(
+        *token.address(),
+        Eip3009Kind::TransferWithAuthorization,
+        &agent.sign_digest(&digest).unwrap().as_bytes(),
+        &cosigner.sign_digest(&digest).unwrap().as_bytes(),
+    );
+    let pay = TestToken::transferWithAuthorizationCall {
+        from: message.from,
+        to: message.to,
+        value: message.value,
+        validAfter: message.validAfter,
+        validBefore: message.validBefore,
+        nonce: message.nonce,
+        signature: inner,
+    };
+    let receipt = Multicall3::new(MULTICALL3, &provider)
+        .aggregate3(vec![
+            Multicall3::Call3 {
+                target: deployment.wallet_factory,
+                allowFailure: true,
+                callData: create.abi_encode().into(),
+            },
+            Multicall3::Call3 {
+                target: *token.address(),
+                allowFailure: false,
+                callData: pay.abi_encode().into(),
+            },
+        ])
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    rows.push((
+        "Multicall3.aggregate3: deploy a payment wallet (ERC-6492) and pay 1 authorization",
         receipt.gas_used,
     ));
 
