@@ -1,6 +1,6 @@
 //! Every co-sign decision, filterable by wallet, outcome, reason code and date, each with its
-//! reasons in words, the policy version, the human verdict if one was asked, and its record in
-//! the audit log.
+//! reasons in words, the policy version, the human verdict if one was asked, its record in
+//! the audit log, and the model call an x402 payment was made in.
 
 use axum::{
     Router,
@@ -157,6 +157,10 @@ async fn decisions(
                                 @if let Some(leaf) = row.logged_leaf {
                                     a href=(format!("/audit/records/{leaf}")) { "record" }
                                 } @else { "not yet logged" }
+                                // The agent's record of the model call this payment was made in.
+                                @if let Some(call) = row.call_leaf_hash {
+                                    div.call { a href=(format!("/audit/records/{call}")) { "paid in call " (short(&call)) } }
+                                }
                             }
                         }
                     }

@@ -25,7 +25,6 @@ use axum::{
     routing::get,
 };
 use chaperone_core::{
-    Address,
     policy::{Reason, Token},
     readable::{TokenUnits, iso8601, reason_text},
 };
@@ -454,9 +453,9 @@ pub(crate) fn when(unix: u64) -> Markup {
     html! { time datetime=(text) { (text) } }
 }
 
-/// An address, shortened for the eye with the full one as its title.
-pub(crate) fn short(address: &Address) -> Markup {
-    let full = address.to_string();
+/// An address or hash, shortened for the eye with the full one as its title.
+pub(crate) fn short(value: &impl std::fmt::Display) -> Markup {
+    let full = value.to_string();
     html! { code title=(full) { (full[..8]) "…" (full[full.len() - 6..]) } }
 }
 
