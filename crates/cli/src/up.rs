@@ -218,7 +218,8 @@ pub(crate) async fn up(args: UpArgs, out: Output) -> anyhow::Result<ExitCode> {
              \n  admin token   {admin}\
              \n  policy        {policy}\
              \n  x402          facilitator {facilitator}   (x402-rs)\
-             \n\nRun the example agent against it:  cargo run -p chaperone-cli --example agent\n",
+             \n\nThe paid API the agent buys from (x402):  make paid-api\
+             \nThen the example agent against it:       make agent\n",
             dir = data_dir.display(),
             server = info.server_url,
             rpc = info.rpc_url,
