@@ -7,6 +7,7 @@
 //! the approved spend in one transaction that holds the wallet's lock.
 
 mod audit;
+mod calls;
 mod compliance;
 mod console;
 mod cosign;
@@ -19,9 +20,10 @@ pub use audit::{
     AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
     StoredCheckpoint, UnloggedDecision,
 };
+pub use calls::CallBinding;
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};
 pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
-pub use cosign::{CallBinding, Decided, RequestRecord, StoredDecision};
+pub use cosign::{Decided, RequestRecord, StoredDecision};
 pub use error::{Error, Result};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
 pub use webhooks::WebhookDelivery;
