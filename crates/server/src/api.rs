@@ -10,7 +10,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 /// An API error: status, stable code, human message.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,

@@ -10,19 +10,16 @@ use axum::{
 use chaperone_core::{
     Address, AgentMessage, B256, Bytes, Eip3009Kind, Execute, PERMIT2, PermitWitnessTransferFrom,
     Signature, TokenDomain, TransferWithAuthorization,
-    policy::{
-        CosignRequest, Effect, Outcome, Reason, RequestKind, call_effects, evaluate,
-        typed_data_effects,
-    },
+    policy::{Effect, Outcome, Reason, RequestKind, call_effects, typed_data_effects},
     recover_low_s,
 };
-use chaperone_store::{Decided, RequestRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
     AppState,
     api::{ApiError, ApiJson},
+    decider::Job,
 };
 
 pub(crate) fn router() -> Router<AppState> {
@@ -389,40 +386,17 @@ async fn decide(
     state.admit_rate(wallet.address, now).await?;
     let request_json = serde_json::to_string(&body)
         .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
-    let kind = subject.kind;
-    let cosigner = &state.inner.cosigner;
     let stored = state
-        .store()
-        .decide(
-            &RequestRecord {
-                wallet: wallet.address,
-                request_id: digest,
-                nonce: subject.nonce,
-                authorization: subject.authorization,
-                json: &request_json,
-                valid_until: subject.valid_until,
-            },
-            || state.now(),
-            |policy, history, human_approved, now| {
-                let request = CosignRequest {
-                    chain_id,
-                    wallet: wallet.address,
-                    now,
-                    kind,
-                    human_approved,
-                };
-                let decision = evaluate(policy, &request, history);
-                let signature = decision
-                    .sign
-                    .then(|| cosigner.sign_digest(&digest).ok())
-                    .flatten()
-                    .map(|s| Bytes::from(s.as_bytes().to_vec()).to_string());
-                Decided {
-                    decision,
-                    signature,
-                }
-            },
-        )
+        .decider()
+        .decide(Job {
+            wallet: wallet.address,
+            request_id: digest,
+            kind: subject.kind,
+            nonce: subject.nonce,
+            authorization: subject.authorization,
+            json: request_json,
+            valid_until: subject.valid_until,
+        })
         .await?;
 
     // Reasons in words beside the exact values (token units from the chain, cached).

@@ -20,6 +20,7 @@ mod audit;
 mod compliance;
 mod console;
 mod cosign;
+mod decider;
 mod indexer;
 mod metrics;
 mod openapi;
@@ -73,6 +74,8 @@ struct Inner {
     log: LogConfig,
     /// Per-wallet admission control of `/v1/cosign` (admission.rs).
     admission: admission::Admission,
+    /// Decides `/v1/cosign` requests in batches (decider.rs).
+    decider: decider::Decider,
     /// What `/metrics` reports (shared with the background workers).
     metrics: Arc<Metrics>,
     /// How long a request may take before it is answered 503.
@@ -166,8 +169,10 @@ impl AppState {
     ) -> Self {
         // Until told otherwise, the co-signer also operates an unanchored log.
         let log = LogConfig::unanchored(chain_id, cosigner.clone());
+        let decider = decider::Decider::new(store.clone(), cosigner.clone(), chain_id, clock);
         Self {
             inner: Arc::new(Inner {
+                decider,
                 store,
                 cosigner,
                 chain_id,
@@ -204,6 +209,12 @@ impl AppState {
     fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> Self {
         let i = &self.inner;
         let mut inner = Inner {
+            decider: decider::Decider::new(
+                i.store.clone(),
+                i.cosigner.clone(),
+                i.chain_id,
+                i.clock,
+            ),
             store: i.store.clone(),
             cosigner: i.cosigner.clone(),
             chain_id: i.chain_id,
@@ -235,6 +246,10 @@ impl AppState {
 
     fn notifier(&self) -> Option<&Notifier> {
         self.inner.notifier.as_deref()
+    }
+
+    fn decider(&self) -> &decider::Decider {
+        &self.inner.decider
     }
 
     fn store(&self) -> &Store {

@@ -1,16 +1,15 @@
-//! Co-sign decisions and spend reservations: decide under the wallet's lock, then settle or
-//! release each reservation from what the chain shows.
+//! Co-sign decisions and spend reservations: what a decision records (decided in decide.rs),
+//! then settling or releasing each reservation from what the chain shows.
 
 use chaperone_core::{
     Address, B256, U256,
-    policy::{Decision, Outcome, Policy, Reason, SpendHistory, Token},
+    policy::{Decision, Outcome, Reason, Token},
 };
 use sqlx::Row;
 
 use crate::{
     Error, Result, Store,
-    store::{Backend, db_time, hex, outcome_from, outcome_text, parse},
-    totals::WalletTotals,
+    store::{db_time, hex, parse},
 };
 
 /// What the decide callback returns: the engine's decision and, if the service signs, the
@@ -25,7 +24,7 @@ pub struct Decided {
 
 /// Where a human approval stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ApprovalState {
+pub(crate) enum ApprovalState {
     Pending,
     Approved,
     Denied,
@@ -75,270 +74,6 @@ pub(crate) fn authorization_key(token: Address, nonce: B256) -> String {
 }
 
 impl Store {
-    /// Decides a request and records the decision, all in one transaction that holds the
-    /// wallet's lock: read the clock, read the history, call `evaluate` (the pure engine, plus
-    /// signing) with that time, write the decision, reserve an approval's spend or open a
-    /// pending approval. A request decided before (same `request_id`) returns the recorded
-    /// decision and reserves nothing again.
-    ///
-    /// The clock is read only once the lock is held: a time read earlier would not see a
-    /// reservation made by a request that locked in between, and two requests could take the
-    /// same window. It must be within `max_clock_skew` of the database's clock (asked at most
-    /// once a second), so replicas with drifting clocks cannot shift each other's windows.
-    pub async fn decide(
-        &self,
-        request: &RequestRecord<'_>,
-        clock: impl FnOnce() -> u64,
-        evaluate: impl FnOnce(&Policy, &SpendHistory, bool, u64) -> Decided,
-    ) -> Result<StoredDecision> {
-        let RequestRecord {
-            wallet,
-            request_id,
-            nonce,
-            authorization,
-            json: request_json,
-            valid_until,
-        } = *request;
-        // On SQLite the write lock taken at once keeps two deciders from reading the same
-        // history; PostgreSQL locks the wallet's row instead (other wallets proceed).
-        let mut tx = self.begin_write().await?;
-        let lock = match self.backend {
-            Backend::Sqlite => "SELECT address FROM wallets WHERE address = $1",
-            Backend::Postgres => "SELECT address FROM wallets WHERE address = $1 FOR UPDATE",
-        };
-        if sqlx::query(lock)
-            .bind(hex(wallet))
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(Error::UnknownWallet(hex(wallet)));
-        }
-        let now = clock();
-        let checked_at = &self.skew_checked_at;
-        if let Some(max) = self.max_clock_skew
-            && checked_at.load(std::sync::atomic::Ordering::Relaxed) != now
-        {
-            let database = self.database_time(&mut tx).await?;
-            if now.abs_diff(database) > max {
-                return Err(Error::ClockSkew {
-                    local: now,
-                    database,
-                });
-            }
-            checked_at.store(now, std::sync::atomic::Ordering::Relaxed);
-        }
-        let mut human_approved = false;
-        if let Some(existing) = Self::recorded(&mut tx, request_id).await? {
-            // A pending request that a human approved (and whose approval has not expired) is
-            // decided again, now with the approval; anything else is answered as recorded.
-            let approval = match existing.outcome {
-                Outcome::PendingApproval => Self::approval_status(&mut tx, request_id, now).await?,
-                _ => None,
-            };
-            if approval != Some(ApprovalState::Approved) {
-                tx.commit().await?;
-                // A human's "no" is final: the agent asking again is told it is denied (the
-                // reasons still say why a human was asked), not to keep waiting.
-                if approval == Some(ApprovalState::Denied) {
-                    return Ok(StoredDecision {
-                        outcome: Outcome::Denied,
-                        signature: None,
-                        ..existing
-                    });
-                }
-                return Ok(existing);
-            }
-            human_approved = true;
-        }
-        let policy = Self::current_policy(&mut tx, wallet)
-            .await?
-            .ok_or_else(|| Error::NoPolicy(hex(wallet)))?;
-        let mut totals = WalletTotals::current(&mut tx, &hex(wallet), &policy, now).await?;
-        let history = SpendHistory {
-            spends: Vec::new(),
-            totals: totals.for_engine()?,
-            requests: Self::recent_requests(&mut tx, wallet, &policy, now).await?,
-        };
-        let Decided {
-            decision,
-            signature,
-        } = evaluate(&policy, &history, human_approved, now);
-
-        let reasons =
-            serde_json::to_string(&decision.reasons).map_err(|e| Error::Corrupt(e.to_string()))?;
-        // A re-decision after a human approval replaces the pending verdict in place (the
-        // approval row refers to it); a first decision is a new row.
-        if human_approved {
-            sqlx::query(
-                "UPDATE decisions SET outcome = $1, reasons = $2, policy_version = $3, \
-                 policy_hash = $4, signature = $5, logged_leaf = NULL WHERE request_id = $6",
-            )
-            .bind(outcome_text(decision.outcome))
-            .bind(reasons)
-            .bind(i64::from(decision.policy_version))
-            .bind(decision.policy_hash.to_string())
-            .bind(signature.clone())
-            .bind(request_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO decisions (request_id, wallet, created_at, valid_until, request, \
-                 outcome, reasons, policy_version, policy_hash, signature, nonce, \
-                 authorization_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(request_id.to_string())
-            .bind(hex(wallet))
-            .bind(db_time(now))
-            .bind(db_time(valid_until))
-            .bind(request_json)
-            .bind(outcome_text(decision.outcome))
-            .bind(reasons)
-            .bind(i64::from(decision.policy_version))
-            .bind(decision.policy_hash.to_string())
-            .bind(signature.clone())
-            .bind(nonce.map(|n| n.to_string()))
-            .bind(authorization.map(|(token, nonce)| authorization_key(token, nonce)))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        match decision.outcome {
-            Outcome::Approved => {
-                for (token, amount) in &decision.spends {
-                    sqlx::query(
-                        "INSERT INTO spend_reservations \
-                         (request_id, wallet, token, amount, created_at, expires_at, status) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'reserved')",
-                    )
-                    .bind(request_id.to_string())
-                    .bind(hex(wallet))
-                    .bind(token.to_string())
-                    .bind(amount.to_string())
-                    .bind(db_time(now))
-                    .bind(db_time(valid_until))
-                    .execute(&mut *tx)
-                    .await?;
-                    totals.reserve(*token, valid_until, *amount)?;
-                }
-            }
-            Outcome::PendingApproval if !human_approved => {
-                let ttl = policy.approval.as_ref().map_or(0, |a| a.expires_after.0);
-                sqlx::query(
-                    "INSERT INTO approvals (request_id, status, expires_at) VALUES ($1, 'pending', $2)",
-                )
-                .bind(request_id.to_string())
-                .bind(db_time(now.saturating_add(ttl)))
-                .execute(&mut *tx)
-                .await?;
-            }
-            Outcome::PendingApproval | Outcome::Denied => {}
-        }
-        totals.write(&mut tx).await?;
-        tx.commit().await?;
-        Ok(StoredDecision {
-            request_id,
-            outcome: decision.outcome,
-            reasons: decision.reasons,
-            policy_version: decision.policy_version,
-            policy_hash: decision.policy_hash,
-            signature,
-            replayed: false,
-        })
-    }
-
-    /// The database server's clock, Unix seconds.
-    async fn database_time(&self, conn: &mut sqlx::AnyConnection) -> Result<u64> {
-        let query = match self.backend {
-            Backend::Sqlite => "SELECT CAST(strftime('%s', 'now') AS BIGINT)",
-            Backend::Postgres => "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
-        };
-        let seconds: i64 = sqlx::query(query).fetch_one(&mut *conn).await?.try_get(0)?;
-        u64::try_from(seconds).map_err(|_| Error::Corrupt(format!("database time {seconds}")))
-    }
-
-    async fn recorded(
-        conn: &mut sqlx::AnyConnection,
-        request_id: B256,
-    ) -> Result<Option<StoredDecision>> {
-        let row = sqlx::query(
-            "SELECT outcome, reasons, policy_version, policy_hash, signature \
-             FROM decisions WHERE request_id = $1",
-        )
-        .bind(request_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.map(|row| {
-            let outcome: String = row.try_get(0)?;
-            let reasons: String = row.try_get(1)?;
-            let version: i64 = row.try_get(2)?;
-            let hash: String = row.try_get(3)?;
-            Ok(StoredDecision {
-                request_id,
-                outcome: outcome_from(&outcome)?,
-                reasons: serde_json::from_str(&reasons)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?,
-                policy_version: u32::try_from(version)
-                    .map_err(|_| Error::Corrupt("version".into()))?,
-                policy_hash: parse(&hash, "policy hash")?,
-                signature: row.try_get(4)?,
-                replayed: true,
-            })
-        })
-        .transpose()
-    }
-
-    /// The times of the wallet's requests within its rate-limit window: at most as many as
-    /// the limit allows, which is all the engine needs to know it is reached.
-    async fn recent_requests(
-        conn: &mut sqlx::AnyConnection,
-        wallet: Address,
-        policy: &Policy,
-        now: u64,
-    ) -> Result<Vec<u64>> {
-        let Some(rate) = &policy.rate_limit else {
-            return Ok(Vec::new());
-        };
-        sqlx::query(
-            "SELECT created_at FROM decisions WHERE wallet = $1 AND created_at > $2 \
-             AND created_at <= $3 LIMIT $4",
-        )
-        .bind(hex(wallet))
-        .bind(db_time(now.saturating_sub(rate.window.0)))
-        .bind(db_time(now))
-        .bind(i64::from(rate.max_requests))
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|row| Ok(row.try_get::<i64, _>(0)? as u64))
-        .collect()
-    }
-
-    async fn approval_status(
-        conn: &mut sqlx::AnyConnection,
-        request_id: B256,
-        now: u64,
-    ) -> Result<Option<ApprovalState>> {
-        let row = sqlx::query("SELECT status, expires_at FROM approvals WHERE request_id = $1")
-            .bind(request_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|row| {
-            let status: String = row.try_get(0)?;
-            let expires_at: i64 = row.try_get(1)?;
-            Ok(match status.as_str() {
-                _ if expires_at < db_time(now) => ApprovalState::Expired,
-                "pending" => ApprovalState::Pending,
-                "approved" => ApprovalState::Approved,
-                "denied" => ApprovalState::Denied,
-                other => return Err(Error::Corrupt(format!("approval status: {other}"))),
-            })
-        })
-        .transpose()
-    }
-
     /// Records a human's verdict on a pending request, with who gave it and their comment.
     /// Fails when there is no pending approval for it or the approval expired.
     pub async fn resolve_approval(

@@ -84,6 +84,18 @@ pub(crate) fn db_time(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
+/// Batched decisions (decide.rs) prepare one statement per batch size and per statement
+/// (a few hundred): with sqlx's default cache of 100 per connection, PostgreSQL parsed and
+/// planned most of them again on every batch. An operator's own setting in the URL wins.
+fn with_statement_cache(url: &str) -> String {
+    const CAPACITY: &str = "statement-cache-capacity";
+    if url.contains(CAPACITY) {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{CAPACITY}=1024")
+}
+
 impl Store {
     /// Creates the empty PostgreSQL database `name` on the server `server_url` points to and
     /// returns its URL (for tests and load generators that want a database of their own).
@@ -157,7 +169,7 @@ impl Store {
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
-                    .connect(url)
+                    .connect(&with_statement_cache(url))
                     .await?
             }
         };

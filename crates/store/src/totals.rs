@@ -10,6 +10,8 @@
 //! adjusts the totals in the same transaction, under the wallet's lock, so they stay exact
 //! under concurrency.
 
+use std::collections::HashMap;
+
 use chaperone_core::{
     U256,
     policy::{Policy, Token, WindowTotal},
@@ -51,88 +53,149 @@ struct Reservation {
 }
 
 impl WalletTotals {
-    /// Reads the wallet's totals and brings those of `policy`'s windows to windows ending at
-    /// `now`. The caller holds the wallet's lock.
-    pub(crate) async fn current(
+    /// Reads the totals of each wallet and brings those of its policy's windows to windows
+    /// ending at `now`, in three statements whatever the number of wallets: the rows, the
+    /// reservations that aged out of (or, with a clock behind, back into) each window since
+    /// it was last brought forward, and nothing more. The caller holds the wallets' locks.
+    pub(crate) async fn current_many(
         conn: &mut sqlx::AnyConnection,
-        wallet: &str,
-        policy: &Policy,
+        wallets: &[(&str, &Policy)],
         now: u64,
-    ) -> Result<Self> {
-        let mut totals = Self::read(conn, wallet, None).await?;
-        for limit in &policy.limits {
-            let token = limit.token.to_string();
-            for w in &limit.windows {
-                let window = db_time(w.window.0);
-                let since = db_time(now.saturating_sub(w.window.0));
-                let at = totals
-                    .rows
-                    .iter()
-                    .position(|r| r.token == token && r.window == window);
-                let Some(at) = at else {
-                    let total = sum_expiring(conn, wallet, &token, since, None).await?;
-                    totals.rows.push(TotalRow {
-                        token: token.clone(),
-                        window,
-                        since,
-                        total,
-                        stored: None,
-                    });
-                    continue;
-                };
-                let row = &mut totals.rows[at];
-                // Time moves forward, but another replica's clock may be a little behind.
-                if since > row.since {
-                    let aged_out =
-                        sum_expiring(conn, wallet, &token, row.since, Some(since)).await?;
-                    row.total = row.total.checked_sub(aged_out).ok_or_else(|| {
-                        Error::Corrupt(format!("running total of {wallet} {token} below zero"))
-                    })?;
-                } else if since < row.since {
-                    let back_in =
-                        sum_expiring(conn, wallet, &token, since, Some(row.since)).await?;
-                    row.total = row.total.saturating_add(back_in);
+    ) -> Result<Vec<Self>> {
+        let names: Vec<&str> = wallets.iter().map(|(w, _)| *w).collect();
+        let mut stored = Self::read(conn, &names, None).await?;
+        let mut all = Vec::with_capacity(wallets.len());
+        // Per total whose window moved: the expiry range (after, up_to] to sum, and whether the
+        // sum leaves the total (time moved forward) or comes back (a clock behind).
+        let mut ranges: Vec<(usize, usize, i64, i64, bool)> = Vec::new();
+        for (i, (wallet, policy)) in wallets.iter().enumerate() {
+            let mut totals = Self {
+                wallet: (*wallet).to_owned(),
+                rows: stored.remove(*wallet).unwrap_or_default(),
+            };
+            for limit in &policy.limits {
+                let token = limit.token.to_string();
+                for w in &limit.windows {
+                    let window = db_time(w.window.0);
+                    let since = db_time(now.saturating_sub(w.window.0));
+                    let at = totals
+                        .rows
+                        .iter()
+                        .position(|r| r.token == token && r.window == window);
+                    let Some(at) = at else {
+                        // A window without a total yet is summed once, in full.
+                        ranges.push((i, totals.rows.len(), since, i64::MAX, true));
+                        totals.rows.push(TotalRow {
+                            token: token.clone(),
+                            window,
+                            since,
+                            total: U256::ZERO,
+                            stored: None,
+                        });
+                        continue;
+                    };
+                    let row = &mut totals.rows[at];
+                    // Time moves forward, but another replica's clock may be a little behind.
+                    if since > row.since {
+                        ranges.push((i, at, row.since, since, false));
+                    } else if since < row.since {
+                        ranges.push((i, at, since, row.since, true));
+                    }
+                    row.since = since;
                 }
-                row.since = since;
             }
+            all.push(totals);
         }
-        Ok(totals)
+        if ranges.is_empty() {
+            return Ok(all);
+        }
+        let terms: Vec<(&str, &str, i64, i64)> = ranges
+            .iter()
+            .map(|&(i, at, after, up_to, _)| {
+                (
+                    all[i].wallet.as_str(),
+                    all[i].rows[at].token.as_str(),
+                    after,
+                    up_to,
+                )
+            })
+            .collect();
+        let expiring = expiring_within(conn, &terms).await?;
+        for &(i, at, after, up_to, add) in &ranges {
+            let totals = &mut all[i];
+            let token = totals.rows[at].token.clone();
+            let sum = expiring
+                .iter()
+                .filter(|r| r.wallet == totals.wallet && r.token == token)
+                .filter(|r| r.expires_at > after && r.expires_at <= up_to)
+                .fold(U256::ZERO, |acc, r| acc.saturating_add(r.amount));
+            let row = &mut totals.rows[at];
+            row.total = if add {
+                row.total.saturating_add(sum)
+            } else {
+                row.total.checked_sub(sum).ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "running total of {} {token} below zero",
+                        totals.wallet
+                    ))
+                })?
+            };
+        }
+        Ok(all)
     }
 
+    /// The stored totals of `wallets` (of one token, if given), by wallet.
     async fn read(
+        conn: &mut sqlx::AnyConnection,
+        wallets: &[&str],
+        token: Option<&str>,
+    ) -> Result<HashMap<String, Vec<TotalRow>>> {
+        if wallets.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = format!(
+            "SELECT wallet, token, window_seconds, since, total FROM spend_window_totals \
+             WHERE wallet IN ({})",
+            placeholders(1, wallets.len())
+        );
+        if token.is_some() {
+            sql.push_str(&format!(" AND token = ${}", wallets.len() + 1));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for wallet in wallets {
+            query = query.bind(*wallet);
+        }
+        if let Some(token) = token {
+            query = query.bind(token);
+        }
+        let mut by_wallet: HashMap<String, Vec<TotalRow>> = HashMap::new();
+        for row in query.fetch_all(&mut *conn).await? {
+            let since: i64 = row.try_get(3)?;
+            let total = parse(&row.try_get::<String, _>(4)?, "running total")?;
+            by_wallet
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(TotalRow {
+                    token: row.try_get(1)?,
+                    window: row.try_get(2)?,
+                    since,
+                    total,
+                    stored: Some((since, total)),
+                });
+        }
+        Ok(by_wallet)
+    }
+
+    /// The totals of one wallet (of one token, if given), as stored.
+    async fn read_one(
         conn: &mut sqlx::AnyConnection,
         wallet: &str,
         token: Option<&str>,
     ) -> Result<Self> {
-        const COLUMNS: &str = "SELECT token, window_seconds, since, total FROM spend_window_totals";
-        let rows = match token {
-            None => sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE wallet = $1")))
-                .bind(wallet),
-            Some(token) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE wallet = $1 AND token = $2"
-            )))
-            .bind(wallet)
-            .bind(token),
-        }
-        .fetch_all(&mut *conn)
-        .await?;
-        let rows = rows
-            .into_iter()
-            .map(|row| {
-                let since: i64 = row.try_get(2)?;
-                let total = parse(&row.try_get::<String, _>(3)?, "running total")?;
-                Ok(TotalRow {
-                    token: row.try_get(0)?,
-                    window: row.try_get(1)?,
-                    since,
-                    total,
-                    stored: Some((since, total)),
-                })
-            })
-            .collect::<Result<_>>()?;
+        let rows = Self::read(conn, &[wallet], token).await?.remove(wallet);
         Ok(Self {
             wallet: wallet.to_owned(),
-            rows,
+            rows: rows.unwrap_or_default(),
         })
     }
 
@@ -178,54 +241,104 @@ impl WalletTotals {
 
     /// Writes the rows that changed.
     pub(crate) async fn write(&self, conn: &mut sqlx::AnyConnection) -> Result<()> {
-        for row in &self.rows {
-            let query = match row.stored {
-                Some(stored) if stored == (row.since, row.total) => continue,
-                Some(_) => {
-                    "UPDATE spend_window_totals SET since = $4, total = $5 \
-                     WHERE wallet = $1 AND token = $2 AND window_seconds = $3"
-                }
-                None => {
-                    "INSERT INTO spend_window_totals (wallet, token, window_seconds, since, total) \
-                     VALUES ($1, $2, $3, $4, $5)"
-                }
-            };
-            sqlx::query(query)
-                .bind(&self.wallet)
-                .bind(&row.token)
-                .bind(row.window)
-                .bind(row.since)
-                .bind(row.total.to_string())
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
+        write_all(conn, std::slice::from_ref(self)).await
     }
 }
 
-/// Sum of the reservations of (wallet, token) that are not released and expire in
-/// `(after, up_to]` (`up_to` `None`: any time after).
-async fn sum_expiring(
+/// Writes the changed rows of every wallet's totals in one statement.
+pub(crate) async fn write_all(conn: &mut sqlx::AnyConnection, all: &[WalletTotals]) -> Result<()> {
+    let changed: Vec<(&str, &TotalRow)> = all
+        .iter()
+        .flat_map(|t| t.rows.iter().map(|r| (t.wallet.as_str(), r)))
+        .filter(|(_, r)| r.stored != Some((r.since, r.total)))
+        .collect();
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO spend_window_totals (wallet, token, window_seconds, since, total) \
+             VALUES {} ON CONFLICT (wallet, token, window_seconds) \
+             DO UPDATE SET since = excluded.since, total = excluded.total",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (wallet, row) in chunk {
+            query = query
+                .bind(*wallet)
+                .bind(row.token.as_str())
+                .bind(row.window)
+                .bind(row.since)
+                .bind(row.total.to_string());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row statement: far below SQLite's and PostgreSQL's bind-parameter limits.
+pub(crate) const ROWS_PER_STATEMENT: usize = 64;
+
+/// `$start, $start+1, …` for `count` bind parameters.
+pub(crate) fn placeholders(start: usize, count: usize) -> String {
+    (start..start + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A reservation that counts (not released), as the totals sum it.
+struct Expiring {
+    wallet: String,
+    token: String,
+    expires_at: i64,
+    amount: U256,
+}
+
+/// The reservations that are not released and, for some (wallet, token, after, up_to) of
+/// `terms`, belong to that wallet and token and expire in `(after, up_to]`: one statement
+/// (per [`ROWS_PER_STATEMENT`] terms).
+async fn expiring_within(
     conn: &mut sqlx::AnyConnection,
-    wallet: &str,
-    token: &str,
-    after: i64,
-    up_to: Option<i64>,
-) -> Result<U256> {
-    let rows = sqlx::query(
-        "SELECT amount FROM spend_reservations WHERE wallet = $1 AND token = $2 \
-         AND expires_at > $3 AND expires_at <= $4 AND status <> 'released'",
-    )
-    .bind(wallet)
-    .bind(token)
-    .bind(after)
-    .bind(up_to.unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.into_iter().try_fold(U256::ZERO, |acc, row| {
-        let amount: U256 = parse(&row.try_get::<String, _>(0)?, "amount")?;
-        Ok(acc.saturating_add(amount))
-    })
+    terms: &[(&str, &str, i64, i64)],
+) -> Result<Vec<Expiring>> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for chunk in terms.chunks(ROWS_PER_STATEMENT) {
+        // One index range scan per term: joined with OR, PostgreSQL factors out the wallet
+        // and token and filters every reservation of the wallet by expiry.
+        let sql = (0..chunk.len())
+            .map(|i| {
+                let p = i * 4 + 1;
+                format!(
+                    "SELECT id, wallet, token, expires_at, amount FROM spend_reservations \
+                     WHERE wallet = ${p} AND token = ${} AND expires_at > ${} \
+                     AND expires_at <= ${} AND status <> 'released'",
+                    p + 1,
+                    p + 2,
+                    p + 3
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (wallet, token, after, up_to) in chunk {
+            query = query.bind(*wallet).bind(*token).bind(*after).bind(*up_to);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            // The terms of two windows of one wallet can overlap: each row counts once.
+            let id: i64 = row.try_get(0)?;
+            if seen.insert(id) {
+                found.push(Expiring {
+                    wallet: row.try_get(1)?,
+                    token: row.try_get(2)?,
+                    expires_at: row.try_get(3)?,
+                    amount: parse(&row.try_get::<String, _>(4)?, "amount")?,
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 impl Store {
@@ -267,7 +380,7 @@ impl Store {
                     .execute(&mut *conn)
                     .await?;
             }
-            let mut totals = WalletTotals::read(conn, wallet, Some(token)).await?;
+            let mut totals = WalletTotals::read_one(conn, wallet, Some(token)).await?;
             for r in group {
                 let done = sqlx::query(
                     "UPDATE spend_reservations SET status = $1 WHERE id = $2 AND status = $3",

@@ -3,6 +3,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 mod attacks;
+mod batches;
 mod concurrency;
 mod decisions;
 mod log_migration;
