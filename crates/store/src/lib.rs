@@ -3,7 +3,8 @@
 //! row locking) are chosen by [`Backend`].
 //!
 //! The store owns the invariant that keeps the policy service from ever co-signing beyond a
-//! limit: [`Store::decide`] reads the wallet's spend history, runs the pure engine and reserves
+//! limit: [`Store::decide`] (and [`Store::decide_batch`], many requests in one transaction)
+//! reads the wallet's spend history, runs the pure engine and reserves
 //! the approved spend in one transaction that holds the wallet's lock.
 
 mod audit;
