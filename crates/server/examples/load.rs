@@ -240,7 +240,9 @@ async fn main() {
     for (i, body) in paced.into_iter().enumerate() {
         tokio::time::sleep_until((start + interval * i as u32).into()).await;
         let (client, url) = (client.clone(), urls[i % urls.len()].clone());
-        handles.push(tokio::spawn(async move { send_any(&client, &url, body).await }));
+        handles.push(tokio::spawn(
+            async move { send_any(&client, &url, body).await },
+        ));
     }
     // Open loop: a wallet that finds MAX_INFLIGHT_PER_WALLET of its own requests still in
     // flight is told 429 (admission), which is counted, not a failure of the run.
