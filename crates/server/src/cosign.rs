@@ -80,23 +80,7 @@ async fn bind_call(
         call: body.leaf_hash,
     }
     .digest(wallet.chain_id, wallet.address);
-    let signature = Signature::from_raw(&body.agent_signature).map_err(|_| {
-        ApiError::bad_request(
-            "bad_signature",
-            "agent_signature must be 65 bytes r ‖ s ‖ v",
-        )
-    })?;
-    match recover_low_s(&signature, &digest) {
-        Ok(signer) if signer == wallet.agent => {}
-        Ok(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "bad_signature",
-                "agent_signature is not by the wallet's registered agent over this binding",
-            ));
-        }
-        Err(e) => return Err(ApiError::bad_request("bad_signature", e.to_string())),
-    }
+    check_agent_signature(&body.agent_signature, &digest, wallet.agent, "binding")?;
     match state.store().bind_call(request_id, body.leaf_hash).await? {
         chaperone_store::CallBinding::Bound => Ok(Json(CallBound {
             request_id,
@@ -152,6 +136,31 @@ pub(crate) struct Permit2Payment {
 /// every token, so its nonces are keyed under Permit2's address.
 pub(crate) fn permit2_key(nonce: chaperone_core::U256) -> (Address, B256) {
     (PERMIT2, B256::from(nonce))
+}
+
+/// Checks that `signature` (65 bytes r ‖ s ‖ v, low-s) is `agent`'s over `digest`: 400 when
+/// it is malformed, 401 when it is someone else's (or over something else, the `what`).
+fn check_agent_signature(
+    signature: &Bytes,
+    digest: &B256,
+    agent: Address,
+    what: &str,
+) -> Result<(), ApiError> {
+    let signature = Signature::from_raw(signature).map_err(|_| {
+        ApiError::bad_request(
+            "bad_signature",
+            "agent_signature must be 65 bytes r ‖ s ‖ v",
+        )
+    })?;
+    match recover_low_s(&signature, digest) {
+        Ok(signer) if signer == agent => Ok(()),
+        Ok(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            format!("agent_signature is not by the wallet's registered agent over this {what}"),
+        )),
+        Err(e) => Err(ApiError::bad_request("bad_signature", e.to_string())),
+    }
 }
 
 /// What is to be co-signed, checked for shape: the digest both keys sign, the engine's view of
@@ -364,23 +373,7 @@ async fn decide(
 
     let subject = subject(&body, chain_id, wallet.address, now)?;
     let digest = subject.digest;
-    let signature = Signature::from_raw(&body.agent_signature).map_err(|_| {
-        ApiError::bad_request(
-            "bad_signature",
-            "agent_signature must be 65 bytes r ‖ s ‖ v",
-        )
-    })?;
-    match recover_low_s(&signature, &digest) {
-        Ok(signer) if signer == wallet.agent => {}
-        Ok(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "bad_signature",
-                "agent_signature is not by the wallet's registered agent over this request",
-            ));
-        }
-        Err(e) => return Err(ApiError::bad_request("bad_signature", e.to_string())),
-    }
+    check_agent_signature(&body.agent_signature, &digest, wallet.agent, "request")?;
 
     // The rate limit counts only requests the agent signed (admission.rs), before the lock.
     state.admit_rate(wallet.address, now).await?;
