@@ -1,6 +1,6 @@
-//! Differential test of signature recovery: libsecp256k1 (`recover_low_s`, the hot path)
-//! against k256 (`recover_low_s_k256`), on real signatures and on arbitrary bytes, including
-//! the high-s twin of every signature, which both must refuse.
+//! Differential tests of signing and recovery: libsecp256k1 (`sign_digest`, `recover_low_s`,
+//! the hot paths) against k256 (`sign_digest_k256`, `recover_low_s_k256`), on real signatures
+//! and on arbitrary bytes, including the high-s twin of every signature, which both must refuse.
 
 use chaperone_core::{B256, Secp256k1Signer, Signature, U256, recover_low_s, recover_low_s_k256};
 use proptest::prelude::*;
@@ -29,6 +29,20 @@ proptest! {
         let twin = Signature::new(signature.r(), ORDER - signature.s(), !signature.v());
         prop_assert!(recover_low_s(&twin, &digest).is_err());
         prop_assert!(recover_low_s_k256(&twin, &digest).is_err());
+    }
+
+    #[test]
+    fn both_backends_sign_the_same_low_s_signature(
+        key in any::<[u8; 32]>(), digest in any::<[u8; 32]>(),
+    ) {
+        let Ok(signer) = Secp256k1Signer::from_bytes(&B256::new(key)) else {
+            return Ok(()); // zero or beyond the order: not a key
+        };
+        let digest = B256::new(digest);
+        let fast = signer.sign_digest(&digest).unwrap();
+        prop_assert_eq!(fast, signer.sign_digest_k256(&digest).unwrap());
+        prop_assert!(fast.normalize_s().is_none(), "low-s only");
+        prop_assert_eq!(recover_low_s(&fast, &digest).unwrap(), signer.address());
     }
 
     #[test]
