@@ -7,7 +7,10 @@
 //! each. That is what lets one replica decide thousands of requests a second (docs/benchmarks.md),
 //! and a hot wallet's queued requests share one lock hand-off instead of paying one each.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::HashMap,
+    sync::{Arc, PoisonError},
+};
 
 use chaperone_core::{
     B256, U256,
@@ -87,15 +90,15 @@ impl Store {
         // On SQLite the write lock taken at once keeps two deciders from reading the same
         // history; PostgreSQL locks the wallets' rows instead (other wallets proceed).
         let mut tx = self.begin_write().await?;
-        let known = self.lock_wallets(&mut tx, &wallets).await?;
+        let versions = self.lock_wallets(&mut tx, &wallets).await?;
         let now = clock();
         self.check_clock_skew(&mut tx, now).await?;
 
         let ids: Vec<String> = requests.iter().map(|r| r.request_id.to_string()).collect();
         let recorded = Self::recorded(&mut tx, &ids).await?;
-        let policies = Self::current_policies(&mut tx, &known).await?;
+        let policies = self.policies_at(&mut tx, &versions).await?;
         let with_policy: Vec<(&str, &Policy)> =
-            policies.iter().map(|(w, p)| (w.as_str(), p)).collect();
+            policies.iter().map(|(w, p)| (w.as_str(), &**p)).collect();
         let mut totals: HashMap<String, WalletTotals> =
             WalletTotals::current_many(&mut tx, &with_policy, now)
                 .await?
@@ -118,7 +121,7 @@ impl Store {
         let mut approvals: Vec<(B256, u64)> = Vec::new();
         for (i, request) in requests.iter().enumerate() {
             let wallet = hex(request.wallet);
-            if !known.contains(&wallet) {
+            if !versions.contains_key(&wallet) {
                 answers.push(Err(Error::UnknownWallet(wallet)));
                 continue;
             }
@@ -233,18 +236,20 @@ impl Store {
     }
 
     /// Locks the wallets (sorted addresses) that are registered, in address order, and
-    /// returns them.
+    /// returns them with their current policy's version (`None`: no policy yet).
     async fn lock_wallets(
         &self,
         conn: &mut sqlx::AnyConnection,
         wallets: &[String],
-    ) -> Result<HashSet<String>> {
+    ) -> Result<HashMap<String, Option<i64>>> {
         let lock = match self.backend {
             Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE",
+            Backend::Postgres => " FOR UPDATE OF w",
         };
         let sql = format!(
-            "SELECT address FROM wallets WHERE address IN ({}) ORDER BY address{lock}",
+            "SELECT w.address, \
+             (SELECT MAX(p.version) FROM policies p WHERE p.wallet = w.address) \
+             FROM wallets w WHERE w.address IN ({}) ORDER BY w.address{lock}",
             placeholders(1, wallets.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -255,7 +260,7 @@ impl Store {
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
-            .map(|row| Ok(row.try_get(0)?))
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect()
     }
 
@@ -328,32 +333,57 @@ impl Store {
             .collect()
     }
 
-    /// The current policy of each of `wallets` that has one.
-    async fn current_policies(
+    /// The policy of each wallet at the version given (a wallet without one has none),
+    /// parsed once per (wallet, version) and then taken from the cache.
+    async fn policies_at(
+        &self,
         conn: &mut sqlx::AnyConnection,
-        wallets: &HashSet<String>,
-    ) -> Result<HashMap<String, Policy>> {
-        if wallets.is_empty() {
-            return Ok(HashMap::new());
+        versions: &HashMap<String, Option<i64>>,
+    ) -> Result<HashMap<String, Arc<Policy>>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
+            for (wallet, version) in versions {
+                let Some(version) = *version else { continue };
+                match cache.get(wallet) {
+                    Some((cached, policy)) if *cached == version => {
+                        found.insert(wallet.clone(), policy.clone());
+                    }
+                    _ => missing.push((wallet.as_str(), version)),
+                }
+            }
         }
-        let sql = format!(
-            "SELECT p.wallet, p.document FROM policies p WHERE p.wallet IN ({}) \
-             AND p.version = (SELECT MAX(q.version) FROM policies q WHERE q.wallet = p.wallet)",
-            placeholders(1, wallets.len())
-        );
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let sql = (0..missing.len())
+            .map(|i| {
+                format!(
+                    "SELECT wallet, version, document FROM policies \
+                     WHERE wallet = ${} AND version = ${}",
+                    2 * i + 1,
+                    2 * i + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for wallet in wallets {
-            query = query.bind(wallet.as_str());
+        for (wallet, version) in &missing {
+            query = query.bind(*wallet).bind(*version);
         }
         let rows = query.fetch_all(&mut *conn).await?;
-        rows.into_iter()
-            .map(|row| {
-                let document: String = row.try_get(1)?;
-                let policy =
-                    Policy::from_json(&document).map_err(|e| Error::Corrupt(e.to_string()))?;
-                Ok((row.try_get(0)?, policy))
-            })
-            .collect()
+        let mut cache = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
+        for row in rows {
+            let wallet: String = row.try_get(0)?;
+            let version: i64 = row.try_get(1)?;
+            let document: String = row.try_get(2)?;
+            let policy =
+                Arc::new(Policy::from_json(&document).map_err(|e| Error::Corrupt(e.to_string()))?);
+            cache.insert(wallet.clone(), (version, policy.clone()));
+            found.insert(wallet, policy);
+        }
+        Ok(found)
     }
 
     /// The times of the wallet's requests within its rate-limit window: at most as many as

@@ -47,7 +47,15 @@ pub struct Store {
     /// The deciding clock's second at which the skew was last found within the bound: the
     /// database's clock is asked at most once a second, not inside every decision's lock.
     pub(crate) skew_checked_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Parsed policies by wallet, with their version: a (wallet, version) never changes (a
+    /// new policy is a new version), so a decision batch reads only the versions under the
+    /// wallets' locks and parses a document once.
+    pub(crate) policies: std::sync::Arc<std::sync::Mutex<PolicyCache>>,
 }
+
+/// The parsed current policy of each wallet decided, with its version.
+pub(crate) type PolicyCache =
+    std::collections::HashMap<String, (i64, std::sync::Arc<chaperone_core::policy::Policy>)>;
 
 /// The default bound on clock skew between a replica and the database: windows are counted
 /// from each replica's clock, so a fast one would shorten them by its skew.
@@ -203,6 +211,7 @@ impl Store {
             backend,
             max_clock_skew: Some(MAX_CLOCK_SKEW_SECS),
             skew_checked_at: Default::default(),
+            policies: Default::default(),
         })
     }
 
