@@ -51,6 +51,11 @@ pub struct Store {
     /// new policy is a new version), so a decision batch reads only the versions under the
     /// wallets' locks and parses a document once.
     pub(crate) policies: std::sync::Arc<std::sync::Mutex<PolicyCache>>,
+    /// Registered wallets: a wallet's row is never changed or deleted once registered, so
+    /// the co-signer looks each one up once, not once per request. Only registered wallets
+    /// are kept (an unknown address is asked again), so junk addresses cannot grow it.
+    pub(crate) wallets:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Address, WalletRecord>>>,
 }
 
 /// The parsed current policy of each wallet decided, with its version.
@@ -212,6 +217,7 @@ impl Store {
             max_clock_skew: Some(MAX_CLOCK_SKEW_SECS),
             skew_checked_at: Default::default(),
             policies: Default::default(),
+            wallets: Default::default(),
         })
     }
 
@@ -260,20 +266,38 @@ impl Store {
 
     /// A registered wallet.
     pub async fn wallet(&self, wallet: Address) -> Result<Option<WalletRecord>> {
+        let cached = self
+            .wallets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&wallet)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
         let row = sqlx::query("SELECT chain_id, agent FROM wallets WHERE address = $1")
             .bind(hex(wallet))
             .fetch_optional(&self.reader)
             .await?;
-        row.map(|row| {
-            let chain_id: i64 = row.try_get(0)?;
-            let agent: String = row.try_get(1)?;
-            Ok(WalletRecord {
-                address: wallet,
-                chain_id: u64::try_from(chain_id).map_err(|_| Error::Corrupt("chain id".into()))?,
-                agent: parse(&agent, "agent")?,
+        let record = row
+            .map(|row| {
+                let chain_id: i64 = row.try_get(0)?;
+                let agent: String = row.try_get(1)?;
+                Ok::<_, Error>(WalletRecord {
+                    address: wallet,
+                    chain_id: u64::try_from(chain_id)
+                        .map_err(|_| Error::Corrupt("chain id".into()))?,
+                    agent: parse(&agent, "agent")?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        if let Some(record) = &record {
+            self.wallets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(wallet, record.clone());
+        }
+        Ok(record)
     }
 
     /// Stores a new policy version for a wallet; versions only go up, and all are kept.

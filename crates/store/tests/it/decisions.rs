@@ -469,3 +469,20 @@ async fn an_expired_authorization_stays_spent_an_expired_execute_does_not() {
         assert_eq!(committed(Token::Native).await, U256::ZERO);
     }
 }
+
+/// The co-signer's wallet lookups are cached: an address asked for before it was registered
+/// must still be found once it is (only registered wallets are kept).
+#[tokio::test]
+async fn a_wallet_asked_for_before_registration_is_found_after() {
+    for store in stores().await {
+        assert_eq!(store.wallet(wallet()).await.unwrap(), None);
+        let record = WalletRecord {
+            address: wallet(),
+            chain_id: 31337,
+            agent: Address::repeat_byte(0xa9),
+        };
+        store.register_wallet(&record, NOW).await.unwrap();
+        assert_eq!(store.wallet(wallet()).await.unwrap(), Some(record.clone()));
+        assert_eq!(store.clone().wallet(wallet()).await.unwrap(), Some(record));
+    }
+}
