@@ -137,7 +137,13 @@ def test_forget_leaves_the_content_in_no_file(
         with pytest.raises(chaperone.UnknownRecord):
             recorder.forget("0x" + "00" * 32)
     for path in tmp_path.iterdir():
-        assert secret not in path.read_bytes(), f"{path.name} still holds the content"
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            # SQLite removes its -wal file as the closing connection checkpoints it, which can
+            # happen between the listing and the read: a file that is gone holds nothing.
+            continue
+        assert secret not in content, f"{path.name} still holds the content"
 
 
 def test_bad_input_raises_a_precise_error(
