@@ -130,16 +130,7 @@ impl WalletTotals {
                 .filter(|r| r.expires_at > after && r.expires_at <= up_to)
                 .fold(U256::ZERO, |acc, r| acc.saturating_add(r.amount));
             let row = &mut totals.rows[at];
-            row.total = if add {
-                row.total.saturating_add(sum)
-            } else {
-                row.total.checked_sub(sum).ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "running total of {} {token} below zero",
-                        totals.wallet
-                    ))
-                })?
-            };
+            row.total = counted(row.total, sum, add, &totals.wallet, &token)?;
         }
         Ok(all)
     }
@@ -220,16 +211,7 @@ impl WalletTotals {
             if expires_at <= row.since {
                 continue;
             }
-            row.total = if add {
-                row.total.saturating_add(amount)
-            } else {
-                row.total.checked_sub(amount).ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "running total of {} {token} below zero",
-                        self.wallet
-                    ))
-                })?
-            };
+            row.total = counted(row.total, amount, add, &self.wallet, token)?;
         }
         Ok(())
     }
@@ -243,6 +225,16 @@ impl WalletTotals {
     pub(crate) async fn write(&self, conn: &mut sqlx::AnyConnection) -> Result<()> {
         write_all(conn, std::slice::from_ref(self)).await
     }
+}
+
+/// `total` with `amount` counted (`add`) or no longer counted; below zero is corruption.
+fn counted(total: U256, amount: U256, add: bool, wallet: &str, token: &str) -> Result<U256> {
+    if add {
+        return Ok(total.saturating_add(amount));
+    }
+    total
+        .checked_sub(amount)
+        .ok_or_else(|| Error::Corrupt(format!("running total of {wallet} {token} below zero")))
 }
 
 /// Writes the changed rows of every wallet's totals in one statement.
