@@ -115,8 +115,11 @@ async fn send_any(client: &Client, url: &str, body: String) -> (u16, Duration) {
     (status, start.elapsed())
 }
 
+/// The nearest-rank percentile `p` of `sorted`, in milliseconds: the smallest value at least
+/// `p` of the samples do not exceed (of 100 samples, p99 is the 99th, not the largest).
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0
+    let rank = (sorted.len() as f64 * p).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
 }
 
 /// Sets up the wallets and serves on a runtime of its own, in its own threads, as a separate

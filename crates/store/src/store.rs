@@ -109,6 +109,24 @@ fn with_statement_cache(url: &str) -> String {
     format!("{url}{separator}{CAPACITY}=1024")
 }
 
+/// Pool options for every pool: a connection idle for under a second is handed out without
+/// sqlx's default ping, which cost each decision transaction one round trip more (under load,
+/// a round trip waits for the database process to be scheduled). One idle for longer is still
+/// pinged, and dropped if the database hung up on it.
+fn pool_options() -> AnyPoolOptions {
+    const TRUSTED_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= TRUSTED_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Store {
     /// Creates the empty PostgreSQL database `name` on the server `server_url` points to and
     /// returns its URL (for tests and load generators that want a database of their own).
@@ -161,7 +179,7 @@ impl Store {
             // handler, which sleeps in steps of up to 100 ms and made the p99 latency ~180 ms
             // under load. The busy timeout only matters for other processes on the same file.
             Backend::Sqlite => {
-                AnyPoolOptions::new()
+                pool_options()
                     .max_connections(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -180,7 +198,7 @@ impl Store {
                     .await?
             }
             Backend::Postgres => {
-                AnyPoolOptions::new()
+                pool_options()
                     .max_connections(16)
                     .connect(&with_statement_cache(url))
                     .await?
@@ -196,7 +214,7 @@ impl Store {
         }
         let reader = match backend {
             Backend::Sqlite => {
-                AnyPoolOptions::new()
+                pool_options()
                     .max_connections(4)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -226,6 +244,19 @@ impl Store {
     pub fn with_max_clock_skew(mut self, max: Option<u64>) -> Self {
         self.max_clock_skew = max;
         self
+    }
+
+    /// The same store (its caches shared) with a writing pool of its own of at most
+    /// `connections` on PostgreSQL, whose connections are opened on first use: by the runtime
+    /// that uses them, whose I/O driver then wakes it. SQLite keeps its single writer.
+    pub fn with_own_pool(&self, connections: u32) -> Self {
+        let mut store = self.clone();
+        if self.backend == Backend::Postgres {
+            store.pool = pool_options()
+                .max_connections(connections)
+                .connect_lazy_with((*self.pool.connect_options()).clone());
+        }
+        store
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at once: a transaction
