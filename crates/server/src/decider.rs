@@ -11,7 +11,7 @@
 //! wake-up queued behind every ready HTTP task, so under a flood of requests (even ones
 //! refused at once) a batch took 30 ms and more. On its own thread the wake-ups are the
 //! operating system's to schedule, and that thread, mostly waiting, is served promptly: the
-//! saturated rate rose by about a fifth and a flood's bystanders wait less (docs/benchmarks.md).
+//! saturated rate on PostgreSQL rose by about a quarter and a flood's bystanders wait less (docs/benchmarks.md).
 
 use std::{
     collections::{HashSet, VecDeque},

@@ -486,3 +486,47 @@ async fn a_wallet_asked_for_before_registration_is_found_after() {
         assert_eq!(store.clone().wallet(wallet()).await.unwrap(), Some(record));
     }
 }
+
+/// Pooled connections used within the last second are handed out without a ping (one round
+/// trip fewer per decision): one the database closed while it sat idle longer must be found
+/// out and replaced, not handed to a decision.
+#[tokio::test]
+async fn a_connection_the_database_closed_is_replaced_not_used() {
+    let Some(url) = crate::postgres_url().await else {
+        return;
+    };
+    let store = Store::connect(&url)
+        .await
+        .unwrap()
+        .with_max_clock_skew(None);
+    let decider = store.with_own_pool(2);
+    registered(&store, 100).await;
+    let (id, first) = request(vec![pay(1)], 1, NOW);
+    assert_eq!(
+        decide(&decider, id, &first).await.outcome,
+        Outcome::Approved
+    );
+
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!closed.is_empty(), "the pools held connections to close");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+
+    let (id, second) = request(vec![pay(1)], 2, NOW);
+    assert_eq!(
+        decide(&decider, id, &second).await.outcome,
+        Outcome::Approved
+    );
+    assert!(
+        store.policy(wallet()).await.unwrap().is_some(),
+        "the main pool recovers too"
+    );
+}
