@@ -52,12 +52,26 @@ pub fn example(name: &str) -> Command {
     Command::new(path)
 }
 
+/// A port nothing listens on, for a process that binds it later. It is taken below the
+/// kernel's ephemeral range (`ip_local_port_range`, 32768 up here): a port the kernel handed
+/// out (`bind` to port 0) is one it also gives outgoing connections as their local port, and
+/// `chaperone up` makes such connections (to Anvil) before it binds its server, so once in a
+/// while its own connection held the port it was told to listen on. Each port is handed out
+/// once per process; processes start at different places.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 32_768;
+    static TRIED: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919);
+    loop {
+        let n = TRIED.fetch_add(1, Ordering::Relaxed);
+        assert!(n < HIGH - LOW, "no free port in {LOW}..{HIGH}");
+        let port = (LOW + start.wrapping_add(n) % (HIGH - LOW)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn temp_dir(what: &str) -> PathBuf {

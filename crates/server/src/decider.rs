@@ -11,7 +11,8 @@
 //! wake-up queued behind every ready HTTP task, so under a flood of requests (even ones
 //! refused at once) a batch took 30 ms and more. On its own thread the wake-ups are the
 //! operating system's to schedule, and that thread, mostly waiting, is served promptly: the
-//! saturated rate on PostgreSQL rose by about a quarter and a flood's bystanders wait less (docs/benchmarks.md).
+//! saturated rate on PostgreSQL rose by about a quarter and a flood's bystanders wait less
+//! (docs/benchmarks.md).
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -30,7 +31,7 @@ use crate::api::ApiError;
 /// How many decision transactions one replica runs at once on PostgreSQL: one fills while the
 /// other commits (four measured slower on two cores: 2,580/s against ~4,000/s). SQLite has one
 /// writer, so one.
-const POSTGRES_BATCHES_IN_FLIGHT: usize = 2;
+const POSTGRES_BATCHES_IN_FLIGHT: u32 = 2;
 
 /// A request checked by the handler (shape, agent signature, admission), to be decided.
 pub(crate) struct Job {
@@ -127,8 +128,8 @@ async fn dispatch(mut deps: Deps, mut queue: mpsc::UnboundedReceiver<Entry>) {
         chaperone_store::Backend::Postgres => POSTGRES_BATCHES_IN_FLIGHT,
     };
     // Connections opened here, so that this runtime's I/O driver is the one that wakes them.
-    deps.store = deps.store.with_own_pool(in_flight as u32);
-    let slots = Arc::new(Semaphore::new(in_flight));
+    deps.store = deps.store.with_own_pool(in_flight);
+    let slots = Arc::new(Semaphore::new(in_flight as usize));
     // Wallets in a running batch, and a wake-up when a batch ends.
     let busy: Arc<Mutex<HashSet<Address>>> = Arc::default();
     let batch_done = Arc::new(Notify::new());
@@ -150,7 +151,7 @@ async fn dispatch(mut deps: Deps, mut queue: mpsc::UnboundedReceiver<Entry>) {
             if !open && waiting.is_empty() {
                 // Let the running batches answer before this runtime, and they, are dropped.
                 drop(slot);
-                let _ = slots.acquire_many(in_flight as u32).await;
+                let _ = slots.acquire_many(in_flight).await;
                 return;
             }
             // Nothing can run yet: wait for a request, or for a batch to free its wallets.
