@@ -9,6 +9,7 @@
 
 mod audit;
 mod calls;
+mod checkpoint;
 mod compliance;
 mod console;
 mod cosign;

@@ -9,7 +9,7 @@ use sqlx::{
     any::{AnyPoolOptions, install_default_drivers},
 };
 
-use crate::{Error, Result};
+use crate::{Error, Result, checkpoint};
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,9 @@ pub struct Store {
     /// are kept (an unknown address is asked again), so junk addresses cannot grow it.
     pub(crate) wallets:
         std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Address, WalletRecord>>>,
+    /// While a clone of the store lives, SQLite's write-ahead log is checkpointed off the
+    /// writer's path (checkpoint.rs).
+    _checkpointer_alive: std::sync::Arc<()>,
 }
 
 /// The parsed current policy of each wallet decided, with its version.
@@ -191,6 +194,12 @@ impl Store {
                                  PRAGMA cache_size = -65536;",
                             )
                             .await?;
+                            // The log is checkpointed by checkpoint.rs; this is the backstop.
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA wal_autocheckpoint = {}",
+                                checkpoint::WRITER_AUTOCHECKPOINT_FRAMES
+                            )))
+                            .await?;
                             Ok(())
                         })
                     })
@@ -228,7 +237,16 @@ impl Store {
             }
             Backend::Postgres => pool.clone(),
         };
+        let alive = std::sync::Arc::new(());
+        if backend == Backend::Sqlite {
+            checkpoint::spawn(
+                url.to_owned(),
+                pool.clone(),
+                std::sync::Arc::downgrade(&alive),
+            );
+        }
         Ok(Self {
+            _checkpointer_alive: alive,
             pool,
             reader,
             backend,

@@ -8,6 +8,7 @@ mod concurrency;
 mod decisions;
 mod log_migration;
 mod totals;
+mod wal;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
