@@ -6,10 +6,15 @@ import {AgentWallet} from "./AgentWallet.sol";
 
 /// @title AgentWalletFactory
 /// @notice Deploys AgentWallets as ERC-1167 minimal proxies with CREATE2, so a wallet's address is
-///         known (`predict`) before it exists and is the same on every chain with the same factory.
-/// @dev The owner is an immutable argument in the clone's code; agent and co-signer are part of
-///      the CREATE2 salt, so nobody can occupy a predicted address with other keys. A payment
-///      wallet's salt binds its backstop and authorization budget too.
+///         known before it exists (a `predict…` view per entry point) and is the same on every
+///         chain with the same factory.
+/// @dev A counterfactual address is a promise to whoever funds it: it must only ever hold the
+///      wallet with exactly the settings it was predicted with. So the owner is an immutable
+///      argument in the clone's code, and the CREATE2 salt binds everything else `initialize`
+///      receives (agent, co-signer, the backstop's token/limit/period, the authorization budget)
+///      under a domain of its own per entry point: a deployment through one entry point, with any
+///      arguments, can never land on an address another entry point (or the same one with other
+///      arguments) predicts.
 contract AgentWalletFactory {
     /// @dev What a new wallet starts with besides its keys.
     struct Settings {
@@ -20,10 +25,17 @@ contract AgentWalletFactory {
         uint16 slots;
     }
 
+    /// @dev The salt domains, one per entry point.
+    bytes32 private constant WALLET = keccak256("chaperone.AgentWalletFactory.createWallet");
+    bytes32 private constant BACKSTOP_WALLET =
+        keccak256("chaperone.AgentWalletFactory.createWalletWithBackstop");
+    bytes32 private constant PAYMENT_WALLET =
+        keccak256("chaperone.AgentWalletFactory.createPaymentWallet");
+
     /// @notice The wallet implementation every clone delegates to.
     address public immutable implementation;
 
-    /// @notice Emitted for each wallet created.
+    /// @notice Emitted for each wallet created (its settings: `initialize`'s own events).
     event WalletCreated(
         address indexed wallet,
         address indexed owner,
@@ -36,7 +48,8 @@ contract AgentWalletFactory {
         implementation = address(new AgentWallet());
     }
 
-    /// @notice Deploys and initialises a wallet at `predict(owner, agent, cosigner, salt)`.
+    /// @notice Deploys and initialises a wallet, with no backstop yet, at
+    ///         `predict(owner, agent, cosigner, salt)`.
     /// @param owner The wallet's owner (an EOA or a Safe).
     /// @param agent The agent's signing address.
     /// @param cosigner The policy service's signing address.
@@ -46,11 +59,12 @@ contract AgentWalletFactory {
         external
         returns (address wallet)
     {
-        return _create(owner, agent, cosigner, salt, _salt(agent, cosigner, salt), _none());
+        return _create(WALLET, owner, agent, cosigner, salt, _none());
     }
 
-    /// @notice Deploys and initialises a wallet at `predict(owner, agent, cosigner, salt)` with
-    ///         its first backstop, so it is ready to spend in one transaction.
+    /// @notice Deploys and initialises a wallet at
+    ///         `predictWalletWithBackstop(owner, agent, cosigner, salt, token, limit, period)`
+    ///         with its first backstop, so it is ready to spend in one transaction.
     /// @param owner The wallet's owner (an EOA or a Safe).
     /// @param agent The agent's signing address.
     /// @param cosigner The policy service's signing address.
@@ -70,12 +84,7 @@ contract AgentWalletFactory {
     ) external returns (address wallet) {
         if (period == 0) revert AgentWallet.InvalidBackstop();
         return _create(
-            owner,
-            agent,
-            cosigner,
-            salt,
-            _salt(agent, cosigner, salt),
-            Settings(token, limit, period, 0, 0)
+            BACKSTOP_WALLET, owner, agent, cosigner, salt, Settings(token, limit, period, 0, 0)
         );
     }
 
@@ -105,10 +114,51 @@ contract AgentWalletFactory {
         uint256 maxValue,
         uint16 slots
     ) external returns (address wallet) {
-        Settings memory settings = Settings(token, limit, period, maxValue, slots);
         if (period == 0 || slots == 0) revert AgentWallet.InvalidAuthorizationBudget();
         return _create(
-            owner, agent, cosigner, salt, _paymentSalt(agent, cosigner, salt, settings), settings
+            PAYMENT_WALLET,
+            owner,
+            agent,
+            cosigner,
+            salt,
+            Settings(token, limit, period, maxValue, slots)
+        );
+    }
+
+    /// @notice The address `createWallet` deploys to for these arguments.
+    /// @param owner The wallet's owner.
+    /// @param agent The agent's signing address.
+    /// @param cosigner The policy service's signing address.
+    /// @param salt The salt.
+    /// @return The wallet's address.
+    function predict(address owner, address agent, address cosigner, bytes32 salt)
+        external
+        view
+        returns (address)
+    {
+        return _predict(WALLET, owner, agent, cosigner, salt, _none());
+    }
+
+    /// @notice The address `createWalletWithBackstop` deploys to for these arguments.
+    /// @param owner The wallet's owner.
+    /// @param agent The agent's signing address.
+    /// @param cosigner The policy service's signing address.
+    /// @param salt The salt.
+    /// @param token The backstop's token.
+    /// @param limit The backstop's limit.
+    /// @param period The backstop's period.
+    /// @return The wallet's address.
+    function predictWalletWithBackstop(
+        address owner,
+        address agent,
+        address cosigner,
+        bytes32 salt,
+        address token,
+        uint256 limit,
+        uint32 period
+    ) external view returns (address) {
+        return _predict(
+            BACKSTOP_WALLET, owner, agent, cosigner, salt, Settings(token, limit, period, 0, 0)
         );
     }
 
@@ -134,40 +184,27 @@ contract AgentWalletFactory {
         uint256 maxValue,
         uint16 slots
     ) external view returns (address) {
-        return Clones.predictDeterministicAddressWithImmutableArgs(
-            implementation,
-            abi.encode(owner),
-            _paymentSalt(agent, cosigner, salt, Settings(token, limit, period, maxValue, slots))
-        );
-    }
-
-    /// @notice The address `createWallet` deploys to for these arguments.
-    /// @param owner The wallet's owner.
-    /// @param agent The agent's signing address.
-    /// @param cosigner The policy service's signing address.
-    /// @param salt The salt.
-    /// @return The wallet's address.
-    function predict(address owner, address agent, address cosigner, bytes32 salt)
-        external
-        view
-        returns (address)
-    {
-        return Clones.predictDeterministicAddressWithImmutableArgs(
-            implementation, abi.encode(owner), _salt(agent, cosigner, salt)
+        return _predict(
+            PAYMENT_WALLET,
+            owner,
+            agent,
+            cosigner,
+            salt,
+            Settings(token, limit, period, maxValue, slots)
         );
     }
 
     function _create(
+        bytes32 domain,
         address owner,
         address agent,
         address cosigner,
         bytes32 salt,
-        bytes32 createSalt,
         Settings memory settings
     ) private returns (address wallet) {
         if (owner == address(0)) revert AgentWallet.ZeroAddress();
         wallet = Clones.cloneDeterministicWithImmutableArgs(
-            implementation, abi.encode(owner), createSalt
+            implementation, abi.encode(owner), _createSalt(domain, agent, cosigner, salt, settings)
         );
         emit WalletCreated(wallet, owner, agent, cosigner, salt);
         AgentWallet(payable(wallet))
@@ -182,19 +219,45 @@ contract AgentWalletFactory {
             );
     }
 
+    function _predict(
+        bytes32 domain,
+        address owner,
+        address agent,
+        address cosigner,
+        bytes32 salt,
+        Settings memory settings
+    ) private view returns (address) {
+        return Clones.predictDeterministicAddressWithImmutableArgs(
+            implementation, abi.encode(owner), _createSalt(domain, agent, cosigner, salt, settings)
+        );
+    }
+
     function _none() private pure returns (Settings memory) {
         return Settings(address(0), 0, 0, 0, 0);
     }
 
-    function _paymentSalt(address agent, address cosigner, bytes32 salt, Settings memory settings)
-        private
-        pure
-        returns (bytes32)
-    {
-        return _salt(agent, cosigner, keccak256(abi.encode(salt, settings)));
-    }
-
-    function _salt(address agent, address cosigner, bytes32 salt) private pure returns (bytes32) {
-        return keccak256(abi.encode(agent, cosigner, salt));
+    /// @dev The CREATE2 salt: `keccak256(abi.encode(domain, agent, cosigner, salt, settings))`,
+    ///      the entry point's domain and every `initialize` argument in one fixed-length
+    ///      encoding, so no two argument tuples encode alike. Hashed in place past the free
+    ///      memory pointer: `abi.encode` would copy the nine words into a new allocation, which
+    ///      cost the ready wallet ~250 gas (over its 150,000 target). Internal, not private, so
+    ///      the symbolic proof (contracts/test/halmos) can reach it.
+    function _createSalt(
+        bytes32 domain,
+        address agent,
+        address cosigner,
+        bytes32 salt,
+        Settings memory settings
+    ) internal pure returns (bytes32 createSalt) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, domain)
+            mstore(add(m, 0x20), agent)
+            mstore(add(m, 0x40), cosigner)
+            mstore(add(m, 0x60), salt)
+            // A static struct in memory is its five words, each already clean.
+            mcopy(add(m, 0x80), settings, 0xa0)
+            createSalt := keccak256(m, 0x120)
+        }
     }
 }

@@ -1,7 +1,8 @@
 use alloy::{
-    primitives::{Address, B256, Bytes, address, keccak256},
+    primitives::{Address, B256, Bytes, U256, address, keccak256},
     providers::Provider,
     rpc::types::TransactionRequest,
+    sol_types::SolCall,
 };
 
 use crate::{
@@ -130,23 +131,105 @@ pub async fn create_log<P: Provider>(
         .ok_or(Error::MissingEvent(receipt.transaction_hash))
 }
 
-/// Creates an `AgentWallet` through the factory; returns its address.
-pub async fn create_wallet<P: Provider>(
-    provider: &P,
-    factory: Address,
-    owner: Address,
-    agent: Address,
-    cosigner: Address,
-    salt: B256,
-) -> Result<Address> {
-    let receipt = AgentWalletFactory::new(factory, provider)
-        .createWallet(owner, agent, cosigner, salt)
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    receipt
-        .decoded_log::<AgentWalletFactory::WalletCreated>()
-        .map(|log| log.wallet)
-        .ok_or(Error::MissingEvent(receipt.transaction_hash))
+/// A wallet to deploy through `AgentWalletFactory`: its keys and what it starts with.
+///
+/// Each [`WalletStart`] is a factory entry point with an address domain of its own, and the
+/// address binds every field: the address [`NewWallet::predict`] gives (which an owner may fund
+/// before deployment) can only ever hold this very wallet. Payment wallets, deployed by their
+/// first x402 payment, are the SDK's `Counterfactual`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewWallet {
+    /// The factory.
+    pub factory: Address,
+    /// The wallet's owner (an EOA or a Safe).
+    pub owner: Address,
+    /// The agent's signing address.
+    pub agent: Address,
+    /// The policy service's signing address.
+    pub cosigner: Address,
+    /// Any value: distinct salts give distinct wallets for the same keys.
+    pub salt: B256,
+    /// What it starts with.
+    pub start: WalletStart,
+}
+
+/// What a new wallet starts with, which picks the factory entry point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletStart {
+    /// No backstop (`createWallet`): it spends nothing until the owner sets one.
+    Bare,
+    /// Its first backstop (`createWalletWithBackstop`), ready to spend in one transaction.
+    Backstop {
+        /// The backstop's token, or `Address::ZERO` for native currency.
+        token: Address,
+        /// The limit per period.
+        limit: U256,
+        /// The period in seconds (non-zero).
+        period: u32,
+    },
+}
+
+impl NewWallet {
+    /// The address the factory deploys this wallet to (its own `predict…` view).
+    pub async fn predict<P: Provider>(&self, provider: &P) -> Result<Address> {
+        let factory = AgentWalletFactory::new(self.factory, provider);
+        let (owner, agent, cosigner, salt) = (self.owner, self.agent, self.cosigner, self.salt);
+        Ok(match self.start {
+            WalletStart::Bare => factory.predict(owner, agent, cosigner, salt).call().await?,
+            WalletStart::Backstop {
+                token,
+                limit,
+                period,
+            } => {
+                factory
+                    .predictWalletWithBackstop(owner, agent, cosigner, salt, token, limit, period)
+                    .call()
+                    .await?
+            }
+        })
+    }
+
+    /// Deploys the wallet; returns its address, checked against the prediction.
+    pub async fn create<P: Provider>(&self, provider: &P) -> Result<Address> {
+        let predicted = self.predict(provider).await?;
+        let (owner, agent, cosigner, salt) = (self.owner, self.agent, self.cosigner, self.salt);
+        let calldata = match self.start {
+            WalletStart::Bare => AgentWalletFactory::createWalletCall {
+                owner,
+                agent,
+                cosigner,
+                salt,
+            }
+            .abi_encode(),
+            WalletStart::Backstop {
+                token,
+                limit,
+                period,
+            } => AgentWalletFactory::createWalletWithBackstopCall {
+                owner,
+                agent,
+                cosigner,
+                salt,
+                token,
+                limit,
+                period,
+            }
+            .abi_encode(),
+        };
+        let tx = TransactionRequest::default()
+            .to(self.factory)
+            .input(Bytes::from(calldata).into());
+        let receipt = provider.send_transaction(tx).await?.get_receipt().await?;
+        if !receipt.status() {
+            return Err(Error::Reverted(receipt.transaction_hash));
+        }
+        let created = receipt
+            .decoded_log::<AgentWalletFactory::WalletCreated>()
+            .map(|log| log.wallet)
+            .ok_or(Error::MissingEvent(receipt.transaction_hash))?;
+        if created != predicted {
+            return Err(Error::UnexpectedAddress { predicted, created });
+        }
+        Ok(created)
+    }
 }

@@ -25,6 +25,14 @@ pub enum Error {
     /// An expected event was missing from a receipt.
     #[error("receipt of {0} lacks the expected event")]
     MissingEvent(alloy::primitives::TxHash),
+    /// The factory deployed a wallet somewhere other than where it predicted.
+    #[error("the factory deployed the wallet at {created}, not at its predicted {predicted}")]
+    UnexpectedAddress {
+        /// Where the factory's view said it would be.
+        predicted: alloy::primitives::Address,
+        /// Where it is.
+        created: alloy::primitives::Address,
+    },
 }
 
 /// Result with the chain [`Error`].

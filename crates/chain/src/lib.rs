@@ -12,8 +12,8 @@ pub use bindings::{
     UniversalSigValidator, X402ExactPermit2Proxy, x402_proxy,
 };
 pub use deploy::{
-    CREATE2_DEPLOYER, Deployment, MULTICALL3, UNIVERSAL_SIG_VALIDATOR, create_log, create_wallet,
-    deploy, deploy_deterministic, deterministic_addresses, install_x402_contracts,
+    CREATE2_DEPLOYER, Deployment, MULTICALL3, NewWallet, UNIVERSAL_SIG_VALIDATOR, WalletStart,
+    create_log, deploy, deploy_deterministic, deterministic_addresses, install_x402_contracts,
 };
 pub use devnet::{Devnet, anvil_path, workspace_root};
 pub use error::{Error, Result};

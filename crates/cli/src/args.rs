@@ -131,6 +131,20 @@ pub(crate) struct WalletCreateArgs {
     /// CREATE2 salt (32 bytes of hex).
     #[arg(long, default_value_t = B256::ZERO)]
     pub(crate) salt: B256,
+    /// Create it with its first backstop of this token (0x000…0 for native currency), in the
+    /// same transaction; needs --backstop-limit and --backstop-period.
+    #[arg(long, requires_all = ["backstop_limit", "backstop_period"])]
+    pub(crate) backstop_token: Option<Address>,
+    /// The backstop's limit per period, in the token's smallest unit.
+    #[arg(long, requires = "backstop_token")]
+    pub(crate) backstop_limit: Option<U256>,
+    /// The backstop's period in seconds (non-zero).
+    #[arg(long, requires = "backstop_token", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) backstop_period: Option<u32>,
+    /// Only print the address these arguments deploy to (it binds every one of them), without
+    /// deploying: fund it first if you like, nobody can deploy another wallet there.
+    #[arg(long)]
+    pub(crate) predict: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use anyhow::{Context, bail};
+use chaperone_chain::{NewWallet, WalletStart};
 use chaperone_core::{
     Address, Call, Execute, U256,
     policy::{CosignRequest, Outcome, RequestKind, SpendHistory, Token, evaluate},
@@ -152,15 +153,60 @@ pub(crate) async fn wallet_create(args: WalletCreateArgs, out: Output) -> anyhow
         agent,
         cosigner,
         salt,
+        backstop_token,
+        backstop_limit,
+        backstop_period,
+        predict,
     } = args;
-    let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
-    let (provider, _) = signing_provider(&rpc_url, &key).await?;
-    let wallet = chaperone_chain::create_wallet(&provider, factory, owner, agent, cosigner, salt)
-        .await
-        .context("creating the wallet (is the factory address right?)")?;
+    let start = match (backstop_token, backstop_limit, backstop_period) {
+        (Some(token), Some(limit), Some(period)) => WalletStart::Backstop {
+            token,
+            limit,
+            period,
+        },
+        // clap requires all three together.
+        _ => WalletStart::Bare,
+    };
+    let new_wallet = NewWallet {
+        factory,
+        owner,
+        agent,
+        cosigner,
+        salt,
+        start,
+    };
+    let backstop = match start {
+        WalletStart::Bare => "no backstop".to_owned(),
+        WalletStart::Backstop {
+            token,
+            limit,
+            period,
+        } => format!("backstop {limit} of {token} per {period} s"),
+    };
+    let wallet = if predict {
+        let provider = ProviderBuilder::new()
+            .connect(&rpc_url)
+            .await
+            .with_context(|| format!("connecting to {rpc_url}"))?;
+        new_wallet
+            .predict(&provider)
+            .await
+            .context("asking the factory (is the factory address right?)")?
+    } else {
+        let key = key_from_env("CHAPERONE_DEPLOYER_KEY")?;
+        let (provider, _) = signing_provider(&rpc_url, &key).await?;
+        new_wallet
+            .create(&provider)
+            .await
+            .context("creating the wallet (is the factory address right?)")?
+    };
+    let verb = if predict { "would be" } else { "is" };
     out.result(
-        &json!({ "wallet": wallet, "owner": owner, "agent": agent, "cosigner": cosigner }),
-        &format!("AgentWallet {wallet} (owner {owner}, agent {agent}, co-signer {cosigner})"),
+        &json!({ "wallet": wallet, "deployed": !predict, "owner": owner, "agent": agent,
+                 "cosigner": cosigner, "salt": salt, "backstop": backstop }),
+        &format!(
+            "AgentWallet {wallet} {verb} (owner {owner}, agent {agent}, co-signer {cosigner}, {backstop})"
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }

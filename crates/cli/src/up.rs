@@ -329,14 +329,15 @@ async fn create<P: Provider>(
         chaperone_chain::create_log(provider, deployment.audit_log, cosigner.address()).await?;
     out.step("creating and funding the demo agent wallet");
     let owner = deployer.address();
-    let wallet = chaperone_chain::create_wallet(
-        provider,
-        deployment.wallet_factory,
+    let wallet = chaperone_chain::NewWallet {
+        factory: deployment.wallet_factory,
         owner,
-        agent.address(),
-        cosigner.address(),
-        B256::ZERO,
-    )
+        agent: agent.address(),
+        cosigner: cosigner.address(),
+        salt: B256::ZERO,
+        start: chaperone_chain::WalletStart::Bare,
+    }
+    .create(provider)
     .await?;
     // Before the wallet's authorization budget, which then gives Permit2 its allowance.
     if let Err(e) = chaperone_chain::install_x402_contracts(provider).await {

@@ -3,7 +3,7 @@ use alloy::{
     providers::Provider,
     sol_types::SolCall,
 };
-use chaperone_chain::{AgentWallet, AgentWalletFactory, TestToken};
+use chaperone_chain::{AgentWallet, AgentWalletFactory, NewWallet, TestToken, WalletStart};
 use chaperone_core::{Call, Execute, Secp256k1Signer};
 
 use crate::Fixture;
@@ -233,4 +233,58 @@ async fn cosigned_erc20_transfer_counts_against_the_backstop() {
         }
         other => panic!("expected BackstopExceeded, got {other:?} ({err})"),
     }
+}
+
+/// Each `NewWallet` start deploys where its own prediction says, with the settings that
+/// prediction bound; another limit predicts another address.
+#[tokio::test]
+async fn a_new_wallet_lands_where_predicted_with_its_backstop() {
+    let fx = Fixture::new().await;
+    let owner = fx.devnet.signer(0).address();
+    let (agent, cosigner) = (Address::repeat_byte(0xA1), Address::repeat_byte(0xC0));
+    let ready = NewWallet {
+        factory: fx.deployment.wallet_factory,
+        owner,
+        agent,
+        cosigner,
+        salt: B256::repeat_byte(2),
+        start: WalletStart::Backstop {
+            token: Address::ZERO,
+            limit: U256::from(10u64).pow(U256::from(18)),
+            period: 86_400,
+        },
+    };
+    let predicted = ready.predict(&fx.provider).await.unwrap();
+    let bare = NewWallet {
+        start: WalletStart::Bare,
+        ..ready
+    };
+    let greedy = NewWallet {
+        start: WalletStart::Backstop {
+            token: Address::ZERO,
+            limit: U256::from(u128::MAX),
+            period: 86_400,
+        },
+        ..ready
+    };
+    for other in [bare, greedy] {
+        let address = other.predict(&fx.provider).await.unwrap();
+        assert_ne!(
+            address, predicted,
+            "{other:?} would land on the ready wallet"
+        );
+    }
+    // Taking the other addresses first changes nothing for the ready wallet.
+    bare.create(&fx.provider).await.unwrap();
+    assert_eq!(ready.create(&fx.provider).await.unwrap(), predicted);
+    let backstop = AgentWallet::new(predicted, &fx.provider)
+        .backstop(Address::ZERO)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        U256::from(backstop.limit),
+        U256::from(10u64).pow(U256::from(18))
+    );
+    assert_eq!(backstop.period, 86_400);
 }

@@ -9,7 +9,7 @@ use alloy::{
     rpc::types::TransactionRequest,
     sol_types::SolCall,
 };
-use chaperone_chain::{AgentWallet, Devnet, TestToken, create_wallet, deploy};
+use chaperone_chain::{AgentWallet, Devnet, NewWallet, TestToken, WalletStart, deploy};
 use chaperone_core::{Address, B256, Secp256k1Signer, U256, policy::Reason};
 use chaperone_sdk::{Error, Payment, TokenDomain, Wallet, WalletConfig};
 use chaperone_server::WalletConfig as Registered;
@@ -40,14 +40,15 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
         Secp256k1Signer::random().unwrap(),
         Secp256k1Signer::random().unwrap(),
     );
-    let wallet = create_wallet(
-        &provider,
-        deployment.wallet_factory,
-        deployer.address(),
-        agent.address(),
-        cosigner.address(),
-        B256::ZERO,
-    )
+    let wallet = NewWallet {
+        factory: deployment.wallet_factory,
+        owner: deployer.address(),
+        agent: agent.address(),
+        cosigner: cosigner.address(),
+        salt: B256::ZERO,
+        start: WalletStart::Bare,
+    }
+    .create(&provider)
     .await
     .unwrap();
     let token = TestToken::deploy(&provider).await.unwrap();

@@ -8,7 +8,7 @@ use alloy::{
     rpc::types::TransactionRequest,
     sol_types::SolCall,
 };
-use chaperone_chain::{AgentWallet, Devnet, TestToken, create_wallet, deploy};
+use chaperone_chain::{AgentWallet, Devnet, NewWallet, TestToken, WalletStart, deploy};
 use chaperone_core::{Call, Execute, Secp256k1Signer, policy::Policy};
 use chaperone_server::{AppState, Indexer, app};
 use chaperone_store::{Store, WalletRecord};
@@ -42,14 +42,15 @@ async fn world() -> World {
         Secp256k1Signer::random().unwrap(),
     );
     let owner = devnet.signer(0).address();
-    let wallet = create_wallet(
-        &provider,
-        deployment.wallet_factory,
+    let wallet = NewWallet {
+        factory: deployment.wallet_factory,
         owner,
-        agent.address(),
-        cosigner.address(),
-        B256::ZERO,
-    )
+        agent: agent.address(),
+        cosigner: cosigner.address(),
+        salt: B256::ZERO,
+        start: WalletStart::Bare,
+    }
+    .create(&provider)
     .await
     .unwrap();
     let contract = AgentWallet::new(wallet, &provider);
