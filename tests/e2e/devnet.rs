@@ -137,9 +137,32 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
     // An auditor verifies the disclosed record against the chain …
     let disclosure = summary["disclosure"].as_str().unwrap().to_owned();
     let rpc_url = info["rpc_url"].as_str().unwrap();
-    let (code, verdict) =
-        run_json(chaperone().args(["verify", &disclosure, "--rpc-url", rpc_url, "--json"]));
+    let (code, verdict) = run_json(
+        chaperone()
+            .args(["verify", &disclosure, "--rpc-url", rpc_url, "--json"])
+            .args([
+                "--audit-log",
+                info["audit_log"].as_str().unwrap(),
+                "--log-id",
+                info["log_id"].as_str().unwrap(),
+            ]),
+    );
     assert_eq!(code, 0, "{verdict}");
+    assert_eq!(verdict["verified"]["log_id"], info["log_id"]);
+    assert!(
+        verdict["verified"]["anchored_at"].as_u64().is_some(),
+        "{verdict}"
+    );
+    // Without a log to trust, verify refuses to start (exit 1, the flag named).
+    let untrusting = chaperone()
+        .args(["verify", &disclosure, "--rpc-url", rpc_url])
+        .output()
+        .unwrap();
+    assert_eq!(
+        untrusting.status.code(),
+        Some(1),
+        "verify with no log to trust"
+    );
     assert_eq!(verdict["valid"], true);
     assert_eq!(verdict["verified"]["leaf_hash"], summary["first_leaf_hash"]);
     assert_eq!(
@@ -153,13 +176,13 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
     doctored["disclosed"][0]["content"] = Value::String("0x666f72676564".into());
     let forged = dir.join("forged.json");
     std::fs::write(&forged, doctored.to_string()).unwrap();
-    let (code, verdict) =
-        run_json(
-            chaperone()
-                .arg("verify")
-                .arg(&forged)
-                .args(["--rpc-url", rpc_url, "--json"]),
-        );
+    let (code, verdict) = run_json(
+        chaperone()
+            .arg("verify")
+            .arg(&forged)
+            .args(["--rpc-url", rpc_url, "--json", "--server"])
+            .arg(info["server_url"].as_str().unwrap()),
+    );
     assert_eq!(code, 2);
     assert_eq!(verdict["valid"], false);
 

@@ -174,8 +174,11 @@ fn the_agent_buys_from_a_paid_api_within_its_policy() {
     // An auditor verifies the call's disclosure: what the agent read, answered and paid.
     let rpc_url = info["rpc_url"].as_str().unwrap();
     let disclosure = summary["disclosure"].as_str().unwrap();
-    let (code, verdict) =
-        run_json(chaperone().args(["verify", disclosure, "--rpc-url", rpc_url, "--json"]));
+    let (code, verdict) = run_json(
+        chaperone()
+            .args(["verify", disclosure, "--rpc-url", rpc_url, "--json"])
+            .args(["--server", info["server_url"].as_str().unwrap()]),
+    );
     assert_eq!(code, 0, "{verdict}");
     assert_eq!(verdict["verified"]["leaf_hash"], bought["leaf_hash"]);
     assert_eq!(

@@ -196,12 +196,23 @@ pub(crate) struct PolicyTestArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("trusted_log").required(true).args(["log_id", "server"])))]
 pub(crate) struct VerifyArgs {
     /// The disclosure bundle (JSON).
     pub(crate) bundle: PathBuf,
     /// The chain's JSON-RPC URL.
     #[arg(long)]
     pub(crate) rpc_url: String,
+    /// The AuditLog contract of the log you trust (with --log-id). A bundle of any other log
+    /// is refused: anyone can create a log, so the bundle may not name its own.
+    #[arg(long, requires = "log_id")]
+    pub(crate) audit_log: Option<Address>,
+    /// The id of the log you trust in that contract (with --audit-log).
+    #[arg(long, requires = "audit_log")]
+    pub(crate) log_id: Option<B256>,
+    /// Or: trust the log this deployment's server anchors to (its GET /v1/checkpoints/latest).
+    #[arg(long, conflicts_with_all = ["audit_log", "log_id"])]
+    pub(crate) server: Option<String>,
 }
 
 #[derive(Debug, Args)]

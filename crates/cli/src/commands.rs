@@ -12,9 +12,9 @@ use chaperone_chain::{NewWallet, WalletStart};
 use chaperone_core::{
     Address, Call, Execute, U256,
     policy::{CosignRequest, Outcome, RequestKind, SpendHistory, Token, evaluate},
-    readable::{TokenUnits, reason_text},
+    readable::{TokenUnits, iso8601, reason_text},
 };
-use chaperone_sdk::{Disclosure, Payment};
+use chaperone_sdk::{Disclosure, Payment, TrustedLog};
 use chaperone_server::{KeySource, ServiceConfig, read_policy, start};
 use serde_json::json;
 
@@ -356,13 +356,22 @@ pub(crate) async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit
     let VerifyArgs {
         bundle: file,
         rpc_url,
+        audit_log,
+        log_id,
+        server,
     } = args;
     let disclosure = Disclosure::read(&file)?;
     let url = rpc_url
         .parse()
         .with_context(|| format!("--rpc-url {rpc_url} is not a URL"))?;
     let provider = ProviderBuilder::new().connect_http(url);
-    match disclosure.verify_on_chain(&provider).await {
+    let trusted = match (audit_log, log_id, server) {
+        (Some(audit_log), Some(log_id), _) => TrustedLog { audit_log, log_id },
+        (_, _, Some(server)) => deployment_log(&server).await?,
+        // clap requires one of the two.
+        _ => bail!("name the log you trust: --audit-log and --log-id, or --server"),
+    };
+    match disclosure.verify_on_chain(&provider, &trusted).await {
         Ok(verified) => {
             let mut contents: Vec<String> = disclosure
                 .bundle
@@ -407,17 +416,26 @@ pub(crate) async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit
             out.result(
                 &json!({ "valid": true, "verified": verified, "payments": payments }),
                 &format!(
-                    "VALID: record {} (index {}) by agent {}, model {}, is in log {} of AuditLog {} \
-                     at anchored size {} (root {}, operator {})\n{}",
+                    "VALID: record {} (index {}) by agent {}, model {}\n  \
+                     log:       {} of AuditLog {} (operator {}, owner {})\n  \
+                     anchored:  at size {} (root {}), {}\n  \
+                     made at:   {} (the agent's own claim; the anchor bounds it)\n{}",
                     verified.leaf_hash,
                     verified.index,
                     verified.agent,
                     verified.model,
                     verified.log_id,
                     verified.audit_log,
+                    verified.operator,
+                    verified.log_owner,
                     verified.checkpoint_size,
                     verified.checkpoint_root,
-                    verified.operator,
+                    match (verified.anchor_block, verified.anchored_at) {
+                        (Some(block), Some(time)) =>
+                            format!("in block {block} at {}", iso8601(time)),
+                        _ => "in a block the RPC would not search for".to_owned(),
+                    },
+                    iso8601(verified.timestamp_ms / 1000),
                     contents.join("\n")
                 ),
             );
@@ -430,6 +448,28 @@ pub(crate) async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit
             );
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// The log a deployment's server anchors to, as its `GET /v1/checkpoints/latest` says.
+async fn deployment_log(server: &str) -> anyhow::Result<TrustedLog> {
+    let url = format!("{}/v1/checkpoints/latest", server.trim_end_matches('/'));
+    let latest: serde_json::Value = reqwest::get(&url)
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("asking {url} for the deployment's log"))?
+        .json()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    let anchor = &latest["anchor"];
+    match (
+        anchor["audit_log"].as_str().map(str::parse::<Address>),
+        anchor["log_id"]
+            .as_str()
+            .map(str::parse::<chaperone_core::B256>),
+    ) {
+        (Some(Ok(audit_log)), Some(Ok(log_id))) => Ok(TrustedLog { audit_log, log_id }),
+        _ => bail!("{url} names no anchored log yet: pass --audit-log and --log-id"),
     }
 }
 

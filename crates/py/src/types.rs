@@ -255,6 +255,9 @@ pub(crate) struct VerifiedOnChain {
     audit_log: String,
     log_id: String,
     operator: String,
+    log_owner: String,
+    anchor_block: Option<u64>,
+    anchored_at: Option<u64>,
     /// The commitments the disclosed content opened: `"input"`, `"output"`, `"metadata"`.
     disclosed: Vec<String>,
 }
@@ -318,14 +321,25 @@ impl Disclosure {
         self.inner.anchor.is_some()
     }
 
-    /// Verifies it end to end against the chain at `rpc_url`; raises `Invalid` if anything
-    /// fails to check out.
-    fn verify_on_chain(&self, py: Python<'_>, rpc_url: &str) -> PyResult<VerifiedOnChain> {
+    /// Verifies it end to end against the chain at `rpc_url` and the log you trust
+    /// (`audit_log`, `log_id`: yours, never the bundle's own); raises `Invalid` if anything
+    /// fails to check out, or the bundle is of another log.
+    fn verify_on_chain(
+        &self,
+        py: Python<'_>,
+        rpc_url: &str,
+        audit_log: &str,
+        log_id: &str,
+    ) -> PyResult<VerifiedOnChain> {
         let url = rpc_url
             .parse()
             .map_err(|e| errors::Invalid::new_err(format!("rpc url {rpc_url:?}: {e}")))?;
+        let trusted = chaperone_sdk::TrustedLog {
+            audit_log: convert::address(audit_log)?,
+            log_id: convert::b256(log_id, "log id")?,
+        };
         let provider = ProviderBuilder::new().connect_http(url);
-        let verified = block_on(py, self.inner.verify_on_chain(&provider))?;
+        let verified = block_on(py, self.inner.verify_on_chain(&provider, &trusted))?;
         Ok(VerifiedOnChain {
             leaf_hash: verified.leaf_hash.to_string(),
             index: verified.index,
@@ -337,6 +351,9 @@ impl Disclosure {
             audit_log: convert::checksummed(verified.audit_log),
             log_id: verified.log_id.to_string(),
             operator: convert::checksummed(verified.operator),
+            log_owner: convert::checksummed(verified.log_owner),
+            anchor_block: verified.anchor_block,
+            anchored_at: verified.anchored_at,
             disclosed: verified
                 .disclosed
                 .iter()

@@ -110,7 +110,8 @@ def test_the_examples_run_against_the_devnet_and_verify(devnet: Running, tmp_pat
         disclosure = Disclosure.read(summary["disclosure"])
         assert disclosure.leaf_hash == summary["leaf_hash"]
         verify = subprocess.run(
-            [devnet.binary, "verify", summary["disclosure"], "--rpc-url", devnet.info.rpc_url],
+            [devnet.binary, "verify", summary["disclosure"], "--rpc-url", devnet.info.rpc_url,
+             "--server", devnet.info.server_url],
             capture_output=True,
             text=True,
         )

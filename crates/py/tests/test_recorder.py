@@ -91,7 +91,9 @@ def test_a_disclosure_verifies_on_chain_and_with_the_cli(
         receipt = recorder.receipt(recorded)
         disclosure = disclose(recorder, recorded.leaf_hash, ("input", "output"))
         assert disclosure.anchored, "the checkpoint was never anchored"
-        verified = disclosure.verify_on_chain(devnet.info.rpc_url)
+        verified = disclosure.verify_on_chain(
+            devnet.info.rpc_url, devnet.info.audit_log, devnet.info.log_id
+        )
         assert verified.leaf_hash == recorded.leaf_hash == disclosure.leaf_hash
         assert verified.index == receipt.index
         assert verified.agent == recorder.agent
@@ -101,7 +103,8 @@ def test_a_disclosure_verifies_on_chain_and_with_the_cli(
         path = tmp_path / "disclosure.json"
         disclosure.write(path)
         ok = subprocess.run(
-            [devnet.binary, "verify", path, "--rpc-url", devnet.info.rpc_url],
+            [devnet.binary, "verify", path, "--rpc-url", devnet.info.rpc_url,
+             "--server", devnet.info.server_url],
             capture_output=True,
             text=True,
         )
@@ -112,10 +115,13 @@ def test_a_disclosure_verifies_on_chain_and_with_the_cli(
         doctored["disclosed"][0]["content"] = "0x" + b"What is 2+3?".hex()
         forged = chaperone.Disclosure.from_json(json.dumps(doctored))
         with pytest.raises(chaperone.ChaperoneError):
-            forged.verify_on_chain(devnet.info.rpc_url)
+            forged.verify_on_chain(
+            devnet.info.rpc_url, devnet.info.audit_log, devnet.info.log_id
+        )
         forged.write(path)
         bad = subprocess.run(
-            [devnet.binary, "verify", path, "--rpc-url", devnet.info.rpc_url],
+            [devnet.binary, "verify", path, "--rpc-url", devnet.info.rpc_url,
+             "--server", devnet.info.server_url],
             capture_output=True,
         )
         assert bad.returncode == 2

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use alloy::providers::Provider;
+use alloy::{providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use chaperone_chain::AuditLog;
 use chaperone_core::{
     Address, B256, BatchMembership, CheckpointVerifier, CommitmentKind, DisclosedContent,
@@ -66,6 +66,18 @@ pub struct Disclosure {
     pub anchor: Option<AnchorRef>,
 }
 
+/// The log an auditor trusts, named by the auditor (or the deployment's configuration), never
+/// by the bundle under test: `AuditLog.createLog` is open to anyone, so a compromised agent can
+/// create a log of its own, anchor a made-up record signed with its real key, and hand over a
+/// bundle whose checkpoint names that log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedLog {
+    /// The `AuditLog` contract.
+    pub audit_log: Address,
+    /// The deployment's log id in it.
+    pub log_id: B256,
+}
+
 /// What a disclosure proved, checked against the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifiedOnChain {
@@ -89,6 +101,13 @@ pub struct VerifiedOnChain {
     pub log_id: B256,
     /// The log's operator (from the contract), who signed the checkpoint.
     pub operator: Address,
+    /// The log's owner (from the contract), who may change its operator.
+    pub log_owner: Address,
+    /// The block whose `Anchored` event put this checkpoint on chain, when found.
+    pub anchor_block: Option<u64>,
+    /// That block's time (seconds since the Unix epoch): the record existed by then, whatever
+    /// its own `timestamp_ms` (the agent's claim) says.
+    pub anchored_at: Option<u64>,
     /// The commitments the disclosed content opened.
     pub disclosed: Vec<CommitmentKind>,
 }
@@ -110,12 +129,17 @@ impl Disclosure {
             .map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
     }
 
-    /// Verifies everything against the chain `provider` serves: the checkpoint names an
-    /// `AuditLog` and log on this chain; the log's operator (read from the contract) signed
-    /// it; the disclosed content opens the record's commitments; the agent signed the record;
-    /// the record is included at the checkpoint's size; the contract holds that root for that
-    /// size and accepts the inclusion proof itself.
-    pub async fn verify_on_chain<P: Provider>(&self, provider: &P) -> Result<VerifiedOnChain> {
+    /// Verifies everything against the chain `provider` serves and the log the auditor
+    /// `trusts`: the checkpoint names exactly that `AuditLog` and log on this chain (any other
+    /// log is refused, however valid); the log's operator (read from the contract) signed it;
+    /// the disclosed content opens the record's commitments; the agent signed the record; the
+    /// record is included at the checkpoint's size; the contract holds that root for that size
+    /// and accepts the inclusion proof itself. It also finds when the chain anchored it.
+    pub async fn verify_on_chain<P: Provider>(
+        &self,
+        provider: &P,
+        trusted: &TrustedLog,
+    ) -> Result<VerifiedOnChain> {
         let chain_error = |e: alloy::contract::Error| Error::Chain(e.to_string());
         let origin = self
             .bundle
@@ -131,6 +155,13 @@ impl Disclosure {
         if served != chain_id {
             return Err(Error::Invalid(format!(
                 "the log is on chain {chain_id}, the RPC serves chain {served}"
+            )));
+        }
+        if (audit_log, log_id) != (trusted.audit_log, trusted.log_id) {
+            return Err(Error::Invalid(format!(
+                "the bundle's checkpoint is of log {log_id} in AuditLog {audit_log}, not of the \
+                 log you trust ({} in AuditLog {})",
+                trusted.log_id, trusted.audit_log
             )));
         }
         let contract = AuditLog::new(audit_log, provider);
@@ -181,6 +212,9 @@ impl Disclosure {
                 "AuditLog.verifyInclusion rejected the proof".into(),
             ));
         }
+        let anchor = self
+            .anchoring_block(provider, trusted, size, anchored)
+            .await?;
         let record = &self.bundle.record;
         Ok(VerifiedOnChain {
             leaf_hash: verified.leaf_hash,
@@ -193,8 +227,52 @@ impl Disclosure {
             audit_log,
             log_id,
             operator: info.operator,
+            log_owner: info.owner,
+            anchor_block: anchor.map(|(block, _)| block),
+            anchored_at: anchor.map(|(_, time)| time),
             disclosed: self.bundle.disclosed.iter().map(|d| d.kind).collect(),
         })
+    }
+
+    /// The block (and its time) of the `Anchored(log_id, size, root)` event. The server's
+    /// anchor reference is only a hint of where to look: the event itself is read from the
+    /// chain, in that block first, else over the whole history (an RPC may refuse so wide a
+    /// range: then the time is unknown, which `verify` says).
+    async fn anchoring_block<P: Provider>(
+        &self,
+        provider: &P,
+        trusted: &TrustedLog,
+        size: u64,
+        root: B256,
+    ) -> Result<Option<(u64, u64)>> {
+        let filter = Filter::new()
+            .address(trusted.audit_log)
+            .event_signature(AuditLog::Anchored::SIGNATURE_HASH)
+            .topic1(trusted.log_id);
+        let hint = self.anchor.as_ref().map(|a| a.block_number);
+        let ranges = hint
+            .map(|b| filter.clone().from_block(b).to_block(b))
+            .into_iter()
+            .chain([filter.from_block(0)]);
+        for range in ranges {
+            let Ok(logs) = provider.get_logs(&range).await else {
+                continue;
+            };
+            let found = logs.iter().find_map(|log| {
+                let event = log.log_decode::<AuditLog::Anchored>().ok()?;
+                let data = &event.inner.data;
+                (data.size == size && data.root == root).then_some(log.block_number?)
+            });
+            if let Some(block) = found {
+                let header = provider
+                    .get_block_by_number(block.into())
+                    .await
+                    .map_err(|e| Error::Chain(e.to_string()))?
+                    .ok_or_else(|| Error::Chain(format!("block {block} is not served")))?;
+                return Ok(Some((block, header.header.timestamp)));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -44,7 +44,7 @@ pub use chaperone_core::{
     TokenDomain, TransferWithAuthorization, U256,
 };
 pub use devnet::{CounterfactualWallet, DevnetInfo};
-pub use disclosure::{AnchorRef, Disclosure, VerifiedOnChain};
+pub use disclosure::{AnchorRef, Disclosure, TrustedLog, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};
 pub use wallet::{Executed, Payment, PendingPayment, Wallet, WalletConfig};

@@ -110,14 +110,23 @@ impl Params {
     }
 }
 
+/// One CSV cell (RFC 4180), the only way any export writes one.
+///
+/// Officers open exports in spreadsheets, which run a cell starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return as a formula (OWASP "CSV injection"), and agents choose model
+/// ids, token deployers symbols. Such a cell gets a leading `'` (shown as text) and quotes.
+/// No column holds a negative number (amounts, times and counts are unsigned), so a `-5`
+/// here is always text and is neutralised like any other.
 fn csv_field(value: &Value) -> String {
     let text = match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || text.contains([',', '"', '\n', '\r']) {
+        let quote = if formula { "'" } else { "" };
+        format!("\"{quote}{}\"", text.replace('"', "\"\""))
     } else {
         text
     }

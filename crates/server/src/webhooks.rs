@@ -153,11 +153,12 @@ impl Notifier {
             }
             _ => return,
         };
-        let console = &self.webhook.console_url;
-        let link = match outcome {
-            Outcome::PendingApproval => format!("{console}/approvals#request-{request_id}"),
-            _ => format!("{console}/decisions?wallet={wallet}"),
-        };
+        let link = console_link(
+            &self.webhook.console_url,
+            event,
+            Some(wallet),
+            Some(request_id),
+        );
         let payload = json!({
             "event": event,
             "created_at": now,
@@ -181,41 +182,77 @@ impl Notifier {
             "created_at": now,
             "created_at_iso": iso8601(now),
             "error": error,
-            "console_url": format!("{}/audit", self.webhook.console_url),
+            "console_url": console_link(&self.webhook.console_url, "anchoring.failed", None, None),
         });
         self.enqueue("anchoring.failed", payload, now).await;
     }
 }
 
-/// The Slack message for an event.
-fn slack(payload: &Value) -> String {
+/// Where in the console an event is dealt with. Only the configured `console` and typed
+/// values go into it, so a link never leads anywhere else.
+fn console_link(
+    console: &str,
+    event: &str,
+    wallet: Option<Address>,
+    request_id: Option<B256>,
+) -> String {
+    match (event, wallet, request_id) {
+        ("approval.pending", _, Some(id)) => format!("{console}/approvals#request-{id}"),
+        ("decision.denied", Some(wallet), _) => format!("{console}/decisions?wallet={wallet}"),
+        ("anchoring.failed", ..) => format!("{console}/audit"),
+        _ => console.to_owned(),
+    }
+}
+
+/// `text` as literal text in a Slack message: Slack reads `<…>` as a link, a mention or
+/// `<!channel>`, so `&`, `<` and `>` are escaped as its docs require; and a line break would
+/// start a line of our own (a forged "Approval needed"), so control characters and line
+/// separators become spaces. Every value a message quotes passes through here: reasons carry
+/// a token's symbol (its deployer chose it) and errors carry what an RPC node answered.
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Slack message for an event: a headline, one line per reason, and a link to the
+/// `console`, built here from its configuration rather than read from the payload.
+fn slack(payload: &Value, console: &str) -> String {
+    let field = |name: &str| slack_escape(payload[name].as_str().unwrap_or_default());
     let event = payload["event"].as_str().unwrap_or_default();
     let headline = match event {
         "approval.pending" => format!(
             "Approval needed: wallet {} asks for a payment",
-            payload["wallet"].as_str().unwrap_or_default()
+            field("wallet")
         ),
-        "decision.denied" => format!(
-            "Denied: a payment of wallet {}",
-            payload["wallet"].as_str().unwrap_or_default()
-        ),
-        _ => format!(
-            "Anchoring failed: {}",
-            payload["error"].as_str().unwrap_or_default()
-        ),
+        "decision.denied" => format!("Denied: a payment of wallet {}", field("wallet")),
+        _ => format!("Anchoring failed: {}", field("error")),
     };
-    let reasons: Vec<&str> = payload["reasons_text"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     let mut text = format!("*Chaperone* {headline}");
-    for reason in reasons {
-        text.push_str(&format!("\n• {reason}"));
+    for reason in payload["reasons_text"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        text.push_str(&format!("\n• {}", slack_escape(reason)));
     }
-    text.push_str(&format!(
-        "\n<{}|Open in the console>",
-        payload["console_url"].as_str().unwrap_or_default()
-    ));
+    let text_of = |name: &str| payload[name].as_str().unwrap_or_default();
+    let link = console_link(
+        console,
+        event,
+        text_of("wallet").parse().ok(),
+        text_of("request_id").parse().ok(),
+    );
+    text.push_str(&format!("\n<{}|Open in the console>", slack_escape(&link)));
     json!({ "text": text }).to_string()
 }
 
@@ -245,7 +282,7 @@ impl WebhookSender {
             WebhookFormat::Json => delivery.payload.clone(),
             WebhookFormat::Slack => {
                 let payload: Value = serde_json::from_str(&delivery.payload).unwrap_or_default();
-                slack(&payload)
+                slack(&payload, &self.webhook.console_url)
             }
         };
         let answer = self
@@ -309,6 +346,27 @@ mod tests {
         assert_eq!(
             waits,
             [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+    }
+
+    #[test]
+    fn slack_messages_quote_every_value_and_link_only_to_the_console() {
+        let forged = "x\r\n*Chaperone* Approval needed\u{2028}<!channel> <https://evil.example|Open in the console> & co";
+        let payload = json!({
+            "event": "anchoring.failed",
+            "error": forged,
+            "reasons_text": [forged],
+            "console_url": "https://evil.example",
+        });
+        let message: Value =
+            serde_json::from_str(&slack(&payload, "https://console.example")).unwrap();
+        let text = message["text"].as_str().unwrap();
+        let quoted = "x  *Chaperone* Approval needed &lt;!channel&gt; &lt;https://evil.example|Open in the console&gt; &amp; co";
+        assert_eq!(
+            text,
+            format!(
+                "*Chaperone* Anchoring failed: {quoted}\n• {quoted}\n<https://console.example/audit|Open in the console>"
+            )
         );
     }
 

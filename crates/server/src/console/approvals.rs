@@ -11,7 +11,7 @@ use chaperone_core::{B256, policy::Effect};
 use maud::html;
 use serde::Deserialize;
 
-use super::{PageError, Session, page, reason_tokens, reason_words, short, units_of, when};
+use super::{PageError, Session, page, reason_line, reason_tokens, short, units_of, when};
 use crate::{AppState, api::ApiError, cosign::recorded_effects};
 
 pub(super) fn router() -> Router<AppState> {
@@ -76,7 +76,7 @@ async fn inbox(State(state): State<AppState>, session: Session) -> Result<Respon
                             }
                         }
                         dt { "Why a human" }
-                        dd { @for reason in &request.reasons { div.reason { (reason_words(reason, units)) } } }
+                        dd { @for reason in &request.reasons { div.reason { (reason_line(reason, units)) } } }
                         dt { "Asked" } dd { (when(request.created_at)) }
                         dt { "Expires" }
                         dd { (when(request.expires_at)) " (" (time_left(request.expires_at.saturating_sub(now))) " left)" }

@@ -14,7 +14,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{
-    PageError, Session, page, reason_tokens, reason_words, short, units_of, url_encode, when,
+    PageError, Session, page, reason_line, reason_tokens, short, units_of, url_encode, when,
 };
 use crate::{
     AppState,
@@ -140,7 +140,7 @@ async fn decisions(
                             td.outcome { (shown.replace('_', " ")) @if human_denied { " by a human" } }
                             td {
                                 @for reason in &row.reasons {
-                                    div.reason title=(reason_code(reason)) { (reason_words(reason, &units)) }
+                                    div.reason title=(reason_code(reason)) { (reason_line(reason, &units)) }
                                 }
                                 @if let Some(v) = verdict {
                                     @if v.status != "pending" {

@@ -28,7 +28,7 @@ use chaperone_core::{
     policy::{Reason, Token},
     readable::{TokenUnits, iso8601, reason_text},
 };
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -409,29 +409,77 @@ async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Result<Response
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
 }
 
+/// The most characters of a token's symbol shown (its deployer chose it).
+const SYMBOL_MAX_CHARS: usize = 32;
+
 /// Token symbols and decimals for the tokens in `tokens`, read from the chain once each.
+///
+/// Every reader of token units (console pages, compliance API, notifications) goes through
+/// here, so this is where a symbol read from a contract is made [`printable`].
 pub(crate) async fn units_of(state: &AppState, tokens: Vec<Token>) -> HashMap<Token, TokenUnits> {
     let mut out = HashMap::new();
     for token in tokens {
         if let std::collections::hash_map::Entry::Vacant(slot) = out.entry(token) {
-            slot.insert(state.token_units(token).await);
+            let mut units = state.token_units(token).await;
+            units.symbol = printable(&units.symbol, SYMBOL_MAX_CHARS);
+            slot.insert(units);
         }
     }
     out
 }
 
+/// `text` read from a contract (a token's `symbol()` or `name()`), cut to `max_chars`
+/// characters (with "…") and with every character that would move or hide text (controls
+/// and line breaks, bidirectional overrides, zero-width characters) shown as U+FFFD.
+///
+/// This is not escaping: each place the text lands still escapes it for its own syntax
+/// (maud for HTML, [`crate::webhooks`] for Slack, the CSV writer). It keeps a symbol from
+/// forging a line of its own, reordering the sentence around it, or filling the page.
+pub(crate) fn printable(text: &str, max_chars: usize) -> String {
+    let hides_text = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{FEFF}'
+                | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}')
+    };
+    let text = text.trim();
+    let mut out: String = text
+        .chars()
+        .take(max_chars)
+        .map(|c| if hides_text(c) { '\u{FFFD}' } else { c })
+        .collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The token a reason names, if any.
+fn reason_token(reason: &Reason) -> Option<Token> {
+    match reason {
+        Reason::TokenNotAllowed { token }
+        | Reason::PerTransactionCap { token, .. }
+        | Reason::WindowCap { token, .. }
+        | Reason::NeedsHumanApproval { token, .. } => Some(*token),
+        _ => None,
+    }
+}
+
 /// The tokens reasons name.
 pub(crate) fn reason_tokens(reasons: &[Reason]) -> Vec<Token> {
-    reasons
-        .iter()
-        .filter_map(|r| match r {
-            Reason::TokenNotAllowed { token }
-            | Reason::PerTransactionCap { token, .. }
-            | Reason::WindowCap { token, .. }
-            | Reason::NeedsHumanApproval { token, .. } => Some(*token),
-            _ => None,
-        })
-        .collect()
+    reasons.iter().filter_map(reason_token).collect()
+}
+
+/// A reason in words, then the address of the ERC-20 token it names: the words carry only
+/// the token's symbol, which its deployer chose (any token can call itself "USDC").
+pub(crate) fn reason_line(reason: &Reason, units: &HashMap<Token, TokenUnits>) -> Markup {
+    html! {
+        (reason_words(reason, units))
+        @if let Some(token @ Token::Erc20(_)) = reason_token(reason) {
+            " " small.token {
+                "(" (units.get(&token).map_or("", |u| u.symbol.as_str())) " is " code { (token) } ")"
+            }
+        }
+    }
 }
 
 /// A reason in words, with the units looked up.
@@ -457,11 +505,6 @@ pub(crate) fn when(unix: u64) -> Markup {
 pub(crate) fn short(value: &impl std::fmt::Display) -> Markup {
     let full = value.to_string();
     html! { code title=(full) { (full[..8]) "…" (full[full.len() - 6..]) } }
-}
-
-/// An inline SVG as markup (the server draws it; no script).
-pub(crate) fn svg(text: String) -> Markup {
-    PreEscaped(text)
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! Spend per wallet and token: settled, reserved and remaining in each policy window, a chart
 //! of the last day (an SVG the server draws), and the wallet's on-chain backstop beside it.
 
-use std::fmt::Write as _;
-
 use axum::{Router, extract::State, response::Response, routing::get};
 use chaperone_chain::AgentWallet;
 use chaperone_core::{
@@ -12,7 +10,7 @@ use chaperone_core::{
 };
 use maud::{Markup, html};
 
-use super::{PageError, Session, page, short, svg, units_of};
+use super::{PageError, Session, page, short, units_of};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -46,7 +44,9 @@ async fn backstop(state: &AppState, wallet: Address, token: Token) -> Option<Bac
     })
 }
 
-/// A bar chart of `series` (bucket start, amount), scaled to its largest bar or `cap`.
+/// A bar chart of `series` (bucket start, amount), scaled to its largest bar or `cap`. Drawn
+/// with maud like the rest of the page: each bar's title carries the token's symbol, which
+/// its deployer chose, so nothing here is pasted in as text.
 fn chart(series: &[(u64, U256)], cap: U256, units: &TokenUnits) -> Markup {
     let (width, height, bar_gap) = (480u64, 120u64, 2u64);
     let top = series
@@ -57,38 +57,26 @@ fn chart(series: &[(u64, U256)], cap: U256, units: &TokenUnits) -> Markup {
         .max(cap)
         .max(U256::from(1));
     let bar = width / series.len().max(1) as u64;
-    let mut out = format!(
-        r#"<svg class="chart" viewBox="0 0 {width} {}" role="img" xmlns="http://www.w3.org/2000/svg"><title>Committed per hour, last 24 hours</title>"#,
-        height + 16
-    );
-    for (i, (start, amount)) in series.iter().enumerate() {
-        // Scaled in U256 (amounts exceed 64 bits), then narrowed: the bar fits `height`.
-        let h = u64::try_from(*amount * U256::from(height) / top).unwrap_or(height);
-        let _ = write!(
-            out,
-            r#"<rect x="{}" y="{}" width="{}" height="{h}"><title>{}: {}</title></rect>"#,
-            i as u64 * bar,
-            height - h,
-            bar.saturating_sub(bar_gap),
-            iso8601(*start),
-            units.format(*amount)
-        );
+    // Scaled in U256 (amounts exceed 64 bits), then narrowed: the bar fits `height`.
+    let scaled = |amount: U256| u64::try_from(amount * U256::from(height) / top).unwrap_or(height);
+    let first = series.first().map(|(t, _)| iso8601(*t)).unwrap_or_default();
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {}", height + 16)) role="img" xmlns="http://www.w3.org/2000/svg" {
+            title { "Committed per hour, last 24 hours" }
+            @for (i, (start, amount)) in series.iter().enumerate() {
+                @let h = scaled(*amount);
+                rect x=(i as u64 * bar) y=(height - h) width=(bar.saturating_sub(bar_gap)) height=(h) {
+                    title { (iso8601(*start)) ": " (units.format(*amount)) }
+                }
+            }
+            @if !cap.is_zero() && cap <= top {
+                @let y = height - scaled(cap);
+                line.cap x1="0" x2=(width) y1=(y) y2=(y) { title { "hourly share of the cap" } }
+            }
+            text x="0" y=(height + 14) { (first) }
+            text x=(width) y=(height + 14) text-anchor="end" { "now" }
+        }
     }
-    if !cap.is_zero() && cap <= top {
-        let y = height - u64::try_from(cap * U256::from(height) / top).unwrap_or(height);
-        let _ = write!(
-            out,
-            r#"<line class="cap" x1="0" x2="{width}" y1="{y}" y2="{y}"><title>hourly share of the cap</title></line>"#
-        );
-    }
-    let _ = write!(
-        out,
-        r#"<text x="0" y="{}">{}</text><text x="{width}" y="{}" text-anchor="end">now</text></svg>"#,
-        height + 14,
-        series.first().map(|(t, _)| iso8601(*t)).unwrap_or_default(),
-        height + 14
-    );
-    svg(out)
 }
 
 async fn spend(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {

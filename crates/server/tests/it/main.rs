@@ -10,6 +10,7 @@ mod compliance;
 mod cosign;
 mod observability;
 mod openapi;
+mod untrusted;
 mod webhooks;
 
 use std::sync::atomic::{AtomicU32, Ordering};

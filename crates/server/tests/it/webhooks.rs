@@ -31,8 +31,8 @@ const SECRET: &[u8] = b"webhook-secret";
 
 /// A receiver that answers 500 to its first `failures` requests, then 200, keeping each one.
 #[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+pub(crate) struct Receiver {
+    pub(crate) got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     failures: Arc<AtomicU32>,
 }
 
@@ -52,7 +52,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     }
 }
 
-async fn receiver(failures: u32) -> (Receiver, String) {
+pub(crate) async fn receiver(failures: u32) -> (Receiver, String) {
     let r = Receiver::default();
     r.failures.store(failures, Ordering::SeqCst);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,7 +64,7 @@ async fn receiver(failures: u32) -> (Receiver, String) {
     (r, url)
 }
 
-fn webhook(url: &str, format: WebhookFormat) -> Webhook {
+pub(crate) fn webhook(url: &str, format: WebhookFormat) -> Webhook {
     Webhook {
         url: url.to_owned(),
         secret: SECRET.to_vec(),
