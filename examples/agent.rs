@@ -346,6 +346,8 @@ async fn main() -> anyhow::Result<()> {
                         Some(&X402Payment::record_metadata(&payments)),
                     )
                     .await?;
+                // The policy service binds a payment only to a call it has logged.
+                recorder.receipt(&recorded).await?;
                 for payment in &payments {
                     wallet
                         .bind_to_call(payment.request_id, recorded.leaf_hash)

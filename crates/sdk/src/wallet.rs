@@ -273,7 +273,9 @@ impl Wallet {
     /// Tells the policy service that the approved payment `request_id` was made within the
     /// model call whose audit record has `leaf_hash` (that record should commit to the
     /// payment, e.g. with [`crate::X402Payment::record_metadata`]); the decision then names
-    /// the call. Signed by the agent; set once.
+    /// the call. Signed by the agent; set once. The record must be in the log already
+    /// (`Recorder::receipt` waits for its delivery) and received while the co-signature was
+    /// valid.
     pub async fn bind_to_call(&self, request_id: B256, leaf_hash: B256) -> Result<()> {
         let digest = chaperone_core::PaymentCall {
             request: request_id,

@@ -65,14 +65,14 @@ async fn bind_call(
             format!("no approved decision {request_id}"),
         )
     };
-    let wallet_address = state
+    let decision = state
         .store()
-        .approved_decision_wallet(request_id)
+        .approved_decision(request_id)
         .await?
         .ok_or_else(not_found)?;
     let wallet = state
         .store()
-        .wallet(wallet_address)
+        .wallet(decision.wallet)
         .await?
         .ok_or_else(not_found)?;
     let digest = chaperone_core::PaymentCall {
@@ -81,6 +81,45 @@ async fn bind_call(
     }
     .digest(wallet.chain_id, wallet.address);
     check_agent_signature(&body.agent_signature, &digest, wallet.agent, "binding")?;
+    // The call must be this agent's own record, logged while the co-signature was valid: an
+    // agent may not claim a payment was made in another agent's call, or in a call of long
+    // before or after it (the agent delivers the record before it binds).
+    let call = state
+        .store()
+        .received_record(body.leaf_hash)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_call",
+                format!(
+                    "no record {} is in the log: deliver the call's record first",
+                    body.leaf_hash
+                ),
+            )
+        })?;
+    if call.agent != wallet.agent {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_your_call",
+            format!(
+                "record {} was signed by {}, not by the wallet's agent {}",
+                body.leaf_hash, call.agent, wallet.agent
+            ),
+        ));
+    }
+    let received = call.received_ms / 1000;
+    if received < decision.created_at || received > decision.valid_until {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "call_outside_validity",
+            format!(
+                "record {} was received at {received}, outside the decision's validity \
+                 ({} to {})",
+                body.leaf_hash, decision.created_at, decision.valid_until
+            ),
+        ));
+    }
     match state.store().bind_call(request_id, body.leaf_hash).await? {
         chaperone_store::CallBinding::Bound => Ok(Json(CallBound {
             request_id,

@@ -195,10 +195,18 @@ fn operations() -> Vec<Operation> {
                 ("200", "bound (or already bound to this call)"),
                 ("400", "malformed request id, body or signature"),
                 ("401", "not signed by the wallet's agent"),
+                (
+                    "403",
+                    "the record was signed by another agent than the wallet's",
+                ),
                 ("404", "no approved decision with this id"),
                 ("409", "already bound to another call"),
                 ("413", "body too large"),
                 ("415", "not JSON"),
+                (
+                    "422",
+                    "no such record in the log yet, or it was received outside the decision's validity",
+                ),
             ],
         },
         Operation {

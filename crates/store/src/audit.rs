@@ -143,7 +143,7 @@ fn to_i64(n: u64, what: &str) -> Result<i64> {
     i64::try_from(n).map_err(|_| Error::OutOfRange(format!("{what} {n}")))
 }
 
-fn to_u64(n: i64, what: &str) -> Result<u64> {
+pub(crate) fn to_u64(n: i64, what: &str) -> Result<u64> {
     u64::try_from(n).map_err(|_| Error::Corrupt(format!("{what} {n} is negative")))
 }
 

@@ -4,7 +4,7 @@
 use chaperone_core::{Address, B256};
 use sqlx::Row;
 
-use crate::{Result, Store, store::parse};
+use crate::{Result, Store, audit::to_u64, store::parse};
 
 /// Binding a decision to the model call it paid within (see [`Store::bind_call`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,17 +17,60 @@ pub enum CallBinding {
     NotApproved,
 }
 
+/// An approved decision, as far as binding it to a call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovedDecision {
+    /// The wallet it was for (its agent may bind it).
+    pub wallet: Address,
+    /// When it was made (Unix seconds).
+    pub created_at: u64,
+    /// When its co-signature expires (Unix seconds).
+    pub valid_until: u64,
+}
+
+/// A record in the log, as far as binding a decision to it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedRecord {
+    /// The agent that signed it.
+    pub agent: Address,
+    /// When the log received its batch (ms since the Unix epoch, the service's clock).
+    pub received_ms: u64,
+}
+
 impl Store {
-    /// The wallet of an approved decision, for checking who may bind it to a call.
-    pub async fn approved_decision_wallet(&self, request_id: B256) -> Result<Option<Address>> {
+    /// An approved decision, for checking who may bind it to which call.
+    pub async fn approved_decision(&self, request_id: B256) -> Result<Option<ApprovedDecision>> {
         let row = sqlx::query(
-            "SELECT wallet FROM decisions WHERE request_id = $1 AND outcome = 'approved'",
+            "SELECT wallet, created_at, valid_until FROM decisions \
+             WHERE request_id = $1 AND outcome = 'approved'",
         )
         .bind(request_id.to_string())
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|r| parse(&r.try_get::<String, _>(0)?, "wallet"))
-            .transpose()
+        row.map(|r| {
+            Ok(ApprovedDecision {
+                wallet: parse(&r.try_get::<String, _>(0)?, "wallet")?,
+                created_at: to_u64(r.try_get(1)?, "created at")?,
+                valid_until: to_u64(r.try_get(2)?, "valid until")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Who signed the logged record `leaf_hash`, and when the log received it.
+    pub async fn received_record(&self, leaf_hash: B256) -> Result<Option<ReceivedRecord>> {
+        let Some(logged) = self.record(leaf_hash).await? else {
+            return Ok(None);
+        };
+        let received: i64 =
+            sqlx::query_scalar("SELECT received_at FROM record_batches WHERE batch_root = $1")
+                .bind(logged.batch_root.to_string())
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(Some(ReceivedRecord {
+            agent: logged.record.agent,
+            received_ms: to_u64(received, "received at")?,
+        }))
     }
 
     /// Records that the approved decision `request_id` paid within the model call whose audit

@@ -23,7 +23,7 @@ pub use audit::{
     AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
     StoredCheckpoint, UnloggedDecision,
 };
-pub use calls::CallBinding;
+pub use calls::{ApprovedDecision, CallBinding, ReceivedRecord};
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};
 pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
 pub use cosign::{Decided, RequestRecord, StoredDecision};
