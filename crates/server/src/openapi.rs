@@ -112,6 +112,10 @@ struct Operation {
     responses: Vec<(&'static str, &'static str)>,
 }
 
+/// The (path, status) pairs outside 2xx answered with the operation's `answer`, not with
+/// `ErrorBody`: a co-sign denial is a decision (outcome, every reason, no signature).
+const ANSWERED_OUTSIDE_2XX: [(&str, &str); 1] = [("/v1/cosign", "403")];
+
 fn operations() -> Vec<Operation> {
     let list = |mut extra: Vec<Value>| {
         extra.extend(paging());
@@ -419,7 +423,9 @@ pub fn openapi() -> Value {
     for op in operations() {
         let mut responses = Map::new();
         for (status, description) in &op.responses {
-            let response = match (status.starts_with('2'), op.answer) {
+            let answered =
+                status.starts_with('2') || ANSWERED_OUTSIDE_2XX.contains(&(op.path, *status));
+            let response = match (answered, op.answer) {
                 (true, Some(schema)) => {
                     let mut content = json!({
                         "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } }

@@ -134,3 +134,34 @@ async fn every_schema_is_generated_and_every_reference_resolves() {
         }
     }
 }
+
+/// A co-sign denial answers 403 with the decision (outcome, reasons, no signature), and the
+/// document says so (it said `ErrorBody`).
+#[tokio::test]
+async fn a_cosign_denial_is_documented_as_the_decision_it_is() {
+    let s = crate::cosign::ready_on(service().await).await;
+    let (_, doc) = call(&s.router, "GET", "/openapi.json", None, None).await;
+    let denied = &doc["paths"]["/v1/cosign"]["post"]["responses"]["403"];
+    assert_eq!(
+        denied["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CosignResponse",
+        "{denied}"
+    );
+    let (status, answer) = crate::cosign::request(&s, u64::MAX, 7).await;
+    assert_eq!(status, axum::http::StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["outcome"], "denied", "{answer}");
+    assert!(
+        answer["reasons"].as_array().is_some_and(|r| !r.is_empty()),
+        "{answer}"
+    );
+    assert!(answer["cosigner_signature"].is_null(), "{answer}");
+    let documented = doc["components"]["schemas"]["CosignResponse"]["properties"]
+        .as_object()
+        .unwrap();
+    for field in answer.as_object().unwrap().keys() {
+        assert!(
+            documented.contains_key(field),
+            "{field} is not in CosignResponse"
+        );
+    }
+}
