@@ -202,6 +202,42 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
         "0.5 ETH is over the demo policy's cap"
     );
 
+    // Who may append: the demo agent (with its wallet); an admin registers another and
+    // unregisters it again, through the CLI.
+    let server = info["server_url"].as_str().unwrap();
+    let admin = |args: &[&str]| {
+        run_json(
+            chaperone()
+                .args(["agent"])
+                .args(args)
+                .args(["--server", server, "--json"])
+                .env(
+                    "CHAPERONE_ADMIN_TOKEN",
+                    info["admin_token"].as_str().unwrap(),
+                ),
+        )
+    };
+    let other = "0x1111111111111111111111111111111111111111";
+    assert_eq!(admin(&["register", other]).0, 0);
+    let (code, list) = admin(&["list"]);
+    assert_eq!(code, 0);
+    let listed: Vec<&str> = list["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap())
+        .collect();
+    let demo = info["agent"].as_str().unwrap();
+    assert!(
+        listed.iter().any(|a| a.eq_ignore_ascii_case(demo)),
+        "{list}"
+    );
+    assert!(
+        listed.iter().any(|a| a.eq_ignore_ascii_case(other)),
+        "{list}"
+    );
+    assert_eq!(admin(&["unregister", other]).0, 0);
+
     // The agent itself crashes (SIGKILL) mid-run; started again, it delivers everything its
     // outbox held, and the log has every persisted record once, with no gap.
     let mut crashing = example_agent()

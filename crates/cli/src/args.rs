@@ -46,6 +46,11 @@ pub(crate) enum Command {
     /// AgentWallets.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// The agents that may append to a server's log (only registered ones may).
+    ///
+    /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// A wallet's policy on a server, or a dry run of one.
     ///
     /// `set` and `show` take the bearer token from $CHAPERONE_ADMIN_TOKEN.
@@ -157,6 +162,32 @@ pub(crate) enum PolicyCommand {
     ///
     /// Exits 0 when approved, 1 when pending a human, 2 when denied.
     Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Allow an agent to append to the log (a wallet's agent is registered with its wallet).
+    Register(ServerAgent),
+    /// Stop an agent appending to the log (its records stay).
+    Unregister(ServerAgent),
+    /// List the registered agents.
+    List(ServerOnly),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerAgent {
+    /// The server's URL.
+    #[arg(long)]
+    pub(crate) server: String,
+    /// The agent's address (its record-signing key's).
+    pub(crate) agent: Address,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerOnly {
+    /// The server's URL.
+    #[arg(long)]
+    pub(crate) server: String,
 }
 
 #[derive(Debug, Args)]

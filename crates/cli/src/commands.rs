@@ -211,7 +211,7 @@ pub(crate) async fn wallet_create(args: WalletCreateArgs, out: Output) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-async fn admin_call(
+pub(crate) async fn admin_call(
     method: reqwest::Method,
     url: String,
     body: Option<String>,

@@ -1,5 +1,6 @@
 //! `chaperone`: the devnet, the service, and the operator's and auditor's tools.
 
+mod agent;
 mod args;
 mod commands;
 mod facilitator;
@@ -74,6 +75,7 @@ async fn run(command: Command, out: Output) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::up(args, out).await,
         Command::Serve(args) => commands::serve(args).await,
         Command::Deploy(args) => commands::deploy(args, out).await,
+        Command::Agent(command) => agent::agent(command, out).await,
         Command::Wallet(WalletCommand::Create(args)) => commands::wallet_create(args, out).await,
         Command::Policy(PolicyCommand::Set(args)) => commands::policy_set(args, out).await,
         Command::Policy(PolicyCommand::Show(args)) => commands::policy_show(args, out).await,

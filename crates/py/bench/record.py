@@ -15,11 +15,15 @@ import argparse
 import json
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from chaperone import Devnet, Recorder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from _common import register_agent  # noqa: E402  (the examples' helper)
 
 
 def percentile(sorted_ns: list[int], p: float) -> float:
@@ -50,6 +54,8 @@ def main() -> None:
     payload_in, payload_out = secrets.token_bytes(1024), secrets.token_bytes(1024)
     with tempfile.TemporaryDirectory() as dir:
         key = "0x" + secrets.token_hex(32)
+        if delivering:
+            register_agent(Devnet.read(args.devnet), key)
         with Recorder(server, Path(dir) / "bench.db", key) as recorder:
             record = recorder.record
             for _ in range(args.warmup):

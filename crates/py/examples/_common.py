@@ -6,11 +6,12 @@ import json
 import os
 import secrets
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chaperone import Disclosure, Recorded, Recorder, Refused
+from chaperone import Devnet, Disclosure, Recorded, Recorder, Refused, agent_address
 
 
 def agent_key(path: Path) -> str:
@@ -26,6 +27,22 @@ def agent_key(path: Path) -> str:
     with os.fdopen(fd, "w") as file:
         file.write(key + "\n")
     return key
+
+
+def register_agent(devnet: Devnet, key: str) -> None:
+    """Registers the example's agent with the devnet as its admin would (only registered
+    agents may append to the log); registering again changes nothing."""
+    request = urllib.request.Request(
+        devnet.server_url + "/v1/admin/agents",
+        method="POST",
+        data=json.dumps({"address": agent_address(key)}).encode(),
+        headers={
+            "Authorization": f"Bearer {devnet.admin_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
 
 
 def anchored_disclosure(
@@ -76,4 +93,4 @@ def finish(
     print(f"recorded {len(recorded)} calls as agent {recorder.agent}")
     print(f"first call: {first.leaf_hash} at log index {receipt.index}")
     print(f"disclosure written to {out}; check it against the chain with")
-    print(f"  chaperone verify {out} --rpc-url {rpc_url}")
+    print(f"  chaperone verify {out} --rpc-url {rpc_url} --server <the server's URL>")

@@ -16,7 +16,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
-from _common import agent_key, finish
+from _common import agent_key, finish, register_agent
 from chaperone import Devnet, Recorder
 from chaperone.langchain import ChaperoneCallbackHandler
 
@@ -48,6 +48,7 @@ def main() -> None:
     devnet = Devnet.read(args.devnet)
     data_file: Path = args.data_file or args.devnet.parent / "py-langchain.db"
     key = agent_key(data_file.with_suffix(".key"))
+    register_agent(devnet, key)
     model = FakeListChatModel(responses=ANSWERS)
 
     with Recorder(devnet.server_url, data_file, key) as recorder:

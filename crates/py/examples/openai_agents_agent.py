@@ -14,7 +14,7 @@ from pathlib import Path
 
 from agents import Agent, Runner, function_tool, set_trace_processors
 
-from _common import agent_key, finish
+from _common import agent_key, finish, register_agent
 from chaperone import Devnet, Recorder
 from chaperone.openai_agents import ChaperoneTracingProcessor
 from scripted_model import ScriptedModel, ToolCall
@@ -36,6 +36,7 @@ def main() -> None:
     devnet = Devnet.read(args.devnet)
     data_file: Path = args.data_file or args.devnet.parent / "py-openai-agents.db"
     key = agent_key(data_file.with_suffix(".key"))
+    register_agent(devnet, key)
     model = ScriptedModel(
         [ToolCall("exchange_rate", {"currency": "EUR"}), "250 EUR is 270.00 USD at 1.08."]
     )

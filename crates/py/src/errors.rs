@@ -213,7 +213,9 @@ pub(crate) fn to_py(error: Error) -> PyErr {
     Python::attach(|py| {
         let message = error.to_string();
         let (err, attributes): (PyErr, Vec<(&str, Py<PyAny>)>) = match error {
-            Error::Local(_) => (LocalStoreError::new_err(message), vec![]),
+            Error::Local(_) | Error::NotPrivate { .. } => {
+                (LocalStoreError::new_err(message), vec![])
+            }
             Error::ContentFile(_) => (ContentFileError::new_err(message), vec![]),
             Error::Migrate(_) => (MigrationError::new_err(message), vec![]),
             Error::Core(_) => (CoreError::new_err(message), vec![]),

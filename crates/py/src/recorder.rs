@@ -375,6 +375,14 @@ impl Recorder {
     }
 }
 
+/// The address of `agent_key` (0x hex), as an admin registers it with a deployment: only
+/// registered agents may append to its log.
+#[pyfunction]
+fn agent_address(agent_key: &str) -> PyResult<String> {
+    Ok(convert::checksummed(self::agent_key(agent_key)?.address()))
+}
+
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_class::<Recorder>()
+    module.add_class::<Recorder>()?;
+    module.add_function(wrap_pyfunction!(agent_address, module)?)
 }

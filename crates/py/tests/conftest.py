@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from chaperone import Devnet, Disclosure, Recorder
+from chaperone import Devnet, Disclosure, Recorder, agent_address
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "crates/py/examples"))
@@ -114,6 +114,9 @@ def disclose(recorder: Recorder, leaf_hash: str, kinds: tuple[str, ...]) -> Disc
 
 
 @pytest.fixture
-def agent_key() -> str:
-    """A fresh agent key: each test's records form their own chain."""
-    return "0x" + secrets.token_hex(32)
+def agent_key(devnet: Running) -> str:
+    """A fresh agent key, registered with the devnet (only registered agents may append to its
+    log): each test's records form their own chain."""
+    key = "0x" + secrets.token_hex(32)
+    devnet.admin("POST", "/v1/admin/agents", {"address": agent_address(key)})
+    return key

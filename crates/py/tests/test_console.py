@@ -9,6 +9,7 @@ for a Python agent's approver."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import threading
 import urllib.error
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 import chaperone
-from chaperone import Recorder, Wallet
+from chaperone import Recorder, Wallet, agent_address
 from conftest import REPO, Running, disclose
 
 from selenium import webdriver
@@ -221,6 +222,22 @@ def test_spend_and_policies_with_a_diff(browser: WebDriver, devnet: Running) -> 
     browser.get(devnet.info.server_url + "/webhooks")
     assert "No webhook is configured" in browser.page_source  # `chaperone up` sets none
     shot(browser, "webhooks")
+
+
+def test_an_admin_registers_an_agent_in_the_browser_and_it_may_log(
+    browser: WebDriver, devnet: Running, tmp_path: Path
+) -> None:
+    key = "0x" + secrets.token_hex(32)
+    address = agent_address(key)
+    log_in(browser, devnet, "/agents")
+    browser.find_element(By.NAME, "address").send_keys(address)
+    submit(browser, "form.register button", "/agents")
+    assert address in browser.page_source
+    shot(browser, "agents")
+    with Recorder(devnet.info.server_url, tmp_path / "agent.db", key) as recorder:
+        recorder.record("gpt-4o", "registered in the console", "logged")
+        recorder.sync()
+    assert devnet.logged_sequences(address) == [0]
 
 
 def post(url: str, body: bytes, cookie: str) -> int:

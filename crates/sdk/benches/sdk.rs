@@ -15,7 +15,10 @@ const BURST: u64 = 5_000;
 
 fn record(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let data = std::env::temp_dir().join(format!("chaperone_bench_{}.db", std::process::id()));
+    // A folder of its own, which the SDK creates private: it refuses the shared temporary
+    // folder, where other users could read the salts.
+    let folder = std::env::temp_dir().join(format!("chaperone_bench_{}", std::process::id()));
+    let data = folder.join("agent.db");
     // No server: delivery is retried in the background, off the hot path.
     let mut config = RecorderConfig::new("http://127.0.0.1:9", &data);
     config.queue = BURST as usize;
@@ -54,9 +57,7 @@ fn record(c: &mut Criterion) {
     });
     g.finish();
     drop(recorder);
-    for suffix in ["", "-wal", "-shm", "-content"] {
-        std::fs::remove_file(format!("{}{suffix}", data.display())).ok();
-    }
+    std::fs::remove_dir_all(&folder).ok();
 }
 
 criterion_group!(benches, record);

@@ -80,6 +80,7 @@ async fn main() {
         }
         None => format!("sqlite:{}?mode=rwc", dir.join("server.db").display()),
     };
+    let agent = Secp256k1Signer::random().unwrap();
     let config = ServiceConfig {
         database: database.clone(),
         chain_id: 31337,
@@ -93,6 +94,7 @@ async fn main() {
         operator: None,
         admin_token_env: None,
         wallets: vec![],
+        agents: vec![agent.address()],
         webhook: None,
     };
     let operator = Secp256k1Signer::random().unwrap();
@@ -106,9 +108,7 @@ async fn main() {
 
     let mut recorder_config = RecorderConfig::new(&url, dir.join("agent.db"));
     recorder_config.max_batch = batch;
-    let recorder = Recorder::open(recorder_config, Secp256k1Signer::random().unwrap())
-        .await
-        .unwrap();
+    let recorder = Recorder::open(recorder_config, agent).await.unwrap();
     let (input, output) = (vec![0x61u8; 1024], vec![0x62u8; 1024]);
 
     // The SDK alone: a second agent whose server is not there, so its deliverer only retries

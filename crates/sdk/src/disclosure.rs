@@ -2,7 +2,11 @@
 //! batch signature, the inclusion proof, the operator's signed checkpoint, and the on-chain
 //! anchor, verified against the `AuditLog` contract itself.
 
-use std::path::Path;
+use std::{
+    io::Write,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::Path,
+};
 
 use alloy::{providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use chaperone_chain::AuditLog;
@@ -121,12 +125,23 @@ impl Disclosure {
             .map_err(|e| Error::Invalid(format!("{} is not a disclosure: {e}", path.display())))
     }
 
-    /// Writes it as pretty JSON.
+    /// Writes it as pretty JSON, readable by its owner alone (0600): it holds the disclosed
+    /// content and salts, for the owner to hand to an auditor.
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| Error::Invalid(format!("serialising: {e}")))?;
-        std::fs::write(path, json)
-            .map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut file| {
+                // A file that was there keeps its mode through `open`.
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                file.write_all(json.as_bytes())
+            });
+        written.map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
     }
 
     /// Verifies everything against the chain `provider` serves and the log the auditor

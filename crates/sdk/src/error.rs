@@ -9,6 +9,16 @@ pub enum Error {
     /// The local content file (`<data file>-content`) failed.
     #[error("local content file: {0}")]
     ContentFile(#[from] std::io::Error),
+    /// A local file or its folder is open to other users of the machine and the SDK would not
+    /// (a folder others can write to) or could not (a file of another user) make it private:
+    /// they could read the salts that keep short content secret behind its commitment.
+    #[error("{} is open to other users of this machine: {detail}", .path.display())]
+    NotPrivate {
+        /// The folder or file.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do about it.
+        detail: String,
+    },
     /// The local file's migrations failed.
     #[error("local store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

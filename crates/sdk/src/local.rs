@@ -1,10 +1,15 @@
 //! The agent's local files: an SQLite file with its record chain, the durable outbox of signed
 //! batches and the disclosure store's salts, and beside it the content file with the records'
 //! raw content and the batches' bodies. Raw content lives here and nowhere else.
+//!
+//! The salts are the secret: a commitment hides short content ("yes", an amount, a name) only
+//! while its salt is unknown, so every one of these files is readable by the agent's user
+//! alone (0600), in a folder no other user can write to ([`private_files`]).
 
 use std::{
     fs::File,
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    io::ErrorKind,
+    os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     str::FromStr,
     sync::{Arc, Mutex, PoisonError},
@@ -186,6 +191,100 @@ pub(crate) struct LocalStore {
     content: Arc<ContentFile>,
 }
 
+/// Only the agent's user may read or write them.
+const PRIVATE_FILE: u32 = 0o600;
+/// Only the agent's user may list, create or remove files in it.
+const PRIVATE_FOLDER: u32 = 0o700;
+
+/// `<data file><suffix>`: SQLite's `-wal` and `-shm`, the content file's `-content`.
+fn beside(data_file: &Path, suffix: &str) -> PathBuf {
+    let mut name = data_file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn io_error(what: String, e: &std::io::Error) -> Error {
+    Error::Local(sqlx::Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("{what}: {e}"),
+    )))
+}
+
+/// Makes the data file's folder and files private to the agent's user before SQLite opens
+/// them, without touching the process's umask (this is a library).
+///
+/// - A missing folder is created 0700. An existing one is left as its owner made it, unless
+///   other users can write to it: refused. (Even with the sticky bit, as in `/tmp`: another
+///   user could create `agent.db-wal` there before SQLite does, and read every salt written
+///   to it.)
+/// - The database file is created 0600 here rather than by SQLite (0644): SQLite gives its
+///   `-wal` and `-shm` the database's mode.
+/// - Files an older SDK left readable by others are made 0600 (by path: opening and closing
+///   a file SQLite has open would drop its locks).
+fn private_files(data_file: &Path) -> Result<()> {
+    let folder = match data_file.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let metadata = match std::fs::metadata(folder) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(PRIVATE_FOLDER)
+                .create(folder)
+                .map_err(|e| io_error(format!("creating {}", folder.display()), &e))?;
+            std::fs::metadata(folder)
+        }
+        found => found,
+    }
+    .map_err(|e| io_error(format!("reading {}", folder.display()), &e))?;
+    if metadata.permissions().mode() & 0o002 != 0 {
+        return Err(Error::NotPrivate {
+            path: folder.to_owned(),
+            detail: "other users can create and replace files in this folder, where the \
+                     agent's salts and content would be; keep the data file in a folder only \
+                     you can write to (`chmod o-w`, or better `chmod 700`)"
+                .into(),
+        });
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE)
+        .open(data_file)
+    {
+        // A new, empty file: SQLite makes it a database.
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_error(format!("creating {}", data_file.display()), &e)),
+    }
+    for path in [
+        data_file.to_owned(),
+        beside(data_file, "-wal"),
+        beside(data_file, "-shm"),
+        beside(data_file, "-journal"),
+        ContentFile::path(data_file),
+    ] {
+        let mode = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata.permissions().mode(),
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(format!("reading {}", path.display()), &e)),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(PRIVATE_FILE))
+                .map_err(|e| Error::NotPrivate {
+                    path: path.clone(),
+                    detail: format!(
+                        "its mode is {:o} and it could not be made 0600 ({e}); is it another \
+                         user's?",
+                        mode & 0o777
+                    ),
+                })?;
+        }
+    }
+    Ok(())
+}
+
 /// The content file, beside the SQLite file: each batch's records' input, output and metadata
 /// bytes, then the batch's request body, appended; SQLite keeps where they lie. (Through
 /// SQLite's write-ahead log every byte was copied four times and its pages zeroed.) A batch's
@@ -201,9 +300,7 @@ struct ContentFile {
 impl ContentFile {
     /// `<data file>-content`, like SQLite's own `-wal` beside it.
     fn path(data_file: &Path) -> PathBuf {
-        let mut name = data_file.as_os_str().to_owned();
-        name.push("-content");
-        PathBuf::from(name)
+        beside(data_file, "-content")
     }
 
     fn open(data_file: &Path, end: u64) -> Result<Self> {
@@ -213,7 +310,7 @@ impl ContentFile {
             .create(true)
             .truncate(false)
             // Raw model content: readable by the agent's user only.
-            .mode(0o600)
+            .mode(PRIVATE_FILE)
             .open(Self::path(data_file))?;
         // Bytes of a batch whose transaction never committed (a crash in between).
         file.set_len(end)?;
@@ -290,6 +387,7 @@ fn blob_to_b256(bytes: Vec<u8>) -> Result<B256> {
 impl LocalStore {
     /// Opens (creating if needed) the file and migrates it.
     pub(crate) async fn open(path: &Path) -> Result<Self> {
+        private_files(path)?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite:{}", path.display()))?
             .create_if_missing(true)
             // WAL + NORMAL: a committed batch survives a crash of the process (the power
@@ -695,10 +793,19 @@ impl LocalStore {
             self.content.erase(offset, len).await?;
         }
         // The write-ahead log still holds the pages as they were before: fold it into the
-        // database (where secure_delete zeroed the old salts and content) and empty it.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+        // database (where secure_delete zeroed the old salts and content) and empty it. It
+        // waits (busy_timeout) for other connections' reads and writes to end; if they never
+        // do, the log keeps the old salts, and saying so lets the caller forget again.
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
             .await?;
+        if busy != 0 {
+            return Err(Error::Local(sqlx::Error::Io(std::io::Error::new(
+                ErrorKind::WouldBlock,
+                "the record is forgotten, but SQLite's write-ahead log, kept busy by other \
+                 connections, still holds a copy of its salts: forget it again",
+            ))));
+        }
         Ok(true)
     }
 

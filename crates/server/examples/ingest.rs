@@ -155,9 +155,16 @@ async fn main() {
     });
 
     eprintln!("signing {} records…", AGENTS * BATCHES_PER_AGENT * BATCH);
-    let agents: Vec<Vec<String>> = (0..AGENTS)
-        .map(|_| agent_batches(&Secp256k1Signer::random().unwrap()))
-        .collect();
+    let mut agents: Vec<Vec<String>> = Vec::new();
+    for _ in 0..AGENTS {
+        // Only registered agents may append.
+        let agent = Secp256k1Signer::random().unwrap();
+        store
+            .register_agent(agent.address(), "load", 0)
+            .await
+            .unwrap();
+        agents.push(agent_batches(&agent));
+    }
 
     let client = Client::new();
     let receipts: Arc<Mutex<Vec<(f64, u64)>>> = Arc::default();

@@ -6,7 +6,7 @@ use axum::{
     extract::{FromRequestParts, Path, Query, State, rejection::QueryRejection},
     http::{Method, StatusCode, header::AUTHORIZATION, request::Parts},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use chaperone_core::{Address, B256, policy::Policy};
 use chaperone_store::WalletRecord;
@@ -23,6 +23,11 @@ use crate::{
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/wallets", post(register_wallet))
+        .route(
+            "/v1/admin/agents",
+            get(registered_agents).post(register_agent),
+        )
+        .route("/v1/admin/agents/{address}", delete(unregister_agent))
         .route(
             "/v1/admin/wallets/{address}/policy",
             get(get_policy).put(put_policy),
@@ -166,6 +171,90 @@ async fn register_wallet(
             address: body.address,
         }),
     ))
+}
+
+/// An agent to allow to append to the log.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAgent {
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
+    address: Address,
+}
+
+/// An agent that may append to the log.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AgentRegistration {
+    #[schema(value_type = chaperone_core::openapi::HexAddress)]
+    address: Address,
+    /// Unix seconds.
+    registered_at: u64,
+    /// An admin's name, or "with its wallet".
+    registered_by: String,
+}
+
+/// Every agent that may append to the log.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RegisteredAgents {
+    agents: Vec<AgentRegistration>,
+}
+
+async fn register_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewAgent>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&["admin"])?;
+    let new = state
+        .store()
+        .register_agent(body.address, &caller.name, state.now())
+        .await?;
+    tracing::info!(agent = %body.address, by = %caller.name, new, "agent registered");
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Registered {
+            address: body.address,
+        }),
+    ))
+}
+
+async fn unregister_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(address): Path<String>,
+) -> Result<Json<Registered>, ApiError> {
+    caller.require(&["admin"])?;
+    let address: Address = parse(&address, "agent address")?;
+    if !state.store().unregister_agent(address).await? {
+        return Err(ApiError::not_found(format!(
+            "agent {address} is not registered"
+        )));
+    }
+    tracing::info!(agent = %address, by = %caller.name, "agent unregistered");
+    Ok(Json(Registered { address }))
+}
+
+async fn registered_agents(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<RegisteredAgents>, ApiError> {
+    caller.require(&["admin", "auditor"])?;
+    let agents = state
+        .store()
+        .registered_agents()
+        .await?
+        .into_iter()
+        .map(|a| AgentRegistration {
+            address: a.address,
+            registered_at: a.registered_at,
+            registered_by: a.registered_by,
+        })
+        .collect();
+    Ok(Json(RegisteredAgents { agents }))
 }
 
 async fn put_policy(

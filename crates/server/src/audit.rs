@@ -117,6 +117,16 @@ async fn ingest(
     .await
     .map_err(|_| ApiError::internal("batch verification panicked"))?;
     let leaves = leaves.map_err(core_error)?;
+    // Only the deployment's own agents write to its log (verified above: every record is
+    // signed by this key).
+    let agent = batch.records[0].agent;
+    if !state.store().agent_registered(agent).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "agent_not_registered",
+            format!("agent {agent} is not registered with this deployment: an admin registers it"),
+        ));
+    }
     let appended = state
         .store()
         .append_batch(&batch, &leaves, state.now() * 1000, &[])

@@ -12,7 +12,9 @@ use utoipa::{
 };
 
 use crate::{
-    admin::{NewWallet, PendingApprovals, PolicySet, Registered, Resolved},
+    admin::{
+        NewAgent, NewWallet, PendingApprovals, PolicySet, Registered, RegisteredAgents, Resolved,
+    },
     api::ErrorBody,
     audit::{CheckpointResponse, IngestBody, IngestResponse, ProofResponse, VerifyResponse},
     compliance::{AgentRow, DecisionView, Page, RecordRow, SpendRow},
@@ -48,6 +50,8 @@ fn components() -> Map<String, Value> {
     add::<CallBound>(&mut schemas);
     add::<NewWallet>(&mut schemas);
     add::<Registered>(&mut schemas);
+    add::<NewAgent>(&mut schemas);
+    add::<RegisteredAgents>(&mut schemas);
     add::<chaperone_core::policy::Policy>(&mut schemas);
     add::<PolicySet>(&mut schemas);
     add::<PendingApprovals>(&mut schemas);
@@ -233,6 +237,10 @@ fn operations() -> Vec<Operation> {
                 ("400", "malformed batch or record"),
                 ("401", "the batch signature is not the agent's"),
                 (
+                    "403",
+                    "the agent is not registered with this deployment: nothing is written",
+                ),
+                (
                     "409",
                     "the batch does not continue the agent's chain (sequence gap or wrong previous hash)",
                 ),
@@ -351,12 +359,42 @@ fn operations() -> Vec<Operation> {
         Operation {
             method: "post",
             path: "/v1/admin/wallets",
-            summary: "Register a wallet and its agent",
+            summary: "Register a wallet and its agent (which may then append to the log)",
             roles: &["admin"],
             parameters: vec![],
             body: Some("NewWallet"),
             answer: Some("Registered"),
             responses: vec![("201", "registered"), ("409", "already registered")],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/admin/agents",
+            summary: "Allow an agent to append to the log (POST /v1/records)",
+            roles: &["admin"],
+            parameters: vec![],
+            body: Some("NewAgent"),
+            answer: Some("Registered"),
+            responses: vec![("201", "registered"), ("200", "it already was")],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/admin/agents",
+            summary: "The agents that may append to the log",
+            roles: &["admin", "auditor"],
+            parameters: vec![],
+            body: None,
+            answer: Some("RegisteredAgents"),
+            responses: vec![("200", "every registered agent, oldest first")],
+        },
+        Operation {
+            method: "delete",
+            path: "/v1/admin/agents/{address}",
+            summary: "Stop an agent appending to the log (its records stay)",
+            roles: &["admin"],
+            parameters: vec![path("address", "the agent", "HexAddress")],
+            body: None,
+            answer: Some("Registered"),
+            responses: vec![("200", "unregistered"), ("404", "it was not registered")],
         },
         Operation {
             method: "put",

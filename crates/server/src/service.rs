@@ -62,6 +62,10 @@ pub struct ServiceConfig {
     /// Wallets to register (if new) with their policies (if newer than the stored one).
     #[serde(default)]
     pub wallets: Vec<WalletConfig>,
+    /// Agents to register (if new) that may append to the log besides the wallets' agents
+    /// (which their wallets register): agents that only log, no wallet.
+    #[serde(default)]
+    pub agents: Vec<Address>,
     /// Notifications of pending approvals, denials and anchoring failures.
     pub webhook: Option<WebhookConfig>,
 }
@@ -293,6 +297,9 @@ pub async fn start(
         {
             store.set_policy(wallet.address, &policy, now).await?;
         }
+    }
+    for agent in &config.agents {
+        store.register_agent(*agent, "configuration", now).await?;
     }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -226,7 +226,8 @@ fn slack_escape(text: &str) -> String {
 /// The Slack message for an event: a headline, one line per reason, and a link to the
 /// `console`, built here from its configuration rather than read from the payload.
 fn slack(payload: &Value, console: &str) -> String {
-    let field = |name: &str| slack_escape(payload[name].as_str().unwrap_or_default());
+    let text_of = |name: &str| payload[name].as_str().unwrap_or_default();
+    let field = |name: &str| slack_escape(text_of(name));
     let event = payload["event"].as_str().unwrap_or_default();
     let headline = match event {
         "approval.pending" => format!(
@@ -245,7 +246,6 @@ fn slack(payload: &Value, console: &str) -> String {
     {
         text.push_str(&format!("\n• {}", slack_escape(reason)));
     }
-    let text_of = |name: &str| payload[name].as_str().unwrap_or_default();
     let link = console_link(
         console,
         event,
@@ -358,15 +358,13 @@ mod tests {
             "reasons_text": [forged],
             "console_url": "https://evil.example",
         });
-        let message: Value =
-            serde_json::from_str(&slack(&payload, "https://console.example")).unwrap();
-        let text = message["text"].as_str().unwrap();
         let quoted = "x  *Chaperone* Approval needed &lt;!channel&gt; &lt;https://evil.example|Open in the console&gt; &amp; co";
+        let expected = format!(
+            "*Chaperone* Anchoring failed: {quoted}\n• {quoted}\n<https://console.example/audit|Open in the console>"
+        );
         assert_eq!(
-            text,
-            format!(
-                "*Chaperone* Anchoring failed: {quoted}\n• {quoted}\n<https://console.example/audit|Open in the console>"
-            )
+            serde_json::from_str::<Value>(&slack(&payload, "https://console.example")).ok(),
+            Some(json!({ "text": expected }))
         );
     }
 

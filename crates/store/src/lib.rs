@@ -7,6 +7,7 @@
 //! reads the wallet's spend history, runs the pure engine and reserves
 //! the approved spend in one transaction that holds the wallet's lock.
 
+mod agents;
 mod audit;
 mod calls;
 mod checkpoint;
@@ -19,6 +20,7 @@ mod store;
 mod totals;
 mod webhooks;
 
+pub use agents::RegisteredAgent;
 pub use audit::{
     AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
     StoredCheckpoint, UnloggedDecision,

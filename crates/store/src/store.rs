@@ -295,8 +295,9 @@ impl Store {
         self.backend
     }
 
-    /// Registers a wallet and its agent key.
+    /// Registers a wallet and its agent key; the agent may then append to the log.
     pub async fn register_wallet(&self, wallet: &WalletRecord, now: u64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let result = sqlx::query(
             "INSERT INTO wallets (address, chain_id, agent, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -307,14 +308,24 @@ impl Store {
         )
         .bind(hex(wallet.agent))
         .bind(db_time(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(Error::WalletExists(hex(wallet.address)))
+                return Err(Error::WalletExists(hex(wallet.address)));
             }
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+            other => other?,
+        };
+        sqlx::query(
+            "INSERT INTO registered_agents (address, registered_at, registered_by) \
+             VALUES ($1, $2, 'with its wallet') ON CONFLICT (address) DO NOTHING",
+        )
+        .bind(hex(wallet.agent))
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A registered wallet.

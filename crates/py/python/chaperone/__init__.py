@@ -17,6 +17,7 @@ Framework integrations: ``chaperone.langchain`` (a callback handler) and
 """
 
 from chaperone._native import (
+    agent_address,
     ChainError,
     ChaperoneError,
     Closed,
@@ -50,6 +51,7 @@ from chaperone._native import (
 )
 
 __all__ = [
+    "agent_address",
     "ChainError",
     "ChaperoneError",
     "Closed",

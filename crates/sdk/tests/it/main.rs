@@ -3,6 +3,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 mod disclosure;
+mod files;
 mod recorder;
 mod wallet;
 
@@ -18,10 +19,13 @@ use chaperone_server::{CheckpointConfig, RunningService, ServiceConfig, ServiceK
 
 pub const ADMIN: &str = "sdk-test-admin";
 
+/// A fresh file name in a folder of its own that only this user can enter: the SDK refuses a
+/// data file in a folder other users can write to, such as the temporary folder itself.
 pub fn temp_file(what: &str) -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "chaperone_sdk_{what}_{}_{}_{}.db",
+    let name = format!(
+        "chaperone_sdk_{what}_{}_{}_{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -29,7 +33,13 @@ pub fn temp_file(what: &str) -> PathBuf {
             .as_nanos()
             % 1_000_000_000,
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
+    );
+    let folder = std::env::temp_dir().join(&name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&folder)
+        .unwrap();
+    folder.join(format!("{name}.db"))
 }
 
 /// A port nothing listens on (yet).
@@ -51,8 +61,15 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(port: u16, database: Option<PathBuf>) -> Self {
-        Self::start_with(port, database, Secp256k1Signer::random().unwrap(), |_| {}).await
+    /// A server where `agents` may append to the log.
+    pub async fn start(port: u16, database: Option<PathBuf>, agents: &[Address]) -> Self {
+        Self::start_with(
+            port,
+            database,
+            Secp256k1Signer::random().unwrap(),
+            |config| config.agents = agents.to_vec(),
+        )
+        .await
     }
 
     /// A server with `cosigner` as co-signer and operator, and the configuration adjusted.
@@ -79,6 +96,7 @@ impl Server {
             operator: None,
             admin_token_env: None,
             wallets: vec![],
+            agents: vec![],
             webhook: None,
         };
         adjust(&mut config);

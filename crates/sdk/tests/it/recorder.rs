@@ -26,14 +26,13 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
 
 #[tokio::test]
 async fn batches_are_bounded_signed_once_and_logged_in_order() {
-    let server = Server::start(0, None).await;
+    let key = Secp256k1Signer::random().unwrap();
+    let server = Server::start(0, None, &[key.address()]).await;
     let data = temp_file("agent");
     let mut config = config(&server.url, &data);
     config.max_batch = 100;
     config.linger = Duration::from_millis(50);
-    let recorder = Recorder::open(config, Secp256k1Signer::random().unwrap())
-        .await
-        .unwrap();
+    let recorder = Recorder::open(config, key).await.unwrap();
     for i in 0..250u32 {
         recorder
             .record("m", format!("in {i}").as_bytes(), b"out", None)
@@ -86,7 +85,7 @@ async fn outbox_redelivers_after_an_outage_exactly_once() {
     );
     assert_eq!(progress.delivered, 0, "nothing delivered without a server");
 
-    let server = Server::start(port, None).await;
+    let server = Server::start(port, None, &[key.address()]).await;
     within("sync after the outage", recorder.sync())
         .await
         .unwrap();
@@ -274,7 +273,7 @@ async fn rows_from_before_batch_openings_and_the_content_file_are_delivered_disc
         .unwrap();
     std::fs::write(&content_file, b"").unwrap();
 
-    let server = Server::start(port, None).await;
+    let server = Server::start(port, None, &[key.address()]).await;
     let recorder = Recorder::open(config(&url, &data), key.clone())
         .await
         .unwrap();
@@ -377,11 +376,9 @@ async fn a_full_outbox_makes_record_wait_instead_of_growing() {
     config.max_batch = 5;
     config.linger = Duration::from_millis(1);
     config.max_undelivered = 10;
-    let recorder = Arc::new(
-        Recorder::open(config, Secp256k1Signer::random().unwrap())
-            .await
-            .unwrap(),
-    );
+    let key = Secp256k1Signer::random().unwrap();
+    let agent = key.address();
+    let recorder = Arc::new(Recorder::open(config, key).await.unwrap());
     let returned = Arc::new(AtomicU64::new(0));
     let producer = {
         let (recorder, returned) = (recorder.clone(), returned.clone());
@@ -403,7 +400,7 @@ async fn a_full_outbox_makes_record_wait_instead_of_growing() {
     assert!(!producer.is_finished());
     assert!(recorder.progress().persisted <= 15);
 
-    let server = Server::start(port, None).await;
+    let server = Server::start(port, None, &[agent]).await;
     within("the producer", producer).await.unwrap();
     within("sync", recorder.sync()).await.unwrap();
     assert_eq!(server.sequences(recorder.agent()).await.len(), 100);
@@ -411,14 +408,12 @@ async fn a_full_outbox_makes_record_wait_instead_of_growing() {
 
 #[tokio::test]
 async fn disclose_proves_a_record_and_forget_shreds_it() {
-    let server = Server::start(0, None).await;
+    let key = Secp256k1Signer::random().unwrap();
+    let server = Server::start(0, None, &[key.address()]).await;
     let data = temp_file("agent");
-    let recorder = Recorder::open(
-        config(&server.url, &data),
-        Secp256k1Signer::random().unwrap(),
-    )
-    .await
-    .unwrap();
+    let recorder = Recorder::open(config(&server.url, &data), key)
+        .await
+        .unwrap();
     let secret = b"the customer's account number is 12345678";
     let recorded = recorder
         .record("model-x", secret, b"answer", Some(b"{\"tokens\":3}"))
@@ -457,6 +452,22 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
     let verified = disclosure.bundle.verify(&verifier).unwrap();
     assert_eq!(verified.leaf_hash, recorded.leaf_hash);
     assert!(disclosure.anchor.is_none(), "this server has no chain");
+    // A disclosure file holds content and salts: its owner's alone until handed over, even
+    // where a file was before.
+    let file = data.with_extension("disclosure.json");
+    std::fs::write(&file, "older").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        disclosure.write(&file).unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the disclosure file is private");
+    }
+    assert_eq!(
+        chaperone_sdk::Disclosure::read(&file).unwrap().bundle,
+        disclosure.bundle
+    );
+    std::fs::remove_file(&file).unwrap();
 
     // The content never reached the server.
     let server_bytes = std::fs::read(&server.database).unwrap();
@@ -496,8 +507,8 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
 
 #[tokio::test]
 async fn a_batch_the_server_refuses_is_reported_not_retried_forever() {
-    let server = Server::start(0, None).await;
     let key = Secp256k1Signer::random().unwrap();
+    let server = Server::start(0, None, &[key.address()]).await;
     let first = Recorder::open(config(&server.url, &temp_file("agent")), key.clone())
         .await
         .unwrap();

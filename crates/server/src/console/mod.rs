@@ -8,6 +8,7 @@
 //! refused. Pages are sent with `Cache-Control: no-store`, a CSP allowing no script, and
 //! `X-Frame-Options: DENY` (an approve button must not be framed).
 
+mod agents;
 mod approvals;
 mod audit;
 mod decisions;
@@ -49,6 +50,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/console.css", get(stylesheet))
+        .merge(agents::router())
         .merge(approvals::router())
         .merge(decisions::router())
         .merge(spend::router())
@@ -206,6 +208,7 @@ fn nav(session: &Session) -> Markup {
         ("/spend", "Spend", &["admin", "auditor"]),
         ("/audit", "Audit log", &["admin", "auditor"]),
         ("/policies", "Policies", &["admin", "approver", "auditor"]),
+        ("/agents", "Agents", &["admin", "auditor"]),
         ("/webhooks", "Webhooks", &["admin"]),
     ];
     html! {

@@ -37,7 +37,10 @@ fn anchorer(s: &Service) -> Anchorer {
 #[tokio::test]
 async fn batches_are_appended_with_receipts_and_replays_change_nothing() {
     for s in services().await {
-        let (mut a, mut b) = (TestAgent::new(), TestAgent::new());
+        let (mut a, mut b) = (
+            TestAgent::registered(&s.store).await,
+            TestAgent::registered(&s.store).await,
+        );
         let first = a.batch(5, "m");
         let (status, body) = ingest(&s, &first).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -75,7 +78,7 @@ async fn batches_are_appended_with_receipts_and_replays_change_nothing() {
 #[tokio::test]
 async fn gaps_broken_chains_forgeries_and_malformed_batches_are_refused_and_write_nothing() {
     for s in services().await {
-        let mut agent = TestAgent::new();
+        let mut agent = TestAgent::registered(&s.store).await;
         assert_eq!(
             ingest(&s, &agent.batch(2, "m")).await.0,
             StatusCode::CREATED
@@ -212,7 +215,11 @@ impl TestAgent {
 #[tokio::test]
 async fn proofs_come_from_the_stored_tree_and_verify_against_signed_checkpoints() {
     for s in services().await {
-        let mut agents = [TestAgent::new(), TestAgent::new(), TestAgent::new()];
+        let mut agents = [
+            TestAgent::registered(&s.store).await,
+            TestAgent::registered(&s.store).await,
+            TestAgent::registered(&s.store).await,
+        ];
         let mut leaves = Vec::new();
         for round in 0..4 {
             for agent in agents.iter_mut() {
@@ -309,7 +316,7 @@ async fn cosign_decisions_become_records_of_the_policy_service() {
 
         let report = anchorer(&s).flush(NOW).await.unwrap();
         assert_eq!(report.decisions_logged, 2);
-        let mut agent = TestAgent::new();
+        let mut agent = TestAgent::registered(&s.store).await;
         assert_eq!(
             ingest(&s, &agent.batch(1, "m")).await.0,
             StatusCode::CREATED
@@ -339,7 +346,7 @@ async fn cosign_decisions_become_records_of_the_policy_service() {
 async fn exactly_one_replica_holds_the_anchoring_lock_on_postgresql() {
     for s in services().await {
         let postgres = s.store.backend() == chaperone_store::Backend::Postgres;
-        let mut agent = TestAgent::new();
+        let mut agent = TestAgent::registered(&s.store).await;
         assert_eq!(
             ingest(&s, &agent.batch(3, "m")).await.0,
             StatusCode::CREATED
@@ -365,5 +372,91 @@ async fn exactly_one_replica_holds_the_anchoring_lock_on_postgresql() {
                 "the second replica takes over after the first stops"
             );
         }
+    }
+}
+
+/// Only the deployment's registered agents append: a batch signed by any other key (valid in
+/// itself) is refused with 403 and writes nothing, until an admin registers the key; an agent
+/// unregistered stops appending. Registering a wallet registers its agent.
+#[tokio::test]
+async fn only_registered_agents_append_to_the_log() {
+    use crate::ADMIN;
+    for s in services().await {
+        let mut outsider = TestAgent::new();
+        let batch = outsider.batch(2, "misleading");
+        let (status, body) = ingest(&s, &batch).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "agent_not_registered", "{body}");
+        assert_eq!(
+            s.store.log_head().await.unwrap().0,
+            0,
+            "nothing was written"
+        );
+
+        let register = json!({ "address": outsider.key.address() }).to_string();
+        let (status, _) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/agents",
+            None,
+            Some(register.clone()),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "an admin registers agents"
+        );
+        let (status, body) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/agents",
+            Some(ADMIN),
+            Some(register.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, _) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/agents",
+            Some(ADMIN),
+            Some(register),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "registering twice changes nothing");
+        let (status, body) = ingest(&s, &batch).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        let (status, list) = call(&s.router, "GET", "/v1/admin/agents", Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            list["agents"][0]["address"],
+            json!(outsider.key.address()),
+            "{list}"
+        );
+        assert_eq!(list["agents"][0]["registered_by"], "ops", "{list}");
+
+        let uri = format!("/v1/admin/agents/{}", outsider.key.address());
+        let (status, _) = call(&s.router, "DELETE", &uri, Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call(&s.router, "DELETE", &uri, Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = ingest(&s, &outsider.batch(1, "after")).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "unregistered agents stop appending"
+        );
+        assert_eq!(s.store.log_head().await.unwrap().0, 2);
+
+        // The wallet's agent is registered with its wallet.
+        let s = crate::cosign::ready_on(s).await;
+        let mut agent = TestAgent {
+            key: s.agent.clone(),
+            ..TestAgent::new()
+        };
+        let (status, body) = ingest(&s, &agent.batch(1, "m")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 }

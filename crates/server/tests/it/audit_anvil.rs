@@ -168,7 +168,11 @@ async fn ten_thousand_records_from_three_agents_are_anchored_and_verify_on_chain
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
     let http = Http::new();
 
-    let mut agents = [TestAgent::new(), TestAgent::new(), TestAgent::new()];
+    let mut agents = [
+        TestAgent::registered(&store).await,
+        TestAgent::registered(&store).await,
+        TestAgent::registered(&store).await,
+    ];
     let mut leaves = Vec::new();
     let mut sent = 0;
     'outer: loop {
@@ -448,7 +452,7 @@ async fn a_killed_server_loses_no_record_and_raw_content_reaches_no_database_log
 
     let mut first = start_server(&chain, &database, &cosigner, 3600, "first");
     wait_until_up(&http, &first.url).await;
-    let mut agent = TestAgent::new();
+    let mut agent = TestAgent::registered(&Store::connect(&database).await.unwrap()).await;
     let mut leaves = Vec::new();
     for _ in 0..4 {
         let batch = agent.batch(500, &marker);

@@ -34,7 +34,11 @@ async fn populated() -> Vec<(Service, Vec<TestAgent>)> {
     let mut out = Vec::new();
     for s in services().await {
         let s = crate::cosign::ready_on(s).await;
-        let mut agents = vec![TestAgent::new(), TestAgent::new(), TestAgent::new()];
+        let mut agents = vec![
+            TestAgent::registered(&s.store).await,
+            TestAgent::registered(&s.store).await,
+            TestAgent::registered(&s.store).await,
+        ];
         for (i, agent) in agents.iter_mut().enumerate() {
             let batch = agent.batch(10 + i, "m");
             let (status, body) = call(

@@ -589,7 +589,7 @@ async fn a_payment_is_bound_to_its_call_once_by_the_agent() {
         key: s.agent.clone(),
         ..TestAgent::new()
     };
-    let mut stranger = TestAgent::new();
+    let mut stranger = TestAgent::registered(&s.store).await;
     let late = agent.batch(1, "logged after the co-signature expired");
     let [late_leaf] = late.verify().unwrap()[..] else {
         panic!("one record")

@@ -188,6 +188,16 @@ impl Default for TestAgent {
 }
 
 impl TestAgent {
+    /// A new agent, registered with `store`'s deployment so it may append to the log.
+    pub async fn registered(store: &Store) -> Self {
+        let agent = Self::new();
+        store
+            .register_agent(agent.key.address(), "test", NOW)
+            .await
+            .unwrap();
+        agent
+    }
+
     pub fn new() -> Self {
         Self {
             key: Secp256k1Signer::random().unwrap(),

@@ -39,7 +39,7 @@ async fn metrics_count_decisions_answers_latency_records_and_queues() {
     assert_eq!(request(&s, 1001, 2).await.0, StatusCode::FORBIDDEN);
     let (status, _) = call(&s.router, "POST", "/v1/cosign", None, Some("{".into())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let mut agent = TestAgent::new();
+    let mut agent = TestAgent::registered(&s.store).await;
     let batch = serde_json::to_string(&agent.batch(3, "metrics")).unwrap();
     let (status, _) = call(&s.router, "POST", "/v1/records", None, Some(batch)).await;
     assert!(status.is_success(), "{status}");

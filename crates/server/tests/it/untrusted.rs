@@ -51,13 +51,13 @@ fn token_code(text: &str) -> Vec<u8> {
     let len = u16::try_from(answer.len()).unwrap().to_be_bytes();
     #[rustfmt::skip]
     let mut code = vec![
-        0x60, 0x00, 0x35, 0x60, 0xe0, 0x1c,          // selector = calldata[0..4]
-        0x63, decimals[0], decimals[1], decimals[2], decimals[3],
-        0x14, 0x60, 0x1b, 0x57,                      // if selector == decimals(): jump 0x1b
-        0x61, len[0], len[1], 0x80, 0x60, 0x26,      // len, len, offset of the answer (0x26)
-        0x60, 0x00, 0x39, 0x60, 0x00, 0xf3,          // codecopy(0, 0x26, len); return(0, len)
-        0x5b, 0x60, 0x06, 0x60, 0x00, 0x52,          // 0x1b: mstore(0, 6)
-        0x60, 0x20, 0x60, 0x00, 0xf3,                // return(0, 32)
+        0x60, 0x00, 0x35, 0x60, 0xe0, 0x1c,      // PUSH1 0 CALLDATALOAD PUSH1 224 SHR: selector
+        0x63, decimals[0], decimals[1], decimals[2], decimals[3], // PUSH4 decimals()
+        0x14, 0x60, 0x1b, 0x57,                  // EQ PUSH1 0x1b JUMPI
+        0x61, len[0], len[1], 0x80, 0x60, 0x26,  // PUSH2 len DUP1 PUSH1 0x26 (the answer's offset)
+        0x60, 0x00, 0x39, 0x60, 0x00, 0xf3,      // PUSH1 0 CODECOPY PUSH1 0 RETURN: the string
+        0x5b, 0x60, 0x06, 0x60, 0x00, 0x52,      // 0x1b: JUMPDEST PUSH1 6 PUSH1 0 MSTORE
+        0x60, 0x20, 0x60, 0x00, 0xf3,            // PUSH1 32 PUSH1 0 RETURN: 6 decimals
     ];
     assert_eq!(code.len(), 0x26);
     code.extend_from_slice(&answer);
@@ -242,7 +242,7 @@ async fn every_console_page_shows_hostile_symbols_comments_and_models_as_text() 
     assert_eq!(h.pay(700, 1).await.0, StatusCode::ACCEPTED);
     assert_eq!(h.pay(2000, 2).await.0, StatusCode::FORBIDDEN);
     assert_eq!(h.pay(100, 3).await.0, StatusCode::OK);
-    let mut agent = TestAgent::new();
+    let mut agent = TestAgent::registered(&s.store).await;
     let leaves = log_models(s, &mut agent, &[MODEL]).await;
 
     let agent_address = agent.key.address();
@@ -259,6 +259,7 @@ async fn every_console_page_shows_hostile_symbols_comments_and_models_as_text() 
         "/policies".into(),
         format!("/policies/{}", s.wallet),
         "/webhooks".into(),
+        "/agents".into(),
     ];
     for uri in &pages {
         let html = console_page(s, uri).await;
@@ -364,7 +365,7 @@ async fn csv_exports_neutralise_cells_a_spreadsheet_would_run_as_formulas() {
         "\r=1+1",
     ];
     let s = service().await;
-    let mut agent = TestAgent::new();
+    let mut agent = TestAgent::registered(&s.store).await;
     let mut models = formulas.to_vec();
     models.push("model-a");
     log_models(&s, &mut agent, &models).await;
