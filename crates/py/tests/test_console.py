@@ -9,10 +9,12 @@ for a Python agent's approver."""
 
 from __future__ import annotations
 
+import http.client
 import secrets
 import shutil
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,6 +242,49 @@ def test_an_admin_registers_an_agent_in_the_browser_and_it_may_log(
     assert devnet.logged_sequences(address) == [0]
 
 
+def session_cookie(devnet: Running) -> str:
+    """Logs in as the login form does, without following the redirect: the session cookie."""
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(devnet.info.server_url).netloc)
+    connection.request(
+        "POST",
+        "/login",
+        body=f"token={devnet.info.admin_token}&csrf=ab",
+        headers={
+            "Cookie": "chaperone_login=ab",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    response = connection.getresponse()
+    cookie = response.getheader("Set-Cookie") or ""
+    connection.close()
+    assert cookie.startswith("chaperone_session="), cookie
+    assert devnet.info.admin_token not in cookie, "the cookie is the bearer token"
+    return cookie.split(";")[0]
+
+
+def test_a_copied_session_cookie_opens_nothing_after_logout(
+    browser: WebDriver, devnet: Running
+) -> None:
+    log_in(browser, devnet, "/decisions")
+    copied = browser.get_cookie("chaperone_session")
+    assert copied is not None and copied["httpOnly"], copied
+    cookie = f"chaperone_session={copied['value']}"
+    assert get_status(f"{devnet.info.server_url}/v1/decisions", cookie) == 200
+    submit(browser, "nav form button", "/login")
+    assert get_status(f"{devnet.info.server_url}/v1/decisions", cookie) == 401
+    browser.get(devnet.info.server_url + "/decisions")
+    assert "/login" in browser.current_url
+
+
+def get_status(url: str, cookie: str) -> int:
+    request = urllib.request.Request(url, headers={"Cookie": cookie})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def post(url: str, body: bytes, cookie: str) -> int:
     request = urllib.request.Request(
         url,
@@ -258,7 +303,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     devnet: Running, wallet: Wallet
 ) -> None:
     pending = pending_payment(wallet, 6 * ETH // 100)
-    cookie = f"chaperone_session={devnet.info.admin_token}"
+    cookie = session_cookie(devnet)
     url = f"{devnet.info.server_url}/approvals/{pending.request_id}"
     assert post(url, b"verdict=approve", cookie) == 403
     assert post(url, b"verdict=approve&csrf=" + b"0" * 64, cookie) == 403

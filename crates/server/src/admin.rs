@@ -41,7 +41,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// The authenticated caller.
 pub(crate) struct Caller {
-    name: String,
+    pub(crate) name: String,
     role: String,
 }
 
@@ -78,18 +78,12 @@ impl FromRequestParts<AppState> for Caller {
         // The console's session cookie also authorizes reads (its export links); never a
         // write, which a cross-site form could otherwise make with the cookie attached.
         let reading = parts.method == Method::GET || parts.method == Method::HEAD;
-        let token = bearer
-            .or_else(|| {
-                reading
-                    .then(|| crate::console::session_token(&parts.headers))
-                    .flatten()
-            })
-            .ok_or_else(unauthorized)?;
-        let (role, name) = state
-            .store()
-            .api_token(token_hash(token))
-            .await?
-            .ok_or_else(unauthorized)?;
+        let user = match bearer {
+            Some(token) => state.store().api_token(token_hash(token)).await?,
+            None if reading => crate::console::cookie_user(state, &parts.headers).await?,
+            None => None,
+        };
+        let (role, name) = user.ok_or_else(unauthorized)?;
         Ok(Self { name, role })
     }
 }

@@ -25,6 +25,7 @@ mod indexer;
 mod metrics;
 mod openapi;
 mod service;
+mod tokens;
 mod webhooks;
 
 use std::{sync::Arc, time::Duration};
@@ -331,6 +332,7 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
         .merge(cosign::router())
         .merge(admin::router())
+        .merge(tokens::router())
         .merge(audit::router())
         .merge(compliance::router())
         .merge(console::router())

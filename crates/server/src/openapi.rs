@@ -19,6 +19,7 @@ use crate::{
     audit::{CheckpointResponse, IngestBody, IngestResponse, ProofResponse, VerifyResponse},
     compliance::{AgentRow, DecisionView, Page, RecordRow, SpendRow},
     cosign::{CallBody, CallBound, CosignBody, CosignResponse},
+    tokens::{IssuedToken, NewToken, Revoked, Tokens},
 };
 
 fn error_response(description: &str) -> Value {
@@ -51,6 +52,10 @@ fn components() -> Map<String, Value> {
     add::<NewWallet>(&mut schemas);
     add::<Registered>(&mut schemas);
     add::<NewAgent>(&mut schemas);
+    add::<NewToken>(&mut schemas);
+    add::<IssuedToken>(&mut schemas);
+    add::<Tokens>(&mut schemas);
+    add::<Revoked>(&mut schemas);
     add::<RegisteredAgents>(&mut schemas);
     add::<chaperone_core::policy::Policy>(&mut schemas);
     add::<PolicySet>(&mut schemas);
@@ -365,6 +370,42 @@ fn operations() -> Vec<Operation> {
             body: Some("NewWallet"),
             answer: Some("Registered"),
             responses: vec![("201", "registered"), ("409", "already registered")],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/admin/tokens",
+            summary: "Issue a bearer token (shown once; only its hash is stored)",
+            roles: &["admin"],
+            parameters: vec![],
+            body: Some("NewToken"),
+            answer: Some("IssuedToken"),
+            responses: vec![
+                ("201", "the token, shown this once"),
+                ("400", "unknown role or bad name"),
+                ("409", "a live token has this name"),
+            ],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/admin/tokens",
+            summary: "Every token's name, role and dates (never the tokens)",
+            roles: &["admin"],
+            parameters: vec![],
+            body: None,
+            answer: Some("Tokens"),
+            responses: vec![("200", "every token, oldest first")],
+        },
+        Operation {
+            method: "delete",
+            path: "/v1/admin/tokens/{name}",
+            summary: "Revoke the live token of this name: the API and its console sessions stop accepting it at once",
+            roles: &["admin"],
+            parameters: vec![
+                json!({ "name": "name", "in": "path", "required": true, "description": "the token's name", "schema": { "type": "string" } }),
+            ],
+            body: None,
+            answer: Some("Revoked"),
+            responses: vec![("200", "revoked"), ("404", "no live token has this name")],
         },
         Operation {
             method: "post",

@@ -7,6 +7,7 @@
 //! reads the wallet's spend history, runs the pure engine and reserves
 //! the approved spend in one transaction that holds the wallet's lock.
 
+mod access;
 mod agents;
 mod audit;
 mod calls;
@@ -20,6 +21,7 @@ mod store;
 mod totals;
 mod webhooks;
 
+pub use access::ApiTokenInfo;
 pub use agents::RegisteredAgent;
 pub use audit::{
     AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,

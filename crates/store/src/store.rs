@@ -1,7 +1,7 @@
 use std::str::FromStr;
 
 use chaperone_core::{
-    Address, B256,
+    Address,
     policy::{Outcome, Policy},
 };
 use sqlx::{
@@ -424,37 +424,6 @@ impl Store {
             Policy::from_json(&document).map_err(|e| Error::Corrupt(e.to_string()))
         })
         .transpose()
-    }
-
-    /// Stores an API token's SHA-256 hash with its role (the token itself is never stored).
-    pub async fn add_api_token(
-        &self,
-        token_hash: B256,
-        name: &str,
-        role: &str,
-        now: u64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (token_hash, name, role, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (token_hash) DO NOTHING",
-        )
-        .bind(token_hash.to_string())
-        .bind(name)
-        .bind(role)
-        .bind(db_time(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The role and name of the API token with this hash.
-    pub async fn api_token(&self, token_hash: B256) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT role, name FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .transpose()
     }
 
     /// Every registered wallet's address.

@@ -1,27 +1,25 @@
 //! The compliance console: server-rendered HTML at `/`, for approvers and compliance officers.
 //!
 //! No front-end build and no script: maud templates compiled into the binary, plain forms, one
-//! stylesheet. A login form takes a bearer token and keeps it in an `HttpOnly`,
-//! `SameSite=Strict` cookie; every page checks it against the same roles as the API. Every
-//! form carries a CSRF token derived from the session (SHA-256 of a tag and the session token:
-//! a page of another origin can neither read it nor compute it), and POSTs without it are
-//! refused. Pages are sent with `Cache-Control: no-store`, a CSP allowing no script, and
-//! `X-Frame-Options: DENY` (an approve button must not be framed).
+//! stylesheet. A login form takes a bearer token and opens a server-side session (session.rs);
+//! every page checks the session's token against the same roles as the API, and every form
+//! carries the session's CSRF token. Pages are sent with `Cache-Control: no-store`, a CSP
+//! allowing no script, and `X-Frame-Options: DENY` (an approve button must not be framed).
 
 mod agents;
 mod approvals;
 mod audit;
 mod decisions;
 mod policies;
+mod session;
 mod spend;
 mod webhooks;
 
 use std::{collections::HashMap, fmt::Write as _};
 
 use axum::{
-    Form, Router,
-    extract::{FromRequestParts, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    Router,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -30,26 +28,18 @@ use chaperone_core::{
     readable::{TokenUnits, iso8601, reason_text},
 };
 use maud::{DOCTYPE, Markup, html};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::{AppState, api::ApiError, token_hash};
+pub(crate) use session::{Session, cookie_user};
 
-/// The session cookie: the bearer token itself (the store keeps only its hash).
-pub(crate) const SESSION_COOKIE: &str = "chaperone_session";
-/// The login form's CSRF cookie (double submit: the form must carry the same value).
-const LOGIN_COOKIE: &str = "chaperone_login";
-/// How long a login lasts.
-const SESSION_SECONDS: u64 = 12 * 3600;
+use crate::{AppState, api::ApiError};
 
 const STYLE: &str = include_str!("style.css");
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/approvals") }))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", axum::routing::post(logout))
         .route("/console.css", get(stylesheet))
+        .merge(session::router())
         .merge(agents::router())
         .merge(approvals::router())
         .merge(decisions::router())
@@ -57,18 +47,6 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(policies::router())
         .merge(webhooks::router())
-}
-
-/// The logged-in user of a console page.
-pub(crate) struct Session {
-    pub(crate) name: String,
-    pub(crate) role: String,
-    token: String,
-}
-
-/// The session token from the request's cookies, if any.
-pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
-    cookie(headers, SESSION_COOKIE)
 }
 
 /// A console page's failure: no session (to the login page), a missing role, or an error.
@@ -109,82 +87,6 @@ impl IntoResponse for PageError {
             }
         }
     }
-}
-
-impl FromRequestParts<AppState> for Session {
-    type Rejection = PageError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let next = parts
-            .uri
-            .path_and_query()
-            .map_or("/".to_owned(), |p| p.as_str().to_owned());
-        let token = session_token(&parts.headers)
-            .ok_or_else(|| PageError::Login(next.clone()))?
-            .to_owned();
-        let (role, name) = state
-            .store()
-            .api_token(token_hash(&token))
-            .await?
-            .ok_or(PageError::Login(next))?;
-        Ok(Self { name, role, token })
-    }
-}
-
-impl Session {
-    /// Fails unless the user has one of `roles`.
-    pub(crate) fn require(&self, roles: &[&str]) -> Result<(), PageError> {
-        if roles.contains(&self.role.as_str()) {
-            Ok(())
-        } else {
-            Err(PageError::Forbidden(format!(
-                "this page needs role {}; you are logged in as {} ({})",
-                roles.join(" or "),
-                self.name,
-                self.role
-            )))
-        }
-    }
-
-    /// The CSRF token every form of this session carries.
-    pub(crate) fn csrf(&self) -> String {
-        csrf_token(&self.token)
-    }
-
-    /// Fails unless `given` is this session's CSRF token.
-    pub(crate) fn check_csrf(&self, given: &str) -> Result<(), PageError> {
-        if same(&self.csrf(), given) {
-            Ok(())
-        } else {
-            Err(PageError::Failed(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf",
-                "the form's CSRF token is missing or wrong: reload the page and submit again",
-            )))
-        }
-    }
-
-    /// The hidden form field with the CSRF token.
-    pub(crate) fn csrf_field(&self) -> Markup {
-        html! { input type="hidden" name="csrf" value=(self.csrf()); }
-    }
-}
-
-/// Whether two tokens are equal, in time independent of where they differ.
-fn same(expected: &str, given: &str) -> bool {
-    expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
-}
-
-fn csrf_token(session: &str) -> String {
-    let mut hash = Sha256::new();
-    hash.update(b"chaperone/console/csrf/v1\0");
-    hash.update(session.as_bytes());
-    alloy::hex::encode(hash.finalize())
 }
 
 /// Percent-encodes a query value.
@@ -284,134 +186,6 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-#[derive(Deserialize)]
-struct LoginQuery {
-    next: Option<String>,
-    failed: Option<String>,
-}
-
-/// Only same-site paths are followed after login (no open redirect: browsers read `//host`
-/// and `/\host` as another host).
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.contains('\\')
-                && !path.chars().any(char::is_control) =>
-        {
-            path
-        }
-        _ => "/",
-    }
-}
-
-async fn login_page(Query(query): Query<LoginQuery>) -> Response {
-    let next = safe_next(query.next.as_deref()).to_owned();
-    // The login form has no session to derive its CSRF token from: a random one goes into a
-    // cookie and into the form, and the POST must bring both (another origin can set neither).
-    let mut nonce = [0u8; 32];
-    if getrandom::fill(&mut nonce).is_err() {
-        return PageError::Failed(ApiError::internal("no randomness for the login form"))
-            .into_response();
-    }
-    let csrf = alloy::hex::encode(nonce);
-    let mut response = page_response(
-        StatusCode::OK,
-        "Log in",
-        None,
-        html! {
-            @if query.failed.is_some() { p.error { "That token is not valid." } }
-            p { "Log in with your bearer token (" code { "chaperone up" } " prints an admin token)." }
-            form.login method="post" action="/login" {
-                input type="hidden" name="next" value=(next);
-                input type="hidden" name="csrf" value=(csrf);
-                label { "Token " input type="password" name="token" autocomplete="off" required; }
-                button type="submit" { "Log in" }
-            }
-        },
-    );
-    let cookie =
-        format!("{LOGIN_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
-}
-
-/// A cookie's value from the request.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-    next: Option<String>,
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let next = safe_next(form.next.as_deref()).to_owned();
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same(expected, &form.csrf) {
-        return PageError::Failed(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf",
-            "the login form's CSRF token is missing or wrong: open the login page and try again",
-        ))
-        .into_response();
-    }
-    let known = state.store().api_token(token_hash(&form.token)).await;
-    match known {
-        Ok(Some((role, name))) => {
-            tracing::info!(user = %name, %role, "console login");
-            // A token that cannot be a cookie value (RFC 6265's cookie-octet) cannot log in.
-            if !form
-                .token
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !b";,\"\\".contains(&b))
-            {
-                return Redirect::to("/login?failed=1").into_response();
-            }
-            let cookie = format!(
-                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}",
-                form.token
-            );
-            ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
-        }
-        Ok(None) => {
-            tracing::info!("console login with an unknown token");
-            Redirect::to(&format!("/login?failed=1&next={}", url_encode(&next))).into_response()
-        }
-        Err(e) => PageError::from(e).into_response(),
-    }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
-    session.check_csrf(&form.csrf)?;
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
-}
-
 /// The most characters of a token's symbol shown (its deployer chose it).
 const SYMBOL_MAX_CHARS: usize = 32;
 
@@ -508,27 +282,4 @@ pub(crate) fn when(unix: u64) -> Markup {
 pub(crate) fn short(value: &impl std::fmt::Display) -> Markup {
     let full = value.to_string();
     html! { code title=(full) { (full[..8]) "…" (full[full.len() - 6..]) } }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn login_follows_only_same_site_paths() {
-        assert_eq!(
-            safe_next(Some("/decisions?outcome=denied")),
-            "/decisions?outcome=denied"
-        );
-        for evil in [
-            "//evil.example",
-            "/\\evil.example",
-            "https://evil.example",
-            "evil",
-            "/\n",
-        ] {
-            assert_eq!(safe_next(Some(evil)), "/", "{evil}");
-        }
-        assert_eq!(safe_next(None), "/");
-    }
 }

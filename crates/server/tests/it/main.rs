@@ -10,6 +10,7 @@ mod compliance;
 mod cosign;
 mod observability;
 mod openapi;
+mod sessions;
 mod untrusted;
 mod webhooks;
 
@@ -144,6 +145,52 @@ pub async fn call_text(
         String::from_utf8(bytes.to_vec()).unwrap(),
         content_type,
         cursor,
+    )
+}
+
+/// Logs in to the console with `token` as a browser does (the login form's CSRF cookie and
+/// field, then the form): the `Cookie` header value of the session it opens.
+pub async fn login(router: &Router, token: &str) -> String {
+    let csrf = "ab".repeat(32);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header(header::COOKIE, format!("chaperone_login={csrf}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={token}&csrf={csrf}&next=/")))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let set = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .unwrap_or_else(|| panic!("login with {token} set no cookie: {}", response.status()))
+        .to_str()
+        .unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// A GET with `cookie`: the status, the `Location` header and the body.
+pub async fn get_with_cookie(
+    router: &Router,
+    uri: &str,
+    cookie: &str,
+) -> (StatusCode, Option<String>, String) {
+    let request = Request::builder()
+        .uri(uri)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        location,
+        String::from_utf8_lossy(&bytes).into_owned(),
     )
 }
 

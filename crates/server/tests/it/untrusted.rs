@@ -10,10 +10,7 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     sol_types::{SolCall, SolValue},
 };
-use axum::{
-    body::Body,
-    http::{Request, StatusCode, header},
-};
+use axum::http::StatusCode;
 use chaperone_chain::{Devnet, TestToken};
 use chaperone_core::{
     Address, B256, Bytes, Call, CommitmentKind, Execute, Opening, Record, SignedBatch, U256,
@@ -21,9 +18,7 @@ use chaperone_core::{
 use chaperone_server::{
     AppState, LogConfig, Metrics, Notifier, Webhook, WebhookFormat, WebhookSender, app,
 };
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::{
     ADMIN, AUDITOR, NOW, Service, TestAgent, call, call_text,
@@ -216,15 +211,10 @@ async fn log_models(s: &Service, agent: &mut TestAgent, models: &[&str]) -> Vec<
 
 /// A console page as the admin sees it.
 async fn console_page(s: &Service, uri: &str) -> String {
-    let request = Request::builder()
-        .uri(uri)
-        .header(header::COOKIE, format!("chaperone_session={ADMIN}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = s.router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{uri}");
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
+    let cookie = crate::login(&s.router, ADMIN).await;
+    let (status, _, html) = crate::get_with_cookie(&s.router, uri, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{uri}");
+    html
 }
 
 #[tokio::test]

@@ -199,7 +199,7 @@ async fn an_unreachable_receiver_is_given_up_and_the_failure_is_visible() {
     // The console's delivery log shows it.
     let page = Request::builder()
         .uri("/webhooks")
-        .header(header::COOKIE, format!("chaperone_session={ADMIN}"))
+        .header(header::COOKIE, crate::login(&s.router, ADMIN).await)
         .body(Body::empty())
         .unwrap();
     let response = tokio::time::timeout(Duration::from_secs(10), s.router.clone().oneshot(page))

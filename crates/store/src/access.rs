@@ -1,0 +1,164 @@
+//! Who may use the operator API and the console: bearer tokens (stored as SHA-256 hashes,
+//! revocable) and the console's sessions (a random id per login, stored hashed, expiring).
+
+use chaperone_core::B256;
+use sqlx::Row;
+
+use crate::{Result, Store, audit::to_u64, store::db_time};
+
+/// An API token as listed (never the token itself: only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenInfo {
+    /// Who holds it.
+    pub name: String,
+    /// `admin`, `approver` or `auditor`.
+    pub role: String,
+    /// When it was made (Unix seconds).
+    pub created_at: u64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<u64>,
+}
+
+impl Store {
+    /// Stores an API token's SHA-256 hash with its role (the token itself is never stored).
+    pub async fn add_api_token(
+        &self,
+        token_hash: B256,
+        name: &str,
+        role: &str,
+        now: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, name, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind(token_hash.to_string())
+        .bind(name)
+        .bind(role)
+        .bind(db_time(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The role and name of the unrevoked API token with this hash.
+    pub async fn api_token(&self, token_hash: B256) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT role, name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
+
+    /// Whether an unrevoked token has this name.
+    pub async fn api_token_named(&self, name: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM api_tokens WHERE name = $1 AND revoked_at IS NULL LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Every API token, oldest first.
+    pub async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT name, role, created_at, revoked_at FROM api_tokens ORDER BY created_at, name",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiTokenInfo {
+                    name: row.try_get(0)?,
+                    role: row.try_get(1)?,
+                    created_at: to_u64(row.try_get(2)?, "created at")?,
+                    revoked_at: row
+                        .try_get::<Option<i64>, _>(3)?
+                        .map(|t| to_u64(t, "revoked at"))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes every unrevoked token named `name` and ends their console sessions, in one
+    /// transaction. Returns how many tokens it revoked.
+    pub async fn revoke_api_tokens(&self, name: &str, now: u64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM console_sessions WHERE token_hash IN \
+             (SELECT token_hash FROM api_tokens WHERE name = $1 AND revoked_at IS NULL)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let revoked = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+        )
+        .bind(db_time(now))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Opens a console session for the token with `token_hash` until `expires_at`; only the
+    /// session id's hash is stored. Expired sessions are cleared on the way.
+    pub async fn create_session(
+        &self,
+        id_hash: B256,
+        token_hash: B256,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
+            .bind(db_time(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id_hash.to_string())
+        .bind(token_hash.to_string())
+        .bind(db_time(now))
+        .bind(db_time(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The role and name behind a live session: not expired, not logged out, its token not
+    /// revoked.
+    pub async fn session(&self, id_hash: B256, now: u64) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT t.role, t.name FROM console_sessions s \
+             JOIN api_tokens t ON t.token_hash = s.token_hash \
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+        )
+        .bind(id_hash.to_string())
+        .bind(db_time(now))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
+
+    /// Ends a session (logout).
+    pub async fn delete_session(&self, id_hash: B256) -> Result<()> {
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
