@@ -59,6 +59,9 @@ cargo test --workspace --doc
 step "Python package and console: pip install ./crates/py, mypy --strict, pytest and headless Chromium against a devnet"
 ./scripts/test-py.sh
 
+step "x402 interop: the TypeScript facilitator (@x402/evm) verifies and settles the SDK's payments"
+./scripts/test-x402-ts.sh
+
 step "API fuzzing from the OpenAPI document (schemathesis: no 5xx, nothing undocumented)"
 ./scripts/fuzz-api.sh
 

@@ -386,22 +386,25 @@ pub(crate) async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit
                     continue;
                 }
                 for payment in chaperone_sdk::X402Payment::from_metadata(&d.content) {
-                    let settled = payment.verify_settlement(&provider).await;
+                    // Settled only if the chain shows this authorization used, from an
+                    // AgentWallet of the agent that signed the record.
+                    let settled = payment.verify_settlement(&provider, verified.agent).await;
+                    let payer = match (&settled, payment.authorization()) {
+                        (Ok(s), _) => s.payer.to_string(),
+                        (Err(_), Ok(a)) => format!("{} (claimed)", a.payer()),
+                        (Err(_), Err(_)) => "unknown".to_owned(),
+                    };
                     contents.push(format!(
-                        "  paid: {} base units of {} to {} for {} (decision {}): {}",
+                        "  paid: {} base units of {} from {payer} to {} for {} (decision {}): {}",
                         payment.amount,
                         payment.asset,
                         payment.pay_to,
                         payment.resource,
                         payment.request_id,
                         match &settled {
-                            Ok(block) => format!(
-                                "settled on chain in {} (block {block})",
-                                payment
-                                    .settlement
-                                    .as_ref()
-                                    .and_then(|s| s.transaction)
-                                    .unwrap_or_default()
+                            Ok(s) => format!(
+                                "settled on chain in {} (block {}; agent {}, co-signer {})",
+                                s.transaction, s.block, s.agent, s.cosigner
                             ),
                             Err(e) => format!("NOT SETTLED: {e}"),
                         }
@@ -409,6 +412,8 @@ pub(crate) async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit
                     payments.push(json!({
                         "payment": payment,
                         "settled_on_chain": settled.is_ok(),
+                        "payer": settled.as_ref().ok().map(|s| s.payer),
+                        "settlement": settled.as_ref().ok(),
                         "settlement_error": settled.err().map(|e| e.to_string()),
                     }));
                 }

@@ -268,11 +268,21 @@ pub(crate) fn to_py(error: Error) -> PyErr {
                 PendingAuthorization::new_err(message),
                 vec![("request_id", object(py, request_id.to_string()))],
             ),
-            Error::PaymentRefused { request_id, reason } => (
+            Error::PaymentRefused {
+                request_id, reason, ..
+            } => (
                 PaymentRefused::new_err(message),
                 vec![
                     ("request_id", object(py, request_id.to_string())),
                     ("reason", object(py, reason)),
+                ],
+            ),
+            // Python agents have no x402 client yet: no Python call returns these payments.
+            Error::PaymentUnanswered { detail, payment } => (
+                Unreachable::new_err(message),
+                vec![
+                    ("url", object(py, payment.resource)),
+                    ("detail", object(py, detail)),
                 ],
             ),
             Error::Expired => (Expired::new_err(message), vec![]),

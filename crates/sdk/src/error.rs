@@ -65,13 +65,28 @@ pub enum Error {
         request_id: B256,
     },
     /// The merchant refused an x402 payment the policy had co-signed (it answered 402 again:
-    /// its facilitator found the authorization invalid, used, or unaffordable).
+    /// its facilitator found the authorization invalid, used, or unaffordable, or the merchant
+    /// keeps it without serving). The merchant may still settle it until it expires: record
+    /// it, and `X402Client::watch` it; the client presents this same payment again if the
+    /// request is retried, never a second one.
     #[error("the merchant refused the payment (request {request_id}): {reason}")]
     PaymentRefused {
         /// The co-sign request's id.
         request_id: B256,
         /// The merchant's reason.
         reason: String,
+        /// The payment sent, with its signed authorization.
+        payment: Box<crate::X402Payment>,
+    },
+    /// A request carrying an x402 payment got no answer (the connection failed after it was
+    /// sent): the merchant may hold the authorization. As for [`Error::PaymentRefused`], the
+    /// client keeps it and presents it again on a retry.
+    #[error("no answer to the payment (request {}): {detail}", .payment.request_id)]
+    PaymentUnanswered {
+        /// What failed.
+        detail: String,
+        /// The payment sent, with its signed authorization.
+        payment: Box<crate::X402Payment>,
     },
     /// The request's `validUntil` passed (or the approval expired) before it could execute.
     #[error("expired before it could execute")]

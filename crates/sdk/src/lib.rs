@@ -48,4 +48,7 @@ pub use disclosure::{AnchorRef, Disclosure, TrustedLog, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};
 pub use wallet::{Executed, Payment, PendingPayment, Wallet, WalletConfig};
-pub use x402::{PaymentMethod, Settlement, X402Client, X402Payment, X402Response};
+pub use x402::{
+    PaidAuthorization, PaymentMethod, SettledPayment, Settlement, X402Client, X402Payment,
+    X402Response,
+};

@@ -6,44 +6,45 @@
 //! to the merchant. The first one co-signed is sent as the payment header; the merchant's
 //! answer comes back with the settlement it reports (transaction, payer, network).
 //!
+//! A merchant is untrusted (docs/security.md, "Paying merchants"):
+//! - the payment header goes only to the origin whose 402 asked for it, and no redirect
+//!   carries it on (`redirect.rs`); the payment record names the URL that asked;
+//! - a payment sent is never forgotten: a merchant that answers it with another 402 (or not at
+//!   all) gets it back in the error, the client keeps it, presents the same authorization
+//!   again when the application retries, and signs no second one for that request while the
+//!   first can still be used (`sent.rs`); [`X402Client::watch`] follows it until it settles or
+//!   expires;
+//! - a settlement counts only when the chain shows this authorization used, from an
+//!   AgentWallet of the agent ([`X402Payment::verify_settlement`], `settlement.rs`).
+//!
 //! The protocol messages are x402-rs's (`x402-types`, `x402-chain-eip155`, and
 //! `x402-reqwest`'s 402 parser), not a second rendering of the wire format. `x402-reqwest`'s
 //! middleware is not used: its signer hook reports failure as a string, and a denial here must
 //! come back typed, with every reason.
 
+mod header;
 mod payment;
+mod redirect;
+mod requirements;
+mod sent;
+mod settlement;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::{eips::BlockNumberOrTag, primitives::B256, providers::Provider};
+use header::{Envelope, Signed};
 use payment::SettlementWire;
-pub use payment::{PaymentMethod, Settlement, X402Payment};
-use x402_chain_eip155::{
-    chain::{
-        AssetTransferMethod, ChecksummedAddress,
-        permit2::{
-            ExactPermit2Payload, ExactPermit2Witness, Permit2Authorization,
-            Permit2AuthorizationPermitted,
-        },
-    },
-    v1_eip155_exact::types::{
-        ExactEvmPayload as Eip3009Payload, ExactEvmPayloadAuthorization,
-        PaymentRequirements as V1Requirements,
-    },
-    v2_eip155_exact::types::{ExactEvmPayload, PaymentRequirements as V2Requirements},
-};
+pub use payment::{PaidAuthorization, PaymentMethod, Settlement, X402Payment};
+use requirements::{Candidate, candidate};
+use sent::{SentPayments, request_key};
+pub use settlement::SettledPayment;
 use x402_types::{
     chain::ChainId,
-    proto::{OriginalJson, PaymentRequired, v1, v2},
-    timestamp::UnixTimestamp,
+    proto::{PaymentRequired, v2},
     util::Base64Bytes,
 };
 
-use crate::{
-    Error, Result, TokenDomain, Wallet,
-    authorization::{SignedAuthorization, SignedPermit2},
-    wallet::unix_now,
-};
+use crate::{Error, Result, TokenDomain, Wallet, wallet::unix_now};
 
 /// The merchant's answer, and the payment if one was made.
 #[derive(Debug)]
@@ -57,37 +58,27 @@ pub struct X402Response {
 /// An HTTP client that pays x402 resources from the agent's wallet, within its policy.
 #[derive(Debug, Clone)]
 pub struct X402Client {
+    /// Follows no redirects: a paid request's 3xx comes back as it is (see `redirect.rs`).
     http: reqwest::Client,
     wallet: Wallet,
     longest_validity: Duration,
-}
-
-/// One payable requirement, decoded.
-struct Candidate {
-    original: OriginalJson,
-    method: PaymentMethod,
-    asset: Address,
-    pay_to: Address,
-    amount: U256,
-    max_timeout_seconds: u64,
-    /// The EIP-3009 domain name and version (`extra`).
-    domain: Option<(String, String)>,
-}
-
-/// The signed payment for one candidate.
-enum Signed {
-    Eip3009(SignedAuthorization),
-    Permit2(SignedPermit2),
+    sent: Arc<SentPayments>,
 }
 
 impl X402Client {
     /// A client paying from `wallet`, each authorization valid for at most the merchant's
     /// `maxTimeoutSeconds` and at most two minutes.
     pub fn new(wallet: Wallet) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            // As `reqwest::Client::new()` does: only a TLS backend that cannot start fails.
+            .expect("an HTTP client without redirects");
         Self {
-            http: reqwest::Client::new(),
+            http,
             wallet,
             longest_validity: Duration::from_secs(120),
+            sent: Arc::default(),
         }
     }
 
@@ -101,36 +92,117 @@ impl X402Client {
         self.send(request).await
     }
 
-    /// Sends `request`; on a 402, pays (see the module documentation) and sends it again with
-    /// the payment. A requirement the policy denies never reaches the merchant: when every
-    /// payable requirement is denied, [`Error::Denied`] carries every reason. A retry the
-    /// merchant refuses (it answers 402 again) is [`Error::PaymentRefused`].
+    /// Sends `request` (following its redirects); on a 402, pays (see the module
+    /// documentation) and sends the request that got the 402 again with the payment, to that
+    /// origin only. A requirement the policy denies never reaches the merchant: when every
+    /// payable requirement is denied, [`Error::Denied`] carries every reason. A payment the
+    /// merchant refuses (it answers 402 again) is [`Error::PaymentRefused`], one it does not
+    /// answer [`Error::PaymentUnanswered`]; both carry the payment, and the client presents
+    /// that same payment again when the same request is sent while it can still be used.
     pub async fn send(&self, request: reqwest::Request) -> Result<X402Response> {
-        let url = request.url().to_string();
-        let retry = request.try_clone().ok_or_else(|| {
-            Error::Invalid(
-                "an x402 request must be repeatable (a streaming body cannot be sent twice)".into(),
-            )
-        })?;
-        let first = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| unreachable(&url, e))?;
+        let key = request_key(&request);
+        let (paid_request, first) = redirect::follow(&self.http, request).await?;
         if first.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
             return Ok(X402Response {
                 response: first,
                 payment: None,
             });
         }
+        let url = paid_request.url().to_string();
         let required = x402_reqwest::parse_payment_required(first)
             .await
             .ok_or_else(|| {
                 Error::Invalid(format!("{url} answered 402 without x402 requirements"))
             })?;
-        let (version, resource, accepts) = match &required {
-            PaymentRequired::V2(r) => (2, r.resource.clone(), r.accepts.clone()),
-            PaymentRequired::V1(r) => (1, None, r.accepts.clone()),
+        let payment = match self.outstanding_for(key, &url).await? {
+            Some(payment) => payment,
+            None => self.pay_anew(&url, required).await?,
+        };
+        self.present(paid_request, key, payment).await
+    }
+
+    /// Waits until the chain shows `payment`'s authorization used (its settlement, checked as
+    /// [`X402Payment::verify_settlement`] checks one) or its validity over in chain time
+    /// ([`Error::Expired`]: it can never move funds, and the client stops keeping it, so the
+    /// request may be paid anew). Asks every `WalletConfig::approval_poll`. A settled payment
+    /// stays kept: the merchant was paid, so a retry presents it again rather than pay twice
+    /// (until the merchant serves the request, or [`X402Client::release`]).
+    pub async fn watch(&self, payment: &X402Payment) -> Result<SettledPayment> {
+        let agent = self.wallet.key.address();
+        let usable_until = payment.authorization()?.usable_until();
+        loop {
+            // Read before searching: once chain time is past, no later block can use it, so a
+            // search that finds nothing after this is final.
+            let over = self.chain_time().await? > usable_until;
+            if let Some(settled) = payment
+                .find_settlement(&self.wallet.provider, agent)
+                .await?
+            {
+                return Ok(settled);
+            }
+            if over {
+                self.sent.release(payment.request_id);
+                return Err(Error::Expired);
+            }
+            tokio::time::sleep(self.wallet.config.approval_poll).await;
+        }
+    }
+
+    /// The payments sent that no merchant has answered with its resource yet.
+    pub fn outstanding(&self) -> Vec<X402Payment> {
+        self.sent.all()
+    }
+
+    /// Stops keeping the payment of decision `request_id`, so that the next request for its
+    /// resource pays anew: for an application that knows the merchant will not use it.
+    pub fn release(&self, request_id: B256) -> Option<X402Payment> {
+        self.sent.release(request_id)
+    }
+
+    /// The payment already sent for request `key`, to present again to `url`; `None` when
+    /// there is none or it can never be used (then a new one may be signed).
+    async fn outstanding_for(&self, key: B256, url: &str) -> Result<Option<X402Payment>> {
+        let Some(payment) = self.sent.for_request(key) else {
+            return Ok(None);
+        };
+        let refused = |payment: X402Payment, reason: String| Error::PaymentRefused {
+            request_id: payment.request_id,
+            reason,
+            payment: Box::new(payment),
+        };
+        let usable_until = payment.authorization()?.usable_until();
+        if self.chain_time().await? <= usable_until {
+            if payment.resource != url {
+                let reason = format!(
+                    "{url} asks for payment, but this request's payment to {} can still be used                      until {usable_until}",
+                    payment.resource
+                );
+                return Err(refused(payment, reason));
+            }
+            return Ok(Some(payment));
+        }
+        // Past its validity the chain has the last word.
+        let agent = self.wallet.key.address();
+        if let Some(settled) = payment
+            .find_settlement(&self.wallet.provider, agent)
+            .await?
+        {
+            let reason = format!(
+                "paid in transaction {}, and asked for payment again",
+                settled.transaction
+            );
+            return Err(refused(payment, reason));
+        }
+        self.sent.done(key);
+        Ok(None)
+    }
+
+    /// Co-signs the first requirement of `required` that this wallet can pay and the policy
+    /// allows (see [`X402Client::send`]).
+    async fn pay_anew(&self, url: &str, required: PaymentRequired) -> Result<X402Payment> {
+        let (version, resource, accepts, extensions) = match required {
+            PaymentRequired::V2(r) => (2, r.resource, r.accepts, r.extensions),
+            PaymentRequired::V1(r) => (1, None, r.accepts, v2::ExtensionsJson::default()),
         };
         let network = ChainId::new("eip155", self.wallet.chain_id().to_string());
         let candidates: Vec<Candidate> = accepts
@@ -143,6 +215,13 @@ impl X402Client {
                  or Permit2 on {network})"
             )));
         }
+        // It cannot settle before the block the chain is at now.
+        let block_sent = self
+            .wallet
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| Error::Chain(e.to_string()))?;
         let mut denied: Option<Error> = None;
         for candidate in candidates {
             let signed = match self.sign(&candidate).await {
@@ -157,9 +236,30 @@ impl X402Client {
                 }
                 Err(other) => return Err(other),
             };
-            return self
-                .pay(retry, version, resource, &network, candidate, signed)
-                .await;
+            let envelope = Envelope {
+                version,
+                accepted: &candidate.original,
+                resource,
+                extensions: &extensions,
+                network: &network,
+            };
+            let payload = header::encode(&signed, self.wallet.address(), envelope)?;
+            return Ok(X402Payment {
+                resource: url.to_owned(),
+                x402_version: version,
+                requirement: serde_json::from_str(candidate.original.0.get()).unwrap_or_default(),
+                network: network.to_string(),
+                method: candidate.method,
+                asset: candidate.asset,
+                pay_to: candidate.pay_to,
+                amount: candidate.amount,
+                request_id: signed.request_id(),
+                authorization_hash: signed.hash(),
+                nonce: signed.nonce(),
+                payload,
+                settlement: None,
+                block_sent: Some(block_sent),
+            });
         }
         Err(denied.unwrap_or(Error::Closed))
     }
@@ -198,91 +298,30 @@ impl X402Client {
         })
     }
 
-    async fn pay(
+    /// Sends `request` (the one that got the 402) with `payment`, kept as sent for request
+    /// `key` until the merchant answers with something other than an error.
+    async fn present(
         &self,
-        mut retry: reqwest::Request,
-        version: u8,
-        resource: Option<v2::ResourceInfo>,
-        network: &ChainId,
-        candidate: Candidate,
-        signed: Signed,
+        mut request: reqwest::Request,
+        key: B256,
+        mut payment: X402Payment,
     ) -> Result<X402Response> {
-        let url = retry.url().to_string();
-        let (payload, request_id, hash, nonce) = match &signed {
-            Signed::Eip3009(a) => (
-                ExactEvmPayload::Eip3009(Eip3009Payload {
-                    signature: a.signature.clone(),
-                    authorization: ExactEvmPayloadAuthorization {
-                        from: a.message.from,
-                        to: a.message.to,
-                        value: a.message.value,
-                        valid_after: timestamp(a.message.validAfter),
-                        valid_before: timestamp(a.message.validBefore),
-                        nonce: a.message.nonce,
-                    },
-                }),
-                a.request_id,
-                a.hash,
-                a.message.nonce,
-            ),
-            Signed::Permit2(p) => (
-                ExactEvmPayload::Permit2(ExactPermit2Payload {
-                    permit_2_authorization: Permit2Authorization {
-                        deadline: timestamp(p.message.deadline),
-                        from: ChecksummedAddress(self.wallet.address()),
-                        nonce: p.message.nonce,
-                        permitted: Permit2AuthorizationPermitted {
-                            amount: p.message.permitted.amount,
-                            token: ChecksummedAddress(p.message.permitted.token),
-                        },
-                        spender: ChecksummedAddress(p.message.spender),
-                        witness: ExactPermit2Witness {
-                            to: ChecksummedAddress(p.message.witness.to),
-                            valid_after: timestamp(p.message.witness.validAfter),
-                        },
-                    },
-                    signature: p.signature.clone(),
-                }),
-                p.request_id,
-                p.hash,
-                B256::from(p.message.nonce),
-            ),
+        let value = payment
+            .payload
+            .parse()
+            .map_err(|_| Error::Invalid("the payment header is not ASCII".into()))?;
+        request.headers_mut().insert(payment.header_name(), value);
+        // Kept before it leaves: from here the merchant may hold it.
+        self.sent.keep(key, payment.clone());
+        let response = match self.http.execute(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Err(Error::PaymentUnanswered {
+                    detail: e.to_string(),
+                    payment: Box::new(payment),
+                });
+            }
         };
-        let (header, json) = if version == 2 {
-            let payload = v2::PaymentPayload {
-                accepted: candidate.original.clone(),
-                payload,
-                resource,
-                x402_version: v2::X402Version2,
-                extensions: Default::default(),
-            };
-            ("Payment-Signature", serde_json::to_vec(&payload))
-        } else {
-            let ExactEvmPayload::Eip3009(payload) = payload else {
-                return Err(Error::Invalid("x402 v1 pays with EIP-3009 only".into()));
-            };
-            let payload = v1::PaymentPayload {
-                x402_version: v1::X402Version1,
-                scheme: "exact".to_owned(),
-                network: network.as_network_name().unwrap_or_default().to_owned(),
-                payload,
-            };
-            ("X-Payment", serde_json::to_vec(&payload))
-        };
-        let json = json.map_err(|e| Error::Invalid(format!("encoding the payment: {e}")))?;
-        let value = Base64Bytes::encode(&json).to_string();
-        retry.headers_mut().insert(
-            header,
-            value
-                .parse()
-                .map_err(|_| Error::Invalid("the payment header is not ASCII".into()))?,
-        );
-        let payload = value;
-        let response = self
-            .http
-            .execute(retry)
-            .await
-            .map_err(|e| unreachable(&url, e))?;
         if response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
             let reason = match x402_reqwest::parse_payment_required(response).await {
                 Some(PaymentRequired::V2(r)) => r.error,
@@ -290,11 +329,17 @@ impl X402Client {
                 None => None,
             };
             return Err(Error::PaymentRefused {
-                request_id,
+                request_id: payment.request_id,
                 reason: reason.unwrap_or_else(|| "no reason given".into()),
+                payment: Box::new(payment),
             });
         }
-        let settlement = ["Payment-Response", "X-Payment-Response"]
+        // Served (or sent on by a redirect, which the application follows): a new request for
+        // the resource is a new purchase. An error status leaves the payment kept.
+        if response.status().is_success() || response.status().is_redirection() {
+            self.sent.done(key);
+        }
+        payment.settlement = ["Payment-Response", "X-Payment-Response"]
             .iter()
             .find_map(|name| response.headers().get(*name))
             .and_then(|h| Base64Bytes::from(h.as_bytes()).decode().ok())
@@ -302,75 +347,21 @@ impl X402Client {
             .map(Settlement::from);
         Ok(X402Response {
             response,
-            payment: Some(X402Payment {
-                resource: url,
-                x402_version: version,
-                requirement: serde_json::from_str(candidate.original.0.get()).unwrap_or_default(),
-                network: network.to_string(),
-                method: candidate.method,
-                asset: candidate.asset,
-                pay_to: candidate.pay_to,
-                amount: candidate.amount,
-                request_id,
-                authorization_hash: hash,
-                nonce,
-                payload,
-                settlement,
-            }),
+            payment: Some(payment),
         })
     }
-}
 
-/// `original` if this wallet can pay it: the exact scheme, its network, EIP-3009 or Permit2.
-fn candidate(version: u8, original: &OriginalJson, network: &ChainId) -> Option<Candidate> {
-    let (method, domain, asset, pay_to, amount, max_timeout_seconds) = if version == 2 {
-        let r = V2Requirements::try_from(original).ok()?;
-        if &r.network != network {
-            return None;
-        }
-        let (method, domain) = match r.extra {
-            AssetTransferMethod::Eip3009 { name, version } => {
-                (PaymentMethod::Eip3009, Some((name, version)))
-            }
-            AssetTransferMethod::Permit2 { .. } => (PaymentMethod::Permit2, None),
-        };
-        let amount: U256 = r.amount.into();
-        (
-            method,
-            domain,
-            r.asset.0,
-            r.pay_to.0,
-            amount,
-            r.max_timeout_seconds,
-        )
-    } else {
-        let r = V1Requirements::try_from(original).ok()?;
-        if ChainId::from_network_name(&r.network).as_ref() != Some(network) {
-            return None;
-        }
-        let domain = r.extra.map(|e| (e.name, e.version));
-        (
-            PaymentMethod::Eip3009,
-            domain,
-            r.asset,
-            r.pay_to,
-            r.max_amount_required,
-            r.max_timeout_seconds,
-        )
-    };
-    Some(Candidate {
-        original: original.clone(),
-        method,
-        asset,
-        pay_to,
-        amount,
-        max_timeout_seconds,
-        domain,
-    })
-}
-
-fn timestamp(seconds: U256) -> UnixTimestamp {
-    UnixTimestamp::from_secs(u64::try_from(seconds).unwrap_or(u64::MAX))
+    /// The latest block's time: what an authorization's validity is measured against.
+    async fn chain_time(&self) -> Result<u64> {
+        let block = self
+            .wallet
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| Error::Chain(e.to_string()))?
+            .ok_or_else(|| Error::Chain("the chain has no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
 }
 
 /// Every requirement's denial reasons in one [`Error::Denied`] (the last request's id).
@@ -402,88 +393,5 @@ fn unreachable(url: &str, e: reqwest::Error) -> Error {
     Error::Unreachable {
         url: url.to_owned(),
         detail: e.to_string(),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn original(json: serde_json::Value) -> OriginalJson {
-        OriginalJson(serde_json::value::to_raw_value(&json).unwrap())
-    }
-
-    fn v2(network: &str, extra: serde_json::Value) -> OriginalJson {
-        original(serde_json::json!({
-            "scheme": "exact", "network": network, "amount": "10000",
-            "payTo": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720", "maxTimeoutSeconds": 60,
-            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "extra": extra,
-        }))
-    }
-
-    #[test]
-    fn v2_requirements_are_kept_for_this_chain_only_with_their_method() {
-        let base = ChainId::new("eip155", "84532");
-        let eip3009 = serde_json::json!({ "name": "USDC", "version": "2" });
-        let c = candidate(2, &v2("eip155:84532", eip3009.clone()), &base).unwrap();
-        assert_eq!(c.method, PaymentMethod::Eip3009);
-        assert_eq!(c.amount, U256::from(10_000));
-        assert_eq!(c.max_timeout_seconds, 60);
-        assert_eq!(c.domain, Some(("USDC".into(), "2".into())));
-        assert!(
-            candidate(2, &v2("eip155:8453", eip3009), &base).is_none(),
-            "another chain"
-        );
-        let permit2 =
-            serde_json::json!({ "assetTransferMethod": "permit2", "name": "USDC", "version": "2" });
-        let c = candidate(2, &v2("eip155:84532", permit2), &base).unwrap();
-        assert_eq!(c.method, PaymentMethod::Permit2);
-        let upto = original(serde_json::json!({
-            "scheme": "upto", "network": "eip155:84532", "amount": "1",
-            "payTo": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720", "maxTimeoutSeconds": 60,
-            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "extra": null,
-        }));
-        assert!(
-            candidate(2, &upto, &base).is_none(),
-            "only the exact scheme"
-        );
-    }
-
-    #[test]
-    fn v1_requirements_name_their_network() {
-        let v1 = original(serde_json::json!({
-            "scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "10000",
-            "resource": "https://api.example/forecast", "description": "", "mimeType": null,
-            "payTo": "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720", "maxTimeoutSeconds": 60,
-            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-            "extra": { "name": "USDC", "version": "2" },
-        }));
-        let c = candidate(1, &v1, &ChainId::new("eip155", "84532")).unwrap();
-        assert_eq!(c.method, PaymentMethod::Eip3009);
-        assert_eq!(c.amount, U256::from(10_000));
-        assert!(candidate(1, &v1, &ChainId::new("eip155", "8453")).is_none());
-    }
-
-    #[test]
-    fn metadata_round_trips_the_payments() {
-        let payment = X402Payment {
-            resource: "https://api.example/forecast".into(),
-            x402_version: 2,
-            requirement: serde_json::json!({ "scheme": "exact" }),
-            network: "eip155:84532".into(),
-            method: PaymentMethod::Permit2,
-            asset: Address::repeat_byte(1),
-            pay_to: Address::repeat_byte(2),
-            amount: U256::from(10_000),
-            request_id: B256::repeat_byte(3),
-            authorization_hash: B256::repeat_byte(4),
-            nonce: B256::repeat_byte(5),
-            payload: "eyJ9".into(),
-            settlement: None,
-        };
-        let metadata = X402Payment::record_metadata(std::slice::from_ref(&payment));
-        assert_eq!(X402Payment::from_metadata(&metadata), vec![payment]);
-        assert!(X402Payment::from_metadata(b"{\"gen_ai.usage.input_tokens\": 3}").is_empty());
     }
 }

@@ -6,6 +6,7 @@ mod disclosure;
 mod files;
 mod recorder;
 mod wallet;
+mod x402;
 
 use std::{
     path::PathBuf,
