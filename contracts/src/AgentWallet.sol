@@ -24,7 +24,10 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 ///      - slot 1 `_keys`: co-signer (160) | authorizationsValidFrom (64).
 ///      - `_backstops[token]`: limit (96) | spent (96) | period (32) | windowStart (32), one slot per
 ///        token, so counting a spend is one read and one write.
-///      - `_nonceSequences[key]` for nonce keys other than 0; `_authorizationBudgets[token]` and
+///      - `_authorizationBudgets[token]`: maxValue (96) | EIP-3009 slots (16) | Permit2 slots (16)
+///        | a copy of the backstop's period (32), so `isValidSignature` reads one slot for the
+///        budget (`_setBackstop` keeps the copy in step).
+///      - `_nonceSequences[key]` for nonce keys other than 0, and
 ///        `_allowedCalls[target][selector]`, read only off the common path.
 ///
 ///      Backstop periods are fixed windows aligned to multiples of the period (Unix time), not
@@ -36,7 +39,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 ///
 ///      What leaves per token per aligned period, by every path, is at most
 ///      `periodBound(token)` = the `execute` limit + the EIP-1271 authorization budget
-///      (`slots` authorizations of at most `maxValue` each). See `isValidSignature` for why the
+///      (`slots + permit2Slots` authorizations of at most `maxValue` each). See `isValidSignature` for why the
 ///      EIP-1271 share is a separate, view-checkable budget.
 ///
 ///      Default deny: a call with calldata goes through only if it is a counted spend
@@ -76,10 +79,14 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     }
 
     /// @notice How much a token may move by EIP-1271 authorizations per backstop period:
-    ///         at most `slots` authorizations, each of at most `maxValue`.
+    ///         at most `slots` EIP-3009 authorizations and `permit2Slots` Permit2 ones, each of
+    ///         at most `maxValue`. `period` is the backstop's, copied here so the EIP-1271 check
+    ///         reads one slot.
     struct AuthorizationBudget {
         uint96 maxValue;
         uint16 slots;
+        uint16 permit2Slots;
+        uint32 period;
     }
 
     /// @notice A payment authorization as carried after the two signatures in an EIP-1271
@@ -187,7 +194,9 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     ///         indexed: watchers filter by wallet and event, and a topic costs every `execute`.
     event Executed(uint256 nonce);
     /// @notice Emitted when a token's EIP-1271 authorization budget changes.
-    event AuthorizationBudgetSet(address indexed token, uint96 maxValue, uint16 slots);
+    event AuthorizationBudgetSet(
+        address indexed token, uint96 maxValue, uint16 slots, uint16 permit2Slots
+    );
     /// @notice Emitted when the owner allows or disallows a (target, selector) for `execute`.
     event CallAllowedSet(address indexed target, bytes4 indexed selector, bool allowed);
     /// @notice Emitted when the owner voids a nonce key's sequences below `nextSequence`.
@@ -215,7 +224,8 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     /// @param limit The first backstop's limit per period.
     /// @param period The first backstop's period in seconds; 0 sets no backstop.
     /// @param authorizationMaxValue The most one authorization of `token` may move.
-    /// @param authorizationSlots Authorizations of `token` per period; 0 sets no budget.
+    /// @param authorizationSlots EIP-3009 authorizations of `token` per period.
+    /// @param permit2Slots Permit2 authorizations of `token` per period (both 0: no budget).
     function initialize(
         address initialAgent,
         address initialCosigner,
@@ -223,7 +233,8 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         uint256 limit,
         uint32 period,
         uint256 authorizationMaxValue,
-        uint16 authorizationSlots
+        uint16 authorizationSlots,
+        uint16 permit2Slots
     ) external {
         if (_config.agent != address(0)) revert AlreadyInitialized();
         if (initialAgent == address(0) || initialCosigner == address(0)) revert ZeroAddress();
@@ -231,8 +242,8 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         _keys.cosigner = initialCosigner;
         emit Initialized(owner(), initialAgent, initialCosigner);
         if (period != 0) _setBackstop(token, limit, period);
-        if (authorizationSlots != 0) {
-            _setAuthorizationBudget(token, authorizationMaxValue, authorizationSlots);
+        if (authorizationSlots != 0 || permit2Slots != 0) {
+            _setAuthorizationBudget(token, authorizationMaxValue, authorizationSlots, permit2Slots);
         }
     }
 
@@ -359,16 +370,17 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     ///           any other hash, is refused: the wallet cannot see what it moves);
     ///         - the token has a backstop and an authorization budget, and `value ≤ maxValue`;
     ///         - `nonce` = (period index << 192) | slot, with the period index the current
-    ///           backstop period (`block.timestamp / period`), slot < `slots`, and the period
-    ///           starting no earlier than the last `invalidateAuthorizations`;
-    ///         - the nonce is unused by the other method: an EIP-3009 nonce Permit2 has marked
-    ///           used (or a Permit2 nonce the token has) is refused, so each slot pays once
-    ///           whichever way, and both methods share one budget;
+    ///           backstop period (`block.timestamp / period`) and the period starting no
+    ///           earlier than the last `invalidateAuthorizations`; the slot names the method:
+    ///           EIP-3009 slots are `[0, slots)`, Permit2 slots `[slots, slots + permit2Slots)`,
+    ///           so each slot can pay once, by one method, with no look at the other method's
+    ///           nonce book (the token and Permit2 keep separate ones);
     ///         - the wallet is not frozen.
     /// @dev Why this shape. EIP-1271 is a view: the wallet cannot count what a token moves when
     ///      it asks. It can still bound it, because the token marks each (authorizer, nonce)
-    ///      used: with nonces confined to `slots` values per period, and each authorization to
-    ///      `maxValue`, at most `slots × maxValue` leaves per period even with both keys stolen.
+    ///      used: with nonces confined to `slots + permit2Slots` values per period, each payable
+    ///      by one method only, and each authorization to `maxValue`, at most
+    ///      `(slots + permit2Slots) × maxValue` leaves per period even with both keys stolen.
     ///      Carrying the typed data (as ERC-7739 does) lets the wallet recompute the hash and see
     ///      token, amount and nonce; binding it to the token's domain separator means a budget
     ///      for one token can never validate a payment of another. The signatures still wrap the
@@ -385,10 +397,7 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         Config memory config = _config;
         if (config.frozen || signature.length != 130 + 7 * 32) return 0xffffffff;
         Authorization memory a = abi.decode(signature[130:], (Authorization));
-        if (
-            !_authorizationAllowed(a) || _authorizationHash(a) != hash
-                || _nonceUsedByTheOtherMethod(a)
-        ) return 0xffffffff;
+        if (!_authorizationAllowed(a) || _authorizationHash(a) != hash) return 0xffffffff;
         bytes32 digest = messageDigest(hash);
         if (
             _recover(digest, signature[0:65]) != config.agent
@@ -434,35 +443,56 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     function setBackstop(address token, uint256 limit, uint32 period) external {
         _onlyOwner();
         _setBackstop(token, limit, period);
+        // The budget's copy of the period follows (`isValidSignature` reads one slot). Not in
+        // `_setBackstop`: `initialize` sets the backstop before any budget exists, and a ready
+        // wallet should not pay for the read.
+        AuthorizationBudget storage budget = _authorizationBudgets[token];
+        if (budget.period != 0) budget.period = period;
     }
 
     /// @notice Sets how much `token` may move through EIP-1271 authorizations per backstop
-    ///         period: `slots` authorizations of at most `maxValue` each (0 slots: none). This
-    ///         is on top of the backstop's `execute` limit; `periodBound` gives the sum.
-    /// @param token The token (an EIP-3009 token with a backstop).
+    ///         period: `slots` EIP-3009 authorizations and `permit2Slots` Permit2 ones, each of
+    ///         at most `maxValue` (0 and 0: none). This is on top of the backstop's `execute`
+    ///         limit; `periodBound` gives the sum.
+    /// @param token The token (with a backstop).
     /// @param maxValue The most one authorization may move.
-    ///      Where Permit2 is deployed, this also gives it an unlimited allowance of `token` (none
-    ///      for 0 slots), which x402's Permit2 payments need. That allowance moves nothing by
-    ///      itself: every Permit2 transfer needs this wallet's EIP-1271 signature, which honours
-    ///      only budgeted x402 witness transfers, and Permit2's own `approve` is a call
-    ///      `execute` refuses unless the owner allowed it.
-    /// @param slots How many authorizations per period.
-    function setAuthorizationBudget(address token, uint256 maxValue, uint16 slots) external {
+    /// @param slots How many EIP-3009 authorizations per period (nonce slots `[0, slots)`).
+    /// @param permit2Slots How many Permit2 authorizations per period (nonce slots
+    ///        `[slots, slots + permit2Slots)`).
+    ///      With Permit2 slots, where Permit2 is deployed, this also gives it an unlimited
+    ///      allowance of `token` (none without), which x402's Permit2 payments need. That
+    ///      allowance moves nothing by itself: every Permit2 transfer needs this wallet's
+    ///      EIP-1271 signature, which honours only budgeted x402 witness transfers, and Permit2's
+    ///      own `approve` is a call `execute` refuses unless the owner allowed it.
+    function setAuthorizationBudget(
+        address token,
+        uint256 maxValue,
+        uint16 slots,
+        uint16 permit2Slots
+    ) external {
         _onlyOwner();
-        _setAuthorizationBudget(token, maxValue, slots);
+        _setAuthorizationBudget(token, maxValue, slots, permit2Slots);
     }
 
-    function _setAuthorizationBudget(address token, uint256 maxValue, uint16 slots) private {
-        if (maxValue > type(uint96).max || _backstops[token].period == 0 || token == address(0)) {
-            revert InvalidAuthorizationBudget();
-        }
+    function _setAuthorizationBudget(
+        address token,
+        uint256 maxValue,
+        uint16 slots,
+        uint16 permit2Slots
+    ) private {
+        uint32 period = _backstops[token].period;
+        if (
+            maxValue > type(uint96).max || period == 0 || token == address(0)
+                || uint256(slots) + permit2Slots > type(uint16).max
+        ) revert InvalidAuthorizationBudget();
+        _authorizationBudgets[token] =
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
-        _authorizationBudgets[token] = AuthorizationBudget(uint96(maxValue), slots);
+        AuthorizationBudget(uint96(maxValue), slots, permit2Slots, period);
         if (PERMIT2.code.length != 0) {
-            IERC20(token).forceApprove(PERMIT2, slots == 0 ? 0 : type(uint256).max);
+            IERC20(token).forceApprove(PERMIT2, permit2Slots == 0 ? 0 : type(uint256).max);
         }
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
-        emit AuthorizationBudgetSet(token, uint96(maxValue), slots);
+        emit AuthorizationBudgetSet(token, uint96(maxValue), slots, permit2Slots);
     }
 
     /// @notice Allows (or disallows) `execute` to call `selector` on `target` with calldata the
@@ -593,12 +623,13 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     }
 
     /// @notice The most `token` can move per backstop period by every path: the `execute`
-    ///         limit plus `slots × maxValue` of EIP-1271 authorizations.
+    ///         limit plus `(slots + permit2Slots) × maxValue` of EIP-1271 authorizations.
     /// @param token The token, or address(0) for native currency.
     /// @return The bound in base units.
     function periodBound(address token) external view returns (uint256) {
         AuthorizationBudget memory budget = _authorizationBudgets[token];
-        return uint256(_backstops[token].limit) + uint256(budget.maxValue) * budget.slots;
+        return uint256(_backstops[token].limit) + uint256(budget.maxValue)
+            * (uint256(budget.slots) + budget.permit2Slots);
     }
 
     /// @notice Whether the owner allowed `execute` to call `selector` on `target`.
@@ -609,10 +640,11 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         return _allowedCalls[target][selector];
     }
 
-    /// @notice The EIP-3009 nonce of authorization slot `slot` in the current backstop period
-    ///         of `token` (what an agent puts in an authorization the wallet will honour).
+    /// @notice The nonce of authorization slot `slot` in the current backstop period of
+    ///         `token` (what an agent puts in an authorization the wallet will honour): EIP-3009
+    ///         slots are `[0, slots)`, Permit2 slots `[slots, slots + permit2Slots)`.
     /// @param token The token.
-    /// @param slot The slot, below the budget's `slots`.
+    /// @param slot The slot.
     /// @return The nonce.
     function authorizationNonce(address token, uint16 slot) external view returns (bytes32) {
         uint256 period = _backstops[token].period;
@@ -860,12 +892,17 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
                 && a.typehash != PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH
         ) return false;
         AuthorizationBudget memory budget = _authorizationBudgets[a.token];
-        uint256 period = _backstops[a.token].period;
+        uint256 period = budget.period;
         if (period == 0 || a.value > budget.maxValue) return false;
         uint256 periodIndex = uint256(a.nonce) >> 192;
         uint256 slot = uint256(a.nonce) & type(uint192).max;
+        // The slot names the method: each slot pays once, by one method, without reading the
+        // other method's nonce book.
+        bool inRange = a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH
+            ? slot >= budget.slots && slot < uint256(budget.slots) + budget.permit2Slots
+            : slot < budget.slots;
         // forge-lint: disable-next-line(block-timestamp) -- periods are hours or days long
-        return periodIndex == block.timestamp / period && slot < budget.slots
+        return inRange && periodIndex == block.timestamp / period
             && periodIndex * period >= _keys.authorizationsValidFrom;
     }
 
@@ -893,28 +930,5 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
                 )
             );
         return keccak256(abi.encodePacked(hex"1901", abi.decode(domain, (bytes32)), structHash));
-    }
-
-    /// @dev Whether the other payment method already spent `a.nonce`: for Permit2, the token's
-    ///      EIP-3009 `authorizationState`; for EIP-3009, Permit2's nonce bitmap. (Each method
-    ///      marks its own use before it asks this wallet, so its own mark is not checked.) A
-    ///      token without EIP-3009, or a chain without Permit2, has no other use to find.
-    function _nonceUsedByTheOtherMethod(Authorization memory a) private view returns (bool) {
-        uint256 nonce = uint256(a.nonce);
-        if (a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH) {
-            (bool ok, bytes memory used) = a.token
-                .staticcall(
-                    abi.encodeWithSignature(
-                        "authorizationState(address,bytes32)", address(this), a.nonce
-                    )
-                );
-            return ok && used.length == 32 && abi.decode(used, (bool));
-        }
-        if (PERMIT2.code.length == 0) return false;
-        (bool found, bytes memory bits) = PERMIT2.staticcall(
-            abi.encodeWithSignature("nonceBitmap(address,uint256)", address(this), nonce >> 8)
-        );
-        return
-            found && bits.length == 32 && (abi.decode(bits, (uint256)) >> (nonce & 0xff)) & 1 == 1;
     }
 }

@@ -23,6 +23,7 @@ contract AgentWalletFactory {
         uint32 period;
         uint256 maxValue;
         uint16 slots;
+        uint16 permit2Slots;
     }
 
     /// @dev The salt domains, one per entry point.
@@ -84,7 +85,7 @@ contract AgentWalletFactory {
     ) external returns (address wallet) {
         if (period == 0) revert AgentWallet.InvalidBackstop();
         return _create(
-            BACKSTOP_WALLET, owner, agent, cosigner, salt, Settings(token, limit, period, 0, 0)
+            BACKSTOP_WALLET, owner, agent, cosigner, salt, Settings(token, limit, period, 0, 0, 0)
         );
     }
 
@@ -101,7 +102,8 @@ contract AgentWalletFactory {
     /// @param limit The backstop's `execute` limit per period.
     /// @param period The backstop's period in seconds (non-zero).
     /// @param maxValue The most one authorization may move.
-    /// @param slots Authorizations per period (non-zero).
+    /// @param slots EIP-3009 authorizations per period.
+    /// @param permit2Slots Permit2 authorizations per period (not both zero).
     /// @return wallet The new wallet.
     function createPaymentWallet(
         address owner,
@@ -112,16 +114,19 @@ contract AgentWalletFactory {
         uint256 limit,
         uint32 period,
         uint256 maxValue,
-        uint16 slots
+        uint16 slots,
+        uint16 permit2Slots
     ) external returns (address wallet) {
-        if (period == 0 || slots == 0) revert AgentWallet.InvalidAuthorizationBudget();
+        if (period == 0 || (slots == 0 && permit2Slots == 0)) {
+            revert AgentWallet.InvalidAuthorizationBudget();
+        }
         return _create(
             PAYMENT_WALLET,
             owner,
             agent,
             cosigner,
             salt,
-            Settings(token, limit, period, maxValue, slots)
+            Settings(token, limit, period, maxValue, slots, permit2Slots)
         );
     }
 
@@ -158,7 +163,7 @@ contract AgentWalletFactory {
         uint32 period
     ) external view returns (address) {
         return _predict(
-            BACKSTOP_WALLET, owner, agent, cosigner, salt, Settings(token, limit, period, 0, 0)
+            BACKSTOP_WALLET, owner, agent, cosigner, salt, Settings(token, limit, period, 0, 0, 0)
         );
     }
 
@@ -171,7 +176,8 @@ contract AgentWalletFactory {
     /// @param limit The backstop's limit.
     /// @param period The backstop's period.
     /// @param maxValue The most one authorization may move.
-    /// @param slots Authorizations per period.
+    /// @param slots EIP-3009 authorizations per period.
+    /// @param permit2Slots Permit2 authorizations per period.
     /// @return The wallet's address.
     function predictPaymentWallet(
         address owner,
@@ -182,7 +188,8 @@ contract AgentWalletFactory {
         uint256 limit,
         uint32 period,
         uint256 maxValue,
-        uint16 slots
+        uint16 slots,
+        uint16 permit2Slots
     ) external view returns (address) {
         return _predict(
             PAYMENT_WALLET,
@@ -190,7 +197,7 @@ contract AgentWalletFactory {
             agent,
             cosigner,
             salt,
-            Settings(token, limit, period, maxValue, slots)
+            Settings(token, limit, period, maxValue, slots, permit2Slots)
         );
     }
 
@@ -207,16 +214,18 @@ contract AgentWalletFactory {
             implementation, abi.encode(owner), _createSalt(domain, agent, cosigner, salt, settings)
         );
         emit WalletCreated(wallet, owner, agent, cosigner, salt);
-        AgentWallet(payable(wallet))
-            .initialize(
-                agent,
-                cosigner,
-                settings.token,
-                settings.limit,
-                settings.period,
-                settings.maxValue,
-                settings.slots
-            );
+        // `initialize(agent, cosigner, token, limit, period, maxValue, slots, permit2Slots)`:
+        // a static struct encodes as its fields in order, so the settings go in as they are
+        // (eight separate arguments are one too many for the stack). The wallet has code (it
+        // was just cloned); its revert, if any, is passed on as it is.
+        (bool ok, bytes memory failure) = wallet.call(
+            abi.encodeWithSelector(AgentWallet.initialize.selector, agent, cosigner, settings)
+        );
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(failure, 0x20), mload(failure))
+            }
+        }
     }
 
     function _predict(
@@ -233,13 +242,13 @@ contract AgentWalletFactory {
     }
 
     function _none() private pure returns (Settings memory) {
-        return Settings(address(0), 0, 0, 0, 0);
+        return Settings(address(0), 0, 0, 0, 0, 0);
     }
 
     /// @dev The CREATE2 salt: `keccak256(abi.encode(domain, agent, cosigner, salt, settings))`,
     ///      the entry point's domain and every `initialize` argument in one fixed-length
     ///      encoding, so no two argument tuples encode alike. Hashed in place past the free
-    ///      memory pointer: `abi.encode` would copy the nine words into a new allocation, which
+    ///      memory pointer: `abi.encode` would copy the ten words into a new allocation, which
     ///      cost the ready wallet ~250 gas (over its 150,000 target). Internal, not private, so
     ///      the symbolic proof (contracts/test/halmos) can reach it.
     function _createSalt(
@@ -255,9 +264,9 @@ contract AgentWalletFactory {
             mstore(add(m, 0x20), agent)
             mstore(add(m, 0x40), cosigner)
             mstore(add(m, 0x60), salt)
-            // A static struct in memory is its five words, each already clean.
-            mcopy(add(m, 0x80), settings, 0xa0)
-            createSalt := keccak256(m, 0x120)
+            // A static struct in memory is its six words, each already clean.
+            mcopy(add(m, 0x80), settings, 0xc0)
+            createSalt := keccak256(m, 0x140)
         }
     }
 }

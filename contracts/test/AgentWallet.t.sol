@@ -490,10 +490,10 @@ contract AgentWalletTest is WalletFixture {
 
     function test_initialize_onlyOnce() public {
         vm.expectRevert(AgentWallet.AlreadyInitialized.selector);
-        wallet.initialize(agent, cosigner, address(0), 0, 0, 0, 0);
+        wallet.initialize(agent, cosigner, address(0), 0, 0, 0, 0, 0);
         AgentWallet implementation = AgentWallet(payable(factory.implementation()));
         vm.expectRevert(AgentWallet.AlreadyInitialized.selector);
-        implementation.initialize(agent, cosigner, address(0), 0, 0, 0, 0);
+        implementation.initialize(agent, cosigner, address(0), 0, 0, 0, 0, 0);
     }
 
     // --- fuzz ----------------------------------------------------------------------------------

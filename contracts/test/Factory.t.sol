@@ -26,6 +26,7 @@ contract FactoryTest is WalletFixture {
         uint32 period;
         uint256 maxValue;
         uint16 slots;
+        uint16 permit2Slots;
     }
 
     /// The attack of the second review: `createPaymentWallet` salted its settings into the
@@ -41,7 +42,12 @@ contract FactoryTest is WalletFixture {
             abi.encode(
                 paying.salt,
                 AgentWalletFactory.Settings(
-                    paying.token, paying.limit, paying.period, paying.maxValue, paying.slots
+                    paying.token,
+                    paying.limit,
+                    paying.period,
+                    paying.maxValue,
+                    paying.slots,
+                    paying.permit2Slots
                 )
             )
         );
@@ -137,7 +143,16 @@ contract FactoryTest is WalletFixture {
 
     function _paymentArgs() private view returns (Args memory) {
         return Args(
-            owner, agent, cosigner, bytes32(uint256(7)), address(token), 1000e18, 1 days, 100e18, 3
+            owner,
+            agent,
+            cosigner,
+            bytes32(uint256(7)),
+            address(token),
+            1000e18,
+            1 days,
+            100e18,
+            3,
+            3
         );
     }
 
@@ -151,15 +166,26 @@ contract FactoryTest is WalletFixture {
         a.limit = bound(a.limit, 0, type(uint96).max);
         a.maxValue = bound(a.maxValue, 0, type(uint96).max);
         if (a.period == 0) a.period = 1;
-        if (a.slots == 0) a.slots = 1;
+        if (a.slots == 0 && a.permit2Slots == 0) a.slots = 1;
+        // Together they fit the budget's 16 bits.
+        a.permit2Slots = uint16(bound(a.permit2Slots, 0, type(uint16).max - a.slots));
         return a;
     }
 
     function _oneChanged(Args memory a, uint256 which) private pure returns (Args memory b) {
         b = Args(
-            a.owner, a.agent, a.cosigner, a.salt, a.token, a.limit, a.period, a.maxValue, a.slots
+            a.owner,
+            a.agent,
+            a.cosigner,
+            a.salt,
+            a.token,
+            a.limit,
+            a.period,
+            a.maxValue,
+            a.slots,
+            a.permit2Slots
         );
-        uint256 field = (which >> 1) % 10;
+        uint256 field = (which >> 1) % 11;
         if (field == 1) b.owner = address(uint160(a.owner) ^ 1);
         else if (field == 2) b.agent = address(uint160(a.agent) ^ 1);
         else if (field == 3) b.cosigner = address(uint160(a.cosigner) ^ 1);
@@ -169,6 +195,7 @@ contract FactoryTest is WalletFixture {
         else if (field == 7) b.period = a.period ^ 1;
         else if (field == 8) b.maxValue = a.maxValue ^ 1;
         else if (field == 9) b.slots = a.slots ^ 1;
+        else if (field == 10) b.permit2Slots = a.permit2Slots ^ 1;
         // field 0: the very same arguments (a second entry point, or a replay that reverts below)
     }
 
@@ -194,7 +221,16 @@ contract FactoryTest is WalletFixture {
             );
         }
         return factory.predictPaymentWallet(
-            a.owner, a.agent, a.cosigner, a.salt, a.token, a.limit, a.period, a.maxValue, a.slots
+            a.owner,
+            a.agent,
+            a.cosigner,
+            a.salt,
+            a.token,
+            a.limit,
+            a.period,
+            a.maxValue,
+            a.slots,
+            a.permit2Slots
         );
     }
 
@@ -208,7 +244,16 @@ contract FactoryTest is WalletFixture {
             );
         }
         return factory.createPaymentWallet(
-            a.owner, a.agent, a.cosigner, a.salt, a.token, a.limit, a.period, a.maxValue, a.slots
+            a.owner,
+            a.agent,
+            a.cosigner,
+            a.salt,
+            a.token,
+            a.limit,
+            a.period,
+            a.maxValue,
+            a.slots,
+            a.permit2Slots
         );
     }
 
@@ -229,6 +274,9 @@ contract FactoryTest is WalletFixture {
         vm.assertEq(b.period, a.period, "backstop period");
         vm.assertEq(budget.maxValue, e == EntryPoint.Payment ? a.maxValue : 0, "max value");
         vm.assertEq(budget.slots, e == EntryPoint.Payment ? a.slots : 0, "slots");
+        vm.assertEq(
+            budget.permit2Slots, e == EntryPoint.Payment ? a.permit2Slots : 0, "Permit2 slots"
+        );
     }
 }
 

@@ -130,7 +130,7 @@ contract WalletInvariants is WalletFixture {
     function setUp() public override {
         super.setUp();
         vm.prank(owner);
-        wallet.setAuthorizationBudget(address(token), 100e18, 3);
+        wallet.setAuthorizationBudget(address(token), 100e18, 3, 0);
         handler = new WalletHandler(wallet, token, AGENT_KEY, COSIGNER_KEY);
         targetContract(address(handler));
     }

@@ -34,9 +34,10 @@ contract RedTeamTest is WalletFixture {
         _execute(wallet, calls, nonce);
     }
 
+    /// @dev `slots` EIP-3009 and as many Permit2 authorizations of at most `maxValue`.
     function _budget(uint256 maxValue, uint16 slots) internal {
         vm.prank(owner);
-        wallet.setAuthorizationBudget(address(token), maxValue, slots);
+        wallet.setAuthorizationBudget(address(token), maxValue, slots, slots);
     }
 
     // --- 1. EIP-1271 ----------------------------------------------------------------------
@@ -121,7 +122,7 @@ contract RedTeamTest is WalletFixture {
         later.validBefore = block.timestamp + 2 days;
         vm.assertFalse(wallet.pay(later, wallet.sign(later, AGENT_KEY, COSIGNER_KEY)), "future");
         vm.assertEq(token.balanceOf(THIEF), 200e18, "exactly slots x maxValue left");
-        vm.assertEq(wallet.periodBound(address(token)), 1000e18 + 200e18, "bound");
+        vm.assertEq(wallet.periodBound(address(token)), 1000e18 + 400e18, "bound");
     }
 
     /// An authorization signed for one period is dead in the next, whatever its validBefore.
@@ -221,30 +222,62 @@ contract RedTeamTest is WalletFixture {
         vm.assertEq(token.allowance(address(wallet), Authorizations.PERMIT2), 0, "revoked");
     }
 
-    /// Double spending a slot: the same period-slot nonce is fresh to the token and to
-    /// Permit2, which keep separate nonce books. Both keys sign it both ways; only the first
-    /// use pays, in either order, so the two methods share one budget.
+    /// Double spending a slot: one period-slot nonce is fresh to the token and to Permit2,
+    /// which keep separate nonce books. Each method has its own slots (EIP-3009 `[0, slots)`,
+    /// Permit2 `[slots, slots + permit2Slots)`), so a slot signed the other way is refused and
+    /// exactly `(slots + permit2Slots) × maxValue` leaves, whatever both keys sign.
     function test_attack1271_slotPaysOnceAcrossMethods() public {
         wallet.installPermit2();
-        _budget(100e18, 2);
-        AgentWallet.Authorization memory viaToken = wallet.authorization(token, THIEF, 100e18, 0);
-        AgentWallet.Authorization memory viaPermit2 =
-            wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, 0));
-        vm.assertTrue(wallet.pay(viaToken, wallet.sign(viaToken, AGENT_KEY, COSIGNER_KEY)), "3009");
-        vm.assertFalse(
-            wallet.pay(viaPermit2, wallet.sign(viaPermit2, AGENT_KEY, COSIGNER_KEY)),
-            "slot 0 again via Permit2"
-        );
-        viaToken = wallet.authorization(token, THIEF, 100e18, 1);
-        viaPermit2 = wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, 1));
+        vm.prank(owner);
+        wallet.setAuthorizationBudget(address(token), 100e18, 2, 1);
+        for (uint16 slot = 0; slot < 3; slot++) {
+            AgentWallet.Authorization memory viaToken =
+                wallet.authorization(token, THIEF, 100e18, slot);
+            AgentWallet.Authorization memory viaPermit2 =
+                wallet.authorization(token, THIEF, 100e18, slot);
+            viaPermit2.typehash = Authorizations.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
+            bool token3009 = wallet.pay(viaToken, wallet.sign(viaToken, AGENT_KEY, COSIGNER_KEY));
+            bool permit2 = wallet.pay(viaPermit2, wallet.sign(viaPermit2, AGENT_KEY, COSIGNER_KEY));
+            vm.assertTrue(token3009 == (slot < 2), "EIP-3009 pays its own slots only");
+            vm.assertTrue(permit2 == (slot == 2), "Permit2 pays its own slots only");
+        }
+        vm.assertEq(token.balanceOf(THIEF), 300e18, "exactly (slots + permit2Slots) x maxValue");
+        vm.assertEq(wallet.periodBound(address(token)), 1000e18 + 300e18, "the bound says so");
+    }
+
+    /// A budget with no Permit2 slots gives Permit2 no allowance and no slot: the method the
+    /// owner did not enable is no way out.
+    function test_attack1271_permit2WithoutPermit2SlotsIsRefused() public {
+        wallet.installPermit2();
+        vm.prank(owner);
+        wallet.setAuthorizationBudget(address(token), 100e18, 3, 0);
+        vm.assertEq(token.allowance(address(wallet), Authorizations.PERMIT2), 0, "no allowance");
+        for (uint16 slot = 0; slot < 4; slot++) {
+            AgentWallet.Authorization memory a = wallet.authorization(token, THIEF, 1, slot);
+            a.typehash = Authorizations.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
+            vm.assertTrue(
+                wallet.isValidSignature(wallet.hash(a), wallet.sign(a, AGENT_KEY, COSIGNER_KEY))
+                    == 0xffffffff,
+                "no Permit2 slot"
+            );
+        }
+    }
+
+    /// The budget's copy of the backstop period follows `setBackstop`: authorizations of the
+    /// old period's slots are refused once the period changes.
+    function test_1271_budgetFollowsTheBackstopPeriod() public {
+        _budget(100e18, 3);
+        AgentWallet.Authorization memory a = wallet.authorization(token, recipient, 1, 0);
+        vm.prank(owner);
+        wallet.setBackstop(address(token), 1000e18, 1 hours);
+        vm.assertEq(wallet.authorizationBudget(address(token)).period, 1 hours, "copied");
         vm.assertTrue(
-            wallet.pay(viaPermit2, wallet.sign(viaPermit2, AGENT_KEY, COSIGNER_KEY)), "Permit2"
+            wallet.isValidSignature(wallet.hash(a), wallet.sign(a, AGENT_KEY, COSIGNER_KEY))
+                == 0xffffffff,
+            "a nonce of the old period"
         );
-        vm.assertFalse(
-            wallet.pay(viaToken, wallet.sign(viaToken, AGENT_KEY, COSIGNER_KEY)),
-            "slot 1 again via EIP-3009"
-        );
-        vm.assertEq(token.balanceOf(THIEF), 200e18, "exactly slots x maxValue left");
+        a = wallet.authorization(token, recipient, 1, 0);
+        vm.assertTrue(wallet.pay(a, wallet.sign(a, AGENT_KEY, COSIGNER_KEY)), "new period");
     }
 
     /// Permit2 with another spender: both keys sign a plain `PermitTransferFrom` naming the
@@ -256,7 +289,7 @@ contract RedTeamTest is WalletFixture {
         Permit2 permit2 = Permit2(Authorizations.PERMIT2);
         Permit2.PermitTransferFrom memory permit = Permit2.PermitTransferFrom({
             permitted: Permit2.TokenPermissions({token: address(token), amount: 100e18}),
-            nonce: uint256(wallet.authorizationNonce(address(token), 0)),
+            nonce: uint256(wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, 0)).nonce),
             deadline: block.timestamp + 300
         });
         bytes32 structHash = keccak256(
@@ -295,16 +328,16 @@ contract RedTeamTest is WalletFixture {
         bytes32 salt = bytes32(uint256(7));
         bytes memory create = abi.encodeCall(
             factory.createPaymentWallet,
-            (owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 100e18, 3)
+            (owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 100e18, 3, 3)
         );
         address predicted = factory.predictPaymentWallet(
-            owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 100e18, 3
+            owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 100e18, 3, 3
         );
         vm.assertTrue(predicted.code.length == 0, "not deployed yet");
         vm.assertTrue(factory.predict(owner, agent, cosigner, salt) != predicted, "bound");
         vm.assertTrue(
             factory.predictPaymentWallet(
-                owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 200e18, 3
+                owner, agent, cosigner, salt, address(token), 1000e18, 1 days, 200e18, 3, 3
             ) != predicted,
             "another budget, another address"
         );
@@ -357,7 +390,7 @@ contract RedTeamTest is WalletFixture {
         );
         vm.assertTrue(validator.isValidSigWithSideEffects(predicted, hash, wrapped), "6492");
         vm.assertTrue(predicted.code.length != 0, "deployed by the verifier");
-        vm.assertEq(AgentWallet(payable(predicted)).periodBound(address(token)), 1300e18, "bound");
+        vm.assertEq(AgentWallet(payable(predicted)).periodBound(address(token)), 1600e18, "bound");
         token.transferWithAuthorization(
             predicted, recipient, a.value, a.validAfter, a.validBefore, a.nonce, inner
         );
@@ -372,7 +405,7 @@ contract RedTeamTest is WalletFixture {
             AgentWallet(payable(factory.createWallet(owner, agent, cosigner, bytes32(uint256(1)))));
         vm.startPrank(owner);
         other.setBackstop(address(token), 1000e18, 1 days);
-        other.setAuthorizationBudget(address(token), 100e18, 3);
+        other.setAuthorizationBudget(address(token), 100e18, 3, 3);
         vm.stopPrank();
         AgentWallet.Authorization memory a = wallet.authorization(token, recipient, 1, 0);
         bytes memory sig = wallet.sign(a, AGENT_KEY, COSIGNER_KEY);
@@ -549,7 +582,7 @@ contract RedTeamTest is WalletFixture {
         bytes memory err = abi.encodeWithSelector(AgentWallet.NotOwner.selector, agent);
         vm.startPrank(agent);
         vm.expectRevert(err);
-        wallet.setAuthorizationBudget(address(token), 1, 1);
+        wallet.setAuthorizationBudget(address(token), 1, 1, 1);
         vm.expectRevert(err);
         wallet.setCallAllowed(address(token), bytes4(0x12345678), true);
         vm.expectRevert(err);
@@ -560,9 +593,11 @@ contract RedTeamTest is WalletFixture {
         address unbacked = address(new TestToken());
         vm.startPrank(owner);
         vm.expectRevert(AgentWallet.InvalidAuthorizationBudget.selector);
-        wallet.setAuthorizationBudget(unbacked, 1, 1); // no backstop
+        wallet.setAuthorizationBudget(unbacked, 1, 1, 1); // no backstop
         vm.expectRevert(AgentWallet.InvalidAuthorizationBudget.selector);
-        wallet.setAuthorizationBudget(address(token), uint256(type(uint96).max) + 1, 1);
+        wallet.setAuthorizationBudget(address(token), uint256(type(uint96).max) + 1, 1, 1);
+        vm.expectRevert(AgentWallet.InvalidAuthorizationBudget.selector);
+        wallet.setAuthorizationBudget(address(token), 1, type(uint16).max, 1); // slots overflow
         vm.stopPrank();
     }
 

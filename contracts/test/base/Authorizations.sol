@@ -43,13 +43,15 @@ library Authorizations {
         vm.etch(X402_PERMIT2_PROXY, address(new X402ExactPermit2Proxy()).code);
     }
 
-    /// @dev `a` as an x402 Permit2 payment (same slot nonce, value, recipient and expiry).
-    function asPermit2(AgentWallet, AgentWallet.Authorization memory a)
+    /// @dev `a` as an x402 Permit2 payment: the same value, recipient and expiry, and its slot
+    ///      moved into the Permit2 range (past the budget's EIP-3009 `slots`).
+    function asPermit2(AgentWallet wallet, AgentWallet.Authorization memory a)
         internal
-        pure
+        view
         returns (AgentWallet.Authorization memory)
     {
         a.typehash = PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
+        a.nonce = bytes32(uint256(a.nonce) + wallet.authorizationBudget(a.token).slots);
         return a;
     }
 

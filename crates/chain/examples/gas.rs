@@ -210,72 +210,93 @@ async fn main() {
         execute(erc20, true).await,
     ));
 
-    // x402: an EIP-3009 authorization from the wallet, checked through its EIP-1271 and
-    // submitted by a facilitator (here the owner).
+    // x402: an EIP-3009 `transferWithAuthorization(…, bytes signature)` of one token relayed
+    // by a facilitator (here the owner), paid by an EOA and by the wallet through its EIP-1271,
+    // side by side; each the second of its kind. Permit2 is installed, as on the chains x402
+    // runs on (the wallet used to read its nonce bitmap here).
     wallet
-        .setAuthorizationBudget(*token.address(), ether, 10)
+        .setAuthorizationBudget(*token.address(), ether, 10, 10)
         .send()
         .await
         .unwrap()
         .watch()
         .await
         .unwrap();
-    let nonce = wallet
-        .authorizationNonce(*token.address(), 0)
-        .call()
-        .await
-        .unwrap();
-    let message = TransferWithAuthorization {
-        from: wallet_address,
-        to: recipient,
-        value: ether,
-        validAfter: U256::ZERO,
-        validBefore: U256::from(u64::MAX),
-        nonce,
-    };
     let domain = TokenDomain {
         name: token.name().call().await.unwrap(),
         version: "1".into(),
         chain_id,
         verifying_contract: *token.address(),
     };
-    let digest = AgentMessage {
-        hash: message.hash(&domain, Eip3009Kind::TransferWithAuthorization),
-    }
-    .digest(chain_id, wallet_address);
-    let signature = message.wallet_signature(
-        *token.address(),
-        Eip3009Kind::TransferWithAuthorization,
-        &agent.sign_digest(&digest).unwrap().as_bytes(),
-        &cosigner.sign_digest(&digest).unwrap().as_bytes(),
-    );
-    let receipt = token
-        .transferWithAuthorization(
-            message.from,
-            message.to,
-            message.value,
-            message.validAfter,
-            message.validBefore,
-            message.nonce,
-            signature,
-        )
+    let period = wallet
+        .authorizationNonce(*token.address(), 0)
+        .call()
+        .await
+        .unwrap();
+    let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize).unwrap();
+    let payer = Secp256k1Signer::random().unwrap();
+    token
+        .mint(payer.address(), ether * U256::from(10))
         .send()
         .await
         .unwrap()
-        .get_receipt()
+        .watch()
         .await
         .unwrap();
-    assert!(receipt.status());
+    // `slot` of the wallet's EIP-3009 slots, or an EOA's nonce; signed as each payer signs.
+    let pay = async |from: Address, slot: u16| {
+        let message = TransferWithAuthorization {
+            from,
+            to: recipient,
+            value: ether,
+            validAfter: U256::ZERO,
+            validBefore: U256::from(u64::MAX),
+            nonce: chaperone_core::authorization_nonce(period, slot),
+        };
+        let hash = message.hash(&domain, Eip3009Kind::TransferWithAuthorization);
+        let signature: Bytes = if from == wallet_address {
+            let digest = AgentMessage { hash }.digest(chain_id, wallet_address);
+            message.wallet_signature(
+                *token.address(),
+                Eip3009Kind::TransferWithAuthorization,
+                &agent.sign_digest(&digest).unwrap().as_bytes(),
+                &cosigner.sign_digest(&digest).unwrap().as_bytes(),
+            )
+        } else {
+            payer.sign_digest(&hash).unwrap().as_bytes().to_vec().into()
+        };
+        let receipt = token
+            .transferWithAuthorization(
+                message.from,
+                message.to,
+                message.value,
+                message.validAfter,
+                message.validBefore,
+                message.nonce,
+                signature,
+            )
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status());
+        receipt.gas_used
+    };
+    pay(payer.address(), 0).await;
     rows.push((
-        "TestToken.transferWithAuthorization through AgentWallet EIP-1271",
-        receipt.gas_used,
+        "x402 EIP-3009: TestToken.transferWithAuthorization paid by an EOA (2nd)",
+        pay(payer.address(), 1).await,
     ));
-
+    pay(wallet_address, 0).await;
+    rows.push((
+        "x402 EIP-3009: TestToken.transferWithAuthorization paid by the AgentWallet through EIP-1271 (2nd)",
+        pay(wallet_address, 1).await,
+    ));
     // x402 with Permit2: the x402 proxy's settle, Permit2 checking the wallet's EIP-1271.
-    let slot1 = chaperone_core::authorization_nonce(
-        u64::try_from(U256::from_be_bytes(nonce.0) >> 192usize).unwrap(),
-        1,
-    );
+    // The first Permit2 slot follows the wallet's 10 EIP-3009 ones.
+    let slot1 = chaperone_core::authorization_nonce(period, 10);
     let permit = PermitWitnessTransferFrom {
         permitted: TokenPermissions {
             token: *token.address(),
@@ -338,6 +359,7 @@ async fn main() {
         period: 86_400,
         maxValue: ether,
         slots: 10,
+        permit2Slots: 10,
     };
     let counterfactual = factory
         .predictPaymentWallet(
@@ -350,6 +372,7 @@ async fn main() {
             create.period,
             create.maxValue,
             create.slots,
+            create.permit2Slots,
         )
         .call()
         .await
@@ -364,8 +387,11 @@ async fn main() {
         .unwrap();
     let message = TransferWithAuthorization {
         from: counterfactual,
-        nonce,
-        ..message
+        to: recipient,
+        value: ether,
+        validAfter: U256::ZERO,
+        validBefore: U256::from(u64::MAX),
+        nonce: chaperone_core::authorization_nonce(period, 0),
     };
     let digest = AgentMessage {
         hash: message.hash(&domain, Eip3009Kind::TransferWithAuthorization),

@@ -409,11 +409,11 @@ async fn create<P: Provider>(
             .get_receipt()
             .await?;
     }
-    // x402 pays with EIP-3009 authorizations through the wallet's EIP-1271, which the owner
-    // enables per token: here 10 authorizations a day of at most 100 DEMO each (the policy's
+    // x402 pays with EIP-3009 or Permit2 authorizations through the wallet's EIP-1271, which
+    // the owner enables per token: here 10 of each a day of at most 100 DEMO each (the policy's
     // per-payment cap), on top of the `execute` backstop.
     contract
-        .setAuthorizationBudget(*token.address(), U256::from(100 * TOKEN_UNIT), 10)
+        .setAuthorizationBudget(*token.address(), U256::from(100 * TOKEN_UNIT), 10, 10)
         .send()
         .await?
         .get_receipt()
@@ -430,6 +430,7 @@ async fn create<P: Provider>(
         period: 86_400,
         max_value: U256::from(100 * TOKEN_UNIT),
         slots: 10,
+        permit2_slots: 10,
     };
     let counterfactual = payment_wallet.address(provider, agent.address()).await?;
     token

@@ -2,10 +2,10 @@
 //! "exact" EVM scheme pays: EIP-3009 `TransferWithAuthorization`/`ReceiveWithAuthorization`
 //! (the token verifies) and Permit2 `PermitWitnessTransferFrom` through the x402 proxy (Permit2
 //! verifies). The agent signs, the policy service co-signs within the same limits as `execute`
-//! payments, and the wallet honours only nonces of the current backstop period's slots, which
-//! both methods share (see `AgentWallet.isValidSignature`).
+//! payments, and the wallet honours only nonces of the current backstop period's slots, each
+//! method its own (see `AgentWallet.isValidSignature`).
 
-use std::{sync::PoisonError, time::Duration};
+use std::{ops::Range, sync::PoisonError, time::Duration};
 
 use alloy::{
     providers::Provider,
@@ -76,8 +76,11 @@ pub struct Counterfactual {
     pub period: u32,
     /// The most one authorization may move.
     pub max_value: U256,
-    /// Authorizations per period.
+    /// EIP-3009 authorizations per period.
     pub slots: u16,
+    /// Permit2 authorizations per period (their nonce slots follow the EIP-3009 ones).
+    #[serde(default)]
+    pub permit2_slots: u16,
 }
 
 impl Counterfactual {
@@ -93,6 +96,7 @@ impl Counterfactual {
             period: self.period,
             maxValue: self.max_value,
             slots: self.slots,
+            permit2Slots: self.permit2_slots,
         }
         .abi_encode()
         .into()
@@ -111,6 +115,7 @@ impl Counterfactual {
                 self.period,
                 self.max_value,
                 self.slots,
+                self.permit2_slots,
             )
             .call()
             .await
@@ -177,7 +182,9 @@ impl Wallet {
         valid_for: Duration,
     ) -> Result<SignedAuthorization> {
         let token = domain.verifying_contract;
-        let nonce = self.free_authorization_nonce(token).await?;
+        let nonce = self
+            .free_authorization_nonce(token, Method::Eip3009)
+            .await?;
         let message = TransferWithAuthorization {
             from: self.wallet,
             to,
@@ -214,7 +221,7 @@ impl Wallet {
 
     /// Signs an x402 Permit2 payment of `value` of `token` to `to` (through the x402 exact
     /// proxy), usable after `valid_after` and until `valid_for` from now, and gets it co-signed
-    /// within the policy (the same limits and slots as EIP-3009 payments of `token`).
+    /// within the policy (the same limits as EIP-3009 payments of `token`; its own slots).
     pub async fn sign_permit2_payment(
         &self,
         token: Address,
@@ -223,7 +230,9 @@ impl Wallet {
         valid_after: u64,
         valid_for: Duration,
     ) -> Result<SignedPermit2> {
-        let nonce = self.free_authorization_nonce(token).await?;
+        let nonce = self
+            .free_authorization_nonce(token, Method::Permit2)
+            .await?;
         let message = PermitWitnessTransferFrom {
             permitted: TokenPermissions {
                 token,
@@ -289,10 +298,16 @@ impl Wallet {
         Ok(wrapped.into())
     }
 
-    /// The authorization budget (slots) and current period index of `token`: the wallet's, or
-    /// for a wallet not deployed yet, what its counterfactual settings will give it.
-    async fn budget_and_period(&self, token: Address) -> Result<(u16, u64)> {
+    /// The nonce slots `method` may use for `token` and the current period index: the
+    /// wallet's, or for a wallet not deployed yet, what its counterfactual settings will give
+    /// it. EIP-3009 slots are `[0, slots)`, Permit2's `[slots, slots + permit2Slots)`: the slot
+    /// names the method, so a slot pays once, by one method.
+    async fn slots_and_period(&self, token: Address, method: Method) -> Result<(Range<u16>, u64)> {
         let chain = |e: alloy::contract::Error| Error::Chain(revert_reason(&e));
+        let range = |slots: u16, permit2_slots: u16| match method {
+            Method::Eip3009 => 0..slots,
+            Method::Permit2 => slots..slots.saturating_add(permit2_slots),
+        };
         if !self.deployed().await?
             && let Some(c) = self
                 .config
@@ -307,7 +322,10 @@ impl Wallet {
                 .await
                 .map_err(|e| Error::Chain(e.to_string()))?
                 .ok_or_else(|| Error::Chain("the chain has no latest block".into()))?;
-            return Ok((c.slots, block.header.timestamp / u64::from(c.period.max(1))));
+            return Ok((
+                range(c.slots, c.permit2_slots),
+                block.header.timestamp / u64::from(c.period.max(1)),
+            ));
         }
         let wallet = AgentWallet::new(self.wallet, &self.provider);
         let budget = wallet
@@ -323,7 +341,7 @@ impl Wallet {
             .map_err(chain)?;
         let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize)
             .map_err(|_| Error::Chain(format!("{token}: period index beyond 64 bits")))?;
-        Ok((budget.slots, period))
+        Ok((range(budget.slots, budget.permit2Slots), period))
     }
 
     /// The request id (the digest both keys sign for `hash`) and the agent's signature of it.
@@ -355,21 +373,15 @@ impl Wallet {
         }
     }
 
-    /// The nonce of the first authorization slot of this backstop period of `token` that
-    /// neither the token (EIP-3009) nor Permit2 has marked used for the wallet and this
-    /// `Wallet` has not handed out, claimed here.
-    async fn free_authorization_nonce(&self, token: Address) -> Result<B256> {
+    /// The nonce of the first of `method`'s authorization slots of this backstop period of
+    /// `token` that its nonce book (the token's for EIP-3009, Permit2's bitmap) has not marked
+    /// used for the wallet and this `Wallet` has not handed out, claimed here.
+    async fn free_authorization_nonce(&self, token: Address, method: Method) -> Result<B256> {
         let chain = |e: alloy::contract::Error| Error::Chain(revert_reason(&e));
-        let (slots, period) = self.budget_and_period(token).await?;
+        let (slots, period) = self.slots_and_period(token, method).await?;
         let erc3009 = TestToken::new(token, &self.provider);
         let permit2 = Permit2::new(PERMIT2, &self.provider);
-        let has_permit2 = !self
-            .provider
-            .get_code_at(PERMIT2)
-            .await
-            .map_err(|e| Error::Chain(e.to_string()))?
-            .is_empty();
-        for slot in 0..slots {
+        for slot in slots.clone() {
             let nonce = chaperone_core::authorization_nonce(period, slot);
             let claimed = |nonces: &std::collections::HashSet<(Address, B256)>| {
                 nonces.contains(&(token, nonce))
@@ -382,23 +394,23 @@ impl Wallet {
             ) {
                 continue;
             }
-            // A token without EIP-3009 has no use of the nonce to find.
-            let used_by_token = erc3009
-                .authorizationState(self.wallet, nonce)
-                .call()
-                .await
-                .unwrap_or(false);
-            let used_by_permit2 = has_permit2 && {
-                let n = U256::from_be_bytes(nonce.0);
-                let bits = permit2
-                    .nonceBitmap(self.wallet, n >> 8usize)
+            let used = match method {
+                Method::Eip3009 => erc3009
+                    .authorizationState(self.wallet, nonce)
                     .call()
                     .await
-                    .map_err(chain)?;
-                (bits >> (n & U256::from(0xff)).to::<usize>()) & U256::from(1) == U256::from(1)
+                    .map_err(chain)?,
+                Method::Permit2 => {
+                    let n = U256::from_be_bytes(nonce.0);
+                    let bits = permit2
+                        .nonceBitmap(self.wallet, n >> 8usize)
+                        .call()
+                        .await
+                        .map_err(chain)?;
+                    (bits >> (n & U256::from(0xff)).to::<usize>()) & U256::from(1) == U256::from(1)
+                }
             };
-            if !used_by_token
-                && !used_by_permit2
+            if !used
                 && self
                     .authorization_nonces
                     .lock()
@@ -412,9 +424,29 @@ impl Wallet {
             status: 409,
             code: "no_authorization_slot".into(),
             message: format!(
-                "the wallet's EIP-1271 budget for {token} has no unused slot this period \
-                 ({slots} slots; the owner sets them with setAuthorizationBudget)"
+                "the wallet's EIP-1271 budget for {token} has no unused {method} slot this period \
+                 (slots {}..{}; the owner sets them with setAuthorizationBudget)",
+                slots.start, slots.end
             ),
+        })
+    }
+}
+
+/// The two ways an x402 payment is authorized through the wallet's EIP-1271, each with its
+/// own nonce slots and nonce book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// The token's EIP-3009 `transferWithAuthorization`.
+    Eip3009,
+    /// A Permit2 witness transfer through the x402 proxy.
+    Permit2,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Eip3009 => "EIP-3009",
+            Self::Permit2 => "Permit2",
         })
     }
 }

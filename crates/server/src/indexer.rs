@@ -276,7 +276,12 @@ impl Indexer {
             E::FrozenSet(e) => ("FrozenSet", json!({ "frozen": e.frozen })),
             E::AuthorizationBudgetSet(e) => (
                 "AuthorizationBudgetSet",
-                json!({ "token": e.token, "max_value": e.maxValue.to_string(), "slots": e.slots }),
+                json!({
+                    "token": e.token,
+                    "max_value": e.maxValue.to_string(),
+                    "slots": e.slots,
+                    "permit2_slots": e.permit2Slots,
+                }),
             ),
             E::CallAllowedSet(e) => (
                 "CallAllowedSet",

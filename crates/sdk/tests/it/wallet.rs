@@ -90,7 +90,7 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
         .await
         .unwrap();
     AgentWallet::new(wallet, &provider)
-        .setAuthorizationBudget(*token.address(), U256::from(100), 3)
+        .setAuthorizationBudget(*token.address(), U256::from(100), 3, 3)
         .send()
         .await
         .unwrap()

@@ -428,6 +428,7 @@ impl Shop {
                 period: 86_400,
                 max_value: U256::from(100),
                 slots: 8,
+                permit2_slots: 8,
             };
             (
                 c.address(&provider, agent.address()).await.unwrap(),
@@ -452,7 +453,7 @@ impl Shop {
                     .send()
                     .await,
                 contract
-                    .setAuthorizationBudget(token, U256::from(100), 8)
+                    .setAuthorizationBudget(token, U256::from(100), 8, 8)
                     .send()
                     .await,
             ] {

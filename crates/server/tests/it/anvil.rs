@@ -391,7 +391,7 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
     install_x402_contracts(&w.provider).await.unwrap();
     let contract = AgentWallet::new(w.wallet, &w.provider);
     contract
-        .setAuthorizationBudget(w.token, U256::from(100), 5)
+        .setAuthorizationBudget(w.token, U256::from(100), 5, 5)
         .send()
         .await
         .unwrap()
@@ -462,10 +462,11 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         message.wallet_signature(&agent_signature, &cosignature)
     };
 
-    // Paid through the x402 proxy; a second one co-signed and never used.
-    let paid = permit(0, 60);
+    // Paid through the x402 proxy; a second one co-signed and never used. (Permit2's slots
+    // follow the 5 EIP-3009 ones.)
+    let paid = permit(5, 60);
     let signature = cosign(&paid).await;
-    cosign(&permit(1, 30)).await;
+    cosign(&permit(6, 30)).await;
     x402_proxy::X402ExactPermit2Proxy::new(X402_PERMIT2_PROXY, &w.provider)
         .settle(
             x402_proxy::Permit2::PermitTransferFrom {
