@@ -78,6 +78,11 @@ impl ApiError {
         self.status
     }
 
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The message for people.
     pub fn message(&self) -> &str {
         &self.message

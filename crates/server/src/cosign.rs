@@ -20,6 +20,7 @@ use crate::{
     AppState,
     api::{ApiError, ApiJson},
     decider::Job,
+    payability,
 };
 
 pub(crate) fn router() -> Router<AppState> {
@@ -210,6 +211,8 @@ struct Subject {
     kind: RequestKind,
     nonce: Option<chaperone_core::U256>,
     authorization: Option<(Address, B256)>,
+    /// An x402 authorization as the wallet's EIP-1271 will see it.
+    payment: Option<payability::Authorization>,
     valid_until: u64,
 }
 
@@ -235,6 +238,7 @@ fn subject(
                 kind: RequestKind::Execute(execute.clone()),
                 nonce: Some(execute.nonce),
                 authorization: None,
+                payment: None,
                 valid_until: execute.validUntil,
             })
         }
@@ -278,6 +282,12 @@ fn subject(
                 },
                 nonce: None,
                 authorization: Some((domain.verifying_contract, message.nonce)),
+                payment: Some(payability::Authorization {
+                    method: payability::Method::Eip3009,
+                    token: domain.verifying_contract,
+                    value: message.value,
+                    nonce: message.nonce,
+                }),
                 valid_until: valid_before - 1,
             })
         }
@@ -301,6 +311,12 @@ fn subject(
                 },
                 nonce: None,
                 authorization: Some(permit2_key(message.nonce)),
+                payment: Some(payability::Authorization {
+                    method: payability::Method::Permit2,
+                    token: message.permitted.token,
+                    value: message.permitted.amount,
+                    nonce: B256::from(message.nonce),
+                }),
                 valid_until: deadline,
             })
         }
@@ -413,6 +429,10 @@ async fn decide(
     let subject = subject(&body, chain_id, wallet.address, now)?;
     let digest = subject.digest;
     check_agent_signature(&body.agent_signature, &digest, wallet.agent, "request")?;
+    // A payment the wallet could never honour is refused before anything is reserved.
+    if let Some(payment) = &subject.payment {
+        payability::check(state, wallet.address, payment, now).await?;
+    }
 
     // The rate limit counts only requests the agent signed (admission.rs), before the lock.
     state.admit_rate(wallet.address, now).await?;

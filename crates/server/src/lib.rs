@@ -24,6 +24,7 @@ mod decider;
 mod indexer;
 mod metrics;
 mod openapi;
+mod payability;
 mod service;
 mod tokens;
 mod webhooks;
@@ -88,6 +89,10 @@ struct Inner {
     token_units: std::sync::Mutex<
         std::collections::HashMap<Address, (TokenUnits, Option<std::time::Instant>)>,
     >,
+    /// Wallets' EIP-1271 budgets read from the chain (payability.rs).
+    budgets: payability::BudgetCache,
+    /// A provider for reads of the wallets' chain, when the service has one.
+    chain: Option<DynProvider>,
 }
 
 /// The audit log this server runs: its origin (the name in its checkpoints), the operator key
@@ -184,6 +189,8 @@ impl AppState {
                 request_timeout: REQUEST_TIMEOUT,
                 notifier: None,
                 token_units: Default::default(),
+                budgets: Default::default(),
+                chain: None,
             }),
         }
     }
@@ -194,6 +201,12 @@ impl AppState {
             inner.log = log;
             inner.metrics = metrics;
         })
+    }
+
+    /// The same state reading the wallets' chain through `provider` (token symbols, the
+    /// wallets' EIP-1271 budgets).
+    pub fn with_chain(self, provider: DynProvider) -> Self {
+        self.rebuilt(|inner| inner.chain = Some(provider))
     }
 
     /// The same state answering 503 to requests that take longer than `timeout`.
@@ -226,6 +239,8 @@ impl AppState {
             request_timeout: i.request_timeout,
             notifier: i.notifier.clone(),
             token_units: Default::default(),
+            budgets: Default::default(),
+            chain: i.chain.clone(),
         };
         change(&mut inner);
         Self {
@@ -247,6 +262,18 @@ impl AppState {
 
     fn notifier(&self) -> Option<&Notifier> {
         self.inner.notifier.as_deref()
+    }
+
+    /// The wallets' chain, for reads: the configured one, else the log's.
+    fn chain(&self) -> Option<&DynProvider> {
+        self.inner
+            .chain
+            .as_ref()
+            .or(self.inner.log.chain.as_ref().map(|c| &c.provider))
+    }
+
+    fn budgets(&self) -> &payability::BudgetCache {
+        &self.inner.budgets
     }
 
     fn decider(&self) -> &decider::Decider {
@@ -283,8 +310,7 @@ impl AppState {
             _ => {}
         }
         let read = async {
-            let chain = self.log().chain.as_ref()?;
-            let erc20 = chaperone_chain::TestToken::new(address, &chain.provider);
+            let erc20 = chaperone_chain::TestToken::new(address, self.chain()?);
             let symbol = erc20.symbol().call().await.ok()?;
             let decimals = erc20.decimals().call().await.ok()?;
             Some(TokenUnits { symbol, decimals })

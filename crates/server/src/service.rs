@@ -312,10 +312,12 @@ pub async fn start(
     };
     let mut log = LogConfig::unanchored(config.chain_id, operator.clone());
     let mut sender = None;
+    let mut chain_reader = None;
     if let Some(url) = &config.rpc_url {
         let url: alloy::transports::http::reqwest::Url =
             url.parse().with_context(|| format!("rpc_url {url}"))?;
         let reader = ProviderBuilder::new().connect_http(url.clone()).erased();
+        chain_reader = Some(reader.clone());
         let chain_id = reader
             .get_chain_id()
             .await
@@ -408,6 +410,9 @@ pub async fn start(
         origin: log.origin.clone(),
         task: tokio::spawn(async move {
             let mut state = AppState::new(store, cosigner, chain_id).with_log(log, metrics);
+            if let Some(reader) = chain_reader {
+                state = state.with_chain(reader);
+            }
             if let Some(notifier) = notifier {
                 state = state.with_notifier(notifier);
             }

@@ -124,7 +124,7 @@ async fn world() -> World {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(AppState::new(store.clone(), cosigner, chain_id));
+    let router = app(AppState::new(store.clone(), cosigner, chain_id).with_chain(provider.clone()));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let token = *token.address();
     World {
@@ -518,4 +518,156 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         U256::from(60),
         "the used Permit2 nonce keeps its spend; only the unused one is released"
     );
+}
+
+/// Co-signatures the wallet's EIP-1271 could never honour are refused before anything is
+/// reserved: they would hold window spend until they expire, for nothing (the second review
+/// had all of these approved). Read from the wallet on a real Anvil.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing() {
+    use chaperone_core::{
+        AgentMessage, Eip3009Kind, PermitWitnessTransferFrom, TokenDomain, TokenPermissions,
+        TransferWithAuthorization, Witness, X402_PERMIT2_PROXY, authorization_nonce, policy::Token,
+    };
+
+    let w = world().await;
+    let chain_id = w.provider.get_chain_id().await.unwrap();
+    AgentWallet::new(w.wallet, &w.provider)
+        .setAuthorizationBudget(w.token, U256::from(100), 2, 1)
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let policy = Policy::from_json(
+        &json!({
+            "version": 2,
+            "chains": [chain_id],
+            "limits": [{ "token": w.token.to_string(), "per_transaction": "1000" }],
+            "typed_data": [
+                { "primary_type": "TransferWithAuthorization", "verifying_contract": w.token.to_string() },
+                { "primary_type": "PermitWitnessTransferFrom",
+                  "verifying_contract": chaperone_core::PERMIT2.to_string() },
+            ],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    w.store.set_policy(w.wallet, &policy, 1).await.unwrap();
+    let block = w
+        .provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    let (now, period) = (block.header.timestamp, block.header.timestamp / 86_400);
+    let domain = TokenDomain {
+        name: TestToken::new(w.token, &w.provider)
+            .name()
+            .call()
+            .await
+            .unwrap(),
+        version: "1".into(),
+        chain_id,
+        verifying_contract: w.token,
+    };
+    let merchant = Address::repeat_byte(0x77);
+    let signed = |hash| {
+        let digest = AgentMessage { hash }.digest(chain_id, w.wallet);
+        Bytes::from(w.agent.sign_digest(&digest).unwrap().as_bytes().to_vec())
+    };
+    let eip3009 = |value: u64, period: u64, slot: u16| {
+        let message = TransferWithAuthorization {
+            from: w.wallet,
+            to: merchant,
+            value: U256::from(value),
+            validAfter: U256::ZERO,
+            validBefore: U256::from(now + 60),
+            nonce: authorization_nonce(period, slot),
+        };
+        let kind = Eip3009Kind::TransferWithAuthorization;
+        json!({ "chain_id": chain_id, "wallet": w.wallet,
+                "authorization": { "primary_type": kind, "domain": domain, "message": message },
+                "agent_signature": signed(message.hash(&domain, kind)) })
+    };
+    let permit2 = |slot: u16| {
+        let message = PermitWitnessTransferFrom {
+            permitted: TokenPermissions {
+                token: w.token,
+                amount: U256::from(10),
+            },
+            spender: X402_PERMIT2_PROXY,
+            nonce: authorization_nonce(period, slot).into(),
+            deadline: U256::from(now + 60),
+            witness: Witness {
+                to: merchant,
+                validAfter: U256::ZERO,
+            },
+        };
+        json!({ "chain_id": chain_id, "wallet": w.wallet, "permit2": { "message": message },
+                "agent_signature": signed(message.hash(chain_id)) })
+    };
+    let cosign = async |body: serde_json::Value| {
+        let response = alloy::transports::http::reqwest::Client::new()
+            .post(format!("{}/v1/cosign", w.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    for (what, body, code) in [
+        (
+            "a Permit2 slot for EIP-3009",
+            eip3009(10, period, 2),
+            "nonce_outside_slots",
+        ),
+        (
+            "beyond every slot",
+            eip3009(10, period, 3),
+            "nonce_outside_slots",
+        ),
+        (
+            "an EIP-3009 slot for Permit2",
+            permit2(0),
+            "nonce_outside_slots",
+        ),
+        ("above maxValue", eip3009(101, period, 0), "over_max_value"),
+        (
+            "a past period",
+            eip3009(10, period - 1, 0),
+            "nonce_of_another_period",
+        ),
+        (
+            "a future period",
+            eip3009(10, period + 1, 0),
+            "nonce_of_another_period",
+        ),
+    ] {
+        let (status, answer) = cosign(body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{what}: {answer}"
+        );
+    }
+    let committed = w
+        .store
+        .committed_spend(w.wallet, Token::Erc20(w.token))
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        committed,
+        U256::ZERO,
+        "nothing reserved for what cannot pay"
+    );
+    // What the wallet can honour is co-signed as before.
+    for body in [eip3009(10, period, 1), permit2(2)] {
+        let (status, answer) = cosign(body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
 }
