@@ -238,6 +238,49 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
     );
     assert_eq!(admin(&["unregister", other]).0, 0);
 
+    // An admin issues an auditor a token, and revokes it: the API refuses it at once.
+    let tokens = |args: &[&str]| {
+        run_json(
+            chaperone()
+                .args(["token"])
+                .args(args)
+                .args(["--server", server, "--json"])
+                .env(
+                    "CHAPERONE_ADMIN_TOKEN",
+                    info["admin_token"].as_str().unwrap(),
+                ),
+        )
+    };
+    let (code, issued) = tokens(&["issue", "carol auditor", "--role", "auditor"]);
+    assert_eq!(code, 0, "{issued}");
+    let auditor = issued["token"].as_str().unwrap().to_owned();
+    let decisions = |token: &str| {
+        chaperone()
+            .args([
+                "export",
+                "--server",
+                server,
+                "--what",
+                "decisions",
+                "--format",
+                "jsonl",
+            ])
+            .env("CHAPERONE_ADMIN_TOKEN", token)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(decisions(&auditor), "the issued token works");
+    assert_eq!(tokens(&["revoke", "carol auditor"]).0, 0);
+    assert!(!decisions(&auditor), "a revoked token still works");
+    let (_, list) = tokens(&["list"]);
+    assert!(list.to_string().contains("carol auditor"), "{list}");
+    assert!(
+        !list.to_string().contains(&auditor),
+        "a listing shows a token"
+    );
+
     // The agent itself crashes (SIGKILL) mid-run; started again, it delivers everything its
     // outbox held, and the log has every persisted record once, with no gap.
     let mut crashing = example_agent()

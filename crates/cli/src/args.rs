@@ -51,6 +51,11 @@ pub(crate) enum Command {
     /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Bearer tokens of a server: issue (shown once), revoke, list.
+    ///
+    /// The admin's own token comes from $CHAPERONE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// A wallet's policy on a server, or a dry run of one.
     ///
     /// `set` and `show` take the bearer token from $CHAPERONE_ADMIN_TOKEN.
@@ -172,6 +177,37 @@ pub(crate) enum AgentCommand {
     Unregister(ServerAgent),
     /// List the registered agents.
     List(ServerOnly),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Issue a token; it is printed once (only its hash is stored).
+    Issue(TokenIssueArgs),
+    /// Revoke the live token of a name: the API and its console sessions refuse it at once.
+    Revoke(TokenNameArgs),
+    /// List every token's name, role and dates (never the tokens).
+    List(ServerOnly),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenIssueArgs {
+    /// The server's URL.
+    #[arg(long)]
+    pub(crate) server: String,
+    /// Who will hold it (recorded with what they do).
+    pub(crate) name: String,
+    /// What it may do.
+    #[arg(long, value_parser = ["admin", "approver", "auditor"])]
+    pub(crate) role: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenNameArgs {
+    /// The server's URL.
+    #[arg(long)]
+    pub(crate) server: String,
+    /// The token's name.
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Args)]

@@ -211,6 +211,18 @@ pub(crate) async fn wallet_create(args: WalletCreateArgs, out: Output) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// `text` as one URL path segment (percent-encoded: a name may hold `/`, `?` or spaces).
+pub(crate) fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub(crate) async fn admin_call(
     method: reqwest::Method,
     url: String,

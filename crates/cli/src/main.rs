@@ -4,6 +4,7 @@ mod agent;
 mod args;
 mod commands;
 mod facilitator;
+mod token;
 mod up;
 
 use std::process::ExitCode;
@@ -76,6 +77,7 @@ async fn run(command: Command, out: Output) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => commands::serve(args).await,
         Command::Deploy(args) => commands::deploy(args, out).await,
         Command::Agent(command) => agent::agent(command, out).await,
+        Command::Token(command) => token::token(command, out).await,
         Command::Wallet(WalletCommand::Create(args)) => commands::wallet_create(args, out).await,
         Command::Policy(PolicyCommand::Set(args)) => commands::policy_set(args, out).await,
         Command::Policy(PolicyCommand::Show(args)) => commands::policy_show(args, out).await,
