@@ -132,6 +132,10 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     bytes32 private constant TOKEN_PERMISSIONS_TYPEHASH =
         keccak256("TokenPermissions(address token,uint256 amount)");
     bytes32 private constant WITNESS_TYPEHASH = keccak256("Witness(address to,uint256 validAfter)");
+    /// @dev The first Permit2 authorization slot: Permit2 slots are
+    ///      `[PERMIT2_SLOTS, PERMIT2_SLOTS + permit2Slots)`, EIP-3009 slots `[0, slots)` (below
+    ///      2^16), so no budget ever lets one slot be both. Internal, like the constants above.
+    uint256 internal constant PERMIT2_SLOTS = 1 << 16;
     /// @dev Permit2's canonical address (the same on every chain it is deployed on).
     address internal constant PERMIT2 = 0x000000000022D473030F116dDEE9F6B43aC78BA3;
     /// @dev The x402 exact scheme's Permit2 proxy: the only spender a Permit2 payment may
@@ -372,9 +376,11 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     ///         - `nonce` = (period index << 192) | slot, with the period index the current
     ///           backstop period (`block.timestamp / period`) and the period starting no
     ///           earlier than the last `invalidateAuthorizations`; the slot names the method:
-    ///           EIP-3009 slots are `[0, slots)`, Permit2 slots `[slots, slots + permit2Slots)`,
-    ///           so each slot can pay once, by one method, with no look at the other method's
-    ///           nonce book (the token and Permit2 keep separate ones);
+    ///           EIP-3009 slots are `[0, slots)`, Permit2 slots
+    ///           `[PERMIT2_SLOTS, PERMIT2_SLOTS + permit2Slots)` with `PERMIT2_SLOTS` = 2^16:
+    ///           ranges that never meet whatever the budget, so each slot can pay once, by one
+    ///           method, with no look at the other method's nonce book (the token and Permit2
+    ///           keep separate ones), even when the owner re-sizes them within a period;
     ///         - the wallet is not frozen.
     /// @dev Why this shape. EIP-1271 is a view: the wallet cannot count what a token moves when
     ///      it asks. It can still bound it, because the token marks each (authorizer, nonce)
@@ -458,7 +464,7 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
     /// @param maxValue The most one authorization may move.
     /// @param slots How many EIP-3009 authorizations per period (nonce slots `[0, slots)`).
     /// @param permit2Slots How many Permit2 authorizations per period (nonce slots
-    ///        `[slots, slots + permit2Slots)`).
+    ///        `[2^16, 2^16 + permit2Slots)`).
     ///      With Permit2 slots, where Permit2 is deployed, this also gives it an unlimited
     ///      allowance of `token` (none without), which x402's Permit2 payments need. That
     ///      allowance moves nothing by itself: every Permit2 transfer needs this wallet's
@@ -481,10 +487,9 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         uint16 permit2Slots
     ) private {
         uint32 period = _backstops[token].period;
-        if (
-            maxValue > type(uint96).max || period == 0 || token == address(0)
-                || uint256(slots) + permit2Slots > type(uint16).max
-        ) revert InvalidAuthorizationBudget();
+        if (maxValue > type(uint96).max || period == 0 || token == address(0)) {
+            revert InvalidAuthorizationBudget();
+        }
         _authorizationBudgets[token] =
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against type(uint96).max above
         AuthorizationBudget(uint96(maxValue), slots, permit2Slots, period);
@@ -642,7 +647,7 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
 
     /// @notice The nonce of authorization slot `slot` in the current backstop period of
     ///         `token` (what an agent puts in an authorization the wallet will honour): EIP-3009
-    ///         slots are `[0, slots)`, Permit2 slots `[slots, slots + permit2Slots)`.
+    ///         slots are `[0, slots)`; Permit2 slot `i`'s nonce is this plus 2^16 + `i`.
     /// @param token The token.
     /// @param slot The slot.
     /// @return The nonce.
@@ -896,10 +901,11 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         if (period == 0 || a.value > budget.maxValue) return false;
         uint256 periodIndex = uint256(a.nonce) >> 192;
         uint256 slot = uint256(a.nonce) & type(uint192).max;
-        // The slot names the method: each slot pays once, by one method, without reading the
-        // other method's nonce book.
+        // The slot names the method, in ranges fixed whatever the budget: each slot pays once,
+        // by one method, without reading the other method's nonce book, even when the owner
+        // re-sizes either range within a period.
         bool inRange = a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH
-            ? slot >= budget.slots && slot < uint256(budget.slots) + budget.permit2Slots
+            ? slot >= PERMIT2_SLOTS && slot - PERMIT2_SLOTS < budget.permit2Slots
             : slot < budget.slots;
         // forge-lint: disable-next-line(block-timestamp) -- periods are hours or days long
         return inRange && periodIndex == block.timestamp / period

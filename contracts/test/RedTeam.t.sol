@@ -224,25 +224,65 @@ contract RedTeamTest is WalletFixture {
 
     /// Double spending a slot: one period-slot nonce is fresh to the token and to Permit2,
     /// which keep separate nonce books. Each method has its own slots (EIP-3009 `[0, slots)`,
-    /// Permit2 `[slots, slots + permit2Slots)`), so a slot signed the other way is refused and
+    /// Permit2 `[2^16, 2^16 + permit2Slots)`), so a slot signed the other way is refused and
     /// exactly `(slots + permit2Slots) × maxValue` leaves, whatever both keys sign.
     function test_attack1271_slotPaysOnceAcrossMethods() public {
         wallet.installPermit2();
         vm.prank(owner);
         wallet.setAuthorizationBudget(address(token), 100e18, 2, 1);
-        for (uint16 slot = 0; slot < 3; slot++) {
+        uint16[4] memory slots = [0, 1, 2, uint16(0)];
+        for (uint256 i = 0; i < 4; i++) {
             AgentWallet.Authorization memory viaToken =
-                wallet.authorization(token, THIEF, 100e18, slot);
+                wallet.authorization(token, THIEF, 100e18, slots[i]);
+            // The same nonce as a Permit2 payment, and Permit2's own slot i.
+            AgentWallet.Authorization memory sameNonce =
+                wallet.authorization(token, THIEF, 100e18, slots[i]);
+            sameNonce.typehash = Authorizations.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
             AgentWallet.Authorization memory viaPermit2 =
-                wallet.authorization(token, THIEF, 100e18, slot);
-            viaPermit2.typehash = Authorizations.PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
-            bool token3009 = wallet.pay(viaToken, wallet.sign(viaToken, AGENT_KEY, COSIGNER_KEY));
-            bool permit2 = wallet.pay(viaPermit2, wallet.sign(viaPermit2, AGENT_KEY, COSIGNER_KEY));
-            vm.assertTrue(token3009 == (slot < 2), "EIP-3009 pays its own slots only");
-            vm.assertTrue(permit2 == (slot == 2), "Permit2 pays its own slots only");
+                wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, uint16(i)));
+            wallet.pay(viaToken, wallet.sign(viaToken, AGENT_KEY, COSIGNER_KEY));
+            vm.assertFalse(
+                wallet.pay(sameNonce, wallet.sign(sameNonce, AGENT_KEY, COSIGNER_KEY)),
+                "an EIP-3009 slot via Permit2"
+            );
+            wallet.pay(viaPermit2, wallet.sign(viaPermit2, AGENT_KEY, COSIGNER_KEY));
         }
         vm.assertEq(token.balanceOf(THIEF), 300e18, "exactly (slots + permit2Slots) x maxValue");
         vm.assertEq(wallet.periodBound(address(token)), 1000e18 + 300e18, "the bound says so");
+    }
+
+    /// The red team's attack on the first layout (Permit2 slots right after the EIP-3009 ones):
+    /// the owner re-sizes the budget within a period, and slots one method had spent became the
+    /// other's, fresh to its nonce book, and paid again (800 of a 600 bound). With fixed ranges
+    /// a re-size reopens nothing: at most the larger of the two budgets leaves.
+    function test_attack1271_resizingWithinAPeriodReopensNoSlot() public {
+        wallet.installPermit2();
+        vm.prank(owner);
+        wallet.setAuthorizationBudget(address(token), 100e18, 2, 2);
+        _payEverySlot(4, 4);
+        vm.assertEq(token.balanceOf(THIEF), 400e18, "the first budget");
+        vm.prank(owner);
+        wallet.setAuthorizationBudget(address(token), 100e18, 4, 2);
+        _payEverySlot(6, 6);
+        vm.assertEq(token.balanceOf(THIEF), 600e18, "only the two new EIP-3009 slots");
+        vm.prank(owner);
+        wallet.setAuthorizationBudget(address(token), 100e18, 1, 5);
+        _payEverySlot(6, 6);
+        vm.assertEq(token.balanceOf(THIEF), 900e18, "only the three new Permit2 slots");
+    }
+
+    /// Both keys sign every slot below `tokenSlots` and every Permit2 slot below `permit2Slots`
+    /// (whatever the budget says), and submit them all.
+    function _payEverySlot(uint16 tokenSlots, uint16 permit2Slots) internal {
+        for (uint16 s = 0; s < tokenSlots; s++) {
+            AgentWallet.Authorization memory a = wallet.authorization(token, THIEF, 100e18, s);
+            wallet.pay(a, wallet.sign(a, AGENT_KEY, COSIGNER_KEY));
+        }
+        for (uint16 s = 0; s < permit2Slots; s++) {
+            AgentWallet.Authorization memory a =
+                wallet.asPermit2(wallet.authorization(token, THIEF, 100e18, s));
+            wallet.pay(a, wallet.sign(a, AGENT_KEY, COSIGNER_KEY));
+        }
     }
 
     /// A budget with no Permit2 slots gives Permit2 no allowance and no slot: the method the
@@ -596,8 +636,6 @@ contract RedTeamTest is WalletFixture {
         wallet.setAuthorizationBudget(unbacked, 1, 1, 1); // no backstop
         vm.expectRevert(AgentWallet.InvalidAuthorizationBudget.selector);
         wallet.setAuthorizationBudget(address(token), uint256(type(uint96).max) + 1, 1, 1);
-        vm.expectRevert(AgentWallet.InvalidAuthorizationBudget.selector);
-        wallet.setAuthorizationBudget(address(token), 1, type(uint16).max, 1); // slots overflow
         vm.stopPrank();
     }
 

@@ -43,15 +43,18 @@ library Authorizations {
         vm.etch(X402_PERMIT2_PROXY, address(new X402ExactPermit2Proxy()).code);
     }
 
-    /// @dev `a` as an x402 Permit2 payment: the same value, recipient and expiry, and its slot
-    ///      moved into the Permit2 range (past the budget's EIP-3009 `slots`).
-    function asPermit2(AgentWallet wallet, AgentWallet.Authorization memory a)
+    /// The first Permit2 slot (the wallet's `PERMIT2_SLOTS`).
+    uint256 internal constant PERMIT2_SLOTS = 1 << 16;
+
+    /// @dev `a` as an x402 Permit2 payment: the same value, recipient and expiry, and slot `i`
+    ///      moved to Permit2's slot `i`.
+    function asPermit2(AgentWallet, AgentWallet.Authorization memory a)
         internal
-        view
+        pure
         returns (AgentWallet.Authorization memory)
     {
         a.typehash = PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
-        a.nonce = bytes32(uint256(a.nonce) + wallet.authorizationBudget(a.token).slots);
+        a.nonce = bytes32(uint256(a.nonce) + PERMIT2_SLOTS);
         return a;
     }
 

@@ -244,7 +244,7 @@ async fn main() {
         .await
         .unwrap();
     // `slot` of the wallet's EIP-3009 slots, or an EOA's nonce; signed as each payer signs.
-    let pay = async |from: Address, slot: u16| {
+    let pay = async |from: Address, slot: u32| {
         let message = TransferWithAuthorization {
             from,
             to: recipient,
@@ -289,14 +289,17 @@ async fn main() {
         "x402 EIP-3009: TestToken.transferWithAuthorization paid by an EOA (2nd)",
         pay(payer.address(), 1).await,
     ));
-    pay(wallet_address, 0).await;
+    rows.push((
+        "x402 EIP-3009: the same through EIP-1271, the wallet's 1st (as measured before)",
+        pay(wallet_address, 0).await,
+    ));
     rows.push((
         "x402 EIP-3009: TestToken.transferWithAuthorization paid by the AgentWallet through EIP-1271 (2nd)",
         pay(wallet_address, 1).await,
     ));
     // x402 with Permit2: the x402 proxy's settle, Permit2 checking the wallet's EIP-1271.
-    // The first Permit2 slot follows the wallet's 10 EIP-3009 ones.
-    let slot1 = chaperone_core::authorization_nonce(period, 10);
+    // The wallet's first Permit2 slot.
+    let slot1 = chaperone_core::authorization_nonce(period, chaperone_core::PERMIT2_SLOTS);
     let permit = PermitWitnessTransferFrom {
         permitted: TokenPermissions {
             token: *token.address(),

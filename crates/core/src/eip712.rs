@@ -251,9 +251,14 @@ impl PermitWitnessTransferFrom {
     }
 }
 
-/// The EIP-3009 nonce of authorization slot `slot` in backstop period `period_index`, the
-/// only nonces `AgentWallet`'s EIP-1271 honours (see `AgentWallet.isValidSignature`).
-pub fn authorization_nonce(period_index: u64, slot: u16) -> B256 {
+/// The first Permit2 authorization slot of an `AgentWallet`: EIP-3009 slots are
+/// `[0, slots)`, Permit2 slots `[PERMIT2_SLOTS, PERMIT2_SLOTS + permit2Slots)`, ranges that
+/// never meet, so a slot pays once, by one method (see `AgentWallet.isValidSignature`).
+pub const PERMIT2_SLOTS: u32 = 1 << 16;
+
+/// The nonce of authorization slot `slot` in backstop period `period_index`, the only nonces
+/// `AgentWallet`'s EIP-1271 honours (see `AgentWallet.isValidSignature`).
+pub fn authorization_nonce(period_index: u64, slot: u32) -> B256 {
     B256::from((U256::from(period_index) << 192usize) | U256::from(slot))
 }
 

@@ -27,9 +27,9 @@ pub use checkpoint::{Checkpoint, CheckpointVerifier, SignedCheckpoint, checkpoin
 pub use commitment::{Commitment, CommitmentKind, Opening, Salt};
 pub use disclosure::{DisclosedContent, DisclosureBundle, VerifiedDisclosure};
 pub use eip712::{
-    AgentMessage, Call, Eip3009Kind, Execute, PERMIT2, PaymentCall, PermitWitnessTransferFrom,
-    TokenDomain, TokenPermissions, TransferWithAuthorization, Witness, X402_PERMIT2_PROXY,
-    authorization_nonce, wallet_domain,
+    AgentMessage, Call, Eip3009Kind, Execute, PERMIT2, PERMIT2_SLOTS, PaymentCall,
+    PermitWitnessTransferFrom, TokenDomain, TokenPermissions, TransferWithAuthorization, Witness,
+    X402_PERMIT2_PROXY, authorization_nonce, wallet_domain,
 };
 pub use error::{Error, Result};
 pub use hash::{EMPTY_ROOT, leaf_hash, node_hash};

@@ -300,13 +300,16 @@ impl Wallet {
 
     /// The nonce slots `method` may use for `token` and the current period index: the
     /// wallet's, or for a wallet not deployed yet, what its counterfactual settings will give
-    /// it. EIP-3009 slots are `[0, slots)`, Permit2's `[slots, slots + permit2Slots)`: the slot
-    /// names the method, so a slot pays once, by one method.
-    async fn slots_and_period(&self, token: Address, method: Method) -> Result<(Range<u16>, u64)> {
+    /// it. EIP-3009 slots are `[0, slots)`, Permit2's `[PERMIT2_SLOTS, PERMIT2_SLOTS +
+    /// permit2Slots)`: the slot names the method, so a slot pays once, by one method.
+    async fn slots_and_period(&self, token: Address, method: Method) -> Result<(Range<u32>, u64)> {
         let chain = |e: alloy::contract::Error| Error::Chain(revert_reason(&e));
         let range = |slots: u16, permit2_slots: u16| match method {
-            Method::Eip3009 => 0..slots,
-            Method::Permit2 => slots..slots.saturating_add(permit2_slots),
+            Method::Eip3009 => 0..u32::from(slots),
+            Method::Permit2 => {
+                chaperone_core::PERMIT2_SLOTS
+                    ..chaperone_core::PERMIT2_SLOTS + u32::from(permit2_slots)
+            }
         };
         if !self.deployed().await?
             && let Some(c) = self

@@ -2,11 +2,7 @@
 //! batch signature, the inclusion proof, the operator's signed checkpoint, and the on-chain
 //! anchor, verified against the `AuditLog` contract itself.
 
-use std::{
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
-    path::Path,
-};
+use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
 
 use alloy::{providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use chaperone_chain::AuditLog;
@@ -130,18 +126,22 @@ impl Disclosure {
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| Error::Invalid(format!("serialising: {e}")))?;
+        // Written to a new private file beside it, then renamed over it: a symlink planted at
+        // `path` is replaced, never followed (its target is neither truncated nor chmodded).
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(format!(".{}.tmp", std::process::id()));
+        let temporary = std::path::PathBuf::from(temporary);
         let written = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
-            .open(path)
-            .and_then(|mut file| {
-                // A file that was there keeps its mode through `open`.
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-                file.write_all(json.as_bytes())
-            });
-        written.map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
+            .open(&temporary)
+            .and_then(|mut file| file.write_all(json.as_bytes()))
+            .and_then(|()| std::fs::rename(&temporary, path));
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            Error::Invalid(format!("writing {}: {e}", path.display()))
+        })
     }
 
     /// Verifies everything against the chain `provider` serves and the log the auditor

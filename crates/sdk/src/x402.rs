@@ -46,6 +46,9 @@ use x402_types::{
 
 use crate::{Error, Result, TokenDomain, Wallet, wallet::unix_now};
 
+/// The most payment options of one 402 the client tries (each denied one is a decision).
+const MAX_OPTIONS_TRIED: usize = 4;
+
 /// The merchant's answer, and the payment if one was made.
 #[derive(Debug)]
 pub struct X402Response {
@@ -205,9 +208,12 @@ impl X402Client {
             PaymentRequired::V1(r) => (1, None, r.accepts, v2::ExtensionsJson::default()),
         };
         let network = ChainId::new("eip155", self.wallet.chain_id().to_string());
+        // A few options at most: each denied one is a decision, a log record and perhaps a
+        // notification, and a 402 listing hundreds would flood them and the rate limit.
         let candidates: Vec<Candidate> = accepts
             .iter()
             .filter_map(|original| candidate(version, original, &network))
+            .take(MAX_OPTIONS_TRIED)
             .collect();
         if candidates.is_empty() {
             return Err(Error::Invalid(format!(
@@ -334,9 +340,10 @@ impl X402Client {
                 payment: Box::new(payment),
             });
         }
-        // Served (or sent on by a redirect, which the application follows): a new request for
-        // the resource is a new purchase. An error status leaves the payment kept.
-        if response.status().is_success() || response.status().is_redirection() {
+        // Served: a new request for the resource is a new purchase. Anything else (an error,
+        // or a redirect: a merchant could settle, answer 307 to the same URL and be paid again
+        // by an application that follows it) leaves the payment kept, presented again.
+        if response.status().is_success() {
             self.sent.done(key);
         }
         payment.settlement = ["Payment-Response", "X-Payment-Response"]

@@ -429,13 +429,13 @@ async fn decide(
     let subject = subject(&body, chain_id, wallet.address, now)?;
     let digest = subject.digest;
     check_agent_signature(&body.agent_signature, &digest, wallet.agent, "request")?;
+    // The rate limit counts only requests the agent signed (admission.rs), before the lock,
+    // and before the chain is asked anything on the agent's behalf.
+    state.admit_rate(wallet.address, now).await?;
     // A payment the wallet could never honour is refused before anything is reserved.
     if let Some(payment) = &subject.payment {
         payability::check(state, wallet.address, payment, now).await?;
     }
-
-    // The rate limit counts only requests the agent signed (admission.rs), before the lock.
-    state.admit_rate(wallet.address, now).await?;
     let request_json = serde_json::to_string(&body)
         .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
     let stored = state

@@ -17,19 +17,21 @@ use std::{
 
 use alloy::providers::Provider;
 use axum::http::StatusCode;
-use chaperone_core::{Address, B256, U256};
+use chaperone_core::{Address, B256, PERMIT2_SLOTS, U256};
 
 use crate::{AppState, api::ApiError};
 
-/// How long a wallet's budget is trusted without a refreshing event.
+/// How long a wallet's budget is trusted before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(10);
+/// The most (wallet, token) budgets one replica keeps.
+const MAX_ENTRIES: usize = 10_000;
 
 /// How an x402 authorization pays, each with its own nonce slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Method {
     /// EIP-3009: slots `[0, slots)`.
     Eip3009,
-    /// Permit2: slots `[slots, slots + permit2Slots)`.
+    /// Permit2: slots `[PERMIT2_SLOTS, PERMIT2_SLOTS + permit2Slots)`.
     Permit2,
 }
 
@@ -71,10 +73,18 @@ impl BudgetCache {
     }
 
     fn put(&self, key: (Address, Address), budget: OnChainBudget) {
-        self.entries
+        let mut entries = self
+            .entries
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, (budget, Instant::now()));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded: an agent naming fresh token addresses must not grow it without end.
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (_, at)| at.elapsed() < FRESH_FOR);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (budget, Instant::now()));
     }
 }
 
@@ -105,8 +115,8 @@ fn rules(budget: &OnChainBudget, a: &Authorization, now: u64) -> Result<(), ApiE
     let (first, end) = match a.method {
         Method::Eip3009 => (0, u32::from(budget.slots)),
         Method::Permit2 => (
-            u32::from(budget.slots),
-            u32::from(budget.slots) + u32::from(budget.permit2_slots),
+            PERMIT2_SLOTS,
+            PERMIT2_SLOTS + u32::from(budget.permit2_slots),
         ),
     };
     if budget.period == 0 || first == end {
@@ -216,7 +226,7 @@ mod tests {
         }
     }
 
-    fn authorization(method: Method, value: u64, period: u64, slot: u16) -> Authorization {
+    fn authorization(method: Method, value: u64, period: u64, slot: u32) -> Authorization {
         Authorization {
             method,
             token: Address::repeat_byte(1),
@@ -243,7 +253,7 @@ mod tests {
                 None
             );
         }
-        for slot in 3..5 {
+        for slot in PERMIT2_SLOTS..PERMIT2_SLOTS + 2 {
             assert_eq!(
                 code(rules(
                     &b,
@@ -259,11 +269,15 @@ mod tests {
                 "nonce_outside_slots",
             ),
             (
-                authorization(Method::Permit2, 100, 20_000, 2),
+                authorization(Method::Eip3009, 100, 20_000, PERMIT2_SLOTS),
                 "nonce_outside_slots",
             ),
             (
-                authorization(Method::Permit2, 100, 20_000, 5),
+                authorization(Method::Permit2, 100, 20_000, 0),
+                "nonce_outside_slots",
+            ),
+            (
+                authorization(Method::Permit2, 100, 20_000, PERMIT2_SLOTS + 2),
                 "nonce_outside_slots",
             ),
             (
@@ -292,7 +306,7 @@ mod tests {
             permit2_slots: 0,
             ..b
         };
-        let permit2 = authorization(Method::Permit2, 1, 20_000, 3);
+        let permit2 = authorization(Method::Permit2, 1, 20_000, PERMIT2_SLOTS);
         assert_eq!(
             code(rules(&no_permit2, &permit2, now)).as_deref(),
             Some("no_authorization_budget")

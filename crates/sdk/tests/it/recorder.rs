@@ -468,6 +468,22 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
         disclosure.bundle
     );
     std::fs::remove_file(&file).unwrap();
+    // A symlink planted where the disclosure goes is replaced, its target untouched.
+    let target = data.with_extension("victim");
+    std::fs::write(&target, "someone else's file").unwrap();
+    std::os::unix::fs::symlink(&target, &file).unwrap();
+    disclosure.write(&file).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "someone else's file"
+    );
+    assert!(
+        !std::fs::symlink_metadata(&file)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    std::fs::remove_file(&file).unwrap();
 
     // The content never reached the server.
     let server_bytes = std::fs::read(&server.database).unwrap();

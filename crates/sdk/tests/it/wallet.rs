@@ -259,18 +259,20 @@ verifying_contract = "{token}"
         .await
         .unwrap();
     assert_ne!(next.message.nonce, signed.message.nonce, "the next slot");
-    // Over the token's per-payment limit: denied (and its slot, the third, stays free).
-    assert!(matches!(
-        payer
-            .sign_payment_authorization(
-                domain.clone(),
-                vendor,
-                U256::from(500),
-                Duration::from_secs(60)
-            )
-            .await,
-        Err(Error::Denied { .. })
-    ));
+    // Over what one authorization of the wallet may move: refused before the policy is even
+    // asked, nothing reserved (and its slot, the third, stays free).
+    let over = payer
+        .sign_payment_authorization(
+            domain.clone(),
+            vendor,
+            U256::from(500),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(
+        matches!(&over, Err(Error::Refused { status: 422, code, .. }) if code == "over_max_value"),
+        "{over:?}"
+    );
     let third = payer
         .sign_payment_authorization(
             domain.clone(),

@@ -812,7 +812,17 @@ async fn a_payment_is_never_carried_to_another_origin() {
     assert_eq!(answer.response.status(), 307);
     let payment = answer.payment.expect("the payment made");
     assert_eq!(payment.resource, redirecting.url("/weather"));
-    assert_eq!(redirecting.payments(), vec![payment.payload]);
+    assert_eq!(redirecting.payments(), vec![payment.payload.clone()]);
+    // The red team's attack: D settles, answers 307 to the same URL, and the application
+    // follows it. The payment is still kept: the same authorization is presented again, no
+    // second one is signed.
+    let again = client.get(&redirecting.url("/weather")).await.unwrap();
+    assert_eq!(again.response.status(), 307);
+    assert_eq!(
+        redirecting.payments(),
+        vec![payment.payload.clone(), payment.payload],
+        "a second payment was signed after a redirect"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -383,8 +383,8 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
 async fn a_permit2_payment_keeps_counting_after_its_deadline() {
     use chaperone_chain::{install_x402_contracts, x402_proxy};
     use chaperone_core::{
-        AgentMessage, PermitWitnessTransferFrom, TokenPermissions, Witness, X402_PERMIT2_PROXY,
-        authorization_nonce, policy::Token,
+        AgentMessage, PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenPermissions, Witness,
+        X402_PERMIT2_PROXY, authorization_nonce, policy::Token,
     };
 
     let w = world().await;
@@ -423,7 +423,7 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         .unwrap()
         .as_secs();
     let merchant = Address::repeat_byte(0x77);
-    let permit = |slot: u16, amount: u64| PermitWitnessTransferFrom {
+    let permit = |slot: u32, amount: u64| PermitWitnessTransferFrom {
         permitted: TokenPermissions {
             token: w.token,
             amount: U256::from(amount),
@@ -462,11 +462,10 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         message.wallet_signature(&agent_signature, &cosignature)
     };
 
-    // Paid through the x402 proxy; a second one co-signed and never used. (Permit2's slots
-    // follow the 5 EIP-3009 ones.)
-    let paid = permit(5, 60);
+    // Paid through the x402 proxy; a second one co-signed and never used (Permit2's slots).
+    let paid = permit(PERMIT2_SLOTS, 60);
     let signature = cosign(&paid).await;
-    cosign(&permit(6, 30)).await;
+    cosign(&permit(PERMIT2_SLOTS + 1, 30)).await;
     x402_proxy::X402ExactPermit2Proxy::new(X402_PERMIT2_PROXY, &w.provider)
         .settle(
             x402_proxy::Permit2::PermitTransferFrom {
@@ -526,8 +525,9 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing() {
     use chaperone_core::{
-        AgentMessage, Eip3009Kind, PermitWitnessTransferFrom, TokenDomain, TokenPermissions,
-        TransferWithAuthorization, Witness, X402_PERMIT2_PROXY, authorization_nonce, policy::Token,
+        AgentMessage, Eip3009Kind, PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenDomain,
+        TokenPermissions, TransferWithAuthorization, Witness, X402_PERMIT2_PROXY,
+        authorization_nonce, policy::Token,
     };
 
     let w = world().await;
@@ -577,7 +577,7 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
         let digest = AgentMessage { hash }.digest(chain_id, w.wallet);
         Bytes::from(w.agent.sign_digest(&digest).unwrap().as_bytes().to_vec())
     };
-    let eip3009 = |value: u64, period: u64, slot: u16| {
+    let eip3009 = |value: u64, period: u64, slot: u32| {
         let message = TransferWithAuthorization {
             from: w.wallet,
             to: merchant,
@@ -591,7 +591,7 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
                 "authorization": { "primary_type": kind, "domain": domain, "message": message },
                 "agent_signature": signed(message.hash(&domain, kind)) })
     };
-    let permit2 = |slot: u16| {
+    let permit2 = |slot: u32| {
         let message = PermitWitnessTransferFrom {
             permitted: TokenPermissions {
                 token: w.token,
@@ -622,17 +622,22 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
     for (what, body, code) in [
         (
             "a Permit2 slot for EIP-3009",
-            eip3009(10, period, 2),
+            eip3009(10, period, PERMIT2_SLOTS),
             "nonce_outside_slots",
         ),
         (
             "beyond every slot",
-            eip3009(10, period, 3),
+            eip3009(10, period, 2),
             "nonce_outside_slots",
         ),
         (
             "an EIP-3009 slot for Permit2",
             permit2(0),
+            "nonce_outside_slots",
+        ),
+        (
+            "beyond Permit2's slot",
+            permit2(PERMIT2_SLOTS + 1),
             "nonce_outside_slots",
         ),
         ("above maxValue", eip3009(101, period, 0), "over_max_value"),
@@ -666,7 +671,7 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
         "nothing reserved for what cannot pay"
     );
     // What the wallet can honour is co-signed as before.
-    for body in [eip3009(10, period, 1), permit2(2)] {
+    for body in [eip3009(10, period, 1), permit2(PERMIT2_SLOTS)] {
         let (status, answer) = cosign(body).await;
         assert_eq!(status, 200, "{answer}");
     }
