@@ -383,6 +383,12 @@ async fn main() -> anyhow::Result<()> {
                 ));
                 json!({ "outcome": "denied", "reasons": reasons, "reasons_text": reasons_text })
             }
+            // What the wallet itself could never pay (over its per-authorization maximum, no
+            // budget, frozen): refused before any decision.
+            Err(Error::Refused { code, message, .. }) => {
+                say(format!("x402: {url} refused: {message}"));
+                json!({ "outcome": "refused", "code": code, "message": message })
+            }
             Err(e) => return Err(e.into()),
         };
         payments.insert("x402_paid_api".into(), outcome);
@@ -407,11 +413,12 @@ async fn main() -> anyhow::Result<()> {
         };
         disclosure.write(&disclosure_file)?;
         say(format!(
-            "disclosed record {} to {}; verify it with\n  chaperone verify {} --rpc-url {}",
+            "disclosed record {} to {}; verify it with\n  chaperone verify {} --rpc-url {} --server {}",
             leaf_hash,
             disclosure_file.display(),
             disclosure_file.display(),
-            devnet.rpc_url
+            devnet.rpc_url,
+            devnet.server_url
         ));
     }
     if options.json {

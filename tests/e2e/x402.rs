@@ -198,18 +198,13 @@ fn the_agent_buys_from_a_paid_api_within_its_policy() {
     assert_eq!(bought["payment"]["settlement"]["success"], true);
     assert_eq!(permit2.stats(), (1, 1));
 
-    // Over the per-payment cap (200 of the token against 100): denied with every reason,
-    // and the merchant never sees a payment header.
+    // Over what one authorization of the wallet may move (200 of the token against its
+    // budget's 100): refused before any decision, and the merchant never sees a payment header.
     let dear = PaidApi::start(&devnet_file, &["--price", "200000000"]);
     let summary = buy(&devnet_file, &dear.url());
-    let denied = &summary["payments"]["x402_paid_api"];
-    assert_eq!(denied["outcome"], "denied", "{summary}");
-    assert!(
-        denied["reasons"]
-            .to_string()
-            .contains("per_transaction_cap"),
-        "{denied}"
-    );
+    let refused = &summary["payments"]["x402_paid_api"];
+    assert_eq!(refused["outcome"], "refused", "{summary}");
+    assert_eq!(refused["code"], "over_max_value", "{refused}");
     assert_eq!(
         dear.stats(),
         (0, 0),
