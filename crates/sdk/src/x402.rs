@@ -66,6 +66,9 @@ pub struct X402Client {
     wallet: Wallet,
     longest_validity: Duration,
     sent: Arc<SentPayments>,
+    /// One payment decision at a time per request: two identical requests sent at once must
+    /// not each sign a payment (the second waits and presents the first's).
+    paying: Arc<std::sync::Mutex<std::collections::HashMap<B256, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl X402Client {
@@ -82,6 +85,7 @@ impl X402Client {
             wallet,
             longest_validity: Duration::from_secs(120),
             sent: Arc::default(),
+            paying: Arc::default(),
         }
     }
 
@@ -117,11 +121,39 @@ impl X402Client {
             .ok_or_else(|| {
                 Error::Invalid(format!("{url} answered 402 without x402 requirements"))
             })?;
-        let payment = match self.outstanding_for(key, &url).await? {
-            Some(payment) => payment,
-            None => self.pay_anew(&url, required).await?,
+        let lock = self.request_lock(key);
+        let answer = {
+            let _paying = lock.lock().await;
+            let payment = match self.outstanding_for(key, &url).await? {
+                Some(payment) => payment,
+                None => self.pay_anew(&url, required).await?,
+            };
+            self.present(paid_request, key, payment).await
         };
-        self.present(paid_request, key, payment).await
+        self.forget_lock(key, lock);
+        answer
+    }
+
+    /// The lock of request `key` (see `paying`).
+    fn request_lock(&self, key: B256) -> Arc<tokio::sync::Mutex<()>> {
+        self.paying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// Drops request `key`'s lock once nobody else holds or waits for it.
+    fn forget_lock(&self, key: B256, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self
+            .paying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Ours and the map's: nobody else has it.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(&key);
+        }
     }
 
     /// Waits until the chain shows `payment`'s authorization used (its settlement, checked as
@@ -177,7 +209,8 @@ impl X402Client {
         if self.chain_time().await? <= usable_until {
             if payment.resource != url {
                 let reason = format!(
-                    "{url} asks for payment, but this request's payment to {} can still be used                      until {usable_until}",
+                    "{url} asks for payment, but this request's payment to {} can still be used \
+                     until {usable_until}",
                     payment.resource
                 );
                 return Err(refused(payment, reason));

@@ -963,3 +963,27 @@ async fn a_payment_never_used_is_paid_anew_only_once_it_expired() {
     assert_ne!(second.nonce, first.nonce);
     assert_eq!(keeper.payments(), vec![first.payload, second.payload]);
 }
+
+/// The red team's race: two identical requests sent at once each signed a payment, so the
+/// merchant held two usable authorizations. One payment decision runs at a time per request:
+/// the second presents the first's payment.
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_requests_sent_at_once_sign_one_payment() {
+    let shop = Shop::open().await;
+    let client = shop.client();
+    let keeper = Merchant::start(
+        &shop,
+        vec![("/weather", paid("eip3009", OnPayment::Refuse))],
+    )
+    .await;
+    let url = keeper.url("/weather");
+    let (a, b) = tokio::join!(client.get(&url), client.get(&url));
+    let (a, b) = (refused(a), refused(b));
+    assert_eq!(a, b, "two payments were signed for one request");
+    let payments = keeper.payments();
+    assert_eq!(payments.len(), 2, "{:?}", keeper.seen());
+    assert_eq!(
+        payments[0], payments[1],
+        "a second authorization was signed"
+    );
+}
