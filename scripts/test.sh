@@ -43,6 +43,9 @@ git diff --exit-code -- contracts/snapshots || {
   exit 1
 }
 
+step "contracts: Slither (medium/high triaged) and halmos proofs (pinned, in target/sec-venv)"
+./scripts/test-contracts-security.sh
+
 step "cargo test (core, store on SQLite and PostgreSQL, Anvil end-to-end)"
 if [ -n "${CHAPERONE_TEST_PG_URL:-}" ]; then
   echo "PostgreSQL suites run against CHAPERONE_TEST_PG_URL=$CHAPERONE_TEST_PG_URL"

@@ -401,7 +401,9 @@ contract AgentWallet is EIP712, IERC1271, IERC721Receiver, IERC1155Receiver {
         returns (bytes4 magicValue)
     {
         Config memory config = _config;
-        if (config.frozen || signature.length != 130 + 7 * 32) return 0xffffffff;
+        // Hash 0 is what `_authorizationHash` answers when it cannot read a domain separator:
+        // never a digest a verifier asks about, so never valid.
+        if (config.frozen || hash == 0 || signature.length != 130 + 7 * 32) return 0xffffffff;
         Authorization memory a = abi.decode(signature[130:], (Authorization));
         if (!_authorizationAllowed(a) || _authorizationHash(a) != hash) return 0xffffffff;
         bytes32 digest = messageDigest(hash);

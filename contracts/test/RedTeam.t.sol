@@ -285,6 +285,20 @@ contract RedTeamTest is WalletFixture {
         }
     }
 
+    /// The halmos review's finding: where the wallet cannot read a domain separator (a Permit2
+    /// payment on a chain without Permit2), its recomputed hash is 0, so a verifier asking
+    /// about hash 0 would have got a yes. Hash 0 is never valid.
+    function test_attack1271_hashZeroIsNeverValid() public {
+        _budget(100e18, 3);
+        AgentWallet.Authorization memory a =
+            wallet.asPermit2(wallet.authorization(token, THIEF, 1, 0));
+        vm.assertTrue(Authorizations.PERMIT2.code.length == 0, "no Permit2 on this chain");
+        bytes32 digest = wallet.messageDigest(bytes32(0));
+        bytes memory sig =
+            abi.encodePacked(_sign(AGENT_KEY, digest), _sign(COSIGNER_KEY, digest), abi.encode(a));
+        vm.assertTrue(wallet.isValidSignature(bytes32(0), sig) == 0xffffffff, "hash 0");
+    }
+
     /// A budget with no Permit2 slots gives Permit2 no allowance and no slot: the method the
     /// owner did not enable is no way out.
     function test_attack1271_permit2WithoutPermit2SlotsIsRefused() public {

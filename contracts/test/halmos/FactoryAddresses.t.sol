@@ -96,7 +96,7 @@ contract FactoryAddressesCheck is HalmosBase, AgentWalletFactory {
         );
     }
 
-    function check_distinctTuplesGiveDistinctPreimages() external view {
+    function check_distinctTuplesGiveDistinctPreimages() external pure {
         Tuple memory a = _tuple("a");
         Tuple memory b = _tuple("b");
         vm.assume(!_same(a, b));
@@ -105,7 +105,7 @@ contract FactoryAddressesCheck is HalmosBase, AgentWalletFactory {
 
     /// @dev Non-vacuity (scripts/test-contracts-security.sh expects a counterexample): equal
     ///      tuples do share a preimage.
-    function witness_equalTuplesShareAPreimage() external view {
+    function witness_equalTuplesShareAPreimage() external pure {
         Tuple memory a = _tuple("a");
         Tuple memory b = _tuple("b");
         vm.assume(_same(a, b));
@@ -121,7 +121,7 @@ contract FactoryAddressesCheck is HalmosBase, AgentWalletFactory {
     }
 
     /// @dev Any tuple of any entry point: symbolic in every argument that entry point takes.
-    function _tuple(string memory name) private view returns (Tuple memory t) {
+    function _tuple(string memory name) private pure returns (Tuple memory t) {
         uint256 entry = svm.createUint(2, string.concat(name, ".entry"));
         vm.assume(entry < 3);
         t.entry = Entry(entry);

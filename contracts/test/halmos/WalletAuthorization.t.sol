@@ -93,7 +93,7 @@ contract WalletAuthorizationCheck is HalmosBase {
     /// @notice The budget rules, for the budgeted token.
     function check_isValidSignature_budgetRules() external {
         (Budget memory budget, AgentWallet.Authorization memory a, bytes32 hash, bool valid) =
-            _ask(true);
+            _ask(true, false);
         if (!valid) return;
         bool permit2 = a.typehash == PERMIT_WITNESS_TRANSFER_FROM_TYPEHASH;
         uint256 periodIndex = uint256(a.nonce) >> 192;
@@ -115,7 +115,7 @@ contract WalletAuthorizationCheck is HalmosBase {
 
     /// @notice A token without a budget has no valid signature.
     function check_isValidSignature_unbudgetedToken() external {
-        (,,, bool valid) = _ask(false);
+        (,,, bool valid) = _ask(false, false);
         assert(!valid);
     }
 
@@ -123,29 +123,30 @@ contract WalletAuthorizationCheck is HalmosBase {
     function check_isValidSignature_frozen() external {
         vm.prank(OWNER);
         wallet.freeze();
-        (,,, bool valid) = _ask(true);
+        (,,, bool valid) = _ask(true, false);
         assert(!valid);
     }
 
     /// @dev Non-vacuity (scripts/test-contracts-security.sh expects a counterexample): some
     ///      authorization is valid under the symbolic budget.
     function witness_isValidSignature_someAuthorizationIsValid() external {
-        (,,, bool valid) = _ask(true);
+        (,,, bool valid) = _ask(true, true);
         assert(!valid);
     }
 
     /// @dev A symbolic budget for `token`, an authorization of the budgeted token (or of any
-    ///      other), symbolic signatures and hash; asks the wallet.
-    function _ask(bool budgeted)
+    ///      other), symbolic signatures and hash; asks the wallet. A witness fixes the time, the
+    ///      period and the authorization's type and nonce, so the solver finds one quickly.
+    function _ask(bool budgeted, bool witness)
         private
         returns (Budget memory budget, AgentWallet.Authorization memory a, bytes32 hash, bool valid)
     {
-        vm.warp(svm.createUint(64, "now"));
+        vm.warp(witness ? 1_750_000_000 : svm.createUint(64, "now"));
         budget.maxValue = svm.createUint(96, "maxValue");
         budget.slots = svm.createUint(16, "slots");
         budget.permit2Slots = svm.createUint(16, "permit2Slots");
-        budget.period = svm.createUint(32, "period");
-        budget.validFrom = svm.createUint(64, "authorizationsValidFrom");
+        budget.period = witness ? 3600 : svm.createUint(32, "period");
+        budget.validFrom = witness ? 0 : svm.createUint(64, "authorizationsValidFrom");
         vm.assume(budget.period != 0);
         vm.store(
             address(wallet),
@@ -170,6 +171,10 @@ contract WalletAuthorizationCheck is HalmosBase {
         a.validAfter = svm.createUint256("validAfter");
         a.validBefore = svm.createUint256("validBefore");
         a.nonce = svm.createBytes32("nonce");
+        if (witness) {
+            a.typehash = TRANSFER_WITH_AUTHORIZATION_TYPEHASH;
+            a.nonce = bytes32((block.timestamp / budget.period) << 192);
+        }
         hash = svm.createBytes32("hash");
         bytes memory signature = abi.encodePacked(
             svm.createBytes(65, "agentSignature"),

@@ -9,30 +9,32 @@ import {AgentWalletFactory} from "../../src/AgentWalletFactory.sol";
 /// @notice Symbolic proofs (halmos) that `execute` and `executeAsAgent` never move more per
 ///         asset per aligned backstop period than the backstop's limit, for attacker B (both
 ///         keys). docs/security.md ("Static analysis and symbolic proofs") states the theorem
-///         and how these lemmas give it; in short:
+///         and how these lemmas give it.
 /// @dev Every check runs one whole transaction through the real entry point, for ALL values of
 ///      its symbolic inputs: the time (below 2^32: window starts are uint32, so until 2106), the
 ///      nonce, the expiry, and both signatures (halmos models ecrecover as an uninterpreted
 ///      function: a signature recovers to whichever key the solver likes, so both keys are the
 ///      attacker's). If the transaction succeeds, for the backstop window of each asset:
 ///        1. only the window start and spend change, and a new start is `now - now % period`;
-///        2. counted after ≥ counted before + what actually left (the token measures every unit
-///           that leaves the wallet's balance and every unit of allowance it grants; native:
-///           the wallet's balance decrease);
-///        3. counted after ≤ max(counted before, limit);
-///        4. nothing at all leaves a token without a backstop.
+///        2. counted after >= counted before + what actually left (the token measures every
+///           unit that leaves the wallet's balance and every unit of allowance it grants;
+///           native: the wallet's balance decrease);
+///        3. counted after <= max(counted before, limit);
+///        4. nothing at all leaves a token without a backstop;
 ///      where "counted" is the window's spend while the window has not expired at `now`.
 ///      - The accounting checks (`check_native…`) start from ANY backstop state (limit and spend
-///        below 2^96, period in [1, 2^32), window start ≤ now) and send any value, in one or two
-///        calls, to an account or to the wallet itself.
-///      - The decoding checks (`check_token…`) make one call with no value to the backstopped token, a token without backstop, an account, or the wallet
-///        itself, with calldata of any content and of every length that decodes differently
-///        (none, a bare selector, short of an amount, `transfer`/`approve`/`increaseAllowance`,
-///        `transferFrom`, longer than both), against a window that has expired (any limit and
-///        period): `_spend` is one function of (asset, amount), and the accounting checks cover
-///        it from every state.
-///      Assumed: no owner-allowed calls (`setCallAllowed`: the owner is trusted) and tokens that
-///      decode the standard ERC-20 ABI as Solidity does.
+///        below 2^96, period in [1, 2^32), window start <= now) and send any value in one call
+///        to an account or to the wallet itself, or in two calls to an account.
+///      - The decoding checks (`check_token…`) make one call with no value to the backstopped
+///        token, a token without backstop, an account, or the wallet itself, with calldata of
+///        any content and of every length that decodes differently (none, a bare selector,
+///        short of an amount, `transfer`/`approve`/`increaseAllowance`, `transferFrom`, longer
+///        than both), against a backstop whose window has expired (any limit and period):
+///        `_spend` is one function of (asset, amount), and the accounting checks cover it from
+///        every state. The wallet holds an allowance to itself, so `transferFrom` moves funds.
+///      A call with both value and calldata is the two at once: `_countSpend` counts the value
+///      first, whatever the calldata. Assumed: no owner-allowed calls (`setCallAllowed`: the
+///      owner is trusted), and tokens that decode the standard ERC-20 ABI as Solidity does.
 contract WalletSpendCheck is HalmosBase {
     /// @dev `_backstops` is slot 4 (after EIP712's two fallback strings, `_config`, `_keys`);
     ///      `setUp` checks it.
@@ -67,6 +69,10 @@ contract WalletSpendCheck is HalmosBase {
         unbacked = new MeasuringToken();
         token.mint(address(wallet), 1 << 128);
         unbacked.mint(address(wallet), 1 << 128);
+        // The wallet may pull its own tokens with `transferFrom` (an allowance to itself from an
+        // earlier transaction), so that path moves funds too and its amount must be counted.
+        token.setAllowance(address(wallet), address(wallet), 1 << 128);
+        unbacked.setAllowance(address(wallet), address(wallet), 1 << 128);
         vm.deal(address(wallet), 1 << 128);
         vm.prank(OWNER);
         wallet.setBackstop(address(token), 7, 3600);
@@ -134,7 +140,9 @@ contract WalletSpendCheck is HalmosBase {
         Window memory before = _symbolicWindow(address(0));
         AgentWallet.Call[] memory calls = new AgentWallet.Call[](callCount);
         for (uint256 i; i < callCount; ++i) {
-            calls[i].to = svm.createBool("toSelf") ? address(wallet) : RECIPIENT;
+            // Two calls accumulate in `_spend` whatever their targets: both go to the account.
+            bool toSelf = callCount == 1 && svm.createBool("toSelf");
+            calls[i].to = toSelf ? address(wallet) : RECIPIENT;
             calls[i].value = svm.createUint256("value");
         }
         uint256 balance = address(wallet).balance;
@@ -184,7 +192,7 @@ contract WalletSpendCheck is HalmosBase {
     /// @dev Any call without value: to the backstopped token, the token without backstop, an
     ///      account or the wallet itself, with calldata of any content and of each length that
     ///      decodes differently.
-    function _anyCall() private returns (AgentWallet.Call memory c) {
+    function _anyCall() private view returns (AgentWallet.Call memory c) {
         uint256 target = svm.createUint(2, "target");
         if (target == 0) c.to = address(token);
         else if (target == 1) c.to = address(unbacked);
