@@ -182,16 +182,15 @@ impl TransferWithAuthorization {
             chain_id: domain.chain_id,
             verifying_contract: domain.verifying_contract,
         };
+        self.hash_under(domain.separator(), kind)
+    }
+
+    /// The same under a domain separator as given, e.g. the one the token itself reports
+    /// (`DOMAIN_SEPARATOR()`), when the domain's fields are not known or not trusted.
+    pub fn hash_under(&self, separator: B256, kind: Eip3009Kind) -> B256 {
         let struct_hash =
             crate::keccak256([kind.type_hash().as_slice(), &self.eip712_encode_data()].concat());
-        crate::keccak256(
-            [
-                &[0x19, 0x01],
-                domain.separator().as_slice(),
-                struct_hash.as_slice(),
-            ]
-            .concat(),
-        )
+        crate::keccak256([&[0x19, 0x01], separator.as_slice(), struct_hash.as_slice()].concat())
     }
 
     /// The signature `AgentWallet.isValidSignature` accepts for this authorization of `token`:

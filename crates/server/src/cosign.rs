@@ -178,6 +178,16 @@ pub(crate) fn permit2_key(nonce: chaperone_core::U256) -> (Address, B256) {
     (PERMIT2, B256::from(nonce))
 }
 
+/// Where an x402 authorization's nonce is used up: the token's book (EIP-3009), or Permit2's.
+fn authorization_key(payment: &payability::Authorization) -> (Address, B256) {
+    match payment.method {
+        payability::Method::Eip3009 => (payment.token, payment.nonce),
+        payability::Method::Permit2 => {
+            permit2_key(chaperone_core::U256::from_be_bytes(payment.nonce.0))
+        }
+    }
+}
+
 /// Checks that `signature` (65 bytes r ‖ s ‖ v, low-s) is `agent`'s over `digest`: 400 when
 /// it is malformed, 401 when it is someone else's (or over something else, the `what`).
 fn check_agent_signature(
@@ -204,13 +214,12 @@ fn check_agent_signature(
 }
 
 /// What is to be co-signed, checked for shape: the digest both keys sign, the engine's view of
-/// it, the `Execute` nonce or the authorization's (token, nonce), and the last second at which
+/// it, the `Execute` nonce or the x402 authorization, and the last second at which
 /// the signature can be used. The engine checks its lifetime against the policy.
 struct Subject {
     digest: B256,
     kind: RequestKind,
     nonce: Option<chaperone_core::U256>,
-    authorization: Option<(Address, B256)>,
     /// An x402 authorization as the wallet's EIP-1271 will see it.
     payment: Option<payability::Authorization>,
     valid_until: u64,
@@ -237,7 +246,6 @@ fn subject(
                 digest: execute.digest(chain_id, wallet),
                 kind: RequestKind::Execute(execute.clone()),
                 nonce: Some(execute.nonce),
-                authorization: None,
                 payment: None,
                 valid_until: execute.validUntil,
             })
@@ -281,7 +289,6 @@ fn subject(
                     message: fields,
                 },
                 nonce: None,
-                authorization: Some((domain.verifying_contract, message.nonce)),
                 payment: Some(payability::Authorization {
                     method: payability::Method::Eip3009,
                     token: domain.verifying_contract,
@@ -310,7 +317,6 @@ fn subject(
                     message: fields,
                 },
                 nonce: None,
-                authorization: Some(permit2_key(message.nonce)),
                 payment: Some(payability::Authorization {
                     method: payability::Method::Permit2,
                     token: message.permitted.token,
@@ -445,7 +451,7 @@ async fn decide(
             request_id: digest,
             kind: subject.kind,
             nonce: subject.nonce,
-            authorization: subject.authorization,
+            authorization: subject.payment.as_ref().map(authorization_key),
             json: request_json,
             valid_until: subject.valid_until,
         })

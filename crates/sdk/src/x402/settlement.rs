@@ -29,10 +29,10 @@
 use alloy::{
     consensus::Transaction as _,
     eips::BlockId,
-    primitives::{Address, B256, Bytes, U256, keccak256},
+    primitives::{Address, B256, Bytes, U256},
     providers::Provider,
     rpc::types::{Filter, Log},
-    sol_types::{SolEvent, SolStruct, SolValue},
+    sol_types::{SolEvent, SolValue},
 };
 use chaperone_chain::{AgentWallet, Permit2, TestToken, X402ExactPermit2Proxy};
 use chaperone_core::{AgentMessage, Eip3009Kind, PERMIT2, Signature, X402_PERMIT2_PROXY};
@@ -140,7 +140,7 @@ impl X402Payment {
                     .call()
                     .await
                     .map_err(|e| Error::Chain(format!("{}.DOMAIN_SEPARATOR(): {e}", self.asset)))?;
-                eip712_hash(separator, message.eip712_hash_struct())
+                message.hash_under(separator, Eip3009Kind::TransferWithAuthorization)
             }
             PaidAuthorization::Permit2 { message, .. } => message.hash(chain_id),
         };
@@ -459,11 +459,6 @@ fn unwrap_erc6492(signature: &Bytes) -> Bytes {
 /// `haystack` contains `needle`.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The EIP-712 hash of `struct_hash` under `separator`.
-fn eip712_hash(separator: B256, struct_hash: B256) -> B256 {
-    keccak256([&[0x19, 0x01], separator.as_slice(), struct_hash.as_slice()].concat())
 }
 
 fn invalid(why: String) -> Error {
