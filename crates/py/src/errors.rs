@@ -231,7 +231,7 @@ pub(crate) fn to_py(error: Error) -> PyErr {
                 Refused::new_err(message),
                 vec![
                     ("status", object(py, status)),
-                    ("code", object(py, code)),
+                    ("code", object(py, code.as_str())),
                     ("message", object(py, refusal)),
                 ],
             ),

@@ -11,16 +11,17 @@ use alloy::{
     providers::Provider,
     sol_types::{SolCall, SolValue},
 };
+use chaperone_api::{ErrorCode, Method, Payment, PaymentAuthorization, Permit2Payment};
 use chaperone_chain::{AgentWallet, AgentWalletFactory, Permit2, TestToken};
 use chaperone_core::{
-    AgentMessage, B256, Bytes, Eip3009Kind, PERMIT2, PermitWitnessTransferFrom, TokenDomain,
-    TokenPermissions, TransferWithAuthorization, U256, Witness, X402_PERMIT2_PROXY,
+    B256, Bytes, Eip3009Kind, PERMIT2, PermitWitnessTransferFrom, TokenDomain, TokenPermissions,
+    TransferWithAuthorization, U256, Witness, X402_PERMIT2_PROXY,
 };
 use serde::Serialize;
 
 use crate::{
     Address, Error, Result,
-    wallet::{CosignBody, Cosigned, Wallet, revert_reason, unix_now},
+    wallet::{Cosigned, Wallet, revert_reason, unix_now},
 };
 
 /// An EIP-3009 authorization signed by the agent and co-signed by the policy service, valid
@@ -134,18 +135,6 @@ const ERC6492_SUFFIX: [u8; 32] = {
     suffix
 };
 
-#[derive(Debug, Serialize)]
-pub(crate) struct AuthorizationBody<'a> {
-    primary_type: Eip3009Kind,
-    domain: &'a TokenDomain,
-    message: &'a TransferWithAuthorization,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct Permit2Body<'a> {
-    message: &'a PermitWitnessTransferFrom,
-}
-
 impl Wallet {
     /// Signs an EIP-3009 `TransferWithAuthorization` of `value` to `to`, valid from now for
     /// `valid_for` (see [`Wallet::sign_authorization`]).
@@ -194,20 +183,15 @@ impl Wallet {
             nonce,
         };
         let hash = message.hash(&domain, kind);
-        let (request_id, agent_signature) = self.sign_as_agent(hash)?;
-        let body = CosignBody {
-            chain_id: self.chain_id,
-            wallet: self.wallet,
-            execute: None,
-            authorization: Some(AuthorizationBody {
-                primary_type: kind,
-                domain: &domain,
-                message: &message,
-            }),
-            permit2: None,
-            agent_signature: &agent_signature,
-        };
-        let cosignature = self.cosign_authorization(&body, token, nonce).await?;
+        let payment = Payment::Eip3009(PaymentAuthorization {
+            primary_type: kind,
+            domain: domain.clone(),
+            message: message.clone(),
+        });
+        let (request_id, agent_signature) = self.sign_as_agent(&payment)?;
+        let cosignature = self
+            .cosign_authorization(payment, agent_signature.clone(), token, nonce)
+            .await?;
         let signature = message.wallet_signature(token, kind, &agent_signature, &cosignature);
         Ok(SignedAuthorization {
             request_id,
@@ -247,16 +231,13 @@ impl Wallet {
             },
         };
         let hash = message.hash(self.chain_id);
-        let (request_id, agent_signature) = self.sign_as_agent(hash)?;
-        let body = CosignBody {
-            chain_id: self.chain_id,
-            wallet: self.wallet,
-            execute: None,
-            authorization: None,
-            permit2: Some(Permit2Body { message: &message }),
-            agent_signature: &agent_signature,
-        };
-        let cosignature = self.cosign_authorization(&body, token, nonce).await?;
+        let payment = Payment::Permit2(Permit2Payment {
+            message: message.clone(),
+        });
+        let (request_id, agent_signature) = self.sign_as_agent(&payment)?;
+        let cosignature = self
+            .cosign_authorization(payment, agent_signature.clone(), token, nonce)
+            .await?;
         let signature = message.wallet_signature(&agent_signature, &cosignature);
         Ok(SignedPermit2 {
             request_id,
@@ -347,9 +328,10 @@ impl Wallet {
         Ok((range(budget.slots, budget.permit2Slots), period))
     }
 
-    /// The request id (the digest both keys sign for `hash`) and the agent's signature of it.
-    fn sign_as_agent(&self, hash: B256) -> Result<(B256, Bytes)> {
-        let request_id = AgentMessage { hash }.digest(self.chain_id, self.wallet);
+    /// The request id (the digest both keys sign for `payment`) and the agent's signature of
+    /// it.
+    fn sign_as_agent(&self, payment: &Payment) -> Result<(B256, Bytes)> {
+        let request_id = payment.digest(self.chain_id, self.wallet);
         let signature = self.key.sign_digest(&request_id)?.as_bytes().to_vec();
         Ok((request_id, signature.into()))
     }
@@ -358,11 +340,12 @@ impl Wallet {
     /// `(token, nonce)` is freed again.
     async fn cosign_authorization(
         &self,
-        body: &CosignBody<'_>,
+        payment: Payment,
+        agent_signature: Bytes,
         token: Address,
         nonce: B256,
     ) -> Result<Bytes> {
-        let answer = self.cosign(body).await;
+        let answer = self.cosign(payment, agent_signature).await;
         if !matches!(answer, Ok(Cosigned::Approved(_))) {
             self.authorization_nonces
                 .lock()
@@ -425,31 +408,12 @@ impl Wallet {
         }
         Err(Error::Refused {
             status: 409,
-            code: "no_authorization_slot".into(),
+            code: ErrorCode::NoAuthorizationSlot,
             message: format!(
                 "the wallet's EIP-1271 budget for {token} has no unused {method} slot this period \
                  (slots {}..{}; the owner sets them with setAuthorizationBudget)",
                 slots.start, slots.end
             ),
-        })
-    }
-}
-
-/// The two ways an x402 payment is authorized through the wallet's EIP-1271, each with its
-/// own nonce slots and nonce book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    /// The token's EIP-3009 `transferWithAuthorization`.
-    Eip3009,
-    /// A Permit2 witness transfer through the x402 proxy.
-    Permit2,
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Eip3009 => "EIP-3009",
-            Self::Permit2 => "Permit2",
         })
     }
 }

@@ -5,53 +5,26 @@
 use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
 
 use alloy::{providers::Provider, rpc::types::Filter, sol_types::SolEvent};
+use chaperone_api::audit::{AnchorView, ProofResponse};
 use chaperone_chain::AuditLog;
 use chaperone_core::{
-    Address, B256, BatchMembership, CheckpointVerifier, CommitmentKind, DisclosedContent,
-    DisclosureBundle, InclusionProof, Record,
+    Address, B256, CheckpointVerifier, CommitmentKind, DisclosedContent, DisclosureBundle,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Where the checkpoint was anchored, as the server reported it (the verifier trusts only
-/// the chain).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnchorRef {
-    /// The `AuditLog` contract.
-    pub audit_log: Option<Address>,
-    /// The log id.
-    pub log_id: Option<B256>,
-    /// The anchored tree size.
-    pub size: u64,
-    /// The anchoring transaction.
-    pub tx_hash: B256,
-    /// Its block.
-    pub block_number: u64,
-}
-
-/// The server's `GET /v1/records/{leaf_hash}/proof`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ProofResponse {
-    record: Record,
-    batch: BatchMembership,
-    inclusion: InclusionProof,
-    checkpoint: String,
-    anchor: Option<AnchorRef>,
-}
-
-impl ProofResponse {
-    pub(crate) fn into_disclosure(self, disclosed: Vec<DisclosedContent>) -> Disclosure {
-        Disclosure {
-            bundle: DisclosureBundle {
-                record: self.record,
-                disclosed,
-                batch: self.batch,
-                inclusion: self.inclusion,
-                checkpoint: self.checkpoint,
-            },
-            anchor: self.anchor,
-        }
+/// The disclosure of a record from the server's proof and the openings `disclosed`.
+pub(crate) fn disclosure_of(proof: ProofResponse, disclosed: Vec<DisclosedContent>) -> Disclosure {
+    Disclosure {
+        bundle: DisclosureBundle {
+            record: proof.record,
+            disclosed,
+            batch: proof.batch,
+            inclusion: proof.inclusion,
+            checkpoint: proof.checkpoint,
+        },
+        anchor: proof.anchor,
     }
 }
 
@@ -63,7 +36,7 @@ pub struct Disclosure {
     #[serde(flatten)]
     pub bundle: DisclosureBundle,
     /// The anchor the server reported, if the checkpoint was anchored yet.
-    pub anchor: Option<AnchorRef>,
+    pub anchor: Option<AnchorView>,
 }
 
 /// The log an auditor trusts, named by the auditor (or the deployment's configuration), never

@@ -39,7 +39,7 @@ pub enum Error {
         /// HTTP status.
         status: u16,
         /// The API's error code.
-        code: String,
+        code: chaperone_api::ErrorCode,
         /// The API's message.
         message: String,
     },
@@ -130,3 +130,36 @@ fn denial_text(reasons: &[Reason], words: &[String]) -> String {
 
 /// The SDK's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<chaperone_api::ClientError> for Error {
+    /// A refusal the same request may outlive (429, 5xx) is [`Error::Unreachable`], which
+    /// callers retry; any other is [`Error::Refused`].
+    fn from(e: chaperone_api::ClientError) -> Self {
+        use chaperone_api::ClientError as E;
+        match e {
+            E::Refused {
+                status,
+                code,
+                message,
+                ..
+            } if !(status == 429 || status >= 500) => Self::Refused {
+                status,
+                code,
+                message,
+            },
+            E::Refused {
+                url,
+                status,
+                code,
+                message,
+                ..
+            } => Self::Unreachable {
+                url,
+                detail: format!("{status} {code}: {message}"),
+            },
+            E::Unreachable { url, detail } | E::Unexpected { url, detail } => {
+                Self::Unreachable { url, detail }
+            }
+        }
+    }
+}

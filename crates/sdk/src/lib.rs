@@ -28,7 +28,6 @@
 //! # Ok(()) }
 //! ```
 
-mod api;
 mod authorization;
 mod devnet;
 mod disclosure;
@@ -39,12 +38,13 @@ mod wallet;
 mod x402;
 
 pub use authorization::{Counterfactual, SignedAuthorization, SignedPermit2};
+pub use chaperone_api::{ErrorCode, audit::AnchorView};
 pub use chaperone_core::{
     Address, B256, Call, CommitmentKind, Eip3009Kind, PermitWitnessTransferFrom, Secp256k1Signer,
     TokenDomain, TransferWithAuthorization, U256,
 };
 pub use devnet::{CounterfactualWallet, DevnetInfo};
-pub use disclosure::{AnchorRef, Disclosure, TrustedLog, VerifiedOnChain};
+pub use disclosure::{Disclosure, TrustedLog, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};
 pub use wallet::{Executed, Payment, PendingPayment, Wallet, WalletConfig};

@@ -11,11 +11,11 @@ use std::{
     time::Duration,
 };
 
+use chaperone_api::Client;
 use chaperone_core::{
     Address, B256, BatchReceipt, Commitment, CommitmentKind, Record, Salt, Secp256k1Signer,
     SignedBatch,
 };
-use serde::Deserialize;
 use tokio::{
     sync::{Notify, Semaphore, watch},
     task::JoinHandle,
@@ -24,8 +24,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::{
     Disclosure, Error, Result,
-    api::{Api, refused},
-    disclosure::ProofResponse,
+    disclosure::disclosure_of,
     local::{LocalStore, OutboxBatch, Stage, StagedRecord},
 };
 
@@ -141,7 +140,7 @@ pub struct Recorder {
     staging: Arc<Staging>,
     progress: watch::Receiver<Progress>,
     local: LocalStore,
-    api: Api,
+    api: Client,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -184,7 +183,7 @@ impl Recorder {
             drained: Notify::new(),
         });
         let wake = Arc::new(Notify::new());
-        let api = Api::new(&config.server_url);
+        let api = Client::new(&config.server_url);
         let head = Arc::new(Mutex::new(Head {
             next,
             previous,
@@ -385,11 +384,8 @@ impl Recorder {
                 content: opening.content().to_vec().into(),
             });
         }
-        let proof: ProofResponse = self
-            .api
-            .get(&format!("/v1/records/{leaf_hash}/proof"))
-            .await?;
-        Ok(proof.into_disclosure(disclosed))
+        let proof = self.api.proof(leaf_hash).await?;
+        Ok(disclosure_of(proof, disclosed))
     }
 
     /// Crypto-shreds a record: deletes its salts and content from the local store, so its
@@ -527,16 +523,10 @@ impl Batcher {
     }
 }
 
-/// The server's answer to `POST /v1/records`.
-#[derive(Debug, Deserialize)]
-struct IngestResponse {
-    receipt: BatchReceipt,
-}
-
 struct Deliverer {
     agent: Address,
     local: LocalStore,
-    api: Api,
+    api: Client,
     config: RecorderConfig,
     progress: Arc<watch::Sender<Progress>>,
     backlog: Arc<Backlog>,
@@ -624,14 +614,7 @@ impl Deliverer {
     async fn post(&self, batch: &OutboxBatch, body: Vec<u8>) -> Result<BatchReceipt> {
         // The stored body, byte for byte: a resend of a batch the server already logged is
         // answered as a replay with the same positions, so nothing is logged twice.
-        let answer = self.api.post_raw("/v1/records", body).await?;
-        if !answer.status.is_success() {
-            return Err(refused(&answer));
-        }
-        let response: IngestResponse = answer.parse().map_err(|e| Error::Unreachable {
-            url: self.api.base().to_owned(),
-            detail: format!("unexpected response: {e}"),
-        })?;
+        let response = self.api.ingest(body).await?;
         if response.receipt.size != batch.size {
             return Err(Error::Unreachable {
                 url: self.api.base().to_owned(),

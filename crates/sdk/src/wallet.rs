@@ -14,14 +14,14 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
-use chaperone_chain::{AgentWallet, TestToken};
-use chaperone_core::{Address, B256, Bytes, Call, Execute, Secp256k1Signer, U256, policy::Reason};
-use serde::{Deserialize, Serialize};
-
-use crate::{
-    Error, Result,
-    api::{Api, refused},
+use chaperone_api::{
+    Client, ClientError, CosignRequest, ErrorCode, Payment as Paid, cosign::CallBody,
 };
+use chaperone_chain::{AgentWallet, TestToken};
+use chaperone_core::{Address, B256, Bytes, Call, Execute, Secp256k1Signer, U256, policy::Outcome};
+use serde::Serialize;
+
+use crate::{Error, Result};
 
 /// Where the wallet and the policy service are.
 #[derive(Debug, Clone)]
@@ -126,29 +126,6 @@ pub struct PendingPayment {
     agent_signature: Bytes,
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct CosignBody<'a> {
-    pub(crate) chain_id: u64,
-    pub(crate) wallet: Address,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) execute: Option<&'a Execute>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) authorization: Option<crate::authorization::AuthorizationBody<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) permit2: Option<crate::authorization::Permit2Body<'a>>,
-    pub(crate) agent_signature: &'a Bytes,
-}
-
-#[derive(Debug, Deserialize)]
-struct CosignAnswer {
-    request_id: B256,
-    #[serde(default)]
-    reasons: Vec<Reason>,
-    #[serde(default)]
-    reasons_text: Vec<String>,
-    cosigner_signature: Option<Bytes>,
-}
-
 pub(crate) enum Cosigned {
     Approved(Bytes),
     Pending(B256),
@@ -157,7 +134,7 @@ pub(crate) enum Cosigned {
 /// The agent's wallet: pays within its policy, never around it.
 #[derive(Debug, Clone)]
 pub struct Wallet {
-    api: Api,
+    api: Client,
     pub(crate) provider: DynProvider,
     pub(crate) key: Secp256k1Signer,
     pub(crate) wallet: Address,
@@ -214,7 +191,7 @@ impl Wallet {
             Error::Chain(format!("asking {} for its chain id: {e}", config.rpc_url))
         })?;
         Ok(Self {
-            api: Api::new(&config.server_url),
+            api: Client::new(&config.server_url),
             provider,
             key,
             wallet: config.wallet,
@@ -283,17 +260,12 @@ impl Wallet {
         }
         .digest(self.chain_id, self.wallet);
         let signature = Bytes::from(self.key.sign_digest(&digest)?.as_bytes().to_vec());
-        let answer = self
-            .api
-            .post(
-                &format!("/v1/decisions/{request_id}/call"),
-                &serde_json::json!({ "leaf_hash": leaf_hash, "agent_signature": signature }),
-            )
-            .await?;
-        match answer.status.as_u16() {
-            200 => Ok(()),
-            _ => Err(refused(&answer)),
-        }
+        let body = CallBody {
+            leaf_hash,
+            agent_signature: signature,
+        };
+        self.api.bind_call(request_id, &body).await?;
+        Ok(())
     }
 
     /// Pays `payment` through the wallet (see [`Wallet::execute`]).
@@ -369,49 +341,41 @@ impl Wallet {
     }
 
     async fn cosign_execute(&self, execute: &Execute, agent_signature: &Bytes) -> Result<Cosigned> {
-        let body = CosignBody {
-            chain_id: self.chain_id,
-            wallet: self.wallet,
-            execute: Some(execute),
-            authorization: None,
-            permit2: None,
-            agent_signature,
-        };
-        self.cosign(&body).await
+        self.cosign(Paid::Execute(execute.clone()), agent_signature.clone())
+            .await
     }
 
-    pub(crate) async fn cosign(&self, body: &CosignBody<'_>) -> Result<Cosigned> {
-        let answer = self.api.post("/v1/cosign", body).await?;
-        let decoded = || {
-            answer
-                .parse::<CosignAnswer>()
-                .map_err(|e| Error::Unreachable {
-                    url: self.api.base().to_owned(),
-                    detail: format!("unexpected co-sign answer: {e}"),
-                })
+    /// Asks the policy service to co-sign `payment`, signed by the agent.
+    pub(crate) async fn cosign(&self, payment: Paid, agent_signature: Bytes) -> Result<Cosigned> {
+        let request = CosignRequest {
+            chain_id: self.chain_id,
+            wallet: self.wallet,
+            payment,
+            agent_signature,
         };
-        match answer.status.as_u16() {
-            200 => {
-                let a = decoded()?;
-                a.cosigner_signature
-                    .map(Cosigned::Approved)
-                    .ok_or_else(|| Error::Unreachable {
-                        url: self.api.base().to_owned(),
-                        detail: "approved without a signature".into(),
-                    })
-            }
-            202 => Ok(Cosigned::Pending(decoded()?.request_id)),
-            403 => {
-                let a = decoded()?;
-                // An approval that expired or a human's "no" is a denial too.
-                Err(Error::Denied {
-                    request_id: a.request_id,
-                    reasons: a.reasons,
-                    reasons_text: a.reasons_text,
-                })
-            }
-            400 if answer.body()["error"]["code"] == "expired" => Err(Error::Expired),
-            _ => Err(refused(&answer)),
+        let answer = match self.api.cosign(&request).await {
+            Ok(decision) => decision.response,
+            Err(ClientError::Refused {
+                code: ErrorCode::Expired,
+                ..
+            }) => return Err(Error::Expired),
+            Err(e) => return Err(e.into()),
+        };
+        match answer.outcome {
+            Outcome::Approved => answer
+                .cosigner_signature
+                .map(Cosigned::Approved)
+                .ok_or_else(|| Error::Unreachable {
+                    url: self.api.base().to_owned(),
+                    detail: "approved without a signature".into(),
+                }),
+            Outcome::PendingApproval => Ok(Cosigned::Pending(answer.request_id)),
+            // An approval that expired or a human's "no" is a denial too.
+            Outcome::Denied => Err(Error::Denied {
+                request_id: answer.request_id,
+                reasons: answer.reasons,
+                reasons_text: answer.reasons_text,
+            }),
         }
     }
 

@@ -8,15 +8,19 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
+use chaperone_api::{
+    ErrorCode, Format,
+    admin::{
+        AgentRegistration, NewAgent, NewWallet, PendingApproval, PendingApprovals, PolicySet,
+        Registered, RegisteredAgents, Resolved,
+    },
+};
 use chaperone_core::{Address, B256, policy::Policy};
 use chaperone_store::WalletRecord;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::{
     AppState,
     api::{ApiError, ApiJson},
-    compliance::Format,
     token_hash,
 };
 
@@ -51,8 +55,7 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("this needs role {}", roles.join(" or ")),
             ))
         }
@@ -65,8 +68,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let unauthorized = || {
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "send Authorization: Bearer <token>",
             )
         };
@@ -90,60 +92,11 @@ impl FromRequestParts<AppState> for Caller {
 
 fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ApiError> {
     text.parse().map_err(|_| {
-        ApiError::bad_request("invalid_request", format!("{what} `{text}` does not parse"))
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("{what} `{text}` does not parse"),
+        )
     })
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewWallet {
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    address: Address,
-    chain_id: u64,
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    agent: Address,
-}
-
-/// A wallet registered.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Registered {
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    address: Address,
-}
-
-/// A policy stored: its version and hash.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct PolicySet {
-    version: u32,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    hash: B256,
-}
-
-/// A request waiting for a human.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct PendingApproval {
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    request_id: B256,
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    wallet: Address,
-    /// Unix seconds.
-    expires_at: u64,
-    /// The same time in ISO 8601 UTC.
-    expires_at_iso: String,
-}
-
-/// The pending, unexpired approvals.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct PendingApprovals {
-    pending: Vec<PendingApproval>,
-}
-
-/// A pending request resolved.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Resolved {
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    request_id: B256,
-    approved: bool,
 }
 
 async fn register_wallet(
@@ -165,31 +118,6 @@ async fn register_wallet(
             address: body.address,
         }),
     ))
-}
-
-/// An agent to allow to append to the log.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewAgent {
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    address: Address,
-}
-
-/// An agent that may append to the log.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct AgentRegistration {
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    address: Address,
-    /// Unix seconds.
-    registered_at: u64,
-    /// An admin's name, or "with its wallet".
-    registered_by: String,
-}
-
-/// Every agent that may append to the log.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct RegisteredAgents {
-    agents: Vec<AgentRegistration>,
 }
 
 async fn register_agent(
@@ -259,13 +187,8 @@ async fn put_policy(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&["admin"])?;
     let wallet: Address = parse(&address, "wallet address")?;
-    let policy = Policy::from_json(&document.to_string()).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_policy",
-            e.to_string(),
-        )
-    })?;
+    let policy = Policy::from_json(&document.to_string())
+        .map_err(|e| ApiError::new(ErrorCode::InvalidPolicy, e.to_string()))?;
     state
         .store()
         .set_policy(wallet, &policy, state.now())

@@ -7,23 +7,23 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use chaperone_api::{ErrorBody, ErrorCode, ErrorDetail};
 use serde::de::DeserializeOwned;
 
-/// An API error: status, stable code, human message.
+/// An API error: a stable code (which fixes the status), a message for people, and for 429
+/// and 503 how long to wait.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     /// Seconds for a `Retry-After` header (429 and 503).
     retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// An error with this status and code.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code` (and its status).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             retry_after: None,
@@ -33,38 +33,23 @@ impl ApiError {
     /// 429 `busy` with `Retry-After: 1`: the service cannot serve the request soon; the same
     /// request may be sent again (a co-sign request is idempotent by its digest).
     pub fn busy(message: impl Into<String>) -> Self {
-        Self {
-            retry_after: Some(1),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "busy", message)
-        }
+        Self::new(ErrorCode::Busy, message).retry_after(1)
     }
 
     /// 503 `timeout` with `Retry-After: 1`: the request took too long and was abandoned.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self {
-            retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
-        }
-    }
-
-    /// 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+        Self::new(ErrorCode::Timeout, message).retry_after(1)
     }
 
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     /// 500 `internal` (the cause is logged, not returned).
     pub fn internal(cause: &str) -> Self {
         tracing::error!(cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        Self::new(ErrorCode::Internal, "internal error")
     }
 
     /// The same error with `Retry-After: seconds`.
@@ -73,13 +58,13 @@ impl ApiError {
         self
     }
 
-    /// The status.
+    /// The status (the code's).
     pub fn status(&self) -> StatusCode {
-        self.status
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 
@@ -89,21 +74,15 @@ impl ApiError {
     }
 }
 
-/// Every error's body: `{"error": {"code", "message"}}`.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// A stable code and a message for people.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorDetail {
-    code: &'static str,
-    message: String,
+impl From<ErrorDetail> for ApiError {
+    fn from(detail: ErrorDetail) -> Self {
+        Self::new(detail.code, detail.message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
@@ -112,13 +91,13 @@ impl IntoResponse for ApiError {
         };
         if let Some(seconds) = self.retry_after {
             return (
-                self.status,
+                status,
                 [(axum::http::header::RETRY_AFTER, seconds.to_string())],
                 Json(body),
             )
                 .into_response();
         }
-        (self.status, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }
 
@@ -126,30 +105,23 @@ impl From<chaperone_store::Error> for ApiError {
     fn from(e: chaperone_store::Error) -> Self {
         use chaperone_store::Error as E;
         match e {
-            E::UnknownWallet(_) => {
-                Self::new(StatusCode::NOT_FOUND, "unknown_wallet", e.to_string())
-            }
-            E::WalletExists(_) => Self::new(StatusCode::CONFLICT, "wallet_exists", e.to_string()),
-            E::NoPolicy(_) => Self::new(StatusCode::CONFLICT, "no_policy", e.to_string()),
-            E::StalePolicyVersion { .. } => {
-                Self::new(StatusCode::CONFLICT, "stale_policy_version", e.to_string())
-            }
-            E::NoPendingApproval(_) => {
-                Self::new(StatusCode::NOT_FOUND, "no_pending_approval", e.to_string())
-            }
-            E::SequenceGap { .. } => Self::new(StatusCode::CONFLICT, "sequence_gap", e.to_string()),
-            E::BrokenChain { .. } => Self::new(StatusCode::CONFLICT, "broken_chain", e.to_string()),
+            E::UnknownWallet(_) => Self::new(ErrorCode::UnknownWallet, e.to_string()),
+            E::WalletExists(_) => Self::new(ErrorCode::WalletExists, e.to_string()),
+            E::NoPolicy(_) => Self::new(ErrorCode::NoPolicy, e.to_string()),
+            E::StalePolicyVersion { .. } => Self::new(ErrorCode::StalePolicyVersion, e.to_string()),
+            E::NoPendingApproval(_) => Self::new(ErrorCode::NoPendingApproval, e.to_string()),
+            E::SequenceGap { .. } => Self::new(ErrorCode::SequenceGap, e.to_string()),
+            E::BrokenChain { .. } => Self::new(ErrorCode::BrokenChain, e.to_string()),
             E::Log(
                 chaperone_core::Error::SizeOutOfRange { .. }
                 | chaperone_core::Error::IndexOutOfRange { .. },
-            ) => Self::bad_request("out_of_range", e.to_string()),
-            E::OutOfRange(_) => Self::bad_request("out_of_range", e.to_string()),
+            ) => Self::new(ErrorCode::OutOfRange, e.to_string()),
+            E::OutOfRange(_) => Self::new(ErrorCode::OutOfRange, e.to_string()),
             E::ClockSkew { .. } => {
                 // An operator's problem (NTP), not the client's: refuse to decide until fixed.
                 tracing::error!(error = %e, "refusing to decide");
                 Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "clock_skew",
+                    ErrorCode::ClockSkew,
                     "this replica's clock is out of step with the database; try again later",
                 )
             }
@@ -158,11 +130,7 @@ impl From<chaperone_store::Error> for ApiError {
             E::Log(_) | E::UnsupportedUrl(_) | E::Database(_) | E::Migrate(_) | E::Corrupt(_) => {
                 // The cause goes to the log, not to the client.
                 tracing::error!(error = %e, "store failure");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
+                Self::new(ErrorCode::Internal, "internal error")
             }
         }
     }
@@ -186,22 +154,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(match &rejection {
                 JsonRejection::JsonDataError(_) => {
-                    ApiError::bad_request("invalid_request", rejection.body_text())
+                    ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
                 }
                 JsonRejection::JsonSyntaxError(_) => {
-                    ApiError::bad_request("invalid_json", rejection.body_text())
+                    ApiError::new(ErrorCode::InvalidJson, rejection.body_text())
                 }
                 JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "send Content-Type: application/json",
                 ),
                 _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     format!("request bodies here are limited to {limit} bytes"),
                 ),
-                _ => ApiError::new(rejection.status(), "invalid_body", rejection.body_text()),
+                _ => ApiError::new(ErrorCode::InvalidBody, rejection.body_text()),
             }),
         }
     }

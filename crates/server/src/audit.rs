@@ -8,13 +8,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use chaperone_chain::AuditLog;
-use chaperone_core::{
-    B256, BatchReceipt, CheckpointVerifier, DisclosureBundle, Record, Signature, SignedBatch,
+use chaperone_api::{
+    ErrorCode,
+    audit::{
+        AnchorView, CheckpointResponse, IngestBody, IngestResponse, ProofResponse, RecordPosition,
+        VerifyResponse,
+    },
 };
+use chaperone_chain::AuditLog;
+use chaperone_core::{B256, BatchReceipt, CheckpointVerifier, DisclosureBundle, SignedBatch};
 use chaperone_store::Anchor;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::{
     AppState, LogConfig,
@@ -37,40 +40,17 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/verify", post(verify))
 }
 
-/// A signed batch as the agent sends it (the fields of [`SignedBatch`], nothing else).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct IngestBody {
-    records: Vec<Record>,
-    #[schema(value_type = chaperone_core::openapi::SignatureJson)]
-    signature: Signature,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RecordPosition {
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    leaf_hash: B256,
-    index: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct IngestResponse {
-    receipt: BatchReceipt,
-    records: Vec<RecordPosition>,
-    replayed: bool,
-}
-
 fn core_error(e: chaperone_core::Error) -> ApiError {
     use chaperone_core::Error as E;
     let message = e.to_string();
     match e {
-        E::WrongSigner { .. } => ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", message),
-        E::InvalidSignature(_) => ApiError::bad_request("bad_signature", message),
-        E::InvalidBatch(_) => ApiError::bad_request("invalid_batch", message),
+        E::WrongSigner { .. } => ApiError::new(ErrorCode::BadSignature, message),
+        E::InvalidSignature(_) => ApiError::new(ErrorCode::MalformedSignature, message),
+        E::InvalidBatch(_) => ApiError::new(ErrorCode::InvalidBatch, message),
         E::InvalidRecord(_) | E::RecordEncoding(_) => {
-            ApiError::bad_request("invalid_record", message)
+            ApiError::new(ErrorCode::InvalidRecord, message)
         }
-        _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proof", message),
+        _ => ApiError::new(ErrorCode::InvalidProof, message),
     }
 }
 
@@ -79,14 +59,14 @@ async fn ingest(
     ApiJson(body): ApiJson<IngestBody>,
 ) -> Result<Response, ApiError> {
     if body.records.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_batch",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBatch,
             "a batch needs at least one record",
         ));
     }
     if body.records.len() > MAX_BATCH_RECORDS {
-        return Err(ApiError::bad_request(
-            "invalid_batch",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBatch,
             format!("a batch holds at most {MAX_BATCH_RECORDS} records"),
         ));
     }
@@ -98,8 +78,8 @@ async fn ingest(
             ("timestamp_ms", record.timestamp_ms),
         ] {
             if i64::try_from(value).is_err() {
-                return Err(ApiError::bad_request(
-                    "out_of_range",
+                return Err(ApiError::new(
+                    ErrorCode::OutOfRange,
                     format!("record {i}: {field} {value} is out of range: it must be below 2^63"),
                 ));
             }
@@ -122,8 +102,7 @@ async fn ingest(
     let agent = batch.records[0].agent;
     if !state.store().agent_registered(agent).await? {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "agent_not_registered",
+            ErrorCode::AgentNotRegistered,
             format!("agent {agent} is not registered with this deployment: an admin registers it"),
         ));
     }
@@ -172,18 +151,6 @@ async fn ingest(
     Ok((status, Json(response)).into_response())
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AnchorView {
-    #[schema(value_type = Option<chaperone_core::openapi::HexAddress>)]
-    audit_log: Option<chaperone_core::Address>,
-    #[schema(value_type = Option<chaperone_core::openapi::Hex32>)]
-    log_id: Option<B256>,
-    size: u64,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    tx_hash: B256,
-    block_number: u64,
-}
-
 fn anchor_view(log: &LogConfig, anchor: Anchor) -> AnchorView {
     AnchorView {
         audit_log: log.chain.as_ref().map(|c| c.audit_log),
@@ -194,34 +161,21 @@ fn anchor_view(log: &LogConfig, anchor: Anchor) -> AnchorView {
     }
 }
 
-/// Everything of a [`DisclosureBundle`] but the disclosed content, plus the anchor.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ProofResponse {
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    leaf_hash: B256,
-    index: u64,
-    record: Record,
-    batch: chaperone_core::BatchMembership,
-    inclusion: chaperone_core::InclusionProof,
-    checkpoint: String,
-    anchor: Option<AnchorView>,
-}
-
 async fn proof(
     State(state): State<AppState>,
     Path(leaf_hash): Path<String>,
 ) -> Result<Json<ProofResponse>, ApiError> {
     let leaf_hash: B256 = leaf_hash.parse().map_err(|_| {
-        ApiError::bad_request("invalid_request", "leaf_hash must be 32 bytes of 0x hex")
-    })?;
-    let store = state.store();
-    let logged = store.record(leaf_hash).await?.ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_record",
-            "no record with this leaf hash",
+            ErrorCode::InvalidRequest,
+            "leaf_hash must be 32 bytes of 0x hex",
         )
     })?;
+    let store = state.store();
+    let logged = store
+        .record(leaf_hash)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownRecord, "no record with this leaf hash"))?;
     let batch = store
         .batch_membership(leaf_hash)
         .await?
@@ -241,8 +195,7 @@ async fn proof(
             Some((c, _)) if c.size > logged.index => (c, None),
             _ => {
                 return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "not_checkpointed",
+                    ErrorCode::NotCheckpointed,
                     "the record is logged but no checkpoint covers it yet; retry after the next checkpoint",
                 ));
             }
@@ -258,15 +211,6 @@ async fn proof(
         checkpoint: checkpoint.note,
         anchor: anchor.map(|a| anchor_view(state.log(), a)),
     }))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CheckpointResponse {
-    size: u64,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    root: B256,
-    note: String,
-    anchor: Option<AnchorView>,
 }
 
 async fn latest_checkpoint(
@@ -286,25 +230,6 @@ async fn latest_checkpoint(
     }))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct VerifyResponse {
-    pub(crate) valid: bool,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    pub(crate) leaf_hash: B256,
-    pub(crate) index: u64,
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    pub(crate) agent: chaperone_core::Address,
-    pub(crate) checkpoint_size: u64,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    pub(crate) checkpoint_root: B256,
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    pub(crate) audit_log: chaperone_core::Address,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    pub(crate) log_id: B256,
-    #[schema(value_type = Option<chaperone_core::openapi::Hex32>)]
-    pub(crate) anchor_tx: Option<B256>,
-}
-
 async fn verify(
     State(state): State<AppState>,
     ApiJson(bundle): ApiJson<DisclosureBundle>,
@@ -319,13 +244,7 @@ pub(crate) async fn verify_bundle(
     bundle: &DisclosureBundle,
 ) -> Result<VerifyResponse, ApiError> {
     let log = state.log();
-    let invalid = |message: String| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_disclosure",
-            message,
-        )
-    };
+    let invalid = |message: String| ApiError::new(ErrorCode::InvalidDisclosure, message);
     let verifier = CheckpointVerifier {
         name: log.origin.clone(),
         address: log.operator.address(),
@@ -340,9 +259,7 @@ pub(crate) async fn verify_bundle(
         )));
     }
     let chain = log.chain.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_chain",
+        ApiError::new(ErrorCode::NoChain,
             "this server has no chain configured (--rpc-url, --audit-log, --log-id), so the anchor cannot be checked",
         )
     })?;
@@ -351,8 +268,7 @@ pub(crate) async fn verify_bundle(
     let chain_error = |e: alloy::contract::Error| {
         tracing::warn!(error = %e, "reading AuditLog failed");
         ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "chain_unreachable",
+            ErrorCode::ChainUnreachable,
             "the chain did not answer; retry",
         )
     };
@@ -363,15 +279,13 @@ pub(crate) async fn verify_bundle(
         .map_err(chain_error)?;
     if anchored.is_zero() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_anchored",
+            ErrorCode::NotAnchored,
             format!("tree size {size} is not anchored on chain"),
         ));
     }
     if anchored != verified.checkpoint.root {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "anchor_mismatch",
+            ErrorCode::AnchorMismatch,
             format!(
                 "the chain anchored root {anchored} at size {size}, the checkpoint says {}",
                 verified.checkpoint.root

@@ -13,21 +13,20 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use chaperone_api::{
+    ErrorCode, Format, Page,
+    compliance::{AgentRow, DEFAULT_LIMIT, DecisionView, MAX_LIMIT, RecordRow, SpendRow},
+};
 use chaperone_core::{
     Address, B256,
-    openapi::{Hex32, HexAddress},
-    policy::{Amount, Outcome, Reason, Seconds, Token},
+    policy::{Amount, Outcome, Seconds, Token},
 };
 use chaperone_store::{DecisionFilter, RecordFilter};
-use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::{AppState, admin::Caller, api::ApiError};
 
 /// Page size when `limit` is not given, and the largest one allowed.
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -38,14 +37,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_query", message)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Json,
-    JsonLines,
-    Csv,
+    ApiError::new(ErrorCode::InvalidQuery, message)
 }
 
 /// Query parameters, checked against the endpoint's list.
@@ -97,12 +89,9 @@ impl Params {
     }
 
     fn format(&self) -> Result<Format, ApiError> {
-        match self.0.get("format").map(String::as_str) {
-            None | Some("json") => Ok(Format::Json),
-            Some("jsonl") => Ok(Format::JsonLines),
-            Some("csv") => Ok(Format::Csv),
-            Some(other) => Err(invalid(format!("`format={other}`: use json, jsonl or csv"))),
-        }
+        self.0
+            .get("format")
+            .map_or(Ok(Format::Json), |f| f.parse().map_err(invalid))
     }
 
     fn cursor(&self) -> Option<&str> {
@@ -132,92 +121,7 @@ fn csv_field(value: &Value) -> String {
     }
 }
 
-/// A page of a compliance list (`format=json`); the export formats carry the same rows.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Page<T> {
-    items: Vec<T>,
-    /// The `cursor` of the next page; absent on the last one.
-    next_cursor: Option<String>,
-}
-
-/// An agent with records in the log.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct AgentRow {
-    #[schema(value_type = HexAddress)]
-    address: Address,
-    record_count: u64,
-    next_sequence: u64,
-    #[schema(value_type = Hex32)]
-    last_leaf_hash: B256,
-    first_seen_ms: u64,
-    last_seen_ms: u64,
-}
-
-/// A record of the log, its commitments only.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct RecordRow {
-    index: u64,
-    #[schema(value_type = Hex32)]
-    leaf_hash: B256,
-    #[schema(value_type = HexAddress)]
-    agent: Address,
-    sequence: u64,
-    timestamp_ms: u64,
-    model: String,
-    #[schema(value_type = Hex32)]
-    input_commitment: B256,
-    #[schema(value_type = Hex32)]
-    output_commitment: B256,
-    #[schema(value_type = Option<Hex32>)]
-    metadata_commitment: Option<B256>,
-    #[schema(value_type = Hex32)]
-    previous: B256,
-}
-
-/// A co-sign decision.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct DecisionView {
-    #[schema(value_type = Hex32)]
-    request_id: B256,
-    #[schema(value_type = HexAddress)]
-    wallet: Address,
-    /// Unix seconds.
-    created_at: u64,
-    /// The same time in ISO 8601 UTC.
-    created_at_iso: String,
-    outcome: Outcome,
-    reasons: Vec<Reason>,
-    /// Each reason in words, amounts in token units ("0.5 ETH is over the per-payment cap of
-    /// 0.1 ETH"); `reasons` keeps the exact base-unit values.
-    reasons_text: Vec<String>,
-    policy_version: u32,
-    #[schema(value_type = Hex32)]
-    policy_hash: B256,
-    signed: bool,
-    #[schema(value_type = Option<Hex32>)]
-    logged_leaf: Option<B256>,
-    /// The agent's audit record of the model call this payment was made within (x402), once
-    /// the agent bound it: its disclosure shows what the agent read, answered and paid.
-    #[schema(value_type = Option<Hex32>)]
-    call_leaf_hash: Option<B256>,
-}
-
-/// Spend of one token by one wallet within the window.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct SpendRow {
-    #[schema(value_type = HexAddress)]
-    wallet: Address,
-    token: Token,
-    window_seconds: u64,
-    reserved: Amount,
-    settled: Amount,
-    released: Amount,
-    /// Reserved plus settled: what counts against the limits.
-    committed: Amount,
-    approvals: u64,
-}
-
-fn row(value: impl Serialize) -> Value {
+fn row(value: impl serde::Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 

@@ -7,14 +7,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use chaperone_api::{
+    Authorization, CosignRequest, CosignResponse, ErrorCode,
+    cosign::{CallBody, CallBound},
+};
 use chaperone_core::{
-    Address, AgentMessage, B256, Bytes, Eip3009Kind, Execute, PERMIT2, PermitWitnessTransferFrom,
-    Signature, TokenDomain, TransferWithAuthorization,
-    policy::{Effect, Outcome, Reason, RequestKind, call_effects, typed_data_effects},
+    Address, B256, Bytes, Signature,
+    policy::{Effect, Outcome},
     recover_low_s,
 };
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::{
     AppState,
@@ -29,27 +30,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/decisions/{request_id}/call", post(bind_call))
 }
 
-/// The agent's statement that an approved payment was made within a model call: the leaf hash
-/// of the call's audit record (which commits to the payment), signed as `PaymentCall`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CallBody {
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    leaf_hash: B256,
-    /// The agent's signature over `PaymentCall(request, call)` in the wallet's domain.
-    #[schema(value_type = chaperone_core::openapi::HexBytes)]
-    agent_signature: Bytes,
-}
-
-/// The decision and the call it is bound to.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CallBound {
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    request_id: B256,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    call_leaf_hash: B256,
-}
-
 async fn bind_call(
     State(state): State<AppState>,
     axum::extract::Path(request_id): axum::extract::Path<String>,
@@ -58,11 +38,10 @@ async fn bind_call(
     let ApiJson(body) = body?;
     let request_id: B256 = request_id
         .parse()
-        .map_err(|_| ApiError::bad_request("invalid_request", "request_id is not 32 bytes hex"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "request_id is not 32 bytes hex"))?;
     let not_found = || {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_decision",
+            ErrorCode::UnknownDecision,
             format!("no approved decision {request_id}"),
         )
     };
@@ -91,8 +70,7 @@ async fn bind_call(
         .await?
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_call",
+                ErrorCode::UnknownCall,
                 format!(
                     "no record {} is in the log: deliver the call's record first",
                     body.leaf_hash
@@ -101,8 +79,7 @@ async fn bind_call(
         })?;
     if call.agent != wallet.agent {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_your_call",
+            ErrorCode::NotYourCall,
             format!(
                 "record {} was signed by {}, not by the wallet's agent {}",
                 body.leaf_hash, call.agent, wallet.agent
@@ -112,8 +89,7 @@ async fn bind_call(
     let received = call.received_ms / 1000;
     if received < decision.created_at || received > decision.valid_until {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "call_outside_validity",
+            ErrorCode::CallOutsideValidity,
             format!(
                 "record {} was received at {received}, outside the decision's validity \
                  ({} to {})",
@@ -127,64 +103,10 @@ async fn bind_call(
             call_leaf_hash: body.leaf_hash,
         })),
         chaperone_store::CallBinding::BoundElsewhere(existing) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_bound",
+            ErrorCode::AlreadyBound,
             format!("decision {request_id} is bound to call {existing}; a binding is set once"),
         )),
         chaperone_store::CallBinding::NotApproved => Err(not_found()),
-    }
-}
-
-/// A co-sign request: what the agent wants co-signed (an `Execute`, or an x402 payment to
-/// approve through the wallet's EIP-1271: an EIP-3009 authorization or a Permit2 witness
-/// transfer) and the agent's signature over the same EIP-712 digest the co-signer would sign.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CosignBody {
-    chain_id: u64,
-    #[schema(value_type = chaperone_core::openapi::HexAddress)]
-    wallet: Address,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    execute: Option<Execute>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    authorization: Option<PaymentAuthorization>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    permit2: Option<Permit2Payment>,
-    #[schema(value_type = chaperone_core::openapi::HexBytes)]
-    agent_signature: Bytes,
-}
-
-/// An EIP-3009 authorization from the wallet, under its token's domain.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PaymentAuthorization {
-    /// `TransferWithAuthorization` (the default) or `ReceiveWithAuthorization`.
-    #[serde(default)]
-    primary_type: Eip3009Kind,
-    domain: TokenDomain,
-    message: TransferWithAuthorization,
-}
-
-/// An x402 Permit2 payment from the wallet (Permit2's domain on this chain is implied).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Permit2Payment {
-    message: PermitWitnessTransferFrom,
-}
-
-/// The `authorization_key` of a Permit2 payment: Permit2 keeps one nonce book per owner for
-/// every token, so its nonces are keyed under Permit2's address.
-pub(crate) fn permit2_key(nonce: chaperone_core::U256) -> (Address, B256) {
-    (PERMIT2, B256::from(nonce))
-}
-
-/// Where an x402 authorization's nonce is used up: the token's book (EIP-3009), or Permit2's.
-fn authorization_key(payment: &payability::Authorization) -> (Address, B256) {
-    match payment.method {
-        payability::Method::Eip3009 => (payment.token, payment.nonce),
-        payability::Method::Permit2 => {
-            permit2_key(chaperone_core::U256::from_be_bytes(payment.nonce.0))
-        }
     }
 }
 
@@ -197,190 +119,31 @@ fn check_agent_signature(
     what: &str,
 ) -> Result<(), ApiError> {
     let signature = Signature::from_raw(signature).map_err(|_| {
-        ApiError::bad_request(
-            "bad_signature",
+        ApiError::new(
+            ErrorCode::MalformedSignature,
             "agent_signature must be 65 bytes r ‖ s ‖ v",
         )
     })?;
     match recover_low_s(&signature, digest) {
         Ok(signer) if signer == agent => Ok(()),
         Ok(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
+            ErrorCode::BadSignature,
             format!("agent_signature is not by the wallet's registered agent over this {what}"),
         )),
-        Err(e) => Err(ApiError::bad_request("bad_signature", e.to_string())),
-    }
-}
-
-/// What is to be co-signed, checked for shape: the digest both keys sign, the engine's view of
-/// it, the `Execute` nonce or the x402 authorization, and the last second at which
-/// the signature can be used. The engine checks its lifetime against the policy.
-struct Subject {
-    digest: B256,
-    kind: RequestKind,
-    nonce: Option<chaperone_core::U256>,
-    /// An x402 authorization as the wallet's EIP-1271 will see it.
-    payment: Option<payability::Authorization>,
-    valid_until: u64,
-}
-
-fn subject(
-    body: &CosignBody,
-    chain_id: u64,
-    wallet: Address,
-    now: u64,
-) -> Result<Subject, ApiError> {
-    match (&body.execute, &body.authorization, &body.permit2) {
-        (Some(execute), None, None) => {
-            if execute.validUntil <= now {
-                return Err(ApiError::bad_request("expired", "validUntil has passed"));
-            }
-            if execute.calls.is_empty() {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    "execute has no calls",
-                ));
-            }
-            Ok(Subject {
-                digest: execute.digest(chain_id, wallet),
-                kind: RequestKind::Execute(execute.clone()),
-                nonce: Some(execute.nonce),
-                payment: None,
-                valid_until: execute.validUntil,
-            })
-        }
-        (
-            None,
-            Some(PaymentAuthorization {
-                primary_type,
-                domain,
-                message,
-            }),
-            None,
-        ) => {
-            if domain.chain_id != chain_id {
-                return Err(ApiError::bad_request(
-                    "wrong_chain_id",
-                    "the authorization's token domain is for another chain",
-                ));
-            }
-            if message.from != wallet {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    "an authorization's `from` must be the wallet",
-                ));
-            }
-            // EIP-3009 is usable strictly before `validBefore`.
-            let valid_before = u64::try_from(message.validBefore).unwrap_or(u64::MAX);
-            if valid_before <= now {
-                return Err(ApiError::bad_request("expired", "validBefore has passed"));
-            }
-            let hash = message.hash(domain, *primary_type);
-            let fields = serde_json::to_value(message)
-                .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
-            Ok(Subject {
-                digest: AgentMessage { hash }.digest(chain_id, wallet),
-                kind: RequestKind::TypedData {
-                    domain_name: Some(domain.name.clone()),
-                    domain_version: Some(domain.version.clone()),
-                    verifying_contract: domain.verifying_contract,
-                    primary_type: primary_type.primary_type().into(),
-                    message: fields,
-                },
-                nonce: None,
-                payment: Some(payability::Authorization {
-                    method: payability::Method::Eip3009,
-                    token: domain.verifying_contract,
-                    value: message.value,
-                    nonce: message.nonce,
-                }),
-                valid_until: valid_before - 1,
-            })
-        }
-        (None, None, Some(Permit2Payment { message })) => {
-            // Permit2 honours `deadline` inclusively.
-            let deadline = u64::try_from(message.deadline).unwrap_or(u64::MAX);
-            if deadline < now {
-                return Err(ApiError::bad_request("expired", "the deadline has passed"));
-            }
-            let hash = message.hash(chain_id);
-            let fields = serde_json::to_value(message)
-                .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
-            Ok(Subject {
-                digest: AgentMessage { hash }.digest(chain_id, wallet),
-                kind: RequestKind::TypedData {
-                    domain_name: Some("Permit2".into()),
-                    domain_version: None,
-                    verifying_contract: PERMIT2,
-                    primary_type: "PermitWitnessTransferFrom".into(),
-                    message: fields,
-                },
-                nonce: None,
-                payment: Some(payability::Authorization {
-                    method: payability::Method::Permit2,
-                    token: message.permitted.token,
-                    value: message.permitted.amount,
-                    nonce: B256::from(message.nonce),
-                }),
-                valid_until: deadline,
-            })
-        }
-        _ => Err(ApiError::bad_request(
-            "invalid_request",
-            "send exactly one of `execute`, `authorization` and `permit2`",
-        )),
+        Err(e) => Err(ApiError::new(ErrorCode::MalformedSignature, e.to_string())),
     }
 }
 
 /// What a recorded request (its `/v1/cosign` body) moves, as the policy counts it.
 pub(crate) fn recorded_effects(request_json: &str) -> Vec<Effect> {
-    let Ok(body) = serde_json::from_str::<CosignBody>(request_json) else {
-        return Vec::new();
-    };
-    if let Some(execute) = &body.execute {
-        return execute.calls.iter().flat_map(call_effects).collect();
-    }
-    let typed = match (&body.authorization, &body.permit2) {
-        (Some(a), _) => serde_json::to_value(&a.message).map(|m| {
-            (
-                a.domain.verifying_contract,
-                a.primary_type.primary_type(),
-                m,
-            )
-        }),
-        (None, Some(p)) => {
-            serde_json::to_value(&p.message).map(|m| (PERMIT2, "PermitWitnessTransferFrom", m))
-        }
-        (None, None) => return Vec::new(),
-    };
-    typed
-        .ok()
-        .and_then(|(contract, primary_type, message)| {
-            typed_data_effects(contract, primary_type, &message).ok()
-        })
+    serde_json::from_str::<CosignRequest>(request_json)
+        .map(|request| request.payment.effects())
         .unwrap_or_default()
-}
-
-/// The recorded decision, as returned to the agent.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CosignResponse {
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    request_id: B256,
-    outcome: Outcome,
-    reasons: Vec<Reason>,
-    /// Each reason in words, amounts in token units; `reasons` keeps the exact values.
-    reasons_text: Vec<String>,
-    policy_version: u32,
-    #[schema(value_type = chaperone_core::openapi::Hex32)]
-    policy_hash: B256,
-    cosigner_signature: Option<String>,
-    replayed: bool,
 }
 
 async fn cosign(
     State(state): State<AppState>,
-    body: Result<ApiJson<CosignBody>, ApiError>,
+    body: Result<ApiJson<CosignRequest>, ApiError>,
 ) -> Response {
     let started = std::time::Instant::now();
     let answer = match body {
@@ -402,7 +165,7 @@ async fn cosign(
 
 async fn decide(
     state: &AppState,
-    body: CosignBody,
+    body: CosignRequest,
 ) -> Result<(StatusCode, CosignResponse), ApiError> {
     // Only for the early checks of shape; the decision reads the clock again under the lock.
     let now = state.now();
@@ -410,8 +173,8 @@ async fn decide(
     let _slot = state.admit_inflight(body.wallet)?;
     let chain_id = state.inner.chain_id;
     if body.chain_id != chain_id {
-        return Err(ApiError::bad_request(
-            "wrong_chain_id",
+        return Err(ApiError::new(
+            ErrorCode::WrongChainId,
             format!(
                 "this service co-signs for chain {chain_id}, not {}",
                 body.chain_id
@@ -420,30 +183,29 @@ async fn decide(
     }
     let wallet = state.store().wallet(body.wallet).await?.ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_wallet",
+            ErrorCode::UnknownWallet,
             format!("wallet {} is not registered", body.wallet),
         )
     })?;
     if wallet.chain_id != chain_id {
-        return Err(ApiError::bad_request(
-            "wrong_chain_id",
+        return Err(ApiError::new(
+            ErrorCode::WrongChainId,
             "the wallet is registered on another chain",
         ));
     }
 
-    let subject = subject(&body, chain_id, wallet.address, now)?;
+    let subject = body.payment.subject(chain_id, wallet.address, now)?;
     let digest = subject.digest;
     check_agent_signature(&body.agent_signature, &digest, wallet.agent, "request")?;
     // The rate limit counts only requests the agent signed (admission.rs), before the lock,
     // and before the chain is asked anything on the agent's behalf.
     state.admit_rate(wallet.address, now).await?;
     // A payment the wallet could never honour is refused before anything is reserved.
-    if let Some(payment) = &subject.payment {
-        payability::check(state, wallet.address, payment, now).await?;
+    if let Some(authorization) = &subject.authorization {
+        payability::check(state, wallet.address, authorization, now).await?;
     }
     let request_json = serde_json::to_string(&body)
-        .map_err(|_| ApiError::bad_request("invalid_request", "unserialisable"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "unserialisable"))?;
     let stored = state
         .decider()
         .decide(Job {
@@ -451,7 +213,7 @@ async fn decide(
             request_id: digest,
             kind: subject.kind,
             nonce: subject.nonce,
-            authorization: subject.payment.as_ref().map(authorization_key),
+            authorization: subject.authorization.as_ref().map(Authorization::key),
             json: request_json,
             valid_until: subject.valid_until,
         })
@@ -487,7 +249,11 @@ async fn decide(
         reasons_text,
         policy_version: stored.policy_version,
         policy_hash: stored.policy_hash,
-        cosigner_signature: stored.signature,
+        cosigner_signature: stored
+            .signature
+            .map(|hex| hex.parse::<Bytes>())
+            .transpose()
+            .map_err(|_| ApiError::internal("a stored co-signature is not hex"))?,
         replayed: stored.replayed,
     };
     Ok((status, response))

@@ -11,15 +11,15 @@ use utoipa::{
     openapi::{RefOr, schema::Schema},
 };
 
-use crate::{
+use chaperone_api::{
+    CosignBody, CosignResponse, ErrorBody, Page,
     admin::{
-        NewAgent, NewWallet, PendingApprovals, PolicySet, Registered, RegisteredAgents, Resolved,
+        IssuedToken, NewAgent, NewToken, NewWallet, PendingApprovals, PolicySet, Registered,
+        RegisteredAgents, Resolved, Revoked, Tokens,
     },
-    api::ErrorBody,
     audit::{CheckpointResponse, IngestBody, IngestResponse, ProofResponse, VerifyResponse},
-    compliance::{AgentRow, DecisionView, Page, RecordRow, SpendRow},
-    cosign::{CallBody, CallBound, CosignBody, CosignResponse},
-    tokens::{IssuedToken, NewToken, Revoked, Tokens},
+    compliance::{AgentRow, DecisionView, RecordRow, SpendRow},
+    cosign::{CallBody, CallBound},
 };
 
 fn error_response(description: &str) -> Value {

@@ -16,8 +16,8 @@ use std::{
 };
 
 use alloy::providers::Provider;
-use axum::http::StatusCode;
-use chaperone_core::{Address, B256, PERMIT2_SLOTS, U256};
+use chaperone_api::{Authorization, ErrorCode, Method};
+use chaperone_core::{Address, PERMIT2_SLOTS, U256};
 
 use crate::{AppState, api::ApiError};
 
@@ -25,24 +25,6 @@ use crate::{AppState, api::ApiError};
 const FRESH_FOR: Duration = Duration::from_secs(10);
 /// The most (wallet, token) budgets one replica keeps.
 const MAX_ENTRIES: usize = 10_000;
-
-/// How an x402 authorization pays, each with its own nonce slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Method {
-    /// EIP-3009: slots `[0, slots)`.
-    Eip3009,
-    /// Permit2: slots `[PERMIT2_SLOTS, PERMIT2_SLOTS + permit2Slots)`.
-    Permit2,
-}
-
-/// An authorization as the wallet's EIP-1271 will see it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Authorization {
-    pub(crate) method: Method,
-    pub(crate) token: Address,
-    pub(crate) value: U256,
-    pub(crate) nonce: B256,
-}
 
 /// What the wallet's EIP-1271 reads for one token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +70,8 @@ impl BudgetCache {
     }
 }
 
-fn unpayable(code: &'static str, message: String) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+fn unpayable(code: ErrorCode, message: String) -> ApiError {
+    ApiError::new(code, message)
 }
 
 /// Refuses `authorization` from `wallet` if the wallet could never honour it at `now`.
@@ -110,7 +92,10 @@ pub(crate) async fn check(
 /// The wallet's rules of `isValidSignature` that do not depend on signatures or hashes.
 fn rules(budget: &OnChainBudget, a: &Authorization, now: u64) -> Result<(), ApiError> {
     if budget.frozen {
-        return Err(unpayable("wallet_frozen", "the wallet is frozen".into()));
+        return Err(unpayable(
+            ErrorCode::WalletFrozen,
+            "the wallet is frozen".into(),
+        ));
     }
     let (first, end) = match a.method {
         Method::Eip3009 => (0, u32::from(budget.slots)),
@@ -121,7 +106,7 @@ fn rules(budget: &OnChainBudget, a: &Authorization, now: u64) -> Result<(), ApiE
     };
     if budget.period == 0 || first == end {
         return Err(unpayable(
-            "no_authorization_budget",
+            ErrorCode::NoAuthorizationBudget,
             format!(
                 "the wallet has no {:?} authorization budget for {} (the owner sets one with \
                  setAuthorizationBudget)",
@@ -131,7 +116,7 @@ fn rules(budget: &OnChainBudget, a: &Authorization, now: u64) -> Result<(), ApiE
     }
     if a.value > budget.max_value {
         return Err(unpayable(
-            "over_max_value",
+            ErrorCode::OverMaxValue,
             format!(
                 "{} is above the wallet's {} per authorization of {}",
                 a.value, budget.max_value, a.token
@@ -144,7 +129,7 @@ fn rules(budget: &OnChainBudget, a: &Authorization, now: u64) -> Result<(), ApiE
     let current = U256::from(now / u64::from(budget.period));
     if period_index != current {
         return Err(unpayable(
-            "nonce_of_another_period",
+            ErrorCode::NonceOfAnotherPeriod,
             format!(
                 "the nonce is of period {period_index}; the wallet honours only the current one \
                  ({current}, {} s long)",
@@ -154,7 +139,7 @@ fn rules(budget: &OnChainBudget, a: &Authorization, now: u64) -> Result<(), ApiE
     }
     if slot < U256::from(first) || slot >= U256::from(end) {
         return Err(unpayable(
-            "nonce_outside_slots",
+            ErrorCode::NonceOutsideSlots,
             format!(
                 "slot {slot} is not one of the wallet's {:?} slots {first}..{end}",
                 a.method
@@ -179,8 +164,7 @@ async fn on_chain_budget(
     }
     let unreadable = || {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "chain_unavailable",
+            ErrorCode::ChainUnavailable,
             "the chain does not answer: the wallet's authorization budget cannot be checked",
         )
         .retry_after(1)
@@ -236,7 +220,7 @@ mod tests {
     }
 
     fn code(result: Result<(), ApiError>) -> Option<String> {
-        result.err().map(|e| e.code().to_owned())
+        result.err().map(|e| e.code().as_str().to_owned())
     }
 
     #[test]

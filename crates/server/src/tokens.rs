@@ -9,8 +9,10 @@ use axum::{
     response::IntoResponse,
     routing::{delete, get},
 };
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use chaperone_api::{
+    ErrorCode,
+    admin::{IssuedToken, NewToken, Revoked, TokenView, Tokens},
+};
 
 use crate::{
     AppState,
@@ -25,48 +27,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/admin/tokens/{name}", delete(revoke))
 }
 
-/// A token to issue.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewToken {
-    /// Who will hold it (1 to 64 printable characters), recorded with what they do.
-    name: String,
-    /// `admin`, `approver` or `auditor`.
-    role: String,
-}
-
-/// A token issued: the only time the token itself is shown.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct IssuedToken {
-    name: String,
-    role: String,
-    token: String,
-}
-
-/// A token as listed (never the token).
-#[derive(Serialize, ToSchema)]
-pub(crate) struct TokenView {
-    name: String,
-    role: String,
-    /// Unix seconds.
-    created_at: u64,
-    /// Unix seconds, if revoked.
-    revoked_at: Option<u64>,
-}
-
-/// Every token, oldest first.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Tokens {
-    tokens: Vec<TokenView>,
-}
-
-/// Tokens revoked.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Revoked {
-    name: String,
-    revoked: u64,
-}
-
 async fn issue(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,23 +34,22 @@ async fn issue(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&["admin"])?;
     if !["admin", "approver", "auditor"].contains(&body.role.as_str()) {
-        return Err(ApiError::bad_request(
-            "invalid_role",
+        return Err(ApiError::new(
+            ErrorCode::InvalidRole,
             "role is one of admin, approver, auditor",
         ));
     }
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
             "a name is 1 to 64 printable characters",
         ));
     }
     // One live token per name: a revocation by name then names exactly whom it stops.
     if state.store().api_token_named(name).await? {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "name_taken",
+            ErrorCode::NameTaken,
             format!("a live token is named `{name}`: revoke it first, or choose another name"),
         ));
     }

@@ -11,7 +11,7 @@ use chaperone_core::{
     Checkpoint, CommitmentKind, DisclosedContent, DisclosureBundle, MerkleLog, Opening, Record,
     Secp256k1Signer, SignedBatch,
 };
-use chaperone_sdk::{AnchorRef, Disclosure, TrustedLog};
+use chaperone_sdk::{AnchorView, Disclosure, TrustedLog};
 
 /// A compromised agent creates a log of its own in the genuine `AuditLog` (anyone may), anchors
 /// a made-up record signed with the real agent key (sequence 0 again, a 2020 timestamp), and
@@ -93,7 +93,7 @@ async fn a_bundle_from_a_log_the_auditor_does_not_trust_is_refused() {
             inclusion: log.inclusion_proof(0, 1).unwrap(),
             checkpoint: checkpoint.note,
         },
-        anchor: Some(AnchorRef {
+        anchor: Some(AnchorView {
             audit_log: Some(deployment.audit_log),
             log_id: Some(rogue_log),
             size: 1,

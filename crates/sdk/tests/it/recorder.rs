@@ -7,7 +7,7 @@ use std::{
 };
 
 use chaperone_core::{CheckpointVerifier, CommitmentKind, Secp256k1Signer};
-use chaperone_sdk::{Error, Recorder};
+use chaperone_sdk::{Error, ErrorCode, Recorder};
 use sqlx::{Connection, Row, SqliteConnection};
 
 use crate::{Server, config, free_port, temp_file};
@@ -200,9 +200,10 @@ async fn disclose_input(recorder: &Recorder, leaf_hash: chaperone_core::B256) ->
         loop {
             match recorder.disclose(leaf_hash, &[CommitmentKind::Input]).await {
                 Ok(d) => break d,
-                Err(Error::Refused { code, .. }) if code == "not_checkpointed" => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
+                Err(Error::Refused {
+                    code: ErrorCode::NotCheckpointed,
+                    ..
+                }) => tokio::time::sleep(Duration::from_millis(200)).await,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -435,9 +436,10 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
                 .await
             {
                 Ok(d) => break d,
-                Err(Error::Refused { code, .. }) if code == "not_checkpointed" => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
+                Err(Error::Refused {
+                    code: ErrorCode::NotCheckpointed,
+                    ..
+                }) => tokio::time::sleep(Duration::from_millis(200)).await,
                 Err(e) => panic!("{e}"),
             }
         }

@@ -11,7 +11,7 @@ use alloy::{
 };
 use chaperone_chain::{AgentWallet, Devnet, NewWallet, TestToken, WalletStart, deploy};
 use chaperone_core::{Address, B256, Secp256k1Signer, U256, policy::Reason};
-use chaperone_sdk::{Error, Payment, TokenDomain, Wallet, WalletConfig};
+use chaperone_sdk::{Error, ErrorCode, Payment, TokenDomain, Wallet, WalletConfig};
 use chaperone_server::WalletConfig as Registered;
 
 use crate::{ADMIN, Server, temp_file};
@@ -270,7 +270,14 @@ verifying_contract = "{token}"
         )
         .await;
     assert!(
-        matches!(&over, Err(Error::Refused { status: 422, code, .. }) if code == "over_max_value"),
+        matches!(
+            &over,
+            Err(Error::Refused {
+                status: 422,
+                code: ErrorCode::OverMaxValue,
+                ..
+            })
+        ),
         "{over:?}"
     );
     let third = payer

@@ -6,6 +6,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
+use chaperone_api::ErrorCode;
 use chaperone_core::Address;
 use maud::html;
 use serde::Deserialize;
@@ -70,8 +71,8 @@ struct AgentForm {
 impl AgentForm {
     fn address(&self) -> Result<Address, PageError> {
         self.address.trim().parse().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_request",
+            ApiError::new(
+                ErrorCode::InvalidRequest,
                 "an agent is a 0x address of 40 hex digits",
             )
             .into()

@@ -7,6 +7,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
+use chaperone_api::ErrorCode;
 use chaperone_core::{B256, policy::Effect};
 use maud::html;
 use serde::Deserialize;
@@ -111,8 +112,8 @@ async fn resolve(
     session.require(ROLES)?;
     session.check_csrf(&form.csrf)?;
     let id: B256 = request_id.parse().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_request",
+        ApiError::new(
+            ErrorCode::InvalidRequest,
             format!("`{request_id}` is not a request id"),
         )
     })?;
@@ -120,8 +121,8 @@ async fn resolve(
         "approve" => true,
         "deny" => false,
         other => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
                 format!("verdict `{other}`: approve or deny"),
             )
             .into());
@@ -130,7 +131,7 @@ async fn resolve(
     let comment = form.comment.trim();
     if comment.len() > 500 {
         return Err(
-            ApiError::bad_request("invalid_request", "comments are at most 500 bytes").into(),
+            ApiError::new(ErrorCode::InvalidRequest, "comments are at most 500 bytes").into(),
         );
     }
     state

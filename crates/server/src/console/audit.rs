@@ -8,6 +8,7 @@ use axum::{
     response::Response,
     routing::get,
 };
+use chaperone_api::ErrorCode;
 use chaperone_core::{Address, B256, DisclosureBundle};
 use chaperone_store::{Anchor, LoggedRecord, RecordFilter, StoredCheckpoint};
 use maud::{Markup, html};
@@ -158,7 +159,10 @@ async fn agent(
 ) -> Result<Response, PageError> {
     session.require(ROLES)?;
     let agent: Address = address.parse().map_err(|_| {
-        ApiError::bad_request("invalid_request", format!("`{address}` is not an address"))
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`{address}` is not an address"),
+        )
     })?;
     let progress = Progress::read(&state).await?;
     let (count, _) = state.store().agent_head(agent).await?;
@@ -213,8 +217,8 @@ async fn record(
 ) -> Result<Response, PageError> {
     session.require(ROLES)?;
     let leaf: B256 = leaf_hash.parse().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_request",
+        ApiError::new(
+            ErrorCode::InvalidRequest,
             format!("`{leaf_hash}` is not a leaf hash"),
         )
     })?;
@@ -273,7 +277,7 @@ async fn verify(
     mut form: Multipart,
 ) -> Result<Response, PageError> {
     session.require(ROLES)?;
-    let malformed = |e: String| ApiError::bad_request("invalid_request", e);
+    let malformed = |e: String| ApiError::new(ErrorCode::InvalidRequest, e);
     let (mut csrf, mut file) = (String::new(), None);
     while let Some(field) = form
         .next_field()

@@ -8,6 +8,7 @@ use axum::{
     response::Response,
     routing::get,
 };
+use chaperone_api::ErrorCode;
 use chaperone_core::{Address, policy::Outcome, readable::date_start};
 use chaperone_store::DecisionFilter;
 use maud::html;
@@ -50,8 +51,8 @@ async fn decisions(
 ) -> Result<Response, PageError> {
     session.require(&["admin", "auditor"])?;
     let bad = |what: &str, value: &str| {
-        PageError::from(ApiError::bad_request(
-            "invalid_query",
+        PageError::from(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("{what} `{value}` does not parse"),
         ))
     };

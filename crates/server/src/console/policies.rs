@@ -6,6 +6,7 @@ use axum::{
     response::Response,
     routing::get,
 };
+use chaperone_api::ErrorCode;
 use chaperone_core::{Address, policy::Policy};
 use maud::html;
 use serde::Deserialize;
@@ -77,7 +78,10 @@ async fn history(
 ) -> Result<Response, PageError> {
     session.require(ROLES)?;
     let address: Address = wallet.parse().map_err(|_| {
-        ApiError::bad_request("invalid_request", format!("`{wallet}` is not an address"))
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`{wallet}` is not an address"),
+        )
     })?;
     let history = state.store().policy_history(address).await?;
     let current = history

@@ -15,6 +15,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
+use chaperone_api::ErrorCode;
 use chaperone_core::B256;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -148,8 +149,7 @@ impl Session {
             Ok(())
         } else {
             Err(PageError::Failed(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf",
+                ErrorCode::Csrf,
                 "the form's CSRF token is missing or wrong: reload the page and submit again",
             )))
         }
@@ -262,8 +262,7 @@ async fn login(
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(expected, &form.csrf) {
         return PageError::Failed(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf",
+            ErrorCode::Csrf,
             "the login form's CSRF token is missing or wrong: open the login page and try again",
         ))
         .into_response();

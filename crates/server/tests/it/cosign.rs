@@ -269,7 +269,7 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing() {
     short_sig["agent_signature"] = json!("0x1234");
     expect(
         StatusCode::BAD_REQUEST,
-        "bad_signature",
+        "malformed_signature",
         cosign(&s, &short_sig).await,
     );
 

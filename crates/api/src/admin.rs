@@ -1,0 +1,162 @@
+//! The operator's endpoints under `/v1/admin` (bearer tokens with roles `admin`, `approver`,
+//! `auditor`): wallets, agents, policies (`chaperone_core::policy::Policy` as JSON), pending
+//! approvals and API tokens.
+
+use chaperone_core::{Address, B256};
+use serde::{Deserialize, Serialize};
+
+/// A wallet to register with its agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewWallet {
+    /// The wallet.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
+    pub address: Address,
+    /// Its chain.
+    pub chain_id: u64,
+    /// The agent key that signs its payments.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
+    pub agent: Address,
+}
+
+/// A wallet or agent registered (or unregistered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Registered {
+    /// Its address.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
+    pub address: Address,
+}
+
+/// A policy stored: its version and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicySet {
+    /// The version stored.
+    pub version: u32,
+    /// Its hash.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
+    pub hash: B256,
+}
+
+/// A request waiting for a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingApproval {
+    /// The request's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
+    pub request_id: B256,
+    /// The wallet that would pay.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
+    pub wallet: Address,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// The same time in ISO 8601 UTC.
+    pub expires_at_iso: String,
+}
+
+/// The pending, unexpired approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingApprovals {
+    /// Oldest first.
+    pub pending: Vec<PendingApproval>,
+}
+
+/// A pending request resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Resolved {
+    /// The request's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
+    pub request_id: B256,
+    /// Approved (true) or denied.
+    pub approved: bool,
+}
+
+/// An agent to allow to append to the log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    /// The agent's key.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
+    pub address: Address,
+}
+
+/// An agent that may append to the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentRegistration {
+    /// The agent's key.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
+    pub address: Address,
+    /// Unix seconds.
+    pub registered_at: u64,
+    /// An admin's name, or "with its wallet".
+    pub registered_by: String,
+}
+
+/// Every agent that may append to the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisteredAgents {
+    /// Every registration.
+    pub agents: Vec<AgentRegistration>,
+}
+
+/// A token to issue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// Who will hold it (1 to 64 printable characters), recorded with what they do.
+    pub name: String,
+    /// `admin`, `approver` or `auditor`.
+    pub role: String,
+}
+
+/// A token issued: the only time the token itself is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IssuedToken {
+    /// Who holds it.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// The bearer token (`chp_…`).
+    pub token: String,
+}
+
+/// A token as listed (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenView {
+    /// Who holds it.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds, if revoked.
+    pub revoked_at: Option<u64>,
+}
+
+/// Every token, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Tokens {
+    /// Every token.
+    pub tokens: Vec<TokenView>,
+}
+
+/// Tokens revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Revoked {
+    /// Their name.
+    pub name: String,
+    /// How many live tokens of that name were revoked.
+    pub revoked: u64,
+}
