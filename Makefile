@@ -2,7 +2,9 @@
 # both install the pinned contract toolchain first (idempotent: only when package-lock.json
 # changed or node_modules is missing).
 
-FORGE := $(CURDIR)/node_modules/.bin/forge
+# The platform's forge binary, not node_modules/.bin/forge: that Node wrapper drops forge's exit
+# status. Expanded when used, after `toolchain` has installed it.
+FORGE = $(firstword $(wildcard $(CURDIR)/node_modules/@foundry-rs/forge-*/bin/forge))
 TOOLCHAIN_STAMP := node_modules/.chaperone-toolchain
 
 .PHONY: up test toolchain agent paid-api artifacts vectors gas bench fuzz-api
@@ -44,8 +46,10 @@ $(TOOLCHAIN_STAMP): package.json package-lock.json
 	touch $@
 
 ## Rebuild the committed contract artifacts and gas snapshots after changing contracts/src.
+## The only command that writes contracts/snapshots (foundry.toml: gas_snapshot_emit = false).
 artifacts: toolchain
-	cd contracts && $(FORGE) build --force && $(FORGE) snapshot --isolate --match-contract GasTest
+	cd contracts && $(FORGE) build --force \
+		&& FORGE_SNAPSHOT_EMIT=true $(FORGE) snapshot --isolate --match-contract GasTest
 
 ## Rewrite contracts/test/vectors/merkle.json from the Rust log.
 vectors:
