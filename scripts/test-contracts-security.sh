@@ -10,8 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-node_bin=$root/node_modules/.bin
-forge=$node_bin/forge
+# The platform's forge binary, not node_modules/.bin/forge: that Node wrapper drops forge's exit
+# status, so a failed build would pass. The tools find it on PATH through this directory.
+forge_bins=("$root"/node_modules/@foundry-rs/forge-*/bin/forge)
+forge=${forge_bins[0]}
+node_bin=$(dirname "$forge")
 venv=$root/target/sec-venv
 [ -x "$forge" ] || { echo "forge is missing: run 'make toolchain'"; exit 1; }
 
