@@ -16,12 +16,15 @@ pub const MAX_LIMIT: u32 = 1000;
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
 /// How a list is written (`format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// A [`Page`] (the default).
     #[default]
     Json,
     /// One JSON row per line (`application/x-ndjson`).
+    #[serde(rename = "jsonl")]
     JsonLines,
     /// RFC 4180 CSV with a header line (`text/csv`).
     Csv,

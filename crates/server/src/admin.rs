@@ -2,11 +2,10 @@
 //! and policies; `approver` (and `admin`) resolves pending requests.
 
 use axum::{
-    Json, Router,
-    extract::{FromRequestParts, Path, Query, State, rejection::QueryRejection},
-    http::{Method, StatusCode, header::AUTHORIZATION, request::Parts},
+    Json,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
 };
 use chaperone_api::{
     ErrorCode, Format,
@@ -18,76 +17,32 @@ use chaperone_api::{
 use chaperone_core::{Address, B256, policy::Policy};
 use chaperone_store::WalletRecord;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     AppState,
-    api::{ApiError, ApiJson},
-    token_hash,
+    http::{ApiError, ApiJson, Caller},
+    openapi::error_answers,
+    paging::ExportFormat,
 };
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/wallets", post(register_wallet))
-        .route(
-            "/v1/admin/agents",
-            get(registered_agents).post(register_agent),
-        )
-        .route("/v1/admin/agents/{address}", delete(unregister_agent))
-        .route(
-            "/v1/admin/wallets/{address}/policy",
-            get(get_policy).put(put_policy),
-        )
-        .route("/v1/admin/approvals", get(pending_approvals))
-        .route(
-            "/v1/admin/approvals/{request_id}/{verdict}",
-            post(resolve_approval),
-        )
+/// A verdict on a pending approval, as its path says it.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only: the handler reads the path segment itself
+enum Verdict {
+    Approve,
+    Deny,
 }
 
-/// The authenticated caller.
-pub(crate) struct Caller {
-    pub(crate) name: String,
-    role: String,
-}
-
-impl Caller {
-    pub(crate) fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
-        if roles.contains(&self.role.as_str()) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!("this needs role {}", roles.join(" or ")),
-            ))
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = || {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "send Authorization: Bearer <token>",
-            )
-        };
-        let bearer = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        // The console's session cookie also authorizes reads (its export links); never a
-        // write, which a cross-site form could otherwise make with the cookie attached.
-        let reading = parts.method == Method::GET || parts.method == Method::HEAD;
-        let user = match bearer {
-            Some(token) => state.store().api_token(token_hash(token)).await?,
-            None if reading => crate::console::cookie_user(state, &parts.headers).await?,
-            None => None,
-        };
-        let (role, name) = user.ok_or_else(unauthorized)?;
-        Ok(Self { name, role })
-    }
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register_wallet))
+        .routes(routes!(registered_agents, register_agent))
+        .routes(routes!(unregister_agent))
+        .routes(routes!(get_policy, put_policy))
+        .routes(routes!(pending_approvals))
+        .routes(routes!(resolve_approval))
 }
 
 fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ApiError> {
@@ -99,6 +54,17 @@ fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ApiE
     })
 }
 
+error_answers!(RegisterWalletErrors: WalletExists);
+
+/// Register a wallet and its agent (which may then append to the log).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/wallets",
+    description = "Roles: admin.",
+    security(("bearer" = [])),
+    request_body = NewWallet,
+    responses((status = 201, description = "registered", body = Registered), RegisterWalletErrors)
+)]
 async fn register_wallet(
     State(state): State<AppState>,
     caller: Caller,
@@ -120,6 +86,18 @@ async fn register_wallet(
     ))
 }
 
+/// Allow an agent to append to the log (POST /v1/records).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/agents",
+    description = "Roles: admin.",
+    security(("bearer" = [])),
+    request_body = NewAgent,
+    responses(
+        (status = 201, description = "registered", body = Registered),
+        (status = 200, description = "it already was", body = Registered),
+    )
+)]
 async fn register_agent(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,6 +122,17 @@ async fn register_agent(
     ))
 }
 
+error_answers!(UnregisterAgentErrors: NotFound);
+
+/// Stop an agent appending to the log (its records stay).
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/agents/{address}",
+    description = "Roles: admin.",
+    security(("bearer" = [])),
+    params(("address" = chaperone_core::openapi::HexAddress, Path, description = "the agent")),
+    responses((status = 200, description = "unregistered", body = Registered), UnregisterAgentErrors)
+)]
 async fn unregister_agent(
     State(state): State<AppState>,
     caller: Caller,
@@ -160,6 +149,14 @@ async fn unregister_agent(
     Ok(Json(Registered { address }))
 }
 
+/// The agents that may append to the log.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/agents",
+    description = "Roles: admin, auditor.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "every registered agent, oldest first", body = RegisteredAgents))
+)]
 async fn registered_agents(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,6 +176,18 @@ async fn registered_agents(
     Ok(Json(RegisteredAgents { agents }))
 }
 
+error_answers!(PutPolicyErrors: UnknownWallet, StalePolicyVersion, InvalidPolicy);
+
+/// Set a new policy version.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/wallets/{address}/policy",
+    description = "Roles: admin.",
+    security(("bearer" = [])),
+    params(("address" = chaperone_core::openapi::HexAddress, Path, description = "the wallet")),
+    request_body = Policy,
+    responses((status = 200, description = "version and hash", body = PolicySet), PutPolicyErrors)
+)]
 async fn put_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -200,6 +209,17 @@ async fn put_policy(
     }))
 }
 
+error_answers!(GetPolicyErrors: NotFound);
+
+/// The wallet's current policy.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/wallets/{address}/policy",
+    description = "Roles: admin, approver.",
+    security(("bearer" = [])),
+    params(("address" = chaperone_core::openapi::HexAddress, Path, description = "the wallet")),
+    responses((status = 200, description = "the policy", body = Policy), GetPolicyErrors)
+)]
 async fn get_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,13 +237,31 @@ async fn get_policy(
 
 const APPROVAL_COLUMNS: &[&str] = &["request_id", "wallet", "expires_at", "expires_at_iso"];
 
+error_answers!(ListErrors: InvalidQuery);
+
+/// Pending, unexpired approvals.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/approvals",
+    description = "Roles: admin, approver.",
+    security(("bearer" = [])),
+    params(ExportFormat),
+    responses(
+        (status = 200, description = "pending approvals", content(
+            (PendingApprovals = "application/json"),
+            (PendingApproval = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        ListErrors,
+    )
+)]
 async fn pending_approvals(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["admin", "approver"])?;
-    let format = crate::compliance::list_format(query)?;
+    let format = crate::paging::list_format(query)?;
     let pending = state.store().pending_approvals(state.now()).await?;
     let pending: Vec<PendingApproval> = pending
         .into_iter()
@@ -241,11 +279,25 @@ async fn pending_approvals(
                 .iter()
                 .map(|p| serde_json::to_value(p).unwrap_or_default())
                 .collect();
-            crate::compliance::page(export, APPROVAL_COLUMNS, rows, None)
+            crate::paging::page(export, APPROVAL_COLUMNS, rows, None)
         }
     })
 }
 
+error_answers!(ResolveErrors: NoPendingApproval);
+
+/// Approve or deny a pending request (verdict: approve or deny).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/approvals/{request_id}/{verdict}",
+    description = "Roles: admin, approver.",
+    security(("bearer" = [])),
+    params(
+        ("request_id" = chaperone_core::openapi::Hex32, Path, description = "the request id"),
+        ("verdict" = inline(Verdict), Path, description = "approve or deny"),
+    ),
+    responses((status = 200, description = "resolved", body = Resolved), ResolveErrors)
+)]
 async fn resolve_approval(
     State(state): State<AppState>,
     caller: Caller,

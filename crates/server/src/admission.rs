@@ -15,7 +15,7 @@ use std::{
 
 use chaperone_core::{Address, policy::RateLimit};
 
-use crate::{AppState, api::ApiError};
+use crate::{AppState, http::ApiError};
 
 /// The most co-sign requests of one wallet served at once by one replica. Decisions of one
 /// wallet run one at a time under its lock anyway; more waiting would only hold database

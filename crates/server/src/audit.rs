@@ -2,11 +2,10 @@
 //! verify disclosure bundles end to end (the on-chain anchor included).
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{DefaultBodyLimit, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chaperone_api::{
     ErrorCode,
@@ -19,9 +18,12 @@ use chaperone_chain::AuditLog;
 use chaperone_core::{B256, BatchReceipt, CheckpointVerifier, DisclosureBundle, SignedBatch};
 use chaperone_store::Anchor;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     AppState, LogConfig,
-    api::{ApiError, ApiJson},
+    http::{ApiError, ApiJson},
+    openapi::error_answers,
 };
 
 /// The largest `POST /v1/records` body: about 10,000 records of JSON.
@@ -29,15 +31,16 @@ pub const MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// The most records one batch may hold.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/records",
-            post(ingest).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
-        )
-        .route("/v1/records/{leaf_hash}/proof", get(proof))
-        .route("/v1/checkpoints/latest", get(latest_checkpoint))
-        .route("/v1/verify", post(verify))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    // Batches may be larger than the other bodies.
+    let ingestion = OpenApiRouter::new()
+        .routes(routes!(ingest))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES));
+    OpenApiRouter::new()
+        .merge(ingestion)
+        .routes(routes!(proof))
+        .routes(routes!(latest_checkpoint))
+        .routes(routes!(verify))
 }
 
 fn core_error(e: chaperone_core::Error) -> ApiError {
@@ -54,6 +57,21 @@ fn core_error(e: chaperone_core::Error) -> ApiError {
     }
 }
 
+error_answers!(IngestErrors:
+    InvalidBatch, InvalidRecord, MalformedSignature, BadSignature, AgentNotRegistered,
+    SequenceGap, BrokenChain);
+
+/// Ingest a batch of records signed once by their agent; returns the operator's receipt.
+#[utoipa::path(
+    post,
+    path = "/v1/records",
+    request_body = IngestBody,
+    responses(
+        (status = 201, description = "appended: receipt, leaf hash and index of every record", body = IngestResponse),
+        (status = 200, description = "this exact batch was appended before: the same receipt", body = IngestResponse),
+        IngestErrors,
+    )
+)]
 async fn ingest(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<IngestBody>,
@@ -161,6 +179,19 @@ fn anchor_view(log: &LogConfig, anchor: Anchor) -> AnchorView {
     }
 }
 
+error_answers!(ProofErrors: UnknownRecord, NotCheckpointed);
+
+/// Inclusion proof of a record in the latest anchored (else signed) checkpoint, with the
+/// anchor.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{leaf_hash}/proof",
+    params(("leaf_hash" = chaperone_core::openapi::Hex32, Path, description = "the record's leaf hash")),
+    responses(
+        (status = 200, description = "record, batch membership, inclusion proof, checkpoint note, anchor", body = ProofResponse),
+        ProofErrors,
+    )
+)]
 async fn proof(
     State(state): State<AppState>,
     Path(leaf_hash): Path<String>,
@@ -213,6 +244,14 @@ async fn proof(
     }))
 }
 
+error_answers!(CheckpointErrors: NotFound);
+
+/// The latest signed checkpoint and its anchor.
+#[utoipa::path(
+    get,
+    path = "/v1/checkpoints/latest",
+    responses((status = 200, description = "checkpoint", body = CheckpointResponse), CheckpointErrors)
+)]
 async fn latest_checkpoint(
     State(state): State<AppState>,
 ) -> Result<Json<CheckpointResponse>, ApiError> {
@@ -230,6 +269,17 @@ async fn latest_checkpoint(
     }))
 }
 
+error_answers!(VerifyErrors:
+    InvalidDisclosure, InvalidProof, AnchorMismatch, NotAnchored, MalformedSignature,
+    BadSignature, ChainUnreachable, NoChain);
+
+/// Verify a disclosure bundle end to end, the on-chain anchor included.
+#[utoipa::path(
+    post,
+    path = "/v1/verify",
+    request_body = DisclosureBundle,
+    responses((status = 200, description = "valid", body = VerifyResponse), VerifyErrors)
+)]
 async fn verify(
     State(state): State<AppState>,
     ApiJson(bundle): ApiJson<DisclosureBundle>,

@@ -4,18 +4,13 @@
 //! formats the next cursor travels in the `X-Next-Cursor` header. Unknown or malformed query
 //! parameters get 400 `invalid_query`.
 
-use std::{collections::HashMap, str::FromStr};
-
 use axum::{
-    Json, Router,
     extract::{Path, Query, State, rejection::QueryRejection},
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-    routing::get,
+    response::Response,
 };
 use chaperone_api::{
-    ErrorCode, Format, Page,
-    compliance::{AgentRow, DEFAULT_LIMIT, DecisionView, MAX_LIMIT, RecordRow, SpendRow},
+    Page,
+    compliance::{AgentRow, DecisionView, RecordRow, SpendRow},
 };
 use chaperone_core::{
     Address, B256,
@@ -23,170 +18,66 @@ use chaperone_core::{
 };
 use chaperone_store::{DecisionFilter, RecordFilter};
 use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, admin::Caller, api::ApiError};
+use crate::{
+    AppState,
+    http::{ApiError, Caller},
+    openapi::error_answers,
+    paging::{NoFilters, Paging, Params, invalid, next_cursor, page, row},
+};
 
-/// Page size when `limit` is not given, and the largest one allowed.
-
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/agents", get(agents))
-        .route("/v1/agents/{address}/records", get(agent_records))
-        .route("/v1/decisions", get(decisions))
-        .route("/v1/spend", get(spend))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(agents))
+        .routes(routes!(agent_records))
+        .routes(routes!(decisions))
+        .routes(routes!(spend))
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidQuery, message)
+error_answers!(ListErrors: InvalidQuery);
+error_answers!(RecordListErrors: InvalidQuery, NotFound);
+
+/// The filters of an agent's records.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // declared for the document and the parser; `Params` reads the query
+struct RecordFilters {
+    /// Exact model id.
+    model: Option<String>,
+    /// At or after, ms since the Unix epoch.
+    from_ms: Option<u64>,
+    /// Before, ms since the Unix epoch.
+    to_ms: Option<u64>,
 }
 
-/// Query parameters, checked against the endpoint's list.
-struct Params(HashMap<String, String>);
-
-impl Params {
-    fn parse(
-        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-        allowed: &[&str],
-    ) -> Result<Self, ApiError> {
-        let Query(pairs) = query.map_err(|e| invalid(e.body_text()))?;
-        let mut map = HashMap::new();
-        for (key, value) in pairs {
-            let known = ["cursor", "limit", "format"].contains(&key.as_str())
-                || allowed.contains(&key.as_str());
-            if !known {
-                let mut all: Vec<&str> = allowed.to_vec();
-                all.extend(["cursor", "limit", "format"]);
-                return Err(invalid(format!(
-                    "unknown parameter `{key}` (this endpoint takes {})",
-                    all.join(", ")
-                )));
-            }
-            if map.insert(key.clone(), value).is_some() {
-                return Err(invalid(format!("parameter `{key}` is given twice")));
-            }
-        }
-        Ok(Self(map))
-    }
-
-    fn get<T: FromStr>(&self, name: &str, expected: &str) -> Result<Option<T>, ApiError> {
-        self.0
-            .get(name)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| invalid(format!("`{name}={v}` is not {expected}")))
-            })
-            .transpose()
-    }
-
-    fn limit(&self) -> Result<u32, ApiError> {
-        let limit = self
-            .get::<u32>("limit", "a number")?
-            .unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(invalid(format!("`limit` must be 1 to {MAX_LIMIT}")));
-        }
-        Ok(limit)
-    }
-
-    fn format(&self) -> Result<Format, ApiError> {
-        self.0
-            .get("format")
-            .map_or(Ok(Format::Json), |f| f.parse().map_err(invalid))
-    }
-
-    fn cursor(&self) -> Option<&str> {
-        self.0.get("cursor").map(String::as_str)
-    }
+/// The filters of the decisions.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // declared for the document and the parser; `Params` reads the query
+struct DecisionFilters {
+    /// One wallet's.
+    wallet: Option<String>,
+    /// approved, pending_approval or denied.
+    outcome: Option<Outcome>,
+    /// At or after, Unix seconds.
+    from: Option<u64>,
+    /// Before, Unix seconds.
+    to: Option<u64>,
 }
 
-/// One CSV cell (RFC 4180), the only way any export writes one.
-///
-/// Officers open exports in spreadsheets, which run a cell starting with `=`, `+`, `-`, `@`,
-/// a tab or a carriage return as a formula (OWASP "CSV injection"), and agents choose model
-/// ids, token deployers symbols. Such a cell gets a leading `'` (shown as text) and quotes.
-/// No column holds a negative number (amounts, times and counts are unsigned), so a `-5`
-/// here is always text and is neutralised like any other.
-fn csv_field(value: &Value) -> String {
-    let text = match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if formula || text.contains([',', '"', '\n', '\r']) {
-        let quote = if formula { "'" } else { "" };
-        format!("\"{quote}{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
-}
-
-fn row(value: impl serde::Serialize) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-/// The `format` of a list that is not paginated (it takes no other parameter).
-pub(crate) fn list_format(
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Format, ApiError> {
-    let params = Params::parse(query, &[])?;
-    if let Some(key) = ["cursor", "limit"]
-        .into_iter()
-        .find(|k| params.0.contains_key(*k))
-    {
-        return Err(invalid(format!(
-            "this list is not paginated: `{key}` does not apply (it takes format)"
-        )));
-    }
-    params.format()
-}
-
-/// Renders one page of `rows` (JSON objects with `columns` as keys) in `format`.
-pub(crate) fn page(
-    format: Format,
-    columns: &[&str],
-    rows: Vec<Value>,
-    next: Option<String>,
-) -> Response {
-    let mut response = match format {
-        Format::Json => Json(Page {
-            items: rows,
-            next_cursor: next.clone(),
-        })
-        .into_response(),
-        Format::JsonLines => {
-            let mut body = String::new();
-            for row in &rows {
-                body.push_str(&row.to_string());
-                body.push('\n');
-            }
-            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
-        }
-        Format::Csv => {
-            let mut body = columns.join(",");
-            body.push('\n');
-            for row in &rows {
-                let fields: Vec<String> = columns
-                    .iter()
-                    .map(|c| csv_field(row.get(*c).unwrap_or(&Value::Null)))
-                    .collect();
-                body.push_str(&fields.join(","));
-                body.push('\n');
-            }
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
-        }
-    };
-    if format != Format::Json
-        && let Some(cursor) = next.and_then(|c| HeaderValue::from_str(&c).ok())
-    {
-        response.headers_mut().insert("x-next-cursor", cursor);
-    }
-    response
-}
-
-/// The cursor for the next page: the last row's key, when the page is full.
-fn next_cursor(rows: usize, limit: u32, last: Option<String>) -> Option<String> {
-    (rows == limit as usize).then_some(last).flatten()
+/// The filters of the spend totals.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // declared for the document and the parser; `Params` reads the query
+struct SpendFilters {
+    /// One wallet's.
+    wallet: Option<String>,
+    /// `native` or a token address.
+    token: Option<String>,
+    /// e.g. 1h, 24h (default), 7d, or seconds.
+    window: Option<String>,
 }
 
 const AGENT_COLUMNS: &[&str] = &[
@@ -198,13 +89,29 @@ const AGENT_COLUMNS: &[&str] = &[
     "last_seen_ms",
 ];
 
+/// Agents with records in the log.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    description = "Roles: auditor, admin.",
+    security(("bearer" = [])),
+    params(Paging),
+    responses(
+        (status = 200, description = "a page of agents", content(
+            (Page<AgentRow> = "application/json"),
+            (AgentRow = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        ListErrors,
+    )
+)]
 async fn agents(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["auditor", "admin"])?;
-    let params = Params::parse(query, &[])?;
+    let params = Params::parse::<NoFilters>(query)?;
     let (limit, format) = (params.limit()?, params.format()?);
     let after = params
         .cursor()
@@ -248,6 +155,22 @@ const RECORD_COLUMNS: &[&str] = &[
     "previous",
 ];
 
+/// An agent's records (commitments only), by model and time range.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{address}/records",
+    description = "Roles: auditor, admin.",
+    security(("bearer" = [])),
+    params(("address" = chaperone_core::openapi::HexAddress, Path, description = "the agent's address"), RecordFilters, Paging),
+    responses(
+        (status = 200, description = "a page of records", content(
+            (Page<RecordRow> = "application/json"),
+            (RecordRow = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        RecordListErrors,
+    )
+)]
 async fn agent_records(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,7 +181,7 @@ async fn agent_records(
     let agent: Address = address
         .parse()
         .map_err(|_| invalid(format!("`{address}` is not an address")))?;
-    let params = Params::parse(query, &["model", "from_ms", "to_ms"])?;
+    let params = Params::parse::<RecordFilters>(query)?;
     let filter = RecordFilter {
         agent: Some(agent),
         model: params.0.get("model").cloned(),
@@ -317,13 +240,29 @@ const DECISION_COLUMNS: &[&str] = &[
     "logged_leaf",
 ];
 
+/// Co-sign decisions with their reasons.
+#[utoipa::path(
+    get,
+    path = "/v1/decisions",
+    description = "Roles: auditor, admin.",
+    security(("bearer" = [])),
+    params(DecisionFilters, Paging),
+    responses(
+        (status = 200, description = "a page of decisions", content(
+            (Page<DecisionView> = "application/json"),
+            (DecisionView = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        ListErrors,
+    )
+)]
 async fn decisions(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["auditor", "admin"])?;
-    let params = Params::parse(query, &["wallet", "outcome", "from", "to"])?;
+    let params = Params::parse::<DecisionFilters>(query)?;
     let outcome = match params.0.get("outcome").map(String::as_str) {
         None => None,
         Some("approved") => Some(Outcome::Approved),
@@ -362,9 +301,9 @@ async fn decisions(
     );
     let tokens = decisions
         .iter()
-        .flat_map(|d| crate::console::reason_tokens(&d.reasons))
+        .flat_map(|d| crate::words::reason_tokens(&d.reasons))
         .collect();
-    let units = crate::console::units_of(&state, tokens).await;
+    let units = crate::words::units_of(&state, tokens).await;
     let rows = decisions
         .into_iter()
         .map(|d| {
@@ -377,7 +316,7 @@ async fn decisions(
                 reasons_text: d
                     .reasons
                     .iter()
-                    .map(|r| crate::console::reason_words(r, &units))
+                    .map(|r| crate::words::reason_words(r, &units))
                     .collect(),
                 reasons: d.reasons,
                 policy_version: d.policy_version,
@@ -402,13 +341,29 @@ const SPEND_COLUMNS: &[&str] = &[
     "approvals",
 ];
 
+/// Reserved, settled and released spend per wallet and token within a window.
+#[utoipa::path(
+    get,
+    path = "/v1/spend",
+    description = "Roles: auditor, admin.",
+    security(("bearer" = [])),
+    params(SpendFilters, Paging),
+    responses(
+        (status = 200, description = "a page of totals", content(
+            (Page<SpendRow> = "application/json"),
+            (SpendRow = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        ListErrors,
+    )
+)]
 async fn spend(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["auditor", "admin"])?;
-    let params = Params::parse(query, &["wallet", "token", "window"])?;
+    let params = Params::parse::<SpendFilters>(query)?;
     let wallet: Option<Address> = params.get("wallet", "an address")?;
     let token: Option<Token> = params.get("token", "`native` or a token address")?;
     let window = match params.0.get("window") {

@@ -1,35 +1,49 @@
 //! `POST /v1/cosign`: recover and check the agent, decide, reserve, sign, record.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::post,
 };
 use chaperone_api::{
-    Authorization, CosignRequest, CosignResponse, ErrorCode,
+    Authorization, CosignBody, CosignRequest, CosignResponse, ErrorCode,
     cosign::{CallBody, CallBound},
 };
-use chaperone_core::{
-    Address, B256, Bytes, Signature,
-    policy::{Effect, Outcome},
-    recover_low_s,
-};
+use chaperone_core::{Address, B256, Bytes, Signature, policy::Outcome, recover_low_s};
+
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    api::{ApiError, ApiJson},
     decider::Job,
+    http::{ApiError, ApiJson},
+    openapi::error_answers,
     payability,
 };
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/cosign", post(cosign))
-        .route("/v1/decisions/{request_id}/call", post(bind_call))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cosign))
+        .routes(routes!(bind_call))
 }
 
+error_answers!(BindErrors:
+    InvalidRequest, MalformedSignature, BadSignature, NotYourCall, UnknownDecision, AlreadyBound,
+    UnknownCall, CallOutsideValidity);
+
+/// Bind an approved payment to the model call it was made within (the leaf hash of the
+/// call's record), signed by the wallet's agent; set once.
+#[utoipa::path(
+    post,
+    path = "/v1/decisions/{request_id}/call",
+    params(("request_id" = chaperone_core::openapi::Hex32, Path, description = "the co-sign request id")),
+    request_body = CallBody,
+    responses(
+        (status = 200, description = "bound (or already bound to this call)", body = CallBound),
+        BindErrors,
+    )
+)]
 async fn bind_call(
     State(state): State<AppState>,
     axum::extract::Path(request_id): axum::extract::Path<String>,
@@ -134,13 +148,25 @@ fn check_agent_signature(
     }
 }
 
-/// What a recorded request (its `/v1/cosign` body) moves, as the policy counts it.
-pub(crate) fn recorded_effects(request_json: &str) -> Vec<Effect> {
-    serde_json::from_str::<CosignRequest>(request_json)
-        .map(|request| request.payment.effects())
-        .unwrap_or_default()
-}
+error_answers!(CosignErrors:
+    InvalidRequest, Expired, WrongChainId, MalformedSignature, BadSignature, UnknownWallet,
+    NoPolicy, WalletFrozen, NoAuthorizationBudget, OverMaxValue, NonceOfAnotherPeriod,
+    NonceOutsideSlots, Busy, ClockSkew, ChainUnavailable, Timeout);
 
+/// Request a co-signature for an AgentWallet execution or an x402 payment (EIP-3009
+/// authorization or Permit2 witness transfer, through EIP-1271), signed by the wallet's agent.
+#[utoipa::path(
+    post,
+    path = "/v1/cosign",
+    request_body = CosignBody,
+    responses(
+        (status = 200, description = "approved: the co-signature", body = CosignResponse),
+        (status = 202, description = "pending a human approver", body = CosignResponse),
+        (status = 403, description = "denied, with every reason (including a lifetime beyond \
+            the policy's max_valid_for or a future validAfter)", body = CosignResponse),
+        CosignErrors,
+    )
+)]
 async fn cosign(
     State(state): State<AppState>,
     body: Result<ApiJson<CosignRequest>, ApiError>,
@@ -171,7 +197,7 @@ async fn decide(
     let now = state.now();
     // Before any database work: one wallet's flood must not take what the others need.
     let _slot = state.admit_inflight(body.wallet)?;
-    let chain_id = state.inner.chain_id;
+    let chain_id = state.chain_id();
     if body.chain_id != chain_id {
         return Err(ApiError::new(
             ErrorCode::WrongChainId,
@@ -220,7 +246,7 @@ async fn decide(
         .await?;
 
     // Reasons in words beside the exact values (token units from the chain, cached).
-    let reasons_text = crate::console::reasons_in_words(state, &stored.reasons).await;
+    let reasons_text = crate::words::reasons_in_words(state, &stored.reasons).await;
     if let Some(notifier) = state.notifier()
         && !stored.replayed
     {

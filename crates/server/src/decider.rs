@@ -26,7 +26,7 @@ use chaperone_core::{
 use chaperone_store::{Decided, MAX_BATCH, RequestRecord, Store, StoredDecision};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// How many decision transactions one replica runs at once on PostgreSQL: one fills while the
 /// other commits (four measured slower on two cores: 2,580/s against ~4,000/s). SQLite has one

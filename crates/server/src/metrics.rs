@@ -18,7 +18,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{AppState, api::ApiError};
+use crate::{AppState, http::ApiError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
@@ -191,6 +191,13 @@ pub(crate) fn reason_code(reason: &Reason) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Prometheus metrics (OpenMetrics text): decisions by outcome and reason, co-sign latency,
+/// answers by status, records ingested, queue depths, anchoring lag, worker errors.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "the metrics"))
+)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let store = state.store();
     let m = state.metrics();

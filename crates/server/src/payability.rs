@@ -19,7 +19,7 @@ use alloy::providers::Provider;
 use chaperone_api::{Authorization, ErrorCode, Method};
 use chaperone_core::{Address, PERMIT2_SLOTS, U256};
 
-use crate::{AppState, api::ApiError};
+use crate::{AppState, http::ApiError};
 
 /// How long a wallet's budget is trusted before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(10);

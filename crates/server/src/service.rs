@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::{
     AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, Metrics, Notifier, Webhook,
-    WebhookConfig, WebhookSender, app, token_hash, unix_now,
+    WebhookConfig, WebhookSender, app, state::unix_now, token_hash,
 };
 
 /// Everything `chaperone serve` needs. Paths are relative to the configuration file.

@@ -3,30 +3,41 @@
 //! session opened with it.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::StatusCode,
     response::IntoResponse,
-    routing::{delete, get},
 };
 use chaperone_api::{
     ErrorCode,
     admin::{IssuedToken, NewToken, Revoked, TokenView, Tokens},
 };
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     AppState,
-    admin::Caller,
-    api::{ApiError, ApiJson},
-    token_hash,
+    http::{ApiError, ApiJson, Caller, token_hash},
+    openapi::error_answers,
 };
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/tokens", get(list).post(issue))
-        .route("/v1/admin/tokens/{name}", delete(revoke))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, issue))
+        .routes(routes!(revoke))
 }
 
+error_answers!(IssueErrors: InvalidRole, InvalidName, NameTaken);
+
+/// Issue a bearer token (shown once; only its hash is stored).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tokens",
+    description = "Roles: admin.",
+    security(("bearer" = [])),
+    request_body = NewToken,
+    responses((status = 201, description = "the token, shown this once", body = IssuedToken), IssueErrors)
+)]
 async fn issue(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,6 +82,14 @@ async fn issue(
     ))
 }
 
+/// Every token's name, role and dates (never the tokens).
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tokens",
+    description = "Roles: admin.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "every token, oldest first", body = Tokens))
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Tokens>, ApiError> {
     caller.require(&["admin"])?;
     let tokens = state
@@ -88,6 +107,18 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Toke
     Ok(Json(Tokens { tokens }))
 }
 
+error_answers!(RevokeErrors: NotFound);
+
+/// Revoke the live token of this name: the API and its console sessions stop accepting it at
+/// once.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tokens/{name}",
+    description = "Roles: admin.",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "the token's name")),
+    responses((status = 200, description = "revoked", body = Revoked), RevokeErrors)
+)]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -12,7 +12,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{PageError, Session, page, when};
-use crate::{AppState, api::ApiError};
+use crate::{AppState, http::ApiError};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

@@ -12,8 +12,12 @@ use chaperone_core::{B256, policy::Effect};
 use maud::html;
 use serde::Deserialize;
 
-use super::{PageError, Session, page, reason_line, reason_tokens, short, units_of, when};
-use crate::{AppState, api::ApiError, cosign::recorded_effects};
+use super::{PageError, Session, page, reason_line, short, when};
+use crate::{
+    AppState,
+    http::ApiError,
+    words::{reason_tokens, units_of},
+};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -38,7 +42,10 @@ async fn inbox(State(state): State<AppState>, session: Session) -> Result<Respon
     let pending = state.store().pending_approval_details(now).await?;
     let mut rows = Vec::new();
     for request in &pending {
-        let effects = recorded_effects(&request.request);
+        // What the recorded request moves, as the policy counts it.
+        let effects = serde_json::from_str::<chaperone_api::CosignRequest>(&request.request)
+            .map(|r| r.payment.effects())
+            .unwrap_or_default();
         let spends: Vec<_> = effects
             .iter()
             .filter_map(|e| match e {

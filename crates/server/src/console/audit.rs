@@ -14,7 +14,7 @@ use chaperone_store::{Anchor, LoggedRecord, RecordFilter, StoredCheckpoint};
 use maud::{Markup, html};
 
 use super::{PageError, Session, page, short, when};
-use crate::{AppState, api::ApiError, audit::verify_bundle};
+use crate::{AppState, audit::verify_bundle, http::ApiError};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

@@ -14,13 +14,12 @@ use chaperone_store::DecisionFilter;
 use maud::html;
 use serde::Deserialize;
 
-use super::{
-    PageError, Session, page, reason_line, reason_tokens, short, units_of, url_encode, when,
-};
+use super::{PageError, Session, page, reason_line, short, url_encode, when};
 use crate::{
     AppState,
-    api::ApiError,
+    http::ApiError,
     metrics::{outcome_label, reason_code},
+    words::{reason_tokens, units_of},
 };
 
 pub(super) fn router() -> Router<AppState> {

@@ -25,13 +25,13 @@ use axum::{
 };
 use chaperone_core::{
     policy::{Reason, Token},
-    readable::{TokenUnits, iso8601, reason_text},
+    readable::{TokenUnits, iso8601},
 };
 use maud::{DOCTYPE, Markup, html};
 
 pub(crate) use session::{Session, cookie_user};
 
-use crate::{AppState, api::ApiError};
+use crate::{AppState, http::ApiError};
 
 const STYLE: &str = include_str!("style.css");
 
@@ -186,90 +186,17 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-/// The most characters of a token's symbol shown (its deployer chose it).
-const SYMBOL_MAX_CHARS: usize = 32;
-
-/// Token symbols and decimals for the tokens in `tokens`, read from the chain once each.
-///
-/// Every reader of token units (console pages, compliance API, notifications) goes through
-/// here, so this is where a symbol read from a contract is made [`printable`].
-pub(crate) async fn units_of(state: &AppState, tokens: Vec<Token>) -> HashMap<Token, TokenUnits> {
-    let mut out = HashMap::new();
-    for token in tokens {
-        if let std::collections::hash_map::Entry::Vacant(slot) = out.entry(token) {
-            let mut units = state.token_units(token).await;
-            units.symbol = printable(&units.symbol, SYMBOL_MAX_CHARS);
-            slot.insert(units);
-        }
-    }
-    out
-}
-
-/// `text` read from a contract (a token's `symbol()` or `name()`), cut to `max_chars`
-/// characters (with "…") and with every character that would move or hide text (controls
-/// and line breaks, bidirectional overrides, zero-width characters) shown as U+FFFD.
-///
-/// This is not escaping: each place the text lands still escapes it for its own syntax
-/// (maud for HTML, [`crate::webhooks`] for Slack, the CSV writer). It keeps a symbol from
-/// forging a line of its own, reordering the sentence around it, or filling the page.
-pub(crate) fn printable(text: &str, max_chars: usize) -> String {
-    let hides_text = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{FEFF}'
-                | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}')
-    };
-    let text = text.trim();
-    let mut out: String = text
-        .chars()
-        .take(max_chars)
-        .map(|c| if hides_text(c) { '\u{FFFD}' } else { c })
-        .collect();
-    if text.chars().nth(max_chars).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// The token a reason names, if any.
-fn reason_token(reason: &Reason) -> Option<Token> {
-    match reason {
-        Reason::TokenNotAllowed { token }
-        | Reason::PerTransactionCap { token, .. }
-        | Reason::WindowCap { token, .. }
-        | Reason::NeedsHumanApproval { token, .. } => Some(*token),
-        _ => None,
-    }
-}
-
-/// The tokens reasons name.
-pub(crate) fn reason_tokens(reasons: &[Reason]) -> Vec<Token> {
-    reasons.iter().filter_map(reason_token).collect()
-}
-
 /// A reason in words, then the address of the ERC-20 token it names: the words carry only
 /// the token's symbol, which its deployer chose (any token can call itself "USDC").
 pub(crate) fn reason_line(reason: &Reason, units: &HashMap<Token, TokenUnits>) -> Markup {
     html! {
-        (reason_words(reason, units))
-        @if let Some(token @ Token::Erc20(_)) = reason_token(reason) {
+        (crate::words::reason_words(reason, units))
+        @if let Some(token @ Token::Erc20(_)) = crate::words::reason_token(reason) {
             " " small.token {
                 "(" (units.get(&token).map_or("", |u| u.symbol.as_str())) " is " code { (token) } ")"
             }
         }
     }
-}
-
-/// A reason in words, with the units looked up.
-pub(crate) fn reason_words(reason: &Reason, units: &HashMap<Token, TokenUnits>) -> String {
-    reason_text(reason, |token| {
-        units.get(token).cloned().unwrap_or_else(TokenUnits::native)
-    })
-}
-
-/// Each of `reasons` in words, the units of their tokens looked up (nothing for none).
-pub(crate) async fn reasons_in_words(state: &AppState, reasons: &[Reason]) -> Vec<String> {
-    let units = units_of(state, reason_tokens(reasons)).await;
-    reasons.iter().map(|r| reason_words(r, &units)).collect()
 }
 
 /// A time as ISO 8601 UTC in a `<time>` element.

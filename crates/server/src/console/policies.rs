@@ -13,7 +13,7 @@ use serde::Deserialize;
 use similar::{ChangeTag, TextDiff};
 
 use super::{PageError, Session, page, short, when};
-use crate::{AppState, api::ApiError};
+use crate::{AppState, http::ApiError};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{PageError, page_response, url_encode};
-use crate::{AppState, api::ApiError, token_hash};
+use crate::{AppState, http::ApiError, token_hash};
 
 /// The session cookie: a random session id (the store keeps only its hash).
 const SESSION_COOKIE: &str = "chaperone_session";

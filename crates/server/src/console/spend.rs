@@ -10,8 +10,8 @@ use chaperone_core::{
 };
 use maud::{Markup, html};
 
-use super::{PageError, Session, page, short, units_of};
-use crate::AppState;
+use super::{PageError, Session, page, short};
+use crate::{AppState, words::units_of};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/spend", get(spend))

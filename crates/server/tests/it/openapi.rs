@@ -7,42 +7,28 @@ use axum::http::StatusCode;
 
 use crate::{call, service};
 
-/// (method, path) of every `.route(...)` in the server's source, read from the files.
-fn routes_in_source() -> BTreeSet<(String, String)> {
-    let mut routes = BTreeSet::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        // console/ serves the HTML console, not the API: its pages are not in the document.
-        if path.is_dir() {
-            continue;
-        }
-        let source = std::fs::read_to_string(path).unwrap();
-        for chunk in source.split(".route(").skip(1) {
-            let path = chunk.split('"').nth(1).unwrap().to_owned();
-            // The handler expression runs to the route's closing parenthesis at depth 0.
-            let mut depth = 1;
-            let end = chunk
-                .char_indices()
-                .find(|&(_, c)| {
-                    depth += match c {
-                        '(' => 1,
-                        ')' => -1,
-                        _ => 0,
-                    };
-                    depth == 0
-                })
-                .unwrap()
-                .0;
-            let handler = &chunk[..end];
-            for method in ["get", "post", "put", "delete", "patch"] {
-                if handler.contains(&format!("{method}(")) {
-                    routes.insert((method.to_owned(), path.clone()));
-                }
+/// Source files of the server that route with axum's own `.route(`, which bypasses the
+/// document: only the console (HTML pages, not the API) and the service's outer layers may.
+fn undocumented_routing() -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.ends_with("console") {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read_to_string(&path).unwrap().contains(".route(") {
+                found.push(path.display().to_string());
             }
         }
     }
-    routes
+    found
 }
 
 #[tokio::test]
@@ -62,7 +48,9 @@ async fn openapi_document_matches_the_routes() {
             documented.insert((method.clone(), path.clone()));
         }
     }
-    assert_eq!(documented, routes_in_source());
+    // Every API route is declared with its documentation (utoipa-axum's `routes!`).
+    assert_eq!(undocumented_routing(), Vec::<String>::new());
+    assert_eq!(documented.len(), 24, "{documented:?}");
 
     for (method, path) in &documented {
         let uri = path
@@ -106,7 +94,11 @@ async fn every_schema_is_generated_and_every_reference_resolves() {
     assert!(all.len() > 50, "{} references", all.len());
     for r in &all {
         let name = r.strip_prefix("#/components/schemas/").unwrap();
-        assert!(schemas.contains_key(name), "{r} does not resolve");
+        assert!(
+            schemas.contains_key(name),
+            "{r} does not resolve among {:?}",
+            schemas.keys().collect::<Vec<_>>()
+        );
     }
     let cosign = &schemas["CosignBody"];
     assert_eq!(cosign["type"], "object");
