@@ -1,39 +1,86 @@
 //! `chaperone`: the devnet, the service, and the operator's and auditor's tools.
+//!
+//! Each command lives in its own module of [`commands`], with its arguments. The flag groups
+//! several commands share (a server and its bearer token, a chain's RPC URL, the sending key)
+//! are in [`opts`]: clap reads them from the command line or the environment (`env =`), so
+//! `--help` documents every variable and no command reads one by hand. Talking to a Chaperone
+//! server goes through `chaperone-api`'s typed client.
 
-mod agent;
-mod args;
 mod commands;
-mod facilitator;
-mod token;
-mod up;
+mod opts;
+mod shared;
 
 use std::process::ExitCode;
 
-use args::{Cli, Command, PolicyCommand, WalletCommand};
-use clap::{CommandFactory, Parser};
+use chaperone_server::LogFormat;
+use clap::{Parser, Subcommand};
+use commands::{agent, completions, deploy, export, policy, serve, token, up, verify, wallet};
+pub(crate) use shared::Output;
 
-/// How results are shown: text for people, one JSON document for scripts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Output {
+/// chaperone — an audit trail nobody can rewrite and a wallet an agent cannot drain.
+#[derive(Debug, Parser)]
+#[command(name = "chaperone", version)]
+pub(crate) struct Cli {
+    /// Print one JSON document a script can read instead of text.
+    #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Debug logs: every HTTP request of `up` and `serve` with its x-request-id and latency.
+    #[arg(long, global = true)]
+    pub(crate) verbose: bool,
+    /// How log lines are written.
+    #[arg(long, global = true, default_value = "text", value_parser = parse_log_format)]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
 }
 
-impl Output {
-    /// Prints `value` as JSON, or `text` for people.
-    pub(crate) fn result(&self, value: &serde_json::Value, text: &str) {
-        if self.json {
-            println!("{value}");
-        } else {
-            println!("{text}");
-        }
-    }
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    text.parse()
+}
 
-    /// A progress line for long work (stderr, so `--json` output stays clean).
-    pub(crate) fn step(&self, text: &str) {
-        if !self.json {
-            eprintln!("  → {text}");
-        }
-    }
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start a local devnet: Anvil, the contracts, the server and a demo agent wallet.
+    ///
+    /// Anvil (or the chain at --rpc-url), AuditLog and AgentWalletFactory, the server on SQLite,
+    /// and a funded demo agent wallet with a demo policy. Ctrl-C stops it; the data directory
+    /// is reused by the next `up`.
+    Up(up::UpArgs),
+    /// Run the service from a configuration file (see deploy/chaperone.example.toml).
+    Serve(serve::ServeArgs),
+    /// Deploy AuditLog and AgentWalletFactory at deterministic (CREATE2) addresses.
+    ///
+    /// With --operator, also create a log it operates. The sender's key comes from
+    /// $CHAPERONE_DEPLOYER_KEY.
+    Deploy(deploy::DeployArgs),
+    /// AgentWallets.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+    /// The agents that may append to a server's log (only registered ones may).
+    ///
+    /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    /// Bearer tokens of a server: issue (shown once), revoke, list.
+    ///
+    /// The admin's own token comes from $CHAPERONE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// A wallet's policy on a server, or a dry run of one.
+    ///
+    /// `set` and `show` take the bearer token from $CHAPERONE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Verify a disclosure bundle end to end against the chain.
+    Verify(verify::VerifyArgs),
+    /// Export from the compliance API, all pages.
+    ///
+    /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN or $CHAPERONE_AUDITOR_TOKEN.
+    Export(export::ExportArgs),
+    /// Print a shell completion script.
+    ///
+    /// For example: `chaperone completions bash > ~/.local/share/bash-completion/completions/chaperone`.
+    Completions(completions::CompletionsArgs),
 }
 
 #[tokio::main]
@@ -61,11 +108,7 @@ async fn main() -> ExitCode {
     match run(cli.command, out).await {
         Ok(code) => code,
         Err(e) => {
-            if out.json {
-                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
-            } else {
-                eprintln!("error: {e:#}");
-            }
+            out.error(&e);
             ExitCode::FAILURE
         }
     }
@@ -73,25 +116,53 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, out: Output) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Up(args) => up::up(args, out).await,
-        Command::Serve(args) => commands::serve(args).await,
-        Command::Deploy(args) => commands::deploy(args, out).await,
-        Command::Agent(command) => agent::agent(command, out).await,
-        Command::Token(command) => token::token(command, out).await,
-        Command::Wallet(WalletCommand::Create(args)) => commands::wallet_create(args, out).await,
-        Command::Policy(PolicyCommand::Set(args)) => commands::policy_set(args, out).await,
-        Command::Policy(PolicyCommand::Show(args)) => commands::policy_show(args, out).await,
-        Command::Policy(PolicyCommand::Test(args)) => commands::policy_test(args, out),
-        Command::Verify(args) => commands::verify(args, out).await,
-        Command::Export(args) => commands::export(args, out).await,
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "chaperone",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
+        Command::Up(args) => up::run(args, out).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Deploy(args) => deploy::run(args, out).await,
+        Command::Wallet(command) => wallet::run(command, out).await,
+        Command::Agent(command) => agent::run(command, out).await,
+        Command::Token(command) => token::run(command, out).await,
+        Command::Policy(command) => policy::run(command, out).await,
+        Command::Verify(args) => verify::run(args, out).await,
+        Command::Export(args) => export::run(args, out).await,
+        Command::Completions(args) => completions::run(args),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every flag a secret can come from (a token, a key, an RPC URL that may carry a
+    /// provider's API key) keeps its variable's value out of `--help`.
+    #[test]
+    fn no_help_prints_a_secret() {
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    let env = env.to_string_lossy();
+                    if env.ends_with("_TOKEN") || env.ends_with("_KEY") || env.ends_with("RPC_URL")
+                    {
+                        assert!(
+                            arg.is_hide_env_values_set(),
+                            "{path} --{}: ${env} would show in --help",
+                            arg.get_long().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
         }
+        check(&Cli::command(), "chaperone");
     }
 }

@@ -1,0 +1,90 @@
+//! `chaperone token issue|revoke|list`: a server's bearer tokens.
+
+use std::process::ExitCode;
+
+use chaperone_api::admin::NewToken;
+use clap::{Args, Subcommand};
+
+use crate::{Output, opts::AdminServer};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Issue a token; it is printed once (only its hash is stored).
+    Issue(TokenIssueArgs),
+    /// Revoke the live token of a name: the API and its console sessions refuse it at once.
+    Revoke(TokenNameArgs),
+    /// List every token's name, role and dates (never the tokens).
+    List(TokenListArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenIssueArgs {
+    #[command(flatten)]
+    pub(crate) server: AdminServer,
+    /// Who will hold it (recorded with what they do).
+    pub(crate) name: String,
+    /// What it may do.
+    #[arg(long, value_parser = ["admin", "approver", "auditor"])]
+    pub(crate) role: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenNameArgs {
+    #[command(flatten)]
+    pub(crate) server: AdminServer,
+    /// The token's name.
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenListArgs {
+    #[command(flatten)]
+    pub(crate) server: AdminServer,
+}
+
+/// Runs one `token` subcommand.
+pub(crate) async fn run(command: TokenCommand, out: Output) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Issue(TokenIssueArgs { server, name, role }) => {
+            let issued = server
+                .client()?
+                .issue_token(&NewToken {
+                    name: name.clone(),
+                    role: role.clone(),
+                })
+                .await?;
+            out.result(
+                &issued,
+                &format!(
+                    "{name} ({role}): {}\n(shown once: only its hash is stored)",
+                    issued.token
+                ),
+            )?;
+        }
+        TokenCommand::Revoke(TokenNameArgs { server, name }) => {
+            let revoked = server.client()?.revoke_token(&name).await?;
+            out.result(&revoked, &format!("{name}'s token is revoked"))?;
+        }
+        TokenCommand::List(TokenListArgs { server }) => {
+            let list = server.client()?.tokens().await?;
+            let lines: Vec<String> = list
+                .tokens
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}  {}{}",
+                        t.name,
+                        t.role,
+                        if t.revoked_at.is_none() {
+                            ""
+                        } else {
+                            "  (revoked)"
+                        }
+                    )
+                })
+                .collect();
+            out.result(&list, &lines.join("\n"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

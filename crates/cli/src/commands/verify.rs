@@ -1,0 +1,159 @@
+//! `chaperone verify BUNDLE --rpc-url URL (--audit-log ADDRESS --log-id HEX | --server URL)`:
+//! a disclosure bundle checked end to end against the chain, and against the log the auditor
+//! trusts, never the one the bundle names.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use alloy::providers::ProviderBuilder;
+use anyhow::{Context, bail};
+use chaperone_api::{Client, audit::AnchorView};
+use chaperone_core::{Address, B256, readable::iso8601};
+use chaperone_sdk::{Disclosure, TrustedLog};
+use clap::Args;
+use serde_json::json;
+
+use crate::{Output, opts::Rpc};
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("trusted_log").required(true).args(["log_id", "server"])))]
+pub(crate) struct VerifyArgs {
+    /// The disclosure bundle (JSON).
+    pub(crate) bundle: PathBuf,
+    #[command(flatten)]
+    pub(crate) rpc: Rpc,
+    /// The AuditLog contract of the log you trust (with --log-id). A bundle of any other log
+    /// is refused: anyone can create a log, so the bundle may not name its own.
+    #[arg(long, requires = "log_id")]
+    pub(crate) audit_log: Option<Address>,
+    /// The id of the log you trust in that contract (with --audit-log).
+    #[arg(long, requires = "audit_log")]
+    pub(crate) log_id: Option<B256>,
+    /// Or: trust the log this deployment's server anchors to (its GET /v1/checkpoints/latest).
+    // No `env =`: which log to trust is the auditor's explicit choice, and a server URL from
+    // the environment would conflict with --audit-log/--log-id.
+    #[arg(long, conflicts_with_all = ["audit_log", "log_id"])]
+    pub(crate) server: Option<String>,
+}
+
+/// Exit 0 when the record verifies, 2 when it does not.
+pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let VerifyArgs {
+        bundle: file,
+        rpc: Rpc { rpc_url },
+        audit_log,
+        log_id,
+        server,
+    } = args;
+    let disclosure = Disclosure::read(&file)?;
+    let url = rpc_url
+        .parse()
+        .with_context(|| format!("--rpc-url {rpc_url} is not a URL"))?;
+    let provider = ProviderBuilder::new().connect_http(url);
+    let trusted = match (audit_log, log_id, server) {
+        (Some(audit_log), Some(log_id), _) => TrustedLog { audit_log, log_id },
+        (_, _, Some(server)) => deployment_log(&server).await?,
+        // clap requires one of the two.
+        _ => bail!("name the log you trust: --audit-log and --log-id, or --server"),
+    };
+    match disclosure.verify_on_chain(&provider, &trusted).await {
+        Ok(verified) => {
+            let mut contents: Vec<String> = disclosure
+                .bundle
+                .disclosed
+                .iter()
+                .map(|d| format!("  {:?}: {}", d.kind, String::from_utf8_lossy(&d.content)))
+                .collect();
+            // What the agent paid within the call (x402), checked against the chain.
+            let mut payments = Vec::new();
+            for d in &disclosure.bundle.disclosed {
+                if d.kind != chaperone_sdk::CommitmentKind::Metadata {
+                    continue;
+                }
+                for payment in chaperone_sdk::X402Payment::from_metadata(&d.content) {
+                    // Settled only if the chain shows this authorization used, from an
+                    // AgentWallet of the agent that signed the record.
+                    let settled = payment.verify_settlement(&provider, verified.agent).await;
+                    let payer = match (&settled, payment.authorization()) {
+                        (Ok(s), _) => s.payer.to_string(),
+                        (Err(_), Ok(a)) => format!("{} (claimed)", a.payer()),
+                        (Err(_), Err(_)) => "unknown".to_owned(),
+                    };
+                    contents.push(format!(
+                        "  paid: {} base units of {} from {payer} to {} for {} (decision {}): {}",
+                        payment.amount,
+                        payment.asset,
+                        payment.pay_to,
+                        payment.resource,
+                        payment.request_id,
+                        match &settled {
+                            Ok(s) => format!(
+                                "settled on chain in {} (block {}; agent {}, co-signer {})",
+                                s.transaction, s.block, s.agent, s.cosigner
+                            ),
+                            Err(e) => format!("NOT SETTLED: {e}"),
+                        }
+                    ));
+                    payments.push(json!({
+                        "payment": payment,
+                        "settled_on_chain": settled.is_ok(),
+                        "payer": settled.as_ref().ok().map(|s| s.payer),
+                        "settlement": settled.as_ref().ok(),
+                        "settlement_error": settled.err().map(|e| e.to_string()),
+                    }));
+                }
+            }
+            out.result(
+                &json!({ "valid": true, "verified": verified, "payments": payments }),
+                &format!(
+                    "VALID: record {} (index {}) by agent {}, model {}\n  \
+                     log:       {} of AuditLog {} (operator {}, owner {})\n  \
+                     anchored:  at size {} (root {}), {}\n  \
+                     made at:   {} (the agent's own claim; the anchor bounds it)\n{}",
+                    verified.leaf_hash,
+                    verified.index,
+                    verified.agent,
+                    verified.model,
+                    verified.log_id,
+                    verified.audit_log,
+                    verified.operator,
+                    verified.log_owner,
+                    verified.checkpoint_size,
+                    verified.checkpoint_root,
+                    match (verified.anchor_block, verified.anchored_at) {
+                        (Some(block), Some(time)) =>
+                            format!("in block {block} at {}", iso8601(time)),
+                        _ => "in a block the RPC would not search for".to_owned(),
+                    },
+                    iso8601(verified.timestamp_ms / 1000),
+                    contents.join("\n")
+                ),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            out.result(
+                &json!({ "valid": false, "error": e.to_string() }),
+                &format!("INVALID: {e}"),
+            )?;
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The log a deployment's server anchors to, as its `GET /v1/checkpoints/latest` says.
+async fn deployment_log(server: &str) -> anyhow::Result<TrustedLog> {
+    let client = Client::new(server);
+    let url = format!("{}/v1/checkpoints/latest", client.base());
+    let latest = client
+        .latest_checkpoint()
+        .await
+        .with_context(|| format!("asking {url} for the deployment's log"))?;
+    match latest.anchor {
+        Some(AnchorView {
+            audit_log: Some(audit_log),
+            log_id: Some(log_id),
+            ..
+        }) => Ok(TrustedLog { audit_log, log_id }),
+        _ => bail!("{url} names no anchored log yet: pass --audit-log and --log-id"),
+    }
+}
