@@ -12,8 +12,16 @@ forge=${forge_bins[0]}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# What the working tree holds now (tracked files' changes and untracked files), to prove at the
+# end that no step of the run wrote a file that is not ignored.
+tree_state() { git status --porcelain=v1 --untracked-files=all; git diff | sha256sum; }
+before=$(tree_state)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "every wire type is defined once (crates/api)"
+./scripts/check-wire-types.sh
 
 step "forge fmt --check"
 (cd contracts && "$forge" fmt --check)
@@ -74,5 +82,14 @@ step "x402 interop: the TypeScript facilitator (@x402/evm) verifies and settles 
 
 step "API fuzzing from the OpenAPI document (schemathesis: no 5xx, nothing undocumented)"
 ./scripts/fuzz-api.sh
+
+step "the run changed no committed file"
+after=$(tree_state)
+[ "$before" = "$after" ] || {
+  echo "the test run changed the working tree (every file a test writes belongs in target/ or a"
+  echo "temporary directory):"
+  diff <(echo "$before") <(echo "$after") || true
+  exit 1
+}
 
 step "all checks passed"

@@ -71,7 +71,7 @@ type Result<T> = std::result::Result<T, ClientError>;
 /// The co-signer's answer to a co-sign request, with the status it came with (200 approved,
 /// 202 pending a human, 403 denied).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct CosignAnswer {
     /// The HTTP status.
     pub status: u16,
     /// The decision.
@@ -138,14 +138,14 @@ impl Client {
     // -- the agent's endpoints ------------------------------------------------------------
 
     /// `POST /v1/cosign`: a decision (approved, pending or denied) or a refusal.
-    pub async fn cosign(&self, request: &CosignRequest) -> Result<Decision> {
+    pub async fn cosign(&self, request: &CosignRequest) -> Result<CosignAnswer> {
         let (status, bytes) = self
             .send(self.request(Method::POST, "/v1/cosign").json(request))
             .await?;
         if matches!(status.as_u16(), 200 | 202 | 403)
             && let Ok(response) = serde_json::from_slice(&bytes)
         {
-            return Ok(Decision {
+            return Ok(CosignAnswer {
                 status: status.as_u16(),
                 response,
             });

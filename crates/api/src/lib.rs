@@ -20,7 +20,7 @@ mod error;
 mod payment;
 
 #[cfg(feature = "client")]
-pub use client::{Client, ClientError, Decision, Export, url_escape};
+pub use client::{Client, ClientError, CosignAnswer, Export, url_escape};
 pub use compliance::{Format, Page};
 pub use cosign::{CosignBody, CosignRequest, CosignResponse};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
