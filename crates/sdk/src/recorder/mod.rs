@@ -4,28 +4,30 @@
 
 use std::{
     path::PathBuf,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},
     time::Duration,
 };
 
 use chaperone_api::Client;
 use chaperone_core::{
     Address, B256, BatchReceipt, Commitment, CommitmentKind, Record, Salt, Secp256k1Signer,
-    SignedBatch,
 };
 use tokio::{
     sync::{Notify, Semaphore, watch},
     task::JoinHandle,
 };
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
+
+mod batcher;
+mod deliverer;
+
+use batcher::Batcher;
+use deliverer::Deliverer;
 
 use crate::{
     Disclosure, Error, Result,
     disclosure::disclosure_of,
-    local::{LocalStore, OutboxBatch, Stage, StagedRecord},
+    local::{LocalStore, Stage},
 };
 
 /// How the recorder batches, buffers and retries.
@@ -414,225 +416,5 @@ impl Drop for Recorder {
         for task in &self.tasks {
             task.abort();
         }
-    }
-}
-
-struct Batcher {
-    head: Arc<Mutex<Head>>,
-    staging: Arc<Staging>,
-    key: Secp256k1Signer,
-    local: LocalStore,
-    config: RecorderConfig,
-    progress: Arc<watch::Sender<Progress>>,
-    backlog: Arc<Backlog>,
-    wake: Arc<Notify>,
-}
-
-/// Closes the stage when the batcher stops (returns, panics or is aborted): `record` then
-/// fails with `Closed` instead of waiting for space that never comes.
-struct CloseOnDrop(Arc<Staging>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        self.0.space.close();
-    }
-}
-
-impl Batcher {
-    fn staged(&self) -> usize {
-        self.head
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stage
-            .records
-            .len()
-    }
-
-    async fn run(self) {
-        let _close = CloseOnDrop(self.staging.clone());
-        let mut taken = Stage::default();
-        loop {
-            // Backpressure: while the outbox is full, leave records staged; the stage fills
-            // and makes `record` wait.
-            while self.backlog.records.load(Ordering::Acquire) >= self.config.max_undelivered {
-                self.backlog.drained.notified().await;
-            }
-            while self.staged() == 0 {
-                self.staging.arrived.notified().await;
-            }
-            // Sleep through the linger instead of waking per record: records arriving now
-            // are staged without waking anyone, so the hot path never pays for a wake-up.
-            if self.staged() < self.config.max_batch && !self.config.linger.is_zero() {
-                tokio::time::sleep(self.config.linger).await;
-            }
-            std::mem::swap(
-                &mut self
-                    .head
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .stage,
-                &mut taken,
-            );
-            self.staging.space.add_permits(taken.records.len());
-            // Shared with the blocking threads that write it to the content file; back to
-            // one owner once every batch is persisted, and kept for the next swap.
-            let content = Arc::new(std::mem::take(&mut taken.content));
-            for batch in taken.records.chunks(self.config.max_batch.max(1)) {
-                self.persist(batch, &content).await;
-            }
-            taken.content = Arc::try_unwrap(content).unwrap_or_default();
-            taken.clear();
-        }
-    }
-
-    /// Signs and persists one batch, retrying the local write until it succeeds (the records
-    /// exist nowhere else).
-    async fn persist(&self, batch: &[StagedRecord], content: &Arc<Zeroizing<Vec<u8>>>) {
-        let records: Vec<Record> = batch.iter().map(|p| p.record.clone()).collect();
-        let leaves: Vec<B256> = batch.iter().map(|p| p.leaf_hash).collect();
-        let body = match SignedBatch::sign_hashed(records, &leaves, &self.key)
-            .map_err(Error::from)
-            .and_then(|signed| {
-                serde_json::to_vec(&signed)
-                    .map_err(|e| Error::Invalid(format!("serialising a batch: {e}")))
-            }) {
-            // Shared with the blocking thread that writes it, attempt after attempt.
-            Ok(body) => Arc::<[u8]>::from(body),
-            Err(e) => {
-                // Unreachable for records built by `record`; logged rather than panicking.
-                tracing::error!(error = %e, "could not sign a batch; its records are dropped");
-                return;
-            }
-        };
-        let mut wait = self.config.retry.0;
-        while let Err(e) = self
-            .local
-            .persist_batch(self.key.address(), batch, content, &body, now_ms())
-            .await
-        {
-            tracing::warn!(error = %e, "writing the outbox failed; retrying");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(self.config.retry.1);
-        }
-        let last = batch.last().map_or(0, |p| p.record.sequence);
-        self.backlog
-            .records
-            .fetch_add(batch.len() as u64, Ordering::AcqRel);
-        self.progress.send_modify(|p| p.persisted = last + 1);
-        self.wake.notify_one();
-    }
-}
-
-struct Deliverer {
-    agent: Address,
-    local: LocalStore,
-    api: Client,
-    config: RecorderConfig,
-    progress: Arc<watch::Sender<Progress>>,
-    backlog: Arc<Backlog>,
-    wake: Arc<Notify>,
-}
-
-impl Deliverer {
-    async fn run(self) {
-        let mut wait = self.config.retry.0;
-        loop {
-            let batches = match self.local.undelivered(self.agent, 16).await {
-                Ok(batches) => batches,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the outbox failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-            };
-            if batches.is_empty() {
-                self.wake.notified().await;
-                continue;
-            }
-            // Each receipt is stored while the next batch is on its way: the server's work
-            // and the local write overlap. A batch whose receipt is not stored stays
-            // undelivered in the outbox and is resent; the server answers it as a replay.
-            let mut unstored: Option<(OutboxBatch, BatchReceipt)> = None;
-            for mut batch in batches {
-                let previous = unstored.take();
-                // Sent once per read of the outbox: the body moves into the request.
-                let body = std::mem::take(&mut batch.body);
-                let (posted, stored) = tokio::join!(self.post(&batch, body), async {
-                    match &previous {
-                        Some((sent, receipt)) => self.store_receipt(sent, receipt).await,
-                        None => Ok(()),
-                    }
-                });
-                if let Err(e) = stored {
-                    tracing::warn!(error = %e, retry_in = ?wait, "storing a receipt failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(self.config.retry.1);
-                    break;
-                }
-                match posted {
-                    Ok(receipt) => {
-                        wait = self.config.retry.0;
-                        unstored = Some((batch, receipt));
-                    }
-                    Err(Error::Refused {
-                        status,
-                        code,
-                        message,
-                    }) => {
-                        let message = format!("{status} {code}: {message}");
-                        tracing::error!(batch = batch.batch_id, %message, "server rejected a batch");
-                        if self
-                            .local
-                            .mark_rejected(batch.batch_id, &message)
-                            .await
-                            .is_ok()
-                        {
-                            self.progress.send_modify(|p| {
-                                p.rejected.get_or_insert((batch.batch_id, message));
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?wait, "delivery failed; retrying");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(self.config.retry.1);
-                        break;
-                    }
-                }
-            }
-            if let Some((sent, receipt)) = unstored
-                && let Err(e) = self.store_receipt(&sent, &receipt).await
-            {
-                tracing::warn!(error = %e, retry_in = ?wait, "storing a receipt failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(self.config.retry.1);
-            }
-        }
-    }
-
-    /// Sends a batch (`body`, its stored body) and returns the server's receipt for it.
-    async fn post(&self, batch: &OutboxBatch, body: Vec<u8>) -> Result<BatchReceipt> {
-        // The stored body, byte for byte: a resend of a batch the server already logged is
-        // answered as a replay with the same positions, so nothing is logged twice.
-        let response = self.api.ingest(body).await?;
-        if response.receipt.size != batch.size {
-            return Err(Error::Unreachable {
-                url: self.api.base().to_owned(),
-                detail: "the receipt covers another number of records".into(),
-            });
-        }
-        Ok(response.receipt)
-    }
-
-    /// Stores a batch's receipt: from then on its records count as delivered.
-    async fn store_receipt(&self, batch: &OutboxBatch, receipt: &BatchReceipt) -> Result<()> {
-        self.local
-            .mark_delivered(batch.batch_id, receipt, now_ms())
-            .await?;
-        self.backlog.records.fetch_sub(batch.size, Ordering::AcqRel);
-        self.backlog.drained.notify_one();
-        self.progress
-            .send_modify(|p| p.delivered = batch.first_sequence + batch.size);
-        Ok(())
     }
 }
