@@ -54,7 +54,7 @@ fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ApiE
     })
 }
 
-error_answers!(RegisterWalletErrors: WalletExists);
+error_answers!(RegisterWalletErrors: OutOfRange, WalletExists);
 
 /// Register a wallet and its agent (which may then append to the log).
 #[utoipa::path(

@@ -58,7 +58,7 @@ fn core_error(e: chaperone_core::Error) -> ApiError {
 }
 
 error_answers!(IngestErrors:
-    InvalidBatch, InvalidRecord, MalformedSignature, BadSignature, AgentNotRegistered,
+    InvalidBatch, InvalidRecord, OutOfRange, MalformedSignature, BadSignature, AgentNotRegistered,
     SequenceGap, BrokenChain);
 
 /// Ingest a batch of records signed once by their agent; returns the operator's receipt.
@@ -179,7 +179,7 @@ fn anchor_view(log: &LogConfig, anchor: Anchor) -> AnchorView {
     }
 }
 
-error_answers!(ProofErrors: UnknownRecord, NotCheckpointed);
+error_answers!(ProofErrors: UnknownRecord, NotCheckpointed, OutOfRange);
 
 /// Inclusion proof of a record in the latest anchored (else signed) checkpoint, with the
 /// anchor.

@@ -36,8 +36,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(spend))
 }
 
-error_answers!(ListErrors: InvalidQuery);
-error_answers!(RecordListErrors: InvalidQuery, NotFound);
+error_answers!(ListErrors: InvalidQuery, OutOfRange);
+error_answers!(RecordListErrors: InvalidQuery, OutOfRange, NotFound);
 
 /// The filters of an agent's records.
 #[derive(IntoParams)]

@@ -150,10 +150,34 @@ fn finish(mut document: Value) -> Value {
                 };
                 for answers in kinds {
                     for (status, answer) in answers.as_object().into_iter().flatten() {
-                        responses
-                            .entry(status.clone())
-                            .or_insert_with(|| answer.clone());
+                        let Some(existing) = responses.get_mut(status) else {
+                            responses.insert(status.clone(), answer.clone());
+                            continue;
+                        };
+                        // The same status already answers with the error body: name the
+                        // shared codes too (a denial's 403 is a decision, not an error).
+                        let is_error = existing["content"]["application/json"]["schema"]["$ref"]
+                            == "#/components/schemas/ErrorBody";
+                        let (Some(have), Some(add)) = (
+                            existing["description"].as_str().map(str::to_owned),
+                            answer["description"].as_str(),
+                        ) else {
+                            continue;
+                        };
+                        if is_error {
+                            let missing: Vec<&str> =
+                                add.split(", ").filter(|c| !have.contains(c)).collect();
+                            if !missing.is_empty() {
+                                existing["description"] =
+                                    Value::String(format!("{have}, {}", missing.join(", ")));
+                            }
+                        }
                     }
+                }
+                // A summary is the doc comment's first paragraph: on one line.
+                if let Some(summary) = operation["summary"].as_str() {
+                    operation["summary"] =
+                        Value::String(summary.split_whitespace().collect::<Vec<_>>().join(" "));
                 }
             }
         }

@@ -157,3 +157,35 @@ async fn a_cosign_denial_is_documented_as_the_decision_it_is() {
         );
     }
 }
+
+/// Every code the service can answer with is documented under its status on some operation
+/// (the codes only the console or only a client uses are not the API's).
+#[tokio::test]
+async fn every_error_code_is_documented_under_its_status() {
+    use chaperone_api::ErrorCode;
+    let s = service().await;
+    let (_, doc) = call(&s.router, "GET", "/openapi.json", None, None).await;
+    let not_the_apis = [
+        ErrorCode::Csrf,
+        ErrorCode::NoAuthorizationSlot,
+        ErrorCode::Unknown,
+    ];
+    for code in ErrorCode::ALL {
+        if not_the_apis.contains(code) {
+            continue;
+        }
+        let named = format!("`{}`", code.as_str());
+        let documented = doc["paths"].as_object().unwrap().values().any(|item| {
+            item.as_object().unwrap().values().any(|op| {
+                op["responses"][code.status().to_string()]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.split(", ").any(|c| c == named))
+            })
+        });
+        assert!(
+            documented,
+            "{named} ({}) is documented nowhere",
+            code.status()
+        );
+    }
+}
