@@ -16,9 +16,9 @@
 //!
 //! Shared by the areas: `state.rs` ([`AppState`]), `http/` (errors, the JSON extractor, the
 //! caller's token, the service's own routes), `paging.rs` (pages and export formats),
-//! `words.rs` (reasons and amounts in words), `openapi.rs` (the document, derived from the
-//! handlers). The wire types are in the `chaperone-api` crate. `service.rs` starts it all from
-//! a configuration file.
+//! `words.rs` (reasons and amounts in words), `verification.rs` (a disclosure checked end to
+//! end), `openapi.rs` (the document, derived from the handlers). The wire types are in the
+//! `chaperone-api` crate. `service.rs` starts it all from a configuration file.
 
 mod admin;
 mod admission;
@@ -39,6 +39,7 @@ mod payability;
 mod service;
 mod state;
 mod tokens;
+mod verification;
 mod webhooks;
 mod words;
 

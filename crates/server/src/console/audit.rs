@@ -14,7 +14,7 @@ use chaperone_store::{Anchor, LoggedRecord, RecordFilter, StoredCheckpoint};
 use maud::{Markup, html};
 
 use super::{PageError, Session, page, short, when};
-use crate::{AppState, audit::verify_bundle, http::ApiError};
+use crate::{AppState, http::ApiError, verification::verify_bundle};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

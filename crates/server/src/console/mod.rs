@@ -29,7 +29,7 @@ use chaperone_core::{
 };
 use maud::{DOCTYPE, Markup, html};
 
-pub(crate) use session::{Session, cookie_user};
+pub(crate) use session::Session;
 
 use crate::{AppState, http::ApiError};
 

@@ -16,16 +16,17 @@ use axum::{
     routing::get,
 };
 use chaperone_api::ErrorCode;
-use chaperone_core::B256;
 use maud::{Markup, html};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{PageError, page_response, url_encode};
-use crate::{AppState, http::ApiError, token_hash};
+use crate::{
+    AppState,
+    http::{ApiError, SESSION_COOKIE, cookie, id_hash, session_user},
+    token_hash,
+};
 
-/// The session cookie: a random session id (the store keeps only its hash).
-const SESSION_COOKIE: &str = "chaperone_session";
 /// The login form's CSRF cookie (double submit: the form must carry the same value).
 const LOGIN_COOKIE: &str = "chaperone_login";
 /// How long a login lasts.
@@ -42,30 +43,6 @@ pub(crate) struct Session {
     pub(crate) name: String,
     pub(crate) role: String,
     id: String,
-}
-
-/// The role and name behind the request's session cookie, if it names a live session: the
-/// API accepts it for reads (the console's export links).
-pub(crate) async fn cookie_user(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(String, String)>, ApiError> {
-    match cookie(headers, SESSION_COOKIE) {
-        Some(id) => session_user(state, id).await,
-        None => Ok(None),
-    }
-}
-
-async fn session_user(state: &AppState, id: &str) -> Result<Option<(String, String)>, ApiError> {
-    Ok(state.store().session(id_hash(id), state.now()).await?)
-}
-
-/// What the store keeps of a session id.
-fn id_hash(id: &str) -> B256 {
-    let mut hash = Sha256::new();
-    hash.update(b"chaperone/console/session/v1\0");
-    hash.update(id.as_bytes());
-    B256::from_slice(&hash.finalize())
 }
 
 /// Whether the browser reached us over HTTPS. TLS ends at a reverse proxy in front of the
@@ -231,18 +208,6 @@ async fn login_page(Query(query): Query<LoginQuery>) -> Response {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
-}
-
-/// A cookie's value from the request.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }
 
 #[derive(Deserialize)]

@@ -1,11 +1,13 @@
 //! Who is calling: a bearer token (stored as its SHA-256 hash) with a role, or for reads the
-//! console's session cookie.
+//! console's session cookie (the console opens and closes sessions; they are looked up here).
 
 use axum::{
     extract::FromRequestParts,
-    http::{Method, header::AUTHORIZATION, request::Parts},
+    http::{HeaderMap, Method, header, header::AUTHORIZATION, request::Parts},
 };
 use chaperone_api::ErrorCode;
+use chaperone_core::B256;
+use sha2::{Digest, Sha256};
 
 use crate::{AppState, http::ApiError};
 
@@ -48,7 +50,7 @@ impl FromRequestParts<AppState> for Caller {
         let reading = parts.method == Method::GET || parts.method == Method::HEAD;
         let user = match bearer {
             Some(token) => state.store().api_token(token_hash(token)).await?,
-            None if reading => crate::console::cookie_user(state, &parts.headers).await?,
+            None if reading => cookie_user(state, &parts.headers).await?,
             None => None,
         };
         let (role, name) = user.ok_or_else(unauthorized)?;
@@ -60,4 +62,46 @@ impl FromRequestParts<AppState> for Caller {
 pub fn token_hash(token: &str) -> chaperone_core::B256 {
     use sha2::Digest;
     chaperone_core::B256::new(sha2::Sha256::digest(token.as_bytes()).into())
+}
+
+/// The console's session cookie: a random session id (the store keeps only its hash).
+pub(crate) const SESSION_COOKIE: &str = "chaperone_session";
+
+/// The role and name behind the request's session cookie, if it names a live session: the
+/// API accepts it for reads (the console's export links).
+async fn cookie_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, ApiError> {
+    match cookie(headers, SESSION_COOKIE) {
+        Some(id) => session_user(state, id).await,
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn session_user(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<(String, String)>, ApiError> {
+    Ok(state.store().session(id_hash(id), state.now()).await?)
+}
+
+/// What the store keeps of a session id.
+pub(crate) fn id_hash(id: &str) -> B256 {
+    let mut hash = Sha256::new();
+    hash.update(b"chaperone/console/session/v1\0");
+    hash.update(id.as_bytes());
+    B256::from_slice(&hash.finalize())
+}
+
+/// A cookie's value from the request.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }

@@ -9,8 +9,8 @@ use axum::Json;
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) use auth::Caller;
 pub use auth::token_hash;
+pub(crate) use auth::{Caller, SESSION_COOKIE, cookie, id_hash, session_user};
 pub use error::ApiError;
 pub(crate) use error::ApiJson;
 
