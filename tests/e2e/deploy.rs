@@ -1,15 +1,16 @@
 use alloy::signers::local::PrivateKeySigner;
-use chaperone_chain::{Devnet, deterministic_addresses};
+use chaperone_chain::deterministic_addresses;
 use chaperone_core::B256;
+use chaperone_testkit::{devnet, free_port, postgres_database, temp_dir};
 
-use crate::{chaperone, free_port, run_json, temp_dir};
+use crate::{chaperone, run_json};
 
 /// Anvil's first dev account (public knowledge).
 const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 #[test]
 fn deploy_is_deterministic_and_idempotent() {
-    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
+    let devnet = devnet();
     let deploy = |salt: &str| {
         run_json(
             chaperone()
@@ -56,18 +57,15 @@ fn deploy_is_deterministic_and_idempotent() {
 
 /// A fresh PostgreSQL database when `CHAPERONE_TEST_PG_URL` is set, else an SQLite file.
 async fn database(dir: &std::path::Path) -> String {
-    let Ok(url) = std::env::var("CHAPERONE_TEST_PG_URL") else {
-        return format!("sqlite:{}?mode=rwc", dir.join("chaperone.db").display());
-    };
-    let name = format!("chaperone_e2e_{}_{}", std::process::id(), free_port());
-    chaperone_store::Store::create_database(&url, &name)
-        .await
-        .unwrap_or_else(|e| panic!("CHAPERONE_TEST_PG_URL={url} is set but unusable: {e}"))
+    match postgres_database("chaperone_e2e").await {
+        Some(url) => url,
+        None => format!("sqlite:{}?mode=rwc", dir.join("chaperone.db").display()),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_runs_from_the_example_production_config() {
-    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
+    let devnet = devnet();
     let operator = devnet.signer(1);
     let (code, deployed) = run_json(
         chaperone()

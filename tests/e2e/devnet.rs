@@ -4,9 +4,10 @@ use std::{
     time::Duration,
 };
 
+use chaperone_testkit::{free_port, temp_dir};
 use serde_json::Value;
 
-use crate::{chaperone, example_agent, first_json_line, free_port, interrupt, run_json, temp_dir};
+use crate::{chaperone, example_agent, first_json_line, interrupt, run_json};
 
 /// The ports of one devnet: the server's, Anvil's and the x402 facilitator's.
 #[derive(Clone, Copy)]

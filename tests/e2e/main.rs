@@ -17,7 +17,7 @@ mod x402;
 
 use std::{
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -50,41 +50,6 @@ pub fn example(name: &str) -> Command {
         path.display()
     );
     Command::new(path)
-}
-
-/// A port nothing listens on, for a process that binds it later. It is taken below the
-/// kernel's ephemeral range (`ip_local_port_range`, 32768 up here): a port the kernel handed
-/// out (`bind` to port 0) is one it also gives outgoing connections as their local port, and
-/// `chaperone up` makes such connections (to Anvil) before it binds its server, so once in a
-/// while its own connection held the port it was told to listen on. Each port is handed out
-/// once per process; processes start at different places.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const LOW: u32 = 20_000;
-    const HIGH: u32 = 32_768;
-    static TRIED: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7_919);
-    loop {
-        let n = TRIED.fetch_add(1, Ordering::Relaxed);
-        assert!(n < HIGH - LOW, "no free port in {LOW}..{HIGH}");
-        let port = (LOW + start.wrapping_add(n) % (HIGH - LOW)) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-pub fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "chaperone_e2e_{what}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Sends SIGINT (what Ctrl-C sends) and waits for a clean exit.

@@ -8,12 +8,13 @@ use std::{
     time::Duration,
 };
 
+use chaperone_testkit::{free_port, temp_dir};
 use serde_json::Value;
 
 use crate::{
     chaperone,
     devnet::{Ports, up},
-    example, example_agent, free_port, interrupt, run_json, temp_dir,
+    example, example_agent, interrupt, run_json,
 };
 
 /// A paid API on a free port, killed when dropped.

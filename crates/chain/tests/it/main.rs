@@ -4,11 +4,9 @@
 mod audit_log;
 mod wallet;
 
-use alloy::{
-    network::EthereumWallet,
-    providers::{DynProvider, Provider, ProviderBuilder},
-};
+use alloy::providers::DynProvider;
 use chaperone_chain::{Deployment, Devnet, deploy};
+use chaperone_testkit::{devnet, provider};
 
 /// A devnet with both contracts deployed, and a provider sending from dev account 0.
 pub struct Fixture {
@@ -20,20 +18,13 @@ pub struct Fixture {
 impl Fixture {
     pub async fn new() -> Self {
         // Fails with the install command if the pinned Anvil is missing; never skips.
-        let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
-        let provider = Self::provider_for(&devnet, 0);
+        let devnet = devnet();
+        let provider = provider(&devnet, 0);
         let deployment = deploy(&provider).await.unwrap();
         Self {
             devnet,
             provider,
             deployment,
         }
-    }
-
-    pub fn provider_for(devnet: &Devnet, account: usize) -> DynProvider {
-        ProviderBuilder::new()
-            .wallet(EthereumWallet::from(devnet.signer(account)))
-            .connect_http(devnet.rpc_url().parse().unwrap())
-            .erased()
     }
 }

@@ -135,7 +135,7 @@ async fn cosigned_eth_transfer_executes_and_single_signature_reverts() {
     assert_eq!(provider.get_balance(recipient).await.unwrap(), U256::ZERO);
 
     // Both signatures, submitted by an unrelated relayer account: executes.
-    let relayer = Fixture::provider_for(&w.fx.devnet, 3);
+    let relayer = chaperone_testkit::provider(&w.fx.devnet, 3);
     let receipt = AgentWallet::new(w.wallet, &relayer)
         .execute(
             to_contract_calls(&execute.calls),

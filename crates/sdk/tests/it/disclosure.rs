@@ -2,16 +2,16 @@
 //! review, on a real Anvil with the real contracts.
 
 use alloy::{
-    network::EthereumWallet,
     primitives::{B256, Bytes},
-    providers::{Provider, ProviderBuilder},
+    providers::Provider,
 };
-use chaperone_chain::{AuditLog, Devnet, create_log, deploy};
+use chaperone_chain::{AuditLog, create_log, deploy};
 use chaperone_core::{
     Checkpoint, CommitmentKind, DisclosedContent, DisclosureBundle, MerkleLog, Opening, Record,
     Secp256k1Signer, SignedBatch,
 };
 use chaperone_sdk::{AnchorView, Disclosure, TrustedLog};
+use chaperone_testkit::{devnet, provider};
 
 /// A compromised agent creates a log of its own in the genuine `AuditLog` (anyone may), anchors
 /// a made-up record signed with the real agent key (sequence 0 again, a 2020 timestamp), and
@@ -19,10 +19,8 @@ use chaperone_sdk::{AnchorView, Disclosure, TrustedLog};
 /// the log differs. Before the fix `verify` printed it VALID, by the real agent.
 #[tokio::test]
 async fn a_bundle_from_a_log_the_auditor_does_not_trust_is_refused() {
-    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
-    let owner = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(devnet.signer(0)))
-        .connect_http(devnet.rpc_url().parse().unwrap());
+    let devnet = devnet();
+    let owner = provider(&devnet, 0);
     let deployment = deploy(&owner).await.unwrap();
     let chain_id = owner.get_chain_id().await.unwrap();
     let operator = Secp256k1Signer::random().unwrap();
@@ -37,9 +35,7 @@ async fn a_bundle_from_a_log_the_auditor_does_not_trust_is_refused() {
     let agent = Secp256k1Signer::random().unwrap();
     let rogue_operator = devnet.signer(1);
     let rogue_key = Secp256k1Signer::from_bytes(&rogue_operator.to_bytes()).unwrap();
-    let attacker = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(rogue_operator.clone()))
-        .connect_http(devnet.rpc_url().parse().unwrap());
+    let attacker = provider(&devnet, 1);
     let rogue_log = create_log(&attacker, deployment.audit_log, rogue_key.address())
         .await
         .unwrap();

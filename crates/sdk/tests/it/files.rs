@@ -3,27 +3,14 @@
 //! them, or the content, is readable by the agent's user alone, and `forget` leaves neither in
 //! any of them.
 
-use std::{
-    os::unix::fs::{DirBuilderExt, PermissionsExt},
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use chaperone_core::{B256, Secp256k1Signer};
 use chaperone_sdk::{Error, Recorder};
+use chaperone_testkit::temp_dir;
 use sqlx::{Connection, SqliteConnection};
 
-use crate::{Server, config, temp_file};
-
-/// A fresh folder only this user can enter, for one test's files.
-fn private_folder(what: &str) -> PathBuf {
-    let folder = temp_file(what).with_extension("d");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&folder)
-        .unwrap();
-    folder
-}
+use crate::{Server, config};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -92,7 +79,7 @@ async fn record_a_few(recorder: &Recorder, tag: &str) {
 async fn every_file_the_recorder_writes_is_readable_by_its_user_alone() {
     let key = Secp256k1Signer::random().unwrap();
     let server = Server::start(0, None, &[key.address()]).await;
-    let folder = private_folder("files");
+    let folder = temp_dir("files");
     let data = folder.join("agent.db");
     let recorder = Recorder::open(config(&server.url, &data), key)
         .await
@@ -118,7 +105,7 @@ async fn every_file_the_recorder_writes_is_readable_by_its_user_alone() {
 
 #[tokio::test]
 async fn a_missing_data_folder_is_created_for_its_user_alone() {
-    let parent = private_folder("files_parent");
+    let parent = temp_dir("files_parent");
     let folder = parent.join("agent").join("data");
     let data = folder.join("agent.db");
     let recorder = Recorder::open(
@@ -148,7 +135,7 @@ async fn a_folder_other_users_can_write_to_is_refused() {
     // World-writable, and world-writable with the sticky bit like /tmp: another user can
     // create `agent.db-wal` there before SQLite does, and read every salt written to it.
     for open_mode in [0o777, 0o1777] {
-        let folder = private_folder("files_open");
+        let folder = temp_dir("files_open");
         std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(open_mode)).unwrap();
         let data = folder.join("agent.db");
         match Recorder::open(
@@ -174,7 +161,7 @@ async fn a_folder_other_users_can_write_to_is_refused() {
 
 #[tokio::test]
 async fn files_an_older_sdk_left_readable_are_made_private_on_opening() {
-    let folder = private_folder("files_older");
+    let folder = temp_dir("files_older");
     let data = folder.join("agent.db");
     let key = Secp256k1Signer::random().unwrap();
     let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key.clone())
@@ -249,7 +236,7 @@ fn holding(folder: &Path, needle: &[u8]) -> Vec<String> {
 #[tokio::test]
 async fn forget_leaves_the_salts_and_content_in_none_of_the_files() {
     // No server: the outbox keeps retrying (reading the database) while `forget` runs.
-    let folder = private_folder("files_forget");
+    let folder = temp_dir("files_forget");
     let data = folder.join("agent.db");
     let recorder = Recorder::open(
         config("http://127.0.0.1:9", &data),

@@ -8,49 +8,14 @@ mod recorder;
 mod wallet;
 mod x402;
 
-use std::{
-    path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use chaperone_core::{Address, Secp256k1Signer};
 use chaperone_sdk::RecorderConfig;
 use chaperone_server::{CheckpointConfig, RunningService, ServiceConfig, ServiceKeys, start};
+use chaperone_testkit::private_file;
 
 pub const ADMIN: &str = "sdk-test-admin";
-
-/// A fresh file name in a folder of its own that only this user can enter: the SDK refuses a
-/// data file in a folder other users can write to, such as the temporary folder itself.
-pub fn temp_file(what: &str) -> PathBuf {
-    use std::os::unix::fs::DirBuilderExt;
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "chaperone_sdk_{what}_{}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let folder = std::env::temp_dir().join(&name);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&folder)
-        .unwrap();
-    folder.join(format!("{name}.db"))
-}
-
-/// A port nothing listens on (yet).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running server and what it takes to stop it.
 pub struct Server {
@@ -80,7 +45,7 @@ impl Server {
         operator: Secp256k1Signer,
         adjust: impl FnOnce(&mut ServiceConfig),
     ) -> Self {
-        let database = database.unwrap_or_else(|| temp_file("server"));
+        let database = database.unwrap_or_else(|| private_file("server"));
         let mut config = ServiceConfig {
             database: format!("sqlite:{}?mode=rwc", database.display()),
             chain_id: 31337,

@@ -10,7 +10,9 @@ use chaperone_core::{CheckpointVerifier, CommitmentKind, Secp256k1Signer};
 use chaperone_sdk::{Error, ErrorCode, Recorder};
 use sqlx::{Connection, Row, SqliteConnection};
 
-use crate::{Server, config, free_port, temp_file};
+use chaperone_testkit::{free_port, private_file};
+
+use crate::{Server, config};
 
 async fn local(path: &std::path::Path) -> SqliteConnection {
     SqliteConnection::connect(&format!("sqlite:{}", path.display()))
@@ -28,7 +30,7 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
 async fn batches_are_bounded_signed_once_and_logged_in_order() {
     let key = Secp256k1Signer::random().unwrap();
     let server = Server::start(0, None, &[key.address()]).await;
-    let data = temp_file("agent");
+    let data = private_file("agent");
     let mut config = config(&server.url, &data);
     config.max_batch = 100;
     config.linger = Duration::from_millis(50);
@@ -65,7 +67,7 @@ async fn batches_are_bounded_signed_once_and_logged_in_order() {
 async fn outbox_redelivers_after_an_outage_exactly_once() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let data = temp_file("agent");
+    let data = private_file("agent");
     let key = Secp256k1Signer::random().unwrap();
     let recorder = Recorder::open(config(&url, &data), key.clone())
         .await
@@ -142,7 +144,7 @@ async fn outbox_redelivers_after_an_outage_exactly_once() {
 
 #[tokio::test]
 async fn content_and_bodies_are_appended_once_and_a_torn_batch_is_cut_off_on_reopening() {
-    let data = temp_file("agent");
+    let data = private_file("agent");
     let content_file = data.with_extension("db-content");
     let key = Secp256k1Signer::random().unwrap();
     let recorder = Recorder::open(config("http://127.0.0.1:9", &data), key.clone())
@@ -217,7 +219,7 @@ async fn rows_from_before_batch_openings_and_the_content_file_are_delivered_disc
  {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let data = temp_file("agent");
+    let data = private_file("agent");
     let key = Secp256k1Signer::random().unwrap();
     let recorder = Recorder::open(config(&url, &data), key.clone())
         .await
@@ -300,7 +302,7 @@ async fn rows_from_before_batch_openings_and_the_content_file_are_delivered_disc
 #[tokio::test]
 async fn a_batch_is_one_row_of_openings_and_its_records_are_found_by_leaf_hash() {
     // No server: persisting and looking up are local.
-    let data = temp_file("agent");
+    let data = private_file("agent");
     let recorder = Recorder::open(
         config("http://127.0.0.1:9", &data),
         Secp256k1Signer::random().unwrap(),
@@ -371,7 +373,7 @@ async fn a_batch_is_one_row_of_openings_and_its_records_are_found_by_leaf_hash()
 async fn a_full_outbox_makes_record_wait_instead_of_growing() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let data = temp_file("agent");
+    let data = private_file("agent");
     let mut config = config(&url, &data);
     config.queue = 4;
     config.max_batch = 5;
@@ -411,7 +413,7 @@ async fn a_full_outbox_makes_record_wait_instead_of_growing() {
 async fn disclose_proves_a_record_and_forget_shreds_it() {
     let key = Secp256k1Signer::random().unwrap();
     let server = Server::start(0, None, &[key.address()]).await;
-    let data = temp_file("agent");
+    let data = private_file("agent");
     let recorder = Recorder::open(config(&server.url, &data), key)
         .await
         .unwrap();
@@ -527,14 +529,14 @@ async fn disclose_proves_a_record_and_forget_shreds_it() {
 async fn a_batch_the_server_refuses_is_reported_not_retried_forever() {
     let key = Secp256k1Signer::random().unwrap();
     let server = Server::start(0, None, &[key.address()]).await;
-    let first = Recorder::open(config(&server.url, &temp_file("agent")), key.clone())
+    let first = Recorder::open(config(&server.url, &private_file("agent")), key.clone())
         .await
         .unwrap();
     first.record("m", b"a", b"b", None).await.unwrap();
     within("sync", first.sync()).await.unwrap();
     // The same agent key with a fresh local file restarts its chain at sequence 0: a fork of
     // its own history, which the log refuses.
-    let forked = Recorder::open(config(&server.url, &temp_file("agent")), key)
+    let forked = Recorder::open(config(&server.url, &private_file("agent")), key)
         .await
         .unwrap();
     forked.record("m", b"other", b"b", None).await.unwrap();

@@ -3,18 +3,15 @@
 
 use std::time::Duration;
 
-use alloy::{
-    network::EthereumWallet,
-    providers::{Provider, ProviderBuilder},
-    rpc::types::TransactionRequest,
-    sol_types::SolCall,
-};
-use chaperone_chain::{AgentWallet, Devnet, NewWallet, TestToken, WalletStart, deploy};
+use alloy::{providers::Provider, rpc::types::TransactionRequest, sol_types::SolCall};
+use chaperone_chain::{AgentWallet, NewWallet, TestToken, WalletStart, deploy};
 use chaperone_core::{Address, B256, Secp256k1Signer, U256, policy::Reason};
 use chaperone_sdk::{Error, ErrorCode, Payment, TokenDomain, Wallet, WalletConfig};
 use chaperone_server::WalletConfig as Registered;
 
-use crate::{ADMIN, Server, temp_file};
+use chaperone_testkit::{devnet, private_file, provider};
+
+use crate::{ADMIN, Server};
 
 const MILLI: u64 = 1_000_000_000_000_000;
 
@@ -29,12 +26,9 @@ fn native(to: Address, milli: u64) -> Payment {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
-    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
+    let devnet = devnet();
     let deployer = devnet.signer(0);
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(deployer.clone()))
-        .connect_http(devnet.rpc_url().parse().unwrap())
-        .erased();
+    let provider = provider(&devnet, 0);
     let deployment = deploy(&provider).await.unwrap();
     let (agent, cosigner) = (
         Secp256k1Signer::random().unwrap(),
@@ -97,7 +91,7 @@ async fn pays_within_policy_waits_for_approval_and_signs_authorizations() {
         .watch()
         .await
         .unwrap();
-    let policy = temp_file("policy").with_extension("toml");
+    let policy = private_file("policy").with_extension("toml");
     std::fs::write(
         &policy,
         format!(

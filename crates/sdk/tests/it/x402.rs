@@ -5,8 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use alloy::{
-    network::EthereumWallet,
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     rpc::types::TransactionRequest,
     sol_types::{SolCall, SolValue},
 };
@@ -20,11 +19,13 @@ use chaperone_server::WalletConfig as Registered;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
 use x402_types::util::Base64Bytes;
 
-use crate::{Server, temp_file};
+use chaperone_testkit::{devnet, listen, private_file, provider};
+
+use crate::Server;
 
 /// What one request carried, as the merchant saw it.
 #[derive(Debug, Clone)]
@@ -77,8 +78,7 @@ struct Merchant {
 
 impl Merchant {
     async fn start(shop: &Shop, routes: Vec<(&'static str, Route)>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, base) = listen().await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let settled = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(MerchantState {
@@ -400,14 +400,8 @@ impl Shop {
     /// With `counterfactual`, the wallet is a payment wallet not deployed yet: its first
     /// payment carries the factory call (ERC-6492).
     async fn open_with(counterfactual: bool) -> Self {
-        let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
-        let connect = |index: usize| {
-            ProviderBuilder::new()
-                .wallet(EthereumWallet::from(devnet.signer(index)))
-                .connect_http(devnet.rpc_url().parse().unwrap())
-                .erased()
-        };
-        let (provider, facilitator) = (connect(0), connect(1));
+        let devnet = devnet();
+        let (provider, facilitator) = (provider(&devnet, 0), provider(&devnet, 1));
         install_x402_contracts(&provider).await.unwrap();
         let deployment = deploy(&provider).await.unwrap();
         let (agent, cosigner) = (
@@ -469,7 +463,7 @@ impl Shop {
             .watch()
             .await
             .unwrap();
-        let policy = temp_file("policy").with_extension("toml");
+        let policy = private_file("policy").with_extension("toml");
         std::fs::write(
             &policy,
             format!(

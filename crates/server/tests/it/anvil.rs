@@ -2,16 +2,19 @@
 //! co-signature over HTTP, and the wallet executes (or refuses) on chain.
 
 use alloy::{
-    network::EthereumWallet,
     primitives::{Address, B256, Bytes, U256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     rpc::types::TransactionRequest,
     sol_types::SolCall,
 };
+use chaperone_api::{Payment, PaymentAuthorization, Permit2Payment};
 use chaperone_chain::{AgentWallet, Devnet, NewWallet, TestToken, WalletStart, deploy};
 use chaperone_core::{Call, Execute, Secp256k1Signer, policy::Policy};
 use chaperone_server::{AppState, Indexer, app};
 use chaperone_store::{Store, WalletRecord};
+use chaperone_testkit::{
+    devnet, provider, serve, sign, signed_cosign, signed_cosign_json, sqlite_file,
+};
 use serde_json::json;
 
 const ETHER: u64 = 1_000_000_000_000_000_000;
@@ -31,11 +34,8 @@ struct World {
 }
 
 async fn world() -> World {
-    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(devnet.signer(0)))
-        .connect_http(devnet.rpc_url().parse().unwrap())
-        .erased();
+    let devnet = devnet();
+    let provider = provider(&devnet, 0);
     let deployment = deploy(&provider).await.unwrap();
     let (agent, cosigner) = (
         Secp256k1Signer::random().unwrap(),
@@ -92,14 +92,7 @@ async fn world() -> World {
         .unwrap();
 
     // The policy: 1 ETH per request, 2 ETH per hour; 100 token units per request.
-    let path = std::env::temp_dir().join(format!(
-        "chaperone_e2e_{}_{}.db",
-        std::process::id(),
-        wallet
-    ));
-    let store = Store::connect(&format!("sqlite:{}?mode=rwc", path.display()))
-        .await
-        .unwrap();
+    let store = Store::connect(&sqlite_file("server").url).await.unwrap();
     let chain_id = provider.get_chain_id().await.unwrap();
     store
         .register_wallet(
@@ -122,10 +115,8 @@ async fn world() -> World {
     }).to_string()).unwrap();
     store.set_policy(wallet, &policy, 0).await.unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let router = app(AppState::new(store.clone(), cosigner, chain_id).with_chain(provider.clone()));
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let url = serve(router).await;
     let token = *token.address();
     World {
         _devnet: devnet,
@@ -154,18 +145,18 @@ impl World {
 
     async fn agent_signature(&self, e: &Execute) -> Bytes {
         let chain_id = self.provider.get_chain_id().await.unwrap();
-        self.agent
-            .sign_digest(&e.digest(chain_id, self.wallet))
-            .unwrap()
-            .as_bytes()
-            .to_vec()
-            .into()
+        sign(&self.agent, &e.digest(chain_id, self.wallet))
     }
 
     /// POST /v1/cosign over real HTTP: (status, body).
     async fn cosign(&self, e: &Execute) -> (u16, serde_json::Value) {
         let chain_id = self.provider.get_chain_id().await.unwrap();
-        let body = json!({ "chain_id": chain_id, "wallet": self.wallet, "execute": e, "agent_signature": self.agent_signature(e).await });
+        let body = signed_cosign_json(
+            &self.agent,
+            chain_id,
+            self.wallet,
+            Payment::Execute(e.clone()),
+        );
         let response = alloy::transports::http::reqwest::Client::new()
             .post(format!("{}/v1/cosign", self.url))
             .header("content-type", "application/json")
@@ -383,8 +374,8 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
 async fn a_permit2_payment_keeps_counting_after_its_deadline() {
     use chaperone_chain::{install_x402_contracts, x402_proxy};
     use chaperone_core::{
-        AgentMessage, PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenPermissions, Witness,
-        X402_PERMIT2_PROXY, authorization_nonce, policy::Token,
+        PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenPermissions, Witness, X402_PERMIT2_PROXY,
+        authorization_nonce, policy::Token,
     };
 
     let w = world().await;
@@ -437,18 +428,14 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         },
     };
     let cosign = async |message: &PermitWitnessTransferFrom| {
-        let digest = AgentMessage {
-            hash: message.hash(chain_id),
-        }
-        .digest(chain_id, w.wallet);
-        let agent_signature = w.agent.sign_digest(&digest).unwrap().as_bytes().to_vec();
-        let body = json!({ "chain_id": chain_id, "wallet": w.wallet,
-                           "permit2": { "message": message },
-                           "agent_signature": Bytes::from(agent_signature.clone()) });
+        let payment = Payment::Permit2(Permit2Payment {
+            message: message.clone(),
+        });
+        let request = signed_cosign(&w.agent, chain_id, w.wallet, payment);
         let response = alloy::transports::http::reqwest::Client::new()
             .post(format!("{}/v1/cosign", w.url))
             .header("content-type", "application/json")
-            .body(body.to_string())
+            .body(serde_json::to_string(&request).unwrap())
             .send()
             .await
             .unwrap();
@@ -459,7 +446,7 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
             .unwrap()
             .parse()
             .unwrap();
-        message.wallet_signature(&agent_signature, &cosignature)
+        message.wallet_signature(&request.agent_signature, &cosignature)
     };
 
     // Paid through the x402 proxy; a second one co-signed and never used (Permit2's slots).
@@ -525,9 +512,8 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing() {
     use chaperone_core::{
-        AgentMessage, Eip3009Kind, PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenDomain,
-        TokenPermissions, TransferWithAuthorization, Witness, X402_PERMIT2_PROXY,
-        authorization_nonce, policy::Token,
+        Eip3009Kind, PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenDomain, TokenPermissions,
+        TransferWithAuthorization, Witness, X402_PERMIT2_PROXY, authorization_nonce, policy::Token,
     };
 
     let w = world().await;
@@ -573,10 +559,6 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
         verifying_contract: w.token,
     };
     let merchant = Address::repeat_byte(0x77);
-    let signed = |hash| {
-        let digest = AgentMessage { hash }.digest(chain_id, w.wallet);
-        Bytes::from(w.agent.sign_digest(&digest).unwrap().as_bytes().to_vec())
-    };
     let eip3009 = |value: u64, period: u64, slot: u32| {
         let message = TransferWithAuthorization {
             from: w.wallet,
@@ -586,10 +568,17 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
             validBefore: U256::from(now + 60),
             nonce: authorization_nonce(period, slot),
         };
-        let kind = Eip3009Kind::TransferWithAuthorization;
-        json!({ "chain_id": chain_id, "wallet": w.wallet,
-                "authorization": { "primary_type": kind, "domain": domain, "message": message },
-                "agent_signature": signed(message.hash(&domain, kind)) })
+        let authorization = PaymentAuthorization {
+            primary_type: Eip3009Kind::TransferWithAuthorization,
+            domain: domain.clone(),
+            message,
+        };
+        signed_cosign_json(
+            &w.agent,
+            chain_id,
+            w.wallet,
+            Payment::Eip3009(authorization),
+        )
     };
     let permit2 = |slot: u32| {
         let message = PermitWitnessTransferFrom {
@@ -605,8 +594,12 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
                 validAfter: U256::ZERO,
             },
         };
-        json!({ "chain_id": chain_id, "wallet": w.wallet, "permit2": { "message": message },
-                "agent_signature": signed(message.hash(chain_id)) })
+        signed_cosign_json(
+            &w.agent,
+            chain_id,
+            w.wallet,
+            Payment::Permit2(Permit2Payment { message }),
+        )
     };
     let cosign = async |body: serde_json::Value| {
         let response = alloy::transports::http::reqwest::Client::new()

@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use alloy::{
-    network::EthereumWallet,
     primitives::{Address, B256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     rpc::types::{BlockTransactionsKind, Filter},
 };
 use chaperone_chain::{AuditLog, Devnet, create_log, deploy};
@@ -17,9 +16,12 @@ use chaperone_core::{
 };
 use chaperone_server::{AnchorPolicy, Anchorer, AppState, Indexer, LogConfig, app};
 use chaperone_store::Store;
+use chaperone_testkit::{
+    SqliteFile, devnet, free_port, provider, provider_with, serve, sqlite_file,
+};
 use serde_json::{Value, json};
 
-use crate::{TestAgent, sqlite_file};
+use crate::TestAgent;
 
 type Http = alloy::transports::http::reqwest::Client;
 
@@ -33,13 +35,9 @@ struct Chain {
 
 /// Anvil with AuditLog deployed and a log whose operator is dev account `account`.
 async fn chain(account: usize) -> Chain {
-    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
-    let key = devnet.signer(account);
-    let operator = Secp256k1Signer::from_bytes(&key.to_bytes()).unwrap();
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key))
-        .connect_http(devnet.rpc_url().parse().unwrap())
-        .erased();
+    let devnet = devnet();
+    let operator = Secp256k1Signer::from_bytes(&devnet.signer(account).to_bytes()).unwrap();
+    let provider = provider(&devnet, account);
     let deployment = deploy(&provider).await.unwrap();
     let log_id = create_log(&provider, deployment.audit_log, operator.address())
         .await
@@ -67,13 +65,10 @@ impl Chain {
 
     fn anchorer(&self, store: &Store, cosigner: &Secp256k1Signer) -> Anchorer {
         // A fresh provider, as a restarted worker would have.
-        let sender = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(
-                alloy::signers::local::PrivateKeySigner::from_bytes(&self.operator.to_bytes())
-                    .unwrap(),
-            ))
-            .connect_http(self.devnet.rpc_url().parse().unwrap())
-            .erased();
+        let sender = provider_with(
+            &self.devnet,
+            alloy::signers::local::PrivateKeySigner::from_bytes(&self.operator.to_bytes()).unwrap(),
+        );
         Anchorer::new(
             store.clone(),
             self.log_config(cosigner),
@@ -159,13 +154,11 @@ async fn get(http: &Http, url: &str) -> (u16, Value) {
 #[tokio::test]
 async fn ten_thousand_records_from_three_agents_are_anchored_and_verify_on_chain() {
     let chain = chain(0).await;
-    let store = Store::connect(&sqlite_file().1).await.unwrap();
+    let store = Store::connect(&sqlite_file("server").url).await.unwrap();
     let cosigner = Secp256k1Signer::random().unwrap();
     let state = AppState::new(store.clone(), cosigner.clone(), chain.devnet.chain_id())
         .with_log(chain.log_config(&cosigner), Default::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    let url = serve(app(state)).await;
     let http = Http::new();
 
     let mut agents = [
@@ -261,7 +254,7 @@ async fn ten_thousand_records_from_three_agents_are_anchored_and_verify_on_chain
 #[tokio::test]
 async fn the_indexer_matches_the_chain_after_a_reorganisation() {
     let chain = chain(0).await;
-    let store = Store::connect(&sqlite_file().1).await.unwrap();
+    let store = Store::connect(&sqlite_file("server").url).await.unwrap();
     let cosigner = Secp256k1Signer::random().unwrap();
     let mut indexer = Indexer::new(
         chain.provider.clone(),
@@ -375,13 +368,8 @@ fn start_server(
     interval: u64,
     tag: &str,
 ) -> ServerProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let output =
-        std::env::temp_dir().join(format!("{}_{tag}.log", crate::sqlite_file().0.display()));
+    let port = free_port();
+    let output = chaperone_testkit::temp_dir("server_process").join(format!("{tag}.log"));
     let log = std::fs::File::create(&output).unwrap();
     let config = format!(
         r#"database = "{database}"
@@ -442,7 +430,10 @@ async fn wait_until_up(http: &Http, url: &str) {
 #[tokio::test]
 async fn a_killed_server_loses_no_record_and_raw_content_reaches_no_database_log_or_chain() {
     let chain = chain(1).await;
-    let (db_path, database) = sqlite_file();
+    let SqliteFile {
+        path: db_path,
+        url: database,
+    } = sqlite_file("server");
     let cosigner = Secp256k1Signer::random().unwrap();
     let http = Http::new();
     let marker = format!(
@@ -541,7 +532,7 @@ fn hex_of(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn a_returning_leader_takes_its_nonce_from_the_chain() {
     let chain = chain(0).await;
-    let store = Store::connect(&sqlite_file().1).await.unwrap();
+    let store = Store::connect(&sqlite_file("server").url).await.unwrap();
     let cosigner = Secp256k1Signer::random().unwrap();
     let mut anchorer = chain.anchorer(&store, &cosigner);
     let mut agent = TestAgent::new();
@@ -557,9 +548,7 @@ async fn a_returning_leader_takes_its_nonce_from_the_chain() {
         assert!(report.anchored.is_some(), "round {round}: {report:?}");
         // The other replica's transactions from the operator account (its own provider, as
         // another process has).
-        let other = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(chain.devnet.signer(0)))
-            .connect_http(chain.devnet.rpc_url().parse().unwrap());
+        let other = provider(&chain.devnet, 0);
         for _ in 0..=round {
             other
                 .send_transaction(

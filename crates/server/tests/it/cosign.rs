@@ -1,5 +1,7 @@
 use axum::http::StatusCode;
+use chaperone_api::{Payment, PaymentAuthorization, Permit2Payment};
 use chaperone_core::{Address, B256, Bytes, Call, Execute, U256, policy::Token, recover_low_s};
+use chaperone_testkit::{sign, signed_cosign_json};
 use serde_json::json;
 
 use crate::{
@@ -45,15 +47,9 @@ fn execute(value: u64, nonce: u64) -> Execute {
     }
 }
 
+/// The co-sign body of `e`, signed by `s`'s agent.
 fn body(s: &Service, e: &Execute) -> serde_json::Value {
-    let digest = e.digest(31337, s.wallet);
-    let sig = s.agent.sign_digest(&digest).unwrap();
-    json!({
-        "chain_id": 31337,
-        "wallet": s.wallet,
-        "execute": e,
-        "agent_signature": Bytes::from(sig.as_bytes().to_vec()),
-    })
+    signed_cosign_json(&s.agent, 31337, s.wallet, Payment::Execute(e.clone()))
 }
 
 /// Asks for a co-signature of a `value` transfer with `nonce`.
@@ -255,10 +251,7 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing() {
 
     let mut forged = good.clone();
     let mallory = chaperone_core::Secp256k1Signer::random().unwrap();
-    let sig = mallory
-        .sign_digest(&execute(1, 0).digest(31337, s.wallet))
-        .unwrap();
-    forged["agent_signature"] = json!(Bytes::from(sig.as_bytes().to_vec()));
+    forged["agent_signature"] = json!(sign(&mallory, &execute(1, 0).digest(31337, s.wallet)));
     expect(
         StatusCode::UNAUTHORIZED,
         "bad_signature",
@@ -411,10 +404,12 @@ async fn the_rate_limit_refuses_before_the_database_and_writes_nothing() {
         // Junk naming the wallet, not signed by its agent, uses none of its rate.
         let stranger = chaperone_core::Secp256k1Signer::random().unwrap();
         for nonce in 100..110 {
-            let e = execute(1, nonce);
-            let sig = stranger.sign_digest(&e.digest(31337, s.wallet)).unwrap();
-            let junk = json!({ "chain_id": 31337, "wallet": s.wallet, "execute": e,
-                               "agent_signature": Bytes::from(sig.as_bytes().to_vec()) });
+            let junk = signed_cosign_json(
+                &stranger,
+                31337,
+                s.wallet,
+                Payment::Execute(execute(1, nonce)),
+            );
             assert_eq!(cosign(&s, &junk).await.0, StatusCode::UNAUTHORIZED);
         }
         for nonce in 0..3 {
@@ -450,8 +445,8 @@ async fn the_rate_limit_refuses_before_the_database_and_writes_nothing() {
 async fn x402_payments_of_every_method_share_the_token_window_with_execute() {
     use alloy::sol_types::SolCall;
     use chaperone_core::{
-        AgentMessage, Eip3009Kind, PERMIT2, PermitWitnessTransferFrom, TokenDomain,
-        TokenPermissions, TransferWithAuthorization, Witness, X402_PERMIT2_PROXY,
+        Eip3009Kind, PERMIT2, PermitWitnessTransferFrom, TokenDomain, TokenPermissions,
+        TransferWithAuthorization, Witness, X402_PERMIT2_PROXY,
     };
     let s = service().await;
     register_wallet(&s).await;
@@ -477,10 +472,6 @@ async fn x402_payments_of_every_method_share_the_token_window_with_execute() {
     .await;
     assert!(status.is_success(), "{answer}");
     let merchant = Address::repeat_byte(0x77);
-    let signed = |hash: B256| {
-        let digest = AgentMessage { hash }.digest(31337, s.wallet);
-        Bytes::from(s.agent.sign_digest(&digest).unwrap().as_bytes().to_vec())
-    };
     let domain = TokenDomain {
         name: "USD Coin".into(),
         version: "2".into(),
@@ -496,9 +487,12 @@ async fn x402_payments_of_every_method_share_the_token_window_with_execute() {
             validBefore: U256::from(NOW + 60),
             nonce: B256::repeat_byte(nonce),
         };
-        json!({ "chain_id": 31337, "wallet": s.wallet,
-                "authorization": { "primary_type": kind, "domain": domain, "message": message },
-                "agent_signature": signed(message.hash(&domain, kind)) })
+        let authorization = PaymentAuthorization {
+            primary_type: kind,
+            domain: domain.clone(),
+            message,
+        };
+        signed_cosign_json(&s.agent, 31337, s.wallet, Payment::Eip3009(authorization))
     };
     let permit2 = |spender: Address, amount: u64, nonce: u64| {
         let message = PermitWitnessTransferFrom {
@@ -514,8 +508,12 @@ async fn x402_payments_of_every_method_share_the_token_window_with_execute() {
                 validAfter: U256::ZERO,
             },
         };
-        json!({ "chain_id": 31337, "wallet": s.wallet, "permit2": { "message": message },
-                "agent_signature": signed(message.hash(31337)) })
+        signed_cosign_json(
+            &s.agent,
+            31337,
+            s.wallet,
+            Payment::Permit2(Permit2Payment { message }),
+        )
     };
     let transfer = Execute {
         calls: vec![Call {
@@ -581,8 +579,7 @@ async fn a_payment_is_bound_to_its_call_once_by_the_agent() {
             call: leaf,
         }
         .digest(31337, s.wallet);
-        let sig = Bytes::from(signer.sign_digest(&digest).unwrap().as_bytes().to_vec());
-        json!({ "leaf_hash": leaf, "agent_signature": sig }).to_string()
+        json!({ "leaf_hash": leaf, "agent_signature": sign(signer, &digest) }).to_string()
     };
     let uri = format!("/v1/decisions/{id}/call");
     let mut agent = TestAgent {

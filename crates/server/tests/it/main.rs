@@ -14,8 +14,6 @@ mod sessions;
 mod untrusted;
 mod webhooks;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use axum::{
     Router,
     body::Body,
@@ -24,6 +22,7 @@ use axum::{
 use chaperone_core::{Address, CommitmentKind, Opening, Record, Secp256k1Signer, SignedBatch};
 use chaperone_server::{AppState, app, token_hash};
 use chaperone_store::Store;
+use chaperone_testkit::sqlite_file;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -44,48 +43,18 @@ fn clock() -> u64 {
     NOW
 }
 
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A SQLite file in the temp folder: its path and URL.
-pub fn sqlite_file() -> (std::path::PathBuf, String) {
-    let path = std::env::temp_dir().join(format!("{}.db", unique("chaperone_server")));
-    let url = format!("sqlite:{}?mode=rwc", path.display());
-    (path, url)
-}
-
-/// A fresh PostgreSQL database's URL, or `None` when `CHAPERONE_TEST_PG_URL` is not set.
-pub async fn postgres_url() -> Option<String> {
-    let url = std::env::var("CHAPERONE_TEST_PG_URL").ok()?;
-    Some(
-        Store::create_database(&url, &unique("chaperone_srv"))
-            .await
-            .unwrap_or_else(|e| panic!("CHAPERONE_TEST_PG_URL={url} is set but unusable: {e}")),
-    )
-}
-
-/// The service on SQLite, and on PostgreSQL when configured.
+/// The service on SQLite, and on PostgreSQL (a fresh database) when `CHAPERONE_TEST_PG_URL`
+/// is set.
 pub async fn services() -> Vec<Service> {
     let mut out = vec![service().await];
-    if let Some(url) = postgres_url().await {
+    if let Some(url) = chaperone_testkit::postgres_database("chaperone_srv").await {
         out.push(service_on(Store::connect(&url).await.unwrap()).await);
     }
     out
 }
 
 pub async fn service() -> Service {
-    service_on(Store::connect(&sqlite_file().1).await.unwrap()).await
+    service_on(Store::connect(&sqlite_file("server").url).await.unwrap()).await
 }
 
 pub async fn service_on(store: Store) -> Service {

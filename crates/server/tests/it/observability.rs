@@ -5,6 +5,7 @@ use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
+use chaperone_testkit::sqlite_file;
 use http_body_util::BodyExt;
 use sqlx::Connection;
 use tower::ServiceExt;
@@ -12,7 +13,7 @@ use tower::ServiceExt;
 use crate::{
     NOW, Service, TestAgent, call, call_text,
     cosign::{ready_on, request},
-    service, service_on, sqlite_file,
+    service, service_on,
 };
 
 async fn metrics(s: &Service) -> String {
@@ -108,7 +109,7 @@ async fn every_response_carries_a_request_id_and_a_given_one_is_kept() {
 /// 503 when the request timeout passes, and decides nothing.
 #[tokio::test]
 async fn a_request_past_its_timeout_gets_503_and_decides_nothing() {
-    let (_, url) = sqlite_file();
+    let url = sqlite_file("server").url;
     let store = chaperone_store::Store::connect(&url).await.unwrap();
     let s = ready_on(service_on(store).await).await;
     let s = Service {

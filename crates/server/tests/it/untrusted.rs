@@ -11,6 +11,7 @@ use alloy::{
     sol_types::{SolCall, SolValue},
 };
 use axum::http::StatusCode;
+use chaperone_api::Payment;
 use chaperone_chain::{Devnet, TestToken};
 use chaperone_core::{
     Address, B256, Bytes, Call, CommitmentKind, Execute, Opening, Record, SignedBatch, U256,
@@ -18,6 +19,7 @@ use chaperone_core::{
 use chaperone_server::{
     AppState, LogConfig, Metrics, Notifier, Webhook, WebhookFormat, WebhookSender, app,
 };
+use chaperone_testkit::{devnet, signed_cosign_json};
 use serde_json::{Value, json};
 
 use crate::{
@@ -68,7 +70,7 @@ struct Hostile {
 
 /// With `webhook`, decisions are notified through it.
 async fn hostile(symbol: &str, webhook: Option<&Webhook>) -> Hostile {
-    let devnet = Devnet::start().unwrap_or_else(|e| panic!("{e}"));
+    let devnet = devnet();
     assert_eq!(devnet.chain_id(), CHAIN_ID);
     let provider: DynProvider = ProviderBuilder::new()
         .connect_http(devnet.rpc_url().parse().unwrap())
@@ -151,14 +153,12 @@ impl Hostile {
             nonce: U256::from(nonce),
             validUntil: NOW + 60,
         };
-        let digest = execute.digest(CHAIN_ID, self.s.wallet);
-        let signature = self.s.agent.sign_digest(&digest).unwrap();
-        let body = json!({
-            "chain_id": CHAIN_ID,
-            "wallet": self.s.wallet,
-            "execute": execute,
-            "agent_signature": Bytes::from(signature.as_bytes().to_vec()),
-        });
+        let body = signed_cosign_json(
+            &self.s.agent,
+            CHAIN_ID,
+            self.s.wallet,
+            Payment::Execute(execute),
+        );
         call(
             &self.s.router,
             "POST",

@@ -20,6 +20,7 @@ use axum::{
 use chaperone_server::{
     AppState, Notifier, WEBHOOK_MAX_ATTEMPTS, Webhook, WebhookFormat, WebhookSender, app,
 };
+use chaperone_testkit::{free_port, serve};
 use hmac::{Hmac, Mac};
 use http_body_util::BodyExt;
 use sha2::Sha256;
@@ -55,12 +56,10 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 pub(crate) async fn receiver(failures: u32) -> (Receiver, String) {
     let r = Receiver::default();
     r.failures.store(failures, Ordering::SeqCst);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let router = Router::new()
         .route("/hook", post(receive))
         .with_state(r.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let url = format!("{}/hook", serve(router).await);
     (r, url)
 }
 
@@ -175,9 +174,7 @@ async fn a_failing_receiver_is_retried_with_backoff_until_it_answers() {
 #[tokio::test]
 async fn an_unreachable_receiver_is_given_up_and_the_failure_is_visible() {
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", closed.local_addr().unwrap());
-    drop(closed);
+    let url = format!("http://127.0.0.1:{}/hook", free_port());
     let hook = webhook(&url, WebhookFormat::Json);
     let s = notifying(service().await, &hook).await;
     request(&s, 600, 1).await;
