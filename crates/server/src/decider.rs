@@ -21,7 +21,7 @@ use std::{
 
 use chaperone_core::{
     Address, B256, Bytes, Secp256k1Signer, U256,
-    policy::{CosignRequest, RequestKind, evaluate},
+    policy::{PolicyRequest, RequestKind, evaluate},
 };
 use chaperone_store::{Decided, MAX_BATCH, RequestRecord, Store, StoredDecision};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
@@ -239,7 +239,7 @@ impl Deps {
                 self.clock,
                 |i, policy, history, human_approved, now| {
                     let job = &jobs[i];
-                    let request = CosignRequest {
+                    let request = PolicyRequest {
                         chain_id: self.chain_id,
                         wallet: job.wallet,
                         now,

@@ -13,7 +13,7 @@ use std::{
 
 use chaperone_core::{
     Address, Bytes, Call, Execute, U256,
-    policy::{CosignRequest, Policy, RequestKind, evaluate},
+    policy::{Policy, PolicyRequest, RequestKind, evaluate},
 };
 use chaperone_store::{Backend, Decided, RequestRecord, Store, WalletRecord};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -94,7 +94,7 @@ async fn decide(store: &Store, wallet: Address, nonce: u64) {
         nonce: U256::from(nonce),
         validUntil: NOW + 60,
     };
-    let request = CosignRequest {
+    let request = PolicyRequest {
         chain_id: 31337,
         wallet,
         now: NOW,

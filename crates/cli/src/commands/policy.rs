@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use chaperone_core::{
     Address, Call, Execute, U256,
-    policy::{CosignRequest, Outcome, RequestKind, SpendHistory, Token, evaluate},
+    policy::{Outcome, PolicyRequest, RequestKind, SpendHistory, Token, evaluate},
     readable::{TokenUnits, reason_text},
 };
 use chaperone_sdk::Payment;
@@ -113,7 +113,7 @@ fn test(args: PolicyTestArgs, out: Output) -> anyhow::Result<ExitCode> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let request = CosignRequest {
+    let request = PolicyRequest {
         chain_id,
         wallet: Address::ZERO,
         now,

@@ -34,9 +34,10 @@ pub enum RequestKind {
     },
 }
 
-/// A request with the context the engine needs.
+/// What the policy engine decides: a request (an `Execute` or typed data) with the context the
+/// engine needs. (The HTTP body the agent sends is `chaperone_api::CosignRequest`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CosignRequest {
+pub struct PolicyRequest {
     /// The chain the request targets.
     pub chain_id: u64,
     /// The wallet.
@@ -281,7 +282,7 @@ pub struct Decision {
 }
 
 /// Decides `request` under `policy`, given the wallet's `history`.
-pub fn evaluate(policy: &Policy, request: &CosignRequest, history: &SpendHistory) -> Decision {
+pub fn evaluate(policy: &Policy, request: &PolicyRequest, history: &SpendHistory) -> Decision {
     let mut reasons = Vec::new();
     let now = request.now;
 

@@ -13,7 +13,7 @@ pub use effects::{
     Effect, call_effects, is_spend_selector, typed_data_effects, typed_data_validity,
 };
 pub use engine::{
-    CosignRequest, Decision, Outcome, PastSpend, Reason, RequestKind, SpendHistory, WindowTotal,
+    Decision, Outcome, PastSpend, PolicyRequest, Reason, RequestKind, SpendHistory, WindowTotal,
     evaluate,
 };
 pub use model::{

@@ -5,7 +5,7 @@ use alloy_primitives::U256;
 use chaperone_core::{
     Address, Bytes, Call, Execute,
     policy::{
-        CosignRequest, Outcome, PastSpend, Policy, Reason, RequestKind, SpendHistory, Token,
+        Outcome, PastSpend, Policy, PolicyRequest, Reason, RequestKind, SpendHistory, Token,
         evaluate,
     },
 };
@@ -50,8 +50,8 @@ fn bob() -> Address {
     Address::repeat_byte(0xb0)
 }
 
-fn execute(now: u64, valid_until: u64, calls: Vec<Call>) -> CosignRequest {
-    CosignRequest {
+fn execute(now: u64, valid_until: u64, calls: Vec<Call>) -> PolicyRequest {
+    PolicyRequest {
         chain_id: 31337,
         wallet: Address::repeat_byte(0xaa),
         now,
@@ -72,8 +72,8 @@ fn pay(value: u64) -> Call {
     }
 }
 
-fn authorization(now: u64, value: u64, valid_after: &str, valid_before: &str) -> CosignRequest {
-    CosignRequest {
+fn authorization(now: u64, value: u64, valid_after: &str, valid_before: &str) -> PolicyRequest {
+    PolicyRequest {
         kind: RequestKind::TypedData {
             domain_name: None,
             domain_version: None,

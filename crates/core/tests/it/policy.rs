@@ -2,7 +2,7 @@ use alloy_primitives::U256;
 use chaperone_core::{
     Address, Bytes, Call, Execute,
     policy::{
-        CosignRequest, Outcome, PastSpend, Policy, PolicyError, Reason, RequestKind, SpendHistory,
+        Outcome, PastSpend, Policy, PolicyError, PolicyRequest, Reason, RequestKind, SpendHistory,
         Token, evaluate,
     },
 };
@@ -26,8 +26,8 @@ fn token() -> Address {
     TOKEN.parse().unwrap()
 }
 
-fn request(calls: Vec<Call>) -> CosignRequest {
-    CosignRequest {
+fn request(calls: Vec<Call>) -> PolicyRequest {
+    PolicyRequest {
         chain_id: 31337,
         wallet: Address::repeat_byte(0xaa),
         now: NOW,
@@ -41,8 +41,8 @@ fn request(calls: Vec<Call>) -> CosignRequest {
 }
 
 /// A request decided at `now` whose co-signature stays usable for `valid_for` seconds.
-fn request_at(calls: Vec<Call>, now: u64, valid_for: u64) -> CosignRequest {
-    CosignRequest {
+fn request_at(calls: Vec<Call>, now: u64, valid_for: u64) -> PolicyRequest {
+    PolicyRequest {
         now,
         kind: RequestKind::Execute(Execute {
             calls,
@@ -360,7 +360,7 @@ fn large_payments_wait_for_a_human_and_shadow_mode_never_signs() {
     let d = evaluate(&policy(), &big, &SpendHistory::default());
     assert_eq!(d.outcome, Outcome::PendingApproval);
     assert!(!d.sign);
-    let approved = CosignRequest {
+    let approved = PolicyRequest {
         human_approved: true,
         ..big.clone()
     };
@@ -383,7 +383,7 @@ fn large_payments_wait_for_a_human_and_shadow_mode_never_signs() {
 
 #[test]
 fn eip3009_authorizations_are_spends_of_the_token() {
-    let x402 = |value: u64, contract: Address| CosignRequest {
+    let x402 = |value: u64, contract: Address| PolicyRequest {
         kind: RequestKind::TypedData {
             domain_name: Some("USD Coin".into()),
             domain_version: Some("2".into()),

@@ -4,7 +4,7 @@
 
 use chaperone_core::{
     Address, B256, U256,
-    policy::{CosignRequest, Outcome, Reason, RequestKind, Token, evaluate},
+    policy::{Outcome, PolicyRequest, Reason, RequestKind, Token, evaluate},
 };
 use chaperone_store::{ChainEvent, Decided, Error, RequestRecord, Store};
 use serde_json::json;
@@ -27,7 +27,7 @@ async fn committed(store: &Store) -> U256 {
 pub async fn decide_at(
     store: &Store,
     id: B256,
-    request: &CosignRequest,
+    request: &PolicyRequest,
     clock: u64,
     valid_until: u64,
     authorization: Option<(Address, B256)>,
@@ -49,7 +49,7 @@ pub async fn decide_at(
             |policy, history, approved, now| Decided {
                 decision: evaluate(
                     policy,
-                    &CosignRequest {
+                    &PolicyRequest {
                         now,
                         human_approved: approved,
                         ..request.clone()
@@ -269,7 +269,7 @@ async fn clock_skew_beyond_the_bound_is_refused() {
             valid_until: now + 60,
         };
         let eval = |policy: &_, history: &_, _, now| Decided {
-            decision: evaluate(policy, &CosignRequest { now, ..req.clone() }, history),
+            decision: evaluate(policy, &PolicyRequest { now, ..req.clone() }, history),
             signature: None,
         };
         let skewed = store.decide(&record, || now + 60, eval).await;

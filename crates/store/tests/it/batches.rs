@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chaperone_core::{
     Address, B256,
-    policy::{CosignRequest, Outcome, RequestKind, evaluate},
+    policy::{Outcome, PolicyRequest, RequestKind, evaluate},
 };
 use chaperone_store::{Decided, Error, MAX_BATCH, RequestRecord, Store, StoredDecision};
 
@@ -18,7 +18,7 @@ use crate::{
 /// Decides `requests` (id, request, wallet) in one batch, approving what the engine approves.
 async fn decide_batch(
     store: &Store,
-    requests: &[(B256, CosignRequest, Address)],
+    requests: &[(B256, PolicyRequest, Address)],
 ) -> Vec<Result<StoredDecision, Error>> {
     let records: Vec<RequestRecord<'_>> = requests
         .iter()
@@ -41,7 +41,7 @@ async fn decide_batch(
             &records,
             || NOW,
             |i, policy, history, approved, now| {
-                let request = CosignRequest {
+                let request = PolicyRequest {
                     human_approved: approved,
                     now,
                     wallet: requests[i].2,

@@ -1,6 +1,6 @@
 use chaperone_core::{
     Address, B256, Bytes, Call, Execute, U256,
-    policy::{CosignRequest, Outcome, Policy, Reason, RequestKind, Token, evaluate},
+    policy::{Outcome, Policy, PolicyRequest, Reason, RequestKind, Token, evaluate},
 };
 use chaperone_store::{Decided, Error, RequestRecord, Store, WalletRecord};
 
@@ -60,14 +60,14 @@ pub async fn registered(store: &Store, window_max: u64) {
         .unwrap();
 }
 
-pub fn request(calls: Vec<Call>, nonce: u64, now: u64) -> (B256, CosignRequest) {
+pub fn request(calls: Vec<Call>, nonce: u64, now: u64) -> (B256, PolicyRequest) {
     let execute = Execute {
         calls,
         nonce: U256::from(nonce),
         validUntil: now + 60,
     };
     let id = execute.digest(31337, wallet());
-    let request = CosignRequest {
+    let request = PolicyRequest {
         chain_id: 31337,
         wallet: wallet(),
         now,
@@ -88,7 +88,7 @@ pub fn pay(value: u64) -> Call {
 pub async fn decide(
     store: &Store,
     id: B256,
-    request: &CosignRequest,
+    request: &PolicyRequest,
 ) -> chaperone_store::StoredDecision {
     let (valid_until, nonce) = match &request.kind {
         RequestKind::Execute(e) => (e.validUntil, Some(e.nonce)),
@@ -108,7 +108,7 @@ pub async fn decide(
             |policy, history, approved, now| Decided {
                 decision: evaluate(
                     policy,
-                    &CosignRequest {
+                    &PolicyRequest {
                         human_approved: approved,
                         now,
                         ..request.clone()
@@ -303,7 +303,7 @@ async fn an_approved_pending_request_is_decided_again_and_reserves() {
         let again = decide(
             &store,
             id,
-            &CosignRequest {
+            &PolicyRequest {
                 now: NOW + 20,
                 ..req.clone()
             },
@@ -344,7 +344,7 @@ async fn an_approved_pending_request_is_decided_again_and_reserves() {
         let still = decide(
             &store,
             late,
-            &CosignRequest {
+            &PolicyRequest {
                 now: NOW + 700,
                 ..late_req
             },
@@ -370,7 +370,7 @@ async fn a_request_a_human_denied_is_answered_denied_and_reserves_nothing() {
         let again = decide(
             &store,
             id,
-            &CosignRequest {
+            &PolicyRequest {
                 now: NOW + 20,
                 ..req.clone()
             },
@@ -429,7 +429,7 @@ async fn an_expired_authorization_stays_spent_an_expired_execute_does_not() {
             .set_policy(wallet(), &with_authorizations, NOW)
             .await
             .unwrap();
-        let authorization = CosignRequest {
+        let authorization = PolicyRequest {
             chain_id: 31337,
             wallet: wallet(),
             now: NOW,
