@@ -88,11 +88,21 @@ pub struct Export {
 }
 
 /// A client of one Chaperone server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+}
+
+/// Never the bearer token: a client may end up in a log line or a panic message.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// `text` as one URL path segment or query value (percent-encoded: a token's name may hold

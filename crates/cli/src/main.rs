@@ -105,11 +105,25 @@ async fn main() -> ExitCode {
         tracing::Level::WARN
     };
     chaperone_server::init_logging(cli.log_format, level);
+    let rpc_url = cli.command.rpc_url().map(str::to_owned);
     match run(cli.command, out).await {
         Ok(code) => code,
         Err(e) => {
-            out.error(&e);
+            out.error(&e, rpc_url.as_deref());
             ExitCode::FAILURE
+        }
+    }
+}
+
+impl Command {
+    /// The chain's RPC URL the command was given, to keep out of its messages.
+    fn rpc_url(&self) -> Option<&str> {
+        match self {
+            Self::Deploy(args) => Some(&args.rpc.rpc_url),
+            Self::Wallet(wallet::WalletCommand::Create(args)) => Some(&args.rpc.rpc_url),
+            Self::Verify(args) => Some(&args.rpc_url),
+            Self::Up(args) => args.rpc_url.as_deref(),
+            _ => None,
         }
     }
 }

@@ -101,13 +101,34 @@ impl ReaderServer {
 }
 
 /// A chain's JSON-RPC endpoint. Its variable's value is hidden from `--help` too: providers
-/// put their API key in the URL. (`up --rpc-url` has no variable: one left in the environment
-/// would silently put the devnet on another chain instead of a fresh Anvil.)
-#[derive(Debug, Args)]
+/// put their API key in the URL, so messages show it as [`redact_url`] does. (`up --rpc-url`
+/// and `verify --rpc-url` have no variable: one left in the environment would silently put the
+/// devnet on another chain, or check a disclosure against a chain the auditor did not name.)
+#[derive(Args)]
 pub(crate) struct Rpc {
     /// The chain's JSON-RPC URL.
     #[arg(long, env = "CHAPERONE_RPC_URL", hide_env_values = true)]
     pub(crate) rpc_url: String,
+}
+
+impl std::fmt::Debug for Rpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rpc")
+            .field("rpc_url", &redact_url(&self.rpc_url))
+            .finish()
+    }
+}
+
+/// `url` as messages show it: its scheme, host and port, never its user, path or query (where
+/// providers put API keys): `https://eth-mainnet.example/…`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "the RPC URL".to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let hidden = rest.len() > authority.len() + 1 || authority.contains('@');
+    format!("{scheme}://{host}{}", if hidden { "/…" } else { "" })
 }
 
 /// The account that sends transactions (`deploy`, `wallet create`, `up` on another chain).
@@ -151,6 +172,24 @@ impl Sender {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_rpc_url_is_shown_without_its_key() {
+        for (url, shown) in [
+            ("https://eth.example/v2/SECRETKEY", "https://eth.example/…"),
+            ("https://user:SECRET@eth.example", "https://eth.example/…"),
+            ("https://eth.example/?key=SECRET", "https://eth.example/…"),
+            ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+            ("http://127.0.0.1:8545/", "http://127.0.0.1:8545"),
+            ("SECRET-not-a-url", "the RPC URL"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let rpc = Rpc {
+            rpc_url: "https://eth.example/v2/SECRETKEY".into(),
+        };
+        assert!(!format!("{rpc:?}").contains("SECRET"));
+    }
 
     #[test]
     fn a_secret_is_not_debug_printed() {

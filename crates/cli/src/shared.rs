@@ -8,6 +8,8 @@ use alloy::{
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::opts::redact_url;
+
 /// How results are shown: text for people, one JSON document for scripts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
@@ -34,12 +36,18 @@ impl Output {
         }
     }
 
-    /// A command's failure: `{"error": …}` on stdout for scripts, `error: …` on stderr.
-    pub(crate) fn error(&self, e: &anyhow::Error) {
+    /// A command's failure: `{"error": …}` on stdout for scripts, `error: …` on stderr. The
+    /// RPC URL is shown without its path and query wherever the error quotes it (a provider's
+    /// API key lives there, and transport errors repeat the URL).
+    pub(crate) fn error(&self, e: &anyhow::Error, rpc_url: Option<&str>) {
+        let mut text = format!("{e:#}");
+        if let Some(url) = rpc_url.filter(|u| !u.is_empty()) {
+            text = text.replace(url, &redact_url(url));
+        }
         if self.json {
-            println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            println!("{}", serde_json::json!({ "error": text }));
         } else {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {text}");
         }
     }
 }
@@ -81,14 +89,16 @@ pub(crate) async fn signing_provider(
 ) -> anyhow::Result<(DynProvider, u64)> {
     let url = rpc_url
         .parse()
-        .with_context(|| format!("--rpc-url {rpc_url} is not a URL"))?;
+        .with_context(|| format!("--rpc-url {} is not a URL", redact_url(rpc_url)))?;
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(key.clone()))
         .connect_http(url)
         .erased();
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .with_context(|| format!("{rpc_url} does not answer (is the node running?)"))?;
+    let chain_id = provider.get_chain_id().await.with_context(|| {
+        format!(
+            "{} does not answer (is the node running?)",
+            redact_url(rpc_url)
+        )
+    })?;
     Ok((provider, chain_id))
 }

@@ -51,10 +51,17 @@ async fn issue(
         ));
     }
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+    // `.` and `..` are refused: as a URL path segment they are dot segments, which every URL
+    // parser removes, so `DELETE /v1/admin/tokens/..` could never name the token to revoke.
+    if name.is_empty()
+        || name.chars().count() > 64
+        || name.chars().any(char::is_control)
+        || name == "."
+        || name == ".."
+    {
         return Err(ApiError::new(
             ErrorCode::InvalidName,
-            "a name is 1 to 64 printable characters",
+            "a name is 1 to 64 printable characters, and not `.` or `..`",
         ));
     }
     // One live token per name: a revocation by name then names exactly whom it stops.

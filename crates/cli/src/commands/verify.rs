@@ -12,15 +12,18 @@ use chaperone_sdk::{Disclosure, TrustedLog};
 use clap::Args;
 use serde_json::json;
 
-use crate::{Output, opts::Rpc};
+use crate::{Output, opts::redact_url};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("trusted_log").required(true).args(["log_id", "server"])))]
 pub(crate) struct VerifyArgs {
     /// The disclosure bundle (JSON).
     pub(crate) bundle: PathBuf,
-    #[command(flatten)]
-    pub(crate) rpc: Rpc,
+    /// The chain's JSON-RPC URL: the auditor's source of truth.
+    // No `env =`: the chain a disclosure is checked against is the auditor's explicit choice,
+    // never a variable left over in the environment.
+    #[arg(long)]
+    pub(crate) rpc_url: String,
     /// The AuditLog contract of the log you trust (with --log-id). A bundle of any other log
     /// is refused: anyone can create a log, so the bundle may not name its own.
     #[arg(long, requires = "log_id")]
@@ -39,7 +42,7 @@ pub(crate) struct VerifyArgs {
 pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCode> {
     let VerifyArgs {
         bundle: file,
-        rpc: Rpc { rpc_url },
+        rpc_url,
         audit_log,
         log_id,
         server,
@@ -47,7 +50,7 @@ pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCod
     let disclosure = Disclosure::read(&file)?;
     let url = rpc_url
         .parse()
-        .with_context(|| format!("--rpc-url {rpc_url} is not a URL"))?;
+        .with_context(|| format!("--rpc-url {} is not a URL", redact_url(&rpc_url)))?;
     let provider = ProviderBuilder::new().connect_http(url);
     let trusted = match (audit_log, log_id, server) {
         (Some(audit_log), Some(log_id), _) => TrustedLog { audit_log, log_id },

@@ -2,6 +2,7 @@
 //! retry through an outage, backpressure, exactly-once redelivery, disclosure and forgetting.
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
+mod client;
 mod disclosure;
 mod files;
 mod recorder;

@@ -7,6 +7,7 @@ mod anvil;
 mod audit;
 mod audit_anvil;
 mod compliance;
+mod contract;
 mod cosign;
 mod observability;
 mod openapi;
