@@ -45,7 +45,7 @@ pub(crate) struct AdminServer {
     /// The server's URL.
     #[arg(long, env = "CHAPERONE_SERVER_URL")]
     pub(crate) server: String,
-    /// An admin's bearer token.
+    /// An admin's bearer token (prefer the variable: other users see command lines).
     #[arg(
         long,
         env = "CHAPERONE_ADMIN_TOKEN",
@@ -70,7 +70,7 @@ pub(crate) struct ReaderServer {
     /// The server's URL.
     #[arg(long, env = "CHAPERONE_SERVER_URL")]
     pub(crate) server: String,
-    /// An admin's bearer token.
+    /// An admin's bearer token (prefer the variable: other users see command lines).
     #[arg(
         long,
         env = "CHAPERONE_ADMIN_TOKEN",
@@ -78,7 +78,7 @@ pub(crate) struct ReaderServer {
         value_name = "TOKEN"
     )]
     pub(crate) admin_token: Option<Secret>,
-    /// Or an auditor's.
+    /// Or an auditor's (prefer the variable: other users see command lines).
     #[arg(
         long,
         env = "CHAPERONE_AUDITOR_TOKEN",
@@ -134,7 +134,8 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// The account that sends transactions (`deploy`, `wallet create`, `up` on another chain).
 #[derive(Debug, Args)]
 pub(crate) struct Sender {
-    /// The sending account's private key (hex).
+    /// The sending account's private key, hex (prefer the variable: other users see
+    /// command lines).
     #[arg(
         long,
         env = "CHAPERONE_DEPLOYER_KEY",
