@@ -1,0 +1,207 @@
+//! Co-signed `execute` calls on a real wallet: within policy they execute (native and ERC-20),
+//! over it they are refused and revert, and the indexer settles or releases their reservations.
+
+use alloy::{
+    primitives::{Address, Bytes, U256},
+    providers::Provider,
+    sol_types::SolCall,
+};
+use chaperone_chain::{AgentWallet, TestToken};
+use chaperone_core::Call;
+use chaperone_server::Indexer;
+
+use super::{ETHER, to_contract, world};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosigned_payments_execute_and_the_rest_is_refused() {
+    let w = world().await;
+    let contract = AgentWallet::new(w.wallet, &w.provider);
+    let recipient = Address::repeat_byte(0x42);
+
+    // Within policy: the service co-signs and the wallet executes.
+    let pay = w.execute(
+        vec![Call {
+            to: recipient,
+            value: U256::from(ETHER / 2),
+            data: Bytes::new(),
+        }],
+        0,
+    );
+    let (status, body) = w.cosign(&pay).await;
+    assert_eq!(status, 200, "{body}");
+    let cosig: Bytes = body["cosigner_signature"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    contract
+        .execute(
+            to_contract(&pay.calls),
+            pay.nonce,
+            pay.validUntil,
+            w.agent_signature(&pay).await,
+            cosig,
+        )
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    assert_eq!(
+        w.provider.get_balance(recipient).await.unwrap(),
+        U256::from(ETHER / 2)
+    );
+
+    // An ERC-20 payment within policy executes too.
+    let transfer = TestToken::transferCall {
+        to: recipient,
+        value: U256::from(40),
+    }
+    .abi_encode();
+    let pay_token = w.execute(
+        vec![Call {
+            to: w.token,
+            value: U256::ZERO,
+            data: transfer.into(),
+        }],
+        1,
+    );
+    let (status, body) = w.cosign(&pay_token).await;
+    assert_eq!(status, 200, "{body}");
+    let cosig: Bytes = body["cosigner_signature"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    contract
+        .execute(
+            to_contract(&pay_token.calls),
+            pay_token.nonce,
+            pay_token.validUntil,
+            w.agent_signature(&pay_token).await,
+            cosig,
+        )
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let balance = TestToken::new(w.token, &w.provider)
+        .balanceOf(recipient)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(balance, U256::from(40));
+
+    // Over the per-request cap: denied, and executing without the co-signature reverts.
+    let too_much = w.execute(
+        vec![Call {
+            to: recipient,
+            value: U256::from(ETHER + 1),
+            data: Bytes::new(),
+        }],
+        2,
+    );
+    let (status, body) = w.cosign(&too_much).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["reasons"][0]["code"], "per_transaction_cap");
+    let agent_sig = w.agent_signature(&too_much).await;
+    let err = contract
+        .execute(
+            to_contract(&too_much.calls),
+            too_much.nonce,
+            too_much.validUntil,
+            agent_sig.clone(),
+            agent_sig,
+        )
+        .call()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.as_decoded_interface_error::<AgentWallet::AgentWalletErrors>(),
+            Some(AgentWallet::AgentWalletErrors::InvalidCosignerSignature(_))
+        ),
+        "{err}"
+    );
+
+    // The indexer sees both executions and settles their reservations (confirmations 0).
+    let mut indexer = Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0);
+    let report = indexer.tick().await.unwrap();
+    assert!(report.events >= 2, "both executions indexed: {report:?}");
+    for nonce in [0u64, 1] {
+        assert_eq!(
+            w.store
+                .settle_execution(w.wallet, U256::from(nonce))
+                .await
+                .unwrap(),
+            0,
+            "Executed({nonce}) already settled by the indexer"
+        );
+    }
+    let committed = async || {
+        w.store
+            .committed_spend(w.wallet, chaperone_core::policy::Token::Native)
+            .await
+            .unwrap()
+            .0
+    };
+    let before = committed().await;
+
+    // A co-signed request that is never executed is released only once a confirmed block
+    // mined after its validUntil has been indexed, never by the wall clock alone.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut unused = w.execute(
+        vec![Call {
+            to: recipient,
+            value: U256::from(ETHER / 4),
+            data: Bytes::new(),
+        }],
+        2,
+    );
+    unused.validUntil = now + 30;
+    let (status, body) = w.cosign(&unused).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(committed().await, before + U256::from(ETHER / 4));
+    indexer.tick().await.unwrap();
+    assert_eq!(
+        committed().await,
+        before + U256::from(ETHER / 4),
+        "no block after validUntil yet"
+    );
+    let _: String = w
+        .provider
+        .raw_request("evm_mine".into(), (now + 31,))
+        .await
+        .unwrap();
+    indexer.tick().await.unwrap();
+    assert_eq!(
+        committed().await,
+        before,
+        "released after a block past validUntil"
+    );
+
+    // An approve beyond the token budget is denied: an approval is spend.
+    let approve = TestToken::approveCall {
+        spender: recipient,
+        value: U256::from(101),
+    }
+    .abi_encode();
+    let (status, body) = w
+        .cosign(&w.execute(
+            vec![Call {
+                to: w.token,
+                value: U256::ZERO,
+                data: approve.into(),
+            }],
+            2,
+        ))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["reasons"][0]["code"], "per_transaction_cap");
+}
