@@ -143,3 +143,66 @@ pub struct CallBound {
     #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
     pub call_leaf_hash: B256,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chaperone_core::{Call, U256};
+    use serde_json::json;
+
+    use super::*;
+
+    fn execute() -> Execute {
+        Execute {
+            calls: vec![Call {
+                to: Address::repeat_byte(1),
+                value: U256::from(1),
+                data: Bytes::new(),
+            }],
+            nonce: U256::ZERO,
+            validUntil: 9,
+        }
+    }
+
+    #[test]
+    fn a_request_names_exactly_one_payment() {
+        let base = json!({ "chain_id": 1, "wallet": Address::repeat_byte(0xaa), "agent_signature": "0x00" });
+        let with = |fields: serde_json::Value| {
+            let mut body = base.clone();
+            body.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            serde_json::from_value::<CosignRequest>(body)
+        };
+        let one = with(json!({ "execute": execute() })).unwrap();
+        assert_eq!(one.payment, Payment::Execute(execute()));
+        // `null` beside it is no payment (as before the wire types moved).
+        assert!(with(json!({ "execute": execute(), "permit2": null })).is_ok());
+        for refused in [
+            json!({}),
+            json!({ "execute": null }),
+            json!({ "execute": execute(), "authorization": { "domain": {}, "message": {} } }),
+            json!({ "execute": execute(), "payment": {} }),
+        ] {
+            assert!(with(refused.clone()).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_request_is_stored_as_the_wire_body_it_was_read_from() {
+        let request = CosignRequest {
+            chain_id: 1,
+            wallet: Address::repeat_byte(0xaa),
+            payment: Payment::Execute(execute()),
+            agent_signature: Bytes::from(vec![1, 2, 3]),
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(body.get("execute").is_some());
+        assert!(body.get("authorization").is_none() && body.get("permit2").is_none());
+        assert_eq!(
+            serde_json::from_str::<CosignRequest>(&text).unwrap(),
+            request
+        );
+    }
+}

@@ -252,3 +252,160 @@ fn message_fields(message: &impl Serialize) -> Result<serde_json::Value, ErrorDe
     serde_json::to_value(message)
         .map_err(|_| refused(ErrorCode::InvalidRequest, "the message does not serialise"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chaperone_core::{
+        Call, Eip3009Kind, TokenPermissions, Witness, X402_PERMIT2_PROXY,
+        policy::{Effect, Token},
+    };
+
+    use super::*;
+
+    const CHAIN: u64 = 31337;
+    const NOW: u64 = 1_750_000_000;
+    const WALLET: Address = Address::repeat_byte(0xaa);
+    const TOKEN: Address = Address::repeat_byte(0x70);
+
+    fn execute(calls: Vec<Call>, valid_until: u64) -> Payment {
+        Payment::Execute(Execute {
+            calls,
+            nonce: U256::from(7),
+            validUntil: valid_until,
+        })
+    }
+
+    fn pay(to: u8, value: u64) -> Call {
+        Call {
+            to: Address::repeat_byte(to),
+            value: U256::from(value),
+            data: Default::default(),
+        }
+    }
+
+    fn eip3009(from: Address, chain_id: u64, valid_before: u64) -> Payment {
+        Payment::Eip3009(PaymentAuthorization {
+            primary_type: Eip3009Kind::TransferWithAuthorization,
+            domain: TokenDomain {
+                name: "USD Coin".into(),
+                version: "2".into(),
+                chain_id,
+                verifying_contract: TOKEN,
+            },
+            message: TransferWithAuthorization {
+                from,
+                to: Address::repeat_byte(0x42),
+                value: U256::from(5),
+                validAfter: U256::ZERO,
+                validBefore: U256::from(valid_before),
+                nonce: B256::repeat_byte(3),
+            },
+        })
+    }
+
+    fn permit2(deadline: u64) -> Payment {
+        Payment::Permit2(Permit2Payment {
+            message: PermitWitnessTransferFrom {
+                permitted: TokenPermissions {
+                    token: TOKEN,
+                    amount: U256::from(9),
+                },
+                spender: X402_PERMIT2_PROXY,
+                nonce: U256::from(11),
+                deadline: U256::from(deadline),
+                witness: Witness {
+                    to: Address::repeat_byte(0x42),
+                    validAfter: U256::ZERO,
+                },
+            },
+        })
+    }
+
+    #[test]
+    fn each_method_signs_its_own_digest_in_the_wallets_domain() {
+        let a = eip3009(WALLET, CHAIN, NOW + 60);
+        let Payment::Eip3009(inner) = &a else {
+            unreachable!()
+        };
+        let hash = inner.message.hash(&inner.domain, inner.primary_type);
+        assert_eq!(
+            a.digest(CHAIN, WALLET),
+            AgentMessage { hash }.digest(CHAIN, WALLET)
+        );
+        // Another wallet, another chain: another digest (a co-signature is for one wallet).
+        assert_ne!(a.digest(CHAIN, WALLET), a.digest(CHAIN, Address::ZERO));
+        assert_ne!(a.digest(CHAIN, WALLET), a.digest(1, WALLET));
+        let e = execute(vec![pay(1, 1)], NOW + 60);
+        let subject = e.subject(CHAIN, WALLET, NOW).unwrap();
+        assert_eq!(subject.digest, e.digest(CHAIN, WALLET));
+        assert_eq!(subject.nonce, Some(U256::from(7)));
+        assert!(subject.authorization.is_none());
+    }
+
+    #[test]
+    fn shapes_that_cannot_be_co_signed_are_refused_with_their_code() {
+        let refused = |p: Payment| p.subject(CHAIN, WALLET, NOW).unwrap_err().code;
+        assert_eq!(refused(execute(vec![pay(1, 1)], NOW)), ErrorCode::Expired);
+        assert_eq!(
+            refused(execute(vec![], NOW + 60)),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            refused(eip3009(WALLET, 1, NOW + 60)),
+            ErrorCode::WrongChainId
+        );
+        assert_eq!(
+            refused(eip3009(Address::ZERO, CHAIN, NOW + 60)),
+            ErrorCode::InvalidRequest
+        );
+        // EIP-3009 is usable strictly before validBefore; Permit2 up to its deadline.
+        assert_eq!(refused(eip3009(WALLET, CHAIN, NOW)), ErrorCode::Expired);
+        assert_eq!(refused(permit2(NOW - 1)), ErrorCode::Expired);
+        let last = permit2(NOW).subject(CHAIN, WALLET, NOW).unwrap();
+        assert_eq!(last.valid_until, NOW);
+        let before = eip3009(WALLET, CHAIN, NOW + 1)
+            .subject(CHAIN, WALLET, NOW)
+            .unwrap();
+        assert_eq!(before.valid_until, NOW);
+    }
+
+    #[test]
+    fn each_method_uses_up_its_nonce_in_its_own_book() {
+        let a = eip3009(WALLET, CHAIN, NOW + 60)
+            .subject(CHAIN, WALLET, NOW)
+            .unwrap()
+            .authorization
+            .unwrap();
+        assert_eq!(a.method, Method::Eip3009);
+        assert_eq!(a.key(), (TOKEN, B256::repeat_byte(3)));
+        let p = permit2(NOW + 60)
+            .subject(CHAIN, WALLET, NOW)
+            .unwrap()
+            .authorization
+            .unwrap();
+        assert_eq!(
+            (p.method, p.token, p.value),
+            (Method::Permit2, TOKEN, U256::from(9))
+        );
+        // Permit2 keeps one nonce book per owner for every token.
+        assert_eq!(p.key(), (PERMIT2, B256::from(U256::from(11))));
+    }
+
+    #[test]
+    fn effects_are_what_the_policy_counts() {
+        let effects = execute(vec![pay(1, 5), pay(2, 6)], NOW + 60).effects();
+        assert_eq!(effects.len(), 2);
+        for p in [eip3009(WALLET, CHAIN, NOW + 60), permit2(NOW + 60)] {
+            let effects = p.effects();
+            assert!(
+                matches!(
+                    effects.as_slice(),
+                    [Effect::Spend { token, recipient, .. }]
+                        if *token == Token::Erc20(TOKEN) && *recipient == Address::repeat_byte(0x42)
+                ),
+                "{p:?}: {effects:?}"
+            );
+        }
+    }
+}
