@@ -44,15 +44,20 @@ echo "artifacts are fresh"
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# forge test and forge snapshot compile into the same scratch directory as the freshness check
+# above (reusing its build): compiling into contracts/out would rewrite committed artifacts with
+# a different compilation unit's ids, and no step of a test run may change a committed file.
+scratch_build=(--out "$fresh/out" --cache-path "$fresh/cache")
+
 step "forge test (unit, fuzz, invariant)"
-(cd contracts && "$forge" test)
+(cd contracts && "$forge" test "${scratch_build[@]}")
 
 step "forge gas snapshot is current"
 # --check compares .gas-snapshot; the GasTest's own figures (vm.snapshotGas*, written only when
 # FORGE_SNAPSHOT_EMIT=true) go to a scratch directory and are compared with contracts/snapshots,
 # so no step of a test run writes a committed file.
 (cd contracts && FOUNDRY_SNAPSHOTS="$fresh/snapshots" FORGE_SNAPSHOT_EMIT=true \
-  "$forge" snapshot --isolate --match-contract GasTest --check)
+  "$forge" snapshot "${scratch_build[@]}" --isolate --match-contract GasTest --check)
 diff -ru contracts/snapshots "$fresh/snapshots" || {
   echo "contracts/snapshots is stale: run 'make artifacts' and commit the new figures"
   exit 1
