@@ -413,9 +413,10 @@ async fn main() -> anyhow::Result<()> {
         };
         disclosure.write(&disclosure_file)?;
         say(format!(
-            "disclosed record {} to {}; verify it with\n  chaperone verify {} --rpc-url {} --server {}",
+            "disclosed record {} to {}; verify it with\n  {} verify {} --rpc-url {} --server {}",
             leaf_hash,
             disclosure_file.display(),
+            chaperone_sdk::chaperone_command(),
             disclosure_file.display(),
             devnet.rpc_url,
             devnet.server_url

@@ -60,7 +60,7 @@ address = "$CHAPERONE_FUZZ_WALLET"
 agent = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 policy = "$work/policy.toml"
 CONFIG
-"$root/target/debug/chaperone-server" --config "$work/chaperone.toml" >"$work/server.log" 2>&1 &
+"${CARGO_TARGET_DIR:-$root/target}/debug/chaperone-server" --config "$work/chaperone.toml" >"$work/server.log" 2>&1 &
 server_pid=$!
 
 PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=fuzz_hooks \

@@ -24,5 +24,5 @@ fi
 PATH="$venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet \
   --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./crates/py
 (cd crates/py && "$venv/bin/mypy" --strict python/chaperone examples bench)
-(cd crates/py && CHAPERONE_BIN="$root/target/debug/chaperone" "$venv/bin/pytest" -q)
+(cd crates/py && CHAPERONE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/chaperone" "$venv/bin/pytest" -q)
 echo "console screenshots: target/console-screenshots/"

@@ -24,7 +24,7 @@ for package in @x402/core @x402/evm viem; do
     exit 1
   }
 done
-bin=${CHAPERONE_BIN:-$root/target/debug/chaperone}
+bin=${CHAPERONE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/chaperone}
 for program in "$bin" "$(dirname "$bin")/examples/agent"; do
   [ -x "$program" ] || {
     echo "$program is missing: build it with 'cargo build -p chaperone-cli --bins --examples'"

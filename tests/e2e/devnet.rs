@@ -202,6 +202,19 @@ fn devnet_agent_outage_payments_and_verified_disclosure() {
         Some(2),
         "0.5 ETH is over the demo policy's cap"
     );
+    let (code, dry_run) = run_json(
+        chaperone()
+            .arg("policy")
+            .arg("test")
+            .arg(info["policy_file"].as_str().unwrap())
+            .args(["--to", "0x4242424242424242424242424242424242424242"])
+            .args(["--amount", "20000000000000000", "--json"]),
+    );
+    assert_eq!(
+        (code, &dry_run["outcome"]),
+        (0, &serde_json::json!("approved")),
+        "0.02 ETH is within the demo policy: {dry_run}"
+    );
 
     // Who may append: the demo agent (with its wallet); an admin registers another and
     // unregisters it again, through the CLI.
@@ -339,6 +352,28 @@ fn up_recovers_from_a_killed_up() {
         }
     }
     let _orphan = KillOnDrop(pid);
+    // The user raises the demo policy's version and installs it on the demo wallet only.
+    let policy_file = info["policy_file"].as_str().unwrap();
+    let raised =
+        std::fs::read_to_string(policy_file)
+            .unwrap()
+            .replacen("version = 1", "version = 2", 1);
+    std::fs::write(policy_file, raised).unwrap();
+    let policy = |args: &[&str]| {
+        run_json(
+            chaperone()
+                .arg("policy")
+                .args(args)
+                .args(["--server", info["server_url"].as_str().unwrap(), "--json"])
+                .env(
+                    "CHAPERONE_ADMIN_TOKEN",
+                    info["admin_token"].as_str().unwrap(),
+                ),
+        )
+    };
+    let wallet = info["wallet"].as_str().unwrap();
+    let x402_wallet = info["counterfactual_wallet"]["address"].as_str().unwrap();
+    assert_eq!(policy(&["set", "--wallet", wallet, policy_file]).0, 0);
     // Let Anvil write its state (every 5 s), then kill `up` with no chance to clean up.
     std::thread::sleep(Duration::from_secs(6));
     first.kill().unwrap();
@@ -352,6 +387,15 @@ fn up_recovers_from_a_killed_up() {
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
         "the orphan was stopped"
+    );
+    // The restart left each wallet the policy it had: it did not install version 2 on the
+    // wallet the user left alone.
+    let version = |wallet: &str| policy(&["show", "--wallet", wallet]).1["version"].clone();
+    assert_eq!(version(wallet), 2);
+    assert_eq!(
+        version(x402_wallet),
+        1,
+        "up re-applied policy.toml to the x402 wallet"
     );
     interrupt(again);
 }

@@ -15,15 +15,11 @@ import argparse
 import json
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from chaperone import Devnet, Recorder
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from _common import register_agent  # noqa: E402  (the examples' helper)
+from chaperone import Devnet, Recorder, devnet_agent
 
 
 def percentile(sorted_ns: list[int], p: float) -> float:
@@ -53,9 +49,11 @@ def main() -> None:
     delivering = args.server is None
     payload_in, payload_out = secrets.token_bytes(1024), secrets.token_bytes(1024)
     with tempfile.TemporaryDirectory() as dir:
-        key = "0x" + secrets.token_hex(32)
+        # A new agent each run (its key in the temporary directory), registered when delivering.
         if delivering:
-            register_agent(Devnet.read(args.devnet), key)
+            key = devnet_agent(Devnet.read(args.devnet), "bench", dir).key
+        else:
+            key = "0x" + secrets.token_hex(32)
         with Recorder(server, Path(dir) / "bench.db", key) as recorder:
             record = recorder.record
             for _ in range(args.warmup):

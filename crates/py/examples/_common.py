@@ -1,48 +1,15 @@
-"""What the examples share: their own agent key, and a disclosure once it is anchored."""
+"""What the examples share: a disclosure once it is anchored, and their summary."""
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
+import shutil
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chaperone import Devnet, Disclosure, Recorded, Recorder, Refused, agent_address
-
-
-def agent_key(path: Path) -> str:
-    """The example agent's key, made on first use and kept beside its data file (mode 0600).
-
-    Each example signs as its own agent: an agent's records form one chain, so two programs
-    must not log under one key from two data files.
-    """
-    if path.exists():
-        return path.read_text().strip()
-    key = "0x" + secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(key + "\n")
-    return key
-
-
-def register_agent(devnet: Devnet, key: str) -> None:
-    """Registers the example's agent with the devnet as its admin would (only registered
-    agents may append to the log); registering again changes nothing."""
-    request = urllib.request.Request(
-        devnet.server_url + "/v1/admin/agents",
-        method="POST",
-        data=json.dumps({"address": agent_address(key)}).encode(),
-        headers={
-            "Authorization": f"Bearer {devnet.admin_token}",
-            "Content-Type": "application/json",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=30):
-        pass
+from chaperone import Disclosure, Recorded, Recorder, Refused
 
 
 def anchored_disclosure(
@@ -93,4 +60,7 @@ def finish(
     print(f"recorded {len(recorded)} calls as agent {recorder.agent}")
     print(f"first call: {first.leaf_hash} at log index {receipt.index}")
     print(f"disclosure written to {out}; check it against the chain with")
-    print(f"  chaperone verify {out} --rpc-url {rpc_url} --server <the server's URL>")
+    # The command that works here: `chaperone` once `cargo install --path crates/cli` put it on
+    # the PATH, else cargo from the repository.
+    cli = "chaperone" if shutil.which("chaperone") else "cargo run -p chaperone-cli --"
+    print(f"  {cli} verify {out} --rpc-url {rpc_url} --server <the server's URL>")

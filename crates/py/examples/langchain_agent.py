@@ -16,8 +16,8 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
-from _common import agent_key, finish, register_agent
-from chaperone import Devnet, Recorder
+from _common import finish
+from chaperone import Devnet, Recorder, devnet_agent
 from chaperone.langchain import ChaperoneCallbackHandler
 
 QUESTIONS = [
@@ -47,8 +47,8 @@ def main() -> None:
 
     devnet = Devnet.read(args.devnet)
     data_file: Path = args.data_file or args.devnet.parent / "py-langchain.db"
-    key = agent_key(data_file.with_suffix(".key"))
-    register_agent(devnet, key)
+    # Its own agent (key beside the data file): the demo agent's records are `make agent`'s.
+    key = devnet_agent(devnet, data_file.stem, data_file.parent).key
     model = FakeListChatModel(responses=ANSWERS)
 
     with Recorder(devnet.server_url, data_file, key) as recorder:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from agents import Agent, Runner, function_tool, set_trace_processors
 
-from _common import agent_key, finish, register_agent
-from chaperone import Devnet, Recorder
+from _common import finish
+from chaperone import Devnet, Recorder, devnet_agent
 from chaperone.openai_agents import ChaperoneTracingProcessor
 from scripted_model import ScriptedModel, ToolCall
 
@@ -35,8 +35,8 @@ def main() -> None:
 
     devnet = Devnet.read(args.devnet)
     data_file: Path = args.data_file or args.devnet.parent / "py-openai-agents.db"
-    key = agent_key(data_file.with_suffix(".key"))
-    register_agent(devnet, key)
+    # Its own agent (key beside the data file): the demo agent's records are `make agent`'s.
+    key = devnet_agent(devnet, data_file.stem, data_file.parent).key
     model = ScriptedModel(
         [ToolCall("exchange_rate", {"currency": "EUR"}), "250 EUR is 270.00 USD at 1.08."]
     )

@@ -71,3 +71,17 @@ impl DevnetInfo {
             .map_err(|e| Error::Invalid(format!("{} is not a devnet file: {e}", path.display())))
     }
 }
+
+/// How to run the `chaperone` CLI in a hint printed for people: `chaperone` when it is on the
+/// `PATH` (after `cargo install --path crates/cli`), else the `cargo run` that works from a
+/// clone of the repository.
+pub fn chaperone_command() -> &'static str {
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("chaperone").is_file())
+    });
+    if on_path {
+        "chaperone"
+    } else {
+        "cargo run -p chaperone-cli --"
+    }
+}

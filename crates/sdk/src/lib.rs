@@ -43,7 +43,7 @@ pub use chaperone_core::{
     Address, B256, Call, CommitmentKind, Eip3009Kind, PermitWitnessTransferFrom, Secp256k1Signer,
     TokenDomain, TransferWithAuthorization, U256,
 };
-pub use devnet::{CounterfactualWallet, DevnetInfo};
+pub use devnet::{CounterfactualWallet, DevnetInfo, chaperone_command};
 pub use disclosure::{Disclosure, TrustedLog, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};

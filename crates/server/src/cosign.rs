@@ -177,7 +177,12 @@ async fn cosign(
         Err(e) => Err(e),
     };
     let (status, decision) = match &answer {
-        Ok((status, response)) => (*status, Some((response.outcome, &response.reasons[..]))),
+        // A replay (an SDK polling its pending request, a retry) answers a decision already
+        // counted: it counts as an answer, not as a new decision.
+        Ok((status, response)) => (
+            *status,
+            (!response.replayed).then(|| (response.outcome, &response.reasons[..])),
+        ),
         Err(e) => (e.status(), None),
     };
     state

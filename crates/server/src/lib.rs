@@ -53,8 +53,8 @@ pub use logging::{LogFormat, init_logging};
 pub use metrics::Metrics;
 pub use openapi::openapi;
 pub use service::{
-    AuditLogConfig, CheckpointConfig, KeySource, RunningService, ServiceConfig, ServiceKeys,
-    WalletConfig, read_policy, start,
+    AuditLogConfig, CheckpointConfig, KeySource, PolicyInstall, RunningService, ServiceConfig,
+    ServiceKeys, WalletConfig, read_policy, start,
 };
 pub use state::{AppState, ChainLog, LogConfig, REQUEST_TIMEOUT, log_origin};
 pub use webhooks::{

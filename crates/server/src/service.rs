@@ -109,6 +109,22 @@ pub struct WalletConfig {
     pub agent: Address,
     /// Its policy file (TOML, or JSON when it ends in `.json`).
     pub policy: PathBuf,
+    /// When the file's policy is installed at start-up (not read from configuration files:
+    /// `serve` installs a newer version; `chaperone up` only a first one).
+    #[serde(skip)]
+    pub install: PolicyInstall,
+}
+
+/// When a configured wallet's policy file is installed at start-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PolicyInstall {
+    /// When its version is above the wallet's current one (configuration as code: raise the
+    /// version in the file and restart).
+    #[default]
+    WhenNewer,
+    /// Only when the wallet has no policy yet: the file is a starting point, and a policy set
+    /// since (through the API, the console or `policy set`) is kept across restarts.
+    WhenAbsent,
 }
 
 /// Where a private key comes from. Keys never appear in configuration files.
@@ -290,11 +306,12 @@ pub async fn start(
             };
             store.register_wallet(&record, now).await?;
         }
-        if store
-            .policy(wallet.address)
-            .await?
-            .is_none_or(|p| p.version < policy.version)
-        {
+        let install = match (store.policy(wallet.address).await?, wallet.install) {
+            (None, _) => true,
+            (Some(current), PolicyInstall::WhenNewer) => current.version < policy.version,
+            (Some(_), PolicyInstall::WhenAbsent) => false,
+        };
+        if install {
             store.set_policy(wallet.address, &policy, now).await?;
         }
     }

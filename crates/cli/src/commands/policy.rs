@@ -120,7 +120,9 @@ fn test(args: PolicyTestArgs, out: Output) -> anyhow::Result<ExitCode> {
         kind: RequestKind::Execute(Execute {
             calls: vec![call],
             nonce: U256::ZERO,
-            validUntil: now + 600,
+            // As long as the policy lets a co-signature live (a longer validity is itself a
+            // reason to deny, `valid_too_long`), so the dry run judges only the payment.
+            validUntil: now + policy.max_valid_for(),
         }),
         human_approved: false,
     };

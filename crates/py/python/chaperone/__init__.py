@@ -5,10 +5,11 @@ The classes are the Rust SDK's, through PyO3 (one implementation of the record f
 commitments, the batching and the outbox). Blocking methods release the GIL; each has an
 ``*_async`` twin for asyncio code.
 
-    from chaperone import Devnet, Recorder
+    from chaperone import Devnet, Recorder, devnet_agent
 
     devnet = Devnet.read()  # what `make up` wrote to .chaperone/devnet.json
-    with Recorder(devnet.server_url, "agent.db", devnet.agent_key) as recorder:
+    agent = devnet_agent(devnet, "quickstart")  # its own key and outbox, in .chaperone/
+    with Recorder(devnet.server_url, agent.data_file, agent.key) as recorder:
         recorded = recorder.record("gpt-4o", "What is 2+2?", "4")
         print(recorder.receipt(recorded).index)
 
@@ -49,6 +50,7 @@ from chaperone._native import (
     VerifiedOnChain,
     Wallet,
 )
+from chaperone.devnet import DevnetAgent, devnet_agent
 
 __all__ = [
     "agent_address",
@@ -61,6 +63,8 @@ __all__ = [
     "CoreError",
     "Denied",
     "Devnet",
+    "DevnetAgent",
+    "devnet_agent",
     "Disclosure",
     "Executed",
     "Expired",

@@ -123,6 +123,7 @@ verifying_contract = "{token}"
             address: wallet,
             agent: agent.address(),
             policy: policy.clone(),
+            install: Default::default(),
         }];
     })
     .await;

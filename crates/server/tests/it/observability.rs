@@ -38,6 +38,11 @@ async fn metrics_count_decisions_answers_latency_records_and_queues() {
     assert_eq!(request(&s, 10, 0).await.0, StatusCode::OK);
     assert_eq!(request(&s, 20, 1).await.0, StatusCode::OK);
     assert_eq!(request(&s, 1001, 2).await.0, StatusCode::FORBIDDEN);
+    // A payment above the approval threshold, asked for once and then polled twice, as the SDK
+    // does while it waits: one decision, three answers.
+    for _ in 0..3 {
+        assert_eq!(request(&s, 600, 3).await.0, StatusCode::ACCEPTED);
+    }
     let (status, _) = call(&s.router, "POST", "/v1/cosign", None, Some("{".into())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let mut agent = TestAgent::registered(&s.store).await;
@@ -56,13 +61,14 @@ async fn metrics_count_decisions_answers_latency_records_and_queues() {
             1.0,
         ),
         (r#"chaperone_cosign_answers_total{status="200"}"#, 2.0),
+        (r#"chaperone_cosign_answers_total{status="202"}"#, 3.0),
         (r#"chaperone_cosign_answers_total{status="403"}"#, 1.0),
         (r#"chaperone_cosign_answers_total{status="400"}"#, 1.0),
-        ("chaperone_cosign_duration_seconds_count", 4.0),
+        ("chaperone_cosign_duration_seconds_count", 7.0),
         ("chaperone_records_ingested_total", 3.0),
-        // Nothing has logged the three decisions yet (no anchorer runs here).
-        ("chaperone_unlogged_decisions", 3.0),
-        ("chaperone_pending_approvals", 0.0),
+        // Nothing has logged the four decisions yet (no anchorer runs here).
+        ("chaperone_unlogged_decisions", 4.0),
+        ("chaperone_pending_approvals", 1.0),
         ("chaperone_log_size", 3.0),
         ("chaperone_anchored_size", 0.0),
         ("chaperone_anchoring_lag_leaves", 3.0),
@@ -70,6 +76,12 @@ async fn metrics_count_decisions_answers_latency_records_and_queues() {
     for (series, expected) in expect {
         assert_eq!(value(&text, series), Some(expected), "{series} in\n{text}");
     }
+    let pending: f64 = text
+        .lines()
+        .filter(|l| l.starts_with(r#"chaperone_decisions_total{outcome="pending_approval""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(pending, 1.0, "the polls are not new decisions:\n{text}");
     assert!(
         text.ends_with("# EOF\n"),
         "OpenMetrics text ends with # EOF"

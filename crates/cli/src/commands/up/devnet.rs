@@ -129,8 +129,16 @@ pub(super) async fn create<P: Provider>(
         .get_receipt()
         .await?;
     let policy_file = data_dir.join("policy.toml");
-    std::fs::write(&policy_file, demo_policy(chain_id, *token.address()))
-        .with_context(|| format!("writing {}", policy_file.display()))?;
+    let install = format!(
+        "CHAPERONE_ADMIN_TOKEN=<the admin token> {} policy set --server http://127.0.0.1:{port} \\\n#     --wallet {wallet} {}",
+        chaperone_sdk::chaperone_command(),
+        policy_file.display()
+    );
+    std::fs::write(
+        &policy_file,
+        demo_policy(chain_id, *token.address(), &install),
+    )
+    .with_context(|| format!("writing {}", policy_file.display()))?;
     Ok(UpState {
         info: DevnetInfo {
             server_url: format!("http://127.0.0.1:{port}"),
@@ -165,11 +173,12 @@ fn random_token() -> anyhow::Result<String> {
 
 /// The demo policy: small native payments co-signed at once, larger ones need a human,
 /// anything over 0.1 ETH (or 100 DEMO) is denied; hourly and daily windows below the backstop.
-fn demo_policy(chain_id: u64, token: Address) -> String {
+/// `install` is the command that installs the edited file on the demo wallet.
+fn demo_policy(chain_id: u64, token: Address, install: &str) -> String {
     format!(
-        r#"# The demo agent's policy, written by `chaperone up`. Edit it and run
-# `chaperone policy set --server http://127.0.0.1:8080 --wallet <wallet> {{this file}}`
-# after raising `version`.
+        r#"# The demo agent's policy, written by `chaperone up`. Edit it, raise `version`, and run
+#   {install}
+# (the admin token is in devnet.json; `chaperone up` itself installs this file only once).
 version = 1
 mode = "enforce"
 chains = [{chain_id}]

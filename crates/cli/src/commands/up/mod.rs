@@ -19,7 +19,8 @@ use chaperone_chain::Devnet;
 use chaperone_core::{B256, Secp256k1Signer};
 use chaperone_sdk::DevnetInfo;
 use chaperone_server::{
-    AuditLogConfig, CheckpointConfig, ServiceConfig, ServiceKeys, WalletConfig, start,
+    AuditLogConfig, CheckpointConfig, PolicyInstall, ServiceConfig, ServiceKeys, WalletConfig,
+    start,
 };
 use clap::Args;
 use devnet::{UpState, create};
@@ -240,6 +241,9 @@ fn service_config(
                 address,
                 agent: info.agent,
                 policy: PathBuf::from(&info.policy_file),
+                // policy.toml is where the demo starts: a restart keeps whatever policy each
+                // wallet has been given since (one `policy set` must not reach both wallets).
+                install: PolicyInstall::WhenAbsent,
             })
             .collect(),
         // The demo agent is registered with its wallets.

@@ -143,6 +143,7 @@ verifying_contract = "{PERMIT2}"
                 address: wallet,
                 agent: agent.address(),
                 policy: policy.clone(),
+                install: Default::default(),
             }];
         })
         .await;
