@@ -83,6 +83,10 @@ pub struct NewAgent {
     /// The agent's key.
     #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
     pub address: Address,
+    /// What people call it (1 to 64 printable characters); registering again with another
+    /// label relabels it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// An agent that may append to the log.
@@ -96,6 +100,16 @@ pub struct AgentRegistration {
     pub registered_at: u64,
     /// An admin's name, or "with its wallet".
     pub registered_by: String,
+    /// What people call it (empty when none was given).
+    #[serde(default)]
+    pub label: String,
+    /// The time its last logged record claims (Unix milliseconds); absent if it logged none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_record_ms: Option<u64>,
+    /// When a wallet of this agent's last asked for a co-signature (Unix seconds); absent if
+    /// never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision_at: Option<u64>,
 }
 
 /// Every agent that may append to the log.

@@ -206,9 +206,12 @@ impl Client {
             .await
     }
 
-    /// `POST /v1/admin/agents`.
-    pub async fn register_agent(&self, agent: Address) -> Result<Registered> {
-        let body = NewAgent { address: agent };
+    /// `POST /v1/admin/agents`, with the label people know the agent by, if any.
+    pub async fn register_agent(&self, agent: Address, label: Option<&str>) -> Result<Registered> {
+        let body = NewAgent {
+            address: agent,
+            label: label.map(str::to_owned),
+        };
         self.json(self.request(Method::POST, "/v1/admin/agents").json(&body))
             .await
     }

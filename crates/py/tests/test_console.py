@@ -213,8 +213,20 @@ def test_spend_and_policies_with_a_diff(browser: WebDriver, devnet: Running) -> 
     devnet.admin("PUT", f"/v1/admin/wallets/{wallet}/policy", raised)
     log_in(browser, devnet, "/spend")
     assert "On-chain backstop" in browser.page_source
-    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart rect")
+    chart = browser.find_element(By.CSS_SELECTOR, "svg.chart")
+    assert len(chart.find_elements(By.CSS_SELECTOR, "line.axis")) == 2, "two axes"
+    assert chart.find_elements(By.CSS_SELECTOR, "polyline.running"), "a running total"
+    legend = " ".join(t.text for t in chart.find_elements(By.CSS_SELECTOR, "text.legend"))
+    assert "committed per hour" in legend and "running total" in legend, legend
+    assert "policy cap, 24 h window" in legend, legend  # the demo policy has a 24 h window
     shot(browser, "spend")
+    browser.find_element(By.LINK_TEXT, "7 d").click()
+    assert "span=7d" in browser.current_url
+    legend = " ".join(t.text for t in browser.find_elements(By.CSS_SELECTOR, "text.legend"))
+    assert "committed per 6 hours" in legend and "no 7 d window in the policy" in legend, legend
+    shot(browser, "spend-7d")
+    browser.get(devnet.info.server_url + "/spend?span=1y")
+    assert "is not one of 24h, 7d, 30d" in browser.find_element(By.CSS_SELECTOR, "p.error").text
     browser.get(devnet.info.server_url + "/policies")
     shot(browser, "policies")
     browser.get(devnet.info.server_url + f"/policies/{wallet}")
@@ -233,8 +245,14 @@ def test_an_admin_registers_an_agent_in_the_browser_and_it_may_log(
     address = agent_address(key)
     log_in(browser, devnet, "/agents")
     browser.find_element(By.NAME, "address").send_keys(address)
+    browser.find_element(By.NAME, "label").send_keys("<b>support</b> bot")
     submit(browser, "form.register button", "/agents")
     assert address in browser.page_source
+    row = next(
+        r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if address in r.text
+    )
+    assert row.find_element(By.CSS_SELECTOR, "td.label").text == "<b>support</b> bot"
+    assert "none yet" in row.text, "it has logged nothing yet"
     shot(browser, "agents")
     with Recorder(devnet.info.server_url, tmp_path / "agent.db", key) as recorder:
         recorder.record("gpt-4o", "registered in the console", "logged")

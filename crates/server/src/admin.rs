@@ -21,7 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    http::{ApiError, ApiJson, Caller},
+    http::{ApiError, ApiJson, Caller, agent_label},
     openapi::error_answers,
     paging::ExportFormat,
 };
@@ -86,6 +86,8 @@ async fn register_wallet(
     ))
 }
 
+error_answers!(RegisterAgentErrors: InvalidName);
+
 /// Allow an agent to append to the log (POST /v1/records).
 #[utoipa::path(
     post,
@@ -95,7 +97,8 @@ async fn register_wallet(
     request_body = NewAgent,
     responses(
         (status = 201, description = "registered", body = Registered),
-        (status = 200, description = "it already was", body = Registered),
+        (status = 200, description = "it already was (its label, if given, is the new one)", body = Registered),
+        RegisterAgentErrors,
     )
 )]
 async fn register_agent(
@@ -104,10 +107,14 @@ async fn register_agent(
     ApiJson(body): ApiJson<NewAgent>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&["admin"])?;
+    let label = body.label.as_deref().map(agent_label).transpose()?;
     let new = state
         .store()
         .register_agent(body.address, &caller.name, state.now())
         .await?;
+    if let Some(label) = label {
+        state.store().label_agent(body.address, label).await?;
+    }
     tracing::info!(agent = %body.address, by = %caller.name, new, "agent registered");
     let status = if new {
         StatusCode::CREATED
@@ -171,6 +178,9 @@ async fn registered_agents(
             address: a.address,
             registered_at: a.registered_at,
             registered_by: a.registered_by,
+            label: a.label,
+            last_record_ms: a.last_record_ms,
+            last_decision_at: a.last_decision_at,
         })
         .collect();
     Ok(Json(RegisteredAgents { agents }))

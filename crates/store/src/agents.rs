@@ -18,6 +18,12 @@ pub struct RegisteredAgent {
     pub registered_at: u64,
     /// Who registered it (an admin token's name, or "with its wallet").
     pub registered_by: String,
+    /// What people call it (empty when its admin gave no label).
+    pub label: String,
+    /// The time its last logged record claims (Unix milliseconds), if it logged any.
+    pub last_record_ms: Option<u64>,
+    /// When a wallet of this agent's last asked for a co-signature (Unix seconds), if ever.
+    pub last_decision_at: Option<u64>,
 }
 
 impl Store {
@@ -34,6 +40,18 @@ impl Store {
         .await?
         .rows_affected();
         Ok(inserted == 1)
+    }
+
+    /// Gives a registered `agent` the label people know it by. Returns false if it is not
+    /// registered (nothing changes).
+    pub async fn label_agent(&self, agent: Address, label: &str) -> Result<bool> {
+        let updated = sqlx::query("UPDATE registered_agents SET label = $1 WHERE address = $2")
+            .bind(label)
+            .bind(hex(agent))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated == 1)
     }
 
     /// Stops `agent` appending (its records stay in the log). Returns false if it was not
@@ -57,11 +75,14 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Every registered agent, oldest first.
+    /// Every registered agent with its last activity, oldest registration first.
     pub async fn registered_agents(&self) -> Result<Vec<RegisteredAgent>> {
         let rows = sqlx::query(
-            "SELECT address, registered_at, registered_by FROM registered_agents \
-             ORDER BY registered_at, address",
+            "SELECT r.address, r.registered_at, r.registered_by, r.label, a.last_seen_ms, \
+                 (SELECT MAX(d.created_at) FROM decisions d JOIN wallets w ON w.address = d.wallet \
+                  WHERE w.agent = r.address) \
+             FROM registered_agents r LEFT JOIN agents a ON a.address = r.address \
+             ORDER BY r.registered_at, r.address",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -71,6 +92,15 @@ impl Store {
                     address: parse(&row.try_get::<String, _>(0)?, "agent")?,
                     registered_at: to_u64(row.try_get(1)?, "registered at")?,
                     registered_by: row.try_get(2)?,
+                    label: row.try_get(3)?,
+                    last_record_ms: row
+                        .try_get::<Option<i64>, _>(4)?
+                        .map(|ms| to_u64(ms, "last record"))
+                        .transpose()?,
+                    last_decision_at: row
+                        .try_get::<Option<i64>, _>(5)?
+                        .map(|at| to_u64(at, "last decision"))
+                        .transpose()?,
                 })
             })
             .collect()

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use chaperone_api::admin::AgentRegistration;
-use chaperone_core::Address;
+use chaperone_core::{Address, readable::iso8601};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -15,7 +15,7 @@ use crate::{
 #[derive(Debug, Subcommand)]
 pub(crate) enum AgentCommand {
     /// Allow an agent to append to the log (a wallet's agent is registered with its wallet).
-    Register(AgentArgs),
+    Register(AgentRegisterArgs),
     /// Stop an agent appending to the log (its records stay).
     Unregister(AgentArgs),
     /// List the registered agents.
@@ -31,6 +31,16 @@ pub(crate) struct AgentArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct AgentRegisterArgs {
+    #[command(flatten)]
+    pub(crate) agent: AgentArgs,
+    /// What people call it ("support bot"), shown in the console and `agent list`; registering
+    /// again with another label relabels it.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct AgentListArgs {
     #[command(flatten)]
     pub(crate) server: ReaderServer,
@@ -39,8 +49,14 @@ pub(crate) struct AgentListArgs {
 /// Runs one `agent` subcommand.
 pub(crate) async fn run(command: AgentCommand, out: Output) -> anyhow::Result<ExitCode> {
     match command {
-        AgentCommand::Register(AgentArgs { server, agent }) => {
-            server.client()?.register_agent(agent).await?;
+        AgentCommand::Register(AgentRegisterArgs {
+            agent: AgentArgs { server, agent },
+            label,
+        }) => {
+            server
+                .client()?
+                .register_agent(agent, label.as_deref())
+                .await?;
             out.result(
                 &json!({ "registered": agent }),
                 &format!("agent {agent} may append to the log"),
@@ -62,12 +78,19 @@ pub(crate) async fn run(command: AgentCommand, out: Output) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// One agent of the list, its address as the API writes it (lower case).
+/// One agent of the list, its address as the API writes it (lower case), its label and when it
+/// last logged a record.
 fn line(agent: &AgentRegistration) -> String {
-    format!(
-        "{:#x}  registered by {}",
-        agent.address, agent.registered_by
-    )
+    let mut line = format!("{:#x}", agent.address);
+    if !agent.label.is_empty() {
+        line.push_str(&format!("  \"{}\"", agent.label.escape_debug()));
+    }
+    line.push_str(&format!("  registered by {}", agent.registered_by));
+    match agent.last_record_ms {
+        Some(ms) => line.push_str(&format!("  last record {}", iso8601(ms / 1000))),
+        None => line.push_str("  no record yet"),
+    }
+    line
 }
 
 #[cfg(test)]
@@ -83,14 +106,26 @@ mod tests {
                 .unwrap(),
             registered_at: 1,
             registered_by: "with its wallet".into(),
+            label: String::new(),
+            last_record_ms: None,
+            last_decision_at: None,
         };
         let wire = serde_json::to_value(&agent).unwrap();
         assert_eq!(
             line(&agent),
             format!(
-                "{}  registered by with its wallet",
+                "{}  registered by with its wallet  no record yet",
                 wire["address"].as_str().unwrap()
             )
         );
+        // A label is the admin's text: a terminal control sequence in it is shown escaped.
+        let labelled = AgentRegistration {
+            label: "bot\u{1b}[2J".into(),
+            last_record_ms: Some(1_700_000_000_000),
+            ..agent
+        };
+        let text = line(&labelled);
+        assert!(text.contains("\"bot\\u{1b}[2J\""), "{text}");
+        assert!(text.ends_with("last record 2023-11-14T22:13:20Z"), "{text}");
     }
 }

@@ -1,4 +1,5 @@
-//! Who may append to the log: the registered agents, registered and unregistered by an admin.
+//! Who may append to the log: the registered agents with their labels and last activity,
+//! registered and unregistered by an admin.
 
 use axum::{
     Form, Router,
@@ -12,7 +13,10 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{PageError, Session, page, when};
-use crate::{AppState, http::ApiError};
+use crate::{
+    AppState,
+    http::{ApiError, agent_label},
+};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -33,15 +37,19 @@ async fn agents(State(state): State<AppState>, session: Session) -> Result<Respo
                 form.register method="post" action="/agents" {
                     (session.csrf_field())
                     label { "Agent address " input type="text" name="address" required pattern="0x[0-9a-fA-F]{40}" size="44" placeholder="0x…"; }
+                    label { " Label " input type="text" name="label" maxlength="64" placeholder="support bot"; }
                     button type="submit" { "Register" }
                 }
             }
             table {
-                thead { tr { th { "Agent" } th { "Registered" } th { "By" } @if admin { th {} } } }
+                thead { tr { th { "Agent" } th { "Label" } th { "Last record" } th { "Last co-sign request" } th { "Registered" } th { "By" } @if admin { th {} } } }
                 tbody {
                     @for agent in &registered {
                         tr {
-                            td { code { (agent.address) } }
+                            td { a href=(format!("/audit/agents/{}", agent.address)) { code { (agent.address) } } }
+                            td.label { (agent.label) }
+                            td { @match agent.last_record_ms { Some(ms) => (when(ms / 1000)), None => span.empty { "none yet" } } }
+                            td { @match agent.last_decision_at { Some(at) => (when(at)), None => span.empty { "never" } } }
                             td { (when(agent.registered_at)) }
                             td { (agent.registered_by) }
                             @if admin {
@@ -66,6 +74,9 @@ struct AgentForm {
     #[serde(default)]
     csrf: String,
     address: String,
+    /// Only on the register form; empty when left blank.
+    #[serde(default)]
+    label: String,
 }
 
 impl AgentForm {
@@ -88,10 +99,17 @@ async fn register(
     session.require(&["admin"])?;
     session.check_csrf(&form.csrf)?;
     let agent = form.address()?;
+    let label = match form.label.trim() {
+        "" => None,
+        label => Some(agent_label(label)?),
+    };
     state
         .store()
         .register_agent(agent, &session.name, state.now())
         .await?;
+    if let Some(label) = label {
+        state.store().label_agent(agent, label).await?;
+    }
     tracing::info!(%agent, by = %session.name, "agent registered in the console");
     Ok(Redirect::to("/agents").into_response())
 }

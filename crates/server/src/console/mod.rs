@@ -9,6 +9,7 @@
 mod agents;
 mod approvals;
 mod audit;
+mod chart;
 mod decisions;
 mod policies;
 mod session;

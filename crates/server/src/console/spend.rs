@@ -1,25 +1,38 @@
 //! Spend per wallet and token: settled, reserved and remaining in each policy window, a chart
-//! of the last day (an SVG the server draws), and the wallet's on-chain backstop beside it.
+//! of the last 24 h, 7 d or 30 d against the policy's cap (chart.rs), and the wallet's on-chain
+//! backstop beside it.
 
-use axum::{Router, extract::State, response::Response, routing::get};
+use axum::{
+    Router,
+    extract::{Query, State},
+    response::Response,
+    routing::get,
+};
 use chaperone_chain::AgentWallet;
 use chaperone_core::{
     Address, U256,
     policy::Token,
-    readable::{TokenUnits, duration, iso8601},
+    readable::{TokenUnits, duration},
 };
-use maud::{Markup, html};
+use maud::html;
+use serde::Deserialize;
 
-use super::{PageError, Session, page, short};
+use super::{
+    PageError, Session,
+    chart::{Chart, Span},
+    page, short,
+};
 use crate::{AppState, words::units_of};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/spend", get(spend))
 }
 
-/// The chart's span and bars: the last 24 hours, hourly.
-const CHART_SPAN: u64 = 24 * 3600;
-const CHART_BUCKET: u64 = 3600;
+/// `/spend?span=7d`: the chart's span (24h, 7d or 30d; 24h when absent).
+#[derive(Deserialize)]
+struct SpendQuery {
+    span: Option<String>,
+}
 
 /// The on-chain backstop of a token, as the wallet reports it.
 struct Backstop {
@@ -44,43 +57,16 @@ async fn backstop(state: &AppState, wallet: Address, token: Token) -> Option<Bac
     })
 }
 
-/// A bar chart of `series` (bucket start, amount), scaled to its largest bar or `cap`. Drawn
-/// with maud like the rest of the page: each bar's title carries the token's symbol, which
-/// its deployer chose, so nothing here is pasted in as text.
-fn chart(series: &[(u64, U256)], cap: U256, units: &TokenUnits) -> Markup {
-    let (width, height, bar_gap) = (480u64, 120u64, 2u64);
-    let top = series
-        .iter()
-        .map(|(_, a)| *a)
-        .max()
-        .unwrap_or_default()
-        .max(cap)
-        .max(U256::from(1));
-    let bar = width / series.len().max(1) as u64;
-    // Scaled in U256 (amounts exceed 64 bits), then narrowed: the bar fits `height`.
-    let scaled = |amount: U256| u64::try_from(amount * U256::from(height) / top).unwrap_or(height);
-    let first = series.first().map(|(t, _)| iso8601(*t)).unwrap_or_default();
-    html! {
-        svg.chart viewBox=(format!("0 0 {width} {}", height + 16)) role="img" xmlns="http://www.w3.org/2000/svg" {
-            title { "Committed per hour, last 24 hours" }
-            @for (i, (start, amount)) in series.iter().enumerate() {
-                @let h = scaled(*amount);
-                rect x=(i as u64 * bar) y=(height - h) width=(bar.saturating_sub(bar_gap)) height=(h) {
-                    title { (iso8601(*start)) ": " (units.format(*amount)) }
-                }
-            }
-            @if !cap.is_zero() && cap <= top {
-                @let y = height - scaled(cap);
-                line.cap x1="0" x2=(width) y1=(y) y2=(y) { title { "hourly share of the cap" } }
-            }
-            text x="0" y=(height + 14) { (first) }
-            text x=(width) y=(height + 14) text-anchor="end" { "now" }
-        }
-    }
-}
-
-async fn spend(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+async fn spend(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<SpendQuery>,
+) -> Result<Response, PageError> {
     session.require(&["admin", "auditor"])?;
+    // A span that is not one of the three gets the page with a message, and the default.
+    let asked = query.span.as_deref().unwrap_or(Span::Day.param());
+    let span = Span::parse(asked).unwrap_or(Span::Day);
+    let bad_span = Span::parse(asked).is_none().then(|| asked.to_owned());
     let now = state.now();
     let mut sections = Vec::new();
     for wallet in state.store().wallet_addresses().await? {
@@ -120,21 +106,19 @@ async fn spend(State(state): State<AppState>, session: Session) -> Result<Respon
                 .spend_series(
                     wallet,
                     limit.token,
-                    now.saturating_sub(CHART_SPAN) + 1,
+                    now.saturating_sub(span.seconds()) + 1,
                     now + 1,
-                    CHART_BUCKET,
+                    span.bucket(),
                 )
                 .await?;
-            // The day's cap spread over its hours, as a guide line.
-            let day_cap = limit
+            // The cap the chart draws: the policy's window as long as the span, if any.
+            let cap = limit
                 .windows
                 .iter()
-                .find(|w| w.window.0 == CHART_SPAN)
-                .map_or(U256::ZERO, |w| {
-                    w.max.0 / U256::from(CHART_SPAN / CHART_BUCKET)
-                });
+                .find(|w| w.window.0 == span.seconds())
+                .map(|w| w.max.0);
             let backstop = backstop(&state, wallet, limit.token).await;
-            tokens.push((limit.token, token_units, windows, series, day_cap, backstop));
+            tokens.push((limit.token, token_units, windows, series, cap, backstop));
         }
         sections.push((wallet, policy.version, tokens));
     }
@@ -143,11 +127,22 @@ async fn spend(State(state): State<AppState>, session: Session) -> Result<Respon
         &session,
         html! {
             p.exports { "Export: " a href="/v1/spend?format=csv" { "CSV" } " · " a href="/v1/spend?format=jsonl" { "JSON Lines" } }
+            @if let Some(bad) = &bad_span {
+                p.error { "The span “" (bad) "” is not one of 24h, 7d, 30d: showing 24 h." }
+            }
+            p.spans {
+                "Chart: "
+                @for (i, each) in Span::ALL.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    @if *each == span { strong { (each.label()) } }
+                    @else { a href=(format!("/spend?span={}", each.param())) { (each.label()) } }
+                }
+            }
             @if sections.is_empty() { p.empty { "No wallet has a policy yet." } }
             @for (wallet, version, tokens) in &sections {
                 section.wallet {
                     h2 { "Wallet " (short(wallet)) small { " policy v" (version) } }
-                    @for (token, units, windows, series, day_cap, backstop) in tokens {
+                    @for (token, units, windows, series, cap, backstop) in tokens {
                         div.token {
                             h3 { (units.symbol) small { " " (token) } }
                             table.windows {
@@ -164,7 +159,7 @@ async fn spend(State(state): State<AppState>, session: Session) -> Result<Respon
                                     }
                                 }
                             }
-                            (chart(series, *day_cap, units))
+                            (Chart { span, series, cap: *cap, units }.render())
                             p.backstop {
                                 "On-chain backstop: "
                                 @match backstop {

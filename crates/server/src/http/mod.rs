@@ -1,9 +1,10 @@
 //! The HTTP pieces every area shares: the error shape and JSON extractor ([`ApiError`],
-//! [`ApiJson`]), who is calling ([`Caller`]), and the service's own routes (liveness, metrics,
-//! the OpenAPI document).
+//! [`ApiJson`]), who is calling ([`Caller`]), names people give things (`names`), and the
+//! service's own routes (liveness, metrics, the OpenAPI document).
 
 mod auth;
 mod error;
+mod names;
 
 use axum::Json;
 use serde_json::Value;
@@ -13,6 +14,7 @@ pub use auth::token_hash;
 pub(crate) use auth::{Caller, SESSION_COOKIE, cookie, id_hash, session_user};
 pub use error::ApiError;
 pub(crate) use error::ApiJson;
+pub(crate) use names::agent_label;
 
 use crate::AppState;
 

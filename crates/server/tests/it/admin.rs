@@ -101,3 +101,83 @@ async fn policies_are_validated_versioned_and_readable() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_agent_has_a_label_and_its_last_activity() {
+    let s = crate::cosign::ready_on(service().await).await;
+    let mut agent = crate::TestAgent::new();
+    let key = agent.key.address();
+    let address = format!("{key:#x}");
+    let register = |label: &str| Some(json!({ "address": key, "label": label }).to_string());
+    let listed = |list: &serde_json::Value, address: &str| {
+        list["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["address"] == address)
+            .cloned()
+    };
+    // A label people could not read (a control character, or nothing) is refused, and the
+    // agent is not registered either.
+    for bad in ["bot\u{7}", "   ", &"x".repeat(65)] {
+        let (status, body) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/agents",
+            Some(ADMIN),
+            register(bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_name");
+    }
+    let (_, list) = call(&s.router, "GET", "/v1/admin/agents", Some(ADMIN), None).await;
+    assert_eq!(listed(&list, &address), None, "{list}");
+
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        "/v1/admin/agents",
+        Some(ADMIN),
+        register("support <bot>"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, list) = call(&s.router, "GET", "/v1/admin/agents", Some(ADMIN), None).await;
+    let entry = listed(&list, &address).unwrap();
+    assert_eq!(entry["label"], "support <bot>");
+    assert!(entry.get("last_record_ms").is_none(), "{entry}");
+
+    // It logs: its last record shows. The wallet's agent asks for a co-signature: its last
+    // request shows.
+    let batch = serde_json::to_string(&agent.batch(2, "label")).unwrap();
+    let (status, _) = call(&s.router, "POST", "/v1/records", None, Some(batch)).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(crate::cosign::request(&s, 10, 0).await.0, StatusCode::OK);
+    let (_, list) = call(&s.router, "GET", "/v1/admin/agents", Some(ADMIN), None).await;
+    let entry = listed(&list, &address).unwrap();
+    assert!(entry["last_record_ms"].as_u64().unwrap() > 0, "{entry}");
+    assert!(
+        entry.get("last_decision_at").is_none(),
+        "it has no wallet: {entry}"
+    );
+    let wallet_agent = listed(&list, &format!("{:#x}", s.agent.address())).unwrap();
+    assert_eq!(
+        wallet_agent["last_decision_at"],
+        crate::NOW,
+        "{wallet_agent}"
+    );
+
+    // Registering again with another label relabels it.
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        "/v1/admin/agents",
+        Some(ADMIN),
+        register("treasury"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = call(&s.router, "GET", "/v1/admin/agents", Some(ADMIN), None).await;
+    assert_eq!(listed(&list, &address).unwrap()["label"], "treasury");
+}
