@@ -40,7 +40,7 @@ use sent::{SentPayments, request_key};
 pub use settlement::SettledPayment;
 use x402_types::{
     chain::ChainId,
-    proto::{PaymentRequired, v2},
+    proto::{OriginalJson, PaymentRequired, v1, v2},
     util::Base64Bytes,
 };
 
@@ -132,6 +132,23 @@ impl X402Client {
         };
         self.forget_lock(key, lock);
         answer
+    }
+
+    /// Co-signs a payment for a 402's requirements (`payment_required`: the JSON of an x402 v2
+    /// `Payment-Required` header, decoded, or of a v1 402 body) without sending anything: the
+    /// same selection and co-signing as [`X402Client::send`], for an x402 client of another
+    /// library that sends the payment header itself (Python's `x402` package). `resource` is
+    /// the URL that asked, named in the payment record. The client keeps nothing: what that
+    /// library does with the header (which origin gets it, a retry, a redirect) is its own.
+    pub async fn authorize(&self, resource: &str, payment_required: &str) -> Result<X402Payment> {
+        let required = serde_json::from_str::<v2::PaymentRequired<OriginalJson>>(payment_required)
+            .map(PaymentRequired::V2)
+            .or_else(|_| {
+                serde_json::from_str::<v1::PaymentRequired<OriginalJson>>(payment_required)
+                    .map(PaymentRequired::V1)
+            })
+            .map_err(|e| Error::Invalid(format!("not x402 payment requirements: {e}")))?;
+        self.pay_anew(resource, required).await
     }
 
     /// The lock of request `key` (see `paying`).
