@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +31,7 @@ import pytest
 import chaperone
 from chaperone import Recorder, Wallet, X402Client, X402Payment
 from chaperone.x402 import AsyncX402Transport, ChaperoneExactEvmScheme, X402Transport, payment_of
-from conftest import Running, chaperone_binary, free_port
+from conftest import REPO, Running, chaperone_binary, free_port
 
 PRICE = 10_000  # 0.01 of the 6-decimal demo token, the paid API's price
 MERCHANT = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # the paid API's payee
@@ -404,3 +407,21 @@ def test_the_x402_packages_client_pays_through_chaperones_scheme(
         assert shop.payment_headers() == []
     assert isinstance(failed.value.__cause__, chaperone.Denied)
     assert failed.value.__cause__.reasons
+
+
+def test_the_readmes_python_x402_example_buys_and_binds(
+    devnet: Running, paid_api: Callable[..., PaidApi], tmp_path: Path
+) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
+    example = [b for b in blocks if "X402Transport" in b]
+    assert example, "README.md shows a Python agent paying an x402 API"
+    api = paid_api("--method", "eip3009")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".chaperone").symlink_to(devnet.dir)
+    script = project / "example.py"
+    script.write_text(example[0].replace("http://127.0.0.1:8403/weather", api.url))
+    done = subprocess.run([sys.executable, script.name], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Lisbon" in done.stdout and "0x" in done.stdout, done.stdout
+    assert api.stats() == (1, 1)

@@ -54,12 +54,16 @@ def _client(payer: Wallet | X402Client) -> X402Client:
 
 
 def _timeout(request: httpx.Request) -> float | None:
-    """httpx's timeouts (connect, read, write, pool) as one bound on each HTTP exchange."""
+    """httpx's timeouts as one bound on each HTTP exchange (the Rust client bounds an
+    exchange as a whole): connect + write + read, 15 s with httpx's defaults; None (no bound)
+    when any of them is None. A merchant that settles before it answers takes a few seconds."""
     timeout = request.extensions.get("timeout")
     if not isinstance(timeout, dict):
         return None
-    values = [float(v) for v in timeout.values() if v is not None]
-    return max(values) if values else None
+    parts = [timeout.get(name) for name in ("connect", "write", "read")]
+    if any(part is None for part in parts):
+        return None
+    return sum(float(part) for part in parts if part is not None)
 
 
 def _response(answer: X402Response, request: httpx.Request) -> httpx.Response:
@@ -91,7 +95,8 @@ class X402Transport(httpx.BaseTransport):
     ``X402Client`` (one per transport; pass your own to share its book of sent payments).
     The request's redirects are followed before any payment (so httpx's ``follow_redirects``
     only sees a 3xx answered to a paid request, which comes back as it is). The body of the
-    answer is read whole. Chaperone's errors come through as they are: ``Denied``,
+    answer is read whole. httpx's timeout bounds each HTTP exchange as a whole: its connect,
+    write and read timeouts added up (15 s by default). Chaperone's errors come through as they are: ``Denied``,
     ``PendingAuthorization``, ``Refused`` (the wallet could never pay it),
     ``PaymentRefused`` and ``PaymentUnanswered`` (both carry the payment), ``Unreachable``.
     """
