@@ -373,7 +373,7 @@ impl X402Client {
             Ok(response) => response,
             Err(e) => {
                 return Err(Error::PaymentUnanswered {
-                    detail: e.to_string(),
+                    detail: http_detail(&e),
                     payment: Box::new(payment),
                 });
             }
@@ -449,6 +449,19 @@ fn merge_denials(
 fn unreachable(url: &str, e: reqwest::Error) -> Error {
     Error::Unreachable {
         url: url.to_owned(),
-        detail: e.to_string(),
+        detail: http_detail(&e),
     }
+}
+
+/// An HTTP failure with its causes ("error sending request" alone does not say whether the
+/// connection was refused, reset or timed out).
+fn http_detail(e: &reqwest::Error) -> String {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    detail
 }
