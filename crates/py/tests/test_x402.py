@@ -219,7 +219,7 @@ def test_a_python_agent_buys_from_the_paid_api_and_binds_the_payment_to_its_call
 ) -> None:
     info = devnet.info
     api = paid_api("--method", "eip3009")
-    with httpx.Client(transport=X402Transport(wallet)) as http:
+    with httpx.Client(transport=chaperone.X402Transport(wallet)) as http:
         response = http.get(api.url)
     assert response.status_code == 200, response.text
     assert response.json()["city"] == "Lisbon"

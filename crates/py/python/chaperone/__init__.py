@@ -65,7 +65,10 @@ from chaperone._native import (
 from chaperone.devnet import DevnetAgent, devnet_agent
 
 if TYPE_CHECKING:
-    from chaperone.x402 import AsyncX402Transport, X402Transport
+    # Re-exported for type checkers; at run time `__getattr__` imports them when first used
+    # (not in `__all__`, so `from chaperone import *` works without httpx).
+    from chaperone.x402 import AsyncX402Transport as AsyncX402Transport
+    from chaperone.x402 import X402Transport as X402Transport
 
 
 def __getattr__(name: str) -> Any:
@@ -114,9 +117,7 @@ __all__ = [
     "UnknownRecord",
     "VerifiedOnChain",
     "Wallet",
-    "AsyncX402Transport",
     "X402Client",
     "X402Payment",
     "X402Response",
-    "X402Transport",
 ]
