@@ -5,7 +5,7 @@ use chaperone_core::{Address, U256, policy::Reason as PolicyReason};
 use chaperone_sdk::Error;
 use pyo3::{IntoPyObjectExt, create_exception, exceptions::PyException, prelude::*, types::PyDict};
 
-use crate::{convert, types::PendingPayment};
+use crate::{convert, types::PendingPayment, x402::X402Payment};
 
 create_exception!(
     chaperone,
@@ -71,7 +71,13 @@ create_exception!(
     chaperone,
     PaymentRefused,
     ChaperoneError,
-    "The merchant refused an x402 payment the policy had co-signed. Attributes: `request_id`, `reason`."
+    "The merchant refused an x402 payment the policy had co-signed (it answered 402 again). Attributes: `request_id`, `reason`, `payment` (an `X402Payment`: it may still settle; the client presents it again on a retry of the same request)."
+);
+create_exception!(
+    chaperone,
+    PaymentUnanswered,
+    Unreachable,
+    "An x402 payment was sent and its answer never came (or could not be read): the merchant may hold it. Attributes: `url`, `detail`, `payment` (an `X402Payment`)."
 );
 create_exception!(
     chaperone,
@@ -269,20 +275,23 @@ pub(crate) fn to_py(error: Error) -> PyErr {
                 vec![("request_id", object(py, request_id.to_string()))],
             ),
             Error::PaymentRefused {
-                request_id, reason, ..
+                request_id,
+                reason,
+                payment,
             } => (
                 PaymentRefused::new_err(message),
                 vec![
                     ("request_id", object(py, request_id.to_string())),
                     ("reason", object(py, reason)),
+                    ("payment", payment_object(py, *payment)),
                 ],
             ),
-            // Python agents have no x402 client yet: no Python call returns these payments.
             Error::PaymentUnanswered { detail, payment } => (
-                Unreachable::new_err(message),
+                PaymentUnanswered::new_err(message),
                 vec![
-                    ("url", object(py, payment.resource)),
+                    ("url", object(py, payment.resource.clone())),
                     ("detail", object(py, detail)),
+                    ("payment", payment_object(py, *payment)),
                 ],
             ),
             Error::Expired => (Expired::new_err(message), vec![]),
@@ -317,6 +326,12 @@ pub(crate) fn to_py(error: Error) -> PyErr {
     })
 }
 
+fn payment_object(py: Python<'_>, payment: chaperone_sdk::X402Payment) -> Py<PyAny> {
+    Py::new(py, X402Payment::from(payment))
+        .map(Py::into_any)
+        .unwrap_or_else(|_| py.None())
+}
+
 fn object<'py, T: IntoPyObject<'py>>(py: Python<'py>, value: T) -> Py<PyAny> {
     value.into_py_any(py).unwrap_or_else(|_| py.None())
 }
@@ -339,6 +354,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
             py.get_type::<PendingAuthorization>(),
         ),
         ("PaymentRefused", py.get_type::<PaymentRefused>()),
+        ("PaymentUnanswered", py.get_type::<PaymentUnanswered>()),
         ("Expired", py.get_type::<Expired>()),
         ("ChainError", py.get_type::<ChainError>()),
         ("Forgotten", py.get_type::<Forgotten>()),

@@ -8,6 +8,7 @@ mod errors;
 mod recorder;
 mod types;
 mod wallet;
+mod x402;
 
 use std::{future::Future, pin::pin, time::Duration};
 
@@ -60,5 +61,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     types::register(module)?;
     recorder::register(module)?;
     wallet::register(module)?;
+    x402::register(module)?;
     Ok(())
 }

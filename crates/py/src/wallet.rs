@@ -50,7 +50,7 @@ fn call(item: &Bound<'_, PyAny>) -> PyResult<Call> {
 /// `Denied` (with every reason), a payment above an approval threshold `Pending`.
 #[pyclass(frozen, module = "chaperone")]
 pub(crate) struct Wallet {
-    inner: Arc<chaperone_sdk::Wallet>,
+    pub(crate) inner: Arc<chaperone_sdk::Wallet>,
 }
 
 fn wallet_config(
@@ -226,6 +226,31 @@ impl Wallet {
                 .await
                 .map_err(errors::to_py)?;
             Ok(Executed::from(executed))
+        })
+    }
+
+    /// Tells the policy service that the approved payment `request_id` (an
+    /// `X402Payment.request_id`) was made in the model call whose record has `leaf_hash`
+    /// (that record should commit to it: `X402Payment.record_metadata`); the decision then
+    /// names the call. Set once; the record must be logged already (`Recorder.receipt`).
+    fn bind_to_call(&self, py: Python<'_>, request_id: &str, leaf_hash: &str) -> PyResult<()> {
+        let request_id = convert::b256(request_id, "request_id")?;
+        let leaf_hash = convert::b256(leaf_hash, "leaf_hash")?;
+        block_on(py, self.inner.bind_to_call(request_id, leaf_hash))
+    }
+
+    /// `bind_to_call` for asyncio code.
+    fn bind_to_call_async<'py>(
+        &self,
+        py: Python<'py>,
+        request_id: &str,
+        leaf_hash: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request_id = convert::b256(request_id, "request_id")?;
+        let leaf_hash = convert::b256(leaf_hash, "leaf_hash")?;
+        let wallet = self.inner.clone();
+        crate::spawn(py, async move {
+            wallet.bind_to_call(request_id, leaf_hash).await
         })
     }
 

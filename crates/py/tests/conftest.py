@@ -50,6 +50,13 @@ class Running:
     dir: Path
     binary: Path
 
+    @property
+    def demo_outbox(self) -> Path:
+        """The demo agent's one outbox for the whole session, where `make agent` keeps it: its
+        records form one chain, so every test that records as the demo agent (whose calls its
+        wallet's payments are bound to) goes on from this file."""
+        return self.dir / "agent.db"
+
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Calls the server's admin API with the devnet's admin token."""
         request = urllib.request.Request(

@@ -23,7 +23,7 @@ def test_the_readme_example_runs_after_the_demo_agent_and_leaves_the_directory_c
     devnet: Running, tmp_path: Path
 ) -> None:
     # `make agent` has logged as the demo agent from its outbox.
-    with Recorder(devnet.info.server_url, tmp_path / "make-agent.db", devnet.info.agent_key) as r:
+    with Recorder(devnet.info.server_url, devnet.demo_outbox, devnet.info.agent_key) as r:
         r.record("demo", "a call of the demo agent", "its answer")
         r.sync()
     project = tmp_path / "project"

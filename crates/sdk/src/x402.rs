@@ -40,7 +40,7 @@ use sent::{SentPayments, request_key};
 pub use settlement::SettledPayment;
 use x402_types::{
     chain::ChainId,
-    proto::{PaymentRequired, v2},
+    proto::{OriginalJson, PaymentRequired, v1, v2},
     util::Base64Bytes,
 };
 
@@ -132,6 +132,23 @@ impl X402Client {
         };
         self.forget_lock(key, lock);
         answer
+    }
+
+    /// Co-signs a payment for a 402's requirements (`payment_required`: the JSON of an x402 v2
+    /// `Payment-Required` header, decoded, or of a v1 402 body) without sending anything: the
+    /// same selection and co-signing as [`X402Client::send`], for an x402 client of another
+    /// library that sends the payment header itself (Python's `x402` package). `resource` is
+    /// the URL that asked, named in the payment record. The client keeps nothing: what that
+    /// library does with the header (which origin gets it, a retry, a redirect) is its own.
+    pub async fn authorize(&self, resource: &str, payment_required: &str) -> Result<X402Payment> {
+        let required = serde_json::from_str::<v2::PaymentRequired<OriginalJson>>(payment_required)
+            .map(PaymentRequired::V2)
+            .or_else(|_| {
+                serde_json::from_str::<v1::PaymentRequired<OriginalJson>>(payment_required)
+                    .map(PaymentRequired::V1)
+            })
+            .map_err(|e| Error::Invalid(format!("not x402 payment requirements: {e}")))?;
+        self.pay_anew(resource, required).await
     }
 
     /// The lock of request `key` (see `paying`).
@@ -356,7 +373,7 @@ impl X402Client {
             Ok(response) => response,
             Err(e) => {
                 return Err(Error::PaymentUnanswered {
-                    detail: e.to_string(),
+                    detail: http_detail(&e),
                     payment: Box::new(payment),
                 });
             }
@@ -432,6 +449,19 @@ fn merge_denials(
 fn unreachable(url: &str, e: reqwest::Error) -> Error {
     Error::Unreachable {
         url: url.to_owned(),
-        detail: e.to_string(),
+        detail: http_detail(&e),
     }
+}
+
+/// An HTTP failure with its causes ("error sending request" alone does not say whether the
+/// connection was refused, reset or timed out).
+fn http_detail(e: &reqwest::Error) -> String {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    detail
 }

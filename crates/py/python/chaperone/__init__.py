@@ -13,9 +13,15 @@ commitments, the batching and the outbox). Blocking methods release the GIL; eac
         recorded = recorder.record("gpt-4o", "What is 2+2?", "4")
         print(recorder.receipt(recorded).index)
 
+Paying x402 APIs: ``X402Client`` (the Rust SDK's x402 client), and for httpx
+``chaperone.X402Transport`` / ``chaperone.AsyncX402Transport`` (in ``chaperone.x402``, which
+needs ``httpx``: ``pip install "chaperone[x402]"``).
+
 Framework integrations: ``chaperone.langchain`` (a callback handler) and
 ``chaperone.openai_agents`` (a tracing processor).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from chaperone._native import (
     agent_address,
@@ -23,6 +29,7 @@ from chaperone._native import (
     ChaperoneError,
     Closed,
     PaymentRefused,
+    PaymentUnanswered,
     PendingAuthorization,
     ContentFileError,
     CoreError,
@@ -44,13 +51,34 @@ from chaperone._native import (
     Recorder,
     Refused,
     Rejected,
+    SettledPayment,
+    Settlement,
     SignedAuthorization,
     Unreachable,
     UnknownRecord,
     VerifiedOnChain,
     Wallet,
+    X402Client,
+    X402Payment,
+    X402Response,
 )
 from chaperone.devnet import DevnetAgent, devnet_agent
+
+if TYPE_CHECKING:
+    # Re-exported for type checkers; at run time `__getattr__` imports them when first used
+    # (not in `__all__`, so `from chaperone import *` works without httpx).
+    from chaperone.x402 import AsyncX402Transport as AsyncX402Transport
+    from chaperone.x402 import X402Transport as X402Transport
+
+
+def __getattr__(name: str) -> Any:
+    # The httpx transports import httpx: only when asked for.
+    if name in ("X402Transport", "AsyncX402Transport"):
+        from chaperone import x402
+
+        return getattr(x402, name)
+    raise AttributeError(f"module 'chaperone' has no attribute {name!r}")
+
 
 __all__ = [
     "agent_address",
@@ -58,6 +86,7 @@ __all__ = [
     "ChaperoneError",
     "Closed",
     "PaymentRefused",
+    "PaymentUnanswered",
     "PendingAuthorization",
     "ContentFileError",
     "CoreError",
@@ -81,9 +110,14 @@ __all__ = [
     "Recorder",
     "Refused",
     "Rejected",
+    "SettledPayment",
+    "Settlement",
     "SignedAuthorization",
     "Unreachable",
     "UnknownRecord",
     "VerifiedOnChain",
     "Wallet",
+    "X402Client",
+    "X402Payment",
+    "X402Response",
 ]
