@@ -68,6 +68,17 @@ pub struct StoredDecision {
     pub replayed: bool,
 }
 
+/// Where the chain showed a co-signature used: what the ledger shows as the settlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    /// The transaction, when an event named it (Permit2 emits none).
+    pub tx: Option<B256>,
+    /// Its block (for Permit2: the confirmed block whose nonce bitmap first showed it used).
+    pub block: u64,
+    /// That block's time (Unix seconds), when known.
+    pub time: Option<u64>,
+}
+
 /// How the `authorization_key` column names an EIP-3009 authorization.
 pub(crate) fn authorization_key(token: Address, nonce: B256) -> String {
     format!("{}:{nonce}", hex(token))
@@ -133,7 +144,7 @@ impl Store {
     pub async fn settle_execution(&self, wallet: Address, nonce: U256) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let moved = self
-            .settle_where(&mut tx, "nonce", wallet, &nonce.to_string())
+            .settle_where(&mut tx, "nonce", wallet, &nonce.to_string(), None)
             .await?;
         tx.commit().await?;
         Ok(moved)
@@ -147,10 +158,22 @@ impl Store {
         token: Address,
         nonce: B256,
     ) -> Result<u64> {
+        self.settle_authorization_seen(wallet, token, nonce, None)
+            .await
+    }
+
+    /// As [`Store::settle_authorization`], recording where the chain showed it used.
+    pub async fn settle_authorization_seen(
+        &self,
+        wallet: Address,
+        token: Address,
+        nonce: B256,
+        seen: Option<Settlement>,
+    ) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let key = authorization_key(token, nonce);
         let moved = self
-            .settle_where(&mut tx, "authorization_key", wallet, &key)
+            .settle_where(&mut tx, "authorization_key", wallet, &key, seen)
             .await?;
         tx.commit().await?;
         Ok(moved)
@@ -162,15 +185,34 @@ impl Store {
         column: &'static str,
         wallet: Address,
         value: &str,
+        seen: Option<Settlement>,
     ) -> Result<u64> {
+        let requests =
+            format!("(SELECT request_id FROM decisions WHERE wallet = $1 AND {column} = $2)");
         let select = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, wallet, token, amount, expires_at, status FROM spend_reservations \
-             WHERE request_id IN \
-             (SELECT request_id FROM decisions WHERE wallet = $1 AND {column} = $2)"
+             WHERE request_id IN {requests}"
         )))
         .bind(hex(wallet))
         .bind(value);
-        self.move_reservations(conn, select, "settled").await
+        let moved = self.move_reservations(conn, select, "settled").await?;
+        // The first sighting is the settlement (a replayed event names the same one); an
+        // expiry seen before it no longer describes the reservation.
+        if let Some(seen) = seen {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE spend_reservations SET settled_tx = $3, settled_block = $4, \
+                 settled_at = $5, expired_at = NULL \
+                 WHERE request_id IN {requests} AND status = 'settled' AND settled_block IS NULL"
+            )))
+            .bind(hex(wallet))
+            .bind(value)
+            .bind(seen.tx.map(|t| t.to_string()))
+            .bind(db_time(seen.block))
+            .bind(seen.time.map(db_time))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(moved)
     }
 
     /// The x402 Permit2 payments whose spend is still reserved, as (wallet, nonce). Permit2
@@ -261,6 +303,16 @@ impl Store {
         self.move_reservations(conn, expired(unseen), "settled")
             .await?;
         let seen = "(d.nonce IS NOT NULL OR d.authorization_key IS NOT NULL)";
+        // The ledger tells an expiry from another release by when it was seen to expire.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE spend_reservations SET expired_at = $1 WHERE id IN \
+             (SELECT r.id FROM spend_reservations r JOIN decisions d \
+             ON d.request_id = r.request_id \
+             WHERE r.status = 'reserved' AND r.expires_at < $1 AND {seen})"
+        )))
+        .bind(db_time(confirmed_time))
+        .execute(&mut *conn)
+        .await?;
         self.move_reservations(conn, expired(seen), "released")
             .await
     }

@@ -77,6 +77,7 @@ async fn decisions(
         .decisions(&DecisionFilter {
             wallet,
             outcome,
+            reason: None,
             from,
             to,
             after: None,
