@@ -246,7 +246,14 @@ const DECISION_COLUMNS: &[&str] = &[
     "agent",
     "method",
     "payments_text",
-    "payments",
+    "token_symbol",
+    "token",
+    "amount",
+    "amount_base_units",
+    "recipients",
+    "status",
+    "settlement_tx",
+    "settled_at_iso",
     "approvers",
     "approval_comment",
 ];
@@ -374,11 +381,40 @@ async fn decisions(
                     .map(|r| ReasonCode::of(r).as_str())
                     .collect();
                 value["reasons"] = serde_json::json!(codes);
+                flatten_payments(&mut value);
             }
             value
         })
         .collect();
     Ok(page(format, DECISION_COLUMNS, rows, next))
+}
+
+/// A decision's payments as the ledger's columns, for CSV: one value per token moved in each
+/// (a list when a batch moves several), readable beside exact as in `/v1/payments`.
+fn flatten_payments(value: &mut Value) {
+    let payments = value["payments"].as_array().cloned().unwrap_or_default();
+    for column in [
+        "token_symbol",
+        "token",
+        "amount",
+        "amount_base_units",
+        "status",
+        "settlement_tx",
+    ] {
+        let cells: Vec<Value> = payments.iter().map(|p| p[column].clone()).collect();
+        value[column] = Value::Array(cells);
+    }
+    let recipients: Vec<Value> = payments
+        .iter()
+        .flat_map(|p| p["recipients"].as_array().cloned().unwrap_or_default())
+        .collect();
+    value["recipients"] = Value::Array(recipients);
+    let settled: Vec<Value> = payments
+        .iter()
+        .filter_map(|p| p["settled_at"].as_u64())
+        .map(|t| Value::String(chaperone_core::readable::iso8601(t)))
+        .collect();
+    value["settled_at_iso"] = Value::Array(settled);
 }
 
 const SPEND_COLUMNS: &[&str] = &[
