@@ -64,6 +64,7 @@ struct DecisionFilters {
     /// approved, pending_approval or denied.
     outcome: Option<Outcome>,
     /// Decisions with a reason of this code.
+    #[param(inline)]
     reason: Option<ReasonCode>,
     /// At or after, Unix seconds.
     from: Option<u64>,

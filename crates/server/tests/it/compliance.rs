@@ -156,7 +156,7 @@ async fn decisions_and_spend_page_filter_and_export() {
         assert!(csv.contains(",2025-06-15T"), "{csv}");
         assert!(csv.contains("is over the per-payment cap of"), "{csv}");
         // Reasons are their codes, not JSON (`reasons_text` has the words and figures).
-        assert!(csv.contains(",per_transaction_cap,"), "{csv}");
+        assert!(csv.contains(",per_transaction_cap; window_cap,"), "{csv}");
         assert!(!csv.contains("\"[{\"\""), "{csv}");
 
         let spend = all_pages(&s, &format!("/v1/spend?wallet={}&window=1h", s.wallet)).await;
