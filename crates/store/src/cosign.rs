@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::{
     Error, Result, Store,
     store::{db_time, hex, parse},
+    totals::Ending,
 };
 
 /// What the decide callback returns: the engine's decision and, if the service signs, the
@@ -187,32 +188,19 @@ impl Store {
         value: &str,
         seen: Option<Settlement>,
     ) -> Result<u64> {
-        let requests =
-            format!("(SELECT request_id FROM decisions WHERE wallet = $1 AND {column} = $2)");
         let select = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, wallet, token, amount, expires_at, status FROM spend_reservations \
-             WHERE request_id IN {requests}"
+             WHERE request_id IN \
+             (SELECT request_id FROM decisions WHERE wallet = $1 AND {column} = $2)"
         )))
         .bind(hex(wallet))
         .bind(value);
-        let moved = self.move_reservations(conn, select, "settled").await?;
-        // The first sighting is the settlement (a replayed event names the same one); an
-        // expiry seen before it no longer describes the reservation.
-        if let Some(seen) = seen {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE spend_reservations SET settled_tx = $3, settled_block = $4, \
-                 settled_at = $5, expired_at = NULL \
-                 WHERE request_id IN {requests} AND status = 'settled' AND settled_block IS NULL"
-            )))
-            .bind(hex(wallet))
-            .bind(value)
-            .bind(seen.tx.map(|t| t.to_string()))
-            .bind(db_time(seen.block))
-            .bind(seen.time.map(db_time))
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(moved)
+        let ending = Ending {
+            settlement: seen,
+            expired_at: None,
+        };
+        self.move_reservations(conn, select, "settled", ending)
+            .await
     }
 
     /// The x402 Permit2 payments whose spend is still reserved, as (wallet, nonce). Permit2
@@ -264,7 +252,9 @@ impl Store {
              WHERE request_id = $1 AND {from}"
         )))
         .bind(request_id.to_string());
-        let moved = self.move_reservations(&mut tx, select, status).await?;
+        let moved = self
+            .move_reservations(&mut tx, select, status, Ending::default())
+            .await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -300,20 +290,15 @@ impl Store {
             .bind(db_time(confirmed_time))
         };
         let unseen = "d.nonce IS NULL AND d.authorization_key IS NULL";
-        self.move_reservations(conn, expired(unseen), "settled")
+        self.move_reservations(conn, expired(unseen), "settled", Ending::default())
             .await?;
         let seen = "(d.nonce IS NOT NULL OR d.authorization_key IS NOT NULL)";
         // The ledger tells an expiry from another release by when it was seen to expire.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE spend_reservations SET expired_at = $1 WHERE id IN \
-             (SELECT r.id FROM spend_reservations r JOIN decisions d \
-             ON d.request_id = r.request_id \
-             WHERE r.status = 'reserved' AND r.expires_at < $1 AND {seen})"
-        )))
-        .bind(db_time(confirmed_time))
-        .execute(&mut *conn)
-        .await?;
-        self.move_reservations(conn, expired(seen), "released")
+        let ending = Ending {
+            settlement: None,
+            expired_at: Some(confirmed_time),
+        };
+        self.move_reservations(conn, expired(seen), "released", ending)
             .await
     }
 
