@@ -8,7 +8,7 @@ use chaperone_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{DecisionPayment, PaymentMethod};
+use crate::ledger::{DecisionPayment, PaymentKind};
 
 /// The default page size of a list.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -168,7 +168,7 @@ pub struct DecisionView {
     pub agent: Option<Address>,
     /// How the payment asked for is made (absent if the request could not be read back).
     #[serde(default)]
-    pub method: Option<PaymentMethod>,
+    pub method: Option<PaymentKind>,
     /// What it moves, one entry per token, with its ledger status once co-signed.
     #[serde(default)]
     pub payments: Vec<DecisionPayment>,

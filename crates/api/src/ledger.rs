@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-pub enum PaymentMethod {
+pub enum PaymentKind {
     /// The wallet's own `execute` of a batch of calls.
     Execute,
     /// An EIP-3009 authorization (x402 "exact").
@@ -21,7 +21,7 @@ pub enum PaymentMethod {
     Permit2,
 }
 
-impl PaymentMethod {
+impl PaymentKind {
     /// Its name on the wire and in `method=`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,7 +91,7 @@ pub struct PaymentRow {
     #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
     pub agent: Address,
     /// How it pays.
-    pub method: PaymentMethod,
+    pub method: PaymentKind,
     /// The token (`native` or its address).
     pub token: Token,
     /// Its symbol as the token's contract reports it (untrusted: shown beside the address).

@@ -332,8 +332,8 @@ async fn decisions(
         .flat_map(|d| crate::words::reason_tokens(&d.reasons))
         .collect();
     for detail in details.values() {
-        if let Some((_, spends)) = asked(&detail.request_json) {
-            tokens.extend(spends.into_iter().map(|(t, _, _)| t));
+        if let Some(asked) = asked(&detail.request_json) {
+            tokens.extend(asked.spends.into_iter().map(|s| s.token));
         }
     }
     let units = crate::words::units_of(&state, tokens).await;

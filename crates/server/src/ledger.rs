@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chaperone_api::{
     CosignRequest, Payment,
-    ledger::{DecisionPayment, PaymentMethod, PaymentRow, PaymentStatus},
+    ledger::{DecisionPayment, PaymentKind, PaymentRow, PaymentStatus},
 };
 use chaperone_core::{
     Address, U256,
@@ -76,18 +76,32 @@ pub(crate) fn parse_time(text: &str) -> Option<u64> {
     Some(day + number(0, 23)? * 3600 + number(1, 59)? * 60 + number(2, 59)?)
 }
 
+/// What one token of a recorded request moves.
+pub(crate) struct AskedSpend {
+    pub(crate) token: Token,
+    /// Base units, summed over the request's effects on this token.
+    pub(crate) amount: U256,
+    /// Who receives it, each once, in the order named.
+    pub(crate) recipients: Vec<Address>,
+}
+
 /// What a recorded request asks for: its method and, per token in the order first moved, the
-/// base units and the recipients. `None` if it cannot be read back (it was stored as parsed).
-pub(crate) fn asked(
-    request_json: &str,
-) -> Option<(PaymentMethod, Vec<(Token, U256, Vec<Address>)>)> {
+/// base units and the recipients.
+pub(crate) struct Asked {
+    pub(crate) method: PaymentKind,
+    pub(crate) spends: Vec<AskedSpend>,
+}
+
+/// `None` if the recorded request cannot be read back (it was stored as parsed, so only a
+/// changed wire format would do that).
+pub(crate) fn asked(request_json: &str) -> Option<Asked> {
     let request: CosignRequest = serde_json::from_str(request_json).ok()?;
     let method = match request.payment {
-        Payment::Execute(_) => PaymentMethod::Execute,
-        Payment::Eip3009(_) => PaymentMethod::Eip3009,
-        Payment::Permit2(_) => PaymentMethod::Permit2,
+        Payment::Execute(_) => PaymentKind::Execute,
+        Payment::Eip3009(_) => PaymentKind::Eip3009,
+        Payment::Permit2(_) => PaymentKind::Permit2,
     };
-    let mut spends: Vec<(Token, U256, Vec<Address>)> = Vec::new();
+    let mut spends: Vec<AskedSpend> = Vec::new();
     for effect in request.payment.effects() {
         let Effect::Spend {
             token,
@@ -97,17 +111,21 @@ pub(crate) fn asked(
         else {
             continue;
         };
-        match spends.iter_mut().find(|(t, _, _)| *t == token) {
-            Some((_, total, recipients)) => {
-                *total = total.saturating_add(amount);
-                if !recipients.contains(&recipient) {
-                    recipients.push(recipient);
+        match spends.iter_mut().find(|s| s.token == token) {
+            Some(spend) => {
+                spend.amount = spend.amount.saturating_add(amount);
+                if !spend.recipients.contains(&recipient) {
+                    spend.recipients.push(recipient);
                 }
             }
-            None => spends.push((token, amount, vec![recipient])),
+            None => spends.push(AskedSpend {
+                token,
+                amount,
+                recipients: vec![recipient],
+            }),
         }
     }
-    Some((method, spends))
+    Some(Asked { method, spends })
 }
 
 pub(crate) fn status_of(state: PaymentState) -> PaymentStatus {
@@ -214,18 +232,17 @@ pub(crate) async fn ledger_page(
 ) -> Result<(Vec<PaymentRow>, Option<String>), ApiError> {
     let limit = query.filter.limit;
     let mut filter = query.filter.clone();
-    let mut kept: Vec<(LedgerRow, Vec<Address>, PaymentMethod)> = Vec::new();
+    let mut kept: Vec<(LedgerRow, Vec<Address>, PaymentKind)> = Vec::new();
     loop {
         let rows = state.store().payments(&filter).await?;
         let exhausted = rows.len() < filter.limit as usize;
         for r in rows {
             filter.before = Some((r.created_at, r.id));
-            let (method, spends) =
-                asked(&r.request_json).unwrap_or((PaymentMethod::Execute, vec![]));
-            let recipients = spends
-                .into_iter()
-                .find(|(t, _, _)| *t == r.token)
-                .map(|(_, _, to)| to)
+            let asked = asked(&r.request_json);
+            let method = asked.as_ref().map_or(PaymentKind::Execute, |a| a.method);
+            let recipients = asked
+                .and_then(|a| a.spends.into_iter().find(|s| s.token == r.token))
+                .map(|s| s.recipients)
                 .unwrap_or_default();
             if query.recipient.is_none_or(|a| recipients.contains(&a)) {
                 kept.push((r, recipients, method));
@@ -287,31 +304,37 @@ pub(crate) async fn ledger_page(
 pub(crate) fn decision_payments(
     detail: &PaymentDetail,
     units: &HashMap<Token, TokenUnits>,
-) -> (Option<PaymentMethod>, Vec<DecisionPayment>) {
-    let Some((method, spends)) = asked(&detail.request_json) else {
+) -> (Option<PaymentKind>, Vec<DecisionPayment>) {
+    let Some(Asked { method, spends }) = asked(&detail.request_json) else {
         return (None, Vec::new());
     };
     let payments = spends
         .into_iter()
-        .map(|(token, amount, recipients)| {
-            let unit = units
-                .get(&token)
-                .cloned()
-                .unwrap_or_else(TokenUnits::native);
-            let reservation = detail.reservations.iter().find(|(t, _, _)| *t == token);
-            let settled: Option<Settlement> = reservation.and_then(|(_, _, s)| *s);
-            DecisionPayment {
-                token,
-                amount: in_units(amount, unit.decimals),
-                token_symbol: unit.symbol,
-                token_decimals: unit.decimals,
-                amount_base_units: chaperone_core::policy::Amount(amount),
-                recipients,
-                status: reservation.map(|(_, s, _)| status_of(*s)),
-                settlement_tx: settled.and_then(|s| s.tx),
-                settled_at: settled.and_then(|s| s.time),
-            }
-        })
+        .map(
+            |AskedSpend {
+                 token,
+                 amount,
+                 recipients,
+             }| {
+                let unit = units
+                    .get(&token)
+                    .cloned()
+                    .unwrap_or_else(TokenUnits::native);
+                let reservation = detail.reservations.iter().find(|(t, _, _)| *t == token);
+                let settled: Option<Settlement> = reservation.and_then(|(_, _, s)| *s);
+                DecisionPayment {
+                    token,
+                    amount: in_units(amount, unit.decimals),
+                    token_symbol: unit.symbol,
+                    token_decimals: unit.decimals,
+                    amount_base_units: chaperone_core::policy::Amount(amount),
+                    recipients,
+                    status: reservation.map(|(_, s, _)| status_of(*s)),
+                    settlement_tx: settled.and_then(|s| s.tx),
+                    settled_at: settled.and_then(|s| s.time),
+                }
+            },
+        )
         .collect();
     (Some(method), payments)
 }

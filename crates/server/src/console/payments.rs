@@ -138,9 +138,9 @@ fn payment_row(row: &PaymentRow) -> Markup {
             td { (when(row.created_at)) }
             td { (short(&row.wallet)) br; small { "agent " (short(&row.agent)) } }
             td { (match row.method {
-                chaperone_api::ledger::PaymentMethod::Execute => "execute",
-                chaperone_api::ledger::PaymentMethod::Eip3009 => "EIP-3009",
-                chaperone_api::ledger::PaymentMethod::Permit2 => "Permit2",
+                chaperone_api::ledger::PaymentKind::Execute => "execute",
+                chaperone_api::ledger::PaymentKind::Eip3009 => "EIP-3009",
+                chaperone_api::ledger::PaymentKind::Permit2 => "Permit2",
             }) }
             td.amount {
                 // The symbol is the token deployer's choice: the address stands beside it.
