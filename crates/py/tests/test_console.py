@@ -1,7 +1,8 @@
 """The compliance console in a real browser (headless Chromium through chromedriver and
 Selenium), against the devnet: log in, approve a payment the SDK is waiting on and see it
 execute, deny another, read the decisions' reasons, verify an uploaded disclosure, diff two
-policy versions, filter and export the payment ledger. A screenshot of each page goes to target/console-screenshots/.
+policy versions, filter and export the payment ledger. A screenshot of each page goes to
+target/console-screenshots/.
 
 The console is served by the Rust server; these tests live beside the Python SDK's because the
 agent side of each scenario (a pending payment, a disclosure) is the Python SDK, as it would be
