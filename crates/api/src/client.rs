@@ -275,7 +275,7 @@ impl Client {
     // -- the auditor's lists --------------------------------------------------------------
 
     /// One JSON page of the list at `path` (`/v1/agents`, `/v1/agents/{address}/records`,
-    /// `/v1/decisions`, `/v1/spend`) with the filters `params`.
+    /// `/v1/decisions`, `/v1/spend`, `/v1/payments`) with the filters `params`.
     pub async fn page<T: DeserializeOwned>(
         &self,
         path: &str,

@@ -8,6 +8,8 @@ use chaperone_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::{DecisionPayment, PaymentKind};
+
 /// The default page size of a list.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// The largest page size of a list.
@@ -160,6 +162,25 @@ pub struct DecisionView {
     /// the agent bound it: its disclosure shows what the agent read, answered and paid.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<chaperone_core::openapi::Hex32>))]
     pub call_leaf_hash: Option<B256>,
+    /// The wallet's agent, who asked.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<chaperone_core::openapi::HexAddress>))]
+    #[serde(default)]
+    pub agent: Option<Address>,
+    /// How the payment asked for is made (absent if the request could not be read back).
+    #[serde(default)]
+    pub method: Option<PaymentKind>,
+    /// What it moves, one entry per token, with its ledger status once co-signed.
+    #[serde(default)]
+    pub payments: Vec<DecisionPayment>,
+    /// The same in words ("1.5 USDC (0x…) to 0x…, settled in 0x…").
+    #[serde(default)]
+    pub payments_text: Vec<String>,
+    /// Who gave the human verdict, when one was asked.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Their comment.
+    #[serde(default)]
+    pub approval_comment: Option<String>,
 }
 
 /// Spend of one token by one wallet within the window.

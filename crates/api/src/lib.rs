@@ -9,6 +9,7 @@
 //! - [`audit`]: the audit log's records, proofs, checkpoints and verification.
 //! - [`admin`]: wallets, agents, policies, approvals and API tokens.
 //! - [`compliance`]: the auditor's paginated lists ([`Page`]) and their export formats.
+//! - [`ledger`]: the payment ledger and the payment columns decisions share with it.
 
 pub mod admin;
 pub mod audit;
@@ -17,6 +18,7 @@ mod client;
 pub mod compliance;
 pub mod cosign;
 mod error;
+pub mod ledger;
 mod payment;
 
 #[cfg(feature = "client")]

@@ -1,7 +1,8 @@
 """The compliance console in a real browser (headless Chromium through chromedriver and
 Selenium), against the devnet: log in, approve a payment the SDK is waiting on and see it
 execute, deny another, read the decisions' reasons, verify an uploaded disclosure, diff two
-policy versions. A screenshot of each page goes to target/console-screenshots/.
+policy versions, filter and export the payment ledger. A screenshot of each page goes to
+target/console-screenshots/.
 
 The console is served by the Rust server; these tests live beside the Python SDK's because the
 agent side of each scenario (a pending payment, a disclosure) is the Python SDK, as it would be
@@ -336,3 +337,59 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     assert post(login, token, "") == 403
     assert post(login, token + b"&csrf=ab", "chaperone_login=cd") == 403
     assert post(login, token + b"&csrf=ab", "chaperone_login=ab") == 200  # logged in, redirected
+
+
+def test_the_payment_ledger_filters_exports_and_shows_the_settlement(
+    browser: WebDriver, devnet: Running, wallet: Wallet
+) -> None:
+    executed = wallet.pay(VENDOR, 3 * ETH // 100)
+    log_in(browser, devnet, f"/payments?recipient={VENDOR}")
+    row_of_payment = f"//tr[.//code[@title='{executed.request_id}']]"
+
+    def settled(driver: WebDriver) -> bool:
+        # The indexer settles the payment from the confirmed block (a pass every 2 s).
+        driver.refresh()
+        rows = driver.find_elements(By.XPATH, row_of_payment)
+        return bool(rows) and "settled" in rows[0].text
+
+    WebDriverWait(browser, 30, poll_frequency=1).until(settled)
+    row = browser.find_element(By.XPATH, row_of_payment).text
+    assert "0.03 ETH" in row and "execute" in row, row
+    assert "tx " + executed.tx_hash[:8] in row, row
+    shot(browser, "payments")
+
+    # The filter form: settled payments of at least 0.03 ETH, in base units.
+    browser.get(devnet.info.server_url + "/payments")
+    browser.find_element(By.NAME, "recipient").send_keys(VENDOR)
+    browser.find_element(By.NAME, "min_amount").send_keys(str(3 * ETH // 100))
+    browser.find_element(By.CSS_SELECTOR, "select[name=status] option[value=settled]").click()
+    submit(browser, "form.filters button", "status=settled")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.payments tbody tr")
+    assert rows and all("settled" in r.text for r in rows)
+    assert any(executed.request_id in (r.get_attribute("innerHTML") or "") for r in rows)
+    shot(browser, "payments-filtered")
+
+    # The export link carries the filters; the browser's session opens it.
+    link = browser.find_element(By.LINK_TEXT, "CSV").get_attribute("href") or ""
+    assert "status=settled" in link and "format=csv" in link, link
+    session = browser.get_cookie("chaperone_session")
+    assert session is not None
+    cookie = f"chaperone_session={session['value']}"
+    request = urllib.request.Request(link, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        csv = response.read().decode()
+    header, *lines = csv.splitlines()
+    assert header.startswith("created_at_iso,created_at,wallet,agent,method,token_symbol"), header
+    mine = [line for line in lines if executed.request_id in line]
+    assert mine and executed.tx_hash in mine[0] and ",settled," in mine[0], csv
+
+    # A bad filter value: the page, a message, no rows.
+    browser.get(devnet.info.server_url + "/payments?min_amount=lots")
+    assert "This filter cannot be applied" in browser.page_source
+    assert "min_amount=lots" in browser.page_source
+    assert not browser.find_elements(By.CSS_SELECTOR, "table.payments tbody tr")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Payments"
+    shot(browser, "payments-bad-filter")
+    browser.get(devnet.info.server_url + "/decisions?wallet=0x12")
+    assert "This filter cannot be applied" in browser.page_source
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Decisions"

@@ -9,8 +9,9 @@ use axum::{
     response::Response,
 };
 use chaperone_api::{
-    Page,
+    Format, Page,
     compliance::{AgentRow, DecisionView, RecordRow, SpendRow},
+    ledger::ReasonCode,
 };
 use chaperone_core::{
     Address, B256,
@@ -24,6 +25,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     http::{ApiError, Caller},
+    ledger::{asked, decision_payments, payment_words},
     openapi::error_answers,
     paging::{NoFilters, Paging, Params, invalid, next_cursor, page, row},
 };
@@ -61,6 +63,9 @@ struct DecisionFilters {
     wallet: Option<String>,
     /// approved, pending_approval or denied.
     outcome: Option<Outcome>,
+    /// Decisions with a reason of this code.
+    #[param(inline)]
+    reason: Option<ReasonCode>,
     /// At or after, Unix seconds.
     from: Option<u64>,
     /// Before, Unix seconds.
@@ -238,6 +243,20 @@ const DECISION_COLUMNS: &[&str] = &[
     "policy_hash",
     "signed",
     "logged_leaf",
+    "call_leaf_hash",
+    "agent",
+    "method",
+    "payments_text",
+    "token_symbol",
+    "token",
+    "amount",
+    "amount_base_units",
+    "recipients",
+    "status",
+    "settlement_tx",
+    "settled_at_iso",
+    "approvers",
+    "approval_comment",
 ];
 
 /// Co-sign decisions with their reasons.
@@ -282,9 +301,15 @@ async fn decisions(
                 .ok_or_else(|| invalid("`cursor` is not one this API gave"))
         })
         .transpose()?;
+    let reason = params
+        .0
+        .get("reason")
+        .map(|r| r.parse::<ReasonCode>().map_err(invalid))
+        .transpose()?;
     let filter = DecisionFilter {
         wallet: params.get("wallet", "an address")?,
         outcome,
+        reason: reason.map(|r| r.as_str().to_owned()),
         from: params.get("from", "a time in Unix seconds")?,
         to: params.get("to", "a time in Unix seconds")?,
         after,
@@ -299,15 +324,29 @@ async fn decisions(
             .last()
             .map(|d| format!("{}:{}", d.created_at, d.request_id)),
     );
-    let tokens = decisions
+    let ids: Vec<B256> = decisions.iter().map(|d| d.request_id).collect();
+    let details = state.store().payment_details(&ids).await?;
+    let verdicts = state.store().verdicts(&ids).await?;
+    let mut tokens: Vec<Token> = decisions
         .iter()
         .flat_map(|d| crate::words::reason_tokens(&d.reasons))
         .collect();
+    for detail in details.values() {
+        if let Some(asked) = asked(&detail.request_json) {
+            tokens.extend(asked.spends.into_iter().map(|s| s.token));
+        }
+    }
     let units = crate::words::units_of(&state, tokens).await;
     let rows = decisions
         .into_iter()
         .map(|d| {
-            row(DecisionView {
+            let detail = details.get(&d.request_id);
+            let (method, payments) =
+                detail.map_or((None, Vec::new()), |p| decision_payments(p, &units));
+            let verdict = verdicts
+                .get(&d.request_id)
+                .filter(|v| v.status != "pending");
+            let mut value = row(DecisionView {
                 request_id: d.request_id,
                 wallet: d.wallet,
                 created_at: d.created_at,
@@ -318,16 +357,65 @@ async fn decisions(
                     .iter()
                     .map(|r| crate::words::reason_words(r, &units))
                     .collect(),
-                reasons: d.reasons,
+                reasons: d.reasons.clone(),
                 policy_version: d.policy_version,
                 policy_hash: d.policy_hash,
                 signed: d.signed,
                 logged_leaf: d.logged_leaf,
                 call_leaf_hash: d.call_leaf_hash,
-            })
+                agent: detail.map(|p| p.agent),
+                method,
+                payments_text: payments.iter().map(payment_words).collect(),
+                payments,
+                approvers: verdict
+                    .and_then(|v| v.decided_by.clone())
+                    .into_iter()
+                    .collect(),
+                approval_comment: verdict.and_then(|v| v.comment.clone()),
+            });
+            // A spreadsheet reads codes, not the reasons' JSON: `reasons_text` beside them
+            // has the words and the figures in token units.
+            if format == Format::Csv {
+                let codes: Vec<&str> = d
+                    .reasons
+                    .iter()
+                    .map(|r| ReasonCode::of(r).as_str())
+                    .collect();
+                value["reasons"] = serde_json::json!(codes);
+                flatten_payments(&mut value);
+            }
+            value
         })
         .collect();
     Ok(page(format, DECISION_COLUMNS, rows, next))
+}
+
+/// A decision's payments as the ledger's columns, for CSV: one value per token moved in each
+/// (a list when a batch moves several), readable beside exact as in `/v1/payments`.
+fn flatten_payments(value: &mut Value) {
+    let payments = value["payments"].as_array().cloned().unwrap_or_default();
+    for column in [
+        "token_symbol",
+        "token",
+        "amount",
+        "amount_base_units",
+        "status",
+        "settlement_tx",
+    ] {
+        let cells: Vec<Value> = payments.iter().map(|p| p[column].clone()).collect();
+        value[column] = Value::Array(cells);
+    }
+    let recipients: Vec<Value> = payments
+        .iter()
+        .flat_map(|p| p["recipients"].as_array().cloned().unwrap_or_default())
+        .collect();
+    value["recipients"] = Value::Array(recipients);
+    let settled: Vec<Value> = payments
+        .iter()
+        .filter_map(|p| p["settled_at"].as_u64())
+        .map(|t| Value::String(chaperone_core::readable::iso8601(t)))
+        .collect();
+    value["settled_at_iso"] = Value::Array(settled);
 }
 
 const SPEND_COLUMNS: &[&str] = &[

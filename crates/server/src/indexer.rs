@@ -25,7 +25,7 @@ use alloy::{
     sol_types::{SolEvent, SolEventInterface},
 };
 use chaperone_chain::{AgentWallet, AuditLog, TestToken};
-use chaperone_store::{ChainEvent, Store};
+use chaperone_store::{ChainEvent, Settlement, Store};
 use serde_json::json;
 
 /// The widest block range read per `eth_getLogs`.
@@ -162,6 +162,7 @@ impl Indexer {
         }
         let mut blocks = vec![(to, to_hash)];
         let mut events = Vec::new();
+        let mut times = std::collections::HashMap::new();
         for log in &logs {
             let (Some(block_number), Some(block_hash)) = (log.block_number, log.block_hash) else {
                 continue;
@@ -172,6 +173,22 @@ impl Indexer {
             if block_number != to {
                 blocks.push((block_number, block_hash));
             }
+            // The ledger shows when a payment settled: the block's time (from the log when
+            // the RPC gives it, else read once per block).
+            let block_time = match log.block_timestamp {
+                Some(time) => Some(time),
+                None if block_number == to => Some(to_time),
+                None => match times.get(&block_number) {
+                    Some(time) => Some(*time),
+                    None => {
+                        let time = self.block(block_number).await?.map(|(_, t)| t);
+                        if let Some(t) = time {
+                            times.insert(block_number, t);
+                        }
+                        time
+                    }
+                },
+            };
             events.push(ChainEvent {
                 block_number,
                 log_index: log.log_index.unwrap_or_default(),
@@ -180,11 +197,12 @@ impl Indexer {
                 contract: log.address(),
                 event,
                 fields,
+                block_time,
             });
         }
         blocks.sort_unstable();
         blocks.dedup();
-        self.settle_used_permit2(to).await?;
+        self.settle_used_permit2(to, to_time).await?;
         self.store
             .index_blocks(&blocks, &events, Some(to_time))
             .await?;
@@ -198,7 +216,9 @@ impl Indexer {
     /// `index_blocks`) must never uncount a payment that was made: what is still unused at a
     /// confirmed block past its deadline never will be. Settling is idempotent, so a crash
     /// between this and `index_blocks` loses nothing.
-    async fn settle_used_permit2(&self, to: u64) -> anyhow::Result<()> {
+    /// The ledger records block `to` (and its time) as where it was first seen used: Permit2
+    /// names no transaction.
+    async fn settle_used_permit2(&self, to: u64, to_time: u64) -> anyhow::Result<()> {
         let reserved = self.store.reserved_permit2().await?;
         if reserved.is_empty() {
             return Ok(());
@@ -212,8 +232,13 @@ impl Indexer {
                 .call()
                 .await?;
             if bits.bit((n & alloy::primitives::U256::from(0xff)).to::<usize>()) {
+                let seen = Settlement {
+                    tx: None,
+                    block: to,
+                    time: Some(to_time),
+                };
                 self.store
-                    .settle_authorization(wallet, chaperone_core::PERMIT2, nonce)
+                    .settle_authorization_seen(wallet, chaperone_core::PERMIT2, nonce, Some(seen))
                     .await?;
             }
         }

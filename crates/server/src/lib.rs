@@ -10,13 +10,14 @@
 //!   (anchor.rs) signs checkpoints and anchors them; [`Indexer`] (indexer.rs) follows the
 //!   contracts' events and settles or releases reservations.
 //! - `admin.rs`, `tokens.rs`: wallets, agents, policies, approvals and API tokens.
-//! - `compliance.rs`: the auditor's lists.
+//! - `compliance.rs`: the auditor's lists; `payments.rs`: the payment ledger.
 //! - `console/`: the browser console (HTML).
 //! - `webhooks.rs`: notifications of pending approvals and denials; `metrics.rs`: `/metrics`.
 //!
 //! Shared by the areas: `state.rs` ([`AppState`]), `http/` (errors, the JSON extractor, the
 //! caller's token, the service's own routes), `paging.rs` (pages and export formats),
-//! `words.rs` (reasons and amounts in words), `verification.rs` (a disclosure checked end to
+//! `words.rs` (reasons and amounts in words), `ledger.rs` (the ledger's rows and the
+//! payment columns of decisions), `verification.rs` (a disclosure checked end to
 //! end), `openapi.rs` (the document, derived from the handlers). The wire types are in the
 //! `chaperone-api` crate. `service.rs` starts it all from a configuration file.
 
@@ -31,11 +32,13 @@ mod cosign;
 mod decider;
 mod http;
 mod indexer;
+mod ledger;
 mod logging;
 mod metrics;
 mod openapi;
 mod paging;
 mod payability;
+mod payments;
 mod service;
 mod state;
 mod tokens;

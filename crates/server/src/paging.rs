@@ -127,10 +127,17 @@ impl Params {
 /// No column holds a negative number (amounts, times and counts are unsigned), so a `-5`
 /// here is always text and is neutralised like any other.
 fn csv_field(value: &Value) -> String {
-    let text = match value {
+    let scalar = |value: &Value| match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    };
+    let text = match value {
+        // A list of plain values (recipients, approvers, reason codes) reads as one cell.
+        Value::Array(items) if items.iter().all(|v| !v.is_array() && !v.is_object()) => {
+            items.iter().map(scalar).collect::<Vec<_>>().join("; ")
+        }
+        other => scalar(other),
     };
     let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
     if formula || text.contains([',', '"', '\n', '\r']) {

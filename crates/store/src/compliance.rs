@@ -10,7 +10,7 @@ use chaperone_core::{
 use sqlx::Row;
 
 use crate::{
-    Error, Result, Store,
+    Error, Result, Settlement, Store,
     audit::Value,
     store::{db_time, hex, outcome_from, outcome_text, parse},
 };
@@ -22,6 +22,8 @@ pub struct DecisionFilter {
     pub wallet: Option<Address>,
     /// One outcome.
     pub outcome: Option<Outcome>,
+    /// With a reason of this code (e.g. `window_cap`).
+    pub reason: Option<String>,
     /// Decided at or after (Unix seconds).
     pub from: Option<u64>,
     /// Decided before (Unix seconds).
@@ -100,6 +102,8 @@ pub struct ChainEvent {
     pub event: String,
     /// Decoded fields, as JSON.
     pub fields: serde_json::Value,
+    /// When its block was mined (Unix seconds), if the indexer read it.
+    pub block_time: Option<u64>,
 }
 
 /// How many block hashes the indexer keeps to find the fork point of a reorganisation.
@@ -146,6 +150,14 @@ impl Store {
         if let Some(outcome) = filter.outcome {
             let p = bind(Value::Text(outcome_text(outcome).to_owned()));
             sql += &format!(" AND outcome = {p}");
+        }
+        if let Some(code) = &filter.reason {
+            // The reasons are stored as compact JSON, each with its `code` first.
+            let p = bind(Value::Text(format!(
+                "%\"code\":{}%",
+                serde_json::json!(code)
+            )));
+            sql += &format!(" AND reasons LIKE {p}");
         }
         if let Some(from) = filter.from {
             sql += &format!(" AND created_at >= {}", bind(Value::Int(db_time(from))));
@@ -320,7 +332,7 @@ impl Store {
         for e in events {
             sqlx::query(
                 "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, \
-                 contract, event, fields) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 contract, event, fields, block_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (block_number, log_index) DO NOTHING",
             )
             .bind(i64_of(e.block_number)?)
@@ -330,14 +342,20 @@ impl Store {
             .bind(hex(e.contract))
             .bind(e.event.clone())
             .bind(e.fields.to_string())
+            .bind(e.block_time.map(db_time))
             .execute(&mut *tx)
             .await?;
         }
         for e in events {
             let nonce = e.fields.get("nonce").and_then(|n| n.as_str());
+            let seen = Settlement {
+                tx: Some(e.tx_hash),
+                block: e.block_number,
+                time: e.block_time,
+            };
             match (e.event.as_str(), nonce) {
                 ("Executed", Some(nonce)) => {
-                    self.settle_where(&mut tx, "nonce", e.contract, nonce)
+                    self.settle_where(&mut tx, "nonce", e.contract, nonce, Some(seen))
                         .await?;
                 }
                 ("AuthorizationUsed", Some(nonce)) => {
@@ -345,7 +363,7 @@ impl Store {
                     if let (Some(authorizer), Ok(nonce)) = (authorizer, nonce.parse()) {
                         let key = crate::cosign::authorization_key(e.contract, nonce);
                         let wallet = parse(authorizer, "authorizer")?;
-                        self.settle_where(&mut tx, "authorization_key", wallet, &key)
+                        self.settle_where(&mut tx, "authorization_key", wallet, &key, Some(seen))
                             .await?;
                     }
                 }
@@ -373,8 +391,8 @@ impl Store {
     ) -> Result<Vec<ChainEvent>> {
         let (block, index) = after.map_or((-1, -1), |(b, i)| (b as i64, i as i64));
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT block_number, log_index, block_hash, tx_hash, contract, event, fields \
-             FROM chain_events WHERE block_number > $1 OR (block_number = $2 AND log_index > $3) \
+            "SELECT block_number, log_index, block_hash, tx_hash, contract, event, fields, \
+             block_time FROM chain_events WHERE block_number > $1 OR (block_number = $2 AND log_index > $3) \
              ORDER BY block_number, log_index LIMIT {limit}"
         )))
         .bind(block)
@@ -394,6 +412,7 @@ impl Store {
                     event: row.try_get(5)?,
                     fields: serde_json::from_str(&fields)
                         .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    block_time: row.try_get::<Option<i64>, _>(7)?.map(|t| t as u64),
                 })
             })
             .collect()

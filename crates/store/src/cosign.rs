@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::{
     Error, Result, Store,
     store::{db_time, hex, parse},
+    totals::Ending,
 };
 
 /// What the decide callback returns: the engine's decision and, if the service signs, the
@@ -66,6 +67,17 @@ pub struct StoredDecision {
     pub signature: Option<String>,
     /// True when this request had been decided before and this is the recorded answer.
     pub replayed: bool,
+}
+
+/// Where the chain showed a co-signature used: what the ledger shows as the settlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    /// The transaction, when an event named it (Permit2 emits none).
+    pub tx: Option<B256>,
+    /// Its block (for Permit2: the confirmed block whose nonce bitmap first showed it used).
+    pub block: u64,
+    /// That block's time (Unix seconds), when known.
+    pub time: Option<u64>,
 }
 
 /// How the `authorization_key` column names an EIP-3009 authorization.
@@ -133,7 +145,7 @@ impl Store {
     pub async fn settle_execution(&self, wallet: Address, nonce: U256) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let moved = self
-            .settle_where(&mut tx, "nonce", wallet, &nonce.to_string())
+            .settle_where(&mut tx, "nonce", wallet, &nonce.to_string(), None)
             .await?;
         tx.commit().await?;
         Ok(moved)
@@ -147,10 +159,22 @@ impl Store {
         token: Address,
         nonce: B256,
     ) -> Result<u64> {
+        self.settle_authorization_seen(wallet, token, nonce, None)
+            .await
+    }
+
+    /// As [`Store::settle_authorization`], recording where the chain showed it used.
+    pub async fn settle_authorization_seen(
+        &self,
+        wallet: Address,
+        token: Address,
+        nonce: B256,
+        seen: Option<Settlement>,
+    ) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let key = authorization_key(token, nonce);
         let moved = self
-            .settle_where(&mut tx, "authorization_key", wallet, &key)
+            .settle_where(&mut tx, "authorization_key", wallet, &key, seen)
             .await?;
         tx.commit().await?;
         Ok(moved)
@@ -162,6 +186,7 @@ impl Store {
         column: &'static str,
         wallet: Address,
         value: &str,
+        seen: Option<Settlement>,
     ) -> Result<u64> {
         let select = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, wallet, token, amount, expires_at, status FROM spend_reservations \
@@ -170,7 +195,12 @@ impl Store {
         )))
         .bind(hex(wallet))
         .bind(value);
-        self.move_reservations(conn, select, "settled").await
+        let ending = Ending {
+            settlement: seen,
+            expired_at: None,
+        };
+        self.move_reservations(conn, select, "settled", ending)
+            .await
     }
 
     /// The x402 Permit2 payments whose spend is still reserved, as (wallet, nonce). Permit2
@@ -222,7 +252,9 @@ impl Store {
              WHERE request_id = $1 AND {from}"
         )))
         .bind(request_id.to_string());
-        let moved = self.move_reservations(&mut tx, select, status).await?;
+        let moved = self
+            .move_reservations(&mut tx, select, status, Ending::default())
+            .await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -258,10 +290,15 @@ impl Store {
             .bind(db_time(confirmed_time))
         };
         let unseen = "d.nonce IS NULL AND d.authorization_key IS NULL";
-        self.move_reservations(conn, expired(unseen), "settled")
+        self.move_reservations(conn, expired(unseen), "settled", Ending::default())
             .await?;
         let seen = "(d.nonce IS NOT NULL OR d.authorization_key IS NOT NULL)";
-        self.move_reservations(conn, expired(seen), "released")
+        // The ledger tells an expiry from another release by when it was seen to expire.
+        let ending = Ending {
+            settlement: None,
+            expired_at: Some(confirmed_time),
+        };
+        self.move_reservations(conn, expired(seen), "released", ending)
             .await
     }
 

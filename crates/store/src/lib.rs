@@ -17,6 +17,7 @@ mod console;
 mod cosign;
 mod decide;
 mod error;
+mod ledger;
 mod store;
 mod totals;
 mod webhooks;
@@ -30,8 +31,9 @@ pub use audit::{
 pub use calls::{ApprovedDecision, CallBinding, ReceivedRecord};
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};
 pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
-pub use cosign::{Decided, RequestRecord, StoredDecision};
+pub use cosign::{Decided, RequestRecord, Settlement, StoredDecision};
 pub use decide::MAX_BATCH;
 pub use error::{Error, Result};
+pub use ledger::{LedgerRow, PaymentDetail, PaymentFilter, PaymentState};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
 pub use webhooks::WebhookDelivery;

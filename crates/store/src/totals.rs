@@ -279,6 +279,15 @@ pub(crate) fn placeholders(start: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// What the ledger records of a reservation's move: the settlement the chain showed, or the
+/// time of the confirmed block that showed it expired unused (neither: a plain move, which
+/// clears both).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ending {
+    pub(crate) settlement: Option<crate::Settlement>,
+    pub(crate) expired_at: Option<u64>,
+}
+
 /// A reservation that counts (not released), as the totals sum it.
 struct Expiring {
     wallet: String,
@@ -340,11 +349,15 @@ impl Store {
     /// `id, wallet, token, amount, expires_at, status` of the candidates; each moves only if
     /// its status is still the one read, once the wallets' locks are held (taken in address
     /// order, so two movers never deadlock).
+    ///
+    /// `ending` is what the ledger shows of the move (the settlement seen, or when an expiry
+    /// was seen), written in the same statement, under the same locks.
     pub(crate) async fn move_reservations(
         &self,
         conn: &mut sqlx::AnyConnection,
         select: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
         status: &'static str,
+        ending: Ending,
     ) -> Result<u64> {
         let mut candidates = select
             .fetch_all(&mut *conn)
@@ -374,12 +387,19 @@ impl Store {
             }
             let mut totals = WalletTotals::read_one(conn, wallet, Some(token)).await?;
             for r in group {
+                let settled = ending.settlement;
                 let done = sqlx::query(
-                    "UPDATE spend_reservations SET status = $1 WHERE id = $2 AND status = $3",
+                    "UPDATE spend_reservations SET status = $1, expired_at = $4, \
+                     settled_tx = $5, settled_block = $6, settled_at = $7 \
+                     WHERE id = $2 AND status = $3",
                 )
                 .bind(status)
                 .bind(r.id)
                 .bind(&r.status)
+                .bind(ending.expired_at.map(db_time))
+                .bind(settled.and_then(|s| s.tx).map(|t| t.to_string()))
+                .bind(settled.map(|s| db_time(s.block)))
+                .bind(settled.and_then(|s| s.time).map(db_time))
                 .execute(&mut *conn)
                 .await?;
                 if done.rows_affected() == 0 {

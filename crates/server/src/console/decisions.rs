@@ -1,23 +1,29 @@
-//! Every co-sign decision, filterable by wallet, outcome, reason code and date, each with its
-//! reasons in words, the policy version, the human verdict if one was asked, its record in
+//! Every co-sign decision, filterable by wallet, outcome, reason code (a list of the codes
+//! that exist) and date, each with its reasons in words, what it pays to whom and how that
+//! ended, the policy version, the human verdict if one was asked, its record in
 //! the audit log, and the model call an x402 payment was made in.
 
 use axum::{
     Router,
     extract::{Query, State},
+    http::StatusCode,
     response::Response,
     routing::get,
 };
-use chaperone_api::ErrorCode;
-use chaperone_core::{Address, policy::Outcome, readable::date_start};
+use chaperone_api::ledger::ReasonCode;
+use chaperone_core::{
+    Address,
+    policy::{Outcome, Token},
+    readable::date_start,
+};
 use chaperone_store::DecisionFilter;
 use maud::html;
 use serde::Deserialize;
 
-use super::{PageError, Session, page, reason_line, short, url_encode, when};
+use super::{PageError, Session, page_response, reason_line, short, url_encode, when};
 use crate::{
     AppState,
-    http::ApiError,
+    ledger::{asked, decision_payments},
     metrics::{outcome_label, reason_code},
     words::{reason_tokens, units_of},
 };
@@ -43,71 +49,97 @@ struct Filter {
     to: String,
 }
 
-async fn decisions(
-    State(state): State<AppState>,
-    session: Session,
-    Query(filter): Query<Filter>,
-) -> Result<Response, PageError> {
-    session.require(&["admin", "auditor"])?;
-    let bad = |what: &str, value: &str| {
-        PageError::from(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("{what} `{value}` does not parse"),
-        ))
-    };
+/// The filters as the store takes them, or the message saying which value is wrong.
+fn parse_filter(filter: &Filter) -> Result<DecisionFilter, String> {
+    let bad =
+        |what: &str, value: &str, expected: &str| format!("{what} `{value}` is not {expected}");
     let wallet = match filter.wallet.trim() {
         "" => None,
-        text => Some(text.parse::<Address>().map_err(|_| bad("wallet", text))?),
+        text => Some(
+            text.parse::<Address>()
+                .map_err(|_| bad("wallet", text, "an address (0x and 40 hex digits)"))?,
+        ),
     };
     let outcome = match filter.outcome.as_str() {
         "" => None,
         "approved" => Some(Outcome::Approved),
         "pending_approval" => Some(Outcome::PendingApproval),
         "denied" => Some(Outcome::Denied),
-        other => return Err(bad("outcome", other)),
+        other => {
+            return Err(bad(
+                "outcome",
+                other,
+                "approved, pending approval or denied",
+            ));
+        }
     };
-    let day = |text: &str| match text {
+    let reason = match filter.reason.trim() {
+        "" => None,
+        text => Some(text.parse::<ReasonCode>()?.as_str().to_owned()),
+    };
+    let day = |text: &str| match text.trim() {
         "" => Ok(None),
-        text => date_start(text).map(Some).ok_or_else(|| bad("date", text)),
+        text => date_start(text)
+            .map(Some)
+            .ok_or_else(|| bad("date", text, "a date (YYYY-MM-DD)")),
     };
-    let from = day(&filter.from)?;
-    let to = day(&filter.to)?.map(|t| t + 86_400);
-    let rows = state
-        .store()
-        .decisions(&DecisionFilter {
-            wallet,
-            outcome,
-            from,
-            to,
-            after: None,
-            limit: PAGE,
-        })
-        .await?;
-    let reason = filter.reason.trim();
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|d| reason.is_empty() || d.reasons.iter().any(|r| reason_code(r) == reason))
-        .collect();
-    let tokens = rows
+    Ok(DecisionFilter {
+        wallet,
+        outcome,
+        reason,
+        from: day(&filter.from)?,
+        to: day(&filter.to)?.map(|t| t + 86_400),
+        after: None,
+        limit: PAGE,
+    })
+}
+
+async fn decisions(
+    State(state): State<AppState>,
+    session: Session,
+    Query(filter): Query<Filter>,
+) -> Result<Response, PageError> {
+    session.require(&["admin", "auditor"])?;
+    // A bad filter value is the officer's to fix: the page comes back with the message.
+    let (rows, problem) = match parse_filter(&filter) {
+        Ok(parsed) => (state.store().decisions(&parsed).await?, None),
+        Err(message) => (Vec::new(), Some(message)),
+    };
+    let ids: Vec<_> = rows.iter().map(|d| d.request_id).collect();
+    let details = state.store().payment_details(&ids).await?;
+    let mut tokens: Vec<Token> = rows
         .iter()
         .flat_map(|d| reason_tokens(&d.reasons))
         .collect();
+    for detail in details.values() {
+        if let Some(asked) = asked(&detail.request_json) {
+            tokens.extend(asked.spends.into_iter().map(|s| s.token));
+        }
+    }
     let units = units_of(&state, tokens).await;
-    let ids: Vec<_> = rows.iter().map(|d| d.request_id).collect();
     let verdicts = state.store().verdicts(&ids).await?;
     let export = |format: &str| {
         let mut url = format!("/v1/decisions?format={format}");
-        if let Some(wallet) = wallet {
-            url.push_str(&format!("&wallet={wallet}"));
-        }
-        if !filter.outcome.is_empty() {
-            url.push_str(&format!("&outcome={}", url_encode(&filter.outcome)));
+        for (name, value) in [
+            ("wallet", &filter.wallet),
+            ("outcome", &filter.outcome),
+            ("reason", &filter.reason),
+        ] {
+            if !value.trim().is_empty() {
+                url.push_str(&format!("&{name}={}", url_encode(value.trim())));
+            }
         }
         url
     };
-    Ok(page(
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(page_response(
+        status,
         "Decisions",
-        &session,
+        Some(&session),
         html! {
             form.filters method="get" action="/decisions" {
                 label { "Wallet " input type="text" name="wallet" value=(filter.wallet) placeholder="0x…"; }
@@ -118,15 +150,26 @@ async fn decisions(
                         }
                     }
                 }
-                label { "Reason code " input type="text" name="reason" value=(filter.reason) placeholder="per_transaction_cap"; }
+                label { "Reason "
+                    select name="reason" {
+                        option value="" { "any" }
+                        @for code in ReasonCode::ALL {
+                            option value=(code.as_str()) selected[filter.reason == code.as_str()] { (code.as_str().replace('_', " ")) }
+                        }
+                    }
+                }
                 label { "From " input type="date" name="from" value=(filter.from); }
                 label { "To " input type="date" name="to" value=(filter.to); }
                 button type="submit" { "Filter" }
             }
-            p.exports { "Export: " a href=(export("csv")) { "CSV" } " · " a href=(export("jsonl")) { "JSON Lines" } }
-            @if rows.is_empty() { p.empty { "No decisions match." } }
+            @if let Some(problem) = &problem {
+                p.error role="alert" { "This filter cannot be applied: " (problem) }
+            } @else {
+                p.exports { "Export: " a href=(export("csv")) { "CSV" } " · " a href=(export("jsonl")) { "JSON Lines" } }
+                @if rows.is_empty() { p.empty { "No decisions match." } }
+            }
             table.decisions {
-                thead { tr { th { "Time" } th { "Wallet" } th { "Outcome" } th { "Reasons" } th { "Policy" } th { "Record" } } }
+                thead { tr { th { "Time" } th { "Wallet" } th { "Outcome" } th { "Reasons" } th { "Payment" } th { "Policy" } th { "Record" } } }
                 tbody {
                     @for row in &rows {
                         @let verdict = verdicts.get(&row.request_id);
@@ -148,6 +191,21 @@ async fn decisions(
                                             (v.status) " by " (v.decided_by.clone().unwrap_or_default())
                                             @if let Some(at) = v.decided_at { " at " (when(at)) }
                                             @if let Some(comment) = &v.comment { ": “" (comment) "”" }
+                                        }
+                                    }
+                                }
+                            }
+                            td {
+                                @if let Some(detail) = details.get(&row.request_id) {
+                                    @let (method, payments) = decision_payments(detail, &units);
+                                    @if let Some(method) = method { small { (method.as_str()) " · agent " (short(&detail.agent)) } }
+                                    @for p in &payments {
+                                        div.payment {
+                                            (p.amount) " " (p.token_symbol)
+                                            @if let Token::Erc20(address) = p.token { " " small.token { "(" code { (address) } ")" } }
+                                            @for to in &p.recipients { " → " (short(to)) }
+                                            @if let Some(status) = p.status { " · " strong { (status.as_str()) } }
+                                            @if let Some(tx) = p.settlement_tx { " in " (short(&tx)) }
                                         }
                                     }
                                 }

@@ -11,6 +11,7 @@ mod approvals;
 mod audit;
 mod chart;
 mod decisions;
+mod payments;
 mod policies;
 mod session;
 mod spend;
@@ -44,6 +45,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(agents::router())
         .merge(approvals::router())
         .merge(decisions::router())
+        .merge(payments::router())
         .merge(spend::router())
         .merge(audit::router())
         .merge(policies::router())
@@ -108,6 +110,7 @@ fn nav(session: &Session) -> Markup {
     let pages: &[(&str, &str, &[&str])] = &[
         ("/approvals", "Approvals", &["admin", "approver"]),
         ("/decisions", "Decisions", &["admin", "auditor"]),
+        ("/payments", "Payments", &["admin", "auditor"]),
         ("/spend", "Spend", &["admin", "auditor"]),
         ("/audit", "Audit log", &["admin", "auditor"]),
         ("/policies", "Policies", &["admin", "approver", "auditor"]),

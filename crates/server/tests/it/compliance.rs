@@ -155,8 +155,9 @@ async fn decisions_and_spend_page_filter_and_export() {
         // Readable beside exact: ISO 8601 times and reasons in words.
         assert!(csv.contains(",2025-06-15T"), "{csv}");
         assert!(csv.contains("is over the per-payment cap of"), "{csv}");
-        // Reasons are JSON inside a quoted CSV field.
-        assert!(csv.contains("\"[{\"\""), "{csv}");
+        // Reasons are their codes, not JSON (`reasons_text` has the words and figures).
+        assert!(csv.contains(",per_transaction_cap; window_cap,"), "{csv}");
+        assert!(!csv.contains("\"[{\"\""), "{csv}");
 
         let spend = all_pages(&s, &format!("/v1/spend?wallet={}&window=1h", s.wallet)).await;
         assert_eq!(spend.len(), 1, "{spend:?}");

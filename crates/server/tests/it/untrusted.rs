@@ -62,14 +62,14 @@ fn token_code(text: &str) -> Vec<u8> {
 }
 
 /// A service that reads token symbols from a real Anvil holding a token named `symbol`.
-struct Hostile {
+pub(crate) struct Hostile {
     _devnet: Devnet,
-    s: Service,
-    token: Address,
+    pub(crate) s: Service,
+    pub(crate) token: Address,
 }
 
 /// With `webhook`, decisions are notified through it.
-async fn hostile(symbol: &str, webhook: Option<&Webhook>) -> Hostile {
+pub(crate) async fn hostile(symbol: &str, webhook: Option<&Webhook>) -> Hostile {
     let devnet = devnet();
     assert_eq!(devnet.chain_id(), CHAIN_ID);
     let provider: DynProvider = ProviderBuilder::new()
@@ -139,7 +139,7 @@ async fn hostile(symbol: &str, webhook: Option<&Webhook>) -> Hostile {
 
 impl Hostile {
     /// The agent asks to pay `amount` of the hostile token.
-    async fn pay(&self, amount: u64, nonce: u64) -> (StatusCode, Value) {
+    pub(crate) async fn pay(&self, amount: u64, nonce: u64) -> (StatusCode, Value) {
         let transfer = TestToken::transferCall {
             to: Address::repeat_byte(0xb0),
             value: U256::from(amount),
@@ -323,7 +323,7 @@ async fn slack_notifications_quote_hostile_symbols_without_mentions_lines_or_lin
 }
 
 /// The cells of a CSV text (RFC 4180), as a spreadsheet reads them.
-fn cells(csv: &str) -> Vec<Vec<String>> {
+pub(crate) fn cells(csv: &str) -> Vec<Vec<String>> {
     let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
     let (mut quoted, mut chars) = (false, csv.chars().peekable());
     while let Some(c) = chars.next() {

@@ -72,6 +72,7 @@ fn event(block: u64, contract: Address, name: &str, fields: serde_json::Value) -
         contract,
         event: name.into(),
         fields,
+        block_time: None,
     }
 }
 

@@ -153,6 +153,25 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         U256::from(60),
         "the used Permit2 nonce keeps its spend; only the unused one is released"
     );
+    // The ledger: the used one settled at the block that showed its nonce used (Permit2
+    // names no transaction), the unused one expired.
+    let all = chaperone_store::PaymentFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let rows = w.store.payments(&all).await.unwrap();
+    let states: Vec<_> = rows.iter().map(|r| (r.amount, r.state)).collect();
+    use chaperone_store::PaymentState::{Expired, Settled};
+    assert_eq!(
+        states,
+        [(U256::from(30), Expired), (U256::from(60), Settled)],
+        "{rows:?}"
+    );
+    let seen = rows[1].settlement.unwrap();
+    assert!(
+        seen.tx.is_none() && seen.block > 0 && seen.time.is_some(),
+        "{seen:?}"
+    );
 }
 
 /// Co-signatures the wallet's EIP-1271 could never honour are refused before anything is

@@ -141,6 +141,19 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
             "Executed({nonce}) already settled by the indexer"
         );
     }
+    // The ledger names the transaction and its block's time for each.
+    let ledger = async || {
+        let all = chaperone_store::PaymentFilter {
+            limit: 100,
+            ..Default::default()
+        };
+        w.store.payments(&all).await.unwrap()
+    };
+    for row in ledger().await {
+        assert_eq!(row.state, chaperone_store::PaymentState::Settled, "{row:?}");
+        let seen = row.settlement.unwrap();
+        assert!(seen.tx.is_some() && seen.time.is_some(), "{row:?}");
+    }
     let committed = async || {
         w.store
             .committed_spend(w.wallet, chaperone_core::policy::Token::Native)
@@ -184,6 +197,13 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         committed().await,
         before,
         "released after a block past validUntil"
+    );
+    let newest = ledger().await.remove(0);
+    assert_eq!(newest.amount, U256::from(ETHER / 4));
+    assert_eq!(newest.state, chaperone_store::PaymentState::Expired);
+    assert!(
+        newest.expired_at.is_some_and(|t| t > now + 30),
+        "{newest:?}"
     );
 
     // An approve beyond the token budget is denied: an approval is spend.

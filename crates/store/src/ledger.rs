@@ -1,0 +1,283 @@
+//! The payment ledger: every spend reservation (one per approved decision and token) with its
+//! decision, wallet agent, human verdict and how it ended on chain, newest first.
+
+use chaperone_core::{Address, B256, U256, policy::Token};
+use sqlx::Row;
+
+use crate::{
+    Error, Result, Settlement, Store,
+    audit::Value,
+    store::{db_time, hex, parse},
+};
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentState {
+    /// Co-signed; not yet seen on chain, still usable.
+    Reserved,
+    /// Seen used on chain (or a permit past its validity, which no event reports).
+    Settled,
+    /// Released unused for another cause than expiry (the execution reverted).
+    Released,
+    /// Its co-signature expired unused (a confirmed block past `validUntil` was indexed).
+    Expired,
+}
+
+/// Which payments to list. Recipients are read from the request (the server filters them).
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    /// One wallet's.
+    pub wallet: Option<Address>,
+    /// Those of wallets whose agent is this key.
+    pub agent: Option<Address>,
+    /// One token's.
+    pub token: Option<Token>,
+    /// Requests that mention this address (a prefilter: the server checks the recipients).
+    pub mentions: Option<Address>,
+    /// At least this many base units.
+    pub min_amount: Option<U256>,
+    /// At most this many base units.
+    pub max_amount: Option<U256>,
+    /// One state.
+    pub state: Option<PaymentState>,
+    /// Co-signed at or after (Unix seconds).
+    pub from: Option<u64>,
+    /// Co-signed before (Unix seconds).
+    pub to: Option<u64>,
+    /// The cursor: (time, reservation id) of the last payment already returned.
+    pub before: Option<(u64, i64)>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// One payment of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// The reservation's id (the cursor's tie-breaker).
+    pub id: i64,
+    /// The decision (request id).
+    pub request_id: B256,
+    /// The wallet.
+    pub wallet: Address,
+    /// The wallet's agent.
+    pub agent: Address,
+    /// The token.
+    pub token: Token,
+    /// How much, in base units.
+    pub amount: U256,
+    /// When it was co-signed (Unix seconds).
+    pub created_at: u64,
+    /// The last second its co-signature can be used.
+    pub valid_until: u64,
+    /// Where it stands.
+    pub state: PaymentState,
+    /// Where the chain showed it used, when it did.
+    pub settlement: Option<Settlement>,
+    /// The time of the block that showed it expired.
+    pub expired_at: Option<u64>,
+    /// The request as received (JSON `CosignBody`).
+    pub request_json: String,
+    /// The policy version that decided.
+    pub policy_version: u32,
+    /// The agent's record of the model call it was made in, once bound.
+    pub call_leaf_hash: Option<B256>,
+    /// Who approved it, when a human was asked.
+    pub approved_by: Option<String>,
+    /// Their comment.
+    pub approval_comment: Option<String>,
+}
+
+/// `column >= amount` (or `<=`) for decimal text without leading zeros: a longer number is
+/// larger, and numbers of one length compare as text.
+fn amount_bound(column: &str, op: &str, len: &str, text: &str) -> String {
+    let longer = if op == ">=" { ">" } else { "<" };
+    format!(
+        " AND (LENGTH({column}) {longer} {len} OR (LENGTH({column}) = {len} AND {column} {op} {text}))"
+    )
+}
+
+impl Store {
+    /// Payments, newest first, filtered.
+    pub async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<LedgerRow>> {
+        let mut sql = String::from(
+            "SELECT r.id, r.request_id, r.wallet, w.agent, r.token, r.amount, r.created_at, \
+             r.expires_at, r.status, r.settled_tx, r.settled_block, r.settled_at, r.expired_at, \
+             d.request, d.policy_version, d.call_leaf_hash, a.decided_by, a.comment \
+             FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
+             JOIN wallets w ON w.address = r.wallet \
+             LEFT JOIN approvals a ON a.request_id = r.request_id AND a.status = 'approved' \
+             WHERE 1 = 1",
+        );
+        let mut binds: Vec<Value> = Vec::new();
+        let mut bind = |value: Value| {
+            binds.push(value);
+            format!("${}", binds.len())
+        };
+        if let Some(wallet) = filter.wallet {
+            sql += &format!(" AND r.wallet = {}", bind(Value::Text(hex(wallet))));
+        }
+        if let Some(agent) = filter.agent {
+            sql += &format!(" AND w.agent = {}", bind(Value::Text(hex(agent))));
+        }
+        if let Some(token) = filter.token {
+            sql += &format!(" AND r.token = {}", bind(Value::Text(token.to_string())));
+        }
+        if let Some(address) = filter.mentions {
+            // Addresses appear checksummed in fields and lower-case in calldata.
+            let needle = format!("%{}%", hex(address).trim_start_matches("0x"));
+            sql += &format!(" AND LOWER(d.request) LIKE {}", bind(Value::Text(needle)));
+        }
+        for (bound, op) in [(filter.min_amount, ">="), (filter.max_amount, "<=")] {
+            if let Some(amount) = bound {
+                let text = amount.to_string();
+                let len = bind(Value::Int(text.len() as i64));
+                let text = bind(Value::Text(text));
+                sql += &amount_bound("r.amount", op, &len, &text);
+            }
+        }
+        if let Some(state) = filter.state {
+            sql += match state {
+                PaymentState::Reserved => " AND r.status = 'reserved'",
+                PaymentState::Settled => " AND r.status = 'settled'",
+                PaymentState::Released => " AND r.status = 'released' AND r.expired_at IS NULL",
+                PaymentState::Expired => " AND r.status = 'released' AND r.expired_at IS NOT NULL",
+            };
+        }
+        if let Some(from) = filter.from {
+            sql += &format!(" AND r.created_at >= {}", bind(Value::Int(db_time(from))));
+        }
+        if let Some(to) = filter.to {
+            sql += &format!(" AND r.created_at < {}", bind(Value::Int(db_time(to))));
+        }
+        if let Some((at, id)) = filter.before {
+            let (a, b) = (bind(Value::Int(db_time(at))), bind(Value::Int(db_time(at))));
+            let c = bind(Value::Int(id));
+            sql += &format!(" AND (r.created_at < {a} OR (r.created_at = {b} AND r.id < {c}))");
+        }
+        sql += &format!(
+            " ORDER BY r.created_at DESC, r.id DESC LIMIT {}",
+            filter.limit
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query = value.bind_to(query);
+        }
+        query
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|row| ledger_row(&row))
+            .collect()
+    }
+}
+
+fn ledger_row(row: &sqlx::any::AnyRow) -> Result<LedgerRow> {
+    let time = |i: usize| -> Result<Option<u64>> {
+        Ok(row.try_get::<Option<i64>, _>(i)?.map(|t| t.max(0) as u64))
+    };
+    let status: String = row.try_get(8)?;
+    let expired_at = time(12)?;
+    let state = match (status.as_str(), expired_at) {
+        ("reserved", _) => PaymentState::Reserved,
+        ("settled", _) => PaymentState::Settled,
+        ("released", None) => PaymentState::Released,
+        ("released", Some(_)) => PaymentState::Expired,
+        (other, _) => return Err(Error::Corrupt(format!("reservation status {other}"))),
+    };
+    let settlement = match time(10)? {
+        Some(block) if state == PaymentState::Settled => Some(Settlement {
+            tx: row
+                .try_get::<Option<String>, _>(9)?
+                .map(|t| parse(&t, "settlement tx"))
+                .transpose()?,
+            block,
+            time: time(11)?,
+        }),
+        _ => None,
+    };
+    let version: i64 = row.try_get(14)?;
+    Ok(LedgerRow {
+        id: row.try_get(0)?,
+        request_id: parse(&row.try_get::<String, _>(1)?, "request id")?,
+        wallet: parse(&row.try_get::<String, _>(2)?, "wallet")?,
+        agent: parse(&row.try_get::<String, _>(3)?, "agent")?,
+        token: parse(&row.try_get::<String, _>(4)?, "token")?,
+        amount: parse(&row.try_get::<String, _>(5)?, "amount")?,
+        created_at: time(6)?.unwrap_or_default(),
+        valid_until: time(7)?.unwrap_or_default(),
+        state,
+        settlement,
+        expired_at: expired_at.filter(|_| state == PaymentState::Expired),
+        request_json: row.try_get(13)?,
+        policy_version: u32::try_from(version)
+            .map_err(|_| Error::Corrupt("policy version".into()))?,
+        call_leaf_hash: row
+            .try_get::<Option<String>, _>(15)?
+            .map(|l| parse(&l, "call leaf hash"))
+            .transpose()?,
+        approved_by: row.try_get(16)?,
+        approval_comment: row.try_get(17)?,
+    })
+}
+
+/// What the decisions list shows of a decision's payment besides the decision itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentDetail {
+    /// The request as received (JSON `CosignBody`).
+    pub request_json: String,
+    /// The wallet's agent.
+    pub agent: Address,
+    /// Its reservations (approved decisions only): token, state, settlement.
+    pub reservations: Vec<(Token, PaymentState, Option<Settlement>)>,
+}
+
+impl Store {
+    /// The requests, agents and reservations of the decisions `ids`.
+    pub async fn payment_details(
+        &self,
+        ids: &[B256],
+    ) -> Result<std::collections::HashMap<B256, PaymentDetail>> {
+        let mut out = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT d.request_id, d.request, w.agent FROM decisions d \
+             JOIN wallets w ON w.address = d.wallet WHERE d.request_id IN ({list})"
+        )));
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(&self.reader).await? {
+            out.insert(
+                parse(&row.try_get::<String, _>(0)?, "request id")?,
+                PaymentDetail {
+                    request_json: row.try_get(1)?,
+                    agent: parse(&row.try_get::<String, _>(2)?, "agent")?,
+                    reservations: Vec::new(),
+                },
+            );
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT r.id, r.request_id, r.wallet, w.agent, r.token, r.amount, r.created_at, \
+             r.expires_at, r.status, r.settled_tx, r.settled_block, r.settled_at, r.expired_at, \
+             d.request, d.policy_version, d.call_leaf_hash, NULL, NULL \
+             FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
+             JOIN wallets w ON w.address = r.wallet WHERE r.request_id IN ({list}) ORDER BY r.id"
+        )));
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(&self.reader).await? {
+            let r = ledger_row(&row)?;
+            if let Some(detail) = out.get_mut(&r.request_id) {
+                detail.reservations.push((r.token, r.state, r.settlement));
+            }
+        }
+        Ok(out)
+    }
+}
