@@ -9,8 +9,10 @@
 //! - [`audit`]: the audit log's records, proofs, checkpoints and verification.
 //! - [`admin`]: wallets, agents, policies, approvals and API tokens.
 //! - [`compliance`]: the auditor's paginated lists ([`Page`]) and their export formats.
+//! - [`alerts`]: reconciliation's unauthorized spends.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 #[cfg(feature = "client")]
 mod client;

@@ -11,6 +11,10 @@
 //! block mined after its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
 //! spend: the execution may sit in a block the RPC has not returned yet.
 //!
+//! In the same transaction it reconciles: an `Executed` or `AuthorizationUsed` of a registered
+//! wallet that no approved co-sign decision accounts for is stored as an unauthorized spend
+//! (the co-signer key signed without the service), logged, and notified (`unauthorized_spend`).
+//!
 //! It resumes from the last block it recorded, so a restart loses nothing. It notices a
 //! reorganisation when the chain's hash of the last indexed block differs from the recorded
 //! one; it then walks back through the recorded block hashes to the newest block both agree on,
@@ -26,6 +30,9 @@ use alloy::{
 };
 use chaperone_chain::{AgentWallet, AuditLog, TestToken};
 use chaperone_store::{ChainEvent, Store};
+
+use crate::Notifier;
+use std::sync::Arc;
 use serde_json::json;
 
 /// The widest block range read per `eth_getLogs`.
@@ -43,6 +50,8 @@ pub struct IndexReport {
     pub events: usize,
     /// Blocks forgotten because a reorganisation replaced them.
     pub rewound: u64,
+    /// Unauthorized spends found in this pass.
+    pub unauthorized: usize,
 }
 
 /// The chain indexer.
@@ -52,6 +61,7 @@ pub struct Indexer {
     audit_log: Option<(Address, B256)>,
     confirmations: u64,
     start_block: u64,
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Indexer {
@@ -70,7 +80,14 @@ impl Indexer {
             audit_log,
             confirmations,
             start_block,
+            notifier: None,
         }
+    }
+
+    /// The same indexer, notifying the unauthorized spends it finds through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     async fn block_hash(&self, number: u64) -> anyhow::Result<Option<B256>> {
@@ -95,6 +112,7 @@ impl Indexer {
             let next = self.tick_range().await?;
             report.events += next.events;
             report.rewound += next.rewound;
+            report.unauthorized += next.unauthorized;
             report.indexed_to = next.indexed_to;
             if next.indexed_to == before {
                 break;
@@ -185,9 +203,23 @@ impl Indexer {
         blocks.sort_unstable();
         blocks.dedup();
         self.settle_used_permit2(to).await?;
-        self.store
+        let unauthorized = self
+            .store
             .index_blocks(&blocks, &events, Some(to_time))
             .await?;
+        for spend in &unauthorized {
+            tracing::error!(
+                wallet = %spend.wallet,
+                kind = %spend.kind,
+                tx = %spend.tx_hash,
+                nonce = %spend.nonce,
+                "unauthorized spend: an outflow no approved decision accounts for; freeze the wallet"
+            );
+            if let Some(notifier) = &self.notifier {
+                notifier.unauthorized_spend(spend, to_time).await;
+            }
+        }
+        report.unauthorized = unauthorized.len();
         report.events = events.len();
         report.indexed_to = Some(to);
         Ok(report)

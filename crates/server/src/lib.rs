@@ -21,6 +21,7 @@
 //! `chaperone-api` crate. `service.rs` starts it all from a configuration file.
 
 mod admin;
+mod alerts;
 mod admission;
 mod anchor;
 mod app;

@@ -1,0 +1,180 @@
+//! Reconciliation: every on-chain outflow of a registered wallet is matched with the co-sign
+//! decisions. An `Executed(nonce)` needs an approved decision of that wallet with that nonce;
+//! an EIP-3009 `AuthorizationUsed(wallet, nonce)` an approved decision naming that token and
+//! nonce. What has none was signed without the service: the co-signer key is out (attacker B),
+//! and the owner must freeze the wallet.
+
+use chaperone_core::{Address, B256};
+use sqlx::Row;
+
+use crate::{
+    ChainEvent, Error, Result, Store,
+    store::{db_time, hex, parse},
+};
+
+/// An outflow no approved decision accounts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnauthorizedSpend {
+    /// Its id (to acknowledge it).
+    pub id: i64,
+    /// The wallet it left.
+    pub wallet: Address,
+    /// `execute` (an `Executed` call) or `eip3009` (an authorization the wallet signed).
+    pub kind: String,
+    /// The block it was mined in.
+    pub block_number: u64,
+    /// The event's index in that block.
+    pub log_index: u64,
+    /// The transaction.
+    pub tx_hash: B256,
+    /// The wallet (`execute`) or the token whose authorization was used (`eip3009`).
+    pub contract: Address,
+    /// The wallet nonce (decimal) or the authorization nonce (hex).
+    pub nonce: String,
+    /// When the indexer found it (Unix seconds).
+    pub detected_at: u64,
+    /// Who acknowledged it, and when.
+    pub acknowledged: Option<(String, u64)>,
+}
+
+const COLUMNS: &str = "id, wallet, kind, block_number, log_index, tx_hash, contract, nonce, \
+                       detected_at, acknowledged_by, acknowledged_at";
+
+fn spend(row: &sqlx::any::AnyRow) -> Result<UnauthorizedSpend> {
+    let number = |i: usize| -> Result<u64> {
+        let n: i64 = row.try_get(i)?;
+        u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative number {n}")))
+    };
+    let by: Option<String> = row.try_get(9)?;
+    let at: Option<i64> = row.try_get(10)?;
+    Ok(UnauthorizedSpend {
+        id: row.try_get(0)?,
+        wallet: parse(&row.try_get::<String, _>(1)?, "wallet")?,
+        kind: row.try_get(2)?,
+        block_number: number(3)?,
+        log_index: number(4)?,
+        tx_hash: parse(&row.try_get::<String, _>(5)?, "tx hash")?,
+        contract: parse(&row.try_get::<String, _>(6)?, "contract")?,
+        nonce: row.try_get(7)?,
+        detected_at: number(8)?,
+        acknowledged: by.zip(at.map(|t| u64::try_from(t).unwrap_or_default())),
+    })
+}
+
+/// What an event spends, if it is an outflow: (wallet, kind, column, value), the decision
+/// column and value that would authorize it.
+fn outflow(e: &ChainEvent) -> Option<(Address, &'static str, &'static str, String)> {
+    let nonce = e.fields.get("nonce")?.as_str()?;
+    match e.event.as_str() {
+        "Executed" => Some((e.contract, "execute", "nonce", nonce.to_owned())),
+        "AuthorizationUsed" => {
+            let wallet = e.fields.get("authorizer")?.as_str()?.parse().ok()?;
+            let key = crate::cosign::authorization_key(e.contract, nonce.parse().ok()?);
+            Some((wallet, "eip3009", "authorization_key", key))
+        }
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Stores the outflows among `events` that no approved decision accounts for, in the
+    /// indexer's transaction; returns those stored now (not those a re-run finds again).
+    pub(crate) async fn reconcile_on(
+        conn: &mut sqlx::AnyConnection,
+        events: &[ChainEvent],
+        now: u64,
+    ) -> Result<Vec<UnauthorizedSpend>> {
+        let mut found = Vec::new();
+        for e in events {
+            let Some((wallet, kind, column, value)) = outflow(e) else {
+                continue;
+            };
+            let approved = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT 1 FROM decisions WHERE wallet = $1 AND {column} = $2 \
+                 AND outcome = 'approved' LIMIT 1"
+            )))
+            .bind(hex(wallet))
+            .bind(value)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if approved.is_some() {
+                continue;
+            }
+            let nonce = e.fields["nonce"].as_str().unwrap_or_default().to_owned();
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO unauthorized_spends (wallet, kind, block_number, log_index, \
+                 tx_hash, contract, nonce, detected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (block_number, log_index) DO NOTHING RETURNING {COLUMNS}"
+            )))
+            .bind(hex(wallet))
+            .bind(kind)
+            .bind(db_time(e.block_number))
+            .bind(db_time(e.log_index))
+            .bind(e.tx_hash.to_string())
+            .bind(hex(e.contract))
+            .bind(nonce)
+            .bind(db_time(now))
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = row {
+                found.push(spend(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The unauthorized spends, newest first; only the unacknowledged ones when `open`.
+    pub async fn unauthorized_spends(
+        &self,
+        open: bool,
+        limit: u32,
+    ) -> Result<Vec<UnauthorizedSpend>> {
+        let filter = if open {
+            "WHERE acknowledged_at IS NULL"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM unauthorized_spends {filter} ORDER BY id DESC LIMIT {limit}"
+        )))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(spend).collect()
+    }
+
+    /// How many unauthorized spends nobody has acknowledged yet.
+    pub async fn open_unauthorized_spends(&self) -> Result<u64> {
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) FROM unauthorized_spends WHERE acknowledged_at IS NULL")
+                .fetch_one(&self.reader)
+                .await?
+                .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// Records that `by` has seen unauthorized spend `id` (the first acknowledgement stands).
+    /// `None` when there is no such spend.
+    pub async fn acknowledge_unauthorized_spend(
+        &self,
+        id: i64,
+        by: &str,
+        now: u64,
+    ) -> Result<Option<UnauthorizedSpend>> {
+        sqlx::query(
+            "UPDATE unauthorized_spends SET acknowledged_by = $1, acknowledged_at = $2 \
+             WHERE id = $3 AND acknowledged_at IS NULL",
+        )
+        .bind(by.to_owned())
+        .bind(db_time(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM unauthorized_spends WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(spend).transpose()
+    }
+}
