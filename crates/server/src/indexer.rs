@@ -32,8 +32,8 @@ use chaperone_chain::{AgentWallet, AuditLog, TestToken};
 use chaperone_store::{ChainEvent, Store};
 
 use crate::Notifier;
-use std::sync::Arc;
 use serde_json::json;
+use std::sync::Arc;
 
 /// The widest block range read per `eth_getLogs`.
 pub const MAX_LOG_RANGE: u64 = 2_000;

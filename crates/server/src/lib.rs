@@ -21,8 +21,8 @@
 //! `chaperone-api` crate. `service.rs` starts it all from a configuration file.
 
 mod admin;
-mod alerts;
 mod admission;
+mod alerts;
 mod anchor;
 mod app;
 mod audit;

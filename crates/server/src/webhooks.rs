@@ -221,7 +221,9 @@ fn console_link(
         ("approval.pending", _, Some(id)) => format!("{console}/approvals#request-{id}"),
         ("decision.denied", Some(wallet), _) => format!("{console}/decisions?wallet={wallet}"),
         ("anchoring.failed", ..) => format!("{console}/audit"),
-        ("unauthorized_spend", Some(wallet), _) => format!("{console}/alerts/freeze#wallet-{wallet}"),
+        ("unauthorized_spend", Some(wallet), _) => {
+            format!("{console}/alerts/freeze#wallet-{wallet}")
+        }
         _ => console.to_owned(),
     }
 }

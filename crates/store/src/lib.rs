@@ -16,8 +16,8 @@ mod compliance;
 mod console;
 mod cosign;
 mod decide;
-mod reconcile;
 mod error;
+mod reconcile;
 mod store;
 mod totals;
 mod webhooks;
@@ -33,7 +33,7 @@ pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, Spend
 pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
 pub use cosign::{Decided, RequestRecord, StoredDecision};
 pub use decide::MAX_BATCH;
-pub use reconcile::UnauthorizedSpend;
 pub use error::{Error, Result};
+pub use reconcile::UnauthorizedSpend;
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
 pub use webhooks::WebhookDelivery;
