@@ -22,11 +22,12 @@
 //! sends again) and indexes the new branch.
 
 use alloy::{
+    consensus::Transaction as _,
     eips::BlockNumberOrTag,
     primitives::{Address, B256},
     providers::{DynProvider, Provider},
     rpc::types::{Filter, Log},
-    sol_types::{SolEvent, SolEventInterface},
+    sol_types::{SolCall, SolEvent, SolEventInterface},
 };
 use chaperone_chain::{AgentWallet, AuditLog, TestToken};
 use chaperone_store::{ChainEvent, Store};
@@ -62,6 +63,7 @@ pub struct Indexer {
     confirmations: u64,
     start_block: u64,
     notifier: Option<Arc<Notifier>>,
+    chain_id: Option<u64>,
 }
 
 impl Indexer {
@@ -81,6 +83,7 @@ impl Indexer {
             confirmations,
             start_block,
             notifier: None,
+            chain_id: None,
         }
     }
 
@@ -202,6 +205,14 @@ impl Indexer {
         }
         blocks.sort_unstable();
         blocks.dedup();
+        // Chain order (the token events were read after the wallets'): outflows are
+        // reconciled, and their alerts raised, in the order they happened.
+        events.sort_unstable_by_key(|e| (e.block_number, e.log_index));
+        for event in events.iter_mut().filter(|e| e.event == "Executed") {
+            if let Some(digest) = self.executed_digest(event).await? {
+                event.fields["digest"] = json!(digest);
+            }
+        }
         self.settle_used_permit2(to).await?;
         let unauthorized = self
             .store
@@ -223,6 +234,47 @@ impl Indexer {
         report.events = events.len();
         report.indexed_to = Some(to);
         Ok(report)
+    }
+
+    /// The EIP-712 digest of what an `Executed` event's transaction executed (the request id
+    /// of the decision that approved exactly those calls), when the transaction called the
+    /// wallet's `execute` or `executeAsAgent` directly. Reconciliation then matches the calls,
+    /// not only the nonce: attacker B could otherwise spend an approved, not yet executed
+    /// nonce on other calls. A call through another contract (a relayer, a bundler) is not
+    /// decoded; it is matched by nonce alone.
+    async fn executed_digest(&mut self, event: &ChainEvent) -> anyhow::Result<Option<B256>> {
+        let Some(tx) = self.provider.get_transaction_by_hash(event.tx_hash).await? else {
+            return Ok(None);
+        };
+        if tx.inner.to() != Some(event.contract) {
+            return Ok(None);
+        }
+        let input = tx.inner.input();
+        let (calls, nonce, valid_until) = if let Ok(c) = AgentWallet::executeCall::abi_decode(input)
+        {
+            (c.calls, c.nonce, c.validUntil)
+        } else if let Ok(c) = AgentWallet::executeAsAgentCall::abi_decode(input) {
+            (c.calls, c.nonce, c.validUntil)
+        } else {
+            return Ok(None);
+        };
+        let chain_id = match self.chain_id {
+            Some(id) => id,
+            None => *self.chain_id.insert(self.provider.get_chain_id().await?),
+        };
+        let execute = chaperone_core::Execute {
+            calls: calls
+                .into_iter()
+                .map(|c| chaperone_core::Call {
+                    to: c.to,
+                    value: c.value,
+                    data: c.data,
+                })
+                .collect(),
+            nonce,
+            validUntil: valid_until,
+        };
+        Ok(Some(execute.digest(chain_id, event.contract)))
     }
 
     /// Settles the reserved x402 Permit2 payments whose nonce Permit2's bitmap shows used at

@@ -61,16 +61,26 @@ fn spend(row: &sqlx::any::AnyRow) -> Result<UnauthorizedSpend> {
     })
 }
 
-/// What an event spends, if it is an outflow: (wallet, kind, column, value), the decision
-/// column and value that would authorize it.
-fn outflow(e: &ChainEvent) -> Option<(Address, &'static str, &'static str, String)> {
-    let nonce = e.fields.get("nonce")?.as_str()?;
+/// What an event spends, if it is an outflow: (wallet, kind, condition, values), the decision
+/// that would authorize it. An `Executed` whose calls the indexer decoded (`digest`, the
+/// EIP-712 digest of what ran) needs the decision of exactly those calls: the same nonce with
+/// other calls (attacker B spending an approved, unexecuted nonce) is not authorized.
+fn outflow(e: &ChainEvent) -> Option<(Address, &'static str, &'static str, Vec<String>)> {
+    let nonce = e.fields.get("nonce")?.as_str()?.to_owned();
     match e.event.as_str() {
-        "Executed" => Some((e.contract, "execute", "nonce", nonce.to_owned())),
+        "Executed" => Some(match e.fields.get("digest").and_then(|d| d.as_str()) {
+            Some(digest) => (
+                e.contract,
+                "execute",
+                "nonce = $2 AND request_id = $3",
+                vec![nonce, digest.to_owned()],
+            ),
+            None => (e.contract, "execute", "nonce = $2", vec![nonce]),
+        }),
         "AuthorizationUsed" => {
             let wallet = e.fields.get("authorizer")?.as_str()?.parse().ok()?;
             let key = crate::cosign::authorization_key(e.contract, nonce.parse().ok()?);
-            Some((wallet, "eip3009", "authorization_key", key))
+            Some((wallet, "eip3009", "authorization_key = $2", vec![key]))
         }
         _ => None,
     }
@@ -86,17 +96,18 @@ impl Store {
     ) -> Result<Vec<UnauthorizedSpend>> {
         let mut found = Vec::new();
         for e in events {
-            let Some((wallet, kind, column, value)) = outflow(e) else {
+            let Some((wallet, kind, condition, values)) = outflow(e) else {
                 continue;
             };
-            let approved = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT 1 FROM decisions WHERE wallet = $1 AND {column} = $2 \
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT 1 FROM decisions WHERE wallet = $1 AND {condition} \
                  AND outcome = 'approved' LIMIT 1"
             )))
-            .bind(hex(wallet))
-            .bind(value)
-            .fetch_optional(&mut *conn)
-            .await?;
+            .bind(hex(wallet));
+            for value in values {
+                query = query.bind(value);
+            }
+            let approved = query.fetch_optional(&mut *conn).await?;
             if approved.is_some() {
                 continue;
             }
@@ -123,7 +134,7 @@ impl Store {
         Ok(found)
     }
 
-    /// The unauthorized spends, newest first; only the unacknowledged ones when `open`.
+    /// The unauthorized spends, newest on chain first; only the unacknowledged ones when `open`.
     pub async fn unauthorized_spends(
         &self,
         open: bool,
@@ -135,7 +146,8 @@ impl Store {
             ""
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM unauthorized_spends {filter} ORDER BY id DESC LIMIT {limit}"
+            "SELECT {COLUMNS} FROM unauthorized_spends {filter} \
+             ORDER BY block_number DESC, log_index DESC LIMIT {limit}"
         )))
         .fetch_all(&self.reader)
         .await?;

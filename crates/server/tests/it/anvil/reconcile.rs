@@ -202,6 +202,42 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
         U256::from(90),
         "the attack paid: only the backstop bounds attacker B"
     );
+    // 5. Attacker B: the service approved nonce 2 for a small payment; before the agent uses
+    // it, the attacker spends nonce 2 on other calls. The nonce matches an approved decision,
+    // what moved does not.
+    let small = w.execute(
+        vec![Call {
+            to: merchant,
+            value: U256::from(ETHER / 10),
+            data: Bytes::new(),
+        }],
+        2,
+    );
+    let (status, body) = w.cosign(&small).await;
+    assert_eq!(status, 200, "{body}");
+    let swapped = w.execute(
+        vec![Call {
+            to: thief,
+            value: U256::from(ETHER / 2),
+            data: Bytes::new(),
+        }],
+        2,
+    );
+    let digest = swapped.digest(chain_id, w.wallet);
+    contract
+        .execute(
+            to_contract(&swapped.calls),
+            swapped.nonce,
+            swapped.validUntil,
+            sign(&w.agent, &digest),
+            sign(&w.cosigner, &digest),
+        )
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
 
     // One indexer pass, notifying through a webhook (the delivery row is what is checked).
     let webhook = Webhook {
@@ -214,7 +250,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     let mut indexer =
         Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0).with_notifier(notifier);
     let report = indexer.tick().await.unwrap();
-    assert_eq!(report.unauthorized, 2, "{report:?}");
+    assert_eq!(report.unauthorized, 3, "{report:?}");
 
     // The API: both attacks, and neither approved payment.
     let router = app(AppState::new(w.store.clone(), w.cosigner.clone(), chain_id));
@@ -237,7 +273,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    assert_eq!(list["open"], 2, "{list}");
+    assert_eq!(list["open"], 3, "{list}");
     let items = list["items"].as_array().unwrap();
     let seen: Vec<(&str, &str, &str)> = items
         .iter()
@@ -259,10 +295,11 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     assert_eq!(
         seen,
         [
+            ("execute", "2", wallet.as_str()),
             ("eip3009", drained_nonce.as_str(), token_address.as_str()),
             ("execute", "1", wallet.as_str()),
         ],
-        "newest first: the stolen authorization and the stolen execute, nothing approved"
+        "newest first: the swapped calls, the stolen authorization, the stolen execute"
     );
     let (status, _) = call(
         &router,
@@ -277,7 +314,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     // The metric.
     let (_, metrics, _, _) = call_text(&router, "/metrics", "admin-secret").await;
     assert!(
-        metrics.contains("chaperone_unauthorized_spends 2"),
+        metrics.contains("chaperone_unauthorized_spends 3"),
         "{metrics}"
     );
 
@@ -288,7 +325,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
         .filter(|d| d.event == "unauthorized_spend")
         .map(|d| serde_json::from_str(&d.payload).unwrap())
         .collect();
-    assert_eq!(alerts.len(), 2, "{deliveries:?}");
+    assert_eq!(alerts.len(), 3, "{deliveries:?}");
     assert!(alerts.iter().all(|a| a["wallet"] == wallet
         && a["console_url"]
             == format!("https://console.example/alerts/freeze#wallet-{checksummed}")));
