@@ -15,6 +15,9 @@ pub enum OutflowKind {
     /// A token emitted `AuthorizationUsed(wallet, nonce)`: an EIP-3009 authorization the
     /// wallet signed through EIP-1271 without a co-sign decision.
     Eip3009,
+    /// Permit2 shows one of the wallet's Permit2 nonces used (an x402 Permit2 payment the
+    /// wallet signed through EIP-1271) without a co-sign decision.
+    Permit2,
 }
 
 /// An outflow no approved decision accounts for.
@@ -30,13 +33,15 @@ pub struct UnauthorizedSpendRow {
     pub kind: OutflowKind,
     /// The block it was mined in.
     pub block_number: u64,
-    /// The transaction.
-    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
-    pub tx_hash: B256,
-    /// The wallet (`execute`) or the token whose authorization was used (`eip3009`).
+    /// The transaction; absent for `permit2` (Permit2 emits no event: `block_number` is the
+    /// block the indexer first saw the nonce used at).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<chaperone_core::openapi::Hex32>))]
+    pub tx_hash: Option<B256>,
+    /// The wallet (`execute`), the token whose authorization was used (`eip3009`) or Permit2
+    /// (`permit2`).
     #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
     pub contract: Address,
-    /// The wallet nonce (decimal) or the authorization nonce (hex) that was used.
+    /// The wallet nonce (decimal) or the authorization or Permit2 nonce (hex) that was used.
     pub nonce: String,
     /// When the indexer found it: the timestamp of the newest block it had indexed (Unix
     /// seconds).

@@ -33,10 +33,10 @@ pub(crate) fn row(s: UnauthorizedSpend) -> UnauthorizedSpendRow {
     UnauthorizedSpendRow {
         id: s.id,
         wallet: s.wallet,
-        kind: if s.kind == "eip3009" {
-            OutflowKind::Eip3009
-        } else {
-            OutflowKind::Execute
+        kind: match s.kind.as_str() {
+            "eip3009" => OutflowKind::Eip3009,
+            "permit2" => OutflowKind::Permit2,
+            _ => OutflowKind::Execute,
         },
         block_number: s.block_number,
         tx_hash: s.tx_hash,

@@ -214,15 +214,16 @@ impl Indexer {
             }
         }
         self.settle_used_permit2(to).await?;
-        let unauthorized = self
+        let mut unauthorized = self
             .store
             .index_blocks(&blocks, &events, Some(to_time))
             .await?;
+        unauthorized.extend(self.reconcile_permit2(to, to_time).await?);
         for spend in &unauthorized {
             tracing::error!(
                 wallet = %spend.wallet,
                 kind = %spend.kind,
-                tx = %spend.tx_hash,
+                tx = ?spend.tx_hash,
                 nonce = %spend.nonce,
                 "unauthorized spend: an outflow no approved decision accounts for; freeze the wallet"
             );
@@ -275,6 +276,64 @@ impl Indexer {
             validUntil: valid_until,
         };
         Ok(Some(execute.digest(chain_id, event.contract)))
+    }
+
+    /// Reconciles the wallets' Permit2 payments, which emit no event: every Permit2 nonce a
+    /// wallet's EIP-1271 can honour (its Permit2 slots, in the current and the previous
+    /// backstop period of each token with a Permit2 budget, as the wallet computes them at
+    /// block `to`) that Permit2's bitmap shows used is matched with an approved decision.
+    /// Nonces outside those slots cannot pay (the wallet refuses to sign them).
+    async fn reconcile_permit2(
+        &self,
+        to: u64,
+        to_time: u64,
+    ) -> anyhow::Result<Vec<chaperone_store::UnauthorizedSpend>> {
+        use alloy::primitives::U256;
+        let permit2 = chaperone_chain::Permit2::new(chaperone_core::PERMIT2, &self.provider);
+        let mut found = Vec::new();
+        for (wallet, token, slots) in self.store.permit2_budgets().await? {
+            let first = match AgentWallet::new(wallet, &self.provider)
+                .authorizationNonce(token, 0)
+                .block(to.into())
+                .call()
+                .await
+            {
+                Ok(nonce) => nonce,
+                // The token has no backstop period now: the wallet honours no authorization
+                // of it, so none can pay. (An RPC failure fails the pass, retried.)
+                Err(e) if e.as_revert_data().is_some() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let first = U256::from_be_bytes(first.0) | U256::from(chaperone_core::PERMIT2_SLOTS);
+            let mut used = Vec::new();
+            let previous = first.checked_sub(U256::from(1) << 192usize);
+            for base in std::iter::once(first).chain(previous) {
+                let mut word = None;
+                for slot in 0..u64::from(slots) {
+                    let nonce = base + U256::from(slot);
+                    if word.as_ref().is_none_or(|(w, _)| *w != nonce >> 8usize) {
+                        let bits = permit2
+                            .nonceBitmap(wallet, nonce >> 8usize)
+                            .block(to.into())
+                            .call()
+                            .await?;
+                        word = Some((nonce >> 8usize, bits));
+                    }
+                    let bits = word.as_ref().map_or(U256::ZERO, |(_, b)| *b);
+                    if bits.bit((nonce & U256::from(0xff)).to::<usize>()) {
+                        used.push(B256::from(nonce));
+                    }
+                }
+            }
+            if !used.is_empty() {
+                found.extend(
+                    self.store
+                        .reconcile_permit2(wallet, &used, to, to_time)
+                        .await?,
+                );
+            }
+        }
+        Ok(found)
     }
 
     /// Settles the reserved x402 Permit2 payments whose nonce Permit2's bitmap shows used at

@@ -186,6 +186,7 @@ impl Notifier {
             "kind": spend.kind,
             "block_number": spend.block_number,
             "tx_hash": spend.tx_hash,
+            "found_at_block": spend.block_number,
             "contract": spend.contract,
             "nonce": spend.nonce,
             "console_url": console_link(&self.webhook.console_url, event, Some(spend.wallet), None),

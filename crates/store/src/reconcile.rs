@@ -1,7 +1,8 @@
 //! Reconciliation: every on-chain outflow of a registered wallet is matched with the co-sign
 //! decisions. An `Executed(nonce)` needs an approved decision of that wallet with that nonce;
 //! an EIP-3009 `AuthorizationUsed(wallet, nonce)` an approved decision naming that token and
-//! nonce. What has none was signed without the service: the co-signer key is out (attacker B),
+//! nonce; a Permit2 nonce of the wallet's that Permit2 shows used (it emits no event) an
+//! approved x402 Permit2 decision with that nonce. What has none was signed without the service: the co-signer key is out (attacker B),
 //! and the owner must freeze the wallet.
 
 use chaperone_core::{Address, B256};
@@ -19,15 +20,17 @@ pub struct UnauthorizedSpend {
     pub id: i64,
     /// The wallet it left.
     pub wallet: Address,
-    /// `execute` (an `Executed` call) or `eip3009` (an authorization the wallet signed).
+    /// `execute` (an `Executed` call), `eip3009` or `permit2` (an authorization the wallet
+    /// signed).
     pub kind: String,
     /// The block it was mined in.
     pub block_number: u64,
     /// The event's index in that block.
     pub log_index: u64,
-    /// The transaction.
-    pub tx_hash: B256,
-    /// The wallet (`execute`) or the token whose authorization was used (`eip3009`).
+    /// The transaction (none for Permit2, which emits no event: `block_number` is the block
+    /// the indexer first saw the nonce used at).
+    pub tx_hash: Option<B256>,
+    /// The wallet (`execute`), the token whose authorization was used (`eip3009`) or Permit2.
     pub contract: Address,
     /// The wallet nonce (decimal) or the authorization nonce (hex).
     pub nonce: String,
@@ -53,7 +56,10 @@ fn spend(row: &sqlx::any::AnyRow) -> Result<UnauthorizedSpend> {
         kind: row.try_get(2)?,
         block_number: number(3)?,
         log_index: number(4)?,
-        tx_hash: parse(&row.try_get::<String, _>(5)?, "tx hash")?,
+        tx_hash: row
+            .try_get::<Option<String>, _>(5)?
+            .map(|h| parse(&h, "tx hash"))
+            .transpose()?,
         contract: parse(&row.try_get::<String, _>(6)?, "contract")?,
         nonce: row.try_get(7)?,
         detected_at: number(8)?,
@@ -115,13 +121,13 @@ impl Store {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO unauthorized_spends (wallet, kind, block_number, log_index, \
                  tx_hash, contract, nonce, detected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (block_number, log_index) DO NOTHING RETURNING {COLUMNS}"
+                 ON CONFLICT (wallet, kind, contract, nonce) DO NOTHING RETURNING {COLUMNS}"
             )))
             .bind(hex(wallet))
             .bind(kind)
             .bind(db_time(e.block_number))
             .bind(db_time(e.log_index))
-            .bind(e.tx_hash.to_string())
+            .bind(Some(e.tx_hash.to_string()))
             .bind(hex(e.contract))
             .bind(nonce)
             .bind(db_time(now))
@@ -132,6 +138,80 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// Stores the Permit2 nonces of `wallet` that Permit2 showed used at block `block` and no
+    /// approved decision accounts for; returns those stored now.
+    pub async fn reconcile_permit2(
+        &self,
+        wallet: Address,
+        used: &[B256],
+        block: u64,
+        now: u64,
+    ) -> Result<Vec<UnauthorizedSpend>> {
+        let permit2 = chaperone_core::PERMIT2;
+        let mut tx = self.begin_write().await?;
+        let mut found = Vec::new();
+        for nonce in used {
+            let approved = sqlx::query(
+                "SELECT 1 FROM decisions WHERE wallet = $1 AND authorization_key = $2 \
+                 AND outcome = 'approved' LIMIT 1",
+            )
+            .bind(hex(wallet))
+            .bind(crate::cosign::authorization_key(permit2, *nonce))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if approved.is_some() {
+                continue;
+            }
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO unauthorized_spends (wallet, kind, block_number, log_index, \
+                 tx_hash, contract, nonce, detected_at) \
+                 VALUES ($1, 'permit2', $2, 0, NULL, $3, $4, $5) \
+                 ON CONFLICT (wallet, kind, contract, nonce) DO NOTHING RETURNING {COLUMNS}"
+            )))
+            .bind(hex(wallet))
+            .bind(db_time(block))
+            .bind(hex(permit2))
+            .bind(nonce.to_string())
+            .bind(db_time(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                found.push(spend(&row)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// The Permit2 budgets the indexed `AuthorizationBudgetSet` events left in force, as
+    /// (wallet, token, Permit2 slots), those with slots only: where a Permit2 nonce can pay.
+    pub async fn permit2_budgets(&self) -> Result<Vec<(Address, Address, u16)>> {
+        let rows = sqlx::query(
+            "SELECT contract, fields FROM chain_events WHERE event = 'AuthorizationBudgetSet' \
+             ORDER BY block_number, log_index",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut latest = std::collections::BTreeMap::new();
+        for row in rows {
+            let wallet: Address = parse(&row.try_get::<String, _>(0)?, "wallet")?;
+            let fields: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(1)?)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let token = fields["token"].as_str().and_then(|t| t.parse().ok());
+            let slots = fields["permit2_slots"]
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok());
+            if let (Some(token), Some(slots)) = (token, slots) {
+                latest.insert((wallet, token), slots);
+            }
+        }
+        Ok(latest
+            .into_iter()
+            .filter(|(_, slots)| *slots > 0)
+            .map(|((wallet, token), slots)| (wallet, token, slots))
+            .collect())
     }
 
     /// The unauthorized spends, newest on chain first; only the unacknowledged ones when `open`.

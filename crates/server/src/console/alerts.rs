@@ -54,7 +54,7 @@ async fn list(State(state): State<AppState>, session: Session) -> Result<Respons
         html! {
             p {
                 "Every outflow of a registered wallet (an " code { "execute" } ", an EIP-3009 \
-                 authorization it signed) is matched with an approved co-sign decision. These \
+                 authorization or a Permit2 payment it signed) is matched with an approved co-sign decision. These \
                  had none: both keys signed without this service. "
                 a href="/alerts/freeze" { "How the owner freezes the wallet" } "."
             }
@@ -67,9 +67,9 @@ async fn list(State(state): State<AppState>, session: Session) -> Result<Respons
                             tr id=(format!("spend-{}", s.id)) class=(if s.acknowledged.is_some() { "acknowledged" } else { "open" }) {
                                 td { (s.id) }
                                 td { code { (s.wallet) } }
-                                td { (if s.kind == "eip3009" { "EIP-3009 authorization" } else { "execute" }) }
+                                td { (match s.kind.as_str() { "eip3009" => "EIP-3009 authorization", "permit2" => "Permit2 payment", _ => "execute" }) }
                                 td { (s.block_number) }
-                                td { (short(&s.tx_hash)) }
+                                td { @if let Some(tx) = &s.tx_hash { (short(tx)) } @else { "(Permit2 emits no event)" } }
                                 td { code { (s.nonce) } }
                                 td { (when(s.detected_at)) }
                                 td {

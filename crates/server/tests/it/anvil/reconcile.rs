@@ -1,18 +1,20 @@
 //! Reconciliation against attacker B, who holds the agent key and the co-signer key: spends
-//! signed with both keys and sent straight to the chain (an `execute`, an EIP-3009
-//! authorization through EIP-1271), never asked of the service, are found in one indexer pass
+//! signed with both keys and sent straight to the chain (an `execute`, the same nonce as an
+//! approved one with other calls, an EIP-3009 authorization and an x402 Permit2 payment through
+//! EIP-1271), never asked of the service, are found in one indexer pass
 //! and shown everywhere an operator looks (API, metric, webhook, console banner); the
 //! payments the service approved raise nothing.
 
 use alloy::{
-    primitives::{Address, Bytes, U256},
+    primitives::{Address, B256, Bytes, U256},
     providers::Provider,
 };
 use axum::http::StatusCode;
-use chaperone_api::{Payment, PaymentAuthorization};
-use chaperone_chain::{AgentWallet, TestToken};
+use chaperone_api::{Payment, PaymentAuthorization, Permit2Payment};
+use chaperone_chain::{AgentWallet, TestToken, install_x402_contracts, x402_proxy};
 use chaperone_core::{
-    AgentMessage, Call, Eip3009Kind, TokenDomain, TransferWithAuthorization, authorization_nonce,
+    AgentMessage, Call, Eip3009Kind, PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenDomain,
+    TokenPermissions, TransferWithAuthorization, Witness, X402_PERMIT2_PROXY, authorization_nonce,
     policy::Policy,
 };
 use chaperone_server::{AppState, Indexer, Notifier, Webhook, WebhookFormat, app, token_hash};
@@ -26,10 +28,11 @@ use crate::{call, call_text, get_with_cookie, login};
 async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_pass() {
     let w = world().await;
     let chain_id = w.provider.get_chain_id().await.unwrap();
+    install_x402_contracts(&w.provider).await.unwrap();
     let contract = AgentWallet::new(w.wallet, &w.provider);
     let token = TestToken::new(w.token, &w.provider);
     contract
-        .setAuthorizationBudget(w.token, U256::from(100), 5, 0)
+        .setAuthorizationBudget(w.token, U256::from(100), 5, 5)
         .send()
         .await
         .unwrap()
@@ -44,8 +47,11 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
                 { "token": "native", "per_transaction": ETHER.to_string() },
                 { "token": w.token.to_string(), "per_transaction": "100" },
             ],
-            "typed_data": [{ "primary_type": "TransferWithAuthorization",
-                             "verifying_contract": w.token.to_string() }],
+            "typed_data": [
+                { "primary_type": "TransferWithAuthorization", "verifying_contract": w.token.to_string() },
+                { "primary_type": "PermitWitnessTransferFrom",
+                  "verifying_contract": chaperone_core::PERMIT2.to_string() },
+            ],
         })
         .to_string(),
     )
@@ -239,6 +245,89 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
         .await
         .unwrap();
 
+    // 6. Attacker B, and an approved payment, through x402's Permit2 proxy (no event).
+    let permit = |to: Address, amount: u64, slot: u32| PermitWitnessTransferFrom {
+        permitted: TokenPermissions {
+            token: w.token,
+            amount: U256::from(amount),
+        },
+        spender: X402_PERMIT2_PROXY,
+        nonce: authorization_nonce(period, PERMIT2_SLOTS + slot).into(),
+        deadline: U256::from(now + 120),
+        witness: Witness {
+            to,
+            validAfter: U256::ZERO,
+        },
+    };
+    let settle = async |p: &PermitWitnessTransferFrom, signature: Bytes| {
+        x402_proxy::X402ExactPermit2Proxy::new(X402_PERMIT2_PROXY, &w.provider)
+            .settle(
+                x402_proxy::Permit2::PermitTransferFrom {
+                    permitted: x402_proxy::Permit2::TokenPermissions {
+                        token: w.token,
+                        amount: p.permitted.amount,
+                    },
+                    nonce: p.nonce,
+                    deadline: p.deadline,
+                },
+                w.wallet,
+                x402_proxy::X402ExactPermit2Proxy::Witness {
+                    to: p.witness.to,
+                    validAfter: U256::ZERO,
+                },
+                signature,
+            )
+            .send()
+            .await
+            .unwrap()
+            .watch()
+            .await
+            .unwrap();
+    };
+    let approved_permit = permit(merchant, 20, 0);
+    let request = signed_cosign(
+        &w.agent,
+        chain_id,
+        w.wallet,
+        Payment::Permit2(Permit2Payment {
+            message: approved_permit.clone(),
+        }),
+    );
+    let response = alloy::transports::http::reqwest::Client::new()
+        .post(format!("{}/v1/cosign", w.url))
+        .header("content-type", "application/json")
+        .body(serde_json::to_string(&request).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    let cosig: Bytes = answer["cosigner_signature"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    settle(
+        &approved_permit,
+        approved_permit.wallet_signature(&request.agent_signature, &cosig),
+    )
+    .await;
+    let stolen_permit = permit(thief, 80, 1);
+    let message = AgentMessage {
+        hash: stolen_permit.hash(chain_id),
+    }
+    .digest(chain_id, w.wallet);
+    settle(
+        &stolen_permit,
+        stolen_permit.wallet_signature(&sign(&w.agent, &message), &sign(&w.cosigner, &message)),
+    )
+    .await;
+    assert_eq!(
+        token.balanceOf(thief).call().await.unwrap(),
+        U256::from(90 + 80),
+        "both token attacks paid"
+    );
+
     // One indexer pass, notifying through a webhook (the delivery row is what is checked).
     let webhook = Webhook {
         url: "http://127.0.0.1:9/unused".into(),
@@ -250,7 +339,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     let mut indexer =
         Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0).with_notifier(notifier);
     let report = indexer.tick().await.unwrap();
-    assert_eq!(report.unauthorized, 3, "{report:?}");
+    assert_eq!(report.unauthorized, 4, "{report:?}");
 
     // The API: both attacks, and neither approved payment.
     let router = app(AppState::new(w.store.clone(), w.cosigner.clone(), chain_id));
@@ -273,7 +362,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    assert_eq!(list["open"], 3, "{list}");
+    assert_eq!(list["open"], 4, "{list}");
     let items = list["items"].as_array().unwrap();
     let seen: Vec<(&str, &str, &str)> = items
         .iter()
@@ -292,14 +381,18 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     );
     let checksummed = w.wallet.to_string();
     let drained_nonce = drained.nonce.to_string();
+    let permit2_nonce = B256::from(stolen_permit.nonce).to_string();
+    let permit2_address = chaperone_core::PERMIT2.to_string().to_lowercase();
     assert_eq!(
         seen,
         [
+            ("permit2", permit2_nonce.as_str(), permit2_address.as_str()),
             ("execute", "2", wallet.as_str()),
             ("eip3009", drained_nonce.as_str(), token_address.as_str()),
             ("execute", "1", wallet.as_str()),
         ],
-        "newest first: the swapped calls, the stolen authorization, the stolen execute"
+        "newest first: the stolen Permit2 payment (found at the head), the swapped calls, the \
+         stolen authorization, the stolen execute; no approved payment"
     );
     let (status, _) = call(
         &router,
@@ -314,7 +407,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
     // The metric.
     let (_, metrics, _, _) = call_text(&router, "/metrics", "admin-secret").await;
     assert!(
-        metrics.contains("chaperone_unauthorized_spends 3"),
+        metrics.contains("chaperone_unauthorized_spends 4"),
         "{metrics}"
     );
 
@@ -325,7 +418,7 @@ async fn attacker_b_spending_without_the_service_is_alerted_within_one_indexer_p
         .filter(|d| d.event == "unauthorized_spend")
         .map(|d| serde_json::from_str(&d.payload).unwrap())
         .collect();
-    assert_eq!(alerts.len(), 3, "{deliveries:?}");
+    assert_eq!(alerts.len(), 4, "{deliveries:?}");
     assert!(alerts.iter().all(|a| a["wallet"] == wallet
         && a["console_url"]
             == format!("https://console.example/alerts/freeze#wallet-{checksummed}")));
