@@ -10,8 +10,10 @@
 //! - [`admin`]: wallets, agents, policies, approvals and API tokens.
 //! - [`compliance`]: the auditor's paginated lists ([`Page`]) and their export formats.
 //! - [`ledger`]: the payment ledger and the payment columns decisions share with it.
+//! - [`alerts`]: reconciliation's unauthorized spends.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 #[cfg(feature = "client")]
 mod client;

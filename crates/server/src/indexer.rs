@@ -11,6 +11,10 @@
 //! block mined after its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
 //! spend: the execution may sit in a block the RPC has not returned yet.
 //!
+//! In the same transaction it reconciles: an `Executed` or `AuthorizationUsed` of a registered
+//! wallet that no approved co-sign decision accounts for is stored as an unauthorized spend
+//! (the co-signer key signed without the service), logged, and notified (`unauthorized_spend`).
+//!
 //! It resumes from the last block it recorded, so a restart loses nothing. It notices a
 //! reorganisation when the chain's hash of the last indexed block differs from the recorded
 //! one; it then walks back through the recorded block hashes to the newest block both agree on,
@@ -18,15 +22,19 @@
 //! sends again) and indexes the new branch.
 
 use alloy::{
+    consensus::Transaction as _,
     eips::BlockNumberOrTag,
     primitives::{Address, B256},
     providers::{DynProvider, Provider},
     rpc::types::{Filter, Log},
-    sol_types::{SolEvent, SolEventInterface},
+    sol_types::{SolCall, SolEvent, SolEventInterface},
 };
 use chaperone_chain::{AgentWallet, AuditLog, TestToken};
 use chaperone_store::{ChainEvent, Settlement, Store};
+
+use crate::Notifier;
 use serde_json::json;
+use std::sync::Arc;
 
 /// The widest block range read per `eth_getLogs`.
 pub const MAX_LOG_RANGE: u64 = 2_000;
@@ -43,6 +51,8 @@ pub struct IndexReport {
     pub events: usize,
     /// Blocks forgotten because a reorganisation replaced them.
     pub rewound: u64,
+    /// Unauthorized spends found in this pass.
+    pub unauthorized: usize,
 }
 
 /// The chain indexer.
@@ -52,6 +62,8 @@ pub struct Indexer {
     audit_log: Option<(Address, B256)>,
     confirmations: u64,
     start_block: u64,
+    notifier: Option<Arc<Notifier>>,
+    chain_id: Option<u64>,
 }
 
 impl Indexer {
@@ -70,7 +82,15 @@ impl Indexer {
             audit_log,
             confirmations,
             start_block,
+            notifier: None,
+            chain_id: None,
         }
+    }
+
+    /// The same indexer, notifying the unauthorized spends it finds through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     async fn block_hash(&self, number: u64) -> anyhow::Result<Option<B256>> {
@@ -95,6 +115,7 @@ impl Indexer {
             let next = self.tick_range().await?;
             report.events += next.events;
             report.rewound += next.rewound;
+            report.unauthorized += next.unauthorized;
             report.indexed_to = next.indexed_to;
             if next.indexed_to == before {
                 break;
@@ -202,13 +223,135 @@ impl Indexer {
         }
         blocks.sort_unstable();
         blocks.dedup();
+        // Chain order (the token events were read after the wallets'): outflows are
+        // reconciled, and their alerts raised, in the order they happened.
+        events.sort_unstable_by_key(|e| (e.block_number, e.log_index));
+        for event in events.iter_mut().filter(|e| e.event == "Executed") {
+            if let Some(digest) = self.executed_digest(event).await? {
+                event.fields["digest"] = json!(digest);
+            }
+        }
         self.settle_used_permit2(to, to_time).await?;
-        self.store
+        let mut unauthorized = self
+            .store
             .index_blocks(&blocks, &events, Some(to_time))
             .await?;
+        unauthorized.extend(self.reconcile_permit2(to, to_time).await?);
+        for spend in &unauthorized {
+            tracing::error!(
+                wallet = %spend.wallet,
+                kind = %spend.kind,
+                tx = ?spend.tx_hash,
+                nonce = %spend.nonce,
+                "unauthorized spend: an outflow no approved decision accounts for; freeze the wallet"
+            );
+            if let Some(notifier) = &self.notifier {
+                notifier.unauthorized_spend(spend, to_time).await;
+            }
+        }
+        report.unauthorized = unauthorized.len();
         report.events = events.len();
         report.indexed_to = Some(to);
         Ok(report)
+    }
+
+    /// The EIP-712 digest of what an `Executed` event's transaction executed (the request id
+    /// of the decision that approved exactly those calls), when the transaction called the
+    /// wallet's `execute` or `executeAsAgent` directly. Reconciliation then matches the calls,
+    /// not only the nonce: attacker B could otherwise spend an approved, not yet executed
+    /// nonce on other calls. A call through another contract (a relayer, a bundler) is not
+    /// decoded; it is matched by nonce alone.
+    async fn executed_digest(&mut self, event: &ChainEvent) -> anyhow::Result<Option<B256>> {
+        let Some(tx) = self.provider.get_transaction_by_hash(event.tx_hash).await? else {
+            return Ok(None);
+        };
+        if tx.inner.to() != Some(event.contract) {
+            return Ok(None);
+        }
+        let input = tx.inner.input();
+        let (calls, nonce, valid_until) = if let Ok(c) = AgentWallet::executeCall::abi_decode(input)
+        {
+            (c.calls, c.nonce, c.validUntil)
+        } else if let Ok(c) = AgentWallet::executeAsAgentCall::abi_decode(input) {
+            (c.calls, c.nonce, c.validUntil)
+        } else {
+            return Ok(None);
+        };
+        let chain_id = match self.chain_id {
+            Some(id) => id,
+            None => *self.chain_id.insert(self.provider.get_chain_id().await?),
+        };
+        let execute = chaperone_core::Execute {
+            calls: calls
+                .into_iter()
+                .map(|c| chaperone_core::Call {
+                    to: c.to,
+                    value: c.value,
+                    data: c.data,
+                })
+                .collect(),
+            nonce,
+            validUntil: valid_until,
+        };
+        Ok(Some(execute.digest(chain_id, event.contract)))
+    }
+
+    /// Reconciles the wallets' Permit2 payments, which emit no event: every Permit2 nonce a
+    /// wallet's EIP-1271 can honour (its Permit2 slots, in the current and the previous
+    /// backstop period of each token with a Permit2 budget, as the wallet computes them at
+    /// block `to`) that Permit2's bitmap shows used is matched with an approved decision.
+    /// Nonces outside those slots cannot pay (the wallet refuses to sign them).
+    async fn reconcile_permit2(
+        &self,
+        to: u64,
+        to_time: u64,
+    ) -> anyhow::Result<Vec<chaperone_store::UnauthorizedSpend>> {
+        use alloy::primitives::U256;
+        let permit2 = chaperone_chain::Permit2::new(chaperone_core::PERMIT2, &self.provider);
+        let mut found = Vec::new();
+        for (wallet, token, slots) in self.store.permit2_budgets().await? {
+            let first = match AgentWallet::new(wallet, &self.provider)
+                .authorizationNonce(token, 0)
+                .block(to.into())
+                .call()
+                .await
+            {
+                Ok(nonce) => nonce,
+                // The token has no backstop period now: the wallet honours no authorization
+                // of it, so none can pay. (An RPC failure fails the pass, retried.)
+                Err(e) if e.as_revert_data().is_some() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let first = U256::from_be_bytes(first.0) | U256::from(chaperone_core::PERMIT2_SLOTS);
+            let mut used = Vec::new();
+            let previous = first.checked_sub(U256::from(1) << 192usize);
+            for base in std::iter::once(first).chain(previous) {
+                let mut word = None;
+                for slot in 0..u64::from(slots) {
+                    let nonce = base + U256::from(slot);
+                    if word.as_ref().is_none_or(|(w, _)| *w != nonce >> 8usize) {
+                        let bits = permit2
+                            .nonceBitmap(wallet, nonce >> 8usize)
+                            .block(to.into())
+                            .call()
+                            .await?;
+                        word = Some((nonce >> 8usize, bits));
+                    }
+                    let bits = word.as_ref().map_or(U256::ZERO, |(_, b)| *b);
+                    if bits.bit((nonce & U256::from(0xff)).to::<usize>()) {
+                        used.push(B256::from(nonce));
+                    }
+                }
+            }
+            if !used.is_empty() {
+                found.extend(
+                    self.store
+                        .reconcile_permit2(wallet, &used, to, to_time)
+                        .await?,
+                );
+            }
+        }
+        Ok(found)
     }
 
     /// Settles the reserved x402 Permit2 payments whose nonce Permit2's bitmap shows used at

@@ -23,6 +23,7 @@
 
 mod admin;
 mod admission;
+mod alerts;
 mod anchor;
 mod app;
 mod audit;

@@ -50,6 +50,7 @@ pub struct Metrics {
     checkpointed_size: Gauge,
     anchored_size: Gauge,
     anchoring_lag: Gauge,
+    unauthorized_spends: Gauge,
 }
 
 impl Default for Metrics {
@@ -70,6 +71,7 @@ impl Default for Metrics {
             checkpointed_size: Gauge::default(),
             anchored_size: Gauge::default(),
             anchoring_lag: Gauge::default(),
+            unauthorized_spends: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -123,6 +125,12 @@ impl Default for Metrics {
                 "anchoring_lag_leaves",
                 "Leaves in the log not yet covered by an anchored checkpoint",
                 &m.anchoring_lag,
+            ),
+            (
+                "unauthorized_spends",
+                "On-chain outflows no approved co-sign decision accounts for, not yet acknowledged \
+                 (alert on > 0: the co-signer key signed without the service)",
+                &m.unauthorized_spends,
             ),
         ];
         for (name, help, gauge) in gauges {
@@ -192,7 +200,8 @@ pub(crate) fn reason_code(reason: &Reason) -> String {
 }
 
 /// Prometheus metrics (OpenMetrics text): decisions by outcome and reason, co-sign latency,
-/// answers by status, records ingested, queue depths, anchoring lag, worker errors.
+/// answers by status, records ingested, queue depths, anchoring lag, worker errors, and
+/// unacknowledged unauthorized spends (reconciliation).
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -213,6 +222,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     m.anchored_size.set(gauge(anchored));
     m.anchoring_lag
         .set(gauge(log_size.saturating_sub(anchored)));
+    m.unauthorized_spends
+        .set(gauge(store.open_unauthorized_spends().await?));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &m.registry)
         .map_err(|_| ApiError::internal("encoding metrics failed"))?;

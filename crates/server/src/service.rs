@@ -323,6 +323,31 @@ pub async fn start(
         .with_context(|| format!("binding {} (is the port free?)", config.listen))?;
 
     let metrics = Arc::new(Metrics::default());
+    let notifier = match &config.webhook {
+        Some(webhook) => {
+            let secret = std::env::var(&webhook.secret_env).with_context(|| {
+                format!("[webhook] secret_env {} is not set", webhook.secret_env)
+            })?;
+            let local = listener.local_addr()?;
+            let webhook = Webhook {
+                url: webhook.url.clone(),
+                secret: secret.into_bytes(),
+                format: webhook.format,
+                console_url: webhook
+                    .console_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{local}"))
+                    .trim_end_matches('/')
+                    .to_owned(),
+            };
+            let sender = WebhookSender::new(store.clone(), webhook.clone());
+            every(&metrics, Duration::from_secs(1), "webhooks", sender, |s| {
+                Box::pin(async move { s.tick(unix_now()).await.map(|n| format!("{n} delivered")) })
+            });
+            Some(Arc::new(Notifier::new(store.clone(), webhook)))
+        }
+        None => None,
+    };
     let anchor = AnchorPolicy {
         interval_secs: config.checkpoints.interval_secs,
         max_records: config.checkpoints.max_records,
@@ -353,6 +378,10 @@ pub async fn start(
             config.confirmations,
             config.start_block,
         );
+        let indexer = match &notifier {
+            Some(notifier) => indexer.with_notifier(notifier.clone()),
+            None => indexer,
+        };
         every(&metrics, Duration::from_secs(2), "indexer", indexer, |i| {
             Box::pin(async move { i.tick().await.map(|r| format!("{r:?}")) })
         });
@@ -373,31 +402,6 @@ pub async fn start(
             );
         }
     }
-    let notifier = match &config.webhook {
-        Some(webhook) => {
-            let secret = std::env::var(&webhook.secret_env).with_context(|| {
-                format!("[webhook] secret_env {} is not set", webhook.secret_env)
-            })?;
-            let local = listener.local_addr()?;
-            let webhook = Webhook {
-                url: webhook.url.clone(),
-                secret: secret.into_bytes(),
-                format: webhook.format,
-                console_url: webhook
-                    .console_url
-                    .clone()
-                    .unwrap_or_else(|| format!("http://{local}"))
-                    .trim_end_matches('/')
-                    .to_owned(),
-            };
-            let sender = WebhookSender::new(store.clone(), webhook.clone());
-            every(&metrics, Duration::from_secs(1), "webhooks", sender, |s| {
-                Box::pin(async move { s.tick(unix_now()).await.map(|n| format!("{n} delivered")) })
-            });
-            Some(Arc::new(Notifier::new(store.clone(), webhook)))
-        }
-        None => None,
-    };
 
     // Without a chain, decisions are still logged and checkpoints still signed.
     let anchorer = Anchorer::new(store.clone(), log.clone(), cosigner.clone(), sender, anchor);

@@ -1,4 +1,5 @@
-//! Webhook notifications: a pending approval, a denial, or an anchoring failure is queued in
+//! Webhook notifications: a pending approval, a denial, an anchoring failure, or an
+//! unauthorized spend (reconciliation found an outflow nobody co-signed) is queued in
 //! the store (`webhook_deliveries`) and POSTed to the deployment's webhook by a background
 //! sender, retried with backoff, every attempt in the delivery log the console shows.
 //!
@@ -15,7 +16,7 @@ use chaperone_core::{
     policy::{Outcome, Reason},
     readable::iso8601,
 };
-use chaperone_store::{Store, WebhookDelivery};
+use chaperone_store::{Store, UnauthorizedSpend, WebhookDelivery};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -172,6 +173,27 @@ impl Notifier {
         self.enqueue(event, payload, now).await;
     }
 
+    /// Reconciliation found an outflow no approved decision accounts for (never throttled:
+    /// each one is the co-signer key signing without the service).
+    pub(crate) async fn unauthorized_spend(&self, spend: &UnauthorizedSpend, now: u64) {
+        let event = "unauthorized_spend";
+        let payload = json!({
+            "event": event,
+            "created_at": now,
+            "created_at_iso": iso8601(now),
+            "id": spend.id,
+            "wallet": spend.wallet,
+            "kind": spend.kind,
+            "block_number": spend.block_number,
+            "tx_hash": spend.tx_hash,
+            "found_at_block": spend.block_number,
+            "contract": spend.contract,
+            "nonce": spend.nonce,
+            "console_url": console_link(&self.webhook.console_url, event, Some(spend.wallet), None),
+        });
+        self.enqueue(event, payload, now).await;
+    }
+
     /// An anchoring pass failed (notified at most every ten minutes).
     pub(crate) async fn anchoring_failed(&self, error: &str, now: u64) {
         if !self.may_notify(None, now, ANCHORING_QUIET_SECS) {
@@ -200,6 +222,9 @@ fn console_link(
         ("approval.pending", _, Some(id)) => format!("{console}/approvals#request-{id}"),
         ("decision.denied", Some(wallet), _) => format!("{console}/decisions?wallet={wallet}"),
         ("anchoring.failed", ..) => format!("{console}/audit"),
+        ("unauthorized_spend", Some(wallet), _) => {
+            format!("{console}/alerts/freeze#wallet-{wallet}")
+        }
         _ => console.to_owned(),
     }
 }
@@ -235,6 +260,13 @@ fn slack(payload: &Value, console: &str) -> String {
             field("wallet")
         ),
         "decision.denied" => format!("Denied: a payment of wallet {}", field("wallet")),
+        "unauthorized_spend" => format!(
+            "UNAUTHORIZED SPEND: wallet {} paid without a co-sign decision ({} in transaction {}). \
+             The co-signer key may be stolen: the owner must freeze the wallet now",
+            field("wallet"),
+            field("kind"),
+            field("tx_hash")
+        ),
         _ => format!("Anchoring failed: {}", field("error")),
     };
     let mut text = format!("*Chaperone* {headline}");
@@ -361,6 +393,28 @@ mod tests {
         let quoted = "x  *Chaperone* Approval needed &lt;!channel&gt; &lt;https://evil.example|Open in the console&gt; &amp; co";
         let expected = format!(
             "*Chaperone* Anchoring failed: {quoted}\n• {quoted}\n<https://console.example/audit|Open in the console>"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&slack(&payload, "https://console.example")).ok(),
+            Some(json!({ "text": expected }))
+        );
+    }
+
+    #[test]
+    fn an_unauthorized_spend_quotes_its_values_and_links_to_the_freeze_page() {
+        let wallet = "0x1111111111111111111111111111111111111111";
+        let payload = json!({
+            "event": "unauthorized_spend",
+            "wallet": wallet,
+            "kind": "eip3009\n<!channel>",
+            "tx_hash": "<https://evil.example|tx>",
+            "console_url": "https://evil.example",
+        });
+        let expected = format!(
+            "*Chaperone* UNAUTHORIZED SPEND: wallet {wallet} paid without a co-sign decision \
+             (eip3009 &lt;!channel&gt; in transaction &lt;https://evil.example|tx&gt;). The \
+             co-signer key may be stolen: the owner must freeze the wallet now\n\
+             <https://console.example/alerts/freeze#wallet-{wallet}|Open in the console>"
         );
         assert_eq!(
             serde_json::from_str::<Value>(&slack(&payload, "https://console.example")).ok(),

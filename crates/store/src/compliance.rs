@@ -299,6 +299,11 @@ impl Store {
             .bind(keep)
             .execute(&mut *tx)
             .await?;
+        // An outflow in a dropped block is reconciled again if the new branch mines it.
+        sqlx::query("DELETE FROM unauthorized_spends WHERE block_number > $1")
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(dropped)
     }
@@ -312,12 +317,16 @@ impl Store {
     /// indexed), the reservations that can no longer be used move on
     /// ([`Store::release_expired`]). A crash can therefore never store an event without its
     /// settlement.
+    ///
+    /// Also in it, reconciliation: an outflow (`Executed`, `AuthorizationUsed`) no approved
+    /// decision accounts for is stored as an unauthorized spend. Returns the ones found now
+    /// (a re-run of the same blocks finds none again).
     pub async fn index_blocks(
         &self,
         blocks: &[(u64, B256)],
         events: &[ChainEvent],
         confirmed_time: Option<u64>,
-    ) -> Result<()> {
+    ) -> Result<Vec<crate::UnauthorizedSpend>> {
         let mut tx = self.begin_write().await?;
         for (number, hash) in blocks {
             sqlx::query(
@@ -370,6 +379,7 @@ impl Store {
                 _ => {}
             }
         }
+        let found = Self::reconcile_on(&mut tx, events, confirmed_time.unwrap_or_default()).await?;
         if let Some(time) = confirmed_time {
             self.release_expired_on(&mut tx, time).await?;
         }
@@ -380,7 +390,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(found)
     }
 
     /// Indexed events in chain order, after the (block, log index) cursor.

@@ -7,6 +7,7 @@
 //! allowing no script, and `X-Frame-Options: DENY` (an approve button must not be framed).
 
 mod agents;
+mod alerts;
 mod approvals;
 mod audit;
 mod chart;
@@ -50,6 +51,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(policies::router())
         .merge(webhooks::router())
+        .merge(alerts::router())
 }
 
 /// A console page's failure: no session (to the login page), a missing role, or an error.
@@ -116,6 +118,7 @@ fn nav(session: &Session) -> Markup {
         ("/policies", "Policies", &["admin", "approver", "auditor"]),
         ("/agents", "Agents", &["admin", "auditor"]),
         ("/webhooks", "Webhooks", &["admin"]),
+        ("/alerts", "Alerts", &["admin", "auditor"]),
     ];
     html! {
         nav {
@@ -148,7 +151,7 @@ fn page_response(
                 link rel="stylesheet" href="/console.css";
             }
             body {
-                @if let Some(session) = session { (nav(session)) }
+                @if let Some(session) = session { (nav(session)) (alerts::banner(session)) }
                 main {
                     h1 { (title) }
                     (body)

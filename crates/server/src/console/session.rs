@@ -43,6 +43,8 @@ pub(crate) struct Session {
     pub(crate) name: String,
     pub(crate) role: String,
     id: String,
+    /// Unauthorized spends nobody has acknowledged: while any, every page shows the banner.
+    pub(crate) open_alerts: u64,
 }
 
 /// Whether the browser reached us over HTTPS. TLS ends at a reverse proxy in front of the
@@ -96,7 +98,13 @@ impl FromRequestParts<AppState> for Session {
         let (role, name) = session_user(state, &id)
             .await?
             .ok_or(PageError::Login(next))?;
-        Ok(Self { name, role, id })
+        let open_alerts = state.store().open_unauthorized_spends().await?;
+        Ok(Self {
+            name,
+            role,
+            id,
+            open_alerts,
+        })
     }
 }
 

@@ -424,7 +424,7 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "POST /v1/verify",
         ]
     );
-    assert_eq!(protected, 16);
+    assert_eq!(protected, 18);
     // Every admin or compliance path (also those the document might have missed).
     for (method, uri) in [
         ("GET", "/v1/agents".to_owned()),
@@ -440,6 +440,8 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
         ("DELETE", format!("/v1/admin/agents/{}", s.wallet)),
         ("HEAD", "/v1/decisions".to_owned()),
         ("HEAD", "/v1/admin/tokens".to_owned()),
+        ("GET", "/v1/unauthorized-spends".to_owned()),
+        ("POST", "/v1/unauthorized-spends/1/acknowledge".to_owned()),
     ] {
         let (status, _) = status_of(&s, method, &uri, &[], vec![]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");

@@ -250,6 +250,8 @@ async fn every_console_page_shows_hostile_symbols_comments_and_models_as_text() 
         format!("/policies/{}", s.wallet),
         "/webhooks".into(),
         "/agents".into(),
+        "/alerts".into(),
+        "/alerts/freeze".into(),
     ];
     for uri in &pages {
         let html = console_page(s, uri).await;

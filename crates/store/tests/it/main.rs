@@ -7,6 +7,7 @@ mod batches;
 mod concurrency;
 mod decisions;
 mod log_migration;
+mod reconcile;
 mod sessions;
 mod totals;
 mod wal;

@@ -147,7 +147,11 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         .await
         .unwrap();
     let mut indexer = Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0);
-    indexer.tick().await.unwrap();
+    let report = indexer.tick().await.unwrap();
+    assert_eq!(
+        report.unauthorized, 0,
+        "a co-signed Permit2 payment reconciles: {report:?}"
+    );
     assert_eq!(
         committed().await,
         U256::from(60),

@@ -131,6 +131,10 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
     let mut indexer = Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0);
     let report = indexer.tick().await.unwrap();
     assert!(report.events >= 2, "both executions indexed: {report:?}");
+    assert_eq!(
+        report.unauthorized, 0,
+        "co-signed executions reconcile: {report:?}"
+    );
     for nonce in [0u64, 1] {
         assert_eq!(
             w.store

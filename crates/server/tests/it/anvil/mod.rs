@@ -3,10 +3,12 @@
 //!
 //! This module holds the shared fixture, the `World` (a devnet, a funded wallet under a policy,
 //! the service on a real socket); the tests are in `execute` (co-signed `execute` calls) and
-//! `authorizations` (x402 payment authorizations checked against the wallet).
+//! `authorizations` (x402 payment authorizations checked against the wallet) and `reconcile`
+//! (attacker B spends with both keys, without the service, and the indexer raises the alert).
 
 mod authorizations;
 mod execute;
+mod reconcile;
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256},
@@ -34,6 +36,7 @@ struct World {
     wallet: Address,
     token: Address,
     agent: Secp256k1Signer,
+    cosigner: Secp256k1Signer,
     url: String,
 }
 
@@ -119,7 +122,8 @@ async fn world() -> World {
     }).to_string()).unwrap();
     store.set_policy(wallet, &policy, 0).await.unwrap();
 
-    let router = app(AppState::new(store.clone(), cosigner, chain_id).with_chain(provider.clone()));
+    let router =
+        app(AppState::new(store.clone(), cosigner.clone(), chain_id).with_chain(provider.clone()));
     let url = serve(router).await;
     let token = *token.address();
     World {
@@ -129,6 +133,7 @@ async fn world() -> World {
         wallet,
         token,
         agent,
+        cosigner,
         url,
     }
 }
