@@ -17,6 +17,7 @@ mod console;
 mod cosign;
 mod decide;
 mod error;
+mod people;
 mod store;
 mod totals;
 mod webhooks;
@@ -24,7 +25,7 @@ mod webhooks;
 pub use access::ApiTokenInfo;
 pub use agents::RegisteredAgent;
 pub use audit::{
-    AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
+    AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter, ServiceRecord,
     StoredCheckpoint, UnloggedDecision,
 };
 pub use calls::{ApprovedDecision, CallBinding, ReceivedRecord};
@@ -33,5 +34,6 @@ pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
 pub use cosign::{Decided, RequestRecord, StoredDecision};
 pub use decide::MAX_BATCH;
 pub use error::{Error, Result};
+pub use people::{Actor, AdminAction, CastVote, NewAdminAction, VoteCount};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
 pub use webhooks::WebhookDelivery;

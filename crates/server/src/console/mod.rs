@@ -6,10 +6,12 @@
 //! carries the session's CSRF token. Pages are sent with `Cache-Control: no-store`, a CSP
 //! allowing no script, and `X-Frame-Options: DENY` (an approve button must not be framed).
 
+mod actions;
 mod agents;
 mod approvals;
 mod audit;
 mod decisions;
+mod people;
 mod policies;
 mod session;
 mod spend;
@@ -47,6 +49,8 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(policies::router())
         .merge(webhooks::router())
+        .merge(people::router())
+        .merge(actions::router())
 }
 
 /// A console page's failure: no session (to the login page), a missing role, or an error.
@@ -112,6 +116,8 @@ fn nav(session: &Session) -> Markup {
         ("/policies", "Policies", &["admin", "approver", "auditor"]),
         ("/agents", "Agents", &["admin", "auditor"]),
         ("/webhooks", "Webhooks", &["admin"]),
+        ("/people", "People", &["admin"]),
+        ("/actions", "Actions", &["admin", "auditor"]),
     ];
     html! {
         nav {

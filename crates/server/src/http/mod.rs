@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod people;
 
 use axum::Json;
 use serde_json::Value;
@@ -13,6 +14,7 @@ pub use auth::token_hash;
 pub(crate) use auth::{Caller, SESSION_COOKIE, cookie, id_hash, session_user};
 pub use error::ApiError;
 pub(crate) use error::ApiJson;
+pub(crate) use people::{issue_token, vote};
 
 use crate::AppState;
 
