@@ -11,6 +11,7 @@ mod contract;
 mod cosign;
 mod observability;
 mod openapi;
+mod people;
 mod sessions;
 mod untrusted;
 mod webhooks;
