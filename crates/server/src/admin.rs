@@ -227,7 +227,7 @@ async fn registered_agents(
     Ok(Json(RegisteredAgents { agents }))
 }
 
-error_answers!(PutPolicyErrors: UnknownWallet, StalePolicyVersion, InvalidPolicy, InvalidBody, UnsupportedMediaType, BodyTooLarge);
+error_answers!(PutPolicyErrors: UnknownWallet, StalePolicyVersion, InvalidPolicy);
 
 /// Set a new policy version: JSON, or TOML (`Content-Type: application/toml`), whose text is
 /// kept as submitted, comments and all, beside the normalised document that is hashed.
@@ -370,7 +370,7 @@ async fn pending_approvals(
     })
 }
 
-error_answers!(ResolveErrors: NoPendingApproval, Unauthorized);
+error_answers!(ResolveErrors: NoPendingApproval);
 
 /// Vote on a pending request (verdict: approve or deny). One denial denies; a policy's quorum
 /// asks for several distinct approvers, and the request is co-signed only once they agree: until
