@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use crate::{
     CosignRequest, CosignResponse, ErrorBody, ErrorCode, Format, Page,
     admin::{
-        AdminActionRow, IssuedToken, NewAgent, NewToken, NewWallet, PendingApprovals, PolicySet, Registered,
-        RegisteredAgents, Resolved, Revoked, Tokens,
+        AdminActionRow, IssuedToken, NewAgent, NewToken, NewWallet, PendingApprovals, PolicySet,
+        Registered, RegisteredAgents, Resolved, Revoked, Tokens,
     },
     audit::{CheckpointResponse, IngestResponse, ProofResponse, VerifyResponse},
     compliance::NEXT_CURSOR_HEADER,

@@ -80,11 +80,8 @@ async fn set(args: PolicySetArgs, out: Output) -> anyhow::Result<ExitCode> {
     // keeps the text as submitted, comments and all.
     let policy = read_policy(&file)?;
     let text = std::fs::read_to_string(&file)?;
-    let toml = !file.extension().is_some_and(|e| e == "json");
-    let answer = server
-        .client()?
-        .set_policy_text(wallet, text, toml)
-        .await?;
+    let toml = file.extension().is_none_or(|e| e != "json");
+    let answer = server.client()?.set_policy_text(wallet, text, toml).await?;
     out.result(
         &answer,
         &format!("wallet {wallet} now has policy version {}", policy.version),

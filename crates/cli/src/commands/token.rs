@@ -24,7 +24,11 @@ pub(crate) struct TokenIssueArgs {
     #[command(flatten)]
     pub(crate) server: AdminServer,
     /// Who will hold it (recorded with what they do), e.g. treasury-desk.
-    #[arg(value_name = "NAME", required_unless_present = "name_flag", conflicts_with = "name_flag")]
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "name_flag",
+        conflicts_with = "name_flag"
+    )]
     pub(crate) name: Option<String>,
     /// The same, as a flag: `--name treasury-desk`.
     #[arg(long = "name", id = "name_flag", value_name = "NAME")]

@@ -75,8 +75,18 @@ async fn a_quorum_co_signs_only_once_n_distinct_approvers_agree() {
     // Above the single threshold only: one approver is enough.
     let (status, single) = crate::cosign::request(&s, 600, 1).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{single}");
-    let (status, answer) = vote(&s, single["request_id"].as_str().unwrap(), APPROVER, "approve").await;
-    assert_eq!((status, answer["status"].as_str()), (StatusCode::OK, Some("approved")), "{answer}");
+    let (status, answer) = vote(
+        &s,
+        single["request_id"].as_str().unwrap(),
+        APPROVER,
+        "approve",
+    )
+    .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{answer}"
+    );
     assert_eq!(answer["required"], 1);
 
     // Above the quorum's threshold: two distinct approvers.
@@ -88,7 +98,10 @@ async fn a_quorum_co_signs_only_once_n_distinct_approvers_agree() {
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["status"], "pending");
     assert_eq!(answer["approved_by"], json!(["alice"]));
-    assert_eq!((answer["required"].as_u64(), answer["remaining"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (answer["required"].as_u64(), answer["remaining"].as_u64()),
+        (Some(2), Some(1))
+    );
 
     // No co-signature before N: the agent's next ask is still pending.
     let (status, again) = crate::cosign::request(&s, 800, 2).await;
@@ -113,11 +126,7 @@ async fn a_quorum_co_signs_only_once_n_distinct_approvers_agree() {
     assert!(signed["cosigner_signature"].is_string());
 
     // The decision names both approvers.
-    let verdicts = s
-        .store
-        .verdicts(&[id.parse().unwrap()])
-        .await
-        .unwrap();
+    let verdicts = s.store.verdicts(&[id.parse().unwrap()]).await.unwrap();
     let verdict = verdicts.values().next().unwrap();
     assert_eq!(verdict.decided_by.as_deref(), Some("alice, bob"));
 }
@@ -150,7 +159,14 @@ async fn a_revoked_token_cannot_vote() {
     let dave = create_token(&s, "dave", "approver").await;
     let (_, pending) = crate::cosign::request(&s, 900, 1).await;
     let id = pending["request_id"].as_str().unwrap().to_owned();
-    let (status, _) = call(&s.router, "DELETE", "/v1/admin/tokens/dave", Some(ADMIN), None).await;
+    let (status, _) = call(
+        &s.router,
+        "DELETE",
+        "/v1/admin/tokens/dave",
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
     let (status, answer) = vote(&s, &id, &dave, "approve").await;
@@ -159,7 +175,13 @@ async fn a_revoked_token_cannot_vote() {
     // and the vote: the vote's own transaction checks the token is live.
     let refused = s
         .store
-        .cast_vote(id.parse().unwrap(), true, &Actor::new("dave", "approver"), None, NOW)
+        .cast_vote(
+            id.parse().unwrap(),
+            true,
+            &Actor::new("dave", "approver"),
+            None,
+            NOW,
+        )
         .await;
     assert!(
         matches!(refused, Err(chaperone_store::Error::RevokedToken(_))),
@@ -224,7 +246,12 @@ async fn who_changed_a_limit_is_a_record_an_auditor_can_prove() {
         .collect();
     assert_eq!(
         kinds,
-        ["policy.set", "token.create", "policy.set", "wallet.register"],
+        [
+            "policy.set",
+            "token.create",
+            "policy.set",
+            "wallet.register"
+        ],
         "newest first"
     );
     assert!(page["items"][0]["leaf_hash"].is_null(), "not logged yet");
@@ -234,7 +261,10 @@ async fn who_changed_a_limit_is_a_record_an_auditor_can_prove() {
     assert_eq!(report.actions_logged, 4);
     let (_, page) = call(&s.router, "GET", "/v1/admin/actions", Some(AUDITOR), None).await;
     let change = &page["items"][0];
-    assert_eq!((change["actor"].as_str(), change["actor_role"].as_str()), (Some("ops"), Some("admin")));
+    assert_eq!(
+        (change["actor"].as_str(), change["actor_role"].as_str()),
+        (Some("ops"), Some("admin"))
+    );
     let leaf = change["leaf_hash"].as_str().expect("logged").to_owned();
     let (status, proof) = call(
         &s.router,
@@ -245,7 +275,12 @@ async fn who_changed_a_limit_is_a_record_an_auditor_can_prove() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{proof}");
-    let logged = s.store.record(leaf.parse().unwrap()).await.unwrap().unwrap();
+    let logged = s
+        .store
+        .record(leaf.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(logged.record.model, ADMIN_ACTION_MODEL);
     assert_eq!(logged.record.agent, s.cosigner.address());
     // The content and salt the API gives open the record's input commitment: the auditor sees
@@ -258,7 +293,10 @@ async fn who_changed_a_limit_is_a_record_an_auditor_can_prove() {
     );
     let content: Value = serde_json::from_str(content).unwrap();
     assert_eq!(content["actor"], "ops");
-    assert_eq!(content["detail"]["policy"]["limits"][0]["per_transaction"], "2000");
+    assert_eq!(
+        content["detail"]["policy"]["limits"][0]["per_transaction"],
+        "2000"
+    );
     assert_eq!(anchorer(&s).flush(NOW).await.unwrap().actions_logged, 0);
 }
 
@@ -271,7 +309,12 @@ fn csrf(html: &str) -> String {
         .to_owned()
 }
 
-async fn post_form(s: &Service, uri: &str, cookie: &str, form: &str) -> (StatusCode, Option<String>, String) {
+async fn post_form(
+    s: &Service,
+    uri: &str,
+    cookie: &str,
+    form: &str,
+) -> (StatusCode, Option<String>, String) {
     let request = Request::builder()
         .method("POST")
         .uri(uri)
@@ -286,7 +329,11 @@ async fn post_form(s: &Service, uri: &str, cookie: &str, form: &str) -> (StatusC
         .get(header::LOCATION)
         .map(|v| v.to_str().unwrap().to_owned());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, location, String::from_utf8_lossy(&bytes).into_owned())
+    (
+        status,
+        location,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -327,7 +374,10 @@ async fn the_people_page_creates_tokens_shown_once_for_admins_only() {
     // Revoked from the console: the token stops working at once.
     let form = format!("csrf={token}&name=%3Cscript%3Ex%3C%2Fscript%3E");
     let (status, location, _) = post_form(&s, "/people/revoke", &admin, &form).await;
-    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/people")));
+    assert_eq!(
+        (status, location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/people"))
+    );
     let (status, _) = call(&s.router, "GET", "/v1/admin/approvals", Some(&issued), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let actions = s.store.admin_actions(None, 10).await.unwrap();
@@ -352,9 +402,15 @@ async fn the_approvals_page_shows_the_quorum_and_confirms_each_vote() {
     let location = location.unwrap();
     assert_eq!(location, format!("/approvals?done={id}"));
     let (_, _, html) = get_with_cookie(&s.router, &location, &alice).await;
-    assert!(html.contains("1 of 2 approvers so far, 1 more needed"), "{html}");
+    assert!(
+        html.contains("1 of 2 approvers so far, 1 more needed"),
+        "{html}"
+    );
     assert!(html.contains("1 of 2 approved"), "{html}");
-    assert!(html.contains("<span class=\"approver\">alice</span>"), "{html}");
+    assert!(
+        html.contains("<span class=\"approver\">alice</span>"),
+        "{html}"
+    );
     assert!(html.contains("you have voted"), "{html}");
 
     // The admin is the second approver: confirmed, and the request leaves the inbox.

@@ -3,7 +3,7 @@
 //! change they describe.
 
 use chaperone_core::{
-    B256, Address,
+    Address, B256,
     policy::{Outcome, Policy, PolicyRequest, Tally},
 };
 use chaperone_store::{Actor, Error, Store, WalletRecord};
@@ -55,7 +55,13 @@ async fn quorum_wallet(store: &Store) {
         .await
         .unwrap();
     store
-        .install_policy(wallet(), &policy, Some(("# why\nversion = 1", "toml")), Some(&admin), NOW)
+        .install_policy(
+            wallet(),
+            &policy,
+            Some(("# why\nversion = 1", "toml")),
+            Some(&admin),
+            NOW,
+        )
         .await
         .unwrap();
 }
@@ -65,13 +71,22 @@ async fn a_quorum_counts_distinct_live_approvers_and_one_denial_denies() {
     for store in stores().await {
         quorum_wallet(&store).await;
         let (id, req) = request(vec![pay(3_000_000)], 0, NOW);
-        assert_eq!(decide(&store, id, &req).await.outcome, Outcome::PendingApproval);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
         let alice = Actor::new("alice", "approver");
-        let first = store.cast_vote(id, true, &alice, None, NOW + 1).await.unwrap();
+        let first = store
+            .cast_vote(id, true, &alice, None, NOW + 1)
+            .await
+            .unwrap();
         assert_eq!(first.required, 2);
         assert!(matches!(first.tally, Tally::Pending { remaining: 1, .. }));
         // Twice the same name: counted once, still pending, and the request is not signed.
-        let again = store.cast_vote(id, true, &alice, None, NOW + 2).await.unwrap();
+        let again = store
+            .cast_vote(id, true, &alice, None, NOW + 2)
+            .await
+            .unwrap();
         assert!(!again.counted);
         assert!(matches!(again.tally, Tally::Pending { remaining: 1, .. }));
         // Asked again before the quorum: still pending (the test's signer would sign anything
@@ -83,13 +98,27 @@ async fn a_quorum_counts_distinct_live_approvers_and_one_denial_denies() {
         let refused = store
             .cast_vote(id, false, &Actor::new("erin", "approver"), None, NOW + 4)
             .await;
-        assert!(matches!(refused, Err(Error::RevokedToken(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::RevokedToken(_))),
+            "{refused:?}"
+        );
         // A denial by another denies, whatever alice said.
         let denied = store
-            .cast_vote(id, false, &Actor::new("bob", "approver"), Some("no"), NOW + 5)
+            .cast_vote(
+                id,
+                false,
+                &Actor::new("bob", "approver"),
+                Some("no"),
+                NOW + 5,
+            )
             .await
             .unwrap();
-        assert_eq!(denied.tally, Tally::Denied { denied_by: "bob".into() });
+        assert_eq!(
+            denied.tally,
+            Tally::Denied {
+                denied_by: "bob".into()
+            }
+        );
         assert_eq!(
             decide(&store, id, &at(&req, NOW + 6)).await.outcome,
             Outcome::Denied
@@ -113,11 +142,27 @@ async fn a_request_whose_agent_gave_up_leaves_the_inbox() {
         quorum_wallet(&store).await;
         // validUntil is NOW + 60; the approval itself would last ten minutes.
         let (id, req) = request(vec![pay(1_500_000)], 0, NOW);
-        assert_eq!(decide(&store, id, &req).await.outcome, Outcome::PendingApproval);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
         assert_eq!(store.pending_approvals(NOW + 60).await.unwrap().len(), 1);
-        assert_eq!(store.pending_approval_details(NOW + 60).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .pending_approval_details(NOW + 60)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(store.pending_approvals(NOW + 61).await.unwrap().is_empty());
-        assert!(store.pending_approval_details(NOW + 61).await.unwrap().is_empty());
+        assert!(
+            store
+                .pending_approval_details(NOW + 61)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let late = store
             .cast_vote(id, true, &Actor::new("alice", "approver"), None, NOW + 61)
             .await;
@@ -140,9 +185,18 @@ async fn a_policy_keeps_its_source_and_who_installed_it() {
         let mut next = history[0].policy.clone();
         next.version = 2;
         let refused = store
-            .install_policy(wallet(), &next, None, Some(&Actor::new("ops", "admin")), NOW)
+            .install_policy(
+                wallet(),
+                &next,
+                None,
+                Some(&Actor::new("ops", "admin")),
+                NOW,
+            )
             .await;
-        assert!(matches!(refused, Err(Error::RevokedToken(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::RevokedToken(_))),
+            "{refused:?}"
+        );
         assert_eq!(store.policy_history(wallet()).await.unwrap().len(), 1);
     }
 }
