@@ -5,7 +5,7 @@
 use axum::{Router, extract::State, response::Response, routing::get};
 use maud::html;
 
-use super::{PageError, Session, page, when};
+use super::{PageError, Session, page, short, when};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -41,7 +41,7 @@ async fn actions(State(state): State<AppState>, session: Session) -> Result<Resp
                             td { code.detail { (action.detail) } }
                             td {
                                 @match action.leaf_hash {
-                                    Some(leaf) => { a href=(format!("/v1/records/{leaf}/proof")) { code.leaf { (leaf) } } }
+                                    Some(leaf) => { a.leaf href=(format!("/v1/records/{leaf}/proof")) { (short(&leaf)) } }
                                     None => { span.status.received { "not yet logged" } }
                                 }
                             }
