@@ -224,8 +224,12 @@ async fn who_changed_a_limit_is_a_record_an_auditor_can_prove() {
     assert_eq!(history[0].installed_by.as_deref(), Some("ops"));
     // The Policies page shows who installed it, and the source with its comment.
     let cookie = login(&s.router, AUDITOR).await;
-    let (_, _, html) = get_with_cookie(&s.router, &format!("/policies/{}", s.wallet), &cookie).await;
-    assert!(html.contains("# raised for the quarter-end run (ticket OPS-12)"), "{html}");
+    let (_, _, html) =
+        get_with_cookie(&s.router, &format!("/policies/{}", s.wallet), &cookie).await;
+    assert!(
+        html.contains("# raised for the quarter-end run (ticket OPS-12)"),
+        "{html}"
+    );
     assert!(html.contains("installed by ops"), "{html}");
 
     // The token list says who created each token.
