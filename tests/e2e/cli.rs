@@ -26,6 +26,7 @@ fn every_command_and_subcommand_has_help() {
         &["agent", "unregister"],
         &["agent", "list"],
         &["token"],
+        &["token", "create"],
         &["token", "issue"],
         &["token", "revoke"],
         &["token", "list"],
@@ -71,6 +72,17 @@ fn a_bad_or_missing_flag_is_named_and_exits_1() {
             "--format",
         ),
         (&["up", "--frobnicate"][..], "--frobnicate"),
+        // A token needs a name, as an argument or as `--name`, not both.
+        (
+            &["token", "create", "--server", "x", "--role", "approver"][..],
+            "NAME",
+        ),
+        (
+            &[
+                "token", "create", "--server", "x", "--role", "approver", "a", "--name", "b",
+            ][..],
+            "--name",
+        ),
         (&["--log-format", "xml", "up"][..], "--log-format"),
     ] {
         let (code, _, stderr) = run(args);

@@ -64,15 +64,55 @@ pub struct PendingApprovals {
     pub pending: Vec<PendingApproval>,
 }
 
-/// A pending request resolved.
+/// An approver's vote on a pending request, and where the request stands after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resolved {
     /// The request's id.
     #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
     pub request_id: B256,
-    /// Approved (true) or denied.
+    /// This vote: approve (true) or deny.
     pub approved: bool,
+    /// `approved` (the quorum is reached: the agent's next ask is co-signed), `denied` (one
+    /// denial denies) or `pending` (more approvers are needed).
+    pub status: String,
+    /// How many distinct approvers the policy asks for.
+    pub required: u32,
+    /// The distinct approvers so far, in voting order.
+    pub approved_by: Vec<String>,
+    /// How many more approvers are needed (0 unless `pending`).
+    pub remaining: u32,
+    /// False when this approver had voted before: a name counts once.
+    pub counted: bool,
+}
+
+/// An administrative action on the record: who did what, when, and the leaf hash of its record
+/// in the log (fetch its inclusion proof at `/v1/records/{leaf_hash}/proof`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AdminActionRow {
+    /// Its id (the list's cursor).
+    pub id: u64,
+    /// Unix seconds.
+    pub at: u64,
+    /// The same time in ISO 8601 UTC.
+    pub at_iso: String,
+    /// The token name that acted.
+    pub actor: String,
+    /// Its role.
+    pub actor_role: String,
+    /// `verdict`, `policy.set`, `token.create`, `token.revoke`, `agent.register`, …
+    pub action: String,
+    /// What it was done to: a request id, a wallet, a token's name, an agent.
+    pub subject: String,
+    /// The exact bytes the record's input commitment commits to (JSON).
+    pub content: String,
+    /// The leaf hash of its record, once logged (the anchorer logs it on its next pass).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<chaperone_core::openapi::Hex32>))]
+    pub leaf_hash: Option<B256>,
+    /// The salt of the input commitment (hex), once logged: with `content`, it opens the
+    /// record's input commitment.
+    pub input_salt: Option<String>,
 }
 
 /// An agent to allow to append to the log.
@@ -155,6 +195,9 @@ pub struct TokenView {
     pub created_at: u64,
     /// Unix seconds, if revoked.
     pub revoked_at: Option<u64>,
+    /// The admin who issued it (none: the service's configuration).
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 /// Every token, oldest first.

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use crate::{
     CosignRequest, CosignResponse, ErrorBody, ErrorCode, Format, Page,
     admin::{
-        IssuedToken, NewAgent, NewToken, NewWallet, PendingApprovals, PolicySet, Registered,
-        RegisteredAgents, Resolved, Revoked, Tokens,
+        AdminActionRow, IssuedToken, NewAgent, NewToken, NewWallet, PendingApprovals, PolicySet,
+        Registered, RegisteredAgents, Resolved, Revoked, Tokens,
     },
     audit::{CheckpointResponse, IngestResponse, ProofResponse, VerifyResponse},
     compliance::NEXT_CURSOR_HEADER,
@@ -235,6 +235,42 @@ impl Client {
             .await
     }
 
+    /// `PUT /v1/admin/wallets/{address}/policy` with the document's own text, TOML or JSON
+    /// (`toml`), which the server keeps as submitted, comments and all.
+    pub async fn set_policy_text(
+        &self,
+        wallet: Address,
+        text: String,
+        toml: bool,
+    ) -> Result<PolicySet> {
+        let path = format!("/v1/admin/wallets/{wallet}/policy");
+        let content_type = if toml {
+            "application/toml"
+        } else {
+            "application/json"
+        };
+        self.json(
+            self.request(Method::PUT, &path)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(text),
+        )
+        .await
+    }
+
+    /// `GET /v1/admin/actions`: administrative actions, newest first, before `cursor`.
+    pub async fn admin_actions(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AdminActionRow>> {
+        let mut params = vec![("limit", limit.to_string())];
+        if let Some(cursor) = cursor {
+            params.push(("cursor", cursor.to_owned()));
+        }
+        self.json(self.request(Method::GET, &with_query("/v1/admin/actions", &params)))
+            .await
+    }
+
     /// `GET /v1/admin/wallets/{address}/policy`.
     pub async fn policy(&self, wallet: Address) -> Result<Policy> {
         let path = format!("/v1/admin/wallets/{wallet}/policy");
@@ -247,7 +283,8 @@ impl Client {
             .await
     }
 
-    /// `POST /v1/admin/approvals/{request_id}/approve` (or `/deny`).
+    /// `POST /v1/admin/approvals/{request_id}/approve` (or `/deny`): this approver's vote; the
+    /// answer says whether a quorum still waits for more approvers (`status` `pending`).
     pub async fn resolve_approval(&self, request_id: B256, approve: bool) -> Result<Resolved> {
         let verdict = if approve { "approve" } else { "deny" };
         let path = format!("/v1/admin/approvals/{request_id}/{verdict}");

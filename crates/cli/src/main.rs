@@ -61,7 +61,7 @@ pub(crate) enum Command {
     /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
-    /// Bearer tokens of a server: issue (shown once), revoke, list.
+    /// Named bearer tokens of a server: create (shown once), revoke, list.
     ///
     /// The admin's own token comes from $CHAPERONE_ADMIN_TOKEN.
     #[command(subcommand)]

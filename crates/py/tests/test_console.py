@@ -1,8 +1,8 @@
 """The compliance console in a real browser (headless Chromium through chromedriver and
 Selenium), against the devnet: log in, approve a payment the SDK is waiting on and see it
 execute, deny another, read the decisions' reasons, verify an uploaded disclosure, diff two
-policy versions, filter and export the payment ledger. A screenshot of each page goes to
-target/console-screenshots/.
+policy versions, filter and export the payment ledger, create a named token, and reach a
+two-approver quorum. A screenshot of each page goes to target/console-screenshots/.
 
 The console is served by the Rust server; these tests live beside the Python SDK's because the
 agent side of each scenario (a pending payment, a disclosure) is the Python SDK, as it would be
@@ -393,3 +393,96 @@ def test_the_payment_ledger_filters_exports_and_shows_the_settlement(
     browser.get(devnet.info.server_url + "/decisions?wallet=0x12")
     assert "This filter cannot be applied" in browser.page_source
     assert browser.find_element(By.TAG_NAME, "h1").text == "Decisions"
+def log_in_as(browser: WebDriver, devnet: Running, token: str, page: str = "/approvals") -> None:
+    """Ends the browser's session and logs in with `token` (another person's)."""
+    browser.delete_all_cookies()
+    browser.get(devnet.info.server_url + page)
+    browser.find_element(By.NAME, "token").send_keys(token)
+    submit(browser, "form.login button", page)
+    assert page in browser.current_url, browser.current_url
+
+
+def create_token(browser: WebDriver, devnet: Running, name: str, role: str) -> str:
+    """Creates a token on the People page as the admin: the token, shown this once."""
+    log_in_as(browser, devnet, devnet.info.admin_token, "/people")
+    form = browser.find_element(By.CSS_SELECTOR, "form.create")
+    form.find_element(By.NAME, "name").send_keys(name)
+    form.find_element(By.CSS_SELECTOR, f"select[name=role] option[value={role}]").click()
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    token = WebDriverWait(browser, 20).until(
+        lambda d: d.find_element(By.ID, "issued-token")
+    ).text
+    assert token.startswith("chp_"), token
+    return token
+
+
+def test_an_admin_creates_a_named_token_in_the_console(
+    browser: WebDriver, devnet: Running
+) -> None:
+    token = create_token(browser, devnet, "treasury-desk", "approver")
+    assert "shown this once" in browser.page_source
+    shot(browser, "people-token-created")
+    # The list names who created it; the token itself is never shown again.
+    browser.get(devnet.info.server_url + "/people")
+    row = next(
+        r for r in browser.find_elements(By.CSS_SELECTOR, "table.people tbody tr")
+        if r.find_element(By.CSS_SELECTOR, "td.name").text == "treasury-desk"
+    )
+    assert "approver" in row.text and "bootstrap" in row.text, row.text
+    assert token not in browser.page_source
+    shot(browser, "people")
+    # It works as an approver's login: the inbox, not the People page.
+    log_in_as(browser, devnet, token)
+    assert "People" not in browser.find_element(By.TAG_NAME, "nav").text
+    browser.get(devnet.info.server_url + "/actions")
+    assert "needs role" in browser.page_source
+    # The creation is on the record, for the auditor.
+    log_in_as(browser, devnet, devnet.info.admin_token, "/actions")
+    first = browser.find_element(By.CSS_SELECTOR, "table.actions tbody tr").text
+    assert "token.create" in first and "bootstrap" in first, first
+    shot(browser, "actions")
+
+
+def test_two_approvers_reach_a_quorum_in_the_browser(
+    browser: WebDriver, devnet: Running, wallet: Wallet
+) -> None:
+    address = devnet.info.wallet
+    before = devnet.admin("GET", f"/v1/admin/wallets/{address}/policy")
+    quorum = {**before, "version": before["version"] + 1}
+    quorum["approval"] = {
+        **before["approval"],
+        "quorum": {"approvers": 2, "above": [{"token": "native", "amount": str(8 * ETH // 100)}]},
+    }
+    devnet.admin("PUT", f"/v1/admin/wallets/{address}/policy", quorum)
+    try:
+        first = create_token(browser, devnet, "desk-one", "approver")
+        second = create_token(browser, devnet, "desk-two", "approver")
+        pending = pending_payment(wallet, 9 * ETH // 100)
+        thread, outcome = waiting(wallet, pending)
+
+        log_in_as(browser, devnet, first)
+        section = browser.find_element(By.ID, f"request-{pending.request_id}")
+        assert "0 of 2 approved" in section.text, section.text
+        section.find_element(By.CSS_SELECTOR, "button.approve").click()
+        WebDriverWait(browser, 20).until(lambda d: "done=" in d.current_url)
+        assert "1 of 2 approvers so far, 1 more needed" in browser.page_source
+        section = browser.find_element(By.ID, f"request-{pending.request_id}")
+        assert "1 of 2 approved (desk-one)" in section.text, section.text
+        shot(browser, "approvals-quorum")
+        thread.join(timeout=2)
+        assert thread.is_alive() and not outcome, f"co-signed before the quorum: {outcome}"
+
+        log_in_as(browser, devnet, second)
+        section = browser.find_element(By.ID, f"request-{pending.request_id}")
+        section.find_element(By.CSS_SELECTOR, "button.approve").click()
+        WebDriverWait(browser, 20).until(lambda d: "done=" in d.current_url)
+        assert "Approved by desk-one, desk-two" in browser.page_source
+        assert f"request-{pending.request_id}" not in browser.page_source
+        shot(browser, "approvals-quorum-reached")
+        thread.join(timeout=120)
+        executed = outcome.get("executed")
+        assert executed is not None, f"the SDK did not get the quorum's approval: {outcome}"
+        assert executed.request_id == pending.request_id
+    finally:
+        restored = {**before, "version": before["version"] + 2}
+        devnet.admin("PUT", f"/v1/admin/wallets/{address}/policy", restored)

@@ -1,10 +1,15 @@
 //! Operator endpoints, behind bearer tokens stored as SHA-256 hashes: `admin` manages wallets
-//! and policies; `approver` (and `admin`) resolves pending requests.
+//! and policies; `approver` (and `admin`) votes on pending requests. Every change is recorded
+//! with who made it, as an administrative action that the anchorer logs.
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
-    http::StatusCode,
+    body::Bytes,
+    extract::{
+        Path, Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chaperone_api::{
@@ -21,7 +26,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    http::{ApiError, ApiJson, Caller, agent_label},
+    http::{ApiError, ApiJson, Caller, agent_label, vote},
     openapi::error_answers,
     paging::ExportFormat,
 };
@@ -43,6 +48,26 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_policy, put_policy))
         .routes(routes!(pending_approvals))
         .routes(routes!(resolve_approval))
+}
+
+/// Records an administrative action that the store made in a transaction of its own.
+async fn record_action(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    let action = chaperone_store::NewAdminAction {
+        action,
+        subject,
+        detail,
+    };
+    state
+        .store()
+        .record_action(&caller.actor(), &action, state.now())
+        .await?;
+    Ok(())
 }
 
 fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, ApiError> {
@@ -77,6 +102,14 @@ async fn register_wallet(
         agent: body.agent,
     };
     state.store().register_wallet(&record, state.now()).await?;
+    record_action(
+        &state,
+        &caller,
+        "wallet.register",
+        &body.address.to_string(),
+        serde_json::json!({ "wallet": body.address, "chain_id": body.chain_id, "agent": body.agent }),
+    )
+    .await?;
     tracing::info!(wallet = %body.address, by = %caller.name, "wallet registered");
     Ok((
         StatusCode::CREATED,
@@ -115,6 +148,16 @@ async fn register_agent(
     if let Some(label) = label {
         state.store().label_agent(body.address, label).await?;
     }
+    if new {
+        record_action(
+            &state,
+            &caller,
+            "agent.register",
+            &body.address.to_string(),
+            serde_json::json!({ "agent": body.address, "label": label }),
+        )
+        .await?;
+    }
     tracing::info!(agent = %body.address, by = %caller.name, new, "agent registered");
     let status = if new {
         StatusCode::CREATED
@@ -152,6 +195,14 @@ async fn unregister_agent(
             "agent {address} is not registered"
         )));
     }
+    record_action(
+        &state,
+        &caller,
+        "agent.unregister",
+        &address.to_string(),
+        serde_json::json!({ "agent": address }),
+    )
+    .await?;
     tracing::info!(agent = %address, by = %caller.name, "agent unregistered");
     Ok(Json(Registered { address }))
 }
@@ -188,29 +239,64 @@ async fn registered_agents(
 
 error_answers!(PutPolicyErrors: UnknownWallet, StalePolicyVersion, InvalidPolicy);
 
-/// Set a new policy version.
+/// Set a new policy version: JSON, or TOML (`Content-Type: application/toml`), whose text is
+/// kept as submitted, comments and all, beside the normalised document that is hashed.
 #[utoipa::path(
     put,
     path = "/v1/admin/wallets/{address}/policy",
     description = "Roles: admin.",
     security(("bearer" = [])),
     params(("address" = chaperone_core::openapi::HexAddress, Path, description = "the wallet")),
-    request_body = Policy,
+    request_body(content(
+        (Policy = "application/json"),
+        (String = "application/toml"),
+    )),
     responses((status = 200, description = "version and hash", body = PolicySet), PutPolicyErrors)
 )]
 async fn put_policy(
     State(state): State<AppState>,
     caller: Caller,
     Path(address): Path<String>,
-    ApiJson(document): ApiJson<serde_json::Value>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&["admin"])?;
     let wallet: Address = parse(&address, "wallet address")?;
-    let policy = Policy::from_json(&document.to_string())
-        .map_err(|e| ApiError::new(ErrorCode::InvalidPolicy, e.to_string()))?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::BodyTooLarge, rejection.body_text())
+        } else {
+            ApiError::new(ErrorCode::InvalidBody, rejection.body_text())
+        }
+    })?;
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidBody, "the policy is not UTF-8 text"))?;
+    let (policy, format) = match mime.as_str() {
+        "application/json" => (Policy::from_json(text), "json"),
+        "application/toml" => (Policy::from_toml(text), "toml"),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the policy as application/json or application/toml",
+            ));
+        }
+    };
+    let policy = policy.map_err(|e| ApiError::new(ErrorCode::InvalidPolicy, e.to_string()))?;
     state
         .store()
-        .set_policy(wallet, &policy, state.now())
+        .install_policy(
+            wallet,
+            &policy,
+            Some((text, format)),
+            Some(&caller.actor()),
+            state.now(),
+        )
         .await?;
     tracing::info!(%wallet, version = policy.version, by = %caller.name, "policy set");
     Ok(Json(PolicySet {
@@ -296,7 +382,9 @@ async fn pending_approvals(
 
 error_answers!(ResolveErrors: NoPendingApproval);
 
-/// Approve or deny a pending request (verdict: approve or deny).
+/// Vote on a pending request (verdict: approve or deny). One denial denies; a policy's quorum
+/// asks for several distinct approvers, and the request is co-signed only once they agree: until
+/// then the answer is 202 with who has approved and how many more are needed. A name votes once.
 #[utoipa::path(
     post,
     path = "/v1/admin/approvals/{request_id}/{verdict}",
@@ -306,7 +394,11 @@ error_answers!(ResolveErrors: NoPendingApproval);
         ("request_id" = chaperone_core::openapi::Hex32, Path, description = "the request id"),
         ("verdict" = inline(Verdict), Path, description = "approve or deny"),
     ),
-    responses((status = 200, description = "resolved", body = Resolved), ResolveErrors)
+    responses(
+        (status = 200, description = "resolved: approved or denied", body = Resolved),
+        (status = 202, description = "counted; more approvers are needed", body = Resolved),
+        ResolveErrors,
+    )
 )]
 async fn resolve_approval(
     State(state): State<AppState>,
@@ -320,13 +412,11 @@ async fn resolve_approval(
         "deny" => false,
         _ => return Err(ApiError::not_found("use /approve or /deny")),
     };
-    state
-        .store()
-        .resolve_approval(id, approve, &caller.name, None, state.now())
-        .await?;
-    tracing::info!(request = %id, approve, by = %caller.name, "approval resolved");
-    Ok(Json(Resolved {
-        request_id: id,
-        approved: approve,
-    }))
+    let resolved = vote(&state, &caller.actor(), id, approve, None).await?;
+    let status = if resolved.status == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(resolved)))
 }

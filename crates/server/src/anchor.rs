@@ -1,7 +1,9 @@
 //! The anchoring worker. Each tick it
 //!
-//! 1. logs co-sign decisions that are not yet in the log, as records of the policy service
-//!    (signed by the co-signer key), so spending history is as tamper-evident as model calls;
+//! 1. logs co-sign decisions and administrative actions (who approved, who changed a policy or
+//!    a token) that are not yet in the log, as records of the policy service (signed by the
+//!    co-signer key), so spending history and who steered it are as tamper-evident as model
+//!    calls;
 //! 2. signs a checkpoint when `interval` seconds or `max_records` records have passed since the
 //!    last one;
 //! 3. anchors the latest checkpoint in `AuditLog` with a consistency proof from what the chain
@@ -22,12 +24,16 @@ use alloy::{
 use anyhow::{Context, bail};
 use chaperone_chain::AuditLog;
 use chaperone_core::{Commitment, CommitmentKind, Record, Salt, Secp256k1Signer, SignedBatch};
-use chaperone_store::{Anchor, AnchoringLock, Store, StoredCheckpoint};
+use chaperone_store::{Anchor, AnchoringLock, ServiceRecord, Store, StoredCheckpoint};
 
 use crate::LogConfig;
 
 /// The model id of the policy service's decision records.
 pub const DECISION_MODEL: &str = "chaperone-policy/decision/v1";
+/// The model id of the policy service's administrative-action records (verdicts, policy, token
+/// and agent changes): the input commits to the action's JSON (who, when, what), the output to
+/// nothing (an empty string).
+pub const ADMIN_ACTION_MODEL: &str = "chaperone-policy/admin-action/v1";
 /// Decisions logged per batch (one co-signer signature each).
 const DECISIONS_PER_BATCH: u32 = 1000;
 
@@ -47,6 +53,8 @@ pub struct AnchorReport {
     pub leader: bool,
     /// Decisions written to the log.
     pub decisions_logged: usize,
+    /// Administrative actions written to the log.
+    pub actions_logged: usize,
     /// The size of a checkpoint signed in this tick.
     pub checkpoint: Option<u64>,
     /// The size anchored and the transaction, if one was sent.
@@ -102,6 +110,7 @@ impl Anchorer {
         report.leader = true;
         self.started_at.get_or_insert(now);
         report.decisions_logged = self.log_decisions().await?;
+        report.actions_logged = self.log_admin_actions().await?;
         report.checkpoint = self.checkpoint(now, false).await?;
         report.anchored = self.anchor(now).await?;
         Ok(report)
@@ -115,6 +124,7 @@ impl Anchorer {
             ..AnchorReport::default()
         };
         report.decisions_logged = self.log_decisions().await?;
+        report.actions_logged = self.log_admin_actions().await?;
         report.checkpoint = self.checkpoint(now, true).await?;
         report.anchored = self.anchor(now).await?;
         Ok(report)
@@ -167,6 +177,56 @@ impl Anchorer {
                 .append_batch(&batch, &leaves, now_ms, &salts)
                 .await
                 .context("logging co-sign decisions")?;
+            logged += pending.len();
+        }
+    }
+
+    /// Logs administrative actions not yet in the log, as records of the policy service after
+    /// its decisions: the same agent (the co-signer key), so one chain orders them all.
+    async fn log_admin_actions(&self) -> anyhow::Result<usize> {
+        let mut logged = 0;
+        loop {
+            let pending = self
+                .store
+                .unlogged_admin_actions(DECISIONS_PER_BATCH)
+                .await?;
+            if pending.is_empty() {
+                return Ok(logged);
+            }
+            let (mut sequence, mut previous) =
+                self.store.agent_head(self.cosigner.address()).await?;
+            let mut records = Vec::with_capacity(pending.len());
+            let mut salts = Vec::with_capacity(pending.len());
+            for action in &pending {
+                let (input_salt, output_salt) = (Salt::random()?, Salt::random()?);
+                let record = Record {
+                    agent: self.cosigner.address(),
+                    sequence,
+                    timestamp_ms: action.at.saturating_mul(1000),
+                    model: ADMIN_ACTION_MODEL.to_owned(),
+                    input: Commitment::compute(
+                        CommitmentKind::Input,
+                        &input_salt,
+                        action.content().as_bytes(),
+                    ),
+                    output: Commitment::compute(CommitmentKind::Output, &output_salt, b""),
+                    metadata: None,
+                    previous,
+                };
+                previous = record.leaf_hash()?;
+                sequence += 1;
+                records.push(record);
+                let salts_json =
+                    serde_json::json!({ "input": input_salt, "output": output_salt }).to_string();
+                salts.push((ServiceRecord::AdminAction(action.id), salts_json));
+            }
+            let batch = SignedBatch::sign(records, &self.cosigner)?;
+            let leaves = batch.leaf_hashes()?;
+            let now_ms = pending.last().map_or(0, |a| a.at.saturating_mul(1000));
+            self.store
+                .append_service_batch(&batch, &leaves, now_ms, &salts)
+                .await
+                .context("logging administrative actions")?;
             logged += pending.len();
         }
     }

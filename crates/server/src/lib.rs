@@ -11,6 +11,7 @@
 //!   contracts' events and settles or releases reservations.
 //! - `admin.rs`, `tokens.rs`: wallets, agents, policies, approvals and API tokens.
 //! - `compliance.rs`: the auditor's lists; `payments.rs`: the payment ledger.
+//! - `compliance.rs`: the auditor's lists; `actions.rs`: who did what (administrative actions).
 //! - `console/`: the browser console (HTML).
 //! - `webhooks.rs`: notifications of pending approvals and denials; `metrics.rs`: `/metrics`.
 //!
@@ -21,6 +22,7 @@
 //! end), `openapi.rs` (the document, derived from the handlers). The wire types are in the
 //! `chaperone-api` crate. `service.rs` starts it all from a configuration file.
 
+mod actions;
 mod admin;
 mod admission;
 mod alerts;
@@ -48,7 +50,7 @@ mod webhooks;
 mod words;
 
 pub use admission::MAX_INFLIGHT_PER_WALLET;
-pub use anchor::{AnchorPolicy, AnchorReport, Anchorer, DECISION_MODEL};
+pub use anchor::{ADMIN_ACTION_MODEL, AnchorPolicy, AnchorReport, Anchorer, DECISION_MODEL};
 pub use app::app;
 pub use audit::{MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS};
 pub use http::{ApiError, token_hash};

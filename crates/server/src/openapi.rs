@@ -83,6 +83,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::cosign::router())
         .merge(crate::admin::router())
         .merge(crate::tokens::router())
+        .merge(crate::actions::router())
         .merge(crate::audit::router())
         .merge(crate::compliance::router())
         .merge(crate::payments::router())

@@ -1,6 +1,7 @@
 //! `/v1/admin/tokens`: an admin issues bearer tokens (shown once, stored as SHA-256 hashes)
 //! and revokes them; a revoked token stops working at once, for the API and for every console
-//! session opened with it.
+//! session opened with it. Each issue and revocation is an administrative action on the record
+//! (who, when), logged like decisions.
 
 use axum::{
     Json,
@@ -8,16 +9,13 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use chaperone_api::{
-    ErrorCode,
-    admin::{IssuedToken, NewToken, Revoked, TokenView, Tokens},
-};
+use chaperone_api::admin::{IssuedToken, NewToken, Revoked, TokenView, Tokens};
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    http::{ApiError, ApiJson, Caller, token_hash},
+    http::{ApiError, ApiJson, Caller, issue_token},
     openapi::error_answers,
 };
 
@@ -44,41 +42,8 @@ async fn issue(
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&["admin"])?;
-    if !["admin", "approver", "auditor"].contains(&body.role.as_str()) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRole,
-            "role is one of admin, approver, auditor",
-        ));
-    }
     let name = body.name.trim();
-    // `.` and `..` are refused: as a URL path segment they are dot segments, which every URL
-    // parser removes, so `DELETE /v1/admin/tokens/..` could never name the token to revoke.
-    if name.is_empty()
-        || name.chars().count() > 64
-        || name.chars().any(char::is_control)
-        || name == "."
-        || name == ".."
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidName,
-            "a name is 1 to 64 printable characters, and not `.` or `..`",
-        ));
-    }
-    // One live token per name: a revocation by name then names exactly whom it stops.
-    if state.store().api_token_named(name).await? {
-        return Err(ApiError::new(
-            ErrorCode::NameTaken,
-            format!("a live token is named `{name}`: revoke it first, or choose another name"),
-        ));
-    }
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|_| ApiError::internal("no randomness for a token"))?;
-    let token = format!("chp_{}", alloy::hex::encode(secret));
-    state
-        .store()
-        .add_api_token(token_hash(&token), name, &body.role, state.now())
-        .await?;
-    tracing::info!(name, role = %body.role, by = %caller.name, "API token issued");
+    let token = issue_token(&state, &caller.actor(), name, &body.role).await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedToken {
@@ -109,6 +74,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Toke
             role: t.role,
             created_at: t.created_at,
             revoked_at: t.revoked_at,
+            created_by: t.created_by,
         })
         .collect();
     Ok(Json(Tokens { tokens }))
@@ -132,7 +98,10 @@ async fn revoke(
     Path(name): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
     caller.require(&["admin"])?;
-    let revoked = state.store().revoke_api_tokens(&name, state.now()).await?;
+    let revoked = state
+        .store()
+        .revoke_api_tokens_by(&name, &caller.actor(), state.now())
+        .await?;
     if revoked == 0 {
         return Err(ApiError::not_found(format!(
             "no live token is named `{name}`"

@@ -4,7 +4,7 @@
 use chaperone_core::B256;
 use sqlx::Row;
 
-use crate::{Result, Store, audit::to_u64, store::db_time};
+use crate::{Actor, Error, NewAdminAction, Result, Store, audit::to_u64, store::db_time};
 
 /// An API token as listed (never the token itself: only its hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub struct ApiTokenInfo {
     pub created_at: u64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<u64>,
+    /// The admin who issued it (none: the service's configuration).
+    pub created_by: Option<String>,
 }
 
 impl Store {
@@ -67,7 +69,8 @@ impl Store {
     /// Every API token, oldest first.
     pub async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
         let rows = sqlx::query(
-            "SELECT name, role, created_at, revoked_at FROM api_tokens ORDER BY created_at, name",
+            "SELECT name, role, created_at, revoked_at, created_by FROM api_tokens \
+             ORDER BY created_at, name",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -81,32 +84,103 @@ impl Store {
                         .try_get::<Option<i64>, _>(3)?
                         .map(|t| to_u64(t, "revoked at"))
                         .transpose()?,
+                    created_by: row.try_get(4)?,
                 })
             })
             .collect()
+    }
+
+    /// Stores a token issued by an admin (`by`), and records the issue as an administrative
+    /// action, in one transaction. Fails with [`Error::RevokedToken`] if `by` is no longer live.
+    pub async fn issue_api_token(
+        &self,
+        token_hash: B256,
+        name: &str,
+        role: &str,
+        by: &Actor,
+        now: u64,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        Self::require_live(&mut tx, &by.name).await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, name, role, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash.to_string())
+        .bind(name)
+        .bind(role)
+        .bind(db_time(now))
+        .bind(&by.name)
+        .execute(&mut *tx)
+        .await?;
+        let action = NewAdminAction {
+            action: "token.create",
+            subject: name,
+            detail: serde_json::json!({ "name": name, "role": role }),
+        };
+        Self::record_action_on(&mut tx, by, &action, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes the tokens named `name` as [`Store::revoke_api_tokens`] does, recording who did
+    /// it as an administrative action in the same transaction (when it revoked any).
+    pub async fn revoke_api_tokens_by(&self, name: &str, by: &Actor, now: u64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        Self::require_live(&mut tx, &by.name).await?;
+        let revoked = Self::revoke_on(&mut tx, name, now).await?;
+        if revoked > 0 {
+            let action = NewAdminAction {
+                action: "token.revoke",
+                subject: name,
+                detail: serde_json::json!({ "name": name, "revoked": revoked }),
+            };
+            Self::record_action_on(&mut tx, by, &action, now).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Fails unless a live token is named `name` (checked inside the caller's transaction, so a
+    /// token revoked a moment ago acts no more).
+    pub(crate) async fn require_live(conn: &mut sqlx::AnyConnection, name: &str) -> Result<()> {
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM api_tokens WHERE name = $1 AND revoked_at IS NULL LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+        match live {
+            Some(_) => Ok(()),
+            None => Err(Error::RevokedToken(name.to_owned())),
+        }
     }
 
     /// Revokes every unrevoked token named `name` and ends their console sessions, in one
     /// transaction. Returns how many tokens it revoked.
     pub async fn revoke_api_tokens(&self, name: &str, now: u64) -> Result<u64> {
         let mut tx = self.begin_write().await?;
+        let revoked = Self::revoke_on(&mut tx, name, now).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn revoke_on(conn: &mut sqlx::AnyConnection, name: &str, now: u64) -> Result<u64> {
         sqlx::query(
             "DELETE FROM console_sessions WHERE token_hash IN \
              (SELECT token_hash FROM api_tokens WHERE name = $1 AND revoked_at IS NULL)",
         )
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        let revoked = sqlx::query(
+        Ok(sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(db_time(now))
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(revoked)
+        .rows_affected())
     }
 
     /// Opens a console session for the token with `token_hash` until `expires_at`; only the

@@ -25,6 +25,15 @@ use crate::{
     store::{db_time, hex, parse},
 };
 
+/// What a record of the policy service stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceRecord {
+    /// A co-sign decision (its request id).
+    Decision(B256),
+    /// An administrative action (its id).
+    AdminAction(u64),
+}
+
 /// Bind parameters per multi-row INSERT: well under SQLite's and PostgreSQL's limits.
 const INSERT_PARAMETERS: usize = 5_000;
 
@@ -230,6 +239,24 @@ impl Store {
         received_ms: u64,
         decisions: &[(B256, String)],
     ) -> Result<AppendedBatch> {
+        let logged: Vec<(ServiceRecord, String)> = decisions
+            .iter()
+            .map(|(id, salts)| (ServiceRecord::Decision(*id), salts.clone()))
+            .collect();
+        self.append_service_batch(batch, leaves, received_ms, &logged)
+            .await
+    }
+
+    /// [`Store::append_batch`] for the policy service's own records: marks each record's
+    /// decision or administrative action (with its salts JSON) as logged under its leaf, in the
+    /// same transaction.
+    pub async fn append_service_batch(
+        &self,
+        batch: &SignedBatch,
+        leaves: &[B256],
+        received_ms: u64,
+        logged: &[(ServiceRecord, String)],
+    ) -> Result<AppendedBatch> {
         let first = batch
             .records
             .first()
@@ -384,15 +411,22 @@ impl Store {
             .bind(peaks)
             .execute(&mut *tx)
             .await?;
-        for ((request_id, salts), leaf) in decisions.iter().zip(leaves) {
-            sqlx::query(
-                "UPDATE decisions SET logged_leaf = $1, record_salts = $2 WHERE request_id = $3",
-            )
-            .bind(leaf.to_string())
-            .bind(salts.clone())
-            .bind(request_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for ((what, salts), leaf) in logged.iter().zip(leaves) {
+            let query = match what {
+                ServiceRecord::Decision(request_id) => sqlx::query(
+                    "UPDATE decisions SET logged_leaf = $1, record_salts = $2 WHERE request_id = $3",
+                )
+                .bind(leaf.to_string())
+                .bind(salts.clone())
+                .bind(request_id.to_string()),
+                ServiceRecord::AdminAction(id) => sqlx::query(
+                    "UPDATE admin_actions SET logged_leaf = $1, record_salts = $2 WHERE id = $3",
+                )
+                .bind(leaf.to_string())
+                .bind(salts.clone())
+                .bind(to_i64(*id, "action id")?),
+            };
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(AppendedBatch {

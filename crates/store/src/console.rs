@@ -56,6 +56,10 @@ pub struct PolicyVersion {
     pub policy: Policy,
     /// When it was installed (Unix seconds).
     pub created_at: u64,
+    /// Who installed it (none: the service's configuration).
+    pub installed_by: Option<String>,
+    /// The document as submitted (TOML keeps its comments), when it was recorded.
+    pub source: Option<String>,
 }
 
 /// A signed checkpoint and, once mined, its anchoring transaction.
@@ -77,12 +81,15 @@ fn time(row: &sqlx::any::AnyRow, index: usize) -> Result<u64> {
 }
 
 impl Store {
-    /// Pending, unexpired approvals with their requests, oldest first.
+    /// Pending, unexpired approvals with their requests, oldest first. A request whose
+    /// `validUntil` has passed (its agent gave up waiting) is left out: approving it could no
+    /// longer pay.
     pub async fn pending_approval_details(&self, now: u64) -> Result<Vec<PendingDetail>> {
         let rows = sqlx::query(
             "SELECT a.request_id, d.wallet, d.created_at, a.expires_at, d.request, d.reasons \
              FROM approvals a JOIN decisions d ON d.request_id = a.request_id \
-             WHERE a.status = 'pending' AND a.expires_at >= $1 ORDER BY d.created_at",
+             WHERE a.status = 'pending' AND a.expires_at >= $1 AND d.valid_until >= $1 \
+             ORDER BY d.created_at",
         )
         .bind(db_time(now))
         .fetch_all(&self.reader)
@@ -165,7 +172,8 @@ impl Store {
     /// Every version of a wallet's policy, newest first.
     pub async fn policy_history(&self, wallet: Address) -> Result<Vec<PolicyVersion>> {
         let rows = sqlx::query(
-            "SELECT version, hash, document, created_at FROM policies WHERE wallet = $1 \
+            "SELECT version, hash, document, created_at, installed_by, source FROM policies \
+             WHERE wallet = $1 \
              ORDER BY version DESC",
         )
         .bind(hex(wallet))
@@ -181,6 +189,8 @@ impl Store {
                     policy: serde_json::from_str(&row.try_get::<String, _>(2)?)
                         .map_err(|e| Error::Corrupt(e.to_string()))?,
                     created_at: time(row, 3)?,
+                    installed_by: row.try_get(4)?,
+                    source: row.try_get(5)?,
                 })
             })
             .collect()

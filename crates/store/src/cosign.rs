@@ -8,7 +8,7 @@ use chaperone_core::{
 use sqlx::Row;
 
 use crate::{
-    Error, Result, Store,
+    Result, Store,
     store::{db_time, hex, parse},
     totals::Ending,
 };
@@ -86,8 +86,9 @@ pub(crate) fn authorization_key(token: Address, nonce: B256) -> String {
 }
 
 impl Store {
-    /// Records a human's verdict on a pending request, with who gave it and their comment.
-    /// Fails when there is no pending approval for it or the approval expired.
+    /// Records `by`'s verdict on a pending request as an approver's vote
+    /// ([`Store::cast_vote`]): `by` must name a live token, and a request that needs a quorum
+    /// stays pending until enough distinct approvers agree.
     pub async fn resolve_approval(
         &self,
         request_id: B256,
@@ -95,30 +96,20 @@ impl Store {
         by: &str,
         comment: Option<&str>,
         now: u64,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, comment = $5 \
-             WHERE request_id = $4 AND status = 'pending' AND expires_at >= $3",
-        )
-        .bind(if approve { "approved" } else { "denied" })
-        .bind(by)
-        .bind(db_time(now))
-        .bind(request_id.to_string())
-        .bind(comment)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoPendingApproval(request_id.to_string()));
-        }
-        Ok(())
+    ) -> Result<crate::VoteCount> {
+        let actor = crate::Actor::new(by, "approver");
+        self.cast_vote(request_id, approve, &actor, comment, now)
+            .await
     }
 
-    /// Pending approvals that have not expired: (request id, wallet, expires at).
+    /// Pending approvals that have not expired, and whose co-signature could still be used
+    /// (the agent's `validUntil` has not passed): (request id, wallet, expires at).
     pub async fn pending_approvals(&self, now: u64) -> Result<Vec<(B256, Address, u64)>> {
         let rows = sqlx::query(
             "SELECT a.request_id, d.wallet, a.expires_at FROM approvals a \
              JOIN decisions d ON d.request_id = a.request_id \
-             WHERE a.status = 'pending' AND a.expires_at >= $1 ORDER BY a.expires_at",
+             WHERE a.status = 'pending' AND a.expires_at >= $1 AND d.valid_until >= $1 \
+             ORDER BY a.expires_at",
         )
         .bind(db_time(now))
         .fetch_all(&self.reader)

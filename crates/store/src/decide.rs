@@ -118,7 +118,7 @@ impl Store {
         let mut decided: HashMap<B256, StoredDecision> = HashMap::new();
         let mut new_decisions = Vec::new();
         let mut reservations: Vec<(&RequestRecord<'_>, Token, U256)> = Vec::new();
-        let mut approvals: Vec<(B256, u64)> = Vec::new();
+        let mut approvals: Vec<(B256, u64, u32)> = Vec::new();
         for (i, request) in requests.iter().enumerate() {
             let wallet = hex(request.wallet);
             if !versions.contains_key(&wallet) {
@@ -187,7 +187,13 @@ impl Store {
                 }
                 Outcome::PendingApproval if !human_approved => {
                     let ttl = policy.approval.as_ref().map_or(0, |a| a.expires_after.0);
-                    approvals.push((request.request_id, now.saturating_add(ttl)));
+                    // A quorum is fixed when the request starts waiting: a later policy cannot
+                    // lower the number of approvers a waiting request needs.
+                    let required = policy
+                        .approval
+                        .as_ref()
+                        .map_or(1, |a| a.approvers_required(&decision.spends));
+                    approvals.push((request.request_id, now.saturating_add(ttl), required));
                 }
                 Outcome::PendingApproval | Outcome::Denied => {}
             }
@@ -220,12 +226,14 @@ impl Store {
 
         Self::insert_decisions(&mut tx, &new_decisions, now).await?;
         Self::insert_reservations(&mut tx, &reservations, now).await?;
-        for (request_id, expires_at) in approvals {
+        for (request_id, expires_at, required) in approvals {
             sqlx::query(
-                "INSERT INTO approvals (request_id, status, expires_at) VALUES ($1, 'pending', $2)",
+                "INSERT INTO approvals (request_id, status, expires_at, required) \
+                 VALUES ($1, 'pending', $2, $3)",
             )
             .bind(request_id.to_string())
             .bind(db_time(expires_at))
+            .bind(i64::from(required))
             .execute(&mut *tx)
             .await?;
         }

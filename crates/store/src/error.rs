@@ -63,6 +63,9 @@ pub enum Error {
     /// sequences, cursors, chain ids must be below 2^63).
     #[error("{0} is out of range: it must be below 2^63")]
     OutOfRange(String),
+    /// The token acting is revoked (or never existed): what it does must not count.
+    #[error("the token named `{0}` is not live")]
+    RevokedToken(String),
     /// A stored value does not parse (the database was edited by hand or is corrupt).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

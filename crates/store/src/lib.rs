@@ -19,6 +19,7 @@ mod decide;
 mod error;
 mod ledger;
 mod reconcile;
+mod people;
 mod store;
 mod totals;
 mod webhooks;
@@ -26,7 +27,7 @@ mod webhooks;
 pub use access::ApiTokenInfo;
 pub use agents::RegisteredAgent;
 pub use audit::{
-    AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter,
+    AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter, ServiceRecord,
     StoredCheckpoint, UnloggedDecision,
 };
 pub use calls::{ApprovedDecision, CallBinding, ReceivedRecord};
@@ -37,5 +38,6 @@ pub use decide::MAX_BATCH;
 pub use error::{Error, Result};
 pub use ledger::{LedgerRow, PaymentDetail, PaymentFilter, PaymentState};
 pub use reconcile::UnauthorizedSpend;
+pub use people::{Actor, AdminAction, CastVote, NewAdminAction, VoteCount};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
 pub use webhooks::WebhookDelivery;

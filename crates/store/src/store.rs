@@ -366,7 +366,24 @@ impl Store {
 
     /// Stores a new policy version for a wallet; versions only go up, and all are kept.
     pub async fn set_policy(&self, wallet: Address, policy: &Policy, now: u64) -> Result<()> {
+        self.install_policy(wallet, policy, None, None, now).await
+    }
+
+    /// Stores a new policy version as [`Store::set_policy`] does, with the document as
+    /// submitted (`source`: its text and format, `toml` or `json`, comments and all) and who
+    /// installed it; `by` is recorded as an administrative action in the same transaction.
+    pub async fn install_policy(
+        &self,
+        wallet: Address,
+        policy: &Policy,
+        source: Option<(&str, &str)>,
+        by: Option<&crate::Actor>,
+        now: u64,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(by) = by {
+            Self::require_live(&mut tx, &by.name).await?;
+        }
         let exists = sqlx::query("SELECT 1 FROM wallets WHERE address = $1")
             .bind(hex(wallet))
             .fetch_optional(&mut *tx)
@@ -389,16 +406,32 @@ impl Store {
         }
         let document = serde_json::to_string(policy).map_err(|e| Error::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO policies (wallet, version, hash, document, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO policies (wallet, version, hash, document, created_at, installed_by, \
+             source, source_format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(hex(wallet))
         .bind(i64::from(policy.version))
         .bind(policy.hash().to_string())
         .bind(document)
         .bind(db_time(now))
+        .bind(by.map(|b| b.name.clone()))
+        .bind(source.map(|(text, _)| text.to_owned()))
+        .bind(source.map(|(_, format)| format.to_owned()))
         .execute(&mut *tx)
         .await?;
+        if let Some(by) = by {
+            let action = crate::NewAdminAction {
+                action: "policy.set",
+                subject: &hex(wallet),
+                detail: serde_json::json!({
+                    "wallet": hex(wallet),
+                    "version": policy.version,
+                    "hash": policy.hash().to_string(),
+                    "policy": policy,
+                }),
+            };
+            Self::record_action_on(&mut tx, by, &action, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

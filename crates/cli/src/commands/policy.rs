@@ -76,8 +76,12 @@ async fn set(args: PolicySetArgs, out: Output) -> anyhow::Result<ExitCode> {
         target: ServerWallet { server, wallet },
         file,
     } = args;
+    // Checked here first (a precise error names the file), then sent as written: the server
+    // keeps the text as submitted, comments and all.
     let policy = read_policy(&file)?;
-    let answer = server.client()?.set_policy(wallet, &policy).await?;
+    let text = std::fs::read_to_string(&file)?;
+    let toml = file.extension().is_none_or(|e| e != "json");
+    let answer = server.client()?.set_policy_text(wallet, text, toml).await?;
     out.result(
         &answer,
         &format!("wallet {wallet} now has policy version {}", policy.version),

@@ -1,4 +1,5 @@
-//! `chaperone token issue|revoke|list`: a server's bearer tokens.
+//! `chaperone token create|revoke|list`: a server's named bearer tokens (`issue` is an alias
+//! of `create`).
 
 use std::process::ExitCode;
 
@@ -9,8 +10,9 @@ use crate::{Output, opts::AdminServer};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
-    /// Issue a token; it is printed once (only its hash is stored).
-    Issue(TokenIssueArgs),
+    /// Create a named token with a role; it is printed once (only its hash is stored).
+    #[command(alias = "issue")]
+    Create(TokenIssueArgs),
     /// Revoke the live token of a name: the API and its console sessions refuse it at once.
     Revoke(TokenNameArgs),
     /// List every token's name, role and dates (never the tokens).
@@ -21,8 +23,16 @@ pub(crate) enum TokenCommand {
 pub(crate) struct TokenIssueArgs {
     #[command(flatten)]
     pub(crate) server: AdminServer,
-    /// Who will hold it (recorded with what they do).
-    pub(crate) name: String,
+    /// Who will hold it (recorded with what they do), e.g. treasury-desk.
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "name_flag",
+        conflicts_with = "name_flag"
+    )]
+    pub(crate) name: Option<String>,
+    /// The same, as a flag: `--name treasury-desk`.
+    #[arg(long = "name", id = "name_flag", value_name = "NAME")]
+    pub(crate) name_flag: Option<String>,
     /// What it may do.
     #[arg(long, value_parser = ["admin", "approver", "auditor"])]
     pub(crate) role: String,
@@ -45,7 +55,13 @@ pub(crate) struct TokenListArgs {
 /// Runs one `token` subcommand.
 pub(crate) async fn run(command: TokenCommand, out: Output) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Issue(TokenIssueArgs { server, name, role }) => {
+        TokenCommand::Create(TokenIssueArgs {
+            server,
+            name,
+            name_flag,
+            role,
+        }) => {
+            let name = name.or(name_flag).unwrap_or_default();
             let issued = server
                 .client()?
                 .issue_token(&NewToken {
@@ -72,9 +88,10 @@ pub(crate) async fn run(command: TokenCommand, out: Output) -> anyhow::Result<Ex
                 .iter()
                 .map(|t| {
                     format!(
-                        "{}  {}{}",
+                        "{}  {}  by {}{}",
                         t.name,
                         t.role,
+                        t.created_by.as_deref().unwrap_or("configuration"),
                         if t.revoked_at.is_none() {
                             ""
                         } else {

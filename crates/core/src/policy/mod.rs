@@ -8,6 +8,7 @@
 mod effects;
 mod engine;
 mod model;
+mod quorum;
 
 pub use effects::{
     Effect, call_effects, is_spend_selector, typed_data_effects, typed_data_validity,
@@ -17,7 +18,8 @@ pub use engine::{
     evaluate,
 };
 pub use model::{
-    Amount, ApprovalRule, ArgRule, ContractRule, DEFAULT_MAX_VALID_FOR, FunctionRule, Mode, Policy,
-    PolicyError, RateLimit, RecipientRules, Seconds, Threshold, Token, TokenLimit, TypedDataRule,
-    WindowLimit,
+    Amount, ApprovalRule, ArgRule, ContractRule, DEFAULT_MAX_VALID_FOR, FunctionRule,
+    MAX_APPROVERS, Mode, Policy, PolicyError, Quorum, RateLimit, RecipientRules, Seconds,
+    Threshold, Token, TokenLimit, TypedDataRule, WindowLimit,
 };
+pub use quorum::{Tally, Vote, tally};

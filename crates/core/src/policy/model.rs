@@ -119,10 +119,8 @@ impl Policy {
         {
             return invalid("rate_limit needs a positive window and max_requests".into());
         }
-        if let Some(approval) = &self.approval
-            && approval.expires_after.0 == 0
-        {
-            return invalid("approval.expires_after must be positive".into());
+        if let Some(approval) = &self.approval {
+            approval.validate()?;
         }
         if let Some(max) = self.max_valid_for {
             if max.0 == 0 {
@@ -388,6 +386,74 @@ pub struct ApprovalRule {
     pub above: Vec<Threshold>,
     /// How long a pending request stays approvable.
     pub expires_after: Seconds,
+    /// Above a second, higher threshold, several distinct approvers must agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<Quorum>,
+}
+
+/// A second approval threshold: a request moving more than one of `above` waits for
+/// `approvers` distinct approvers (any one of whom can deny it), as Turnkey's consensus does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Quorum {
+    /// How many distinct approvers (2 to [`MAX_APPROVERS`]).
+    pub approvers: u32,
+    /// Amounts above these need the quorum; each token must also have a (lower or equal)
+    /// threshold in `approval.above`.
+    pub above: Vec<Threshold>,
+}
+
+/// The most approvers a quorum may ask for.
+pub const MAX_APPROVERS: u32 = 16;
+
+impl ApprovalRule {
+    /// How many distinct approvers a request moving `spends` needs: the quorum's number when
+    /// one of them exceeds a quorum threshold, else one.
+    pub fn approvers_required(&self, spends: &[(Token, U256)]) -> u32 {
+        let Some(quorum) = &self.quorum else {
+            return 1;
+        };
+        let over = spends.iter().any(|(token, amount)| {
+            quorum
+                .above
+                .iter()
+                .any(|t| t.token == *token && *amount > t.amount.0)
+        });
+        if over { quorum.approvers } else { 1 }
+    }
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        let invalid = |m: String| Err(PolicyError::Invalid(m));
+        if self.expires_after.0 == 0 {
+            return invalid("approval.expires_after must be positive".into());
+        }
+        let Some(quorum) = &self.quorum else {
+            return Ok(());
+        };
+        if !(2..=MAX_APPROVERS).contains(&quorum.approvers) {
+            return invalid(format!(
+                "approval.quorum.approvers is 2 to {MAX_APPROVERS} (one approver needs no quorum)"
+            ));
+        }
+        if quorum.above.is_empty() {
+            return invalid("approval.quorum.above must name at least one threshold".into());
+        }
+        for t in &quorum.above {
+            // Above the quorum's threshold a request must already wait for a human, or the
+            // quorum would never be asked.
+            match self.above.iter().find(|a| a.token == t.token) {
+                Some(single) if single.amount.0 <= t.amount.0 => {}
+                _ => {
+                    return invalid(format!(
+                        "approval.quorum for {} needs an `approval.above` threshold for the                          same token, no higher than the quorum's",
+                        t.token
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One approval threshold.

@@ -1,9 +1,12 @@
 //! The approvals inbox: pending requests with what they move and why a human is asked;
-//! approve or deny with a comment, recorded with the approver's name.
+//! approve or deny with a comment, recorded with the approver's name. A request that needs a
+//! quorum shows who has approved so far and how many more are needed; after each verdict the
+//! inbox confirms what became of it. A request whose agent gave up (its `validUntil` passed)
+//! or whose approval expired leaves the inbox.
 
 use axum::{
     Form, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -15,7 +18,7 @@ use serde::Deserialize;
 use super::{PageError, Session, page, reason_line, short, when};
 use crate::{
     AppState,
-    http::ApiError,
+    http::{ApiError, vote},
     words::{reason_tokens, units_of},
 };
 
@@ -36,10 +39,56 @@ fn time_left(seconds: u64) -> String {
     }
 }
 
-async fn inbox(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+/// The inbox after a verdict: `done` names the request just voted on.
+#[derive(Deserialize)]
+struct InboxQuery {
+    done: Option<String>,
+}
+
+/// What became of the request just voted on, read back from the store (never from the URL,
+/// which anyone can write).
+async fn confirmation(
+    state: &AppState,
+    done: Option<&str>,
+) -> Result<Option<(B256, String)>, PageError> {
+    let Some(id) = done.and_then(|d| d.parse::<B256>().ok()) else {
+        return Ok(None);
+    };
+    let verdicts = state.store().verdicts(&[id]).await?;
+    let votes = state.store().votes(&[id]).await?;
+    let Some(verdict) = verdicts.get(&id) else {
+        return Ok(None);
+    };
+    let (required, cast) = votes.get(&id).cloned().unwrap_or((1, Vec::new()));
+    let approvers = cast.iter().filter(|v| v.approve).count();
+    let text = match verdict.status.as_str() {
+        "approved" => format!(
+            "Approved by {}: the agent's next ask is co-signed.",
+            verdict.decided_by.as_deref().unwrap_or("?")
+        ),
+        "denied" => format!(
+            "Denied by {}: the agent is told no.",
+            verdict.decided_by.as_deref().unwrap_or("?")
+        ),
+        _ => format!(
+            "Your approval is recorded: {approvers} of {required} approvers so far, {} more needed.",
+            (required as usize).saturating_sub(approvers)
+        ),
+    };
+    Ok(Some((id, text)))
+}
+
+async fn inbox(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<InboxQuery>,
+) -> Result<Response, PageError> {
     session.require(ROLES)?;
     let now = state.now();
+    let done = confirmation(&state, query.done.as_deref()).await?;
     let pending = state.store().pending_approval_details(now).await?;
+    let ids: Vec<B256> = pending.iter().map(|p| p.request_id).collect();
+    let votes = state.store().votes(&ids).await?;
     let mut rows = Vec::new();
     for request in &pending {
         // What the recorded request moves, as the policy counts it.
@@ -66,6 +115,9 @@ async fn inbox(State(state): State<AppState>, session: Session) -> Result<Respon
         "Approvals",
         &session,
         html! {
+            @if let Some((id, text)) = &done {
+                p.confirmation role="status" { (text) " " small { "Request " (short(id)) } }
+            }
             p.exports { "Export: " a href="/v1/admin/approvals?format=csv" { "CSV" } " · " a href="/v1/admin/approvals?format=jsonl" { "JSON Lines" } }
             @if pending.is_empty() {
                 p.empty { "Nothing is waiting for a human." }
@@ -88,6 +140,23 @@ async fn inbox(State(state): State<AppState>, session: Session) -> Result<Respon
                         dt { "Asked" } dd { (when(request.created_at)) }
                         dt { "Expires" }
                         dd { (when(request.expires_at)) " (" (time_left(request.expires_at.saturating_sub(now))) " left)" }
+                        @let (required, cast) = votes.get(&request.request_id).cloned().unwrap_or((1, Vec::new()));
+                        @if required > 1 || !cast.is_empty() {
+                            dt { "Approvers" }
+                            dd.quorum {
+                                @let approved: Vec<_> = cast.iter().filter(|v| v.approve).collect();
+                                (approved.len()) " of " (required) " approved"
+                                @if !approved.is_empty() {
+                                    " (" @for (i, vote) in approved.iter().enumerate() {
+                                        @if i > 0 { ", " } span.approver { (vote.approver) }
+                                    } ")"
+                                }
+                                "; " (required as usize - approved.len().min(required as usize)) " more needed"
+                                @if cast.iter().any(|v| v.approver == session.name) {
+                                    " · you have voted"
+                                }
+                            }
+                        }
                     }
                     form.verdict method="post" action=(format!("/approvals/{}", request.request_id)) {
                         (session.csrf_field())
@@ -141,16 +210,14 @@ async fn resolve(
             ApiError::new(ErrorCode::InvalidRequest, "comments are at most 500 bytes").into(),
         );
     }
-    state
-        .store()
-        .resolve_approval(
-            id,
-            approve,
-            &session.name,
-            (!comment.is_empty()).then_some(comment),
-            state.now(),
-        )
-        .await?;
-    tracing::info!(request = %id, approve, by = %session.name, "approval resolved in the console");
-    Ok(Redirect::to("/approvals").into_response())
+    let resolved = vote(
+        &state,
+        &session.actor(),
+        id,
+        approve,
+        (!comment.is_empty()).then_some(comment),
+    )
+    .await?;
+    tracing::info!(request = %id, approve, status = %resolved.status, by = %session.name, "vote cast in the console");
+    Ok(Redirect::to(&format!("/approvals?done={id}")).into_response())
 }

@@ -6,6 +6,7 @@
 //! carries the session's CSRF token. Pages are sent with `Cache-Control: no-store`, a CSP
 //! allowing no script, and `X-Frame-Options: DENY` (an approve button must not be framed).
 
+mod actions;
 mod agents;
 mod alerts;
 mod approvals;
@@ -13,6 +14,7 @@ mod audit;
 mod chart;
 mod decisions;
 mod payments;
+mod people;
 mod policies;
 mod session;
 mod spend;
@@ -52,6 +54,8 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(policies::router())
         .merge(webhooks::router())
         .merge(alerts::router())
+        .merge(people::router())
+        .merge(actions::router())
 }
 
 /// A console page's failure: no session (to the login page), a missing role, or an error.
@@ -119,6 +123,8 @@ fn nav(session: &Session) -> Markup {
         ("/agents", "Agents", &["admin", "auditor"]),
         ("/webhooks", "Webhooks", &["admin"]),
         ("/alerts", "Alerts", &["admin", "auditor"]),
+        ("/people", "People", &["admin"]),
+        ("/actions", "Actions", &["admin", "auditor"]),
     ];
     html! {
         nav {

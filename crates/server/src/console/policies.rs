@@ -1,4 +1,5 @@
-//! Policies: each wallet's current policy, its history, and a line diff between two versions.
+//! Policies: each wallet's current policy (as submitted, comments kept), its history with who
+//! installed each version, and a line diff between two versions.
 
 use axum::{
     Router,
@@ -14,6 +15,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::{PageError, Session, page, short, when};
 use crate::{AppState, http::ApiError};
+use chaperone_store::PolicyVersion;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -30,6 +32,11 @@ fn document(policy: &Policy) -> String {
         .unwrap_or_default()
 }
 
+/// Who installed a version: a token's name, or the service's configuration.
+fn installer(version: &PolicyVersion) -> &str {
+    version.installed_by.as_deref().unwrap_or("configuration")
+}
+
 async fn policies(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
     session.require(ROLES)?;
     let mut rows = Vec::new();
@@ -42,7 +49,7 @@ async fn policies(State(state): State<AppState>, session: Session) -> Result<Res
         &session,
         html! {
             table.policies {
-                thead { tr { th { "Wallet" } th { "Version" } th { "Mode" } th { "Installed" } th { "Versions" } } }
+                thead { tr { th { "Wallet" } th { "Version" } th { "Mode" } th { "Installed" } th { "Installed by" } th { "Versions" } } }
                 tbody {
                     @for (wallet, history) in &rows {
                         tr {
@@ -52,8 +59,9 @@ async fn policies(State(state): State<AppState>, session: Session) -> Result<Res
                                     td { "v" (current.version) }
                                     td { (format!("{:?}", current.policy.mode).to_lowercase()) }
                                     td { (when(current.created_at)) }
+                                    td.installed-by { (installer(current)) }
                                 }
-                                None => { td colspan="3" { "no policy" } }
+                                None => { td colspan="4" { "no policy" } }
                             }
                             td { (history.len()) }
                         }
@@ -100,13 +108,14 @@ async fn history(
         html! {
             p { "Wallet " code { (address) } }
             table.history {
-                thead { tr { th { "Version" } th { "Hash" } th { "Installed" } th { } } }
+                thead { tr { th { "Version" } th { "Hash" } th { "Installed" } th { "By" } th { } } }
                 tbody {
                     @for (i, version) in history.iter().enumerate() {
                         tr {
                             td { "v" (version.version) }
                             td { code { (version.hash) } }
                             td { (when(version.created_at)) }
+                            td.installed-by { (installer(version)) }
                             td {
                                 @if let Some(older) = history.get(i + 1) {
                                     a href=(format!("/policies/{address}?from={}&to={}", older.version, version.version)) { "diff with v" (older.version) }
@@ -128,8 +137,14 @@ async fn history(
                     }
                 }
             }
-            h2 { "Current policy (v" (current.version) ")" }
-            pre.policy { (document(&current.policy)) }
+            h2 { "Current policy (v" (current.version) "), installed by " (installer(current)) }
+            @match &current.source {
+                Some(source) => {
+                    p { "As submitted, comments kept (the hash is of the normalised document):" }
+                    pre.policy.source { (source) }
+                }
+                None => { pre.policy { (document(&current.policy)) } }
+            }
         },
     ))
 }

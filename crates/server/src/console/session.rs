@@ -110,6 +110,11 @@ impl FromRequestParts<AppState> for Session {
 
 impl Session {
     /// Fails unless the user has one of `roles`.
+    /// Who acts, as the record of an administrative action names them.
+    pub(crate) fn actor(&self) -> chaperone_store::Actor {
+        chaperone_store::Actor::new(&self.name, &self.role)
+    }
+
     pub(crate) fn require(&self, roles: &[&str]) -> Result<(), PageError> {
         if roles.contains(&self.role.as_str()) {
             Ok(())

@@ -18,6 +18,11 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// Who acts, as the record of an administrative action names them.
+    pub(crate) fn actor(&self) -> chaperone_store::Actor {
+        chaperone_store::Actor::new(&self.name, &self.role)
+    }
+
     pub(crate) fn require(&self, roles: &[&str]) -> Result<(), ApiError> {
         if roles.contains(&self.role.as_str()) {
             Ok(())

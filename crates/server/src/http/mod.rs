@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod names;
+mod people;
 
 use axum::Json;
 use serde_json::Value;
@@ -15,6 +16,7 @@ pub(crate) use auth::{Caller, SESSION_COOKIE, cookie, id_hash, session_user};
 pub use error::ApiError;
 pub(crate) use error::ApiJson;
 pub(crate) use names::agent_label;
+pub(crate) use people::{issue_token, vote};
 
 use crate::AppState;
 

@@ -338,7 +338,24 @@ async fn cosign_decisions_become_records_of_the_policy_service() {
             None,
         )
         .await;
-        assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+        // The two decisions, and the two administrative actions that set the wallet up
+        // (its registration and its policy), all records of the policy service.
+        let models: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["model"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            models,
+            [
+                DECISION_MODEL,
+                DECISION_MODEL,
+                chaperone_server::ADMIN_ACTION_MODEL,
+                chaperone_server::ADMIN_ACTION_MODEL
+            ],
+            "{page}"
+        );
     }
 }
 

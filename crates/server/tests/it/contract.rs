@@ -424,7 +424,7 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "POST /v1/verify",
         ]
     );
-    assert_eq!(protected, 18);
+    assert_eq!(protected, 19);
     // Every admin or compliance path (also those the document might have missed).
     for (method, uri) in [
         ("GET", "/v1/agents".to_owned()),
@@ -436,6 +436,7 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
         ("GET", "/v1/admin/approvals".to_owned()),
         ("GET", "/v1/admin/agents".to_owned()),
         ("GET", "/v1/admin/tokens".to_owned()),
+        ("GET", "/v1/admin/actions".to_owned()),
         ("DELETE", "/v1/admin/tokens/ops".to_owned()),
         ("DELETE", format!("/v1/admin/agents/{}", s.wallet)),
         ("HEAD", "/v1/decisions".to_owned()),

@@ -12,6 +12,7 @@ mod cosign;
 mod observability;
 mod openapi;
 mod payments;
+mod people;
 mod sessions;
 mod untrusted;
 mod webhooks;

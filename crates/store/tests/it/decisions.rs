@@ -54,6 +54,11 @@ pub async fn registered(store: &Store, window_max: u64) {
         agent: Address::repeat_byte(0xa9),
     };
     store.register_wallet(&record, NOW).await.unwrap();
+    // The approver the tests vote as: a vote needs a live token of that name.
+    store
+        .add_api_token(B256::repeat_byte(0xa1), "alice", "approver", NOW)
+        .await
+        .unwrap();
     store
         .set_policy(wallet(), &policy(window_max), NOW)
         .await

@@ -8,6 +8,7 @@ mod concurrency;
 mod decisions;
 mod log_migration;
 mod reconcile;
+mod people;
 mod sessions;
 mod totals;
 mod wal;
