@@ -9,6 +9,7 @@
 //! - [`audit`]: the audit log's records, proofs, checkpoints and verification.
 //! - [`admin`]: wallets, agents, policies, approvals and API tokens.
 //! - [`compliance`]: the auditor's paginated lists ([`Page`]) and their export formats.
+//! - [`evidence`]: the auditor's evidence pack (a checkable bundle and a report).
 
 pub mod admin;
 pub mod audit;
@@ -17,6 +18,7 @@ mod client;
 pub mod compliance;
 pub mod cosign;
 mod error;
+pub mod evidence;
 mod payment;
 
 #[cfg(feature = "client")]

@@ -29,6 +29,7 @@ mod compliance;
 mod console;
 mod cosign;
 mod decider;
+mod evidence;
 mod http;
 mod indexer;
 mod logging;

@@ -85,6 +85,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::tokens::router())
         .merge(crate::audit::router())
         .merge(crate::compliance::router())
+        .merge(crate::evidence::router())
 }
 
 /// The OpenAPI document (built once).
