@@ -84,13 +84,15 @@ fn addresses(name: &str, list: Option<&str>) -> Result<Vec<Address>, ApiError> {
         return Ok(Vec::new());
     };
     let mut parsed = Vec::new();
-    for item in list.split(',') {
-        let item = item.trim();
-        let address = item.parse::<Address>().map_err(|_| {
-            let shown = crate::words::printable(item, 60);
+    for (i, item) in list.split(',').enumerate() {
+        // The item itself is not echoed: the message may end up in a page.
+        let address = item.trim().parse::<Address>().map_err(|_| {
             ApiError::new(
                 ErrorCode::InvalidQuery,
-                format!("`{name}`: `{shown}` is not an address"),
+                format!(
+                    "`{name}`: item {} is not an address (0x and 40 hex digits)",
+                    i + 1
+                ),
             )
         })?;
         if !parsed.contains(&address) {

@@ -9,10 +9,11 @@ mod audit_anvil;
 mod compliance;
 mod contract;
 mod cosign;
+mod evidence;
 mod observability;
 mod openapi;
 mod sessions;
-mod untrusted;
+pub(crate) mod untrusted;
 mod webhooks;
 
 use axum::{
