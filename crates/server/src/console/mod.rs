@@ -10,6 +10,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod decisions;
+mod disclosed;
 mod policies;
 mod session;
 mod spend;
