@@ -70,7 +70,8 @@ fn python_verify(file: &Path) -> (i32, String) {
     )
 }
 
-#[tokio::test]
+// Multi-threaded: the server runs in this runtime while the test waits on the CLI's process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_one_with_neither() {
     let devnet = devnet();
     let operator_key = devnet.signer(0);
