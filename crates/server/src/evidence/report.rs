@@ -130,7 +130,7 @@ pub(super) async fn render(state: &AppState, scope: &Scope) -> Result<String, Ap
                 (records)
                 h2 { "Anchoring" }
                 (lag)
-                h2 { "Record-keeping: what the log does, and what remains the operator's" }
+                h2 { "Record-keeping (EU AI Act Article 12): what the log does, and what remains the operator's" }
                 (article_12())
                 h2 { "Checking this period yourself" }
                 p {
