@@ -115,7 +115,7 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     );
     let http = reqwest::Client::new();
     let agents: Vec<Secp256k1Signer> = (0..2).map(|_| Secp256k1Signer::random().unwrap()).collect();
-    let mut chains = vec![(0u64, chaperone_core::B256::ZERO); 2];
+    let mut chains = [(0u64, chaperone_core::B256::ZERO); 2];
     for agent in &agents {
         store
             .register_agent(agent.address(), "test", now())

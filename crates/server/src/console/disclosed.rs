@@ -89,7 +89,7 @@ mod tests {
     fn disclosed_content_and_payments_are_text() {
         let content = |kind, text: &str| DisclosedContent {
             kind,
-            salt: Salt::random().unwrap(),
+            salt: Salt::random().expect("the OS gives randomness"),
             content: text.as_bytes().to_vec().into(),
         };
         let metadata = r#"{"x402":[{"amount":"1000","asset":"0x00000000000000000000000000000000000000aa","pay_to":"<b>x</b>","resource":"https://api/<script>","request_id":"0x01","settlement":{"transaction":"0x02"}}]}"#;
@@ -99,8 +99,14 @@ mod tests {
             content(CommitmentKind::Metadata, metadata),
         ])
         .into_string();
-        assert!(!page.contains("<script>") && !page.contains("<b>"), "{page}");
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+        assert!(
+            !page.contains("<script>") && !page.contains("<b>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
         assert!(page.contains("Payments made within this call"), "{page}");
         assert!(page.contains("1000") && page.contains("0x02"), "{page}");
         assert!(page.contains("Input") && page.contains("Output"), "{page}");
