@@ -57,6 +57,19 @@ fn tick(value: f64) -> String {
     format!("{text}{suffix}")
 }
 
+/// The smallest of 1, 2 and 5 × 10^k at or above `at_least` (1 when nothing is above zero).
+fn nice_step(at_least: f64) -> f64 {
+    if at_least <= 0.0 || !at_least.is_finite() {
+        return 0.25;
+    }
+    let power = 10f64.powf(at_least.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| *step >= at_least * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
+}
+
 impl BarChart<'_> {
     pub(super) fn render(&self) -> Markup {
         let top = self
@@ -66,7 +79,9 @@ impl BarChart<'_> {
             .chain(self.guide.as_ref().map(|g| g.value))
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max);
-        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+        // Four equal steps of a round size (1, 2 or 5 × 10^k) that reach the largest value.
+        let step = nice_step(top / 4.0);
+        let top = step * 4.0;
         let plot_w = WIDTH - LEFT - 8.0;
         let y = |v: f64| TOP + HEIGHT - (v.max(0.0) / top * HEIGHT);
         let slot = plot_w / self.bars.len().max(1) as f64;
@@ -128,6 +143,14 @@ mod tests {
         assert_eq!(tick(1_234_567.0), "1.23M");
         assert_eq!(tick(2_500.0), "2.5k");
         assert_eq!(tick(0.5), "0.5");
+    }
+
+    #[test]
+    fn steps_are_round() {
+        assert_eq!(nice_step(3.25), 5.0);
+        assert_eq!(nice_step(0.125), 0.2);
+        assert_eq!(nice_step(2.0), 2.0);
+        assert_eq!(nice_step(0.0), 0.25);
     }
 
     #[test]
