@@ -424,13 +424,15 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "POST /v1/verify",
         ]
     );
-    assert_eq!(protected, 15);
+    assert_eq!(protected, 17);
     // Every admin or compliance path (also those the document might have missed).
     for (method, uri) in [
         ("GET", "/v1/agents".to_owned()),
         ("GET", format!("/v1/agents/{}/records", s.wallet)),
         ("GET", "/v1/decisions".to_owned()),
         ("GET", "/v1/spend".to_owned()),
+        ("GET", "/v1/evidence/bundle?from=0&to=1".to_owned()),
+        ("GET", "/v1/evidence/report?from=0&to=1".to_owned()),
         ("GET", "/v1/admin/approvals".to_owned()),
         ("GET", "/v1/admin/agents".to_owned()),
         ("GET", "/v1/admin/tokens".to_owned()),
