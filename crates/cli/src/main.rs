@@ -73,7 +73,7 @@ pub(crate) enum Command {
     /// `set` and `show` take the bearer token from $CHAPERONE_ADMIN_TOKEN.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// Verify a disclosure bundle end to end against the chain.
+    /// Verify a disclosure, or an evidence bundle (--bundle), end to end against the chain.
     Verify(verify::VerifyArgs),
     /// The evidence pack of a period for an auditor: an HTML report and a checkable bundle.
     ///
