@@ -24,5 +24,8 @@ fi
 PATH="$venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet \
   --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./crates/py
 (cd crates/py && "$venv/bin/mypy" --strict python/chaperone examples bench)
+# The second, independent RFC 9162 verifier (standard library only) against proofs built from
+# the RFC's definitions; crates/py/tests/test_evidence.py runs it on a real bundle.
+(cd tests/evidence && "$venv/bin/pytest" -q -p no:cacheprovider)
 (cd crates/py && CHAPERONE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/chaperone" "$venv/bin/pytest" -q)
 echo "console screenshots: target/console-screenshots/"

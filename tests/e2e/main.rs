@@ -13,6 +13,7 @@
 mod cli;
 mod deploy;
 mod devnet;
+mod evidence;
 mod x402;
 
 use std::{

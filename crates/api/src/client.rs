@@ -17,6 +17,7 @@ use crate::{
     audit::{CheckpointResponse, IngestResponse, ProofResponse, VerifyResponse},
     compliance::NEXT_CURSOR_HEADER,
     cosign::{CallBody, CallBound},
+    evidence::{EvidenceBundle, EvidenceQuery},
 };
 
 /// Why a call to the server failed.
@@ -353,6 +354,28 @@ impl Client {
         })
     }
 
+    // -- the evidence pack -----------------------------------------------------------------
+
+    /// The machine-checkable evidence of a period (`GET /v1/evidence/bundle`).
+    pub async fn evidence_bundle(&self, query: &EvidenceQuery) -> Result<EvidenceBundle> {
+        let path = with_query("/v1/evidence/bundle", &evidence_params(query));
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// The human-readable report of a period, one self-contained HTML page
+    /// (`GET /v1/evidence/report`).
+    pub async fn evidence_report(&self, query: &EvidenceQuery) -> Result<String> {
+        let path = with_query("/v1/evidence/report", &evidence_params(query));
+        let (status, bytes) = self.send(self.request(Method::GET, &path)).await?;
+        if !status.is_success() {
+            return Err(self.refusal(status, &bytes, None));
+        }
+        String::from_utf8(bytes).map_err(|e| ClientError::Unexpected {
+            url: self.base.clone(),
+            detail: e.to_string(),
+        })
+    }
+
     // -- the plumbing ----------------------------------------------------------------------
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -416,6 +439,21 @@ impl Client {
             detail: e.to_string(),
         }
     }
+}
+
+/// An [`EvidenceQuery`] as query parameters.
+fn evidence_params(query: &EvidenceQuery) -> Vec<(&'static str, String)> {
+    let mut params = vec![
+        ("from", query.from.to_string()),
+        ("to", query.to.to_string()),
+    ];
+    if let Some(agents) = &query.agents {
+        params.push(("agents", agents.clone()));
+    }
+    if let Some(wallets) = &query.wallets {
+        params.push(("wallets", wallets.clone()));
+    }
+    params
 }
 
 /// `path` with `params` as its query string.

@@ -11,6 +11,7 @@
 //! - [`compliance`]: the auditor's paginated lists ([`Page`]) and their export formats.
 //! - [`ledger`]: the payment ledger and the payment columns decisions share with it.
 //! - [`alerts`]: reconciliation's unauthorized spends.
+//! - [`evidence`]: the auditor's evidence pack (a checkable bundle and a report).
 
 pub mod admin;
 pub mod alerts;
@@ -21,6 +22,7 @@ pub mod compliance;
 pub mod cosign;
 mod error;
 pub mod ledger;
+pub mod evidence;
 mod payment;
 
 #[cfg(feature = "client")]

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 use chaperone_server::LogFormat;
 use clap::{Parser, Subcommand};
-use commands::{agent, completions, deploy, export, policy, serve, token, up, verify, wallet};
+use commands::{
+    agent, completions, deploy, export, policy, report, serve, token, up, verify, wallet,
+};
 pub(crate) use shared::Output;
 
 /// chaperone — an audit trail nobody can rewrite and a wallet an agent cannot drain.
@@ -71,8 +73,12 @@ pub(crate) enum Command {
     /// `set` and `show` take the bearer token from $CHAPERONE_ADMIN_TOKEN.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// Verify a disclosure bundle end to end against the chain.
+    /// Verify a disclosure, or an evidence bundle (--bundle), end to end against the chain.
     Verify(verify::VerifyArgs),
+    /// The evidence pack of a period for an auditor: an HTML report and a checkable bundle.
+    ///
+    /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN or $CHAPERONE_AUDITOR_TOKEN.
+    Report(report::ReportArgs),
     /// Export from the compliance API, all pages.
     ///
     /// The bearer token comes from $CHAPERONE_ADMIN_TOKEN or $CHAPERONE_AUDITOR_TOKEN.
@@ -139,6 +145,7 @@ async fn run(command: Command, out: Output) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(command, out).await,
         Command::Verify(args) => verify::run(args, out).await,
         Command::Export(args) => export::run(args, out).await,
+        Command::Report(args) => report::run(args, out).await,
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -189,6 +189,9 @@ def test_an_uploaded_disclosure_verifies(
     WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.valid"))
     assert "VALID" in browser.find_element(By.CSS_SELECTOR, "p.valid").text
     assert recorded.leaf_hash in browser.page_source
+    # What the disclosure opened, as the CLI prints it.
+    shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "section.disclosed pre")]
+    assert shown == ["What is 2+2?", "4"], shown
     shot(browser, "verify")
 
     doctored = disclosure.to_json().replace('"model":"gpt-4o"', '"model":"gpt-5"')
@@ -204,6 +207,17 @@ def test_an_uploaded_disclosure_verifies(
     browser.get(devnet.info.server_url + f"/audit/agents/{recorder.agent}")
     assert "anchored in block" in browser.page_source
     shot(browser, "audit-agent")
+
+
+def test_the_audit_page_offers_the_evidence_report(browser: WebDriver, devnet: Running) -> None:
+    log_in(browser, devnet, "/audit")
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Report, last 7 days").click()
+    WebDriverWait(browser, 20).until(lambda d: "/v1/evidence/report" in d.current_url)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Chaperone evidence report"
+    assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg line.axis")
+    assert "Article 12" in browser.page_source
+    assert not browser.find_elements(By.TAG_NAME, "script")
+    shot(browser, "evidence-report")
 
 
 def test_spend_and_policies_with_a_diff(browser: WebDriver, devnet: Running) -> None:

@@ -265,7 +265,7 @@ impl Disclosure {
 }
 
 /// `chaperone.dev/<chain id>/<AuditLog>/<log id>` → its parts.
-fn parse_origin(origin: &str) -> Result<(u64, Address, B256)> {
+pub(crate) fn parse_origin(origin: &str) -> Result<(u64, Address, B256)> {
     let parts: Vec<&str> = origin.split('/').collect();
     let parsed = match parts.as_slice() {
         ["chaperone.dev", chain, audit_log, log_id] => chain

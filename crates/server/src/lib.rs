@@ -33,6 +33,7 @@ mod compliance;
 mod console;
 mod cosign;
 mod decider;
+mod evidence;
 mod http;
 mod indexer;
 mod ledger;

@@ -88,6 +88,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::compliance::router())
         .merge(crate::payments::router())
         .merge(crate::alerts::router())
+        .merge(crate::evidence::router())
 }
 
 /// The OpenAPI document (built once).

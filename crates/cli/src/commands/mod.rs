@@ -6,6 +6,7 @@ pub(crate) mod completions;
 pub(crate) mod deploy;
 pub(crate) mod export;
 pub(crate) mod policy;
+pub(crate) mod report;
 pub(crate) mod serve;
 pub(crate) mod token;
 pub(crate) mod up;

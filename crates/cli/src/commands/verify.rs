@@ -1,12 +1,15 @@
-//! `chaperone verify BUNDLE --rpc-url URL (--audit-log ADDRESS --log-id HEX | --server URL)`:
+//! `chaperone verify DISCLOSURE --rpc-url URL (--audit-log ADDRESS --log-id HEX | --server URL)`:
 //! a disclosure bundle checked end to end against the chain, and against the log the auditor
-//! trusts, never the one the bundle names.
+//! trusts, never the one the bundle names. `chaperone verify --bundle FILE …` checks an
+//! evidence bundle (`chaperone report --bundle`) the same way: every inclusion proof against
+//! its checkpoint, every consistency proof between consecutive checkpoints, every checkpoint's
+//! signature and its anchor on chain.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use alloy::providers::ProviderBuilder;
 use anyhow::{Context, bail};
-use chaperone_api::{Client, audit::AnchorView};
+use chaperone_api::{Client, audit::AnchorView, evidence::EvidenceBundle};
 use chaperone_core::{Address, B256, readable::iso8601};
 use chaperone_sdk::{Disclosure, TrustedLog};
 use clap::Args;
@@ -16,9 +19,14 @@ use crate::{Output, opts::redact_url};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("trusted_log").required(true).args(["log_id", "server"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["disclosure", "evidence"])))]
 pub(crate) struct VerifyArgs {
-    /// The disclosure bundle (JSON).
-    pub(crate) bundle: PathBuf,
+    /// The disclosure bundle (JSON) of one record.
+    #[arg(value_name = "DISCLOSURE")]
+    pub(crate) disclosure: Option<PathBuf>,
+    /// Or an evidence bundle of a period (JSON, from `chaperone report --bundle`).
+    #[arg(long = "bundle", value_name = "FILE")]
+    pub(crate) evidence: Option<PathBuf>,
     /// The chain's JSON-RPC URL: the auditor's source of truth.
     // No `env =`: the chain a disclosure is checked against is the auditor's explicit choice,
     // never a variable left over in the environment.
@@ -41,13 +49,13 @@ pub(crate) struct VerifyArgs {
 /// Exit 0 when the record verifies, 2 when it does not.
 pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCode> {
     let VerifyArgs {
-        bundle: file,
+        disclosure: file,
+        evidence,
         rpc_url,
         audit_log,
         log_id,
         server,
     } = args;
-    let disclosure = Disclosure::read(&file)?;
     let url = rpc_url
         .parse()
         .with_context(|| format!("--rpc-url {} is not a URL", redact_url(&rpc_url)))?;
@@ -58,6 +66,13 @@ pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCod
         // clap requires one of the two.
         _ => bail!("name the log you trust: --audit-log and --log-id, or --server"),
     };
+    let file = match (file, evidence) {
+        (_, Some(evidence)) => return verify_evidence(&evidence, &provider, &trusted, out).await,
+        (Some(file), None) => file,
+        // clap requires one of the two.
+        (None, None) => bail!("name a disclosure file or --bundle FILE"),
+    };
+    let disclosure = Disclosure::read(&file)?;
     match disclosure.verify_on_chain(&provider, &trusted).await {
         Ok(verified) => {
             let mut contents: Vec<String> = disclosure
@@ -136,6 +151,53 @@ pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCod
         Err(e) => {
             out.result(
                 &json!({ "valid": false, "error": e.to_string() }),
+                &format!("INVALID: {e}"),
+            )?;
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Checks an evidence bundle; exit 0 when it verifies, 2 when it does not.
+async fn verify_evidence<P: alloy::providers::Provider>(
+    file: &std::path::Path,
+    provider: &P,
+    trusted: &TrustedLog,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let checked = match serde_json::from_str::<EvidenceBundle>(&text) {
+        Ok(bundle) => chaperone_sdk::verify_evidence(&bundle, provider, trusted)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("{} is not an evidence bundle: {e}", file.display())),
+    };
+    match checked {
+        Ok(verified) => {
+            out.result(
+                &json!({ "valid": true, "verified": verified }),
+                &format!(
+                    "VALID: {} records included, {} checkpoints signed by operator {} and \
+                     anchored{}, {} consistency proofs; {} of {} decisions have their record \
+                     in the bundle",
+                    verified.records,
+                    verified.checkpoints,
+                    verified.operator,
+                    verified
+                        .sizes
+                        .map(|(a, b)| format!(" (sizes {a} to {b})"))
+                        .unwrap_or_default(),
+                    verified.consistency_proofs,
+                    verified.decisions_in_log,
+                    verified.decisions,
+                ),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            out.result(
+                &json!({ "valid": false, "error": e }),
                 &format!("INVALID: {e}"),
             )?;
             Ok(ExitCode::from(2))

@@ -91,6 +91,7 @@ async fn overview(State(state): State<AppState>, session: Session) -> Result<Res
         &session,
         html! {
             (progress.summary())
+            (evidence_buttons(state.now()))
             p { a href="/audit/verify" { "Verify a disclosure bundle" } " · Export agents: "
                 a href="/v1/agents?format=csv" { "CSV" } " · " a href="/v1/agents?format=jsonl" { "JSON Lines" } }
             h2 { "Latest checkpoints" }
@@ -130,6 +131,25 @@ async fn overview(State(state): State<AppState>, session: Session) -> Result<Res
             }
         },
     ))
+}
+
+/// The auditor's evidence pack for the last week or month: the printable report and the
+/// bundle `chaperone verify --bundle` checks (`GET /v1/evidence/…`, which takes the session).
+fn evidence_buttons(now: u64) -> Markup {
+    let periods = [("last 7 days", 7 * 86_400), ("last 30 days", 30 * 86_400)];
+    html! {
+        p.evidence {
+            "Evidence pack: "
+            @for (i, (name, span)) in periods.iter().enumerate() {
+                @if i > 0 { " · " }
+                @let query = format!("from={}&to={}", now.saturating_sub(*span), now + 1);
+                a.button href=(format!("/v1/evidence/report?{query}")) { "Report, " (name) }
+                " ("
+                a href=(format!("/v1/evidence/bundle?{query}")) download="evidence-bundle.json" { "bundle" }
+                ")"
+            }
+        }
+    }
 }
 
 fn commitments(record: &LoggedRecord) -> Markup {
@@ -298,6 +318,7 @@ async fn verify(
         Err(e) => Err(format!("not a disclosure bundle: {e}")),
         Ok(bundle) => verify_bundle(&state, &bundle)
             .await
+            .map(|verified| (verified, bundle.disclosed))
             .map_err(|e| e.message().to_owned()),
     };
     Ok(page(
@@ -305,7 +326,7 @@ async fn verify(
         &session,
         html! {
             @match &result {
-                Ok(v) => {
+                Ok((v, disclosed)) => {
                     p.valid { strong { "VALID" } ": record " code { (v.leaf_hash) } " (index " (v.index) ") by agent " code { (v.agent) } " is in the log at anchored size " (v.checkpoint_size) "." }
                     dl {
                         dt { "Checkpoint root" } dd { code { (v.checkpoint_root) } }
@@ -313,6 +334,7 @@ async fn verify(
                         dt { "Log id" } dd { code { (v.log_id) } }
                         @if let Some(tx) = v.anchor_tx { dt { "Anchor transaction" } dd { code { (tx) } } }
                     }
+                    (super::disclosed::disclosed(disclosed))
                 }
                 Err(message) => { p.invalid { strong { "INVALID" } ": " (message) } }
             }

@@ -15,6 +15,7 @@ mod chart;
 mod decisions;
 mod payments;
 mod people;
+mod disclosed;
 mod policies;
 mod session;
 mod spend;

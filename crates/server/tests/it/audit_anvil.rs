@@ -25,16 +25,16 @@ use crate::TestAgent;
 
 type Http = alloy::transports::http::reqwest::Client;
 
-struct Chain {
-    devnet: Devnet,
-    provider: DynProvider,
-    operator: Secp256k1Signer,
-    audit_log: Address,
-    log_id: B256,
+pub(crate) struct Chain {
+    pub(crate) devnet: Devnet,
+    pub(crate) provider: DynProvider,
+    pub(crate) operator: Secp256k1Signer,
+    pub(crate) audit_log: Address,
+    pub(crate) log_id: B256,
 }
 
 /// Anvil with AuditLog deployed and a log whose operator is dev account `account`.
-async fn chain(account: usize) -> Chain {
+pub(crate) async fn chain(account: usize) -> Chain {
     let devnet = devnet();
     let operator = Secp256k1Signer::from_bytes(&devnet.signer(account).to_bytes()).unwrap();
     let provider = provider(&devnet, account);
@@ -52,7 +52,7 @@ async fn chain(account: usize) -> Chain {
 }
 
 impl Chain {
-    fn log_config(&self, cosigner: &Secp256k1Signer) -> LogConfig {
+    pub(crate) fn log_config(&self, cosigner: &Secp256k1Signer) -> LogConfig {
         let _ = cosigner;
         LogConfig::anchored(
             self.devnet.chain_id(),
@@ -63,7 +63,7 @@ impl Chain {
         )
     }
 
-    fn anchorer(&self, store: &Store, cosigner: &Secp256k1Signer) -> Anchorer {
+    pub(crate) fn anchorer(&self, store: &Store, cosigner: &Secp256k1Signer) -> Anchorer {
         // A fresh provider, as a restarted worker would have.
         let sender = provider_with(
             &self.devnet,

@@ -424,7 +424,7 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "POST /v1/verify",
         ]
     );
-    assert_eq!(protected, 19);
+    assert_eq!(protected, 21);
     // Every admin or compliance path (also those the document might have missed).
     for (method, uri) in [
         ("GET", "/v1/agents".to_owned()),
@@ -433,6 +433,8 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
         ("GET", "/v1/spend".to_owned()),
         ("GET", "/v1/payments".to_owned()),
         ("HEAD", "/v1/payments".to_owned()),
+        ("GET", "/v1/evidence/bundle?from=0&to=1".to_owned()),
+        ("GET", "/v1/evidence/report?from=0&to=1".to_owned()),
         ("GET", "/v1/admin/approvals".to_owned()),
         ("GET", "/v1/admin/agents".to_owned()),
         ("GET", "/v1/admin/tokens".to_owned()),

@@ -9,12 +9,13 @@ mod audit_anvil;
 mod compliance;
 mod contract;
 mod cosign;
+mod evidence;
 mod observability;
 mod openapi;
 mod payments;
 mod people;
 mod sessions;
-mod untrusted;
+pub(crate) mod untrusted;
 mod webhooks;
 
 use axum::{

@@ -32,13 +32,13 @@ use crate::{
 /// Anvil's chain, where the test wallet is registered.
 const CHAIN_ID: u64 = 31337;
 /// A symbol that closes the console's SVG chart and redirects the page elsewhere.
-const MARKUP_SYMBOL: &str =
+pub(crate) const MARKUP_SYMBOL: &str =
     r#"</svg><meta http-equiv="refresh" content="0;url=https://evil.example">"#;
 /// A symbol that pings the whole Slack channel, starts a line of its own and links elsewhere.
 const SLACK_SYMBOL: &str = "<!channel>\n<https://evil.example|Open in the console>";
 /// An approver's comment, and an agent's model id, that would be markup.
-const COMMENT: &str = "<img src=x onerror=alert(1)>";
-const MODEL: &str = "<script>alert(1)</script>";
+pub(crate) const COMMENT: &str = "<img src=x onerror=alert(1)>";
+pub(crate) const MODEL: &str = "<script>alert(1)</script>";
 
 /// Runtime code answering `decimals()` with 6 and any other call (`symbol()`, `name()`) with
 /// `text` ABI-encoded: no artifact lets a test choose a token's symbol, so it is hand-assembled.
@@ -171,7 +171,7 @@ impl Hostile {
 }
 
 /// Records of `agent` with these model ids, signed as one batch, and ingested.
-async fn log_models(s: &Service, agent: &mut TestAgent, models: &[&str]) -> Vec<B256> {
+pub(crate) async fn log_models(s: &Service, agent: &mut TestAgent, models: &[&str]) -> Vec<B256> {
     let records: Vec<Record> = models
         .iter()
         .map(|model| {

@@ -6,6 +6,7 @@ mod attacks;
 mod batches;
 mod concurrency;
 mod decisions;
+mod evidence;
 mod log_migration;
 mod reconcile;
 mod people;

@@ -1,0 +1,124 @@
+//! The evidence pack for an auditor: `GET /v1/evidence/bundle` (this machine-checkable
+//! [`EvidenceBundle`]) and `GET /v1/evidence/report` (a self-contained HTML report), both for a
+//! period and a set of agents and wallets ([`EvidenceQuery`]).
+//!
+//! A bundle is checked offline by `chaperone verify --bundle` (against a chain RPC and the log
+//! the auditor names) and by a second implementation of RFC 9162 in the Python tests: every
+//! record's leaf hash from its leaf data, its inclusion proof against the first anchored
+//! checkpoint that covers it, a consistency proof between each pair of consecutive
+//! checkpoints, and each checkpoint's signature and its anchoring transaction.
+
+use chaperone_core::{Address, B256, Bytes, InclusionProof};
+use serde::{Deserialize, Serialize};
+
+use crate::{audit::AnchorView, compliance::DecisionView};
+
+/// The format version of [`EvidenceBundle`].
+pub const EVIDENCE_VERSION: u32 = 1;
+/// The most records one bundle carries: a longer period is asked for in parts.
+pub const MAX_EVIDENCE_RECORDS: usize = 20_000;
+/// The longest period one bundle or report covers (seconds): 366 days.
+pub const MAX_EVIDENCE_PERIOD_SECS: u64 = 366 * 86_400;
+
+/// What an evidence pack covers: `[from, to)` in Unix seconds, and optionally only some agents
+/// and wallets (comma-separated addresses; none means all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceQuery {
+    /// The period's start, Unix seconds (inclusive).
+    pub from: u64,
+    /// The period's end, Unix seconds (exclusive).
+    pub to: u64,
+    /// Only these agents' records (comma-separated addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<String>,
+    /// Only these wallets' decisions, and their decision records (comma-separated addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallets: Option<String>,
+}
+
+/// A logged record with what proves it is in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRecord {
+    /// Its index in the log.
+    pub index: u64,
+    /// SHA-256(0x00 ‖ `leaf_data`): the RFC 9162 leaf hash.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
+    pub leaf_hash: B256,
+    /// The record's canonical encoding (what the leaf hashes).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub leaf_data: Bytes,
+    /// The signing agent (also inside `leaf_data`; here for reading).
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::HexAddress))]
+    pub agent: Address,
+    /// Its model id (also inside `leaf_data`).
+    pub model: String,
+    /// The agent's timestamp, ms (also inside `leaf_data`).
+    pub timestamp_ms: u64,
+    /// Its inclusion in the tree of `inclusion.size` leaves: a checkpoint of the bundle.
+    pub inclusion: InclusionProof,
+}
+
+/// A signed checkpoint and the transaction that anchored it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceCheckpoint {
+    /// The tree size.
+    pub size: u64,
+    /// The root.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
+    pub root: B256,
+    /// The operator's signed note (C2SP tlog-checkpoint).
+    pub note: String,
+    /// Its anchoring transaction, as the server recorded it (a verifier reads the chain).
+    pub anchor: AnchorView,
+}
+
+/// Proof that the tree of `second` leaves extends the tree of `first` (RFC 9162 §2.1.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConsistency {
+    /// The older size.
+    pub first: u64,
+    /// The newer size.
+    pub second: u64,
+    /// The proof nodes.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<chaperone_core::openapi::Hex32>))]
+    pub path: Vec<B256>,
+}
+
+/// The machine-checkable evidence of a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBundle {
+    /// [`EVIDENCE_VERSION`].
+    pub version: u32,
+    /// What was asked for.
+    pub from: u64,
+    /// What was asked for.
+    pub to: u64,
+    /// The agents asked for (empty: all).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<chaperone_core::openapi::HexAddress>))]
+    pub agents: Vec<Address>,
+    /// The wallets asked for (empty: all).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<chaperone_core::openapi::HexAddress>))]
+    pub wallets: Vec<Address>,
+    /// The period's records in log order, each proved against a checkpoint below.
+    pub records: Vec<EvidenceRecord>,
+    /// Records of the period not yet covered by an anchored checkpoint (left out: ask again
+    /// after the next anchoring).
+    pub unanchored_records: u64,
+    /// The anchored checkpoints the proofs need, by increasing size.
+    pub checkpoints: Vec<EvidenceCheckpoint>,
+    /// One consistency proof per pair of consecutive checkpoints, in the same order.
+    pub consistency: Vec<EvidenceConsistency>,
+    /// The period's co-sign decisions; each `logged_leaf` is a record above once anchored.
+    pub decisions: Vec<DecisionView>,
+}

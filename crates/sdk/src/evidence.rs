@@ -1,0 +1,273 @@
+//! An auditor's evidence bundle ([`EvidenceBundle`], from `GET /v1/evidence/bundle`) checked
+//! offline against the chain and the log the auditor trusts: each checkpoint names that log
+//! and carries its operator's signature (the operator read from `AuditLog`), the chain holds
+//! its root and its anchoring transaction emitted `Anchored` for it; consecutive checkpoints
+//! are joined by RFC 9162 consistency proofs; every record's leaf hash is recomputed from its
+//! leaf data and its inclusion proof checked against the checkpoint of its size.
+
+use alloy::providers::Provider;
+use chaperone_api::evidence::{EVIDENCE_VERSION, EvidenceBundle};
+use chaperone_chain::AuditLog;
+use chaperone_core::{
+    Address, B256, CheckpointVerifier, ConsistencyProof, Record, SignedCheckpoint, leaf_hash,
+};
+use serde::Serialize;
+
+use crate::{Error, Result, TrustedLog, disclosure::parse_origin};
+
+/// What a bundle proved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedEvidence {
+    /// Records proved included.
+    pub records: usize,
+    /// Checkpoints whose signature and anchor were checked.
+    pub checkpoints: usize,
+    /// Consistency proofs checked.
+    pub consistency_proofs: usize,
+    /// Decisions in the bundle.
+    pub decisions: usize,
+    /// Of those, decisions whose own record is among the proved records.
+    pub decisions_in_log: usize,
+    /// The smallest and largest checkpoint sizes.
+    pub sizes: Option<(u64, u64)>,
+    /// The log's operator (from the contract), who signed every checkpoint.
+    pub operator: Address,
+    /// Each checkpoint's anchoring block, by size.
+    pub anchors: Vec<(u64, u64)>,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Invalid(message.into())
+}
+
+/// Checks `bundle` against the chain `provider` serves and the log the auditor `trusts`.
+pub async fn verify_evidence<P: Provider>(
+    bundle: &EvidenceBundle,
+    provider: &P,
+    trusted: &TrustedLog,
+) -> Result<VerifiedEvidence> {
+    let chain_error = |e: alloy::contract::Error| Error::Chain(e.to_string());
+    if bundle.version != EVIDENCE_VERSION {
+        return Err(invalid(format!(
+            "bundle version {} is not one this verifier reads ({EVIDENCE_VERSION})",
+            bundle.version
+        )));
+    }
+    if bundle.checkpoints.is_empty() && !bundle.records.is_empty() {
+        return Err(invalid("the bundle has records but no checkpoint"));
+    }
+    for pair in bundle.checkpoints.windows(2) {
+        if pair[0].size >= pair[1].size {
+            return Err(invalid(format!(
+                "checkpoints out of order: size {} before size {}",
+                pair[0].size, pair[1].size
+            )));
+        }
+    }
+    let served = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?;
+    let contract = AuditLog::new(trusted.audit_log, provider);
+    let info = contract
+        .logInfo(trusted.log_id)
+        .call()
+        .await
+        .map_err(chain_error)?;
+    if info.operator.is_zero() {
+        return Err(invalid(format!(
+            "log {} does not exist in AuditLog {}",
+            trusted.log_id, trusted.audit_log
+        )));
+    }
+    // Checkpoints: the trusted log's, signed by its operator, rooted and anchored on chain.
+    let mut anchors = Vec::with_capacity(bundle.checkpoints.len());
+    for c in &bundle.checkpoints {
+        let origin = c.note.lines().next().unwrap_or_default();
+        let (chain_id, audit_log, log_id) = parse_origin(origin)?;
+        if chain_id != served {
+            return Err(invalid(format!(
+                "checkpoint {} is of chain {chain_id}; the RPC serves chain {served}",
+                c.size
+            )));
+        }
+        if (audit_log, log_id) != (trusted.audit_log, trusted.log_id) {
+            return Err(invalid(format!(
+                "checkpoint {} is of log {log_id} in AuditLog {audit_log}, not of the log you \
+                 trust ({} in AuditLog {})",
+                c.size, trusted.log_id, trusted.audit_log
+            )));
+        }
+        let verifier = CheckpointVerifier {
+            name: origin.to_owned(),
+            address: info.operator,
+        };
+        let signed = SignedCheckpoint::verify(&c.note, &verifier)
+            .map_err(|e| invalid(format!("checkpoint {}: {e}", c.size)))?;
+        if (signed.checkpoint.size, signed.checkpoint.root) != (c.size, c.root) {
+            return Err(invalid(format!(
+                "checkpoint {}: the signed note says size {} root {}, the bundle size {} root {}",
+                c.size, signed.checkpoint.size, signed.checkpoint.root, c.size, c.root
+            )));
+        }
+        let on_chain = contract
+            .rootAt(log_id, c.size)
+            .call()
+            .await
+            .map_err(chain_error)?;
+        if on_chain != c.root {
+            return Err(invalid(format!(
+                "the chain holds root {on_chain} at size {}; the checkpoint says {}",
+                c.size, c.root
+            )));
+        }
+        anchors.push((
+            c.size,
+            anchored_in(provider, trusted, c.anchor.tx_hash, c.size, c.root).await?,
+        ));
+    }
+    // Consistency: each checkpoint extends the one before it.
+    if bundle.consistency.len() != bundle.checkpoints.len().saturating_sub(1) {
+        return Err(invalid(format!(
+            "{} checkpoints need {} consistency proofs; the bundle has {}",
+            bundle.checkpoints.len(),
+            bundle.checkpoints.len().saturating_sub(1),
+            bundle.consistency.len()
+        )));
+    }
+    for (pair, proof) in bundle.checkpoints.windows(2).zip(&bundle.consistency) {
+        if (proof.first, proof.second) != (pair[0].size, pair[1].size) {
+            return Err(invalid(format!(
+                "the consistency proof {} → {} does not join checkpoints {} and {}",
+                proof.first, proof.second, pair[0].size, pair[1].size
+            )));
+        }
+        ConsistencyProof {
+            first: proof.first,
+            second: proof.second,
+            path: proof.path.clone(),
+        }
+        .verify(&pair[0].root, &pair[1].root)
+        .map_err(|e| {
+            invalid(format!(
+                "consistency {} → {}: {e}",
+                proof.first, proof.second
+            ))
+        })?;
+    }
+    // Records: each leaf hash from its data, each proof against its checkpoint.
+    let mut last_index = None;
+    for r in &bundle.records {
+        if last_index.is_some_and(|last| r.index <= last) {
+            return Err(invalid(format!("record {} is out of log order", r.index)));
+        }
+        last_index = Some(r.index);
+        let computed = leaf_hash(&r.leaf_data);
+        if computed != r.leaf_hash {
+            return Err(invalid(format!(
+                "record {}: its leaf data hashes to {computed}, not {}",
+                r.index, r.leaf_hash
+            )));
+        }
+        let record = Record::decode(&r.leaf_data)
+            .map_err(|e| invalid(format!("record {}: {e}", r.index)))?;
+        if (record.agent, &record.model, record.timestamp_ms) != (r.agent, &r.model, r.timestamp_ms)
+        {
+            return Err(invalid(format!(
+                "record {}: its agent, model or time differ from its leaf data",
+                r.index
+            )));
+        }
+        if r.inclusion.index != r.index {
+            return Err(invalid(format!(
+                "record {}: its proof is for index {}",
+                r.index, r.inclusion.index
+            )));
+        }
+        let checkpoint = bundle
+            .checkpoints
+            .iter()
+            .find(|c| c.size == r.inclusion.size)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "record {}: no checkpoint of size {} in the bundle",
+                    r.index, r.inclusion.size
+                ))
+            })?;
+        r.inclusion
+            .verify(&r.leaf_hash, &checkpoint.root)
+            .map_err(|e| invalid(format!("record {}: {e}", r.index)))?;
+    }
+    let proved: std::collections::HashSet<B256> =
+        bundle.records.iter().map(|r| r.leaf_hash).collect();
+    Ok(VerifiedEvidence {
+        records: bundle.records.len(),
+        checkpoints: bundle.checkpoints.len(),
+        consistency_proofs: bundle.consistency.len(),
+        decisions: bundle.decisions.len(),
+        decisions_in_log: bundle
+            .decisions
+            .iter()
+            .filter(|d| d.logged_leaf.is_some_and(|l| proved.contains(&l)))
+            .count(),
+        sizes: bundle
+            .checkpoints
+            .first()
+            .zip(bundle.checkpoints.last())
+            .map(|(a, b)| (a.size, b.size)),
+        operator: info.operator,
+        anchors,
+    })
+}
+
+/// The block of `transaction`, which must have succeeded and emitted the trusted
+/// `AuditLog`'s `Anchored(log_id, size, root)`.
+async fn anchored_in<P: Provider>(
+    provider: &P,
+    trusted: &TrustedLog,
+    transaction: B256,
+    size: u64,
+    root: B256,
+) -> Result<u64> {
+    let receipt = provider
+        .get_transaction_receipt(transaction)
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?
+        .filter(|r| r.status())
+        .ok_or_else(|| {
+            invalid(format!(
+                "checkpoint {size}: no successful anchoring transaction {transaction} on chain"
+            ))
+        })?;
+    let anchored = receipt.inner.logs().iter().any(|log| {
+        log.address() == trusted.audit_log
+            && log.log_decode::<AuditLog::Anchored>().is_ok_and(|event| {
+                let data = &event.inner.data;
+                data.logId == trusted.log_id && data.size == size && data.root == root
+            })
+    });
+    if !anchored {
+        return Err(invalid(format!(
+            "checkpoint {size}: transaction {transaction} did not anchor it in the trusted log"
+        )));
+    }
+    receipt
+        .block_number
+        .ok_or_else(|| invalid(format!("transaction {transaction} is not mined")))
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::sol_types::SolEvent;
+
+    use super::*;
+
+    #[test]
+    fn anchored_event_signature_is_the_contracts() {
+        // The verifier decodes by this signature: a changed event must fail here first.
+        assert_eq!(
+            AuditLog::Anchored::SIGNATURE,
+            "Anchored(bytes32,uint64,bytes32)"
+        );
+    }
+}
