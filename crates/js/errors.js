@@ -65,9 +65,10 @@ class Reason {
 /** The typed error for an error the addon threw (anything else is returned as it is). */
 function fromNative(error) {
   if (!(error instanceof Error) || error instanceof ChaperoneError) return error;
-  if (error.code === 'InvalidArg') {
-    const typeError = new TypeError(error.message);
-    return typeError;
+  // napi-rs's statuses for an argument of the wrong type or form (src/convert.rs uses
+  // InvalidArg too): a TypeError, as from any JavaScript function.
+  if (error.code === 'InvalidArg' || /Expected$/.test(error.code ?? '')) {
+    return new TypeError(error.message);
   }
   const cause = error.cause;
   if (!cause || typeof cause.message !== 'string' || !cause.message.startsWith('{')) return error;

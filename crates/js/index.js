@@ -6,31 +6,52 @@ const native = require('./native.js');
 const errors = require('./errors.js');
 
 const { fromNative } = errors;
-const { Recorder, Wallet, Disclosure, Recorded, agentAddress, readDevnet } = native;
+const { Recorded, agentAddress, readDevnet } = native;
 
 /** Wraps a Promise-returning native method: its rejection (or throw) becomes a typed error. */
-function typedAsync(target, name) {
-  const original = target[name];
-  target[name] = function (...args) {
+function typedAsync(target, name, source = target) {
+  const original = source[name];
+  const wrapper = function (...args) {
     try {
       return original.apply(this, args).catch((e) => Promise.reject(fromNative(e)));
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
   };
+  Object.defineProperty(target, name, { value: wrapper, writable: true, configurable: true });
 }
 
 /** Wraps a synchronous native function or method: what it throws becomes a typed error. */
-function typedSync(target, name) {
-  const original = target[name];
-  target[name] = function (...args) {
+function typedSync(target, name, source = target) {
+  const original = source[name];
+  const wrapper = function (...args) {
     try {
       return original.apply(this, args);
     } catch (e) {
       throw fromNative(e);
     }
   };
+  Object.defineProperty(target, name, { value: wrapper, writable: true, configurable: true });
 }
+
+/** The native class with typed static methods. napi-rs defines a class's static methods as
+ * read-only, non-configurable properties, so they are shadowed on a subclass instead; the
+ * subclass is the class callers see (`instanceof` still holds for the native instances). */
+function withTypedStatics(Native, asyncNames, syncNames = []) {
+  const Typed = class extends Native {
+    static [Symbol.hasInstance](value) {
+      return value instanceof Native;
+    }
+  };
+  Object.defineProperty(Typed, 'name', { value: Native.name });
+  for (const name of asyncNames) typedAsync(Typed, name, Native);
+  for (const name of syncNames) typedSync(Typed, name, Native);
+  return Typed;
+}
+
+const Recorder = withTypedStatics(native.Recorder, ['open']);
+const Wallet = withTypedStatics(native.Wallet, ['connect']);
+const Disclosure = withTypedStatics(native.Disclosure, [], ['read', 'fromJson']);
 
 /** JSON with every object's keys sorted (bigints as decimal strings), so the same metadata
  * object always commits to the same bytes. */
@@ -58,10 +79,10 @@ function metadataBytes(metadata) {
   return canonicalJson(metadata);
 }
 
-const nativeRecord = Recorder.prototype.record;
-const nativeRecordNow = Recorder.prototype.recordNow;
+const nativeRecord = native.Recorder.prototype.record;
+const nativeRecordNow = native.Recorder.prototype.recordNow;
 
-Recorder.prototype.recordNow = function recordNow(model, input, output, metadata) {
+native.Recorder.prototype.recordNow = function recordNow(model, input, output, metadata) {
   try {
     return nativeRecordNow.call(this, model, input, output, metadataBytes(metadata));
   } catch (e) {
@@ -69,7 +90,7 @@ Recorder.prototype.recordNow = function recordNow(model, input, output, metadata
   }
 };
 
-Recorder.prototype.record = function record(model, input, output, metadata) {
+native.Recorder.prototype.record = function record(model, input, output, metadata) {
   const bytes = metadataBytes(metadata);
   try {
     const recorded = nativeRecordNow.call(this, model, input, output, bytes);
@@ -83,15 +104,11 @@ Recorder.prototype.record = function record(model, input, output, metadata) {
 };
 
 for (const name of ['flush', 'sync', 'receipt', 'records', 'disclose', 'forget', 'close']) {
-  typedAsync(Recorder.prototype, name);
+  typedAsync(native.Recorder.prototype, name);
 }
-typedAsync(Recorder, 'open');
-for (const name of ['pay', 'execute', 'waitForApproval']) typedAsync(Wallet.prototype, name);
-typedAsync(Wallet, 'connect');
-typedAsync(Disclosure.prototype, 'verifyOnChain');
-typedSync(Disclosure.prototype, 'write');
-typedSync(Disclosure, 'read');
-typedSync(Disclosure, 'fromJson');
+for (const name of ['pay', 'execute', 'waitForApproval']) typedAsync(native.Wallet.prototype, name);
+typedAsync(native.Disclosure.prototype, 'verifyOnChain');
+typedSync(native.Disclosure.prototype, 'write');
 
 /** The agent `name` of a devnet (`readDevnet()`): its key in `<directory>/<name>.key` (made on
  * first use, mode 0600), its outbox `<directory>/<name>.db`, registered with the devnet's
@@ -130,14 +147,31 @@ const wrapped = { agentAddress, readDevnet };
 typedSync(wrapped, 'agentAddress');
 typedSync(wrapped, 'readDevnet');
 
-module.exports = {
-  ...errors,
-  Recorder,
-  Wallet,
-  Disclosure,
-  Recorded,
-  agentAddress: wrapped.agentAddress,
-  readDevnet: wrapped.readDevnet,
-  devnetAgent,
-};
-delete module.exports.fromNative;
+// One assignment per name, so that ES modules can import them by name (Node's CommonJS lexer).
+exports.ChaperoneError = errors.ChaperoneError;
+exports.LocalStoreError = errors.LocalStoreError;
+exports.ContentFileError = errors.ContentFileError;
+exports.MigrationError = errors.MigrationError;
+exports.CoreError = errors.CoreError;
+exports.Unreachable = errors.Unreachable;
+exports.Refused = errors.Refused;
+exports.Denied = errors.Denied;
+exports.Pending = errors.Pending;
+exports.PendingAuthorization = errors.PendingAuthorization;
+exports.PaymentRefused = errors.PaymentRefused;
+exports.PaymentUnanswered = errors.PaymentUnanswered;
+exports.Expired = errors.Expired;
+exports.ChainError = errors.ChainError;
+exports.Forgotten = errors.Forgotten;
+exports.UnknownRecord = errors.UnknownRecord;
+exports.Rejected = errors.Rejected;
+exports.Invalid = errors.Invalid;
+exports.Closed = errors.Closed;
+exports.Reason = errors.Reason;
+exports.Recorder = Recorder;
+exports.Wallet = Wallet;
+exports.Disclosure = Disclosure;
+exports.Recorded = Recorded;
+exports.agentAddress = wrapped.agentAddress;
+exports.readDevnet = wrapped.readDevnet;
+exports.devnetAgent = devnetAgent;

@@ -83,6 +83,8 @@ export async function startDevnet() {
         'records', '--agent', agent, '--format', 'jsonl'], {
         env: { ...process.env, CHAPERONE_ADMIN_TOKEN: info.adminToken },
         encoding: 'utf8',
+        maxBuffer: 1 << 30,
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
       return output.split('\n').filter(Boolean).map((line) => JSON.parse(line).sequence);
     },
