@@ -9,3 +9,8 @@ mod errors;
 mod recorder;
 mod types;
 mod wallet;
+
+// The module-level exports (napi-rs registers them for JavaScript; `pub` here keeps them
+// reachable in every build, tests' included).
+pub use recorder::agent_address;
+pub use types::{Devnet, read_devnet};

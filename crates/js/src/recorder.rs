@@ -146,7 +146,7 @@ impl Recorder {
                 &model,
                 convert::content(&input),
                 convert::content(&output),
-                metadata.as_deref(),
+                metadata,
             )
             .await;
         Ok(Recorded {
@@ -172,7 +172,7 @@ impl Recorder {
             &model,
             convert::content(&input),
             convert::content(&output),
-            metadata.as_deref(),
+            metadata,
         ));
         // The SDK's `record` awaits only room in the queue: polled once, it is either done or
         // waiting for room, and dropping it then has queued nothing.
@@ -279,6 +279,6 @@ impl Recorder {
 /// The address of `agentKey` (0x hex), as an admin registers it with a deployment: only
 /// registered agents may append to its log.
 #[napi]
-pub(crate) fn agent_address(agent_key: String) -> napi::Result<String> {
+pub fn agent_address(agent_key: String) -> napi::Result<String> {
     Ok(convert::checksummed(self::agent_key(&agent_key)?.address()))
 }

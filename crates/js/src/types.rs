@@ -277,7 +277,7 @@ impl Disclosure {
 /// What `chaperone up` wrote to `<data dir>/devnet.json`: URLs, contracts and demo keys.
 /// Development only: it holds private keys in the clear.
 #[napi(object)]
-pub(crate) struct Devnet {
+pub struct Devnet {
     /// The Chaperone server.
     pub server_url: String,
     /// The chain's JSON-RPC URL.
@@ -310,7 +310,7 @@ pub(crate) struct Devnet {
 
 /// Reads `devnet.json` (default: `.chaperone/devnet.json`, where `make up` writes it).
 #[napi]
-pub(crate) fn read_devnet(path: Option<String>) -> napi::Result<Devnet> {
+pub fn read_devnet(path: Option<String>) -> napi::Result<Devnet> {
     let path = PathBuf::from(path.unwrap_or_else(|| ".chaperone/devnet.json".to_owned()));
     let info = errors::js(chaperone_sdk::DevnetInfo::read(&path))?;
     Ok(Devnet {
