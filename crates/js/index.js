@@ -6,7 +6,7 @@ const native = require('./native.js');
 const errors = require('./errors.js');
 
 const { fromNative } = errors;
-const { Recorded, agentAddress, readDevnet } = native;
+const { agentAddress, readDevnet } = native;
 
 /** Wraps a Promise-returning native method: its rejection (or throw) becomes a typed error. */
 function typedAsync(target, name, source = target) {
@@ -171,7 +171,6 @@ exports.Reason = errors.Reason;
 exports.Recorder = Recorder;
 exports.Wallet = Wallet;
 exports.Disclosure = Disclosure;
-exports.Recorded = Recorded;
 exports.agentAddress = wrapped.agentAddress;
 exports.readDevnet = wrapped.readDevnet;
 exports.devnetAgent = devnetAgent;

@@ -149,9 +149,7 @@ impl Recorder {
                 metadata,
             )
             .await;
-        Ok(Recorded {
-            inner: errors::js(recorded)?,
-        })
+        Ok(Recorded::new(&errors::js(recorded)?, &self.agent))
     }
 
     /// `record` at once, on the calling thread: the record, or `null` when it would have to
@@ -177,9 +175,7 @@ impl Recorder {
         // The SDK's `record` awaits only room in the queue: polled once, it is either done or
         // waiting for room, and dropping it then has queued nothing.
         match future.poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(recorded) => Ok(Some(Recorded {
-                inner: errors::js(recorded)?,
-            })),
+            Poll::Ready(recorded) => Ok(Some(Recorded::new(&errors::js(recorded)?, &self.agent))),
             Poll::Pending => Ok(None),
         }
     }
@@ -207,10 +203,12 @@ impl Recorder {
 
     /// Waits for a record's delivery and resolves to its receipt.
     #[napi]
-    pub async fn receipt(&self, recorded: &Recorded) -> napi::Result<RecordReceipt> {
+    pub async fn receipt(&self, recorded: Recorded) -> napi::Result<RecordReceipt> {
         let recorder = self.get()?;
-        let recorded = recorded.inner.clone();
-        Ok(errors::js(recorder.receipt(&recorded).await)?.into())
+        let sequence = u64::try_from(recorded.sequence)
+            .map_err(|_| convert::invalid("a record's sequence is ≥ 0"))?;
+        let leaf_hash = convert::b256(&recorded.leaf_hash, "leafHash")?;
+        Ok(errors::js(recorder.receipt_of(sequence, leaf_hash).await)?.into())
     }
 
     /// The records in the local file, oldest first.
