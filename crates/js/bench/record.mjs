@@ -35,6 +35,17 @@ const percentile = (sorted, p) => Number(sorted[Math.min(sorted.length - 1, Math
 const input = randomBytes(1024);
 const output = randomBytes(1024);
 
+/** The event loop's delays while it only waits (a timer per turn): what the machine itself
+ * costs a Node process now, the baseline for the stalls measured with records. */
+async function idleLoop(ms) {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const end = Date.now() + ms;
+  while (Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 0));
+  loop.disable();
+  return { max_delay_ms: loop.max / 1e6, p99_delay_ms: loop.percentile(99) / 1e6 };
+}
+
 const devnet = args.server ? null : await startDevnet();
 try {
   const server = args.server ?? devnet.info.serverUrl;
@@ -60,6 +71,8 @@ try {
     await recorder.flush();
   }
   timings.sort();
+
+  const idle = await idleLoop(3000);
 
   // 2. The event loop while records are delivered: record `slice` calls per turn of the
   // loop (setImmediate) for `calls` records, then wait for delivery.
@@ -97,6 +110,7 @@ try {
       mean_delay_ms: loop.mean / 1e6,
       seconds: deliveredS,
     },
+    idle_event_loop_3s: idle,
   }, null, 2));
 } finally {
   await devnet?.stop();
