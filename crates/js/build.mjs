@@ -10,7 +10,25 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
-const cliPackage = require.resolve('@napi-rs/cli/package.json');
+
+/** @napi-rs/cli, installed here from the committed lock file when missing: `npm install
+ * ./crates/js` in another project links this folder without installing its dependencies. */
+function napiCli() {
+  try {
+    return require.resolve('@napi-rs/cli/package.json');
+  } catch {
+    console.error('@chaperone/sdk: installing its pinned build tool (@napi-rs/cli) in ' +
+      `${here}/node_modules from package-lock.json`);
+    const npm = process.env.npm_execpath;
+    const [command, prefix] = npm ? [process.execPath, [npm]] : ['npm', []];
+    const installed = spawnSync(command, [...prefix, 'ci', '--ignore-scripts', '--no-audit',
+      '--no-fund'], { cwd: here, stdio: 'inherit' });
+    if (installed.status !== 0) process.exit(installed.status ?? 1);
+    return createRequire(join(here, 'package.json')).resolve('@napi-rs/cli/package.json');
+  }
+}
+
+const cliPackage = napiCli();
 const { bin } = require(cliPackage);
 const cli = join(dirname(cliPackage), typeof bin === 'string' ? bin : bin.napi);
 
