@@ -82,6 +82,9 @@ cargo test --workspace --doc
 step "Python package and console: pip install ./crates/py, mypy --strict, pytest and headless Chromium against a devnet"
 ./scripts/test-py.sh
 
+step "Node package: npm ci ./crates/js (napi-rs build), tsc --strict and node --test against a devnet"
+./scripts/test-js.sh
+
 step "x402 interop: the TypeScript facilitator (@x402/evm) verifies and settles the SDK's payments"
 ./scripts/test-x402-ts.sh
 

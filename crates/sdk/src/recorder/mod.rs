@@ -341,13 +341,19 @@ impl Recorder {
 
     /// Waits for a record's delivery and returns its receipt.
     pub async fn receipt(&self, recorded: &Recorded) -> Result<RecordReceipt> {
-        let sequence = recorded.record.sequence;
+        self.receipt_of(recorded.record.sequence, recorded.leaf_hash)
+            .await
+    }
+
+    /// [`Recorder::receipt`] by the record's sequence number and leaf hash (what a language
+    /// binding keeps of a [`Recorded`]).
+    pub async fn receipt_of(&self, sequence: u64, leaf_hash: B256) -> Result<RecordReceipt> {
         self.wait_until(|p| p.delivered > sequence).await?;
         let (receipt, in_batch) = self
             .local
-            .receipt(recorded.record.agent, sequence, recorded.leaf_hash)
+            .receipt(self.agent, sequence, leaf_hash)
             .await?
-            .ok_or(Error::UnknownRecord(recorded.leaf_hash))?;
+            .ok_or(Error::UnknownRecord(leaf_hash))?;
         Ok(RecordReceipt {
             index: receipt.first_index + in_batch,
             receipt,

@@ -1,0 +1,117 @@
+// How long `Recorder.record` takes from Node: 1 KiB input and 1 KiB output per call, one
+// thread, each call awaited and timed with process.hrtime.bigint(). Then the longest
+// event-loop stall (perf_hooks.monitorEventLoopDelay) while records are delivered: the agent
+// records in small slices between event-loop turns while the SDK's background tasks batch,
+// sign, persist and deliver on napi-rs's runtime, then waits for every receipt.
+//
+//     npm install ./crates/js            # a release build (what users get)
+//     node crates/js/bench/record.mjs    # starts its own devnet (`chaperone up`)
+//     node crates/js/bench/record.mjs --server http://127.0.0.1:9   # the SDK alone
+//
+// The figures go to docs/benchmarks.md (beside the Python package's and the Rust SDK's).
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+
+import { Recorder } from '../index.js';
+import { startDevnet, tempDir } from '../test/devnet.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    server: { type: 'string' },
+    calls: { type: 'string', default: '100000' },
+    warmup: { type: 'string', default: '5000' },
+    burst: { type: 'string', default: '10000' },
+    slice: { type: 'string', default: '50' },
+  },
+});
+const calls = Number(args.calls);
+const warmup = Number(args.warmup);
+const burst = Number(args.burst);
+const slice = Number(args.slice);
+
+const percentile = (sorted, p) => Number(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]) / 1000;
+const input = randomBytes(1024);
+const output = randomBytes(1024);
+
+/** The event loop's delays while it only waits (a timer per turn): what the machine itself
+ * costs a Node process now, the baseline for the stalls measured with records. */
+async function idleLoop(ms) {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const end = Date.now() + ms;
+  while (Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 0));
+  loop.disable();
+  return { max_delay_ms: loop.max / 1e6, p99_delay_ms: loop.percentile(99) / 1e6 };
+}
+
+const devnet = args.server ? null : await startDevnet();
+try {
+  const server = args.server ?? devnet.info.serverUrl;
+  const key = devnet ? await devnet.agentKey() : `0x${randomBytes(32).toString('hex')}`;
+  const recorder = await Recorder.open(server, join(tempDir(), 'bench.db'), key);
+  for (let i = 0; i < warmup; i++) await recorder.record('bench-model', input, output);
+  await recorder.flush();
+
+  // 1. Each call timed, in bursts that fit the queue (untimed flushes between them), as the
+  // Python and Rust figures are.
+  const timings = new BigInt64Array(calls);
+  const clock = process.hrtime.bigint;
+  let recordingNs = 0n;
+  for (let done = 0; done < calls;) {
+    const end = Math.min(calls, done + burst);
+    const started = clock();
+    for (; done < end; done++) {
+      const before = clock();
+      await recorder.record('bench-model', input, output);
+      timings[done] = clock() - before;
+    }
+    recordingNs += clock() - started;
+    await recorder.flush();
+  }
+  timings.sort();
+
+  const idle = await idleLoop(3000);
+
+  // 2. The event loop while records are delivered: record `slice` calls per turn of the
+  // loop (setImmediate) for `calls` records, then wait for delivery.
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  let sliceMaxNs = 0n;
+  const deliveredStart = clock();
+  for (let done = 0; done < calls; done += slice) {
+    const started = clock();
+    for (let i = 0; i < slice; i++) await recorder.record('bench-model', input, output);
+    const took = clock() - started;
+    if (took > sliceMaxNs) sliceMaxNs = took;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (devnet) await recorder.sync();
+  else await recorder.flush();
+  const deliveredS = Number(clock() - deliveredStart) / 1e9;
+  loop.disable();
+  await recorder.close();
+
+  console.log(JSON.stringify({
+    regime: devnet ? 'delivering to a devnet (chaperone up, debug build)' : `server ${server}`,
+    calls,
+    p50_us: percentile(timings, 0.5),
+    p99_us: percentile(timings, 0.99),
+    p999_us: percentile(timings, 0.999),
+    records_per_s: Math.round(calls / (Number(recordingNs) / 1e9)),
+    event_loop: {
+      records: calls,
+      slice,
+      longest_slice_ms: Number(sliceMaxNs) / 1e6,
+      // monitorEventLoopDelay's delays are over its 1 ms timer: the longest stall of the loop.
+      max_delay_ms: loop.max / 1e6,
+      p99_delay_ms: loop.percentile(99) / 1e6,
+      mean_delay_ms: loop.mean / 1e6,
+      seconds: deliveredS,
+    },
+    idle_event_loop_3s: idle,
+  }, null, 2));
+} finally {
+  await devnet?.stop();
+}
