@@ -21,8 +21,8 @@ mod client;
 pub mod compliance;
 pub mod cosign;
 mod error;
-pub mod ledger;
 pub mod evidence;
+pub mod ledger;
 mod payment;
 
 #[cfg(feature = "client")]
