@@ -28,6 +28,7 @@ fn event(
         contract,
         event: name.into(),
         fields,
+        block_time: Some(NOW + block),
     }
 }
 
