@@ -173,6 +173,15 @@ impl Store {
         .bind(name)
         .execute(&mut *conn)
         .await?;
+        // A revoked token's votes on approvals still pending stop counting: a stolen approver
+        // token, once revoked, must not help a quorum (and the name's new holder may vote).
+        sqlx::query(
+            "DELETE FROM approval_votes WHERE approver = $1 AND request_id IN \
+             (SELECT request_id FROM approvals WHERE status = 'pending')",
+        )
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
         Ok(sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )

@@ -8,7 +8,7 @@ use chaperone_core::{
 use sqlx::Row;
 
 use crate::{
-    Error, Result, Store,
+    Backend, Error, Result, Store,
     audit::to_u64,
     store::{db_time, parse},
 };
@@ -135,11 +135,19 @@ impl Store {
     ) -> Result<VoteCount> {
         let mut tx = self.begin_write().await?;
         let id = request_id.to_string();
-        let approval = sqlx::query(
+        // The approval's row is locked for the vote (SQLite's BEGIN IMMEDIATE already holds
+        // the database): two approvers voting at once are counted one after the other, so a
+        // denial is never overwritten by an approval tallied without it, and two last votes
+        // of a quorum do not each see the other missing.
+        let lock = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE OF a",
+        };
+        let approval = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT a.required FROM approvals a JOIN decisions d ON d.request_id = a.request_id \
              WHERE a.request_id = $1 AND a.status = 'pending' AND a.expires_at >= $2 \
-             AND d.valid_until >= $2",
-        )
+             AND d.valid_until >= $2{lock}"
+        )))
         .bind(&id)
         .bind(db_time(now))
         .fetch_optional(&mut *tx)
@@ -189,9 +197,9 @@ impl Store {
             Tally::Pending { .. } => None,
         };
         if let Some((status, decided_by)) = &resolved {
-            sqlx::query(
+            let updated = sqlx::query(
                 "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, \
-                 comment = $4 WHERE request_id = $5",
+                 comment = $4 WHERE request_id = $5 AND status = 'pending'",
             )
             .bind(status)
             .bind(decided_by)
@@ -199,7 +207,13 @@ impl Store {
             .bind(comment)
             .bind(&id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            // Resolved by another vote meanwhile: the first resolution stands (this vote is
+            // rolled back with the transaction).
+            if updated != 1 {
+                return Err(Error::NoPendingApproval(id));
+            }
         }
         if counted {
             let detail = serde_json::json!({

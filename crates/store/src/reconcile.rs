@@ -105,6 +105,23 @@ impl Store {
             let Some((wallet, kind, condition, values)) = outflow(e) else {
                 continue;
             };
+            // Anyone can deploy a contract that emits `AuthorizationUsed(wallet, n)`: only a
+            // token the wallet's owner gave an authorization budget can move the wallet's funds
+            // through EIP-1271 (the wallet refuses every other), so only its events are
+            // outflows. Otherwise an outsider could flood the alerts and push owners to freeze.
+            if kind == "eip3009" {
+                let budgeted = sqlx::query(
+                    "SELECT 1 FROM chain_events WHERE event = 'AuthorizationBudgetSet' \
+                     AND contract = $1 AND LOWER(fields) LIKE $2 LIMIT 1",
+                )
+                .bind(hex(wallet))
+                .bind(format!("%\"token\":\"{}\"%", hex(e.contract)))
+                .fetch_optional(&mut *conn)
+                .await?;
+                if budgeted.is_none() {
+                    continue;
+                }
+            }
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT 1 FROM decisions WHERE wallet = $1 AND {condition} \
                  AND outcome = 'approved' LIMIT 1"

@@ -75,7 +75,7 @@ async fn the_report_shows_hostile_symbols_comments_and_models_as_text_in_one_sel
     assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
     let id: B256 = pending["request_id"].as_str().unwrap().parse().unwrap();
     s.store
-        .resolve_approval(id, false, "alice", Some(COMMENT), NOW + 90)
+        .resolve_approval(id, false, "alice", Some(COMMENT), NOW + 30)
         .await
         .unwrap();
     assert_eq!(h.pay(2000, 1).await.0, StatusCode::FORBIDDEN);

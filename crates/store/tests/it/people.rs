@@ -200,3 +200,36 @@ async fn a_policy_keeps_its_source_and_who_installed_it() {
         assert_eq!(store.policy_history(wallet()).await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_revoked_approvers_vote_stops_counting_towards_a_quorum() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let (id, req) = request(vec![pay(3_000_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        let alice = Actor::new("alice", "approver");
+        store
+            .cast_vote(id, true, &alice, None, NOW + 1)
+            .await
+            .unwrap();
+        // Alice's token was stolen: revoked, her approval no longer counts, so bob's alone
+        // does not reach the quorum of two.
+        store.revoke_api_tokens("alice", NOW + 2).await.unwrap();
+        let bob = store
+            .cast_vote(id, true, &Actor::new("bob", "approver"), None, NOW + 3)
+            .await
+            .unwrap();
+        assert!(
+            matches!(bob.tally, Tally::Pending { remaining: 1, .. }),
+            "{:?}",
+            bob.tally
+        );
+        assert_eq!(
+            decide(&store, id, &at(&req, NOW + 4)).await.outcome,
+            Outcome::PendingApproval
+        );
+    }
+}

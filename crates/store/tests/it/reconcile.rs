@@ -93,6 +93,32 @@ async fn only_outflows_an_approved_decision_accounts_for_pass() {
             ),
             // Not an outflow.
             event(10, 7, wallet(), "FrozenSet", json!({ "frozen": true })),
+            // The owner's authorization budgets: `token()` and 0x66 may move the wallet's funds
+            // through EIP-1271.
+            event(
+                10,
+                8,
+                wallet(),
+                "AuthorizationBudgetSet",
+                json!({ "token": token() }),
+            ),
+            event(
+                10,
+                9,
+                wallet(),
+                "AuthorizationBudgetSet",
+                json!({ "token": Address::repeat_byte(0x66) }),
+            ),
+            // Not an outflow either: a contract with no budget (anyone's) claiming the wallet
+            // authorized it; the wallet would have refused, so no alert (an outsider must not
+            // be able to flood the owner's alerts).
+            event(
+                10,
+                10,
+                Address::repeat_byte(0x77),
+                "AuthorizationUsed",
+                used(B256::repeat_byte(2)),
+            ),
         ];
         let found = index(&store, 10, &events).await;
         let usdc = usdc_nonce.to_string();
