@@ -116,9 +116,13 @@ contract AgentWallet is Execution, AuthorizationBudgets, TokenReceiver {
     event BackstopSet(address indexed token, uint96 limit, uint32 period);
     /// @notice Emitted when the wallet is frozen (true) or unfrozen (false).
     event FrozenSet(bool frozen);
-    /// @notice Emitted for each `execute`; the nonce identifies the co-signed request. Not
-    ///         indexed: watchers filter by wallet and event, and a topic costs every `execute`.
-    event Executed(uint256 nonce);
+    /// @notice Emitted for each `execute`: its nonce and the EIP-712 digest both keys signed,
+    ///         which names exactly the calls that ran (the co-signed request's id). A watcher
+    ///         matches an execution with its approval by the digest, however the transaction
+    ///         reached the wallet (directly, or through a relayer, a bundler or a multicall,
+    ///         whose calldata is not the wallet's). Not indexed: watchers filter by wallet and
+    ///         event, and a topic costs every `execute`.
+    event Executed(uint256 nonce, bytes32 digest);
     /// @notice Emitted when a token's EIP-1271 authorization budget changes.
     event AuthorizationBudgetSet(
         address indexed token, uint96 maxValue, uint16 slots, uint16 permit2Slots

@@ -7,6 +7,19 @@ import {AgentWallet} from "../src/AgentWallet.sol";
 import {AgentWalletFactory} from "../src/AgentWalletFactory.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
+/// @dev A forwarder: passes any call on, as a relayer, a bundler or a multicall would. What the
+///      wallet executed through it cannot be read from the transaction's own calldata.
+contract Relay {
+    function forward(address target, bytes calldata data) external payable {
+        (bool ok, bytes memory reason) = target.call{value: msg.value}(data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(reason, 0x20), mload(reason))
+            }
+        }
+    }
+}
+
 /// @dev Always reverts with a recognisable reason.
 contract Reverter {
     error Nope(uint256 code);
@@ -51,11 +64,36 @@ contract AgentWalletTest is WalletFixture {
     function test_execute_nativeTransfer() public {
         Signed memory s = _signed(_one(recipient, 1 ether, ""), 0);
         vm.expectEmit();
-        emit AgentWallet.Executed(0);
+        emit AgentWallet.Executed(0, wallet.executeDigest(s.calls, 0, s.validUntil));
         _run(s);
         vm.assertEq(recipient.balance, 1 ether, "recipient paid");
         vm.assertEq(wallet.nextNonce(0), 1, "sequence bumped");
         vm.assertEq(wallet.backstopRemaining(address(0)), 9 ether, "native spend counted");
+    }
+
+    /// Attacker B hides an `execute` behind a forwarder, so the transaction's calldata is the
+    /// relay's, not the wallet's: `Executed` still names the EIP-712 digest of the calls that
+    /// ran, which is what the indexer matches with the approved decision (issue 29, H1).
+    function test_execute_eventNamesItsDigestThroughARelay() public {
+        Signed memory s = _signed(_one(recipient, 1 ether, ""), 0);
+        bytes32 digest = wallet.executeDigest(s.calls, s.nonce, s.validUntil);
+        Relay relay = new Relay();
+        vm.expectEmit();
+        emit AgentWallet.Executed(0, digest);
+        relay.forward(
+            address(wallet),
+            abi.encodeCall(
+                wallet.execute, (s.calls, s.nonce, s.validUntil, s.agentSig, s.cosignerSig)
+            )
+        );
+        vm.assertEq(recipient.balance, 1 ether, "paid through the relay");
+        // executeAsAgent names it too.
+        Signed memory t = _signed(_one(recipient, 1, ""), 1);
+        digest = wallet.executeDigest(t.calls, 1, t.validUntil);
+        vm.expectEmit();
+        emit AgentWallet.Executed(1, digest);
+        vm.prank(agent);
+        wallet.executeAsAgent(t.calls, 1, t.validUntil, t.cosignerSig);
     }
 
     function test_execute_erc20Transfer() public {

@@ -128,7 +128,7 @@ abstract contract Execution is Nonces, Backstops {
         }
 
         _useNonce(config, nonce);
-        emit AgentWallet.Executed(nonce);
+        emit AgentWallet.Executed(nonce, digest);
 
         // Each call's spend is counted before that call is made; the transaction is atomic, so a
         // later call that exceeds the backstop undoes the earlier ones.
