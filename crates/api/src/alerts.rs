@@ -20,6 +20,33 @@ pub enum OutflowKind {
     Permit2,
 }
 
+/// Why an outflow is unauthorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SpendReason {
+    /// No approved decision names this nonce (or these calls).
+    NoDecision,
+    /// An approved nonce paid something else than what was approved: other calls under an
+    /// approved `execute` nonce, or an authorization's transfer to another recipient or of
+    /// another amount (attacker B reusing an approved nonce).
+    OtherPayment,
+    /// The approved payment was made when its approval was not valid (before it or after it
+    /// expired).
+    OutsideValidity,
+}
+
+impl SpendReason {
+    /// The reason in words, for the console, webhooks and logs.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::NoDecision => "no approved co-sign decision",
+            Self::OtherPayment => "an approved nonce paid something else than what was approved",
+            Self::OutsideValidity => "used when its approval was not valid",
+        }
+    }
+}
+
 /// An outflow no approved decision accounts for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -31,6 +58,10 @@ pub struct UnauthorizedSpendRow {
     pub wallet: Address,
     /// How it left.
     pub kind: OutflowKind,
+    /// Why no approved decision accounts for it.
+    pub reason: SpendReason,
+    /// The reason in words.
+    pub reason_text: String,
     /// The block it was mined in.
     pub block_number: u64,
     /// The transaction; absent for `permit2` (Permit2 emits no event: `block_number` is the

@@ -74,8 +74,14 @@ pub struct Authorization {
     pub token: Address,
     /// How much.
     pub value: U256,
+    /// Who it pays: the token moves `value` from the wallet to `to`, nothing else (what the
+    /// indexer compares the token's `Transfer` with: the nonce carries neither).
+    pub to: Address,
     /// Its nonce (a slot of a backstop period: `chaperone_core::authorization_nonce`).
     pub nonce: B256,
+    /// The first second (Unix) at which it can be used on chain (the subject's `valid_until`
+    /// is the last).
+    pub valid_from: u64,
 }
 
 impl Authorization {
@@ -188,7 +194,11 @@ impl Payment {
                         method: Method::Eip3009,
                         token: domain.verifying_contract,
                         value: message.value,
+                        to: message.to,
                         nonce: message.nonce,
+                        // EIP-3009 is usable strictly after `validAfter`.
+                        valid_from: u64::try_from(message.validAfter)
+                            .map_or(u64::MAX, |t| t.saturating_add(1)),
                     }),
                     valid_until: valid_before - 1,
                 })
@@ -213,7 +223,11 @@ impl Payment {
                         method: Method::Permit2,
                         token: message.permitted.token,
                         value: message.permitted.amount,
+                        // The x402 proxy pays exactly the amount to the witness's `to`, from
+                        // its `validAfter` on.
+                        to: message.witness.to,
                         nonce: B256::from(message.nonce),
+                        valid_from: u64::try_from(message.witness.validAfter).unwrap_or(u64::MAX),
                     }),
                     valid_until: deadline,
                 })

@@ -7,7 +7,7 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use chaperone_api::alerts::{OutflowKind, UnauthorizedSpendRow, UnauthorizedSpends};
+use chaperone_api::alerts::{OutflowKind, SpendReason, UnauthorizedSpendRow, UnauthorizedSpends};
 use chaperone_core::readable::iso8601;
 use chaperone_store::UnauthorizedSpend;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -27,9 +27,19 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(acknowledge))
 }
 
+/// Why a stored spend is unauthorized (the store's `reason` code).
+pub(crate) fn reason(s: &UnauthorizedSpend) -> SpendReason {
+    match s.reason.as_str() {
+        "other_payment" => SpendReason::OtherPayment,
+        "outside_validity" => SpendReason::OutsideValidity,
+        _ => SpendReason::NoDecision,
+    }
+}
+
 /// The wire row of a stored spend.
 pub(crate) fn row(s: UnauthorizedSpend) -> UnauthorizedSpendRow {
-    let (acknowledged_by, acknowledged_at) = s.acknowledged.unzip();
+    let (acknowledged_by, acknowledged_at) = s.acknowledged.clone().unzip();
+    let reason = reason(&s);
     UnauthorizedSpendRow {
         id: s.id,
         wallet: s.wallet,
@@ -38,6 +48,8 @@ pub(crate) fn row(s: UnauthorizedSpend) -> UnauthorizedSpendRow {
             "permit2" => OutflowKind::Permit2,
             _ => OutflowKind::Execute,
         },
+        reason,
+        reason_text: reason.text().to_owned(),
         block_number: s.block_number,
         tx_hash: s.tx_hash,
         contract: s.contract,

@@ -245,6 +245,15 @@ async fn decide(
             kind: subject.kind,
             nonce: subject.nonce,
             authorization: subject.authorization.as_ref().map(Authorization::key),
+            pays: subject
+                .authorization
+                .as_ref()
+                .map(|a| chaperone_store::AuthorizedTransfer {
+                    token: a.token,
+                    to: a.to,
+                    value: a.value,
+                    valid_from: a.valid_from,
+                }),
             json: request_json,
             valid_until: subject.valid_until,
         })

@@ -23,7 +23,9 @@ use chaperone_core::{
     Address, B256, Bytes, Secp256k1Signer, U256,
     policy::{PolicyRequest, RequestKind, evaluate},
 };
-use chaperone_store::{Decided, MAX_BATCH, RequestRecord, Store, StoredDecision};
+use chaperone_store::{
+    AuthorizedTransfer, Decided, MAX_BATCH, RequestRecord, Store, StoredDecision,
+};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::http::ApiError;
@@ -40,6 +42,8 @@ pub(crate) struct Job {
     pub(crate) kind: RequestKind,
     pub(crate) nonce: Option<U256>,
     pub(crate) authorization: Option<(Address, B256)>,
+    /// What an x402 authorization may pay (reconciliation compares the transfer with it).
+    pub(crate) pays: Option<AuthorizedTransfer>,
     /// The request as received (JSON), for the audit trail.
     pub(crate) json: String,
     pub(crate) valid_until: u64,
@@ -228,6 +232,7 @@ impl Deps {
                 request_id: job.request_id,
                 nonce: job.nonce,
                 authorization: job.authorization,
+                pays: job.pays,
                 json: &job.json,
                 valid_until: job.valid_until,
             })
@@ -291,6 +296,7 @@ mod tests {
             }),
             nonce: Some(U256::from(nonce)),
             authorization: None,
+            pays: None,
             json: String::new(),
             valid_until: 0,
         };

@@ -1,5 +1,6 @@
-//! Follows `AuditLog` events (of this log), the registered wallets' events and EIP-3009
-//! `AuthorizationUsed` events of any token for those wallets into the database,
+//! Follows `AuditLog` events (of this log), the registered wallets' events, EIP-3009
+//! `AuthorizationUsed` events of any token for those wallets and the `Transfer`s from those
+//! wallets of every token they gave an authorization budget into the database,
 //! `confirmations` blocks behind the head, in ranges of at most [`MAX_LOG_RANGE`] blocks (real RPC
 //! providers refuse wider `eth_getLogs`) from `start_block` (the block the first wallet was
 //! created in; 0 on a devnet).
@@ -11,9 +12,13 @@
 //! block mined after its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
 //! spend: the execution may sit in a block the RPC has not returned yet.
 //!
-//! In the same transaction it reconciles: an `Executed` or `AuthorizationUsed` of a registered
-//! wallet that no approved co-sign decision accounts for is stored as an unauthorized spend
-//! (the co-signer key signed without the service), logged, and notified (`unauthorized_spend`).
+//! In the same transaction it reconciles (the store's `reconcile.rs`): an outflow of a
+//! registered wallet that no approved co-sign decision of exactly what moved accounts for — an
+//! `Executed` whose digest no approved request has, an `AuthorizationUsed` whose transfer is not
+//! the approved one, a Permit2 nonce used for another transfer than the approved one — is stored
+//! as an unauthorized spend (the co-signer key signed without the service), logged, and
+//! notified (`unauthorized_spend`). Nothing is matched by a nonce alone: a nonce carries no
+//! amount or recipient.
 //!
 //! It resumes from the last block it recorded, so a restart loses nothing. It notices a
 //! reorganisation when the chain's hash of the last indexed block differs from the recorded
@@ -22,12 +27,11 @@
 //! sends again) and indexes the new branch.
 
 use alloy::{
-    consensus::Transaction as _,
     eips::BlockNumberOrTag,
     primitives::{Address, B256},
     providers::{DynProvider, Provider},
     rpc::types::{Filter, Log},
-    sol_types::{SolCall, SolEvent, SolEventInterface},
+    sol_types::{SolEvent, SolEventInterface},
 };
 use chaperone_chain::{AgentWallet, AuditLog, TestToken};
 use chaperone_store::{ChainEvent, Settlement, Store};
@@ -63,7 +67,6 @@ pub struct Indexer {
     confirmations: u64,
     start_block: u64,
     notifier: Option<Arc<Notifier>>,
-    chain_id: Option<u64>,
 }
 
 impl Indexer {
@@ -83,7 +86,6 @@ impl Indexer {
             confirmations,
             start_block,
             notifier: None,
-            chain_id: None,
         }
     }
 
@@ -176,8 +178,27 @@ impl Indexer {
                 .from_block(from)
                 .to_block(to);
             logs.extend(self.provider.get_logs(&filter).await?);
+            // The wallets' transfers of the tokens they budgeted (so far, or in this range):
+            // reconciliation compares them with what each authorization was approved to pay.
+            let mut tokens = self.store.budgeted_tokens().await?;
+            tokens.extend(logs.iter().filter_map(|log| {
+                let e = AgentWallet::AuthorizationBudgetSet::decode_log(&log.inner).ok()?;
+                wallets.contains(&log.address()).then_some(e.data.token)
+            }));
+            tokens.sort_unstable();
+            tokens.dedup();
+            if !tokens.is_empty() {
+                let senders: Vec<B256> = wallets.iter().map(|w| w.into_word()).collect();
+                let filter = Filter::new()
+                    .address(tokens)
+                    .event_signature(TestToken::Transfer::SIGNATURE_HASH)
+                    .topic1(senders)
+                    .from_block(from)
+                    .to_block(to);
+                logs.extend(self.provider.get_logs(&filter).await?);
+            }
         }
-        // A reorganisation between the two reads would mix branches: try again next pass.
+        // A reorganisation between the reads would mix branches: try again next pass.
         if self.block_hash(to).await? != Some(to_hash) {
             return Ok(report);
         }
@@ -226,11 +247,7 @@ impl Indexer {
         // Chain order (the token events were read after the wallets'): outflows are
         // reconciled, and their alerts raised, in the order they happened.
         events.sort_unstable_by_key(|e| (e.block_number, e.log_index));
-        for event in events.iter_mut().filter(|e| e.event == "Executed") {
-            if let Some(digest) = self.executed_digest(event).await? {
-                event.fields["digest"] = json!(digest);
-            }
-        }
+        events.dedup_by_key(|e| (e.block_number, e.log_index));
         self.settle_used_permit2(to, to_time).await?;
         let mut unauthorized = self
             .store
@@ -241,6 +258,7 @@ impl Indexer {
             tracing::error!(
                 wallet = %spend.wallet,
                 kind = %spend.kind,
+                reason = %spend.reason,
                 tx = ?spend.tx_hash,
                 nonce = %spend.nonce,
                 "unauthorized spend: an outflow no approved decision accounts for; freeze the wallet"
@@ -253,47 +271,6 @@ impl Indexer {
         report.events = events.len();
         report.indexed_to = Some(to);
         Ok(report)
-    }
-
-    /// The EIP-712 digest of what an `Executed` event's transaction executed (the request id
-    /// of the decision that approved exactly those calls), when the transaction called the
-    /// wallet's `execute` or `executeAsAgent` directly. Reconciliation then matches the calls,
-    /// not only the nonce: attacker B could otherwise spend an approved, not yet executed
-    /// nonce on other calls. A call through another contract (a relayer, a bundler) is not
-    /// decoded; it is matched by nonce alone.
-    async fn executed_digest(&mut self, event: &ChainEvent) -> anyhow::Result<Option<B256>> {
-        let Some(tx) = self.provider.get_transaction_by_hash(event.tx_hash).await? else {
-            return Ok(None);
-        };
-        if tx.inner.to() != Some(event.contract) {
-            return Ok(None);
-        }
-        let input = tx.inner.input();
-        let (calls, nonce, valid_until) = if let Ok(c) = AgentWallet::executeCall::abi_decode(input)
-        {
-            (c.calls, c.nonce, c.validUntil)
-        } else if let Ok(c) = AgentWallet::executeAsAgentCall::abi_decode(input) {
-            (c.calls, c.nonce, c.validUntil)
-        } else {
-            return Ok(None);
-        };
-        let chain_id = match self.chain_id {
-            Some(id) => id,
-            None => *self.chain_id.insert(self.provider.get_chain_id().await?),
-        };
-        let execute = chaperone_core::Execute {
-            calls: calls
-                .into_iter()
-                .map(|c| chaperone_core::Call {
-                    to: c.to,
-                    value: c.value,
-                    data: c.data,
-                })
-                .collect(),
-            nonce,
-            validUntil: valid_until,
-        };
-        Ok(Some(execute.digest(chain_id, event.contract)))
     }
 
     /// Reconciles the wallets' Permit2 payments, which emit no event: every Permit2 nonce a
@@ -388,9 +365,16 @@ impl Indexer {
         Ok(())
     }
 
-    /// The event's name and fields, for this log's `AuditLog` events, any wallet event and
-    /// EIP-3009 `AuthorizationUsed`.
+    /// The event's name and fields, for this log's `AuditLog` events, any wallet event,
+    /// EIP-3009 `AuthorizationUsed` and ERC-20 `Transfer`.
     fn decode(&self, log: &Log) -> Option<(String, serde_json::Value)> {
+        if log.topic0() == Some(&TestToken::Transfer::SIGNATURE_HASH) {
+            let e = TestToken::Transfer::decode_log(&log.inner).ok()?.data;
+            return Some((
+                "Transfer".into(),
+                json!({ "from": e.from, "to": e.to, "value": e.value.to_string() }),
+            ));
+        }
         if log.topic0() == Some(&TestToken::AuthorizationUsed::SIGNATURE_HASH) {
             let e = TestToken::AuthorizationUsed::decode_log(&log.inner)
                 .ok()?
@@ -430,7 +414,10 @@ impl Indexer {
             .ok()?
             .data
         {
-            E::Executed(e) => ("Executed", json!({ "nonce": e.nonce.to_string() })),
+            E::Executed(e) => (
+                "Executed",
+                json!({ "nonce": e.nonce.to_string(), "digest": e.digest }),
+            ),
             E::Initialized(e) => (
                 "Initialized",
                 json!({ "owner": e.owner, "agent": e.agent, "cosigner": e.cosigner }),

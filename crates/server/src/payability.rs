@@ -215,7 +215,9 @@ mod tests {
             method,
             token: Address::repeat_byte(1),
             value: U256::from(value),
+            to: Address::repeat_byte(2),
             nonce: chaperone_core::authorization_nonce(period, slot),
+            valid_from: 0,
         }
     }
 

@@ -184,6 +184,8 @@ impl Notifier {
             "id": spend.id,
             "wallet": spend.wallet,
             "kind": spend.kind,
+            "reason": spend.reason,
+            "reason_text": crate::alerts::reason(spend).text(),
             "block_number": spend.block_number,
             "tx_hash": spend.tx_hash,
             "found_at_block": spend.block_number,
@@ -261,11 +263,12 @@ fn slack(payload: &Value, console: &str) -> String {
         ),
         "decision.denied" => format!("Denied: a payment of wallet {}", field("wallet")),
         "unauthorized_spend" => format!(
-            "UNAUTHORIZED SPEND: wallet {} paid without a co-sign decision ({} in transaction {}). \
-             The co-signer key may be stolen: the owner must freeze the wallet now",
+            "UNAUTHORIZED SPEND: wallet {} paid without a co-sign decision ({} in transaction {}: \
+             {}). The co-signer key may be stolen: the owner must freeze the wallet now",
             field("wallet"),
             field("kind"),
-            field("tx_hash")
+            field("tx_hash"),
+            field("reason_text")
         ),
         _ => format!("Anchoring failed: {}", field("error")),
     };
@@ -408,12 +411,14 @@ mod tests {
             "wallet": wallet,
             "kind": "eip3009\n<!channel>",
             "tx_hash": "<https://evil.example|tx>",
+            "reason_text": "an approved nonce paid something else than what was approved",
             "console_url": "https://evil.example",
         });
         let expected = format!(
             "*Chaperone* UNAUTHORIZED SPEND: wallet {wallet} paid without a co-sign decision \
-             (eip3009 &lt;!channel&gt; in transaction &lt;https://evil.example|tx&gt;). The \
-             co-signer key may be stolen: the owner must freeze the wallet now\n\
+             (eip3009 &lt;!channel&gt; in transaction &lt;https://evil.example|tx&gt;: an \
+             approved nonce paid something else than what was approved). The co-signer key may \
+             be stolen: the owner must freeze the wallet now\n\
              <https://console.example/alerts/freeze#wallet-{wallet}|Open in the console>"
         );
         assert_eq!(

@@ -106,6 +106,7 @@ async fn decide(store: &Store, wallet: Address, nonce: u64) {
         request_id: execute.digest(31337, wallet),
         nonce: Some(execute.nonce),
         authorization: None,
+        pays: None,
         json: "{}",
         valid_until: NOW + 60,
     };

@@ -10,7 +10,7 @@ use chaperone_core::{
 use sqlx::Row;
 
 use crate::{
-    Error, Result, Settlement, Store,
+    Error, Result, Store,
     audit::Value,
     store::{db_time, hex, outcome_from, outcome_text, parse},
 };
@@ -299,28 +299,31 @@ impl Store {
             .bind(keep)
             .execute(&mut *tx)
             .await?;
-        // An outflow in a dropped block is reconciled again if the new branch mines it.
-        sqlx::query("DELETE FROM unauthorized_spends WHERE block_number > $1")
+        // An outflow in a dropped block is reconciled again if the new branch mines it (an
+        // acknowledgement outlives this: `spend_acknowledgements`), and a Permit2 payment is
+        // paired again with its transfer on the new branch.
+        for table in ["unauthorized_spends", "permit2_transfers"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE block_number > $1"
+            )))
             .bind(keep)
             .execute(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
         Ok(dropped)
     }
 
     /// Records indexed blocks (number, hash) and their events in one transaction.
     ///
-    /// In the same transaction, what the events mean for reservations: a wallet's
-    /// `Executed(nonce)` settles the requests with that nonce, a token's
-    /// `AuthorizationUsed(wallet, nonce)` the authorization with that nonce (both even when
-    /// already released); then, with `confirmed_time` (the timestamp of the newest block
-    /// indexed), the reservations that can no longer be used move on
-    /// ([`Store::release_expired`]). A crash can therefore never store an event without its
-    /// settlement.
-    ///
-    /// Also in it, reconciliation: an outflow (`Executed`, `AuthorizationUsed`) no approved
-    /// decision accounts for is stored as an unauthorized spend. Returns the ones found now
-    /// (a re-run of the same blocks finds none again).
+    /// In the same transaction, reconciliation (reconcile.rs): each outflow (`Executed`,
+    /// `AuthorizationUsed`, a transfer an approved Permit2 payment made) is matched with the
+    /// approved decision of exactly what moved, which it settles (even when already
+    /// released); one no approved decision accounts for is stored as an unauthorized spend.
+    /// Then, with `confirmed_time` (the timestamp of the newest block indexed), the
+    /// reservations that can no longer be used move on ([`Store::release_expired`]). A crash
+    /// can therefore never store an event without its settlement. Returns the unauthorized
+    /// spends found now (a re-run of the same blocks finds none again).
     pub async fn index_blocks(
         &self,
         blocks: &[(u64, B256)],
@@ -355,31 +358,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for e in events {
-            let nonce = e.fields.get("nonce").and_then(|n| n.as_str());
-            let seen = Settlement {
-                tx: Some(e.tx_hash),
-                block: e.block_number,
-                time: e.block_time,
-            };
-            match (e.event.as_str(), nonce) {
-                ("Executed", Some(nonce)) => {
-                    self.settle_where(&mut tx, "nonce", e.contract, nonce, Some(seen))
-                        .await?;
-                }
-                ("AuthorizationUsed", Some(nonce)) => {
-                    let authorizer = e.fields.get("authorizer").and_then(|a| a.as_str());
-                    if let (Some(authorizer), Ok(nonce)) = (authorizer, nonce.parse()) {
-                        let key = crate::cosign::authorization_key(e.contract, nonce);
-                        let wallet = parse(authorizer, "authorizer")?;
-                        self.settle_where(&mut tx, "authorization_key", wallet, &key, Some(seen))
-                            .await?;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let found = Self::reconcile_on(&mut tx, events, confirmed_time.unwrap_or_default()).await?;
+        let found = self
+            .reconcile_on(&mut tx, events, confirmed_time.unwrap_or_default())
+            .await?;
         if let Some(time) = confirmed_time {
             self.release_expired_on(&mut tx, time).await?;
         }

@@ -42,12 +42,28 @@ pub struct RequestRecord<'a> {
     /// The `Execute` nonce, for matching on-chain executions (none for typed data).
     pub nonce: Option<U256>,
     /// For an EIP-3009 authorization: its token and nonce, for matching the token's
-    /// `AuthorizationUsed(wallet, nonce)`.
+    /// `AuthorizationUsed(wallet, nonce)` (for Permit2: Permit2's address and the nonce).
     pub authorization: Option<(Address, B256)>,
+    /// For an x402 authorization: the one transfer its nonce may make, which reconciliation
+    /// compares with the token's `Transfer` (the nonce alone carries no amount or recipient).
+    pub pays: Option<AuthorizedTransfer>,
     /// The request as received (JSON), for the audit trail.
     pub json: &'a str,
     /// The last second at which the co-signature can be used on chain.
     pub valid_until: u64,
+}
+
+/// The one token transfer an approved x402 authorization may make, and from when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthorizedTransfer {
+    /// The token it moves.
+    pub token: Address,
+    /// The recipient.
+    pub to: Address,
+    /// The amount, in the token's base units.
+    pub value: U256,
+    /// The first second (Unix) at which it may be used on chain (`valid_until` is the last).
+    pub valid_from: u64,
 }
 
 /// A decision as recorded.
@@ -128,15 +144,15 @@ impl Store {
             .collect()
     }
 
-    /// Settles the reservations of the co-signed requests of `wallet` with `nonce`: the wallet
-    /// emitted `Executed(nonce)`. A reservation already released (its expiry was seen first)
-    /// is settled too: the spend happened. If the agent obtained co-signatures for two requests
-    /// with the same nonce, both stay counted (only one can ever execute): erring towards less
-    /// budget.
-    pub async fn settle_execution(&self, wallet: Address, nonce: U256) -> Result<u64> {
+    /// Settles the reservations of the co-signed request of `wallet` whose id is `digest`: the
+    /// wallet emitted `Executed(nonce, digest)`, which names exactly the calls that ran. A
+    /// reservation already released (its expiry was seen first) is settled too: the spend
+    /// happened. Another approved request with the same nonce is not: its calls never ran (and
+    /// never can), so it is released once it expires.
+    pub async fn settle_execution(&self, wallet: Address, digest: B256) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let moved = self
-            .settle_where(&mut tx, "nonce", wallet, &nonce.to_string(), None)
+            .settle_where(&mut tx, "request_id", wallet, &digest.to_string(), None)
             .await?;
         tx.commit().await?;
         Ok(moved)

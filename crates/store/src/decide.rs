@@ -470,12 +470,12 @@ impl Store {
         decisions: &[NewDecision<'_, '_>],
         now: u64,
     ) -> Result<()> {
-        const COLUMNS: usize = 12;
+        const COLUMNS: usize = 16;
         for chunk in decisions.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO decisions (request_id, wallet, created_at, valid_until, request, \
                  outcome, reasons, policy_version, policy_hash, signature, nonce, \
-                 authorization_key) VALUES {}",
+                 authorization_key, pays_token, pays_to, pays_value, valid_from) VALUES {}",
                 rows_of(chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -501,7 +501,11 @@ impl Store {
                         request
                             .authorization
                             .map(|(token, nonce)| authorization_key(token, nonce)),
-                    );
+                    )
+                    .bind(request.pays.map(|p| hex(p.token)))
+                    .bind(request.pays.map(|p| hex(p.to)))
+                    .bind(request.pays.map(|p| p.value.to_string()))
+                    .bind(request.pays.map(|p| db_time(p.valid_from)));
             }
             query.execute(&mut *conn).await?;
         }

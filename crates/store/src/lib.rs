@@ -34,7 +34,7 @@ pub use audit::{
 pub use calls::{ApprovedDecision, CallBinding, ReceivedRecord};
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};
 pub use console::{CheckpointStatus, PendingDetail, PolicyVersion, Verdict};
-pub use cosign::{Decided, RequestRecord, Settlement, StoredDecision};
+pub use cosign::{AuthorizedTransfer, Decided, RequestRecord, Settlement, StoredDecision};
 pub use decide::MAX_BATCH;
 pub use error::{Error, Result};
 pub use evidence::AnchorLag;

@@ -54,20 +54,21 @@ async fn list(State(state): State<AppState>, session: Session) -> Result<Respons
         html! {
             p {
                 "Every outflow of a registered wallet (an " code { "execute" } ", an EIP-3009 \
-                 authorization or a Permit2 payment it signed) is matched with an approved co-sign decision. These \
-                 had none: both keys signed without this service. "
+                 authorization or a Permit2 payment it signed) is matched with the approved co-sign decision of \
+                 exactly what moved. These had none: both keys signed without this service. "
                 a href="/alerts/freeze" { "How the owner freezes the wallet" } "."
             }
             @if spends.is_empty() { p.empty { "No unauthorized spend has been found." } }
             @else {
                 table.alerts {
-                    thead { tr { th { "#" } th { "Wallet" } th { "How" } th { "Block" } th { "Transaction" } th { "Nonce" } th { "Found" } th { "Acknowledged" } } }
+                    thead { tr { th { "#" } th { "Wallet" } th { "How" } th { "Why" } th { "Block" } th { "Transaction" } th { "Nonce" } th { "Found" } th { "Acknowledged" } } }
                     tbody {
                         @for s in &spends {
                             tr id=(format!("spend-{}", s.id)) class=(if s.acknowledged.is_some() { "acknowledged" } else { "open" }) {
                                 td { (s.id) }
                                 td { code { (s.wallet) } }
                                 td { (match s.kind.as_str() { "eip3009" => "EIP-3009 authorization", "permit2" => "Permit2 payment", _ => "execute" }) }
+                                td { (crate::alerts::reason(s).text()) }
                                 td { (s.block_number) }
                                 td { @if let Some(tx) = &s.tx_hash { (short(tx)) } @else { "(Permit2 emits no event)" } }
                                 td { code { (s.nonce) } }

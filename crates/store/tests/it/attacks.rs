@@ -42,6 +42,7 @@ pub async fn decide_at(
                     _ => None,
                 },
                 authorization,
+                pays: None,
                 json: "{}",
                 valid_until,
             },
@@ -144,7 +145,12 @@ async fn expiry_never_uncounts_a_spend_mined_at_valid_until() {
         store
             .index_blocks(
                 &[(11, B256::repeat_byte(11))],
-                &[event(11, wallet(), "Executed", json!({ "nonce": "0" }))],
+                &[event(
+                    11,
+                    wallet(),
+                    "Executed",
+                    json!({ "nonce": "0", "digest": id }),
+                )],
                 Some(valid_until),
             )
             .await
@@ -173,12 +179,18 @@ async fn expiry_never_uncounts_a_spend_mined_at_valid_until() {
             U256::from(100),
             "released after confirmation"
         );
-        store
-            .index_blocks(
-                &[(21, B256::repeat_byte(21))],
-                &[event(21, wallet(), "Executed", json!({ "nonce": "5" }))],
-                Some(t + 70),
+        // Mined before its validUntil, seen after a block past it.
+        let late = ChainEvent {
+            block_time: Some(t + 30),
+            ..event(
+                21,
+                wallet(),
+                "Executed",
+                json!({ "nonce": "5", "digest": id }),
             )
+        };
+        store
+            .index_blocks(&[(21, B256::repeat_byte(21))], &[late], Some(t + 70))
             .await
             .unwrap();
         assert_eq!(
@@ -266,6 +278,7 @@ async fn clock_skew_beyond_the_bound_is_refused() {
             request_id: id,
             nonce: Some(U256::ZERO),
             authorization: None,
+            pays: None,
             json: "{}",
             valid_until: now + 60,
         };

@@ -31,6 +31,7 @@ async fn decide_batch(
                 request_id: *id,
                 nonce: Some(e.nonce),
                 authorization: None,
+                pays: None,
                 json: "{}",
                 valid_until: e.validUntil,
             }
@@ -151,6 +152,7 @@ async fn a_batch_larger_than_the_maximum_is_refused_whole() {
                 request_id: *id,
                 nonce: None,
                 authorization: None,
+                pays: None,
                 json: "{}",
                 valid_until: NOW + 60,
             })

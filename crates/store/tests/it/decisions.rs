@@ -10,6 +10,7 @@ fn bare(request_id: B256) -> RequestRecord<'static> {
         request_id,
         nonce: None,
         authorization: None,
+        pays: None,
         json: "{}",
         valid_until: NOW + 60,
     }
@@ -106,6 +107,7 @@ pub async fn decide(
                 request_id: id,
                 nonce,
                 authorization: None,
+                pays: None,
                 json: "{}",
                 valid_until,
             },
@@ -175,9 +177,9 @@ async fn reservations_settle_release_and_expire() {
             assert_eq!(decide(&store, id, r).await.outcome, Outcome::Approved);
         }
         assert_eq!(
-            store.settle_execution(wallet(), U256::ZERO).await.unwrap(),
+            store.settle_execution(wallet(), a).await.unwrap(),
             1,
-            "Executed(0) settles a"
+            "Executed(0, a) settles a"
         );
         assert_eq!(store.settle(a).await.unwrap(), 0, "already settled");
         assert_eq!(

@@ -2,15 +2,11 @@
 //! nonce keeps its spend past its deadline, and what the wallet could never honour is refused
 //! before anything is reserved.
 
-use alloy::{
-    primitives::{Address, Bytes, U256},
-    providers::Provider,
-};
-use chaperone_api::{Payment, PaymentAuthorization, Permit2Payment};
-use chaperone_chain::{AgentWallet, TestToken};
-use chaperone_core::policy::Policy;
-use chaperone_server::Indexer;
-use chaperone_testkit::{signed_cosign, signed_cosign_json};
+use alloy::primitives::{Address, U256};
+use chaperone_api::{Payment, Permit2Payment};
+use chaperone_chain::install_x402_contracts;
+use chaperone_core::{PERMIT2_SLOTS, authorization_nonce, policy::Token};
+use chaperone_testkit::signed_cosign_json;
 use serde_json::json;
 
 use super::world;
@@ -21,116 +17,32 @@ use super::world;
 /// freeing the window for more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permit2_payment_keeps_counting_after_its_deadline() {
-    use chaperone_chain::{install_x402_contracts, x402_proxy};
-    use chaperone_core::{
-        PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenPermissions, Witness, X402_PERMIT2_PROXY,
-        authorization_nonce, policy::Token,
-    };
-
     let w = world().await;
     install_x402_contracts(&w.provider).await.unwrap();
-    let contract = AgentWallet::new(w.wallet, &w.provider);
-    contract
-        .setAuthorizationBudget(w.token, U256::from(100), 5, 5)
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
-    let chain_id = w.provider.get_chain_id().await.unwrap();
-    let policy = Policy::from_json(
-        &json!({
-            "version": 2,
-            "chains": [chain_id],
-            "limits": [{ "token": w.token.to_string(), "per_transaction": "100",
-                         "windows": [{ "window": "24h", "max": "1000" }] }],
-            "typed_data": [{ "primary_type": "PermitWitnessTransferFrom",
-                             "verifying_contract": chaperone_core::PERMIT2.to_string() }],
-        })
-        .to_string(),
-    )
-    .unwrap();
-    w.store.set_policy(w.wallet, &policy, 1).await.unwrap();
-    let period = contract
-        .authorizationNonce(w.token, 0)
-        .call()
-        .await
-        .unwrap();
-    let period = u64::try_from(U256::from_be_bytes(period.0) >> 192usize).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    w.set_authorization_budget(100, 5, 5).await;
+    w.set_policy(json!({
+        "version": 2,
+        "chains": [w.chain_id],
+        "limits": [{ "token": w.token.to_string(), "per_transaction": "100",
+                     "windows": [{ "window": "24h", "max": "1000" }] }],
+        "typed_data": [{ "primary_type": "PermitWitnessTransferFrom",
+                         "verifying_contract": chaperone_core::PERMIT2.to_string() }],
+    }))
+    .await;
+    let (now, period) = w.head_time().await;
     let merchant = Address::repeat_byte(0x77);
-    let permit = |slot: u32, amount: u64| PermitWitnessTransferFrom {
-        permitted: TokenPermissions {
-            token: w.token,
-            amount: U256::from(amount),
-        },
-        spender: X402_PERMIT2_PROXY,
-        nonce: authorization_nonce(period, slot).into(),
-        deadline: U256::from(now + 20),
-        witness: Witness {
-            to: merchant,
-            validAfter: U256::ZERO,
-        },
-    };
-    let cosign = async |message: &PermitWitnessTransferFrom| {
-        let payment = Payment::Permit2(Permit2Payment {
-            message: message.clone(),
-        });
-        let request = signed_cosign(&w.agent, chain_id, w.wallet, payment);
-        let response = alloy::transports::http::reqwest::Client::new()
-            .post(format!("{}/v1/cosign", w.url))
-            .header("content-type", "application/json")
-            .body(serde_json::to_string(&request).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        let answer: serde_json::Value = response.json().await.unwrap();
-        let cosignature: Bytes = answer["cosigner_signature"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        message.wallet_signature(&request.agent_signature, &cosignature)
-    };
 
     // Paid through the x402 proxy; a second one co-signed and never used (Permit2's slots).
-    let paid = permit(PERMIT2_SLOTS, 60);
-    let signature = cosign(&paid).await;
-    cosign(&permit(PERMIT2_SLOTS + 1, 30)).await;
-    x402_proxy::X402ExactPermit2Proxy::new(X402_PERMIT2_PROXY, &w.provider)
-        .settle(
-            x402_proxy::Permit2::PermitTransferFrom {
-                permitted: x402_proxy::Permit2::TokenPermissions {
-                    token: w.token,
-                    amount: paid.permitted.amount,
-                },
-                nonce: paid.nonce,
-                deadline: paid.deadline,
-            },
-            w.wallet,
-            x402_proxy::X402ExactPermit2Proxy::Witness {
-                to: merchant,
-                validAfter: U256::ZERO,
-            },
-            signature,
-        )
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
-    let balance = TestToken::new(w.token, &w.provider)
-        .balanceOf(merchant)
-        .call()
-        .await
-        .unwrap();
-    assert_eq!(balance, U256::from(60), "paid through Permit2");
+    let paid = w.permit(merchant, 60, period, 0, now + 20);
+    let signature = w.permit2_approved(&paid).await;
+    w.permit2_approved(&w.permit(merchant, 30, period, 1, now + 20))
+        .await;
+    w.settle_permit2(&paid, signature).await;
+    assert_eq!(
+        w.token_balance(merchant).await,
+        U256::from(60),
+        "paid through Permit2"
+    );
 
     let committed = async || {
         w.store
@@ -141,13 +53,8 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
     };
     assert_eq!(committed().await, U256::from(90), "both reserved");
     // Past both deadlines, with a block to show it.
-    let _: String = w
-        .provider
-        .raw_request("evm_mine".into(), (now + 21,))
-        .await
-        .unwrap();
-    let mut indexer = Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0);
-    let report = indexer.tick().await.unwrap();
+    w.mine_at(now + 21).await;
+    let report = w.indexer().tick().await.unwrap();
     assert_eq!(
         report.unauthorized, 0,
         "a co-signed Permit2 payment reconciles: {report:?}"
@@ -157,8 +64,9 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         U256::from(60),
         "the used Permit2 nonce keeps its spend; only the unused one is released"
     );
-    // The ledger: the used one settled at the block that showed its nonce used (Permit2
-    // names no transaction), the unused one expired.
+    // The ledger: the used one settled by the transfer the indexer paired it with (Permit2
+    // emits no event, but the token's Transfer to the approved recipient names the
+    // transaction), the unused one expired.
     let all = chaperone_store::PaymentFilter {
         limit: 10,
         ..Default::default()
@@ -173,7 +81,7 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
     );
     let seen = rows[1].settlement.unwrap();
     assert!(
-        seen.tx.is_none() && seen.block > 0 && seen.time.is_some(),
+        seen.tx.is_some() && seen.block > 0 && seen.time.is_some(),
         "{seen:?}"
     );
 }
@@ -183,116 +91,41 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
 /// had all of these approved). Read from the wallet on a real Anvil.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing() {
-    use chaperone_core::{
-        Eip3009Kind, PERMIT2_SLOTS, PermitWitnessTransferFrom, TokenDomain, TokenPermissions,
-        TransferWithAuthorization, Witness, X402_PERMIT2_PROXY, authorization_nonce, policy::Token,
-    };
-
     let w = world().await;
-    let chain_id = w.provider.get_chain_id().await.unwrap();
-    AgentWallet::new(w.wallet, &w.provider)
-        .setAuthorizationBudget(w.token, U256::from(100), 2, 1)
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
-    let policy = Policy::from_json(
-        &json!({
-            "version": 2,
-            "chains": [chain_id],
-            "limits": [{ "token": w.token.to_string(), "per_transaction": "1000" }],
-            "typed_data": [
-                { "primary_type": "TransferWithAuthorization", "verifying_contract": w.token.to_string() },
-                { "primary_type": "PermitWitnessTransferFrom",
-                  "verifying_contract": chaperone_core::PERMIT2.to_string() },
-            ],
-        })
-        .to_string(),
-    )
-    .unwrap();
-    w.store.set_policy(w.wallet, &policy, 1).await.unwrap();
-    let block = w
-        .provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .unwrap()
-        .unwrap();
-    let (now, period) = (block.header.timestamp, block.header.timestamp / 86_400);
-    let domain = TokenDomain {
-        name: TestToken::new(w.token, &w.provider)
-            .name()
-            .call()
-            .await
-            .unwrap(),
-        version: "1".into(),
-        chain_id,
-        verifying_contract: w.token,
-    };
+    w.set_authorization_budget(100, 2, 1).await;
+    w.set_policy(json!({
+        "version": 2,
+        "chains": [w.chain_id],
+        "limits": [{ "token": w.token.to_string(), "per_transaction": "1000" }],
+        "typed_data": [
+            { "primary_type": "TransferWithAuthorization", "verifying_contract": w.token.to_string() },
+            { "primary_type": "PermitWitnessTransferFrom",
+              "verifying_contract": chaperone_core::PERMIT2.to_string() },
+        ],
+    }))
+    .await;
+    let (now, period) = w.head_time().await;
     let merchant = Address::repeat_byte(0x77);
-    let eip3009 = |value: u64, period: u64, slot: u32| {
-        let message = TransferWithAuthorization {
-            from: w.wallet,
-            to: merchant,
-            value: U256::from(value),
-            validAfter: U256::ZERO,
-            validBefore: U256::from(now + 60),
-            nonce: authorization_nonce(period, slot),
-        };
-        let authorization = PaymentAuthorization {
-            primary_type: Eip3009Kind::TransferWithAuthorization,
-            domain: domain.clone(),
-            message,
-        };
-        signed_cosign_json(
-            &w.agent,
-            chain_id,
-            w.wallet,
-            Payment::Eip3009(authorization),
-        )
+    let body = |payment: Payment| signed_cosign_json(&w.agent, w.chain_id, w.wallet, payment);
+    let eip3009 = async |value: u64, period: u64, slot: u32| {
+        let message = w.eip3009(merchant, value, now + 60, authorization_nonce(period, slot));
+        body(w.eip3009_payment(&message).await)
     };
+    // A Permit2 payment with nonce slot `slot` (Permit2's slots start at PERMIT2_SLOTS).
     let permit2 = |slot: u32| {
-        let message = PermitWitnessTransferFrom {
-            permitted: TokenPermissions {
-                token: w.token,
-                amount: U256::from(10),
-            },
-            spender: X402_PERMIT2_PROXY,
-            nonce: authorization_nonce(period, slot).into(),
-            deadline: U256::from(now + 60),
-            witness: Witness {
-                to: merchant,
-                validAfter: U256::ZERO,
-            },
-        };
-        signed_cosign_json(
-            &w.agent,
-            chain_id,
-            w.wallet,
-            Payment::Permit2(Permit2Payment { message }),
-        )
-    };
-    let cosign = async |body: serde_json::Value| {
-        let response = alloy::transports::http::reqwest::Client::new()
-            .post(format!("{}/v1/cosign", w.url))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<serde_json::Value>().await.unwrap())
+        let mut message = w.permit(merchant, 10, period, 0, now + 60);
+        message.nonce = authorization_nonce(period, slot).into();
+        body(Payment::Permit2(Permit2Payment { message }))
     };
     for (what, body, code) in [
         (
             "a Permit2 slot for EIP-3009",
-            eip3009(10, period, PERMIT2_SLOTS),
+            eip3009(10, period, PERMIT2_SLOTS).await,
             "nonce_outside_slots",
         ),
         (
             "beyond every slot",
-            eip3009(10, period, 2),
+            eip3009(10, period, 2).await,
             "nonce_outside_slots",
         ),
         (
@@ -305,19 +138,23 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
             permit2(PERMIT2_SLOTS + 1),
             "nonce_outside_slots",
         ),
-        ("above maxValue", eip3009(101, period, 0), "over_max_value"),
+        (
+            "above maxValue",
+            eip3009(101, period, 0).await,
+            "over_max_value",
+        ),
         (
             "a past period",
-            eip3009(10, period - 1, 0),
+            eip3009(10, period - 1, 0).await,
             "nonce_of_another_period",
         ),
         (
             "a future period",
-            eip3009(10, period + 1, 0),
+            eip3009(10, period + 1, 0).await,
             "nonce_of_another_period",
         ),
     ] {
-        let (status, answer) = cosign(body).await;
+        let (status, answer) = w.cosign_body(&body).await;
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
             (422, Some(code)),
@@ -336,8 +173,8 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
         "nothing reserved for what cannot pay"
     );
     // What the wallet can honour is co-signed as before.
-    for body in [eip3009(10, period, 1), permit2(PERMIT2_SLOTS)] {
-        let (status, answer) = cosign(body).await;
+    for body in [eip3009(10, period, 1).await, permit2(PERMIT2_SLOTS)] {
+        let (status, answer) = w.cosign_body(&body).await;
         assert_eq!(status, 200, "{answer}");
     }
 }

@@ -2,15 +2,14 @@
 //! over it they are refused and revert, and the indexer settles or releases their reservations.
 
 use alloy::{
-    primitives::{Address, Bytes, U256},
+    primitives::{Address, U256},
     providers::Provider,
     sol_types::SolCall,
 };
 use chaperone_chain::{AgentWallet, TestToken};
 use chaperone_core::Call;
-use chaperone_server::Indexer;
 
-use super::{ETHER, to_contract, world};
+use super::{ETHER, native, to_contract, world};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cosigned_payments_execute_and_the_rest_is_refused() {
@@ -19,35 +18,8 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
     let recipient = Address::repeat_byte(0x42);
 
     // Within policy: the service co-signs and the wallet executes.
-    let pay = w.execute(
-        vec![Call {
-            to: recipient,
-            value: U256::from(ETHER / 2),
-            data: Bytes::new(),
-        }],
-        0,
-    );
-    let (status, body) = w.cosign(&pay).await;
-    assert_eq!(status, 200, "{body}");
-    let cosig: Bytes = body["cosigner_signature"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    contract
-        .execute(
-            to_contract(&pay.calls),
-            pay.nonce,
-            pay.validUntil,
-            w.agent_signature(&pay).await,
-            cosig,
-        )
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
+    let pay = w.execute(vec![native(recipient, ETHER / 2)], 0);
+    w.execute_approved(&pay).await;
     assert_eq!(
         w.provider.get_balance(recipient).await.unwrap(),
         U256::from(ETHER / 2)
@@ -67,47 +39,15 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         }],
         1,
     );
-    let (status, body) = w.cosign(&pay_token).await;
-    assert_eq!(status, 200, "{body}");
-    let cosig: Bytes = body["cosigner_signature"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    contract
-        .execute(
-            to_contract(&pay_token.calls),
-            pay_token.nonce,
-            pay_token.validUntil,
-            w.agent_signature(&pay_token).await,
-            cosig,
-        )
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
-    let balance = TestToken::new(w.token, &w.provider)
-        .balanceOf(recipient)
-        .call()
-        .await
-        .unwrap();
-    assert_eq!(balance, U256::from(40));
+    w.execute_approved(&pay_token).await;
+    assert_eq!(w.token_balance(recipient).await, U256::from(40));
 
     // Over the per-request cap: denied, and executing without the co-signature reverts.
-    let too_much = w.execute(
-        vec![Call {
-            to: recipient,
-            value: U256::from(ETHER + 1),
-            data: Bytes::new(),
-        }],
-        2,
-    );
+    let too_much = w.execute(vec![native(recipient, ETHER + 1)], 2);
     let (status, body) = w.cosign(&too_much).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["reasons"][0]["code"], "per_transaction_cap");
-    let agent_sig = w.agent_signature(&too_much).await;
+    let agent_sig = w.agent_signature(&too_much);
     let err = contract
         .execute(
             to_contract(&too_much.calls),
@@ -128,21 +68,22 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
     );
 
     // The indexer sees both executions and settles their reservations (confirmations 0).
-    let mut indexer = Indexer::new(w.provider.clone(), w.store.clone(), None, 0, 0);
+    let mut indexer = w.indexer();
     let report = indexer.tick().await.unwrap();
     assert!(report.events >= 2, "both executions indexed: {report:?}");
     assert_eq!(
         report.unauthorized, 0,
         "co-signed executions reconcile: {report:?}"
     );
-    for nonce in [0u64, 1] {
+    for executed in [&pay, &pay_token] {
         assert_eq!(
             w.store
-                .settle_execution(w.wallet, U256::from(nonce))
+                .settle_execution(w.wallet, executed.digest(w.chain_id, w.wallet))
                 .await
                 .unwrap(),
             0,
-            "Executed({nonce}) already settled by the indexer"
+            "Executed({}) already settled by the indexer",
+            executed.nonce
         );
     }
     // The ledger names the transaction and its block's time for each.
@@ -173,14 +114,7 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let mut unused = w.execute(
-        vec![Call {
-            to: recipient,
-            value: U256::from(ETHER / 4),
-            data: Bytes::new(),
-        }],
-        2,
-    );
+    let mut unused = w.execute(vec![native(recipient, ETHER / 4)], 2);
     unused.validUntil = now + 30;
     let (status, body) = w.cosign(&unused).await;
     assert_eq!(status, 200, "{body}");
@@ -191,11 +125,7 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         before + U256::from(ETHER / 4),
         "no block after validUntil yet"
     );
-    let _: String = w
-        .provider
-        .raw_request("evm_mine".into(), (now + 31,))
-        .await
-        .unwrap();
+    w.mine_at(now + 31).await;
     indexer.tick().await.unwrap();
     assert_eq!(
         committed().await,

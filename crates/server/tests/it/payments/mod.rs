@@ -346,13 +346,28 @@ async fn status_follows_the_chain_with_the_settling_transaction_and_block_time()
             .index_blocks(
                 &[(7, B256::repeat_byte(7))],
                 &[
-                    event(1, s.wallet, "Executed", json!({ "nonce": "1" })),
+                    event(
+                        1,
+                        s.wallet,
+                        "Executed",
+                        json!({ "nonce": "1", "digest": p.native }),
+                    ),
                     event(
                         2,
                         TOKEN,
                         "AuthorizationUsed",
                         json!({ "authorizer": s.wallet, "nonce": B256::repeat_byte(3) }),
                     ),
+                    // The authorization's transfer, beside it in the same transaction.
+                    ChainEvent {
+                        tx_hash: tx(0xe2),
+                        ..event(
+                            3,
+                            TOKEN,
+                            "Transfer",
+                            json!({ "from": s.wallet, "to": MERCHANT, "value": "300" }),
+                        )
+                    },
                 ],
                 Some(NOW + 20),
             )
@@ -417,7 +432,12 @@ async fn status_follows_the_chain_with_the_settling_transaction_and_block_time()
                 &[(10, B256::repeat_byte(10))],
                 &[ChainEvent {
                     block_number: 10,
-                    ..event(0, s.wallet, "Executed", json!({ "nonce": "5" }))
+                    ..event(
+                        0,
+                        s.wallet,
+                        "Executed",
+                        json!({ "nonce": "5", "digest": p.approved }),
+                    )
                 }],
                 Some(NOW + 62),
             )
