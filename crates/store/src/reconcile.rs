@@ -577,7 +577,7 @@ impl Store {
         let mut found = Vec::new();
         for nonce in used {
             let approved =
-                approved_by_key(&mut *tx, wallet, &authorization_key(PERMIT2, *nonce)).await?;
+                approved_by_key(&mut tx, wallet, &authorization_key(PERMIT2, *nonce)).await?;
             let mut reason = Some(Unauthorized::NoDecision);
             for a in &approved {
                 let paired = sqlx::query("SELECT 1 FROM permit2_transfers WHERE request_id = $1")
@@ -606,7 +606,7 @@ impl Store {
                 contract: PERMIT2,
                 nonce: &nonce,
             };
-            found.extend(Self::store_spend(&mut *tx, &new, now).await?);
+            found.extend(Self::store_spend(&mut tx, &new, now).await?);
         }
         tx.commit().await?;
         Ok(found)
@@ -655,7 +655,7 @@ impl Store {
     /// from the wallets the indexer reads.
     pub async fn budgeted_tokens(&self) -> Result<Vec<Address>> {
         let mut conn = self.reader.acquire().await?;
-        let mut tokens: Vec<Address> = Self::budget_events(&mut *conn)
+        let mut tokens: Vec<Address> = Self::budget_events(&mut conn)
             .await?
             .into_iter()
             .map(|(_, token, _)| token)
@@ -670,7 +670,7 @@ impl Store {
     pub async fn permit2_budgets(&self) -> Result<Vec<(Address, Address, u16)>> {
         let mut conn = self.reader.acquire().await?;
         let mut latest = std::collections::BTreeMap::new();
-        for (wallet, token, slots) in Self::budget_events(&mut *conn).await? {
+        for (wallet, token, slots) in Self::budget_events(&mut conn).await? {
             if let Some(slots) = slots {
                 latest.insert((wallet, token), slots);
             }

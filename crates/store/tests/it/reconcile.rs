@@ -373,7 +373,7 @@ async fn an_approved_authorization_nonce_pays_only_its_approved_transfer() {
         // The ledger: only what paid as approved settled, with its transaction; the
         // approvals whose nonce paid something else never happened.
         let ledger = states(&store).await;
-        let state_of = |id: B256| ledger.iter().find(|(r, ..)| *r == id).unwrap().clone();
+        let state_of = |id: B256| *ledger.iter().find(|(r, ..)| *r == id).unwrap();
         assert_eq!(
             state_of(honest),
             (honest, PaymentState::Settled, Some(B256::repeat_byte(3)))
