@@ -153,6 +153,10 @@ async fn cosigned_eth_transfer_executes_and_single_signature_reverts() {
     assert!(receipt.status());
     let executed = receipt.decoded_log::<AgentWallet::Executed>().unwrap();
     assert_eq!(executed.nonce, U256::ZERO);
+    assert_eq!(
+        executed.digest, digest,
+        "the event names the EIP-712 digest both keys signed (the request id)"
+    );
     assert_eq!(provider.get_balance(recipient).await.unwrap(), amount);
     assert_eq!(
         contract
