@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OutflowKind {
-    /// The wallet emitted `Executed(nonce)`: an `execute` nobody here co-signed.
+    /// The wallet emitted `Executed(nonce, digest)`: an `execute` of calls nobody here
+    /// co-signed.
     Execute,
     /// A token emitted `AuthorizationUsed(wallet, nonce)`: an EIP-3009 authorization the
     /// wallet signed through EIP-1271 without a co-sign decision.

@@ -6,9 +6,10 @@
 //! created in; 0 on a devnet).
 //!
 //! It also settles and releases spend reservations, in the transaction that stores the events
-//! ([`Store::index_blocks`]): `Executed` and `AuthorizationUsed` settle (even a reservation
-//! already released), an x402 Permit2 payment settles when Permit2's nonce bitmap shows its
-//! nonce used (Permit2 emits no event), and a reservation is released only once a confirmed
+//! ([`Store::index_blocks`]): an `Executed` settles the decision its digest names, an
+//! `AuthorizationUsed` the one whose transfer it made (even a reservation already released), an
+//! x402 Permit2 payment settles when Permit2's nonce bitmap shows its nonce used (Permit2 emits
+//! no event; the ledger then names the transfer paired with it), and a reservation is released only once a confirmed
 //! block mined after its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
 //! spend: the execution may sit in a block the RPC has not returned yet.
 //!
@@ -276,8 +277,10 @@ impl Indexer {
     /// Reconciles the wallets' Permit2 payments, which emit no event: every Permit2 nonce a
     /// wallet's EIP-1271 can honour (its Permit2 slots, in the current and the previous
     /// backstop period of each token with a Permit2 budget, as the wallet computes them at
-    /// block `to`) that Permit2's bitmap shows used is matched with an approved decision.
-    /// Nonces outside those slots cannot pay (the wallet refuses to sign them).
+    /// block `to`) that Permit2's bitmap shows used is matched with an approved decision whose
+    /// transfer was paired (in `index_blocks`, which ran up to `to` first) with a token
+    /// `Transfer` from the wallet. Nonces outside those slots cannot pay (the wallet refuses to
+    /// sign them).
     async fn reconcile_permit2(
         &self,
         to: u64,
