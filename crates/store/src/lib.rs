@@ -23,6 +23,7 @@ mod people;
 mod reconcile;
 mod store;
 mod totals;
+mod unauthorized;
 mod webhooks;
 
 pub use access::ApiTokenInfo;
@@ -40,6 +41,6 @@ pub use error::{Error, Result};
 pub use evidence::AnchorLag;
 pub use ledger::{LedgerRow, PaymentDetail, PaymentFilter, PaymentState};
 pub use people::{Actor, AdminAction, CastVote, NewAdminAction, VoteCount};
-pub use reconcile::UnauthorizedSpend;
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
+pub use unauthorized::UnauthorizedSpend;
 pub use webhooks::WebhookDelivery;

@@ -44,13 +44,7 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
         "paid through Permit2"
     );
 
-    let committed = async || {
-        w.store
-            .committed_spend(w.wallet, Token::Erc20(w.token))
-            .await
-            .unwrap()
-            .0
-    };
+    let committed = async || w.committed(Token::Erc20(w.token)).await;
     assert_eq!(committed().await, U256::from(90), "both reserved");
     // Past both deadlines, with a block to show it.
     w.mine_at(now + 21).await;
@@ -67,11 +61,7 @@ async fn a_permit2_payment_keeps_counting_after_its_deadline() {
     // The ledger: the used one settled by the transfer the indexer paired it with (Permit2
     // emits no event, but the token's Transfer to the approved recipient names the
     // transaction), the unused one expired.
-    let all = chaperone_store::PaymentFilter {
-        limit: 10,
-        ..Default::default()
-    };
-    let rows = w.store.payments(&all).await.unwrap();
+    let rows = w.ledger().await;
     let states: Vec<_> = rows.iter().map(|r| (r.amount, r.state)).collect();
     use chaperone_store::PaymentState::{Expired, Settled};
     assert_eq!(
@@ -161,14 +151,8 @@ async fn authorizations_the_wallet_cannot_honour_are_refused_and_reserve_nothing
             "{what}: {answer}"
         );
     }
-    let committed = w
-        .store
-        .committed_spend(w.wallet, Token::Erc20(w.token))
-        .await
-        .unwrap()
-        .0;
     assert_eq!(
-        committed,
+        w.committed(Token::Erc20(w.token)).await,
         U256::ZERO,
         "nothing reserved for what cannot pay"
     );

@@ -7,7 +7,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use chaperone_chain::{AgentWallet, TestToken};
-use chaperone_core::Call;
+use chaperone_core::{Call, policy::Token};
 
 use super::{ETHER, native, to_contract, world};
 
@@ -87,25 +87,12 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         );
     }
     // The ledger names the transaction and its block's time for each.
-    let ledger = async || {
-        let all = chaperone_store::PaymentFilter {
-            limit: 100,
-            ..Default::default()
-        };
-        w.store.payments(&all).await.unwrap()
-    };
-    for row in ledger().await {
+    for row in w.ledger().await {
         assert_eq!(row.state, chaperone_store::PaymentState::Settled, "{row:?}");
         let seen = row.settlement.unwrap();
         assert!(seen.tx.is_some() && seen.time.is_some(), "{row:?}");
     }
-    let committed = async || {
-        w.store
-            .committed_spend(w.wallet, chaperone_core::policy::Token::Native)
-            .await
-            .unwrap()
-            .0
-    };
+    let committed = async || w.committed(Token::Native).await;
     let before = committed().await;
 
     // A co-signed request that is never executed is released only once a confirmed block
@@ -132,7 +119,7 @@ async fn cosigned_payments_execute_and_the_rest_is_refused() {
         before,
         "released after a block past validUntil"
     );
-    let newest = ledger().await.remove(0);
+    let newest = w.ledger().await.remove(0);
     assert_eq!(newest.amount, U256::from(ETHER / 4));
     assert_eq!(newest.state, chaperone_store::PaymentState::Expired);
     assert!(

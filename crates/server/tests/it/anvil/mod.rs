@@ -452,6 +452,24 @@ impl World {
             .unwrap()
     }
 
+    /// The payment ledger, newest first.
+    async fn ledger(&self) -> Vec<chaperone_store::LedgerRow> {
+        let all = chaperone_store::PaymentFilter {
+            limit: 100,
+            ..Default::default()
+        };
+        self.store.payments(&all).await.unwrap()
+    }
+
+    /// What the wallet has reserved or spent of `token` (what counts against the policy).
+    async fn committed(&self, token: chaperone_core::policy::Token) -> U256 {
+        self.store
+            .committed_spend(self.wallet, token)
+            .await
+            .unwrap()
+            .0
+    }
+
     /// An indexer of the wallet from block 0, with no confirmations to wait for.
     fn indexer(&self) -> Indexer {
         Indexer::new(self.provider.clone(), self.store.clone(), None, 0, 0)

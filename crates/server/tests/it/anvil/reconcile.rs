@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use chaperone_chain::{AgentWallet, MULTICALL3, Multicall3, install_x402_contracts};
 use chaperone_core::{PERMIT2, authorization_nonce};
 use chaperone_server::{AppState, Notifier, Webhook, WebhookFormat, app, token_hash};
-use chaperone_store::{PaymentFilter, PaymentState};
+use chaperone_store::PaymentState;
 use serde_json::json;
 
 use super::{ETHER, World, native, to_contract, world};
@@ -59,16 +59,6 @@ async fn spends(w: &World) -> Vec<(String, String, String)> {
 
 fn spend(kind: &str, nonce: impl ToString, reason: &str) -> (String, String, String) {
     (kind.into(), nonce.to_string(), reason.into())
-}
-
-/// The ledger's state of the payment with request id `id`.
-async fn ledger_state(w: &World, id: B256) -> PaymentState {
-    let all = PaymentFilter {
-        limit: 100,
-        ..Default::default()
-    };
-    let rows = w.store.payments(&all).await.unwrap();
-    rows.iter().find(|r| r.request_id == id).unwrap().state
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,8 +324,13 @@ async fn attacker_b_spending_an_approved_nonce_through_a_relay_is_alerted() {
     let report = w.indexer().tick().await.unwrap();
     assert_eq!(report.unauthorized, 1, "{report:?}");
     assert_eq!(spends(&w).await, [spend("execute", 0, "other_payment")]);
+    let ledger = w.ledger().await;
     assert_eq!(
-        ledger_state(&w, tiny_id).await,
+        ledger
+            .iter()
+            .find(|r| r.request_id == tiny_id)
+            .unwrap()
+            .state,
         PaymentState::Reserved,
         "the tiny payment never ran: not settled (released once it expires)"
     );
@@ -416,11 +411,7 @@ async fn attacker_b_reusing_an_approved_authorization_nonce_is_alerted() {
     // nonce keeps its approval's spend counted (settled from Permit2's bitmap, where no
     // transfer names it): an agent must not be able to free window budget by routing a
     // payment where its transfer cannot be paired.
-    let all = PaymentFilter {
-        limit: 100,
-        ..Default::default()
-    };
-    let rows = w.store.payments(&all).await.unwrap();
+    let rows = w.ledger().await;
     let ledger: Vec<(U256, PaymentState, bool)> = rows
         .iter()
         .map(|r| {
