@@ -5,8 +5,8 @@
 //! - `Executed(nonce, digest)` needs the approved decision whose request id is `digest`, the
 //!   EIP-712 digest of the calls that ran (whatever contract relayed them);
 //! - a token's `AuthorizationUsed(wallet, nonce)` (EIP-3009 through EIP-1271) needs an approved
-//!   decision naming that token and nonce whose transfer is the token's `Transfer` beside the
-//!   event (the token emits the two together), to the approved recipient, of the approved
+//!   decision naming that token and nonce whose transfer is the token's `Transfer` right after
+//!   the event (the token emits the two together), to the approved recipient, of the approved
 //!   amount, in a block within the approval's validity;
 //! - a Permit2 nonce of the wallet's that Permit2 shows used (it emits no event) needs an
 //!   approved Permit2 decision with that nonce whose transfer was seen: a `Transfer` of the
@@ -200,8 +200,11 @@ impl Store {
                 _ => None,
             })
             .collect();
-        // The transfer of each EIP-3009 authorization: the token's Transfer from the wallet
-        // right beside its AuthorizationUsed (the token emits them together).
+        // The transfer of each EIP-3009 authorization: the token's Transfer from the wallet in
+        // the log right after its AuthorizationUsed (EIP-3009's reference implementation and
+        // FiatToken emit the two in that order, in one call, with nothing between). Never the
+        // one before: that may be another authorization's, used just before (attacker B using
+        // two approved nonces of the same payment, the second to pay itself).
         let transfer_at = |index: u64, token: Address, wallet: Address| {
             decoded.iter().find_map(|(e, o)| match o {
                 Outflow::Transfer {
@@ -209,10 +212,7 @@ impl Store {
                     from,
                     to,
                     value,
-                } if *t == token
-                    && *from == wallet
-                    && (e.log_index == index + 1 || e.log_index + 1 == index) =>
-                {
+                } if *t == token && *from == wallet && e.log_index == index + 1 => {
                     Some((e.log_index, (token, *to, *value)))
                 }
                 _ => None,

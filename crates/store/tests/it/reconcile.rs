@@ -299,6 +299,10 @@ async fn an_approved_authorization_nonce_pays_only_its_approved_transfer() {
         let stolen = approve_authorization(&store, 1, (token(), nonce(1)), merchant, 30).await;
         let late = approve_authorization(&store, 2, (token(), nonce(2)), merchant, 30).await;
         let honest = approve_authorization(&store, 3, (token(), nonce(3)), merchant, 30).await;
+        // Two more, both to pay the merchant 30: attacker B uses one as approved and, right
+        // after it in the same transaction, the other to pay itself.
+        approve_authorization(&store, 6, (token(), nonce(6)), merchant, 30).await;
+        approve_authorization(&store, 7, (token(), nonce(7)), merchant, 30).await;
         // Permit2, approved to pay 20 and 25 to the merchant.
         let paid = approve_authorization(&store, 4, (PERMIT2, nonce(4)), merchant, 20).await;
         let reused = approve_authorization(&store, 5, (PERMIT2, nonce(5)), merchant, 25).await;
@@ -336,6 +340,12 @@ async fn an_approved_authorization_nonce_pays_only_its_approved_transfer() {
             // 80 to the thief under nonce 5 (approved for 25 to the merchant).
             in_tx(4, in_block(7, token(), "Transfer", transfer(merchant, 20))),
             in_tx(5, in_block(8, token(), "Transfer", transfer(thief, 80))),
+            // Nonce 6 as approved, then nonce 7 paying the thief: the transfer before nonce 7's
+            // AuthorizationUsed is nonce 6's, not its (the token emits its transfer after it).
+            in_tx(6, in_block(9, token(), "AuthorizationUsed", used(6))),
+            in_tx(6, in_block(10, token(), "Transfer", transfer(merchant, 30))),
+            in_tx(6, in_block(11, token(), "AuthorizationUsed", used(7))),
+            in_tx(6, in_block(12, token(), "Transfer", transfer(thief, 90))),
         ];
         let found = index(&store, 20, &events).await;
         assert_eq!(
@@ -343,6 +353,7 @@ async fn an_approved_authorization_nonce_pays_only_its_approved_transfer() {
             [
                 spend("eip3009", nonce(1), "other_payment"),
                 spend("eip3009", nonce(2), "outside_validity"),
+                spend("eip3009", nonce(7), "other_payment"),
             ]
         );
         // Permit2's bitmap shows nonces 4 and 5 used, and 6, which nothing approved.
