@@ -142,7 +142,10 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     let agents: Vec<Secp256k1Signer> = (0..3).map(|_| Secp256k1Signer::random().unwrap()).collect();
     let mut chains = [(0u64, chaperone_core::B256::ZERO); 3];
     // A wallet whose payments the service decides, so the period holds decisions too.
-    let (wallet, payer) = (Address::repeat_byte(0x77), Secp256k1Signer::random().unwrap());
+    let (wallet, payer) = (
+        Address::repeat_byte(0x77),
+        Secp256k1Signer::random().unwrap(),
+    );
     store
         .register_wallet(
             &WalletRecord {
@@ -363,7 +366,10 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         std::fs::write(&file, serde_json::to_string(&forged).unwrap()).unwrap();
         let (code, out) = verify(&file, log_id);
         assert_eq!(code, 2, "chaperone verify --bundle accepted {what}: {out}");
-        assert!(out.starts_with("INVALID") && out.contains("decision"), "{what}: {out}");
+        assert!(
+            out.starts_with("INVALID") && out.contains("decision"),
+            "{what}: {out}"
+        );
     }
     // Without its opening a decision is printed unverified, not verified.
     let mut unopened = bundle.clone();
@@ -381,7 +387,9 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     // An empty bundle (a period with nothing in it) proves nothing: refused by both.
     let empty_file = dir.join("empty.json");
     let reported = chaperone()
-        .args(["report", "--server", &url, "--from", "1000", "--to", "2000", "--bundle"])
+        .args([
+            "report", "--server", &url, "--from", "1000", "--to", "2000", "--bundle",
+        ])
         .arg(&empty_file)
         .env("CHAPERONE_AUDITOR_TOKEN", AUDITOR)
         .env_remove("CHAPERONE_ADMIN_TOKEN")
@@ -396,5 +404,8 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("proves nothing"), "{out}");
     let (code, out) = python_verify(&empty_file);
-    assert_eq!(code, 2, "the Python verifier accepted an empty bundle: {out}");
+    assert_eq!(
+        code, 2,
+        "the Python verifier accepted an empty bundle: {out}"
+    );
 }

@@ -340,7 +340,9 @@ fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) 
         &opening.request,
         record.input,
     ) {
-        return Err(wrong("its request does not open its record's input commitment"));
+        return Err(wrong(
+            "its request does not open its record's input commitment",
+        ));
     }
     if !opens(
         CommitmentKind::Output,
@@ -348,7 +350,9 @@ fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) 
         &opening.decision,
         record.output,
     ) {
-        return Err(wrong("its decision does not open its record's output commitment"));
+        return Err(wrong(
+            "its decision does not open its record's output commitment",
+        ));
     }
     let request: CosignRequest = serde_json::from_str(&opening.request)
         .map_err(|e| wrong(&format!("its recorded request does not parse: {e}")))?;
@@ -356,14 +360,23 @@ fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) 
         .map_err(|e| wrong(&format!("its recorded decision does not parse: {e}")))?;
     let recorded_id = request.payment.digest(request.chain_id, request.wallet);
     let checks = [
-        (recorded_id == id, "its request id is not its recorded request's digest"),
+        (
+            recorded_id == id,
+            "its request id is not its recorded request's digest",
+        ),
         (request.wallet == d.wallet, "its wallet is not its record's"),
         (
             record.timestamp_ms == d.created_at.saturating_mul(1000),
             "its time is not its record's",
         ),
-        (content.outcome == d.outcome, "its outcome is not its record's"),
-        (content.reasons == d.reasons, "its reasons are not its record's"),
+        (
+            content.outcome == d.outcome,
+            "its outcome is not its record's",
+        ),
+        (
+            content.reasons == d.reasons,
+            "its reasons are not its record's",
+        ),
         (
             content.policy_version == d.policy_version && content.policy_hash == d.policy_hash,
             "its policy version or hash is not its record's",
