@@ -33,7 +33,11 @@ from chaperone import Recorder, Wallet, agent_address
 from conftest import REPO, Running, disclose
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -587,7 +591,10 @@ def test_an_unauthorized_spend_raises_a_banner_on_every_page_until_acknowledged(
     assert "execute" in row.text and tx[:8] in row.text, row.text
     shot(browser, "alerts")
     row.find_element(By.CSS_SELECTOR, "button").click()
-    WebDriverWait(browser, 20).until(
+    # The form posts and the page comes back: the old row goes stale on the way.
+    WebDriverWait(
+        browser, 20, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
+    ).until(
         lambda d: "acknowledged" in (d.find_element(By.ID, f"spend-{spend_id}")
                                      .get_attribute("class") or "")
     )
