@@ -3,10 +3,13 @@
 
 -- The order tokens were issued in. A vote counts only from a token issued before its request
 -- started waiting (approvals.voters_through below): an admin who mints a second approver token
--- once a request is pending cannot reach its quorum alone. Existing tokens keep the order they
--- were inserted in; new ones get the next number from the trigger.
+-- once a request is pending cannot reach its quorum alone. Existing tokens are numbered in the
+-- order they were created; new ones get the next number from the trigger.
 ALTER TABLE api_tokens ADD COLUMN serial BIGINT;
-UPDATE api_tokens SET serial = rowid;
+UPDATE api_tokens SET serial = (
+    SELECT COUNT(*) FROM api_tokens t
+    WHERE t.created_at < api_tokens.created_at
+       OR (t.created_at = api_tokens.created_at AND t.token_hash <= api_tokens.token_hash));
 CREATE TRIGGER api_tokens_serial AFTER INSERT ON api_tokens WHEN NEW.serial IS NULL
 BEGIN
     UPDATE api_tokens SET serial = (SELECT COALESCE(MAX(serial), 0) + 1 FROM api_tokens)
