@@ -1,19 +1,32 @@
 //! The evidence pack end to end: a server anchoring to a real Anvil logs records of two agents
-//! over three checkpoints; `chaperone report` fetches the HTML report and the bundle; the
-//! bundle verifies with `chaperone verify --bundle` against the chain and with the independent
-//! Python implementation of RFC 9162 (tests/evidence/rfc9162.py), and a doctored one (a
-//! changed record, a changed proof node, reordered checkpoints, a changed consistency node) is
-//! refused by both. A bundle checked against another log than the one the auditor names is
-//! refused too.
+//! and co-sign decisions over three checkpoints; `chaperone report` fetches the HTML report and
+//! the bundle; the bundle verifies with `chaperone verify --bundle` against the chain and with
+//! the independent Python implementation of RFC 9162 (tests/evidence/rfc9162.py), and a
+//! doctored one (a changed record, a changed proof node, reordered checkpoints, a changed
+//! consistency node) is refused by both. A bundle checked against another log than the one the
+//! auditor names is refused too.
+//!
+//! Red team M4: records are selected by when the server received them (an agent that dates
+//! its records outside the period is still in it); an empty bundle is refused, not VALID; each
+//! decision is checked against its own record (a doctored outcome or opening is INVALID, one
+//! without its opening is printed UNVERIFIED).
 
 use std::{path::Path, process::Command};
 
 use alloy::signers::local::PrivateKeySigner;
+use chaperone_api::Payment;
 use chaperone_chain::{create_log, deploy};
-use chaperone_core::{CommitmentKind, Opening, Record, Secp256k1Signer, SignedBatch};
-use chaperone_server::{AnchorPolicy, Anchorer, AppState, LogConfig, app, token_hash};
-use chaperone_store::Store;
-use chaperone_testkit::{devnet, provider, provider_with, serve, sqlite_file, temp_dir};
+use chaperone_core::{
+    Address, Call, CommitmentKind, Execute, Opening, Record, Secp256k1Signer, SignedBatch, U256,
+    policy::Policy,
+};
+use chaperone_server::{
+    AnchorPolicy, Anchorer, AppState, DECISION_MODEL, LogConfig, app, token_hash,
+};
+use chaperone_store::{Store, WalletRecord};
+use chaperone_testkit::{
+    devnet, provider, provider_with, serve, signed_cosign_json, sqlite_file, temp_dir,
+};
 use serde_json::Value;
 
 use crate::chaperone;
@@ -27,21 +40,32 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// An agent's next `n` records, signed as one batch.
+/// An agent's next `n` records, signed as one batch, dated now.
 fn batch(
     key: &Secp256k1Signer,
     sequence: &mut u64,
     previous: &mut chaperone_core::B256,
     n: usize,
 ) -> SignedBatch {
-    let records = (0..n)
-        .map(|_| {
+    batch_dated(key, sequence, previous, &vec![now() * 1000; n])
+}
+
+/// An agent's next records, one per timestamp (ms) it claims, signed as one batch.
+fn batch_dated(
+    key: &Secp256k1Signer,
+    sequence: &mut u64,
+    previous: &mut chaperone_core::B256,
+    timestamps_ms: &[u64],
+) -> SignedBatch {
+    let records = timestamps_ms
+        .iter()
+        .map(|timestamp_ms| {
             let commit =
                 |kind, text: String| Opening::new(kind, text.into_bytes()).unwrap().commitment();
             let record = Record {
                 agent: key.address(),
                 sequence: *sequence,
-                timestamp_ms: now() * 1000,
+                timestamp_ms: *timestamp_ms,
                 model: "gpt-test".into(),
                 input: commit(CommitmentKind::Input, format!("q{sequence}")),
                 output: commit(CommitmentKind::Output, format!("a{sequence}")),
@@ -114,19 +138,56 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         },
     );
     let http = reqwest::Client::new();
-    let agents: Vec<Secp256k1Signer> = (0..2).map(|_| Secp256k1Signer::random().unwrap()).collect();
-    let mut chains = [(0u64, chaperone_core::B256::ZERO); 2];
+    // Two honest agents and one that dates its records outside any recent period.
+    let agents: Vec<Secp256k1Signer> = (0..3).map(|_| Secp256k1Signer::random().unwrap()).collect();
+    let mut chains = [(0u64, chaperone_core::B256::ZERO); 3];
+    // A wallet whose payments the service decides, so the period holds decisions too.
+    let (wallet, payer) = (
+        Address::repeat_byte(0x77),
+        Secp256k1Signer::random().unwrap(),
+    );
+    store
+        .register_wallet(
+            &WalletRecord {
+                address: wallet,
+                chain_id: devnet.chain_id(),
+                agent: payer.address(),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let policy = format!(
+        "version = 1\nchains = [{}]\n[[limits]]\ntoken = \"native\"\nper_transaction = \"100\"\n\
+         windows = [{{ window = \"1h\", max = \"1000\" }}]",
+        devnet.chain_id()
+    );
+    store
+        .set_policy(wallet, &Policy::from_toml(&policy).unwrap(), now())
+        .await
+        .unwrap();
+    let mut nonce = 0u64;
     for agent in &agents {
         store
             .register_agent(agent.address(), "test", now())
             .await
             .unwrap();
     }
-    // Three rounds, each anchored: 5 + 3, then 6 + 1, then 2 + 4 records.
-    for sizes in [[5, 3], [6, 1], [2, 4]] {
+    // Three rounds, each anchored: 5 + 3, then 6 + 1, then 2 + 4 records; in the last, the
+    // third agent's two records claim 2001 and 2100.
+    for sizes in [[5, 3, 0], [6, 1, 0], [2, 4, 2]] {
         for (i, n) in sizes.into_iter().enumerate() {
             let (sequence, previous) = &mut chains[i];
-            let body = batch(&agents[i], sequence, previous, n);
+            let body = match (i, n) {
+                (_, 0) => continue,
+                (2, _) => batch_dated(
+                    &agents[i],
+                    sequence,
+                    previous,
+                    &[1_000_000_000_000, 4_102_444_800_000],
+                ),
+                _ => batch(&agents[i], sequence, previous, n),
+            };
             let response = http
                 .post(format!("{url}/v1/records"))
                 .json(&body)
@@ -134,6 +195,27 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
                 .await
                 .unwrap();
             assert_eq!(response.status().as_u16(), 201);
+        }
+        // One payment within the policy, one over its cap: two decisions per round.
+        for (value, status) in [(10u64, 200u16), (500, 403)] {
+            let payment = Payment::Execute(Execute {
+                calls: vec![Call {
+                    to: Address::repeat_byte(0x42),
+                    value: U256::from(value),
+                    data: Default::default(),
+                }],
+                nonce: U256::from(nonce),
+                validUntil: now() + 60,
+            });
+            nonce += 1;
+            let body = signed_cosign_json(&payer, devnet.chain_id(), wallet, payment);
+            let response = http
+                .post(format!("{url}/v1/cosign"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), status);
         }
         let report = anchorer.flush(now()).await.unwrap();
         assert!(report.anchored.is_some(), "{report:?}");
@@ -166,11 +248,24 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     );
     let bundle: Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle_file).unwrap()).unwrap();
+    let models: Vec<&str> = bundle["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        bundle["records"].as_array().unwrap().len(),
-        21,
-        "every record of the period"
+        models.iter().filter(|m| **m == "gpt-test").count(),
+        23,
+        "every agent record the server received in the period, whatever time it claims"
     );
+    assert_eq!(
+        models.iter().filter(|m| **m == DECISION_MODEL).count(),
+        6,
+        "the decisions' records"
+    );
+    assert_eq!(bundle["decisions"].as_array().unwrap().len(), 6);
+    assert_eq!(bundle["decision_openings"].as_array().unwrap().len(), 6);
     let sizes: Vec<u64> = bundle["checkpoints"]
         .as_array()
         .unwrap()
@@ -179,7 +274,7 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         .collect();
     assert_eq!(
         sizes,
-        [8, 15, 21],
+        [10, 19, 29],
         "the three anchored checkpoints the proofs need"
     );
     assert_eq!(bundle["consistency"].as_array().unwrap().len(), 2);
@@ -200,7 +295,12 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     };
     let (code, out) = verify(&bundle_file, log_id);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("VALID: 21 records"), "{out}");
+    assert!(out.starts_with("VALID: 29 records"), "{out}");
+    assert!(
+        out.contains("6 of 6 decisions verified against their records"),
+        "{out}"
+    );
+    assert!(!out.contains("UNVERIFIED"), "{out}");
     let (code, out) = python_verify(&bundle_file);
     assert_eq!(code, 0, "{out}");
     // The bundle of the log you trust, checked as another log's, is refused.
@@ -238,4 +338,74 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         let (code, out) = python_verify(&file);
         assert_eq!(code, 2, "the Python verifier accepted {what}: {out}");
     }
+
+    // Decisions are checked against their records: a changed field or opening is INVALID.
+    let denied = bundle["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|d| d["outcome"] == "denied")
+        .unwrap();
+    let mut forged_decisions: Vec<(&str, Value)> = Vec::new();
+    let mut approved = bundle.clone();
+    approved["decisions"][denied]["outcome"] = "approved".into();
+    approved["decisions"][denied]["signed"] = true.into();
+    forged_decisions.push(("a denied decision shown approved", approved));
+    let mut reasons = bundle.clone();
+    reasons["decisions"][denied]["reasons"] = serde_json::json!([]);
+    forged_decisions.push(("a decision without its reasons", reasons));
+    let mut opening = bundle.clone();
+    let text = opening["decision_openings"][0]["decision"]
+        .as_str()
+        .unwrap()
+        .replace("\"policy_version\":1", "\"policy_version\":2");
+    opening["decision_openings"][0]["decision"] = text.into();
+    forged_decisions.push(("a changed opening", opening));
+    for (what, forged) in forged_decisions {
+        let file = dir.join("doctored.json");
+        std::fs::write(&file, serde_json::to_string(&forged).unwrap()).unwrap();
+        let (code, out) = verify(&file, log_id);
+        assert_eq!(code, 2, "chaperone verify --bundle accepted {what}: {out}");
+        assert!(
+            out.starts_with("INVALID") && out.contains("decision"),
+            "{what}: {out}"
+        );
+    }
+    // Without its opening a decision is printed unverified, not verified.
+    let mut unopened = bundle.clone();
+    unopened["decision_openings"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    let file = dir.join("unopened.json");
+    std::fs::write(&file, serde_json::to_string(&unopened).unwrap()).unwrap();
+    let (code, out) = verify(&file, log_id);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("5 of 6 decisions verified"), "{out}");
+    assert!(out.contains("UNVERIFIED decision"), "{out}");
+
+    // An empty bundle (a period with nothing in it) proves nothing: refused by both.
+    let empty_file = dir.join("empty.json");
+    let reported = chaperone()
+        .args([
+            "report", "--server", &url, "--from", "1000", "--to", "2000", "--bundle",
+        ])
+        .arg(&empty_file)
+        .env("CHAPERONE_AUDITOR_TOKEN", AUDITOR)
+        .env_remove("CHAPERONE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        reported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reported.stderr)
+    );
+    let (code, out) = verify(&empty_file, log_id);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("proves nothing"), "{out}");
+    let (code, out) = python_verify(&empty_file);
+    assert_eq!(
+        code, 2,
+        "the Python verifier accepted an empty bundle: {out}"
+    );
 }

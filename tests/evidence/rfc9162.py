@@ -8,9 +8,10 @@ standard library only, written from the text of RFC 9162 (Certificate Transparen
 
 It checks every record's leaf hash from its leaf data, every inclusion proof against the
 checkpoint of its size, every consistency proof between consecutive checkpoints, and that each
-checkpoint's signed note (C2SP tlog-checkpoint) states the size and root the bundle gives. It
-does not check the operator's secp256k1 signatures or the anchors on chain: that needs elliptic
-curves and a chain, which `chaperone verify --bundle` does.
+checkpoint's signed note (C2SP tlog-checkpoint) states the size and root the bundle gives. A
+bundle without a checkpoint or a record proves nothing and is refused. It does not check the
+operator's secp256k1 signatures, the anchors on chain or the decisions against their records:
+that needs elliptic curves, a chain and the wire types, which `chaperone verify --bundle` does.
 
 Usage: python3 rfc9162.py BUNDLE.json   (exit 0 valid, 2 invalid)
 """
@@ -141,9 +142,11 @@ def note_size_and_root(note: str) -> tuple[int, bytes]:
 
 def verify_bundle(bundle: dict[str, Any]) -> dict[str, int]:
     """Checks `bundle`; raises `Invalid`, or returns what was checked."""
-    if bundle.get("version") != 1:
-        raise Invalid(f"bundle version {bundle.get('version')!r} is not 1")
+    if bundle.get("version") not in (1, 2):
+        raise Invalid(f"bundle version {bundle.get('version')!r} is not 1 or 2")
     checkpoints = bundle["checkpoints"]
+    if not checkpoints or not bundle["records"]:
+        raise Invalid("the bundle has no checkpoint or no record: it proves nothing")
     roots: dict[int, bytes] = {}
     previous = -1
     for c in checkpoints:

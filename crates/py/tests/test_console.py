@@ -1,8 +1,10 @@
 """The compliance console in a real browser (headless Chromium through chromedriver and
 Selenium), against the devnet: log in, approve a payment the SDK is waiting on and see it
 execute, deny another, read the decisions' reasons, verify an uploaded disclosure, diff two
-policy versions, filter and export the payment ledger, create a named token, and reach a
-two-approver quorum. A screenshot of each page goes to target/console-screenshots/.
+policy versions, filter and export the payment ledger, create a named token, reach a
+two-approver quorum, and see an unauthorized spend (both keys, without the service) raise a
+banner on every page until an admin acknowledges it. A screenshot of each page goes to
+target/console-screenshots/.
 
 The console is served by the Rust server; these tests live beside the Python SDK's because the
 agent side of each scenario (a pending payment, a disclosure) is the Python SDK, as it would be
@@ -11,9 +13,12 @@ for a Python agent's approver."""
 from __future__ import annotations
 
 import http.client
+import json
 import secrets
 import shutil
+import subprocess
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +33,11 @@ from chaperone import Recorder, Wallet, agent_address
 from conftest import REPO, Running, disclose
 
 from selenium import webdriver
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -500,3 +510,107 @@ def test_two_approvers_reach_a_quorum_in_the_browser(
     finally:
         restored = {**before, "version": before["version"] + 2}
         devnet.admin("PUT", f"/v1/admin/wallets/{address}/policy", restored)
+
+
+CAST = REPO / "node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
+# Every console page an admin opens (the navigation's, and the freeze instructions).
+ADMIN_PAGES = ["/approvals", "/decisions", "/payments", "/spend", "/audit", "/policies",
+               "/agents", "/webhooks", "/alerts", "/alerts/freeze", "/people", "/actions"]
+
+
+def cast(*args: str) -> str:
+    if not CAST.exists():
+        pytest.fail(f"{CAST} is missing: run `npm ci` at the repository root (Foundry's cast)")
+    done = subprocess.run([str(CAST), *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"cast {args[0]} failed: {done.stderr}"
+    return done.stdout.strip()
+
+
+def spend_without_the_service(devnet: Running) -> str:
+    """Attacker B: the agent key and the stolen co-signer key execute a payment the service
+    never saw (a fresh nonce key, 1000 wei to VENDOR). Returns the transaction hash."""
+    info = devnet.info
+    cosigner_key = json.loads((devnet.dir / "state.json").read_text())["cosigner_key"]
+    calls = f"[({VENDOR},1000,0x)]"
+    nonce = str(secrets.randbits(128) << 64)
+    valid_until = str(int(time.time()) + 300)
+    digest = cast("call", info.wallet,
+                  "executeDigest((address,uint256,bytes)[],uint256,uint64)(bytes32)",
+                  calls, nonce, valid_until, "--rpc-url", info.rpc_url)
+    signature = cast("wallet", "sign", "--no-hash", "--private-key", cosigner_key, digest)
+    sent = cast("send", "--json", info.wallet,
+                "executeAsAgent((address,uint256,bytes)[],uint256,uint64,bytes)",
+                calls, nonce, valid_until, signature,
+                "--private-key", info.agent_key, "--rpc-url", info.rpc_url)
+    receipt = json.loads(sent)
+    assert receipt["status"] in ("0x1", 1, "1"), receipt
+    return str(receipt["transactionHash"])
+
+
+def banner_on(browser: WebDriver, devnet: Running, page: str) -> bool:
+    browser.get(devnet.info.server_url + page)
+    assert "/login" not in browser.current_url, f"{page} asked for a login"
+    banners = browser.find_elements(By.CSS_SELECTOR, "div.alert-banner")
+    if banners:
+        link = banners[0].find_element(By.TAG_NAME, "a")
+        assert link.get_attribute("href").endswith("/alerts/freeze"), page
+    return bool(banners)
+
+
+def test_an_unauthorized_spend_raises_a_banner_on_every_page_until_acknowledged(
+    browser: WebDriver, devnet: Running
+) -> None:
+    tx = spend_without_the_service(devnet)
+    # The indexer finds it within a pass or two.
+    deadline = time.time() + 60
+    while True:
+        spends = devnet.admin("GET", "/v1/unauthorized-spends")
+        mine = [s for s in spends["items"] if s.get("tx_hash") == tx]
+        if mine:
+            break
+        assert time.time() < deadline, f"no alert for {tx}: {spends}"
+        time.sleep(0.5)
+    spend_id = mine[0]["id"]
+
+    # An admin whose name is markup (an insider's attempt on the auditor's browser).
+    hostile = '<img src=x onerror=alert(1)> & "ops"'
+    issued = devnet.admin("POST", "/v1/admin/tokens", {"name": hostile, "role": "admin"})
+    assert issued["name"] == hostile, issued
+    log_in_as(browser, devnet, issued["token"], "/alerts")
+    for page in ADMIN_PAGES:
+        assert banner_on(browser, devnet, page), f"no banner on {page}"
+        assert not browser.find_elements(By.CSS_SELECTOR, "nav img"), f"{page} runs the name"
+        assert hostile in browser.find_element(By.CSS_SELECTOR, "nav .who").text, page
+    browser.get(devnet.info.server_url + "/alerts/freeze")
+    section = browser.find_element(By.ID, f"wallet-{devnet.info.wallet}")
+    assert "freeze()" in section.text and "setCosigner(address)" in section.text
+    shot(browser, "alerts-freeze")
+
+    browser.get(devnet.info.server_url + "/alerts")
+    row = browser.find_element(By.ID, f"spend-{spend_id}")
+    assert "execute" in row.text and tx[:8] in row.text, row.text
+    shot(browser, "alerts")
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    # The form posts and the page comes back: the old row goes stale on the way.
+    WebDriverWait(
+        browser, 20, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
+    ).until(
+        lambda d: "acknowledged" in (d.find_element(By.ID, f"spend-{spend_id}")
+                                     .get_attribute("class") or "")
+    )
+    row = browser.find_element(By.ID, f"spend-{spend_id}")
+    # The acknowledger's name is text: no element, no script ran.
+    assert hostile in row.text, row.text
+    assert not row.find_elements(By.TAG_NAME, "img"), row.get_attribute("innerHTML")
+    try:
+        browser.switch_to.alert
+        raise AssertionError("a script from the name ran")
+    except NoAlertPresentException:
+        pass
+    shot(browser, "alerts-acknowledged")
+    open_spends = [s for s in devnet.admin("GET", "/v1/unauthorized-spends")["items"]
+                   if s.get("acknowledged_by") is None]
+    assert not open_spends, open_spends
+    for page in ADMIN_PAGES:
+        assert not banner_on(browser, devnet, page), f"the banner stays on {page}"
+    devnet.admin("DELETE", "/v1/admin/tokens/" + urllib.parse.quote(hostile, safe=""))

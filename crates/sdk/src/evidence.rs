@@ -4,16 +4,46 @@
 //! its root and its anchoring transaction emitted `Anchored` for it; consecutive checkpoints
 //! are joined by RFC 9162 consistency proofs; every record's leaf hash is recomputed from its
 //! leaf data and its inclusion proof checked against the checkpoint of its size.
+//!
+//! An empty bundle proves nothing, so it is refused. A decision's fields are the server's word
+//! until checked against the decision's own record: its opening must open the record's input
+//! and output commitments, and the request and decision it opens to must be what the bundle
+//! says (request id, wallet, time, outcome, reasons, policy version and hash, co-signature).
+//! A decision that cannot be checked (its record not in the bundle, no opening) is reported
+//! as unverified; one that contradicts its record makes the bundle invalid.
+
+use std::collections::HashMap;
 
 use alloy::providers::Provider;
-use chaperone_api::evidence::{EVIDENCE_VERSION, EvidenceBundle};
+use chaperone_api::{
+    CosignRequest,
+    compliance::DecisionView,
+    evidence::{
+        DECISION_RECORD_MODEL, DecisionOpening, DecisionRecordContent, EVIDENCE_VERSION,
+        EvidenceBundle,
+    },
+};
 use chaperone_chain::AuditLog;
 use chaperone_core::{
-    Address, B256, CheckpointVerifier, ConsistencyProof, Record, SignedCheckpoint, leaf_hash,
+    Address, B256, CheckpointVerifier, Commitment, CommitmentKind, ConsistencyProof, Record,
+    SignedCheckpoint, leaf_hash,
 };
 use serde::Serialize;
 
 use crate::{Error, Result, TrustedLog, disclosure::parse_origin};
+
+/// The bundle versions this verifier reads: 1 has no decision openings (its decisions are all
+/// unverified).
+const READABLE_VERSIONS: [u32; 2] = [1, EVIDENCE_VERSION];
+
+/// A decision whose fields could not be checked against its record, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnverifiedDecision {
+    /// The decision.
+    pub request_id: B256,
+    /// Why it could not be checked.
+    pub reason: String,
+}
 
 /// What a bundle proved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,8 +56,13 @@ pub struct VerifiedEvidence {
     pub consistency_proofs: usize,
     /// Decisions in the bundle.
     pub decisions: usize,
-    /// Of those, decisions whose own record is among the proved records.
-    pub decisions_in_log: usize,
+    /// Of those, decisions whose fields were checked against their own proved record (request
+    /// id, wallet, time, outcome, reasons, policy version and hash, whether co-signed).
+    pub decisions_verified: usize,
+    /// The others: their fields are the server's word only.
+    pub unverified_decisions: Vec<UnverifiedDecision>,
+    /// The keys that signed the verified decisions' records (the policy service's co-signer).
+    pub decision_signers: Vec<Address>,
     /// The smallest and largest checkpoint sizes.
     pub sizes: Option<(u64, u64)>,
     /// The log's operator (from the contract), who signed every checkpoint.
@@ -47,14 +82,24 @@ pub async fn verify_evidence<P: Provider>(
     trusted: &TrustedLog,
 ) -> Result<VerifiedEvidence> {
     let chain_error = |e: alloy::contract::Error| Error::Chain(e.to_string());
-    if bundle.version != EVIDENCE_VERSION {
+    if !READABLE_VERSIONS.contains(&bundle.version) {
         return Err(invalid(format!(
-            "bundle version {} is not one this verifier reads ({EVIDENCE_VERSION})",
+            "bundle version {} is not one this verifier reads ({READABLE_VERSIONS:?})",
             bundle.version
         )));
     }
-    if bundle.checkpoints.is_empty() && !bundle.records.is_empty() {
-        return Err(invalid("the bundle has records but no checkpoint"));
+    // An empty bundle would verify trivially: say so rather than print VALID.
+    if bundle.checkpoints.is_empty() {
+        return Err(invalid(
+            "the bundle has no checkpoint: it proves nothing (ask for a period whose records \
+             are anchored, or wait for the next anchoring)",
+        ));
+    }
+    if bundle.records.is_empty() {
+        return Err(invalid(
+            "the bundle has no record: it proves nothing (check the period and the agents \
+             asked for)",
+        ));
     }
     for pair in bundle.checkpoints.windows(2) {
         if pair[0].size >= pair[1].size {
@@ -198,18 +243,15 @@ pub async fn verify_evidence<P: Provider>(
             .verify(&r.leaf_hash, &checkpoint.root)
             .map_err(|e| invalid(format!("record {}: {e}", r.index)))?;
     }
-    let proved: std::collections::HashSet<B256> =
-        bundle.records.iter().map(|r| r.leaf_hash).collect();
+    let decisions = check_decisions(bundle)?;
     Ok(VerifiedEvidence {
         records: bundle.records.len(),
         checkpoints: bundle.checkpoints.len(),
         consistency_proofs: bundle.consistency.len(),
         decisions: bundle.decisions.len(),
-        decisions_in_log: bundle
-            .decisions
-            .iter()
-            .filter(|d| d.logged_leaf.is_some_and(|l| proved.contains(&l)))
-            .count(),
+        decisions_verified: decisions.verified,
+        unverified_decisions: decisions.unverified,
+        decision_signers: decisions.signers,
         sizes: bundle
             .checkpoints
             .first()
@@ -218,6 +260,136 @@ pub async fn verify_evidence<P: Provider>(
         operator: info.operator,
         anchors,
     })
+}
+
+/// What the decisions' check found.
+struct CheckedDecisions {
+    verified: usize,
+    unverified: Vec<UnverifiedDecision>,
+    signers: Vec<Address>,
+}
+
+/// Checks every decision against its record (already proved included) through its opening.
+fn check_decisions(bundle: &EvidenceBundle) -> Result<CheckedDecisions> {
+    let records: HashMap<B256, Record> = bundle
+        .records
+        .iter()
+        .filter_map(|r| Some((r.leaf_hash, Record::decode(&r.leaf_data).ok()?)))
+        .collect();
+    let openings: HashMap<B256, &DecisionOpening> = bundle
+        .decision_openings
+        .iter()
+        .map(|o| (o.request_id, o))
+        .collect();
+    let mut checked = CheckedDecisions {
+        verified: 0,
+        unverified: Vec::new(),
+        signers: Vec::new(),
+    };
+    for d in &bundle.decisions {
+        let unverified = |reason: &str| UnverifiedDecision {
+            request_id: d.request_id,
+            reason: reason.to_owned(),
+        };
+        let Some(leaf) = d.logged_leaf else {
+            checked
+                .unverified
+                .push(unverified("not yet logged when the bundle was made"));
+            continue;
+        };
+        let Some(record) = records.get(&leaf) else {
+            checked.unverified.push(unverified(
+                "its record is not in the bundle (not yet anchored)",
+            ));
+            continue;
+        };
+        let Some(opening) = openings.get(&d.request_id) else {
+            checked
+                .unverified
+                .push(unverified("the bundle carries no opening of its record"));
+            continue;
+        };
+        check_decision(d, record, opening)?;
+        checked.verified += 1;
+        if !checked.signers.contains(&record.agent) {
+            checked.signers.push(record.agent);
+        }
+    }
+    Ok(checked)
+}
+
+/// Fails unless `opening` opens `record` (a decision record) and says what `d` says.
+fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) -> Result<()> {
+    let id = d.request_id;
+    let wrong = |what: &str| invalid(format!("decision {id}: {what}"));
+    if opening.leaf_hash != record.leaf_hash().map_err(|e| wrong(&e.to_string()))? {
+        return Err(wrong("its opening is of another record"));
+    }
+    if record.model != DECISION_RECORD_MODEL {
+        return Err(wrong(&format!(
+            "its record is a `{}` record, not a decision's",
+            record.model
+        )));
+    }
+    let opens = |kind, salt, content: &str, commitment: Commitment| {
+        Commitment::compute(kind, salt, content.as_bytes()) == commitment
+    };
+    if !opens(
+        CommitmentKind::Input,
+        &opening.input_salt,
+        &opening.request,
+        record.input,
+    ) {
+        return Err(wrong(
+            "its request does not open its record's input commitment",
+        ));
+    }
+    if !opens(
+        CommitmentKind::Output,
+        &opening.output_salt,
+        &opening.decision,
+        record.output,
+    ) {
+        return Err(wrong(
+            "its decision does not open its record's output commitment",
+        ));
+    }
+    let request: CosignRequest = serde_json::from_str(&opening.request)
+        .map_err(|e| wrong(&format!("its recorded request does not parse: {e}")))?;
+    let content: DecisionRecordContent = serde_json::from_str(&opening.decision)
+        .map_err(|e| wrong(&format!("its recorded decision does not parse: {e}")))?;
+    let recorded_id = request.payment.digest(request.chain_id, request.wallet);
+    let checks = [
+        (
+            recorded_id == id,
+            "its request id is not its recorded request's digest",
+        ),
+        (request.wallet == d.wallet, "its wallet is not its record's"),
+        (
+            record.timestamp_ms == d.created_at.saturating_mul(1000),
+            "its time is not its record's",
+        ),
+        (
+            content.outcome == d.outcome,
+            "its outcome is not its record's",
+        ),
+        (
+            content.reasons == d.reasons,
+            "its reasons are not its record's",
+        ),
+        (
+            content.policy_version == d.policy_version && content.policy_hash == d.policy_hash,
+            "its policy version or hash is not its record's",
+        ),
+        (
+            content.cosigner_signature.is_some() == d.signed,
+            "whether it was co-signed is not what its record says",
+        ),
+    ];
+    match checks.iter().find(|(ok, _)| !ok) {
+        Some((_, what)) => Err(wrong(what)),
+        None => Ok(()),
+    }
 }
 
 /// The block of `transaction`, which must have succeeded and emitted the trusted

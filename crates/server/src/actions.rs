@@ -18,7 +18,7 @@ use crate::{
     AppState,
     http::{ApiError, Caller},
     openapi::error_answers,
-    paging::{NoFilters, Paging, Params, invalid, next_cursor, page, row},
+    paging::{Paging, keyed_page, row},
 };
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -78,24 +78,12 @@ async fn actions(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["auditor", "admin"])?;
-    let params = Params::parse::<NoFilters>(query)?;
-    let (limit, format) = (params.limit()?, params.format()?);
-    let before = params
-        .cursor()
-        .map(|c| {
-            c.parse::<u64>()
-                .map_err(|_| invalid("`cursor` is not one this API gave"))
-        })
-        .transpose()?;
-    let actions = state.store().admin_actions(before, limit).await?;
-    let next = next_cursor(
-        actions.len(),
-        limit,
-        actions.last().map(|a| a.id.to_string()),
-    );
-    let rows = actions
-        .iter()
-        .map(|a| row(action_row(a, a.input_salt.clone())))
-        .collect();
-    Ok(page(format, ACTION_COLUMNS, rows, next))
+    keyed_page(
+        query,
+        ACTION_COLUMNS,
+        |before: Option<u64>, limit| state.store().admin_actions(before, limit),
+        |a| a.id.to_string(),
+        |a| row(action_row(&a, a.input_salt.clone())),
+    )
+    .await
 }

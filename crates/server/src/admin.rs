@@ -143,21 +143,8 @@ async fn register_agent(
     let label = body.label.as_deref().map(agent_label).transpose()?;
     let new = state
         .store()
-        .register_agent(body.address, &caller.name, state.now())
+        .register_agent_by(body.address, label, &caller.actor(), state.now())
         .await?;
-    if let Some(label) = label {
-        state.store().label_agent(body.address, label).await?;
-    }
-    if new {
-        record_action(
-            &state,
-            &caller,
-            "agent.register",
-            &body.address.to_string(),
-            serde_json::json!({ "agent": body.address, "label": label }),
-        )
-        .await?;
-    }
     tracing::info!(agent = %body.address, by = %caller.name, new, "agent registered");
     let status = if new {
         StatusCode::CREATED
@@ -190,19 +177,15 @@ async fn unregister_agent(
 ) -> Result<Json<Registered>, ApiError> {
     caller.require(&["admin"])?;
     let address: Address = parse(&address, "agent address")?;
-    if !state.store().unregister_agent(address).await? {
+    let unregistered = state
+        .store()
+        .unregister_agent_by(address, &caller.actor(), state.now())
+        .await?;
+    if !unregistered {
         return Err(ApiError::not_found(format!(
             "agent {address} is not registered"
         )));
     }
-    record_action(
-        &state,
-        &caller,
-        "agent.unregister",
-        &address.to_string(),
-        serde_json::json!({ "agent": address }),
-    )
-    .await?;
     tracing::info!(agent = %address, by = %caller.name, "agent unregistered");
     Ok(Json(Registered { address }))
 }

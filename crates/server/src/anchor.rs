@@ -29,7 +29,7 @@ use chaperone_store::{Anchor, AnchoringLock, ServiceRecord, Store, StoredCheckpo
 use crate::LogConfig;
 
 /// The model id of the policy service's decision records.
-pub const DECISION_MODEL: &str = "chaperone-policy/decision/v1";
+pub const DECISION_MODEL: &str = chaperone_api::evidence::DECISION_RECORD_MODEL;
 /// The model id of the policy service's administrative-action records (verdicts, policy, token
 /// and agent changes): the input commits to the action's JSON (who, when, what), the output to
 /// nothing (an empty string).

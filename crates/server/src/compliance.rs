@@ -27,7 +27,7 @@ use crate::{
     http::{ApiError, Caller},
     ledger::{asked, decision_payments, payment_words},
     openapi::error_answers,
-    paging::{NoFilters, Paging, Params, invalid, next_cursor, page, row},
+    paging::{Paging, Params, invalid, keyed_page, next_cursor, page, row},
 };
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -116,24 +116,12 @@ async fn agents(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["auditor", "admin"])?;
-    let params = Params::parse::<NoFilters>(query)?;
-    let (limit, format) = (params.limit()?, params.format()?);
-    let after = params
-        .cursor()
-        .map(|c| {
-            c.parse::<Address>()
-                .map_err(|_| invalid("`cursor` is not one this API gave"))
-        })
-        .transpose()?;
-    let agents = state.store().agents(after, limit).await?;
-    let next = next_cursor(
-        agents.len(),
-        limit,
-        agents.last().map(|a| a.address.to_string()),
-    );
-    let rows = agents
-        .into_iter()
-        .map(|a| {
+    keyed_page(
+        query,
+        AGENT_COLUMNS,
+        |after: Option<Address>, limit| state.store().agents(after, limit),
+        |a| a.address.to_string(),
+        |a| {
             row(AgentRow {
                 address: a.address,
                 record_count: a.record_count,
@@ -142,9 +130,9 @@ async fn agents(
                 first_seen_ms: a.first_seen_ms,
                 last_seen_ms: a.last_seen_ms,
             })
-        })
-        .collect();
-    Ok(page(format, AGENT_COLUMNS, rows, next))
+        },
+    )
+    .await
 }
 
 const RECORD_COLUMNS: &[&str] = &[
@@ -367,10 +355,7 @@ async fn decisions(
                 method,
                 payments_text: payments.iter().map(payment_words).collect(),
                 payments,
-                approvers: verdict
-                    .and_then(|v| v.decided_by.clone())
-                    .into_iter()
-                    .collect(),
+                approvers: verdict.map(|v| v.approvers.clone()).unwrap_or_default(),
                 approval_comment: verdict.and_then(|v| v.comment.clone()),
             });
             // A spreadsheet reads codes, not the reasons' JSON: `reasons_text` beside them

@@ -224,20 +224,37 @@ impl LedgerQuery {
     }
 }
 
+/// Rows one page reads at most when it filters by recipient, which the store only
+/// prefilters (a request that mentions the address): past it the page ends with what matched
+/// and a cursor to go on from, so a flood of requests that mention an address without paying
+/// it cannot make a page scan the whole ledger.
+pub(crate) const MAX_SCANNED: usize = 5_000;
+
 /// One page of the ledger: the store's rows whose recipients match, read on until the page
-/// is full or the rows run out (the store only prefilters by recipient), and the next cursor.
+/// is full, the rows run out or [`MAX_SCANNED`] rows were read (then the page may hold fewer
+/// rows than asked for, and its cursor continues after the last row read), and the next
+/// cursor.
 pub(crate) async fn ledger_page(
     state: &AppState,
     query: &LedgerQuery,
 ) -> Result<(Vec<PaymentRow>, Option<String>), ApiError> {
     let limit = query.filter.limit;
     let mut filter = query.filter.clone();
+    if query.recipient.is_some() {
+        // Most rows may not match: read in large pages (rows past the last one kept are not
+        // consumed, the cursor names the last one kept).
+        filter.limit = filter.limit.max(chaperone_api::compliance::MAX_LIMIT);
+    }
     let mut kept: Vec<(LedgerRow, Vec<Address>, PaymentKind)> = Vec::new();
-    loop {
+    let mut scanned = 0;
+    let mut last_read = None;
+    let exhausted = loop {
         let rows = state.store().payments(&filter).await?;
         let exhausted = rows.len() < filter.limit as usize;
         for r in rows {
+            scanned += 1;
             filter.before = Some((r.created_at, r.id));
+            last_read = Some(format!("{}:{}", r.created_at, r.id));
             let asked = asked(&r.request_json);
             let method = asked.as_ref().map_or(PaymentKind::Execute, |a| a.method);
             let recipients = asked
@@ -251,16 +268,21 @@ pub(crate) async fn ledger_page(
                 }
             }
         }
-        if exhausted || kept.len() == limit as usize {
-            break;
+        if exhausted || kept.len() == limit as usize || scanned >= MAX_SCANNED {
+            break exhausted;
         }
-    }
-    let next = next_cursor(
+    };
+    let next = match next_cursor(
         kept.len(),
         limit,
         kept.last()
             .map(|(r, _, _)| format!("{}:{}", r.created_at, r.id)),
-    );
+    ) {
+        Some(cursor) => Some(cursor),
+        // The scan stopped before the rows ran out: go on after the last row read.
+        None if !exhausted => last_read,
+        None => None,
+    };
     let units = units_of(state, kept.iter().map(|(r, _, _)| r.token).collect()).await;
     let rows = kept
         .into_iter()
@@ -284,7 +306,7 @@ pub(crate) async fn ledger_page(
                 amount_base_units: chaperone_core::policy::Amount(r.amount),
                 recipients,
                 policy_version: r.policy_version,
-                approvers: r.approved_by.into_iter().collect(),
+                approvers: r.approvers,
                 approval_comment: r.approval_comment,
                 call_leaf_hash: r.call_leaf_hash,
                 status: status_of(r.state),

@@ -133,19 +133,35 @@ fn csv_field(value: &Value) -> String {
         other => other.to_string(),
     };
     let text = match value {
-        // A list of plain values (recipients, approvers, reason codes) reads as one cell.
-        Value::Array(items) if items.iter().all(|v| !v.is_array() && !v.is_object()) => {
-            items.iter().map(scalar).collect::<Vec<_>>().join("; ")
-        }
+        // A list of plain values (recipients, approvers, reason codes) reads as one cell, its
+        // items joined by `; ` (which no token name may contain). Each item that reads as a
+        // formula is neutralised where it stands: a spreadsheet user splits such a cell.
+        Value::Array(items) if items.iter().all(|v| !v.is_array() && !v.is_object()) => items
+            .iter()
+            .map(|item| {
+                let text = scalar(item);
+                if reads_as_formula(&text) {
+                    format!("'{text}")
+                } else {
+                    text
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
         other => scalar(other),
     };
-    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let formula = reads_as_formula(&text);
     if formula || text.contains([',', '"', '\n', '\r']) {
         let quote = if formula { "'" } else { "" };
         format!("\"{quote}{}\"", text.replace('"', "\"\""))
     } else {
         text
     }
+}
+
+/// Whether a spreadsheet would run `text` as a formula.
+fn reads_as_formula(text: &str) -> bool {
+    text.starts_with(['=', '+', '-', '@', '\t', '\r'])
 }
 
 pub(crate) fn row(value: impl serde::Serialize) -> Value {
@@ -209,6 +225,36 @@ pub(crate) fn page(
         response.headers_mut().insert(NEXT_CURSOR_HEADER, cursor);
     }
     response
+}
+
+/// A list without filters paged by one key (an id, an address): reads the paging
+/// parameters and the cursor (a bad one is a precise 400), fetches the rows after it with
+/// `fetch`, and renders the page with the last row's `key` as the next cursor.
+pub(crate) async fn keyed_page<K, T, E, Fut>(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    columns: &[&str],
+    fetch: impl FnOnce(Option<K>, u32) -> Fut,
+    key: impl Fn(&T) -> String,
+    to_row: impl Fn(T) -> Value,
+) -> Result<Response, ApiError>
+where
+    K: FromStr,
+    E: Into<ApiError>,
+    Fut: Future<Output = Result<Vec<T>, E>>,
+{
+    let params = Params::parse::<NoFilters>(query)?;
+    let (limit, format) = (params.limit()?, params.format()?);
+    let after = params
+        .cursor()
+        .map(|c| {
+            c.parse::<K>()
+                .map_err(|_| invalid("`cursor` is not one this API gave"))
+        })
+        .transpose()?;
+    let items = fetch(after, limit).await.map_err(Into::into)?;
+    let next = next_cursor(items.len(), limit, items.last().map(key));
+    let rows = items.into_iter().map(to_row).collect();
+    Ok(page(format, columns, rows, next))
 }
 
 /// The cursor for the next page: the last row's key, when the page is full.

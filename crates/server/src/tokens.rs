@@ -42,12 +42,11 @@ async fn issue(
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&["admin"])?;
-    let name = body.name.trim();
-    let token = issue_token(&state, &caller.actor(), name, &body.role).await?;
+    let (name, token) = issue_token(&state, &caller.actor(), &body.name, &body.role).await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedToken {
-            name: name.to_owned(),
+            name,
             role: body.role,
             token,
         }),

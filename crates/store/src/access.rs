@@ -22,7 +22,9 @@ pub struct ApiTokenInfo {
 }
 
 impl Store {
-    /// Stores an API token's SHA-256 hash with its role (the token itself is never stored).
+    /// Stores a token the service's configuration names (the token itself is never stored):
+    /// it replaces any other live token of that name, since one name has one live token. The
+    /// same token again changes nothing (a restart), and a revoked one stays revoked.
     pub async fn add_api_token(
         &self,
         token_hash: B256,
@@ -30,17 +32,50 @@ impl Store {
         role: &str,
         now: u64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (token_hash, name, role, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (token_hash) DO NOTHING",
-        )
-        .bind(token_hash.to_string())
-        .bind(name)
-        .bind(role)
-        .bind(db_time(now))
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.begin_write().await?;
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if known.is_none() {
+            if let Some(previous) = Self::live_name(&mut tx, name).await? {
+                Self::revoke_on(&mut tx, &previous, now).await?;
+                let action = NewAdminAction {
+                    action: "token.revoke",
+                    subject: &previous,
+                    detail: serde_json::json!({
+                        "name": previous,
+                        "reason": "the configuration names a new token of this name",
+                    }),
+                };
+                let by = Actor::new("configuration", "configuration");
+                Self::record_action_on(&mut tx, &by, &action, now).await?;
+            }
+            sqlx::query(
+                "INSERT INTO api_tokens (token_hash, name, role, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash.to_string())
+            .bind(name)
+            .bind(role)
+            .bind(db_time(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| name_taken(e, name))?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The exact name of the live token whose name is `name` without regard to case.
+    async fn live_name(conn: &mut sqlx::AnyConnection, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM api_tokens WHERE lower(name) = lower($1) AND revoked_at IS NULL",
+        )
+        .bind(name)
+        .fetch_optional(conn)
+        .await?)
     }
 
     /// The role and name of the unrevoked API token with this hash.
@@ -55,10 +90,10 @@ impl Store {
             .transpose()
     }
 
-    /// Whether an unrevoked token has this name.
+    /// Whether an unrevoked token has this name (without regard to case).
     pub async fn api_token_named(&self, name: &str) -> Result<bool> {
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM api_tokens WHERE name = $1 AND revoked_at IS NULL LIMIT 1",
+            "SELECT 1 FROM api_tokens WHERE lower(name) = lower($1) AND revoked_at IS NULL LIMIT 1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -91,7 +126,9 @@ impl Store {
     }
 
     /// Stores a token issued by an admin (`by`), and records the issue as an administrative
-    /// action, in one transaction. Fails with [`Error::RevokedToken`] if `by` is no longer live.
+    /// action, in one transaction. Fails with [`Error::RevokedToken`] if `by` is no longer live,
+    /// and with [`Error::NameTaken`] if a live token has this name in any case (the database's
+    /// unique index settles a race between two issues).
     pub async fn issue_api_token(
         &self,
         token_hash: B256,
@@ -102,6 +139,9 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         Self::require_live(&mut tx, &by.name).await?;
+        if Self::live_name(&mut tx, name).await?.is_some() {
+            return Err(Error::NameTaken(name.to_owned()));
+        }
         sqlx::query(
             "INSERT INTO api_tokens (token_hash, name, role, created_at, created_by) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -112,7 +152,8 @@ impl Store {
         .bind(db_time(now))
         .bind(&by.name)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| name_taken(e, name))?;
         let action = NewAdminAction {
             action: "token.create",
             subject: name,
@@ -123,16 +164,20 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes the tokens named `name` as [`Store::revoke_api_tokens`] does, recording who did
-    /// it as an administrative action in the same transaction (when it revoked any).
+    /// Revokes the live token named `name` (without regard to case) as
+    /// [`Store::revoke_api_tokens`] does, recording who did it as an administrative action in
+    /// the same transaction (when it revoked any).
     pub async fn revoke_api_tokens_by(&self, name: &str, by: &Actor, now: u64) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         Self::require_live(&mut tx, &by.name).await?;
-        let revoked = Self::revoke_on(&mut tx, name, now).await?;
+        let Some(name) = Self::live_name(&mut tx, name).await? else {
+            return Ok(0);
+        };
+        let revoked = Self::revoke_on(&mut tx, &name, now).await?;
         if revoked > 0 {
             let action = NewAdminAction {
                 action: "token.revoke",
-                subject: name,
+                subject: &name,
                 detail: serde_json::json!({ "name": name, "revoked": revoked }),
             };
             Self::record_action_on(&mut tx, by, &action, now).await?;
@@ -142,18 +187,15 @@ impl Store {
     }
 
     /// Fails unless a live token is named `name` (checked inside the caller's transaction, so a
-    /// token revoked a moment ago acts no more).
-    pub(crate) async fn require_live(conn: &mut sqlx::AnyConnection, name: &str) -> Result<()> {
+    /// token revoked a moment ago acts no more); returns its serial, the order it was issued in.
+    pub(crate) async fn require_live(conn: &mut sqlx::AnyConnection, name: &str) -> Result<i64> {
         let live: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM api_tokens WHERE name = $1 AND revoked_at IS NULL LIMIT 1",
+            "SELECT serial FROM api_tokens WHERE name = $1 AND revoked_at IS NULL LIMIT 1",
         )
         .bind(name)
         .fetch_optional(conn)
         .await?;
-        match live {
-            Some(_) => Ok(()),
-            None => Err(Error::RevokedToken(name.to_owned())),
-        }
+        live.ok_or_else(|| Error::RevokedToken(name.to_owned()))
     }
 
     /// Revokes every unrevoked token named `name` and ends their console sessions, in one
@@ -243,5 +285,14 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// A unique violation of `api_tokens_live_name` (another live token of this name was stored
+/// meanwhile) as [`Error::NameTaken`]; any other error as it is.
+fn name_taken(e: sqlx::Error, name: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::NameTaken(name.to_owned()),
+        _ => e.into(),
     }
 }

@@ -4,7 +4,7 @@ use chaperone_core::Address;
 use sqlx::Row;
 
 use crate::{
-    Result, Store,
+    Actor, NewAdminAction, Result, Store,
     audit::to_u64,
     store::{db_time, hex, parse},
 };
@@ -52,6 +52,88 @@ impl Store {
             .await?
             .rows_affected();
         Ok(updated == 1)
+    }
+
+    /// Allows `agent` to append to the log and gives it `label` (when given), as `by` (an admin's
+    /// live token): in one transaction, with what changed on the record: `agent.register` for a
+    /// new agent, `agent.relabel` (the old and the new label) for a known one whose label
+    /// changes. Returns whether the agent is new.
+    pub async fn register_agent_by(
+        &self,
+        agent: Address,
+        label: Option<&str>,
+        by: &Actor,
+        now: u64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        Self::require_live(&mut tx, &by.name).await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT label FROM registered_agents WHERE address = $1")
+                .bind(hex(agent))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let subject = agent.to_string();
+        let action = match &before {
+            None => {
+                sqlx::query(
+                    "INSERT INTO registered_agents (address, registered_at, registered_by, label) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(hex(agent))
+                .bind(db_time(now))
+                .bind(&by.name)
+                .bind(label.unwrap_or_default())
+                .execute(&mut *tx)
+                .await?;
+                Some(NewAdminAction {
+                    action: "agent.register",
+                    subject: &subject,
+                    detail: serde_json::json!({ "agent": agent, "label": label }),
+                })
+            }
+            Some(old) => match label.filter(|new| new != old) {
+                Some(new) => {
+                    sqlx::query("UPDATE registered_agents SET label = $1 WHERE address = $2")
+                        .bind(new)
+                        .bind(hex(agent))
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(NewAdminAction {
+                        action: "agent.relabel",
+                        subject: &subject,
+                        detail: serde_json::json!({ "agent": agent, "from": old, "to": new }),
+                    })
+                }
+                None => None,
+            },
+        };
+        if let Some(action) = &action {
+            Self::record_action_on(&mut tx, by, action, now).await?;
+        }
+        tx.commit().await?;
+        Ok(before.is_none())
+    }
+
+    /// Stops `agent` appending as `by` (an admin's live token), recorded as `agent.unregister`
+    /// in the same transaction. Returns false if it was not registered (nothing recorded).
+    pub async fn unregister_agent_by(&self, agent: Address, by: &Actor, now: u64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        Self::require_live(&mut tx, &by.name).await?;
+        let deleted = sqlx::query("DELETE FROM registered_agents WHERE address = $1")
+            .bind(hex(agent))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 1 {
+            let action = NewAdminAction {
+                action: "agent.unregister",
+                subject: &agent.to_string(),
+                detail: serde_json::json!({ "agent": agent }),
+            };
+            Self::record_action_on(&mut tx, by, &action, now).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted == 1)
     }
 
     /// Stops `agent` appending (its records stay in the log). Returns false if it was not

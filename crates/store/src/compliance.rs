@@ -12,6 +12,7 @@ use sqlx::Row;
 use crate::{
     Error, Result, Store,
     audit::Value,
+    sql_filter::SqlFilter,
     store::{db_time, hex, outcome_from, outcome_text, parse},
 };
 
@@ -135,48 +136,35 @@ impl Store {
 
     /// Decisions ordered by (time, request id), filtered.
     pub async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<DecisionRow>> {
-        let mut sql = String::from(
+        let mut query = SqlFilter::new(
             "SELECT request_id, wallet, created_at, outcome, reasons, policy_version, \
-             policy_hash, signature, logged_leaf, call_leaf_hash FROM decisions WHERE 1 = 1",
+             policy_hash, signature, logged_leaf, call_leaf_hash FROM decisions",
         );
-        let mut binds: Vec<Value> = Vec::new();
-        let mut bind = |value: Value| {
-            binds.push(value);
-            format!("${}", binds.len())
-        };
-        if let Some(wallet) = filter.wallet {
-            sql += &format!(" AND wallet = {}", bind(Value::Text(hex(wallet))));
-        }
-        if let Some(outcome) = filter.outcome {
-            let p = bind(Value::Text(outcome_text(outcome).to_owned()));
-            sql += &format!(" AND outcome = {p}");
-        }
+        query.equals("wallet", filter.wallet.map(|w| Value::Text(hex(w))));
+        query.equals(
+            "outcome",
+            filter
+                .outcome
+                .map(|o| Value::Text(outcome_text(o).to_owned())),
+        );
         if let Some(code) = &filter.reason {
             // The reasons are stored as compact JSON, each with its `code` first.
-            let p = bind(Value::Text(format!(
+            let p = query.param(Value::Text(format!(
                 "%\"code\":{}%",
                 serde_json::json!(code)
             )));
-            sql += &format!(" AND reasons LIKE {p}");
+            query.and(&format!("reasons LIKE {p}"));
         }
-        if let Some(from) = filter.from {
-            sql += &format!(" AND created_at >= {}", bind(Value::Int(db_time(from))));
-        }
-        if let Some(to) = filter.to {
-            sql += &format!(" AND created_at < {}", bind(Value::Int(db_time(to))));
-        }
-        if let Some((at, id)) = filter.after {
-            let (a, b) = (bind(Value::Int(db_time(at))), bind(Value::Int(db_time(at))));
-            let c = bind(Value::Text(id.to_string()));
-            sql += &format!(" AND (created_at > {a} OR (created_at = {b} AND request_id > {c}))");
-        }
-        sql += &format!(" ORDER BY created_at, request_id LIMIT {}", filter.limit);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in binds {
-            query = value.bind_to(query);
-        }
+        query.within("created_at", filter.from, filter.to);
+        let after = filter
+            .after
+            .map(|(at, id)| (at, Value::Text(id.to_string())));
+        query.past("created_at", "request_id", ">", after);
         query
-            .fetch_all(&self.reader)
+            .fetch_all(
+                &self.reader,
+                &format!(" ORDER BY created_at, request_id LIMIT {}", filter.limit),
+            )
             .await?
             .into_iter()
             .map(|row| {

@@ -12,6 +12,7 @@ use sqlx::Row;
 
 use crate::{
     Error, Result, Store,
+    sql_filter::{IN_LIST_PART, placeholders},
     store::{db_time, hex, parse},
 };
 
@@ -37,8 +38,12 @@ pub struct PendingDetail {
 pub struct Verdict {
     /// `pending`, `approved` or `denied`.
     pub status: String,
-    /// The approver's token name.
+    /// Who decided, as one text: the approvers' names joined by `, ` (approved) or the name
+    /// that denied. Lists read [`Verdict::approvers`].
     pub decided_by: Option<String>,
+    /// Who gave the verdict, one name each: the approvers in voting order (approved), the
+    /// name that denied (denied); none while pending.
+    pub approvers: Vec<String>,
     /// When (Unix seconds).
     pub decided_at: Option<u64>,
     /// Their comment.
@@ -75,22 +80,35 @@ pub struct CheckpointStatus {
     pub anchor: Option<(B256, u64)>,
 }
 
+/// An approved request's approvers: its approving votes, or (an approval older than the
+/// votes' table) the one name that decided it.
+pub(crate) fn approvers_or(votes: Option<Vec<String>>, decided_by: &Option<String>) -> Vec<String> {
+    match votes {
+        Some(names) if !names.is_empty() => names,
+        _ => decided_by.iter().cloned().collect(),
+    }
+}
+
 fn time(row: &sqlx::any::AnyRow, index: usize) -> Result<u64> {
     let value: i64 = row.try_get(index)?;
     u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative time {value}")))
 }
 
 impl Store {
-    /// Pending, unexpired approvals with their requests, oldest first. A request whose
+    /// Pending, unexpired approvals with their requests, the oldest `limit`. A request whose
     /// `validUntil` has passed (its agent gave up waiting) is left out: approving it could no
     /// longer pay.
-    pub async fn pending_approval_details(&self, now: u64) -> Result<Vec<PendingDetail>> {
-        let rows = sqlx::query(
+    pub async fn pending_approval_details(
+        &self,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<PendingDetail>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT a.request_id, d.wallet, d.created_at, a.expires_at, d.request, d.reasons \
              FROM approvals a JOIN decisions d ON d.request_id = a.request_id \
              WHERE a.status = 'pending' AND a.expires_at >= $1 AND d.valid_until >= $1 \
-             ORDER BY d.created_at",
-        )
+             ORDER BY d.created_at, a.request_id LIMIT {limit}"
+        )))
         .bind(db_time(now))
         .fetch_all(&self.reader)
         .await?;
@@ -109,35 +127,77 @@ impl Store {
             .collect()
     }
 
-    /// The human verdicts on `requests` (those a human was asked about), in one query.
+    /// How many requests [`Store::pending_approval_details`] would list without a limit.
+    pub async fn pending_approval_count(&self, now: u64) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM approvals a JOIN decisions d ON d.request_id = a.request_id \
+             WHERE a.status = 'pending' AND a.expires_at >= $1 AND d.valid_until >= $1",
+        )
+        .bind(db_time(now))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    /// The human verdicts on `requests` (those a human was asked about), one query per
+    /// [`IN_LIST_PART`] requests; `approvers` from the approving votes, in voting order.
     pub async fn verdicts(&self, requests: &[B256]) -> Result<HashMap<B256, Verdict>> {
-        if requests.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let placeholders: Vec<String> = (1..=requests.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT request_id, status, decided_by, decided_at, comment FROM approvals \
-             WHERE request_id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for request in requests {
-            query = query.bind(request.to_string());
-        }
-        let rows = query.fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|row| {
+        let mut out = HashMap::new();
+        for part in requests.chunks(IN_LIST_PART) {
+            let sql = format!(
+                "SELECT request_id, status, decided_by, decided_at, comment FROM approvals \
+                 WHERE request_id IN ({})",
+                placeholders(part.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for request in part {
+                query = query.bind(request.to_string());
+            }
+            let mut approving = self.approving_votes(part).await?;
+            for row in query.fetch_all(&self.reader).await? {
+                let request: B256 = parse(&row.try_get::<String, _>(0)?, "request id")?;
+                let status: String = row.try_get(1)?;
+                let decided_by: Option<String> = row.try_get(2)?;
+                let approvers = match status.as_str() {
+                    "approved" => approvers_or(approving.remove(&request), &decided_by),
+                    "denied" => decided_by.iter().cloned().collect(),
+                    _ => Vec::new(),
+                };
                 let verdict = Verdict {
-                    status: row.try_get(1)?,
-                    decided_by: row.try_get(2)?,
+                    status,
+                    decided_by,
+                    approvers,
                     decided_at: row
                         .try_get::<Option<i64>, _>(3)?
                         .map(|t| u64::try_from(t).unwrap_or_default()),
                     comment: row.try_get(4)?,
                 };
-                Ok((parse(&row.try_get::<String, _>(0)?, "request id")?, verdict))
-            })
-            .collect()
+                out.insert(request, verdict);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names that approved each of `requests` (at most [`IN_LIST_PART`]), in voting order.
+    pub(crate) async fn approving_votes(
+        &self,
+        requests: &[B256],
+    ) -> Result<HashMap<B256, Vec<String>>> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT request_id, approver FROM approval_votes \
+             WHERE approve = 1 AND request_id IN ({}) ORDER BY voted_at, approver",
+            placeholders(requests.len())
+        )));
+        for request in requests {
+            query = query.bind(request.to_string());
+        }
+        let mut out: HashMap<B256, Vec<String>> = HashMap::new();
+        for row in query.fetch_all(&self.reader).await? {
+            out.entry(parse(&row.try_get::<String, _>(0)?, "request id")?)
+                .or_default()
+                .push(row.try_get(1)?);
+        }
+        Ok(out)
     }
 
     /// The newest signed checkpoints with their anchors, newest first.

@@ -228,8 +228,9 @@ impl Store {
         Self::insert_reservations(&mut tx, &reservations, now).await?;
         for (request_id, expires_at, required) in approvals {
             sqlx::query(
-                "INSERT INTO approvals (request_id, status, expires_at, required) \
-                 VALUES ($1, 'pending', $2, $3)",
+                // The tokens issued so far may vote on it; one issued later may not.
+                "INSERT INTO approvals (request_id, status, expires_at, required, voters_through) \
+                 VALUES ($1, 'pending', $2, $3, (SELECT COALESCE(MAX(serial), 0) FROM api_tokens))",
             )
             .bind(request_id.to_string())
             .bind(db_time(expires_at))

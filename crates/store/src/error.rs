@@ -66,6 +66,16 @@ pub enum Error {
     /// The token acting is revoked (or never existed): what it does must not count.
     #[error("the token named `{0}` is not live")]
     RevokedToken(String),
+    /// A live token already has this name (names compare without regard to case).
+    #[error("a live token is named `{0}`: revoke it first, or choose another name")]
+    NameTaken(String),
+    /// The voter's token was issued after the request started waiting: only approvers who
+    /// held a token then may vote on it (an admin cannot mint the rest of a quorum).
+    #[error(
+        "the token named `{0}` was issued after this request started waiting: only approvers \
+         who held a token then may vote on it"
+    )]
+    TokenNewerThanRequest(String),
     /// A stored value does not parse (the database was edited by hand or is corrupt).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -7,7 +7,9 @@ use sqlx::Row;
 use crate::{
     Error, Result, Settlement, Store,
     audit::Value,
-    store::{db_time, hex, parse},
+    console::approvers_or,
+    sql_filter::{IN_LIST_PART, SqlFilter, placeholders},
+    store::{hex, parse},
 };
 
 /// Where a payment stands.
@@ -81,8 +83,8 @@ pub struct LedgerRow {
     pub policy_version: u32,
     /// The agent's record of the model call it was made in, once bound.
     pub call_leaf_hash: Option<B256>,
-    /// Who approved it, when a human was asked.
-    pub approved_by: Option<String>,
+    /// Who approved it, one name each in voting order, when a human was asked.
+    pub approvers: Vec<String>,
     /// Their comment.
     pub approval_comment: Option<String>,
 }
@@ -92,85 +94,80 @@ pub struct LedgerRow {
 fn amount_bound(column: &str, op: &str, len: &str, text: &str) -> String {
     let longer = if op == ">=" { ">" } else { "<" };
     format!(
-        " AND (LENGTH({column}) {longer} {len} OR (LENGTH({column}) = {len} AND {column} {op} {text}))"
+        "(LENGTH({column}) {longer} {len} OR (LENGTH({column}) = {len} AND {column} {op} {text}))"
     )
 }
 
 impl Store {
     /// Payments, newest first, filtered.
     pub async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<LedgerRow>> {
-        let mut sql = String::from(
+        let mut query = SqlFilter::new(
             "SELECT r.id, r.request_id, r.wallet, w.agent, r.token, r.amount, r.created_at, \
              r.expires_at, r.status, r.settled_tx, r.settled_block, r.settled_at, r.expired_at, \
              d.request, d.policy_version, d.call_leaf_hash, a.decided_by, a.comment \
              FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
              JOIN wallets w ON w.address = r.wallet \
-             LEFT JOIN approvals a ON a.request_id = r.request_id AND a.status = 'approved' \
-             WHERE 1 = 1",
+             LEFT JOIN approvals a ON a.request_id = r.request_id AND a.status = 'approved'",
         );
-        let mut binds: Vec<Value> = Vec::new();
-        let mut bind = |value: Value| {
-            binds.push(value);
-            format!("${}", binds.len())
-        };
-        if let Some(wallet) = filter.wallet {
-            sql += &format!(" AND r.wallet = {}", bind(Value::Text(hex(wallet))));
-        }
-        if let Some(agent) = filter.agent {
-            sql += &format!(" AND w.agent = {}", bind(Value::Text(hex(agent))));
-        }
-        if let Some(token) = filter.token {
-            sql += &format!(" AND r.token = {}", bind(Value::Text(token.to_string())));
-        }
+        query.equals("r.wallet", filter.wallet.map(|w| Value::Text(hex(w))));
+        query.equals("w.agent", filter.agent.map(|a| Value::Text(hex(a))));
+        query.equals("r.token", filter.token.map(|t| Value::Text(t.to_string())));
         if let Some(address) = filter.mentions {
             // Addresses appear checksummed in fields and lower-case in calldata.
             let needle = format!("%{}%", hex(address).trim_start_matches("0x"));
-            sql += &format!(" AND LOWER(d.request) LIKE {}", bind(Value::Text(needle)));
+            let p = query.param(Value::Text(needle));
+            query.and(&format!("LOWER(d.request) LIKE {p}"));
         }
         for (bound, op) in [(filter.min_amount, ">="), (filter.max_amount, "<=")] {
             if let Some(amount) = bound {
                 let text = amount.to_string();
-                let len = bind(Value::Int(text.len() as i64));
-                let text = bind(Value::Text(text));
-                sql += &amount_bound("r.amount", op, &len, &text);
+                let len = query.param(Value::Int(text.len() as i64));
+                let text = query.param(Value::Text(text));
+                query.and(&amount_bound("r.amount", op, &len, &text));
             }
         }
         if let Some(state) = filter.state {
-            sql += match state {
-                PaymentState::Reserved => " AND r.status = 'reserved'",
-                PaymentState::Settled => " AND r.status = 'settled'",
-                PaymentState::Released => " AND r.status = 'released' AND r.expired_at IS NULL",
-                PaymentState::Expired => " AND r.status = 'released' AND r.expired_at IS NOT NULL",
-            };
+            query.and(match state {
+                PaymentState::Reserved => "r.status = 'reserved'",
+                PaymentState::Settled => "r.status = 'settled'",
+                PaymentState::Released => "r.status = 'released' AND r.expired_at IS NULL",
+                PaymentState::Expired => "r.status = 'released' AND r.expired_at IS NOT NULL",
+            });
         }
-        if let Some(from) = filter.from {
-            sql += &format!(" AND r.created_at >= {}", bind(Value::Int(db_time(from))));
+        query.within("r.created_at", filter.from, filter.to);
+        let before = filter.before.map(|(at, id)| (at, Value::Int(id)));
+        query.past("r.created_at", "r.id", "<", before);
+        let rows = query
+            .fetch_all(
+                &self.reader,
+                &format!(
+                    " ORDER BY r.created_at DESC, r.id DESC LIMIT {}",
+                    filter.limit
+                ),
+            )
+            .await?;
+        let mut rows: Vec<LedgerRow> = rows.iter().map(ledger_row).collect::<Result<_>>()?;
+        // A quorum's approvers, one name each, from their votes.
+        let ids: Vec<B256> = rows
+            .iter()
+            .filter(|r| !r.approvers.is_empty())
+            .map(|r| r.request_id)
+            .collect();
+        let mut votes = std::collections::HashMap::new();
+        for part in ids.chunks(IN_LIST_PART) {
+            votes.extend(self.approving_votes(part).await?);
         }
-        if let Some(to) = filter.to {
-            sql += &format!(" AND r.created_at < {}", bind(Value::Int(db_time(to))));
+        for r in &mut rows {
+            if let Some(names) = votes.get(&r.request_id).filter(|n| !n.is_empty()) {
+                r.approvers = names.clone();
+            }
         }
-        if let Some((at, id)) = filter.before {
-            let (a, b) = (bind(Value::Int(db_time(at))), bind(Value::Int(db_time(at))));
-            let c = bind(Value::Int(id));
-            sql += &format!(" AND (r.created_at < {a} OR (r.created_at = {b} AND r.id < {c}))");
-        }
-        sql += &format!(
-            " ORDER BY r.created_at DESC, r.id DESC LIMIT {}",
-            filter.limit
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in binds {
-            query = value.bind_to(query);
-        }
-        query
-            .fetch_all(&self.reader)
-            .await?
-            .into_iter()
-            .map(|row| ledger_row(&row))
-            .collect()
+        Ok(rows)
     }
 }
 
+/// A row of the ledger's columns; `approvers` holds the approval's `decided_by` (the votes
+/// replace it: [`Store::payments`]).
 fn ledger_row(row: &sqlx::any::AnyRow) -> Result<LedgerRow> {
     let time = |i: usize| -> Result<Option<u64>> {
         Ok(row.try_get::<Option<i64>, _>(i)?.map(|t| t.max(0) as u64))
@@ -215,7 +212,7 @@ fn ledger_row(row: &sqlx::any::AnyRow) -> Result<LedgerRow> {
             .try_get::<Option<String>, _>(15)?
             .map(|l| parse(&l, "call leaf hash"))
             .transpose()?,
-        approved_by: row.try_get(16)?,
+        approvers: approvers_or(None, &row.try_get(16)?),
         approval_comment: row.try_get(17)?,
     })
 }
@@ -232,50 +229,48 @@ pub struct PaymentDetail {
 }
 
 impl Store {
-    /// The requests, agents and reservations of the decisions `ids`.
+    /// The requests, agents and reservations of the decisions `ids` (two queries per
+    /// [`IN_LIST_PART`] decisions).
     pub async fn payment_details(
         &self,
         ids: &[B256],
     ) -> Result<std::collections::HashMap<B256, PaymentDetail>> {
         let mut out = std::collections::HashMap::new();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        let list = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT d.request_id, d.request, w.agent FROM decisions d \
-             JOIN wallets w ON w.address = d.wallet WHERE d.request_id IN ({list})"
-        )));
-        for id in ids {
-            query = query.bind(id.to_string());
-        }
-        for row in query.fetch_all(&self.reader).await? {
-            out.insert(
-                parse(&row.try_get::<String, _>(0)?, "request id")?,
-                PaymentDetail {
-                    request_json: row.try_get(1)?,
-                    agent: parse(&row.try_get::<String, _>(2)?, "agent")?,
-                    reservations: Vec::new(),
-                },
-            );
-        }
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT r.id, r.request_id, r.wallet, w.agent, r.token, r.amount, r.created_at, \
-             r.expires_at, r.status, r.settled_tx, r.settled_block, r.settled_at, r.expired_at, \
-             d.request, d.policy_version, d.call_leaf_hash, NULL, NULL \
-             FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
-             JOIN wallets w ON w.address = r.wallet WHERE r.request_id IN ({list}) ORDER BY r.id"
-        )));
-        for id in ids {
-            query = query.bind(id.to_string());
-        }
-        for row in query.fetch_all(&self.reader).await? {
-            let r = ledger_row(&row)?;
-            if let Some(detail) = out.get_mut(&r.request_id) {
-                detail.reservations.push((r.token, r.state, r.settlement));
+        for part in ids.chunks(IN_LIST_PART) {
+            let list = placeholders(part.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT d.request_id, d.request, w.agent FROM decisions d \
+                 JOIN wallets w ON w.address = d.wallet WHERE d.request_id IN ({list})"
+            )));
+            for id in part {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.reader).await? {
+                out.insert(
+                    parse(&row.try_get::<String, _>(0)?, "request id")?,
+                    PaymentDetail {
+                        request_json: row.try_get(1)?,
+                        agent: parse(&row.try_get::<String, _>(2)?, "agent")?,
+                        reservations: Vec::new(),
+                    },
+                );
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT r.id, r.request_id, r.wallet, w.agent, r.token, r.amount, r.created_at, \
+                 r.expires_at, r.status, r.settled_tx, r.settled_block, r.settled_at, \
+                 r.expired_at, d.request, d.policy_version, d.call_leaf_hash, NULL, NULL \
+                 FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
+                 JOIN wallets w ON w.address = r.wallet WHERE r.request_id IN ({list}) \
+                 ORDER BY r.id"
+            )));
+            for id in part {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.reader).await? {
+                let r = ledger_row(&row)?;
+                if let Some(detail) = out.get_mut(&r.request_id) {
+                    detail.reservations.push((r.token, r.state, r.settlement));
+                }
             }
         }
         Ok(out)

@@ -21,6 +21,7 @@ mod evidence;
 mod ledger;
 mod people;
 mod reconcile;
+mod sql_filter;
 mod store;
 mod totals;
 mod unauthorized;
@@ -29,8 +30,8 @@ mod webhooks;
 pub use access::ApiTokenInfo;
 pub use agents::RegisteredAgent;
 pub use audit::{
-    AgentSummary, Anchor, AnchoringLock, AppendedBatch, LoggedRecord, RecordFilter, ServiceRecord,
-    StoredCheckpoint, UnloggedDecision,
+    AgentSummary, Anchor, AnchoringLock, AppendedBatch, DecisionOpening, LoggedRecord,
+    ReceivedFilter, RecordFilter, ServiceRecord, StoredCheckpoint, UnloggedDecision,
 };
 pub use calls::{ApprovedDecision, CallBinding, ReceivedRecord};
 pub use compliance::{ChainEvent, DecisionFilter, DecisionRow, QueueDepths, SpendTotal};

@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::{
     Backend, Error, Result, Store,
     audit::to_u64,
+    sql_filter::{IN_LIST_PART, placeholders},
     store::{db_time, parse},
 };
 
@@ -122,7 +123,8 @@ const VOTE_COLUMNS: &str = "approver, approve, comment, voted_at";
 
 impl Store {
     /// Records `by`'s vote on a pending request, in one transaction: the approval must be
-    /// pending and unexpired, `by`'s token live; a second vote by the same name is not counted.
+    /// pending and unexpired, `by`'s token live and issued before the request started waiting
+    /// (else [`Error::TokenNewerThanRequest`]); a second vote by the same name is not counted.
     /// Once the votes reach the quorum (or one denies) the approval is resolved, and only then
     /// will the request be co-signed. The vote is recorded as an administrative action.
     pub async fn cast_vote(
@@ -144,7 +146,8 @@ impl Store {
             Backend::Postgres => " FOR UPDATE OF a",
         };
         let approval = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT a.required FROM approvals a JOIN decisions d ON d.request_id = a.request_id \
+            "SELECT a.required, a.voters_through FROM approvals a \
+             JOIN decisions d ON d.request_id = a.request_id \
              WHERE a.request_id = $1 AND a.status = 'pending' AND a.expires_at >= $2 \
              AND d.valid_until >= $2{lock}"
         )))
@@ -156,7 +159,13 @@ impl Store {
             return Err(Error::NoPendingApproval(id));
         };
         let required = u32::try_from(approval.try_get::<i64, _>(0)?).unwrap_or(1);
-        Self::require_live(&mut tx, &by.name).await?;
+        let voters_through: i64 = approval.try_get(1)?;
+        // A token issued once the request waited (by serial, not by clock: the same second
+        // is not "before") does not vote on it: otherwise one admin could mint the rest of
+        // the quorum. A name revoked and issued again is a new token, and waits too.
+        if Self::require_live(&mut tx, &by.name).await? > voters_through {
+            return Err(Error::TokenNewerThanRequest(by.name.clone()));
+        }
         let counted = sqlx::query(
             "INSERT INTO approval_votes (request_id, approver, role, approve, comment, voted_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id, approver) DO NOTHING",
@@ -239,36 +248,35 @@ impl Store {
         })
     }
 
-    /// The votes on requests, and how many approvers each needs, in one query.
+    /// The votes on requests, and how many approvers each needs: one query per
+    /// [`IN_LIST_PART`] requests.
     pub async fn votes(
         &self,
         requests: &[B256],
     ) -> Result<std::collections::HashMap<B256, (u32, Vec<CastVote>)>> {
         let mut out = std::collections::HashMap::new();
-        if requests.is_empty() {
-            return Ok(out);
-        }
-        let placeholders: Vec<String> = (1..=requests.len()).map(|i| format!("${i}")).collect();
-        let list = placeholders.join(", ");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT a.request_id, a.required, v.approver, v.approve, v.comment, v.voted_at \
-             FROM approvals a LEFT JOIN approval_votes v ON v.request_id = a.request_id \
-             WHERE a.request_id IN ({list}) ORDER BY v.voted_at, v.approver"
-        )));
-        for request in requests {
-            query = query.bind(request.to_string());
-        }
-        for row in query.fetch_all(&self.reader).await? {
-            let request: B256 = parse(&row.try_get::<String, _>(0)?, "request id")?;
-            let required = u32::try_from(row.try_get::<i64, _>(1)?).unwrap_or(1);
-            let entry = out.entry(request).or_insert_with(|| (required, Vec::new()));
-            if let Some(approver) = row.try_get::<Option<String>, _>(2)? {
-                entry.1.push(CastVote {
-                    approver,
-                    approve: row.try_get::<i64, _>(3)? == 1,
-                    comment: row.try_get(4)?,
-                    voted_at: to_u64(row.try_get(5)?, "voted at")?,
-                });
+        for part in requests.chunks(IN_LIST_PART) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT a.request_id, a.required, v.approver, v.approve, v.comment, v.voted_at \
+                 FROM approvals a LEFT JOIN approval_votes v ON v.request_id = a.request_id \
+                 WHERE a.request_id IN ({}) ORDER BY v.voted_at, v.approver",
+                placeholders(part.len())
+            )));
+            for request in part {
+                query = query.bind(request.to_string());
+            }
+            for row in query.fetch_all(&self.reader).await? {
+                let request: B256 = parse(&row.try_get::<String, _>(0)?, "request id")?;
+                let required = u32::try_from(row.try_get::<i64, _>(1)?).unwrap_or(1);
+                let entry = out.entry(request).or_insert_with(|| (required, Vec::new()));
+                if let Some(approver) = row.try_get::<Option<String>, _>(2)? {
+                    entry.1.push(CastVote {
+                        approver,
+                        approve: row.try_get::<i64, _>(3)? == 1,
+                        comment: row.try_get(4)?,
+                        voted_at: to_u64(row.try_get(5)?, "voted at")?,
+                    });
+                }
             }
         }
         Ok(out)

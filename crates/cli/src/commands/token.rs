@@ -23,7 +23,8 @@ pub(crate) enum TokenCommand {
 pub(crate) struct TokenIssueArgs {
     #[command(flatten)]
     pub(crate) server: AdminServer,
-    /// Who will hold it (recorded with what they do), e.g. treasury-desk.
+    /// Who will hold it (recorded with what they do), e.g. treasury-desk. Stored trimmed and in
+    /// lower case; ASCII only, without `,` or `;`; one live token per name.
     #[arg(
         value_name = "NAME",
         required_unless_present = "name_flag",
@@ -65,15 +66,15 @@ pub(crate) async fn run(command: TokenCommand, out: Output) -> anyhow::Result<Ex
             let issued = server
                 .client()?
                 .issue_token(&NewToken {
-                    name: name.clone(),
+                    name,
                     role: role.clone(),
                 })
                 .await?;
             out.result(
                 &issued,
                 &format!(
-                    "{name} ({role}): {}\n(shown once: only its hash is stored)",
-                    issued.token
+                    "{} ({role}): {}\n(shown once: only its hash is stored)",
+                    issued.name, issued.token
                 ),
             )?;
         }

@@ -175,24 +175,38 @@ async fn verify_evidence<P: alloy::providers::Provider>(
     };
     match checked {
         Ok(verified) => {
-            out.result(
-                &json!({ "valid": true, "verified": verified }),
-                &format!(
-                    "VALID: {} records included, {} checkpoints signed by operator {} and \
-                     anchored{}, {} consistency proofs; {} of {} decisions have their record \
-                     in the bundle",
-                    verified.records,
-                    verified.checkpoints,
-                    verified.operator,
-                    verified
-                        .sizes
-                        .map(|(a, b)| format!(" (sizes {a} to {b})"))
-                        .unwrap_or_default(),
-                    verified.consistency_proofs,
-                    verified.decisions_in_log,
-                    verified.decisions,
-                ),
-            )?;
+            // Decisions are the server's word unless checked against their own records: say
+            // which were, and list the others as unverified.
+            let mut text = format!(
+                "VALID: {} records included, {} checkpoints signed by operator {} and \
+                 anchored{}, {} consistency proofs; {} of {} decisions verified against their \
+                 records",
+                verified.records,
+                verified.checkpoints,
+                verified.operator,
+                verified
+                    .sizes
+                    .map(|(a, b)| format!(" (sizes {a} to {b})"))
+                    .unwrap_or_default(),
+                verified.consistency_proofs,
+                verified.decisions_verified,
+                verified.decisions,
+            );
+            if !verified.decision_signers.is_empty() {
+                let signers: Vec<String> = verified
+                    .decision_signers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                text += &format!(" (signed by {})", signers.join(", "));
+            }
+            for u in &verified.unverified_decisions {
+                text += &format!(
+                    "\nUNVERIFIED decision {}: {} (its fields are the server's word only)",
+                    u.request_id, u.reason
+                );
+            }
+            out.result(&json!({ "valid": true, "verified": verified }), &text)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -105,15 +105,9 @@ async fn register(
     };
     let new = state
         .store()
-        .register_agent(agent, &session.name, state.now())
+        .register_agent_by(agent, label, &session.actor(), state.now())
         .await?;
-    if let Some(label) = label {
-        state.store().label_agent(agent, label).await?;
-    }
-    if new {
-        record(&state, &session, "agent.register", agent).await?;
-    }
-    tracing::info!(%agent, by = %session.name, "agent registered in the console");
+    tracing::info!(%agent, by = %session.name, new, "agent registered in the console");
     Ok(Redirect::to("/agents").into_response())
 }
 
@@ -125,28 +119,10 @@ async fn unregister(
     session.require(&["admin"])?;
     session.check_csrf(&form.csrf)?;
     let agent = form.address()?;
-    if state.store().unregister_agent(agent).await? {
-        record(&state, &session, "agent.unregister", agent).await?;
-    }
-    tracing::info!(%agent, by = %session.name, "agent unregistered in the console");
-    Ok(Redirect::to("/agents").into_response())
-}
-
-/// Records an agent's registration or unregistration as an administrative action.
-async fn record(
-    state: &AppState,
-    session: &Session,
-    action: &str,
-    agent: Address,
-) -> Result<(), PageError> {
-    let action = chaperone_store::NewAdminAction {
-        action,
-        subject: &agent.to_string(),
-        detail: serde_json::json!({ "agent": agent }),
-    };
     state
         .store()
-        .record_action(&session.actor(), &action, state.now())
+        .unregister_agent_by(agent, &session.actor(), state.now())
         .await?;
-    Ok(())
+    tracing::info!(%agent, by = %session.name, "agent unregistered in the console");
+    Ok(Redirect::to("/agents").into_response())
 }

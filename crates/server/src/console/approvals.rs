@@ -30,6 +30,10 @@ pub(super) fn router() -> Router<AppState> {
 
 const ROLES: &[&str] = &["admin", "approver"];
 
+/// Requests the inbox shows at once, the oldest first: a flood of requests (an agent looping
+/// on payments above the threshold) must not make the page, or its queries, unbounded.
+const MAX_SHOWN: u32 = 100;
+
 /// Time left before an approval expires, to the minute.
 fn time_left(seconds: u64) -> String {
     match seconds {
@@ -86,7 +90,15 @@ async fn inbox(
     session.require(ROLES)?;
     let now = state.now();
     let done = confirmation(&state, query.done.as_deref()).await?;
-    let pending = state.store().pending_approval_details(now).await?;
+    let pending = state
+        .store()
+        .pending_approval_details(now, MAX_SHOWN)
+        .await?;
+    let waiting = if pending.len() == MAX_SHOWN as usize {
+        state.store().pending_approval_count(now).await?
+    } else {
+        pending.len() as u64
+    };
     let ids: Vec<B256> = pending.iter().map(|p| p.request_id).collect();
     let votes = state.store().votes(&ids).await?;
     let mut rows = Vec::new();
@@ -121,6 +133,12 @@ async fn inbox(
             p.exports { "Export: " a href="/v1/admin/approvals?format=csv" { "CSV" } " · " a href="/v1/admin/approvals?format=jsonl" { "JSON Lines" } }
             @if pending.is_empty() {
                 p.empty { "Nothing is waiting for a human." }
+            }
+            @if waiting > pending.len() as u64 {
+                p.overflow role="status" {
+                    (waiting) " requests are waiting; the oldest " (pending.len()) " are shown. "
+                    "Each verdict makes room for the next."
+                }
             }
             @for (request, spends, units) in &rows {
                 section.approval id=(format!("request-{}", request.request_id)) {

@@ -114,7 +114,10 @@ async fn payments(
                 " · "
                 a href=(format!("/v1/payments?{}", query_string(&[("format", "jsonl"), ("limit", "1000")]))) { "JSON Lines" }
             }
-            @if rows.is_empty() { p.empty { "No payments match." } }
+            @if rows.is_empty() && next.is_none() { p.empty { "No payments match." } }
+            @if rows.len() < PAGE.parse::<usize>().unwrap_or_default() && next.is_some() {
+                p.note { "The search stopped after the most recent payments it read; older ones may still match." }
+            }
         }
         @if !rows.is_empty() {
             table.payments {

@@ -103,16 +103,10 @@ async fn create(
 ) -> Result<Response, PageError> {
     session.require(ROLES)?;
     session.check_csrf(&form.csrf)?;
-    let name = form.name.trim();
-    let token = issue_token(&state, &session.actor(), name, &form.role).await?;
+    let (name, token) = issue_token(&state, &session.actor(), &form.name, &form.role).await?;
     // Answered with the page itself, not a redirect: the token must not travel in a URL or be
     // kept anywhere to show it after one.
-    render(
-        &state,
-        &session,
-        Some((name.to_owned(), form.role.clone(), token)),
-    )
-    .await
+    render(&state, &session, Some((name, form.role.clone(), token))).await
 }
 
 #[derive(Deserialize)]

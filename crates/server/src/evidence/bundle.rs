@@ -1,27 +1,34 @@
 //! The machine-checkable bundle: the period's records in log order, each with its inclusion
 //! proof against the first anchored checkpoint that covers it; those checkpoints (signed notes
 //! and anchoring transactions) by increasing size; a consistency proof between each two
-//! consecutive ones; and the period's decisions.
+//! consecutive ones; and the period's decisions with the openings of their records.
+//!
+//! A period selects records by when the server received their batch (an agent writes its
+//! own timestamps), and a scope's agents are conditions of the store's query: a pack for one
+//! agent reads only that agent's batches, and the scope's decision records by their leaf
+//! hashes.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 use chaperone_api::{
     ErrorCode,
     audit::AnchorView,
     compliance::DecisionView,
     evidence::{
-        EVIDENCE_VERSION, EvidenceBundle, EvidenceCheckpoint, EvidenceConsistency, EvidenceRecord,
-        MAX_EVIDENCE_RECORDS,
+        DecisionOpening, EVIDENCE_VERSION, EvidenceBundle, EvidenceCheckpoint, EvidenceConsistency,
+        EvidenceRecord, MAX_EVIDENCE_DECISIONS, MAX_EVIDENCE_RECORDS,
     },
 };
 use chaperone_core::{Address, B256};
-use chaperone_store::{DecisionFilter, DecisionRow, LoggedRecord, RecordFilter};
+use chaperone_store::{DecisionFilter, DecisionRow, LoggedRecord, ReceivedFilter};
 
 use super::Scope;
 use crate::{AppState, http::ApiError};
 
 /// Rows read per query while collecting a period.
 const PAGE: u32 = 1000;
+/// Batches read per query while collecting a period's records.
+const BATCHES: u32 = 64;
 
 /// The wallets a scope covers: those it names and those whose agent it names (none: all).
 pub(super) async fn wallets_in(state: &AppState, scope: &Scope) -> Result<Vec<Address>, ApiError> {
@@ -37,7 +44,9 @@ pub(super) async fn wallets_in(state: &AppState, scope: &Scope) -> Result<Vec<Ad
     Ok(wallets)
 }
 
-/// The scope's decisions in the period, by (time, request id).
+/// The scope's decisions in the period, by (time, request id); more than
+/// [`MAX_EVIDENCE_DECISIONS`] is a precise 400 (the pack would not be readable, and its
+/// queries not bounded).
 pub(super) async fn decisions_in(
     state: &AppState,
     scope: &Scope,
@@ -70,6 +79,15 @@ pub(super) async fn decisions_in(
             after = page.last().map(|d| (d.created_at, d.request_id));
             let full = page.len() == PAGE as usize;
             all.extend(page);
+            if all.len() > MAX_EVIDENCE_DECISIONS {
+                return Err(ApiError::new(
+                    ErrorCode::OutOfRange,
+                    format!(
+                        "the period holds more than {MAX_EVIDENCE_DECISIONS} decisions for this \
+                         selection: ask for a shorter period or fewer wallets"
+                    ),
+                ));
+            }
             if !full {
                 break;
             }
@@ -79,49 +97,84 @@ pub(super) async fn decisions_in(
     Ok(all)
 }
 
-/// The scope's records in the period, in log order: the named agents' and the decision
-/// records of its decisions (everything when it names nobody).
+/// Calls `visit` with the records of each batch the server received in the period: every
+/// agent's when the scope names nobody, else only the named agents' (none when it names only
+/// wallets: their decision records are found by leaf, [`records_in`]). Stops when `visit`
+/// says so (false).
+pub(super) async fn visit_received(
+    state: &AppState,
+    scope: &Scope,
+    mut visit: impl FnMut(Vec<LoggedRecord>) -> Result<bool, ApiError>,
+) -> Result<(), ApiError> {
+    let agents: Vec<Option<Address>> = if scope.everything() {
+        vec![None]
+    } else {
+        scope.agents.iter().copied().map(Some).collect()
+    };
+    for agent in agents {
+        let mut after = None;
+        loop {
+            let (records, next) = state
+                .store()
+                .records_received(&ReceivedFilter {
+                    agent,
+                    from_ms: scope.from.saturating_mul(1000),
+                    to_ms: scope.to.saturating_mul(1000),
+                    after,
+                    batches: BATCHES,
+                })
+                .await?;
+            if !visit(records)? {
+                return Ok(());
+            }
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The scope's records, in log order: those [`visit_received`] reads, and the records of the
+/// scope's decisions (whenever they were logged). More than `at_most` is a precise 400.
 pub(super) async fn records_in(
     state: &AppState,
     scope: &Scope,
-    decision_leaves: &HashSet<B256>,
+    decision_leaves: &[B256],
     at_most: usize,
 ) -> Result<Vec<LoggedRecord>, ApiError> {
-    let wanted = |r: &LoggedRecord| {
-        scope.everything()
-            || scope.agents.contains(&r.record.agent)
-            || decision_leaves.contains(&r.leaf_hash)
+    let too_many = || {
+        ApiError::new(
+            ErrorCode::OutOfRange,
+            format!(
+                "the period holds more than {at_most} records for this selection: ask for a \
+                 shorter period or fewer agents"
+            ),
+        )
     };
-    let mut found = Vec::new();
-    let mut after_index = None;
-    loop {
-        let page = state
-            .store()
-            .records(&RecordFilter {
-                agent: None,
-                model: None,
-                from_ms: Some(scope.from.saturating_mul(1000)),
-                to_ms: Some(scope.to.saturating_mul(1000)),
-                after_index,
-                limit: PAGE,
-            })
-            .await?;
-        after_index = page.last().map(|r| r.index);
-        let full = page.len() == PAGE as usize;
-        found.extend(page.into_iter().filter(wanted));
+    let mut found: BTreeMap<u64, LoggedRecord> = BTreeMap::new();
+    visit_received(state, scope, |records| {
+        found.extend(records.into_iter().map(|r| (r.index, r)));
         if found.len() > at_most {
-            return Err(ApiError::new(
-                ErrorCode::OutOfRange,
-                format!(
-                    "the period holds more than {at_most} records for this selection: ask for \
-                     a shorter period or fewer agents"
-                ),
-            ));
+            return Err(too_many());
         }
-        if !full {
-            return Ok(found);
-        }
+        Ok(true)
+    })
+    .await?;
+    let known: std::collections::HashSet<B256> = found.values().map(|r| r.leaf_hash).collect();
+    let missing: Vec<B256> = decision_leaves
+        .iter()
+        .copied()
+        .filter(|leaf| !known.contains(leaf))
+        .collect();
+    for r in state.store().records_by_leaf(&missing).await? {
+        found.insert(r.index, r);
     }
+    if found.len() > at_most {
+        return Err(too_many());
+    }
+    Ok(found.into_values().collect())
 }
 
 /// A decision as the compliance API shows it.
@@ -163,8 +216,26 @@ pub(super) async fn decision_views(state: &AppState, rows: Vec<DecisionRow>) -> 
 
 pub(super) async fn build(state: &AppState, scope: &Scope) -> Result<EvidenceBundle, ApiError> {
     let decisions = decisions_in(state, scope).await?;
-    let decision_leaves: HashSet<B256> = decisions.iter().filter_map(|d| d.logged_leaf).collect();
+    let decision_leaves: Vec<B256> = decisions.iter().filter_map(|d| d.logged_leaf).collect();
     let logged = records_in(state, scope, &decision_leaves, MAX_EVIDENCE_RECORDS).await?;
+    let logged_ids: Vec<B256> = decisions
+        .iter()
+        .filter(|d| d.logged_leaf.is_some())
+        .map(|d| d.request_id)
+        .collect();
+    let mut openings = state.store().decision_openings(&logged_ids).await?;
+    let decision_openings: Vec<DecisionOpening> = logged_ids
+        .iter()
+        .filter_map(|id| openings.remove(id).map(|o| (id, o)))
+        .map(|(id, o)| DecisionOpening {
+            request_id: *id,
+            leaf_hash: o.leaf_hash,
+            request: o.request,
+            input_salt: o.input_salt,
+            decision: o.decision,
+            output_salt: o.output_salt,
+        })
+        .collect();
     let chain = state.log().chain.as_ref();
     let anchor_view = |anchor: chaperone_store::Anchor| AnchorView {
         audit_log: chain.map(|c| c.audit_log),
@@ -216,6 +287,7 @@ pub(super) async fn build(state: &AppState, scope: &Scope) -> Result<EvidenceBun
             agent: r.record.agent,
             model: r.record.model,
             timestamp_ms: r.record.timestamp_ms,
+            received_ms: r.received_ms,
             inclusion: state.store().inclusion_proof(r.index, size).await?,
         });
     }
@@ -242,5 +314,6 @@ pub(super) async fn build(state: &AppState, scope: &Scope) -> Result<EvidenceBun
         checkpoints,
         consistency,
         decisions: decision_views(state, decisions).await,
+        decision_openings,
     })
 }

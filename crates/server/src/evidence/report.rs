@@ -10,12 +10,12 @@ use chaperone_core::{
     policy::{Outcome, Token},
     readable::{TokenUnits, duration, iso8601},
 };
-use chaperone_store::RecordFilter;
+use chaperone_store::LoggedRecord;
 use maud::{DOCTYPE, Markup, html};
 
 use super::{
     Scope,
-    bundle::{decisions_in, wallets_in},
+    bundle::{decisions_in, visit_received, wallets_in},
     charts::{Bar, BarChart, Guide},
 };
 use crate::{AppState, http::ApiError, words::units_of};
@@ -326,55 +326,62 @@ async fn decision_section(
     })
 }
 
+/// Records per agent and day, counted once each.
+#[derive(Default)]
+struct RecordCounts {
+    per_agent: HashMap<Address, BTreeMap<u64, u64>>,
+    /// Agents that logged decision records: the policy service's own key.
+    service: std::collections::HashSet<Address>,
+    seen: std::collections::HashSet<chaperone_core::B256>,
+    counted: u64,
+}
+
+impl RecordCounts {
+    fn add(&mut self, r: LoggedRecord) {
+        if !self.seen.insert(r.leaf_hash) {
+            return;
+        }
+        if r.record.model == crate::anchor::DECISION_MODEL {
+            self.service.insert(r.record.agent);
+        }
+        // By when the server received it: the agent writes its own timestamps.
+        let day = r.received_ms / 1000 / DAY * DAY;
+        *self
+            .per_agent
+            .entry(r.record.agent)
+            .or_default()
+            .entry(day)
+            .or_default() += 1;
+        self.counted += 1;
+    }
+}
+
 async fn records_section(
     state: &AppState,
     scope: &Scope,
     decisions: &[chaperone_store::DecisionRow],
 ) -> Result<Markup, ApiError> {
-    let decision_leaves: std::collections::HashSet<_> =
-        decisions.iter().filter_map(|d| d.logged_leaf).collect();
-    let mut per_agent: HashMap<Address, BTreeMap<u64, u64>> = HashMap::new();
-    // Agents that logged decision records: the policy service's own key.
-    let mut service = std::collections::HashSet::new();
-    let (mut counted, mut after_index) = (0u64, None);
-    let capped = loop {
-        let page = state
-            .store()
-            .records(&RecordFilter {
-                agent: None,
-                model: None,
-                from_ms: Some(scope.from.saturating_mul(1000)),
-                to_ms: Some(scope.to.saturating_mul(1000)),
-                after_index,
-                limit: 1000,
-            })
-            .await?;
-        after_index = page.last().map(|r| r.index);
-        let full = page.len() == 1000;
-        for r in page {
-            let wanted = scope.everything()
-                || scope.agents.contains(&r.record.agent)
-                || decision_leaves.contains(&r.leaf_hash);
-            if wanted {
-                if r.record.model == crate::anchor::DECISION_MODEL {
-                    service.insert(r.record.agent);
-                }
-                let day = r.record.timestamp_ms / 1000 / DAY * DAY;
-                *per_agent
-                    .entry(r.record.agent)
-                    .or_default()
-                    .entry(day)
-                    .or_default() += 1;
-                counted += 1;
-            }
+    let mut counts = RecordCounts::default();
+    let mut capped = false;
+    visit_received(state, scope, |records| {
+        records.into_iter().for_each(|r| counts.add(r));
+        capped = counts.counted >= MAX_COUNTED_RECORDS;
+        Ok(!capped)
+    })
+    .await?;
+    if !capped && !scope.everything() {
+        // The decisions' own records, found by leaf hash (at most MAX_EVIDENCE_DECISIONS).
+        let leaves: Vec<_> = decisions.iter().filter_map(|d| d.logged_leaf).collect();
+        for r in state.store().records_by_leaf(&leaves).await? {
+            counts.add(r);
         }
-        if counted >= MAX_COUNTED_RECORDS {
-            break true;
-        }
-        if !full {
-            break false;
-        }
-    };
+    }
+    let RecordCounts {
+        per_agent,
+        service,
+        counted,
+        ..
+    } = counts;
     let mut agents: Vec<(Address, u64)> = per_agent
         .iter()
         .map(|(a, days)| (*a, days.values().sum()))

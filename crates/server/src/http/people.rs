@@ -10,56 +10,58 @@ use crate::{AppState, http::ApiError};
 /// The roles a token may have.
 pub(crate) const ROLES: &[&str] = &["admin", "approver", "auditor"];
 
-/// Checks a token's name and role: a name is 1 to 64 printable characters, and not `.` or `..`
-/// (as a URL path segment they are dot segments, which every URL parser removes, so
-/// `DELETE /v1/admin/tokens/..` could never name the token to revoke).
-pub(crate) fn check_new_token(name: &str, role: &str) -> Result<(), ApiError> {
+/// A token's name as stored: trimmed, inner runs of whitespace made one space, and lower case.
+/// Names are ASCII: distinct names must be distinct people in a quorum, and Unicode offers
+/// look-alikes (Cyrillic `а` for Latin `a`, full-width letters, zero-width joiners) that no
+/// normal form (NFKC) folds together. `,` and `;` are refused too: they separate names in
+/// lists (an approval's `decided_by`, an export's cell). 1 to 64 characters, and not `.` or
+/// `..` (as a URL path segment, every URL parser removes them, so `DELETE /v1/admin/tokens/..`
+/// could never name the token to revoke).
+pub(crate) fn token_name(name: &str) -> Result<String, ApiError> {
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let allowed = |c: char| c.is_ascii_graphic() && c != ',' && c != ';' || c == ' ';
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(allowed)
+        || name == "."
+        || name == ".."
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
+            "a name is 1 to 64 ASCII letters, digits, spaces and punctuation other than `,` \
+             and `;`, and not `.` or `..` (names that look alike must not be two people)",
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// Issues a token named `name` (normalised by [`token_name`]) with `role`, by `by`: returns the
+/// name as stored and the token, which is never stored (only its SHA-256).
+pub(crate) async fn issue_token(
+    state: &AppState,
+    by: &Actor,
+    name: &str,
+    role: &str,
+) -> Result<(String, String), ApiError> {
     if !ROLES.contains(&role) {
         return Err(ApiError::new(
             ErrorCode::InvalidRole,
             "role is one of admin, approver, auditor",
         ));
     }
-    if name.is_empty()
-        || name.chars().count() > 64
-        || name.chars().any(char::is_control)
-        || name == "."
-        || name == ".."
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidName,
-            "a name is 1 to 64 printable characters, and not `.` or `..`",
-        ));
-    }
-    Ok(())
-}
-
-/// Issues a token named `name` (already trimmed) with `role`, by `by`: returns the token, which
-/// is never stored (only its SHA-256).
-pub(crate) async fn issue_token(
-    state: &AppState,
-    by: &Actor,
-    name: &str,
-    role: &str,
-) -> Result<String, ApiError> {
-    check_new_token(name, role)?;
-    // One live token per name: a revocation by name then names exactly whom it stops, and a
-    // quorum's distinct names are distinct people.
-    if state.store().api_token_named(name).await? {
-        return Err(ApiError::new(
-            ErrorCode::NameTaken,
-            format!("a live token is named `{name}`: revoke it first, or choose another name"),
-        ));
-    }
+    let name = token_name(name)?;
+    // One live token per name (the store refuses another, in any case, and the database's
+    // unique index settles a race): a revocation by name then names exactly whom it stops,
+    // and a quorum's distinct names are distinct people.
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|_| ApiError::internal("no randomness for a token"))?;
     let token = format!("chp_{}", alloy::hex::encode(secret));
     state
         .store()
-        .issue_api_token(super::token_hash(&token), name, role, by, state.now())
+        .issue_api_token(super::token_hash(&token), &name, role, by, state.now())
         .await?;
-    tracing::info!(name, role, by = %by.name, "API token issued");
-    Ok(token)
+    tracing::info!(%name, role, by = %by.name, "API token issued");
+    Ok((name, token))
 }
 
 /// Casts `by`'s vote on a pending request and says where the request stands.

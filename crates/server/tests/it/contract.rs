@@ -257,7 +257,7 @@ async fn the_stored_request_is_the_signed_and_decided_payment() {
         assert_eq!((parsed.chain_id, parsed.wallet), (31337, s.wallet));
     }
     // The approver's inbox reads its effects from the stored request: the pending 600.
-    let pending = s.store.pending_approval_details(NOW).await.unwrap();
+    let pending = s.store.pending_approval_details(NOW, 100).await.unwrap();
     assert_eq!(pending.len(), 1);
     let parsed: CosignRequest = serde_json::from_str(&pending[0].request).unwrap();
     assert_eq!(parsed.payment, payments[1]);

@@ -6,6 +6,7 @@ mod admin;
 mod anvil;
 mod audit;
 mod audit_anvil;
+mod bind_limits;
 mod compliance;
 mod contract;
 mod cosign;

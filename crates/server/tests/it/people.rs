@@ -447,3 +447,150 @@ async fn the_actions_page_lists_who_did_what_with_leaf_hashes() {
     let (status, _, _) = get_with_cookie(&s.router, "/actions", &approver).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// Red team M2: one admin, a request above the quorum's threshold, and two approver tokens
+/// minted once it waits. Only a token issued before the request may vote on it, so the
+/// admin's puppets are refused (403) and the request is not co-signed.
+#[tokio::test]
+async fn an_admin_cannot_mint_the_rest_of_a_quorum() {
+    let s = quorum_service().await;
+    let (status, pending) = crate::cosign::request(&s, 800, 1).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+    let id = pending["request_id"].as_str().unwrap().to_owned();
+    let mallory = create_token(&s, "mallory", "approver").await;
+    let trent = create_token(&s, "trent", "approver").await;
+    let (status, answer) = vote(&s, &id, APPROVER, "approve").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    for token in [&mallory, &trent] {
+        let (status, answer) = vote(&s, &id, token, "approve").await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{answer}"
+        );
+    }
+    let (status, again) = crate::cosign::request(&s, 800, 1).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert!(again["cosigner_signature"].is_null());
+}
+
+/// Red team M2: names are normalised (trimmed, spaces collapsed, lower case) and ASCII, and
+/// a live name is taken whatever its case.
+#[tokio::test]
+async fn token_names_are_normalised_and_a_live_one_is_taken_in_any_case() {
+    let s = service().await;
+    let issue = |name: &str| {
+        let body = json!({ "name": name, "role": "approver" }).to_string();
+        let router = s.router.clone();
+        async move { call(&router, "POST", "/v1/admin/tokens", Some(ADMIN), Some(body)).await }
+    };
+    let (status, body) = issue("  Treasury   Desk ").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["name"], "treasury desk");
+    for taken in ["treasury desk", "TREASURY DESK", "Treasury\tDesk", "ALICE"] {
+        let (status, body) = issue(taken).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("name_taken")),
+            "{taken}: {body}"
+        );
+    }
+    // Look-alikes and separators are refused: Cyrillic а, a full-width A, a zero-width
+    // joiner, a comma.
+    for bad in [
+        "\u{430}lice",
+        "\u{ff21}lice",
+        "al\u{200d}ice",
+        "alice, bob",
+        "a;b",
+        "",
+    ] {
+        let (status, body) = issue(bad).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_name")),
+            "{bad:?}: {body}"
+        );
+    }
+    // Revoked in any case.
+    let (status, body) = call(
+        &s.router,
+        "DELETE",
+        "/v1/admin/tokens/Treasury%20DESK",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["revoked"], 1);
+}
+
+/// A quorum's approvers are a list in the ledger and the decisions (one name each, not one
+/// joined string), and each name in an export's cell is text: a name that reads as a formula
+/// is neutralised where it stands in the list.
+#[tokio::test]
+async fn a_quorums_approvers_are_a_list_in_the_ledger_and_a_safe_csv_cell() {
+    let s = quorum_service().await;
+    let first = create_token(&s, "!audit desk", "approver").await;
+    let formula = create_token(&s, "=cmd|' /c calc'!A0", "approver").await;
+    let (_, pending) = crate::cosign::request(&s, 800, 1).await;
+    let id = pending["request_id"].as_str().unwrap().to_owned();
+    for token in [&first, &formula] {
+        let (status, answer) = vote(&s, &id, token, "approve").await;
+        assert!(status.is_success(), "{answer}");
+    }
+    let (status, signed) = crate::cosign::request(&s, 800, 1).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    let names = json!(["!audit desk", "=cmd|' /c calc'!a0"]);
+    let (status, ledger) = call(&s.router, "GET", "/v1/payments", Some(AUDITOR), None).await;
+    assert_eq!(status, StatusCode::OK, "{ledger}");
+    assert_eq!(ledger["items"][0]["approvers"], names, "{ledger}");
+    let (_, decisions) = call(&s.router, "GET", "/v1/decisions", Some(AUDITOR), None).await;
+    let decision = decisions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["request_id"] == id)
+        .unwrap();
+    assert_eq!(decision["approvers"], names, "{decision}");
+    let (status, csv, _, _) = crate::call_text(&s.router, "/v1/payments?format=csv", AUDITOR).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        csv.contains(",!audit desk; '=cmd|' /c calc'!a0,"),
+        "each name a safe part of the cell:\n{csv}"
+    );
+}
+
+/// Relabelling an agent is an administrative action on the record (who, the old and the new
+/// label), like registering it; asking again with the same label changes nothing.
+#[tokio::test]
+async fn relabelling_an_agent_is_recorded_as_an_admin_action() {
+    let s = service().await;
+    let agent = chaperone_core::Address::repeat_byte(0x5a);
+    for (label, expected) in [
+        (Some("support bot"), StatusCode::CREATED),
+        (Some("treasury bot"), StatusCode::OK),
+        (Some("treasury bot"), StatusCode::OK),
+        (None, StatusCode::OK),
+    ] {
+        let body = json!({ "address": agent, "label": label }).to_string();
+        let (status, answer) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/agents",
+            Some(ADMIN),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, expected, "{answer}");
+    }
+    let actions = s.store.admin_actions(None, 10).await.unwrap();
+    let done: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|a| (a.action.as_str(), a.actor.name.as_str()))
+        .collect();
+    assert_eq!(done, [("agent.relabel", "ops"), ("agent.register", "ops")]);
+    let detail: serde_json::Value = serde_json::from_str(&actions[0].detail).unwrap();
+    assert_eq!(detail["from"], "support bot");
+    assert_eq!(detail["to"], "treasury bot");
+}

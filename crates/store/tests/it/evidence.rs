@@ -1,5 +1,6 @@
 //! What the evidence pack reads: anchored checkpoints in size order after a size (signed but
-//! unanchored ones are skipped), and each checkpoint's anchoring lag within a period.
+//! unanchored ones are skipped), each checkpoint's anchoring lag within a period, and records by
+//! when the server received them or by leaf hash.
 
 use chaperone_core::B256;
 use chaperone_store::{Anchor, AnchorLag, StoredCheckpoint};
@@ -79,5 +80,89 @@ async fn anchored_checkpoints_come_in_size_order_and_skip_unanchored_ones() {
             1,
             "the limit"
         );
+    }
+}
+
+/// Red team M4 and L1: the pack reads records by when the server received their batch (the
+/// agent's own timestamps do not matter), one agent's only when it names one, a few batches
+/// at a time by (receive time, log index); and decision records by leaf hash.
+#[tokio::test]
+async fn records_are_read_by_receive_time_and_agent_and_by_leaf() {
+    use chaperone_core::Secp256k1Signer;
+    use chaperone_store::ReceivedFilter;
+
+    use crate::log_migration::batch;
+
+    for store in stores().await {
+        let (alice, bob) = (
+            Secp256k1Signer::random().unwrap(),
+            Secp256k1Signer::random().unwrap(),
+        );
+        let mut heads = [(0u64, B256::ZERO); 2];
+        let mut leaves = Vec::new();
+        // (agent, records, received at ms): the records all claim 2023 (log_migration's batch).
+        for (who, count, received) in [(0, 2, 1_000), (1, 3, 2_000), (0, 1, 3_000), (1, 1, 9_000)] {
+            let key = [&alice, &bob][who];
+            let (next, previous) = heads[who];
+            let signed = batch(key, next, previous, count);
+            let batch_leaves = signed.leaf_hashes().unwrap();
+            store
+                .append_batch(&signed, &batch_leaves, received, &[])
+                .await
+                .unwrap();
+            heads[who] = (next + count, *batch_leaves.last().unwrap());
+            leaves.extend(batch_leaves);
+        }
+        let read = |agent, batches| {
+            let store = store.clone();
+            async move {
+                let mut all = Vec::new();
+                let mut after = None;
+                loop {
+                    let (records, next) = store
+                        .records_received(&ReceivedFilter {
+                            agent,
+                            from_ms: 1_000,
+                            to_ms: 9_000,
+                            after,
+                            batches,
+                        })
+                        .await
+                        .unwrap();
+                    all.extend(records.into_iter().map(|r| (r.index, r.received_ms)));
+                    match next {
+                        Some(cursor) => after = Some(cursor),
+                        None => return all,
+                    }
+                }
+            }
+        };
+        // Everyone's in [1000, 9000): not the batch received at 9000.
+        for batches in [1, 2, 10] {
+            assert_eq!(
+                read(None, batches).await,
+                [
+                    (0, 1_000),
+                    (1, 1_000),
+                    (2, 2_000),
+                    (3, 2_000),
+                    (4, 2_000),
+                    (5, 3_000)
+                ]
+            );
+        }
+        // Alice's only.
+        assert_eq!(
+            read(Some(alice.address()), 1).await,
+            [(0, 1_000), (1, 1_000), (5, 3_000)]
+        );
+        // By leaf: those the log holds, in log order, whatever order they are asked in.
+        let mut asked = vec![leaves[6], leaves[1], B256::repeat_byte(7), leaves[3]];
+        asked.reverse();
+        let found = store.records_by_leaf(&asked).await.unwrap();
+        let indexes: Vec<u64> = found.iter().map(|r| r.index).collect();
+        assert_eq!(indexes, [1, 3, 6]);
+        assert_eq!(found[2].received_ms, 9_000);
+        assert_eq!(found[0].record.agent, alice.address());
     }
 }

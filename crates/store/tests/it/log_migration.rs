@@ -15,7 +15,7 @@ fn hex(bytes: impl AsRef<[u8]>) -> String {
 }
 
 /// `count` records continuing `previous` (sequence, leaf hash), signed as one batch.
-fn batch(key: &Secp256k1Signer, first: u64, previous: B256, count: u64) -> SignedBatch {
+pub(crate) fn batch(key: &Secp256k1Signer, first: u64, previous: B256, count: u64) -> SignedBatch {
     let mut records = Vec::new();
     let mut previous = previous;
     for sequence in first..first + count {

@@ -11,6 +11,7 @@ mod log_migration;
 mod people;
 mod reconcile;
 mod sessions;
+mod token_migration;
 mod totals;
 mod wal;
 

@@ -149,7 +149,7 @@ async fn a_request_whose_agent_gave_up_leaves_the_inbox() {
         assert_eq!(store.pending_approvals(NOW + 60).await.unwrap().len(), 1);
         assert_eq!(
             store
-                .pending_approval_details(NOW + 60)
+                .pending_approval_details(NOW + 60, 100)
                 .await
                 .unwrap()
                 .len(),
@@ -158,7 +158,7 @@ async fn a_request_whose_agent_gave_up_leaves_the_inbox() {
         assert!(store.pending_approvals(NOW + 61).await.unwrap().is_empty());
         assert!(
             store
-                .pending_approval_details(NOW + 61)
+                .pending_approval_details(NOW + 61, 100)
                 .await
                 .unwrap()
                 .is_empty()
@@ -231,5 +231,173 @@ async fn a_revoked_approvers_vote_stops_counting_towards_a_quorum() {
             decide(&store, id, &at(&req, NOW + 4)).await.outcome,
             Outcome::PendingApproval
         );
+    }
+}
+
+/// Red team M2: one admin mints a second approver token once a request waits, and votes with
+/// both names. A vote counts only from a token issued before the request started waiting.
+#[tokio::test]
+async fn a_token_issued_after_the_request_cannot_vote_on_it() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let (id, req) = request(vec![pay(3_000_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        let admin = Actor::new("ops", "admin");
+        // The same second as the request, and later: neither is "before".
+        for (i, (name, at)) in [("mallory", NOW), ("trent", NOW + 1)]
+            .into_iter()
+            .enumerate()
+        {
+            store
+                .issue_api_token(
+                    B256::repeat_byte(0xd0 + i as u8),
+                    name,
+                    "approver",
+                    &admin,
+                    at,
+                )
+                .await
+                .unwrap();
+        }
+        let first = store
+            .cast_vote(id, true, &Actor::new("alice", "approver"), None, NOW + 2)
+            .await
+            .unwrap();
+        assert!(matches!(first.tally, Tally::Pending { remaining: 1, .. }));
+        for name in ["mallory", "trent"] {
+            let refused = store
+                .cast_vote(id, true, &Actor::new(name, "approver"), None, NOW + 3)
+                .await;
+            assert!(
+                matches!(refused, Err(Error::TokenNewerThanRequest(ref n)) if n == name),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(
+            decide(&store, id, &at(&req, NOW + 4)).await.outcome,
+            Outcome::PendingApproval
+        );
+        // Alice's name revoked and issued again: a new token, which waits too.
+        store.revoke_api_tokens("alice", NOW + 5).await.unwrap();
+        store
+            .issue_api_token(
+                B256::repeat_byte(0xd5),
+                "alice",
+                "approver",
+                &admin,
+                NOW + 5,
+            )
+            .await
+            .unwrap();
+        let again = store
+            .cast_vote(id, true, &Actor::new("alice", "approver"), None, NOW + 6)
+            .await;
+        assert!(
+            matches!(again, Err(Error::TokenNewerThanRequest(_))),
+            "{again:?}"
+        );
+        // A request that starts waiting now may be voted on by every token issued so far.
+        let (later, later_req) = request(vec![pay(3_000_001)], 1, NOW + 7);
+        assert_eq!(
+            decide(&store, later, &later_req).await.outcome,
+            Outcome::PendingApproval
+        );
+        for name in ["mallory", "trent"] {
+            store
+                .cast_vote(later, true, &Actor::new(name, "approver"), None, NOW + 8)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            decide(&store, later, &at(&later_req, NOW + 9))
+                .await
+                .outcome,
+            Outcome::Approved
+        );
+    }
+}
+
+/// Red team M2: a live name is one person, whatever its case; the database refuses a second.
+#[tokio::test]
+async fn a_live_name_is_unique_without_regard_to_case() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let admin = Actor::new("ops", "admin");
+        for name in ["alice", "ALICE", "Alice"] {
+            let taken = store
+                .issue_api_token(B256::repeat_byte(0xe0), name, "approver", &admin, NOW + 1)
+                .await;
+            assert!(
+                matches!(taken, Err(Error::NameTaken(_))),
+                "{name}: {taken:?}"
+            );
+        }
+        assert!(store.api_token_named("ALICE").await.unwrap());
+        // Revoked by name in any case; then the name is free again.
+        assert_eq!(
+            store
+                .revoke_api_tokens_by("Alice", &admin, NOW + 2)
+                .await
+                .unwrap(),
+            1
+        );
+        store
+            .issue_api_token(
+                B256::repeat_byte(0xe1),
+                "alice",
+                "approver",
+                &admin,
+                NOW + 3,
+            )
+            .await
+            .unwrap();
+        // The configuration's token of a name replaces the live one (on the record).
+        store
+            .add_api_token(B256::repeat_byte(0xe2), "ops", "admin", NOW + 4)
+            .await
+            .unwrap();
+        let ops: Vec<_> = store
+            .api_tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.name == "ops")
+            .map(|t| t.revoked_at.is_some())
+            .collect();
+        assert_eq!(ops, [true, false]);
+    }
+}
+
+/// Red team M3: lists of requests longer than a statement may bind (SQLite 32,766 parameters,
+/// PostgreSQL 65,535) are read in parts, not refused by the database.
+#[tokio::test]
+async fn lists_longer_than_the_bind_limits_are_read() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let (id, req) = request(vec![pay(3_000_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        store
+            .cast_vote(id, true, &Actor::new("alice", "approver"), None, NOW + 1)
+            .await
+            .unwrap();
+        let mut ids: Vec<B256> = (1..=70_000u64)
+            .map(|i| B256::left_padding_from(&i.to_be_bytes()))
+            .collect();
+        ids.push(id);
+        let votes = store.votes(&ids).await.unwrap();
+        assert_eq!(votes.len(), 1);
+        assert_eq!(votes[&id].1.len(), 1);
+        let verdicts = store.verdicts(&ids).await.unwrap();
+        assert_eq!(verdicts.len(), 1);
+        assert_eq!(verdicts[&id].status, "pending");
+        let details = store.payment_details(&ids).await.unwrap();
+        assert_eq!(details.len(), 1);
+        assert!(details.contains_key(&id));
     }
 }
