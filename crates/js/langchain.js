@@ -83,6 +83,12 @@ class ChaperoneCallbackHandler extends BaseCallbackHandler {
     this.runs = new Map();
   }
 
+  /** The handler itself: LangChain copies handlers for child runs, and every run's record
+   * belongs in this one's `recorded` (its runs in progress too). */
+  copy() {
+    return this;
+  }
+
   start(runId, started) {
     this.runs.set(runId, started);
   }

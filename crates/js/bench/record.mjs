@@ -8,6 +8,11 @@
 //     node crates/js/bench/record.mjs    # starts its own devnet (`chaperone up`)
 //     node crates/js/bench/record.mjs --server http://127.0.0.1:9   # the SDK alone
 //
+// Last, the stall an agent sees: records at an agent's pace (`--rate` a second, far above a
+// real agent's), delivered as they go, in one-second windows that alternate with windows of an
+// idle loop (a timer per turn, no records), so that both see the same machine: the machine's own
+// stalls show in both, what recording and delivery add only in the first.
+//
 // The figures go to docs/benchmarks.md (beside the Python package's and the Rust SDK's).
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -24,12 +29,16 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5000' },
     burst: { type: 'string', default: '10000' },
     slice: { type: 'string', default: '50' },
+    rate: { type: 'string', default: '1000' },
+    windows: { type: 'string', default: '20' },
   },
 });
 const calls = Number(args.calls);
 const warmup = Number(args.warmup);
 const burst = Number(args.burst);
 const slice = Number(args.slice);
+const rate = Number(args.rate);
+const windows = Number(args.windows);
 
 const percentile = (sorted, p) => Number(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]) / 1000;
 const input = randomBytes(1024);
@@ -91,7 +100,44 @@ try {
   else await recorder.flush();
   const deliveredS = Number(clock() - deliveredStart) / 1e9;
   loop.disable();
+
+  // 3. Paced: `rate` records a second (one per timer turn of 1000 / rate ms) in one-second
+  // windows, alternating with idle one-second windows; one histogram for each kind.
+  const paced = monitorEventLoopDelay({ resolution: 1 });
+  const idleAlongside = monitorEventLoopDelay({ resolution: 1 });
+  const over1ms = { paced: 0, idle: 0 };
+  const interval = 1000 / rate;
+  const turnGap = async (histogram, key, recording) => {
+    const end = Date.now() + 1000;
+    let due = performance.now();
+    histogram.enable();
+    let last = performance.now();
+    while (Date.now() < end) {
+      if (recording) await recorder.record('bench-model', input, output);
+      due += interval;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+      const now = performance.now();
+      // A turn that came over 1 ms later than it was due: a stall the agent would feel.
+      if (now - Math.max(last, due) > 1) over1ms[key]++;
+      last = now;
+    }
+    histogram.disable();
+  };
+  let pacedRecords = 0;
+  const pacedStart = (await recorder.records()).length;
+  for (let w = 0; w < windows; w++) {
+    await turnGap(paced, 'paced', true);
+    await turnGap(idleAlongside, 'idle', false);
+  }
+  if (devnet) await recorder.sync();
+  pacedRecords = (await recorder.records()).length - pacedStart;
   await recorder.close();
+  const delays = (h) => ({
+    max_delay_ms: h.max / 1e6,
+    p999_delay_ms: h.percentile(99.9) / 1e6,
+    p99_delay_ms: h.percentile(99) / 1e6,
+    mean_delay_ms: h.mean / 1e6,
+  });
 
   console.log(JSON.stringify({
     regime: devnet ? 'delivering to a devnet (chaperone up, debug build)' : `server ${server}`,
@@ -111,6 +157,13 @@ try {
       seconds: deliveredS,
     },
     idle_event_loop_3s: idle,
+    paced: {
+      rate_per_s: rate,
+      windows,
+      records: pacedRecords,
+      recording: { ...delays(paced), turns_late_over_1ms: over1ms.paced },
+      idle_alongside: { ...delays(idleAlongside), turns_late_over_1ms: over1ms.idle },
+    },
   }, null, 2));
 } finally {
   await devnet?.stop();
