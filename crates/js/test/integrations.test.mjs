@@ -18,7 +18,7 @@ import ts from 'typescript';
 import { Disclosure, Recorder } from '../index.js';
 import { chaperoneMiddleware, recordTool } from '../ai.js';
 import { ChaperoneCallbackHandler } from '../langchain.js';
-import { startDevnet, tempDir } from './devnet.mjs';
+import { anchoredDisclosure, startDevnet, tempDir } from './devnet.mjs';
 import { startPaidApi } from './merchants.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,7 +39,7 @@ async function openRecorder() {
 
 /** The content a full disclosure of a record opens, by commitment kind. */
 async function opened(recorder, leafHash) {
-  const disclosure = await recorder.disclose(leafHash, ['input', 'output', 'metadata']);
+  const disclosure = await anchoredDisclosure(recorder, leafHash, ['input', 'output', 'metadata']);
   return Object.fromEntries(JSON.parse(disclosure.toJson()).disclosed.map((d) => [
     d.kind, Buffer.from(d.content.slice(2), 'hex').toString()]));
 }
@@ -114,8 +114,8 @@ describe('the AI SDK middleware', () => {
     });
     const result = streamText({ model, prompt: 'Weather in Lisbon?' });
     assert.equal(await result.text, 'It is sunny.');
-    await result.consumeStream();
-    assert.equal(records.length, 1);
+    assert.equal(records.length, 1, 'recorded when the stream ended');
+    await recorder.sync();
     const call = await opened(recorder, records[0].leafHash);
     assert.deepEqual(JSON.parse(call.output), [{ text: 'It is sunny.', type: 'text' }]);
     const metadata = JSON.parse(call.metadata);
@@ -155,6 +155,7 @@ describe('the AI SDK middleware', () => {
     });
     const { text } = await generateText({ model, prompt: 'Weather in Lisbon?', tools: { lookup }, stopWhen: stepCountIs(3) });
     assert.equal(text, 'It is sunny in Lisbon.');
+    await recorder.sync();
     const logged = await recorder.records();
     assert.deepEqual(logged.map((r) => r.model), ['scripted-agent', 'tool:lookup', 'scripted-agent']);
     const toolCall = await opened(recorder, logged[1].leafHash);
@@ -175,6 +176,7 @@ describe('the AI SDK middleware', () => {
       middleware: chaperoneMiddleware(recorder, { onRecorded: (r) => records.push(r) }),
     });
     await assert.rejects(generateText({ model: failing, prompt: 'Hi', maxRetries: 0 }), /overloaded/);
+    await recorder.sync();
     const failed = await opened(recorder, records.at(-1).leafHash);
     assert.equal(JSON.parse(failed.metadata)['error.type'], 'RangeError');
     assert.match(failed.output, /RangeError: the model is overloaded/);

@@ -18,7 +18,7 @@ import { MockLanguageModelV3 } from 'ai/test';
 import * as chaperone from '../index.js';
 import { chaperoneMiddleware } from '../ai.js';
 import { ChaperoneExactEvmScheme, paymentOf, wrapFetchWithPayment } from '../x402.js';
-import { startDevnet } from './devnet.mjs';
+import { anchoredDisclosure, startDevnet } from './devnet.mjs';
 import {
   MERCHANT, PRICE, decision, replay, requirement, startMerchant, startPaidApi, withTokenCap,
 } from './merchants.mjs';
@@ -108,7 +108,7 @@ describe('x402', () => {
     const bound = await decision(devnet, payment.requestId);
     assert.equal(bound.outcome, 'approved');
     assert.equal(bound.call_leaf_hash, recorded.leafHash);
-    const disclosure = await recorder.disclose(recorded.leafHash, ['metadata']);
+    const disclosure = await anchoredDisclosure(recorder, recorded.leafHash, ['metadata']);
     const metadata = Buffer.from(JSON.parse(disclosure.toJson()).disclosed[0].content.slice(2), 'hex');
     const committed = X402Payment.fromMetadata(metadata);
     assert.equal(committed.length, 1);
@@ -130,7 +130,7 @@ describe('x402', () => {
     assert.equal(text, 'It is sunny in Lisbon.');
     assert.deepEqual(await api.stats(), [1, 1]);
     assert.equal(records.length, 1);
-    const disclosure = await recorder.disclose(records[0].leafHash, ['input', 'output', 'metadata']);
+    const disclosure = await anchoredDisclosure(recorder, records[0].leafHash, ['input', 'output', 'metadata']);
     const opened = JSON.parse(disclosure.toJson()).disclosed
       .map((d) => Buffer.from(d.content.slice(2), 'hex').toString());
     assert.match(opened[0], /What is the weather in Lisbon\?/);
