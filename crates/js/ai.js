@@ -49,8 +49,9 @@ function requestAttributes(model, params, mode) {
   for (const [setting, name] of Object.entries(REQUEST_SETTINGS)) {
     if (params[setting] !== undefined) attributes[name] = params[setting];
   }
+  // The tools offered, by name (not an OpenTelemetry attribute: under the SDK's own prefix).
   if (Array.isArray(params.tools) && params.tools.length > 0) {
-    attributes['gen_ai.request.tools'] = params.tools.map((tool) => tool.name ?? tool.id);
+    attributes['ai_sdk.tools'] = params.tools.map((tool) => tool.name ?? tool.id);
   }
   return attributes;
 }

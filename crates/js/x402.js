@@ -27,10 +27,24 @@ function clientOf(payer) {
 /** Statuses whose response has no body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
-/** A fetch `Response` of the client's answer (the payment kept for `paymentOf`). */
+/** A fetch `Response` of the client's answer (the payment kept for `paymentOf`). The answer to
+ * a paid request must not be lost to a merchant's odd header or status: a header `Headers`
+ * refuses is left out, and a status a `Response` cannot hold rejects with `Invalid` carrying
+ * the payment. */
 function toResponse(answer) {
   const headers = new Headers();
-  for (const [name, value] of answer.headers) headers.append(name, value);
+  for (const [name, value] of answer.headers) {
+    try {
+      headers.append(name, value);
+    } catch {
+      // A value `Headers` refuses (a control character): the rest of the answer stands.
+    }
+  }
+  if (answer.status < 200 || answer.status > 599) {
+    const { Invalid } = require('./errors.js');
+    throw new Invalid(`${answer.url} answered with status ${answer.status}, which a fetch Response ` +
+      'cannot hold', { status: answer.status, payment: answer.payment ?? null });
+  }
   const body = NULL_BODY.has(answer.status) ? null : answer.body;
   const response = new Response(body, { status: answer.status, statusText: answer.statusText, headers });
   // Response.url is the URL that answered, read-only on the prototype: set on this one.

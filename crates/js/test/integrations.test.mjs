@@ -166,7 +166,7 @@ describe('the AI SDK middleware', () => {
     });
     const first = await opened(recorder, records[0].leafHash);
     assert.match(first.output, /"toolName":"lookup"/);
-    assert.deepEqual(JSON.parse(first.metadata)['gen_ai.request.tools'], ['lookup']);
+    assert.deepEqual(JSON.parse(first.metadata)['ai_sdk.tools'], ['lookup']);
 
     const failing = wrapLanguageModel({
       model: new MockLanguageModelV3({

@@ -235,6 +235,21 @@ describe('x402', () => {
     }
   });
 
+  test('a paid answer a fetch Response cannot hold rejects with the payment', async () => {
+    const shop = await startMerchant([requirement(devnet, PRICE)], { paidStatus: 799 });
+    try {
+      const client = new X402Client(wallet);
+      const odd = await wrapFetchWithPayment(fetch, client)(shop.url).then(() => assert.fail('a Response'), (e) => e);
+      assert.ok(odd instanceof chaperone.Invalid, String(odd));
+      assert.equal(odd.status, 799);
+      assert.ok(odd.payment instanceof X402Payment);
+      assert.deepEqual(shop.paymentHeaders(), [odd.payment.payload]);
+      assert.ok(client.release(odd.payment.requestId).equals(odd.payment));
+    } finally {
+      await shop.stop();
+    }
+  });
+
   test("@x402/core's client pays through Chaperone's scheme, bound within a recorded call", async () => {
     const { info } = devnet;
     const api = await paidApi('--method', 'eip3009');
