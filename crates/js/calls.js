@@ -16,10 +16,14 @@ const storage = new AsyncLocalStorage();
 class PaidCall {
   constructor() {
     this.entries = [];
+    this.ended = false;
   }
 
-  /** Notes `payment`, made through `client` within this call. */
+  /** Notes `payment`, made through `client` within this call. A payment made after the call
+   * ended (by a task it started and left running) is not in its record, which is made: the
+   * application has it from the answer (`paymentOf`) or the error. */
   add(payment, client) {
+    if (this.ended) return;
     if (!this.entries.some((entry) => entry.payment.requestId === payment.requestId)) {
       this.entries.push({ payment, client });
     }
@@ -45,6 +49,8 @@ async function runCall(fn) {
     return { value, error: undefined, failed: false, call };
   } catch (error) {
     return { value: undefined, error, failed: true, call };
+  } finally {
+    call.ended = true;
   }
 }
 

@@ -162,7 +162,8 @@ class ChaperoneExactEvmScheme {
     const call = currentCall();
     const amount = x402Version === 1 ? requirements.maxAmountRequired : requirements.amount;
     const cap = context?.maxAmountPerPayment;
-    if (cap !== undefined && /^\d+$/.test(String(amount)) && BigInt(amount) > BigInt(cap)) {
+    const atomic = (value) => /^\d+$/.test(String(value));
+    if (cap !== undefined && atomic(cap) && atomic(amount) && BigInt(amount) > BigInt(cap)) {
       throw new RangeError(`${amount} is over the x402 client's cap of ${cap} per payment`);
     }
     const required = { x402Version, accepts: [requirements] };

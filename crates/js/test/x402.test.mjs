@@ -278,6 +278,10 @@ describe('x402', () => {
         scheme.createPaymentPayload(2, requirement(devnet, PRICE, DEAD)),
         (e) => e instanceof chaperone.Denied && e.reasons.length > 0,
       );
+      // The x402 client's own cap per payment is kept too, before anything is co-signed.
+      await assert.rejects(scheme.createPaymentPayload(2, requirement(devnet, PRICE), { maxAmountPerPayment: '9999' }),
+        RangeError);
+      assert.equal(scheme.payments.length, 1);
     } finally {
       await shop.stop();
     }
