@@ -2,6 +2,8 @@
 // chaperone_sdk::Error variant, all under ChaperoneError. Written by hand: napi-rs generates
 // the types of the native classes (native.d.ts), not of these.
 
+import type { X402Payment } from './native'
+
 /** Base class of every Chaperone error. */
 export declare class ChaperoneError extends Error {}
 /** The local SQLite file (outbox and disclosure store) failed. */
@@ -60,12 +62,16 @@ export declare class PendingAuthorization extends ChaperoneError {
 export declare class PaymentRefused extends ChaperoneError {
   readonly requestId: string
   readonly reason: string
+  /** The payment sent: kept by the client and presented again on a retry. */
+  readonly payment: X402Payment
 }
 /** A request carrying an x402 payment got no answer; a retry presents the same payment. */
 export declare class PaymentUnanswered extends ChaperoneError {
   readonly requestId: string
   readonly url: string
   readonly detail: string
+  /** The payment sent: kept by the client and presented again on a retry. */
+  readonly payment: X402Payment
 }
 /** The request's validity (or the approval wait) ran out before it could execute. */
 export declare class Expired extends ChaperoneError {}

@@ -62,6 +62,9 @@ class Reason {
   }
 }
 
+/** Turn a detail's JSON into its value (index.js sets `payment`: an X402Payment). */
+const revivers = {};
+
 /** The typed error for an error the addon threw (anything else is returned as it is). */
 function fromNative(error) {
   if (!(error instanceof Error) || error instanceof ChaperoneError) return error;
@@ -82,11 +85,14 @@ function fromNative(error) {
   const cls = kinds[name];
   if (!cls) return error;
   if (Array.isArray(rest.reasons)) rest.reasons = rest.reasons.map((r) => new Reason(r));
+  for (const [field, revive] of Object.entries(revivers)) {
+    if (typeof rest[field] === 'string') rest[field] = revive(rest[field]);
+  }
   return new cls(error.message, rest);
 }
 
 module.exports = {
   ChaperoneError, LocalStoreError, ContentFileError, MigrationError, CoreError, Unreachable,
   Refused, Denied, Pending, PendingAuthorization, PaymentRefused, PaymentUnanswered, Expired,
-  ChainError, Forgotten, UnknownRecord, Rejected, Invalid, Closed, Reason, fromNative,
+  ChainError, Forgotten, UnknownRecord, Rejected, Invalid, Closed, Reason, fromNative, revivers,
 };

@@ -4,6 +4,8 @@
 // has room (`recordNow`) instead of through the runtime.
 const native = require('./native.js');
 const errors = require('./errors.js');
+const json = require('./json.js');
+const calls = require('./calls.js');
 
 const { fromNative } = errors;
 const { agentAddress, readDevnet } = native;
@@ -52,31 +54,15 @@ function withTypedStatics(Native, asyncNames, syncNames = []) {
 const Recorder = withTypedStatics(native.Recorder, ['open']);
 const Wallet = withTypedStatics(native.Wallet, ['connect']);
 const Disclosure = withTypedStatics(native.Disclosure, [], ['read', 'fromJson']);
-
-/** JSON with every object's keys sorted (bigints as decimal strings), so the same metadata
- * object always commits to the same bytes. */
-function canonicalJson(value) {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value) {
-  if (typeof value === 'bigint') return value.toString();
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object' && !(value instanceof Date)) {
-    if (typeof value.toJSON === 'function') return sortKeys(value.toJSON());
-    const sorted = {};
-    for (const key of Object.keys(value).sort()) {
-      if (value[key] !== undefined) sorted[key] = sortKeys(value[key]);
-    }
-    return sorted;
-  }
-  return value;
-}
+const X402Client = native.X402Client;
+const X402Payment = withTypedStatics(native.X402Payment, [], ['fromJson', 'recordMetadata', 'fromMetadata']);
+// A payment an error carries (PaymentRefused, PaymentUnanswered) arrives as its JSON.
+errors.revivers.payment = (text) => native.X402Payment.fromJson(text);
 
 function metadataBytes(metadata) {
   if (metadata === undefined || metadata === null) return undefined;
   if (typeof metadata === 'string' || metadata instanceof Uint8Array) return metadata;
-  return canonicalJson(metadata);
+  return json.canonicalJson(metadata);
 }
 
 const nativeRecord = native.Recorder.prototype.record;
@@ -106,7 +92,12 @@ native.Recorder.prototype.record = function record(model, input, output, metadat
 for (const name of ['flush', 'sync', 'receipt', 'records', 'disclose', 'forget', 'close']) {
   typedAsync(native.Recorder.prototype, name);
 }
-for (const name of ['pay', 'execute', 'waitForApproval']) typedAsync(native.Wallet.prototype, name);
+for (const name of ['pay', 'execute', 'waitForApproval', 'bindToCall', 'signPaymentAuthorization']) {
+  typedAsync(native.Wallet.prototype, name);
+}
+for (const name of ['send', 'authorize', 'watch', 'bindToCall']) typedAsync(native.X402Client.prototype, name);
+typedSync(native.X402Client.prototype, 'release');
+for (const name of ['verifySettlement', 'findSettlement']) typedAsync(native.X402Payment.prototype, name);
 typedAsync(native.Disclosure.prototype, 'verifyOnChain');
 typedSync(native.Disclosure.prototype, 'write');
 
@@ -171,6 +162,9 @@ exports.Reason = errors.Reason;
 exports.Recorder = Recorder;
 exports.Wallet = Wallet;
 exports.Disclosure = Disclosure;
+exports.X402Client = X402Client;
+exports.X402Payment = X402Payment;
+exports.recordCall = calls.recordCall;
 exports.agentAddress = wrapped.agentAddress;
 exports.readDevnet = wrapped.readDevnet;
 exports.devnetAgent = devnetAgent;

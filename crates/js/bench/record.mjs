@@ -8,10 +8,15 @@
 //     node crates/js/bench/record.mjs    # starts its own devnet (`chaperone up`)
 //     node crates/js/bench/record.mjs --server http://127.0.0.1:9   # the SDK alone
 //
+// Last, the stall an agent sees: a record per timer turn (`--rate` turns a second, far above a
+// real agent's pace), delivered as they go, in one-second windows that alternate with windows
+// of the same timers without records, so that both see the same machine: its own stalls show in
+// both, what recording and delivery add only in the first.
+//
 // The figures go to docs/benchmarks.md (beside the Python package's and the Rust SDK's).
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 import { Recorder } from '../index.js';
@@ -24,12 +29,16 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5000' },
     burst: { type: 'string', default: '10000' },
     slice: { type: 'string', default: '50' },
+    rate: { type: 'string', default: '500' },
+    windows: { type: 'string', default: '20' },
   },
 });
 const calls = Number(args.calls);
 const warmup = Number(args.warmup);
 const burst = Number(args.burst);
 const slice = Number(args.slice);
+const rate = Number(args.rate);
+const windows = Number(args.windows);
 
 const percentile = (sorted, p) => Number(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]) / 1000;
 const input = randomBytes(1024);
@@ -91,7 +100,44 @@ try {
   else await recorder.flush();
   const deliveredS = Number(clock() - deliveredStart) / 1e9;
   loop.disable();
+
+  // 3. Paced: one record per timer turn of `interval` ms (a timer is set, the record made, the
+  // timer awaited) in one-second windows, alternating with idle one-second windows (the same
+  // timers, no records). A turn's lateness is how long after its timer was due it ran: a stall
+  // of the loop as the agent feels it, whatever caused it (the record call, garbage collection,
+  // a promise settled from the runtime, or the machine).
+  const lateness = { paced: createHistogram(), idle: createHistogram() };
+  const over1ms = { paced: 0, idle: 0 };
+  const interval = 1000 / rate;
+  const window = async (kind, recording) => {
+    const end = performance.now() + 1000;
+    while (performance.now() < end) {
+      const set = performance.now();
+      const timer = new Promise((resolve) => setTimeout(resolve, interval));
+      if (recording) await recorder.record('bench-model', input, output);
+      await timer;
+      const late = performance.now() - set - interval;
+      lateness[kind].record(Math.max(1, Math.round(late * 1e6)));
+      if (late > 1) over1ms[kind]++;
+    }
+  };
+  await recorder.flush();
+  const before = recorder.progress.persisted;
+  for (let w = 0; w < windows; w++) {
+    await window('paced', true);
+    await window('idle', false);
+  }
+  if (devnet) await recorder.sync();
+  else await recorder.flush();
+  const pacedRecords = recorder.progress.persisted - before;
   await recorder.close();
+  const delays = (h) => ({
+    turns: h.count,
+    max_late_ms: h.max / 1e6,
+    p999_late_ms: h.percentile(99.9) / 1e6,
+    p99_late_ms: h.percentile(99) / 1e6,
+    mean_late_ms: h.mean / 1e6,
+  });
 
   console.log(JSON.stringify({
     regime: devnet ? 'delivering to a devnet (chaperone up, debug build)' : `server ${server}`,
@@ -111,6 +157,13 @@ try {
       seconds: deliveredS,
     },
     idle_event_loop_3s: idle,
+    paced: {
+      timer_ms: interval,
+      windows,
+      records: pacedRecords,
+      recording: { ...delays(lateness.paced), turns_late_over_1ms: over1ms.paced },
+      idle_alongside: { ...delays(lateness.idle), turns_late_over_1ms: over1ms.idle },
+    },
   }, null, 2));
 } finally {
   await devnet?.stop();

@@ -51,6 +51,14 @@ pub(crate) fn u256(value: &BigInt, what: &str) -> napi::Result<U256> {
     Ok(U256::from_limbs(limbs))
 }
 
+/// A `bigint` for a `U256` (amounts leave as bigints, never as lossy numbers).
+pub(crate) fn bigint(value: U256) -> BigInt {
+    BigInt {
+        sign_bit: false,
+        words: value.as_limbs().to_vec(),
+    }
+}
+
 /// Content to commit to: a `string` (UTF-8) or bytes.
 pub(crate) type Content = napi::Either<String, Uint8Array>;
 

@@ -78,16 +78,22 @@ pub(crate) fn to_js(error: Error) -> napi::Error {
         Error::PendingAuthorization { request_id } => {
             json!({"kind": "PendingAuthorization", "requestId": request_id.to_string()})
         }
+        // The payment goes along (its JSON: `index.js` makes it an `X402Payment`), so that
+        // the application can watch it or present it again after a restart.
         Error::PaymentRefused {
-            request_id, reason, ..
+            request_id,
+            reason,
+            payment,
         } => json!({
             "kind": "PaymentRefused", "requestId": request_id.to_string(), "reason": reason,
+            "payment": serde_json::to_string(&payment).unwrap_or_default(),
         }),
         Error::PaymentUnanswered { detail, payment } => json!({
             "kind": "PaymentUnanswered",
             "requestId": payment.request_id.to_string(),
             "url": payment.resource,
             "detail": detail,
+            "payment": serde_json::to_string(&payment).unwrap_or_default(),
         }),
         Error::Expired => json!({"kind": "Expired"}),
         Error::Chain(_) => json!({"kind": "ChainError"}),

@@ -9,6 +9,7 @@ mod errors;
 mod recorder;
 mod types;
 mod wallet;
+mod x402;
 
 // The module-level exports (napi-rs registers them for JavaScript; `pub` here keeps them
 // reachable in every build, tests' included).

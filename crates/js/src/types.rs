@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use alloy::providers::ProviderBuilder;
+use napi::bindgen_prelude::BigInt;
 use napi_derive::napi;
 
 use crate::{convert, errors};
@@ -131,6 +132,88 @@ impl From<chaperone_sdk::Executed> for Executed {
             tx_hash: executed.tx_hash.to_string(),
             block_number: number(executed.block_number),
             gas_used: number(executed.gas_used),
+        }
+    }
+}
+
+/// The token's EIP-712 domain and the validity of an EIP-3009 authorization.
+#[napi(object, object_to_js = false)]
+pub struct AuthorizationOptions {
+    /// The token's EIP-712 domain name (e.g. `"USD Coin"`).
+    pub name: String,
+    /// The token's EIP-712 domain version (e.g. `"2"`).
+    pub version: String,
+    /// How long it stays usable, in seconds (default 60).
+    pub valid_for: Option<f64>,
+}
+
+/// An EIP-712 domain of a token.
+#[napi(object, object_from_js = false)]
+pub struct TokenDomain {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The chain id.
+    pub chain_id: i64,
+    /// The token (checksummed).
+    pub verifying_contract: String,
+}
+
+/// An EIP-3009 `TransferWithAuthorization` message.
+#[napi(object, object_from_js = false)]
+pub struct TransferAuthorization {
+    /// The paying wallet.
+    pub from: String,
+    /// The payee.
+    pub to: String,
+    /// The amount in base units.
+    pub value: BigInt,
+    /// Usable after this Unix time.
+    pub valid_after: BigInt,
+    /// Usable before this Unix time.
+    pub valid_before: BigInt,
+    /// The nonce (one of the wallet's authorization slots).
+    pub nonce: String,
+}
+
+/// An EIP-3009 authorization signed by the agent and co-signed by the policy service, valid
+/// through the wallet's EIP-1271 `isValidSignature(hash, signature)`.
+#[napi(object, object_from_js = false)]
+pub struct SignedAuthorization {
+    /// The co-sign decision's id.
+    pub request_id: String,
+    /// The EIP-712 hash the token passes to the wallet's `isValidSignature`.
+    pub hash: String,
+    /// The wallet's EIP-1271 signature (agent ‖ co-signer ‖ the authorization), `0x…`.
+    pub signature: String,
+    /// The token's domain.
+    pub domain: TokenDomain,
+    /// The authorization.
+    pub message: TransferAuthorization,
+}
+
+impl From<chaperone_sdk::SignedAuthorization> for SignedAuthorization {
+    fn from(signed: chaperone_sdk::SignedAuthorization) -> Self {
+        let (domain, message) = (signed.domain, signed.message);
+        Self {
+            request_id: signed.request_id.to_string(),
+            hash: signed.hash.to_string(),
+            signature: signed.signature.to_string(),
+            domain: TokenDomain {
+                name: domain.name,
+                version: domain.version,
+                chain_id: number(domain.chain_id),
+                verifying_contract: convert::checksummed(domain.verifying_contract),
+            },
+            message: TransferAuthorization {
+                from: convert::checksummed(message.from),
+                to: convert::checksummed(message.to),
+                value: convert::bigint(message.value),
+                valid_after: convert::bigint(message.validAfter),
+                valid_before: convert::bigint(message.validBefore),
+                nonce: message.nonce.to_string(),
+            },
         }
     }
 }

@@ -7,11 +7,15 @@ use std::{
 };
 
 use chaperone_core::{B256, Bytes, Call};
-use chaperone_sdk::{Payment, PendingPayment, WalletConfig};
+use chaperone_sdk::{Payment, PendingPayment, TokenDomain, WalletConfig};
 use napi::bindgen_prelude::{BigInt, Either, Uint8Array};
 use napi_derive::napi;
 
-use crate::{convert, errors, recorder::agent_key, types::Executed};
+use crate::{
+    convert, errors,
+    recorder::agent_key,
+    types::{AuthorizationOptions, Executed, SignedAuthorization},
+};
 
 /// How a `Wallet` asks: each field optional, the SDK's defaults otherwise.
 #[napi(object)]
@@ -59,7 +63,9 @@ fn call(call: &WalletCall) -> napi::Result<Call> {
 /// `Denied` (with every reason), a payment above an approval threshold with `Pending`.
 #[napi]
 pub struct Wallet {
-    inner: Arc<chaperone_sdk::Wallet>,
+    pub(crate) inner: Arc<chaperone_sdk::Wallet>,
+    /// The agent that signs (checksummed).
+    pub(crate) agent: String,
     /// Payments waiting for a human, by request id, for `waitForApproval`.
     pending: Arc<Mutex<HashMap<B256, PendingPayment>>>,
 }
@@ -99,9 +105,11 @@ impl Wallet {
         if let Some(poll) = options.approval_poll {
             config.approval_poll = seconds(poll, "approvalPoll")?;
         }
+        let agent = convert::checksummed(key.address());
         let inner = errors::js(chaperone_sdk::Wallet::connect(config, key).await)?;
         Ok(Self {
             inner: Arc::new(inner),
+            agent,
             pending: Arc::default(),
         })
     }
@@ -116,6 +124,12 @@ impl Wallet {
     #[napi(getter)]
     pub fn chain_id(&self) -> i64 {
         i64::try_from(self.inner.chain_id()).unwrap_or(i64::MAX)
+    }
+
+    /// The agent that signs its payments (checksummed).
+    #[napi(getter)]
+    pub fn agent(&self) -> String {
+        self.agent.clone()
     }
 
     /// Pays `amount` base units to `to`: native currency, or the ERC-20 `token`.
@@ -166,5 +180,47 @@ impl Wallet {
             })?;
         let wallet = self.inner.clone();
         Ok(errors::js(wallet.wait_for_approval(pending, timeout).await)?.into())
+    }
+
+    /// Tells the policy service that the approved payment `requestId` (an
+    /// `X402Payment.requestId`) was made in the model call whose record has `leafHash` (that
+    /// record should commit to it: `X402Payment.recordMetadata`); the decision then names the
+    /// call. Signed by the agent; set once. The record must be logged already
+    /// (`Recorder.receipt`), and received while the co-signature was valid.
+    #[napi]
+    pub async fn bind_to_call(&self, request_id: String, leaf_hash: String) -> napi::Result<()> {
+        let request_id = convert::b256(&request_id, "requestId")?;
+        let leaf_hash = convert::b256(&leaf_hash, "leafHash")?;
+        let wallet = self.inner.clone();
+        errors::js(wallet.bind_to_call(request_id, leaf_hash).await)
+    }
+
+    /// Signs an EIP-3009 `TransferWithAuthorization` of `value` base units of `token` to `to`
+    /// and has it co-signed within the policy: what an x402 "exact" payment carries, for a
+    /// caller that builds the payment header itself. `options.name` and `options.version`
+    /// are the token's EIP-712 domain; `options.validFor` seconds (default 60). Rejects with
+    /// `Denied` (every reason) or `PendingAuthorization`.
+    #[napi]
+    pub async fn sign_payment_authorization(
+        &self,
+        token: String,
+        to: String,
+        value: BigInt,
+        options: AuthorizationOptions,
+    ) -> napi::Result<SignedAuthorization> {
+        let domain = TokenDomain {
+            name: options.name,
+            version: options.version,
+            chain_id: self.inner.chain_id(),
+            verifying_contract: convert::address(&token)?,
+        };
+        let to = convert::address(&to)?;
+        let value = convert::u256(&value, "value")?;
+        let valid_for = seconds(options.valid_for.unwrap_or(60.0), "validFor")?;
+        let wallet = self.inner.clone();
+        let signed = wallet
+            .sign_payment_authorization(domain, to, value, valid_for)
+            .await;
+        Ok(errors::js(signed)?.into())
     }
 }

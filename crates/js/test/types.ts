@@ -48,3 +48,68 @@ export async function agent(): Promise<void> {
   }
   void address, now, index, disclosed
 }
+
+// x402, the AI SDK middleware and the LangChain.js handler, checked against the real packages'
+// types: the scheme is an @x402/core `SchemeNetworkClient`, the middleware an AI SDK
+// `LanguageModelMiddleware`, the handler a LangChain callback handler.
+import { X402Client, X402Payment, PaymentRefused, recordCall, type SettledPayment, type SignedAuthorization } from '../index'
+import { ChaperoneExactEvmScheme, paymentOf, wrapFetchWithPayment } from '../x402'
+import { chaperoneMiddleware, recordTool } from '../ai'
+import { ChaperoneCallbackHandler } from '../langchain'
+import { x402Client } from '@x402/core/client'
+import type { SchemeNetworkClient } from '@x402/core/types'
+import { wrapFetchWithPayment as referenceFetch } from '@x402/fetch'
+import { generateText, jsonSchema, tool, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
+import { MockLanguageModelV3 } from 'ai/test'
+import type { BaseCallbackHandler } from '@langchain/core/callbacks/base'
+
+export async function x402Agent(recorder: Recorder, wallet: Wallet): Promise<void> {
+  const client = new X402Client(wallet)
+  const answer = await client.send({ url: 'https://api.example/forecast', headers: [['accept', 'application/json']] })
+  const status: number = answer.status
+  const paid: X402Payment | null | undefined = answer.payment
+  const amount: bigint | undefined = paid?.amount
+  const fetchWithPayment: typeof fetch = wrapFetchWithPayment(fetch, client, { timeoutMs: 10_000 })
+  const response = await fetchWithPayment('https://api.example/forecast')
+  const payment: X402Payment | null = paymentOf(response)
+  if (payment) {
+    const settled: SettledPayment = await client.watch(payment)
+    const found: SettledPayment | null = await payment.findSettlement('http://127.0.0.1:8545', wallet.agent)
+    const metadata: Buffer = X402Payment.recordMetadata([payment])
+    const again: X402Payment[] = X402Payment.fromMetadata(metadata)
+    void settled, found, again
+  }
+  const call = await recordCall(recorder, 'gpt-4o', 'Buy it', async () => (await fetchWithPayment('https://api.example')).text())
+  const text: string = call.value
+  const bound: X402Payment[] = call.payments
+  try {
+    await client.send({ url: 'https://api.example/forecast' })
+  } catch (e) {
+    if (e instanceof PaymentRefused) {
+      const kept: X402Payment = e.payment
+      client.release(kept.requestId)
+    }
+  }
+  const signed: SignedAuthorization = await wallet.signPaymentAuthorization(
+    '0x4242424242424242424242424242424242424242', '0x4242424242424242424242424242424242424242', 10n, { name: 'USD Coin', version: '2' })
+  const value: bigint = signed.message.value
+  await wallet.bindToCall(signed.requestId, call.recorded.leafHash)
+
+  const scheme: SchemeNetworkClient = new ChaperoneExactEvmScheme(wallet, { resource: 'https://api.example' })
+  const reference = new x402Client().register(`eip155:${wallet.chainId}`, scheme)
+  const paying: typeof fetch = referenceFetch(fetch, reference)
+  void status, amount, text, bound, value, paying
+}
+
+export async function aiAgent(recorder: Recorder): Promise<string> {
+  const middleware: LanguageModelMiddleware = chaperoneMiddleware(recorder, { onRecorded: (r: Recorded) => void r })
+  const model = wrapLanguageModel({ model: new MockLanguageModelV3(), middleware })
+  const lookup = tool({
+    inputSchema: jsonSchema<{ city: string }>({ type: 'object', properties: { city: { type: 'string' } } }),
+    execute: recordTool(recorder, 'lookup', async ({ city }: { city: string }) => `sunny in ${city}`),
+  })
+  const { text } = await generateText({ model, prompt: 'Weather?', tools: { lookup } })
+  const handler: BaseCallbackHandler = new ChaperoneCallbackHandler(recorder, { recordTools: false })
+  void handler
+  return text
+}

@@ -1,0 +1,270 @@
+//! `X402Client`: the Rust SDK's x402 client (requirement selection, co-signing before anything
+//! reaches the merchant, the payment header only to the origin that asked, no redirect followed
+//! with a payment, sent payments kept, settlement checked on chain), with the request and the
+//! merchant's answer as JavaScript values. `x402.js` builds `wrapFetchWithPayment` and the
+//! `@x402/core` scheme on it; the payment logic stays the SDK's.
+
+mod payment;
+
+use std::{sync::Arc, time::Duration};
+
+use chaperone_sdk::Error;
+use napi::{
+    Env,
+    bindgen_prelude::{Buffer, Either, PromiseRaw, Uint8Array},
+};
+use napi_derive::napi;
+pub(crate) use payment::{SettledPayment, X402Payment};
+
+use crate::{convert, errors, wallet::Wallet};
+
+/// Headers the HTTP client sets itself from the URL and the body: a `Host` copied from the
+/// caller would follow a redirect to another host, and a length would contradict the body.
+/// `accept-encoding` too: the answer is handed over as received, and this client decodes no
+/// compression, so it asks for none.
+const SET_BY_THE_CLIENT: [&str; 6] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "accept-encoding",
+];
+
+/// A request to send through the client: what `fetch`'s `Request` holds.
+#[napi(object, object_to_js = false)]
+pub struct X402Request {
+    /// The HTTP method (default `GET`).
+    pub method: Option<String>,
+    /// An `http:` or `https:` URL.
+    pub url: String,
+    /// `[name, value]` pairs, in order (values as `Headers` holds them: one byte per char).
+    pub headers: Option<Vec<(String, String)>>,
+    /// The body, if any.
+    pub body: Option<Either<String, Uint8Array>>,
+    /// A bound on each HTTP exchange, in ms (default none).
+    pub timeout_ms: Option<f64>,
+}
+
+/// A header value from JavaScript: a byte string (each char one byte, as `Headers` holds it).
+fn header_bytes(text: &str, what: &str) -> napi::Result<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)))
+        .collect::<Result<_, _>>()
+        .map_err(|_| convert::invalid(format!("{what} {text:?} is not a byte string")))
+}
+
+/// The bytes of a header as a JavaScript byte string.
+fn byte_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| char::from(*b)).collect()
+}
+
+impl X402Request {
+    fn into_request(self) -> napi::Result<reqwest::Request> {
+        let method = self.method.unwrap_or_else(|| "GET".to_owned());
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| convert::invalid(format!("{method:?} is not an HTTP method")))?;
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| convert::invalid(format!("{:?} is not a URL: {e}", self.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(convert::invalid(format!("{url} is not an http(s) URL")));
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in self.headers.unwrap_or_default() {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| convert::invalid(format!("header name {name:?}: {e}")))?;
+            if SET_BY_THE_CLIENT.contains(&name.as_str()) {
+                continue;
+            }
+            let value =
+                reqwest::header::HeaderValue::from_bytes(&header_bytes(&value, "a header value")?)
+                    .map_err(|e| convert::invalid(format!("header {name}: {e}")))?;
+            headers.append(name, value);
+        }
+        let mut request = reqwest::Request::new(method, url);
+        *request.headers_mut() = headers;
+        if let Some(ms) = self.timeout_ms {
+            let timeout = Duration::try_from_secs_f64(ms / 1000.0)
+                .map_err(|_| convert::invalid("timeoutMs must be a number of ms ≥ 0"))?;
+            *request.timeout_mut() = Some(timeout);
+        }
+        if let Some(body) = self.body {
+            let bytes = match body {
+                Either::A(text) => text.into_bytes(),
+                Either::B(bytes) => bytes.to_vec(),
+            };
+            *request.body_mut() = Some(bytes.into());
+        }
+        Ok(request)
+    }
+}
+
+/// The merchant's answer, read whole, and the payment made for it (if any).
+#[napi(object, object_from_js = false)]
+pub struct X402Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The status's reason phrase (empty for an unknown status).
+    pub status_text: String,
+    /// `[name, value]` pairs as received (names lower-case, values one byte per char).
+    pub headers: Vec<(String, String)>,
+    /// The body, as received (not decompressed).
+    pub body: Buffer,
+    /// The URL that answered (the request's, or where its redirects led before payment).
+    pub url: String,
+    /// The payment made for this answer, if the resource asked for one.
+    pub payment: Option<X402Payment>,
+}
+
+/// Sends `request` through `client` and reads the answer whole. A payment made is never lost:
+/// when its answer's body cannot be read, the error carries it.
+async fn send(
+    client: chaperone_sdk::X402Client,
+    request: reqwest::Request,
+) -> chaperone_sdk::Result<X402Response> {
+    let answer = client.send(request).await?;
+    let response = answer.response;
+    let status = response.status();
+    let url = response.url().to_string();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), byte_string(value.as_bytes())))
+        .collect();
+    let body = match response.bytes().await {
+        Ok(body) => body.to_vec(),
+        Err(e) => {
+            return Err(match answer.payment {
+                Some(payment) => Error::PaymentUnanswered {
+                    detail: format!("reading the answer: {e}"),
+                    payment: Box::new(payment),
+                },
+                None => Error::Unreachable {
+                    url,
+                    detail: format!("reading the answer: {e}"),
+                },
+            });
+        }
+    };
+    Ok(X402Response {
+        status: status.as_u16(),
+        status_text: status.canonical_reason().unwrap_or_default().to_owned(),
+        headers,
+        body: body.into(),
+        url,
+        payment: answer.payment.map(X402Payment::from),
+    })
+}
+
+/// An HTTP client that pays x402 (HTTP 402) resources from the agent's wallet, within its
+/// policy: the Rust SDK's `X402Client`. Each payable requirement is co-signed before anything
+/// goes back to the merchant; when the policy denies them all, `send` rejects with `Denied`
+/// (every reason) and the merchant has seen no payment. The payment header goes only to the
+/// origin that asked, and no redirect is followed with it. A payment sent is kept until the
+/// merchant serves the request (a retry presents the same one); `PaymentRefused` and
+/// `PaymentUnanswered` carry it.
+#[napi]
+pub struct X402Client {
+    inner: chaperone_sdk::X402Client,
+    wallet: Arc<chaperone_sdk::Wallet>,
+    agent: String,
+}
+
+#[napi]
+impl X402Client {
+    /// A client paying from `wallet` (its own book of payments sent).
+    #[napi(constructor)]
+    pub fn new(wallet: &Wallet) -> Self {
+        Self {
+            inner: chaperone_sdk::X402Client::new(Arc::unwrap_or_clone(wallet.inner.clone())),
+            wallet: wallet.inner.clone(),
+            agent: wallet.agent.clone(),
+        }
+    }
+
+    /// The wallet that pays (checksummed).
+    #[napi(getter)]
+    pub fn wallet_address(&self) -> String {
+        convert::checksummed(self.wallet.address())
+    }
+
+    /// The agent that signs its payments (checksummed): a record binds a payment only if
+    /// this agent signed it.
+    #[napi(getter)]
+    pub fn agent(&self) -> String {
+        self.agent.clone()
+    }
+
+    /// The chain id.
+    #[napi(getter)]
+    pub fn chain_id(&self) -> i64 {
+        i64::try_from(self.wallet.chain_id()).unwrap_or(i64::MAX)
+    }
+
+    /// Sends a request (following its redirects before payment) and pays a 402 within the
+    /// policy; resolves to the merchant's answer, read whole, with the payment made.
+    #[napi]
+    pub async fn send(&self, request: X402Request) -> napi::Result<X402Response> {
+        let request = request.into_request()?;
+        errors::js(send(self.inner.clone(), request).await)
+    }
+
+    /// Co-signs a payment for a 402's requirements (`paymentRequired`: the JSON of a v2
+    /// `Payment-Required` header, decoded, or of a v1 402 body) without sending anything:
+    /// for an x402 client of another library that sends the header itself
+    /// (`ChaperoneExactEvmScheme`). `resource` is the URL that asked. Nothing is kept: that
+    /// library's handling of the header is its own.
+    #[napi]
+    pub async fn authorize(
+        &self,
+        resource: String,
+        payment_required: String,
+    ) -> napi::Result<X402Payment> {
+        let payment = self.inner.authorize(&resource, &payment_required).await;
+        Ok(errors::js(payment)?.into())
+    }
+
+    /// Resolves once the chain shows `payment`'s authorization used (its settlement, checked
+    /// as `X402Payment.verifySettlement` checks one); rejects with `Expired` once it can never
+    /// be used (the client then stops keeping it).
+    #[napi(ts_return_type = "Promise<SettledPayment>")]
+    pub fn watch<'env>(
+        &self,
+        env: &'env Env,
+        payment: &X402Payment,
+    ) -> napi::Result<PromiseRaw<'env, SettledPayment>> {
+        let client = self.inner.clone();
+        let payment = payment.inner.clone();
+        env.spawn_future(async move {
+            let settled = errors::js(client.watch(&payment).await)?;
+            Ok(SettledPayment::from(settled))
+        })
+    }
+
+    /// The payments sent that no merchant has answered with its resource yet.
+    #[napi]
+    pub fn outstanding(&self) -> Vec<X402Payment> {
+        self.inner
+            .outstanding()
+            .into_iter()
+            .map(X402Payment::from)
+            .collect()
+    }
+
+    /// Stops keeping the payment of decision `requestId` (the next request for its resource
+    /// pays anew); returns it, or `null` if none was kept.
+    #[napi]
+    pub fn release(&self, request_id: String) -> napi::Result<Option<X402Payment>> {
+        let request_id = convert::b256(&request_id, "requestId")?;
+        Ok(self.inner.release(request_id).map(X402Payment::from))
+    }
+
+    /// `Wallet.bindToCall` from this client's wallet: tells the policy service that payment
+    /// `requestId` was made in the call whose record has `leafHash`.
+    #[napi]
+    pub async fn bind_to_call(&self, request_id: String, leaf_hash: String) -> napi::Result<()> {
+        let request_id = convert::b256(&request_id, "requestId")?;
+        let leaf_hash = convert::b256(&leaf_hash, "leafHash")?;
+        errors::js(self.wallet.bind_to_call(request_id, leaf_hash).await)
+    }
+}

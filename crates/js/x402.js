@@ -1,0 +1,186 @@
+'use strict';
+// Paying x402 (HTTP 402) APIs from TypeScript, within the wallet's policy.
+//
+// `wrapFetchWithPayment(fetch, payer)` has the shape of @x402/fetch's: a `fetch` that pays. Its
+// http(s) requests go through the SDK's `X402Client` (the Rust one, as the Python transports
+// do), so the payment logic is the SDK's own: each payable requirement is co-signed before
+// anything goes back to the merchant (a denial rejects with `Denied`, every reason, and the
+// merchant sees no payment), the payment header goes only to the origin that asked, no redirect
+// is followed with it, and a payment sent is kept until the merchant serves the request (a
+// retry presents the same one). A payment made within a recorded call (the AI SDK middleware,
+// `recordCall`) is committed to by that call's record and bound to it.
+//
+// `ChaperoneExactEvmScheme` plugs the same co-signed payments into @x402/core's `x402Client`.
+const { currentCall } = require('./calls.js');
+
+/** The payment each answer of `wrapFetchWithPayment` was paid with. */
+const paid = new WeakMap();
+
+/** An `X402Client` for `payer`: the client itself, or a new one for a `Wallet`. */
+function clientOf(payer) {
+  const { X402Client, Wallet } = require('./index.js');
+  if (payer instanceof X402Client) return payer;
+  if (payer instanceof Wallet) return new X402Client(payer);
+  throw new TypeError('pays from a Wallet or an X402Client of @chaperone/sdk');
+}
+
+/** Statuses whose response has no body (the Response constructor refuses one). */
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+/** A fetch `Response` of the client's answer (the payment kept for `paymentOf`). The answer to
+ * a paid request must not be lost to a merchant's odd header or status: a header `Headers`
+ * refuses is left out, and a status a `Response` cannot hold rejects with `Invalid` carrying
+ * the payment. */
+function toResponse(answer) {
+  const headers = new Headers();
+  for (const [name, value] of answer.headers) {
+    try {
+      headers.append(name, value);
+    } catch {
+      // A value `Headers` refuses (a control character): the rest of the answer stands.
+    }
+  }
+  if (answer.status < 200 || answer.status > 599) {
+    const { Invalid } = require('./errors.js');
+    throw new Invalid(`${answer.url} answered with status ${answer.status}, which a fetch Response ` +
+      'cannot hold', { status: answer.status, payment: answer.payment ?? null });
+  }
+  const body = NULL_BODY.has(answer.status) ? null : answer.body;
+  const response = new Response(body, { status: answer.status, statusText: answer.statusText, headers });
+  // Response.url is the URL that answered, read-only on the prototype: set on this one.
+  Object.defineProperty(response, 'url', { value: answer.url, enumerable: true });
+  if (answer.payment) paid.set(response, answer.payment);
+  return response;
+}
+
+/** `promise`, or a rejection with the signal's reason once it aborts (the request itself runs
+ * on: a payment it makes is kept by the client, and presented again on a retry). */
+function abortable(promise, signal) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => { signal.removeEventListener('abort', onAbort); resolve(value); },
+      (error) => { signal.removeEventListener('abort', onAbort); reject(error); },
+    );
+  });
+}
+
+/** Sends `request` (a fetch `Request`) through `client`, noting a payment in `call`. */
+async function send(client, request, call, options) {
+  const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
+  const answer = await abortable(client.send({
+    method: request.method,
+    url: request.url,
+    headers: [...request.headers],
+    body,
+    timeoutMs: options.timeoutMs,
+  }), request.signal);
+  if (answer.payment && call) call.add(answer.payment, client);
+  return toResponse(answer);
+}
+
+/**
+ * A `fetch` that pays x402 resources from `payer` (a `Wallet` or an `X402Client`), within the
+ * wallet's policy: the shape of @x402/fetch's `wrapFetchWithPayment(fetch, client)`.
+ * Every http(s) request goes through the SDK's client (see the module's comment): the answer
+ * is read whole, a redirect after payment comes back as it is, and the SDK's errors reject as
+ * they are (`Denied`, `PendingAuthorization`, `Refused`, `PaymentRefused`, `PaymentUnanswered`,
+ * `Unreachable`). `fetch` serves the other URLs (`data:`, `blob:`), which never pay.
+ * `options.timeoutMs` bounds each HTTP exchange (default 300,000, as undici's).
+ */
+function wrapFetchWithPayment(fetch, payer, options = {}) {
+  if (typeof fetch !== 'function') throw new TypeError('wrapFetchWithPayment(fetch, payer): fetch is a function');
+  const client = clientOf(payer);
+  const settings = { timeoutMs: options.timeoutMs ?? 300_000 };
+  return async function fetchWithPayment(input, init) {
+    const call = currentCall();
+    const request = new Request(input, init);
+    const { protocol } = new URL(request.url);
+    if (protocol !== 'http:' && protocol !== 'https:') return fetch(input, init);
+    return send(client, request, call, settings);
+  };
+}
+
+/** The payment made for `response` (an answer of `wrapFetchWithPayment`), or null. */
+function paymentOf(response) {
+  return paid.get(response) ?? null;
+}
+
+/**
+ * The "exact" EVM scheme for @x402/core's `x402Client`, paying from a Chaperone wallet:
+ *
+ *     const client = new x402Client().register(`eip155:${wallet.chainId}`, new ChaperoneExactEvmScheme(wallet))
+ *
+ * Why a scheme and not a signer: @x402/evm's `ExactEvmScheme` builds the EIP-3009 or Permit2
+ * message itself (a random nonce) and asks its signer only to sign it. An AgentWallet's
+ * EIP-1271 `isValidSignature` accepts only the nonces of its authorization budget's slots for
+ * the current period, which is what bounds what leaves it even with both keys stolen; a signer
+ * cannot change the message it is handed, so the wallet would refuse its signature. This scheme
+ * has the SDK pick the requirement's method, nonce and validity and get the co-signature
+ * (`X402Client.authorize`), exactly as `X402Client.send` does.
+ *
+ * What @x402/core's client and @x402/fetch do with the payment is theirs: a denial rejects
+ * `createPaymentPayload` with `Denied` (every reason) before anything is sent, but @x402/fetch
+ * rethrows it as a plain Error with its message; their selector picks one requirement
+ * (Chaperone's client tries the payable ones in turn); they keep no book of payments sent, and
+ * @x402/fetch sends the paid retry with `fetch`'s own redirect handling. Use
+ * `wrapFetchWithPayment` of this module for Chaperone's guarantees.
+ *
+ * Each payment made is appended to `payments`, and joins the recorded call in progress, if
+ * any. `options.resource` names the URL in the payment records; otherwise the 402's own
+ * `resource.url` does (as the merchant states it).
+ */
+class ChaperoneExactEvmScheme {
+  constructor(payer, options = {}) {
+    /** x402's scheme name. */
+    this.scheme = 'exact';
+    this.client = clientOf(payer);
+    this.resource = options.resource;
+    /** Every payment this scheme made, oldest first. */
+    this.payments = [];
+    // @x402/core hands a scheme only the requirement it selected; its hook before payment
+    // creation sees the whole 402 (the same requirement object), so the URL is kept by it.
+    const resources = new WeakMap();
+    this.resources = resources;
+    /** @x402/core's scheme hooks. */
+    this.schemeHooks = {
+      onBeforePaymentCreation: async (context) => {
+        const url = context?.paymentRequired?.resource?.url;
+        if (context?.selectedRequirements && typeof url === 'string') {
+          resources.set(context.selectedRequirements, url);
+        }
+      },
+    };
+  }
+
+  /** The payload (`payload`, and `extensions` in x402 v2) for `requirements`, co-signed within
+   * the policy; rejects with `Denied` when the policy denies it. */
+  async createPaymentPayload(x402Version, requirements, context) {
+    const call = currentCall();
+    const amount = x402Version === 1 ? requirements.maxAmountRequired : requirements.amount;
+    const cap = context?.maxAmountPerPayment;
+    const atomic = (value) => /^\d+$/.test(String(value));
+    if (cap !== undefined && atomic(cap) && atomic(amount) && BigInt(amount) > BigInt(cap)) {
+      throw new RangeError(`${amount} is over the x402 client's cap of ${cap} per payment`);
+    }
+    const required = { x402Version, accepts: [requirements] };
+    if (x402Version !== 1 && context?.extensions) required.extensions = context.extensions;
+    const resource = this.resource ?? this.resources.get(requirements) ?? '';
+    const payment = await this.client.authorize(resource, JSON.stringify(required));
+    this.payments.push(payment);
+    if (call) call.add(payment, this.client);
+    const header = JSON.parse(Buffer.from(payment.payload, 'base64').toString('utf8'));
+    if (x402Version === 1) return header;
+    const result = { x402Version: header.x402Version, payload: header.payload };
+    if (header.extensions && Object.keys(header.extensions).length > 0) result.extensions = header.extensions;
+    return result;
+  }
+}
+
+// One assignment per name, so that ES modules can import them by name (Node's CommonJS lexer).
+exports.ChaperoneExactEvmScheme = ChaperoneExactEvmScheme;
+exports.paymentOf = paymentOf;
+exports.wrapFetchWithPayment = wrapFetchWithPayment;
