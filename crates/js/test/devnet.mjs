@@ -3,7 +3,7 @@
 // helpers for the admin API and the server's export.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -37,9 +37,17 @@ export async function freePort() {
   });
 }
 
-/** A fresh temporary directory. */
+// Every temporary directory goes when the process does: a benchmark's store alone is ~500 MB.
+const temporaries = [];
+process.on('exit', () => {
+  for (const dir of temporaries) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed when the process exits. */
 export function tempDir(prefix = 'chaperone-js-') {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporaries.push(dir);
+  return dir;
 }
 
 /** Starts `chaperone up --json` and resolves once it printed its JSON document. */
