@@ -191,3 +191,52 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
                 return
         time.sleep(0.1)
     pytest.fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@dataclass
+class Process:
+    """A background process and the URL it serves."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def everything_http() -> Iterator[Process]:
+    """server-everything in Streamable HTTP mode on a free port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [node(), str(EVERYTHING), "streamableHttp"],
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield Process(process, f"http://127.0.0.1:{port}/mcp")
+    finally:
+        stop(process)
+
+
+def start_http_gateway(gateway: Gateway, upstream: list[str] | None = None) -> Process:
+    """`chaperone mcp --http` on a free port."""
+    port = free_port()
+    args = gateway.stdio_args(upstream) + ["--http", f"127.0.0.1:{port}"]
+    # `--http` must come before `--`.
+    if upstream:
+        cut = args.index("--")
+        args = args[:cut] + args[-2:] + args[cut:-2]
+    process = subprocess.Popen(
+        [str(gateway.devnet.binary), *args], env=gateway.env(), stdout=subprocess.DEVNULL
+    )
+    wait_for_port(port)
+    return Process(process, f"http://127.0.0.1:{port}/mcp")

@@ -16,9 +16,10 @@ from typing import Any
 import mcp.types as types
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.context import RequestContext
 
-from conftest import HERE, Gateway, everything_command
+from conftest import HERE, Gateway, Process, everything_command, start_http_gateway, stop
 
 RECORD = "chaperone.dev/record"
 ALLOW_ALL = 'receipt_timeout_ms = 20000\n[policy]\nallow = "*"\n'
@@ -60,11 +61,19 @@ def without_meta(value: Any) -> Any:
     return data
 
 
-async def survey(params: StdioServerParameters) -> dict[str, Any]:
+def connect(server: StdioServerParameters | str) -> Any:
+    """The client transport: stdio for a command, Streamable HTTP for a URL."""
+    if isinstance(server, str):
+        return streamable_http_client(server)
+    return stdio_client(server)
+
+
+async def survey(server: StdioServerParameters | str) -> dict[str, Any]:
     """Everything a client sees of a server: the handshake, every list, a prompt, a resource,
     a completion, tool calls with progress and a sampling request the server makes back."""
     seen: dict[str, Any] = {}
-    async with stdio_client(params) as (read, write):
+    async with connect(server) as streams:
+        read, write = streams[0], streams[1]
         async with ClientSession(read, write, sampling_callback=sampling) as session:
             init = await session.initialize()
             seen["initialize"] = without_meta(init)
@@ -111,6 +120,25 @@ def test_everything_but_tool_calls_passes_through_unchanged(gateway_factory: Any
     gateway = gateway_factory(ALLOW_ALL)
     without = asyncio.run(survey(direct()))
     with_gateway = asyncio.run(survey(through(gateway)))
+    assert_same(without, with_gateway)
+
+
+def test_streamable_http_on_both_sides(gateway_factory: Any, everything_http: Process) -> None:
+    """The agent reaches the gateway over Streamable HTTP, and the gateway reaches
+    server-everything over Streamable HTTP."""
+    gateway = gateway_factory(
+        ALLOW_ALL + f'[[upstream]]\nname = "everything"\nurl = "{everything_http.url}"\n'
+    )
+    served = start_http_gateway(gateway)
+    try:
+        without = asyncio.run(survey(everything_http.url))
+        with_gateway = asyncio.run(survey(served.url))
+    finally:
+        stop(served.process)
+    assert_same(without, with_gateway)
+
+
+def assert_same(without: dict[str, Any], with_gateway: dict[str, Any]) -> None:
     assert without["progress"] == [(1.0, 3.0), (2.0, 3.0), (3.0, 3.0)]
     # One deliberate difference: the gateway does not offer the upstream's experimental
     # `tasks` (task-augmented tool calls answer through tasks/result, past the gateway's
@@ -300,3 +328,30 @@ def test_malformed_json_rpc_from_the_agent_is_answered_and_the_gateway_keeps_ser
     finally:
         process.stdin.close()
         process.wait(timeout=30)
+
+
+def test_several_upstreams_are_namespaced(gateway_factory: Any) -> None:
+    command = everything_command()
+    gateway = gateway_factory(
+        ALLOW_ALL
+        + f'[[upstream]]\nname = "everything"\ncommand = "{command[0]}"\nargs = {json.dumps(command[1:])}\n'
+        + f'[[upstream]]\nname = "calc"\ncommand = "{sys.executable}"\nargs = ["{CRASHY}"]\n'
+    )
+
+    async def scenario() -> tuple[list[str], types.CallToolResult, types.CallToolResult, types.CallToolResult]:
+        async with stdio_client(through(gateway, [])) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = [t.name for t in (await session.list_tools()).tools]
+                echo = await session.call_tool("everything__echo", {"message": "hi"})
+                add = await session.call_tool("calc__add", {"a": 20, "b": 22})
+                unknown = await session.call_tool("nobody__echo", {"message": "hi"})
+                return tools, echo, add, unknown
+
+    tools, echo, add, unknown = asyncio.run(scenario())
+    assert "everything__echo" in tools and "calc__add" in tools and "calc__crash" in tools
+    assert all("__" in name for name in tools)
+    assert record_of(echo)["model"] == "mcp:everything/echo"
+    assert record_of(add)["model"] == "mcp:calc/add"
+    assert "42" in add.content[0].text  # type: ignore[union-attr]
+    assert unknown.isError and "no upstream serves" in unknown.content[0].text  # type: ignore[union-attr]
