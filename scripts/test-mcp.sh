@@ -15,3 +15,7 @@ venv=$root/target/mcp-venv
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp/requirements.txt
 export CHAPERONE_BIN="${CHAPERONE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/chaperone}"
 (cd tests/mcp && "$venv/bin/pytest" -q -p no:cacheprovider "$@")
+if [ -f target/mcp-conformance.md ]; then
+  echo "MCP conformance, server scenarios (target/mcp-conformance.md):"
+  cat target/mcp-conformance.md
+fi
