@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import mcp.types as types
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, McpError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.context import RequestContext
@@ -277,8 +277,11 @@ def test_upstream_crash_mid_call_is_a_clear_error_and_recorded(gateway_factory: 
 
     fine, error = asyncio.run(scenario())
     assert not fine.isError and "3" in fine.content[0].text  # type: ignore[union-attr]
-    assert error is not None, "a crashed upstream must be an MCP error"
-    assert "closed" in str(error) or "upstream" in str(error), str(error)
+    assert isinstance(error, McpError), f"a crashed upstream must be an MCP error, not {error!r}"
+    assert "upstream MCP server closed the connection" in error.error.message
+    # The failed call is recorded too: its record travels in the error's data.
+    assert isinstance(error.error.data, dict)
+    assert error.error.data[RECORD]["model"].endswith("/crash")
 
 
 def test_malformed_json_rpc_from_the_agent_is_answered_and_the_gateway_keeps_serving(
@@ -320,10 +323,20 @@ def test_malformed_json_rpc_from_the_agent_is_answered_and_the_gateway_keeps_ser
         send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": "oops"}))
         send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                          "params": {"name": "echo", "arguments": {"message": "still here"}}}))
-        answers = {}
-        while 3 not in answers:
+        answers: dict[Any, dict[str, Any]] = {}
+        parse_errors = []
+        while 3 not in answers or 2 not in answers or not parse_errors:
             got = answer()
-            answers[got.get("id")] = got
+            if "method" in got:
+                continue  # a notification of the upstream's
+            if got.get("id") is None:
+                parse_errors.append(got)
+            else:
+                answers[got["id"]] = got
+        # Not JSON: a parse error without an id; JSON of the wrong shape: invalid request,
+        # with its id; then the gateway goes on serving.
+        assert parse_errors[0]["error"]["code"] == -32700, parse_errors
+        assert answers[2]["error"]["code"] == -32600, answers
         assert "still here" in json.dumps(answers[3]["result"]), answers
     finally:
         process.stdin.close()
@@ -355,3 +368,23 @@ def test_several_upstreams_are_namespaced(gateway_factory: Any) -> None:
     assert record_of(add)["model"] == "mcp:calc/add"
     assert "42" in add.content[0].text  # type: ignore[union-attr]
     assert unknown.isError and "no upstream serves" in unknown.content[0].text  # type: ignore[union-attr]
+
+
+NOISY = HERE / "servers/noisy.py"
+
+
+def test_malformed_json_rpc_from_the_upstream_is_skipped(gateway_factory: Any) -> None:
+    gateway = gateway_factory(ALLOW_ALL)
+
+    async def scenario() -> list[str]:
+        async with stdio_client(through(gateway, [sys.executable, str(NOISY)])) as (r, w):
+            async with ClientSession(r, w) as session:
+                await session.initialize()
+                texts = []
+                for word in ["one", "two", "three"]:
+                    result = await session.call_tool("shout", {"text": word})
+                    texts.append(result.content[0].text)  # type: ignore[union-attr]
+                    record_of(result)
+                return texts
+
+    assert asyncio.run(scenario()) == ["ONE", "TWO", "THREE"]

@@ -18,4 +18,4 @@ pub use error::{Error, Result};
 pub use gateway::{Gateway, GatewayState};
 pub use http::{HttpGateway, http_router, serve_http};
 pub use record::{CallRecorder, RECORD_META_KEY};
-pub use serve::serve_stdio;
+pub use serve::{serve_lines, serve_stdio};
