@@ -19,7 +19,8 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub server_url: Option<String>,
     /// The recorder's local file (outbox and disclosure store); created if missing
-    /// (default: `.chaperone/mcp.db`).
+    /// (default: `.chaperone/mcp.db`, or the demo agent's `.chaperone/agent.db` when the gateway
+    /// records as the devnet's demo agent).
     #[serde(default)]
     pub data_file: Option<PathBuf>,
     /// How long a tool call waits for its record's receipt before answering without it
@@ -180,5 +181,45 @@ impl GatewayConfig {
     /// How long a call waits for its receipt.
     pub fn receipt_timeout(&self) -> Duration {
         Duration::from_millis(self.receipt_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_parses() {
+        let config = GatewayConfig::from_toml(include_str!("../../../examples/mcp.toml"))
+            .expect("examples/mcp.toml parses");
+        assert_eq!(config.policy.rules.len(), 4);
+        assert!(config.upstreams.is_empty());
+    }
+
+    #[test]
+    fn upstreams_are_checked() {
+        let mut config = GatewayConfig::empty();
+        assert!(config.check().is_err(), "no upstream");
+        config
+            .add_command(None, vec!["/usr/bin/npx".into(), "server".into()])
+            .expect("a command");
+        assert_eq!(config.upstreams[0].name, "npx");
+        config.check().expect("one upstream");
+        config
+            .add_command(Some("npx".into()), vec!["other".into()])
+            .expect("a command");
+        assert!(config.check().is_err(), "a duplicate name");
+        let bad = GatewayConfig::from_toml("[[upstream]]\nname = \"a__b\"\nurl = \"http://x\"\n")
+            .expect("parses");
+        assert!(bad.check().is_err(), "the namespace separator in a name");
+        let both = GatewayConfig::from_toml(
+            "[[upstream]]\nname = \"a\"\nurl = \"http://x\"\ncommand = \"y\"\n",
+        )
+        .expect("parses");
+        assert!(both.check().is_err(), "a command and a url");
+        assert!(
+            GatewayConfig::from_toml("surprise = 1").is_err(),
+            "unknown keys"
+        );
     }
 }

@@ -115,9 +115,15 @@ fn resolve(source: &Source) -> anyhow::Result<Resolved> {
             "the configuration names no server_url or agent_key, and there is no devnet to take them from",
         )
     };
-    let key = match key_source {
-        Some(key_source) => key_source.load()?,
-        None => Secp256k1Signer::from_bytes(&devnet()?.agent_key)?,
+    // Without a key of its own the gateway records as the devnet's demo agent, in the demo
+    // agent's one outbox (`make agent`'s): one agent's records form one chain, which two
+    // outboxes would fork. A gateway with its own key gets its own outbox.
+    let (key, default_data_file) = match key_source {
+        Some(key_source) => (key_source.load()?, ".chaperone/mcp.db"),
+        None => (
+            Secp256k1Signer::from_bytes(&devnet()?.agent_key)?,
+            ".chaperone/agent.db",
+        ),
     };
     let server_url = match config.server_url.clone() {
         Some(url) => url,
@@ -126,7 +132,7 @@ fn resolve(source: &Source) -> anyhow::Result<Resolved> {
     let data_file = config
         .data_file
         .clone()
-        .unwrap_or_else(|| PathBuf::from(".chaperone/mcp.db"));
+        .unwrap_or_else(|| PathBuf::from(default_data_file));
     config.data_file = Some(data_file.clone());
     let mut recorder = RecorderConfig::new(server_url, data_file);
     // A tool call waits for its receipt: deliver at once rather than linger for a batch.
