@@ -10,6 +10,8 @@ root=$PWD
 command -v node >/dev/null || { echo "node is missing: install Node.js 20 or later" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.10 or later" >&2; exit 1; }
 (cd tests/mcp && npm ci --no-audit --no-fund --silent)
+# The paid MCP tool the gateway pays for (examples/paid_mcp_tool.rs), beside the CLI's build.
+cargo build --quiet -p chaperone-cli --example paid_mcp_tool
 venv=$root/target/mcp-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp/requirements.txt

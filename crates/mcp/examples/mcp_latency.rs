@@ -96,7 +96,8 @@ async fn run_gateway() {
             .await
             .unwrap(),
     );
-    let state = GatewayState::new(config, CallRecorder::new(recorder, Duration::ZERO)).unwrap();
+    let state =
+        GatewayState::new(config, CallRecorder::new(recorder, Duration::ZERO), None).unwrap();
     chaperone_mcp::serve_stdio(state).await.unwrap();
     std::fs::remove_dir_all(&folder).ok();
 }

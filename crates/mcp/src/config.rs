@@ -34,6 +34,22 @@ pub struct GatewayConfig {
     /// The tool policy: default deny.
     #[serde(default)]
     pub policy: ToolPolicy,
+    /// Pay x402 tools from this wallet (`[wallet]`; absent: requests for payment reach the
+    /// agent as the upstream sent them).
+    #[serde(default)]
+    pub wallet: Option<WalletSection>,
+}
+
+/// The `[wallet]` table: the `AgentWallet` whose agent is the gateway's key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSection {
+    /// The wallet's address (default: the devnet's demo wallet).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The chain's JSON-RPC URL (default: the devnet's).
+    #[serde(default)]
+    pub rpc_url: Option<String>,
 }
 
 fn default_receipt_timeout_ms() -> u64 {
@@ -128,6 +144,7 @@ impl GatewayConfig {
             receipt_timeout_ms: default_receipt_timeout_ms(),
             upstreams: Vec::new(),
             policy: ToolPolicy::default(),
+            wallet: None,
         }
     }
 

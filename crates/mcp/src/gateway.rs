@@ -22,8 +22,11 @@ use rmcp::{
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
+use chaperone_sdk::{Recorded, X402Payment};
+
 use crate::{
     config::{GatewayConfig, NAMESPACE_SEPARATOR},
+    payment::{NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of},
     policy::{Decision, Outcome, PolicyEngine},
     record::{CallRecorder, CallStatus, RECORD_META_KEY, ToolCall},
     upstream::{Upstream, forward},
@@ -36,17 +39,25 @@ pub struct GatewayState {
     config: GatewayConfig,
     policy: PolicyEngine,
     recorder: CallRecorder,
+    payer: Option<ToolPayer>,
 }
 
 impl GatewayState {
-    /// A gateway for a checked configuration and a recorder.
-    pub fn new(config: GatewayConfig, recorder: CallRecorder) -> crate::Result<Arc<Self>> {
+    /// A gateway for a checked configuration and a recorder; with a `payer`, it pays x402
+    /// tools from the agent's wallet (without, a request for payment reaches the agent as the
+    /// upstream sent it).
+    pub fn new(
+        config: GatewayConfig,
+        recorder: CallRecorder,
+        payer: Option<ToolPayer>,
+    ) -> crate::Result<Arc<Self>> {
         config.check()?;
         let policy = PolicyEngine::new(config.policy.clone())?;
         Ok(Arc::new(Self {
             config,
             policy,
             recorder,
+            payer,
         }))
     }
 
@@ -266,22 +277,71 @@ impl Gateway {
             }
         }
         request.params.name = tool.clone().into();
-        let agent_token = context.meta.get_progress_token();
-        let mut forwarded = ClientRequest::CallToolRequest(request);
-        *forwarded.get_meta_mut() = context.meta;
-        let answer = crate::upstream::forward_raw(
-            upstream.peer(),
-            forwarded,
-            &context.ct,
-            agent_token.map(|t| (&upstream.progress, t)),
-        )
-        .await;
+        let params = request.params.clone();
+        let meta = context.meta.clone();
+        let send = |payment: Option<&Value>| {
+            let mut forwarded =
+                ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
+            let mut meta = meta.clone();
+            if let Some(payment) = payment {
+                meta.0.0.insert(PAYMENT_META_KEY.into(), payment.clone());
+            }
+            let agent_token = meta.get_progress_token();
+            *forwarded.get_meta_mut() = meta;
+            crate::upstream::forward_raw(
+                upstream.peer(),
+                forwarded,
+                &context.ct,
+                agent_token.map(|t| (&upstream.progress, t)),
+            )
+        };
+        let mut answer = send(None).await;
+        let mut payment = None;
+        if let (Some(payer), Some(required)) = (&self.state.payer, payment_required(&answer)) {
+            let resource = required
+                .pointer("/resource/url")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("mcp://{}/{tool}", upstream.name), str::to_owned);
+            match payer.authorize(&resource, &required).await {
+                Err(NotPaid(reasons)) => {
+                    // Denied before anything is sent: the upstream never sees a payment.
+                    let mut denied = decision.clone();
+                    denied.outcome = Outcome::Denied;
+                    denied.reasons = reasons
+                        .into_iter()
+                        .map(|r| format!("the wallet's policy refused the payment: {r}"))
+                        .collect();
+                    return self.refuse(&call, &denied).await;
+                }
+                Ok((paid, payload)) => {
+                    answer = send(Some(&payload)).await;
+                    payment = Some(paid);
+                }
+            }
+        }
+        let mut extra = Map::new();
+        if let Some(paid) = &mut payment {
+            if let Ok(ServerResult::CallToolResult(result)) = &answer {
+                paid.settlement = settlement_of(result);
+            }
+            extra.insert(
+                "x402".into(),
+                serde_json::to_value([&*paid]).unwrap_or(Value::Null),
+            );
+        }
         match answer {
             Ok(ServerResult::CallToolResult(mut result)) => {
                 let output = serde_json::to_value(&result).unwrap_or(Value::Null);
-                let meta = self
-                    .record(&call, &decision, CallStatus::Answered, &output)
+                let (recorded, mut meta) = self
+                    .record(&call, &decision, CallStatus::Answered, &output, extra)
                     .await?;
+                if let (Some(payer), Some(paid)) = (&self.state.payer, &payment) {
+                    let bound = self.bind(payer, paid, &recorded, &meta).await;
+                    if let Some(object) = meta.as_object_mut() {
+                        object.insert("payment_request_id".into(), json!(paid.request_id));
+                        object.insert("payment_bound".into(), bound);
+                    }
+                }
                 result
                     .meta
                     .get_or_insert_with(MetaObject::new)
@@ -293,7 +353,7 @@ impl Gateway {
                 // A task or an input request (2026 protocol): recorded as answered with what
                 // came back, and passed on unchanged.
                 let output = serde_json::to_value(&other).unwrap_or(Value::Null);
-                self.record(&call, &decision, CallStatus::Answered, &output)
+                self.record(&call, &decision, CallStatus::Answered, &output, extra)
                     .await?;
                 Ok(other)
             }
@@ -305,7 +365,9 @@ impl Gateway {
                 };
                 let mut error = crate::upstream::service_error(error);
                 let output = json!({ "error": { "code": error.code.0, "message": error.message } });
-                let meta = self.record(&call, &decision, status, &output).await?;
+                let (_, meta) = self
+                    .record(&call, &decision, status, &output, extra)
+                    .await?;
                 // The error's data carries the record, beside whatever the upstream put there.
                 let mut data = match error.data.take() {
                     Some(Value::Object(map)) => map,
@@ -319,6 +381,35 @@ impl Gateway {
         }
     }
 
+    /// Binds a payment's decision to the call's record: now if the record has its receipt
+    /// (it is in the log), else in the background once it has. `true` when bound now.
+    async fn bind(
+        &self,
+        payer: &ToolPayer,
+        paid: &X402Payment,
+        recorded: &Recorded,
+        meta: &Value,
+    ) -> Value {
+        if meta.get("receipt").is_some() {
+            return match payer.bind(paid, recorded.leaf_hash).await {
+                Ok(()) => Value::Bool(true),
+                Err(e) => json!({ "error": e }),
+            };
+        }
+        let (payer, paid, recorded) = (payer.clone(), paid.clone(), recorded.clone());
+        let recorder = self.state.recorder.recorder().clone();
+        tokio::spawn(async move {
+            let bound = match recorder.receipt(&recorded).await {
+                Ok(_) => payer.bind(&paid, recorded.leaf_hash).await,
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = bound {
+                tracing::warn!(request = %paid.request_id, error = %e, "binding a paid tool call's payment to its record failed");
+            }
+        });
+        Value::Bool(false)
+    }
+
     /// A refused call: recorded, and answered as a tool error the model can read.
     async fn refuse(
         &self,
@@ -330,8 +421,8 @@ impl Gateway {
             decision.reasons.join("; ")
         );
         let output = json!({ "refused": decision.reasons });
-        let meta = self
-            .record(call, decision, CallStatus::Refused, &output)
+        let (_, meta) = self
+            .record(call, decision, CallStatus::Refused, &output, Map::new())
             .await?;
         let mut result = CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)]);
         let object = &mut result.meta.get_or_insert_with(MetaObject::new).0;
@@ -349,10 +440,11 @@ impl Gateway {
         decision: &Decision,
         status: CallStatus,
         output: &Value,
-    ) -> Result<Value, ErrorData> {
+        extra: Map<String, Value>,
+    ) -> Result<(Recorded, Value), ErrorData> {
         self.state
             .recorder
-            .record(call, decision, status, output, Map::new())
+            .record(call, decision, status, output, extra)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "recording a tool call failed");

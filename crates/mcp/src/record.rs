@@ -93,7 +93,7 @@ impl CallRecorder {
         status: CallStatus,
         output: &Value,
         extra: Map<String, Value>,
-    ) -> chaperone_sdk::Result<Value> {
+    ) -> chaperone_sdk::Result<(Recorded, Value)> {
         let model = format!("mcp:{}/{}", call.upstream, call.tool);
         let input = serde_json::to_vec(call.arguments).unwrap_or_default();
         let output = serde_json::to_vec(output).unwrap_or_default();
@@ -124,7 +124,8 @@ impl CallRecorder {
                 .ok()
                 .transpose()?
         };
-        Ok(record_meta(&recorded, receipt.as_ref()))
+        let meta = record_meta(&recorded, receipt.as_ref());
+        Ok((recorded, meta))
     }
 }
 

@@ -12,8 +12,10 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use chaperone_core::{B256, CommitmentKind, Secp256k1Signer};
-use chaperone_mcp::{CallRecorder, GatewayConfig, GatewayState};
-use chaperone_sdk::{DevnetInfo, Error as SdkError, Recorder, RecorderConfig};
+use chaperone_mcp::{CallRecorder, GatewayConfig, GatewayState, ToolPayer};
+use chaperone_sdk::{
+    DevnetInfo, Error as SdkError, Recorder, RecorderConfig, Wallet, WalletConfig,
+};
 use chaperone_server::KeySource;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -88,6 +90,8 @@ struct Resolved {
     config: GatewayConfig,
     key: Secp256k1Signer,
     recorder: RecorderConfig,
+    /// With `[wallet]`: the wallet's settings.
+    wallet: Option<WalletConfig>,
 }
 
 fn resolve(source: &Source) -> anyhow::Result<Resolved> {
@@ -134,6 +138,22 @@ fn resolve(source: &Source) -> anyhow::Result<Resolved> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(default_data_file));
     config.data_file = Some(data_file.clone());
+    let wallet = match &config.wallet {
+        None => None,
+        Some(section) => {
+            let address = match &section.address {
+                Some(address) => address
+                    .parse()
+                    .with_context(|| format!("wallet.address {address} is not an address"))?,
+                None => devnet()?.wallet,
+            };
+            let rpc_url = match &section.rpc_url {
+                Some(url) => url.clone(),
+                None => devnet()?.rpc_url,
+            };
+            Some(WalletConfig::new(server_url.clone(), rpc_url, address))
+        }
+    };
     let mut recorder = RecorderConfig::new(server_url, data_file);
     // A tool call waits for its receipt: deliver at once rather than linger for a batch.
     recorder.linger = Duration::from_millis(1);
@@ -141,6 +161,7 @@ fn resolve(source: &Source) -> anyhow::Result<Resolved> {
         config,
         key,
         recorder,
+        wallet,
     })
 }
 
@@ -149,7 +170,16 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         mut config,
         key,
         recorder,
+        wallet,
     } = resolve(&args.source)?;
+    let payer = match wallet {
+        Some(wallet) => Some(ToolPayer::new(
+            Wallet::connect(wallet, key.clone())
+                .await
+                .context("connecting the wallet that pays x402 tools")?,
+        )),
+        None => None,
+    };
     if !args.command.is_empty() {
         config.add_command(args.name, args.command)?;
     }
@@ -160,7 +190,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
             .context("opening the gateway's recorder")?,
     );
     let receipt_timeout = config.receipt_timeout();
-    let state = GatewayState::new(config, CallRecorder::new(recorder.clone(), receipt_timeout))?;
+    let state = GatewayState::new(
+        config,
+        CallRecorder::new(recorder.clone(), receipt_timeout),
+        payer,
+    )?;
     eprintln!(
         "chaperone mcp: agent {} records every tool call (tool policy {})",
         recorder.agent(),
