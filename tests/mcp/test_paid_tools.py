@@ -91,3 +91,36 @@ def test_a_paid_tool_within_the_cap_is_paid_settled_and_bound_and_over_it_refuse
     verified = gateway.verify(disclosure)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "paid: 10000 base units" in verified.stdout, verified.stdout
+
+
+def test_a_tools_own_price_cap_refuses_before_paying(devnet: Devnet, tmp_path: Path) -> None:
+    """`max_price` on a rule: a cap on top of the wallet policy's, per call of that tool."""
+    config = tmp_path / "capped.toml"
+    config.write_text(
+        'agent_key = { env = "MCP_TEST_AGENT_KEY" }\n'
+        f'data_file = "{devnet.dir / "agent.db"}"\n'
+        "receipt_timeout_ms = 20000\n"
+        "[wallet]\n"
+        "[policy]\n"
+        '[[policy.tool]]\nname = "weather"\nmax_price = "5000"\n'
+        '[[policy.tool]]\nname = "stats"\n'
+    )
+    gateway = Gateway(devnet, config, devnet.info["agent_key"])
+    upstream = [str(paid_tool_binary(devnet)), "--devnet", str(devnet.file)]
+    params = StdioServerParameters(
+        command=str(devnet.binary), args=gateway.stdio_args(upstream), env=gateway.env()
+    )
+
+    async def scenario() -> tuple[Any, Any]:
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                weather = await session.call_tool("weather", {"city": "Lisbon"})
+                stats = await session.call_tool("stats", {})
+                return weather, stats.structuredContent
+
+    weather, stats = asyncio.run(scenario())
+    assert weather.isError
+    assert "max_price of 5000" in weather.content[0].text, weather.content[0].text
+    assert weather.meta[RECORD]["model"].endswith("/weather")
+    assert stats == {"payments_seen": 0, "settled": 0}

@@ -26,7 +26,7 @@ use chaperone_sdk::{Recorded, X402Payment};
 
 use crate::{
     config::{GatewayConfig, NAMESPACE_SEPARATOR},
-    payment::{NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of},
+    payment::{NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, within_cap},
     policy::{Decision, Outcome, PolicyEngine},
     record::{CallRecorder, CallStatus, RECORD_META_KEY, ToolCall},
     upstream::{Upstream, forward},
@@ -302,6 +302,22 @@ impl Gateway {
                 .pointer("/resource/url")
                 .and_then(Value::as_str)
                 .map_or_else(|| format!("mcp://{}/{tool}", upstream.name), str::to_owned);
+            let capped = match decision.rule.and_then(|i| self.state.policy.max_price(i)) {
+                None => Some(required),
+                Some(cap) => within_cap(&required, cap),
+            };
+            let Some(required) = capped else {
+                let mut denied = decision.clone();
+                denied.outcome = Outcome::Denied;
+                denied.reasons = vec![format!(
+                    "the tool asks more than the tool policy's max_price of {} base units",
+                    decision
+                        .rule
+                        .and_then(|i| self.state.policy.max_price(i))
+                        .unwrap_or_default()
+                )];
+                return self.refuse(&call, &denied).await;
+            };
             match payer.authorize(&resource, &required).await {
                 Err(NotPaid(reasons)) => {
                     // Denied before anything is sent: the upstream never sees a payment.

@@ -9,7 +9,7 @@
 //! what `chaperone verify` checks against the chain) and the decision is bound to the record.
 
 use base64::Engine;
-use chaperone_sdk::{Error as SdkError, Settlement, Wallet, X402Client, X402Payment};
+use chaperone_sdk::{Error as SdkError, Settlement, U256, Wallet, X402Client, X402Payment};
 use rmcp::{
     model::{CallToolResult, ServerResult},
     service::ServiceError,
@@ -108,6 +108,30 @@ fn result_requirements(result: &CallToolResult) -> Option<Value> {
     serde_json::from_str(&text.text).ok()
 }
 
+/// `required` with only the requirements that cost at most `cap` (x402 v2's `amount`, v1's
+/// `maxAmountRequired`), or `None` when none does.
+pub(crate) fn within_cap(required: &Value, cap: U256) -> Option<Value> {
+    let affordable: Vec<Value> = required
+        .get("accepts")?
+        .as_array()?
+        .iter()
+        .filter(|r| {
+            r.get("amount")
+                .or_else(|| r.get("maxAmountRequired"))
+                .and_then(Value::as_str)
+                .and_then(|a| U256::from_str_radix(a, 10).ok())
+                .is_some_and(|amount| amount <= cap)
+        })
+        .cloned()
+        .collect();
+    if affordable.is_empty() {
+        return None;
+    }
+    let mut capped = required.clone();
+    capped["accepts"] = Value::Array(affordable);
+    Some(capped)
+}
+
 /// The settlement an upstream returned with a paid result.
 pub(crate) fn settlement_of(result: &CallToolResult) -> Option<Settlement> {
     Settlement::from_response(result.meta.as_ref()?.0.get(PAYMENT_RESPONSE_META_KEY)?)
@@ -119,6 +143,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_tools_cap_keeps_only_what_it_allows() {
+        let required = json!({"x402Version": 2, "accepts": [
+            {"amount": "20000", "scheme": "exact"},
+            {"amount": "5000", "scheme": "exact"},
+            {"maxAmountRequired": "4000", "scheme": "exact"},
+            {"scheme": "exact"},
+        ]});
+        let capped = within_cap(&required, U256::from(5_000)).expect("two fit");
+        assert_eq!(capped["accepts"].as_array().map(Vec::len), Some(2));
+        assert!(within_cap(&required, U256::from(100)).is_none());
+    }
 
     #[test]
     fn finds_requirements_in_a_result_or_a_402_error() {

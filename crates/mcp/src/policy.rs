@@ -59,6 +59,10 @@ pub struct ToolRule {
     /// Constraints on named arguments; a call that breaks one is denied.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, ArgRule>,
+    /// The most a paid call of these tools may cost, in the token's base units (a decimal
+    /// string): a cap on top of the wallet policy's. Requirements above it are not paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<String>,
     /// How long an `approve` call waits for a human, in seconds (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_timeout_seconds: Option<u64>,
@@ -166,6 +170,13 @@ impl ToolPolicy {
             {
                 return Err(at("rate_limit needs calls and per_seconds above 0".into()));
             }
+            if let Some(price) = &rule.max_price
+                && chaperone_sdk::U256::from_str_radix(price, 10).is_err()
+            {
+                return Err(at(format!(
+                    "max_price {price:?} is not a whole number of base units"
+                )));
+            }
             for (arg, constraint) in &rule.args {
                 if let Some(pattern) = &constraint.pattern {
                     regex::Regex::new(pattern)
@@ -245,6 +256,12 @@ impl PolicyEngine {
     /// The policy's version.
     pub fn version(&self) -> u64 {
         self.policy.version
+    }
+
+    /// The per-call price cap of rule `index` (checked when the policy was), if it has one.
+    pub fn max_price(&self, index: usize) -> Option<chaperone_sdk::U256> {
+        let price = self.policy.rules.get(index)?.max_price.as_ref()?;
+        chaperone_sdk::U256::from_str_radix(price, 10).ok()
     }
 
     /// Decides one call of `tool` on `upstream` with `arguments`, at `now`. An allowed call
