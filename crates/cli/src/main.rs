@@ -115,7 +115,13 @@ async fn main() -> ExitCode {
     } else {
         tracing::Level::WARN
     };
-    chaperone_server::init_logging(cli.log_format, level);
+    // rmcp logs every MCP message it handles (tool arguments and results) at debug and info
+    // level: the gateway's log keeps only its errors, so raw content never reaches it.
+    let caps: &[(&str, tracing::Level)] = match cli.command {
+        Command::Mcp(_) => &[("rmcp", tracing::Level::ERROR)],
+        _ => &[],
+    };
+    chaperone_server::init_logging_capped(cli.log_format, level, caps);
     let rpc_url = cli.command.rpc_url().map(str::to_owned);
     match run(cli.command, out).await {
         Ok(code) => code,
