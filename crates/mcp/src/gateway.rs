@@ -27,7 +27,7 @@ use chaperone_sdk::{Recorded, X402Payment};
 use crate::{
     config::{GatewayConfig, NAMESPACE_SEPARATOR},
     payment::{NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, within_cap},
-    policy::{Decision, Outcome, PolicyEngine},
+    policy::{PolicyEngine, ToolDecision, ToolOutcome},
     record::{CallRecorder, CallStatus, RECORD_META_KEY, ToolCall},
     upstream::{Upstream, forward},
 };
@@ -238,8 +238,8 @@ impl Gateway {
             Some((&upstreams[0], full_name.clone()))
         };
         let Some((upstream, tool)) = routed else {
-            let decision = Decision {
-                outcome: Outcome::Denied,
+            let decision = ToolDecision {
+                outcome: ToolOutcome::Denied,
                 reasons: vec![format!("no upstream serves `{full_name}`")],
                 rule: None,
                 policy_version: self.state.policy.version(),
@@ -265,11 +265,11 @@ impl Gateway {
             .policy
             .decide(&upstream.name, &tool, &arguments, Instant::now());
         match decision.outcome {
-            Outcome::Allowed => {}
-            Outcome::Denied => return self.refuse(&call, &decision).await,
-            Outcome::ApprovalRequired => {
+            ToolOutcome::Allowed => {}
+            ToolOutcome::Denied => return self.refuse(&call, &decision).await,
+            ToolOutcome::ApprovalRequired => {
                 let mut decision = decision;
-                decision.outcome = Outcome::Denied;
+                decision.outcome = ToolOutcome::Denied;
                 decision
                     .reasons
                     .push("human approval of tool calls is not available in this gateway".into());
@@ -308,7 +308,7 @@ impl Gateway {
             };
             let Some(required) = capped else {
                 let mut denied = decision.clone();
-                denied.outcome = Outcome::Denied;
+                denied.outcome = ToolOutcome::Denied;
                 denied.reasons = vec![format!(
                     "the tool asks more than the tool policy's max_price of {} base units",
                     decision
@@ -322,7 +322,7 @@ impl Gateway {
                 Err(NotPaid(reasons)) => {
                     // Denied before anything is sent: the upstream never sees a payment.
                     let mut denied = decision.clone();
-                    denied.outcome = Outcome::Denied;
+                    denied.outcome = ToolOutcome::Denied;
                     denied.reasons = reasons
                         .into_iter()
                         .map(|r| format!("the wallet's policy refused the payment: {r}"))
@@ -430,7 +430,7 @@ impl Gateway {
     async fn refuse(
         &self,
         call: &ToolCall<'_>,
-        decision: &Decision,
+        decision: &ToolDecision,
     ) -> Result<ServerResult, ErrorData> {
         let text = format!(
             "Chaperone's tool policy refused this call: {}",
@@ -453,7 +453,7 @@ impl Gateway {
     async fn record(
         &self,
         call: &ToolCall<'_>,
-        decision: &Decision,
+        decision: &ToolDecision,
         status: CallStatus,
         output: &Value,
         extra: Map<String, Value>,

@@ -121,7 +121,7 @@ pub struct ArgRule {
 /// The outcome of one decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ToolOutcome {
     /// Forwarded to the upstream.
     Allowed,
     /// Refused; the upstream never saw it.
@@ -132,9 +132,9 @@ pub enum Outcome {
 
 /// A decision on one call: outcome, reasons, and the policy that made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Decision {
+pub struct ToolDecision {
     /// What happens to the call.
-    pub outcome: Outcome,
+    pub outcome: ToolOutcome,
     /// Why, in words (empty when allowed).
     pub reasons: Vec<String>,
     /// The index of the rule that decided, if one did.
@@ -272,8 +272,8 @@ impl PolicyEngine {
         tool: &str,
         arguments: &Map<String, Value>,
         now: Instant,
-    ) -> Decision {
-        let decision = |outcome, reasons, rule| Decision {
+    ) -> ToolDecision {
+        let decision = |outcome, reasons, rule| ToolDecision {
             outcome,
             reasons,
             rule,
@@ -287,10 +287,10 @@ impl PolicyEngine {
             .position(|(u, n)| u.matches(upstream) && n.matches(tool))
         else {
             return if self.policy.allow.is_some() {
-                decision(Outcome::Allowed, Vec::new(), None)
+                decision(ToolOutcome::Allowed, Vec::new(), None)
             } else {
                 decision(
-                    Outcome::Denied,
+                    ToolOutcome::Denied,
                     vec![format!(
                         "no rule of the tool policy names `{tool}` on `{upstream}` (default deny)"
                     )],
@@ -301,14 +301,14 @@ impl PolicyEngine {
         let rule = &self.policy.rules[index];
         if rule.action == Action::Deny {
             return decision(
-                Outcome::Denied,
+                ToolOutcome::Denied,
                 vec![format!("rule {index} denies `{tool}` on `{upstream}`")],
                 Some(index),
             );
         }
         let reasons = self.argument_reasons(index, arguments);
         if !reasons.is_empty() {
-            return decision(Outcome::Denied, reasons, Some(index));
+            return decision(ToolOutcome::Denied, reasons, Some(index));
         }
         if let Some(limit) = rule.rate_limit {
             let window = Duration::from_secs(limit.per_seconds);
@@ -327,7 +327,7 @@ impl PolicyEngine {
             }
             if times.len() >= limit.calls as usize {
                 return decision(
-                    Outcome::Denied,
+                    ToolOutcome::Denied,
                     vec![format!(
                         "rate limit: at most {} calls of `{tool}` per {} s",
                         limit.calls, limit.per_seconds
@@ -339,7 +339,7 @@ impl PolicyEngine {
         }
         if rule.action == Action::Approve {
             let mut decision = decision(
-                Outcome::ApprovalRequired,
+                ToolOutcome::ApprovalRequired,
                 vec![format!("rule {index} asks a human to approve `{tool}`")],
                 Some(index),
             );
@@ -348,7 +348,7 @@ impl PolicyEngine {
             ));
             return decision;
         }
-        decision(Outcome::Allowed, Vec::new(), Some(index))
+        decision(ToolOutcome::Allowed, Vec::new(), Some(index))
     }
 
     fn argument_reasons(&self, index: usize, arguments: &Map<String, Value>) -> Vec<String> {
@@ -436,12 +436,12 @@ mod tests {
         let now = Instant::now();
         let strict = engine("");
         let d = strict.decide("everything", "echo", &Map::new(), now);
-        assert_eq!(d.outcome, Outcome::Denied);
+        assert_eq!(d.outcome, ToolOutcome::Denied);
         assert!(d.reasons[0].contains("default deny"));
         let open = engine("allow = \"*\"");
         assert_eq!(
             open.decide("everything", "echo", &Map::new(), now).outcome,
-            Outcome::Allowed
+            ToolOutcome::Allowed
         );
         assert!(toml::from_str::<ToolPolicy>("allow = \"echo\"").is_ok_and(|p| p.check().is_err()));
     }
@@ -461,15 +461,15 @@ mod tests {
         let now = Instant::now();
         assert_eq!(
             e.decide("fs", "write_file", &Map::new(), now).outcome,
-            Outcome::Denied
+            ToolOutcome::Denied
         );
         assert_eq!(
             e.decide("fs", "read_file", &Map::new(), now).outcome,
-            Outcome::Allowed
+            ToolOutcome::Allowed
         );
         assert_eq!(
             e.decide("web", "write_x", &Map::new(), now).outcome,
-            Outcome::Allowed
+            ToolOutcome::Allowed
         );
     }
 
@@ -496,7 +496,7 @@ mod tests {
             &args(json!({"message": "hi there", "n": 3})),
             now,
         );
-        assert_eq!(ok.outcome, Outcome::Allowed, "{:?}", ok.reasons);
+        assert_eq!(ok.outcome, ToolOutcome::Allowed, "{:?}", ok.reasons);
         for (bad, why) in [
             (json!({}), "required"),
             (json!({"message": 5}), "type string"),
@@ -506,7 +506,7 @@ mod tests {
             (json!({"message": "ok", "n": "2"}), "number"),
         ] {
             let d = e.decide("u", "echo", &args(bad.clone()), now);
-            assert_eq!(d.outcome, Outcome::Denied, "{bad}");
+            assert_eq!(d.outcome, ToolOutcome::Denied, "{bad}");
             assert!(
                 d.reasons.iter().any(|r| r.contains(why)),
                 "{bad}: {:?}",
@@ -526,12 +526,12 @@ mod tests {
         );
         let t0 = Instant::now();
         let call = |t| e.decide("u", "add", &Map::new(), t).outcome;
-        assert_eq!(call(t0), Outcome::Allowed);
-        assert_eq!(call(t0 + Duration::from_secs(1)), Outcome::Allowed);
-        assert_eq!(call(t0 + Duration::from_secs(2)), Outcome::Denied);
+        assert_eq!(call(t0), ToolOutcome::Allowed);
+        assert_eq!(call(t0 + Duration::from_secs(1)), ToolOutcome::Allowed);
+        assert_eq!(call(t0 + Duration::from_secs(2)), ToolOutcome::Denied);
         // The first call leaves the window at t0 + 10 s.
-        assert_eq!(call(t0 + Duration::from_secs(10)), Outcome::Allowed);
-        assert_eq!(call(t0 + Duration::from_secs(10)), Outcome::Denied);
+        assert_eq!(call(t0 + Duration::from_secs(10)), ToolOutcome::Allowed);
+        assert_eq!(call(t0 + Duration::from_secs(10)), ToolOutcome::Denied);
     }
 
     #[test]

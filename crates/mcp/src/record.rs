@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use chaperone_sdk::{RecordReceipt, Recorded, Recorder};
 use serde_json::{Map, Value, json};
 
-use crate::policy::Decision;
+use crate::policy::ToolDecision;
 
 /// The `_meta` key under which a tool result carries its record.
 pub const RECORD_META_KEY: &str = "chaperone.dev/record";
@@ -89,7 +89,7 @@ impl CallRecorder {
     pub async fn record(
         &self,
         call: &ToolCall<'_>,
-        decision: &Decision,
+        decision: &ToolDecision,
         status: CallStatus,
         output: &Value,
         extra: Map<String, Value>,
