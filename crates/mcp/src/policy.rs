@@ -209,6 +209,9 @@ impl ToolPolicy {
     }
 }
 
+/// How many rate-limit windows are kept before those that ended are swept.
+const MAX_WINDOWS: usize = 10_000;
+
 /// A policy ready to decide: compiled patterns and the rate limits' windows.
 #[derive(Debug)]
 pub struct PolicyEngine {
@@ -316,6 +319,20 @@ impl PolicyEngine {
                 .windows
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Every distinct tool name a rule with a limit matched has an entry: an agent
+            // calling ever new names must not grow the map without bound.
+            if windows.len() >= MAX_WINDOWS {
+                let rules = &self.policy.rules;
+                windows.retain(|(rule, _, _), times| {
+                    // Each entry by its own rule's window: an entry still inside it stays.
+                    let span = rules[*rule]
+                        .rate_limit
+                        .map_or(Duration::ZERO, |l| Duration::from_secs(l.per_seconds));
+                    times
+                        .back()
+                        .is_some_and(|t| now.saturating_duration_since(*t) < span)
+                });
+            }
             let times = windows
                 .entry((index, upstream.to_owned(), tool.to_owned()))
                 .or_default();
@@ -532,6 +549,36 @@ mod tests {
         // The first call leaves the window at t0 + 10 s.
         assert_eq!(call(t0 + Duration::from_secs(10)), ToolOutcome::Allowed);
         assert_eq!(call(t0 + Duration::from_secs(10)), ToolOutcome::Denied);
+    }
+
+    #[test]
+    fn many_tool_names_do_not_grow_the_windows_or_reset_a_long_one() {
+        let e = engine(
+            r#"
+            [[tool]]
+            name = "slow"
+            rate_limit = { calls = 1, per_seconds = 86400 }
+            [[tool]]
+            name = "*"
+            rate_limit = { calls = 1, per_seconds = 1 }
+            "#,
+        );
+        let t0 = Instant::now();
+        assert_eq!(
+            e.decide("u", "slow", &Map::new(), t0).outcome,
+            ToolOutcome::Allowed
+        );
+        // A new name every second, each allowed once per second: the old ones' windows end.
+        for i in 0..(MAX_WINDOWS + 10) {
+            let at = t0 + Duration::from_secs(2 + i as u64);
+            e.decide("u", &format!("t{i}"), &Map::new(), at);
+        }
+        let kept = e.windows.lock().map(|w| w.len()).unwrap_or(usize::MAX);
+        assert!(kept <= MAX_WINDOWS + 1, "{kept} windows kept");
+        // The day-long window survived the sweep: a second call is still over the limit.
+        let later = t0 + Duration::from_secs(MAX_WINDOWS as u64 + 20);
+        let again = e.decide("u", "slow", &Map::new(), later);
+        assert_eq!(again.outcome, ToolOutcome::Denied);
     }
 
     #[test]

@@ -34,14 +34,23 @@ where
         let mut line = Vec::new();
         loop {
             line.clear();
-            match input.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
+            let too_long = match read_line_capped(&mut input, &mut line, MAX_MESSAGE).await {
+                Ok(None) | Err(_) => break,
+                Ok(Some(too_long)) => too_long,
+            };
+            if !too_long && line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match refusal(&line) {
+            let refused = if too_long {
+                Some(error_line(
+                    Value::Null,
+                    -32600,
+                    format!("Invalid request: a message is limited to {MAX_MESSAGE} bytes"),
+                ))
+            } else {
+                refusal(&line)
+            };
+            match refused {
                 None => {
                     if !line.ends_with(b"\n") {
                         line.push(b'\n');
@@ -98,6 +107,54 @@ where
     served
 }
 
+/// The longest message the gateway takes from the agent (a longer line is refused and skipped,
+/// never held whole in memory).
+const MAX_MESSAGE: usize = 16 << 20;
+
+/// Reads one line into `line`, at most `max` bytes of it: `None` at the end of the input,
+/// `Some(true)` when the line was longer (the rest of it is read and dropped).
+async fn read_line_capped<R: AsyncRead + Unpin>(
+    input: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    let mut too_long = false;
+    let mut read_any = false;
+    loop {
+        let available = input.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(read_any.then_some(too_long));
+        }
+        read_any = true;
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(end) => (&available[..=end], true),
+            None => (available, false),
+        };
+        if !too_long && line.len() + chunk.len() <= max {
+            line.extend_from_slice(chunk);
+        } else {
+            too_long = true;
+            line.clear();
+        }
+        let used = chunk.len();
+        input.consume(used);
+        if done {
+            return Ok(Some(too_long));
+        }
+    }
+}
+
+fn error_line(id: Value, code: i64, message: String) -> Vec<u8> {
+    let mut answer = serde_json::to_vec(&json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": code, "message": message },
+    }))
+    .unwrap_or_default();
+    answer.push(b'\n');
+    answer
+}
+
 /// The error answer to a line that is not an MCP message, or `None` for one that is.
 fn refusal(line: &[u8]) -> Option<Vec<u8>> {
     let (id, code, message) = match serde_json::from_slice::<Value>(line) {
@@ -117,14 +174,7 @@ fn refusal(line: &[u8]) -> Option<Vec<u8>> {
             }
         }
     };
-    let mut answer = serde_json::to_vec(&json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": code, "message": message },
-    }))
-    .unwrap_or_default();
-    answer.push(b'\n');
-    Some(answer)
+    Some(error_line(id, code, message))
 }
 
 #[cfg(test)]
@@ -146,5 +196,27 @@ mod tests {
         );
         let fine = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
         assert!(refusal(fine).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_line_past_the_limit_is_dropped_and_the_next_read() {
+        let text = format!("{}\nnext\n", "x".repeat(100));
+        let mut input = BufReader::with_capacity(16, text.as_bytes());
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut input, &mut line, 50).await.ok(),
+            Some(Some(true))
+        );
+        line.clear();
+        assert_eq!(
+            read_line_capped(&mut input, &mut line, 50).await.ok(),
+            Some(Some(false))
+        );
+        assert_eq!(line, b"next\n");
+        line.clear();
+        assert_eq!(
+            read_line_capped(&mut input, &mut line, 50).await.ok(),
+            Some(None)
+        );
     }
 }
