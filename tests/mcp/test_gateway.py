@@ -10,6 +10,7 @@ import difflib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +389,57 @@ def test_malformed_json_rpc_from_the_upstream_is_skipped(gateway_factory: Any) -
                 return texts
 
     assert asyncio.run(scenario()) == ["ONE", "TWO", "THREE"]
+
+
+def test_a_cancelled_call_ends_at_once_and_the_session_goes_on(gateway_factory: Any) -> None:
+    """The agent cancels a long call (`notifications/cancelled`): the gateway cancels it
+    upstream and answers nothing for it (as the spec asks of a cancelled request), and the
+    next call is served at once, not after the long one."""
+    gateway = gateway_factory(ALLOW_ALL)
+    params = through(gateway)
+    process = subprocess.Popen(
+        [params.command, *params.args],
+        env=params.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+
+    def send(message: dict[str, Any]) -> None:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(message) + "\n")
+        process.stdin.flush()
+
+    def next_answer() -> dict[str, Any]:
+        assert process.stdout is not None
+        while True:
+            line = process.stdout.readline()
+            assert line, "the gateway closed its output"
+            parsed: dict[str, Any] = json.loads(line)
+            if "method" not in parsed:  # not a notification of the upstream's
+                return parsed
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                         "clientInfo": {"name": "raw", "version": "1"}}})
+        assert next_answer()["id"] == 1
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+              "params": {"name": "trigger-long-running-operation",
+                         "arguments": {"duration": 20, "steps": 2}}})
+        time.sleep(0.5)
+        send({"jsonrpc": "2.0", "method": "notifications/cancelled",
+              "params": {"requestId": 5, "reason": "the user gave up"}})
+        started = time.monotonic()
+        send({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+              "params": {"name": "echo", "arguments": {"message": "after"}}})
+        answer = next_answer()
+        assert answer["id"] == 6, f"expected the echo, got {answer}"
+        assert "after" in json.dumps(answer["result"])
+        assert time.monotonic() - started < 5
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
