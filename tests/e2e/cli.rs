@@ -36,6 +36,8 @@ fn every_command_and_subcommand_has_help() {
         &["policy", "test"],
         &["verify"],
         &["export"],
+        &["mcp"],
+        &["mcp", "disclose"],
         &["completions"],
     ];
     for command in commands {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use chaperone_server::LogFormat;
 use clap::{Parser, Subcommand};
 use commands::{
-    agent, completions, deploy, export, policy, report, serve, token, up, verify, wallet,
+    agent, completions, deploy, export, mcp, policy, report, serve, token, up, verify, wallet,
 };
 pub(crate) use shared::Output;
 
@@ -73,6 +73,11 @@ pub(crate) enum Command {
     /// `set` and `show` take the bearer token from $CHAPERONE_ADMIN_TOKEN.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The MCP gateway: every tool call an agent makes is recorded and held to a policy.
+    ///
+    /// Over stdio (`chaperone mcp --config mcp.toml -- npx @modelcontextprotocol/server-everything`)
+    /// or Streamable HTTP (`--http 127.0.0.1:8931`); `disclose` writes one call's disclosure.
+    Mcp(mcp::McpArgs),
     /// Verify a disclosure, or an evidence bundle (--bundle), end to end against the chain.
     Verify(verify::VerifyArgs),
     /// The evidence pack of a period for an auditor: an HTML report and a checkable bundle.
@@ -110,7 +115,13 @@ async fn main() -> ExitCode {
     } else {
         tracing::Level::WARN
     };
-    chaperone_server::init_logging(cli.log_format, level);
+    // rmcp logs every MCP message it handles (tool arguments and results) at debug and info
+    // level: the gateway's log keeps only its errors, so raw content never reaches it.
+    let caps: &[(&str, tracing::Level)] = match cli.command {
+        Command::Mcp(_) => &[("rmcp", tracing::Level::ERROR)],
+        _ => &[],
+    };
+    chaperone_server::init_logging_capped(cli.log_format, level, caps);
     let rpc_url = cli.command.rpc_url().map(str::to_owned);
     match run(cli.command, out).await {
         Ok(code) => code,
@@ -143,6 +154,7 @@ async fn run(command: Command, out: Output) -> anyhow::Result<ExitCode> {
         Command::Agent(command) => agent::run(command, out).await,
         Command::Token(command) => token::run(command, out).await,
         Command::Policy(command) => policy::run(command, out).await,
+        Command::Mcp(args) => mcp::run(args, out).await,
         Command::Verify(args) => verify::run(args, out).await,
         Command::Export(args) => export::run(args, out).await,
         Command::Report(args) => report::run(args, out).await,

@@ -56,7 +56,7 @@ pub use app::app;
 pub use audit::{MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS};
 pub use http::{ApiError, token_hash};
 pub use indexer::{IndexReport, Indexer, MAX_LOG_RANGE};
-pub use logging::{LogFormat, init_logging};
+pub use logging::{LogFormat, init_logging, init_logging_capped};
 pub use metrics::Metrics;
 pub use openapi::openapi;
 pub use service::{

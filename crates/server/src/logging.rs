@@ -24,12 +24,33 @@ impl std::str::FromStr for LogFormat {
 
 /// Installs the process's log subscriber (stderr), at most `level`.
 pub fn init_logging(format: LogFormat, level: tracing::Level) {
+    init_logging_capped(format, level, &[]);
+}
+
+/// [`init_logging`], with some targets held to a lower level whatever `level` is: a library
+/// that logs the messages it carries at debug level (rmcp logs every MCP message, tool
+/// arguments and results included) must not put raw content in the log with `--verbose`.
+pub fn init_logging_capped(
+    format: LogFormat,
+    level: tracing::Level,
+    caps: &[(&str, tracing::Level)],
+) {
+    use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
+    let targets = caps.iter().fold(
+        Targets::new().with_default(level),
+        |targets, (target, cap)| targets.with_target(*target, (*cap).min(level)),
+    );
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_target(false)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().with_current_span(true).init(),
-    }
+    let _ = match format {
+        LogFormat::Text => builder.finish().with(targets).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .finish()
+            .with(targets)
+            .try_init(),
+    };
 }

@@ -5,6 +5,7 @@ pub(crate) mod agent;
 pub(crate) mod completions;
 pub(crate) mod deploy;
 pub(crate) mod export;
+pub(crate) mod mcp;
 pub(crate) mod policy;
 pub(crate) mod report;
 pub(crate) mod serve;

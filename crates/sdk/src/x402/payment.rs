@@ -76,6 +76,16 @@ pub struct Settlement {
     pub error_reason: Option<String>,
 }
 
+impl Settlement {
+    /// The settlement a merchant reported as JSON (the `Payment-Response` header decoded, or
+    /// x402 over MCP's `_meta["x402/payment-response"]`); `None` if it is not one.
+    pub fn from_response(value: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value::<SettlementWire>(value.clone())
+            .ok()
+            .map(Self::from)
+    }
+}
+
 impl X402Payment {
     /// The payment as the metadata of the model call it was made in (`{"x402": …}`), for
     /// [`crate::Recorder::record`]: the call's audit record then commits to the requirement,

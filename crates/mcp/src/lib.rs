@@ -1,0 +1,26 @@
+//! `chaperone mcp`: an MCP gateway between an agent and its tool servers. To the agent it is
+//! an MCP server (stdio or Streamable HTTP), to each upstream an MCP client; both halves are
+//! the official Rust MCP SDK's (`rmcp`). Every `tools/call` is decided by a declarative tool
+//! policy ([`policy`]) and recorded in the agent's Chaperone log through the SDK's
+//! `Recorder` ([`record`]); x402 tools are paid from the agent's wallet ([`payment`]);
+//! everything else passes through unchanged.
+
+mod config;
+mod error;
+mod gateway;
+mod http;
+pub mod payment;
+pub mod policy;
+pub mod record;
+mod serve;
+mod upstream;
+
+pub use config::{
+    GatewayConfig, NAMESPACE_SEPARATOR, UpstreamConfig, UpstreamTransport, WalletSection,
+};
+pub use error::{Error, Result};
+pub use gateway::{Gateway, GatewayState};
+pub use http::{HttpGateway, http_router, serve_http};
+pub use payment::ToolPayer;
+pub use record::{CallRecorder, RECORD_META_KEY};
+pub use serve::{serve_lines, serve_stdio};
