@@ -82,6 +82,9 @@ cargo test --workspace --doc
 step "Python package and console: pip install ./crates/py, mypy --strict, pytest and headless Chromium against a devnet"
 ./scripts/test-py.sh
 
+step "MCP gateway: server-everything, a FastMCP server, the Python mcp client, the conformance suite, paid tools against a devnet"
+./scripts/test-mcp.sh
+
 step "Node package: npm ci ./crates/js (napi-rs build), tsc --strict and node --test against a devnet"
 ./scripts/test-js.sh
 
