@@ -71,14 +71,23 @@ function abortable(promise, signal) {
 /** Sends `request` (a fetch `Request`) through `client`, noting a payment in `call`. */
 async function send(client, request, call, options) {
   const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
-  const answer = await abortable(client.send({
+  // A payment the merchant received is the call's whatever it answers: a 402 again
+  // (`PaymentRefused`) or no answer (`PaymentUnanswered`) carries it, and the merchant may
+  // settle it all the same. Noted here even when the caller's signal aborted first.
+  const sent = client.send({
     method: request.method,
     url: request.url,
     headers: [...request.headers],
     body,
     timeoutMs: options.timeoutMs,
-  }), request.signal);
-  if (answer.payment && call) call.add(answer.payment, client);
+  }).then((answer) => {
+    if (answer.payment && call) call.add(answer.payment, client);
+    return answer;
+  }, (error) => {
+    if (error?.payment && call) call.add(error.payment, client);
+    throw error;
+  });
+  const answer = await abortable(sent, request.signal);
   return toResponse(answer);
 }
 
@@ -163,7 +172,9 @@ class ChaperoneExactEvmScheme {
     const amount = x402Version === 1 ? requirements.maxAmountRequired : requirements.amount;
     const cap = context?.maxAmountPerPayment;
     const atomic = (value) => /^\d+$/.test(String(value));
-    if (cap !== undefined && atomic(cap) && atomic(amount) && BigInt(amount) > BigInt(cap)) {
+    // An amount that is not plain digits cannot be compared, and x402-rs may still read one
+    // ("10_000" is 10000 to it): refused under a cap, as @x402/core's own spend controls do.
+    if (cap !== undefined && atomic(cap) && (!atomic(amount) || BigInt(amount) > BigInt(cap))) {
       throw new RangeError(`${amount} is over the x402 client's cap of ${cap} per payment`);
     }
     const required = { x402Version, accepts: [requirements] };
