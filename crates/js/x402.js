@@ -57,7 +57,11 @@ function toResponse(answer) {
  * on: a payment it makes is kept by the client, and presented again on a retry). */
 function abortable(promise, signal) {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // Observed all the same: its rejection must not surface as an unhandled one.
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -71,6 +75,8 @@ function abortable(promise, signal) {
 /** Sends `request` (a fetch `Request`) through `client`, noting a payment in `call`. */
 async function send(client, request, call, options) {
   const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
+  // As fetch: a request whose signal has aborted is not sent (nor paid).
+  if (request.signal?.aborted) throw request.signal.reason;
   // A payment the merchant received is the call's whatever it answers: a 402 again
   // (`PaymentRefused`) or no answer (`PaymentUnanswered`) carries it, and the merchant may
   // settle it all the same. Noted here even when the caller's signal aborted first.

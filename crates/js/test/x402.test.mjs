@@ -324,7 +324,7 @@ describe('x402', () => {
 describe('red team (i31)', () => {
   /** A merchant asking `accepts`, that answers a paid request with `answers.shift()` (a
    * status, after `delayMs`), and 402 once they run out. */
-  async function scriptedMerchant(accepts, answers, delayMs = 0) {
+  async function scriptedMerchant(accepts, answers, delayMs = 0, claimed = undefined) {
     const { createServer } = await import('node:http');
     const seen = [];
     const server = createServer((request, response) => {
@@ -336,7 +336,7 @@ describe('red team (i31)', () => {
           .end(JSON.stringify({ ok: status })), delayMs);
         return;
       }
-      const required = { x402Version: 2, error: 'payment required', resource: { url: shop.url }, accepts };
+      const required = { x402Version: 2, error: 'payment required', resource: { url: claimed ?? shop.url }, accepts };
       response.writeHead(402, {
         'Payment-Required': Buffer.from(JSON.stringify(required)).toString('base64'),
       }).end('{}');
@@ -404,6 +404,40 @@ describe('red team (i31)', () => {
     } finally {
       await shop.stop();
       await elsewhere.stop();
+    }
+  });
+
+  test('red team: a request whose signal is already aborted sends nothing, and its failure is no unhandled rejection', async () => {
+    const unhandled = [];
+    const onUnhandled = (reason) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    // A merchant the policy denies: the request, were it sent, would reject (Denied) later.
+    const shop = await startMerchant([requirement(devnet, PRICE, DEAD)]);
+    try {
+      const pay = wrapFetchWithPayment(fetch, wallet);
+      const aborted = await pay(shop.url, { signal: AbortSignal.abort() }).then(() => assert.fail('sent'), (e) => e);
+      assert.equal(aborted.name, 'AbortError');
+      await new Promise((done) => setTimeout(done, 1500));
+      assert.deepEqual(unhandled.map(String), []);
+      assert.equal(shop.seen.length, 0, 'as fetch: an aborted request is not sent');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await shop.stop();
+    }
+  });
+
+  test("red team: the scheme's payment record names the URL that asked, not the one the 402 claims", {
+    todo: "red-team finding: ChaperoneExactEvmScheme takes the 402's resource.url as the payment's resource, so a merchant attributes its charge to any URL in the audit trail",
+  }, async () => {
+    const shop = await scriptedMerchant([requirement(devnet, PRICE)], [200], 0, 'https://api.trusted.example/weather');
+    try {
+      const scheme = new ChaperoneExactEvmScheme(wallet);
+      const client = new x402Client().register(`eip155:${devnet.info.chainId}`, scheme);
+      client.setSpendControls(false);
+      assert.equal((await referenceFetch(fetch, client)(shop.url)).status, 200);
+      assert.equal(scheme.payments[0].resource, shop.url);
+    } finally {
+      await shop.stop();
     }
   });
 
