@@ -441,6 +441,28 @@ describe('red team (i31)', () => {
     }
   });
 
+  test("red team: a model answer too deep for canonical JSON still leaves the paid call's record", {
+    todo: "red-team finding: canonicalJson recurses, so a provider's deeply nested content (e.g. a provider-executed tool's result) throws RangeError before the middleware records, and the call's payments are never committed or bound",
+  }, async () => {
+    let deep = {};
+    for (let i = 0; i < 20_000; i++) deep = { a: deep };
+    const records = [];
+    const model = wrapLanguageModel({
+      model: new MockLanguageModelV3({
+        modelId: 'deep',
+        doGenerate: async () => ({
+          content: [{ type: 'text', text: 'hi', providerMetadata: { x: deep } }],
+          finishReason: { unified: 'stop', raw: 'stop' },
+          usage: { inputTokens: { total: 1 }, outputTokens: { total: 1 } },
+          warnings: [],
+        }),
+      }),
+      middleware: chaperoneMiddleware(recorder, { onRecorded: (r) => records.push(r) }),
+    });
+    await generateText({ model, prompt: 'hi' }).catch(() => {});
+    assert.equal(records.length, 1, 'the call is recorded');
+  });
+
   test('red team: a merchant with a short maxTimeoutSeconds and a slow answer makes a served, paid call throw', {
     todo: 'red-team finding: bindPayments throws call_outside_validity after the merchant served the paid request, so recordCall loses the value (the agent retries and pays again)',
   }, async () => {
