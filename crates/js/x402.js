@@ -16,11 +16,22 @@ const { currentCall } = require('./calls.js');
 /** The payment each answer of `wrapFetchWithPayment` was paid with. */
 const paid = new WeakMap();
 
-/** An `X402Client` for `payer`: the client itself, or a new one for a `Wallet`. */
+/** The one `X402Client` of each `Wallet` passed as a payer: its book of payments sent is the
+ * wallet's, so a retry through another wrapped fetch presents the payment still kept. */
+const clients = new WeakMap();
+
+/** An `X402Client` for `payer`: the client itself, or the wallet's own. */
 function clientOf(payer) {
   const { X402Client, Wallet } = require('./index.js');
   if (payer instanceof X402Client) return payer;
-  if (payer instanceof Wallet) return new X402Client(payer);
+  if (payer instanceof Wallet) {
+    let client = clients.get(payer);
+    if (!client) {
+      client = new X402Client(payer);
+      clients.set(payer, client);
+    }
+    return client;
+  }
   throw new TypeError('pays from a Wallet or an X402Client of @chaperone/sdk');
 }
 
