@@ -80,7 +80,13 @@ async function bindPayments(recorder, recorded, call) {
   }
   await recorder.receipt(recorded);
   for (const { payment, client } of call.entries) {
-    await client.bindToCall(payment.requestId, recorded.leafHash);
+    try {
+      await client.bindToCall(payment.requestId, recorded.leafHash);
+    } catch (error) {
+      // A kept payment presented again (a retry in a later call) is bound to the call that
+      // made it; this record commits to it all the same.
+      if (error?.code !== 'already_bound') throw error;
+    }
   }
 }
 

@@ -16,11 +16,22 @@ const { currentCall } = require('./calls.js');
 /** The payment each answer of `wrapFetchWithPayment` was paid with. */
 const paid = new WeakMap();
 
-/** An `X402Client` for `payer`: the client itself, or a new one for a `Wallet`. */
+/** The one `X402Client` of each `Wallet` passed as a payer: its book of payments sent is the
+ * wallet's, so a retry through another wrapped fetch presents the payment still kept. */
+const clients = new WeakMap();
+
+/** An `X402Client` for `payer`: the client itself, or the wallet's own. */
 function clientOf(payer) {
   const { X402Client, Wallet } = require('./index.js');
   if (payer instanceof X402Client) return payer;
-  if (payer instanceof Wallet) return new X402Client(payer);
+  if (payer instanceof Wallet) {
+    let client = clients.get(payer);
+    if (!client) {
+      client = new X402Client(payer);
+      clients.set(payer, client);
+    }
+    return client;
+  }
   throw new TypeError('pays from a Wallet or an X402Client of @chaperone/sdk');
 }
 
@@ -57,7 +68,11 @@ function toResponse(answer) {
  * on: a payment it makes is kept by the client, and presented again on a retry). */
 function abortable(promise, signal) {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // Observed all the same: its rejection must not surface as an unhandled one.
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -71,14 +86,25 @@ function abortable(promise, signal) {
 /** Sends `request` (a fetch `Request`) through `client`, noting a payment in `call`. */
 async function send(client, request, call, options) {
   const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
-  const answer = await abortable(client.send({
+  // As fetch: a request whose signal has aborted is not sent (nor paid).
+  if (request.signal?.aborted) throw request.signal.reason;
+  // A payment the merchant received is the call's whatever it answers: a 402 again
+  // (`PaymentRefused`) or no answer (`PaymentUnanswered`) carries it, and the merchant may
+  // settle it all the same. Noted here even when the caller's signal aborted first.
+  const sent = client.send({
     method: request.method,
     url: request.url,
     headers: [...request.headers],
     body,
     timeoutMs: options.timeoutMs,
-  }), request.signal);
-  if (answer.payment && call) call.add(answer.payment, client);
+  }).then((answer) => {
+    if (answer.payment && call) call.add(answer.payment, client);
+    return answer;
+  }, (error) => {
+    if (error?.payment && call) call.add(error.payment, client);
+    throw error;
+  });
+  const answer = await abortable(sent, request.signal);
   return toResponse(answer);
 }
 
@@ -163,7 +189,9 @@ class ChaperoneExactEvmScheme {
     const amount = x402Version === 1 ? requirements.maxAmountRequired : requirements.amount;
     const cap = context?.maxAmountPerPayment;
     const atomic = (value) => /^\d+$/.test(String(value));
-    if (cap !== undefined && atomic(cap) && atomic(amount) && BigInt(amount) > BigInt(cap)) {
+    // An amount that is not plain digits cannot be compared, and x402-rs may still read one
+    // ("10_000" is 10000 to it): refused under a cap, as @x402/core's own spend controls do.
+    if (cap !== undefined && atomic(cap) && (!atomic(amount) || BigInt(amount) > BigInt(cap))) {
       throw new RangeError(`${amount} is over the x402 client's cap of ${cap} per payment`);
     }
     const required = { x402Version, accepts: [requirements] };

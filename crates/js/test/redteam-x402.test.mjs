@@ -1,0 +1,224 @@
+// Red-team findings (issue 31) for the Node x402 client, the @x402/core scheme and the
+// recorded-call binding, on a devnet of their own (each payment takes one of the wallet's
+// EIP-1271 authorization slots for the period; x402.test.mjs uses most of them). A finding
+// still open is a `todo` test: it fails today, and the suite stays green; a fixed one runs.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { x402Client } from '@x402/core/client';
+import { wrapFetchWithPayment as referenceFetch } from '@x402/fetch';
+import { generateText, wrapLanguageModel } from 'ai';
+import { MockLanguageModelV3 } from 'ai/test';
+
+import * as chaperone from '../index.js';
+import { chaperoneMiddleware } from '../ai.js';
+import { ChaperoneExactEvmScheme, wrapFetchWithPayment } from '../x402.js';
+import { anchoredDisclosure, startDevnet } from './devnet.mjs';
+import { PRICE, decision, requirement, startMerchant } from './merchants.mjs';
+
+const { Recorder, Wallet, X402Client, X402Payment, recordCall } = chaperone;
+const DEAD = '0x000000000000000000000000000000000000dEaD';
+
+let devnet;
+let wallet;
+let recorder;
+before(async () => {
+  devnet = await startDevnet();
+  const { serverUrl, rpcUrl, wallet: address, agentKey } = devnet.info;
+  wallet = await Wallet.connect(serverUrl, rpcUrl, address, agentKey);
+  recorder = await Recorder.open(serverUrl, join(devnet.dir, 'agent.db'), agentKey);
+});
+after(async () => {
+  await recorder?.close();
+  await devnet?.stop();
+});
+
+describe('red team (i31)', () => {
+  /** A merchant asking `accepts`, that answers a paid request with `answers.shift()` (a
+   * status, after `delayMs`), and 402 once they run out. */
+  async function scriptedMerchant(accepts, answers, delayMs = 0, claimed = undefined) {
+    const { createServer } = await import('node:http');
+    const seen = [];
+    const server = createServer((request, response) => {
+      const paid = ['payment-signature', 'x-payment'].some((n) => n in request.headers);
+      seen.push({ paid });
+      if (paid && answers.length > 0) {
+        const status = answers.shift();
+        setTimeout(() => response.writeHead(status, { 'Content-Type': 'application/json' })
+          .end(JSON.stringify({ ok: status })), delayMs);
+        return;
+      }
+      const required = { x402Version: 2, error: 'payment required', resource: { url: claimed ?? shop.url }, accepts };
+      response.writeHead(402, {
+        'Payment-Required': Buffer.from(JSON.stringify(required)).toString('base64'),
+      }).end('{}');
+    });
+    await new Promise((done) => server.listen(0, '127.0.0.1', done));
+    const shop = {
+      url: `http://127.0.0.1:${server.address().port}/pay`,
+      seen,
+      stop: () => new Promise((done) => { server.closeAllConnections(); server.close(done); }),
+    };
+    return shop;
+  }
+
+  /** The leaf hash of the latest local record under `model`. */
+  async function lastRecord(model) {
+    await recorder.flush();
+    const records = await recorder.records();
+    return records.filter((r) => r.model === model).at(-1);
+  }
+
+  test('red team: a payment the merchant answers with 402 is still committed to and bound to its call', async () => {
+    // The merchant got a co-signed authorization it can settle; it answers 402 to hide it
+    // from the call's record.
+    const shop = await startMerchant([requirement(devnet, PRICE)]);
+    try {
+      const client = new X402Client(wallet);
+      const pay = wrapFetchWithPayment(fetch, client);
+      const refused = await recordCall(recorder, 'rt-refused', 'buy', () => pay(shop.url))
+        .then(() => assert.fail('served'), (e) => e);
+      assert.ok(refused instanceof chaperone.PaymentRefused, String(refused));
+      assert.deepEqual(shop.paymentHeaders(), [refused.payment.payload], 'the merchant holds it');
+      client.release(refused.requestId);
+      await recorder.sync();
+      const record = await lastRecord('rt-refused');
+      const disclosure = await anchoredDisclosure(recorder, record.leafHash, ['metadata']);
+      const metadata = Buffer.from(JSON.parse(disclosure.toJson()).disclosed[0].content.slice(2), 'hex');
+      assert.deepEqual(X402Payment.fromMetadata(metadata).map((p) => p.requestId), [refused.requestId],
+        "the call's record commits to the payment it made");
+      assert.equal((await decision(devnet, refused.requestId)).call_leaf_hash, record.leafHash);
+    } finally {
+      await shop.stop();
+    }
+  });
+
+  test("red team: the scheme's x402 cap holds for an amount written with underscores", async () => {
+    // x402-rs reads "10_000" as 10000 (ruint skips '_'): the merchant's amount must not slip
+    // past the cap because it is not plain digits.
+    const scheme = new ChaperoneExactEvmScheme(wallet);
+    const odd = { ...requirement(devnet, PRICE), amount: '10_000' };
+    await assert.rejects(scheme.createPaymentPayload(2, odd, { maxAmountPerPayment: '9999' }), RangeError);
+    assert.equal(scheme.payments.length, 0, 'nothing co-signed');
+  });
+
+  test("red team: the @x402/core scheme's payment does not follow a redirect to another origin", {
+    todo: "red-team finding: @x402/fetch sends the paid retry with fetch's own redirect handling, so a 307 carries the co-signed PAYMENT-SIGNATURE to another origin",
+  }, async () => {
+    const elsewhere = await startMerchant([]);
+    const shop = await startMerchant([requirement(devnet, PRICE)], { paidStatus: 307, paidLocation: elsewhere.url });
+    try {
+      const client = new x402Client().register(`eip155:${devnet.info.chainId}`, new ChaperoneExactEvmScheme(wallet));
+      client.setSpendControls(false);
+      await referenceFetch(fetch, client)(shop.url).catch(() => {});
+      assert.equal(shop.paymentHeaders().length, 1, 'the merchant got the payment');
+      assert.deepEqual(elsewhere.paymentHeaders(), [], 'the payment went nowhere else');
+    } finally {
+      await shop.stop();
+      await elsewhere.stop();
+    }
+  });
+
+  test('red team: a request whose signal is already aborted sends nothing, and its failure is no unhandled rejection', async () => {
+    const unhandled = [];
+    const onUnhandled = (reason) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    // A merchant the policy denies: the request, were it sent, would reject (Denied) later.
+    const shop = await startMerchant([requirement(devnet, PRICE, DEAD)]);
+    try {
+      const pay = wrapFetchWithPayment(fetch, wallet);
+      const aborted = await pay(shop.url, { signal: AbortSignal.abort() }).then(() => assert.fail('sent'), (e) => e);
+      assert.equal(aborted.name, 'AbortError');
+      await new Promise((done) => setTimeout(done, 1500));
+      assert.deepEqual(unhandled.map(String), []);
+      assert.equal(shop.seen.length, 0, 'as fetch: an aborted request is not sent');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await shop.stop();
+    }
+  });
+
+  test("red team: the scheme's payment record names the URL that asked, not the one the 402 claims", {
+    todo: "red-team finding: ChaperoneExactEvmScheme takes the 402's resource.url as the payment's resource, so a merchant attributes its charge to any URL in the audit trail",
+  }, async () => {
+    const shop = await scriptedMerchant([requirement(devnet, PRICE)], [200], 0, 'https://api.trusted.example/weather');
+    try {
+      const scheme = new ChaperoneExactEvmScheme(wallet);
+      const client = new x402Client().register(`eip155:${devnet.info.chainId}`, scheme);
+      client.setSpendControls(false);
+      assert.equal((await referenceFetch(fetch, client)(shop.url)).status, 200);
+      assert.equal(scheme.payments[0].resource, shop.url);
+    } finally {
+      await shop.stop();
+    }
+  });
+
+  test("red team: a model answer too deep for canonical JSON still leaves the paid call's record", {
+    todo: "red-team finding: canonicalJson recurses, so a provider's deeply nested content (e.g. a provider-executed tool's result) throws RangeError before the middleware records, and the call's payments are never committed or bound",
+  }, async () => {
+    let deep = {};
+    for (let i = 0; i < 20_000; i++) deep = { a: deep };
+    const records = [];
+    const model = wrapLanguageModel({
+      model: new MockLanguageModelV3({
+        modelId: 'deep',
+        doGenerate: async () => ({
+          content: [{ type: 'text', text: 'hi', providerMetadata: { x: deep } }],
+          finishReason: { unified: 'stop', raw: 'stop' },
+          usage: { inputTokens: { total: 1 }, outputTokens: { total: 1 } },
+          warnings: [],
+        }),
+      }),
+      middleware: chaperoneMiddleware(recorder, { onRecorded: (r) => records.push(r) }),
+    });
+    await generateText({ model, prompt: 'hi' }).catch(() => {});
+    assert.equal(records.length, 1, 'the call is recorded');
+  });
+
+  test('red team: a retry through another wrapFetchWithPayment of the same wallet presents the same payment', async () => {
+    // The README's promise ("a retry presents the same authorization, never a second one")
+    // must not depend on the application keeping one wrapped fetch: the merchant that answered
+    // 402 to the first may settle it and collect a second.
+    const shop = await startMerchant([requirement(devnet, PRICE)]);
+    try {
+      const first = await wrapFetchWithPayment(fetch, wallet)(shop.url).then(() => assert.fail('served'), (e) => e);
+      assert.ok(first instanceof chaperone.PaymentRefused, String(first));
+      const again = await wrapFetchWithPayment(fetch, wallet)(shop.url).then(() => assert.fail('served'), (e) => e);
+      assert.equal(again.payment?.requestId, first.requestId, 'one authorization, presented again');
+      assert.deepEqual(shop.paymentHeaders(), [first.payment.payload, first.payment.payload]);
+      new X402Client(wallet).release(first.requestId);
+    } finally {
+      await shop.stop();
+    }
+  });
+
+  test('red team: a merchant with a short maxTimeoutSeconds and a slow answer makes a served, paid call throw', {
+    todo: 'red-team finding: bindPayments throws call_outside_validity after the merchant served the paid request, so recordCall loses the value (the agent retries and pays again)',
+  }, async () => {
+    const shop = await scriptedMerchant([{ ...requirement(devnet, PRICE), maxTimeoutSeconds: 1 }], [200], 2500);
+    try {
+      const pay = wrapFetchWithPayment(fetch, wallet);
+      const { value } = await recordCall(recorder, 'rt-slow', 'buy', async () => (await pay(shop.url)).status);
+      assert.equal(value, 200);
+    } finally {
+      await shop.stop();
+    }
+  });
+
+  test("red team: a retry served with the payment an earlier call made does not fail the retry's call", async () => {
+    // The first paid answer is a 500 (the payment stays kept); the retry, in a new call,
+    // presents it again and is served.
+    const shop = await scriptedMerchant([requirement(devnet, PRICE)], [500, 200]);
+    try {
+      const pay = wrapFetchWithPayment(fetch, new X402Client(wallet));
+      const first = await recordCall(recorder, 'rt-retry', 'buy', async () => (await pay(shop.url)).status);
+      assert.equal(first.value, 500);
+      const second = await recordCall(recorder, 'rt-retry', 'buy again', async () => (await pay(shop.url)).status);
+      assert.equal(second.value, 200);
+      assert.equal(second.payments[0].requestId, first.payments[0].requestId, 'presented again, not paid twice');
+    } finally {
+      await shop.stop();
+    }
+  });
+});
