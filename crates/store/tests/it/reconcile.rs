@@ -470,3 +470,89 @@ async fn an_acknowledgement_outlives_a_reorganisation() {
         assert_eq!(store.open_unauthorized_spends().await.unwrap(), 1);
     }
 }
+
+/// Red team (rt29): the indexer settles an approved Permit2 payment as soon as Permit2's bitmap
+/// shows its nonce used (`settle_used_permit2` → `settle_authorization_seen`), whatever the nonce
+/// paid. Attacker B spending the approved nonce on a payment to itself leaves the ledger saying
+/// the approved payment settled, though it never happened (the module says it is released).
+#[tokio::test]
+#[ignore = "red-team finding: Permit2 bitmap settles an approval whose nonce paid something else"]
+async fn a_permit2_nonce_spent_on_another_payment_does_not_settle_its_approval() {
+    for store in stores().await {
+        registered(&store, 10_000).await;
+        let (merchant, thief) = (Address::repeat_byte(0x42), Address::repeat_byte(0x66));
+        let nonce = B256::repeat_byte(5);
+        let reused = approve_authorization(&store, 5, (PERMIT2, nonce), merchant, 25).await;
+        let transfer = json!({ "from": wallet(), "to": thief, "value": "80" });
+        let events = [
+            budget(20, 0),
+            in_tx(5, event(20, 1, token(), "Transfer", transfer)),
+        ];
+        index(&store, 20, &events).await;
+        // What the indexer does next in the same pass: the bitmap shows the nonce used.
+        store
+            .settle_authorization_seen(
+                wallet(),
+                PERMIT2,
+                nonce,
+                Some(chaperone_store::Settlement {
+                    tx: None,
+                    block: 20,
+                    time: Some(NOW + 20),
+                }),
+            )
+            .await
+            .unwrap();
+        let alerts = store
+            .reconcile_permit2(wallet(), &[nonce], 20, NOW + 100)
+            .await
+            .unwrap();
+        assert_eq!(alerts.len(), 1, "the reuse is alerted");
+        let ledger = states(&store).await;
+        let state = ledger.iter().find(|(r, ..)| *r == reused).unwrap().1;
+        assert_ne!(
+            state,
+            PaymentState::Settled,
+            "the ledger settled an approved payment that never happened"
+        );
+    }
+}
+
+/// Red team (rt29): a Permit2 approval is "paired" with any transfer from the wallet of the
+/// same token, recipient and amount outside the wallet's executions and authorizations, e.g.
+/// one pulled through an allowance a past approved `approve` gave (a subscription the merchant
+/// collects). Attacker B spends the approved Permit2 nonce on a payment to itself; the
+/// merchant's own pull of the same amount pairs with the approval and the reuse is never
+/// alerted. Permit2 emits the nonce's use nowhere; matching by amount alone is not enough.
+#[tokio::test]
+#[ignore = "red-team finding: an allowance pull of the same amount hides a reused Permit2 nonce"]
+async fn an_allowance_pull_does_not_pair_with_a_permit2_approval() {
+    for store in stores().await {
+        registered(&store, 10_000).await;
+        let (merchant, thief) = (Address::repeat_byte(0x42), Address::repeat_byte(0x66));
+        let nonce = B256::repeat_byte(5);
+        approve_authorization(&store, 5, (PERMIT2, nonce), merchant, 25).await;
+        let transfer =
+            |to: Address, value: &str| json!({ "from": wallet(), "to": to, "value": value });
+        let events = [
+            budget(20, 0),
+            // Permit2 pulls 80 to the thief under the approved nonce.
+            in_tx(5, event(20, 1, token(), "Transfer", transfer(thief, "80"))),
+            // The merchant collects 25 through its allowance (transferFrom, no wallet event).
+            in_tx(
+                9,
+                event(20, 2, token(), "Transfer", transfer(merchant, "25")),
+            ),
+        ];
+        index(&store, 20, &events).await;
+        let alerts = store
+            .reconcile_permit2(wallet(), &[nonce], 20, NOW + 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            alerts.len(),
+            1,
+            "the reused Permit2 nonce escaped the alert"
+        );
+    }
+}
