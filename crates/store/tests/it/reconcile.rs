@@ -587,3 +587,30 @@ async fn a_lowered_permit2_budget_still_checks_the_slots_used_before() {
         );
     }
 }
+
+/// Red team (rt29): a reorganisation forgets the events, blocks, anchors, unauthorized spends
+/// and Permit2 pairings above the fork, but not the settlements they made: the ledger keeps
+/// the approved payment settled in a transaction that is no longer on chain. On the new branch
+/// attacker B can spend the same nonce on other calls (an alert), yet the ledger still says the
+/// approved payment settled.
+#[tokio::test]
+#[ignore = "red-team finding: a reorganisation leaves dropped settlements in the ledger"]
+async fn a_reorganisation_forgets_the_settlements_of_dropped_blocks() {
+    for store in stores().await {
+        registered(&store, 1_000).await;
+        let (id, req) = request(vec![pay(10)], 0, NOW);
+        decide_at(&store, id, &req, NOW, NOW + 60, None).await;
+        let executed = json!({ "nonce": "0", "digest": id });
+        index(&store, 10, &[event(10, 0, wallet(), "Executed", executed)]).await;
+        let settled = states(&store).await;
+        assert_eq!(settled[0].1, PaymentState::Settled);
+        // Block 10 is replaced: its transaction is gone.
+        store.rewind_index(9).await.unwrap();
+        let after = states(&store).await;
+        assert_ne!(
+            after[0],
+            (id, PaymentState::Settled, Some(B256::repeat_byte(0))),
+            "the ledger still names a settlement in a dropped block"
+        );
+    }
+}
