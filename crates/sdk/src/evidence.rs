@@ -457,7 +457,7 @@ mod tests {
             agent_signature: Bytes::from(vec![0u8; 65]),
         };
         let request_id = request.payment.digest(1, wallet);
-        let request_json = serde_json::to_string(&request).unwrap();
+        let request_json = serde_json::to_string(&request).expect("serialises");
         let content = DecisionRecordContent {
             outcome: Outcome::Approved,
             reasons: vec![],
@@ -465,7 +465,7 @@ mod tests {
             policy_hash: B256::repeat_byte(0x33),
             cosigner_signature: Some("0x00".into()),
         };
-        let decision_json = serde_json::to_string(&content).unwrap();
+        let decision_json = serde_json::to_string(&content).expect("serialises");
         let (input_salt, output_salt) = (Salt([1; 32]), Salt([2; 32]));
         let record = Record {
             agent: signer,
@@ -481,7 +481,7 @@ mod tests {
             metadata: None,
             previous: B256::ZERO,
         };
-        let leaf = record.leaf_hash().unwrap();
+        let leaf = record.leaf_hash().expect("a valid record");
         let decision: DecisionView = serde_json::from_value(serde_json::json!({
             "request_id": request_id, "wallet": wallet, "created_at": 1_700_000_000u64,
             "created_at_iso": "2023-11-14T22:13:20Z", "outcome": "approved", "reasons": [],
@@ -491,7 +491,7 @@ mod tests {
             "payments": [], "payments_text": ["1000000 USDC to 0x4444444444444444444444444444444444444444"],
             "approvers": ["alice", "bob"], "approval_comment": "both of us checked",
         }))
-        .unwrap();
+        .expect("a decision view");
         EvidenceBundle {
             version: EVIDENCE_VERSION,
             from: 0,
@@ -501,7 +501,7 @@ mod tests {
             records: vec![EvidenceRecord {
                 index: 0,
                 leaf_hash: leaf,
-                leaf_data: Bytes::from(record.encode().unwrap()),
+                leaf_data: Bytes::from(record.encode().expect("a valid record")),
                 agent: signer,
                 model: DECISION_RECORD_MODEL.into(),
                 timestamp_ms: record.timestamp_ms,
