@@ -434,6 +434,129 @@ mod tests {
 
     use super::*;
 
+    use chaperone_api::{Payment, compliance::DecisionView, evidence::EvidenceRecord};
+    use chaperone_core::{Bytes, Call, Execute, InclusionProof, Salt, U256, policy::Outcome};
+
+    /// A bundle holding one decision-model record of `signer` (any key that can log a record:
+    /// an agent's), opened by the bundle, and the decision it "proves".
+    fn bundle_with_decision(signer: Address) -> EvidenceBundle {
+        let wallet = Address::repeat_byte(0x11);
+        let payment = Payment::Execute(Execute {
+            calls: vec![Call {
+                to: Address::repeat_byte(0x22),
+                value: U256::from(1),
+                data: Bytes::new(),
+            }],
+            nonce: U256::ZERO,
+            validUntil: 2_000_000_000,
+        });
+        let request = CosignRequest {
+            chain_id: 1,
+            wallet,
+            payment,
+            agent_signature: Bytes::from(vec![0u8; 65]),
+        };
+        let request_id = request.payment.digest(1, wallet);
+        let request_json = serde_json::to_string(&request).expect("serialises");
+        let content = DecisionRecordContent {
+            outcome: Outcome::Approved,
+            reasons: vec![],
+            policy_version: 1,
+            policy_hash: B256::repeat_byte(0x33),
+            cosigner_signature: Some("0x00".into()),
+        };
+        let decision_json = serde_json::to_string(&content).expect("serialises");
+        let (input_salt, output_salt) = (Salt([1; 32]), Salt([2; 32]));
+        let record = Record {
+            agent: signer,
+            sequence: 0,
+            timestamp_ms: 1_700_000_000_000,
+            model: DECISION_RECORD_MODEL.into(),
+            input: Commitment::compute(CommitmentKind::Input, &input_salt, request_json.as_bytes()),
+            output: Commitment::compute(
+                CommitmentKind::Output,
+                &output_salt,
+                decision_json.as_bytes(),
+            ),
+            metadata: None,
+            previous: B256::ZERO,
+        };
+        let leaf = record.leaf_hash().expect("a valid record");
+        let decision: DecisionView = serde_json::from_value(serde_json::json!({
+            "request_id": request_id, "wallet": wallet, "created_at": 1_700_000_000u64,
+            "created_at_iso": "2023-11-14T22:13:20Z", "outcome": "approved", "reasons": [],
+            "reasons_text": [], "policy_version": 1, "policy_hash": B256::repeat_byte(0x33),
+            "signed": true, "logged_leaf": leaf, "call_leaf_hash": null,
+            "agent": Address::repeat_byte(0x44), "method": "execute",
+            "payments": [], "payments_text": ["1000000 USDC to 0x4444444444444444444444444444444444444444"],
+            "approvers": ["alice", "bob"], "approval_comment": "both of us checked",
+        }))
+        .expect("a decision view");
+        EvidenceBundle {
+            version: EVIDENCE_VERSION,
+            from: 0,
+            to: 2_000_000_000,
+            agents: vec![],
+            wallets: vec![wallet],
+            records: vec![EvidenceRecord {
+                index: 0,
+                leaf_hash: leaf,
+                leaf_data: Bytes::from(record.encode().expect("a valid record")),
+                agent: signer,
+                model: DECISION_RECORD_MODEL.into(),
+                timestamp_ms: record.timestamp_ms,
+                received_ms: record.timestamp_ms,
+                inclusion: InclusionProof {
+                    index: 0,
+                    size: 1,
+                    path: vec![],
+                },
+            }],
+            unanchored_records: 0,
+            checkpoints: vec![],
+            consistency: vec![],
+            decisions: vec![decision],
+            decision_openings: vec![DecisionOpening {
+                request_id,
+                leaf_hash: leaf,
+                request: request_json,
+                input_salt,
+                decision: decision_json,
+                output_salt,
+            }],
+        }
+    }
+
+    /// Red team (rt29): nothing reserves the decision model in the log, so any key that can
+    /// log a record (attacker A's agent key) can log a `chaperone-policy/decision/v1` record of
+    /// its own making; a doctored bundle then "verifies" a fabricated approval against it. The
+    /// verifier lists the signer but never requires it to be the policy service's key.
+    #[test]
+    #[ignore = "red-team finding: a decision record signed by an agent key verifies a fabricated decision"]
+    fn decision_record_of_an_agent_key_does_not_verify() {
+        let agent = Address::repeat_byte(0xaa);
+        let checked = check_decisions(&bundle_with_decision(agent));
+        assert!(
+            checked.is_err() || checked.is_ok_and(|c| c.verified == 0),
+            "a decision record signed by an agent key proved a decision"
+        );
+    }
+
+    /// Red team (rt29): a verified decision's payments, agent, method, approvers and comment
+    /// are not compared with its record: a doctored bundle changes what was paid, to whom and
+    /// who approved, and still counts the decision as verified.
+    #[test]
+    #[ignore = "red-team finding: a verified decision's payments/agent/approvers are not checked"]
+    fn doctored_payments_and_approvers_do_not_verify() {
+        let bundle = bundle_with_decision(Address::repeat_byte(0xcc));
+        // The record opens to one `execute` of 1 wei, by no approver; the view says otherwise.
+        let checked = check_decisions(&bundle);
+        assert!(
+            checked.is_err() || checked.is_ok_and(|c| c.verified == 0),
+            "a decision whose payments and approvers contradict its record verified"
+        );
+    }
+
     #[test]
     fn anchored_event_signature_is_the_contracts() {
         // The verifier decodes by this signature: a changed event must fail here first.

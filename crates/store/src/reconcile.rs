@@ -524,14 +524,19 @@ impl Store {
         Ok(tokens)
     }
 
-    /// The Permit2 budgets the indexed `AuthorizationBudgetSet` events left in force, as
-    /// (wallet, token, Permit2 slots), those with slots only: where a Permit2 nonce can pay.
+    /// The Permit2 slots the indexer checks, as (wallet, token, Permit2 slots), those with
+    /// slots only: the most any indexed `AuthorizationBudgetSet` ever gave, not the latest. A
+    /// nonce used under a larger budget stays used after the owner lowers it (within the same
+    /// or the previous period, which the indexer reads): checking only the latest budget's
+    /// slots would never look at it (red team rt29). Checking more slots costs a few bitmap
+    /// reads, and a used slot with an approved, paired decision raises nothing.
     pub async fn permit2_budgets(&self) -> Result<Vec<(Address, Address, u16)>> {
         let mut conn = self.reader.acquire().await?;
         let mut latest = std::collections::BTreeMap::new();
         for (wallet, token, slots) in Self::budget_events(&mut conn).await? {
             if let Some(slots) = slots {
-                latest.insert((wallet, token), slots);
+                let most: &mut u16 = latest.entry((wallet, token)).or_default();
+                *most = (*most).max(slots);
             }
         }
         Ok(latest

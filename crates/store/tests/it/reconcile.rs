@@ -470,3 +470,147 @@ async fn an_acknowledgement_outlives_a_reorganisation() {
         assert_eq!(store.open_unauthorized_spends().await.unwrap(), 1);
     }
 }
+
+/// Red team (rt29): the indexer settles an approved Permit2 payment as soon as Permit2's bitmap
+/// shows its nonce used (`settle_used_permit2` → `settle_authorization_seen`), whatever the nonce
+/// paid. Attacker B spending the approved nonce on a payment to itself leaves the ledger saying
+/// the approved payment settled, though it never happened (the module says it is released).
+#[tokio::test]
+#[ignore = "red-team finding: Permit2 bitmap settles an approval whose nonce paid something else"]
+async fn a_permit2_nonce_spent_on_another_payment_does_not_settle_its_approval() {
+    for store in stores().await {
+        registered(&store, 10_000).await;
+        let (merchant, thief) = (Address::repeat_byte(0x42), Address::repeat_byte(0x66));
+        let nonce = B256::repeat_byte(5);
+        let reused = approve_authorization(&store, 5, (PERMIT2, nonce), merchant, 25).await;
+        let transfer = json!({ "from": wallet(), "to": thief, "value": "80" });
+        let events = [
+            budget(20, 0),
+            in_tx(5, event(20, 1, token(), "Transfer", transfer)),
+        ];
+        index(&store, 20, &events).await;
+        // What the indexer does next in the same pass: the bitmap shows the nonce used.
+        store
+            .settle_authorization_seen(
+                wallet(),
+                PERMIT2,
+                nonce,
+                Some(chaperone_store::Settlement {
+                    tx: None,
+                    block: 20,
+                    time: Some(NOW + 20),
+                }),
+            )
+            .await
+            .unwrap();
+        let alerts = store
+            .reconcile_permit2(wallet(), &[nonce], 20, NOW + 100)
+            .await
+            .unwrap();
+        assert_eq!(alerts.len(), 1, "the reuse is alerted");
+        let ledger = states(&store).await;
+        let state = ledger.iter().find(|(r, ..)| *r == reused).unwrap().1;
+        assert_ne!(
+            state,
+            PaymentState::Settled,
+            "the ledger settled an approved payment that never happened"
+        );
+    }
+}
+
+/// Red team (rt29): a Permit2 approval is "paired" with any transfer from the wallet of the
+/// same token, recipient and amount outside the wallet's executions and authorizations, e.g.
+/// one pulled through an allowance a past approved `approve` gave (a subscription the merchant
+/// collects). Attacker B spends the approved Permit2 nonce on a payment to itself; the
+/// merchant's own pull of the same amount pairs with the approval and the reuse is never
+/// alerted. Permit2 emits the nonce's use nowhere; matching by amount alone is not enough.
+#[tokio::test]
+#[ignore = "red-team finding: an allowance pull of the same amount hides a reused Permit2 nonce"]
+async fn an_allowance_pull_does_not_pair_with_a_permit2_approval() {
+    for store in stores().await {
+        registered(&store, 10_000).await;
+        let (merchant, thief) = (Address::repeat_byte(0x42), Address::repeat_byte(0x66));
+        let nonce = B256::repeat_byte(5);
+        approve_authorization(&store, 5, (PERMIT2, nonce), merchant, 25).await;
+        let transfer =
+            |to: Address, value: &str| json!({ "from": wallet(), "to": to, "value": value });
+        let events = [
+            budget(20, 0),
+            // Permit2 pulls 80 to the thief under the approved nonce.
+            in_tx(5, event(20, 1, token(), "Transfer", transfer(thief, "80"))),
+            // The merchant collects 25 through its allowance (transferFrom, no wallet event).
+            in_tx(
+                9,
+                event(20, 2, token(), "Transfer", transfer(merchant, "25")),
+            ),
+        ];
+        index(&store, 20, &events).await;
+        let alerts = store
+            .reconcile_permit2(wallet(), &[nonce], 20, NOW + 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            alerts.len(),
+            1,
+            "the reused Permit2 nonce escaped the alert"
+        );
+    }
+}
+
+/// Red team (rt29): the indexer reads Permit2's bitmap only for the slots of the latest budget
+/// (`permit2_budgets`). Attacker B uses Permit2 slots 0..5 (none approved), then the owner
+/// lowers the budget to 0 Permit2 slots (or removes the backstop) before the indexer's next
+/// bitmap read: the nonces already used are never looked at, and the spend raises no alert.
+/// The slots to check must be the most any budget allowed (fixed: `permit2_budgets`).
+#[tokio::test]
+async fn a_lowered_permit2_budget_still_checks_the_slots_used_before() {
+    for store in stores().await {
+        registered(&store, 10_000).await;
+        let lowered = event(
+            21,
+            0,
+            wallet(),
+            "AuthorizationBudgetSet",
+            json!({ "token": token(), "max_value": "1000", "slots": 5, "permit2_slots": 0 }),
+        );
+        index(&store, 20, &[budget(20, 0)]).await;
+        store
+            .index_blocks(&[(21, B256::repeat_byte(21))], &[lowered], Some(NOW + 100))
+            .await
+            .unwrap();
+        let budgets = store.permit2_budgets().await.unwrap();
+        assert!(
+            budgets
+                .iter()
+                .any(|&(w, t, slots)| w == wallet() && t == token() && slots >= 5),
+            "the indexer no longer checks the 5 Permit2 slots usable earlier this period: {budgets:?}"
+        );
+    }
+}
+
+/// Red team (rt29): a reorganisation forgets the events, blocks, anchors, unauthorized spends
+/// and Permit2 pairings above the fork, but not the settlements they made: the ledger keeps
+/// the approved payment settled in a transaction that is no longer on chain. On the new branch
+/// attacker B can spend the same nonce on other calls (an alert), yet the ledger still says the
+/// approved payment settled.
+#[tokio::test]
+#[ignore = "red-team finding: a reorganisation leaves dropped settlements in the ledger"]
+async fn a_reorganisation_forgets_the_settlements_of_dropped_blocks() {
+    for store in stores().await {
+        registered(&store, 1_000).await;
+        let (id, req) = request(vec![pay(10)], 0, NOW);
+        decide_at(&store, id, &req, NOW, NOW + 60, None).await;
+        let executed = json!({ "nonce": "0", "digest": id });
+        index(&store, 10, &[event(10, 0, wallet(), "Executed", executed)]).await;
+        let settled = states(&store).await;
+        assert_eq!(settled[0].1, PaymentState::Settled);
+        // Block 10 is replaced: its transaction is gone.
+        store.rewind_index(9).await.unwrap();
+        let after = states(&store).await;
+        assert_ne!(
+            after[0],
+            (id, PaymentState::Settled, Some(B256::repeat_byte(0))),
+            "the ledger still names a settlement in a dropped block"
+        );
+    }
+}
