@@ -10,7 +10,9 @@
 // usage). x402 payments made by the call itself (a provider whose `fetch` is
 // `wrapFetchWithPayment`'s) are in its metadata too and bound to the record; a tool that pays
 // is recorded, with its payments, by `recordTool`. Only salted commitments reach the server.
-const { callMetadata, bindPayments, errorOutput, errorType, recordCall, runCall } = require('./calls.js');
+const {
+  callMetadata, bindPayments, errorOutput, errorType, recordCall, runCall, warnUnbound,
+} = require('./calls.js');
 const { canonicalJson } = require('./json.js');
 
 /** The request settings the OpenTelemetry GenAI conventions name, by the AI SDK's names. */
@@ -72,7 +74,9 @@ function addResponse(attributes, { response, finishReason: reason, usage }) {
 async function record(recorder, model, params, output, attributes, call) {
   const recorded = await recorder.record(model.modelId, canonicalJson(params.prompt), output,
     callMetadata(attributes, call));
-  await bindPayments(recorder, recorded, call);
+  // The model call was served and paid for: its answer is not lost to a binding that failed
+  // (the record commits to the payment); the application hears of it as a warning.
+  warnUnbound(recorded, await bindPayments(recorder, recorded, call));
   return recorded;
 }
 
@@ -201,8 +205,9 @@ function recordTool(recorder, name, execute) {
   return async (input, toolOptions) => {
     const metadata = { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': name };
     if (toolOptions?.toolCallId !== undefined) metadata['gen_ai.tool.call.id'] = toolOptions.toolCallId;
-    const { value } = await recordCall(recorder, `tool:${name}`, canonicalJson(input ?? null),
-      () => execute(input, toolOptions), { metadata });
+    const { value, recorded, unbound } = await recordCall(recorder, `tool:${name}`,
+      canonicalJson(input ?? null), () => execute(input, toolOptions), { metadata });
+    warnUnbound(recorded, unbound);
     return value;
   };
 }

@@ -67,26 +67,49 @@ function callMetadata(attributes, call) {
 
 /** Binds each payment of `call` to `recorded` once the record is in the log (the policy
  * service binds a payment only to a logged record of the wallet's agent, received while the
- * co-signature was valid: hence at once, not later). */
+ * co-signature was valid: hence at once, not later). Resolves to the payments it could not
+ * bind, each with its error: a binding that fails never loses the call's value, which was paid
+ * for (a merchant that answers after the co-signature's validity would otherwise make a served
+ * call throw, and the agent pay again). The record commits to every payment all the same. */
 async function bindPayments(recorder, recorded, call) {
-  if (!call || call.entries.length === 0) return;
-  for (const { payment, client } of call.entries) {
-    if (client.agent !== recorded.agent) {
-      const { Invalid } = require('./errors.js');
-      throw new Invalid(`payment ${payment.requestId} was signed by agent ${client.agent}, but ` +
-        `the call was recorded by ${recorded.agent}: record with the wallet's agent key to ` +
-        'bind its payments', {});
+  const unbound = [];
+  if (!call || call.entries.length === 0) return unbound;
+  const { Invalid } = require('./errors.js');
+  const ours = [];
+  for (const entry of call.entries) {
+    if (entry.client.agent === recorded.agent) {
+      ours.push(entry);
+    } else {
+      unbound.push({ payment: entry.payment, error: new Invalid(`payment ${entry.payment.requestId} ` +
+        `was signed by agent ${entry.client.agent}, but the call was recorded by ${recorded.agent}: ` +
+        "record with the wallet's agent key to bind its payments", {}) });
     }
   }
-  await recorder.receipt(recorded);
-  for (const { payment, client } of call.entries) {
+  if (ours.length === 0) return unbound;
+  try {
+    await recorder.receipt(recorded);
+  } catch (error) {
+    return unbound.concat(ours.map(({ payment }) => ({ payment, error })));
+  }
+  for (const { payment, client } of ours) {
     try {
       await client.bindToCall(payment.requestId, recorded.leafHash);
     } catch (error) {
       // A kept payment presented again (a retry in a later call) is bound to the call that
       // made it; this record commits to it all the same.
-      if (error?.code !== 'already_bound') throw error;
+      if (error?.code !== 'already_bound') unbound.push({ payment, error });
     }
+  }
+  return unbound;
+}
+
+/** Tells the application, as a process warning, of payments `bindPayments` could not bind:
+ * for the integrations, whose callers get the model's or the tool's answer, not a result. */
+function warnUnbound(recorded, unbound) {
+  for (const { payment, error } of unbound) {
+    process.emitWarning(`x402 payment ${payment.requestId} is committed to by record ` +
+      `${recorded.leafHash} but could not be bound to it: ${error?.message ?? error}`,
+    'ChaperoneUnboundPayment');
   }
 }
 
@@ -104,7 +127,8 @@ function errorType(error) {
  * they are, anything else as canonical JSON, or `options.output(value)`) is the record's
  * output, `options.metadata` and the x402 payments made within it its metadata, and each
  * payment is bound to the record. A throw is recorded too (its error as the output, `error.type`
- * in the metadata) and thrown again. Resolves to `{ value, recorded, payments }`.
+ * in the metadata) and thrown again. Resolves to `{ value, recorded, payments, unbound }`:
+ * `unbound`, the payments whose binding failed (each with its error), is empty as a rule.
  */
 async function recordCall(recorder, model, input, fn, options = {}) {
   const ran = await runCall(fn);
@@ -117,11 +141,12 @@ async function recordCall(recorder, model, input, fn, options = {}) {
     output = options.output ? options.output(ran.value) : content(ran.value ?? null);
   }
   const recorded = await recorder.record(model, content(input), output, callMetadata(attributes, ran.call));
-  await bindPayments(recorder, recorded, ran.call);
+  const unbound = await bindPayments(recorder, recorded, ran.call);
   if (ran.failed) throw ran.error;
-  return { value: ran.value, recorded, payments: ran.call.payments };
+  return { value: ran.value, recorded, payments: ran.call.payments, unbound };
 }
 
 module.exports = {
   PaidCall, bindPayments, callMetadata, currentCall, errorOutput, errorType, recordCall, runCall,
+  warnUnbound,
 };

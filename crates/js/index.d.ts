@@ -33,8 +33,12 @@ export interface RecordedCall<T> {
   value: T
   /** Its record. */
   recorded: Recorded
-  /** The x402 payments made within it, each bound to `recorded`. */
+  /** The x402 payments made within it, each bound to `recorded` unless it is in `unbound`. */
   payments: X402Payment[]
+  /** The payments whose binding failed, each with its error (a merchant that answered after
+   * the co-signature's validity, a record by another agent): `recorded` commits to them all
+   * the same, and the call's value is not lost. Empty as a rule. */
+  unbound: { payment: X402Payment, error: unknown }[]
 }
 
 /** Runs `fn` as one call recorded under `model` with `input` (a string or bytes, or anything

@@ -81,3 +81,8 @@ export declare class ChaperoneExactEvmScheme {
     context?: PaymentPayloadContextLike,
   ): Promise<PaymentPayloadResultLike>
 }
+
+/** A `fetch` for @x402/fetch's own `wrapFetchWithPayment`: a request carrying a payment
+ * (`PAYMENT-SIGNATURE` or `X-PAYMENT`) is sent with `redirect: 'manual'`, so a redirect cannot
+ * carry the co-signed payment to another origin; every other request is `fetch`'s as it was. */
+export declare function withoutPaidRedirects(fetch: typeof globalThis.fetch): typeof globalThis.fetch

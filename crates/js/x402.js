@@ -152,8 +152,9 @@ function paymentOf(response) {
  * `createPaymentPayload` with `Denied` (every reason) before anything is sent, but @x402/fetch
  * rethrows it as a plain Error with its message; their selector picks one requirement
  * (Chaperone's client tries the payable ones in turn); they keep no book of payments sent, and
- * @x402/fetch sends the paid retry with `fetch`'s own redirect handling. Use
- * `wrapFetchWithPayment` of this module for Chaperone's guarantees.
+ * @x402/fetch sends the paid retry with `fetch`'s own redirect handling (pass it
+ * `withoutPaidRedirects(fetch)`, which stops a paid request's redirects). Use
+ * `wrapFetchWithPayment` of this module for all of Chaperone's guarantees.
  *
  * Each payment made is appended to `payments`, and joins the recorded call in progress, if
  * any. `options.resource` names the URL in the payment records; otherwise the 402's own
@@ -208,7 +209,23 @@ class ChaperoneExactEvmScheme {
   }
 }
 
+/**
+ * A `fetch` for @x402/fetch's own `wrapFetchWithPayment` (the @x402/core path): a request that
+ * carries a payment (`PAYMENT-SIGNATURE`, or v1's `X-PAYMENT`) is sent with
+ * `redirect: 'manual'`, so a merchant's redirect on the paid retry cannot carry the co-signed
+ * payment to another origin (fetch's own handling would follow it, headers and all); the
+ * redirect comes back as the answer. Every other request is `fetch`'s as it was.
+ */
+function withoutPaidRedirects(fetch) {
+  return (input, init) => {
+    const request = new Request(input, init);
+    const paid = request.headers.has('payment-signature') || request.headers.has('x-payment');
+    return fetch(paid ? new Request(request, { redirect: 'manual' }) : request);
+  };
+}
+
 // One assignment per name, so that ES modules can import them by name (Node's CommonJS lexer).
+exports.withoutPaidRedirects = withoutPaidRedirects;
 exports.ChaperoneExactEvmScheme = ChaperoneExactEvmScheme;
 exports.paymentOf = paymentOf;
 exports.wrapFetchWithPayment = wrapFetchWithPayment;

@@ -30,6 +30,10 @@ pub const MAX_EVIDENCE_RECORDS: usize = 20_000;
 /// The most co-sign decisions one bundle or report covers: a longer period is asked for in
 /// parts.
 pub const MAX_EVIDENCE_DECISIONS: usize = 20_000;
+/// The model-id prefix of the policy service's own records (decisions, admin actions): the
+/// service refuses it in an agent's batch, so an agent key cannot log a record that reads as
+/// the service's (a made-up "approved" decision in an evidence bundle).
+pub const SERVICE_MODEL_PREFIX: &str = "chaperone-policy/";
 /// The model id of the policy service's decision records: the input commits to the co-sign
 /// request as received, the output to [`DecisionRecordContent`] as JSON.
 pub const DECISION_RECORD_MODEL: &str = "chaperone-policy/decision/v1";

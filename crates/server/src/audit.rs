@@ -13,6 +13,7 @@ use chaperone_api::{
         AnchorView, CheckpointResponse, IngestBody, IngestResponse, ProofResponse, RecordPosition,
         VerifyResponse,
     },
+    evidence::SERVICE_MODEL_PREFIX,
 };
 use chaperone_core::{B256, BatchReceipt, DisclosureBundle, SignedBatch};
 use chaperone_store::Anchor;
@@ -100,6 +101,15 @@ async fn ingest(
                     format!("record {i}: {field} {value} is out of range: it must be below 2^63"),
                 ));
             }
+        }
+        if record.model.starts_with(SERVICE_MODEL_PREFIX) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRecord,
+                format!(
+                    "record {i}: the model id prefix {SERVICE_MODEL_PREFIX} is reserved for the \
+                     policy service's own records"
+                ),
+            ));
         }
     }
     let batch = SignedBatch {

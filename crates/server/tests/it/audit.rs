@@ -477,3 +477,40 @@ async fn only_registered_agents_append_to_the_log() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 }
+
+/// Attacker A: an agent key logs a record that reads as the policy service's own (a made-up
+/// "approved" decision for an evidence bundle). The prefix is the service's: refused whole.
+#[tokio::test]
+async fn an_agent_cannot_log_a_record_under_the_policy_services_model() {
+    for s in services().await {
+        for model in [
+            DECISION_MODEL,
+            chaperone_server::ADMIN_ACTION_MODEL,
+            "chaperone-policy/x",
+        ] {
+            let mut agent = TestAgent::registered(&s.store).await;
+            let mut batch = agent.batch(1, "m");
+            batch.records[0].model = model.to_owned();
+            let root = batch.root().unwrap();
+            batch.signature = agent
+                .key
+                .sign_message(&chaperone_core::batch_message(1, &root))
+                .unwrap();
+            let (status, body) = ingest(&s, &batch).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{model}: {body}");
+            assert_eq!(body["error"]["code"], "invalid_record", "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("reserved"),
+                "{body}"
+            );
+        }
+        // Nothing was written: a fresh agent's first batch is still the log's first leaf.
+        let mut agent = TestAgent::registered(&s.store).await;
+        let (status, body) = ingest(&s, &agent.batch(1, "m")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["receipt"]["first_index"], json!(0), "{body}");
+    }
+}
