@@ -41,6 +41,32 @@ use crate::Notifier;
 use serde_json::json;
 use std::sync::Arc;
 
+/// The wallet events of the implementation before `Executed` named its digest.
+mod legacy {
+    alloy::sol! {
+        /// An execution, by nonce only: what ran cannot be matched with a decision.
+        event Executed(uint256 nonce);
+    }
+}
+
+/// A wallet of the earlier implementation's `Executed(uint256)`, as an execution without a
+/// digest: reconciliation cannot tell what it ran, so it is never settled and always raises an
+/// unauthorized spend (loud, not silent: dropping it would hide the wallet's executes from the
+/// alerts and free their reservations at expiry, below the caps).
+fn decode_legacy_executed(log: &Log) -> Option<(String, serde_json::Value)> {
+    if log.topic0() != Some(&legacy::Executed::SIGNATURE_HASH) {
+        return None;
+    }
+    let e = legacy::Executed::decode_log(&log.inner).ok()?.data;
+    tracing::warn!(
+        wallet = %log.address(),
+        nonce = %e.nonce,
+        "a wallet of the earlier implementation executed: its executes cannot be matched with \
+         decisions and each raises an unauthorized spend; move its funds to a new wallet"
+    );
+    Some(("Executed".into(), json!({ "nonce": e.nonce.to_string() })))
+}
+
 /// The widest block range read per `eth_getLogs`.
 pub const MAX_LOG_RANGE: u64 = 2_000;
 
@@ -412,6 +438,9 @@ impl Indexer {
                 };
             return (log_id == own_log_id).then(|| (name.to_owned(), fields));
         }
+        if let Some(executed) = decode_legacy_executed(log) {
+            return Some(executed);
+        }
         use AgentWallet::AgentWalletEvents as E;
         let (name, fields) = match AgentWallet::AgentWalletEvents::decode_log(&log.inner)
             .ok()?
@@ -465,5 +494,48 @@ impl Indexer {
             _ => return None,
         };
         Some((name.to_owned(), fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{LogData, U256};
+
+    #[test]
+    fn an_earlier_wallets_execute_is_decoded_without_a_digest() {
+        let wallet = Address::repeat_byte(0x11);
+        let data = legacy::Executed {
+            nonce: U256::from(7),
+        }
+        .encode_log_data();
+        let log = Log {
+            inner: alloy::primitives::Log {
+                address: wallet,
+                data: LogData::new_unchecked(data.topics().to_vec(), data.data.clone()),
+            },
+            ..Default::default()
+        };
+        let (name, fields) = decode_legacy_executed(&log).expect("decoded");
+        assert_eq!(name, "Executed");
+        assert_eq!(
+            fields,
+            json!({ "nonce": "7" }),
+            "no digest: never settled, always alerted"
+        );
+        // The current event is not taken for the old one.
+        let current = AgentWallet::Executed {
+            nonce: U256::from(7),
+            digest: B256::repeat_byte(1),
+        }
+        .encode_log_data();
+        let log = Log {
+            inner: alloy::primitives::Log {
+                address: wallet,
+                data: current,
+            },
+            ..Default::default()
+        };
+        assert!(decode_legacy_executed(&log).is_none());
     }
 }
