@@ -164,6 +164,15 @@ impl Client {
         Err(self.refusal(status, &bytes, None))
     }
 
+    /// `POST /v1/tool-decisions`: a tool-policy decision signed by the agent.
+    pub async fn tool_decision(
+        &self,
+        body: &crate::tools::ToolDecisionBody,
+    ) -> Result<crate::tools::ToolDecisionStored> {
+        self.json(self.request(Method::POST, "/v1/tool-decisions").json(body))
+            .await
+    }
+
     /// `POST /v1/decisions/{request_id}/call`.
     pub async fn bind_call(&self, request_id: B256, body: &CallBody) -> Result<CallBound> {
         let path = format!("/v1/decisions/{request_id}/call");

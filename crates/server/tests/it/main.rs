@@ -16,6 +16,7 @@ mod openapi;
 mod payments;
 mod people;
 mod sessions;
+mod tools;
 pub(crate) mod untrusted;
 mod webhooks;
 
