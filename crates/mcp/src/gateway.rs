@@ -26,6 +26,7 @@ use chaperone_sdk::{Recorded, X402Payment};
 
 use crate::{
     config::{GatewayConfig, NAMESPACE_SEPARATOR},
+    decisions::DecisionReporter,
     payment::{NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, within_cap},
     policy::{PolicyEngine, ToolDecision, ToolOutcome},
     record::{CallRecorder, CallStatus, RECORD_META_KEY, ToolCall},
@@ -40,6 +41,7 @@ pub struct GatewayState {
     policy: PolicyEngine,
     recorder: CallRecorder,
     payer: Option<ToolPayer>,
+    reporter: Option<DecisionReporter>,
 }
 
 impl GatewayState {
@@ -51,6 +53,17 @@ impl GatewayState {
         recorder: CallRecorder,
         payer: Option<ToolPayer>,
     ) -> crate::Result<Arc<Self>> {
+        Self::reporting(config, recorder, payer, None)
+    }
+
+    /// As [`GatewayState::new`], and with a `reporter` every decision is also sent to the
+    /// server (`POST /v1/tool-decisions`), where auditors list them by tool.
+    pub fn reporting(
+        config: GatewayConfig,
+        recorder: CallRecorder,
+        payer: Option<ToolPayer>,
+        reporter: Option<DecisionReporter>,
+    ) -> crate::Result<Arc<Self>> {
         config.check()?;
         let policy = PolicyEngine::new(config.policy.clone())?;
         Ok(Arc::new(Self {
@@ -58,6 +71,7 @@ impl GatewayState {
             policy,
             recorder,
             payer,
+            reporter,
         }))
     }
 
@@ -458,19 +472,34 @@ impl Gateway {
         output: &Value,
         extra: Map<String, Value>,
     ) -> Result<(Recorded, Value), ErrorData> {
-        self.state
+        let recorded = self
+            .state
             .recorder
             .record(call, decision, status, output, extra)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "recording a tool call failed");
-                ErrorData::internal_error(
-                    format!(
-                        "Chaperone could not record this tool call, so it withholds the answer: {e}"
-                    ),
-                    None,
-                )
-            })
+            .await;
+        if let (Ok((recorded, _)), Some(reporter)) = (&recorded, &self.state.reporter)
+            && let Some(body) =
+                reporter.body(call.upstream, call.tool, decision, recorded.leaf_hash)
+        {
+            // A refused call's report is sent before the answer (the upstream was not called:
+            // nothing to slow down); an allowed call's is sent beside it, so the agent does
+            // not wait on the server.
+            if status == CallStatus::Refused {
+                reporter.send(body).await;
+            } else {
+                let reporter = reporter.clone();
+                tokio::spawn(async move { reporter.send(body).await });
+            }
+        }
+        recorded.map_err(|e| {
+            tracing::error!(error = %e, "recording a tool call failed");
+            ErrorData::internal_error(
+                format!(
+                    "Chaperone could not record this tool call, so it withholds the answer: {e}"
+                ),
+                None,
+            )
+        })
     }
 }
 

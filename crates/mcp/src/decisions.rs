@@ -1,0 +1,90 @@
+//! Reports each tool-policy decision to the server (`POST /v1/tool-decisions`), signed by the
+//! agent's record key, so that auditors list them by tool beside the wallet's decisions. The
+//! decision is also in the call's record (committed metadata): the record is the tamper-evident
+//! copy, the server's row the index. Its id is derived from the record's leaf hash, so a report
+//! sent twice is one decision.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chaperone_api::{
+    Client,
+    tools::{ToolDecision as WireDecision, ToolDecisionBody, ToolOutcome as WireOutcome},
+};
+use chaperone_core::{B256, Secp256k1Signer, keccak256};
+
+use crate::policy::{ToolDecision, ToolOutcome};
+
+/// How long a refused call waits for its report before answering anyway.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends decisions to the server.
+#[derive(Clone)]
+pub struct DecisionReporter {
+    client: Client,
+    key: Secp256k1Signer,
+}
+
+impl std::fmt::Debug for DecisionReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionReporter")
+            .field("server", &self.client.base())
+            .field("agent", &self.key.address())
+            .finish()
+    }
+}
+
+impl DecisionReporter {
+    /// Reports to the server at `server_url`, signing with the agent's record key.
+    pub fn new(server_url: &str, key: Secp256k1Signer) -> Self {
+        Self {
+            client: Client::new(server_url),
+            key,
+        }
+    }
+
+    /// The signed body of `decision` on the call recorded as `leaf_hash`.
+    pub fn body(
+        &self,
+        upstream: &str,
+        tool: &str,
+        decision: &ToolDecision,
+        leaf_hash: B256,
+    ) -> Option<ToolDecisionBody> {
+        let decided_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let wire = WireDecision {
+            id: keccak256([b"chaperone tool decision".as_slice(), leaf_hash.as_slice()].concat()),
+            agent: self.key.address(),
+            upstream: upstream.to_owned(),
+            tool: tool.to_owned(),
+            outcome: match decision.outcome {
+                ToolOutcome::Allowed => WireOutcome::Allowed,
+                ToolOutcome::Denied => WireOutcome::Denied,
+                ToolOutcome::ApprovalRequired => WireOutcome::ApprovalRequired,
+            },
+            reasons: decision.reasons.clone(),
+            policy_version: decision.policy_version,
+            policy_hash: decision.policy_hash.clone(),
+            leaf_hash: Some(leaf_hash),
+            decided_at_ms,
+        };
+        let signature = self.key.sign_message(&wire.signing_message()).ok()?;
+        Some(ToolDecisionBody {
+            decision: wire,
+            signature,
+        })
+    }
+
+    /// Sends `body`; a failure is logged (the decision stays in the call's record).
+    pub async fn send(&self, body: ToolDecisionBody) {
+        let tool = body.decision.tool.clone();
+        match tokio::time::timeout(REPORT_TIMEOUT, self.client.tool_decision(&body)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(tool = %tool, error = %e, "reporting a tool decision failed");
+            }
+            Err(_) => tracing::warn!(tool = %tool, "reporting a tool decision timed out"),
+        }
+    }
+}
