@@ -261,6 +261,7 @@ pub(crate) fn filter_of(
         to: params.get("to", "a time in Unix seconds")?,
         after,
         limit: params.limit()?,
+        newest_first: false,
     };
     Ok((filter, params.format()?))
 }

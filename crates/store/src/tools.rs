@@ -58,6 +58,8 @@ pub struct ToolDecisionFilter {
     pub after: Option<(u64, B256)>,
     /// At most this many.
     pub limit: u32,
+    /// Newest first (the console), rather than oldest first (the API's pages).
+    pub newest_first: bool,
 }
 
 /// What storing a tool decision did.
@@ -126,7 +128,7 @@ impl Store {
         })
     }
 
-    /// Tool decisions, oldest first.
+    /// Tool decisions, oldest first (or newest first).
     pub async fn tool_decisions(
         &self,
         filter: &ToolDecisionFilter,
@@ -140,11 +142,19 @@ impl Store {
         let after = filter
             .after
             .map(|(at, id)| (at, Value::Text(id.to_string())));
-        query.past("received_at", "id", ">", after);
+        let (op, order) = if filter.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        query.past("received_at", "id", op, after);
         query
             .fetch_all(
                 &self.reader,
-                &format!(" ORDER BY received_at, id LIMIT {}", filter.limit),
+                &format!(
+                    " ORDER BY received_at {order}, id {order} LIMIT {}",
+                    filter.limit
+                ),
             )
             .await?
             .into_iter()

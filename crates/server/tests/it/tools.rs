@@ -215,3 +215,57 @@ async fn bad_input_is_a_precise_4xx() {
         assert_eq!(all["items"], json!([]));
     }
 }
+
+/// The console lists them (a page of its own, linked from Decisions), filtered by tool, with
+/// the agent-chosen tool name and reasons escaped.
+#[tokio::test]
+async fn the_console_lists_them_escaped() {
+    let s = crate::service().await;
+    let a = TestAgent::registered(&s.store).await;
+    let evil = "<img src=x onerror=alert(1)>";
+    let mut d = decision(&a.key, evil, ToolOutcome::Denied);
+    d.reasons = vec![format!("no rule names `{evil}`")];
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        "/v1/tool-decisions",
+        None,
+        Some(signed(d, &a.key)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        "/v1/tool-decisions",
+        None,
+        Some(signed(
+            decision(&a.key, "echo", ToolOutcome::Allowed),
+            &a.key,
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let cookie = crate::login(&s.router, AUDITOR).await;
+    let (status, _, html) =
+        crate::get_with_cookie(&s.router, "/decisions/tools?outcome=denied", &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("everything/echo"), "{html}");
+    let (_, _, html) =
+        crate::get_with_cookie(&s.router, "/decisions/tools?tool=echo", &cookie).await;
+    assert!(
+        html.contains("everything/echo") && !html.contains("&lt;img"),
+        "{html}"
+    );
+    let (status, _, html) =
+        crate::get_with_cookie(&s.router, "/decisions/tools?outcome=maybe", &cookie).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("is not an outcome"), "{html}");
+    let (_, _, html) = crate::get_with_cookie(&s.router, "/decisions", &cookie).await;
+    assert!(html.contains("href=\"/decisions/tools\""), "{html}");
+}
