@@ -213,6 +213,20 @@ async fn bad_input_is_a_precise_4xx() {
         }
         let (_, all) = call(&s.router, "GET", "/v1/tool-decisions", Some(AUDITOR), None).await;
         assert_eq!(all["items"], json!([]));
+        // The wallets' listing points to this one.
+        let (status, answer) = call(
+            &s.router,
+            "GET",
+            "/v1/decisions?tool=echo",
+            Some(AUDITOR),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            answer.to_string().contains("/v1/tool-decisions"),
+            "{answer}"
+        );
     }
 }
 
