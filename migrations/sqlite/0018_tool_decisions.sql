@@ -13,7 +13,13 @@ CREATE TABLE tool_decisions (
     leaf_hash TEXT,
     decided_at_ms BIGINT NOT NULL,
     received_at BIGINT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    -- For `approval_required`: pending, approved or denied, by whom and when (a human's
+    -- verdict through the admin API; the agent's key cannot give one).
+    approval_status TEXT,
+    approval_by TEXT,
+    approval_at BIGINT
 );
+CREATE INDEX tool_decisions_pending ON tool_decisions (approval_status, received_at);
 CREATE INDEX tool_decisions_by_received ON tool_decisions (received_at, id);
 CREATE INDEX tool_decisions_by_tool ON tool_decisions (tool, received_at, id);

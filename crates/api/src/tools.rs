@@ -176,3 +176,21 @@ impl ToolDecisionView {
         }
     }
 }
+
+/// `GET /v1/tool-decisions/{id}/approval`: the human verdict on an `approval_required`
+/// decision (the gateway polls it while the call waits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ToolApproval {
+    /// The decision's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
+    pub id: B256,
+    /// pending, approved or denied.
+    pub status: String,
+    /// Who gave the verdict (an approver's or admin's token name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<u64>,
+}

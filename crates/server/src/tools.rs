@@ -6,14 +6,14 @@
 
 use axum::{
     Json,
-    extract::{Query, State, rejection::QueryRejection},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use chaperone_api::{
     ErrorCode,
     tools::{
-        MAX_TOOL_NAME_LEN, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolDecisionBody,
+        MAX_TOOL_NAME_LEN, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolApproval, ToolDecisionBody,
         ToolDecisionStored, ToolDecisionView, ToolOutcome,
     },
 };
@@ -30,7 +30,10 @@ use crate::{
 };
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(report, list))
+    OpenApiRouter::new()
+        .routes(routes!(report, list))
+        .routes(routes!(approval))
+        .routes(routes!(resolve))
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -282,4 +285,89 @@ pub(crate) async fn tool_decision_views(
             Ok(ToolDecisionView::new(body, stored.received_at))
         })
         .collect()
+}
+
+fn decision_id(text: &str) -> Result<B256, ApiError> {
+    text.parse().map_err(|_| {
+        bad(format!(
+            "`{text}` is not a decision id (0x and 64 hex digits)"
+        ))
+    })
+}
+
+async fn approval_of(state: &AppState, id: B256) -> Result<ToolApproval, ApiError> {
+    let (status, decided_by, decided_at) =
+        state.store().tool_approval(id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoPendingApproval,
+                format!("no tool call waiting for a human has id {id}"),
+            )
+        })?;
+    Ok(ToolApproval {
+        id,
+        status,
+        decided_by,
+        decided_at,
+    })
+}
+
+error_answers!(ApprovalErrors: InvalidRequest, NoPendingApproval);
+
+/// The human verdict on a tool call waiting for approval (the gateway polls it). Open like a
+/// record's proof: it says only pending, approved or denied, and by whom.
+#[utoipa::path(
+    get,
+    path = "/v1/tool-decisions/{id}/approval",
+    params(("id" = chaperone_core::openapi::Hex32, Path, description = "the decision's id")),
+    responses(
+        (status = 200, description = "pending, approved or denied", body = ToolApproval),
+        ApprovalErrors,
+    )
+)]
+async fn approval(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ToolApproval>, ApiError> {
+    Ok(Json(approval_of(&state, decision_id(&id)?).await?))
+}
+
+/// Approve or deny a tool call waiting for a human. An approver's or admin's token: the
+/// agent's key gives no verdict on its own calls.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tool-approvals/{id}/{verdict}",
+    description = "Roles: admin, approver.",
+    security(("bearer" = [])),
+    params(
+        ("id" = chaperone_core::openapi::Hex32, Path, description = "the decision's id"),
+        ("verdict" = String, Path, description = "approve or deny"),
+    ),
+    responses(
+        (status = 200, description = "resolved", body = ToolApproval),
+        ApprovalErrors,
+    )
+)]
+async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, verdict)): Path<(String, String)>,
+) -> Result<Json<ToolApproval>, ApiError> {
+    caller.require(&["admin", "approver"])?;
+    let id = decision_id(&id)?;
+    let approve = match verdict.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return Err(ApiError::not_found("use /approve or /deny")),
+    };
+    if !state
+        .store()
+        .resolve_tool_approval(id, approve, &caller.name, state.now())
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::NoPendingApproval,
+            format!("no tool call is waiting for a human with id {id}"),
+        ));
+    }
+    Ok(Json(approval_of(&state, id).await?))
 }

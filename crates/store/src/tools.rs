@@ -95,8 +95,9 @@ impl Store {
     ) -> Result<ToolDecisionStore> {
         let inserted = sqlx::query(
             "INSERT INTO tool_decisions (id, agent, upstream, tool, outcome, reasons, \
-             policy_version, policy_hash, leaf_hash, decided_at_ms, received_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             policy_version, policy_hash, leaf_hash, decided_at_ms, received_at, body, \
+             approval_status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(d.id.to_string())
@@ -111,6 +112,7 @@ impl Store {
         .bind(db_time(d.decided_at_ms))
         .bind(db_time(now))
         .bind(&d.body)
+        .bind((d.outcome == "approval_required").then_some("pending"))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -169,5 +171,66 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The human verdict on an `approval_required` decision: `None` if no such decision asks
+    /// for one, else (status, by whom, when).
+    pub async fn tool_approval(
+        &self,
+        id: B256,
+    ) -> Result<Option<(String, Option<String>, Option<u64>)>> {
+        let row: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT approval_status, approval_by, approval_at FROM tool_decisions WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.and_then(|(status, by, at)| Some((status?, by, at.map(|t| t as u64)))))
+    }
+
+    /// Gives the verdict on a pending tool approval, as `by`. Returns false if none is pending
+    /// with this id (nothing changes).
+    pub async fn resolve_tool_approval(
+        &self,
+        id: B256,
+        approve: bool,
+        by: &str,
+        now: u64,
+    ) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE tool_decisions SET approval_status = $1, approval_by = $2, approval_at = $3 \
+             WHERE id = $4 AND approval_status = 'pending'",
+        )
+        .bind(if approve { "approved" } else { "denied" })
+        .bind(by)
+        .bind(db_time(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Pending tool approvals, oldest first (at most `limit`).
+    pub async fn pending_tool_approvals(&self, limit: u32) -> Result<Vec<StoredToolDecision>> {
+        sqlx::query(
+            "SELECT id, body, received_at FROM tool_decisions WHERE approval_status = 'pending' \
+             ORDER BY received_at, id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let id: String = row.try_get(0)?;
+            Ok(StoredToolDecision {
+                id: id
+                    .parse()
+                    .map_err(|_| Error::Corrupt(format!("tool decision id: {id}")))?,
+                body: row.try_get(1)?,
+                received_at: row.try_get::<i64, _>(2)? as u64,
+            })
+        })
+        .collect()
     }
 }
