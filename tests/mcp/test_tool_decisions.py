@@ -57,3 +57,70 @@ def test_a_denied_tool_call_is_listed_by_tool(gateway_factory: Any) -> None:
     # Filtered by tool: only that tool's.
     assert {r["tool"] for r in listing(gateway, agent=agent)} == {"get-env", "echo"}
     assert listing(gateway, tool="get-env", agent=agent, outcome="allowed") == []
+
+
+APPROVE = """
+receipt_timeout_ms = 20000
+[policy]
+[[policy.tool]]
+name = "get-sum"
+action = "approve"
+approval_timeout_seconds = 60
+[[policy.tool]]
+name = "echo"
+action = "approve"
+approval_timeout_seconds = 1
+"""
+
+
+def test_an_approve_rule_holds_the_call_until_a_human_approves(gateway_factory: Any) -> None:
+    gateway = gateway_factory(APPROVE)
+
+    async def approve_when_pending(call: asyncio.Task[Any]) -> str:
+        deadline = time.monotonic() + 30
+        while True:
+            rows = await asyncio.to_thread(
+                listing, gateway, tool="get-sum", outcome="approval_required"
+            )
+            pending = [
+                r
+                for r in rows
+                if gateway.devnet.admin("GET", f"/v1/tool-decisions/{r['id']}/approval")["status"]
+                == "pending"
+            ]
+            if pending:
+                break
+            assert time.monotonic() < deadline, "no approval was asked for"
+            await asyncio.sleep(0.2)
+        approval_id: str = pending[0]["id"]
+        # The call waits: the upstream has not been asked.
+        assert not call.done()
+        # The agent's own key cannot decide: the verdict needs an approver's or admin's token.
+        verdict = await asyncio.to_thread(
+            gateway.devnet.admin, "POST", f"/v1/admin/tool-approvals/{approval_id}/approve"
+        )
+        assert verdict["status"] == "approved", verdict
+        return approval_id
+
+    async def scenario() -> tuple[types.CallToolResult, str, Exception | None]:
+        async with stdio_client(through(gateway)) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                call = asyncio.create_task(session.call_tool("get-sum", {"a": 2, "b": 3}))
+                approval_id = await approve_when_pending(call)
+                result = await call
+                timed_out: Exception | None = None
+                try:
+                    await session.call_tool("echo", {"message": "waits"})
+                except Exception as e:  # noqa: BLE001 - the MCP error is the assertion
+                    timed_out = e
+                return result, approval_id, timed_out
+
+    result, approval_id, timed_out = asyncio.run(scenario())
+    assert not result.isError, result
+    assert "5" in result.content[0].text  # type: ignore[union-attr]
+    record_of(result)
+    # Nobody decided on echo within its second: an MCP error naming the approval.
+    assert timed_out is not None and "approval 0x" in str(timed_out), timed_out
+    assert "was not given within 1 s" in str(timed_out)
+    assert approval_id.startswith("0x")

@@ -4,7 +4,10 @@
 //! copy, the server's row the index. Its id is derived from the record's leaf hash, so a report
 //! sent twice is one decision.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use chaperone_api::{
     Client,
@@ -13,6 +16,22 @@ use chaperone_api::{
 use chaperone_core::{B256, Secp256k1Signer, keccak256};
 
 use crate::policy::{ToolDecision, ToolOutcome};
+
+/// How often a held call asks whether a human has decided.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// How a held call's wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// A human approved it (their token's name).
+    Approved(String),
+    /// A human denied it.
+    Denied(String),
+    /// Nobody decided within the rule's `approval_timeout_seconds`.
+    TimedOut,
+    /// The approval could not be asked for or read (why).
+    Failed(String),
+}
 
 /// How long a refused call waits for its report before answering anyway.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,11 +69,90 @@ impl DecisionReporter {
         decision: &ToolDecision,
         leaf_hash: B256,
     ) -> Option<ToolDecisionBody> {
+        let id = keccak256([b"chaperone tool decision".as_slice(), leaf_hash.as_slice()].concat());
+        self.signed(id, upstream, tool, decision, Some(leaf_hash))
+    }
+
+    /// Asks a human for a held call (`approval_required`, before the call is recorded) and
+    /// waits until one decides, the `timeout` passes or `cancelled` fires. Returns the
+    /// approval's id and how it ended.
+    pub async fn wait_for_approval(
+        &self,
+        upstream: &str,
+        tool: &str,
+        decision: &ToolDecision,
+        timeout: Duration,
+        cancelled: &tokio_util::sync::CancellationToken,
+    ) -> (B256, Approval) {
+        // Unique per gateway process and call: the agent, the time and a counter.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = keccak256(
+            [
+                b"chaperone tool approval".as_slice(),
+                self.key.address().as_slice(),
+                &nanos.to_be_bytes(),
+                &COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes(),
+                &std::process::id().to_be_bytes(),
+            ]
+            .concat(),
+        );
+        let Some(body) = self.signed(id, upstream, tool, decision, None) else {
+            return (id, Approval::Failed("signing the request failed".into()));
+        };
+        if let Err(e) = self.client.tool_decision(&body).await {
+            return (
+                id,
+                Approval::Failed(format!("the server refused the request: {e}")),
+            );
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.client.tool_approval(id).await {
+                Ok(a) if a.status == "approved" => {
+                    return (id, Approval::Approved(a.decided_by.unwrap_or_default()));
+                }
+                Ok(a) if a.status == "denied" => {
+                    return (id, Approval::Denied(a.decided_by.unwrap_or_default()));
+                }
+                Ok(_) => {}
+                Err(e) if !e.is_retryable() => {
+                    return (
+                        id,
+                        Approval::Failed(format!("reading the approval failed: {e}")),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(approval = %id, error = %e, "reading an approval failed; retrying")
+                }
+            }
+            if Instant::now() >= deadline {
+                return (id, Approval::TimedOut);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL_EVERY.min(deadline - Instant::now())) => {}
+                () = cancelled.cancelled() => {
+                    return (id, Approval::Failed("the agent cancelled the call".into()));
+                }
+            }
+        }
+    }
+
+    fn signed(
+        &self,
+        id: B256,
+        upstream: &str,
+        tool: &str,
+        decision: &ToolDecision,
+        leaf_hash: Option<B256>,
+    ) -> Option<ToolDecisionBody> {
         let decided_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let wire = WireDecision {
-            id: keccak256([b"chaperone tool decision".as_slice(), leaf_hash.as_slice()].concat()),
+            id,
             agent: self.key.address(),
             upstream: upstream.to_owned(),
             tool: tool.to_owned(),
@@ -66,7 +164,7 @@ impl DecisionReporter {
             reasons: decision.reasons.clone(),
             policy_version: decision.policy_version,
             policy_hash: decision.policy_hash.clone(),
-            leaf_hash: Some(leaf_hash),
+            leaf_hash,
             decided_at_ms,
         };
         let signature = self.key.sign_message(&wire.signing_message()).ok()?;
