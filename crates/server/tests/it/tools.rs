@@ -360,3 +360,40 @@ async fn a_held_tool_call_waits_for_a_human() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
+
+/// An approver denies a held tool call in the console (with the session's CSRF token; without
+/// it, nothing changes).
+#[tokio::test]
+async fn an_approver_denies_a_held_tool_call_in_the_console() {
+    let s = crate::service().await;
+    let a = TestAgent::registered(&s.store).await;
+    let mut d = decision(&a.key, "transfer", ToolOutcome::ApprovalRequired);
+    d.leaf_hash = None;
+    let id = d.id;
+    call(
+        &s.router,
+        "POST",
+        "/v1/tool-decisions",
+        None,
+        Some(signed(d, &a.key)),
+    )
+    .await;
+    let cookie = crate::login(&s.router, crate::APPROVER).await;
+    let (_, _, html) = crate::get_with_cookie(&s.router, "/approvals", &cookie).await;
+    let action = format!("/approvals/tools/{id}");
+    let (status, _, _) =
+        crate::people::post_form(&s, &action, &cookie, "csrf=wrong&verdict=deny").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let approval = format!("/v1/tool-decisions/{id}/approval");
+    let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
+    assert_eq!(answer["status"], json!("pending"));
+    let form = format!("csrf={}&verdict=deny", crate::people::csrf(&html));
+    let (status, location, body) = crate::people::post_form(&s, &action, &cookie, &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location.as_deref(), Some("/approvals"));
+    let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
+    assert_eq!(answer["status"], json!("denied"));
+    assert_eq!(answer["decided_by"], json!("alice"));
+    let (_, _, html) = crate::get_with_cookie(&s.router, "/approvals", &cookie).await;
+    assert!(!html.contains(&action), "{html}");
+}
