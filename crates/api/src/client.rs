@@ -164,6 +164,32 @@ impl Client {
         Err(self.refusal(status, &bytes, None))
     }
 
+    /// `POST /v1/tool-decisions`: a tool-policy decision signed by the agent.
+    pub async fn tool_decision(
+        &self,
+        body: &crate::tools::ToolDecisionBody,
+    ) -> Result<crate::tools::ToolDecisionStored> {
+        self.json(self.request(Method::POST, "/v1/tool-decisions").json(body))
+            .await
+    }
+
+    /// `GET /v1/tool-decisions/{id}/approval`: the verdict on a tool call waiting for a human.
+    pub async fn tool_approval(&self, id: B256) -> Result<crate::tools::ToolApproval> {
+        let path = format!("/v1/tool-decisions/{id}/approval");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// `POST /v1/admin/tool-approvals/{id}/approve|deny` (an approver's or admin's token).
+    pub async fn resolve_tool_approval(
+        &self,
+        id: B256,
+        approve: bool,
+    ) -> Result<crate::tools::ToolApproval> {
+        let verdict = if approve { "approve" } else { "deny" };
+        let path = format!("/v1/admin/tool-approvals/{id}/{verdict}");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
     /// `POST /v1/decisions/{request_id}/call`.
     pub async fn bind_call(&self, request_id: B256, body: &CallBody) -> Result<CallBound> {
         let path = format!("/v1/decisions/{request_id}/call");

@@ -24,6 +24,7 @@ mod error;
 pub mod evidence;
 pub mod ledger;
 mod payment;
+pub mod tools;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError, CosignAnswer, Export, url_escape};

@@ -8,7 +8,10 @@
 //! server info and instructions are the agent's answer). Each agent session (one over stdio,
 //! one per session over Streamable HTTP) has its own upstream connections.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rmcp::{
     RoleServer, Service,
@@ -26,6 +29,7 @@ use chaperone_sdk::{Recorded, X402Payment};
 
 use crate::{
     config::{GatewayConfig, NAMESPACE_SEPARATOR},
+    decisions::{Approval, DecisionReporter},
     payment::{NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, within_cap},
     policy::{PolicyEngine, ToolDecision, ToolOutcome},
     record::{CallRecorder, CallStatus, RECORD_META_KEY, ToolCall},
@@ -40,6 +44,7 @@ pub struct GatewayState {
     policy: PolicyEngine,
     recorder: CallRecorder,
     payer: Option<ToolPayer>,
+    reporter: Option<DecisionReporter>,
 }
 
 impl GatewayState {
@@ -51,6 +56,17 @@ impl GatewayState {
         recorder: CallRecorder,
         payer: Option<ToolPayer>,
     ) -> crate::Result<Arc<Self>> {
+        Self::reporting(config, recorder, payer, None)
+    }
+
+    /// As [`GatewayState::new`], and with a `reporter` every decision is also sent to the
+    /// server (`POST /v1/tool-decisions`), where auditors list them by tool.
+    pub fn reporting(
+        config: GatewayConfig,
+        recorder: CallRecorder,
+        payer: Option<ToolPayer>,
+        reporter: Option<DecisionReporter>,
+    ) -> crate::Result<Arc<Self>> {
         config.check()?;
         let policy = PolicyEngine::new(config.policy.clone())?;
         Ok(Arc::new(Self {
@@ -58,6 +74,7 @@ impl GatewayState {
             policy,
             recorder,
             payer,
+            reporter,
         }))
     }
 
@@ -260,20 +277,68 @@ impl Gateway {
             call_id,
             arguments: &arguments,
         };
-        let decision = self
-            .state
-            .policy
-            .decide(&upstream.name, &tool, &arguments, Instant::now());
+        let mut decision =
+            self.state
+                .policy
+                .decide(&upstream.name, &tool, &arguments, Instant::now());
         match decision.outcome {
             ToolOutcome::Allowed => {}
             ToolOutcome::Denied => return self.refuse(&call, &decision).await,
             ToolOutcome::ApprovalRequired => {
-                let mut decision = decision;
-                decision.outcome = ToolOutcome::Denied;
-                decision
-                    .reasons
-                    .push("human approval of tool calls is not available in this gateway".into());
-                return self.refuse(&call, &decision).await;
+                let Some(reporter) = &self.state.reporter else {
+                    let mut decision = decision;
+                    decision.outcome = ToolOutcome::Denied;
+                    decision.reasons.push(
+                        "human approval needs the Chaperone server, which this gateway does not report to"
+                            .into(),
+                    );
+                    return self.refuse(&call, &decision).await;
+                };
+                let timeout = decision
+                    .approval_timeout
+                    .unwrap_or(Duration::from_secs(300));
+                let (id, approval) = reporter
+                    .wait_for_approval(&upstream.name, &tool, &decision, timeout, &context.ct)
+                    .await;
+                match approval {
+                    Approval::Approved(by) => {
+                        decision.outcome = ToolOutcome::Allowed;
+                        decision
+                            .reasons
+                            .push(format!("approved by {by} (approval {id})"));
+                    }
+                    Approval::Denied(by) => {
+                        decision.outcome = ToolOutcome::Denied;
+                        decision
+                            .reasons
+                            .push(format!("denied by {by} (approval {id})"));
+                        return self.refuse(&call, &decision).await;
+                    }
+                    Approval::Failed(why) => {
+                        decision.outcome = ToolOutcome::Denied;
+                        decision
+                            .reasons
+                            .push(format!("approval {id} could not be asked for: {why}"));
+                        return self.refuse(&call, &decision).await;
+                    }
+                    Approval::TimedOut => {
+                        decision.outcome = ToolOutcome::Denied;
+                        let message = format!(
+                            "approval {id} was not given within {} s: the call was not made",
+                            timeout.as_secs()
+                        );
+                        decision.reasons.push(message.clone());
+                        let output = json!({ "refused": decision.reasons });
+                        let (_, meta) = self
+                            .record(&call, &decision, CallStatus::Refused, &output, Map::new())
+                            .await?;
+                        return Err(ErrorData::new(
+                            rmcp::model::ErrorCode(-32001),
+                            message,
+                            Some(json!({ "approval": id, RECORD_META_KEY: meta })),
+                        ));
+                    }
+                }
             }
         }
         request.params.name = tool.clone().into();
@@ -458,19 +523,34 @@ impl Gateway {
         output: &Value,
         extra: Map<String, Value>,
     ) -> Result<(Recorded, Value), ErrorData> {
-        self.state
+        let recorded = self
+            .state
             .recorder
             .record(call, decision, status, output, extra)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "recording a tool call failed");
-                ErrorData::internal_error(
-                    format!(
-                        "Chaperone could not record this tool call, so it withholds the answer: {e}"
-                    ),
-                    None,
-                )
-            })
+            .await;
+        if let (Ok((recorded, _)), Some(reporter)) = (&recorded, &self.state.reporter)
+            && let Some(body) =
+                reporter.body(call.upstream, call.tool, decision, recorded.leaf_hash)
+        {
+            // A refused call's report is sent before the answer (the upstream was not called:
+            // nothing to slow down); an allowed call's is sent beside it, so the agent does
+            // not wait on the server.
+            if status == CallStatus::Refused {
+                reporter.send(body).await;
+            } else {
+                let reporter = reporter.clone();
+                tokio::spawn(async move { reporter.send(body).await });
+            }
+        }
+        recorded.map_err(|e| {
+            tracing::error!(error = %e, "recording a tool call failed");
+            ErrorData::internal_error(
+                format!(
+                    "Chaperone could not record this tool call, so it withholds the answer: {e}"
+                ),
+                None,
+            )
+        })
     }
 }
 

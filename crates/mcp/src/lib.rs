@@ -6,6 +6,7 @@
 //! everything else passes through unchanged.
 
 mod config;
+pub mod decisions;
 mod error;
 mod gateway;
 mod http;
@@ -18,6 +19,7 @@ mod upstream;
 pub use config::{
     GatewayConfig, NAMESPACE_SEPARATOR, UpstreamConfig, UpstreamTransport, WalletSection,
 };
+pub use decisions::DecisionReporter;
 pub use error::{Error, Result};
 pub use gateway::{Gateway, GatewayState};
 pub use http::{HttpGateway, http_router, serve_http};

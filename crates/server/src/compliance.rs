@@ -269,6 +269,15 @@ async fn decisions(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["auditor", "admin"])?;
+    // Tool-policy decisions are a listing of their own: say where, rather than only "unknown".
+    if let Ok(Query(pairs)) = &query
+        && pairs.iter().any(|(key, _)| key == "tool")
+    {
+        return Err(invalid(
+            "`tool`: these are the wallets' decisions; tool-policy decisions are listed at \
+             /v1/tool-decisions?tool=…",
+        ));
+    }
     let params = Params::parse::<DecisionFilters>(query)?;
     let outcome = match params.0.get("outcome").map(String::as_str) {
         None => None,

@@ -46,6 +46,7 @@ mod payments;
 mod service;
 mod state;
 mod tokens;
+mod tools;
 mod verification;
 mod webhooks;
 mod words;

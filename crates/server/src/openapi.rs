@@ -86,6 +86,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::actions::router())
         .merge(crate::audit::router())
         .merge(crate::compliance::router())
+        .merge(crate::tools::router())
         .merge(crate::payments::router())
         .merge(crate::alerts::router())
         .merge(crate::evidence::router())

@@ -12,7 +12,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use chaperone_core::{B256, CommitmentKind, Secp256k1Signer};
-use chaperone_mcp::{CallRecorder, GatewayConfig, GatewayState, ToolPayer};
+use chaperone_mcp::{CallRecorder, DecisionReporter, GatewayConfig, GatewayState, ToolPayer};
 use chaperone_sdk::{
     DevnetInfo, Error as SdkError, Recorder, RecorderConfig, Wallet, WalletConfig,
 };
@@ -184,16 +184,18 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.add_command(args.name, args.command)?;
     }
     config.check()?;
+    let reporter = DecisionReporter::new(&recorder.server_url, key.clone());
     let recorder = Arc::new(
         Recorder::open(recorder, key)
             .await
             .context("opening the gateway's recorder")?,
     );
     let receipt_timeout = config.receipt_timeout();
-    let state = GatewayState::new(
+    let state = GatewayState::reporting(
         config,
         CallRecorder::new(recorder.clone(), receipt_timeout),
         payer,
+        Some(reporter),
     )?;
     eprintln!(
         "chaperone mcp: agent {} records every tool call (tool policy {})",

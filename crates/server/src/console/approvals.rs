@@ -26,6 +26,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/approvals", get(inbox))
         .route("/approvals/{request_id}", post(resolve))
+        .route("/approvals/tools/{id}", post(resolve_tool))
 }
 
 const ROLES: &[&str] = &["admin", "approver"];
@@ -123,15 +124,41 @@ async fn inbox(
         let units = units_of(&state, tokens).await;
         rows.push((request, spends, units));
     }
+    // Tool calls an agent's MCP gateway holds until a human decides (names and reasons are the
+    // agent's and its upstreams': maud escapes them).
+    let tools: Vec<chaperone_api::tools::ToolDecisionView> = state
+        .store()
+        .pending_tool_approvals(MAX_SHOWN)
+        .await?
+        .into_iter()
+        .filter_map(|stored| {
+            serde_json::from_str(&stored.body)
+                .ok()
+                .map(|body| chaperone_api::tools::ToolDecisionView::new(body, stored.received_at))
+        })
+        .collect();
     Ok(page(
         "Approvals",
         &session,
         html! {
+            @for tool in &tools {
+                section.approval.tool id=(format!("tool-{}", tool.id)) {
+                    h2 { "Tool call " code { (tool.upstream) "/" (tool.tool) } }
+                    p { "Agent " code { (tool.agent) } " · waiting since " (super::when(tool.received_at))
+                        " · tool policy v" (tool.policy_version) " · decision " code { (short(&tool.id)) } }
+                    @for reason in &tool.reasons { div.reason { (reason) } }
+                    form.verdict method="post" action=(format!("/approvals/tools/{}", tool.id)) {
+                        (session.csrf_field())
+                        button type="submit" name="verdict" value="approve" class="approve" { "Approve" }
+                        button type="submit" name="verdict" value="deny" class="deny" { "Deny" }
+                    }
+                }
+            }
             @if let Some((id, text)) = &done {
                 p.confirmation role="status" { (text) " " small { "Request " (short(id)) } }
             }
             p.exports { "Export: " a href="/v1/admin/approvals?format=csv" { "CSV" } " · " a href="/v1/admin/approvals?format=jsonl" { "JSON Lines" } }
-            @if pending.is_empty() {
+            @if pending.is_empty() && tools.is_empty() {
                 p.empty { "Nothing is waiting for a human." }
             }
             @if waiting > pending.len() as u64 {
@@ -238,4 +265,45 @@ async fn resolve(
     .await?;
     tracing::info!(request = %id, approve, status = %resolved.status, by = %session.name, "vote cast in the console");
     Ok(Redirect::to(&format!("/approvals?done={id}")).into_response())
+}
+
+/// A verdict on a tool call waiting in an agent's MCP gateway.
+async fn resolve_tool(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<VerdictForm>,
+) -> Result<Response, PageError> {
+    session.require(ROLES)?;
+    session.check_csrf(&form.csrf)?;
+    let id: B256 = id.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`{id}` is not a decision id"),
+        )
+    })?;
+    let approve = match form.verdict.as_str() {
+        "approve" => true,
+        "deny" => false,
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("verdict `{other}`: approve or deny"),
+            )
+            .into());
+        }
+    };
+    if !state
+        .store()
+        .resolve_tool_approval(id, approve, &session.name, state.now())
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::NoPendingApproval,
+            format!("no tool call is waiting for a human with id {id}"),
+        )
+        .into());
+    }
+    tracing::info!(decision = %id, approve, by = %session.name, "tool call verdict in the console");
+    Ok(Redirect::to("/approvals").into_response())
 }

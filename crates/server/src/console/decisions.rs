@@ -141,6 +141,8 @@ async fn decisions(
         "Decisions",
         Some(&session),
         html! {
+            p.see-also { "The wallet's co-sign decisions. Tool calls decided by agents' MCP gateways are on "
+                a href="/decisions/tools" { "Tool decisions" } "." }
             form.filters method="get" action="/decisions" {
                 label { "Wallet " input type="text" name="wallet" value=(filter.wallet) placeholder="0x…"; }
                 label { "Outcome "

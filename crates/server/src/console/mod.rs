@@ -19,6 +19,7 @@ mod people;
 mod policies;
 mod session;
 mod spend;
+mod tool_decisions;
 mod webhooks;
 
 use std::{collections::HashMap, fmt::Write as _};
@@ -49,6 +50,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(agents::router())
         .merge(approvals::router())
         .merge(decisions::router())
+        .merge(tool_decisions::router())
         .merge(payments::router())
         .merge(spend::router())
         .merge(audit::router())

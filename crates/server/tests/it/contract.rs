@@ -418,18 +418,21 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "GET /openapi.json",
             "GET /v1/checkpoints/latest",
             "GET /v1/records/{leaf_hash}/proof",
+            "GET /v1/tool-decisions/{id}/approval",
             "POST /v1/cosign",
             "POST /v1/decisions/{request_id}/call",
             "POST /v1/records",
+            "POST /v1/tool-decisions",
             "POST /v1/verify",
         ]
     );
-    assert_eq!(protected, 21);
+    assert_eq!(protected, 23);
     // Every admin or compliance path (also those the document might have missed).
     for (method, uri) in [
         ("GET", "/v1/agents".to_owned()),
         ("GET", format!("/v1/agents/{}/records", s.wallet)),
         ("GET", "/v1/decisions".to_owned()),
+        ("GET", "/v1/tool-decisions?tool=x".to_owned()),
         ("GET", "/v1/spend".to_owned()),
         ("GET", "/v1/payments".to_owned()),
         ("HEAD", "/v1/payments".to_owned()),

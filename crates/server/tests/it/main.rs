@@ -14,8 +14,9 @@ mod evidence;
 mod observability;
 mod openapi;
 mod payments;
-mod people;
+pub(crate) mod people;
 mod sessions;
+mod tools;
 pub(crate) mod untrusted;
 mod webhooks;
 

@@ -310,7 +310,7 @@ async fn who_changed_a_limit_is_a_record_an_auditor_can_prove() {
 }
 
 /// The CSRF field of a console page.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     html.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
@@ -318,7 +318,7 @@ fn csrf(html: &str) -> String {
         .to_owned()
 }
 
-async fn post_form(
+pub(crate) async fn post_form(
     s: &Service,
     uri: &str,
     cookie: &str,

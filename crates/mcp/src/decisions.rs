@@ -1,0 +1,188 @@
+//! Reports each tool-policy decision to the server (`POST /v1/tool-decisions`), signed by the
+//! agent's record key, so that auditors list them by tool beside the wallet's decisions. The
+//! decision is also in the call's record (committed metadata): the record is the tamper-evident
+//! copy, the server's row the index. Its id is derived from the record's leaf hash, so a report
+//! sent twice is one decision.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use chaperone_api::{
+    Client,
+    tools::{ToolDecision as WireDecision, ToolDecisionBody, ToolOutcome as WireOutcome},
+};
+use chaperone_core::{B256, Secp256k1Signer, keccak256};
+
+use crate::policy::{ToolDecision, ToolOutcome};
+
+/// How often a held call asks whether a human has decided.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// How a held call's wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// A human approved it (their token's name).
+    Approved(String),
+    /// A human denied it.
+    Denied(String),
+    /// Nobody decided within the rule's `approval_timeout_seconds`.
+    TimedOut,
+    /// The approval could not be asked for or read (why).
+    Failed(String),
+}
+
+/// How long a refused call waits for its report before answering anyway.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends decisions to the server.
+#[derive(Clone)]
+pub struct DecisionReporter {
+    client: Client,
+    key: Secp256k1Signer,
+}
+
+impl std::fmt::Debug for DecisionReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionReporter")
+            .field("server", &self.client.base())
+            .field("agent", &self.key.address())
+            .finish()
+    }
+}
+
+impl DecisionReporter {
+    /// Reports to the server at `server_url`, signing with the agent's record key.
+    pub fn new(server_url: &str, key: Secp256k1Signer) -> Self {
+        Self {
+            client: Client::new(server_url),
+            key,
+        }
+    }
+
+    /// The signed body of `decision` on the call recorded as `leaf_hash`.
+    pub fn body(
+        &self,
+        upstream: &str,
+        tool: &str,
+        decision: &ToolDecision,
+        leaf_hash: B256,
+    ) -> Option<ToolDecisionBody> {
+        let id = keccak256([b"chaperone tool decision".as_slice(), leaf_hash.as_slice()].concat());
+        self.signed(id, upstream, tool, decision, Some(leaf_hash))
+    }
+
+    /// Asks a human for a held call (`approval_required`, before the call is recorded) and
+    /// waits until one decides, the `timeout` passes or `cancelled` fires. Returns the
+    /// approval's id and how it ended.
+    pub async fn wait_for_approval(
+        &self,
+        upstream: &str,
+        tool: &str,
+        decision: &ToolDecision,
+        timeout: Duration,
+        cancelled: &tokio_util::sync::CancellationToken,
+    ) -> (B256, Approval) {
+        // Unique per gateway process and call: the agent, the time and a counter.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = keccak256(
+            [
+                b"chaperone tool approval".as_slice(),
+                self.key.address().as_slice(),
+                &nanos.to_be_bytes(),
+                &COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes(),
+                &std::process::id().to_be_bytes(),
+            ]
+            .concat(),
+        );
+        let Some(body) = self.signed(id, upstream, tool, decision, None) else {
+            return (id, Approval::Failed("signing the request failed".into()));
+        };
+        if let Err(e) = self.client.tool_decision(&body).await {
+            return (
+                id,
+                Approval::Failed(format!("the server refused the request: {e}")),
+            );
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.client.tool_approval(id).await {
+                Ok(a) if a.status == "approved" => {
+                    return (id, Approval::Approved(a.decided_by.unwrap_or_default()));
+                }
+                Ok(a) if a.status == "denied" => {
+                    return (id, Approval::Denied(a.decided_by.unwrap_or_default()));
+                }
+                Ok(_) => {}
+                Err(e) if !e.is_retryable() => {
+                    return (
+                        id,
+                        Approval::Failed(format!("reading the approval failed: {e}")),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(approval = %id, error = %e, "reading an approval failed; retrying")
+                }
+            }
+            if Instant::now() >= deadline {
+                return (id, Approval::TimedOut);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL_EVERY.min(deadline - Instant::now())) => {}
+                () = cancelled.cancelled() => {
+                    return (id, Approval::Failed("the agent cancelled the call".into()));
+                }
+            }
+        }
+    }
+
+    fn signed(
+        &self,
+        id: B256,
+        upstream: &str,
+        tool: &str,
+        decision: &ToolDecision,
+        leaf_hash: Option<B256>,
+    ) -> Option<ToolDecisionBody> {
+        let decided_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let wire = WireDecision {
+            id,
+            agent: self.key.address(),
+            upstream: upstream.to_owned(),
+            tool: tool.to_owned(),
+            outcome: match decision.outcome {
+                ToolOutcome::Allowed => WireOutcome::Allowed,
+                ToolOutcome::Denied => WireOutcome::Denied,
+                ToolOutcome::ApprovalRequired => WireOutcome::ApprovalRequired,
+            },
+            reasons: decision.reasons.clone(),
+            policy_version: decision.policy_version,
+            policy_hash: decision.policy_hash.clone(),
+            leaf_hash,
+            decided_at_ms,
+        };
+        let signature = self.key.sign_message(&wire.signing_message()).ok()?;
+        Some(ToolDecisionBody {
+            decision: wire,
+            signature,
+        })
+    }
+
+    /// Sends `body`; a failure is logged (the decision stays in the call's record).
+    pub async fn send(&self, body: ToolDecisionBody) {
+        let tool = body.decision.tool.clone();
+        match tokio::time::timeout(REPORT_TIMEOUT, self.client.tool_decision(&body)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(tool = %tool, error = %e, "reporting a tool decision failed");
+            }
+            Err(_) => tracing::warn!(tool = %tool, "reporting a tool decision timed out"),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The decisions of agents' tool policies (the MCP gateway's, `GET /v1/tool-decisions`),
+//! newest first, filterable by tool, upstream and outcome; each with its reasons, policy and
+//! the call's record. A page of its own, linked from the Decisions page: those are the wallet's
+//! decisions about money, these are about tool calls (see `chaperone_api::tools`).
+//!
+//! Tool names and reasons are chosen by the agent's upstreams and the agent: maud escapes them.
+
+use axum::{
+    Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::Response,
+    routing::get,
+};
+use chaperone_api::tools::ToolOutcome;
+use chaperone_store::ToolDecisionFilter;
+use maud::html;
+use serde::Deserialize;
+
+use super::{PageError, Session, page_response, short, url_encode, when};
+use crate::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/decisions/tools", get(tool_decisions))
+}
+
+/// The most decisions one page shows.
+const PAGE: u32 = 200;
+
+#[derive(Deserialize, Default)]
+struct Filter {
+    #[serde(default)]
+    tool: String,
+    #[serde(default)]
+    upstream: String,
+    #[serde(default)]
+    outcome: String,
+}
+
+async fn tool_decisions(
+    State(state): State<AppState>,
+    session: Session,
+    Query(filter): Query<Filter>,
+) -> Result<Response, PageError> {
+    session.require(&["admin", "auditor"])?;
+    let text = |t: &str| Some(t.trim().to_owned()).filter(|t| !t.is_empty());
+    let outcome = match text(&filter.outcome) {
+        None => Ok(None),
+        Some(o) => o.parse::<ToolOutcome>().map(Some),
+    };
+    let (rows, problem) = match outcome {
+        Ok(outcome) => {
+            let parsed = ToolDecisionFilter {
+                tool: text(&filter.tool),
+                upstream: text(&filter.upstream),
+                outcome: outcome.map(|o| o.as_str().to_owned()),
+                limit: PAGE,
+                newest_first: true,
+                ..Default::default()
+            };
+            (
+                crate::tools::tool_decision_views(&state, &parsed).await?,
+                None,
+            )
+        }
+        Err(message) => (Vec::new(), Some(message)),
+    };
+    let export = |format: &str| {
+        let mut url = format!("/v1/tool-decisions?format={format}");
+        for (name, value) in [
+            ("tool", &filter.tool),
+            ("upstream", &filter.upstream),
+            ("outcome", &filter.outcome),
+        ] {
+            if !value.trim().is_empty() {
+                url.push_str(&format!("&{name}={}", url_encode(value.trim())));
+            }
+        }
+        url
+    };
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(page_response(
+        status,
+        "Tool decisions",
+        Some(&session),
+        html! {
+            p { "Each tool call an agent made through " code { "chaperone mcp" } ", as its tool policy decided it. "
+                "The wallet's decisions about payments are on " a href="/decisions" { "Decisions" } "." }
+            form.filters method="get" action="/decisions/tools" {
+                label { "Tool " input type="text" name="tool" value=(filter.tool); }
+                label { "Upstream " input type="text" name="upstream" value=(filter.upstream); }
+                label { "Outcome "
+                    select name="outcome" {
+                        @for (value, label) in [("", "any"), ("allowed", "allowed"), ("denied", "denied"), ("approval_required", "approval required")] {
+                            option value=(value) selected[filter.outcome == value] { (label) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            @if let Some(problem) = &problem {
+                p.error role="alert" { "This filter cannot be applied: " (problem) }
+            } @else {
+                p.exports { "Export: " a href=(export("csv")) { "CSV" } " · " a href=(export("jsonl")) { "JSON Lines" } }
+                @if rows.is_empty() { p.empty { "No tool decisions match." } }
+            }
+            table.decisions {
+                thead { tr { th { "Received" } th { "Agent" } th { "Tool" } th { "Outcome" } th { "Reasons" } th { "Policy" } th { "Record" } } }
+                tbody {
+                    @for row in &rows {
+                        tr class=(row.outcome.as_str()) {
+                            td { (when(row.received_at)) }
+                            td { (short(&row.agent)) }
+                            td { code { (row.upstream) "/" (row.tool) } }
+                            td.outcome { (row.outcome.as_str().replace('_', " ")) }
+                            td { @for reason in &row.reasons { div.reason { (reason) } } }
+                            td { "v" (row.policy_version) " " small { (row.policy_hash.get(..10).unwrap_or(&row.policy_hash)) } }
+                            td {
+                                @if let Some(leaf) = row.leaf_hash {
+                                    a href=(format!("/audit/records/{leaf}")) { "record" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}

@@ -1,0 +1,373 @@
+//! Tool-policy decisions of the MCP gateway: `POST /v1/tool-decisions` (the agent reports a
+//! decision, signed by its record key, as it signs its batches) and `GET /v1/tool-decisions`
+//! (auditors and admins list them, filtered by tool, upstream, agent, outcome and time).
+//!
+//! A listing of its own rather than rows of `/v1/decisions`: see `chaperone_api::tools`.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chaperone_api::{
+    ErrorCode,
+    tools::{
+        MAX_TOOL_NAME_LEN, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolApproval, ToolDecisionBody,
+        ToolDecisionStored, ToolDecisionView, ToolOutcome,
+    },
+};
+use chaperone_core::{Address, B256, recover_low_s};
+use chaperone_store::{NewToolDecision, ToolDecisionFilter, ToolDecisionStore};
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    http::{ApiError, ApiJson, Caller},
+    openapi::error_answers,
+    paging::{Paging, Params, invalid, next_cursor, page, row},
+};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(report, list))
+        .routes(routes!(approval))
+        .routes(routes!(resolve))
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest, message)
+}
+
+/// Checks what the types do not: lengths, and no control characters in names (a NUL is
+/// refused by PostgreSQL, the others are nobody's tool name).
+fn check(body: &ToolDecisionBody) -> Result<(), ApiError> {
+    let d = &body.decision;
+    for (field, value) in [
+        ("upstream", &d.upstream),
+        ("tool", &d.tool),
+        ("policy_hash", &d.policy_hash),
+    ] {
+        if value.len() > MAX_TOOL_NAME_LEN {
+            return Err(bad(format!(
+                "decision.{field} is longer than {MAX_TOOL_NAME_LEN} bytes"
+            )));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(bad(format!("decision.{field} holds a control character")));
+        }
+    }
+    if d.tool.is_empty() {
+        return Err(bad("decision.tool is empty"));
+    }
+    if d.reasons.len() > MAX_TOOL_REASONS {
+        return Err(bad(format!(
+            "decision.reasons holds more than {MAX_TOOL_REASONS} reasons"
+        )));
+    }
+    for (i, reason) in d.reasons.iter().enumerate() {
+        if reason.len() > MAX_TOOL_REASON_LEN || reason.contains('\0') {
+            return Err(bad(format!(
+                "decision.reasons[{i}] is longer than {MAX_TOOL_REASON_LEN} bytes or holds a NUL"
+            )));
+        }
+    }
+    for (field, value) in [
+        ("policy_version", d.policy_version),
+        ("decided_at_ms", d.decided_at_ms),
+    ] {
+        if i64::try_from(value).is_err() {
+            return Err(ApiError::new(
+                ErrorCode::OutOfRange,
+                format!("decision.{field} {value} is out of range: it must be below 2^63"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+error_answers!(ReportErrors:
+    InvalidRequest, OutOfRange, MalformedSignature, BadSignature, AgentNotRegistered);
+
+/// Report a decision of the agent's tool policy (the MCP gateway does, for every tool call).
+#[utoipa::path(
+    post,
+    path = "/v1/tool-decisions",
+    description = "Signed by the agent's record key (EIP-191 over `chaperone tool decision v1 \
+                   <keccak-256 of the decision's JSON>`); the agent must be registered.",
+    request_body = ToolDecisionBody,
+    responses(
+        (status = 201, description = "stored", body = ToolDecisionStored),
+        (status = 200, description = "this exact decision was stored before", body = ToolDecisionStored),
+        ReportErrors,
+    )
+)]
+async fn report(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ToolDecisionBody>,
+) -> Result<Response, ApiError> {
+    check(&body)?;
+    let d = &body.decision;
+    let digest = alloy::primitives::eip191_hash_message(d.signing_message());
+    let signer = recover_low_s(&body.signature, &digest)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedSignature, e.to_string()))?;
+    // The agent named is the agent that signed: no key writes another agent's decisions.
+    if signer != d.agent {
+        return Err(ApiError::new(
+            ErrorCode::BadSignature,
+            format!(
+                "the decision names agent {} but is signed by {signer}",
+                d.agent
+            ),
+        ));
+    }
+    if !state.store().agent_registered(d.agent).await? {
+        return Err(ApiError::new(
+            ErrorCode::AgentNotRegistered,
+            format!(
+                "agent {} is not registered with this deployment: an admin registers it",
+                d.agent
+            ),
+        ));
+    }
+    let reasons = serde_json::to_string(&d.reasons).unwrap_or_default();
+    let stored_body =
+        serde_json::to_string(&body).map_err(|_| ApiError::internal("encoding a decision"))?;
+    let new = NewToolDecision {
+        id: d.id,
+        agent: d.agent,
+        upstream: &d.upstream,
+        tool: &d.tool,
+        outcome: d.outcome.as_str(),
+        reasons,
+        policy_version: d.policy_version,
+        policy_hash: &d.policy_hash,
+        leaf_hash: d.leaf_hash,
+        decided_at_ms: d.decided_at_ms,
+        body: stored_body,
+    };
+    let (status, replayed) = match state
+        .store()
+        .insert_tool_decision(&new, state.now())
+        .await?
+    {
+        ToolDecisionStore::Inserted => (StatusCode::CREATED, false),
+        ToolDecisionStore::Replayed => (StatusCode::OK, true),
+        ToolDecisionStore::Conflict => {
+            return Err(bad(format!(
+                "decision {} was stored before with other content: an id names one decision",
+                d.id
+            )));
+        }
+    };
+    Ok((status, Json(ToolDecisionStored { id: d.id, replayed })).into_response())
+}
+
+/// The filters of the tool decisions.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // declared for the document and the parser; `Params` reads the query
+struct ToolDecisionFilters {
+    /// One tool's (its name in its upstream).
+    tool: Option<String>,
+    /// One upstream's.
+    upstream: Option<String>,
+    /// One agent's.
+    agent: Option<String>,
+    /// allowed, denied or approval_required.
+    outcome: Option<ToolOutcome>,
+    /// Received at or after, Unix seconds.
+    from: Option<u64>,
+    /// Received before, Unix seconds.
+    to: Option<u64>,
+}
+
+const COLUMNS: &[&str] = &[
+    "id",
+    "agent",
+    "upstream",
+    "tool",
+    "outcome",
+    "reasons",
+    "reasons_text",
+    "policy_version",
+    "policy_hash",
+    "leaf_hash",
+    "decided_at_ms",
+    "received_at",
+    "signature",
+];
+
+error_answers!(ListErrors: InvalidQuery, OutOfRange);
+
+/// Decisions of agents' tool policies (the MCP gateway's), oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/tool-decisions",
+    description = "Roles: auditor, admin.",
+    security(("bearer" = [])),
+    params(ToolDecisionFilters, Paging),
+    responses(
+        (status = 200, description = "a page of tool decisions", content(
+            (chaperone_api::Page<ToolDecisionView> = "application/json"),
+            (ToolDecisionView = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        ListErrors,
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(&["auditor", "admin"])?;
+    let params = Params::parse::<ToolDecisionFilters>(query)?;
+    let (filter, format) = filter_of(&params)?;
+    let views = tool_decision_views(&state, &filter).await?;
+    let next = next_cursor(
+        views.len(),
+        filter.limit,
+        views.last().map(|v| format!("{}:{}", v.received_at, v.id)),
+    );
+    Ok(page(
+        format,
+        COLUMNS,
+        views.into_iter().map(row).collect(),
+        next,
+    ))
+}
+
+pub(crate) fn filter_of(
+    params: &Params,
+) -> Result<(ToolDecisionFilter, chaperone_api::Format), ApiError> {
+    let outcome = params
+        .0
+        .get("outcome")
+        .map(|o| o.parse::<ToolOutcome>().map_err(invalid))
+        .transpose()?;
+    let after = params
+        .cursor()
+        .map(|c| {
+            c.split_once(':')
+                .and_then(|(at, id)| Some((at.parse().ok()?, id.parse::<B256>().ok()?)))
+                .ok_or_else(|| invalid("`cursor` is not one this API gave"))
+        })
+        .transpose()?;
+    let filter = ToolDecisionFilter {
+        tool: params.0.get("tool").cloned(),
+        upstream: params.0.get("upstream").cloned(),
+        agent: params.get::<Address>("agent", "an address")?,
+        outcome: outcome.map(|o| o.as_str().to_owned()),
+        from: params.get("from", "a time in Unix seconds")?,
+        to: params.get("to", "a time in Unix seconds")?,
+        after,
+        limit: params.limit()?,
+        newest_first: false,
+    };
+    Ok((filter, params.format()?))
+}
+
+/// The decisions `filter` selects, as rows.
+pub(crate) async fn tool_decision_views(
+    state: &AppState,
+    filter: &ToolDecisionFilter,
+) -> Result<Vec<ToolDecisionView>, ApiError> {
+    state
+        .store()
+        .tool_decisions(filter)
+        .await?
+        .into_iter()
+        .map(|stored| {
+            let body: ToolDecisionBody = serde_json::from_str(&stored.body)
+                .map_err(|_| ApiError::internal("a stored tool decision does not parse"))?;
+            Ok(ToolDecisionView::new(body, stored.received_at))
+        })
+        .collect()
+}
+
+fn decision_id(text: &str) -> Result<B256, ApiError> {
+    text.parse().map_err(|_| {
+        bad(format!(
+            "`{text}` is not a decision id (0x and 64 hex digits)"
+        ))
+    })
+}
+
+async fn approval_of(state: &AppState, id: B256) -> Result<ToolApproval, ApiError> {
+    let (status, decided_by, decided_at) =
+        state.store().tool_approval(id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoPendingApproval,
+                format!("no tool call waiting for a human has id {id}"),
+            )
+        })?;
+    Ok(ToolApproval {
+        id,
+        status,
+        decided_by,
+        decided_at,
+    })
+}
+
+error_answers!(ApprovalErrors: InvalidRequest, NoPendingApproval);
+
+/// The human verdict on a tool call waiting for approval (the gateway polls it). Open like a
+/// record's proof: it says only pending, approved or denied, and by whom.
+#[utoipa::path(
+    get,
+    path = "/v1/tool-decisions/{id}/approval",
+    params(("id" = chaperone_core::openapi::Hex32, Path, description = "the decision's id")),
+    responses(
+        (status = 200, description = "pending, approved or denied", body = ToolApproval),
+        ApprovalErrors,
+    )
+)]
+async fn approval(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ToolApproval>, ApiError> {
+    Ok(Json(approval_of(&state, decision_id(&id)?).await?))
+}
+
+/// Approve or deny a tool call waiting for a human. An approver's or admin's token: the
+/// agent's key gives no verdict on its own calls.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tool-approvals/{id}/{verdict}",
+    description = "Roles: admin, approver.",
+    security(("bearer" = [])),
+    params(
+        ("id" = chaperone_core::openapi::Hex32, Path, description = "the decision's id"),
+        ("verdict" = String, Path, description = "approve or deny"),
+    ),
+    responses(
+        (status = 200, description = "resolved", body = ToolApproval),
+        ApprovalErrors,
+    )
+)]
+async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, verdict)): Path<(String, String)>,
+) -> Result<Json<ToolApproval>, ApiError> {
+    caller.require(&["admin", "approver"])?;
+    let id = decision_id(&id)?;
+    let approve = match verdict.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return Err(ApiError::not_found("use /approve or /deny")),
+    };
+    if !state
+        .store()
+        .resolve_tool_approval(id, approve, &caller.name, state.now())
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::NoPendingApproval,
+            format!("no tool call is waiting for a human with id {id}"),
+        ));
+    }
+    Ok(Json(approval_of(&state, id).await?))
+}
