@@ -322,11 +322,16 @@ def test_malformed_json_rpc_from_the_agent_is_answered_and_the_gateway_keeps_ser
         send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         send("{this is not json")
         send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": "oops"}))
+        # A tools/call with one field of the wrong type: rmcp cannot type it and takes it for
+        # a custom request, which must not be forwarded past the policy and the record.
+        send(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                         "params": {"name": "echo", "arguments": {"message": "smuggled"},
+                                    "requestState": 0}}))
         send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                          "params": {"name": "echo", "arguments": {"message": "still here"}}}))
         answers: dict[Any, dict[str, Any]] = {}
         parse_errors = []
-        while 3 not in answers or 2 not in answers or not parse_errors:
+        while 3 not in answers or 2 not in answers or 4 not in answers or not parse_errors:
             got = answer()
             if "method" in got:
                 continue  # a notification of the upstream's
@@ -338,6 +343,8 @@ def test_malformed_json_rpc_from_the_agent_is_answered_and_the_gateway_keeps_ser
         # with its id; then the gateway goes on serving.
         assert parse_errors[0]["error"]["code"] == -32700, parse_errors
         assert answers[2]["error"]["code"] == -32600, answers
+        assert answers[4].get("error", {}).get("code") == -32601, answers[4]
+        assert "smuggled" not in json.dumps(answers[4]), answers[4]
         assert "still here" in json.dumps(answers[3]["result"]), answers
     finally:
         process.stdin.close()

@@ -11,11 +11,11 @@ use std::{
 
 use chaperone_api::{
     Client,
-    tools::{ToolDecision as WireDecision, ToolDecisionBody, ToolOutcome as WireOutcome},
+    tools::{ToolDecision as WireDecision, ToolDecisionBody},
 };
 use chaperone_core::{B256, Secp256k1Signer, keccak256};
 
-use crate::policy::{ToolDecision, ToolOutcome};
+use crate::policy::PolicyDecision;
 
 /// How often a held call asks whether a human has decided.
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -66,7 +66,7 @@ impl DecisionReporter {
         &self,
         upstream: &str,
         tool: &str,
-        decision: &ToolDecision,
+        decision: &PolicyDecision,
         leaf_hash: B256,
     ) -> Option<ToolDecisionBody> {
         let id = keccak256([b"chaperone tool decision".as_slice(), leaf_hash.as_slice()].concat());
@@ -80,7 +80,7 @@ impl DecisionReporter {
         &self,
         upstream: &str,
         tool: &str,
-        decision: &ToolDecision,
+        decision: &PolicyDecision,
         timeout: Duration,
         cancelled: &tokio_util::sync::CancellationToken,
     ) -> (B256, Approval) {
@@ -145,7 +145,7 @@ impl DecisionReporter {
         id: B256,
         upstream: &str,
         tool: &str,
-        decision: &ToolDecision,
+        decision: &PolicyDecision,
         leaf_hash: Option<B256>,
     ) -> Option<ToolDecisionBody> {
         let decided_at_ms = SystemTime::now()
@@ -156,11 +156,7 @@ impl DecisionReporter {
             agent: self.key.address(),
             upstream: upstream.to_owned(),
             tool: tool.to_owned(),
-            outcome: match decision.outcome {
-                ToolOutcome::Allowed => WireOutcome::Allowed,
-                ToolOutcome::Denied => WireOutcome::Denied,
-                ToolOutcome::ApprovalRequired => WireOutcome::ApprovalRequired,
-            },
+            outcome: decision.outcome,
             reasons: decision.reasons.clone(),
             policy_version: decision.policy_version,
             policy_hash: decision.policy_hash.clone(),

@@ -30,8 +30,11 @@ use chaperone_sdk::{Recorded, X402Payment};
 use crate::{
     config::{GatewayConfig, NAMESPACE_SEPARATOR},
     decisions::{Approval, DecisionReporter},
-    payment::{NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, within_cap},
-    policy::{PolicyEngine, ToolDecision, ToolOutcome},
+    payment::{
+        NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, strip_payments,
+        within_cap,
+    },
+    policy::{PolicyDecision, PolicyEngine, ToolOutcome},
     record::{CallRecorder, CallStatus, RECORD_META_KEY, ToolCall},
     upstream::{Upstream, forward},
 };
@@ -222,7 +225,9 @@ impl Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
         let agent_token = context.meta.get_progress_token();
-        *request.get_meta_mut() = context.meta;
+        let mut meta = context.meta;
+        strip_payments(&mut meta);
+        *request.get_meta_mut() = meta;
         forward(
             upstream.peer(),
             request,
@@ -255,7 +260,7 @@ impl Gateway {
             Some((&upstreams[0], full_name.clone()))
         };
         let Some((upstream, tool)) = routed else {
-            let decision = ToolDecision {
+            let decision = PolicyDecision {
                 outcome: ToolOutcome::Denied,
                 reasons: vec![format!("no upstream serves `{full_name}`")],
                 rule: None,
@@ -343,7 +348,8 @@ impl Gateway {
         }
         request.params.name = tool.clone().into();
         let params = request.params.clone();
-        let meta = context.meta.clone();
+        let mut meta = context.meta.clone();
+        strip_payments(&mut meta);
         let send = |payment: Option<&Value>| {
             let mut forwarded =
                 ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
@@ -495,7 +501,7 @@ impl Gateway {
     async fn refuse(
         &self,
         call: &ToolCall<'_>,
-        decision: &ToolDecision,
+        decision: &PolicyDecision,
     ) -> Result<ServerResult, ErrorData> {
         let text = format!(
             "Chaperone's tool policy refused this call: {}",
@@ -518,7 +524,7 @@ impl Gateway {
     async fn record(
         &self,
         call: &ToolCall<'_>,
-        decision: &ToolDecision,
+        decision: &PolicyDecision,
         status: CallStatus,
         output: &Value,
         extra: Map<String, Value>,
@@ -572,6 +578,18 @@ impl Service<RoleServer> for Gateway {
             ClientRequest::PingRequest(_) => Ok(ServerResult::empty(())),
             ClientRequest::CallToolRequest(request) => self.call_tool(request, context).await,
             request @ ClientRequest::ListToolsRequest(_) => self.list_tools(request, context).await,
+            // rmcp takes a message it cannot type for a custom request: a `tools/call` with one
+            // field of the wrong type would otherwise reach the upstream past the policy and the
+            // record (a lenient server runs it). The gateway forwards no method it does not know.
+            ClientRequest::CustomRequest(request) => Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!(
+                    "{}: not a request the gateway forwards (malformed, or a method it does not \
+                     know)",
+                    request.method
+                ),
+                None,
+            )),
             request => {
                 let upstreams = self.session(&context).await?;
                 self.pass(&upstreams[0], request, context).await

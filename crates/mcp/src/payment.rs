@@ -21,6 +21,14 @@ pub const PAYMENT_META_KEY: &str = "x402/payment";
 /// `_meta` key of the settlement the server returns.
 pub const PAYMENT_RESPONSE_META_KEY: &str = "x402/payment-response";
 
+/// Removes every `x402/…` key from the agent's `_meta`: a payment reaches a tool only as the
+/// gateway made it (capped, recorded, bound). The agent key can have an authorization
+/// co-signed on its own; slipped into `_meta`, it would pass the tool's `max_price`, the
+/// call's record and its binding.
+pub fn strip_payments(meta: &mut rmcp::model::MetaObject) {
+    meta.0.retain(|key, _| !key.starts_with("x402/"));
+}
+
 /// Pays x402 tools from the agent's wallet.
 #[derive(Debug, Clone)]
 pub struct ToolPayer {
@@ -108,19 +116,25 @@ fn result_requirements(result: &CallToolResult) -> Option<Value> {
     serde_json::from_str(&text.text).ok()
 }
 
-/// `required` with only the requirements that cost at most `cap` (x402 v2's `amount`, v1's
-/// `maxAmountRequired`), or `None` when none does.
+/// `required` with only the requirements that cost at most `cap`, or `None` when none does.
+/// Every amount a requirement states counts (x402 v2's `amount` and v1's `maxAmountRequired`):
+/// the SDK signs v1's, so a v1 body with a small `amount` beside must not pass on it; and an
+/// amount that is not plain decimal digits is never affordable (x402-rs reads `10_000`).
 pub(crate) fn within_cap(required: &Value, cap: U256) -> Option<Value> {
     let affordable: Vec<Value> = required
         .get("accepts")?
         .as_array()?
         .iter()
         .filter(|r| {
-            r.get("amount")
-                .or_else(|| r.get("maxAmountRequired"))
-                .and_then(Value::as_str)
-                .and_then(|a| U256::from_str_radix(a, 10).ok())
-                .is_some_and(|amount| amount <= cap)
+            let amounts: Vec<Option<&Value>> = vec![r.get("amount"), r.get("maxAmountRequired")];
+            let stated: Vec<&Value> = amounts.into_iter().flatten().collect();
+            !stated.is_empty()
+                && stated.iter().all(|a| {
+                    a.as_str()
+                        .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|a| U256::from_str_radix(a, 10).ok())
+                        .is_some_and(|amount| amount <= cap)
+                })
         })
         .cloned()
         .collect();
@@ -139,6 +153,17 @@ pub(crate) fn settlement_of(result: &CallToolResult) -> Option<Settlement> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_agents_own_payment_never_reaches_a_tool() {
+        let mut meta = rmcp::model::MetaObject::default();
+        meta.0
+            .insert(super::PAYMENT_META_KEY.into(), "0xpaid".into());
+        meta.0.insert("x402/anything".into(), 1.into());
+        meta.0.insert("progressToken".into(), 7.into());
+        super::strip_payments(&mut meta);
+        assert_eq!(meta.0.keys().collect::<Vec<_>>(), ["progressToken"]);
+    }
+
     use rmcp::model::{ContentBlock, ErrorData};
     use serde_json::json;
 
@@ -155,6 +180,12 @@ mod tests {
         let capped = within_cap(&required, U256::from(5_000)).expect("two fit");
         assert_eq!(capped["accepts"].as_array().map(Vec::len), Some(2));
         assert!(within_cap(&required, U256::from(100)).is_none());
+        // A v1 body states a small `amount` beside the `maxAmountRequired` the SDK signs.
+        let smuggled = json!({"x402Version": 1, "accepts": [
+            {"amount": "1", "maxAmountRequired": "5000000", "scheme": "exact"},
+            {"maxAmountRequired": "10_0", "scheme": "exact"},
+        ]});
+        assert!(within_cap(&smuggled, U256::from(100)).is_none());
     }
 
     #[test]

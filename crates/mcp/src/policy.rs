@@ -118,21 +118,12 @@ pub struct ArgRule {
     pub max_length: Option<usize>,
 }
 
-/// The outcome of one decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolOutcome {
-    /// Forwarded to the upstream.
-    Allowed,
-    /// Refused; the upstream never saw it.
-    Denied,
-    /// Waits for a human.
-    ApprovalRequired,
-}
+/// The outcome of one decision: the wire type, one definition (crates/api).
+pub use chaperone_api::tools::ToolOutcome;
 
 /// A decision on one call: outcome, reasons, and the policy that made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ToolDecision {
+pub struct PolicyDecision {
     /// What happens to the call.
     pub outcome: ToolOutcome,
     /// Why, in words (empty when allowed).
@@ -275,8 +266,8 @@ impl PolicyEngine {
         tool: &str,
         arguments: &Map<String, Value>,
         now: Instant,
-    ) -> ToolDecision {
-        let decision = |outcome, reasons, rule| ToolDecision {
+    ) -> PolicyDecision {
+        let decision = |outcome, reasons, rule| PolicyDecision {
             outcome,
             reasons,
             rule,

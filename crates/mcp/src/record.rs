@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use chaperone_sdk::{RecordReceipt, Recorded, Recorder};
 use serde_json::{Map, Value, json};
 
-use crate::policy::ToolDecision;
+use crate::policy::PolicyDecision;
 
 /// The `_meta` key under which a tool result carries its record.
 pub const RECORD_META_KEY: &str = "chaperone.dev/record";
@@ -89,7 +89,7 @@ impl CallRecorder {
     pub async fn record(
         &self,
         call: &ToolCall<'_>,
-        decision: &ToolDecision,
+        decision: &PolicyDecision,
         status: CallStatus,
         output: &Value,
         extra: Map<String, Value>,
