@@ -16,7 +16,7 @@
 // The figures go to docs/benchmarks.md (beside the Python package's and the Rust SDK's).
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 import { Recorder } from '../index.js';
@@ -106,15 +106,33 @@ try {
   // timers, no records). A turn's lateness is how long after its timer was due it ran: a stall
   // of the loop as the agent feels it, whatever caused it (the record call, garbage collection,
   // a promise settled from the runtime, or the machine).
+  // What the SDK itself holds the loop's thread for, apart from the machine: the longest
+  // `record` call (from the call until its promise settled) and the longest garbage
+  // collection pause, in each kind of window. On a virtual machine whose idle loop is already
+  // late by several milliseconds now and then, these say what recording adds.
   const lateness = { paced: createHistogram(), idle: createHistogram() };
   const over1ms = { paced: 0, idle: 0 };
+  const longestRecordMs = { paced: 0, idle: 0 };
+  const longestGcMs = { paced: 0, idle: 0 };
+  let windowKind = 'idle';
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      longestGcMs[windowKind] = Math.max(longestGcMs[windowKind], entry.duration);
+    }
+  });
+  gc.observe({ entryTypes: ['gc'] });
   const interval = 1000 / rate;
   const window = async (kind, recording) => {
+    windowKind = kind;
     const end = performance.now() + 1000;
     while (performance.now() < end) {
       const set = performance.now();
       const timer = new Promise((resolve) => setTimeout(resolve, interval));
-      if (recording) await recorder.record('bench-model', input, output);
+      if (recording) {
+        const called = performance.now();
+        await recorder.record('bench-model', input, output);
+        longestRecordMs[kind] = Math.max(longestRecordMs[kind], performance.now() - called);
+      }
       await timer;
       const late = performance.now() - set - interval;
       lateness[kind].record(Math.max(1, Math.round(late * 1e6)));
@@ -127,6 +145,7 @@ try {
     await window('paced', true);
     await window('idle', false);
   }
+  gc.disconnect();
   if (devnet) await recorder.sync();
   else await recorder.flush();
   const pacedRecords = recorder.progress.persisted - before;
@@ -161,8 +180,17 @@ try {
       timer_ms: interval,
       windows,
       records: pacedRecords,
-      recording: { ...delays(lateness.paced), turns_late_over_1ms: over1ms.paced },
-      idle_alongside: { ...delays(lateness.idle), turns_late_over_1ms: over1ms.idle },
+      recording: {
+        ...delays(lateness.paced),
+        turns_late_over_1ms: over1ms.paced,
+        longest_record_call_ms: longestRecordMs.paced,
+        longest_gc_pause_ms: longestGcMs.paced,
+      },
+      idle_alongside: {
+        ...delays(lateness.idle),
+        turns_late_over_1ms: over1ms.idle,
+        longest_gc_pause_ms: longestGcMs.idle,
+      },
     },
   }, null, 2));
 } finally {
