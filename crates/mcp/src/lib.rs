@@ -5,11 +5,13 @@
 //! `Recorder` ([`record`]); x402 tools are paid from the agent's wallet ([`payment`]);
 //! everything else passes through unchanged.
 
+mod call;
 mod config;
 pub mod decisions;
 mod error;
 mod gateway;
 mod http;
+mod listing;
 pub mod payment;
 pub mod policy;
 pub mod record;
