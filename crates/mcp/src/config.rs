@@ -170,8 +170,9 @@ impl GatewayConfig {
         Ok(())
     }
 
-    /// Checks the upstreams: at least one, each with one transport, names unique and free of
-    /// the namespace separator (so `a__b__c` splits one way only).
+    /// Checks the upstreams: at least one, each with one transport, names unique, free of
+    /// the namespace separator and not ending in `_`, so a namespaced name splits one way
+    /// only (`a_` beside `a` would make `a___x` both `a_`'s `x` and `a`'s `_x`).
     pub fn check(&self) -> Result<()> {
         if self.upstreams.is_empty() {
             return Err(Error::Config(
@@ -185,10 +186,11 @@ impl GatewayConfig {
             if name.is_empty()
                 || name.contains(NAMESPACE_SEPARATOR)
                 || name.contains('/')
+                || name.ends_with('_')
                 || !seen.insert(name.clone())
             {
                 return Err(Error::Config(format!(
-                    "upstream name `{name}` must be unique, non-empty, without `/` or `{NAMESPACE_SEPARATOR}`"
+                    "upstream name `{name}` must be unique, non-empty, without `/` or `{NAMESPACE_SEPARATOR}`, and not end in `_`"
                 )));
             }
         }
@@ -229,6 +231,12 @@ mod tests {
         let bad = GatewayConfig::from_toml("[[upstream]]\nname = \"a__b\"\nurl = \"http://x\"\n")
             .expect("parses");
         assert!(bad.check().is_err(), "the namespace separator in a name");
+        // `a_` and `a` would both serve `a___x` (`a_` + `__` + `x`, `a` + `__` + `_x`).
+        let trailing = GatewayConfig::from_toml(
+            "[[upstream]]\nname = \"a\"\nurl = \"http://x\"\n[[upstream]]\nname = \"a_\"\nurl = \"http://y\"\n",
+        )
+        .expect("parses");
+        assert!(trailing.check().is_err(), "a name ending in `_`");
         let both = GatewayConfig::from_toml(
             "[[upstream]]\nname = \"a\"\nurl = \"http://x\"\ncommand = \"y\"\n",
         )
