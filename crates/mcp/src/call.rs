@@ -25,8 +25,15 @@ use crate::{
         within_cap,
     },
     policy::{PolicyDecision, ToolOutcome},
-    record::{CallStatus, RECORD_META_KEY, ToolCall},
+    record::{CallStatus, RECORD_META_KEY, ToolCall, bounded_name},
 };
+
+/// A name as the server's tool-decision listing takes it (at most
+/// [`chaperone_api::tools::MAX_TOOL_NAME_LEN`] bytes, no control characters): a name the
+/// server would refuse must not leave its decision out of the listing.
+fn reported_name(name: &str) -> std::borrow::Cow<'_, str> {
+    bounded_name(name, chaperone_api::tools::MAX_TOOL_NAME_LEN)
+}
 
 impl Gateway {
     /// `tools/call`: decide, forward if allowed, record whatever happened.
@@ -95,7 +102,13 @@ impl Gateway {
                     .approval_timeout
                     .unwrap_or(Duration::from_secs(300));
                 let (id, approval) = reporter
-                    .wait_for_approval(&upstream.name, &tool, &decision, timeout, &context.ct)
+                    .wait_for_approval(
+                        &reported_name(&upstream.name),
+                        &reported_name(&tool),
+                        &decision,
+                        timeout,
+                        &context.ct,
+                    )
                     .await;
                 match approval {
                     Approval::Approved(by) => {
@@ -327,8 +340,12 @@ impl Gateway {
             .record(call, decision, status, output, extra)
             .await;
         if let (Ok((recorded, _)), Some(reporter)) = (&recorded, &self.state.reporter)
-            && let Some(body) =
-                reporter.body(call.upstream, call.tool, decision, recorded.leaf_hash)
+            && let Some(body) = reporter.body(
+                &reported_name(call.upstream),
+                &reported_name(call.tool),
+                decision,
+                recorded.leaf_hash,
+            )
         {
             // A refused call's report is sent before the answer (the upstream was not called:
             // nothing to slow down); an allowed call's is sent beside it, so the agent does
