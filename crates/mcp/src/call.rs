@@ -20,6 +20,7 @@ use crate::{
     config::NAMESPACE_SEPARATOR,
     decisions::Approval,
     gateway::Gateway,
+    meta::{strip_error, upstream_result},
     payment::{
         NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, strip_payments,
         within_cap,
@@ -221,34 +222,18 @@ impl Gateway {
                 serde_json::to_value([&*paid]).unwrap_or(Value::Null),
             );
         }
-        match answer {
-            Ok(ServerResult::CallToolResult(mut result)) => {
-                let output = serde_json::to_value(&result).unwrap_or(Value::Null);
-                let (recorded, mut meta) = self
-                    .record(&call, &decision, CallStatus::Answered, &output, extra)
-                    .await?;
-                if let (Some(payer), Some(paid)) = (&self.state.payer, &payment) {
-                    let bound = self.bind(payer, paid, &recorded, &meta).await;
-                    if let Some(object) = meta.as_object_mut() {
-                        object.insert("payment_request_id".into(), json!(paid.request_id));
-                        object.insert("payment_bound".into(), bound);
-                    }
-                }
-                result
-                    .meta
-                    .get_or_insert_with(MetaObject::new)
-                    .0
-                    .insert(RECORD_META_KEY.into(), meta);
-                Ok(ServerResult::CallToolResult(result))
-            }
-            Ok(other) => {
-                // A task or an input request (2026 protocol): recorded as answered with what
-                // came back, and passed on unchanged.
-                let output = serde_json::to_value(&other).unwrap_or(Value::Null);
-                self.record(&call, &decision, CallStatus::Answered, &output, extra)
-                    .await?;
-                Ok(other)
-            }
+        if let Some(responses) = &params.input_responses {
+            // The agent's answers to the tool's input requests (2026 protocol) are part of
+            // what the tool ran on.
+            extra.insert(
+                "mcp.input_responses".into(),
+                serde_json::to_value(responses).unwrap_or(Value::Null),
+            );
+        }
+        let (status, answer) = match answer {
+            // A task or an input request (2026 protocol) is recorded as answered with what
+            // came back; a task's result is recorded when `tasks/get` brings it (tasks.rs).
+            Ok(result) => (CallStatus::Answered, Ok(result)),
             Err(error) => {
                 let status = match &error {
                     ServiceError::McpError(_) => CallStatus::UpstreamError,
@@ -256,10 +241,40 @@ impl Gateway {
                     _ => CallStatus::UpstreamFailed,
                 };
                 let mut error = crate::upstream::service_error(error);
-                let output = json!({ "error": { "code": error.code.0, "message": error.message } });
-                let (_, meta) = self
-                    .record(&call, &decision, status, &output, extra)
-                    .await?;
+                strip_error(&mut error);
+                (status, Err(error))
+            }
+        };
+        let output = match &answer {
+            Ok(result) => serde_json::to_value(result).unwrap_or(Value::Null),
+            Err(error) => json!({ "error": { "code": error.code.0, "message": error.message } }),
+        };
+        let (recorded, mut meta) = self
+            .record(&call, &decision, status, &output, extra)
+            .await?;
+        // A paid call is bound to its record however the tool answered: an error or a task
+        // after the payment was sent is still the call the payment paid for.
+        if let (Some(payer), Some(paid)) = (&self.state.payer, &payment) {
+            let bound = self.bind(payer, paid, &recorded, &meta).await;
+            if let Some(object) = meta.as_object_mut() {
+                object.insert("payment_request_id".into(), json!(paid.request_id));
+                object.insert("payment_bound".into(), bound);
+            }
+        }
+        match answer {
+            Ok(result) => {
+                if let ServerResult::CreateTaskResult(task) = &result {
+                    self.tasks.issued(
+                        &task.task.task_id,
+                        &upstream.name,
+                        &call,
+                        &decision,
+                        recorded.leaf_hash,
+                    )?;
+                }
+                upstream_result(result, Some(meta))
+            }
+            Err(mut error) => {
                 // The error's data carries the record, beside whatever the upstream put there.
                 let mut data = match error.data.take() {
                     Some(Value::Object(map)) => map,

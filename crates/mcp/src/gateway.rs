@@ -24,9 +24,11 @@ use tokio::sync::OnceCell;
 use crate::{
     config::GatewayConfig,
     decisions::DecisionReporter,
+    meta::upstream_result,
     payment::{ToolPayer, strip_payments},
     policy::PolicyEngine,
     record::CallRecorder,
+    tasks::TaskRoutes,
     upstream::{Upstream, forward},
 };
 
@@ -87,6 +89,7 @@ impl GatewayState {
 pub struct Gateway {
     pub(crate) state: Arc<GatewayState>,
     upstreams: OnceCell<Vec<Upstream>>,
+    pub(crate) tasks: TaskRoutes,
 }
 
 impl Gateway {
@@ -95,6 +98,7 @@ impl Gateway {
         Self {
             state,
             upstreams: OnceCell::new(),
+            tasks: TaskRoutes::default(),
         }
     }
 
@@ -182,13 +186,20 @@ impl Gateway {
         let mut meta = context.meta;
         strip_payments(&mut meta);
         *request.get_meta_mut() = meta;
-        forward(
+        let answer = forward(
             upstream.peer(),
             request,
             &context.ct,
             agent_token.map(|t| (&upstream.progress, t)),
         )
-        .await
+        .await;
+        match answer {
+            Ok(result) => upstream_result(result, None),
+            Err(mut error) => {
+                crate::meta::strip_error(&mut error);
+                Err(error)
+            }
+        }
     }
 }
 
@@ -210,6 +221,10 @@ impl Service<RoleServer> for Gateway {
             ClientRequest::PingRequest(_) => Ok(ServerResult::empty(())),
             ClientRequest::CallToolRequest(request) => self.call_tool(request, context).await,
             request @ ClientRequest::ListToolsRequest(_) => self.list_tools(request, context).await,
+            // A task goes to the upstream that issued it, and its end is recorded.
+            request @ (ClientRequest::GetTaskRequest(_)
+            | ClientRequest::UpdateTaskRequest(_)
+            | ClientRequest::CancelTaskRequest(_)) => self.task_request(request, context).await,
             // rmcp takes a message it cannot type for a custom request: a `tools/call` with one
             // field of the wrong type would otherwise reach the upstream past the policy and the
             // record (a lenient server runs it). The gateway forwards no method it does not know.

@@ -12,10 +12,12 @@ mod error;
 mod gateway;
 mod http;
 mod listing;
+mod meta;
 pub mod payment;
 pub mod policy;
 pub mod record;
 mod serve;
+mod tasks;
 mod upstream;
 
 pub use config::{

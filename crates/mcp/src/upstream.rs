@@ -73,7 +73,9 @@ impl Service<RoleClient> for UpstreamClient {
             // A ping checks the gateway's connection; the agent's is the gateway's business.
             return Ok(ClientResult::empty(()));
         }
-        *request.get_meta_mut() = context.meta;
+        let mut meta = context.meta;
+        crate::meta::strip_meta(&mut meta);
+        *request.get_meta_mut() = meta;
         forward(&self.agent, request, &context.ct, None).await
     }
 
@@ -82,7 +84,9 @@ impl Service<RoleClient> for UpstreamClient {
         mut notification: ServerNotification,
         context: NotificationContext<RoleClient>,
     ) -> Result<(), ErrorData> {
-        *notification.get_meta_mut() = context.meta;
+        let mut meta = context.meta;
+        crate::meta::strip_meta(&mut meta);
+        *notification.get_meta_mut() = meta;
         if let ServerNotification::ProgressNotification(progress) = &mut notification {
             match self.progress.agent_token(&progress.params.progress_token) {
                 Some(token) => progress.params.progress_token = token,
