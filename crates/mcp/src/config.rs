@@ -38,6 +38,37 @@ pub struct GatewayConfig {
     /// agent as the upstream sent them).
     #[serde(default)]
     pub wallet: Option<WalletSection>,
+    /// How `--http` admits callers (`[http]`).
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+/// The `[http]` table: the `--http` endpoint's access rules. The token itself is never in the
+/// file: it is read from the environment variable named here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// The environment variable holding the bearer token (default `CHAPERONE_MCP_TOKEN`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Browser origins allowed to call (`scheme://host[:port]`); none by default.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The most live sessions (default 32).
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
+}
+
+impl HttpSection {
+    /// The access rules, with the token read from the environment.
+    pub fn access(&self) -> crate::HttpAccess {
+        let name = self.token_env.as_deref().unwrap_or("CHAPERONE_MCP_TOKEN");
+        crate::HttpAccess {
+            token: std::env::var(name).ok().filter(|t| !t.is_empty()),
+            allowed_origins: self.allowed_origins.clone(),
+            max_sessions: self.max_sessions.unwrap_or(crate::DEFAULT_MAX_SESSIONS),
+        }
+    }
 }
 
 /// The `[wallet]` table: the `AgentWallet` whose agent is the gateway's key.
@@ -145,6 +176,7 @@ impl GatewayConfig {
             upstreams: Vec::new(),
             policy: ToolPolicy::default(),
             wallet: None,
+            http: HttpSection::default(),
         }
     }
 

@@ -79,6 +79,11 @@ impl GatewayState {
         &self.recorder
     }
 
+    /// The `--http` endpoint's access rules, from the configuration and the environment.
+    pub fn http_access(&self) -> crate::HttpAccess {
+        self.config.http.access()
+    }
+
     /// The tool policy's hash.
     pub fn policy_hash(&self) -> &str {
         self.policy.hash()

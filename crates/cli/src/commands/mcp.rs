@@ -202,16 +202,31 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         recorder.agent(),
         state.policy_hash()
     );
+    let access = state.http_access();
     match args.http {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
+            // Whoever reaches the endpoint calls tools and pays: beyond loopback, only with a
+            // token.
+            if access.token.is_none() {
+                if !listener.local_addr()?.ip().is_loopback() {
+                    anyhow::bail!(
+                        "--http {addr} is reachable beyond this machine: set a bearer token in \
+                         CHAPERONE_MCP_TOKEN (or the variable [http] token_env names)"
+                    );
+                }
+                eprintln!(
+                    "chaperone mcp: no bearer token (CHAPERONE_MCP_TOKEN): any local process \
+                     can call tools through this endpoint"
+                );
+            }
             eprintln!(
                 "chaperone mcp: serving http://{}/mcp",
                 listener.local_addr()?
             );
-            chaperone_mcp::serve_http(state, listener, shutdown_signal()).await?;
+            chaperone_mcp::serve_http(state, access, listener, shutdown_signal()).await?;
         }
         None => {
             tokio::select! {
