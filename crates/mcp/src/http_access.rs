@@ -1,7 +1,7 @@
 //! Who may use the gateway over Streamable HTTP. A caller of `/mcp` calls tools and pays from
 //! the agent's wallet, so the endpoint asks for a bearer token when one is configured (and
 //! the CLI refuses to bind beyond loopback without one), refuses a browser's request from an
-//! origin not listed (a web page the agent's user opens must not drive the gateway), and caps
+//! origin neither on this machine nor listed (a web page the agent's user opens must not drive the gateway), and caps
 //! the live sessions (each starts its own upstream servers): a new session past the cap is
 //! 429, the sessions already open go on.
 
@@ -31,8 +31,8 @@ pub struct HttpAccess {
     /// The bearer token every request must carry (`Authorization: Bearer …`); `None` lets any
     /// caller in (only sensible on loopback, for a single user).
     pub token: Option<String>,
-    /// Browser origins allowed (`scheme://host[:port]`, exact); a request without `Origin`
-    /// (an agent, not a browser) passes.
+    /// Browser origins allowed besides loopback ones (`scheme://host[:port]`, exact); a request
+    /// without `Origin` (an agent, not a browser) passes.
     pub allowed_origins: Vec<String>,
     /// The most live sessions.
     pub max_sessions: usize,
@@ -103,9 +103,9 @@ impl Gatekeeper {
             }
         }
         if let Some(origin) = request.headers().get(header::ORIGIN) {
-            let allowed = origin
-                .to_str()
-                .is_ok_and(|o| self.access.allowed_origins.iter().any(|a| a == o));
+            let allowed = origin.to_str().is_ok_and(|o| {
+                loopback_origin(o) || self.access.allowed_origins.iter().any(|a| a == o)
+            });
             if !allowed {
                 return Some(
                     (StatusCode::FORBIDDEN, "this origin may not use the gateway").into_response(),
@@ -130,6 +130,25 @@ impl Gatekeeper {
         }
         None
     }
+}
+
+/// `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port: a page on this machine, which
+/// could reach the endpoint anyway (rmcp refuses a non-loopback `Host`, so a rebound name
+/// never gets here with a loopback origin).
+fn loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.strip_prefix("[::1]") {
+        Some(port) => return port.is_empty() || port.starts_with(':'),
+        None => rest.split(':').next().unwrap_or_default(),
+    };
+    let port = &rest[host.len()..];
+    matches!(host, "localhost" | "127.0.0.1")
+        && (port.is_empty() || port[1..].bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The middleware in front of `/mcp`.

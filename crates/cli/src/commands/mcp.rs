@@ -53,7 +53,9 @@ pub(crate) struct Source {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) source: Source,
-    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8931).
+    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8931). With
+    /// CHAPERONE_MCP_TOKEN set, every request needs it as a bearer token; beyond loopback it is
+    /// required.
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
     /// The name of the upstream given after `--` (default: the program's file name).
