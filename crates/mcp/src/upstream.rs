@@ -33,10 +33,11 @@ use crate::{
 ///
 /// A token stays mapped after its request was answered, for the [`KEEP_ANSWERED`] most recent
 /// answers: rmcp hands each notification to a task of its own but delivers the answer at once,
-/// so the last progress an upstream sent before its answer is often handled after it. Removing
-/// the token at the answer dropped that progress (the flaky `test_streamable_http_on_both_sides`:
-/// the agent saw 2 of 3 steps). rmcp numbers tokens per connection, never reusing one, so a kept
-/// token cannot catch another request's progress.
+/// so the last progress an upstream sent before its answer can be handled after it. Removing
+/// the token at the answer dropped that progress (the suspected cause of the flaky
+/// `test_streamable_http_on_both_sides`, whose progress comparison is the only one that
+/// depends on timing). rmcp numbers tokens per connection, never reusing one, so a kept token
+/// cannot catch another request's progress.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ProgressMap(Arc<Mutex<ProgressTokens>>);
 
