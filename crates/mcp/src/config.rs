@@ -38,6 +38,37 @@ pub struct GatewayConfig {
     /// agent as the upstream sent them).
     #[serde(default)]
     pub wallet: Option<WalletSection>,
+    /// How `--http` admits callers (`[http]`).
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+/// The `[http]` table: the `--http` endpoint's access rules. The token itself is never in the
+/// file: it is read from the environment variable named here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// The environment variable holding the bearer token (default `CHAPERONE_MCP_TOKEN`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Browser origins allowed to call (`scheme://host[:port]`); none by default.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The most live sessions (default 32).
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
+}
+
+impl HttpSection {
+    /// The access rules, with the token read from the environment.
+    pub fn access(&self) -> crate::HttpAccess {
+        let name = self.token_env.as_deref().unwrap_or("CHAPERONE_MCP_TOKEN");
+        crate::HttpAccess {
+            token: std::env::var(name).ok().filter(|t| !t.is_empty()),
+            allowed_origins: self.allowed_origins.clone(),
+            max_sessions: self.max_sessions.unwrap_or(crate::DEFAULT_MAX_SESSIONS),
+        }
+    }
 }
 
 /// The `[wallet]` table: the `AgentWallet` whose agent is the gateway's key.
@@ -145,6 +176,7 @@ impl GatewayConfig {
             upstreams: Vec::new(),
             policy: ToolPolicy::default(),
             wallet: None,
+            http: HttpSection::default(),
         }
     }
 
@@ -170,8 +202,9 @@ impl GatewayConfig {
         Ok(())
     }
 
-    /// Checks the upstreams: at least one, each with one transport, names unique and free of
-    /// the namespace separator (so `a__b__c` splits one way only).
+    /// Checks the upstreams: at least one, each with one transport, names unique, free of
+    /// the namespace separator and not ending in `_`, so a namespaced name splits one way
+    /// only (`a_` beside `a` would make `a___x` both `a_`'s `x` and `a`'s `_x`).
     pub fn check(&self) -> Result<()> {
         if self.upstreams.is_empty() {
             return Err(Error::Config(
@@ -185,10 +218,11 @@ impl GatewayConfig {
             if name.is_empty()
                 || name.contains(NAMESPACE_SEPARATOR)
                 || name.contains('/')
+                || name.ends_with('_')
                 || !seen.insert(name.clone())
             {
                 return Err(Error::Config(format!(
-                    "upstream name `{name}` must be unique, non-empty, without `/` or `{NAMESPACE_SEPARATOR}`"
+                    "upstream name `{name}` must be unique, non-empty, without `/` or `{NAMESPACE_SEPARATOR}`, and not end in `_`"
                 )));
             }
         }
@@ -229,6 +263,12 @@ mod tests {
         let bad = GatewayConfig::from_toml("[[upstream]]\nname = \"a__b\"\nurl = \"http://x\"\n")
             .expect("parses");
         assert!(bad.check().is_err(), "the namespace separator in a name");
+        // `a_` and `a` would both serve `a___x` (`a_` + `__` + `x`, `a` + `__` + `_x`).
+        let trailing = GatewayConfig::from_toml(
+            "[[upstream]]\nname = \"a\"\nurl = \"http://x\"\n[[upstream]]\nname = \"a_\"\nurl = \"http://y\"\n",
+        )
+        .expect("parses");
+        assert!(trailing.check().is_err(), "a name ending in `_`");
         let both = GatewayConfig::from_toml(
             "[[upstream]]\nname = \"a\"\nurl = \"http://x\"\ncommand = \"y\"\n",
         )

@@ -1,6 +1,7 @@
-//! The gateway's server side: the MCP server the agent talks to. It governs `tools/call`
-//! (policy, record) and namespaces `tools/list` when there are several upstreams; every
-//! other request goes to the upstream unchanged, with its `_meta`.
+//! The gateway's server side: the MCP server the agent talks to, one [`Gateway`] per agent
+//! session. It governs `tools/call` (call.rs: policy, payment, record) and namespaces
+//! `tools/list` when there are several upstreams (listing.rs); every other request goes to
+//! the upstream unchanged, with its `_meta`.
 //!
 //! Upstreams are connected when the agent initializes, with the agent's own client
 //! configuration, so an upstream sees the agent's capabilities (sampling, elicitation,
@@ -8,34 +9,26 @@
 //! server info and instructions are the agent's answer). Each agent session (one over stdio,
 //! one per session over Streamable HTTP) has its own upstream connections.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use rmcp::{
     RoleServer, Service,
     model::{
-        CallToolRequest, CallToolResult, ClientConfig, ClientNotification, ClientRequest,
-        ErrorData, GetMeta, Implementation, InitializeResult, ListToolsResult, MetaObject,
-        PaginatedRequestParams, ServerConfig, ServerResult,
+        ClientConfig, ClientNotification, ClientRequest, ErrorData, GetMeta, Implementation,
+        InitializeResult, ServerConfig, ServerResult,
     },
-    service::{NotificationContext, RequestContext, ServiceError},
+    service::{NotificationContext, RequestContext},
 };
-use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-use chaperone_sdk::{Recorded, X402Payment};
-
 use crate::{
-    config::{GatewayConfig, NAMESPACE_SEPARATOR},
-    decisions::{Approval, DecisionReporter},
-    payment::{
-        NotPaid, PAYMENT_META_KEY, ToolPayer, payment_required, settlement_of, strip_payments,
-        within_cap,
-    },
-    policy::{PolicyDecision, PolicyEngine, ToolOutcome},
-    record::{CallRecorder, CallStatus, RECORD_META_KEY, ToolCall},
+    config::GatewayConfig,
+    decisions::DecisionReporter,
+    meta::upstream_result,
+    payment::{ToolPayer, strip_payments},
+    policy::PolicyEngine,
+    record::CallRecorder,
+    tasks::TaskRoutes,
     upstream::{Upstream, forward},
 };
 
@@ -43,11 +36,11 @@ use crate::{
 /// limits) and the recorder.
 #[derive(Debug)]
 pub struct GatewayState {
-    config: GatewayConfig,
-    policy: PolicyEngine,
-    recorder: CallRecorder,
-    payer: Option<ToolPayer>,
-    reporter: Option<DecisionReporter>,
+    pub(crate) config: GatewayConfig,
+    pub(crate) policy: PolicyEngine,
+    pub(crate) recorder: CallRecorder,
+    pub(crate) payer: Option<ToolPayer>,
+    pub(crate) reporter: Option<DecisionReporter>,
 }
 
 impl GatewayState {
@@ -86,6 +79,11 @@ impl GatewayState {
         &self.recorder
     }
 
+    /// The `--http` endpoint's access rules, from the configuration and the environment.
+    pub fn http_access(&self) -> crate::HttpAccess {
+        self.config.http.access()
+    }
+
     /// The tool policy's hash.
     pub fn policy_hash(&self) -> &str {
         self.policy.hash()
@@ -94,8 +92,9 @@ impl GatewayState {
 
 /// One agent session.
 pub struct Gateway {
-    state: Arc<GatewayState>,
+    pub(crate) state: Arc<GatewayState>,
     upstreams: OnceCell<Vec<Upstream>>,
+    pub(crate) tasks: TaskRoutes,
 }
 
 impl Gateway {
@@ -104,10 +103,11 @@ impl Gateway {
         Self {
             state,
             upstreams: OnceCell::new(),
+            tasks: TaskRoutes::default(),
         }
     }
 
-    fn namespaced(&self) -> bool {
+    pub(crate) fn namespaced(&self) -> bool {
         self.state.config.upstreams.len() > 1
     }
 
@@ -134,7 +134,7 @@ impl Gateway {
 
     /// The upstreams for a request after `initialize` (or, in the stateless 2026 lifecycle,
     /// without one: then the agent's client info comes from the request's `_meta`).
-    async fn session(
+    pub(crate) async fn session(
         &self,
         context: &RequestContext<RoleServer>,
     ) -> Result<&[Upstream], ErrorData> {
@@ -180,45 +180,8 @@ impl Gateway {
         Ok(ServerResult::InitializeResult(result))
     }
 
-    async fn list_tools(
-        &self,
-        request: ClientRequest,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ServerResult, ErrorData> {
-        let upstreams = self.session(&context).await?;
-        if !self.namespaced() {
-            return self.pass(&upstreams[0], request, context).await;
-        }
-        // Several upstreams: every page of each, namespaced, in one answer.
-        let mut tools = Vec::new();
-        for upstream in upstreams {
-            let mut cursor = None;
-            loop {
-                let mut params = PaginatedRequestParams::default();
-                params.cursor = cursor.take();
-                let page = upstream
-                    .peer()
-                    .list_tools(Some(params))
-                    .await
-                    .map_err(crate::upstream::service_error)?;
-                for mut tool in page.tools {
-                    tool.name =
-                        format!("{}{NAMESPACE_SEPARATOR}{}", upstream.name, tool.name).into();
-                    tools.push(tool);
-                }
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-        }
-        Ok(ServerResult::ListToolsResult(
-            ListToolsResult::with_all_items(tools),
-        ))
-    }
-
     /// Sends a request the gateway does not govern to `upstream`, unchanged.
-    async fn pass(
+    pub(crate) async fn pass(
         &self,
         upstream: &Upstream,
         mut request: ClientRequest,
@@ -228,335 +191,20 @@ impl Gateway {
         let mut meta = context.meta;
         strip_payments(&mut meta);
         *request.get_meta_mut() = meta;
-        forward(
+        let answer = forward(
             upstream.peer(),
             request,
             &context.ct,
             agent_token.map(|t| (&upstream.progress, t)),
         )
-        .await
-    }
-
-    /// `tools/call`: decide, forward if allowed, record whatever happened.
-    async fn call_tool(
-        &self,
-        mut request: CallToolRequest,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ServerResult, ErrorData> {
-        let upstreams = self.session(&context).await?;
-        let full_name = request.params.name.to_string();
-        let arguments = request.params.arguments.clone().unwrap_or_default();
-        let call_id = context.id.to_string();
-        let routed = if self.namespaced() {
-            full_name
-                .split_once(NAMESPACE_SEPARATOR)
-                .and_then(|(prefix, tool)| {
-                    upstreams
-                        .iter()
-                        .find(|u| u.name == prefix)
-                        .map(|u| (u, tool.to_owned()))
-                })
-        } else {
-            Some((&upstreams[0], full_name.clone()))
-        };
-        let Some((upstream, tool)) = routed else {
-            let decision = PolicyDecision {
-                outcome: ToolOutcome::Denied,
-                reasons: vec![format!("no upstream serves `{full_name}`")],
-                rule: None,
-                policy_version: self.state.policy.version(),
-                policy_hash: self.state.policy.hash().to_owned(),
-                approval_timeout: None,
-            };
-            let call = ToolCall {
-                upstream: "",
-                tool: &full_name,
-                call_id,
-                arguments: &arguments,
-            };
-            return self.refuse(&call, &decision).await;
-        };
-        let call = ToolCall {
-            upstream: &upstream.name,
-            tool: &tool,
-            call_id,
-            arguments: &arguments,
-        };
-        let mut decision =
-            self.state
-                .policy
-                .decide(&upstream.name, &tool, &arguments, Instant::now());
-        match decision.outcome {
-            ToolOutcome::Allowed => {}
-            ToolOutcome::Denied => return self.refuse(&call, &decision).await,
-            ToolOutcome::ApprovalRequired => {
-                let Some(reporter) = &self.state.reporter else {
-                    let mut decision = decision;
-                    decision.outcome = ToolOutcome::Denied;
-                    decision.reasons.push(
-                        "human approval needs the Chaperone server, which this gateway does not report to"
-                            .into(),
-                    );
-                    return self.refuse(&call, &decision).await;
-                };
-                let timeout = decision
-                    .approval_timeout
-                    .unwrap_or(Duration::from_secs(300));
-                let (id, approval) = reporter
-                    .wait_for_approval(&upstream.name, &tool, &decision, timeout, &context.ct)
-                    .await;
-                match approval {
-                    Approval::Approved(by) => {
-                        decision.outcome = ToolOutcome::Allowed;
-                        decision
-                            .reasons
-                            .push(format!("approved by {by} (approval {id})"));
-                    }
-                    Approval::Denied(by) => {
-                        decision.outcome = ToolOutcome::Denied;
-                        decision
-                            .reasons
-                            .push(format!("denied by {by} (approval {id})"));
-                        return self.refuse(&call, &decision).await;
-                    }
-                    Approval::Failed(why) => {
-                        decision.outcome = ToolOutcome::Denied;
-                        decision
-                            .reasons
-                            .push(format!("approval {id} could not be asked for: {why}"));
-                        return self.refuse(&call, &decision).await;
-                    }
-                    Approval::TimedOut => {
-                        decision.outcome = ToolOutcome::Denied;
-                        let message = format!(
-                            "approval {id} was not given within {} s: the call was not made",
-                            timeout.as_secs()
-                        );
-                        decision.reasons.push(message.clone());
-                        let output = json!({ "refused": decision.reasons });
-                        let (_, meta) = self
-                            .record(&call, &decision, CallStatus::Refused, &output, Map::new())
-                            .await?;
-                        return Err(ErrorData::new(
-                            rmcp::model::ErrorCode(-32001),
-                            message,
-                            Some(json!({ "approval": id, RECORD_META_KEY: meta })),
-                        ));
-                    }
-                }
-            }
-        }
-        request.params.name = tool.clone().into();
-        let params = request.params.clone();
-        let mut meta = context.meta.clone();
-        strip_payments(&mut meta);
-        let send = |payment: Option<&Value>| {
-            let mut forwarded =
-                ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
-            let mut meta = meta.clone();
-            if let Some(payment) = payment {
-                meta.0.0.insert(PAYMENT_META_KEY.into(), payment.clone());
-            }
-            let agent_token = meta.get_progress_token();
-            *forwarded.get_meta_mut() = meta;
-            crate::upstream::forward_raw(
-                upstream.peer(),
-                forwarded,
-                &context.ct,
-                agent_token.map(|t| (&upstream.progress, t)),
-            )
-        };
-        let mut answer = send(None).await;
-        let mut payment = None;
-        if let (Some(payer), Some(required)) = (&self.state.payer, payment_required(&answer)) {
-            let resource = required
-                .pointer("/resource/url")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("mcp://{}/{tool}", upstream.name), str::to_owned);
-            let capped = match decision.rule.and_then(|i| self.state.policy.max_price(i)) {
-                None => Some(required),
-                Some(cap) => within_cap(&required, cap),
-            };
-            let Some(required) = capped else {
-                let mut denied = decision.clone();
-                denied.outcome = ToolOutcome::Denied;
-                denied.reasons = vec![format!(
-                    "the tool asks more than the tool policy's max_price of {} base units",
-                    decision
-                        .rule
-                        .and_then(|i| self.state.policy.max_price(i))
-                        .unwrap_or_default()
-                )];
-                return self.refuse(&call, &denied).await;
-            };
-            match payer.authorize(&resource, &required).await {
-                Err(NotPaid(reasons)) => {
-                    // Denied before anything is sent: the upstream never sees a payment.
-                    let mut denied = decision.clone();
-                    denied.outcome = ToolOutcome::Denied;
-                    denied.reasons = reasons
-                        .into_iter()
-                        .map(|r| format!("the wallet's policy refused the payment: {r}"))
-                        .collect();
-                    return self.refuse(&call, &denied).await;
-                }
-                Ok((paid, payload)) => {
-                    answer = send(Some(&payload)).await;
-                    payment = Some(paid);
-                }
-            }
-        }
-        let mut extra = Map::new();
-        if let Some(paid) = &mut payment {
-            if let Ok(ServerResult::CallToolResult(result)) = &answer {
-                paid.settlement = settlement_of(result);
-            }
-            extra.insert(
-                "x402".into(),
-                serde_json::to_value([&*paid]).unwrap_or(Value::Null),
-            );
-        }
+        .await;
         match answer {
-            Ok(ServerResult::CallToolResult(mut result)) => {
-                let output = serde_json::to_value(&result).unwrap_or(Value::Null);
-                let (recorded, mut meta) = self
-                    .record(&call, &decision, CallStatus::Answered, &output, extra)
-                    .await?;
-                if let (Some(payer), Some(paid)) = (&self.state.payer, &payment) {
-                    let bound = self.bind(payer, paid, &recorded, &meta).await;
-                    if let Some(object) = meta.as_object_mut() {
-                        object.insert("payment_request_id".into(), json!(paid.request_id));
-                        object.insert("payment_bound".into(), bound);
-                    }
-                }
-                result
-                    .meta
-                    .get_or_insert_with(MetaObject::new)
-                    .0
-                    .insert(RECORD_META_KEY.into(), meta);
-                Ok(ServerResult::CallToolResult(result))
-            }
-            Ok(other) => {
-                // A task or an input request (2026 protocol): recorded as answered with what
-                // came back, and passed on unchanged.
-                let output = serde_json::to_value(&other).unwrap_or(Value::Null);
-                self.record(&call, &decision, CallStatus::Answered, &output, extra)
-                    .await?;
-                Ok(other)
-            }
-            Err(error) => {
-                let status = match &error {
-                    ServiceError::McpError(_) => CallStatus::UpstreamError,
-                    ServiceError::Cancelled { .. } => CallStatus::Cancelled,
-                    _ => CallStatus::UpstreamFailed,
-                };
-                let mut error = crate::upstream::service_error(error);
-                let output = json!({ "error": { "code": error.code.0, "message": error.message } });
-                let (_, meta) = self
-                    .record(&call, &decision, status, &output, extra)
-                    .await?;
-                // The error's data carries the record, beside whatever the upstream put there.
-                let mut data = match error.data.take() {
-                    Some(Value::Object(map)) => map,
-                    Some(other) => Map::from_iter([("upstream".to_owned(), other)]),
-                    None => Map::new(),
-                };
-                data.insert(RECORD_META_KEY.into(), meta);
-                error.data = Some(Value::Object(data));
+            Ok(result) => upstream_result(result, None),
+            Err(mut error) => {
+                crate::meta::strip_error(&mut error);
                 Err(error)
             }
         }
-    }
-
-    /// Binds a payment's decision to the call's record: now if the record has its receipt
-    /// (it is in the log), else in the background once it has. `true` when bound now.
-    async fn bind(
-        &self,
-        payer: &ToolPayer,
-        paid: &X402Payment,
-        recorded: &Recorded,
-        meta: &Value,
-    ) -> Value {
-        if meta.get("receipt").is_some() {
-            return match payer.bind(paid, recorded.leaf_hash).await {
-                Ok(()) => Value::Bool(true),
-                Err(e) => json!({ "error": e }),
-            };
-        }
-        let (payer, paid, recorded) = (payer.clone(), paid.clone(), recorded.clone());
-        let recorder = self.state.recorder.recorder().clone();
-        tokio::spawn(async move {
-            let bound = match recorder.receipt(&recorded).await {
-                Ok(_) => payer.bind(&paid, recorded.leaf_hash).await,
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = bound {
-                tracing::warn!(request = %paid.request_id, error = %e, "binding a paid tool call's payment to its record failed");
-            }
-        });
-        Value::Bool(false)
-    }
-
-    /// A refused call: recorded, and answered as a tool error the model can read.
-    async fn refuse(
-        &self,
-        call: &ToolCall<'_>,
-        decision: &PolicyDecision,
-    ) -> Result<ServerResult, ErrorData> {
-        let text = format!(
-            "Chaperone's tool policy refused this call: {}",
-            decision.reasons.join("; ")
-        );
-        let output = json!({ "refused": decision.reasons });
-        let (_, meta) = self
-            .record(call, decision, CallStatus::Refused, &output, Map::new())
-            .await?;
-        let mut result = CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)]);
-        let object = &mut result.meta.get_or_insert_with(MetaObject::new).0;
-        object.insert(RECORD_META_KEY.into(), meta);
-        object.insert(
-            "chaperone.dev/decision".into(),
-            serde_json::to_value(decision).unwrap_or(Value::Null),
-        );
-        Ok(ServerResult::CallToolResult(result))
-    }
-
-    async fn record(
-        &self,
-        call: &ToolCall<'_>,
-        decision: &PolicyDecision,
-        status: CallStatus,
-        output: &Value,
-        extra: Map<String, Value>,
-    ) -> Result<(Recorded, Value), ErrorData> {
-        let recorded = self
-            .state
-            .recorder
-            .record(call, decision, status, output, extra)
-            .await;
-        if let (Ok((recorded, _)), Some(reporter)) = (&recorded, &self.state.reporter)
-            && let Some(body) =
-                reporter.body(call.upstream, call.tool, decision, recorded.leaf_hash)
-        {
-            // A refused call's report is sent before the answer (the upstream was not called:
-            // nothing to slow down); an allowed call's is sent beside it, so the agent does
-            // not wait on the server.
-            if status == CallStatus::Refused {
-                reporter.send(body).await;
-            } else {
-                let reporter = reporter.clone();
-                tokio::spawn(async move { reporter.send(body).await });
-            }
-        }
-        recorded.map_err(|e| {
-            tracing::error!(error = %e, "recording a tool call failed");
-            ErrorData::internal_error(
-                format!(
-                    "Chaperone could not record this tool call, so it withholds the answer: {e}"
-                ),
-                None,
-            )
-        })
     }
 }
 
@@ -578,6 +226,10 @@ impl Service<RoleServer> for Gateway {
             ClientRequest::PingRequest(_) => Ok(ServerResult::empty(())),
             ClientRequest::CallToolRequest(request) => self.call_tool(request, context).await,
             request @ ClientRequest::ListToolsRequest(_) => self.list_tools(request, context).await,
+            // A task goes to the upstream that issued it, and its end is recorded.
+            request @ (ClientRequest::GetTaskRequest(_)
+            | ClientRequest::UpdateTaskRequest(_)
+            | ClientRequest::CancelTaskRequest(_)) => self.task_request(request, context).await,
             // rmcp takes a message it cannot type for a custom request: a `tools/call` with one
             // field of the wrong type would otherwise reach the upstream past the policy and the
             // record (a lenient server runs it). The gateway forwards no method it does not know.

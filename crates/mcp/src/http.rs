@@ -31,10 +31,13 @@ use rmcp::{
     },
 };
 
-use crate::{Gateway, GatewayState, Result};
+use crate::{
+    Gateway, GatewayState, Result,
+    http_access::{Gatekeeper, HttpAccess, SessionSlot, guard},
+};
 
-/// One agent session over Streamable HTTP.
-pub struct HttpGateway(Gateway);
+/// One agent session over Streamable HTTP (it counts against the session cap while it lives).
+pub struct HttpGateway(Gateway, #[allow(dead_code)] SessionSlot);
 
 fn unexpected(result: &ServerResult) -> ErrorData {
     ErrorData::internal_error(
@@ -246,23 +249,29 @@ impl ServerHandler for HttpGateway {
 }
 
 /// The Streamable HTTP endpoint at `/mcp`: one gateway session (with its own upstream
-/// connections) per MCP session. Host checks are rmcp's: only loopback host names.
-pub fn http_router(state: Arc<GatewayState>) -> axum::Router {
+/// connections) per MCP session, behind `access` (token, origins, session cap:
+/// http_access.rs). Host checks are rmcp's: only loopback host names.
+pub fn http_router(state: Arc<GatewayState>, access: HttpAccess) -> axum::Router {
+    let keeper = Gatekeeper::new(access);
+    let sessions = keeper.clone();
     let service = StreamableHttpService::new(
-        move || Ok(HttpGateway(Gateway::new(state.clone()))),
+        move || Ok(HttpGateway(Gateway::new(state.clone()), sessions.slot())),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    axum::Router::new().nest_service("/mcp", service)
+    axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(keeper, guard))
 }
 
 /// Serves the Streamable HTTP endpoint on `listener` until `shutdown` resolves.
 pub async fn serve_http(
     state: Arc<GatewayState>,
+    access: HttpAccess,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, http_router(state))
+    axum::serve(listener, http_router(state, access))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -94,7 +94,7 @@ impl CallRecorder {
         output: &Value,
         extra: Map<String, Value>,
     ) -> chaperone_sdk::Result<(Recorded, Value)> {
-        let model = format!("mcp:{}/{}", call.upstream, call.tool);
+        let model = model_id(call.upstream, call.tool);
         let input = serde_json::to_vec(call.arguments).unwrap_or_default();
         let output = serde_json::to_vec(output).unwrap_or_default();
         let mut metadata = Map::new();
@@ -129,6 +129,44 @@ impl CallRecorder {
     }
 }
 
+/// The record's model id for a call: `mcp:<upstream>/<tool>`, kept within the log's limit
+/// ([`chaperone_core::MAX_MODEL_ID_LEN`]) by [`bounded_name`].
+pub fn model_id(upstream: &str, tool: &str) -> String {
+    bounded_name(
+        &format!("mcp:{upstream}/{tool}"),
+        chaperone_core::MAX_MODEL_ID_LEN,
+    )
+    .into_owned()
+}
+
+/// A name as it fits a field of at most `max` bytes without control characters (a record's
+/// model id, a reported decision's upstream and tool). A name that fits is itself; any other
+/// has its control characters replaced by `?`, is cut (on a character boundary) to leave room
+/// for 17 bytes, and ends in `~` and the first 16 hex digits of the SHA-256 of the whole
+/// name, so two long names that share their start stay apart. The whole name is in the
+/// record's committed metadata (`gen_ai.tool.name`, `chaperone.mcp.upstream`).
+pub fn bounded_name(name: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    use sha2::Digest;
+    const SUFFIX: usize = 17;
+    if name.len() <= max && !name.chars().any(char::is_control) {
+        return name.into();
+    }
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let mut out = String::with_capacity(max);
+    for c in name.chars() {
+        let c = if c.is_control() { '?' } else { c };
+        if out.len() + c.len_utf8() > max.saturating_sub(SUFFIX) {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('~');
+    for byte in &digest[..8] {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out.into()
+}
+
 fn record_meta(recorded: &Recorded, receipt: Option<&RecordReceipt>) -> Value {
     let mut meta = json!({
         "leaf_hash": recorded.leaf_hash,
@@ -144,4 +182,34 @@ fn record_meta(recorded: &Recorded, receipt: Option<&RecordReceipt>) -> Value {
         );
     }
     meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_name_makes_a_model_id_the_log_takes() {
+        let long = "t".repeat(250);
+        let longer = format!("{long}-and-more");
+        let control = "evil\u{7}\nname";
+        for tool in ["echo", long.as_str(), longer.as_str(), control] {
+            let model = model_id("upstream", tool);
+            assert!(
+                !model.is_empty() && model.len() <= chaperone_core::MAX_MODEL_ID_LEN,
+                "{} bytes for a {}-byte tool name",
+                model.len(),
+                tool.len()
+            );
+            assert!(!model.chars().any(char::is_control), "{model:?}");
+        }
+        assert_eq!(model_id("upstream", "echo"), "mcp:upstream/echo");
+        assert_ne!(model_id("upstream", &long), model_id("upstream", &longer));
+        let bounded = bounded_name(&longer, 40);
+        assert_eq!(bounded.len(), 40);
+        assert!(bounded.starts_with("ttttt") && bounded.as_bytes()[23] == b'~');
+        // A multi-byte character at the cut is not split.
+        let wide = "é".repeat(100);
+        assert!(bounded_name(&wide, 40).len() <= 40);
+    }
 }

@@ -5,7 +5,7 @@
 //! the agent's own.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -28,28 +28,50 @@ use crate::{
     config::{UpstreamConfig, UpstreamTransport},
 };
 
-/// Progress tokens of requests in flight to one upstream: the upstream's token (rmcp's) →
-/// the agent's. Progress the agent did not ask for is dropped.
+/// Progress tokens of requests to one upstream: the upstream's token (rmcp's) → the agent's.
+/// Progress the agent did not ask for is dropped.
+///
+/// A token stays mapped after its request was answered, for the [`KEEP_ANSWERED`] most recent
+/// answers: rmcp hands each notification to a task of its own but delivers the answer at once,
+/// so the last progress an upstream sent before its answer can be handled after it. Removing
+/// the token at the answer dropped that progress (the suspected cause of the flaky
+/// `test_streamable_http_on_both_sides`, whose progress comparison is the only one that
+/// depends on timing). rmcp numbers tokens per connection, never reusing one, so a kept token
+/// cannot catch another request's progress.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct ProgressMap(Arc<Mutex<HashMap<ProgressToken, ProgressToken>>>);
+pub(crate) struct ProgressMap(Arc<Mutex<ProgressTokens>>);
+
+#[derive(Debug, Default)]
+struct ProgressTokens {
+    agent: HashMap<ProgressToken, ProgressToken>,
+    answered: VecDeque<ProgressToken>,
+}
+
+/// How many answered requests keep their progress token mapped.
+const KEEP_ANSWERED: usize = 256;
 
 impl ProgressMap {
     fn insert(&self, upstream: ProgressToken, agent: ProgressToken) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .agent
             .insert(upstream, agent);
     }
-    fn remove(&self, upstream: &ProgressToken) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(upstream);
+    fn answered(&self, upstream: ProgressToken) {
+        let mut tokens = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        tokens.answered.push_back(upstream);
+        while tokens.answered.len() > KEEP_ANSWERED {
+            if let Some(oldest) = tokens.answered.pop_front() {
+                tokens.agent.remove(&oldest);
+            }
+        }
     }
     fn agent_token(&self, upstream: &ProgressToken) -> Option<ProgressToken> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .agent
             .get(upstream)
             .cloned()
     }
@@ -73,7 +95,9 @@ impl Service<RoleClient> for UpstreamClient {
             // A ping checks the gateway's connection; the agent's is the gateway's business.
             return Ok(ClientResult::empty(()));
         }
-        *request.get_meta_mut() = context.meta;
+        let mut meta = context.meta;
+        crate::meta::strip_meta(&mut meta);
+        *request.get_meta_mut() = meta;
         forward(&self.agent, request, &context.ct, None).await
     }
 
@@ -82,7 +106,9 @@ impl Service<RoleClient> for UpstreamClient {
         mut notification: ServerNotification,
         context: NotificationContext<RoleClient>,
     ) -> Result<(), ErrorData> {
-        *notification.get_meta_mut() = context.meta;
+        let mut meta = context.meta;
+        crate::meta::strip_meta(&mut meta);
+        *notification.get_meta_mut() = meta;
         if let ServerNotification::ProgressNotification(progress) = &mut notification {
             match self.progress.agent_token(&progress.params.progress_token) {
                 Some(token) => progress.params.progress_token = token,
@@ -135,7 +161,7 @@ pub(crate) async fn forward_raw<R: ServiceRole>(
         }
     };
     if let Some((map, _)) = progress {
-        map.remove(&upstream_token);
+        map.answered(upstream_token);
     }
     answer
 }
@@ -223,5 +249,36 @@ impl Upstream {
     /// The client's peer: what requests are sent through.
     pub(crate) fn peer(&self) -> &Peer<RoleClient> {
         self.service.peer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::NumberOrString;
+
+    use super::*;
+
+    fn token(n: i64) -> ProgressToken {
+        ProgressToken(NumberOrString::Number(n))
+    }
+
+    #[test]
+    fn progress_handled_after_the_answer_still_reaches_the_agent() {
+        let map = ProgressMap::default();
+        map.insert(token(1), token(100));
+        // The answer is delivered; the task handling the last progress runs afterwards.
+        map.answered(token(1));
+        assert_eq!(map.agent_token(&token(1)), Some(token(100)));
+    }
+
+    #[test]
+    fn answered_tokens_are_forgotten_past_the_bound() {
+        let map = ProgressMap::default();
+        for n in 0..(KEEP_ANSWERED as i64 + 10) {
+            map.insert(token(n), token(n + 1_000_000));
+            map.answered(token(n));
+        }
+        assert_eq!(map.agent_token(&token(0)), None);
+        assert_eq!(map.0.lock().expect("lock").agent.len(), KEEP_ANSWERED);
     }
 }

@@ -53,7 +53,9 @@ pub(crate) struct Source {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) source: Source,
-    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8931).
+    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8931). With
+    /// CHAPERONE_MCP_TOKEN set, every request needs it as a bearer token; beyond loopback it is
+    /// required.
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
     /// The name of the upstream given after `--` (default: the program's file name).
@@ -202,16 +204,31 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         recorder.agent(),
         state.policy_hash()
     );
+    let access = state.http_access();
     match args.http {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
+            // Whoever reaches the endpoint calls tools and pays: beyond loopback, only with a
+            // token.
+            if access.token.is_none() {
+                if !listener.local_addr()?.ip().is_loopback() {
+                    anyhow::bail!(
+                        "--http {addr} is reachable beyond this machine: set a bearer token in \
+                         CHAPERONE_MCP_TOKEN (or the variable [http] token_env names)"
+                    );
+                }
+                eprintln!(
+                    "chaperone mcp: no bearer token (CHAPERONE_MCP_TOKEN): any local process \
+                     can call tools through this endpoint"
+                );
+            }
             eprintln!(
                 "chaperone mcp: serving http://{}/mcp",
                 listener.local_addr()?
             );
-            chaperone_mcp::serve_http(state, listener, shutdown_signal()).await?;
+            chaperone_mcp::serve_http(state, access, listener, shutdown_signal()).await?;
         }
         None => {
             tokio::select! {
