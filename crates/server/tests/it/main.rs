@@ -16,6 +16,7 @@ mod openapi;
 mod payments;
 pub(crate) mod people;
 mod sessions;
+mod tool_approvals;
 mod tools;
 pub(crate) mod untrusted;
 mod webhooks;
