@@ -303,7 +303,14 @@ impl Gateway {
                     .approval_timeout
                     .unwrap_or(Duration::from_secs(300));
                 let (id, approval) = reporter
-                    .wait_for_approval(&upstream.name, &tool, &decision, timeout, &context.ct)
+                    .wait_for_approval(
+                        &upstream.name,
+                        &tool,
+                        &arguments,
+                        &decision,
+                        timeout,
+                        &context.ct,
+                    )
                     .await;
                 match approval {
                     Approval::Approved(by) => {

@@ -10,6 +10,7 @@ mod bind_limits;
 mod compliance;
 mod contract;
 mod cosign;
+mod decision_kinds;
 mod evidence;
 mod observability;
 mod openapi;

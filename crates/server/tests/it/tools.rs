@@ -217,20 +217,17 @@ async fn bad_input_is_a_precise_4xx() {
         }
         let (_, all) = call(&s.router, "GET", "/v1/tool-decisions", Some(AUDITOR), None).await;
         assert_eq!(all["items"], json!([]));
-        // The wallets' listing points to this one.
+        // The same filters in the decisions' listing (`kind=tool`): the same 400s.
         let (status, answer) = call(
             &s.router,
             "GET",
-            "/v1/decisions?tool=echo",
+            "/v1/decisions?kind=tool&outcome=approved",
             Some(AUDITOR),
             None,
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(
-            answer.to_string().contains("/v1/tool-decisions"),
-            "{answer}"
-        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["code"], json!("invalid_query"), "{answer}");
     }
 }
 
