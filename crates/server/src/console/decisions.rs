@@ -77,13 +77,11 @@ fn parse_filters(filter: &Filter) -> Result<Parsed, String> {
             .parse::<ToolOutcome>()
             .map(|o| Some(o.as_str().to_owned())),
     };
-    let payment = if payments && tool.is_empty() {
-        match parse_filter(filter) {
-            Ok(parsed) => Some(parsed),
-            // An outcome only tool calls have selects no payment.
-            Err(_) if tools && tool_outcome.is_ok() => None,
-            Err(message) => return Err(message),
-        }
+    // An outcome only tool calls have selects no payment (with kind all); any other value
+    // a payment filter cannot take is the officer's to fix.
+    let tool_only_outcome = matches!(filter.outcome.as_str(), "allowed" | "approval_required");
+    let payment = if payments && tool.is_empty() && !(tools && tool_only_outcome) {
+        Some(parse_filter(filter)?)
     } else {
         None
     };
