@@ -179,15 +179,25 @@ impl Client {
         self.json(self.request(Method::GET, &path)).await
     }
 
-    /// `POST /v1/admin/tool-approvals/{id}/approve|deny` (an approver's or admin's token).
+    /// `POST /v1/admin/tool-approvals/{id}/approve|deny` (an approver's or admin's token). An
+    /// approval names the arguments hash the approver was shown (`Some`); a denial needs none.
     pub async fn resolve_tool_approval(
         &self,
         id: B256,
-        approve: bool,
+        arguments_hash: Option<B256>,
     ) -> Result<crate::tools::ToolApproval> {
-        let verdict = if approve { "approve" } else { "deny" };
-        let path = format!("/v1/admin/tool-approvals/{id}/{verdict}");
-        self.json(self.request(Method::POST, &path)).await
+        match arguments_hash {
+            Some(arguments_hash) => {
+                let path = format!("/v1/admin/tool-approvals/{id}/approve");
+                let body = crate::tools::ToolVerdictBody { arguments_hash };
+                self.json(self.request(Method::POST, &path).json(&body))
+                    .await
+            }
+            None => {
+                let path = format!("/v1/admin/tool-approvals/{id}/deny");
+                self.json(self.request(Method::POST, &path)).await
+            }
+        }
     }
 
     /// `POST /v1/decisions/{request_id}/call`.

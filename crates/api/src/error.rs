@@ -68,6 +68,8 @@ pub enum ErrorCode {
     BrokenChain,
     /// A live token already has this name.
     NameTaken,
+    /// The approval names other arguments than the held call was held with.
+    ArgumentsMismatch,
     /// The wallet has no policy.
     NoPolicy,
     /// The record is logged but no checkpoint covers it yet.
@@ -115,6 +117,8 @@ pub enum ErrorCode {
     // 429
     /// The service is saturated; send the same request again after `Retry-After`.
     Busy,
+    /// The agent has as many tool calls waiting for a human as it may.
+    TooManyPendingApprovals,
     // 500
     /// An internal error (logged by the service, not described).
     Internal,
@@ -163,6 +167,7 @@ impl ErrorCode {
             C::AlreadyBound
             | C::BrokenChain
             | C::NameTaken
+            | C::ArgumentsMismatch
             | C::NoPolicy
             | C::NotCheckpointed
             | C::SequenceGap
@@ -183,7 +188,7 @@ impl ErrorCode {
             | C::OverMaxValue
             | C::NonceOfAnotherPeriod
             | C::NonceOutsideSlots => 422,
-            C::Busy => 429,
+            C::Busy | C::TooManyPendingApprovals => 429,
             C::Internal | C::Unknown => 500,
             C::ChainUnreachable => 502,
             C::Timeout | C::ClockSkew | C::NoChain | C::ChainUnavailable => 503,
@@ -220,7 +225,8 @@ all_codes! {
     NotFound => "not_found", UnknownWallet => "unknown_wallet",
     UnknownDecision => "unknown_decision", UnknownRecord => "unknown_record",
     NoPendingApproval => "no_pending_approval", AlreadyBound => "already_bound",
-    BrokenChain => "broken_chain", NameTaken => "name_taken", NoPolicy => "no_policy",
+    BrokenChain => "broken_chain", NameTaken => "name_taken",
+    ArgumentsMismatch => "arguments_mismatch", NoPolicy => "no_policy",
     NotCheckpointed => "not_checkpointed", SequenceGap => "sequence_gap",
     StalePolicyVersion => "stale_policy_version", WalletExists => "wallet_exists",
     NoAuthorizationSlot => "no_authorization_slot", BodyTooLarge => "body_too_large",
@@ -230,7 +236,8 @@ all_codes! {
     NotAnchored => "not_anchored", UnknownCall => "unknown_call",
     WalletFrozen => "wallet_frozen", NoAuthorizationBudget => "no_authorization_budget",
     OverMaxValue => "over_max_value", NonceOfAnotherPeriod => "nonce_of_another_period",
-    NonceOutsideSlots => "nonce_outside_slots", Busy => "busy", Internal => "internal",
+    NonceOutsideSlots => "nonce_outside_slots", Busy => "busy",
+    TooManyPendingApprovals => "too_many_pending_approvals", Internal => "internal",
     ChainUnreachable => "chain_unreachable", Timeout => "timeout", ClockSkew => "clock_skew",
     NoChain => "no_chain", ChainUnavailable => "chain_unavailable", Unknown => "unknown",
 }

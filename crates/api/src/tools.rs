@@ -1,10 +1,12 @@
 //! Tool-policy decisions: `POST /v1/tool-decisions` (the MCP gateway reports each decision,
-//! signed by the agent's record key) and `GET /v1/tool-decisions` (auditors list them).
+//! signed by the agent's record key), listed beside the wallets' decisions in `GET /v1/decisions`
+//! (`kind=tool`, or `kind=all` for both in one listing) and on their own at
+//! `GET /v1/tool-decisions`.
 //!
-//! They are a listing of their own rather than rows of `/v1/decisions`: a wallet decision is
-//! about money (a wallet, an EIP-712 request, spends, a settlement), a tool decision about a
-//! call (an upstream, a tool, the call's record). One type holding both would be half empty on
-//! every row, and a compliance officer filtering spend decisions would see tool calls mixed in.
+//! A row of its own type rather than a [`crate::compliance::DecisionView`]: a wallet decision
+//! is about money (a wallet, an EIP-712 request, spends, a settlement), a tool decision about a
+//! call (an upstream, a tool, the call's record). [`DecisionItem`] holds either, tagged by
+//! `kind`, so one listing shows both without half-empty rows.
 
 use chaperone_core::{Address, B256, Signature, keccak256};
 use serde::{Deserialize, Serialize};
@@ -83,6 +85,34 @@ pub struct ToolDecision {
     pub leaf_hash: Option<B256>,
     /// When the gateway decided, by its clock (Unix milliseconds).
     pub decided_at_ms: u64,
+    /// For `approval_required`: [`arguments_hash`] of the arguments the call is held with. The
+    /// approver sees it and approves it; the gateway forwards only a call whose arguments hash
+    /// to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<chaperone_core::openapi::Hex32>))]
+    pub arguments_hash: Option<B256>,
+    /// For `approval_required`: how long the gateway waits for a human (seconds, at most
+    /// [`MAX_APPROVAL_TIMEOUT_SECS`]); the approval expires then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_seconds: Option<u64>,
+}
+
+/// The longest a held tool call may wait for a human (seconds): the server expires a pending
+/// approval after its decision's `approval_timeout_seconds`, or this.
+pub const MAX_APPROVAL_TIMEOUT_SECS: u64 = 3_600;
+
+/// The wait when a held decision names none (the gateway's default).
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 300;
+
+/// How many tool calls one agent may have waiting for a human at once: past it, another is
+/// refused 429 `too_many_pending_approvals` (a looping or hostile agent cannot bury the inbox).
+pub const MAX_PENDING_TOOL_APPROVALS: u64 = 20;
+
+/// The hash a held call's approval binds to: keccak-256 of a domain tag and the arguments'
+/// JSON exactly as the gateway forwards them.
+pub fn arguments_hash(arguments: &serde_json::Map<String, serde_json::Value>) -> B256 {
+    let json = serde_json::to_vec(arguments).unwrap_or_default();
+    keccak256([b"chaperone tool arguments v1 ".as_slice(), &json].concat())
 }
 
 impl ToolDecision {
@@ -148,6 +178,16 @@ pub struct ToolDecisionView {
     pub leaf_hash: Option<B256>,
     /// When the gateway decided (its clock, Unix ms).
     pub decided_at_ms: u64,
+    /// For a held call: the hash of the arguments it was held with (what an approver approves).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<chaperone_core::openapi::Hex32>))]
+    pub arguments_hash: Option<B256>,
+    /// For a held call: pending, approved, denied or expired.
+    pub approval_status: Option<String>,
+    /// For a held call: who gave the verdict (an approver's or admin's token name).
+    pub approval_by: Option<String>,
+    /// For a held call: when the verdict was given, or the approval expires while pending
+    /// (Unix seconds).
+    pub approval_at: Option<u64>,
     /// When the server received it (Unix seconds).
     pub received_at: u64,
     /// The agent's signature over the decision.
@@ -156,10 +196,15 @@ pub struct ToolDecisionView {
 }
 
 impl ToolDecisionView {
-    /// The row of a signed decision received at `received_at`.
+    /// The row of a signed decision received at `received_at` (its approval, if it asked for
+    /// one, is set by [`ToolDecisionView::with_approval`]).
     pub fn new(body: ToolDecisionBody, received_at: u64) -> Self {
         let d = body.decision;
         Self {
+            arguments_hash: d.arguments_hash,
+            approval_status: None,
+            approval_by: None,
+            approval_at: None,
             id: d.id,
             agent: d.agent,
             upstream: d.upstream,
@@ -175,22 +220,56 @@ impl ToolDecisionView {
             signature: body.signature,
         }
     }
+
+    /// The row with its approval's state.
+    pub fn with_approval(mut self, status: String, by: Option<String>, at: Option<u64>) -> Self {
+        self.approval_status = Some(status);
+        self.approval_by = by;
+        self.approval_at = at;
+        self
+    }
 }
 
-/// `GET /v1/tool-decisions/{id}/approval`: the human verdict on an `approval_required`
-/// decision (the gateway polls it while the call waits).
+/// A row of `GET /v1/decisions`: a wallet's co-sign decision or an agent's tool decision,
+/// tagged by `kind` (`payment` or `tool`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DecisionItem {
+    /// A co-sign decision about a payment.
+    Payment(crate::compliance::DecisionView),
+    /// A tool-policy decision about a tool call.
+    Tool(ToolDecisionView),
+}
+
+/// `GET /v1/tool-decisions/{id}/approval`: the state of a held tool call (the gateway polls it
+/// while the call waits). Anyone holding the id may read it, so it says only the state, the
+/// arguments hash the approval binds to and when it expires: who decided, and when, is for
+/// the authenticated listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolApproval {
     /// The decision's id.
     #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
     pub id: B256,
-    /// pending, approved or denied.
+    /// pending, approved, denied or expired.
     pub status: String,
-    /// Who gave the verdict (an approver's or admin's token name).
+    /// The hash of the arguments the call was held with: an approval approves only these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decided_by: Option<String>,
-    /// When (Unix seconds).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<chaperone_core::openapi::Hex32>))]
+    pub arguments_hash: Option<B256>,
+    /// When a pending approval expires (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decided_at: Option<u64>,
+    pub expires_at: Option<u64>,
+}
+
+/// The body of `POST /v1/admin/tool-approvals/{id}/approve`: the arguments hash the approver
+/// was shown, so an approval approves exactly the call it was shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ToolVerdictBody {
+    /// The held call's `arguments_hash`.
+    #[cfg_attr(feature = "openapi", schema(value_type = chaperone_core::openapi::Hex32))]
+    pub arguments_hash: B256,
 }

@@ -106,6 +106,7 @@ impl Gateway {
                     .wait_for_approval(
                         &reported_name(&upstream.name),
                         &reported_name(&tool),
+                        &arguments,
                         &decision,
                         timeout,
                         &context.ct,

@@ -11,7 +11,7 @@ use std::{
 
 use chaperone_api::{
     Client,
-    tools::{ToolDecision as WireDecision, ToolDecisionBody},
+    tools::{ToolDecision as WireDecision, ToolDecisionBody, arguments_hash},
 };
 use chaperone_core::{B256, Secp256k1Signer, keccak256};
 
@@ -23,9 +23,10 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How a held call's wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
-    /// A human approved it (their token's name).
+    /// A human approved it (who is in the server's authenticated listing, not in the open
+    /// state the gateway reads: this says "an approver").
     Approved(String),
-    /// A human denied it.
+    /// A human denied it (likewise).
     Denied(String),
     /// Nobody decided within the rule's `approval_timeout_seconds`.
     TimedOut,
@@ -70,16 +71,19 @@ impl DecisionReporter {
         leaf_hash: B256,
     ) -> Option<ToolDecisionBody> {
         let id = keccak256([b"chaperone tool decision".as_slice(), leaf_hash.as_slice()].concat());
-        self.signed(id, upstream, tool, decision, Some(leaf_hash))
+        self.signed(id, upstream, tool, decision, Some(leaf_hash), |_| {})
     }
 
     /// Asks a human for a held call (`approval_required`, before the call is recorded) and
-    /// waits until one decides, the `timeout` passes or `cancelled` fires. Returns the
-    /// approval's id and how it ended.
+    /// waits until one decides, the `timeout` passes (the server expires the approval then
+    /// too) or `cancelled` fires. The request names the hash of `arguments`, which the
+    /// approver is shown; an approval counts only if the server says it approved that hash.
+    /// Returns the approval's id and how it ended.
     pub async fn wait_for_approval(
         &self,
         upstream: &str,
         tool: &str,
+        arguments: &serde_json::Map<String, serde_json::Value>,
         decision: &PolicyDecision,
         timeout: Duration,
         cancelled: &tokio_util::sync::CancellationToken,
@@ -99,7 +103,11 @@ impl DecisionReporter {
             ]
             .concat(),
         );
-        let Some(body) = self.signed(id, upstream, tool, decision, None) else {
+        let held_with = arguments_hash(arguments);
+        let Some(body) = self.signed(id, upstream, tool, decision, None, |wire| {
+            wire.arguments_hash = Some(held_with);
+            wire.approval_timeout_seconds = Some(timeout.as_secs().max(1));
+        }) else {
             return (id, Approval::Failed("signing the request failed".into()));
         };
         if let Err(e) = self.client.tool_decision(&body).await {
@@ -111,12 +119,25 @@ impl DecisionReporter {
         let deadline = Instant::now() + timeout;
         loop {
             match self.client.tool_approval(id).await {
+                // An approval of other arguments approves nothing here (the server binds it
+                // too; this holds even against a server that did not).
+                Ok(a) if a.status == "approved" && a.arguments_hash != Some(held_with) => {
+                    return (
+                        id,
+                        Approval::Failed(format!(
+                            "the approval is for arguments hashing to {}, not this call's {held_with}",
+                            a.arguments_hash
+                                .map_or_else(|| "nothing".into(), |h| h.to_string())
+                        )),
+                    );
+                }
                 Ok(a) if a.status == "approved" => {
-                    return (id, Approval::Approved(a.decided_by.unwrap_or_default()));
+                    return (id, Approval::Approved("an approver".into()));
                 }
                 Ok(a) if a.status == "denied" => {
-                    return (id, Approval::Denied(a.decided_by.unwrap_or_default()));
+                    return (id, Approval::Denied("an approver".into()));
                 }
+                Ok(a) if a.status == "expired" => return (id, Approval::TimedOut),
                 Ok(_) => {}
                 Err(e) if !e.is_retryable() => {
                     return (
@@ -147,11 +168,12 @@ impl DecisionReporter {
         tool: &str,
         decision: &PolicyDecision,
         leaf_hash: Option<B256>,
+        held: impl FnOnce(&mut WireDecision),
     ) -> Option<ToolDecisionBody> {
         let decided_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let wire = WireDecision {
+        let mut wire = WireDecision {
             id,
             agent: self.key.address(),
             upstream: upstream.to_owned(),
@@ -162,7 +184,10 @@ impl DecisionReporter {
             policy_hash: decision.policy_hash.clone(),
             leaf_hash,
             decided_at_ms,
+            arguments_hash: None,
+            approval_timeout_seconds: None,
         };
+        held(&mut wire);
         let signature = self.key.sign_message(&wire.signing_message()).ok()?;
         Some(ToolDecisionBody {
             decision: wire,

@@ -24,6 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
+    decision_kinds::Kind,
     http::{ApiError, Caller},
     ledger::{asked, decision_payments, payment_words},
     openapi::error_answers,
@@ -59,10 +60,20 @@ struct RecordFilters {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // declared for the document and the parser; `Params` reads the query
 struct DecisionFilters {
-    /// One wallet's.
+    /// payment (the wallets' co-sign decisions: the default, unless a tool filter is given),
+    /// tool (the agents' tool-policy decisions) or all (both, one listing by time).
+    kind: Option<String>,
+    /// One wallet's (payments).
     wallet: Option<String>,
-    /// approved, pending_approval or denied.
-    outcome: Option<Outcome>,
+    /// Payments: approved, pending_approval or denied. Tools: allowed, denied or
+    /// approval_required. With `kind=all`, rows of the kind the outcome names (denied: both).
+    outcome: Option<String>,
+    /// One tool's, its name in its upstream (tool decisions).
+    tool: Option<String>,
+    /// One MCP upstream's (tool decisions).
+    upstream: Option<String>,
+    /// One agent's (tool decisions).
+    agent: Option<String>,
     /// Decisions with a reason of this code.
     #[param(inline)]
     reason: Option<ReasonCode>,
@@ -219,7 +230,7 @@ async fn agent_records(
     Ok(page(format, RECORD_COLUMNS, rows, next))
 }
 
-const DECISION_COLUMNS: &[&str] = &[
+pub(crate) const DECISION_COLUMNS: &[&str] = &[
     "request_id",
     "wallet",
     "created_at",
@@ -256,8 +267,8 @@ const DECISION_COLUMNS: &[&str] = &[
     params(DecisionFilters, Paging),
     responses(
         (status = 200, description = "a page of decisions", content(
-            (Page<DecisionView> = "application/json"),
-            (DecisionView = "application/x-ndjson"),
+            (Page<chaperone_api::tools::DecisionItem> = "application/json"),
+            (chaperone_api::tools::DecisionItem = "application/x-ndjson"),
             (String = "text/csv"),
         )),
         ListErrors,
@@ -269,58 +280,80 @@ async fn decisions(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&["auditor", "admin"])?;
-    // Tool-policy decisions are a listing of their own: say where, rather than only "unknown".
-    if let Ok(Query(pairs)) = &query
-        && pairs.iter().any(|(key, _)| key == "tool")
-    {
-        return Err(invalid(
-            "`tool`: these are the wallets' decisions; tool-policy decisions are listed at \
-             /v1/tool-decisions?tool=…",
-        ));
-    }
     let params = Params::parse::<DecisionFilters>(query)?;
-    let outcome = match params.0.get("outcome").map(String::as_str) {
-        None => None,
-        Some("approved") => Some(Outcome::Approved),
-        Some("pending_approval") => Some(Outcome::PendingApproval),
-        Some("denied") => Some(Outcome::Denied),
-        Some(other) => {
-            return Err(invalid(format!(
-                "`outcome={other}`: use approved, pending_approval or denied"
-            )));
-        }
-    };
-    let after = params
+    let kind = Kind::of(&params)?;
+    if kind != Kind::Payment {
+        return crate::decision_kinds::list(&state, &params, kind).await;
+    }
+    let filter = payment_filter(&params, true)?.unwrap_or_default();
+    let format = params.format()?;
+    let rows = payment_rows(&state, &filter, format).await?;
+    let next = next_cursor(rows.len(), filter.limit, rows.last().map(payment_cursor));
+    Ok(page(format, DECISION_COLUMNS, rows, next))
+}
+
+/// The cursor after a payment decision's row.
+pub(crate) fn payment_cursor(row: &Value) -> String {
+    format!(
+        "{}:{}",
+        row["created_at"],
+        row["request_id"].as_str().unwrap_or_default()
+    )
+}
+
+/// The cursor of a page: (time, id) of the last row already returned, of either kind.
+pub(crate) fn cursor_of(params: &Params) -> Result<Option<(u64, B256)>, ApiError> {
+    params
         .cursor()
         .map(|c| {
             c.split_once(':')
                 .and_then(|(at, id)| Some((at.parse().ok()?, id.parse::<B256>().ok()?)))
                 .ok_or_else(|| invalid("`cursor` is not one this API gave"))
         })
-        .transpose()?;
+        .transpose()
+}
+
+/// The payment decisions' filter. An outcome that is not a payment's is 400 when `strict`,
+/// else `None` (with `kind=all`: no payment has it).
+pub(crate) fn payment_filter(
+    params: &Params,
+    strict: bool,
+) -> Result<Option<DecisionFilter>, ApiError> {
+    let outcome = match params.0.get("outcome").map(String::as_str) {
+        None => None,
+        Some("approved") => Some(Outcome::Approved),
+        Some("pending_approval") => Some(Outcome::PendingApproval),
+        Some("denied") => Some(Outcome::Denied),
+        Some(_) if !strict => return Ok(None),
+        Some(other) => {
+            return Err(invalid(format!(
+                "`outcome={other}`: use approved, pending_approval or denied"
+            )));
+        }
+    };
     let reason = params
         .0
         .get("reason")
         .map(|r| r.parse::<ReasonCode>().map_err(invalid))
         .transpose()?;
-    let filter = DecisionFilter {
+    Ok(Some(DecisionFilter {
         wallet: params.get("wallet", "an address")?,
         outcome,
         reason: reason.map(|r| r.as_str().to_owned()),
         from: params.get("from", "a time in Unix seconds")?,
         to: params.get("to", "a time in Unix seconds")?,
-        after,
+        after: cursor_of(params)?,
         limit: params.limit()?,
-    };
-    let format = params.format()?;
-    let decisions = state.store().decisions(&filter).await?;
-    let next = next_cursor(
-        decisions.len(),
-        filter.limit,
-        decisions
-            .last()
-            .map(|d| format!("{}:{}", d.created_at, d.request_id)),
-    );
+    }))
+}
+
+/// The payment decisions `filter` selects, as rows of `format`.
+pub(crate) async fn payment_rows(
+    state: &AppState,
+    filter: &DecisionFilter,
+    format: Format,
+) -> Result<Vec<Value>, ApiError> {
+    let decisions = state.store().decisions(filter).await?;
     let ids: Vec<B256> = decisions.iter().map(|d| d.request_id).collect();
     let details = state.store().payment_details(&ids).await?;
     let verdicts = state.store().verdicts(&ids).await?;
@@ -333,7 +366,7 @@ async fn decisions(
             tokens.extend(asked.spends.into_iter().map(|s| s.token));
         }
     }
-    let units = crate::words::units_of(&state, tokens).await;
+    let units = crate::words::units_of(state, tokens).await;
     let rows = decisions
         .into_iter()
         .map(|d| {
@@ -378,10 +411,12 @@ async fn decisions(
                 value["reasons"] = serde_json::json!(codes);
                 flatten_payments(&mut value);
             }
+            // The listing's rows are tagged by kind (`DecisionItem`): tool decisions share it.
+            value["kind"] = serde_json::json!("payment");
             value
         })
         .collect();
-    Ok(page(format, DECISION_COLUMNS, rows, next))
+    Ok(rows)
 }
 
 /// A decision's payments as the ledger's columns, for CSV: one value per token moved in each

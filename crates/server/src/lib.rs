@@ -33,6 +33,7 @@ mod compliance;
 mod console;
 mod cosign;
 mod decider;
+mod decision_kinds;
 mod evidence;
 mod http;
 mod indexer;

@@ -1,8 +1,13 @@
 //! Tool-policy decisions of the MCP gateway: `POST /v1/tool-decisions` (the agent reports a
 //! decision, signed by its record key, as it signs its batches) and `GET /v1/tool-decisions`
-//! (auditors and admins list them, filtered by tool, upstream, agent, outcome and time).
+//! (auditors and admins list them, filtered by tool, upstream, agent, outcome and time; the
+//! same rows are `kind=tool` of `GET /v1/decisions`, see `compliance`).
 //!
-//! A listing of its own rather than rows of `/v1/decisions`: see `chaperone_api::tools`.
+//! Held calls (`approval_required`): the gateway waits for a human's verdict
+//! (`/v1/admin/tool-approvals/…`, the console's inbox). A held call names the hash of its
+//! arguments, which the approver is shown and approves; it expires after its rule's timeout
+//! (at most [`MAX_APPROVAL_TIMEOUT_SECS`]); one agent has at most
+//! [`MAX_PENDING_TOOL_APPROVALS`] waiting.
 
 use axum::{
     Json,
@@ -13,12 +18,13 @@ use axum::{
 use chaperone_api::{
     ErrorCode,
     tools::{
+        DEFAULT_APPROVAL_TIMEOUT_SECS, MAX_APPROVAL_TIMEOUT_SECS, MAX_PENDING_TOOL_APPROVALS,
         MAX_TOOL_NAME_LEN, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolApproval, ToolDecisionBody,
-        ToolDecisionStored, ToolDecisionView, ToolOutcome,
+        ToolDecisionStored, ToolDecisionView, ToolOutcome, ToolVerdictBody,
     },
 };
 use chaperone_core::{Address, B256, recover_low_s};
-use chaperone_store::{NewToolDecision, ToolDecisionFilter, ToolDecisionStore};
+use chaperone_store::{NewToolDecision, ToolDecisionFilter, ToolDecisionStore, ToolVerdict};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -61,6 +67,13 @@ fn check(body: &ToolDecisionBody) -> Result<(), ApiError> {
     if d.tool.is_empty() {
         return Err(bad("decision.tool is empty"));
     }
+    // What an approver approves: without it, an approval would approve any arguments.
+    if d.outcome == ToolOutcome::ApprovalRequired && d.arguments_hash.is_none() {
+        return Err(bad(
+            "decision.arguments_hash is required for approval_required: an approval approves \
+             the arguments the call is held with",
+        ));
+    }
     if d.reasons.len() > MAX_TOOL_REASONS {
         return Err(bad(format!(
             "decision.reasons holds more than {MAX_TOOL_REASONS} reasons"
@@ -88,14 +101,18 @@ fn check(body: &ToolDecisionBody) -> Result<(), ApiError> {
 }
 
 error_answers!(ReportErrors:
-    InvalidRequest, OutOfRange, MalformedSignature, BadSignature, AgentNotRegistered);
+    InvalidRequest, OutOfRange, MalformedSignature, BadSignature, AgentNotRegistered,
+    TooManyPendingApprovals);
 
 /// Report a decision of the agent's tool policy (the MCP gateway does, for every tool call).
 #[utoipa::path(
     post,
     path = "/v1/tool-decisions",
     description = "Signed by the agent's record key (EIP-191 over `chaperone tool decision v1 \
-                   <keccak-256 of the decision's JSON>`); the agent must be registered.",
+                   <keccak-256 of the decision's JSON>`); the agent must be registered. A held \
+                   call (`approval_required`) names its `arguments_hash`; it expires after its \
+                   `approval_timeout_seconds` (default 300, at most 3600); an agent with 20 \
+                   unexpired held calls pending gets 429 `too_many_pending_approvals`.",
     request_body = ToolDecisionBody,
     responses(
         (status = 201, description = "stored", body = ToolDecisionStored),
@@ -131,6 +148,14 @@ async fn report(
             ),
         ));
     }
+    let now = state.now();
+    let approval_expires_at = (d.outcome == ToolOutcome::ApprovalRequired).then(|| {
+        let wait = d
+            .approval_timeout_seconds
+            .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS)
+            .min(MAX_APPROVAL_TIMEOUT_SECS);
+        now + wait
+    });
     let reasons = serde_json::to_string(&d.reasons).unwrap_or_default();
     let stored_body =
         serde_json::to_string(&body).map_err(|_| ApiError::internal("encoding a decision"))?;
@@ -146,10 +171,12 @@ async fn report(
         leaf_hash: d.leaf_hash,
         decided_at_ms: d.decided_at_ms,
         body: stored_body,
+        arguments_hash: d.arguments_hash,
+        approval_expires_at,
     };
     let (status, replayed) = match state
         .store()
-        .insert_tool_decision(&new, state.now())
+        .insert_tool_decision(&new, now, MAX_PENDING_TOOL_APPROVALS)
         .await?
     {
         ToolDecisionStore::Inserted => (StatusCode::CREATED, false),
@@ -159,6 +186,16 @@ async fn report(
                 "decision {} was stored before with other content: an id names one decision",
                 d.id
             )));
+        }
+        ToolDecisionStore::TooManyPending => {
+            return Err(ApiError::new(
+                ErrorCode::TooManyPendingApprovals,
+                format!(
+                    "agent {} has {MAX_PENDING_TOOL_APPROVALS} tool calls waiting for a human: \
+                     another is asked for when one is decided or expires",
+                    d.agent
+                ),
+            ));
         }
     };
     Ok((status, Json(ToolDecisionStored { id: d.id, replayed })).into_response())
@@ -276,15 +313,31 @@ pub(crate) async fn tool_decision_views(
 ) -> Result<Vec<ToolDecisionView>, ApiError> {
     state
         .store()
-        .tool_decisions(filter)
+        .tool_decisions(filter, state.now())
         .await?
         .into_iter()
-        .map(|stored| {
-            let body: ToolDecisionBody = serde_json::from_str(&stored.body)
-                .map_err(|_| ApiError::internal("a stored tool decision does not parse"))?;
-            Ok(ToolDecisionView::new(body, stored.received_at))
-        })
+        .map(view)
         .collect()
+}
+
+/// A stored decision as its row: the body as the agent signed it, and its approval.
+pub(crate) fn view(
+    stored: chaperone_store::StoredToolDecision,
+) -> Result<ToolDecisionView, ApiError> {
+    let body: ToolDecisionBody = serde_json::from_str(&stored.body)
+        .map_err(|_| ApiError::internal("a stored tool decision does not parse"))?;
+    let row = ToolDecisionView::new(body, stored.received_at);
+    Ok(match stored.approval {
+        None => row,
+        Some(a) => {
+            let at = if a.status == "pending" || a.status == "expired" {
+                a.expires_at
+            } else {
+                a.at
+            };
+            row.with_approval(a.status, a.by, at)
+        }
+    })
 }
 
 fn decision_id(text: &str) -> Result<B256, ApiError> {
@@ -296,8 +349,11 @@ fn decision_id(text: &str) -> Result<B256, ApiError> {
 }
 
 async fn approval_of(state: &AppState, id: B256) -> Result<ToolApproval, ApiError> {
-    let (status, decided_by, decided_at) =
-        state.store().tool_approval(id).await?.ok_or_else(|| {
+    let approval = state
+        .store()
+        .tool_approval(id, state.now())
+        .await?
+        .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NoPendingApproval,
                 format!("no tool call waiting for a human has id {id}"),
@@ -305,22 +361,25 @@ async fn approval_of(state: &AppState, id: B256) -> Result<ToolApproval, ApiErro
         })?;
     Ok(ToolApproval {
         id,
-        status,
-        decided_by,
-        decided_at,
+        status: approval.status,
+        arguments_hash: approval.arguments_hash,
+        expires_at: approval.expires_at,
     })
 }
 
 error_answers!(ApprovalErrors: InvalidRequest, NoPendingApproval);
+error_answers!(VerdictErrors:
+    InvalidRequest, InvalidJson, InvalidBody, NoPendingApproval, ArgumentsMismatch);
 
-/// The human verdict on a tool call waiting for approval (the gateway polls it). Open like a
-/// record's proof: it says only pending, approved or denied, and by whom.
+/// The state of a tool call waiting for approval (the gateway polls it). Open like a record's
+/// proof, to whoever holds the id the gateway chose: it says only pending, approved, denied or
+/// expired, the arguments hash and the expiry; who decided is for the authenticated listing.
 #[utoipa::path(
     get,
     path = "/v1/tool-decisions/{id}/approval",
     params(("id" = chaperone_core::openapi::Hex32, Path, description = "the decision's id")),
     responses(
-        (status = 200, description = "pending, approved or denied", body = ToolApproval),
+        (status = 200, description = "pending, approved, denied or expired", body = ToolApproval),
         ApprovalErrors,
     )
 )]
@@ -332,42 +391,80 @@ async fn approval(
 }
 
 /// Approve or deny a tool call waiting for a human. An approver's or admin's token: the
-/// agent's key gives no verdict on its own calls.
+/// agent's key gives no verdict on its own calls. An approval names the arguments hash the
+/// approver was shown: it approves only the call held with those arguments.
 #[utoipa::path(
     post,
     path = "/v1/admin/tool-approvals/{id}/{verdict}",
-    description = "Roles: admin, approver.",
+    description = "Roles: admin, approver. `approve` takes `{\"arguments_hash\": …}` (the held \
+                   call's, as listed); `deny` takes no body.",
     security(("bearer" = [])),
     params(
         ("id" = chaperone_core::openapi::Hex32, Path, description = "the decision's id"),
         ("verdict" = String, Path, description = "approve or deny"),
     ),
+    request_body(content = Option<ToolVerdictBody>, description = "for approve: the arguments hash shown"),
     responses(
         (status = 200, description = "resolved", body = ToolApproval),
-        ApprovalErrors,
+        VerdictErrors,
     )
 )]
 async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, verdict)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Json<ToolApproval>, ApiError> {
     caller.require(&["admin", "approver"])?;
     let id = decision_id(&id)?;
-    let approve = match verdict.as_str() {
-        "approve" => true,
-        "deny" => false,
+    let approval_of_hash = match verdict.as_str() {
+        "approve" => Some(verdict_hash(&body)?),
+        "deny" => None,
         _ => return Err(ApiError::not_found("use /approve or /deny")),
     };
-    if !state
-        .store()
-        .resolve_tool_approval(id, approve, &caller.name, state.now())
-        .await?
-    {
+    give_verdict(&state, id, approval_of_hash, &caller.name).await?;
+    Ok(Json(approval_of(&state, id).await?))
+}
+
+/// The arguments hash an approval names (its JSON body).
+fn verdict_hash(body: &[u8]) -> Result<B256, ApiError> {
+    if body.is_empty() {
         return Err(ApiError::new(
-            ErrorCode::NoPendingApproval,
-            format!("no tool call is waiting for a human with id {id}"),
+            ErrorCode::InvalidBody,
+            "an approval names the arguments hash it approves: {\"arguments_hash\": \"0x…\"}",
         ));
     }
-    Ok(Json(approval_of(&state, id).await?))
+    serde_json::from_slice::<ToolVerdictBody>(body)
+        .map(|v| v.arguments_hash)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("the approval's body: {e}")))
+}
+
+/// Gives a verdict (the API's and the console's): `approval_of` is the arguments hash an
+/// approval names, `None` a denial.
+pub(crate) async fn give_verdict(
+    state: &AppState,
+    id: B256,
+    approval_of: Option<B256>,
+    by: &str,
+) -> Result<(), ApiError> {
+    match state
+        .store()
+        .resolve_tool_approval(id, approval_of, by, state.now())
+        .await?
+    {
+        ToolVerdict::Given => Ok(()),
+        ToolVerdict::NotPending => Err(ApiError::new(
+            ErrorCode::NoPendingApproval,
+            format!(
+                "no tool call is waiting for a human with id {id} (decided, expired or never held)"
+            ),
+        )),
+        ToolVerdict::ArgumentsMismatch => Err(ApiError::new(
+            ErrorCode::ArgumentsMismatch,
+            format!(
+                "tool call {id} is held with other arguments than the hash this approval names: \
+                 nothing was approved"
+            ),
+        )),
+    }
 }

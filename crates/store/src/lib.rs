@@ -44,6 +44,9 @@ pub use evidence::AnchorLag;
 pub use ledger::{LedgerRow, PaymentDetail, PaymentFilter, PaymentState};
 pub use people::{Actor, AdminAction, CastVote, NewAdminAction, VoteCount};
 pub use store::{Backend, MAX_CLOCK_SKEW_SECS, Store, WalletRecord};
-pub use tools::{NewToolDecision, StoredToolDecision, ToolDecisionFilter, ToolDecisionStore};
+pub use tools::{
+    NewToolDecision, StoredToolDecision, ToolApprovalState, ToolDecisionFilter, ToolDecisionStore,
+    ToolVerdict,
+};
 pub use unauthorized::UnauthorizedSpend;
 pub use webhooks::WebhookDelivery;

@@ -37,6 +37,10 @@ pub struct NewToolDecision<'a> {
     pub decided_at_ms: u64,
     /// The decision and its signature as JSON, as received.
     pub body: String,
+    /// For `approval_required`: the hash of the arguments the call is held with.
+    pub arguments_hash: Option<B256>,
+    /// For `approval_required`: when the approval expires (Unix seconds).
+    pub approval_expires_at: Option<u64>,
 }
 
 /// Which tool decisions to list.
@@ -71,6 +75,34 @@ pub enum ToolDecisionStore {
     Replayed,
     /// The id was stored before with another body.
     Conflict,
+    /// A held call, and its agent already has `max_pending` calls waiting for a human.
+    TooManyPending,
+}
+
+/// The human verdict on a held tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolApprovalState {
+    /// pending, approved, denied or expired (pending past its expiry).
+    pub status: String,
+    /// Who gave the verdict.
+    pub by: Option<String>,
+    /// When the verdict was given.
+    pub at: Option<u64>,
+    /// The hash of the arguments the call was held with.
+    pub arguments_hash: Option<B256>,
+    /// When the approval expires (or expired) if nobody decides.
+    pub expires_at: Option<u64>,
+}
+
+/// What a verdict on a held tool call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolVerdict {
+    /// Given.
+    Given,
+    /// No call with this id is waiting (none asked, decided already, or expired).
+    NotPending,
+    /// An approval naming other arguments than the call was held with.
+    ArgumentsMismatch,
 }
 
 /// A stored tool decision: the signed body as received and when.
@@ -82,22 +114,99 @@ pub struct StoredToolDecision {
     pub body: String,
     /// When the server received it (Unix seconds).
     pub received_at: u64,
+    /// Its approval, for a held call.
+    pub approval: Option<ToolApprovalState>,
+}
+
+/// The columns a [`StoredToolDecision`] is read from.
+const STORED_COLUMNS: &str = "id, body, received_at, approval_status, approval_by, approval_at, \
+                              arguments_hash, approval_expires_at";
+
+/// The state of an approval as of `now`: a pending one past its expiry reads `expired`.
+fn approval_state(
+    now: u64,
+    status: Option<String>,
+    by: Option<String>,
+    at: Option<i64>,
+    arguments_hash: Option<String>,
+    expires_at: Option<i64>,
+) -> Result<Option<ToolApprovalState>> {
+    let Some(mut status) = status else {
+        return Ok(None);
+    };
+    let expires_at = expires_at.map(|t| t as u64);
+    if status == "pending" && expires_at.is_some_and(|e| now >= e) {
+        status = "expired".into();
+    }
+    let arguments_hash = arguments_hash
+        .map(|h| {
+            h.parse()
+                .map_err(|_| Error::Corrupt(format!("tool arguments hash: {h}")))
+        })
+        .transpose()?;
+    Ok(Some(ToolApprovalState {
+        status,
+        by,
+        at: at.map(|t| t as u64),
+        arguments_hash,
+        expires_at,
+    }))
+}
+
+fn stored(row: &sqlx::any::AnyRow, now: u64) -> Result<StoredToolDecision> {
+    let id: String = row.try_get(0)?;
+    Ok(StoredToolDecision {
+        id: id
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("tool decision id: {id}")))?,
+        body: row.try_get(1)?,
+        received_at: row.try_get::<i64, _>(2)? as u64,
+        approval: approval_state(
+            now,
+            row.try_get(3)?,
+            row.try_get(4)?,
+            row.try_get(5)?,
+            row.try_get(6)?,
+            row.try_get(7)?,
+        )?,
+    })
 }
 
 impl Store {
     /// Stores a decision: [`ToolDecisionStore::Inserted`], or, for an id stored before,
     /// `Replayed` (the same body: nothing changes) or `Conflict` (another body: nothing
-    /// changes either).
+    /// changes either). A held call (`approval_required`) whose agent already has
+    /// `max_pending` unexpired approvals pending is `TooManyPending` (nothing stored). The
+    /// count and the insert are two statements: reports arriving at the same instant may pass
+    /// the cap by how many arrive together, never without bound.
     pub async fn insert_tool_decision(
         &self,
         d: &NewToolDecision<'_>,
         now: u64,
+        max_pending: u64,
     ) -> Result<ToolDecisionStore> {
+        let held = d.outcome == "approval_required";
+        if held {
+            if let Some(kept) = self.stored_body(d.id).await? {
+                return Ok(replay_or_conflict(&kept, &d.body));
+            }
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tool_decisions WHERE agent = $1 \
+                 AND approval_status = 'pending' AND approval_expires_at > $2",
+            )
+            .bind(hex(d.agent))
+            .bind(db_time(now))
+            .fetch_one(&self.pool)
+            .await?;
+            if pending as u64 >= max_pending {
+                return Ok(ToolDecisionStore::TooManyPending);
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO tool_decisions (id, agent, upstream, tool, outcome, reasons, \
              policy_version, policy_hash, leaf_hash, decided_at_ms, received_at, body, \
-             approval_status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             approval_status, arguments_hash, approval_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(d.id.to_string())
@@ -112,30 +221,38 @@ impl Store {
         .bind(db_time(d.decided_at_ms))
         .bind(db_time(now))
         .bind(&d.body)
-        .bind((d.outcome == "approval_required").then_some("pending"))
+        .bind(held.then_some("pending"))
+        .bind(d.arguments_hash.map(|h| h.to_string()))
+        .bind(d.approval_expires_at.map(db_time))
         .execute(&self.pool)
         .await?
         .rows_affected();
         if inserted == 1 {
             return Ok(ToolDecisionStore::Inserted);
         }
-        let body: String = sqlx::query_scalar("SELECT body FROM tool_decisions WHERE id = $1")
-            .bind(d.id.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(if body == d.body {
-            ToolDecisionStore::Replayed
-        } else {
-            ToolDecisionStore::Conflict
-        })
+        let kept = self
+            .stored_body(d.id)
+            .await?
+            .ok_or_else(|| Error::Corrupt(format!("tool decision {} vanished", d.id)))?;
+        Ok(replay_or_conflict(&kept, &d.body))
     }
 
-    /// Tool decisions, oldest first (or newest first).
+    async fn stored_body(&self, id: B256) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM tool_decisions WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Tool decisions, oldest first (or newest first), with their approvals as of `now`.
     pub async fn tool_decisions(
         &self,
         filter: &ToolDecisionFilter,
+        now: u64,
     ) -> Result<Vec<StoredToolDecision>> {
-        let mut query = SqlFilter::new("SELECT id, body, received_at FROM tool_decisions");
+        let mut query = SqlFilter::new(&format!("SELECT {STORED_COLUMNS} FROM tool_decisions"));
         query.equals("tool", filter.tool.clone().map(Value::Text));
         query.equals("upstream", filter.upstream.clone().map(Value::Text));
         query.equals("agent", filter.agent.map(|a| Value::Text(hex(a))));
@@ -159,78 +276,113 @@ impl Store {
                 ),
             )
             .await?
-            .into_iter()
-            .map(|row| {
-                let id: String = row.try_get(0)?;
-                Ok(StoredToolDecision {
-                    id: id
-                        .parse()
-                        .map_err(|_| Error::Corrupt(format!("tool decision id: {id}")))?,
-                    body: row.try_get(1)?,
-                    received_at: row.try_get::<i64, _>(2)? as u64,
-                })
-            })
+            .iter()
+            .map(|row| stored(row, now))
             .collect()
     }
 
-    /// The human verdict on an `approval_required` decision: `None` if no such decision asks
-    /// for one, else (status, by whom, when).
-    pub async fn tool_approval(
-        &self,
-        id: B256,
-    ) -> Result<Option<(String, Option<String>, Option<u64>)>> {
-        let row: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT approval_status, approval_by, approval_at FROM tool_decisions WHERE id = $1",
+    /// The approval of an `approval_required` decision as of `now`: `None` if no such
+    /// decision asks for one.
+    pub async fn tool_approval(&self, id: B256, now: u64) -> Result<Option<ToolApprovalState>> {
+        type Row = (
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT approval_status, approval_by, approval_at, arguments_hash, \
+             approval_expires_at FROM tool_decisions WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|(status, by, at)| Some((status?, by, at.map(|t| t as u64)))))
+        match row {
+            None => Ok(None),
+            Some((status, by, at, hash, expires)) => {
+                approval_state(now, status, by, at, hash, expires)
+            }
+        }
     }
 
-    /// Gives the verdict on a pending tool approval, as `by`. Returns false if none is pending
-    /// with this id (nothing changes).
+    /// Gives the verdict on a pending, unexpired tool approval, as `by`. An approval names
+    /// the arguments hash the approver was shown (`Some`), which must be the one the call was
+    /// held with; a denial needs none. Nothing changes unless [`ToolVerdict::Given`].
     pub async fn resolve_tool_approval(
         &self,
         id: B256,
-        approve: bool,
+        approval_of: Option<B256>,
         by: &str,
         now: u64,
-    ) -> Result<bool> {
+    ) -> Result<ToolVerdict> {
+        let Some(state) = self.tool_approval(id, now).await? else {
+            return Ok(ToolVerdict::NotPending);
+        };
+        if state.status != "pending" {
+            return Ok(ToolVerdict::NotPending);
+        }
+        if let Some(shown) = approval_of
+            && state.arguments_hash != Some(shown)
+        {
+            return Ok(ToolVerdict::ArgumentsMismatch);
+        }
+        // Re-checked in the update: another verdict, or the expiry, may have come between.
         let updated = sqlx::query(
             "UPDATE tool_decisions SET approval_status = $1, approval_by = $2, approval_at = $3 \
-             WHERE id = $4 AND approval_status = 'pending'",
+             WHERE id = $4 AND approval_status = 'pending' AND approval_expires_at > $3",
         )
-        .bind(if approve { "approved" } else { "denied" })
+        .bind(if approval_of.is_some() {
+            "approved"
+        } else {
+            "denied"
+        })
         .bind(by)
         .bind(db_time(now))
         .bind(id.to_string())
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(updated == 1)
+        Ok(if updated == 1 {
+            ToolVerdict::Given
+        } else {
+            ToolVerdict::NotPending
+        })
     }
 
-    /// Pending tool approvals, oldest first (at most `limit`).
-    pub async fn pending_tool_approvals(&self, limit: u32) -> Result<Vec<StoredToolDecision>> {
-        sqlx::query(
-            "SELECT id, body, received_at FROM tool_decisions WHERE approval_status = 'pending' \
-             ORDER BY received_at, id LIMIT $1",
-        )
+    /// Pending, unexpired tool approvals as of `now`, oldest first (at most `limit`), and
+    /// how many are pending in all.
+    pub async fn pending_tool_approvals(
+        &self,
+        now: u64,
+        limit: u32,
+    ) -> Result<(Vec<StoredToolDecision>, u64)> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {STORED_COLUMNS} FROM tool_decisions WHERE approval_status = 'pending' \
+             AND approval_expires_at > $1 ORDER BY received_at, id LIMIT $2"
+        )))
+        .bind(db_time(now))
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?
-        .into_iter()
-        .map(|row| {
-            let id: String = row.try_get(0)?;
-            Ok(StoredToolDecision {
-                id: id
-                    .parse()
-                    .map_err(|_| Error::Corrupt(format!("tool decision id: {id}")))?,
-                body: row.try_get(1)?,
-                received_at: row.try_get::<i64, _>(2)? as u64,
-            })
-        })
-        .collect()
+        .iter()
+        .map(|row| stored(row, now))
+        .collect::<Result<Vec<_>>>()?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tool_decisions WHERE approval_status = 'pending' \
+             AND approval_expires_at > $1",
+        )
+        .bind(db_time(now))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((rows, total as u64))
+    }
+}
+
+fn replay_or_conflict(kept: &str, body: &str) -> ToolDecisionStore {
+    if kept == body {
+        ToolDecisionStore::Replayed
+    } else {
+        ToolDecisionStore::Conflict
     }
 }

@@ -125,17 +125,12 @@ async fn inbox(
         rows.push((request, spends, units));
     }
     // Tool calls an agent's MCP gateway holds until a human decides (names and reasons are the
-    // agent's and its upstreams': maud escapes them).
-    let tools: Vec<chaperone_api::tools::ToolDecisionView> = state
-        .store()
-        .pending_tool_approvals(MAX_SHOWN)
-        .await?
+    // agent's and its upstreams': maud escapes them). Expired ones are gone: the gateway has
+    // stopped waiting.
+    let (held, tools_waiting) = state.store().pending_tool_approvals(now, MAX_SHOWN).await?;
+    let tools: Vec<chaperone_api::tools::ToolDecisionView> = held
         .into_iter()
-        .filter_map(|stored| {
-            serde_json::from_str(&stored.body)
-                .ok()
-                .map(|body| chaperone_api::tools::ToolDecisionView::new(body, stored.received_at))
-        })
+        .filter_map(|stored| crate::tools::view(stored).ok())
         .collect();
     Ok(page(
         "Approvals",
@@ -147,8 +142,18 @@ async fn inbox(
                     p { "Agent " code { (tool.agent) } " · waiting since " (super::when(tool.received_at))
                         " · tool policy v" (tool.policy_version) " · decision " code { (short(&tool.id)) } }
                     @for reason in &tool.reasons { div.reason { (reason) } }
+                    dl {
+                        dt { "Arguments hash" }
+                        dd.arguments { code { (tool.arguments_hash.map(|h| h.to_string()).unwrap_or_default()) } }
+                        @if let Some(expires) = tool.approval_at {
+                            dt { "Expires" }
+                            dd { (when(expires)) " (" (time_left(expires.saturating_sub(now))) " left)" }
+                        }
+                    }
                     form.verdict method="post" action=(format!("/approvals/tools/{}", tool.id)) {
                         (session.csrf_field())
+                        // The approval approves the arguments shown here, nothing else.
+                        input type="hidden" name="arguments_hash" value=(tool.arguments_hash.map(|h| h.to_string()).unwrap_or_default());
                         button type="submit" name="verdict" value="approve" class="approve" { "Approve" }
                         button type="submit" name="verdict" value="deny" class="deny" { "Deny" }
                     }
@@ -160,6 +165,11 @@ async fn inbox(
             p.exports { "Export: " a href="/v1/admin/approvals?format=csv" { "CSV" } " · " a href="/v1/admin/approvals?format=jsonl" { "JSON Lines" } }
             @if pending.is_empty() && tools.is_empty() {
                 p.empty { "Nothing is waiting for a human." }
+            }
+            @if tools_waiting > tools.len() as u64 {
+                p.overflow role="status" {
+                    (tools_waiting) " tool calls are waiting; the oldest " (tools.len()) " are shown."
+                }
             }
             @if waiting > pending.len() as u64 {
                 p.overflow role="status" {
@@ -222,6 +232,9 @@ struct VerdictForm {
     verdict: String,
     #[serde(default)]
     comment: String,
+    /// A tool call's: the arguments hash the approver was shown.
+    #[serde(default)]
+    arguments_hash: String,
 }
 
 async fn resolve(
@@ -282,9 +295,14 @@ async fn resolve_tool(
             format!("`{id}` is not a decision id"),
         )
     })?;
-    let approve = match form.verdict.as_str() {
-        "approve" => true,
-        "deny" => false,
+    let approval_of = match form.verdict.as_str() {
+        "approve" => Some(form.arguments_hash.trim().parse::<B256>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "an approval names the arguments hash it was shown",
+            )
+        })?),
+        "deny" => None,
         other => {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
@@ -293,17 +311,8 @@ async fn resolve_tool(
             .into());
         }
     };
-    if !state
-        .store()
-        .resolve_tool_approval(id, approve, &session.name, state.now())
-        .await?
-    {
-        return Err(ApiError::new(
-            ErrorCode::NoPendingApproval,
-            format!("no tool call is waiting for a human with id {id}"),
-        )
-        .into());
-    }
+    crate::tools::give_verdict(&state, id, approval_of, &session.name).await?;
+    let approve = approval_of.is_some();
     tracing::info!(decision = %id, approve, by = %session.name, "tool call verdict in the console");
     Ok(Redirect::to("/approvals").into_response())
 }

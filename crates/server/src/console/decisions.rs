@@ -1,7 +1,10 @@
-//! Every co-sign decision, filterable by wallet, outcome, reason code (a list of the codes
-//! that exist) and date, each with its reasons in words, what it pays to whom and how that
-//! ended, the policy version, the human verdict if one was asked, its record in
-//! the audit log, and the model call an x402 payment was made in.
+//! Every decision in one place: the wallets' co-sign decisions, filterable by wallet, outcome,
+//! reason code (a list of the codes that exist) and date, each with its reasons in words, what
+//! it pays to whom and how that ended, the policy version, the human verdict if one was asked,
+//! its record in the audit log, and the model call an x402 payment was made in; and the agents'
+//! tool-policy decisions (their MCP gateways'), filterable by tool, outcome and date. `kind`
+//! shows one kind or both; a filter only one kind has shows that kind. Exports are
+//! `/v1/decisions` with the same filters.
 
 use axum::{
     Router,
@@ -11,12 +14,13 @@ use axum::{
     routing::get,
 };
 use chaperone_api::ledger::ReasonCode;
+use chaperone_api::tools::ToolOutcome;
 use chaperone_core::{
     Address,
     policy::{Outcome, Token},
     readable::date_start,
 };
-use chaperone_store::DecisionFilter;
+use chaperone_store::{DecisionFilter, ToolDecisionFilter};
 use maud::html;
 use serde::Deserialize;
 
@@ -37,6 +41,11 @@ const PAGE: u32 = 200;
 
 #[derive(Deserialize, Default)]
 struct Filter {
+    /// all (the default), payment or tool.
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    tool: String,
     #[serde(default)]
     wallet: String,
     #[serde(default)]
@@ -49,7 +58,64 @@ struct Filter {
     to: String,
 }
 
-/// The filters as the store takes them, or the message saying which value is wrong.
+/// What the page lists: payment decisions (`None`: none of them match), tool decisions.
+type Parsed = (Option<DecisionFilter>, Option<ToolDecisionFilter>);
+
+/// The filters of both kinds, or the message saying which value is wrong.
+fn parse_filters(filter: &Filter) -> Result<Parsed, String> {
+    let (payments, tools) = match filter.kind.as_str() {
+        "" | "all" => (true, true),
+        "payment" => (true, false),
+        "tool" => (false, true),
+        other => return Err(format!("kind `{other}` is not all, payment or tool")),
+    };
+    let tool = filter.tool.trim();
+    let payment_only = !filter.wallet.trim().is_empty() || !filter.reason.trim().is_empty();
+    let tool_outcome = match filter.outcome.as_str() {
+        "" => Ok(None),
+        o => o
+            .parse::<ToolOutcome>()
+            .map(|o| Some(o.as_str().to_owned())),
+    };
+    // An outcome only tool calls have selects no payment (with kind all); any other value
+    // a payment filter cannot take is the officer's to fix.
+    let tool_only_outcome = matches!(filter.outcome.as_str(), "allowed" | "approval_required");
+    let payment = if payments && tool.is_empty() && !(tools && tool_only_outcome) {
+        Some(parse_filter(filter)?)
+    } else {
+        None
+    };
+    let tools = if tools && !payment_only {
+        match tool_outcome {
+            Ok(outcome) => {
+                let dates = parse_filter(&Filter {
+                    from: filter.from.clone(),
+                    to: filter.to.clone(),
+                    ..Filter::default()
+                })?;
+                Some(ToolDecisionFilter {
+                    tool: Some(tool.to_owned()).filter(|t| !t.is_empty()),
+                    outcome,
+                    from: dates.from,
+                    to: dates.to,
+                    limit: PAGE,
+                    newest_first: true,
+                    ..ToolDecisionFilter::default()
+                })
+            }
+            Err(_) if payment.is_some() => None,
+            Err(message) => return Err(message),
+        }
+    } else {
+        None
+    };
+    if payment.is_none() && tools.is_none() {
+        return Err("these filters select no decision of either kind (a wallet or reason is a payment's, a tool a tool call's)".into());
+    }
+    Ok((payment, tools))
+}
+
+/// The payment filters as the store takes them, or the message saying which value is wrong.
 fn parse_filter(filter: &Filter) -> Result<DecisionFilter, String> {
     let bad =
         |what: &str, value: &str, expected: &str| format!("{what} `{value}` is not {expected}");
@@ -101,9 +167,17 @@ async fn decisions(
 ) -> Result<Response, PageError> {
     session.require(&["admin", "auditor"])?;
     // A bad filter value is the officer's to fix: the page comes back with the message.
-    let (rows, problem) = match parse_filter(&filter) {
-        Ok(parsed) => (state.store().decisions(&parsed).await?, None),
-        Err(message) => (Vec::new(), Some(message)),
+    let (payments, tool_filter, problem) = match parse_filters(&filter) {
+        Ok((payments, tools)) => (payments, tools, None),
+        Err(message) => (None, None, Some(message)),
+    };
+    let rows = match &payments {
+        Some(parsed) => state.store().decisions(parsed).await?,
+        None => Vec::new(),
+    };
+    let tool_rows = match &tool_filter {
+        Some(parsed) => crate::tools::tool_decision_views(&state, parsed).await?,
+        None => Vec::new(),
     };
     let ids: Vec<_> = rows.iter().map(|d| d.request_id).collect();
     let details = state.store().payment_details(&ids).await?;
@@ -119,11 +193,17 @@ async fn decisions(
     let units = units_of(&state, tokens).await;
     let verdicts = state.store().verdicts(&ids).await?;
     let export = |format: &str| {
-        let mut url = format!("/v1/decisions?format={format}");
+        let kind = match (payments.is_some(), tool_filter.is_some()) {
+            (true, true) => "all",
+            (false, true) => "tool",
+            _ => "payment",
+        };
+        let mut url = format!("/v1/decisions?format={format}&kind={kind}");
         for (name, value) in [
             ("wallet", &filter.wallet),
             ("outcome", &filter.outcome),
             ("reason", &filter.reason),
+            ("tool", &filter.tool),
         ] {
             if !value.trim().is_empty() {
                 url.push_str(&format!("&{name}={}", url_encode(value.trim())));
@@ -141,13 +221,21 @@ async fn decisions(
         "Decisions",
         Some(&session),
         html! {
-            p.see-also { "The wallet's co-sign decisions. Tool calls decided by agents' MCP gateways are on "
-                a href="/decisions/tools" { "Tool decisions" } "." }
+            p.see-also { "The wallets' co-sign decisions about payments, and the tool calls agents' MCP gateways decided ("
+                a href="/decisions/tools" { "tool decisions alone" } ")." }
             form.filters method="get" action="/decisions" {
+                label { "Kind "
+                    select name="kind" {
+                        @for (value, label) in [("all", "all"), ("payment", "payments"), ("tool", "tool calls")] {
+                            option value=(value) selected[filter.kind == value || (filter.kind.is_empty() && value == "all")] { (label) }
+                        }
+                    }
+                }
+                label { "Tool " input type="text" name="tool" value=(filter.tool) placeholder="a tool's name"; }
                 label { "Wallet " input type="text" name="wallet" value=(filter.wallet) placeholder="0x…"; }
                 label { "Outcome "
                     select name="outcome" {
-                        @for (value, label) in [("", "any"), ("approved", "approved"), ("pending_approval", "pending approval"), ("denied", "denied")] {
+                        @for (value, label) in [("", "any"), ("approved", "approved"), ("pending_approval", "pending approval"), ("denied", "denied"), ("allowed", "allowed (tool calls)"), ("approval_required", "approval required (tool calls)")] {
                             option value=(value) selected[filter.outcome == value] { (label) }
                         }
                     }
@@ -168,8 +256,14 @@ async fn decisions(
                 p.error role="alert" { "This filter cannot be applied: " (problem) }
             } @else {
                 p.exports { "Export: " a href=(export("csv")) { "CSV" } " · " a href=(export("jsonl")) { "JSON Lines" } }
-                @if rows.is_empty() { p.empty { "No decisions match." } }
+                @if rows.is_empty() && tool_rows.is_empty() { p.empty { "No decisions match." } }
             }
+            @if tool_filter.is_some() {
+                h2 { "Tool calls" }
+                (super::tool_decisions::table(&tool_rows))
+            }
+            @if payments.is_some() || problem.is_some() {
+            @if tool_filter.is_some() { h2 { "Payments" } }
             table.decisions {
                 thead { tr { th { "Time" } th { "Wallet" } th { "Outcome" } th { "Reasons" } th { "Payment" } th { "Policy" } th { "Record" } } }
                 tbody {
@@ -225,6 +319,7 @@ async fn decisions(
                         }
                     }
                 }
+            }
             }
         },
     ))

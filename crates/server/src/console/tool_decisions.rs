@@ -12,9 +12,9 @@ use axum::{
     response::Response,
     routing::get,
 };
-use chaperone_api::tools::ToolOutcome;
+use chaperone_api::tools::{ToolDecisionView, ToolOutcome};
 use chaperone_store::ToolDecisionFilter;
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{PageError, Session, page_response, short, url_encode, when};
@@ -108,26 +108,43 @@ async fn tool_decisions(
                 p.exports { "Export: " a href=(export("csv")) { "CSV" } " · " a href=(export("jsonl")) { "JSON Lines" } }
                 @if rows.is_empty() { p.empty { "No tool decisions match." } }
             }
-            table.decisions {
-                thead { tr { th { "Received" } th { "Agent" } th { "Tool" } th { "Outcome" } th { "Reasons" } th { "Policy" } th { "Record" } } }
-                tbody {
-                    @for row in &rows {
-                        tr class=(row.outcome.as_str()) {
-                            td { (when(row.received_at)) }
-                            td { (short(&row.agent)) }
-                            td { code { (row.upstream) "/" (row.tool) } }
-                            td.outcome { (row.outcome.as_str().replace('_', " ")) }
-                            td { @for reason in &row.reasons { div.reason { (reason) } } }
-                            td { "v" (row.policy_version) " " small { (row.policy_hash.get(..10).unwrap_or(&row.policy_hash)) } }
-                            td {
-                                @if let Some(leaf) = row.leaf_hash {
-                                    a href=(format!("/audit/records/{leaf}")) { "record" }
+            (table(&rows))
+        },
+    ))
+}
+
+/// The tool decisions' table (this page's and the Decisions page's): tool names, reasons and
+/// hashes are the agents' and their upstreams', escaped by maud.
+pub(super) fn table(rows: &[ToolDecisionView]) -> Markup {
+    html! {
+        table.decisions.tools {
+            thead { tr { th { "Received" } th { "Agent" } th { "Tool" } th { "Outcome" } th { "Reasons" } th { "Approval" } th { "Policy" } th { "Record" } } }
+            tbody {
+                @for row in rows {
+                    tr class=(row.outcome.as_str()) {
+                        td { (when(row.received_at)) }
+                        td { (short(&row.agent)) }
+                        td { code { (row.upstream) "/" (row.tool) } }
+                        td.outcome { (row.outcome.as_str().replace('_', " ")) }
+                        td { @for reason in &row.reasons { div.reason { (reason) } } }
+                        td.approval {
+                            @if let Some(status) = &row.approval_status {
+                                (status)
+                                @if let Some(by) = &row.approval_by { " by " (by) }
+                                @if let Some(hash) = row.arguments_hash {
+                                    div { small { "arguments " code { (hash) } } }
                                 }
+                            }
+                        }
+                        td { "v" (row.policy_version) " " small { (row.policy_hash.get(..10).unwrap_or(&row.policy_hash)) } }
+                        td {
+                            @if let Some(leaf) = row.leaf_hash {
+                                a href=(format!("/audit/records/{leaf}")) { "record" }
                             }
                         }
                     }
                 }
             }
-        },
-    ))
+        }
+    }
 }

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use crate::{AUDITOR, NOW, TestAgent, call, services};
 
-fn decision(agent: &Secp256k1Signer, tool: &str, outcome: ToolOutcome) -> ToolDecision {
+// Held calls (approvals) are tested in `tool_approvals`.
+
+pub(crate) fn decision(agent: &Secp256k1Signer, tool: &str, outcome: ToolOutcome) -> ToolDecision {
     ToolDecision {
         id: chaperone_core::keccak256(Secp256k1Signer::random().unwrap().address()),
         agent: agent.address(),
@@ -20,10 +22,12 @@ fn decision(agent: &Secp256k1Signer, tool: &str, outcome: ToolOutcome) -> ToolDe
         policy_hash: "0xabc".into(),
         leaf_hash: Some(B256::repeat_byte(7)),
         decided_at_ms: NOW * 1000,
+        arguments_hash: None,
+        approval_timeout_seconds: None,
     }
 }
 
-fn signed(decision: ToolDecision, key: &Secp256k1Signer) -> String {
+pub(crate) fn signed(decision: ToolDecision, key: &Secp256k1Signer) -> String {
     let signature = key.sign_message(&decision.signing_message()).unwrap();
     serde_json::to_string(&ToolDecisionBody {
         decision,
@@ -213,20 +217,17 @@ async fn bad_input_is_a_precise_4xx() {
         }
         let (_, all) = call(&s.router, "GET", "/v1/tool-decisions", Some(AUDITOR), None).await;
         assert_eq!(all["items"], json!([]));
-        // The wallets' listing points to this one.
+        // The same filters in the decisions' listing (`kind=tool`): the same 400s.
         let (status, answer) = call(
             &s.router,
             "GET",
-            "/v1/decisions?tool=echo",
+            "/v1/decisions?kind=tool&outcome=approved",
             Some(AUDITOR),
             None,
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(
-            answer.to_string().contains("/v1/tool-decisions"),
-            "{answer}"
-        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["code"], json!("invalid_query"), "{answer}");
     }
 }
 
@@ -282,118 +283,4 @@ async fn the_console_lists_them_escaped() {
     assert!(html.contains("is not an outcome"), "{html}");
     let (_, _, html) = crate::get_with_cookie(&s.router, "/decisions", &cookie).await;
     assert!(html.contains("href=\"/decisions/tools\""), "{html}");
-}
-
-/// A call an `approve` rule holds: pending until an approver's (or admin's) token decides; the
-/// agent, which has no such token, cannot; the inbox shows it; a verdict is given once.
-#[tokio::test]
-async fn a_held_tool_call_waits_for_a_human() {
-    for s in services().await {
-        let a = TestAgent::registered(&s.store).await;
-        let mut d = decision(&a.key, "<b>transfer</b>", ToolOutcome::ApprovalRequired);
-        d.leaf_hash = None;
-        let id = d.id;
-        let (status, _) = call(
-            &s.router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed(d, &a.key)),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED);
-        let approval = format!("/v1/tool-decisions/{id}/approval");
-        let (status, answer) = call(&s.router, "GET", &approval, None, None).await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
-        assert_eq!(answer["status"], json!("pending"));
-        // The agent has no bearer token: it cannot vote on its own call.
-        let approve = format!("/v1/admin/tool-approvals/{id}/approve");
-        let (status, _) = call(&s.router, "POST", &approve, None, None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        // An auditor may look, not decide.
-        let (status, _) = call(&s.router, "POST", &approve, Some(AUDITOR), None).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        let cookie = crate::login(&s.router, crate::APPROVER).await;
-        let (_, _, html) = crate::get_with_cookie(&s.router, "/approvals", &cookie).await;
-        assert!(html.contains(&format!("/approvals/tools/{id}")), "{html}");
-        assert!(html.contains("&lt;b&gt;transfer&lt;/b&gt;") && !html.contains("<b>transfer"));
-        let (status, answer) = call(&s.router, "POST", &approve, Some(crate::APPROVER), None).await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
-        assert_eq!(answer["status"], json!("approved"));
-        assert_eq!(answer["decided_by"], json!("alice"));
-        let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
-        assert_eq!(answer["status"], json!("approved"));
-        // Once: a second verdict changes nothing.
-        let deny = format!("/v1/admin/tool-approvals/{id}/deny");
-        let (status, _) = call(&s.router, "POST", &deny, Some(crate::ADMIN), None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
-        assert_eq!(answer["status"], json!("approved"));
-        // A decision that asked no human has no approval; a bad id is a 400.
-        let plain = decision(&a.key, "echo", ToolOutcome::Allowed);
-        let plain_id = plain.id;
-        call(
-            &s.router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed(plain, &a.key)),
-        )
-        .await;
-        let (status, _) = call(
-            &s.router,
-            "GET",
-            &format!("/v1/tool-decisions/{plain_id}/approval"),
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, _) = call(
-            &s.router,
-            "GET",
-            "/v1/tool-decisions/nope/approval",
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-    }
-}
-
-/// An approver denies a held tool call in the console (with the session's CSRF token; without
-/// it, nothing changes).
-#[tokio::test]
-async fn an_approver_denies_a_held_tool_call_in_the_console() {
-    let s = crate::service().await;
-    let a = TestAgent::registered(&s.store).await;
-    let mut d = decision(&a.key, "transfer", ToolOutcome::ApprovalRequired);
-    d.leaf_hash = None;
-    let id = d.id;
-    call(
-        &s.router,
-        "POST",
-        "/v1/tool-decisions",
-        None,
-        Some(signed(d, &a.key)),
-    )
-    .await;
-    let cookie = crate::login(&s.router, crate::APPROVER).await;
-    let (_, _, html) = crate::get_with_cookie(&s.router, "/approvals", &cookie).await;
-    let action = format!("/approvals/tools/{id}");
-    let (status, _, _) =
-        crate::people::post_form(&s, &action, &cookie, "csrf=wrong&verdict=deny").await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let approval = format!("/v1/tool-decisions/{id}/approval");
-    let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
-    assert_eq!(answer["status"], json!("pending"));
-    let form = format!("csrf={}&verdict=deny", crate::people::csrf(&html));
-    let (status, location, body) = crate::people::post_form(&s, &action, &cookie, &form).await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    assert_eq!(location.as_deref(), Some("/approvals"));
-    let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
-    assert_eq!(answer["status"], json!("denied"));
-    assert_eq!(answer["decided_by"], json!("alice"));
-    let (_, _, html) = crate::get_with_cookie(&s.router, "/approvals", &cookie).await;
-    assert!(!html.contains(&action), "{html}");
 }

@@ -12,6 +12,7 @@ mod people;
 mod reconcile;
 mod sessions;
 mod token_migration;
+mod tool_approvals;
 mod totals;
 mod wal;
 
