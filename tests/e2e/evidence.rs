@@ -379,8 +379,21 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         .remove(0);
     let file = dir.join("unopened.json");
     std::fs::write(&file, serde_json::to_string(&unopened).unwrap()).unwrap();
+    // A decision that cannot be checked fails the bundle (red team rt29 F9)...
     let (code, out) = verify(&file, log_id);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--allow-unverified"), "{out}");
+    // ...unless the auditor accepts it, printed as the server's word.
+    let output = chaperone()
+        .args(["verify", "--allow-unverified", "--bundle"])
+        .arg(&file)
+        .args(["--rpc-url", &devnet.rpc_url(), "--audit-log"])
+        .arg(deployment.audit_log.to_string())
+        .args(["--log-id", &log_id.to_string()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
     assert!(out.contains("5 of 6 decisions verified"), "{out}");
     assert!(out.contains("UNVERIFIED decision"), "{out}");
 

@@ -9,7 +9,8 @@
 //! ([`Store::index_blocks`]): an `Executed` settles the decision its digest names, an
 //! `AuthorizationUsed` the one whose transfer it made (even a reservation already released), an
 //! x402 Permit2 payment settles when Permit2's nonce bitmap shows its nonce used (Permit2 emits
-//! no event; the ledger then names the transfer paired with it), and a reservation is released only once a confirmed
+//! no event; the ledger then names the transfer the x402 proxy made that paired with it, and
+//! shows it `misused` while none did), and a reservation is released only once a confirmed
 //! block mined after its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
 //! spend: the execution may sit in a block the RPC has not returned yet.
 //!
@@ -34,7 +35,7 @@ use alloy::{
     rpc::types::{Filter, Log},
     sol_types::{SolEvent, SolEventInterface},
 };
-use chaperone_chain::{AgentWallet, AuditLog, TestToken};
+use chaperone_chain::{AgentWallet, AuditLog, TestToken, X402ExactPermit2Proxy};
 use chaperone_store::{ChainEvent, Settlement, Store};
 
 use crate::Notifier;
@@ -222,7 +223,10 @@ impl Indexer {
                     .topic1(senders)
                     .from_block(from)
                     .to_block(to);
-                logs.extend(self.provider.get_logs(&filter).await?);
+                let transfers = self.provider.get_logs(&filter).await?;
+                let proxy = self.x402_proxy_settlements(&transfers).await?;
+                logs.extend(transfers);
+                logs.extend(proxy);
             }
         }
         // A reorganisation between the reads would mix branches: try again next pass.
@@ -236,9 +240,15 @@ impl Indexer {
             let (Some(block_number), Some(block_hash)) = (log.block_number, log.block_hash) else {
                 continue;
             };
-            let Some((event, fields)) = self.decode(log) else {
+            let Some((event, mut fields)) = self.decode(log) else {
                 continue;
             };
+            if log.address() == chaperone_core::X402_PERMIT2_PROXY
+                && let Some(tx) = log.transaction_hash
+                && let Some(nonce) = self.proxy_call_nonce(tx).await?
+            {
+                fields["nonce"] = json!(nonce);
+            }
             if block_number != to {
                 blocks.push((block_number, block_hash));
             }
@@ -298,6 +308,45 @@ impl Indexer {
         report.events = events.len();
         report.indexed_to = Some(to);
         Ok(report)
+    }
+
+    /// The x402 Permit2 proxy's `Settled` logs in the transactions of `transfers` (the wallets'
+    /// transfers), from their receipts: reconciliation pairs a Permit2 payment only with a
+    /// transfer the proxy made, its `Settled` the very next log (red team rt29 F5). `Settled`
+    /// names nothing, so reading it by address chain-wide would read every x402 payment's; a
+    /// receipt per transaction that moved a wallet's tokens reads only ours.
+    async fn x402_proxy_settlements(&self, transfers: &[Log]) -> anyhow::Result<Vec<Log>> {
+        let mut transactions: Vec<B256> =
+            transfers.iter().filter_map(|l| l.transaction_hash).collect();
+        transactions.sort_unstable();
+        transactions.dedup();
+        let mut found = Vec::new();
+        for hash in transactions {
+            let Some(receipt) = self.provider.get_transaction_receipt(hash).await? else {
+                continue;
+            };
+            found.extend(receipt.inner.logs().iter().filter(|log| {
+                log.address() == chaperone_core::X402_PERMIT2_PROXY
+                    && log.topic0() == Some(&X402ExactPermit2Proxy::Settled::SIGNATURE_HASH)
+            }).cloned());
+        }
+        Ok(found)
+    }
+
+    /// The Permit2 nonce a transaction that calls the x402 proxy's `settle` directly (as x402
+    /// facilitators do) spent: reconciliation then pairs its transfer only with the decision of
+    /// that nonce. Through a relay or a batch the calldata is another contract's: unknown.
+    async fn proxy_call_nonce(&self, transaction: B256) -> anyhow::Result<Option<B256>> {
+        use alloy::{consensus::Transaction as _, sol_types::SolCall};
+        let Some(tx) = self.provider.get_transaction_by_hash(transaction).await? else {
+            return Ok(None);
+        };
+        if tx.inner.to() != Some(chaperone_core::X402_PERMIT2_PROXY) {
+            return Ok(None);
+        }
+        Ok(X402ExactPermit2Proxy::settleCall::abi_decode(tx.inner.input())
+            .ok()
+            .map(|call| B256::from(call.permit.nonce)))
     }
 
     /// Reconciles the wallets' Permit2 payments, which emit no event: every Permit2 nonce a
@@ -397,6 +446,11 @@ impl Indexer {
     /// The event's name and fields, for this log's `AuditLog` events, any wallet event,
     /// EIP-3009 `AuthorizationUsed` and ERC-20 `Transfer`.
     fn decode(&self, log: &Log) -> Option<(String, serde_json::Value)> {
+        if log.address() == chaperone_core::X402_PERMIT2_PROXY
+            && log.topic0() == Some(&X402ExactPermit2Proxy::Settled::SIGNATURE_HASH)
+        {
+            return Some(("Settled".into(), json!({})));
+        }
         if log.topic0() == Some(&TestToken::Transfer::SIGNATURE_HASH) {
             let e = TestToken::Transfer::decode_log(&log.inner).ok()?.data;
             return Some((
