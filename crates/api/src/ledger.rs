@@ -81,7 +81,9 @@ impl std::str::FromStr for PaymentStatus {
         Self::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("`status={s}`: use reserved, settled, released, expired or misused"))
+            .ok_or_else(|| {
+                format!("`status={s}`: use reserved, settled, released, expired or misused")
+            })
     }
 }
 

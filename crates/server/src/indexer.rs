@@ -316,8 +316,10 @@ impl Indexer {
     /// names nothing, so reading it by address chain-wide would read every x402 payment's; a
     /// receipt per transaction that moved a wallet's tokens reads only ours.
     async fn x402_proxy_settlements(&self, transfers: &[Log]) -> anyhow::Result<Vec<Log>> {
-        let mut transactions: Vec<B256> =
-            transfers.iter().filter_map(|l| l.transaction_hash).collect();
+        let mut transactions: Vec<B256> = transfers
+            .iter()
+            .filter_map(|l| l.transaction_hash)
+            .collect();
         transactions.sort_unstable();
         transactions.dedup();
         let mut found = Vec::new();
@@ -325,10 +327,17 @@ impl Indexer {
             let Some(receipt) = self.provider.get_transaction_receipt(hash).await? else {
                 continue;
             };
-            found.extend(receipt.inner.logs().iter().filter(|log| {
-                log.address() == chaperone_core::X402_PERMIT2_PROXY
-                    && log.topic0() == Some(&X402ExactPermit2Proxy::Settled::SIGNATURE_HASH)
-            }).cloned());
+            found.extend(
+                receipt
+                    .inner
+                    .logs()
+                    .iter()
+                    .filter(|log| {
+                        log.address() == chaperone_core::X402_PERMIT2_PROXY
+                            && log.topic0() == Some(&X402ExactPermit2Proxy::Settled::SIGNATURE_HASH)
+                    })
+                    .cloned(),
+            );
         }
         Ok(found)
     }
@@ -344,9 +353,11 @@ impl Indexer {
         if tx.inner.to() != Some(chaperone_core::X402_PERMIT2_PROXY) {
             return Ok(None);
         }
-        Ok(X402ExactPermit2Proxy::settleCall::abi_decode(tx.inner.input())
-            .ok()
-            .map(|call| B256::from(call.permit.nonce)))
+        Ok(
+            X402ExactPermit2Proxy::settleCall::abi_decode(tx.inner.input())
+                .ok()
+                .map(|call| B256::from(call.permit.nonce)),
+        )
     }
 
     /// Reconciles the wallets' Permit2 payments, which emit no event: every Permit2 nonce a

@@ -47,7 +47,11 @@ pub(crate) struct VerifyArgs {
     /// With --bundle: a key you accept as the policy service's decision signer, besides each
     /// wallet's on-chain co-signer when the decision's record was anchored (repeatable; for a
     /// co-signer rotated since, or a wallet not yet deployed).
-    #[arg(long = "decision-signer", value_name = "ADDRESS", requires = "evidence")]
+    #[arg(
+        long = "decision-signer",
+        value_name = "ADDRESS",
+        requires = "evidence"
+    )]
     pub(crate) decision_signers: Vec<Address>,
     /// With --bundle: accept decisions that cannot be checked against their records (listed
     /// as the server's word) instead of failing the bundle.

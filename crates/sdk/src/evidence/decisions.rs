@@ -15,9 +15,7 @@ use chaperone_api::{
     compliance::DecisionView,
     evidence::{DECISION_RECORD_MODEL, DecisionOpening, DecisionRecordContent, EvidenceBundle},
 };
-use chaperone_core::{
-    Address, B256, Commitment, CommitmentKind, Record, Signature, recover_low_s,
-};
+use chaperone_core::{Address, B256, Commitment, CommitmentKind, Record, Signature, recover_low_s};
 
 use super::{UnverifiedDecision, invalid};
 use crate::Result;
@@ -388,7 +386,11 @@ mod tests {
             "a decision record signed by an agent key proved a decision"
         );
         // Nor with nothing to accept it: no co-signer read from the chain, no key named.
-        let none = check_decisions(&bundle_with_decision(agent), &DecisionSigners::default(), true);
+        let none = check_decisions(
+            &bundle_with_decision(agent),
+            &DecisionSigners::default(),
+            true,
+        );
         assert!(none.is_err(), "{none:?}");
     }
 
@@ -400,7 +402,9 @@ mod tests {
     fn doctored_payments_and_approvers_do_not_verify() {
         let (key, signers) = service();
         let doctorings: [(&str, fn(&mut DecisionView)); 6] = [
-            ("amount", |d| d.payments[0].amount_base_units.0 = U256::from(1_000_000)),
+            ("amount", |d| {
+                d.payments[0].amount_base_units.0 = U256::from(1_000_000)
+            }),
             ("recipient", |d| {
                 d.payments[0].recipients = vec![Address::repeat_byte(0x45)];
             }),
@@ -453,7 +457,11 @@ mod tests {
                 "{what}: an unverified decision passed"
             );
             let accepted = check_decisions(&bundle, &signers, true).unwrap();
-            assert_eq!((accepted.verified, accepted.unverified.len()), (0, 1), "{what}");
+            assert_eq!(
+                (accepted.verified, accepted.unverified.len()),
+                (0, 1),
+                "{what}"
+            );
         }
         let mut twice = bundle_with_decision(key);
         twice.decisions.push(twice.decisions[0].clone());

@@ -433,7 +433,13 @@ async fn each_vote_names_the_admin_who_issued_its_token() {
             );
             for (i, name) in voters.into_iter().enumerate() {
                 store
-                    .cast_vote(id, true, &Actor::new(name, "approver"), None, NOW + 1 + i as u64)
+                    .cast_vote(
+                        id,
+                        true,
+                        &Actor::new(name, "approver"),
+                        None,
+                        NOW + 1 + i as u64,
+                    )
                     .await
                     .unwrap();
             }
