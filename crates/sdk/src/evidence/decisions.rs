@@ -183,7 +183,9 @@ fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) 
         .ok()
         .and_then(|s| recover_low_s(&s, &recorded_id).ok());
     // What each token pays to whom, from the recorded request: the bundle's amounts in
-    // base units and recipients must be exactly these, in this order.
+    // base units and recipients, when it shows them, must be exactly these, in this order.
+    // (The server's bundle leaves method, agent and payments out, the ledger's to show; a
+    // bundle that shows them must show the record's.)
     let spends: Vec<_> = request.payment.spends();
     let shown: Vec<_> = d
         .payments
@@ -217,15 +219,15 @@ fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) 
             "whether it was co-signed is not what its record says",
         ),
         (
-            d.method == Some(request.payment.kind()),
+            d.method.is_none_or(|m| m == request.payment.kind()),
             "its payment method is not its recorded request's",
         ),
         (
-            shown == spends && d.payments_text.len() == d.payments.len(),
+            (shown.is_empty() || shown == spends) && d.payments_text.len() == d.payments.len(),
             "what it pays (tokens, amounts, recipients) is not what its recorded request asks",
         ),
         (
-            agent.is_some() && d.agent == agent,
+            d.agent.is_none() || d.agent == agent,
             "its agent is not the signer of its recorded request",
         ),
     ];
@@ -370,6 +372,14 @@ mod tests {
         };
         let checked = check_decisions(&bundle_with_decision(key), &named, false).unwrap();
         assert_eq!(checked.verified, 1);
+        // The server's bundle leaves agent, method and payments to the ledger: not shown,
+        // not claimed.
+        let mut bare = bundle_with_decision(key);
+        let d = &mut bare.decisions[0];
+        (d.agent, d.method) = (None, None);
+        d.payments.clear();
+        d.payments_text.clear();
+        assert_eq!(check_decisions(&bare, &signers, false).unwrap().verified, 1);
     }
 
     /// Red team (rt29 F1): any key that can log a record could log a decision-model record of
@@ -408,7 +418,12 @@ mod tests {
             ("recipient", |d| {
                 d.payments[0].recipients = vec![Address::repeat_byte(0x45)];
             }),
-            ("payments dropped", |d| d.payments.clear()),
+            ("a payment added", |d| {
+                let mut more = d.payments[0].clone();
+                more.recipients = vec![Address::repeat_byte(0x47)];
+                d.payments.push(more);
+                d.payments_text.push("to 0x47…".into());
+            }),
             ("method", |d| {
                 d.method = Some(chaperone_api::ledger::PaymentKind::Permit2);
             }),
