@@ -131,3 +131,43 @@ async fn a_lowered_permit2_budget_still_checks_the_slots_used_before() {
         );
     }
 }
+
+/// F5: when the indexer read the Permit2 nonce from the proxy call (a facilitator calls the
+/// proxy's `settle` directly), the transfer pairs only with the decision of that nonce, not
+/// with an earlier twin approval of the same payment (which would then be blamed for the
+/// nonce's use: a false alert, and the twin's own use left unpaired).
+#[tokio::test]
+async fn a_proxy_call_nonce_pairs_its_transfer_with_that_nonces_decision() {
+    for store in stores().await {
+        registered(&store, 10_000).await;
+        let merchant = Address::repeat_byte(0x42);
+        let (first, second) = (B256::repeat_byte(4), B256::repeat_byte(5));
+        let twin = approve_authorization(&store, 4, (PERMIT2, first), merchant, 25).await;
+        let paid = approve_authorization(&store, 5, (PERMIT2, second), merchant, 25).await;
+        let transfer = json!({ "from": wallet(), "to": merchant, "value": "25" });
+        // The proxy's `Settled`, with the nonce the indexer read from the proxy call.
+        let settled = chaperone_store::ChainEvent {
+            fields: json!({ "nonce": second }),
+            ..proxy_settled(20, 2)
+        };
+        let events = [
+            budget(20, 0),
+            in_tx(5, event(20, 1, token(), "Transfer", transfer)),
+            in_tx(5, settled),
+        ];
+        index(&store, 20, &events).await;
+        let alerts = store
+            .reconcile_permit2(wallet(), &[second], 20, NOW + 100)
+            .await
+            .unwrap();
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let ledger = states(&store).await;
+        let state_of = |id: B256| ledger.iter().find(|(r, ..)| *r == id).unwrap().clone();
+        assert_eq!(
+            state_of(paid),
+            (paid, PaymentState::Settled, Some(B256::repeat_byte(5)))
+        );
+        // The twin was never used: it expired unused (the indexed block is past its validity).
+        assert_eq!(state_of(twin).1, PaymentState::Expired);
+    }
+}
