@@ -241,6 +241,9 @@ fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) 
 mod tests {
     use super::*;
 
+    /// A named change made to a decision or a bundle.
+    type Doctoring<T> = (&'static str, fn(&mut T));
+
     use chaperone_api::{Payment, evidence::EVIDENCE_VERSION, evidence::EvidenceRecord};
     use chaperone_core::{
         Bytes, Call, Execute, InclusionProof, Salt, Secp256k1Signer, U256, policy::Outcome,
@@ -363,14 +366,15 @@ mod tests {
     #[test]
     fn a_decision_that_says_what_its_record_says_verifies() {
         let (key, signers) = service();
-        let checked = check_decisions(&bundle_with_decision(key), &signers, false).unwrap();
+        let checked =
+            check_decisions(&bundle_with_decision(key), &signers, false).expect("verifies");
         assert_eq!((checked.verified, checked.signers), (1, vec![key]));
         // A key the auditor names is accepted as well.
         let named = DecisionSigners {
             named: vec![key],
             on_chain: HashMap::new(),
         };
-        let checked = check_decisions(&bundle_with_decision(key), &named, false).unwrap();
+        let checked = check_decisions(&bundle_with_decision(key), &named, false).expect("verifies");
         assert_eq!(checked.verified, 1);
         // The server's bundle leaves agent, method and payments to the ledger: not shown,
         // not claimed.
@@ -379,7 +383,12 @@ mod tests {
         (d.agent, d.method) = (None, None);
         d.payments.clear();
         d.payments_text.clear();
-        assert_eq!(check_decisions(&bare, &signers, false).unwrap().verified, 1);
+        assert_eq!(
+            check_decisions(&bare, &signers, false)
+                .expect("verifies")
+                .verified,
+            1
+        );
     }
 
     /// Red team (rt29 F1): any key that can log a record could log a decision-model record of
@@ -411,7 +420,7 @@ mod tests {
     #[test]
     fn doctored_payments_and_approvers_do_not_verify() {
         let (key, signers) = service();
-        let doctorings: [(&str, fn(&mut DecisionView)); 6] = [
+        let doctorings: [Doctoring<DecisionView>; 6] = [
             ("amount", |d| {
                 d.payments[0].amount_base_units.0 = U256::from(1_000_000)
             }),
@@ -443,7 +452,7 @@ mod tests {
         }
         let mut bundle = bundle_with_decision(key);
         bundle.decisions[0].approvers = vec!["alice".into(), "bob".into()];
-        let checked = check_decisions(&bundle, &signers, false).unwrap();
+        let checked = check_decisions(&bundle, &signers, false).expect("verifies");
         assert_eq!(
             checked.approvers_unchecked,
             [bundle.decisions[0].request_id],
@@ -458,7 +467,7 @@ mod tests {
     #[test]
     fn unverified_decisions_fail_unless_the_auditor_accepts_them() {
         let (key, signers) = service();
-        let doctorings: [(&str, fn(&mut EvidenceBundle)); 4] = [
+        let doctorings: [Doctoring<EvidenceBundle>; 4] = [
             ("no logged leaf", |b| b.decisions[0].logged_leaf = None),
             ("no opening", |b| b.decision_openings.clear()),
             ("record left out", |b| b.records.clear()),
@@ -471,7 +480,7 @@ mod tests {
                 check_decisions(&bundle, &signers, false).is_err(),
                 "{what}: an unverified decision passed"
             );
-            let accepted = check_decisions(&bundle, &signers, true).unwrap();
+            let accepted = check_decisions(&bundle, &signers, true).expect("verifies");
             assert_eq!(
                 (accepted.verified, accepted.unverified.len()),
                 (0, 1),

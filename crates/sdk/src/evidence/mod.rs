@@ -301,32 +301,43 @@ async fn cosigners_at_anchoring<P: Provider>(
             continue;
         };
         let key = (d.wallet, *block);
-        if !read.contains_key(&key) {
-            let cosigner = if provider
-                .get_code_at(d.wallet)
-                .block_id((*block).into())
-                .await
-                .map_err(|e| Error::Chain(e.to_string()))?
-                .is_empty()
-            {
-                None
-            } else {
-                Some(
-                    AgentWallet::new(d.wallet, provider)
-                        .cosigner()
-                        .block((*block).into())
-                        .call()
-                        .await
-                        .map_err(|e| Error::Chain(e.to_string()))?,
-                )
-            };
-            read.insert(key, cosigner);
-        }
-        if let Some(cosigner) = read[&key] {
+        let cosigner = match read.get(&key) {
+            Some(cosigner) => *cosigner,
+            None => {
+                let cosigner = cosigner_at(provider, d.wallet, *block).await?;
+                read.insert(key, cosigner);
+                cosigner
+            }
+        };
+        if let Some(cosigner) = cosigner {
             out.insert((d.wallet, leaf), cosigner);
         }
     }
     Ok(out)
+}
+
+/// `wallet`'s `cosigner()` at `block`; none when it has no code there (not deployed yet).
+async fn cosigner_at<P: Provider>(
+    provider: &P,
+    wallet: Address,
+    block: u64,
+) -> Result<Option<Address>> {
+    let chain_error = |e: String| Error::Chain(e);
+    let code = provider
+        .get_code_at(wallet)
+        .block_id(block.into())
+        .await
+        .map_err(|e| chain_error(e.to_string()))?;
+    if code.is_empty() {
+        return Ok(None);
+    }
+    AgentWallet::new(wallet, provider)
+        .cosigner()
+        .block(block.into())
+        .call()
+        .await
+        .map(Some)
+        .map_err(|e| chain_error(e.to_string()))
 }
 
 /// The block of `transaction`, which must have succeeded and emitted the trusted

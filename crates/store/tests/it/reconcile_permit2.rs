@@ -162,7 +162,7 @@ async fn a_proxy_call_nonce_pairs_its_transfer_with_that_nonces_decision() {
             .unwrap();
         assert!(alerts.is_empty(), "{alerts:?}");
         let ledger = states(&store).await;
-        let state_of = |id: B256| ledger.iter().find(|(r, ..)| *r == id).unwrap().clone();
+        let state_of = |id: B256| *ledger.iter().find(|(r, ..)| *r == id).unwrap();
         assert_eq!(
             state_of(paid),
             (paid, PaymentState::Settled, Some(B256::repeat_byte(5)))
