@@ -121,6 +121,9 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         .await
         .unwrap();
     let cosigner = Secp256k1Signer::random().unwrap();
+    // The wallet below is not deployed, so no `cosigner()` on chain names the service's key:
+    // the auditor names it (`--decision-signer`).
+    let service_key = cosigner.address().to_string();
     let state = AppState::new(store.clone(), cosigner.clone(), devnet.chain_id())
         .with_log(log.clone(), Default::default());
     let url = serve(app(state)).await;
@@ -281,7 +284,7 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
 
     let verify = |file: &Path, log: chaperone_core::B256| {
         let output = chaperone()
-            .args(["verify", "--bundle"])
+            .args(["verify", "--decision-signer", &service_key, "--bundle"])
             .arg(file)
             .args(["--rpc-url", &devnet.rpc_url(), "--audit-log"])
             .arg(deployment.audit_log.to_string())
@@ -303,6 +306,19 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     assert!(!out.contains("UNVERIFIED"), "{out}");
     let (code, out) = python_verify(&bundle_file);
     assert_eq!(code, 0, "{out}");
+    // Without the service's key named, a decision record signed by a key no wallet names on
+    // chain proves nothing: refused (red team rt29 F1).
+    let output = chaperone()
+        .args(["verify", "--bundle"])
+        .arg(&bundle_file)
+        .args(["--rpc-url", &devnet.rpc_url(), "--audit-log"])
+        .arg(deployment.audit_log.to_string())
+        .args(["--log-id", &log_id.to_string()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    assert!(out.contains("--decision-signer"), "{out}");
     // The bundle of the log you trust, checked as another log's, is refused.
     let (code, out) = verify(&bundle_file, other_log);
     assert_eq!(code, 2, "{out}");
@@ -379,8 +395,27 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         .remove(0);
     let file = dir.join("unopened.json");
     std::fs::write(&file, serde_json::to_string(&unopened).unwrap()).unwrap();
+    // A decision that cannot be checked fails the bundle (red team rt29 F9)...
     let (code, out) = verify(&file, log_id);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--allow-unverified"), "{out}");
+    // ...unless the auditor accepts it, printed as the server's word.
+    let output = chaperone()
+        .args([
+            "verify",
+            "--allow-unverified",
+            "--decision-signer",
+            &service_key,
+        ])
+        .arg("--bundle")
+        .arg(&file)
+        .args(["--rpc-url", &devnet.rpc_url(), "--audit-log"])
+        .arg(deployment.audit_log.to_string())
+        .args(["--log-id", &log_id.to_string()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
     assert!(out.contains("5 of 6 decisions verified"), "{out}");
     assert!(out.contains("UNVERIFIED decision"), "{out}");
 

@@ -32,7 +32,8 @@ impl PaymentKind {
     }
 }
 
-/// Where a payment stands: `reserved` when co-signed, then `settled`, `released` or `expired`.
+/// Where a payment stands: `reserved` when co-signed, then `settled`, `released`, `expired`
+/// or `misused`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -45,11 +46,21 @@ pub enum PaymentStatus {
     Released,
     /// Its co-signature expired unused.
     Expired,
+    /// An x402 Permit2 payment whose nonce the chain shows used by another payment (no
+    /// transfer of what was approved pairs with it): it never happened, an unauthorized spend
+    /// is raised, and it still counts against the limits (the nonce is gone).
+    Misused,
 }
 
 impl PaymentStatus {
     /// Every status, in the order a payment goes through them.
-    pub const ALL: [Self; 4] = [Self::Reserved, Self::Settled, Self::Released, Self::Expired];
+    pub const ALL: [Self; 5] = [
+        Self::Reserved,
+        Self::Settled,
+        Self::Released,
+        Self::Expired,
+        Self::Misused,
+    ];
 
     /// Its name on the wire and in `status=`.
     pub fn as_str(self) -> &'static str {
@@ -58,6 +69,7 @@ impl PaymentStatus {
             Self::Settled => "settled",
             Self::Released => "released",
             Self::Expired => "expired",
+            Self::Misused => "misused",
         }
     }
 }
@@ -69,7 +81,9 @@ impl std::str::FromStr for PaymentStatus {
         Self::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("`status={s}`: use reserved, settled, released or expired"))
+            .ok_or_else(|| {
+                format!("`status={s}`: use reserved, settled, released, expired or misused")
+            })
     }
 }
 

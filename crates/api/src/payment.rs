@@ -235,6 +235,43 @@ impl Payment {
         }
     }
 
+    /// How it is made.
+    pub fn kind(&self) -> crate::ledger::PaymentKind {
+        use crate::ledger::PaymentKind;
+        match self {
+            Self::Execute(_) => PaymentKind::Execute,
+            Self::Eip3009(_) => PaymentKind::Eip3009,
+            Self::Permit2(_) => PaymentKind::Permit2,
+        }
+    }
+
+    /// What it spends per token, in the order first moved: the base units summed over its
+    /// effects and the recipients, each once, in the order named. What the ledger and the
+    /// decisions list show, and what an evidence verifier derives from a decision's record.
+    pub fn spends(&self) -> Vec<(chaperone_core::policy::Token, U256, Vec<Address>)> {
+        let mut spends: Vec<(chaperone_core::policy::Token, U256, Vec<Address>)> = Vec::new();
+        for effect in self.effects() {
+            let Effect::Spend {
+                token,
+                amount,
+                recipient,
+            } = effect
+            else {
+                continue;
+            };
+            match spends.iter_mut().find(|(t, ..)| *t == token) {
+                Some((_, total, recipients)) => {
+                    *total = total.saturating_add(amount);
+                    if !recipients.contains(&recipient) {
+                        recipients.push(recipient);
+                    }
+                }
+                None => spends.push((token, amount, vec![recipient])),
+            }
+        }
+        spends
+    }
+
     /// What the payment moves, as the policy counts it (empty if the policy cannot read it).
     pub fn effects(&self) -> Vec<Effect> {
         let typed = match self {

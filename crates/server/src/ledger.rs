@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 
 use chaperone_api::{
-    CosignRequest, Payment,
+    CosignRequest,
     ledger::{DecisionPayment, PaymentKind, PaymentRow, PaymentStatus},
 };
 use chaperone_core::{
     Address, U256,
-    policy::{Effect, Token},
+    policy::Token,
     readable::{TokenUnits, iso8601, units as in_units},
 };
 use chaperone_store::{LedgerRow, PaymentDetail, PaymentFilter, PaymentState, Settlement};
@@ -96,36 +96,20 @@ pub(crate) struct Asked {
 /// changed wire format would do that).
 pub(crate) fn asked(request_json: &str) -> Option<Asked> {
     let request: CosignRequest = serde_json::from_str(request_json).ok()?;
-    let method = match request.payment {
-        Payment::Execute(_) => PaymentKind::Execute,
-        Payment::Eip3009(_) => PaymentKind::Eip3009,
-        Payment::Permit2(_) => PaymentKind::Permit2,
-    };
-    let mut spends: Vec<AskedSpend> = Vec::new();
-    for effect in request.payment.effects() {
-        let Effect::Spend {
+    let spends = request
+        .payment
+        .spends()
+        .into_iter()
+        .map(|(token, amount, recipients)| AskedSpend {
             token,
             amount,
-            recipient,
-        } = effect
-        else {
-            continue;
-        };
-        match spends.iter_mut().find(|s| s.token == token) {
-            Some(spend) => {
-                spend.amount = spend.amount.saturating_add(amount);
-                if !spend.recipients.contains(&recipient) {
-                    spend.recipients.push(recipient);
-                }
-            }
-            None => spends.push(AskedSpend {
-                token,
-                amount,
-                recipients: vec![recipient],
-            }),
-        }
-    }
-    Some(Asked { method, spends })
+            recipients,
+        })
+        .collect();
+    Some(Asked {
+        method: request.payment.kind(),
+        spends,
+    })
 }
 
 pub(crate) fn status_of(state: PaymentState) -> PaymentStatus {
@@ -134,6 +118,7 @@ pub(crate) fn status_of(state: PaymentState) -> PaymentStatus {
         PaymentState::Settled => PaymentStatus::Settled,
         PaymentState::Released => PaymentStatus::Released,
         PaymentState::Expired => PaymentStatus::Expired,
+        PaymentState::Misused => PaymentStatus::Misused,
     }
 }
 
@@ -143,6 +128,7 @@ fn state_of(status: PaymentStatus) -> PaymentState {
         PaymentStatus::Settled => PaymentState::Settled,
         PaymentStatus::Released => PaymentState::Released,
         PaymentStatus::Expired => PaymentState::Expired,
+        PaymentStatus::Misused => PaymentState::Misused,
     }
 }
 

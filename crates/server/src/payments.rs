@@ -45,7 +45,7 @@ struct PaymentFilters {
     min_amount: Option<String>,
     /// At most this many base units.
     max_amount: Option<String>,
-    /// reserved, settled, released or expired.
+    /// reserved, settled, released, expired or misused.
     status: Option<PaymentStatus>,
     /// Co-signed at or after: Unix seconds, `2026-12-07` or `2026-12-07T10:30[:00][Z]` (UTC).
     from: Option<String>,
@@ -59,7 +59,7 @@ struct PaymentFilters {
     path = "/v1/payments",
     description = "Roles: auditor, admin. One row per payment: a token leaving a wallet under \
         an approved decision (execute, EIP-3009 or Permit2). Amounts in token units and exact \
-        base units; `status` goes reserved -> settled, released or expired.",
+        base units; `status` goes reserved -> settled, released, expired or misused (a Permit2 nonce another payment used).",
     security(("bearer" = [])),
     params(PaymentFilters, Paging),
     responses(

@@ -14,6 +14,7 @@ use crate::{
     audit::Value,
     sql_filter::SqlFilter,
     store::{db_time, hex, outcome_from, outcome_text, parse},
+    totals::Ending,
 };
 
 /// Which decisions to list.
@@ -269,11 +270,22 @@ impl Store {
     }
 
     /// Forgets everything indexed above block `keep` (a reorganisation replaced those blocks),
-    /// including anchors mined there: the anchoring worker anchors them again. Returns the
-    /// number of events dropped.
+    /// including anchors mined there: the anchoring worker anchors them again. The payments
+    /// settled there are reserved again (red team rt29 F6): the ledger must not name a
+    /// transaction that is no longer on chain, and the new branch settles them again if it
+    /// mines them (or they are released once they expire unseen); either way their spend keeps
+    /// counting meanwhile. Returns the number of events dropped.
     pub async fn rewind_index(&self, keep: u64) -> Result<u64> {
+        let fork = keep;
         let keep = i64_of(keep)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
+        let settled_above = sqlx::query(
+            "SELECT id, wallet, token, amount, expires_at, status FROM spend_reservations \
+             WHERE status = 'settled' AND settled_block > $1",
+        )
+        .bind(i64_of(fork)?);
+        self.move_reservations(&mut tx, settled_above, "reserved", Ending::default())
+            .await?;
         let dropped = sqlx::query("DELETE FROM chain_events WHERE block_number > $1")
             .bind(keep)
             .execute(&mut *tx)

@@ -1,7 +1,7 @@
 //! The payment ledger: every spend reservation (one per approved decision and token) with its
 //! decision, wallet agent, human verdict and how it ended on chain, newest first.
 
-use chaperone_core::{Address, B256, U256, policy::Token};
+use chaperone_core::{Address, B256, PERMIT2, U256, policy::Token};
 use sqlx::Row;
 
 use crate::{
@@ -23,6 +23,21 @@ pub enum PaymentState {
     Released,
     /// Its co-signature expired unused (a confirmed block past `validUntil` was indexed).
     Expired,
+    /// A Permit2 payment whose nonce the chain shows used, but no transfer of what was approved
+    /// pairs with it: the nonce paid something else (attacker B; an unauthorized spend is
+    /// raised). Its spend keeps counting against the limits: the nonce is gone.
+    Misused,
+}
+
+/// SQL, over a reservation `r` and its decision `d`: the reservation is a Permit2 payment
+/// the bitmap settled (its nonce is used) that no transfer paired with ([`PaymentState::Misused`]).
+/// A decision made before migration 0016 records no transfer to pair, and is never misused.
+fn misused_sql() -> String {
+    format!(
+        "(r.status = 'settled' AND d.pays_token IS NOT NULL AND d.authorization_key LIKE '{}:%' \
+         AND NOT EXISTS (SELECT 1 FROM permit2_transfers p WHERE p.request_id = r.request_id))",
+        hex(PERMIT2)
+    )
 }
 
 /// Which payments to list. Recipients are read from the request (the server filters them).
@@ -101,14 +116,16 @@ fn amount_bound(column: &str, op: &str, len: &str, text: &str) -> String {
 impl Store {
     /// Payments, newest first, filtered.
     pub async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<LedgerRow>> {
-        let mut query = SqlFilter::new(
+        let mut query = SqlFilter::new(&format!(
             "SELECT r.id, r.request_id, r.wallet, w.agent, r.token, r.amount, r.created_at, \
              r.expires_at, r.status, r.settled_tx, r.settled_block, r.settled_at, r.expired_at, \
-             d.request, d.policy_version, d.call_leaf_hash, a.decided_by, a.comment \
+             d.request, d.policy_version, d.call_leaf_hash, a.decided_by, a.comment, \
+             CAST(CASE WHEN {} THEN 1 ELSE 0 END AS BIGINT) \
              FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
              JOIN wallets w ON w.address = r.wallet \
              LEFT JOIN approvals a ON a.request_id = r.request_id AND a.status = 'approved'",
-        );
+            misused_sql()
+        ));
         query.equals("r.wallet", filter.wallet.map(|w| Value::Text(hex(w))));
         query.equals("w.agent", filter.agent.map(|a| Value::Text(hex(a))));
         query.equals("r.token", filter.token.map(|t| Value::Text(t.to_string())));
@@ -127,11 +144,14 @@ impl Store {
             }
         }
         if let Some(state) = filter.state {
-            query.and(match state {
-                PaymentState::Reserved => "r.status = 'reserved'",
-                PaymentState::Settled => "r.status = 'settled'",
-                PaymentState::Released => "r.status = 'released' AND r.expired_at IS NULL",
-                PaymentState::Expired => "r.status = 'released' AND r.expired_at IS NOT NULL",
+            query.and(&match state {
+                PaymentState::Reserved => "r.status = 'reserved'".to_owned(),
+                PaymentState::Settled => format!("r.status = 'settled' AND NOT {}", misused_sql()),
+                PaymentState::Released => "r.status = 'released' AND r.expired_at IS NULL".into(),
+                PaymentState::Expired => {
+                    "r.status = 'released' AND r.expired_at IS NOT NULL".into()
+                }
+                PaymentState::Misused => misused_sql(),
             });
         }
         query.within("r.created_at", filter.from, filter.to);
@@ -174,22 +194,27 @@ fn ledger_row(row: &sqlx::any::AnyRow) -> Result<LedgerRow> {
     };
     let status: String = row.try_get(8)?;
     let expired_at = time(12)?;
+    let misused = row.try_get::<i64, _>(18)? == 1;
     let state = match (status.as_str(), expired_at) {
         ("reserved", _) => PaymentState::Reserved,
+        ("settled", _) if misused => PaymentState::Misused,
         ("settled", _) => PaymentState::Settled,
         ("released", None) => PaymentState::Released,
         ("released", Some(_)) => PaymentState::Expired,
         (other, _) => return Err(Error::Corrupt(format!("reservation status {other}"))),
     };
     let settlement = match time(10)? {
-        Some(block) if state == PaymentState::Settled => Some(Settlement {
-            tx: row
-                .try_get::<Option<String>, _>(9)?
-                .map(|t| parse(&t, "settlement tx"))
-                .transpose()?,
-            block,
-            time: time(11)?,
-        }),
+        // A misused payment keeps where the chain showed its nonce used.
+        Some(block) if matches!(state, PaymentState::Settled | PaymentState::Misused) => {
+            Some(Settlement {
+                tx: row
+                    .try_get::<Option<String>, _>(9)?
+                    .map(|t| parse(&t, "settlement tx"))
+                    .transpose()?,
+                block,
+                time: time(11)?,
+            })
+        }
         _ => None,
     };
     let version: i64 = row.try_get(14)?;
@@ -258,10 +283,12 @@ impl Store {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT r.id, r.request_id, r.wallet, w.agent, r.token, r.amount, r.created_at, \
                  r.expires_at, r.status, r.settled_tx, r.settled_block, r.settled_at, \
-                 r.expired_at, d.request, d.policy_version, d.call_leaf_hash, NULL, NULL \
+                 r.expired_at, d.request, d.policy_version, d.call_leaf_hash, NULL, NULL, \
+                 CAST(CASE WHEN {misused} THEN 1 ELSE 0 END AS BIGINT) \
                  FROM spend_reservations r JOIN decisions d ON d.request_id = r.request_id \
                  JOIN wallets w ON w.address = r.wallet WHERE r.request_id IN ({list}) \
-                 ORDER BY r.id"
+                 ORDER BY r.id",
+                misused = misused_sql()
             )));
             for id in part {
                 query = query.bind(id.to_string());

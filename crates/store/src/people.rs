@@ -95,6 +95,11 @@ pub struct CastVote {
     pub comment: Option<String>,
     /// When (Unix seconds).
     pub voted_at: u64,
+    /// The admin who issued the token the vote was cast with (the token of that name live
+    /// when it voted); none for a token of the service's configuration. An admin can mint
+    /// approvers for made-up people before a request waits (red team rt29 F8): whoever reads
+    /// the votes sees who stands behind each.
+    pub issued_by: Option<String>,
 }
 
 /// A request's votes and where they leave it.
@@ -116,7 +121,19 @@ fn to_vote(row: &sqlx::any::AnyRow) -> Result<CastVote> {
         approve: row.try_get::<i64, _>(1)? == 1,
         comment: row.try_get(2)?,
         voted_at: to_u64(row.try_get(3)?, "voted at")?,
+        issued_by: row.try_get(4)?,
     })
+}
+
+/// The issuer of the token of `{votes}.approver` live at `{votes}.voted_at` (a live name is
+/// unique: `api_tokens_live_name`), a subquery over the votes table or alias `votes`.
+fn issuer_sql(votes: &str) -> String {
+    format!(
+        "(SELECT t.created_by FROM api_tokens t WHERE t.name = {votes}.approver \
+         AND t.created_at <= {votes}.voted_at \
+         AND (t.revoked_at IS NULL OR t.revoked_at > {votes}.voted_at) \
+         ORDER BY t.serial DESC LIMIT 1)"
+    )
 }
 
 const VOTE_COLUMNS: &str = "approver, approve, comment, voted_at";
@@ -181,8 +198,9 @@ impl Store {
         .rows_affected()
             == 1;
         let votes = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {VOTE_COLUMNS} FROM approval_votes WHERE request_id = $1 \
-             ORDER BY voted_at, approver"
+            "SELECT {VOTE_COLUMNS}, {} FROM approval_votes WHERE request_id = $1 \
+             ORDER BY voted_at, approver",
+            issuer_sql("approval_votes")
         )))
         .bind(&id)
         .fetch_all(&mut *tx)
@@ -257,9 +275,10 @@ impl Store {
         let mut out = std::collections::HashMap::new();
         for part in requests.chunks(IN_LIST_PART) {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT a.request_id, a.required, v.approver, v.approve, v.comment, v.voted_at \
-                 FROM approvals a LEFT JOIN approval_votes v ON v.request_id = a.request_id \
+                "SELECT a.request_id, a.required, v.approver, v.approve, v.comment, v.voted_at, \
+                 {} FROM approvals a LEFT JOIN approval_votes v ON v.request_id = a.request_id \
                  WHERE a.request_id IN ({}) ORDER BY v.voted_at, v.approver",
+                issuer_sql("v"),
                 placeholders(part.len())
             )));
             for request in part {
@@ -275,6 +294,7 @@ impl Store {
                         approve: row.try_get::<i64, _>(3)? == 1,
                         comment: row.try_get(4)?,
                         voted_at: to_u64(row.try_get(5)?, "voted at")?,
+                        issued_by: row.try_get(6)?,
                     });
                 }
             }

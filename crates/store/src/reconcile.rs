@@ -10,19 +10,25 @@
 //!   amount, in a block within the approval's validity;
 //! - a Permit2 nonce of the wallet's that Permit2 shows used (it emits no event) needs an
 //!   approved Permit2 decision with that nonce whose transfer was seen: a `Transfer` of the
-//!   token from the wallet, outside the wallet's own executions and authorizations, to the
-//!   approved recipient, of the approved amount, within the validity, not already paired with
-//!   another.
+//!   token from the wallet that the x402 Permit2 proxy made (its `Settled` is the very next log
+//!   of the transaction: the proxy emits it as Permit2's `transferFrom` returns, and the
+//!   wallet signs Permit2 transfers for no other spender), outside the wallet's own executions
+//!   and authorizations, to the approved recipient, of the approved amount, within the
+//!   validity, not already paired with another, and of the approved nonce when the indexer
+//!   read it from the proxy call. A transfer through an allowance (an approved `approve`, a
+//!   merchant's subscription) is no Permit2 payment and never pairs (red team rt29 F5).
 //!
 //! What has none was signed without the service: the co-signer key is out (attacker B), and
 //! the owner must freeze the wallet. The matched decision's reservation is settled with the
 //! transaction; an approved request whose nonce was spent on something else is not (it never
-//! happened) and is released once it expires. What is stored, and acknowledged, is in
+//! happened): an execute's or an EIP-3009 authorization's is released once it expires, and a
+//! Permit2 payment whose used nonce paired with no transfer is shown `misused` in the ledger
+//! (its spend keeps counting: the nonce is gone; red team rt29 F3). What is stored, and acknowledged, is in
 //! `unauthorized.rs`.
 
 use std::collections::HashSet;
 
-use chaperone_core::{Address, B256, PERMIT2, U256};
+use chaperone_core::{Address, B256, PERMIT2, U256, X402_PERMIT2_PROXY};
 use sqlx::Row;
 
 use crate::{
@@ -53,6 +59,9 @@ enum Outflow {
         to: Address,
         value: U256,
     },
+    /// The x402 Permit2 proxy's `Settled()`: the transfer right before it is a Permit2
+    /// payment. The nonce is the proxy call's, when the indexer could read it.
+    ProxySettled { nonce: Option<B256> },
 }
 
 fn outflow(e: &ChainEvent) -> Option<Outflow> {
@@ -67,6 +76,9 @@ fn outflow(e: &ChainEvent) -> Option<Outflow> {
             token: e.contract,
             wallet: field("authorizer")?.parse().ok()?,
             nonce: field("nonce")?.parse().ok()?,
+        }),
+        "Settled" if e.contract == X402_PERMIT2_PROXY => Some(Outflow::ProxySettled {
+            nonce: field("nonce").and_then(|n| n.parse().ok()),
         }),
         "Transfer" => Some(Outflow::Transfer {
             token: e.contract,
@@ -255,7 +267,7 @@ impl Store {
                     }
                     (*wallet, "eip3009", nonce.to_string(), verdict)
                 }
-                Outflow::Transfer { .. } => continue,
+                Outflow::Transfer { .. } | Outflow::ProxySettled { .. } => continue,
             };
             match verdict {
                 Ok(request_id) => {
@@ -279,7 +291,15 @@ impl Store {
         }
         // What is left of the wallets' transfers of budgeted tokens, outside their own
         // executions and authorizations, is pulled through an allowance: Permit2's (an x402
-        // Permit2 payment) or one an approved `approve` gave.
+        // Permit2 payment, the proxy's `Settled` right after it) or one an approved `approve`
+        // gave (never paired: attacker B could hide a reused Permit2 nonce behind a merchant's
+        // pull of the approved amount).
+        let proxy_settled_at = |index: u64| {
+            decoded.iter().find_map(|(e, o)| match o {
+                Outflow::ProxySettled { nonce } if e.log_index == index + 1 => Some(*nonce),
+                _ => None,
+            })
+        };
         for (e, o) in &decoded {
             if let Outflow::Transfer {
                 token,
@@ -290,8 +310,9 @@ impl Store {
                 && budgets.contains(&(*from, *token))
                 && !executing.contains(from)
                 && !paid_by_authorization.contains(&e.log_index)
+                && let Some(nonce) = proxy_settled_at(e.log_index)
             {
-                self.pair_permit2(conn, e, *from, (*token, *to, *value))
+                self.pair_permit2(conn, e, *from, (*token, *to, *value), nonce)
                     .await?;
             }
         }
@@ -342,17 +363,18 @@ impl Store {
         }))
     }
 
-    /// Pairs a transfer pulled from `wallet` (event `e`, `moved` = token, recipient, amount)
-    /// with an approved Permit2 payment of exactly it, valid at its block and not paired yet,
-    /// and settles that payment with the transaction. A transfer no Permit2 payment accounts
-    /// for raises nothing here: an allowance an approved `approve` gave may pull it, and a
-    /// Permit2 nonce spent on it is found unpaired by [`Store::reconcile_permit2`].
+    /// Pairs a transfer the x402 Permit2 proxy pulled from `wallet` (event `e`, `moved` =
+    /// token, recipient, amount) with an approved Permit2 payment of exactly it (of `nonce`,
+    /// when the proxy call's is known), valid at its block and not paired yet, and settles that
+    /// payment with the transaction. A transfer no Permit2 payment accounts for raises nothing
+    /// here: the Permit2 nonce spent on it is found unpaired by [`Store::reconcile_permit2`].
     async fn pair_permit2(
         &self,
         conn: &mut sqlx::AnyConnection,
         e: &ChainEvent,
         wallet: Address,
         moved: (Address, Address, U256),
+        nonce: Option<B256>,
     ) -> Result<()> {
         let (block, index) = (db_time(e.block_number), db_time(e.log_index));
         let paired = sqlx::query(
@@ -378,7 +400,11 @@ impl Store {
              ORDER BY d.created_at, d.request_id LIMIT 1",
         )
         .bind(hex(wallet))
-        .bind(format!("{}:%", hex(PERMIT2)))
+        // `LIKE` of a whole key (no wildcard) is equality.
+        .bind(nonce.map_or_else(
+            || format!("{}:%", hex(PERMIT2)),
+            |n| authorization_key(PERMIT2, n),
+        ))
         .bind(hex(token))
         .bind(hex(to))
         .bind(value.to_string())

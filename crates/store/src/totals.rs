@@ -343,9 +343,10 @@ async fn expiring_within(
 }
 
 impl Store {
-    /// Moves the reservations that `select` finds to `status` ("settled" or "released") and
-    /// keeps the running totals exact: a release stops counting the amount, a settlement of a
-    /// released reservation counts it again. `select` is a query returning
+    /// Moves the reservations that `select` finds to `status` ("settled", "released", or
+    /// "reserved" for a settlement a reorganisation dropped) and keeps the running totals
+    /// exact: a release stops counting the amount, a settlement of a released reservation
+    /// counts it again (settled and reserved both count). `select` is a query returning
     /// `id, wallet, token, amount, expires_at, status` of the candidates; each moves only if
     /// its status is still the one read, once the wallets' locks are held (taken in address
     /// order, so two movers never deadlock).

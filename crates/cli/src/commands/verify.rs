@@ -11,7 +11,7 @@ use alloy::providers::ProviderBuilder;
 use anyhow::{Context, bail};
 use chaperone_api::{Client, audit::AnchorView, evidence::EvidenceBundle};
 use chaperone_core::{Address, B256, readable::iso8601};
-use chaperone_sdk::{Disclosure, TrustedLog};
+use chaperone_sdk::{Disclosure, EvidencePolicy, TrustedLog};
 use clap::Args;
 use serde_json::json;
 
@@ -44,6 +44,19 @@ pub(crate) struct VerifyArgs {
     // the environment would conflict with --audit-log/--log-id.
     #[arg(long, conflicts_with_all = ["audit_log", "log_id"])]
     pub(crate) server: Option<String>,
+    /// With --bundle: a key you accept as the policy service's decision signer, besides each
+    /// wallet's on-chain co-signer when the decision's record was anchored (repeatable; for a
+    /// co-signer rotated since, or a wallet not yet deployed).
+    #[arg(
+        long = "decision-signer",
+        value_name = "ADDRESS",
+        requires = "evidence"
+    )]
+    pub(crate) decision_signers: Vec<Address>,
+    /// With --bundle: accept decisions that cannot be checked against their records (listed
+    /// as the server's word) instead of failing the bundle.
+    #[arg(long, requires = "evidence")]
+    pub(crate) allow_unverified: bool,
 }
 
 /// Exit 0 when the record verifies, 2 when it does not.
@@ -55,7 +68,13 @@ pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCod
         audit_log,
         log_id,
         server,
+        decision_signers,
+        allow_unverified,
     } = args;
+    let policy = EvidencePolicy {
+        decision_signers,
+        allow_unverified,
+    };
     let url = rpc_url
         .parse()
         .with_context(|| format!("--rpc-url {} is not a URL", redact_url(&rpc_url)))?;
@@ -67,7 +86,9 @@ pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCod
         _ => bail!("name the log you trust: --audit-log and --log-id, or --server"),
     };
     let file = match (file, evidence) {
-        (_, Some(evidence)) => return verify_evidence(&evidence, &provider, &trusted, out).await,
+        (_, Some(evidence)) => {
+            return verify_evidence(&evidence, &provider, &trusted, &policy, out).await;
+        }
         (Some(file), None) => file,
         // clap requires one of the two.
         (None, None) => bail!("name a disclosure file or --bundle FILE"),
@@ -163,12 +184,13 @@ async fn verify_evidence<P: alloy::providers::Provider>(
     file: &std::path::Path,
     provider: &P,
     trusted: &TrustedLog,
+    policy: &EvidencePolicy,
     out: Output,
 ) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let checked = match serde_json::from_str::<EvidenceBundle>(&text) {
-        Ok(bundle) => chaperone_sdk::verify_evidence(&bundle, provider, trusted)
+        Ok(bundle) => chaperone_sdk::verify_evidence(&bundle, provider, trusted, policy)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(format!("{} is not an evidence bundle: {e}", file.display())),
@@ -199,6 +221,12 @@ async fn verify_evidence<P: alloy::providers::Provider>(
                     .map(ToString::to_string)
                     .collect();
                 text += &format!(" (signed by {})", signers.join(", "));
+            }
+            for id in &verified.approvers_unchecked {
+                text += &format!(
+                    "\nDecision {id}: its approvers and comment are the server's word (no \
+                     decision record commits to them)"
+                );
             }
             for u in &verified.unverified_decisions {
                 text += &format!(

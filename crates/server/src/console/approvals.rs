@@ -204,6 +204,15 @@ async fn inbox(
                                 @if !approved.is_empty() {
                                     " (" @for (i, vote) in approved.iter().enumerate() {
                                         @if i > 0 { ", " } span.approver { (vote.approver) }
+                                        // Who stands behind each voter (red team rt29 F8).
+                                        small.issuer {
+                                            " (token issued by "
+                                            @match &vote.issued_by {
+                                                Some(admin) => span.approver { (admin) },
+                                                None => "the configuration",
+                                            }
+                                            ")"
+                                        }
                                     } ")"
                                 }
                                 "; " (required as usize - approved.len().min(required as usize)) " more needed"

@@ -10,6 +10,8 @@ mod evidence;
 mod log_migration;
 mod people;
 mod reconcile;
+mod reconcile_permit2;
+mod reconcile_reorg;
 mod sessions;
 mod token_migration;
 mod tool_approvals;

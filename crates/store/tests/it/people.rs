@@ -401,3 +401,65 @@ async fn lists_longer_than_the_bind_limits_are_read() {
         assert!(details.contains_key(&id));
     }
 }
+
+/// Red team (rt29 F8): an admin can mint approver tokens for made-up people before a request
+/// waits, and they satisfy its quorum (each a logged `token.create`, but nowhere near the
+/// votes). Each vote names the admin who issued the token it was cast with, so the approvals
+/// page shows who stands behind a quorum; a token of the configuration names none.
+#[tokio::test]
+async fn each_vote_names_the_admin_who_issued_its_token() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let admin = Actor::new("ops", "admin");
+        for (i, name) in ["mallory", "trent"].into_iter().enumerate() {
+            store
+                .issue_api_token(
+                    B256::repeat_byte(0xe0 + i as u8),
+                    name,
+                    "approver",
+                    &admin,
+                    NOW - 10,
+                )
+                .await
+                .unwrap();
+        }
+        // The puppets make one request's quorum, two people of the configuration another's.
+        let mut issuers = Vec::new();
+        for (nonce, voters) in [(0, ["mallory", "trent"]), (1, ["alice", "bob"])] {
+            let (id, req) = request(vec![pay(3_000_000)], nonce, NOW);
+            assert_eq!(
+                decide(&store, id, &req).await.outcome,
+                Outcome::PendingApproval
+            );
+            for (i, name) in voters.into_iter().enumerate() {
+                store
+                    .cast_vote(
+                        id,
+                        true,
+                        &Actor::new(name, "approver"),
+                        None,
+                        NOW + 1 + i as u64,
+                    )
+                    .await
+                    .unwrap();
+            }
+            let votes = store.votes(&[id]).await.unwrap();
+            issuers.extend(
+                votes[&id]
+                    .1
+                    .iter()
+                    .map(|v| (v.approver.clone(), v.issued_by.clone())),
+            );
+        }
+        let ops = Some("ops".to_owned());
+        assert_eq!(
+            issuers,
+            [
+                ("mallory".to_owned(), ops.clone()),
+                ("trent".to_owned(), ops),
+                ("alice".to_owned(), None),
+                ("bob".to_owned(), None),
+            ]
+        );
+    }
+}

@@ -1,12 +1,12 @@
 //! Reconciliation in the store, on SQLite and PostgreSQL: an outflow (`Executed`,
 //! `AuthorizationUsed`, a Permit2 nonce used) with no approved decision of exactly what moved is
-//! stored once as an unauthorized spend, however often the indexer runs over it; a
-//! reorganisation forgets it with its block, but not its acknowledgement; an admin acknowledges
-//! it once. Attacker B reusing an approved nonce for another payment is caught (the red-team
-//! review of issue 29, H1 and H2).
+//! stored once as an unauthorized spend, however often the indexer runs over it; an admin
+//! acknowledges it once. Attacker B reusing an approved nonce for another payment is caught (the
+//! red-team review of issue 29, H1 and H2). Permit2's own cases are in `reconcile_permit2`,
+//! reorganisations in `reconcile_reorg`; the helpers here serve all three.
 
 use chaperone_core::{
-    Address, B256, PERMIT2, U256,
+    Address, B256, PERMIT2, U256, X402_PERMIT2_PROXY,
     policy::{Outcome, PolicyRequest, evaluate},
 };
 use chaperone_store::{
@@ -20,7 +20,7 @@ use crate::{
     stores,
 };
 
-fn event(
+pub(crate) fn event(
     block: u64,
     index: u64,
     contract: Address,
@@ -39,15 +39,25 @@ fn event(
     }
 }
 
+/// The x402 Permit2 proxy's `Settled()` (it names no nonce; the indexer adds the proxy call's
+/// when it can read it): the transfer right before it is a Permit2 payment.
+pub(crate) fn proxy_settled(block: u64, index: u64) -> ChainEvent {
+    event(block, index, X402_PERMIT2_PROXY, "Settled", json!({}))
+}
+
 /// `event`, in transaction `tx` (the events of one transaction share it).
-fn in_tx(tx: u8, e: ChainEvent) -> ChainEvent {
+pub(crate) fn in_tx(tx: u8, e: ChainEvent) -> ChainEvent {
     ChainEvent {
         tx_hash: B256::repeat_byte(tx),
         ..e
     }
 }
 
-async fn index(store: &Store, block: u64, events: &[ChainEvent]) -> Vec<(String, String, String)> {
+pub(crate) async fn index(
+    store: &Store,
+    block: u64,
+    events: &[ChainEvent],
+) -> Vec<(String, String, String)> {
     store
         .index_blocks(
             &[(block, B256::repeat_byte(block as u8))],
@@ -61,12 +71,12 @@ async fn index(store: &Store, block: u64, events: &[ChainEvent]) -> Vec<(String,
         .collect()
 }
 
-fn spend(kind: &str, nonce: impl ToString, reason: &str) -> (String, String, String) {
+pub(crate) fn spend(kind: &str, nonce: impl ToString, reason: &str) -> (String, String, String) {
     (kind.into(), nonce.to_string(), reason.into())
 }
 
 /// The owner gave `token()` an authorization budget (EIP-3009 and Permit2).
-fn budget(block: u64, index: u64) -> ChainEvent {
+pub(crate) fn budget(block: u64, index: u64) -> ChainEvent {
     event(
         block,
         index,
@@ -79,7 +89,7 @@ fn budget(block: u64, index: u64) -> ChainEvent {
 /// An approved x402 authorization (its key: the token or Permit2, and the nonce) paying `value`
 /// of `token()` to `to`, usable from NOW to NOW + 60. (The engine decides it as an execute of
 /// the same amount: the store records what the server tells it the authorization pays.)
-async fn approve_authorization(
+pub(crate) async fn approve_authorization(
     store: &Store,
     n: u64,
     key: (Address, B256),
@@ -124,7 +134,7 @@ async fn approve_authorization(
 }
 
 /// The ledger state of each request.
-async fn states(store: &Store) -> Vec<(B256, PaymentState, Option<B256>)> {
+pub(crate) async fn states(store: &Store) -> Vec<(B256, PaymentState, Option<B256>)> {
     let all = PaymentFilter {
         limit: 100,
         ..Default::default()
@@ -336,16 +346,19 @@ async fn an_approved_authorization_nonce_pays_only_its_approved_transfer() {
             // Nonce 3 as approved.
             in_tx(3, in_block(5, token(), "AuthorizationUsed", used(3))),
             in_tx(3, in_block(6, token(), "Transfer", transfer(merchant, 30))),
-            // Permit2 pulls (no event of the wallet's): the approved 20 to the merchant, and
-            // 80 to the thief under nonce 5 (approved for 25 to the merchant).
+            // Permit2 pulls through the x402 proxy (no event of the wallet's; the proxy's
+            // `Settled` right after each): the approved 20 to the merchant, and 80 to the
+            // thief under nonce 5 (approved for 25 to the merchant).
             in_tx(4, in_block(7, token(), "Transfer", transfer(merchant, 20))),
-            in_tx(5, in_block(8, token(), "Transfer", transfer(thief, 80))),
+            in_tx(4, proxy_settled(20, 8)),
+            in_tx(5, in_block(9, token(), "Transfer", transfer(thief, 80))),
+            in_tx(5, proxy_settled(20, 10)),
             // Nonce 6 as approved, then nonce 7 paying the thief: the transfer before nonce 7's
             // AuthorizationUsed is nonce 6's, not its (the token emits its transfer after it).
-            in_tx(6, in_block(9, token(), "AuthorizationUsed", used(6))),
-            in_tx(6, in_block(10, token(), "Transfer", transfer(merchant, 30))),
-            in_tx(6, in_block(11, token(), "AuthorizationUsed", used(7))),
-            in_tx(6, in_block(12, token(), "Transfer", transfer(thief, 90))),
+            in_tx(6, in_block(11, token(), "AuthorizationUsed", used(6))),
+            in_tx(6, in_block(12, token(), "Transfer", transfer(merchant, 30))),
+            in_tx(6, in_block(13, token(), "AuthorizationUsed", used(7))),
+            in_tx(6, in_block(14, token(), "Transfer", transfer(thief, 90))),
         ];
         let found = index(&store, 20, &events).await;
         assert_eq!(
@@ -397,220 +410,5 @@ async fn an_approved_authorization_nonce_pays_only_its_approved_transfer() {
             assert_eq!(state_of(id).1, PaymentState::Expired, "{id}");
         }
         assert_ne!(state_of(reused).2, Some(B256::repeat_byte(5)));
-    }
-}
-
-/// L3: a reorganisation forgets the spends above the fork point; when the new branch mines the
-/// same transaction again, an acknowledged spend comes back acknowledged (no second alert), and
-/// another transaction spending the same nonce is a new alert.
-#[tokio::test]
-async fn an_acknowledgement_outlives_a_reorganisation() {
-    for store in stores().await {
-        registered(&store, 1_000).await;
-        let executed = |nonce: u64| json!({ "nonce": nonce.to_string(), "digest": B256::repeat_byte(nonce as u8) });
-        let stolen = [
-            in_tx(0xa1, event(10, 0, wallet(), "Executed", executed(1))),
-            in_tx(0xa2, event(10, 1, wallet(), "Executed", executed(2))),
-        ];
-        assert_eq!(index(&store, 10, &stolen).await.len(), 2);
-        let permit2 = store
-            .reconcile_permit2(wallet(), &[B256::repeat_byte(4)], 10, NOW + 100)
-            .await
-            .unwrap();
-        assert_eq!(permit2.len(), 1);
-        for s in store.unauthorized_spends(true, 10).await.unwrap() {
-            store
-                .acknowledge_unauthorized_spend(s.id, "ops", NOW + 200)
-                .await
-                .unwrap();
-        }
-        assert_eq!(store.open_unauthorized_spends().await.unwrap(), 0);
-
-        // The fork point is block 9; the new branch mines the first transaction again (in
-        // block 11), the second nonce in another transaction, and Permit2 shows nonce 4 used
-        // (at block 12).
-        store.rewind_index(9).await.unwrap();
-        assert_eq!(store.unauthorized_spends(false, 10).await.unwrap(), []);
-        let new_branch = [
-            in_tx(0xa1, event(11, 0, wallet(), "Executed", executed(1))),
-            in_tx(0xb2, event(11, 1, wallet(), "Executed", executed(2))),
-        ];
-        assert_eq!(
-            index(&store, 11, &new_branch).await,
-            [spend("execute", 2, "no_decision")],
-            "only the other transaction alerts"
-        );
-        assert!(
-            store
-                .reconcile_permit2(wallet(), &[B256::repeat_byte(4)], 12, NOW + 100)
-                .await
-                .unwrap()
-                .is_empty(),
-            "the same Permit2 nonce, acknowledged"
-        );
-        let all = store.unauthorized_spends(false, 10).await.unwrap();
-        let acknowledged: Vec<(&str, Option<&str>)> = all
-            .iter()
-            .map(|s| {
-                (
-                    s.nonce.as_str(),
-                    s.acknowledged.as_ref().map(|(by, _)| by.as_str()),
-                )
-            })
-            .collect();
-        let permit2_nonce = B256::repeat_byte(4).to_string();
-        assert_eq!(
-            acknowledged,
-            [
-                (permit2_nonce.as_str(), Some("ops")),
-                ("2", None),
-                ("1", Some("ops")),
-            ]
-        );
-        assert_eq!(store.open_unauthorized_spends().await.unwrap(), 1);
-    }
-}
-
-/// Red team (rt29): the indexer settles an approved Permit2 payment as soon as Permit2's bitmap
-/// shows its nonce used (`settle_used_permit2` → `settle_authorization_seen`), whatever the nonce
-/// paid. Attacker B spending the approved nonce on a payment to itself leaves the ledger saying
-/// the approved payment settled, though it never happened (the module says it is released).
-#[tokio::test]
-#[ignore = "red-team finding: Permit2 bitmap settles an approval whose nonce paid something else"]
-async fn a_permit2_nonce_spent_on_another_payment_does_not_settle_its_approval() {
-    for store in stores().await {
-        registered(&store, 10_000).await;
-        let (merchant, thief) = (Address::repeat_byte(0x42), Address::repeat_byte(0x66));
-        let nonce = B256::repeat_byte(5);
-        let reused = approve_authorization(&store, 5, (PERMIT2, nonce), merchant, 25).await;
-        let transfer = json!({ "from": wallet(), "to": thief, "value": "80" });
-        let events = [
-            budget(20, 0),
-            in_tx(5, event(20, 1, token(), "Transfer", transfer)),
-        ];
-        index(&store, 20, &events).await;
-        // What the indexer does next in the same pass: the bitmap shows the nonce used.
-        store
-            .settle_authorization_seen(
-                wallet(),
-                PERMIT2,
-                nonce,
-                Some(chaperone_store::Settlement {
-                    tx: None,
-                    block: 20,
-                    time: Some(NOW + 20),
-                }),
-            )
-            .await
-            .unwrap();
-        let alerts = store
-            .reconcile_permit2(wallet(), &[nonce], 20, NOW + 100)
-            .await
-            .unwrap();
-        assert_eq!(alerts.len(), 1, "the reuse is alerted");
-        let ledger = states(&store).await;
-        let state = ledger.iter().find(|(r, ..)| *r == reused).unwrap().1;
-        assert_ne!(
-            state,
-            PaymentState::Settled,
-            "the ledger settled an approved payment that never happened"
-        );
-    }
-}
-
-/// Red team (rt29): a Permit2 approval is "paired" with any transfer from the wallet of the
-/// same token, recipient and amount outside the wallet's executions and authorizations, e.g.
-/// one pulled through an allowance a past approved `approve` gave (a subscription the merchant
-/// collects). Attacker B spends the approved Permit2 nonce on a payment to itself; the
-/// merchant's own pull of the same amount pairs with the approval and the reuse is never
-/// alerted. Permit2 emits the nonce's use nowhere; matching by amount alone is not enough.
-#[tokio::test]
-#[ignore = "red-team finding: an allowance pull of the same amount hides a reused Permit2 nonce"]
-async fn an_allowance_pull_does_not_pair_with_a_permit2_approval() {
-    for store in stores().await {
-        registered(&store, 10_000).await;
-        let (merchant, thief) = (Address::repeat_byte(0x42), Address::repeat_byte(0x66));
-        let nonce = B256::repeat_byte(5);
-        approve_authorization(&store, 5, (PERMIT2, nonce), merchant, 25).await;
-        let transfer =
-            |to: Address, value: &str| json!({ "from": wallet(), "to": to, "value": value });
-        let events = [
-            budget(20, 0),
-            // Permit2 pulls 80 to the thief under the approved nonce.
-            in_tx(5, event(20, 1, token(), "Transfer", transfer(thief, "80"))),
-            // The merchant collects 25 through its allowance (transferFrom, no wallet event).
-            in_tx(
-                9,
-                event(20, 2, token(), "Transfer", transfer(merchant, "25")),
-            ),
-        ];
-        index(&store, 20, &events).await;
-        let alerts = store
-            .reconcile_permit2(wallet(), &[nonce], 20, NOW + 100)
-            .await
-            .unwrap();
-        assert_eq!(
-            alerts.len(),
-            1,
-            "the reused Permit2 nonce escaped the alert"
-        );
-    }
-}
-
-/// Red team (rt29): the indexer reads Permit2's bitmap only for the slots of the latest budget
-/// (`permit2_budgets`). Attacker B uses Permit2 slots 0..5 (none approved), then the owner
-/// lowers the budget to 0 Permit2 slots (or removes the backstop) before the indexer's next
-/// bitmap read: the nonces already used are never looked at, and the spend raises no alert.
-/// The slots to check must be the most any budget allowed (fixed: `permit2_budgets`).
-#[tokio::test]
-async fn a_lowered_permit2_budget_still_checks_the_slots_used_before() {
-    for store in stores().await {
-        registered(&store, 10_000).await;
-        let lowered = event(
-            21,
-            0,
-            wallet(),
-            "AuthorizationBudgetSet",
-            json!({ "token": token(), "max_value": "1000", "slots": 5, "permit2_slots": 0 }),
-        );
-        index(&store, 20, &[budget(20, 0)]).await;
-        store
-            .index_blocks(&[(21, B256::repeat_byte(21))], &[lowered], Some(NOW + 100))
-            .await
-            .unwrap();
-        let budgets = store.permit2_budgets().await.unwrap();
-        assert!(
-            budgets
-                .iter()
-                .any(|&(w, t, slots)| w == wallet() && t == token() && slots >= 5),
-            "the indexer no longer checks the 5 Permit2 slots usable earlier this period: {budgets:?}"
-        );
-    }
-}
-
-/// Red team (rt29): a reorganisation forgets the events, blocks, anchors, unauthorized spends
-/// and Permit2 pairings above the fork, but not the settlements they made: the ledger keeps
-/// the approved payment settled in a transaction that is no longer on chain. On the new branch
-/// attacker B can spend the same nonce on other calls (an alert), yet the ledger still says the
-/// approved payment settled.
-#[tokio::test]
-#[ignore = "red-team finding: a reorganisation leaves dropped settlements in the ledger"]
-async fn a_reorganisation_forgets_the_settlements_of_dropped_blocks() {
-    for store in stores().await {
-        registered(&store, 1_000).await;
-        let (id, req) = request(vec![pay(10)], 0, NOW);
-        decide_at(&store, id, &req, NOW, NOW + 60, None).await;
-        let executed = json!({ "nonce": "0", "digest": id });
-        index(&store, 10, &[event(10, 0, wallet(), "Executed", executed)]).await;
-        let settled = states(&store).await;
-        assert_eq!(settled[0].1, PaymentState::Settled);
-        // Block 10 is replaced: its transaction is gone.
-        store.rewind_index(9).await.unwrap();
-        let after = states(&store).await;
-        assert_ne!(
-            after[0],
-            (id, PaymentState::Settled, Some(B256::repeat_byte(0))),
-            "the ledger still names a settlement in a dropped block"
-        );
     }
 }

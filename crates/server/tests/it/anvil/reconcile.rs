@@ -410,7 +410,9 @@ async fn attacker_b_reusing_an_approved_authorization_nonce_is_alerted() {
     // EIP-3009 approvals whose nonce paid something else never happened. The reused Permit2
     // nonce keeps its approval's spend counted (settled from Permit2's bitmap, where no
     // transfer names it): an agent must not be able to free window budget by routing a
-    // payment where its transfer cannot be paired.
+    // payment where its transfer cannot be paired. The ledger shows it misused, not settled
+    // (red team rt29 F3); the honest Permit2 payment pairs with the transfer the x402 proxy
+    // made (its `Settled` read from the transaction's receipt, F5).
     let rows = w.ledger().await;
     let ledger: Vec<(U256, PaymentState, bool)> = rows
         .iter()
@@ -419,14 +421,14 @@ async fn attacker_b_reusing_an_approved_authorization_nonce_is_alerted() {
             (r.amount, r.state, tx)
         })
         .collect();
-    use PaymentState::{Expired, Reserved, Settled};
+    use PaymentState::{Expired, Misused, Reserved, Settled};
     assert_eq!(
         ledger,
         [
             (U256::from(10), Expired, false),
             (U256::from(7), Settled, true),
             (U256::from(5), Settled, true),
-            (U256::from(20), Settled, false),
+            (U256::from(20), Misused, false),
             (U256::from(30), Reserved, false),
         ],
         "newest first: {rows:?}"

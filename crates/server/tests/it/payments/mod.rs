@@ -404,8 +404,11 @@ async fn status_follows_the_chain_with_the_settling_transaction_and_block_time()
         assert_eq!(native["settled_at"], NOW + 20);
         assert_eq!(native["settled_at_iso"], "2025-06-15T15:07:00Z");
         assert_eq!(row(p.eip3009)["settlement_tx"], json!(tx(0xe2)));
+        // Permit2's bitmap shows its nonce used, but no transfer the x402 proxy made of the
+        // approved 400 to MERCHANT pairs with it: the nonce paid something else (red team
+        // rt29 F3). Not settled: misused, where the chain showed the nonce used.
         let permit2 = row(p.permit2);
-        assert_eq!(permit2["status"], "settled");
+        assert_eq!(permit2["status"], "misused");
         assert_eq!(
             permit2["settlement_tx"],
             Value::Null,
@@ -417,7 +420,8 @@ async fn status_follows_the_chain_with_the_settling_transaction_and_block_time()
         assert_eq!(row(p.approved)["settlement_tx"], Value::Null);
 
         for (status, expected) in [
-            ("settled", vec![p.permit2, p.eip3009, p.native]),
+            ("settled", vec![p.eip3009, p.native]),
+            ("misused", vec![p.permit2]),
             ("released", vec![p.erc20]),
             ("expired", vec![p.approved]),
             ("reserved", vec![]),

@@ -9,7 +9,8 @@
 //! ([`Store::index_blocks`]): an `Executed` settles the decision its digest names, an
 //! `AuthorizationUsed` the one whose transfer it made (even a reservation already released), an
 //! x402 Permit2 payment settles when Permit2's nonce bitmap shows its nonce used (Permit2 emits
-//! no event; the ledger then names the transfer paired with it), and a reservation is released only once a confirmed
+//! no event; the ledger then names the transfer the x402 proxy made that paired with it, and
+//! shows it `misused` while none did), and a reservation is released only once a confirmed
 //! block mined after its `validUntil` has been indexed. Releasing by wall-clock time could uncount a real
 //! spend: the execution may sit in a block the RPC has not returned yet.
 //!
@@ -34,14 +35,16 @@ use alloy::{
     rpc::types::{Filter, Log},
     sol_types::{SolEvent, SolEventInterface},
 };
-use chaperone_chain::{AgentWallet, AuditLog, TestToken};
-use chaperone_store::{ChainEvent, Settlement, Store};
+use chaperone_chain::{AgentWallet, AuditLog, TestToken, X402ExactPermit2Proxy};
+use chaperone_store::{ChainEvent, Store};
 
 use crate::Notifier;
 use serde_json::json;
 use std::sync::Arc;
 
 /// The wallet events of the implementation before `Executed` named its digest.
+mod permit2;
+
 mod legacy {
     alloy::sol! {
         /// An execution, by nonce only: what ran cannot be matched with a decision.
@@ -222,7 +225,10 @@ impl Indexer {
                     .topic1(senders)
                     .from_block(from)
                     .to_block(to);
-                logs.extend(self.provider.get_logs(&filter).await?);
+                let transfers = self.provider.get_logs(&filter).await?;
+                let proxy = self.x402_proxy_settlements(&transfers).await?;
+                logs.extend(transfers);
+                logs.extend(proxy);
             }
         }
         // A reorganisation between the reads would mix branches: try again next pass.
@@ -236,9 +242,15 @@ impl Indexer {
             let (Some(block_number), Some(block_hash)) = (log.block_number, log.block_hash) else {
                 continue;
             };
-            let Some((event, fields)) = self.decode(log) else {
+            let Some((event, mut fields)) = self.decode(log) else {
                 continue;
             };
+            if log.address() == chaperone_core::X402_PERMIT2_PROXY
+                && let Some(tx) = log.transaction_hash
+                && let Some(nonce) = self.proxy_call_nonce(tx).await?
+            {
+                fields["nonce"] = json!(nonce);
+            }
             if block_number != to {
                 blocks.push((block_number, block_hash));
             }
@@ -300,103 +312,14 @@ impl Indexer {
         Ok(report)
     }
 
-    /// Reconciles the wallets' Permit2 payments, which emit no event: every Permit2 nonce a
-    /// wallet's EIP-1271 can honour (its Permit2 slots, in the current and the previous
-    /// backstop period of each token with a Permit2 budget, as the wallet computes them at
-    /// block `to`) that Permit2's bitmap shows used is matched with an approved decision whose
-    /// transfer was paired (in `index_blocks`, which ran up to `to` first) with a token
-    /// `Transfer` from the wallet. Nonces outside those slots cannot pay (the wallet refuses to
-    /// sign them).
-    async fn reconcile_permit2(
-        &self,
-        to: u64,
-        to_time: u64,
-    ) -> anyhow::Result<Vec<chaperone_store::UnauthorizedSpend>> {
-        use alloy::primitives::U256;
-        let permit2 = chaperone_chain::Permit2::new(chaperone_core::PERMIT2, &self.provider);
-        let mut found = Vec::new();
-        for (wallet, token, slots) in self.store.permit2_budgets().await? {
-            let first = match AgentWallet::new(wallet, &self.provider)
-                .authorizationNonce(token, 0)
-                .block(to.into())
-                .call()
-                .await
-            {
-                Ok(nonce) => nonce,
-                // The token has no backstop period now: the wallet honours no authorization
-                // of it, so none can pay. (An RPC failure fails the pass, retried.)
-                Err(e) if e.as_revert_data().is_some() => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let first = U256::from_be_bytes(first.0) | U256::from(chaperone_core::PERMIT2_SLOTS);
-            let mut used = Vec::new();
-            let previous = first.checked_sub(U256::from(1) << 192usize);
-            for base in std::iter::once(first).chain(previous) {
-                let mut word = None;
-                for slot in 0..u64::from(slots) {
-                    let nonce = base + U256::from(slot);
-                    if word.as_ref().is_none_or(|(w, _)| *w != nonce >> 8usize) {
-                        let bits = permit2
-                            .nonceBitmap(wallet, nonce >> 8usize)
-                            .block(to.into())
-                            .call()
-                            .await?;
-                        word = Some((nonce >> 8usize, bits));
-                    }
-                    let bits = word.as_ref().map_or(U256::ZERO, |(_, b)| *b);
-                    if bits.bit((nonce & U256::from(0xff)).to::<usize>()) {
-                        used.push(B256::from(nonce));
-                    }
-                }
-            }
-            if !used.is_empty() {
-                found.extend(
-                    self.store
-                        .reconcile_permit2(wallet, &used, to, to_time)
-                        .await?,
-                );
-            }
-        }
-        Ok(found)
-    }
-
-    /// Settles the reserved x402 Permit2 payments whose nonce Permit2's bitmap shows used at
-    /// block `to`. Permit2 emits no event for it, and the release that follows (in
-    /// `index_blocks`) must never uncount a payment that was made: what is still unused at a
-    /// confirmed block past its deadline never will be. Settling is idempotent, so a crash
-    /// between this and `index_blocks` loses nothing.
-    /// The ledger records block `to` (and its time) as where it was first seen used: Permit2
-    /// names no transaction.
-    async fn settle_used_permit2(&self, to: u64, to_time: u64) -> anyhow::Result<()> {
-        let reserved = self.store.reserved_permit2().await?;
-        if reserved.is_empty() {
-            return Ok(());
-        }
-        let permit2 = chaperone_chain::Permit2::new(chaperone_core::PERMIT2, &self.provider);
-        for (wallet, nonce) in reserved {
-            let n = alloy::primitives::U256::from_be_bytes(nonce.0);
-            let bits = permit2
-                .nonceBitmap(wallet, n >> 8usize)
-                .block(to.into())
-                .call()
-                .await?;
-            if bits.bit((n & alloy::primitives::U256::from(0xff)).to::<usize>()) {
-                let seen = Settlement {
-                    tx: None,
-                    block: to,
-                    time: Some(to_time),
-                };
-                self.store
-                    .settle_authorization_seen(wallet, chaperone_core::PERMIT2, nonce, Some(seen))
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
     /// The event's name and fields, for this log's `AuditLog` events, any wallet event,
     /// EIP-3009 `AuthorizationUsed` and ERC-20 `Transfer`.
     fn decode(&self, log: &Log) -> Option<(String, serde_json::Value)> {
+        if log.address() == chaperone_core::X402_PERMIT2_PROXY
+            && log.topic0() == Some(&X402ExactPermit2Proxy::Settled::SIGNATURE_HASH)
+        {
+            return Some(("Settled".into(), json!({})));
+        }
         if log.topic0() == Some(&TestToken::Transfer::SIGNATURE_HASH) {
             let e = TestToken::Transfer::decode_log(&log.inner).ok()?.data;
             return Some((

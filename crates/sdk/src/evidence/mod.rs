@@ -6,31 +6,38 @@
 //! leaf data and its inclusion proof checked against the checkpoint of its size.
 //!
 //! An empty bundle proves nothing, so it is refused. A decision's fields are the server's word
-//! until checked against the decision's own record: its opening must open the record's input
-//! and output commitments, and the request and decision it opens to must be what the bundle
-//! says (request id, wallet, time, outcome, reasons, policy version and hash, co-signature).
-//! A decision that cannot be checked (its record not in the bundle, no opening) is reported
-//! as unverified; one that contradicts its record makes the bundle invalid.
+//! until checked against the decision's own record (`decisions.rs`): signed by the wallet's
+//! co-signer on chain when it was anchored (or a key the auditor names), opening to the request
+//! and decision the bundle shows. A contradiction makes the bundle invalid; a decision that
+//! cannot be checked fails it too, unless the auditor accepts unverified decisions
+//! ([`EvidencePolicy`]).
+
+mod decisions;
 
 use std::collections::HashMap;
 
 use alloy::providers::Provider;
-use chaperone_api::{
-    CosignRequest,
-    compliance::DecisionView,
-    evidence::{
-        DECISION_RECORD_MODEL, DecisionOpening, DecisionRecordContent, EVIDENCE_VERSION,
-        EvidenceBundle,
-    },
-};
-use chaperone_chain::AuditLog;
+use chaperone_api::evidence::{EVIDENCE_VERSION, EvidenceBundle};
+use chaperone_chain::{AgentWallet, AuditLog};
 use chaperone_core::{
-    Address, B256, CheckpointVerifier, Commitment, CommitmentKind, ConsistencyProof, Record,
-    SignedCheckpoint, leaf_hash,
+    Address, B256, CheckpointVerifier, ConsistencyProof, Record, SignedCheckpoint, leaf_hash,
 };
 use serde::Serialize;
 
 use crate::{Error, Result, TrustedLog, disclosure::parse_origin};
+use decisions::{DecisionSigners, check_decisions};
+
+/// What the auditor accepts beyond what the chain shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvidencePolicy {
+    /// Keys the auditor names as the policy service's (`--decision-signer`): a decision
+    /// record they signed is accepted besides those of the wallet's on-chain `cosigner()` at
+    /// the record's anchoring block (a co-signer rotated since, a wallet not deployed yet).
+    pub decision_signers: Vec<Address>,
+    /// Accept decisions that cannot be checked against their records (`--allow-unverified`):
+    /// they are listed as the server's word instead of failing the bundle.
+    pub allow_unverified: bool,
+}
 
 /// The bundle versions this verifier reads: 1 has no decision openings (its decisions are all
 /// unverified).
@@ -63,6 +70,9 @@ pub struct VerifiedEvidence {
     pub unverified_decisions: Vec<UnverifiedDecision>,
     /// The keys that signed the verified decisions' records (the policy service's co-signer).
     pub decision_signers: Vec<Address>,
+    /// Verified decisions that name approvers or a comment: no decision record commits to
+    /// them, so they remain the server's word.
+    pub approvers_unchecked: Vec<B256>,
     /// The smallest and largest checkpoint sizes.
     pub sizes: Option<(u64, u64)>,
     /// The log's operator (from the contract), who signed every checkpoint.
@@ -75,11 +85,13 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::Invalid(message.into())
 }
 
-/// Checks `bundle` against the chain `provider` serves and the log the auditor `trusts`.
+/// Checks `bundle` against the chain `provider` serves and the log the auditor `trusts`,
+/// accepting what `policy` says besides.
 pub async fn verify_evidence<P: Provider>(
     bundle: &EvidenceBundle,
     provider: &P,
     trusted: &TrustedLog,
+    policy: &EvidencePolicy,
 ) -> Result<VerifiedEvidence> {
     let chain_error = |e: alloy::contract::Error| Error::Chain(e.to_string());
     if !READABLE_VERSIONS.contains(&bundle.version) {
@@ -243,7 +255,11 @@ pub async fn verify_evidence<P: Provider>(
             .verify(&r.leaf_hash, &checkpoint.root)
             .map_err(|e| invalid(format!("record {}: {e}", r.index)))?;
     }
-    let decisions = check_decisions(bundle)?;
+    let signers = DecisionSigners {
+        named: policy.decision_signers.clone(),
+        on_chain: cosigners_at_anchoring(bundle, provider, &anchors).await?,
+    };
+    let decisions = check_decisions(bundle, &signers, policy.allow_unverified)?;
     Ok(VerifiedEvidence {
         records: bundle.records.len(),
         checkpoints: bundle.checkpoints.len(),
@@ -252,6 +268,7 @@ pub async fn verify_evidence<P: Provider>(
         decisions_verified: decisions.verified,
         unverified_decisions: decisions.unverified,
         decision_signers: decisions.signers,
+        approvers_unchecked: decisions.approvers_unchecked,
         sizes: bundle
             .checkpoints
             .first()
@@ -262,134 +279,65 @@ pub async fn verify_evidence<P: Provider>(
     })
 }
 
-/// What the decisions' check found.
-struct CheckedDecisions {
-    verified: usize,
-    unverified: Vec<UnverifiedDecision>,
-    signers: Vec<Address>,
-}
-
-/// Checks every decision against its record (already proved included) through its opening.
-fn check_decisions(bundle: &EvidenceBundle) -> Result<CheckedDecisions> {
-    let records: HashMap<B256, Record> = bundle
+/// Each decision's wallet's `cosigner()` at the anchoring block of the first checkpoint that
+/// holds its record, by (wallet, record leaf): who may have signed that decision record. A
+/// wallet with no code there (not deployed yet) has none; an RPC failure fails the check.
+async fn cosigners_at_anchoring<P: Provider>(
+    bundle: &EvidenceBundle,
+    provider: &P,
+    anchors: &[(u64, u64)],
+) -> Result<HashMap<(Address, B256), Address>> {
+    let block_of: HashMap<u64, u64> = anchors.iter().copied().collect();
+    let size_of: HashMap<B256, u64> = bundle
         .records
         .iter()
-        .filter_map(|r| Some((r.leaf_hash, Record::decode(&r.leaf_data).ok()?)))
+        .map(|r| (r.leaf_hash, r.inclusion.size))
         .collect();
-    let openings: HashMap<B256, &DecisionOpening> = bundle
-        .decision_openings
-        .iter()
-        .map(|o| (o.request_id, o))
-        .collect();
-    let mut checked = CheckedDecisions {
-        verified: 0,
-        unverified: Vec::new(),
-        signers: Vec::new(),
-    };
+    let mut read: HashMap<(Address, u64), Option<Address>> = HashMap::new();
+    let mut out = HashMap::new();
     for d in &bundle.decisions {
-        let unverified = |reason: &str| UnverifiedDecision {
-            request_id: d.request_id,
-            reason: reason.to_owned(),
-        };
-        let Some(leaf) = d.logged_leaf else {
-            checked
-                .unverified
-                .push(unverified("not yet logged when the bundle was made"));
+        let Some(leaf) = d.logged_leaf else { continue };
+        let Some(block) = size_of.get(&leaf).and_then(|size| block_of.get(size)) else {
             continue;
         };
-        let Some(record) = records.get(&leaf) else {
-            checked.unverified.push(unverified(
-                "its record is not in the bundle (not yet anchored)",
-            ));
-            continue;
+        let key = (d.wallet, *block);
+        let cosigner = match read.get(&key) {
+            Some(cosigner) => *cosigner,
+            None => {
+                let cosigner = cosigner_at(provider, d.wallet, *block).await?;
+                read.insert(key, cosigner);
+                cosigner
+            }
         };
-        let Some(opening) = openings.get(&d.request_id) else {
-            checked
-                .unverified
-                .push(unverified("the bundle carries no opening of its record"));
-            continue;
-        };
-        check_decision(d, record, opening)?;
-        checked.verified += 1;
-        if !checked.signers.contains(&record.agent) {
-            checked.signers.push(record.agent);
+        if let Some(cosigner) = cosigner {
+            out.insert((d.wallet, leaf), cosigner);
         }
     }
-    Ok(checked)
+    Ok(out)
 }
 
-/// Fails unless `opening` opens `record` (a decision record) and says what `d` says.
-fn check_decision(d: &DecisionView, record: &Record, opening: &DecisionOpening) -> Result<()> {
-    let id = d.request_id;
-    let wrong = |what: &str| invalid(format!("decision {id}: {what}"));
-    if opening.leaf_hash != record.leaf_hash().map_err(|e| wrong(&e.to_string()))? {
-        return Err(wrong("its opening is of another record"));
+/// `wallet`'s `cosigner()` at `block`; none when it has no code there (not deployed yet).
+async fn cosigner_at<P: Provider>(
+    provider: &P,
+    wallet: Address,
+    block: u64,
+) -> Result<Option<Address>> {
+    let chain_error = |e: String| Error::Chain(e);
+    let code = provider
+        .get_code_at(wallet)
+        .block_id(block.into())
+        .await
+        .map_err(|e| chain_error(e.to_string()))?;
+    if code.is_empty() {
+        return Ok(None);
     }
-    if record.model != DECISION_RECORD_MODEL {
-        return Err(wrong(&format!(
-            "its record is a `{}` record, not a decision's",
-            record.model
-        )));
-    }
-    let opens = |kind, salt, content: &str, commitment: Commitment| {
-        Commitment::compute(kind, salt, content.as_bytes()) == commitment
-    };
-    if !opens(
-        CommitmentKind::Input,
-        &opening.input_salt,
-        &opening.request,
-        record.input,
-    ) {
-        return Err(wrong(
-            "its request does not open its record's input commitment",
-        ));
-    }
-    if !opens(
-        CommitmentKind::Output,
-        &opening.output_salt,
-        &opening.decision,
-        record.output,
-    ) {
-        return Err(wrong(
-            "its decision does not open its record's output commitment",
-        ));
-    }
-    let request: CosignRequest = serde_json::from_str(&opening.request)
-        .map_err(|e| wrong(&format!("its recorded request does not parse: {e}")))?;
-    let content: DecisionRecordContent = serde_json::from_str(&opening.decision)
-        .map_err(|e| wrong(&format!("its recorded decision does not parse: {e}")))?;
-    let recorded_id = request.payment.digest(request.chain_id, request.wallet);
-    let checks = [
-        (
-            recorded_id == id,
-            "its request id is not its recorded request's digest",
-        ),
-        (request.wallet == d.wallet, "its wallet is not its record's"),
-        (
-            record.timestamp_ms == d.created_at.saturating_mul(1000),
-            "its time is not its record's",
-        ),
-        (
-            content.outcome == d.outcome,
-            "its outcome is not its record's",
-        ),
-        (
-            content.reasons == d.reasons,
-            "its reasons are not its record's",
-        ),
-        (
-            content.policy_version == d.policy_version && content.policy_hash == d.policy_hash,
-            "its policy version or hash is not its record's",
-        ),
-        (
-            content.cosigner_signature.is_some() == d.signed,
-            "whether it was co-signed is not what its record says",
-        ),
-    ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, what)) => Err(wrong(what)),
-        None => Ok(()),
-    }
+    AgentWallet::new(wallet, provider)
+        .cosigner()
+        .block(block.into())
+        .call()
+        .await
+        .map(Some)
+        .map_err(|e| chain_error(e.to_string()))
 }
 
 /// The block of `transaction`, which must have succeeded and emitted the trusted
@@ -433,129 +381,6 @@ mod tests {
     use alloy::sol_types::SolEvent;
 
     use super::*;
-
-    use chaperone_api::{Payment, compliance::DecisionView, evidence::EvidenceRecord};
-    use chaperone_core::{Bytes, Call, Execute, InclusionProof, Salt, U256, policy::Outcome};
-
-    /// A bundle holding one decision-model record of `signer` (any key that can log a record:
-    /// an agent's), opened by the bundle, and the decision it "proves".
-    fn bundle_with_decision(signer: Address) -> EvidenceBundle {
-        let wallet = Address::repeat_byte(0x11);
-        let payment = Payment::Execute(Execute {
-            calls: vec![Call {
-                to: Address::repeat_byte(0x22),
-                value: U256::from(1),
-                data: Bytes::new(),
-            }],
-            nonce: U256::ZERO,
-            validUntil: 2_000_000_000,
-        });
-        let request = CosignRequest {
-            chain_id: 1,
-            wallet,
-            payment,
-            agent_signature: Bytes::from(vec![0u8; 65]),
-        };
-        let request_id = request.payment.digest(1, wallet);
-        let request_json = serde_json::to_string(&request).expect("serialises");
-        let content = DecisionRecordContent {
-            outcome: Outcome::Approved,
-            reasons: vec![],
-            policy_version: 1,
-            policy_hash: B256::repeat_byte(0x33),
-            cosigner_signature: Some("0x00".into()),
-        };
-        let decision_json = serde_json::to_string(&content).expect("serialises");
-        let (input_salt, output_salt) = (Salt([1; 32]), Salt([2; 32]));
-        let record = Record {
-            agent: signer,
-            sequence: 0,
-            timestamp_ms: 1_700_000_000_000,
-            model: DECISION_RECORD_MODEL.into(),
-            input: Commitment::compute(CommitmentKind::Input, &input_salt, request_json.as_bytes()),
-            output: Commitment::compute(
-                CommitmentKind::Output,
-                &output_salt,
-                decision_json.as_bytes(),
-            ),
-            metadata: None,
-            previous: B256::ZERO,
-        };
-        let leaf = record.leaf_hash().expect("a valid record");
-        let decision: DecisionView = serde_json::from_value(serde_json::json!({
-            "request_id": request_id, "wallet": wallet, "created_at": 1_700_000_000u64,
-            "created_at_iso": "2023-11-14T22:13:20Z", "outcome": "approved", "reasons": [],
-            "reasons_text": [], "policy_version": 1, "policy_hash": B256::repeat_byte(0x33),
-            "signed": true, "logged_leaf": leaf, "call_leaf_hash": null,
-            "agent": Address::repeat_byte(0x44), "method": "execute",
-            "payments": [], "payments_text": ["1000000 USDC to 0x4444444444444444444444444444444444444444"],
-            "approvers": ["alice", "bob"], "approval_comment": "both of us checked",
-        }))
-        .expect("a decision view");
-        EvidenceBundle {
-            version: EVIDENCE_VERSION,
-            from: 0,
-            to: 2_000_000_000,
-            agents: vec![],
-            wallets: vec![wallet],
-            records: vec![EvidenceRecord {
-                index: 0,
-                leaf_hash: leaf,
-                leaf_data: Bytes::from(record.encode().expect("a valid record")),
-                agent: signer,
-                model: DECISION_RECORD_MODEL.into(),
-                timestamp_ms: record.timestamp_ms,
-                received_ms: record.timestamp_ms,
-                inclusion: InclusionProof {
-                    index: 0,
-                    size: 1,
-                    path: vec![],
-                },
-            }],
-            unanchored_records: 0,
-            checkpoints: vec![],
-            consistency: vec![],
-            decisions: vec![decision],
-            decision_openings: vec![DecisionOpening {
-                request_id,
-                leaf_hash: leaf,
-                request: request_json,
-                input_salt,
-                decision: decision_json,
-                output_salt,
-            }],
-        }
-    }
-
-    /// Red team (rt29): nothing reserves the decision model in the log, so any key that can
-    /// log a record (attacker A's agent key) can log a `chaperone-policy/decision/v1` record of
-    /// its own making; a doctored bundle then "verifies" a fabricated approval against it. The
-    /// verifier lists the signer but never requires it to be the policy service's key.
-    #[test]
-    #[ignore = "red-team finding: a decision record signed by an agent key verifies a fabricated decision"]
-    fn decision_record_of_an_agent_key_does_not_verify() {
-        let agent = Address::repeat_byte(0xaa);
-        let checked = check_decisions(&bundle_with_decision(agent));
-        assert!(
-            checked.is_err() || checked.is_ok_and(|c| c.verified == 0),
-            "a decision record signed by an agent key proved a decision"
-        );
-    }
-
-    /// Red team (rt29): a verified decision's payments, agent, method, approvers and comment
-    /// are not compared with its record: a doctored bundle changes what was paid, to whom and
-    /// who approved, and still counts the decision as verified.
-    #[test]
-    #[ignore = "red-team finding: a verified decision's payments/agent/approvers are not checked"]
-    fn doctored_payments_and_approvers_do_not_verify() {
-        let bundle = bundle_with_decision(Address::repeat_byte(0xcc));
-        // The record opens to one `execute` of 1 wei, by no approver; the view says otherwise.
-        let checked = check_decisions(&bundle);
-        assert!(
-            checked.is_err() || checked.is_ok_and(|c| c.verified == 0),
-            "a decision whose payments and approvers contradict its record verified"
-        );
-    }
 
     #[test]
     fn anchored_event_signature_is_the_contracts() {
