@@ -74,8 +74,8 @@ def test_gateway_passes_every_scenario_the_upstream_passes(
 
 
 # The client scenarios that apply to the gateway as the MCP client of an upstream. The auth/*
-# scenarios do not: the gateway authenticates to an upstream only with the headers its
-# configuration names (no OAuth flow of its own), so they are not run.
+# scenarios do not: the gateway authenticates to no upstream (an upstream is a command or a bare
+# URL in its configuration; no OAuth flow of its own), so they are not run.
 CLIENT_SCENARIOS = ["initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"]
 
 
