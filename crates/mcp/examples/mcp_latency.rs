@@ -166,6 +166,13 @@ async fn measure(calls: usize, rate: u64, samples: usize) {
         times.1.push(g);
         if (i + 1) % (calls / samples.max(1)).max(1) == 0 {
             memory.push((i + 1, rss_kib(gateway_pid)));
+            // As it goes too: a long run stopped early still shows its samples.
+            eprintln!(
+                "{} calls, {:.0} s: gateway RSS {:.1} MiB",
+                i + 1,
+                started.elapsed().as_secs_f64(),
+                memory.last().unwrap().1 as f64 / 1024.0
+            );
         }
     }
     let elapsed = started.elapsed();
