@@ -8,6 +8,9 @@ import type { Wallet, X402Client, X402Payment } from './native'
 export interface FetchWithPaymentOptions {
   /** A bound on each HTTP exchange, in ms (default 300,000). */
   timeoutMs?: number
+  /** The most bytes of an answer's body read (default 10 MiB); past it the request rejects
+   * with `PaymentUnanswered` carrying the payment made (`Unreachable` when none was). */
+  maxBodyBytes?: number
 }
 
 /** A `fetch` that pays x402 resources from `payer` within the wallet's policy (see x402.js):
@@ -49,14 +52,16 @@ export interface PaymentPayloadResultLike {
 
 /** Options of `ChaperoneExactEvmScheme`. */
 export interface ChaperoneSchemeOptions {
-  /** The URL the payment records name (default: the 402's `resource.url`, as the merchant
-   * states it). */
+  /** The URL the payment records name (default: the URL of the request that got the 402, noted
+   * by `onPaymentRequired`; never the 402's own `resource.url`). */
   resource?: string
 }
 
 /** The "exact" EVM scheme for @x402/core's `x402Client`, paying from a Chaperone wallet: the
  * SDK picks the method, nonce and validity and gets the co-signature (`X402Client.authorize`).
- * A denial rejects `createPaymentPayload` with `Denied`, before anything is sent. */
+ * A denial rejects `createPaymentPayload` with `Denied`, before anything is sent; so does an
+ * unknown URL (`Invalid`: register `onPaymentRequired` on the `x402HTTPClient`, or pass
+ * `resource`). A payment the merchant refused is presented again while usable, not re-signed. */
 export declare class ChaperoneExactEvmScheme {
   constructor(payer: Wallet | X402Client, options?: ChaperoneSchemeOptions)
   /** x402's scheme name. */
@@ -67,11 +72,21 @@ export declare class ChaperoneExactEvmScheme {
   readonly resource: string | undefined
   /** Every payment made, oldest first. */
   readonly payments: X402Payment[]
-  /** @x402/core's scheme hooks (the 402's resource URL is read before payment creation). */
+  /** The payments presented again if asked for the same URL and requirement (refused or
+   * unanswered, still usable), by that URL and requirement. */
+  readonly kept: Map<string, { payment: X402Payment; until: number }>
+  /** The hook for `x402HTTPClient.onPaymentRequired`: notes the URL that got each 402. */
+  readonly onPaymentRequired: (context: { paymentRequired: object; requestUrl: string }) => Promise<void>
+  /** @x402/core's scheme hooks (the URL that asked, and the end of a settled payment). */
   readonly schemeHooks: {
     onBeforePaymentCreation(context: {
-      paymentRequired: { resource?: { url?: string } }
+      paymentRequired: object
       selectedRequirements: object
+    }): Promise<void>
+    onPaymentResponse(context: {
+      paymentPayload: { payload?: unknown }
+      settleResponse?: { success?: boolean }
+      paymentRequired?: object
     }): Promise<void>
   }
   /** The payload for `paymentRequirements`, co-signed within the policy. */

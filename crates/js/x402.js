@@ -97,6 +97,7 @@ async function send(client, request, call, options) {
     headers: [...request.headers],
     body,
     timeoutMs: options.timeoutMs,
+    maxBodyBytes: options.maxBodyBytes,
   }).then((answer) => {
     if (answer.payment && call) call.add(answer.payment, client);
     return answer;
@@ -115,12 +116,15 @@ async function send(client, request, call, options) {
  * is read whole, a redirect after payment comes back as it is, and the SDK's errors reject as
  * they are (`Denied`, `PendingAuthorization`, `Refused`, `PaymentRefused`, `PaymentUnanswered`,
  * `Unreachable`). `fetch` serves the other URLs (`data:`, `blob:`), which never pay.
- * `options.timeoutMs` bounds each HTTP exchange (default 300,000, as undici's).
+ * `options.timeoutMs` bounds each HTTP exchange (default 300,000, as undici's);
+ * `options.maxBodyBytes` the answer's body, which is read whole (default 10 MiB: a merchant
+ * controls it; past it the request rejects with `PaymentUnanswered` carrying the payment made,
+ * or `Unreachable` when none was).
  */
 function wrapFetchWithPayment(fetch, payer, options = {}) {
   if (typeof fetch !== 'function') throw new TypeError('wrapFetchWithPayment(fetch, payer): fetch is a function');
   const client = clientOf(payer);
-  const settings = { timeoutMs: options.timeoutMs ?? 300_000 };
+  const settings = { timeoutMs: options.timeoutMs ?? 300_000, maxBodyBytes: options.maxBodyBytes };
   return async function fetchWithPayment(input, init) {
     const call = currentCall();
     const request = new Request(input, init);
@@ -135,10 +139,24 @@ function paymentOf(response) {
   return paid.get(response) ?? null;
 }
 
+/** The last second (unix time) `header`'s authorization can be used: EIP-3009's
+ * `validBefore`, Permit2's `deadline`. */
+function usableUntil(header) {
+  const payload = header?.payload ?? {};
+  return Number(payload.authorization?.validBefore ?? payload.permit2Authorization?.deadline ?? 0);
+}
+
+/** A payment kept for presenting again stops being offered this many seconds before its
+ * validity ends: the merchant needs time to settle it. */
+const KEPT_MARGIN_SECONDS = 5;
+
 /**
  * The "exact" EVM scheme for @x402/core's `x402Client`, paying from a Chaperone wallet:
  *
- *     const client = new x402Client().register(`eip155:${wallet.chainId}`, new ChaperoneExactEvmScheme(wallet))
+ *     const scheme = new ChaperoneExactEvmScheme(wallet)
+ *     const client = new x402Client().register(`eip155:${wallet.chainId}`, scheme)
+ *     const http = new x402HTTPClient(client).onPaymentRequired(scheme.onPaymentRequired)
+ *     const pay = wrapFetchWithPayment(withoutPaidRedirects(fetch), http)   // @x402/fetch
  *
  * Why a scheme and not a signer: @x402/evm's `ExactEvmScheme` builds the EIP-3009 or Permit2
  * message itself (a random nonce) and asks its signer only to sign it. An AgentWallet's
@@ -148,17 +166,30 @@ function paymentOf(response) {
  * has the SDK pick the requirement's method, nonce and validity and get the co-signature
  * (`X402Client.authorize`), exactly as `X402Client.send` does.
  *
+ * The payment record names the URL that asked for payment: @x402/core hands a scheme only the
+ * requirement, so the URL comes from `onPaymentRequired` (registered on the `x402HTTPClient`
+ * that @x402/fetch uses, which passes it the request's URL) or from `options.resource`. Never
+ * from the 402's own `resource.url`, which the merchant writes: without either, nothing is
+ * co-signed (`Invalid`).
+ *
+ * A payment the merchant answered with another 402 may still be settled by it; so, as
+ * `X402Client.send` does, the scheme presents that same payment again for the same URL and
+ * requirement while it can be used, instead of co-signing a new one, which would take another
+ * of the wallet's authorization slots for the period (a merchant that keeps refusing would
+ * drain them). A payment is forgotten once a paid answer reports it settled
+ * (`PAYMENT-RESPONSE` with `success`, seen by `schemeHooks.onPaymentResponse`; x402 v2 only:
+ * a v1 payment is never presented again, as @x402/core reports no v1 answer to a scheme).
+ *
  * What @x402/core's client and @x402/fetch do with the payment is theirs: a denial rejects
  * `createPaymentPayload` with `Denied` (every reason) before anything is sent, but @x402/fetch
  * rethrows it as a plain Error with its message; their selector picks one requirement
- * (Chaperone's client tries the payable ones in turn); they keep no book of payments sent, and
- * @x402/fetch sends the paid retry with `fetch`'s own redirect handling (pass it
- * `withoutPaidRedirects(fetch)`, which stops a paid request's redirects). Use
- * `wrapFetchWithPayment` of this module for all of Chaperone's guarantees.
+ * (Chaperone's client tries the payable ones in turn); and @x402/fetch sends the paid retry
+ * with `fetch`'s own redirect handling (pass it `withoutPaidRedirects(fetch)`, which stops a
+ * paid request's redirects). Use `wrapFetchWithPayment` of this module for all of Chaperone's
+ * guarantees.
  *
  * Each payment made is appended to `payments`, and joins the recorded call in progress, if
- * any. `options.resource` names the URL in the payment records; otherwise the 402's own
- * `resource.url` does (as the merchant states it).
+ * any.
  */
 class ChaperoneExactEvmScheme {
   constructor(payer, options = {}) {
@@ -168,16 +199,38 @@ class ChaperoneExactEvmScheme {
     this.resource = options.resource;
     /** Every payment this scheme made, oldest first. */
     this.payments = [];
-    // @x402/core hands a scheme only the requirement it selected; its hook before payment
-    // creation sees the whole 402 (the same requirement object), so the URL is kept by it.
+    // The URL that got each 402 (by @x402/core's object of it), then each selected
+    // requirement's: @x402/core hands the scheme only the requirement object.
+    const asked = new WeakMap();
     const resources = new WeakMap();
     this.resources = resources;
+    // Payments sent and not yet answered with anything but a 402, by URL and requirement:
+    // { payment, result, until, signature }.
+    const kept = new Map();
+    this.kept = kept;
+    /** The hook for @x402/core's `x402HTTPClient.onPaymentRequired`: notes the URL of the
+     * request that got the 402 (what the payment record names). Asks for no headers. */
+    this.onPaymentRequired = async ({ paymentRequired, requestUrl } = {}) => {
+      if (paymentRequired && typeof paymentRequired === 'object' && typeof requestUrl === 'string') {
+        asked.set(paymentRequired, requestUrl);
+      }
+    };
     /** @x402/core's scheme hooks. */
     this.schemeHooks = {
       onBeforePaymentCreation: async (context) => {
-        const url = context?.paymentRequired?.resource?.url;
+        const url = context?.paymentRequired && asked.get(context.paymentRequired);
         if (context?.selectedRequirements && typeof url === 'string') {
           resources.set(context.selectedRequirements, url);
+        }
+      },
+      onPaymentResponse: async (context) => {
+        // Only an answer that reports the payment settled ends it (x402 v2 sends
+        // PAYMENT-RESPONSE with what it serves): after a 402, a 5xx or no report the merchant
+        // may still hold it, and a new one would take another slot.
+        if (context?.settleResponse?.success !== true) return;
+        const signature = JSON.stringify(context?.paymentPayload?.payload ?? null);
+        for (const [key, entry] of kept) {
+          if (entry.signature === signature) kept.delete(key);
         }
       },
     };
@@ -197,7 +250,24 @@ class ChaperoneExactEvmScheme {
     }
     const required = { x402Version, accepts: [requirements] };
     if (x402Version !== 1 && context?.extensions) required.extensions = context.extensions;
-    const resource = this.resource ?? this.resources.get(requirements) ?? '';
+    const resource = this.resource ?? this.resources.get(requirements);
+    if (typeof resource !== 'string') {
+      const { Invalid } = require('./errors.js');
+      throw new Invalid('ChaperoneExactEvmScheme does not know the URL that asked for this payment: ' +
+        'register scheme.onPaymentRequired on the x402HTTPClient (new x402HTTPClient(client)' +
+        '.onPaymentRequired(scheme.onPaymentRequired)) or pass { resource }');
+    }
+    const key = JSON.stringify([resource, required]);
+    const now = Date.now() / 1000;
+    for (const [old, entry] of this.kept) {
+      if (entry.until - KEPT_MARGIN_SECONDS <= now) this.kept.delete(old);
+    }
+    const presented = this.kept.get(key);
+    if (presented) {
+      // Refused before and still usable: the same authorization again, no new slot.
+      if (call) call.add(presented.payment, this.client);
+      return { ...presented.result };
+    }
     const payment = await this.client.authorize(resource, JSON.stringify(required));
     this.payments.push(payment);
     if (call) call.add(payment, this.client);
@@ -205,6 +275,7 @@ class ChaperoneExactEvmScheme {
     if (x402Version === 1) return header;
     const result = { x402Version: header.x402Version, payload: header.payload };
     if (header.extensions && Object.keys(header.extensions).length > 0) result.extensions = header.extensions;
+    this.kept.set(key, { payment, result, until: usableUntil(header), signature: JSON.stringify(header.payload) });
     return result;
   }
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,66 @@ def test_gateway_passes_every_scenario_the_upstream_passes(
     report.write_text(table + "\n")
     print(table)
     assert not regressions, f"the gateway fails scenarios the upstream passes: {regressions}\n{table}"
+
+
+# The client scenarios that apply to the gateway as the MCP client of an upstream. The auth/*
+# scenarios do not: the gateway authenticates to no upstream (an upstream is a command or a bare
+# URL in its configuration; no OAuth flow of its own), so they are not run.
+CLIENT_SCENARIOS = ["initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"]
+
+
+def run_client_scenario(gateway: Any, scenario: str, out: Path) -> tuple[int, int, int]:
+    """Runs client `scenario` with the gateway as the client (conformance_client.py starts it,
+    the scenario server its one upstream): (passed, failed, warnings) checks."""
+    for needed in (NODE22, CONFORMANCE):
+        if not needed.exists():
+            pytest.fail(f"{needed} is missing: run `npm ci` in tests/mcp (scripts/test-mcp.sh does)")
+    spec = out / "spec.json"
+    out.mkdir(parents=True, exist_ok=True)
+    spec.write_text(
+        json.dumps(
+            {
+                "binary": str(gateway.devnet.binary),
+                "devnet": str(gateway.devnet.file),
+                "config_head": gateway.config.read_text(),
+                "dir": str(out),
+            }
+        )
+    )
+    command = f"{sys.executable} {HERE / 'conformance_client.py'} {spec}"
+    subprocess.run(
+        [str(NODE22), str(CONFORMANCE), "client", "--command", command]
+        + ["--scenario", scenario, "-o", str(out / "results"), "--timeout", "60000"],
+        capture_output=True,
+        env=gateway.env(),
+        timeout=300,
+    )
+    found = sorted((out / "results").glob("*/checks.json"))
+    assert found, f"the conformance suite wrote no results for {scenario} to {out}"
+    checks: list[dict[str, Any]] = json.loads(found[-1].read_text())
+    count = lambda status: sum(1 for c in checks if c["status"] == status)  # noqa: E731
+    return count("SUCCESS"), count("FAILURE"), count("WARNING")
+
+
+def test_the_gateway_as_a_client_passes_the_client_scenarios(
+    gateway_factory: Any, tmp_path: Path
+) -> None:
+    # Only the agent key and data file lines: the driver adds the scenario server as upstream.
+    gateway = gateway_factory("")
+    results = {s: run_client_scenario(gateway, s, tmp_path / s.replace("/", "_")) for s in CLIENT_SCENARIOS}
+    lines = [
+        "| client scenario | the gateway as client (passed/failed/warning checks) |",
+        "| --- | --- |",
+    ]
+    failing = []
+    for scenario, (passed, failed, warned) in results.items():
+        ok = failed == 0 and warned == 0 and passed > 0
+        lines.append(f"| {scenario} | {'pass' if ok else 'FAIL'} ({passed}/{failed}/{warned}) |")
+        if not ok:
+            failing.append(scenario)
+    table = "\n".join(lines)
+    report = REPO / "target/mcp-conformance-client.md"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(table + "\n")
+    print(table)
+    assert not failing, f"the gateway fails client scenarios: {failing}\n{table}"

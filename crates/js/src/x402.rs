@@ -44,6 +44,22 @@ pub struct X402Request {
     pub body: Option<Either<String, Uint8Array>>,
     /// A bound on each HTTP exchange, in ms (default none).
     pub timeout_ms: Option<f64>,
+    /// The most bytes of the answer's body read (default 10 MiB): past it, `send` rejects
+    /// (`PaymentUnanswered` carrying the payment, when one was made).
+    pub max_body_bytes: Option<f64>,
+}
+
+impl X402Request {
+    /// `maxBodyBytes`, checked (a whole number ≥ 0).
+    fn body_limit(&self) -> napi::Result<u64> {
+        match self.max_body_bytes {
+            None => Ok(chaperone_sdk::DEFAULT_MAX_BODY_BYTES),
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(n as u64),
+            Some(_) => Err(convert::invalid(
+                "maxBodyBytes must be a whole number of bytes ≥ 0",
+            )),
+        }
+    }
 }
 
 /// A header value from JavaScript: a byte string (each char one byte, as `Headers` holds it).
@@ -116,11 +132,13 @@ pub struct X402Response {
     pub payment: Option<X402Payment>,
 }
 
-/// Sends `request` through `client` and reads the answer whole. A payment made is never lost:
-/// when its answer's body cannot be read, the error carries it.
+/// Sends `request` through `client` and reads the answer whole, at most `max_body_bytes` of
+/// body. A payment made is never lost: when its answer's body cannot be read (or is larger),
+/// the error carries it.
 async fn send(
     client: chaperone_sdk::X402Client,
     request: reqwest::Request,
+    max_body_bytes: u64,
 ) -> chaperone_sdk::Result<X402Response> {
     let answer = client.send(request).await?;
     let response = answer.response;
@@ -131,8 +149,8 @@ async fn send(
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), byte_string(value.as_bytes())))
         .collect();
-    let body = match response.bytes().await {
-        Ok(body) => body.to_vec(),
+    let body = match chaperone_sdk::read_body(response, max_body_bytes).await {
+        Ok(body) => body,
         Err(e) => {
             return Err(match answer.payment {
                 Some(payment) => Error::PaymentUnanswered {
@@ -205,8 +223,9 @@ impl X402Client {
     /// policy; resolves to the merchant's answer, read whole, with the payment made.
     #[napi]
     pub async fn send(&self, request: X402Request) -> napi::Result<X402Response> {
+        let limit = request.body_limit()?;
         let request = request.into_request()?;
-        errors::js(send(self.inner.clone(), request).await)
+        errors::js(send(self.inner.clone(), request, limit).await)
     }
 
     /// Co-signs a payment for a 402's requirements (`paymentRequired`: the JSON of a v2

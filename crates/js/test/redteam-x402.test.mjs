@@ -1,12 +1,12 @@
 // Red-team findings (issue 31) for the Node x402 client, the @x402/core scheme and the
 // recorded-call binding, on a devnet of their own (each payment takes one of the wallet's
 // EIP-1271 authorization slots for the period; x402.test.mjs uses most of them). A finding
-// still open is a `todo` test: it fails today, and the suite stays green; a fixed one runs.
+// still open would be a `todo` test (it fails, and the suite stays green); a fixed one runs.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { x402Client } from '@x402/core/client';
+import { x402Client, x402HTTPClient } from '@x402/core/client';
 import { wrapFetchWithPayment as referenceFetch } from '@x402/fetch';
 import { generateText, wrapLanguageModel } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
@@ -36,19 +36,26 @@ after(async () => {
 
 describe('red team (i31)', () => {
   /** A merchant asking `accepts`, that answers a paid request with `answers.shift()` (a
-   * status, after `delayMs`), and 402 once they run out. */
+   * status, after `delayMs`; 402 with its requirements), and 402 once they run out. */
   async function scriptedMerchant(accepts, answers, delayMs = 0, claimed = undefined) {
     const { createServer } = await import('node:http');
     const seen = [];
     const server = createServer((request, response) => {
       const paid = ['payment-signature', 'x-payment'].some((n) => n in request.headers);
       seen.push({ paid });
-      if (paid && answers.length > 0) {
+      // A scripted 402 is a refusal with the requirements again (as a merchant sends it).
+      if (paid && answers.length > 0 && answers[0] !== 402) {
         const status = answers.shift();
-        setTimeout(() => response.writeHead(status, { 'Content-Type': 'application/json' })
-          .end(JSON.stringify({ ok: status })), delayMs);
+        const headers = { 'Content-Type': 'application/json' };
+        // What it serves, it reports settled (x402 v2's PAYMENT-RESPONSE).
+        if (status < 300) {
+          const settled = { success: true, transaction: `0x${'00'.repeat(32)}`, network: accepts[0].network };
+          headers['Payment-Response'] = Buffer.from(JSON.stringify(settled)).toString('base64');
+        }
+        setTimeout(() => response.writeHead(status, headers).end(JSON.stringify({ ok: status })), delayMs);
         return;
       }
+      if (paid && answers[0] === 402) answers.shift();
       const required = { x402Version: 2, error: 'payment required', resource: { url: claimed ?? shop.url }, accepts };
       response.writeHead(402, {
         'Payment-Required': Buffer.from(JSON.stringify(required)).toString('base64'),
@@ -109,9 +116,7 @@ describe('red team (i31)', () => {
     const elsewhere = await startMerchant([]);
     const shop = await startMerchant([requirement(devnet, PRICE)], { paidStatus: 307, paidLocation: elsewhere.url });
     try {
-      const client = new x402Client().register(`eip155:${devnet.info.chainId}`, new ChaperoneExactEvmScheme(wallet));
-      client.setSpendControls(false);
-      await referenceFetch(withoutPaidRedirects(fetch), client)(shop.url).catch(() => {});
+      await schemeFetch(new ChaperoneExactEvmScheme(wallet))(shop.url).catch(() => {});
       assert.equal(shop.paymentHeaders().length, 1, 'the merchant got the payment');
       assert.deepEqual(elsewhere.paymentHeaders(), [], 'the payment went nowhere else');
     } finally {
@@ -139,18 +144,94 @@ describe('red team (i31)', () => {
     }
   });
 
-  test("red team: the scheme's payment record names the URL that asked, not the one the 402 claims", {
-    todo: "red-team finding: ChaperoneExactEvmScheme takes the 402's resource.url as the payment's resource, so a merchant attributes its charge to any URL in the audit trail",
-  }, async () => {
+  /** @x402/fetch paying through `scheme`, the URL that asked noted by its hook. */
+  function schemeFetch(scheme) {
+    const client = new x402Client().register(`eip155:${devnet.info.chainId}`, scheme);
+    client.setSpendControls(false);
+    const http = new x402HTTPClient(client).onPaymentRequired(scheme.onPaymentRequired);
+    return referenceFetch(withoutPaidRedirects(fetch), http);
+  }
+
+  test("red team: the scheme's payment record names the URL that asked, not the one the 402 claims", async () => {
+    const shop = await scriptedMerchant([requirement(devnet, PRICE)], [200], 0, 'https://api.trusted.example/weather');
+    try {
+      const scheme = new ChaperoneExactEvmScheme(wallet);
+      assert.equal((await schemeFetch(scheme)(shop.url)).status, 200);
+      assert.equal(scheme.payments[0].resource, shop.url);
+    } finally {
+      await shop.stop();
+    }
+  });
+
+  test('red team: without the URL that asked (no hook, no resource) the scheme co-signs nothing', async () => {
     const shop = await scriptedMerchant([requirement(devnet, PRICE)], [200], 0, 'https://api.trusted.example/weather');
     try {
       const scheme = new ChaperoneExactEvmScheme(wallet);
       const client = new x402Client().register(`eip155:${devnet.info.chainId}`, scheme);
       client.setSpendControls(false);
-      assert.equal((await referenceFetch(fetch, client)(shop.url)).status, 200);
-      assert.equal(scheme.payments[0].resource, shop.url);
+      await assert.rejects(referenceFetch(fetch, client)(shop.url), /does not know the URL that asked/);
+      await assert.rejects(scheme.createPaymentPayload(2, requirement(devnet, PRICE)), chaperone.Invalid);
+      assert.equal(scheme.payments.length, 0, 'nothing co-signed');
+      assert.equal(shop.seen.filter((r) => r.paid).length, 0, 'no payment sent');
     } finally {
       await shop.stop();
+    }
+  });
+
+  test("red team: a merchant that keeps refusing the scheme's payment gets the same one again, not a new slot", async () => {
+    // Each co-signed payment takes one of the wallet's authorization slots for the period
+    // until it expires; a merchant answering 402 to every paid request would drain them.
+    const shop = await scriptedMerchant([requirement(devnet, PRICE)], [402, 402, 200]);
+    try {
+      const scheme = new ChaperoneExactEvmScheme(wallet);
+      const pay = schemeFetch(scheme);
+      assert.equal((await pay(shop.url)).status, 402);
+      assert.equal((await pay(shop.url)).status, 402);
+      assert.equal(scheme.payments.length, 1, 'one authorization co-signed');
+      assert.equal((await pay(shop.url)).status, 200, 'served with it');
+      assert.equal(scheme.payments.length, 1);
+      assert.equal(scheme.kept.size, 0, 'a served payment is not presented again');
+    } finally {
+      await shop.stop();
+    }
+  });
+
+  test("red team: a paid answer's body past maxBodyBytes is refused, the payment carried", async () => {
+    const { createServer } = await import('node:http');
+    const requirements = { x402Version: 2, error: 'payment required', accepts: [requirement(devnet, PRICE)] };
+    // Paid: a body that never ends; unpaid, on /free: 4 KiB.
+    const server = createServer((request, response) => {
+      if (request.url === '/free') return response.writeHead(200).end('x'.repeat(4096));
+      if (!('payment-signature' in request.headers)) {
+        requirements.resource = { url: `http://127.0.0.1:${server.address().port}${request.url}` };
+        return response.writeHead(402, {
+          'Payment-Required': Buffer.from(JSON.stringify(requirements)).toString('base64'),
+        }).end('{}');
+      }
+      response.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const pump = () => { while (response.write(chunk)); };
+      response.on('drain', pump);
+      pump();
+    });
+    await new Promise((done) => server.listen(0, '127.0.0.1', done));
+    const base = `http://127.0.0.1:${server.address().port}`;
+    try {
+      const client = new X402Client(wallet);
+      const pay = wrapFetchWithPayment(fetch, client, { maxBodyBytes: 1024 * 1024 });
+      const big = await pay(`${base}/pay`).then(() => assert.fail('read'), (e) => e);
+      assert.ok(big instanceof chaperone.PaymentUnanswered, String(big));
+      assert.match(big.message, /larger than the limit of 1048576 bytes/);
+      assert.ok(big.payment, 'the payment made is carried');
+      client.release(big.payment.requestId);
+      const free = await wrapFetchWithPayment(fetch, client, { maxBodyBytes: 1000 })(`${base}/free`)
+        .then(() => assert.fail('read'), (e) => e);
+      assert.ok(free instanceof chaperone.Unreachable, String(free));
+      assert.equal((await (await wrapFetchWithPayment(fetch, client)(`${base}/free`)).text()).length, 4096,
+        'within the limit (10 MiB by default)');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((done) => server.close(done));
     }
   });
 

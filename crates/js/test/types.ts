@@ -53,10 +53,10 @@ export async function agent(): Promise<void> {
 // types: the scheme is an @x402/core `SchemeNetworkClient`, the middleware an AI SDK
 // `LanguageModelMiddleware`, the handler a LangChain callback handler.
 import { X402Client, X402Payment, PaymentRefused, recordCall, type SettledPayment, type SignedAuthorization } from '../index'
-import { ChaperoneExactEvmScheme, paymentOf, wrapFetchWithPayment } from '../x402'
+import { ChaperoneExactEvmScheme, paymentOf, withoutPaidRedirects, wrapFetchWithPayment } from '../x402'
 import { chaperoneMiddleware, recordTool } from '../ai'
 import { ChaperoneCallbackHandler } from '../langchain'
-import { x402Client } from '@x402/core/client'
+import { x402Client, x402HTTPClient } from '@x402/core/client'
 import type { SchemeNetworkClient } from '@x402/core/types'
 import { wrapFetchWithPayment as referenceFetch } from '@x402/fetch'
 import { generateText, jsonSchema, tool, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
@@ -95,10 +95,14 @@ export async function x402Agent(recorder: Recorder, wallet: Wallet): Promise<voi
   const value: bigint = signed.message.value
   await wallet.bindToCall(signed.requestId, call.recorded.leafHash)
 
-  const scheme: SchemeNetworkClient = new ChaperoneExactEvmScheme(wallet, { resource: 'https://api.example' })
+  const scheme_ = new ChaperoneExactEvmScheme(wallet, { resource: 'https://api.example' })
+  const scheme: SchemeNetworkClient = scheme_
   const reference = new x402Client().register(`eip155:${wallet.chainId}`, scheme)
   const paying: typeof fetch = referenceFetch(fetch, reference)
-  void status, amount, text, bound, value, paying
+  const hooked = new x402HTTPClient(reference).onPaymentRequired(scheme_.onPaymentRequired)
+  const payingHooked: typeof fetch = referenceFetch(withoutPaidRedirects(fetch), hooked)
+  const capped = wrapFetchWithPayment(fetch, wallet, { maxBodyBytes: 1 << 20 })
+  void status, amount, text, bound, value, paying, payingHooked, capped
 }
 
 export async function aiAgent(recorder: Recorder): Promise<string> {

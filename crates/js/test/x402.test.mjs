@@ -10,14 +10,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { x402Client } from '@x402/core/client';
+import { x402Client, x402HTTPClient } from '@x402/core/client';
 import { wrapFetchWithPayment as referenceFetch } from '@x402/fetch';
 import { generateText, wrapLanguageModel } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 
 import * as chaperone from '../index.js';
 import { chaperoneMiddleware } from '../ai.js';
-import { ChaperoneExactEvmScheme, paymentOf, wrapFetchWithPayment } from '../x402.js';
+import { ChaperoneExactEvmScheme, paymentOf, withoutPaidRedirects, wrapFetchWithPayment } from '../x402.js';
 import { anchoredDisclosure, startDevnet } from './devnet.mjs';
 import {
   MERCHANT, PRICE, decision, replay, requirement, startMerchant, startPaidApi, withTokenCap,
@@ -257,13 +257,15 @@ describe('x402', () => {
     const client = new x402Client().register(`eip155:${info.chainId}`, scheme);
     // x402's own spend controls allow only its list of known tokens; the policy is the limit.
     client.setSpendControls(false);
-    const pay = referenceFetch(fetch, client);
+    // The scheme's hook notes the URL that asked (what the payment record names).
+    const pay = referenceFetch(withoutPaidRedirects(fetch),
+      new x402HTTPClient(client).onPaymentRequired(scheme.onPaymentRequired));
     const { value: status, recorded } = await recordCall(recorder, 'demo-model', 'Buy it',
       async () => (await pay(api.url)).status);
     assert.equal(status, 200);
     assert.deepEqual(await api.stats(), [1, 1]);
     const [payment] = scheme.payments;
-    assert.equal(payment.resource, api.url, "the 402's resource URL names it");
+    assert.equal(payment.resource, api.url, 'the URL that asked names it');
     const settled = await payment.findSettlement(info.rpcUrl, info.agent);
     assert.equal(settled?.payer, info.wallet);
     assert.equal((await decision(devnet, payment.requestId)).call_leaf_hash, recorded.leafHash);
@@ -274,14 +276,16 @@ describe('x402', () => {
       await assert.rejects(pay(shop.url), /Failed to create payment payload: .*denied/i);
       assert.deepEqual(shop.paymentHeaders(), []);
       assert.equal(scheme.payments.length, 1);
+      const named = new ChaperoneExactEvmScheme(wallet, { resource: shop.url });
       await assert.rejects(
-        scheme.createPaymentPayload(2, requirement(devnet, PRICE, DEAD)),
+        named.createPaymentPayload(2, requirement(devnet, PRICE, DEAD)),
         (e) => e instanceof chaperone.Denied && e.reasons.length > 0,
       );
       // The x402 client's own cap per payment is kept too, before anything is co-signed.
-      await assert.rejects(scheme.createPaymentPayload(2, requirement(devnet, PRICE), { maxAmountPerPayment: '9999' }),
+      await assert.rejects(named.createPaymentPayload(2, requirement(devnet, PRICE), { maxAmountPerPayment: '9999' }),
         RangeError);
       assert.equal(scheme.payments.length, 1);
+      assert.equal(named.payments.length, 0);
     } finally {
       await shop.stop();
     }

@@ -1,6 +1,6 @@
 //! Load generator: the latency a tool call gains by going through the gateway, over stdio.
 //!
-//! `cargo run --release -p chaperone-mcp --example mcp_latency -- [--calls N] [--rate R]`
+//! `cargo run --release -p chaperone-mcp --example mcp_latency -- [--calls N] [--rate R] [--samples S]`
 //!
 //! One binary plays three parts. With no part named, it starts itself twice as a stdio MCP
 //! server: once as the upstream alone (`echo-server`, an rmcp server with one `echo` tool), once
@@ -117,7 +117,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn measure(calls: usize, rate: u64) {
+async fn measure(calls: usize, rate: u64, samples: usize) {
     let me = std::env::current_exe().unwrap();
     let spawn = |part: &str| {
         let mut cmd = tokio::process::Command::new(&me);
@@ -164,8 +164,15 @@ async fn measure(calls: usize, rate: u64) {
         };
         times.0.push(d);
         times.1.push(g);
-        if (i + 1) % (calls / 10).max(1) == 0 {
+        if (i + 1) % (calls / samples.max(1)).max(1) == 0 {
             memory.push((i + 1, rss_kib(gateway_pid)));
+            // As it goes too: a long run stopped early still shows its samples.
+            eprintln!(
+                "{} calls, {:.0} s: gateway RSS {:.1} MiB",
+                i + 1,
+                started.elapsed().as_secs_f64(),
+                memory.last().unwrap().1 as f64 / 1024.0
+            );
         }
     }
     let elapsed = started.elapsed();
@@ -222,7 +229,13 @@ async fn main() {
                     .and_then(|i| args.get(i + 1)?.parse().ok())
                     .unwrap_or(default)
             };
-            measure(flag("--calls", 20_000) as usize, flag("--rate", 1_000)).await;
+            // RSS samples over the run (a long run wants more than ten to show a trend).
+            measure(
+                flag("--calls", 20_000) as usize,
+                flag("--rate", 1_000),
+                flag("--samples", 10) as usize,
+            )
+            .await;
         }
     }
 }

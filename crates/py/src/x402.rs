@@ -125,11 +125,13 @@ pub(crate) struct X402Response {
     payment: Option<chaperone_sdk::X402Payment>,
 }
 
-/// Sends `request` through `client` and reads the answer whole. A payment made is never lost:
-/// when its answer's body cannot be read, the error carries it.
+/// Sends `request` through `client` and reads the answer whole, at most `max_body_bytes` of
+/// body. A payment made is never lost: when its answer's body cannot be read (or is larger),
+/// the error carries it.
 async fn send(
     client: chaperone_sdk::X402Client,
     request: reqwest::Request,
+    max_body_bytes: u64,
 ) -> chaperone_sdk::Result<X402Response> {
     let answer = client.send(request).await?;
     let response = answer.response;
@@ -141,8 +143,8 @@ async fn send(
         .iter()
         .map(|(name, value)| (name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()))
         .collect();
-    let body = match response.bytes().await {
-        Ok(body) => body.to_vec(),
+    let body = match chaperone_sdk::read_body(response, max_body_bytes).await {
+        Ok(body) => body,
         Err(e) => {
             return Err(match answer.payment {
                 Some(payment) => Error::PaymentUnanswered {
@@ -221,15 +223,21 @@ impl X402Response {
 #[pyclass(frozen, module = "chaperone")]
 pub(crate) struct X402Client {
     inner: chaperone_sdk::X402Client,
+    /// The most bytes of an answer's body read (a merchant controls it).
+    max_body_bytes: u64,
 }
 
 #[pymethods]
 impl X402Client {
-    /// A client paying from `wallet`.
+    /// A client paying from `wallet`, reading at most `max_body_bytes` of an answer's body
+    /// (default 10 MiB; past it, `send` raises `PaymentUnanswered` carrying the payment made,
+    /// or `Unreachable` when none was).
     #[new]
-    fn new(wallet: &Wallet) -> Self {
+    #[pyo3(signature = (wallet, *, max_body_bytes = chaperone_sdk::DEFAULT_MAX_BODY_BYTES))]
+    fn new(wallet: &Wallet, max_body_bytes: u64) -> Self {
         Self {
             inner: chaperone_sdk::X402Client::new(Arc::unwrap_or_clone(wallet.inner.clone())),
+            max_body_bytes,
         }
     }
 
@@ -248,7 +256,7 @@ impl X402Client {
         timeout: Option<f64>,
     ) -> PyResult<X402Response> {
         let request = Outgoing::new(method, url, headers, body, timeout)?.request();
-        block_on(py, send(self.inner.clone(), request))
+        block_on(py, send(self.inner.clone(), request, self.max_body_bytes))
     }
 
     /// `send` for asyncio code.
@@ -263,7 +271,7 @@ impl X402Client {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = Outgoing::new(method, url, headers, body, timeout)?.request();
-        spawn(py, send(self.inner.clone(), request))
+        spawn(py, send(self.inner.clone(), request, self.max_body_bytes))
     }
 
     /// GETs `url`, paying if it asks for payment.

@@ -58,6 +58,32 @@ pub struct X402Response {
     pub payment: Option<X402Payment>,
 }
 
+/// The most bytes of an answer's body [`read_body`] reads by default (the language packages'
+/// `maxBodyBytes` / `max_body_bytes`): a merchant controls the body, and one that streams
+/// without end must not exhaust the agent's memory.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Reads the body of a merchant's answer whole, refusing one past `max_bytes` (its stated
+/// length, or the bytes received so far): `Err` says why, for the caller's error, which must
+/// carry the payment made (the language packages' `send`).
+pub async fn read_body(
+    mut response: reqwest::Response,
+    max_bytes: u64,
+) -> std::result::Result<Vec<u8>, String> {
+    let over = || format!("the body is larger than the limit of {max_bytes} bytes");
+    if response.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(over());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| http_detail(&e))? {
+        if (body.len() + chunk.len()) as u64 > max_bytes {
+            return Err(over());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// An HTTP client that pays x402 resources from the agent's wallet, within its policy.
 #[derive(Debug, Clone)]
 pub struct X402Client {
