@@ -99,5 +99,7 @@ export declare class ChaperoneExactEvmScheme {
 
 /** A `fetch` for @x402/fetch's own `wrapFetchWithPayment`: a request carrying a payment
  * (`PAYMENT-SIGNATURE` or `X-PAYMENT`) is sent with `redirect: 'manual'`, so a redirect cannot
- * carry the co-signed payment to another origin; every other request is `fetch`'s as it was. */
+ * carry the co-signed payment to another origin; a 402 reached through a redirect rejects with
+ * `Invalid` (the paid retry would go to the URL that redirected); every other request is
+ * `fetch`'s as it was. */
 export declare function withoutPaidRedirects(fetch: typeof globalThis.fetch): typeof globalThis.fetch

@@ -285,13 +285,26 @@ class ChaperoneExactEvmScheme {
  * carries a payment (`PAYMENT-SIGNATURE`, or v1's `X-PAYMENT`) is sent with
  * `redirect: 'manual'`, so a merchant's redirect on the paid retry cannot carry the co-signed
  * payment to another origin (fetch's own handling would follow it, headers and all); the
- * redirect comes back as the answer. Every other request is `fetch`'s as it was.
+ * redirect comes back as the answer. A 402 reached through a redirect rejects (`Invalid`):
+ * @x402/fetch would send the paid retry to the URL it was given, not to the one that asked, so
+ * an origin that redirects to a real merchant would be handed a payment to that merchant.
+ * Every other request is `fetch`'s as it was.
  */
 function withoutPaidRedirects(fetch) {
-  return (input, init) => {
+  return async (input, init) => {
     const request = new Request(input, init);
     const paid = request.headers.has('payment-signature') || request.headers.has('x-payment');
-    return fetch(paid ? new Request(request, { redirect: 'manual' }) : request);
+    if (paid) return fetch(new Request(request, { redirect: 'manual' }));
+    const response = await fetch(request);
+    if (response.status === 402 && response.redirected) {
+      await response.body?.cancel();
+      const { Invalid } = require('./errors.js');
+      throw new Invalid(
+        `${request.url} redirected to ${response.url}, which asks for payment: a payment goes ` +
+          'only to the URL that asks for it (request that URL itself)',
+      );
+    }
+    return response;
   };
 }
 

@@ -152,6 +152,32 @@ describe('red team (i31)', () => {
     return referenceFetch(withoutPaidRedirects(fetch), http);
   }
 
+  test('red team: a 402 reached through a redirect is not paid to the origin that redirected', async () => {
+    // @x402/fetch notes the URL the 402 came from (after redirects) but sends the paid retry to
+    // the URL it was given: an origin that redirects to a real merchant would be handed a
+    // payment to that merchant, which it could present itself.
+    const shop = await scriptedMerchant([requirement(devnet, PRICE)], [200]);
+    const { createServer } = await import('node:http');
+    const payments = [];
+    const redirector = createServer((request, response) => {
+      if ('payment-signature' in request.headers || 'x-payment' in request.headers) payments.push(request.url);
+      response.writeHead(302, { Location: shop.url }).end();
+    });
+    await new Promise((done) => redirector.listen(0, '127.0.0.1', done));
+    try {
+      const scheme = new ChaperoneExactEvmScheme(wallet);
+      const url = `http://127.0.0.1:${redirector.address().port}/weather`;
+      await assert.rejects(schemeFetch(scheme)(url), /redirect/);
+      assert.deepEqual(payments, [], 'the redirecting origin got no payment');
+      assert.equal(scheme.payments.length, 0, 'nothing co-signed');
+      assert.equal(shop.seen.filter((r) => r.paid).length, 0, 'the merchant got none either');
+    } finally {
+      redirector.closeAllConnections();
+      await new Promise((done) => redirector.close(done));
+      await shop.stop();
+    }
+  });
+
   test("red team: the scheme's payment record names the URL that asked, not the one the 402 claims", async () => {
     const shop = await scriptedMerchant([requirement(devnet, PRICE)], [200], 0, 'https://api.trusted.example/weather');
     try {

@@ -11,7 +11,10 @@ use std::{
 
 use chaperone_api::{
     Client,
-    tools::{ToolDecision as WireDecision, ToolDecisionBody, arguments_hash},
+    tools::{
+        MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolDecision as WireDecision, ToolDecisionBody,
+        arguments_hash,
+    },
 };
 use chaperone_core::{B256, Secp256k1Signer, keccak256};
 
@@ -179,7 +182,7 @@ impl DecisionReporter {
             upstream: upstream.to_owned(),
             tool: tool.to_owned(),
             outcome: decision.outcome,
-            reasons: decision.reasons.clone(),
+            reasons: reportable_reasons(&decision.reasons),
             policy_version: decision.policy_version,
             policy_hash: decision.policy_hash.clone(),
             leaf_hash,
@@ -205,5 +208,68 @@ impl DecisionReporter {
             }
             Err(_) => tracing::warn!(tool = %tool, "reporting a tool decision timed out"),
         }
+    }
+}
+
+/// The reasons as the server takes them: at most `MAX_TOOL_REASONS`, each within
+/// `MAX_TOOL_REASON_LEN` bytes (cut on a character boundary) with control characters as `?`.
+/// Reasons quote the names the agent sent, and a report the server refused (a NUL in a tool
+/// name, a name past the limit) would leave the decision out of the listing auditors read; the
+/// call's record keeps the reasons whole.
+fn reportable_reasons(reasons: &[String]) -> Vec<String> {
+    reasons
+        .iter()
+        .take(MAX_TOOL_REASONS)
+        .map(|reason| {
+            let mut kept = String::with_capacity(reason.len().min(MAX_TOOL_REASON_LEN));
+            for c in reason.chars() {
+                let c = if c.is_control() { '?' } else { c };
+                if kept.len() + c.len_utf8() > MAX_TOOL_REASON_LEN {
+                    break;
+                }
+                kept.push(c);
+            }
+            kept
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chaperone_api::tools::ToolOutcome;
+
+    use super::*;
+
+    #[test]
+    fn a_denied_call_with_a_hostile_name_is_still_reported() {
+        // The server refuses a report whose reasons hold a NUL or pass 1,024 bytes, and the
+        // reasons quote the tool name the agent sent: such a denial must still be reportable.
+        let reporter = DecisionReporter::new(
+            "http://127.0.0.1:9",
+            Secp256k1Signer::random().expect("key"),
+        );
+        let long = "é".repeat(700);
+        let decision = PolicyDecision {
+            outcome: ToolOutcome::Denied,
+            reasons: vec![
+                "no upstream serves `get-env\0`".into(),
+                format!("`{long}` is not allowed"),
+            ]
+            .into_iter()
+            .chain((0..40).map(|i| format!("reason {i}")))
+            .collect(),
+            rule: None,
+            policy_version: 1,
+            policy_hash: "0x00".into(),
+            approval_timeout: None,
+        };
+        let body = reporter
+            .signed(B256::ZERO, "everything", "get-env", &decision, None, |_| {})
+            .expect("signed");
+        let reasons = &body.decision.reasons;
+        assert_eq!(reasons.len(), MAX_TOOL_REASONS);
+        assert_eq!(reasons[0], "no upstream serves `get-env?`");
+        assert!(reasons[1].len() <= MAX_TOOL_REASON_LEN && reasons[1].len() > 1000);
+        assert!(reasons.iter().all(|r| !r.chars().any(char::is_control)));
     }
 }
