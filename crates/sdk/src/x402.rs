@@ -84,6 +84,30 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// The most bytes of a 402's body read for x402 v1's requirements (a few kilobytes in
+/// practice): x402-reqwest's own parser reads the whole body, and a merchant streaming one
+/// without end would exhaust the agent's memory, after a payment too (a refusal's reason).
+const MAX_402_BODY_BYTES: u64 = 64 * 1024;
+
+/// A 402's requirements: x402 v2's `Payment-Required` header, else v1's JSON body (read at
+/// most [`MAX_402_BODY_BYTES`]). `Err` says why there are none.
+async fn payment_required(
+    response: reqwest::Response,
+) -> std::result::Result<PaymentRequired, String> {
+    let header = response
+        .headers()
+        .get("Payment-Required")
+        .and_then(|h| Base64Bytes::from(h.as_bytes()).decode().ok())
+        .and_then(|bytes| serde_json::from_slice::<v2::PaymentRequired<OriginalJson>>(&bytes).ok());
+    if let Some(required) = header {
+        return Ok(PaymentRequired::V2(required));
+    }
+    let body = read_body(response, MAX_402_BODY_BYTES).await?;
+    serde_json::from_slice::<v1::PaymentRequired<OriginalJson>>(&body)
+        .map(PaymentRequired::V1)
+        .map_err(|_| "no Payment-Required header, and no x402 v1 requirements in the body".into())
+}
+
 /// An HTTP client that pays x402 resources from the agent's wallet, within its policy.
 #[derive(Debug, Clone)]
 pub struct X402Client {
@@ -142,11 +166,11 @@ impl X402Client {
             });
         }
         let url = paid_request.url().to_string();
-        let required = x402_reqwest::parse_payment_required(first)
-            .await
-            .ok_or_else(|| {
-                Error::Invalid(format!("{url} answered 402 without x402 requirements"))
-            })?;
+        let required = payment_required(first).await.map_err(|why| {
+            Error::Invalid(format!(
+                "{url} answered 402 without x402 requirements ({why})"
+            ))
+        })?;
         let lock = self.request_lock(key);
         let answer = {
             let _paying = lock.lock().await;
@@ -405,10 +429,10 @@ impl X402Client {
             }
         };
         if response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
-            let reason = match x402_reqwest::parse_payment_required(response).await {
-                Some(PaymentRequired::V2(r)) => r.error,
-                Some(PaymentRequired::V1(r)) => r.error,
-                None => None,
+            let reason = match payment_required(response).await {
+                Ok(PaymentRequired::V2(r)) => r.error,
+                Ok(PaymentRequired::V1(r)) => r.error,
+                Err(_) => None,
             };
             return Err(Error::PaymentRefused {
                 request_id: payment.request_id,

@@ -6,6 +6,7 @@
 //! helpers `buy` and `refused`. The merchant is in `merchant`, the facilitator's settlement in
 //! `facilitator`; the tests, by item, in `settlement` (4), `origin` (5) and `outstanding` (6).
 
+mod bodies;
 mod facilitator;
 mod merchant;
 mod origin;
