@@ -8,7 +8,6 @@ mod payment;
 
 use std::{sync::Arc, time::Duration};
 
-use chaperone_sdk::Error;
 use napi::{
     Env,
     bindgen_prelude::{Buffer, Either, PromiseRaw, Uint8Array},
@@ -133,43 +132,27 @@ pub struct X402Response {
 }
 
 /// Sends `request` through `client` and reads the answer whole, at most `max_body_bytes` of
-/// body. A payment made is never lost: when its answer's body cannot be read (or is larger),
-/// the error carries it.
+/// body (a payment whose answer cannot be read is carried by the error and kept by the client).
 async fn send(
     client: chaperone_sdk::X402Client,
     request: reqwest::Request,
     max_body_bytes: u64,
 ) -> chaperone_sdk::Result<X402Response> {
-    let answer = client.send(request).await?;
-    let response = answer.response;
-    let status = response.status();
-    let url = response.url().to_string();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), byte_string(value.as_bytes())))
-        .collect();
-    let body = match chaperone_sdk::read_body(response, max_body_bytes).await {
-        Ok(body) => body,
-        Err(e) => {
-            return Err(match answer.payment {
-                Some(payment) => Error::PaymentUnanswered {
-                    detail: format!("reading the answer: {e}"),
-                    payment: Box::new(payment),
-                },
-                None => Error::Unreachable {
-                    url,
-                    detail: format!("reading the answer: {e}"),
-                },
-            });
-        }
-    };
+    let answer = client.send_read(request, max_body_bytes).await?;
     Ok(X402Response {
-        status: status.as_u16(),
-        status_text: status.canonical_reason().unwrap_or_default().to_owned(),
-        headers,
-        body: body.into(),
-        url,
+        status: answer.status.as_u16(),
+        status_text: answer
+            .status
+            .canonical_reason()
+            .unwrap_or_default()
+            .to_owned(),
+        headers: answer
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), byte_string(value.as_bytes())))
+            .collect(),
+        body: answer.body.into(),
+        url: answer.url,
         payment: answer.payment.map(X402Payment::from),
     })
 }

@@ -226,8 +226,10 @@ describe('red team (i31)', () => {
     const { createServer } = await import('node:http');
     const requirements = { x402Version: 2, error: 'payment required', accepts: [requirement(devnet, PRICE)] };
     // Paid: a body that never ends; unpaid, on /free: 4 KiB.
+    const paymentsSeen = [];
     const server = createServer((request, response) => {
       if (request.url === '/free') return response.writeHead(200).end('x'.repeat(4096));
+      if ('payment-signature' in request.headers) paymentsSeen.push(request.headers['payment-signature']);
       if (!('payment-signature' in request.headers)) {
         requirements.resource = { url: `http://127.0.0.1:${server.address().port}${request.url}` };
         return response.writeHead(402, {
@@ -249,6 +251,13 @@ describe('red team (i31)', () => {
       assert.ok(big instanceof chaperone.PaymentUnanswered, String(big));
       assert.match(big.message, /larger than the limit of 1048576 bytes/);
       assert.ok(big.payment, 'the payment made is carried');
+      // Sent again, the request presents the same payment: the merchant served (and may have
+      // settled) the first, and an answer the agent could not read is no reason to pay twice.
+      const again = await pay(`${base}/pay`).then(() => assert.fail('read'), (e) => e);
+      assert.ok(again instanceof chaperone.PaymentUnanswered, String(again));
+      assert.equal(again.payment.requestId, big.payment.requestId, 'the same payment, not a new one');
+      assert.equal(paymentsSeen.length, 2);
+      assert.equal(paymentsSeen[1], paymentsSeen[0], 'the merchant saw one authorization twice');
       client.release(big.payment.requestId);
       const free = await wrapFetchWithPayment(fetch, client, { maxBodyBytes: 1000 })(`${base}/free`)
         .then(() => assert.fail('read'), (e) => e);

@@ -8,7 +8,6 @@ use std::{sync::Arc, time::Duration};
 
 mod payment;
 
-use chaperone_sdk::Error;
 pub(crate) use payment::X402Payment;
 use payment::{SettledPayment, Settlement};
 use pyo3::{
@@ -126,44 +125,23 @@ pub(crate) struct X402Response {
 }
 
 /// Sends `request` through `client` and reads the answer whole, at most `max_body_bytes` of
-/// body. A payment made is never lost: when its answer's body cannot be read (or is larger),
-/// the error carries it.
+/// body (a payment whose answer cannot be read is carried by the error and kept by the client).
 async fn send(
     client: chaperone_sdk::X402Client,
     request: reqwest::Request,
     max_body_bytes: u64,
 ) -> chaperone_sdk::Result<X402Response> {
-    let answer = client.send(request).await?;
-    let response = answer.response;
-    let status = response.status().as_u16();
-    let url = response.url().to_string();
-    let http_version = format!("{:?}", response.version());
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()))
-        .collect();
-    let body = match chaperone_sdk::read_body(response, max_body_bytes).await {
-        Ok(body) => body,
-        Err(e) => {
-            return Err(match answer.payment {
-                Some(payment) => Error::PaymentUnanswered {
-                    detail: format!("reading the answer: {e}"),
-                    payment: Box::new(payment),
-                },
-                None => Error::Unreachable {
-                    url,
-                    detail: format!("reading the answer: {e}"),
-                },
-            });
-        }
-    };
+    let answer = client.send_read(request, max_body_bytes).await?;
     Ok(X402Response {
-        status,
-        headers,
-        body,
-        url,
-        http_version,
+        status: answer.status.as_u16(),
+        headers: answer
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()))
+            .collect(),
+        body: answer.body,
+        url: answer.url,
+        http_version: format!("{:?}", answer.version),
         payment: answer.payment,
     })
 }

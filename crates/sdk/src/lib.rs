@@ -52,5 +52,5 @@ pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};
 pub use wallet::{Executed, Payment, PendingPayment, Wallet, WalletConfig};
 pub use x402::{
     DEFAULT_MAX_BODY_BYTES, PaidAuthorization, PaymentMethod, SettledPayment, Settlement,
-    X402Client, X402Payment, X402Response, read_body,
+    X402Answer, X402Client, X402Payment, X402Response,
 };

@@ -58,15 +58,32 @@ pub struct X402Response {
     pub payment: Option<X402Payment>,
 }
 
+/// The merchant's answer read whole (by [`X402Client::send_read`]), and the payment if one
+/// was made.
+#[derive(Debug)]
+pub struct X402Answer {
+    /// The answer's status.
+    pub status: reqwest::StatusCode,
+    /// The HTTP version it came in.
+    pub version: reqwest::Version,
+    /// The URL that answered.
+    pub url: String,
+    /// Its headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Its body, whole.
+    pub body: Vec<u8>,
+    /// The payment made for it, if the resource asked for one.
+    pub payment: Option<X402Payment>,
+}
+
 /// The most bytes of an answer's body [`read_body`] reads by default (the language packages'
 /// `maxBodyBytes` / `max_body_bytes`): a merchant controls the body, and one that streams
 /// without end must not exhaust the agent's memory.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Reads the body of a merchant's answer whole, refusing one past `max_bytes` (its stated
-/// length, or the bytes received so far): `Err` says why, for the caller's error, which must
-/// carry the payment made (the language packages' `send`).
-pub async fn read_body(
+/// length, or the bytes received so far): `Err` says why.
+async fn read_body(
     mut response: reqwest::Response,
     max_bytes: u64,
 ) -> std::result::Result<Vec<u8>, String> {
@@ -147,6 +164,47 @@ impl X402Client {
             .build()
             .map_err(|e| unreachable(url, e))?;
         self.send(request).await
+    }
+
+    /// [`send`](Self::send), then reads the answer's body whole, at most `max_body_bytes`
+    /// (what the language packages hand their callers). A payment made is never lost: when
+    /// its answer's body cannot be read (or is larger), the error carries it and the client
+    /// keeps it, so the request sent again presents the same payment instead of paying twice
+    /// (the merchant, having served, may well have settled it).
+    pub async fn send_read(
+        &self,
+        request: reqwest::Request,
+        max_body_bytes: u64,
+    ) -> Result<X402Answer> {
+        let key = request_key(&request);
+        let X402Response { response, payment } = self.send(request).await?;
+        let status = response.status();
+        let version = response.version();
+        let url = response.url().to_string();
+        let headers = response.headers().clone();
+        match read_body(response, max_body_bytes).await {
+            Ok(body) => Ok(X402Answer {
+                status,
+                version,
+                url,
+                headers,
+                body,
+                payment,
+            }),
+            Err(why) => Err(match payment {
+                Some(payment) => {
+                    self.sent.keep(key, payment.clone());
+                    Error::PaymentUnanswered {
+                        detail: format!("reading the answer: {why}"),
+                        payment: Box::new(payment),
+                    }
+                }
+                None => Error::Unreachable {
+                    url,
+                    detail: format!("reading the answer: {why}"),
+                },
+            }),
+        }
     }
 
     /// Sends `request` (following its redirects); on a 402, pays (see the module
