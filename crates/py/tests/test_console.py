@@ -491,7 +491,8 @@ def test_two_approvers_reach_a_quorum_in_the_browser(
         WebDriverWait(browser, 20).until(lambda d: "done=" in d.current_url)
         assert "1 of 2 approvers so far, 1 more needed" in browser.page_source
         section = browser.find_element(By.ID, f"request-{pending.request_id}")
-        assert "1 of 2 approved (desk-one)" in section.text, section.text
+        # Each approver is shown with who issued the token that voted (red-team F8).
+        assert "1 of 2 approved (desk-one (token issued by bootstrap))" in section.text, section.text
         shot(browser, "approvals-quorum")
         thread.join(timeout=2)
         assert thread.is_alive() and not outcome, f"co-signed before the quorum: {outcome}"
