@@ -9,7 +9,6 @@
 use axum::{
     Router,
     extract::{Query, State},
-    http::StatusCode,
     response::Response,
     routing::get,
 };
@@ -24,7 +23,9 @@ use chaperone_store::{DecisionFilter, ToolDecisionFilter};
 use maud::html;
 use serde::Deserialize;
 
-use super::{PageError, Session, page_response, reason_line, short, url_encode, when};
+use super::{
+    PageError, Session, export_url, filter_status, page_response, reason_line, short, when,
+};
 use crate::{
     AppState,
     ledger::{asked, decision_payments},
@@ -198,24 +199,19 @@ async fn decisions(
             (false, true) => "tool",
             _ => "payment",
         };
-        let mut url = format!("/v1/decisions?format={format}&kind={kind}");
-        for (name, value) in [
-            ("wallet", &filter.wallet),
-            ("outcome", &filter.outcome),
-            ("reason", &filter.reason),
-            ("tool", &filter.tool),
-        ] {
-            if !value.trim().is_empty() {
-                url.push_str(&format!("&{name}={}", url_encode(value.trim())));
-            }
-        }
-        url
+        export_url(
+            "/v1/decisions",
+            format,
+            &[
+                ("kind", kind),
+                ("wallet", &filter.wallet),
+                ("outcome", &filter.outcome),
+                ("reason", &filter.reason),
+                ("tool", &filter.tool),
+            ],
+        )
     };
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = filter_status(&problem);
     Ok(page_response(
         status,
         "Decisions",

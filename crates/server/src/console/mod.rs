@@ -101,6 +101,30 @@ impl IntoResponse for PageError {
     }
 }
 
+/// A filter page's link to its API listing: `path` with `format`, then each filter the officer
+/// filled in (blank ones are left out, so the export lists what the page shows).
+pub(crate) fn export_url(path: &str, format: &str, filters: &[(&str, &str)]) -> String {
+    let mut url = format!(
+        "{path}{}format={format}",
+        if path.contains('?') { '&' } else { '?' }
+    );
+    for (name, value) in filters {
+        if !value.trim().is_empty() {
+            let _ = write!(url, "&{name}={}", url_encode(value.trim()));
+        }
+    }
+    url
+}
+
+/// A filter page's status: 400 when a filter was refused (the page still shows why), else 200.
+pub(crate) fn filter_status(problem: &Option<String>) -> StatusCode {
+    if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// Percent-encodes a query value.
 pub(crate) fn url_encode(text: &str) -> String {
     let mut out = String::new();

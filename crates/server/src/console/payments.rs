@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use axum::{
     Router,
     extract::{Query, State},
-    http::StatusCode,
     response::Response,
     routing::get,
 };
@@ -16,7 +15,7 @@ use chaperone_api::ledger::{PaymentRow, PaymentStatus};
 use chaperone_core::policy::Token;
 use maud::{Markup, html};
 
-use super::{PageError, Session, page_response, short, url_encode, when};
+use super::{PageError, Session, filter_status, page_response, short, url_encode, when};
 use crate::{
     AppState,
     ledger::{LedgerQuery, ledger_page},
@@ -80,11 +79,7 @@ async fn payments(
             .join("&")
     };
     let value = |name: &str| filters.get(name).cloned().unwrap_or_default();
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = filter_status(&problem);
     let body = html! {
         form.filters method="get" action="/payments" {
             label { "Wallet " input type="text" name="wallet" value=(value("wallet")) placeholder="0x…"; }

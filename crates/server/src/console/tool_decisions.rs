@@ -8,7 +8,6 @@
 use axum::{
     Router,
     extract::{Query, State},
-    http::StatusCode,
     response::Response,
     routing::get,
 };
@@ -17,7 +16,7 @@ use chaperone_store::ToolDecisionFilter;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{PageError, Session, page_response, short, url_encode, when};
+use super::{PageError, Session, export_url, filter_status, page_response, short, when};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -66,23 +65,17 @@ async fn tool_decisions(
         Err(message) => (Vec::new(), Some(message)),
     };
     let export = |format: &str| {
-        let mut url = format!("/v1/tool-decisions?format={format}");
-        for (name, value) in [
-            ("tool", &filter.tool),
-            ("upstream", &filter.upstream),
-            ("outcome", &filter.outcome),
-        ] {
-            if !value.trim().is_empty() {
-                url.push_str(&format!("&{name}={}", url_encode(value.trim())));
-            }
-        }
-        url
+        export_url(
+            "/v1/tool-decisions",
+            format,
+            &[
+                ("tool", &filter.tool),
+                ("upstream", &filter.upstream),
+                ("outcome", &filter.outcome),
+            ],
+        )
     };
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = filter_status(&problem);
     Ok(page_response(
         status,
         "Tool decisions",
