@@ -95,7 +95,7 @@ for (const name of ['flush', 'sync', 'receipt', 'records', 'disclose', 'forget',
 for (const name of ['pay', 'execute', 'waitForApproval', 'bindToCall', 'signPaymentAuthorization']) {
   typedAsync(native.Wallet.prototype, name);
 }
-for (const name of ['send', 'authorize', 'watch', 'bindToCall']) typedAsync(native.X402Client.prototype, name);
+for (const name of ['send', 'authorize', 'watch', 'standing', 'bindToCall']) typedAsync(native.X402Client.prototype, name);
 typedSync(native.X402Client.prototype, 'release');
 for (const name of ['verifySettlement', 'findSettlement']) typedAsync(native.X402Payment.prototype, name);
 typedAsync(native.Disclosure.prototype, 'verifyOnChain');

@@ -6,7 +6,8 @@ import type { Wallet, X402Client, X402Payment } from './native'
 
 /** How `wrapFetchWithPayment`'s requests are sent. */
 export interface FetchWithPaymentOptions {
-  /** A bound on each HTTP exchange, in ms (default 300,000). */
+  /** A bound on each HTTP exchange, in ms (default: the client's, 300,000 unless
+   * `new X402Client(wallet, { timeoutMs })` says otherwise; `Infinity` for none). */
   timeoutMs?: number
   /** The most bytes of an answer's body read (default 10 MiB); past it the request rejects
    * with `PaymentUnanswered` carrying the payment made (`Unreachable` when none was). */
@@ -52,8 +53,9 @@ export interface PaymentPayloadResultLike {
 
 /** Options of `ChaperoneExactEvmScheme`. */
 export interface ChaperoneSchemeOptions {
-  /** The URL the payment records name (default: the URL of the request that got the 402, noted
-   * by `onPaymentRequired`; never the 402's own `resource.url`). */
+  /** The URL the payment records name when `onPaymentRequired` did not note the URL of the
+   * request that got the 402 (never the 402's own `resource.url`); when both are known and
+   * differ, nothing is co-signed (`Invalid`). */
   resource?: string
 }
 
@@ -61,7 +63,9 @@ export interface ChaperoneSchemeOptions {
  * SDK picks the method, nonce and validity and gets the co-signature (`X402Client.authorize`).
  * A denial rejects `createPaymentPayload` with `Denied`, before anything is sent; so does an
  * unknown URL (`Invalid`: register `onPaymentRequired` on the `x402HTTPClient`, or pass
- * `resource`). A payment the merchant refused is presented again while usable, not re-signed. */
+ * `resource`). Payments are kept by request (the URL that asked, and its method and body
+ * through `withoutPaidRedirects`): asked again for one, the scheme presents the same payment
+ * while the chain shows it usable, and forgets it only on the chain's word (see x402.js). */
 export declare class ChaperoneExactEvmScheme {
   constructor(payer: Wallet | X402Client, options?: ChaperoneSchemeOptions)
   /** x402's scheme name. */
@@ -72,10 +76,12 @@ export declare class ChaperoneExactEvmScheme {
   readonly resource: string | undefined
   /** Every payment made, oldest first. */
   readonly payments: X402Payment[]
-  /** The payments presented again if asked for the same URL and requirement (refused or
-   * unanswered, still usable), by that URL and requirement. */
-  readonly kept: Map<string, { payment: X402Payment; until: number }>
-  /** The hook for `x402HTTPClient.onPaymentRequired`: notes the URL that got each 402. */
+  /** The payments presented again if asked for the same request while the chain shows them
+   * usable, by request (`JSON.stringify([url, method, bodySha256])`, method and body null
+   * when unknown); `reported` once a `PAYMENT-RESPONSE` reported success. Delete one to pay
+   * that request anew. */
+  readonly kept: Map<string, { payment: X402Payment; until: number; reported: boolean }>
+  /** The hook for `x402HTTPClient.onPaymentRequired`: notes the request that got each 402. */
   readonly onPaymentRequired: (context: { paymentRequired: object; requestUrl: string }) => Promise<void>
   /** @x402/core's scheme hooks (the URL that asked, and the end of a settled payment). */
   readonly schemeHooks: {
@@ -100,6 +106,8 @@ export declare class ChaperoneExactEvmScheme {
 /** A `fetch` for @x402/fetch's own `wrapFetchWithPayment`: a request carrying a payment
  * (`PAYMENT-SIGNATURE` or `X-PAYMENT`) is sent with `redirect: 'manual'`, so a redirect cannot
  * carry the co-signed payment to another origin; a 402 reached through a redirect rejects with
- * `Invalid` (the paid retry would go to the URL that redirected); every other request is
- * `fetch`'s as it was. */
+ * `Invalid` (the paid retry would go to the URL that redirected); a 402's body is read at most
+ * 64 KiB, and its requirements carry the request's id for `ChaperoneExactEvmScheme` (which keys
+ * payments on the request's URL, method and body); every other request is `fetch`'s as it
+ * was. */
 export declare function withoutPaidRedirects(fetch: typeof globalThis.fetch): typeof globalThis.fetch

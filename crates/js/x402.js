@@ -11,6 +11,8 @@
 // `recordCall`) is committed to by that call's record and bound to it.
 //
 // `ChaperoneExactEvmScheme` plugs the same co-signed payments into @x402/core's `x402Client`.
+const { createHash, randomBytes } = require('node:crypto');
+
 const { currentCall } = require('./calls.js');
 
 /** The payment each answer of `wrapFetchWithPayment` was paid with. */
@@ -116,7 +118,8 @@ async function send(client, request, call, options) {
  * is read whole, a redirect after payment comes back as it is, and the SDK's errors reject as
  * they are (`Denied`, `PendingAuthorization`, `Refused`, `PaymentRefused`, `PaymentUnanswered`,
  * `Unreachable`). `fetch` serves the other URLs (`data:`, `blob:`), which never pay.
- * `options.timeoutMs` bounds each HTTP exchange (default 300,000, as undici's);
+ * `options.timeoutMs` bounds each HTTP exchange (default: the client's, 300,000 as undici's
+ * unless `new X402Client(wallet, { timeoutMs })` says otherwise; `Infinity` for none);
  * `options.maxBodyBytes` the answer's body, which is read whole (default 10 MiB: a merchant
  * controls it; past it the request rejects with `PaymentUnanswered` carrying the payment made,
  * or `Unreachable` when none was).
@@ -124,7 +127,7 @@ async function send(client, request, call, options) {
 function wrapFetchWithPayment(fetch, payer, options = {}) {
   if (typeof fetch !== 'function') throw new TypeError('wrapFetchWithPayment(fetch, payer): fetch is a function');
   const client = clientOf(payer);
-  const settings = { timeoutMs: options.timeoutMs ?? 300_000, maxBodyBytes: options.maxBodyBytes };
+  const settings = { timeoutMs: options.timeoutMs, maxBodyBytes: options.maxBodyBytes };
   return async function fetchWithPayment(input, init) {
     const call = currentCall();
     const request = new Request(input, init);
@@ -146,9 +149,43 @@ function usableUntil(header) {
   return Number(payload.authorization?.validBefore ?? payload.permit2Authorization?.deadline ?? 0);
 }
 
-/** A payment kept for presenting again stops being offered this many seconds before its
- * validity ends: the merchant needs time to settle it. */
-const KEPT_MARGIN_SECONDS = 5;
+/** A kept payment whose validity ended this long ago (local clock) is dropped from memory
+ * unasked: the chain cannot be an hour behind, so it can never be used (only a payment asked
+ * for again is checked against the chain). */
+const FORGET_AFTER_SECONDS = 3600;
+
+/** The field `withoutPaidRedirects` writes into a 402's requirements: the random id of the
+ * request that got it, so that the scheme keys its payment on that request's URL, method and
+ * body (@x402/core hands a scheme only the requirements, and its hook only the URL). */
+const ASK_FIELD = 'chaperoneAsk';
+
+/** Requests that got a 402 through `withoutPaidRedirects`, by the id written into it: `{ url,
+ * method, body }` (`body`: the SHA-256 of its bytes, or null). At most `MAX_NOTED` are held
+ * (the oldest dropped first): a 402 nobody pays leaves its note behind. */
+const asks = new Map();
+
+/** The status each paid request got through `withoutPaidRedirects`, by its payment's
+ * signature (`JSON.stringify` of the header's `payload`): whether the merchant served it. */
+const paidStatuses = new Map();
+
+const MAX_NOTED = 1024;
+
+/** Notes `value` under `key` in `map`, dropping the oldest past `MAX_NOTED`. */
+function note(map, key, value) {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > MAX_NOTED) map.delete(map.keys().next().value);
+}
+
+/** The payment header's `payload` as the scheme keys it, or null. */
+function paymentSignature(headerValue) {
+  try {
+    const header = JSON.parse(Buffer.from(headerValue, 'base64').toString('utf8'));
+    return JSON.stringify(header?.payload ?? null);
+  } catch {
+    return null;
+  }
+}
 
 /**
  * The "exact" EVM scheme for @x402/core's `x402Client`, paying from a Chaperone wallet:
@@ -170,15 +207,23 @@ const KEPT_MARGIN_SECONDS = 5;
  * requirement, so the URL comes from `onPaymentRequired` (registered on the `x402HTTPClient`
  * that @x402/fetch uses, which passes it the request's URL) or from `options.resource`. Never
  * from the 402's own `resource.url`, which the merchant writes: without either, nothing is
- * co-signed (`Invalid`).
+ * co-signed (`Invalid`); when both are known and differ, nothing is co-signed either
+ * (`Invalid`: a payment named for one URL must not be presented to another).
  *
- * A payment the merchant answered with another 402 may still be settled by it; so, as
- * `X402Client.send` does, the scheme presents that same payment again for the same URL and
- * requirement while it can be used, instead of co-signing a new one, which would take another
- * of the wallet's authorization slots for the period (a merchant that keeps refusing would
- * drain them). A payment is forgotten once a paid answer reports it settled
- * (`PAYMENT-RESPONSE` with `success`, seen by `schemeHooks.onPaymentResponse`; x402 v2 only:
- * a v1 payment is never presented again, as @x402/core reports no v1 answer to a scheme).
+ * Each co-signed payment holds one of the wallet's authorization slots for the period until
+ * it is used or expires, so a merchant that keeps refusing must not get a new one per retry.
+ * The scheme keeps each payment by the request it was made for: the URL that asked, and,
+ * through `withoutPaidRedirects(fetch)`, the request's method and body (without it, the URL
+ * alone: any request to that URL). Never by what the merchant writes (its `extra`,
+ * `maxTimeoutSeconds`, amount). Asked again for the same request, it presents the same
+ * payment while the chain shows it usable, x402 v1 and v2 alike; concurrent payments for one
+ * request wait for each other and share one authorization. A kept payment is forgotten only
+ * on the chain's word: once its validity is over in chain time and it was never used (then a
+ * new one is signed), or once it was used and the merchant served the request (a 2xx seen by
+ * `withoutPaidRedirects`, else a `PAYMENT-RESPONSE` reporting success), so that the next
+ * purchase is a new one. A payment the chain shows used for a request the merchant did not
+ * serve is not paid again: `createPaymentPayload` rejects with `PaymentRefused` carrying it
+ * (delete it from `kept` to pay anew).
  *
  * What @x402/core's client and @x402/fetch do with the payment is theirs: a denial rejects
  * `createPaymentPayload` with `Denied` (every reason) before anything is sent, but @x402/fetch
@@ -192,6 +237,10 @@ const KEPT_MARGIN_SECONDS = 5;
  * any.
  */
 class ChaperoneExactEvmScheme {
+  /** The end of the queue of payments for each request key: one payment decision at a time
+   * per request. */
+  #queues = new Map();
+
   constructor(payer, options = {}) {
     /** x402's scheme name. */
     this.scheme = 'exact';
@@ -199,38 +248,39 @@ class ChaperoneExactEvmScheme {
     this.resource = options.resource;
     /** Every payment this scheme made, oldest first. */
     this.payments = [];
-    // The URL that got each 402 (by @x402/core's object of it), then each selected
+    // The request that got each 402 (by @x402/core's object of it), then each selected
     // requirement's: @x402/core hands the scheme only the requirement object.
     const asked = new WeakMap();
-    const resources = new WeakMap();
-    this.resources = resources;
-    // Payments sent and not yet answered with anything but a 402, by URL and requirement:
-    // { payment, result, until, signature }.
+    const requests = new WeakMap();
+    this.requests = requests;
+    // Payments sent and not yet known settled and served, by request:
+    // { payment, result, until, signature, reported }.
     const kept = new Map();
     this.kept = kept;
-    /** The hook for @x402/core's `x402HTTPClient.onPaymentRequired`: notes the URL of the
-     * request that got the 402 (what the payment record names). Asks for no headers. */
+    /** The hook for @x402/core's `x402HTTPClient.onPaymentRequired`: notes the request that
+     * got the 402 (its URL, what the payment record names; its method and body when it came
+     * through `withoutPaidRedirects`). Asks for no headers. */
     this.onPaymentRequired = async ({ paymentRequired, requestUrl } = {}) => {
-      if (paymentRequired && typeof paymentRequired === 'object' && typeof requestUrl === 'string') {
-        asked.set(paymentRequired, requestUrl);
-      }
+      if (!paymentRequired || typeof paymentRequired !== 'object' || typeof requestUrl !== 'string') return;
+      const id = paymentRequired[ASK_FIELD];
+      delete paymentRequired[ASK_FIELD];
+      const ask = typeof id === 'string' ? asks.get(id) : undefined;
+      if (ask) asks.delete(id);
+      asked.set(paymentRequired, ask?.url === requestUrl ? ask : { url: requestUrl, method: null, body: null });
     };
     /** @x402/core's scheme hooks. */
     this.schemeHooks = {
       onBeforePaymentCreation: async (context) => {
-        const url = context?.paymentRequired && asked.get(context.paymentRequired);
-        if (context?.selectedRequirements && typeof url === 'string') {
-          resources.set(context.selectedRequirements, url);
-        }
+        const request = context?.paymentRequired && asked.get(context.paymentRequired);
+        if (context?.selectedRequirements && request) requests.set(context.selectedRequirements, request);
       },
       onPaymentResponse: async (context) => {
-        // Only an answer that reports the payment settled ends it (x402 v2 sends
-        // PAYMENT-RESPONSE with what it serves): after a 402, a 5xx or no report the merchant
-        // may still hold it, and a new one would take another slot.
+        // A report is the merchant's word, not the chain's: noted, and weighed only once the
+        // chain shows the payment used (see `createPaymentPayload`).
         if (context?.settleResponse?.success !== true) return;
         const signature = JSON.stringify(context?.paymentPayload?.payload ?? null);
-        for (const [key, entry] of kept) {
-          if (entry.signature === signature) kept.delete(key);
+        for (const entry of kept.values()) {
+          if (entry.signature === signature) entry.reported = true;
         }
       },
     };
@@ -238,7 +288,7 @@ class ChaperoneExactEvmScheme {
 
   /** The payload (`payload`, and `extensions` in x402 v2) for `requirements`, co-signed within
    * the policy; rejects with `Denied` when the policy denies it. */
-  async createPaymentPayload(x402Version, requirements, context) {
+  createPaymentPayload(x402Version, requirements, context) {
     const call = currentCall();
     const amount = x402Version === 1 ? requirements.maxAmountRequired : requirements.amount;
     const cap = context?.maxAmountPerPayment;
@@ -246,38 +296,160 @@ class ChaperoneExactEvmScheme {
     // An amount that is not plain digits cannot be compared, and x402-rs may still read one
     // ("10_000" is 10000 to it): refused under a cap, as @x402/core's own spend controls do.
     if (cap !== undefined && atomic(cap) && (!atomic(amount) || BigInt(amount) > BigInt(cap))) {
-      throw new RangeError(`${amount} is over the x402 client's cap of ${cap} per payment`);
+      return Promise.reject(new RangeError(`${amount} is over the x402 client's cap of ${cap} per payment`));
+    }
+    const { Invalid } = require('./errors.js');
+    const asked = this.requests.get(requirements);
+    if (asked && this.resource !== undefined && this.resource !== asked.url) {
+      return Promise.reject(new Invalid(`${asked.url} asks for payment, but this scheme was given the resource ` +
+        `${this.resource}: a payment names, and goes to, the URL that asked (pass no resource, or that URL)`));
+    }
+    const request = asked ?? (typeof this.resource === 'string' ? { url: this.resource, method: null, body: null } : null);
+    if (!request) {
+      return Promise.reject(new Invalid('ChaperoneExactEvmScheme does not know the URL that asked for this payment: ' +
+        'register scheme.onPaymentRequired on the x402HTTPClient (new x402HTTPClient(client)' +
+        '.onPaymentRequired(scheme.onPaymentRequired)) or pass { resource }'));
     }
     const required = { x402Version, accepts: [requirements] };
     if (x402Version !== 1 && context?.extensions) required.extensions = context.extensions;
-    const resource = this.resource ?? this.resources.get(requirements);
-    if (typeof resource !== 'string') {
-      const { Invalid } = require('./errors.js');
-      throw new Invalid('ChaperoneExactEvmScheme does not know the URL that asked for this payment: ' +
-        'register scheme.onPaymentRequired on the x402HTTPClient (new x402HTTPClient(client)' +
-        '.onPaymentRequired(scheme.onPaymentRequired)) or pass { resource }');
+    const key = JSON.stringify([request.url, request.method, request.body]);
+    // Queued before anything is awaited: a concurrent payment for the same request waits,
+    // then finds this one kept.
+    return this.#serialised(key, () => this.#pay(key, request.url, required, call));
+  }
+
+  /** Runs `work` once every earlier payment decision for `key` has ended. */
+  async #serialised(key, work) {
+    const previous = this.#queues.get(key) ?? Promise.resolve();
+    let done;
+    const mine = new Promise((resolve) => { done = resolve; });
+    const tail = previous.then(() => mine);
+    this.#queues.set(key, tail);
+    await previous;
+    try {
+      return await work();
+    } finally {
+      done();
+      if (this.#queues.get(key) === tail) this.#queues.delete(key);
     }
-    const key = JSON.stringify([resource, required]);
+  }
+
+  /** The payment kept for `key` if the chain shows it usable, else a new one for `required`. */
+  async #pay(key, resource, required, call) {
     const now = Date.now() / 1000;
     for (const [old, entry] of this.kept) {
-      if (entry.until - KEPT_MARGIN_SECONDS <= now) this.kept.delete(old);
+      if (old !== key && entry.until + FORGET_AFTER_SECONDS < now) this.kept.delete(old);
     }
     const presented = this.kept.get(key);
     if (presented) {
-      // Refused before and still usable: the same authorization again, no new slot.
-      if (call) call.add(presented.payment, this.client);
-      return { ...presented.result };
+      const { state, settlement } = await this.client.standing(presented.payment);
+      if (state === 'usable') {
+        // The merchant may still settle it: the same authorization again, no new slot.
+        if (call) call.add(presented.payment, this.client);
+        return structuredClone(presented.result);
+      }
+      if (state === 'settled') {
+        const status = paidStatuses.get(presented.signature);
+        const served = status !== undefined ? status >= 200 && status < 300 : presented.reported === true;
+        if (!served) {
+          const { PaymentRefused } = require('./errors.js');
+          throw new PaymentRefused(`${resource} asks for payment again, but this request's payment was used in ` +
+            `transaction ${settlement?.transaction} and the merchant did not serve it`, {
+            requestId: presented.payment.requestId,
+            reason: 'paid, and asked for payment again',
+            payment: presented.payment,
+          });
+        }
+      }
+      // Expired unused, or used and served: the next purchase is a new one.
+      this.kept.delete(key);
     }
     const payment = await this.client.authorize(resource, JSON.stringify(required));
     this.payments.push(payment);
     if (call) call.add(payment, this.client);
     const header = JSON.parse(Buffer.from(payment.payload, 'base64').toString('utf8'));
-    if (x402Version === 1) return header;
-    const result = { x402Version: header.x402Version, payload: header.payload };
-    if (header.extensions && Object.keys(header.extensions).length > 0) result.extensions = header.extensions;
-    this.kept.set(key, { payment, result, until: usableUntil(header), signature: JSON.stringify(header.payload) });
+    let result = header;
+    if (required.x402Version !== 1) {
+      result = { x402Version: header.x402Version, payload: header.payload };
+      if (header.extensions && Object.keys(header.extensions).length > 0) result.extensions = header.extensions;
+    }
+    this.kept.set(key, {
+      payment,
+      result: structuredClone(result),
+      until: usableUntil(header),
+      signature: JSON.stringify(header.payload),
+      reported: false,
+    });
     return result;
   }
+}
+
+/** The most bytes of a 402's body `withoutPaidRedirects` reads (x402 v1's requirements are a
+ * few kilobytes): @x402/fetch reads a 402's body whole, and a merchant streaming one without
+ * end would exhaust the agent's memory. */
+const MAX_402_BODY_BYTES = 64 * 1024;
+
+/** At most `limit` bytes of `response`'s body as text; null past it (the rest is not read). */
+async function readAtMost(response, limit) {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks = [];
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    length += value.byteLength;
+    if (length > limit) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The 402 `response` to `request`, its body read at most `MAX_402_BODY_BYTES`, and its
+ * requirements (the header's, else v1's body) tagged with the id of `ask` (noted in `asks`). */
+async function tagged402(response, request, ask) {
+  const id = randomBytes(16).toString('hex');
+  const headers = new Headers(response.headers);
+  // The body is handed on decoded, and perhaps rewritten.
+  headers.delete('content-encoding');
+  headers.delete('content-length');
+  let text = await readAtMost(response, MAX_402_BODY_BYTES);
+  const header = response.headers.get('payment-required');
+  let decoded = null;
+  try {
+    decoded = header ? JSON.parse(Buffer.from(header, 'base64').toString('utf8')) : null;
+  } catch {
+    // Not x402's: @x402/fetch reports it.
+  }
+  if (decoded && typeof decoded === 'object' && !Array.isArray(decoded)) {
+    decoded[ASK_FIELD] = id;
+    headers.set('payment-required', Buffer.from(JSON.stringify(decoded)).toString('base64'));
+    note(asks, id, ask);
+    // The requirements are the header's: the body is read for nobody.
+    text ??= '';
+  } else if (text === null) {
+    const { Invalid } = require('./errors.js');
+    throw new Invalid(`${request.url} answered 402 with a body larger than ${MAX_402_BODY_BYTES} bytes and no ` +
+      'Payment-Required header');
+  } else {
+    let body = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not x402's: @x402/fetch reports it.
+    }
+    if (body && typeof body === 'object' && !Array.isArray(body) && body.x402Version === 1) {
+      body[ASK_FIELD] = id;
+      text = JSON.stringify(body);
+      note(asks, id, ask);
+    }
+  }
+  const tagged = new Response(text, { status: response.status, statusText: response.statusText, headers });
+  Object.defineProperty(tagged, 'url', { value: response.url || request.url, enumerable: true });
+  return tagged;
 }
 
 /**
@@ -288,13 +460,24 @@ class ChaperoneExactEvmScheme {
  * redirect comes back as the answer. A 402 reached through a redirect rejects (`Invalid`):
  * @x402/fetch would send the paid retry to the URL it was given, not to the one that asked, so
  * an origin that redirects to a real merchant would be handed a payment to that merchant.
- * Every other request is `fetch`'s as it was.
+ * A 402's body is read at most 64 KiB (@x402/fetch would read it whole), and its requirements
+ * carry the request's id for `ChaperoneExactEvmScheme`, which keys its payments on the
+ * request's URL, method and body; the status a paid request gets is noted for it (whether the
+ * merchant served it). Every other request is `fetch`'s as it was.
  */
 function withoutPaidRedirects(fetch) {
   return async (input, init) => {
     const request = new Request(input, init);
-    const paid = request.headers.has('payment-signature') || request.headers.has('x-payment');
-    if (paid) return fetch(new Request(request, { redirect: 'manual' }));
+    const paymentHeader = request.headers.get('payment-signature') ?? request.headers.get('x-payment');
+    if (paymentHeader !== null) {
+      const response = await fetch(new Request(request, { redirect: 'manual' }));
+      const signature = paymentSignature(paymentHeader);
+      if (signature !== null) note(paidStatuses, signature, response.status);
+      return response;
+    }
+    const body = request.body === null
+      ? null
+      : createHash('sha256').update(new Uint8Array(await request.clone().arrayBuffer())).digest('hex');
     const response = await fetch(request);
     if (response.status === 402 && response.redirected) {
       await response.body?.cancel();
@@ -304,7 +487,8 @@ function withoutPaidRedirects(fetch) {
           'only to the URL that asks for it (request that URL itself)',
       );
     }
-    return response;
+    if (response.status !== 402) return response;
+    return tagged402(response, request, { url: request.url, method: request.method, body });
   };
 }
 

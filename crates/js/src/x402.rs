@@ -30,6 +30,10 @@ const SET_BY_THE_CLIENT: [&str; 6] = [
     "accept-encoding",
 ];
 
+/// The bound on each HTTP exchange when neither the request nor the client names one (undici's
+/// own default).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A request to send through the client: what `fetch`'s `Request` holds.
 #[napi(object, object_to_js = false)]
 pub struct X402Request {
@@ -41,7 +45,8 @@ pub struct X402Request {
     pub headers: Option<Vec<(String, String)>>,
     /// The body, if any.
     pub body: Option<Either<String, Uint8Array>>,
-    /// A bound on each HTTP exchange, in ms (default none).
+    /// A bound on each HTTP exchange, in ms (default: the client's, 300,000 unless set;
+    /// `Infinity` for none): a merchant that never answers must not hold the call forever.
     pub timeout_ms: Option<f64>,
     /// The most bytes of the answer's body read (default 10 MiB): past it, `send` rejects
     /// (`PaymentUnanswered` carrying the payment, when one was made).
@@ -75,7 +80,7 @@ fn byte_string(bytes: &[u8]) -> String {
 }
 
 impl X402Request {
-    fn into_request(self) -> napi::Result<reqwest::Request> {
+    fn into_request(self, default_timeout: Option<Duration>) -> napi::Result<reqwest::Request> {
         let method = self.method.unwrap_or_else(|| "GET".to_owned());
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| convert::invalid(format!("{method:?} is not an HTTP method")))?;
@@ -98,11 +103,10 @@ impl X402Request {
         }
         let mut request = reqwest::Request::new(method, url);
         *request.headers_mut() = headers;
-        if let Some(ms) = self.timeout_ms {
-            let timeout = Duration::try_from_secs_f64(ms / 1000.0)
-                .map_err(|_| convert::invalid("timeoutMs must be a number of ms ≥ 0"))?;
-            *request.timeout_mut() = Some(timeout);
-        }
+        *request.timeout_mut() = match self.timeout_ms {
+            None => default_timeout,
+            Some(ms) => timeout(ms)?,
+        };
         if let Some(body) = self.body {
             let bytes = match body {
                 Either::A(text) => text.into_bytes(),
@@ -129,6 +133,25 @@ pub struct X402Response {
     pub url: String,
     /// The payment made for this answer, if the resource asked for one.
     pub payment: Option<X402Payment>,
+}
+
+/// Where a payment stands on the chain (`X402Client.standing`).
+#[napi(object, object_from_js = false)]
+pub struct PaymentStanding {
+    /// `usable`, `settled` or `expired`.
+    #[napi(ts_type = "'usable' | 'settled' | 'expired'")]
+    pub state: String,
+    /// The transaction that used it, when `settled`.
+    pub settlement: Option<SettledPayment>,
+}
+
+impl PaymentStanding {
+    fn new(state: &str, settlement: Option<SettledPayment>) -> Self {
+        Self {
+            state: state.to_owned(),
+            settlement,
+        }
+    }
 }
 
 /// Sends `request` through `client` and reads the answer whole, at most `max_body_bytes` of
@@ -169,18 +192,45 @@ pub struct X402Client {
     inner: chaperone_sdk::X402Client,
     wallet: Arc<chaperone_sdk::Wallet>,
     agent: String,
+    /// The bound on each HTTP exchange of a request that names none (`None`: no bound).
+    timeout: Option<Duration>,
+}
+
+/// Options of `new X402Client(wallet, options)`.
+#[napi(object, object_to_js = false)]
+pub struct X402ClientOptions {
+    /// The bound on each HTTP exchange of a request that names no `timeoutMs`, in ms (default
+    /// 300,000; `Infinity` for none).
+    pub timeout_ms: Option<f64>,
+}
+
+/// `ms` as a bound (`Infinity`: none).
+fn timeout(ms: f64) -> napi::Result<Option<Duration>> {
+    if ms == f64::INFINITY {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(ms / 1000.0)
+        .map(Some)
+        .map_err(|_| convert::invalid("timeoutMs must be a number of ms ≥ 0 (or Infinity)"))
 }
 
 #[napi]
 impl X402Client {
-    /// A client paying from `wallet` (its own book of payments sent).
+    /// A client paying from `wallet` (its own book of payments sent); `options.timeoutMs`
+    /// bounds each HTTP exchange of a request that names no `timeoutMs` (default 300,000;
+    /// `Infinity` for none).
     #[napi(constructor)]
-    pub fn new(wallet: &Wallet) -> Self {
-        Self {
+    pub fn new(wallet: &Wallet, options: Option<X402ClientOptions>) -> napi::Result<Self> {
+        let timeout = match options.and_then(|o| o.timeout_ms) {
+            None => Some(DEFAULT_TIMEOUT),
+            Some(ms) => timeout(ms)?,
+        };
+        Ok(Self {
             inner: chaperone_sdk::X402Client::new(Arc::unwrap_or_clone(wallet.inner.clone())),
             wallet: wallet.inner.clone(),
             agent: wallet.agent.clone(),
-        }
+            timeout,
+        })
     }
 
     /// The wallet that pays (checksummed).
@@ -207,7 +257,7 @@ impl X402Client {
     #[napi]
     pub async fn send(&self, request: X402Request) -> napi::Result<X402Response> {
         let limit = request.body_limit()?;
-        let request = request.into_request()?;
+        let request = request.into_request(self.timeout)?;
         errors::js(send(self.inner.clone(), request, limit).await)
     }
 
@@ -240,6 +290,30 @@ impl X402Client {
         env.spawn_future(async move {
             let settled = errors::js(client.watch(&payment).await)?;
             Ok(SettledPayment::from(settled))
+        })
+    }
+
+    /// Where `payment` stands on the chain (its validity measured in chain time, not the local
+    /// clock): `usable` (the merchant may still settle it), `settled` (with the transaction
+    /// that used it) or `expired` (unused, and it never can be). `ChaperoneExactEvmScheme`
+    /// asks before it forgets a payment it kept.
+    #[napi(ts_return_type = "Promise<PaymentStanding>")]
+    pub fn standing<'env>(
+        &self,
+        env: &'env Env,
+        payment: &X402Payment,
+    ) -> napi::Result<PromiseRaw<'env, PaymentStanding>> {
+        let client = self.inner.clone();
+        let payment = payment.inner.clone();
+        env.spawn_future(async move {
+            let standing = errors::js(client.standing(&payment).await)?;
+            Ok(match standing {
+                chaperone_sdk::PaymentStanding::Usable => PaymentStanding::new("usable", None),
+                chaperone_sdk::PaymentStanding::Settled(settled) => {
+                    PaymentStanding::new("settled", Some(settled.into()))
+                }
+                chaperone_sdk::PaymentStanding::Expired => PaymentStanding::new("expired", None),
+            })
         })
     }
 

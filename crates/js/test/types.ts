@@ -75,6 +75,9 @@ export async function x402Agent(recorder: Recorder, wallet: Wallet): Promise<voi
   if (payment) {
     const settled: SettledPayment = await client.watch(payment)
     const found: SettledPayment | null = await payment.findSettlement('http://127.0.0.1:8545', wallet.agent)
+    const standing: 'usable' | 'settled' | 'expired' = (await client.standing(payment)).state
+    const bounded = new X402Client(wallet, { timeoutMs: 30_000 })
+    void standing, bounded
     const metadata: Buffer = X402Payment.recordMetadata([payment])
     const again: X402Payment[] = X402Payment.fromMetadata(metadata)
     void settled, found, again

@@ -269,13 +269,20 @@ describe('x402', () => {
     const settled = await payment.findSettlement(info.rpcUrl, info.agent);
     assert.equal(settled?.payer, info.wallet);
     assert.equal((await decision(devnet, payment.requestId)).call_leaf_hash, recorded.leafHash);
+    // Bought again: the chain shows the first payment used and the merchant served it, so the
+    // scheme forgets it and this is a new purchase (a payment it keeps is presented again only
+    // while usable or unserved).
+    assert.equal((await pay(api.url)).status, 200);
+    assert.equal(scheme.payments.length, 2);
+    assert.notEqual(scheme.payments[1].requestId, payment.requestId);
+    assert.deepEqual(await api.stats(), [2, 2]);
 
     // A denial rejects before anything is sent (@x402/fetch rethrows it with its message).
     const shop = await startMerchant([requirement(devnet, PRICE, DEAD)]);
     try {
       await assert.rejects(pay(shop.url), /Failed to create payment payload: .*denied/i);
       assert.deepEqual(shop.paymentHeaders(), []);
-      assert.equal(scheme.payments.length, 1);
+      assert.equal(scheme.payments.length, 2);
       const named = new ChaperoneExactEvmScheme(wallet, { resource: shop.url });
       await assert.rejects(
         named.createPaymentPayload(2, requirement(devnet, PRICE, DEAD)),
@@ -284,7 +291,7 @@ describe('x402', () => {
       // The x402 client's own cap per payment is kept too, before anything is co-signed.
       await assert.rejects(named.createPaymentPayload(2, requirement(devnet, PRICE), { maxAmountPerPayment: '9999' }),
         RangeError);
-      assert.equal(scheme.payments.length, 1);
+      assert.equal(scheme.payments.length, 2);
       assert.equal(named.payments.length, 0);
     } finally {
       await shop.stop();

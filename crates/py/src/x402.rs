@@ -18,6 +18,20 @@ use pyo3::{
 
 use crate::{block_on, convert, spawn, wallet::Wallet};
 
+/// The bound on each HTTP exchange, in seconds, when the caller names none (`timeout=None`
+/// is no bound): a merchant that never answers must not hold the call forever.
+const DEFAULT_TIMEOUT_SECONDS: f64 = 300.0;
+
+/// `t` seconds as a bound (`inf`: none).
+fn seconds(t: f64, what: &str) -> PyResult<Option<Duration>> {
+    if t == f64::INFINITY {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(t)
+        .map(Some)
+        .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds ≥ 0")))
+}
+
 /// A request as Python hands it over: method, URL, headers, body and a timeout.
 struct Outgoing {
     method: reqwest::Method,
@@ -44,6 +58,7 @@ impl Outgoing {
         headers: Option<&Bound<'_, PyAny>>,
         body: Option<&Bound<'_, PyAny>>,
         timeout: Option<f64>,
+        default_timeout: Option<Duration>,
     ) -> PyResult<Self> {
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| PyValueError::new_err(format!("{method:?} is not an HTTP method")))?;
@@ -81,12 +96,10 @@ impl Outgoing {
         let body = body
             .map(|b| convert::content(b, "body").map(<[u8]>::to_vec))
             .transpose()?;
-        let timeout = timeout
-            .map(|t| {
-                Duration::try_from_secs_f64(t)
-                    .map_err(|_| PyValueError::new_err("timeout must be a number of seconds ≥ 0"))
-            })
-            .transpose()?;
+        let timeout = match timeout {
+            None => default_timeout,
+            Some(t) => seconds(t, "timeout")?,
+        };
         Ok(Self {
             method,
             url,
@@ -203,26 +216,37 @@ pub(crate) struct X402Client {
     inner: chaperone_sdk::X402Client,
     /// The most bytes of an answer's body read (a merchant controls it).
     max_body_bytes: u64,
+    /// The bound on each HTTP exchange when a call names none (`None`: no bound).
+    timeout: Option<Duration>,
 }
 
 #[pymethods]
 impl X402Client {
     /// A client paying from `wallet`, reading at most `max_body_bytes` of an answer's body
     /// (default 10 MiB; past it, `send` raises `PaymentUnanswered` carrying the payment made,
-    /// or `Unreachable` when none was).
+    /// or `Unreachable` when none was), each HTTP exchange bounded by `timeout` seconds unless
+    /// a call names its own (default 300; None for no bound: a merchant that never answers
+    /// would hold the call forever).
     #[new]
-    #[pyo3(signature = (wallet, *, max_body_bytes = chaperone_sdk::DEFAULT_MAX_BODY_BYTES))]
-    fn new(wallet: &Wallet, max_body_bytes: u64) -> Self {
-        Self {
+    #[pyo3(signature = (
+        wallet, *, max_body_bytes = chaperone_sdk::DEFAULT_MAX_BODY_BYTES,
+        timeout = Some(DEFAULT_TIMEOUT_SECONDS)
+    ))]
+    fn new(wallet: &Wallet, max_body_bytes: u64, timeout: Option<f64>) -> PyResult<Self> {
+        Ok(Self {
             inner: chaperone_sdk::X402Client::new(Arc::unwrap_or_clone(wallet.inner.clone())),
             max_body_bytes,
-        }
+            timeout: match timeout {
+                None => None,
+                Some(t) => seconds(t, "timeout")?,
+            },
+        })
     }
 
     /// Sends a request (following its redirects before payment) and pays a 402 within the
     /// policy; returns the merchant's answer, read whole, with the payment made. `headers` are
     /// `(name, value)` pairs of str or bytes; `body` bytes or str; `timeout` seconds for each
-    /// HTTP exchange.
+    /// HTTP exchange (default: the client's; `math.inf` for no bound).
     #[pyo3(signature = (method, url, *, headers = None, body = None, timeout = None))]
     fn send(
         &self,
@@ -233,7 +257,7 @@ impl X402Client {
         body: Option<&Bound<'_, PyAny>>,
         timeout: Option<f64>,
     ) -> PyResult<X402Response> {
-        let request = Outgoing::new(method, url, headers, body, timeout)?.request();
+        let request = Outgoing::new(method, url, headers, body, timeout, self.timeout)?.request();
         block_on(py, send(self.inner.clone(), request, self.max_body_bytes))
     }
 
@@ -248,7 +272,7 @@ impl X402Client {
         body: Option<&Bound<'_, PyAny>>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = Outgoing::new(method, url, headers, body, timeout)?.request();
+        let request = Outgoing::new(method, url, headers, body, timeout, self.timeout)?.request();
         spawn(py, send(self.inner.clone(), request, self.max_body_bytes))
     }
 

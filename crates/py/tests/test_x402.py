@@ -425,3 +425,76 @@ def test_the_readmes_python_x402_example_buys_and_binds(
     assert done.returncode == 0, done.stderr
     assert "Lisbon" in done.stdout and "0x" in done.stdout, done.stdout
     assert api.stats() == (1, 1)
+
+
+def test_red_team_the_x402_packages_scheme_without_the_url_that_asked_co_signs_nothing(
+    devnet: Running, wallet: Wallet
+) -> None:
+    """Issue 31's second review: the scheme co-signed with an empty resource (its default), so
+    the payment record named no URL; the Node scheme refuses, and so does this one."""
+    from x402 import x402Client
+    from x402.http.clients.httpx import PaymentError, x402_httpx_transport
+
+    scheme = ChaperoneExactEvmScheme(wallet)
+    client = x402Client()
+    client.register(f"eip155:{devnet.info.chain_id}", scheme)
+    client.set_spend_controls(False)
+
+    async def get(url: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=x402_httpx_transport(client)) as http:
+            return await http.get(url)
+
+    with merchant([requirement(devnet, PRICE)]) as shop:
+        with pytest.raises(PaymentError) as failed:
+            asyncio.run(get(shop.url))
+        assert shop.payment_headers() == [], "no payment sent"
+    assert isinstance(failed.value.__cause__, chaperone.Invalid), repr(failed.value.__cause__)
+    assert "does not know the URL that asked" in str(failed.value.__cause__)
+    assert scheme.payments == [], "nothing co-signed"
+
+
+@contextmanager
+def silent_merchant() -> Iterator[str]:
+    """A server that accepts connections and never answers: its URL."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/pay"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+
+
+def test_red_team_x402_clients_default_timeout_cuts_off_a_merchant_that_never_answers(
+    wallet: Wallet,
+) -> None:
+    """Issue 31's second review: ``X402Client.get`` had no bound unless the call named one, so
+    a merchant that never answers held the agent forever. The client's default (300 s) bounds
+    every exchange; here set to half a second."""
+    with silent_merchant() as url:
+        started = time.monotonic()
+        with pytest.raises(chaperone.Unreachable):
+            X402Client(wallet, timeout=0.5).get(url)
+        assert time.monotonic() - started < 10
+        # A call names its own bound.
+        started = time.monotonic()
+        with pytest.raises(chaperone.Unreachable):
+            X402Client(wallet).get(url, timeout=0.5)
+        assert time.monotonic() - started < 10

@@ -51,6 +51,6 @@ pub use evidence::{EvidencePolicy, UnverifiedDecision, VerifiedEvidence, verify_
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};
 pub use wallet::{Executed, Payment, PendingPayment, Wallet, WalletConfig};
 pub use x402::{
-    DEFAULT_MAX_BODY_BYTES, PaidAuthorization, PaymentMethod, SettledPayment, Settlement,
-    X402Answer, X402Client, X402Payment, X402Response,
+    DEFAULT_MAX_BODY_BYTES, PaidAuthorization, PaymentMethod, PaymentStanding, SettledPayment,
+    Settlement, X402Answer, X402Client, X402Payment, X402Response,
 };

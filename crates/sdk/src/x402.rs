@@ -28,6 +28,7 @@ mod redirect;
 mod requirements;
 mod sent;
 mod settlement;
+mod standing;
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,6 +39,7 @@ pub use payment::{PaidAuthorization, PaymentMethod, Settlement, X402Payment};
 use requirements::{Candidate, candidate};
 use sent::{SentPayments, request_key};
 pub use settlement::SettledPayment;
+pub use standing::PaymentStanding;
 use x402_types::{
     chain::ChainId,
     proto::{OriginalJson, PaymentRequired, v1, v2},

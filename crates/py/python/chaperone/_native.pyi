@@ -441,7 +441,9 @@ Headers = Sequence[tuple[str | bytes, str | bytes]]
 class X402Client:
     """Pays x402 resources from the agent's wallet, within its policy (the Rust SDK's)."""
 
-    def __init__(self, wallet: Wallet, *, max_body_bytes: int = 10485760) -> None: ...
+    def __init__(
+        self, wallet: Wallet, *, max_body_bytes: int = 10485760, timeout: float | None = 300.0
+    ) -> None: ...
     def send(
         self,
         method: str,

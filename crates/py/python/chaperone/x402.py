@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 import httpx
 
-from chaperone._native import Wallet, X402Client, X402Payment, X402Response
+from chaperone._native import Invalid, Wallet, X402Client, X402Payment, X402Response
 
 __all__ = [
     "AsyncX402Transport",
@@ -55,14 +56,16 @@ def _client(payer: Wallet | X402Client) -> X402Client:
 
 def _timeout(request: httpx.Request) -> float | None:
     """httpx's timeouts as one bound on each HTTP exchange (the Rust client bounds an
-    exchange as a whole): connect + write + read, 15 s with httpx's defaults; None (no bound)
-    when any of them is None. A merchant that settles before it answers takes a few seconds."""
+    exchange as a whole): connect + write + read, 15 s with httpx's defaults; ``math.inf`` (no
+    bound) when any of them is None, as the application asked httpx; None (the client's own
+    default, 300 s) when httpx says nothing. A merchant that settles before it answers takes a
+    few seconds."""
     timeout = request.extensions.get("timeout")
     if not isinstance(timeout, dict):
         return None
     parts = [timeout.get(name) for name in ("connect", "write", "read")]
     if any(part is None for part in parts):
-        return None
+        return math.inf
     return sum(float(part) for part in parts if part is not None)
 
 
@@ -180,7 +183,8 @@ class ChaperoneExactEvmScheme:
     def __init__(self, payer: Wallet | X402Client, *, resource: str = "") -> None:
         self._client = _client(payer)
         self.resource = resource
-        """The URL named in the payment records (x402's scheme protocol does not pass it)."""
+        """The URL named in the payment records (x402's scheme protocol does not pass it):
+        required, nothing is co-signed without it (``chaperone.Invalid``)."""
         self.payments: list[X402Payment] = []
 
     def create_payment_payload(
@@ -189,6 +193,14 @@ class ChaperoneExactEvmScheme:
         """The inner payload (``authorization`` and ``signature``, or Permit2's) for
         ``requirements`` (an x402 ``PaymentRequirements`` or ``PaymentRequirementsV1``),
         co-signed within the policy; raises ``chaperone.Denied`` when the policy denies it."""
+        if not self.resource:
+            # The x402 package hands a scheme only the requirement, and the 402's own
+            # ``resource.url`` is the merchant's to write: a payment record must name the URL
+            # that asked, so without it nothing is co-signed (as the Node scheme refuses).
+            raise Invalid(
+                "ChaperoneExactEvmScheme does not know the URL that asked for this payment: "
+                "pass ChaperoneExactEvmScheme(wallet, resource=url)"
+            )
         requirement = requirements.model_dump(by_alias=True, exclude_none=True)
         version = 1 if "maxAmountRequired" in requirement else 2
         required = {"x402Version": version, "accepts": [requirement]}
