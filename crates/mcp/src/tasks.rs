@@ -45,7 +45,7 @@ struct RecordedEnd {
 }
 
 /// The call a task belongs to.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct IssuedTask {
     upstream: String,
     tool: String,
@@ -67,7 +67,7 @@ impl IssuedTask {
 /// A session's tasks, by id (shared with the session's upstream clients, which route the
 /// upstreams' task notifications by it).
 #[derive(Debug, Default)]
-pub(crate) struct TaskRoutes(Mutex<HashMap<String, IssuedTask>>);
+pub(crate) struct TaskRoutes(Mutex<HashMap<String, Arc<IssuedTask>>>);
 
 /// What an end is compared by: its JSON as the agent is shown it (the task, its result or
 /// error, its `_meta` without the gateway's keys), whether it came as a `tasks/get` answer or
@@ -154,7 +154,7 @@ impl TaskRoutes {
         }
         tasks.insert(
             id.to_owned(),
-            IssuedTask {
+            Arc::new(IssuedTask {
                 upstream: upstream.to_owned(),
                 tool: call.tool.to_owned(),
                 call_id: call.call_id.clone(),
@@ -162,7 +162,7 @@ impl TaskRoutes {
                 decision: decision.clone(),
                 handle,
                 end: Arc::default(),
-            },
+            }),
         );
         Ok(())
     }
@@ -173,7 +173,7 @@ impl TaskRoutes {
         tasks.get(id).map(|t| t.upstream.clone())
     }
 
-    fn task(&self, id: &str, upstream: &str) -> Option<IssuedTask> {
+    fn task(&self, id: &str, upstream: &str) -> Option<Arc<IssuedTask>> {
         let tasks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         tasks.get(id).filter(|t| t.upstream == upstream).cloned()
     }
@@ -208,7 +208,7 @@ impl TaskRoutes {
         record: F,
     ) -> Result<Value, ErrorData>
     where
-        F: FnOnce(IssuedTask) -> Fut,
+        F: FnOnce(Arc<IssuedTask>) -> Fut,
         Fut: std::future::Future<Output = Result<Value, ErrorData>>,
     {
         let Some(task) = self.task(id, upstream) else {
