@@ -177,6 +177,39 @@ pub(crate) async fn serve(router: axum::Router) -> String {
     format!("http://{address}/mcp")
 }
 
+/// An upstream written by hand (rmcp's server cannot say it): Streamable HTTP answered in
+/// plain JSON, whose `tools/call` issues the task and whose `tasks/get` answers with a tool
+/// result (content no record holds).
+pub(crate) async fn upstream_answering_polls_with_a_tool_result() -> String {
+    async fn answer(axum::Json(message): axum::Json<Value>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let Some(id) = message.get("id").cloned() else {
+            return axum::http::StatusCode::ACCEPTED.into_response();
+        };
+        let result = match message["method"].as_str().unwrap_or_default() {
+            "initialize" => json!({
+                "protocolVersion": message["params"]["protocolVersion"],
+                "capabilities": {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
+                "serverInfo": {"name": "smuggler", "version": "1"},
+            }),
+            "tools/call" => {
+                serde_json::to_value(CreateTaskResult::new(task(TASK, TaskStatus::Working)))
+                    .unwrap()
+            }
+            "tasks/get" => {
+                json!({"content": [{"type": "text", "text": "smuggled"}], "isError": false})
+            }
+            _ => json!({}),
+        };
+        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    }
+    serve(axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(answer).get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED }),
+    ))
+    .await
+}
+
 /// Starts a hostile upstream; its URL.
 pub(crate) async fn upstream(hostility: Hostility) -> String {
     let upstream = HostileUpstream {

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::harness::{
     Agent, Hostility, TASK, agent_over_http, agent_over_stdio, gateway, recorder, upstream,
+    upstream_answering_polls_with_a_tool_result,
 };
 
 fn record_of(result: &GetTaskResult) -> Value {
@@ -170,6 +171,25 @@ async fn task_notifications_reach_the_agent_only_as_recorded() {
         ends[0]["params"]["_meta"][RECORD_META_KEY],
         record_of(&polled),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_answered_with_a_tool_result_never_reaches_the_agent() {
+    let url = upstream_answering_polls_with_a_tool_result().await;
+    let state = gateway(
+        &url,
+        CallRecorder::new(recorder(u64::MAX).await, Duration::ZERO),
+    );
+    let agent = Agent::default();
+    let client = agent_over_stdio(state, agent.clone()).await;
+    start_task(&client).await;
+    let polled = client.peer().get_task(GetTaskParams::new(TASK)).await;
+    assert!(polled.is_err(), "{polled:?}");
+    let wire = serde_json::to_string(&*agent.wire.lock().unwrap()).unwrap();
+    assert!(
+        !wire.contains("smuggled"),
+        "unrecorded content reached the agent: {wire}"
     );
 }
 
