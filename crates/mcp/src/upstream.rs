@@ -13,7 +13,8 @@ use rmcp::{
     RoleClient, RoleServer, Service, ServiceExt,
     model::{
         CancelledNotification, CancelledNotificationParam, ClientConfig, ClientResult, ErrorData,
-        GetMeta, ProgressToken, ServerNotification, ServerRequest, TaskStatusNotification,
+        GetMeta, ProgressToken, ServerNotification, ServerRequest, TaskPayload,
+        TaskStatusNotification,
     },
     service::{
         NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService,
@@ -139,12 +140,20 @@ impl Service<RoleClient> for UpstreamClient {
                         .insert(crate::RECORD_META_KEY.into(), record);
                 }
             }
+            // The result's own `_meta` loses the gateway's keys too, as in a `tasks/get`
+            // answer (meta.rs).
+            if let ServerNotification::TaskStatusNotification(status) = &mut notification
+                && let TaskPayload::Completed { result } = &mut status.params.task.payload
+                && let Some(Value::Object(meta)) = result.get_mut("_meta")
+            {
+                crate::meta::strip_object(meta);
+            }
         } else if let ServerNotification::CustomNotification(custom) = &notification
             && custom.method.starts_with("notifications/tasks")
         {
             // Another version's task notifications (`notifications/tasks/status`): tasks the
             // gateway neither routes nor records, whose notices may carry a result.
-            tracing::debug!(upstream = %self.name, method = %custom.method, "dropped a task notification of a kind the gateway does not route");
+            tracing::debug!(upstream = %self.name, "dropped a task notification of a kind the gateway does not route");
             return Ok(());
         }
         self.agent

@@ -158,6 +158,10 @@ async fn task_notifications_reach_the_agent_only_as_recorded() {
         !text.contains("leaked"),
         "an unrecorded result reached the agent: {text}"
     );
+    assert!(
+        !text.contains("forged"),
+        "the upstream's own record reached the agent: {text}"
+    );
     let ends: Vec<&Value> = wire
         .iter()
         .filter(|n| n["method"] == "notifications/tasks")
