@@ -1,23 +1,28 @@
 """Attacks on the gateway from the red-team review of issue 30 (docs/security.md), each run
 against a real gateway: a tool name past the log's limits must still make a record, and the
 Streamable HTTP endpoint admits only callers with the token, from no foreign web origin, and
-never starts beyond loopback without a token."""
+never starts beyond loopback without a token; an answer whose record the outbox's disk cannot
+take never reaches the agent."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import resource
+import signal
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from typing import Any
 
-from mcp import ClientSession
+from mcp import ClientSession, McpError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from conftest import Gateway, Process, everything_command, free_port, stop, wait_for_port
-from test_gateway import RECORD, through
+from test_gateway import ALLOW_ALL, RECORD, through
 
 DENY_ALL = "receipt_timeout_ms = 20000\n"
 INITIALIZE = {
@@ -109,3 +114,66 @@ def test_http_beyond_loopback_needs_a_token(gateway_factory: Any) -> None:
         raise AssertionError("the gateway served beyond loopback without a token") from None
     assert process.returncode != 0
     assert b"CHAPERONE_MCP_TOKEN" in stderr, stderr
+
+
+def test_an_answer_whose_record_the_disk_refuses_is_withheld_and_logged(
+    gateway_factory: Any, tmp_path: Any
+) -> None:
+    """The outbox's disk fails after the first call (the gateway may write no file past its
+    first byte, as on a full disk: each write fails with EFBIG; a read-only folder would not
+    stop root). The tool runs; the answer never reaches the agent, which gets a clear error,
+    and the gateway logs why without the call's content. Before, the recorder queued the
+    record in memory and retried the disk in the background while the answer went out."""
+    gateway = gateway_factory(ALLOW_ALL)
+    pidfile = tmp_path / "gateway.pid"
+    secret = "the-content-of-the-second-call"
+    # The shell ignores SIGXFSZ (kept across exec) so that a write past the limit fails
+    # instead of killing the gateway, and names its pid: the limit comes after the first call.
+    params = StdioServerParameters(
+        command="sh",
+        args=["-c", f'echo $$ > {pidfile}; trap "" XFSZ; exec "$0" "$@"',
+              str(gateway.devnet.binary), *gateway.stdio_args(everything_command())],
+        env=gateway.env(),
+    )
+    # The log goes through a pipe: the limit would stop it in a file.
+    read_end, write_end = os.pipe()
+    logged: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: logged.extend(iter(lambda: os.read(read_end, 65536), b"")), daemon=True
+    )
+    reader.start()
+
+    def kill_gateway() -> None:
+        # Its recorder would wait for ever to write the queued record at exit.
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+    async def scenario() -> tuple[Any, str]:
+        with os.fdopen(write_end, "w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    first = await session.call_tool("echo", {"message": "written"})
+                    resource.prlimit(int(pidfile.read_text()), resource.RLIMIT_FSIZE, (1, 1))
+                    try:
+                        second = await session.call_tool("echo", {"message": secret})
+                    except McpError as e:
+                        return first, e.error.message
+                    finally:
+                        kill_gateway()
+                    raise AssertionError(f"the answer reached the agent unrecorded: {second}")
+
+    try:
+        first, refused = asyncio.run(scenario())
+    finally:
+        kill_gateway()
+    reader.join(timeout=10)
+    log = b"".join(logged).decode(errors="replace")
+    assert first.meta is not None and RECORD in first.meta, first
+    assert "withholds the answer" in refused and "the tool ran" in refused, refused
+    assert secret not in refused
+    assert "recording a tool call failed" in log, log
+    assert "writing the outbox failed" in log, log
+    assert secret not in log, "the log names the call, never its content"

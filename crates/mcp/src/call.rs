@@ -26,7 +26,7 @@ use crate::{
         within_cap,
     },
     policy::{PolicyDecision, ToolOutcome},
-    record::{CallStatus, RECORD_META_KEY, ToolCall, bounded_name},
+    record::{CallStatus, RECEIPT_ERROR_KEY, RECORD_META_KEY, ToolCall, bounded_name},
 };
 
 /// A name as the server's tool-decision listing takes it (at most
@@ -251,10 +251,11 @@ impl Gateway {
             Err(error) => json!({ "error": { "code": error.code.0, "message": error.message } }),
         };
         let (recorded, mut meta) = self
-            .record(&call, &decision, status, &output, extra)
+            .record_staged(&call, &decision, status, &output, extra)
             .await?;
         // A paid call is bound to its record however the tool answered: an error or a task
-        // after the payment was sent is still the call the payment paid for.
+        // after the payment was sent is still the call the payment paid for. Bound before a
+        // failed receipt fails the call: the payment was made either way.
         if let (Some(payer), Some(paid)) = (&self.state.payer, &payment) {
             let bound = self.bind(payer, paid, &recorded, &meta).await;
             if let Some(object) = meta.as_object_mut() {
@@ -262,6 +263,7 @@ impl Gateway {
                 object.insert("payment_bound".into(), bound);
             }
         }
+        let meta = receipt_checked(&call, meta)?;
         match answer {
             Ok(result) => {
                 if let ServerResult::CreateTaskResult(task) = &result {
@@ -342,7 +344,25 @@ impl Gateway {
         Ok(ServerResult::CallToolResult(result))
     }
 
+    /// Records a call (and reports its decision): its record's `_meta`, or the MCP error the
+    /// agent gets instead of the answer when the record could not be made.
     pub(crate) async fn record(
+        &self,
+        call: &ToolCall<'_>,
+        decision: &PolicyDecision,
+        status: CallStatus,
+        output: &Value,
+        extra: Map<String, Value>,
+    ) -> Result<(Recorded, Value), ErrorData> {
+        let (recorded, meta) = self
+            .record_staged(call, decision, status, output, extra)
+            .await?;
+        Ok((recorded, receipt_checked(call, meta)?))
+    }
+
+    /// [`Gateway::record`], but a record whose receipt failed is returned (with
+    /// `receipt_error` in its `_meta`) for the caller to finish with it first.
+    async fn record_staged(
         &self,
         call: &ToolCall<'_>,
         decision: &PolicyDecision,
@@ -355,7 +375,8 @@ impl Gateway {
             .recorder
             .record(call, decision, status, output, extra)
             .await;
-        if let (Ok((recorded, _)), Some(reporter)) = (&recorded, &self.state.reporter)
+        if let (Ok((recorded, meta)), Some(reporter)) = (&recorded, &self.state.reporter)
+            && meta.get(RECEIPT_ERROR_KEY).is_none()
             && let Some(body) = reporter.body(
                 &reported_name(call.upstream),
                 &reported_name(call.tool),
@@ -374,13 +395,47 @@ impl Gateway {
             }
         }
         recorded.map_err(|e| {
-            tracing::error!(error = %e, "recording a tool call failed");
+            // Names and the status only: the arguments and the answer are the agent's content.
+            tracing::error!(
+                upstream = %reported_name(call.upstream),
+                tool = %reported_name(call.tool),
+                status = ?status,
+                error = %e,
+                "recording a tool call failed: its answer is withheld from the agent"
+            );
+            let ran = if status == CallStatus::Refused {
+                "the tool was not called"
+            } else {
+                "the tool ran"
+            };
             ErrorData::internal_error(
                 format!(
-                    "Chaperone could not record this tool call, so it withholds the answer: {e}"
+                    "Chaperone could not record this tool call ({ran}), so it withholds the \
+                     answer: {e}"
                 ),
                 None,
             )
         })
     }
+}
+
+/// A record's `_meta` if its receipt came (or is still awaited), else the MCP error the agent
+/// gets instead of the answer: the server refused the record.
+fn receipt_checked(call: &ToolCall<'_>, meta: Value) -> Result<Value, ErrorData> {
+    let Some(error) = meta.get(RECEIPT_ERROR_KEY) else {
+        return Ok(meta);
+    };
+    tracing::error!(
+        upstream = %reported_name(call.upstream),
+        tool = %reported_name(call.tool),
+        error = %error,
+        "a tool call's record got no receipt: its answer is withheld from the agent"
+    );
+    Err(ErrorData::internal_error(
+        format!(
+            "Chaperone recorded this tool call but the log did not take the record ({error}), \
+             so it withholds the answer"
+        ),
+        Some(json!({ RECORD_META_KEY: meta })),
+    ))
 }

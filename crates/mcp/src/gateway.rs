@@ -94,7 +94,7 @@ impl GatewayState {
 pub struct Gateway {
     pub(crate) state: Arc<GatewayState>,
     upstreams: OnceCell<Vec<Upstream>>,
-    pub(crate) tasks: TaskRoutes,
+    pub(crate) tasks: Arc<TaskRoutes>,
 }
 
 impl Gateway {
@@ -103,7 +103,7 @@ impl Gateway {
         Self {
             state,
             upstreams: OnceCell::new(),
-            tasks: TaskRoutes::default(),
+            tasks: Arc::default(),
         }
     }
 
@@ -122,8 +122,15 @@ impl Gateway {
             .get_or_try_init(|| async {
                 let mut connected = Vec::new();
                 for config in &self.state.config.upstreams {
-                    connected
-                        .push(Upstream::connect(config, info.clone(), context.peer.clone()).await?);
+                    connected.push(
+                        Upstream::connect(
+                            config,
+                            info.clone(),
+                            context.peer.clone(),
+                            self.tasks.clone(),
+                        )
+                        .await?,
+                    );
                 }
                 Ok::<_, crate::Error>(connected)
             })

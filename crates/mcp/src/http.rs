@@ -12,17 +12,18 @@ use std::sync::Arc;
 use rmcp::{
     RoleServer, ServerHandler, Service,
     model::{
-        CallToolRequest, CallToolRequestParams, CallToolResponse, ClientNotification,
-        ClientRequest, CompleteRequest, CompleteRequestParams, CompleteResult, CustomNotification,
-        CustomRequest, CustomResult, ErrorData, GetPromptRequest, GetPromptRequestParams,
-        GetPromptResponse, InitializeRequest, InitializeRequestParams, InitializeResult,
-        ListPromptsRequest, ListPromptsResult, ListResourceTemplatesRequest,
+        CallToolRequest, CallToolRequestParams, CallToolResponse, CancelTaskParams,
+        CancelTaskRequest, ClientNotification, ClientRequest, CompleteRequest,
+        CompleteRequestParams, CompleteResult, CustomNotification, CustomRequest, CustomResult,
+        ErrorData, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, GetTaskParams,
+        GetTaskRequest, GetTaskResult, InitializeRequest, InitializeRequestParams,
+        InitializeResult, ListPromptsRequest, ListPromptsResult, ListResourceTemplatesRequest,
         ListResourceTemplatesResult, ListResourcesRequest, ListResourcesResult, ListToolsRequest,
         ListToolsResult, PaginatedRequestParams, ProgressNotification, ProgressNotificationParam,
         ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestOptionalParam,
         RootsListChangedNotification, ServerConfig, ServerResult, SetLevelRequest,
-        SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
-        UnsubscribeRequestParams,
+        SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, TASKS_EXTENSION_ID,
+        UnsubscribeRequest, UnsubscribeRequestParams, UpdateTaskParams, UpdateTaskRequest,
     },
     service::{NotificationContext, RequestContext},
     transport::{
@@ -243,8 +244,44 @@ impl ServerHandler for HttpGateway {
         self.notify(notification.into(), context).await;
     }
 
+    // Tasks go through the gateway's own routing and recording (tasks.rs), as over stdio.
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let request = ClientRequest::GetTaskRequest(GetTaskRequest::new(request));
+        unpack!(self.dispatch(request, context).await, GetTaskResult => |r| r)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let request = ClientRequest::UpdateTaskRequest(UpdateTaskRequest::new(request));
+        self.empty(request, context).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let request = ClientRequest::CancelTaskRequest(CancelTaskRequest::new(request));
+        self.empty(request, context).await
+    }
+
     fn get_info(&self) -> ServerConfig {
-        <Gateway as Service<RoleServer>>::get_info(&self.0)
+        // rmcp answers `tasks/*` itself (method not found) unless the server says it takes
+        // them: the gateway does, routing each to the upstream that issued the task (an id no
+        // call of the session created is refused).
+        let mut info = <Gateway as Service<RoleServer>>::get_info(&self.0);
+        info.capabilities
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(TASKS_EXTENSION_ID.to_owned(), Default::default());
+        info
     }
 }
 

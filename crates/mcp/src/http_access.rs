@@ -3,7 +3,9 @@
 //! the CLI refuses to bind beyond loopback without one), refuses a browser's request from an
 //! origin neither on this machine nor listed (a web page the agent's user opens must not drive the gateway), and caps
 //! the live sessions (each starts its own upstream servers): a new session past the cap is
-//! 429, the sessions already open go on.
+//! 429, the sessions already open go on. The slot is taken (checked and counted in one step)
+//! before the request that opens the session is served, so concurrent ones cannot pass the
+//! cap together.
 
 use std::sync::{
     Arc,
@@ -73,10 +75,46 @@ impl Gatekeeper {
         }
     }
 
-    /// A slot for a session being created (the count it holds ends with the session).
+    /// The slot for a session being created (the count it holds ends with the session): the
+    /// one [`guard`] took for the request that opens it, else (a session rmcp opens some
+    /// other way) a new one.
     pub(crate) fn slot(&self) -> SessionSlot {
+        if let Ok(Some(reserved)) = RESERVED.try_with(|r| {
+            r.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        }) {
+            return reserved;
+        }
         self.live.fetch_add(1, Ordering::AcqRel);
         SessionSlot(self.live.clone())
+    }
+
+    /// A slot if fewer than the cap are live, counted in the same step as the check:
+    /// concurrent new sessions cannot all pass a count read before any was taken.
+    fn try_slot(&self) -> Option<SessionSlot> {
+        let max = self.access.max_sessions;
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < max).then_some(live + 1)
+            })
+            .ok()?;
+        Some(SessionSlot(self.live.clone()))
+    }
+
+    fn too_many(&self) -> Response {
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the gateway serves at most {} sessions: close one (DELETE) or try later",
+                self.access.max_sessions
+            ),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        response
     }
 
     fn refusal(&self, request: &Request) -> Option<Response> {
@@ -112,24 +150,19 @@ impl Gatekeeper {
                 );
             }
         }
-        let opens_session = request.method() == axum::http::Method::POST
-            && !request.headers().contains_key(SESSION_HEADER);
-        if opens_session && self.live.load(Ordering::Acquire) >= self.access.max_sessions {
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "the gateway serves at most {} sessions: close one (DELETE) or try later",
-                    self.access.max_sessions
-                ),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return Some(response);
-        }
         None
     }
+}
+
+/// A request that opens a session (rmcp's: a POST without a session id).
+fn opens_session(request: &Request) -> bool {
+    request.method() == axum::http::Method::POST && !request.headers().contains_key(SESSION_HEADER)
+}
+
+tokio::task_local! {
+    /// The slot [`guard`] took for the request being served, for the session it opens
+    /// ([`Gatekeeper::slot`]); dropped, so freed, if it opens none.
+    static RESERVED: std::sync::Mutex<Option<SessionSlot>>;
 }
 
 /// `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port: a page on this machine, which
@@ -157,10 +190,20 @@ pub(crate) async fn guard(
     request: Request<Body>,
     next: Next,
 ) -> Response {
-    match keeper.refusal(&request) {
-        Some(refused) => refused,
-        None => next.run(request).await,
+    if let Some(refused) = keeper.refusal(&request) {
+        return refused;
     }
+    if !opens_session(&request) {
+        return next.run(request).await;
+    }
+    // The slot is taken before the session is made (rmcp makes it while serving the request,
+    // in this task): a new session past the cap is refused however many come at once.
+    let Some(slot) = keeper.try_slot() else {
+        return keeper.too_many();
+    };
+    RESERVED
+        .scope(std::sync::Mutex::new(Some(slot)), next.run(request))
+        .await
 }
 
 #[cfg(test)]
@@ -231,5 +274,63 @@ mod tests {
         assert_eq!(status(&keeper, &in_session).await, StatusCode::OK);
         drop(first);
         assert_eq!(status(&keeper, &[]).await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn concurrent_new_sessions_never_pass_the_cap() {
+        let keeper = Gatekeeper::new(HttpAccess {
+            max_sessions: 2,
+            ..HttpAccess::default()
+        });
+        let sessions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        // As rmcp does: the session (and its slot) is made after the request was read.
+        let opened = sessions.clone();
+        let service_keeper = keeper.clone();
+        let app = Router::new()
+            .route(
+                "/mcp",
+                post(move || {
+                    let (opened, keeper) = (opened.clone(), service_keeper.clone());
+                    async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        opened.lock().expect("lock").push(keeper.slot());
+                        "session opened"
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(keeper.clone(), guard));
+        let initialize = || {
+            app.clone()
+                .oneshot(Request::post("/mcp").body(Body::empty()).expect("request"))
+        };
+        let answers = futures_join_all((0..8).map(|_| initialize())).await;
+        let opened = answers
+            .iter()
+            .filter(|a| a.as_ref().is_ok_and(|a| a.status() == StatusCode::OK))
+            .count();
+        assert_eq!(opened, 2, "sessions opened at once past the cap of 2");
+        assert_eq!(sessions.lock().expect("lock").len(), 2);
+        assert_eq!(keeper.live.load(Ordering::Acquire), 2);
+        sessions.lock().expect("lock").clear();
+        assert_eq!(
+            keeper.live.load(Ordering::Acquire),
+            0,
+            "slots end with sessions"
+        );
+    }
+
+    /// Runs the futures at once (tokio has no join_all; the crate takes no `futures`).
+    async fn futures_join_all<F: std::future::Future + Send + 'static>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut outputs = Vec::new();
+        for handle in handles {
+            outputs.push(handle.await.expect("joined"));
+        }
+        outputs
     }
 }

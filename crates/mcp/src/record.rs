@@ -59,7 +59,14 @@ pub struct ToolCall<'a> {
 pub struct CallRecorder {
     recorder: Arc<Recorder>,
     receipt_timeout: Duration,
+    persist_timeout: Duration,
 }
+
+/// How long a call's record may take to reach the outbox by default.
+pub const DEFAULT_PERSIST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `_meta` key (beside the record's) saying its receipt could not be had, and why.
+pub(crate) const RECEIPT_ERROR_KEY: &str = "receipt_error";
 
 impl std::fmt::Debug for CallRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,12 +77,21 @@ impl std::fmt::Debug for CallRecorder {
 }
 
 impl CallRecorder {
-    /// Records through `recorder`; each call waits up to `receipt_timeout` for its receipt.
+    /// Records through `recorder`; each call waits up to `receipt_timeout` for its receipt
+    /// (and up to [`DEFAULT_PERSIST_TIMEOUT`] for its record to reach the outbox).
     pub fn new(recorder: Arc<Recorder>, receipt_timeout: Duration) -> Self {
         Self {
             recorder,
             receipt_timeout,
+            persist_timeout: DEFAULT_PERSIST_TIMEOUT,
         }
+    }
+
+    /// How long a record may take to reach the outbox before its call fails (the answer
+    /// withheld).
+    pub fn with_persist_timeout(mut self, persist_timeout: Duration) -> Self {
+        self.persist_timeout = persist_timeout;
+        self
     }
 
     /// The recorder (for disclosure and shutdown).
@@ -86,6 +102,10 @@ impl CallRecorder {
     /// Records one call with its `output` (the result or error as JSON) and returns what goes
     /// into the answer's `_meta` under [`RECORD_META_KEY`]. A record that cannot be written is
     /// an error the caller turns into an MCP error: an unrecorded call must not look recorded.
+    /// It is written when it is in the outbox (it survives a crash); a receipt that could not
+    /// be had (the server refused the batch) is not an error here but `receipt_error` in the
+    /// returned `_meta`, for the caller to finish what the record is needed for (a payment's
+    /// binding) before it fails the call.
     pub async fn record(
         &self,
         call: &ToolCall<'_>,
@@ -116,15 +136,36 @@ impl CallRecorder {
             .recorder
             .record(&model, &input, &output, Some(&metadata))
             .await?;
+        // `record` returns once the record is queued in memory; the recorder writes it to the
+        // outbox in the background and retries a failing disk for ever. An answer shown now
+        // could outlive its record: it waits until the record is in the outbox (every record
+        // queued so far is: they are written in order).
+        match tokio::time::timeout(self.persist_timeout, self.recorder.flush()).await {
+            Ok(flushed) => flushed?,
+            Err(_) => {
+                return Err(chaperone_sdk::Error::ContentFile(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "record {} was not written to the outbox within {} s (is its disk \
+                         full or read-only, or the outbox full while the server is away?)",
+                        recorded.leaf_hash,
+                        self.persist_timeout.as_secs_f32()
+                    ),
+                )));
+            }
+        }
         let receipt = if self.receipt_timeout.is_zero() {
-            None
+            Ok(None)
         } else {
             tokio::time::timeout(self.receipt_timeout, self.recorder.receipt(&recorded))
                 .await
                 .ok()
-                .transpose()?
+                .transpose()
         };
-        let meta = record_meta(&recorded, receipt.as_ref());
+        let mut meta = record_meta(&recorded, receipt.as_ref().ok().and_then(Option::as_ref));
+        if let (Err(e), Some(object)) = (receipt, meta.as_object_mut()) {
+            object.insert(RECEIPT_ERROR_KEY.into(), e.to_string().into());
+        }
         Ok((recorded, meta))
     }
 }

@@ -13,7 +13,8 @@ use rmcp::{
     RoleClient, RoleServer, Service, ServiceExt,
     model::{
         CancelledNotification, CancelledNotificationParam, ClientConfig, ClientResult, ErrorData,
-        GetMeta, ProgressToken, ServerNotification, ServerRequest,
+        GetMeta, ProgressToken, ServerNotification, ServerRequest, TaskPayload,
+        TaskStatusNotification,
     },
     service::{
         NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService,
@@ -21,11 +22,13 @@ use rmcp::{
     },
     transport::{StreamableHttpClientTransport, TokioChildProcess},
 };
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error, Result,
     config::{UpstreamConfig, UpstreamTransport},
+    tasks::{TaskRoutes, end_status, shown_end},
 };
 
 /// Progress tokens of requests to one upstream: the upstream's token (rmcp's) → the agent's.
@@ -83,6 +86,10 @@ pub(crate) struct UpstreamClient {
     info: ClientConfig,
     agent: Peer<RoleServer>,
     progress: ProgressMap,
+    /// This upstream's name and the session's tasks: its task notifications are routed by
+    /// them.
+    name: String,
+    tasks: Arc<TaskRoutes>,
 }
 
 impl Service<RoleClient> for UpstreamClient {
@@ -120,6 +127,35 @@ impl Service<RoleClient> for UpstreamClient {
             // agent-side request it was waiting on.
             return Ok(());
         }
+        if let ServerNotification::TaskStatusNotification(status) = &notification {
+            // rmcp keeps a notification's `_meta` beside it: part of what the agent is shown.
+            let meta = serde_json::to_value(notification.get_meta()).unwrap_or(Value::Null);
+            match self.task_notice(status, meta).await {
+                None => return Ok(()),
+                Some(None) => {}
+                Some(Some(record)) => {
+                    notification
+                        .get_meta_mut()
+                        .0
+                        .insert(crate::RECORD_META_KEY.into(), record);
+                }
+            }
+            // The result's own `_meta` loses the gateway's keys too, as in a `tasks/get`
+            // answer (meta.rs).
+            if let ServerNotification::TaskStatusNotification(status) = &mut notification
+                && let TaskPayload::Completed { result } = &mut status.params.task.payload
+                && let Some(Value::Object(meta)) = result.get_mut("_meta")
+            {
+                crate::meta::strip_object(meta);
+            }
+        } else if let ServerNotification::CustomNotification(custom) = &notification
+            && custom.method.starts_with("notifications/tasks")
+        {
+            // Another version's task notifications (`notifications/tasks/status`): tasks the
+            // gateway neither routes nor records, whose notices may carry a result.
+            tracing::debug!(upstream = %self.name, "dropped a task notification of a kind the gateway does not route");
+            return Ok(());
+        }
         self.agent
             .send_notification(notification)
             .await
@@ -128,6 +164,48 @@ impl Service<RoleClient> for UpstreamClient {
 
     fn get_info(&self) -> ClientConfig {
         self.info.clone()
+    }
+}
+
+impl UpstreamClient {
+    /// Whether a task status notification may reach the agent (`None`: dropped), and the
+    /// record it carries: only for a task this upstream issued in this session, and an end
+    /// only once recorded and exactly as recorded (then with its record). A notification
+    /// carries the task's result: an end the gateway has not recorded is dropped, and the
+    /// agent's `tasks/get` records it.
+    async fn task_notice(
+        &self,
+        status: &TaskStatusNotification,
+        meta: Value,
+    ) -> Option<Option<Value>> {
+        let id = status.params.task.task.task_id.clone();
+        let Some(owner) = self.tasks.upstream_of(&id) else {
+            tracing::debug!(upstream = %self.name, "dropped a notification of a task no call of this session created");
+            return None;
+        };
+        if owner != self.name {
+            tracing::warn!(upstream = %self.name, owner = %owner, "dropped an upstream's notification of another upstream's task");
+            return None;
+        }
+        if end_status(status.params.task.status()).is_none() {
+            return Some(None);
+        }
+        let mut shown = serde_json::to_value(&status.params).ok()?;
+        if let Some(object) = shown.as_object_mut() {
+            object.insert("_meta".into(), meta);
+        }
+        match self
+            .tasks
+            .recorded_end(&id, &self.name, &shown_end(shown))
+            .await
+        {
+            Some(Ok(record)) => Some(Some(record)),
+            Some(Err(e)) => {
+                tracing::warn!(upstream = %self.name, error = %e.message, "dropped a task notification that differs from the task's recorded end");
+                None
+            }
+            None => None,
+        }
     }
 }
 
@@ -208,6 +286,7 @@ impl Upstream {
         config: &UpstreamConfig,
         info: ClientConfig,
         agent: Peer<RoleServer>,
+        tasks: Arc<TaskRoutes>,
     ) -> Result<Self> {
         let failed = |message: String| Error::Upstream {
             name: config.name.clone(),
@@ -218,6 +297,8 @@ impl Upstream {
             info,
             agent,
             progress: progress.clone(),
+            name: config.name.clone(),
+            tasks,
         };
         let service = match config.transport()? {
             UpstreamTransport::Stdio { command, args, env } => {
