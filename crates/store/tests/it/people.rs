@@ -280,16 +280,10 @@ async fn a_token_issued_after_the_request_cannot_vote_on_it() {
             decide(&store, id, &at(&req, NOW + 4)).await.outcome,
             Outcome::PendingApproval
         );
-        // Alice's name revoked and issued again: a new token, which waits too.
-        store.revoke_api_tokens("alice", NOW + 5).await.unwrap();
+        // Alice's token replaced (the configuration names a new one; an admin may not issue a
+        // configured name): a new token, which waits too.
         store
-            .issue_api_token(
-                B256::repeat_byte(0xd5),
-                "alice",
-                "approver",
-                &admin,
-                NOW + 5,
-            )
+            .add_api_token(B256::repeat_byte(0xd5), "alice", "approver", NOW + 5)
             .await
             .unwrap();
         let again = store
@@ -336,22 +330,23 @@ async fn a_live_name_is_unique_without_regard_to_case() {
             );
         }
         assert!(store.api_token_named("ALICE").await.unwrap());
-        // Revoked by name in any case; then the name is free again.
-        assert_eq!(
-            store
-                .revoke_api_tokens_by("Alice", &admin, NOW + 2)
-                .await
-                .unwrap(),
-            1
-        );
+        // Revoked by name in any case; then an issued name is free again (a configured one
+        // stays the configuration's).
         store
-            .issue_api_token(
-                B256::repeat_byte(0xe1),
-                "alice",
-                "approver",
-                &admin,
-                NOW + 3,
-            )
+            .issue_api_token(B256::repeat_byte(0xe3), "dave", "approver", &admin, NOW + 1)
+            .await
+            .unwrap();
+        for name in ["Alice", "DAVE"] {
+            assert_eq!(
+                store
+                    .revoke_api_tokens_by(name, &admin, NOW + 2)
+                    .await
+                    .unwrap(),
+                1
+            );
+        }
+        store
+            .issue_api_token(B256::repeat_byte(0xe1), "dave", "approver", &admin, NOW + 3)
             .await
             .unwrap();
         // The configuration's token of a name replaces the live one (on the record).
@@ -545,5 +540,89 @@ async fn an_issued_token_cannot_take_a_configured_name() {
             .issue_api_token(B256::repeat_byte(0xe9), "zoe", "approver", &admin, NOW + 1)
             .await
             .expect("a name of no configured token is issued");
+    }
+}
+
+/// Logs the unlogged decisions as the anchorer does (one batch of `key`'s records after its
+/// `sequence`/`previous`), each record committing to what `unlogged_decisions` gives.
+async fn log_decisions(
+    store: &Store,
+    key: &chaperone_core::Secp256k1Signer,
+    chain: &mut (u64, B256),
+    received_ms: u64,
+) -> Vec<B256> {
+    use chaperone_core::{Commitment, CommitmentKind, Record, Salt, SignedBatch};
+    let pending = store.unlogged_decisions(100).await.unwrap();
+    let mut records = Vec::new();
+    let mut logged = Vec::new();
+    for d in pending {
+        let (input, output) = (Salt::random().unwrap(), Salt::random().unwrap());
+        let record = Record {
+            agent: key.address(),
+            sequence: chain.0,
+            timestamp_ms: d.created_at * 1000,
+            model: "chaperone-policy/decision/v1".into(),
+            input: Commitment::compute(CommitmentKind::Input, &input, d.request.as_bytes()),
+            output: Commitment::compute(CommitmentKind::Output, &output, d.decision.as_bytes()),
+            metadata: None,
+            previous: chain.1,
+        };
+        *chain = (chain.0 + 1, record.leaf_hash().unwrap());
+        records.push(record);
+        let salts = serde_json::json!({ "input": input, "output": output }).to_string();
+        logged.push((d, salts));
+    }
+    let batch = SignedBatch::sign(records, key).unwrap();
+    let leaves = batch.leaf_hashes().unwrap();
+    store
+        .append_batch(&batch, &leaves, received_ms, &logged)
+        .await
+        .unwrap();
+    leaves
+}
+
+/// Third red-team review of issue 29 (Medium-high): a request re-decided after a human
+/// approval is logged again, and its first record ("pending") stays in the log; its opening
+/// was lost (the salts were overwritten per request), so a bundle could neither open it nor
+/// tell it was superseded. Every record's opening is kept, each with what it committed to.
+#[tokio::test]
+async fn a_re_decided_request_keeps_the_opening_of_each_of_its_records() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let key = chaperone_core::Secp256k1Signer::random().unwrap();
+        let mut chain = (0, B256::ZERO);
+        let (id, req) = request(vec![pay(1_500_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        let pending_leaf = log_decisions(&store, &key, &mut chain, NOW * 1000).await[0];
+        store
+            .resolve_approval(id, true, "alice", None, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            decide(&store, id, &at(&req, NOW + 2)).await.outcome,
+            Outcome::Approved
+        );
+        let approved_leaf = log_decisions(&store, &key, &mut chain, (NOW + 2) * 1000).await[0];
+        assert_eq!(store.decision_leaf(id).await.unwrap(), Some(approved_leaf));
+        let mut openings = store.decision_openings(&[id]).await.unwrap();
+        openings.sort_by_key(|o| o.leaf_hash != pending_leaf);
+        let found: Vec<(B256, B256, bool)> = openings
+            .iter()
+            .map(|o| {
+                (
+                    o.request_id,
+                    o.leaf_hash,
+                    o.decision.contains("\"outcome\":\"approved\""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [(id, pending_leaf, false), (id, approved_leaf, true)],
+            "every record of a re-decided request is opened with what it committed to"
+        );
     }
 }
