@@ -411,7 +411,10 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     let file = dir.join("left_out.json");
     std::fs::write(&file, serde_json::to_string(&left_out).unwrap()).unwrap();
     let (code, out) = verify(&file, log_id);
-    assert_eq!(code, 2, "a decision left out with its record verified: {out}");
+    assert_eq!(
+        code, 2,
+        "a decision left out with its record verified: {out}"
+    );
     assert!(out.contains("left out"), "{out}");
     // Without its opening a decision is printed unverified, not verified.
     let mut unopened = bundle.clone();
