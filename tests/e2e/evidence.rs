@@ -395,11 +395,24 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         );
     }
     // A decision left out with its opening and its record leaves a gap in the service's
-    // chain: INVALID (third red-team review, High).
+    // chain: INVALID (third red-team review, High). A decision logged between two others: one
+    // left out before the first or after the last is not a gap (an open finding).
+    let index_of = |leaf: &Value| {
+        bundle["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["leaf_hash"] == *leaf)
+            .map(|r| r["index"].as_u64().unwrap())
+            .unwrap()
+    };
+    let mut by_index: Vec<usize> = (0..bundle["decisions"].as_array().unwrap().len()).collect();
+    by_index.sort_by_key(|i| index_of(&bundle["decisions"][*i]["logged_leaf"]));
+    let middle = by_index[by_index.len() / 2];
     let mut left_out = bundle.clone();
-    let leaf = left_out["decisions"][denied]["logged_leaf"].clone();
-    let id = left_out["decisions"][denied]["request_id"].clone();
-    left_out["decisions"].as_array_mut().unwrap().remove(denied);
+    let leaf = left_out["decisions"][middle]["logged_leaf"].clone();
+    let id = left_out["decisions"][middle]["request_id"].clone();
+    left_out["decisions"].as_array_mut().unwrap().remove(middle);
     left_out["decision_openings"]
         .as_array_mut()
         .unwrap()
