@@ -35,6 +35,8 @@ pub(crate) struct DecisionSigners {
     /// Each (wallet, record leaf): the wallet's `cosigner()` at the anchoring block of the
     /// first checkpoint of the bundle that holds the record.
     pub(crate) on_chain: HashMap<(Address, B256), Address>,
+    /// The chain those co-signers were read from: a recorded request must be of it.
+    pub(crate) chain_id: u64,
 }
 
 impl DecisionSigners {
@@ -139,6 +141,12 @@ pub(crate) fn check_decisions(
         };
         let id = opening.request_id;
         let record_opened = open_record(record, opening)?;
+        if record_opened.request.chain_id != signers.chain_id {
+            return Err(invalid(format!(
+                "decision {id}: its recorded request is for chain {}; the RPC serves chain {}",
+                record_opened.request.chain_id, signers.chain_id
+            )));
+        }
         if !signers.allow(record_opened.request.wallet, r.leaf_hash, record.agent) {
             return Err(invalid(format!(
                 "decision {id}: its record {index} is signed by {}, neither the wallet's \
@@ -493,6 +501,7 @@ mod tests {
                 (bundle.decisions[0].wallet, bundle.records[0].leaf_hash),
                 key,
             )]),
+            chain_id: 1,
         };
         (key, signers)
     }
@@ -503,10 +512,20 @@ mod tests {
         let checked =
             check_decisions(&bundle_with_decision(key), &signers, false).expect("verifies");
         assert_eq!((checked.verified, checked.signers), (1, vec![key]));
+        // Not against another chain: the request is chain 1's (third red-team review, Low).
+        let elsewhere = DecisionSigners {
+            chain_id: 2,
+            ..signers.clone()
+        };
+        assert!(
+            check_decisions(&bundle_with_decision(key), &elsewhere, true).is_err(),
+            "a decision of chain 1 verified against chain 2's co-signers"
+        );
         // A key the auditor names is accepted as well.
         let named = DecisionSigners {
             named: vec![key],
             on_chain: HashMap::new(),
+            chain_id: 1,
         };
         let checked = check_decisions(&bundle_with_decision(key), &named, false).expect("verifies");
         assert_eq!(checked.verified, 1);
@@ -798,6 +817,7 @@ mod tests {
         let named = DecisionSigners {
             named: vec![key.address()],
             on_chain: HashMap::new(),
+            chain_id: 1,
         };
         check_decisions(bundle, &named, allow_unverified)
     }

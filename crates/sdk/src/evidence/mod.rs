@@ -280,6 +280,7 @@ pub async fn verify_evidence<P: Provider>(
     let signers = DecisionSigners {
         named: policy.decision_signers.clone(),
         on_chain: cosigners_at_anchoring(bundle, provider, &anchors).await?,
+        chain_id: served,
     };
     let decisions = check_decisions(bundle, &signers, policy.allow_unverified)?;
     Ok(VerifiedEvidence {
