@@ -23,3 +23,8 @@ UPDATE approval_votes SET issued_by = (
     AND t.created_at <= approval_votes.voted_at
     AND (t.revoked_at IS NULL OR t.revoked_at >= approval_votes.voted_at)
     ORDER BY t.serial DESC LIMIT 1);
+
+-- A decision's revision, raised when it is re-decided: the anchorer marks it logged only if it
+-- is still the revision it read (else the record it wrote is of the verdict before, and the
+-- new one is logged next).
+ALTER TABLE decisions ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;

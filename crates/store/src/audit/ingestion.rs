@@ -220,7 +220,9 @@ impl Store {
         for ((what, salts), leaf) in logged.iter().zip(leaves) {
             let query = match what {
                 ServiceRecord::Decision(request_id) => {
-                    if let Some(content) = contents.next() {
+                    let content = contents.next();
+                    let revision = content.map_or(-1, |c| c.revision);
+                    if let Some(content) = content {
                         sqlx::query(
                             "INSERT INTO decision_records \
                              (leaf_hash, request_id, request, decision, record_salts) \
@@ -234,13 +236,16 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     }
+                    // Marked logged only if not re-decided since it was read (its record
+                    // commits to what was read): else the new verdict is logged next.
                     sqlx::query(
                         "UPDATE decisions SET logged_leaf = $1, record_salts = $2 \
-                         WHERE request_id = $3",
+                         WHERE request_id = $3 AND ($4 < 0 OR revision = $4)",
                     )
                     .bind(leaf.to_string())
                     .bind(salts.clone())
                     .bind(request_id.to_string())
+                    .bind(revision)
                 }
                 ServiceRecord::AdminAction(id) => sqlx::query(
                     "UPDATE admin_actions SET logged_leaf = $1, record_salts = $2 WHERE id = $3",

@@ -34,6 +34,7 @@ fn decision_content(row: &sqlx::any::AnyRow) -> Result<UnloggedDecision> {
         created_at: to_u64(row.try_get(1)?, "created at")?,
         request: row.try_get(2)?,
         decision: decision.to_string(),
+        revision: 0,
     })
 }
 
@@ -98,18 +99,28 @@ pub struct UnloggedDecision {
     pub request: String,
     /// The decision (outcome, reasons, policy version and hash, signature) as JSON.
     pub decision: String,
+    /// The row's revision when read (a re-decision raises it): the decision is marked logged
+    /// only if it is unchanged.
+    pub revision: i64,
 }
 
 impl Store {
     /// Co-sign decisions not yet in the log, oldest first.
     pub async fn unlogged_decisions(&self, limit: u32) -> Result<Vec<UnloggedDecision>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CONTENT_COLUMNS} FROM decisions WHERE logged_leaf IS NULL \
+            "SELECT {CONTENT_COLUMNS}, revision FROM decisions WHERE logged_leaf IS NULL \
              ORDER BY created_at, request_id LIMIT {limit}"
         )))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(decision_content).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(UnloggedDecision {
+                    revision: row.try_get(8)?,
+                    ..decision_content(row)?
+                })
+            })
+            .collect()
     }
 
     /// The openings of every logged record of the decisions among `ids` (a request re-decided

@@ -551,8 +551,19 @@ async fn log_decisions(
     chain: &mut (u64, B256),
     received_ms: u64,
 ) -> Vec<B256> {
-    use chaperone_core::{Commitment, CommitmentKind, Record, Salt, SignedBatch};
     let pending = store.unlogged_decisions(100).await.unwrap();
+    log_read(store, key, chain, received_ms, pending).await
+}
+
+/// Logs `pending` (as read by `unlogged_decisions`, maybe a while ago).
+async fn log_read(
+    store: &Store,
+    key: &chaperone_core::Secp256k1Signer,
+    chain: &mut (u64, B256),
+    received_ms: u64,
+    pending: Vec<chaperone_store::UnloggedDecision>,
+) -> Vec<B256> {
+    use chaperone_core::{Commitment, CommitmentKind, Record, Salt, SignedBatch};
     let mut records = Vec::new();
     let mut logged = Vec::new();
     for d in pending {
@@ -623,6 +634,47 @@ async fn a_re_decided_request_keeps_the_opening_of_each_of_its_records() {
             found,
             [(id, pending_leaf, false), (id, approved_leaf, true)],
             "every record of a re-decided request is opened with what it committed to"
+        );
+    }
+}
+
+/// Third red-team review of issue 29 (a finding of the session that fixed it): a request
+/// re-decided between the anchorer reading it and logging it was marked logged under the record
+/// of its earlier verdict, and its new verdict was never logged. It is marked logged only if
+/// unchanged since it was read, and the new verdict is logged next.
+#[tokio::test]
+async fn a_decision_re_decided_while_it_is_logged_is_logged_again() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let key = chaperone_core::Secp256k1Signer::random().unwrap();
+        let mut chain = (0, B256::ZERO);
+        let (id, req) = request(vec![pay(1_500_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        let read = store.unlogged_decisions(100).await.unwrap();
+        store
+            .resolve_approval(id, true, "alice", None, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            decide(&store, id, &at(&req, NOW + 2)).await.outcome,
+            Outcome::Approved
+        );
+        let pending_leaf = log_read(&store, &key, &mut chain, NOW * 1000, read).await[0];
+        assert_eq!(
+            store.decision_leaf(id).await.unwrap(),
+            None,
+            "a re-decided request was marked logged under its earlier verdict's record"
+        );
+        let approved_leaf = log_decisions(&store, &key, &mut chain, (NOW + 2) * 1000).await[0];
+        assert_eq!(store.decision_leaf(id).await.unwrap(), Some(approved_leaf));
+        let openings = store.decision_openings(&[id]).await.unwrap();
+        let pending = openings.iter().find(|o| o.leaf_hash == pending_leaf);
+        assert!(
+            pending.is_some_and(|o| o.decision.contains("\"outcome\":\"pending_approval\"")),
+            "{openings:?}"
         );
     }
 }
