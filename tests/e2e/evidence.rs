@@ -304,6 +304,13 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
         "{out}"
     );
     assert!(!out.contains("UNVERIFIED"), "{out}");
+    // Every decision record is opened, and the records of the period chain for the three
+    // agents and the service (third red-team review).
+    assert!(
+        out.contains("6 decision records opened")
+            && out.contains("chain without a gap for 4 agent(s)"),
+        "{out}"
+    );
     let (code, out) = python_verify(&bundle_file);
     assert_eq!(code, 0, "{out}");
     // Without the service's key named, a decision record signed by a key no wallet names on
@@ -387,6 +394,41 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
             "{what}: {out}"
         );
     }
+    // A decision left out with its opening and its record leaves a gap in the service's
+    // chain: INVALID (third red-team review, High). A decision logged between two others: one
+    // left out before the first or after the last is not a gap (an open finding).
+    let index_of = |leaf: &Value| {
+        bundle["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["leaf_hash"] == *leaf)
+            .map(|r| r["index"].as_u64().unwrap())
+            .unwrap()
+    };
+    let mut by_index: Vec<usize> = (0..bundle["decisions"].as_array().unwrap().len()).collect();
+    by_index.sort_by_key(|i| index_of(&bundle["decisions"][*i]["logged_leaf"]));
+    let middle = by_index[by_index.len() / 2];
+    let mut left_out = bundle.clone();
+    let leaf = left_out["decisions"][middle]["logged_leaf"].clone();
+    let id = left_out["decisions"][middle]["request_id"].clone();
+    left_out["decisions"].as_array_mut().unwrap().remove(middle);
+    left_out["decision_openings"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["request_id"] != id);
+    left_out["records"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["leaf_hash"] != leaf);
+    let file = dir.join("left_out.json");
+    std::fs::write(&file, serde_json::to_string(&left_out).unwrap()).unwrap();
+    let (code, out) = verify(&file, log_id);
+    assert_eq!(
+        code, 2,
+        "a decision left out with its record verified: {out}"
+    );
+    assert!(out.contains("left out"), "{out}");
     // Without its opening a decision is printed unverified, not verified.
     let mut unopened = bundle.clone();
     unopened["decision_openings"]

@@ -170,6 +170,29 @@ pub struct DecisionPayment {
     pub settled_at: Option<u64>,
 }
 
+impl DecisionPayment {
+    /// The payment in words: "1.5 USDC (0x…) to 0x…; settled in 0x… at …" (what
+    /// `payments_text` says; a verifier recomputes it).
+    pub fn words(&self) -> String {
+        let token = match self.token {
+            Token::Native => self.token_symbol.clone(),
+            Token::Erc20(address) => format!("{} ({address})", self.token_symbol),
+        };
+        let to: Vec<String> = self.recipients.iter().map(ToString::to_string).collect();
+        let mut text = format!("{} {token} to {}", self.amount, to.join(", "));
+        if let Some(status) = self.status {
+            text += &format!("; {}", status.as_str());
+            if let Some(tx) = self.settlement_tx {
+                text += &format!(" in {tx}");
+            }
+            if let Some(at) = self.settled_at {
+                text += &format!(" at {}", chaperone_core::readable::iso8601(at));
+            }
+        }
+        text
+    }
+}
+
 /// A policy reason's code: what `reason=` of `/v1/decisions` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

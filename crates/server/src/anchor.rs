@@ -109,8 +109,8 @@ impl Anchorer {
         }
         report.leader = true;
         self.started_at.get_or_insert(now);
-        report.decisions_logged = self.log_decisions().await?;
-        report.actions_logged = self.log_admin_actions().await?;
+        report.decisions_logged = self.log_decisions(now).await?;
+        report.actions_logged = self.log_admin_actions(now).await?;
         report.checkpoint = self.checkpoint(now, false).await?;
         report.anchored = self.anchor(now).await?;
         Ok(report)
@@ -123,14 +123,18 @@ impl Anchorer {
             leader: true,
             ..AnchorReport::default()
         };
-        report.decisions_logged = self.log_decisions().await?;
-        report.actions_logged = self.log_admin_actions().await?;
+        report.decisions_logged = self.log_decisions(now).await?;
+        report.actions_logged = self.log_admin_actions(now).await?;
         report.checkpoint = self.checkpoint(now, true).await?;
         report.anchored = self.anchor(now).await?;
         Ok(report)
     }
 
-    async fn log_decisions(&self) -> anyhow::Result<usize> {
+    /// Logs decisions not yet in the log, as received at `now`: the time the server's own
+    /// batch reaches the log, so the period an evidence pack selects by holds each agent's
+    /// records in log order (a re-decided request's new record is not dated back to its
+    /// first decision, before records logged since).
+    async fn log_decisions(&self, now: u64) -> anyhow::Result<usize> {
         let mut logged = 0;
         loop {
             let pending = self.store.unlogged_decisions(DECISIONS_PER_BATCH).await?;
@@ -166,15 +170,12 @@ impl Anchorer {
                 records.push(record);
                 let salts_json =
                     serde_json::json!({ "input": input_salt, "output": output_salt }).to_string();
-                salts.push((decision.request_id, salts_json));
+                salts.push((decision.clone(), salts_json));
             }
             let batch = SignedBatch::sign(records, &self.cosigner)?;
             let leaves = batch.leaf_hashes()?;
-            let now_ms = pending
-                .last()
-                .map_or(0, |d| d.created_at.saturating_mul(1000));
             self.store
-                .append_batch(&batch, &leaves, now_ms, &salts)
+                .append_batch(&batch, &leaves, now.saturating_mul(1000), &salts)
                 .await
                 .context("logging co-sign decisions")?;
             logged += pending.len();
@@ -183,7 +184,7 @@ impl Anchorer {
 
     /// Logs administrative actions not yet in the log, as records of the policy service after
     /// its decisions: the same agent (the co-signer key), so one chain orders them all.
-    async fn log_admin_actions(&self) -> anyhow::Result<usize> {
+    async fn log_admin_actions(&self, now: u64) -> anyhow::Result<usize> {
         let mut logged = 0;
         loop {
             let pending = self
@@ -222,9 +223,8 @@ impl Anchorer {
             }
             let batch = SignedBatch::sign(records, &self.cosigner)?;
             let leaves = batch.leaf_hashes()?;
-            let now_ms = pending.last().map_or(0, |a| a.at.saturating_mul(1000));
             self.store
-                .append_service_batch(&batch, &leaves, now_ms, &salts)
+                .append_service_batch(&batch, &leaves, now.saturating_mul(1000), &salts)
                 .await
                 .context("logging administrative actions")?;
             logged += pending.len();

@@ -26,7 +26,7 @@ use crate::{
     AppState,
     decision_kinds::Kind,
     http::{ApiError, Caller},
-    ledger::{asked, decision_payments, payment_words},
+    ledger::{asked, decision_payments},
     openapi::error_answers,
     paging::{Paging, Params, invalid, keyed_page, next_cursor, page, row},
 };
@@ -395,7 +395,10 @@ pub(crate) async fn payment_rows(
                 call_leaf_hash: d.call_leaf_hash,
                 agent: detail.map(|p| p.agent),
                 method,
-                payments_text: payments.iter().map(payment_words).collect(),
+                payments_text: payments
+                    .iter()
+                    .map(chaperone_api::ledger::DecisionPayment::words)
+                    .collect(),
                 payments,
                 approvers: verdict.map(|v| v.approvers.clone()).unwrap_or_default(),
                 approval_comment: verdict.and_then(|v| v.comment.clone()),

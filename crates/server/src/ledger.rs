@@ -347,26 +347,6 @@ pub(crate) fn decision_payments(
     (Some(method), payments)
 }
 
-/// A decision's payment in words: "1.5 USDC (0x…) to 0x…; settled in 0x… at …".
-pub(crate) fn payment_words(p: &DecisionPayment) -> String {
-    let token = match p.token {
-        Token::Native => p.token_symbol.clone(),
-        Token::Erc20(address) => format!("{} ({address})", p.token_symbol),
-    };
-    let to: Vec<String> = p.recipients.iter().map(ToString::to_string).collect();
-    let mut text = format!("{} {token} to {}", p.amount, to.join(", "));
-    if let Some(status) = p.status {
-        text += &format!("; {}", status.as_str());
-        if let Some(tx) = p.settlement_tx {
-            text += &format!(" in {tx}");
-        }
-        if let Some(at) = p.settled_at {
-            text += &format!(" at {}", iso8601(at));
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::parse_time;

@@ -127,8 +127,9 @@ impl Store {
 
     /// Stores a token issued by an admin (`by`), and records the issue as an administrative
     /// action, in one transaction. Fails with [`Error::RevokedToken`] if `by` is no longer live,
-    /// and with [`Error::NameTaken`] if a live token has this name in any case (the database's
-    /// unique index settles a race between two issues).
+    /// with [`Error::NameTaken`] if a live token has this name in any case (the database's
+    /// unique index settles a race between two issues), and with [`Error::NameConfigured`] if a
+    /// token of the configuration has or had it (its votes would read as the configuration's).
     pub async fn issue_api_token(
         &self,
         token_hash: B256,
@@ -141,6 +142,16 @@ impl Store {
         Self::require_live(&mut tx, &by.name).await?;
         if Self::live_name(&mut tx, name).await?.is_some() {
             return Err(Error::NameTaken(name.to_owned()));
+        }
+        let configured: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM api_tokens WHERE lower(name) = lower($1) AND created_by IS NULL \
+             LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if configured.is_some() {
+            return Err(Error::NameConfigured(name.to_owned()));
         }
         sqlx::query(
             "INSERT INTO api_tokens (token_hash, name, role, created_at, created_by) \
@@ -189,13 +200,26 @@ impl Store {
     /// Fails unless a live token is named `name` (checked inside the caller's transaction, so a
     /// token revoked a moment ago acts no more); returns its serial, the order it was issued in.
     pub(crate) async fn require_live(conn: &mut sqlx::AnyConnection, name: &str) -> Result<i64> {
-        let live: Option<i64> = sqlx::query_scalar(
-            "SELECT serial FROM api_tokens WHERE name = $1 AND revoked_at IS NULL LIMIT 1",
+        Ok(Self::live_token(conn, name).await?.0)
+    }
+
+    /// As [`Store::require_live`], with the admin who issued the token (none: the
+    /// configuration).
+    pub(crate) async fn live_token(
+        conn: &mut sqlx::AnyConnection,
+        name: &str,
+    ) -> Result<(i64, Option<String>)> {
+        let live = sqlx::query(
+            "SELECT serial, created_by FROM api_tokens WHERE name = $1 AND revoked_at IS NULL \
+             LIMIT 1",
         )
         .bind(name)
         .fetch_optional(conn)
         .await?;
-        live.ok_or_else(|| Error::RevokedToken(name.to_owned()))
+        match live {
+            Some(row) => Ok((row.try_get(0)?, row.try_get(1)?)),
+            None => Err(Error::RevokedToken(name.to_owned())),
+        }
     }
 
     /// Revokes every unrevoked token named `name` and ends their console sessions, in one

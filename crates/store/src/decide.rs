@@ -452,7 +452,8 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE decisions SET outcome = $1, reasons = $2, policy_version = $3, \
-             policy_hash = $4, signature = $5, logged_leaf = NULL WHERE request_id = $6",
+             policy_hash = $4, signature = $5, logged_leaf = NULL, revision = revision + 1 \
+             WHERE request_id = $6",
         )
         .bind(outcome_text(decision.outcome))
         .bind(reasons)

@@ -69,6 +69,13 @@ pub enum Error {
     /// A live token already has this name (names compare without regard to case).
     #[error("a live token is named `{0}`: revoke it first, or choose another name")]
     NameTaken(String),
+    /// A token of the service's configuration has (or had) this name: an admin's token of
+    /// that name would pass for the configuration's in the votes it casts.
+    #[error(
+        "the service's configuration names a token `{0}`: an issued token cannot take that \
+         name; choose another"
+    )]
+    NameConfigured(String),
     /// The voter's token was issued after the request started waiting: only approvers who
     /// held a token then may vote on it (an admin cannot mint the rest of a quorum).
     #[error(

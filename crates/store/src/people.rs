@@ -95,10 +95,10 @@ pub struct CastVote {
     pub comment: Option<String>,
     /// When (Unix seconds).
     pub voted_at: u64,
-    /// The admin who issued the token the vote was cast with (the token of that name live
-    /// when it voted); none for a token of the service's configuration. An admin can mint
-    /// approvers for made-up people before a request waits (red team rt29 F8): whoever reads
-    /// the votes sees who stands behind each.
+    /// The admin who issued the token the vote was cast with, noted when it was cast; none for
+    /// a token of the service's configuration. An admin can mint approvers for made-up people
+    /// before a request waits (red team rt29 F8): whoever reads the votes sees who stands
+    /// behind each.
     pub issued_by: Option<String>,
 }
 
@@ -125,18 +125,7 @@ fn to_vote(row: &sqlx::any::AnyRow) -> Result<CastVote> {
     })
 }
 
-/// The issuer of the token of `{votes}.approver` live at `{votes}.voted_at` (a live name is
-/// unique: `api_tokens_live_name`), a subquery over the votes table or alias `votes`.
-fn issuer_sql(votes: &str) -> String {
-    format!(
-        "(SELECT t.created_by FROM api_tokens t WHERE t.name = {votes}.approver \
-         AND t.created_at <= {votes}.voted_at \
-         AND (t.revoked_at IS NULL OR t.revoked_at > {votes}.voted_at) \
-         ORDER BY t.serial DESC LIMIT 1)"
-    )
-}
-
-const VOTE_COLUMNS: &str = "approver, approve, comment, voted_at";
+const VOTE_COLUMNS: &str = "approver, approve, comment, voted_at, issued_by";
 
 impl Store {
     /// Records `by`'s vote on a pending request, in one transaction: the approval must be
@@ -180,12 +169,16 @@ impl Store {
         // A token issued once the request waited (by serial, not by clock: the same second
         // is not "before") does not vote on it: otherwise one admin could mint the rest of
         // the quorum. A name revoked and issued again is a new token, and waits too.
-        if Self::require_live(&mut tx, &by.name).await? > voters_through {
+        let (serial, issued_by) = Self::live_token(&mut tx, &by.name).await?;
+        if serial > voters_through {
             return Err(Error::TokenNewerThanRequest(by.name.clone()));
         }
+        // Who issued the voting token is noted now: read later, a token revoked in the second
+        // it voted (whole-second times) would be found by no lookup.
         let counted = sqlx::query(
-            "INSERT INTO approval_votes (request_id, approver, role, approve, comment, voted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id, approver) DO NOTHING",
+            "INSERT INTO approval_votes \
+             (request_id, approver, role, approve, comment, voted_at, issued_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id, approver) DO NOTHING",
         )
         .bind(&id)
         .bind(&by.name)
@@ -193,14 +186,14 @@ impl Store {
         .bind(i64::from(approve))
         .bind(comment)
         .bind(db_time(now))
+        .bind(issued_by)
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         let votes = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {VOTE_COLUMNS}, {} FROM approval_votes WHERE request_id = $1 \
-             ORDER BY voted_at, approver",
-            issuer_sql("approval_votes")
+            "SELECT {VOTE_COLUMNS} FROM approval_votes WHERE request_id = $1 \
+             ORDER BY voted_at, approver"
         )))
         .bind(&id)
         .fetch_all(&mut *tx)
@@ -276,9 +269,9 @@ impl Store {
         for part in requests.chunks(IN_LIST_PART) {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT a.request_id, a.required, v.approver, v.approve, v.comment, v.voted_at, \
-                 {} FROM approvals a LEFT JOIN approval_votes v ON v.request_id = a.request_id \
+                 v.issued_by FROM approvals a \
+                 LEFT JOIN approval_votes v ON v.request_id = a.request_id \
                  WHERE a.request_id IN ({}) ORDER BY v.voted_at, v.approver",
-                issuer_sql("v"),
                 placeholders(part.len())
             )));
             for request in part {

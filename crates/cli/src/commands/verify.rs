@@ -222,10 +222,23 @@ async fn verify_evidence<P: alloy::providers::Provider>(
                     .collect();
                 text += &format!(" (signed by {})", signers.join(", "));
             }
-            for id in &verified.approvers_unchecked {
+            text += &format!(
+                "\nCompleteness: {} decision records opened (each decision shows its last); the \
+                 records received in the period chain without a gap for {} agent(s){}",
+                verified.decision_records_opened,
+                verified.chains_checked.len(),
+                if verified.chains_checked.is_empty() {
+                    " (a bundle scoped to wallets only: what it leaves out is not checked)"
+                } else {
+                    ""
+                }
+            );
+            for w in &verified.server_word {
                 text += &format!(
-                    "\nDecision {id}: its approvers and comment are the server's word (no \
-                     decision record commits to them)"
+                    "\nDecision {}: its {} are the server's word (no decision record commits \
+                     to them)",
+                    w.request_id,
+                    w.fields.join(", ")
                 );
             }
             for u in &verified.unverified_decisions {

@@ -5,13 +5,15 @@
 //! are joined by RFC 9162 consistency proofs; every record's leaf hash is recomputed from its
 //! leaf data and its inclusion proof checked against the checkpoint of its size.
 //!
-//! An empty bundle proves nothing, so it is refused. A decision's fields are the server's word
-//! until checked against the decision's own record (`decisions.rs`): signed by the wallet's
-//! co-signer on chain when it was anchored (or a key the auditor names), opening to the request
-//! and decision the bundle shows. A contradiction makes the bundle invalid; a decision that
-//! cannot be checked fails it too, unless the auditor accepts unverified decisions
-//! ([`EvidencePolicy`]).
+//! An empty bundle proves nothing, so it is refused. Each agent's records received in the
+//! period must chain without a gap (`chains.rs`): none was left out between two the bundle
+//! holds. A decision's fields are the server's word until checked against the decision's own
+//! records (`decisions.rs`): every decision record opened, signed by the wallet's co-signer on
+//! chain when it was first anchored (or a key the auditor names), each decision showing what
+//! its last record says. A contradiction makes the bundle invalid; a decision that cannot be
+//! checked fails it too, unless the auditor accepts unverified decisions ([`EvidencePolicy`]).
 
+mod chains;
 mod decisions;
 
 use std::collections::HashMap;
@@ -25,7 +27,8 @@ use chaperone_core::{
 use serde::Serialize;
 
 use crate::{Error, Result, TrustedLog, disclosure::parse_origin};
-use decisions::{DecisionSigners, check_decisions};
+use chains::check_chains;
+use decisions::{DecisionSigners, check_decisions, opening_wallet};
 
 /// What the auditor accepts beyond what the chain shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +55,16 @@ pub struct UnverifiedDecision {
     pub reason: String,
 }
 
+/// A verified decision's fields that no record commits to: the server's word only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerWord {
+    /// The decision.
+    pub request_id: B256,
+    /// What it shows on the server's word (approvers, reasons in words, token symbols and
+    /// decimals, payment status and settlement, the model call it was paid within).
+    pub fields: Vec<String>,
+}
+
 /// What a bundle proved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifiedEvidence {
@@ -73,6 +86,14 @@ pub struct VerifiedEvidence {
     /// Verified decisions that name approvers or a comment: no decision record commits to
     /// them, so they remain the server's word.
     pub approvers_unchecked: Vec<B256>,
+    /// Verified decisions' fields that no record commits to (the server's word).
+    pub server_word: Vec<ServerWord>,
+    /// Decision records opened: every record of every decision shown (a request re-decided
+    /// after a human approval has several; the decision shown is its last).
+    pub decision_records_opened: usize,
+    /// The agents whose records received in the period were proved to chain without a gap
+    /// (every agent of a bundle naming no agent and no wallet, else the agents it names).
+    pub chains_checked: Vec<Address>,
     /// The smallest and largest checkpoint sizes.
     pub sizes: Option<(u64, u64)>,
     /// The log's operator (from the contract), who signed every checkpoint.
@@ -255,9 +276,11 @@ pub async fn verify_evidence<P: Provider>(
             .verify(&r.leaf_hash, &checkpoint.root)
             .map_err(|e| invalid(format!("record {}: {e}", r.index)))?;
     }
+    let chains_checked = check_chains(bundle)?;
     let signers = DecisionSigners {
         named: policy.decision_signers.clone(),
         on_chain: cosigners_at_anchoring(bundle, provider, &anchors).await?,
+        chain_id: served,
     };
     let decisions = check_decisions(bundle, &signers, policy.allow_unverified)?;
     Ok(VerifiedEvidence {
@@ -269,6 +292,9 @@ pub async fn verify_evidence<P: Provider>(
         unverified_decisions: decisions.unverified,
         decision_signers: decisions.signers,
         approvers_unchecked: decisions.approvers_unchecked,
+        decision_records_opened: decisions.records_opened,
+        server_word: decisions.server_word,
+        chains_checked,
         sizes: bundle
             .checkpoints
             .first()
@@ -279,38 +305,48 @@ pub async fn verify_evidence<P: Provider>(
     })
 }
 
-/// Each decision's wallet's `cosigner()` at the anchoring block of the first checkpoint that
-/// holds its record, by (wallet, record leaf): who may have signed that decision record. A
-/// wallet with no code there (not deployed yet) has none; an RPC failure fails the check.
+/// For each decision record the bundle opens, its wallet's `cosigner()` at the anchoring block
+/// of the first checkpoint of the bundle that holds the record (not the one its proof chose: a
+/// co-signer rotated in between must not be credited), by (wallet, record leaf): who may have
+/// signed it. A wallet with no code there (not deployed yet) has none; an RPC failure fails the
+/// check.
 async fn cosigners_at_anchoring<P: Provider>(
     bundle: &EvidenceBundle,
     provider: &P,
     anchors: &[(u64, u64)],
 ) -> Result<HashMap<(Address, B256), Address>> {
-    let block_of: HashMap<u64, u64> = anchors.iter().copied().collect();
-    let size_of: HashMap<B256, u64> = bundle
+    let index_of: HashMap<B256, u64> = bundle
         .records
         .iter()
-        .map(|r| (r.leaf_hash, r.inclusion.size))
+        .map(|r| (r.leaf_hash, r.index))
         .collect();
+    // Anchors by increasing size (the checkpoints were checked to be in order).
+    let first_holding = |index: u64| {
+        anchors
+            .iter()
+            .find(|(size, _)| *size > index)
+            .map(|(_, block)| *block)
+    };
     let mut read: HashMap<(Address, u64), Option<Address>> = HashMap::new();
     let mut out = HashMap::new();
-    for d in &bundle.decisions {
-        let Some(leaf) = d.logged_leaf else { continue };
-        let Some(block) = size_of.get(&leaf).and_then(|size| block_of.get(size)) else {
+    for o in &bundle.decision_openings {
+        let Some(wallet) = opening_wallet(o) else {
             continue;
         };
-        let key = (d.wallet, *block);
+        let Some(block) = index_of.get(&o.leaf_hash).and_then(|i| first_holding(*i)) else {
+            continue;
+        };
+        let key = (wallet, block);
         let cosigner = match read.get(&key) {
             Some(cosigner) => *cosigner,
             None => {
-                let cosigner = cosigner_at(provider, d.wallet, *block).await?;
+                let cosigner = cosigner_at(provider, wallet, block).await?;
                 read.insert(key, cosigner);
                 cosigner
             }
         };
         if let Some(cosigner) = cosigner {
-            out.insert((d.wallet, leaf), cosigner);
+            out.insert((wallet, o.leaf_hash), cosigner);
         }
     }
     Ok(out)

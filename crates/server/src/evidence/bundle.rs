@@ -216,26 +216,15 @@ pub(super) async fn decision_views(state: &AppState, rows: Vec<DecisionRow>) -> 
 
 pub(super) async fn build(state: &AppState, scope: &Scope) -> Result<EvidenceBundle, ApiError> {
     let decisions = decisions_in(state, scope).await?;
-    let decision_leaves: Vec<B256> = decisions.iter().filter_map(|d| d.logged_leaf).collect();
+    // Every record of each decision (a request re-decided after a human approval has its
+    // earlier "pending" record too): a verifier opens each one and reads the last.
+    let ids: Vec<B256> = decisions.iter().map(|d| d.request_id).collect();
+    let openings = state.store().decision_openings(&ids).await?;
+    let mut decision_leaves: Vec<B256> = openings.iter().map(|o| o.leaf_hash).collect();
+    decision_leaves.extend(decisions.iter().filter_map(|d| d.logged_leaf));
+    decision_leaves.sort();
+    decision_leaves.dedup();
     let logged = records_in(state, scope, &decision_leaves, MAX_EVIDENCE_RECORDS).await?;
-    let logged_ids: Vec<B256> = decisions
-        .iter()
-        .filter(|d| d.logged_leaf.is_some())
-        .map(|d| d.request_id)
-        .collect();
-    let mut openings = state.store().decision_openings(&logged_ids).await?;
-    let decision_openings: Vec<DecisionOpening> = logged_ids
-        .iter()
-        .filter_map(|id| openings.remove(id).map(|o| (id, o)))
-        .map(|(id, o)| DecisionOpening {
-            request_id: *id,
-            leaf_hash: o.leaf_hash,
-            request: o.request,
-            input_salt: o.input_salt,
-            decision: o.decision,
-            output_salt: o.output_salt,
-        })
-        .collect();
     let chain = state.log().chain.as_ref();
     let anchor_view = |anchor: chaperone_store::Anchor| AnchorView {
         audit_log: chain.map(|c| c.audit_log),
@@ -303,6 +292,29 @@ pub(super) async fn build(state: &AppState, scope: &Scope) -> Result<EvidenceBun
             path: proof.path,
         });
     }
+    // An opening for each decision record the bundle carries (one not yet anchored is left
+    // out with its record), in log order.
+    let index_of: std::collections::HashMap<B256, u64> =
+        records.iter().map(|r| (r.leaf_hash, r.index)).collect();
+    let mut decision_openings: Vec<(u64, DecisionOpening)> = openings
+        .into_iter()
+        .filter_map(|o| {
+            let index = *index_of.get(&o.leaf_hash)?;
+            Some((
+                index,
+                DecisionOpening {
+                    request_id: o.request_id,
+                    leaf_hash: o.leaf_hash,
+                    request: o.request,
+                    input_salt: o.input_salt,
+                    decision: o.decision,
+                    output_salt: o.output_salt,
+                },
+            ))
+        })
+        .collect();
+    decision_openings.sort_by_key(|(index, _)| *index);
+    let decision_openings = decision_openings.into_iter().map(|(_, o)| o).collect();
     Ok(EvidenceBundle {
         version: EVIDENCE_VERSION,
         from: scope.from,

@@ -111,7 +111,9 @@ impl From<chaperone_store::Error> for ApiError {
             E::StalePolicyVersion { .. } => Self::new(ErrorCode::StalePolicyVersion, e.to_string()),
             E::NoPendingApproval(_) => Self::new(ErrorCode::NoPendingApproval, e.to_string()),
             E::RevokedToken(_) => Self::new(ErrorCode::Unauthorized, e.to_string()),
-            E::NameTaken(_) => Self::new(ErrorCode::NameTaken, e.to_string()),
+            E::NameTaken(_) | E::NameConfigured(_) => {
+                Self::new(ErrorCode::NameTaken, e.to_string())
+            }
             E::TokenNewerThanRequest(_) => Self::new(ErrorCode::Forbidden, e.to_string()),
             E::SequenceGap { .. } => Self::new(ErrorCode::SequenceGap, e.to_string()),
             E::BrokenChain { .. } => Self::new(ErrorCode::BrokenChain, e.to_string()),

@@ -594,3 +594,43 @@ async fn relabelling_an_agent_is_recorded_as_an_admin_action() {
     assert_eq!(detail["from"], "support bot");
     assert_eq!(detail["to"], "treasury bot");
 }
+
+/// Third red-team review of issue 29: a name the configuration's token has or had is not
+/// issued by an admin (409), even once that token is revoked: its votes would read beside the
+/// configuration's person.
+#[tokio::test]
+async fn a_configured_tokens_name_is_not_issued_even_once_revoked() {
+    let s = service().await;
+    let (status, body) = call(
+        &s.router,
+        "DELETE",
+        "/v1/admin/tokens/alice",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["revoked"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
+    let (status, body) = call(
+        &s.router,
+        "POST",
+        "/v1/admin/tokens",
+        Some(ADMIN),
+        Some(json!({ "name": "Alice", "role": "approver" }).to_string()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("name_taken")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("configuration")),
+        "{body}"
+    );
+}

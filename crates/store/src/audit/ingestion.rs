@@ -6,8 +6,8 @@ use chaperone_core::{B256, Frontier, MerkleLog, SignedBatch};
 use sqlx::Row;
 
 use super::{
-    AppendedBatch, STORED_LEVEL, ServiceRecord, Value, insert_rows, leaf_prefix, node_key,
-    pack_encodings, to_i64, to_u64,
+    AppendedBatch, STORED_LEVEL, ServiceRecord, UnloggedDecision, Value, insert_rows, leaf_prefix,
+    node_key, pack_encodings, to_i64, to_u64,
 };
 use crate::{
     Backend, Error, Result, Store,
@@ -19,20 +19,22 @@ impl Store {
     /// [`SignedBatch::verify`]) to the log in one transaction, after checking that it continues
     /// its agent's chain: first sequence = the agent's next, `previous` = its last leaf hash.
     /// The exact same batch again returns where it landed and writes nothing. `decisions` marks
-    /// co-sign decisions (request id, salts JSON) as logged by this batch, in the same
-    /// transaction.
+    /// co-sign decisions (what each record commits to, and its salts JSON) as logged by this
+    /// batch, in the same transaction, and keeps each record's opening (a re-decided request
+    /// keeps every record's).
     pub async fn append_batch(
         &self,
         batch: &SignedBatch,
         leaves: &[B256],
         received_ms: u64,
-        decisions: &[(B256, String)],
+        decisions: &[(UnloggedDecision, String)],
     ) -> Result<AppendedBatch> {
         let logged: Vec<(ServiceRecord, String)> = decisions
             .iter()
-            .map(|(id, salts)| (ServiceRecord::Decision(*id), salts.clone()))
+            .map(|(d, salts)| (ServiceRecord::Decision(d.request_id), salts.clone()))
             .collect();
-        self.append_service_batch(batch, leaves, received_ms, &logged)
+        let contents: Vec<&UnloggedDecision> = decisions.iter().map(|(d, _)| d).collect();
+        self.append_logged(batch, leaves, received_ms, &logged, &contents)
             .await
     }
 
@@ -45,6 +47,20 @@ impl Store {
         leaves: &[B256],
         received_ms: u64,
         logged: &[(ServiceRecord, String)],
+    ) -> Result<AppendedBatch> {
+        self.append_logged(batch, leaves, received_ms, logged, &[])
+            .await
+    }
+
+    /// Appends `batch`, marking `logged` as logged; `contents` are the decisions' contents, in
+    /// the order of the decisions among `logged`.
+    async fn append_logged(
+        &self,
+        batch: &SignedBatch,
+        leaves: &[B256],
+        received_ms: u64,
+        logged: &[(ServiceRecord, String)],
+        contents: &[&UnloggedDecision],
     ) -> Result<AppendedBatch> {
         let first = batch
             .records
@@ -200,14 +216,37 @@ impl Store {
             .bind(peaks)
             .execute(&mut *tx)
             .await?;
+        let mut contents = contents.iter();
         for ((what, salts), leaf) in logged.iter().zip(leaves) {
             let query = match what {
-                ServiceRecord::Decision(request_id) => sqlx::query(
-                    "UPDATE decisions SET logged_leaf = $1, record_salts = $2 WHERE request_id = $3",
-                )
-                .bind(leaf.to_string())
-                .bind(salts.clone())
-                .bind(request_id.to_string()),
+                ServiceRecord::Decision(request_id) => {
+                    let content = contents.next();
+                    let revision = content.map_or(-1, |c| c.revision);
+                    if let Some(content) = content {
+                        sqlx::query(
+                            "INSERT INTO decision_records \
+                             (leaf_hash, request_id, request, decision, record_salts) \
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(leaf.to_string())
+                        .bind(request_id.to_string())
+                        .bind(content.request.as_str())
+                        .bind(content.decision.as_str())
+                        .bind(salts.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    // Marked logged only if not re-decided since it was read (its record
+                    // commits to what was read): else the new verdict is logged next.
+                    sqlx::query(
+                        "UPDATE decisions SET logged_leaf = $1, record_salts = $2 \
+                         WHERE request_id = $3 AND ($4 < 0 OR revision = $4)",
+                    )
+                    .bind(leaf.to_string())
+                    .bind(salts.clone())
+                    .bind(request_id.to_string())
+                    .bind(revision)
+                }
                 ServiceRecord::AdminAction(id) => sqlx::query(
                     "UPDATE admin_actions SET logged_leaf = $1, record_salts = $2 WHERE id = $3",
                 )

@@ -2,8 +2,6 @@
 //! records commit to), where each was logged, and the openings of logged ones (content and
 //! salts) that let an auditor check a decision against its record.
 
-use std::collections::HashMap;
-
 use chaperone_core::{B256, Salt};
 use sqlx::Row;
 
@@ -36,12 +34,15 @@ fn decision_content(row: &sqlx::any::AnyRow) -> Result<UnloggedDecision> {
         created_at: to_u64(row.try_get(1)?, "created at")?,
         request: row.try_get(2)?,
         decision: decision.to_string(),
+        revision: 0,
     })
 }
 
-/// A logged decision's record opened: what its input and output commit to, with the salts.
+/// A record of a logged decision opened: what its input and output commit to, with the salts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionOpening {
+    /// The decision's request id.
+    pub request_id: B256,
     /// The leaf hash of its record.
     pub leaf_hash: B256,
     /// The request as received (the input's content).
@@ -52,6 +53,30 @@ pub struct DecisionOpening {
     pub decision: String,
     /// The output's salt.
     pub output_salt: Salt,
+}
+
+/// An opening from its parts (`salts`: the JSON `{"input": …, "output": …}`).
+fn opening(
+    request_id: B256,
+    leaf_hash: B256,
+    request: String,
+    decision: String,
+    salts: &str,
+) -> Result<DecisionOpening> {
+    let salts: serde_json::Value =
+        serde_json::from_str(salts).map_err(|e| Error::Corrupt(format!("record salts: {e}")))?;
+    let salt = |which: &str| -> Result<Salt> {
+        serde_json::from_value(salts[which].clone())
+            .map_err(|e| Error::Corrupt(format!("record {which} salt: {e}")))
+    };
+    Ok(DecisionOpening {
+        request_id,
+        leaf_hash,
+        request,
+        input_salt: salt("input")?,
+        decision,
+        output_salt: salt("output")?,
+    })
 }
 
 /// What a record of the policy service stands for.
@@ -74,51 +99,77 @@ pub struct UnloggedDecision {
     pub request: String,
     /// The decision (outcome, reasons, policy version and hash, signature) as JSON.
     pub decision: String,
+    /// The row's revision when read (a re-decision raises it): the decision is marked logged
+    /// only if it is unchanged.
+    pub revision: i64,
 }
 
 impl Store {
     /// Co-sign decisions not yet in the log, oldest first.
     pub async fn unlogged_decisions(&self, limit: u32) -> Result<Vec<UnloggedDecision>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CONTENT_COLUMNS} FROM decisions WHERE logged_leaf IS NULL \
+            "SELECT {CONTENT_COLUMNS}, revision FROM decisions WHERE logged_leaf IS NULL \
              ORDER BY created_at, request_id LIMIT {limit}"
         )))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(decision_content).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(UnloggedDecision {
+                    revision: row.try_get(8)?,
+                    ..decision_content(row)?
+                })
+            })
+            .collect()
     }
 
-    /// The openings of the logged decisions among `ids` (one query per [`IN_LIST_PART`]).
-    pub async fn decision_openings(&self, ids: &[B256]) -> Result<HashMap<B256, DecisionOpening>> {
-        let mut out = HashMap::new();
+    /// The openings of every logged record of the decisions among `ids` (a request re-decided
+    /// after a human approval has several), in no particular order (one query per
+    /// [`IN_LIST_PART`] each). A decision logged before its records were kept is opened from its
+    /// row: its current record only.
+    pub async fn decision_openings(&self, ids: &[B256]) -> Result<Vec<DecisionOpening>> {
+        let mut out = Vec::new();
         for part in ids.chunks(IN_LIST_PART) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {CONTENT_COLUMNS}, logged_leaf, record_salts FROM decisions \
-                 WHERE logged_leaf IS NOT NULL AND request_id IN ({})",
+            let bind = |sql: String| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in part {
+                    query = query.bind(id.to_string());
+                }
+                query
+            };
+            let kept = bind(format!(
+                "SELECT request_id, leaf_hash, request, decision, record_salts \
+                 FROM decision_records WHERE request_id IN ({})",
                 placeholders(part.len())
-            )));
-            for id in part {
-                query = query.bind(id.to_string());
+            ))
+            .fetch_all(&self.reader)
+            .await?;
+            for row in kept {
+                out.push(opening(
+                    parse(&row.try_get::<String, _>(0)?, "request id")?,
+                    parse(&row.try_get::<String, _>(1)?, "record leaf")?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    &row.try_get::<String, _>(4)?,
+                )?);
             }
-            for row in query.fetch_all(&self.reader).await? {
+            let legacy = bind(format!(
+                "SELECT {CONTENT_COLUMNS}, logged_leaf, record_salts FROM decisions d \
+                 WHERE logged_leaf IS NOT NULL AND request_id IN ({}) AND NOT EXISTS \
+                 (SELECT 1 FROM decision_records r WHERE r.leaf_hash = d.logged_leaf)",
+                placeholders(part.len())
+            ))
+            .fetch_all(&self.reader)
+            .await?;
+            for row in legacy {
                 let content = decision_content(&row)?;
-                let salts: serde_json::Value =
-                    serde_json::from_str(&row.try_get::<Option<String>, _>(9)?.unwrap_or_default())
-                        .map_err(|e| Error::Corrupt(format!("record salts: {e}")))?;
-                let salt = |which: &str| -> Result<Salt> {
-                    serde_json::from_value(salts[which].clone())
-                        .map_err(|e| Error::Corrupt(format!("record {which} salt: {e}")))
-                };
-                out.insert(
+                out.push(opening(
                     content.request_id,
-                    DecisionOpening {
-                        leaf_hash: parse(&row.try_get::<String, _>(8)?, "logged leaf")?,
-                        request: content.request,
-                        input_salt: salt("input")?,
-                        decision: content.decision,
-                        output_salt: salt("output")?,
-                    },
-                );
+                    parse(&row.try_get::<String, _>(8)?, "logged leaf")?,
+                    content.request,
+                    content.decision,
+                    &row.try_get::<Option<String>, _>(9)?.unwrap_or_default(),
+                )?);
             }
         }
         Ok(out)

@@ -5,6 +5,7 @@
 mod attacks;
 mod batches;
 mod concurrency;
+mod decision_records;
 mod decisions;
 mod evidence;
 mod log_migration;

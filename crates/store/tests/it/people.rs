@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// `request` asked again at `now`.
-fn at(request: &PolicyRequest, now: u64) -> PolicyRequest {
+pub(crate) fn at(request: &PolicyRequest, now: u64) -> PolicyRequest {
     PolicyRequest {
         now,
         ..request.clone()
@@ -22,7 +22,7 @@ fn at(request: &PolicyRequest, now: u64) -> PolicyRequest {
 }
 
 /// A wallet whose payments above 1,000,000 need one approver and above 2,000,000 two.
-async fn quorum_wallet(store: &Store) {
+pub(crate) async fn quorum_wallet(store: &Store) {
     let record = WalletRecord {
         address: wallet(),
         chain_id: 31337,
@@ -280,16 +280,10 @@ async fn a_token_issued_after_the_request_cannot_vote_on_it() {
             decide(&store, id, &at(&req, NOW + 4)).await.outcome,
             Outcome::PendingApproval
         );
-        // Alice's name revoked and issued again: a new token, which waits too.
-        store.revoke_api_tokens("alice", NOW + 5).await.unwrap();
+        // Alice's token replaced (the configuration names a new one; an admin may not issue a
+        // configured name): a new token, which waits too.
         store
-            .issue_api_token(
-                B256::repeat_byte(0xd5),
-                "alice",
-                "approver",
-                &admin,
-                NOW + 5,
-            )
+            .add_api_token(B256::repeat_byte(0xd5), "alice", "approver", NOW + 5)
             .await
             .unwrap();
         let again = store
@@ -336,22 +330,23 @@ async fn a_live_name_is_unique_without_regard_to_case() {
             );
         }
         assert!(store.api_token_named("ALICE").await.unwrap());
-        // Revoked by name in any case; then the name is free again.
-        assert_eq!(
-            store
-                .revoke_api_tokens_by("Alice", &admin, NOW + 2)
-                .await
-                .unwrap(),
-            1
-        );
+        // Revoked by name in any case; then an issued name is free again (a configured one
+        // stays the configuration's).
         store
-            .issue_api_token(
-                B256::repeat_byte(0xe1),
-                "alice",
-                "approver",
-                &admin,
-                NOW + 3,
-            )
+            .issue_api_token(B256::repeat_byte(0xe3), "dave", "approver", &admin, NOW + 1)
+            .await
+            .unwrap();
+        for name in ["Alice", "DAVE"] {
+            assert_eq!(
+                store
+                    .revoke_api_tokens_by(name, &admin, NOW + 2)
+                    .await
+                    .unwrap(),
+                1
+            );
+        }
+        store
+            .issue_api_token(B256::repeat_byte(0xe1), "dave", "approver", &admin, NOW + 3)
             .await
             .unwrap();
         // The configuration's token of a name replaces the live one (on the record).
@@ -461,5 +456,89 @@ async fn each_vote_names_the_admin_who_issued_its_token() {
                 ("bob".to_owned(), None),
             ]
         );
+    }
+}
+
+/// Third red-team review of issue 29 (Medium): the issuer of a vote's token was looked up when
+/// read, with whole-second times, so a token revoked in the second it voted was found by no
+/// lookup and its vote read as cast with a token of the configuration. The issuer is noted
+/// when the vote is cast.
+#[tokio::test]
+async fn a_vote_keeps_its_issuer_when_its_token_is_revoked_in_the_same_second() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let admin = Actor::new("ops", "admin");
+        for (i, name) in ["mallory", "trent"].into_iter().enumerate() {
+            store
+                .issue_api_token(
+                    B256::repeat_byte(0xe0 + i as u8),
+                    name,
+                    "approver",
+                    &admin,
+                    NOW - 10,
+                )
+                .await
+                .unwrap();
+        }
+        let (id, req) = request(vec![pay(3_000_000)], 0, NOW);
+        assert_eq!(
+            decide(&store, id, &req).await.outcome,
+            Outcome::PendingApproval
+        );
+        for name in ["mallory", "trent"] {
+            store
+                .cast_vote(id, true, &Actor::new(name, "approver"), None, NOW + 1)
+                .await
+                .unwrap();
+        }
+        // The quorum is reached; the puppets' tokens are revoked in that same second.
+        for name in ["mallory", "trent"] {
+            assert_eq!(
+                store
+                    .revoke_api_tokens_by(name, &admin, NOW + 1)
+                    .await
+                    .unwrap(),
+                1
+            );
+        }
+        let issuers: Vec<(String, Option<String>)> = store.votes(&[id]).await.unwrap()[&id]
+            .1
+            .iter()
+            .map(|v| (v.approver.clone(), v.issued_by.clone()))
+            .collect();
+        let ops = Some("ops".to_owned());
+        assert_eq!(
+            issuers,
+            [
+                ("mallory".to_owned(), ops.clone()),
+                ("trent".to_owned(), ops)
+            ],
+            "a vote of a token revoked in the second it voted read as the configuration's"
+        );
+    }
+}
+
+/// Third red-team review of issue 29 (Medium): an admin could issue a token under a name the
+/// configuration's token has (once that one was revoked), and its votes read beside the
+/// configuration's person. A name a configured token has or had is refused (409).
+#[tokio::test]
+async fn an_issued_token_cannot_take_a_configured_name() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let admin = Actor::new("ops", "admin");
+        assert_eq!(store.revoke_api_tokens("alice", NOW).await.unwrap(), 1);
+        for name in ["alice", "ALICE"] {
+            let taken = store
+                .issue_api_token(B256::repeat_byte(0xe9), name, "approver", &admin, NOW + 1)
+                .await;
+            assert!(
+                matches!(taken, Err(Error::NameConfigured(_))),
+                "{name}: {taken:?}"
+            );
+        }
+        store
+            .issue_api_token(B256::repeat_byte(0xe9), "zoe", "approver", &admin, NOW + 1)
+            .await
+            .expect("a name of no configured token is issued");
     }
 }
