@@ -208,7 +208,10 @@ impl HeldArguments {
         let (whole, cut): (&[u8], &[u8]) = if self.with_inputs {
             (b"chaperone tool call v1 ", b"chaperone tool call v2 ")
         } else {
-            (b"chaperone tool arguments v1 ", b"chaperone tool arguments v2 ")
+            (
+                b"chaperone tool arguments v1 ",
+                b"chaperone tool arguments v2 ",
+            )
         };
         match self.rest_hash {
             None => keccak256([whole, self.json.as_bytes()].concat()),
@@ -422,6 +425,7 @@ pub struct ToolVerdictBody {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::{Map, Value, json};
 
@@ -455,7 +459,11 @@ mod tests {
             shown.total_bytes,
             serde_json::to_string(&long("one")).unwrap().len() as u64
         );
-        assert!(serde_json::to_string(&long("one")).unwrap().starts_with(&shown.json));
+        assert!(
+            serde_json::to_string(&long("one"))
+                .unwrap()
+                .starts_with(&shown.json)
+        );
         // The part not shown is bound: another tail is another hash, with the same view.
         let other = HeldArguments::of(&long("two"));
         assert_eq!(other.json, shown.json);

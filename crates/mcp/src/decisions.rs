@@ -183,11 +183,16 @@ impl DecisionReporter {
             return;
         };
         let body = ToolWithdrawalBody { signature };
-        match tokio::time::timeout(REPORT_TIMEOUT, self.client.withdraw_tool_approval(id, &body))
-            .await
+        match tokio::time::timeout(
+            REPORT_TIMEOUT,
+            self.client.withdraw_tool_approval(id, &body),
+        )
+        .await
         {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(approval = %id, error = %e, "withdrawing a held call failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(approval = %id, error = %e, "withdrawing a held call failed")
+            }
             Err(_) => tracing::warn!(approval = %id, "withdrawing a held call timed out"),
         }
     }

@@ -20,8 +20,8 @@ use chaperone_api::{
     tools::{
         DEFAULT_APPROVAL_TIMEOUT_SECS, MAX_APPROVAL_TIMEOUT_SECS, MAX_PENDING_TOOL_APPROVALS,
         MAX_SHOWN_ARGUMENTS_LEN, MAX_TOOL_NAME_LEN, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS,
-        ToolApproval, ToolDecisionBody, ToolWithdrawalBody, withdrawal_message,
-        ToolDecisionStored, ToolDecisionView, ToolOutcome, ToolVerdictBody,
+        ToolApproval, ToolDecisionBody, ToolDecisionStored, ToolDecisionView, ToolOutcome,
+        ToolVerdictBody, ToolWithdrawalBody, withdrawal_message,
     },
 };
 use chaperone_core::{Address, B256, recover_low_s};
@@ -419,7 +419,11 @@ fn decision_id(text: &str) -> Result<B256, ApiError> {
 /// The state of approval `id`; `with_hash` for an authenticated caller (the open state leaves
 /// out the arguments hash: unsalted, it would let anyone holding the id test guesses of
 /// low-entropy arguments).
-async fn approval_of(state: &AppState, id: B256, with_hash: bool) -> Result<ToolApproval, ApiError> {
+async fn approval_of(
+    state: &AppState,
+    id: B256,
+    with_hash: bool,
+) -> Result<ToolApproval, ApiError> {
     let approval = state
         .store()
         .tool_approval(id, state.now())
@@ -507,7 +511,11 @@ async fn withdraw(
             format!("held call {id} is agent {agent}'s, but the withdrawal is signed by {signer}"),
         ));
     }
-    if !state.store().withdraw_tool_approval(id, state.now()).await? {
+    if !state
+        .store()
+        .withdraw_tool_approval(id, state.now())
+        .await?
+    {
         return Err(not_pending());
     }
     Ok(Json(approval_of(&state, id, true).await?))

@@ -35,8 +35,7 @@ const ROLES: &[&str] = &["admin", "approver"];
 /// (escaped by maud: an argument is the agent's data, never markup), or, when cut, the start
 /// of the JSON as sent and how much is not shown.
 fn arguments_shown(stored: Option<&str>) -> Markup {
-    let Some(arguments) = stored.and_then(|s| serde_json::from_str::<HeldArguments>(s).ok())
-    else {
+    let Some(arguments) = stored.and_then(|s| serde_json::from_str::<HeldArguments>(s).ok()) else {
         return html! { p.arguments-missing { "The arguments are not available: deny unless you know what this call does." } };
     };
     let inputs = html! {
@@ -119,7 +118,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -437,7 +436,8 @@ mod tests {
 
     #[test]
     fn arguments_are_laid_out_as_sent() {
-        let json = r#"{"b":[1,{"x":"a,b:{c}\\\"]"}],"a":123456789012345678901234567890,"e":{},"f":[]}"#;
+        let json =
+            r#"{"b":[1,{"x":"a,b:{c}\\\"]"}],"a":123456789012345678901234567890,"e":{},"f":[]}"#;
         assert_eq!(
             indented(json),
             "{\n  \"b\": [\n    1,\n    {\n      \"x\": \"a,b:{c}\\\\\\\"]\"\n    }\n  ],\n  \

@@ -423,6 +423,8 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "POST /v1/decisions/{request_id}/call",
             "POST /v1/records",
             "POST /v1/tool-decisions",
+            // Signed by the agent that reported the held call, as the report itself.
+            "POST /v1/tool-decisions/{id}/withdraw",
             "POST /v1/verify",
         ]
     );

@@ -17,7 +17,11 @@ use crate::{
 };
 
 /// A call held with `arguments` for up to `timeout` seconds.
-pub(crate) fn held(agent: &Secp256k1Signer, tool: &str, timeout: u64) -> chaperone_api::tools::ToolDecision {
+pub(crate) fn held(
+    agent: &Secp256k1Signer,
+    tool: &str,
+    timeout: u64,
+) -> chaperone_api::tools::ToolDecision {
     let mut d = decision(agent, tool, ToolOutcome::ApprovalRequired);
     d.leaf_hash = None;
     d.arguments_hash = Some(arguments_of(tool));
@@ -41,8 +45,7 @@ async fn report(
     key: &Secp256k1Signer,
     d: chaperone_api::tools::ToolDecision,
 ) -> (StatusCode, Value) {
-    let arguments =
-        (d.outcome == ToolOutcome::ApprovalRequired).then(|| held_arguments(&d.tool));
+    let arguments = (d.outcome == ToolOutcome::ApprovalRequired).then(|| held_arguments(&d.tool));
     call(
         &s.router,
         "POST",

@@ -65,7 +65,10 @@ async fn the_approver_sees_the_held_arguments_escaped() {
             "in a <pre>: {section}"
         );
         // Pretty-printed: one key a line.
-        assert!(section.contains("\n  &quot;to&quot;: &quot;0xabc&quot;"), "{section}");
+        assert!(
+            section.contains("\n  &quot;to&quot;: &quot;0xabc&quot;"),
+            "{section}"
+        );
         assert!(section.contains("the agent's own words"), "{section}");
     }
 }
@@ -126,8 +129,14 @@ async fn held_arguments_are_never_listed_and_are_cleared_once_decided() {
         ] {
             let (status, text, _, _) = call_text(&s.router, uri, AUDITOR).await;
             assert_eq!(status, StatusCode::OK, "{uri}: {text}");
-            assert!(text.contains(&id.to_string()), "{uri} lists the call: {text}");
-            assert!(!text.contains("s3cr3t"), "{uri} lists the arguments: {text}");
+            assert!(
+                text.contains(&id.to_string()),
+                "{uri} lists the call: {text}"
+            );
+            assert!(
+                !text.contains("s3cr3t"),
+                "{uri} lists the arguments: {text}"
+            );
         }
         let deny = format!("/v1/admin/tool-approvals/{id}/deny");
         let (status, _) = call(&s.router, "POST", &deny, Some(APPROVER), None).await;
@@ -142,7 +151,10 @@ async fn held_arguments_are_never_listed_and_are_cleared_once_decided() {
             None,
         )
         .await;
-        assert_eq!(page["items"][0]["arguments_hash"], json!(hostile_arguments().hash()));
+        assert_eq!(
+            page["items"][0]["arguments_hash"],
+            json!(hostile_arguments().hash())
+        );
     }
 }
 
@@ -188,18 +200,25 @@ async fn long_arguments_are_shown_cut_and_said_to_be() {
         let whole = serde_json::to_string(&long).unwrap();
         let arguments = HeldArguments::of(long.as_object().unwrap());
         assert!(arguments.is_cut() && arguments.json.len() <= MAX_SHOWN_ARGUMENTS_LEN);
-        assert_eq!(arguments.hash(), chaperone_api::tools::arguments_hash(long.as_object().unwrap()));
+        assert_eq!(
+            arguments.hash(),
+            chaperone_api::tools::arguments_hash(long.as_object().unwrap())
+        );
         // A forged start: the hash of the whole does not match it.
         let mut d = held(&a.key, "transfer", 60);
         d.arguments_hash = Some(arguments.hash());
         let mut forged = arguments.clone();
-        forged.json = forged.json.replacen("0xabc", "0xdef", 1);
+        forged.json = forged.json.replacen("memo", "note", 1);
+        assert_ne!(forged.json, arguments.json);
         let (status, answer) = post(&s, signed_with(d, &a.key, Some(forged))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         let id = report_held(&s, &a, "transfer", arguments).await;
         let html = inbox(&s).await;
         let section = html.split(&format!("id=\"tool-{id}\"")).nth(1).unwrap();
-        assert!(section.contains("cut"), "the view says it is cut: {section}");
+        assert!(
+            section.contains("cut"),
+            "the view says it is cut: {section}"
+        );
         assert!(
             section.contains(&format!("{} bytes", whole.len()))
                 || section.contains(&format_bytes(whole.len())),
@@ -215,7 +234,7 @@ fn format_bytes(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -152,24 +152,42 @@ async fn held_arguments_are_cleared_once_decided_or_expired() {
     for store in stores().await {
         let agent = Address::repeat_byte(8);
         let (decided, expiring) = (B256::repeat_byte(1), B256::repeat_byte(2));
-        store.insert_tool_decision(&held(1, agent, 400), 100, 20).await.unwrap();
-        store.insert_tool_decision(&held(2, agent, 160), 100, 20).await.unwrap();
+        store
+            .insert_tool_decision(&held(1, agent, 400), 100, 20)
+            .await
+            .unwrap();
+        store
+            .insert_tool_decision(&held(2, agent, 160), 100, 20)
+            .await
+            .unwrap();
         let (pending, _) = store.pending_tool_approvals(100, 10).await.unwrap();
         assert!(pending.iter().all(|p| p.arguments.is_some()), "{pending:?}");
         assert_eq!(
-            store.resolve_tool_approval(decided, None, "alice", 120).await.unwrap(),
+            store
+                .resolve_tool_approval(decided, None, "alice", 120)
+                .await
+                .unwrap(),
             ToolVerdict::Given
         );
         assert_eq!(store.held_arguments(decided).await.unwrap(), None);
         assert!(store.held_arguments(expiring).await.unwrap().is_some());
         // Past its expiry, the next held call's report clears it.
-        store.insert_tool_decision(&held(3, agent, 900), 170, 20).await.unwrap();
+        store
+            .insert_tool_decision(&held(3, agent, 900), 170, 20)
+            .await
+            .unwrap();
         assert_eq!(store.held_arguments(expiring).await.unwrap(), None);
         let state = store.tool_approval(expiring, 170).await.unwrap().unwrap();
         assert_eq!(state.arguments_hash, Some(B256::repeat_byte(0xee)));
         // A sweep clears what expired without a new report.
-        store.insert_tool_decision(&held(4, agent, 200), 170, 20).await.unwrap();
+        store
+            .insert_tool_decision(&held(4, agent, 200), 170, 20)
+            .await
+            .unwrap();
         assert_eq!(store.clear_expired_tool_arguments(300).await.unwrap(), 1);
-        assert_eq!(store.held_arguments(B256::repeat_byte(4)).await.unwrap(), None);
+        assert_eq!(
+            store.held_arguments(B256::repeat_byte(4)).await.unwrap(),
+            None
+        );
     }
 }
