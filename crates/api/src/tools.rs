@@ -396,6 +396,27 @@ pub struct ToolApproval {
     pub expires_at: Option<u64>,
 }
 
+/// A held call waiting for a human, as `GET /v1/admin/tool-approvals` gives it to approvers:
+/// its decision and the arguments the approver reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingToolApproval {
+    /// The held decision, with its approval's state and expiry.
+    pub decision: ToolDecisionView,
+    /// What the call will forward (absent only if the server no longer has it).
+    pub arguments: Option<HeldArguments>,
+}
+
+/// The answer to `GET /v1/admin/tool-approvals`: the oldest pending held calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingToolApprovals {
+    /// At most 100, the oldest first.
+    pub items: Vec<PendingToolApproval>,
+    /// How many are pending in all.
+    pub pending: u64,
+}
+
 /// The body of `POST /v1/tool-decisions/{id}/withdraw`: the agent's signature over
 /// [`withdrawal_message`]. The gateway withdraws a held call the agent cancelled, so that no
 /// approver approves a call that will not run.

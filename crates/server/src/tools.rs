@@ -18,8 +18,9 @@ use axum::{
 use chaperone_api::{
     ErrorCode,
     tools::{
-        DEFAULT_APPROVAL_TIMEOUT_SECS, MAX_APPROVAL_TIMEOUT_SECS, MAX_PENDING_TOOL_APPROVALS,
-        MAX_SHOWN_ARGUMENTS_LEN, MAX_TOOL_NAME_LEN, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS,
+        DEFAULT_APPROVAL_TIMEOUT_SECS, HeldArguments, MAX_APPROVAL_TIMEOUT_SECS,
+        MAX_PENDING_TOOL_APPROVALS, MAX_SHOWN_ARGUMENTS_LEN, MAX_TOOL_NAME_LEN,
+        MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, PendingToolApproval, PendingToolApprovals,
         ToolApproval, ToolDecisionBody, ToolDecisionStored, ToolDecisionView, ToolOutcome,
         ToolVerdictBody, ToolWithdrawalBody, withdrawal_message,
     },
@@ -50,6 +51,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(approval))
         .routes(routes!(withdraw))
+        .routes(routes!(pending))
         .routes(routes!(resolve))
 }
 
@@ -464,6 +466,46 @@ async fn approval(
     Path(id): Path<String>,
 ) -> Result<Json<ToolApproval>, ApiError> {
     Ok(Json(approval_of(&state, decision_id(&id)?, false).await?))
+}
+
+/// The most held calls `GET /v1/admin/tool-approvals` returns (the console's inbox shows as
+/// many).
+const MAX_PENDING_LISTED: u32 = 100;
+
+/// Tool calls waiting for a human, with the arguments each would forward (the console's inbox,
+/// for an approver using the API). Raw content: for approvers and admins, not auditors.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tool-approvals",
+    description = "Roles: admin, approver. The oldest 100 pending, unexpired held calls.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "pending held calls", body = PendingToolApprovals),
+    )
+)]
+async fn pending(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PendingToolApprovals>, ApiError> {
+    caller.require(&["admin", "approver"])?;
+    let (held, pending) = state
+        .store()
+        .pending_tool_approvals(state.now(), MAX_PENDING_LISTED)
+        .await?;
+    let items = held
+        .into_iter()
+        .map(|mut stored| {
+            let arguments = stored
+                .arguments
+                .take()
+                .and_then(|a| serde_json::from_str::<HeldArguments>(&a).ok());
+            Ok(PendingToolApproval {
+                decision: view(stored)?,
+                arguments,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(PendingToolApprovals { items, pending }))
 }
 
 error_answers!(WithdrawErrors:

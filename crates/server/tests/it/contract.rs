@@ -428,7 +428,7 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "POST /v1/verify",
         ]
     );
-    assert_eq!(protected, 23);
+    assert_eq!(protected, 24);
     // Every admin or compliance path (also those the document might have missed).
     for (method, uri) in [
         ("GET", "/v1/agents".to_owned()),

@@ -290,3 +290,55 @@ async fn a_call_the_agent_withdrew_cannot_be_approved() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+/// An approver who uses the API, not the console, reads what it approves too: the pending
+/// held calls with their arguments, for approvers and admins only (an auditor reads the
+/// decisions, not the raw arguments).
+#[tokio::test]
+async fn an_approver_reads_the_held_arguments_through_the_api() {
+    let s = crate::service().await;
+    let a = TestAgent::registered(&s.store).await;
+    let id = report_held(&s, &a, "transfer", hostile_arguments()).await;
+    let (status, _) = call(&s.router, "GET", "/v1/admin/tool-approvals", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &s.router,
+        "GET",
+        "/v1/admin/tool-approvals",
+        Some(AUDITOR),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, answer) = call(
+        &s.router,
+        "GET",
+        "/v1/admin/tool-approvals",
+        Some(APPROVER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["pending"], json!(1));
+    let held = &answer["items"][0];
+    assert_eq!(held["decision"]["id"], json!(id));
+    assert_eq!(held["arguments"]["json"], json!(hostile_arguments().json));
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        &format!("/v1/admin/tool-approvals/{id}/deny"),
+        Some(APPROVER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, answer) = call(
+        &s.router,
+        "GET",
+        "/v1/admin/tool-approvals",
+        Some(APPROVER),
+        None,
+    )
+    .await;
+    assert_eq!(answer["items"], json!([]));
+}
