@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-from typing import Any
+from typing import Any, NamedTuple
 
 import mcp.types as types
 from mcp import ClientSession
@@ -203,11 +203,23 @@ def expected_arguments_hash(arguments: dict[str, Any]) -> str:
     ).stdout.strip()
 
 
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+class Shown(NamedTuple):
+    """What the approver's inbox showed of a held call."""
+
+    decision_id: str
+    arguments_hash: str
+    arguments: str
+    images: int
+
+
 def decide_in_the_browser(
     browser: WebDriver, devnet: Devnet, token: str, tool: str, verdict: str
-) -> tuple[str, str]:
+) -> Shown:
     """Logs in as the approver, waits for the held call of `tool` in the inbox, presses
-    `verdict` (approve or deny). Returns the decision's id and the arguments hash shown."""
+    `verdict` (approve or deny). Returns what the inbox showed of it."""
     url = devnet.info["server_url"]
     browser.delete_all_cookies()
     browser.get(url + "/approvals")
@@ -225,28 +237,35 @@ def decide_in_the_browser(
 
     section = WebDriverWait(browser, 30, poll_frequency=0.3).until(held_section)
     decision_id = section.get_attribute("id").removeprefix("tool-")
-    shown = section.find_element(By.CSS_SELECTOR, "dd.arguments code").text
+    shown = Shown(
+        decision_id=decision_id,
+        arguments_hash=section.find_element(By.CSS_SELECTOR, "dd.arguments code").text,
+        arguments=section.find_element(By.CSS_SELECTOR, "pre.arguments").text,
+        images=len(section.find_elements(By.TAG_NAME, "img")),
+    )
     browser.save_screenshot(str(SCREENSHOTS / f"tool-approval-{verdict}.png"))
     section.find_element(By.CSS_SELECTOR, f"button.{verdict}").click()
     WebDriverWait(browser, 20).until(
         lambda d: not d.find_elements(By.ID, f"tool-{decision_id}")
     )
-    return decision_id, shown
+    return shown
 
 
-def held_call(gateway: Any, browser: WebDriver, verdict: str) -> tuple[types.CallToolResult, str, str]:
+def held_call(
+    gateway: Any, browser: WebDriver, verdict: str, arguments: dict[str, Any]
+) -> tuple[types.CallToolResult, Shown]:
     """A get-sum call through the gateway that waits while an approver decides in the browser."""
     token = approver_token(gateway.devnet)
 
-    async def scenario() -> tuple[types.CallToolResult, str, str]:
+    async def scenario() -> tuple[types.CallToolResult, Shown]:
         async with stdio_client(through(gateway)) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
-                call = asyncio.create_task(session.call_tool("get-sum", {"a": 2, "b": 3}))
-                decision_id, shown = await asyncio.to_thread(
+                call = asyncio.create_task(session.call_tool("get-sum", arguments))
+                shown = await asyncio.to_thread(
                     decide_in_the_browser, browser, gateway.devnet, token, "get-sum", verdict
                 )
-                return await call, decision_id, shown
+                return await call, shown
 
     return asyncio.run(scenario())
 
@@ -255,8 +274,10 @@ def test_an_approver_approves_a_held_call_in_the_browser_and_it_completes(
     gateway_factory: Any, browser: WebDriver
 ) -> None:
     gateway = gateway_factory(HOLD)
-    result, decision_id, shown = held_call(gateway, browser, "approve")
-    # The approver was shown the hash of the very arguments the call was held with.
+    result, seen = held_call(gateway, browser, "approve", {"a": 2, "b": 3})
+    decision_id, shown = seen.decision_id, seen.arguments_hash
+    # The approver was shown the very arguments the call was held with, and their hash.
+    assert json.loads(seen.arguments) == {"a": 2, "b": 3}, seen
     assert shown == expected_arguments_hash({"a": 2, "b": 3}), shown
     assert not result.isError, result
     assert "5" in result.content[0].text  # type: ignore[union-attr]
@@ -267,11 +288,11 @@ def test_an_approver_approves_a_held_call_in_the_browser_and_it_completes(
     assert row["approval_status"] == "approved", row
     assert row["approval_by"].startswith("approver-"), row
     assert row["arguments_hash"] == shown
+    # The open state says only the state and the expiry (the unsalted hash is for auditors).
     state = gateway.devnet.admin("GET", f"/v1/tool-decisions/{decision_id}/approval")
     assert state == {
         "id": decision_id,
         "status": "approved",
-        "arguments_hash": shown,
         "expires_at": state["expires_at"],
     }
     # The call that ran is recorded and reported as allowed, naming the approval.
@@ -287,7 +308,11 @@ def test_an_approver_denies_a_held_call_in_the_browser_and_it_never_runs(
     gateway_factory: Any, browser: WebDriver
 ) -> None:
     gateway = gateway_factory(HOLD)
-    result, decision_id, _ = held_call(gateway, browser, "deny")
+    result, seen = held_call(gateway, browser, "deny", {"a": 2, "b": 3, "note": HOSTILE})
+    decision_id = seen.decision_id
+    # A hostile argument is shown as text: no image element, no script ran (an alert would
+    # have stopped the browser's next command).
+    assert HOSTILE in seen.arguments and seen.images == 0, seen
     assert result.isError, result
     text = result.content[0].text  # type: ignore[union-attr]
     assert f"denied by an approver (approval {decision_id})" in text, text

@@ -179,6 +179,18 @@ impl Client {
         self.json(self.request(Method::GET, &path)).await
     }
 
+    /// `POST /v1/tool-decisions/{id}/withdraw`: the agent withdraws its held call (signed by
+    /// its record key).
+    pub async fn withdraw_tool_approval(
+        &self,
+        id: B256,
+        body: &crate::tools::ToolWithdrawalBody,
+    ) -> Result<crate::tools::ToolApproval> {
+        let path = format!("/v1/tool-decisions/{id}/withdraw");
+        self.json(self.request(Method::POST, &path).json(body))
+            .await
+    }
+
     /// `POST /v1/admin/tool-approvals/{id}/approve|deny` (an approver's or admin's token). An
     /// approval names the arguments hash the approver was shown (`Some`); a denial needs none.
     pub async fn resolve_tool_approval(

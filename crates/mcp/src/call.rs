@@ -102,11 +102,22 @@ impl Gateway {
                 let timeout = decision
                     .approval_timeout
                     .unwrap_or(Duration::from_secs(300));
+                // Everything forwarded that the tool acts on is shown and bound: the
+                // arguments, and the agent's input responses and request state if any.
+                let shown = chaperone_api::tools::HeldArguments::of_call(
+                    &arguments,
+                    request
+                        .params
+                        .input_responses
+                        .as_ref()
+                        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null)),
+                    request.params.request_state.as_deref(),
+                );
                 let (id, approval) = reporter
                     .wait_for_approval(
                         &reported_name(&upstream.name),
                         &reported_name(&tool),
-                        &arguments,
+                        shown,
                         &decision,
                         timeout,
                         &context.ct,

@@ -12,8 +12,8 @@ use std::{
 use chaperone_api::{
     Client,
     tools::{
-        MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolDecision as WireDecision, ToolDecisionBody,
-        arguments_hash,
+        HeldArguments, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolDecision as WireDecision,
+        ToolDecisionBody, ToolWithdrawalBody, withdrawal_message,
     },
 };
 use chaperone_core::{B256, Secp256k1Signer, keccak256};
@@ -79,14 +79,15 @@ impl DecisionReporter {
 
     /// Asks a human for a held call (`approval_required`, before the call is recorded) and
     /// waits until one decides, the `timeout` passes (the server expires the approval then
-    /// too) or `cancelled` fires. The request names the hash of `arguments`, which the
-    /// approver is shown; an approval counts only if the server says it approved that hash.
+    /// too) or `cancelled` fires. The request carries what the call will forward (`shown`:
+    /// its arguments, and inputs if any) for the approver to read, and names its hash; an
+    /// approval counts only if the server says it approved that hash.
     /// Returns the approval's id and how it ended.
     pub async fn wait_for_approval(
         &self,
         upstream: &str,
         tool: &str,
-        arguments: &serde_json::Map<String, serde_json::Value>,
+        shown: HeldArguments,
         decision: &PolicyDecision,
         timeout: Duration,
         cancelled: &tokio_util::sync::CancellationToken,
@@ -106,13 +107,16 @@ impl DecisionReporter {
             ]
             .concat(),
         );
-        let held_with = arguments_hash(arguments);
-        let Some(body) = self.signed(id, upstream, tool, decision, None, |wire| {
+        // The approver reads the arguments (cut past 64 KiB, and marked so); the hash binds
+        // them whole. Sent for a held call only, and the server keeps them only while pending.
+        let held_with = shown.hash();
+        let Some(mut body) = self.signed(id, upstream, tool, decision, None, |wire| {
             wire.arguments_hash = Some(held_with);
             wire.approval_timeout_seconds = Some(timeout.as_secs().max(1));
         }) else {
             return (id, Approval::Failed("signing the request failed".into()));
         };
+        body.arguments = Some(shown);
         if let Err(e) = self.client.tool_decision(&body).await {
             return (
                 id,
@@ -122,9 +126,12 @@ impl DecisionReporter {
         let deadline = Instant::now() + timeout;
         loop {
             match self.client.tool_approval(id).await {
-                // An approval of other arguments approves nothing here (the server binds it
-                // too; this holds even against a server that did not).
-                Ok(a) if a.status == "approved" && a.arguments_hash != Some(held_with) => {
+                // An approval of other arguments approves nothing here (the server binds it;
+                // its open state no longer names the hash, but one that does must name ours).
+                Ok(a)
+                    if a.status == "approved"
+                        && a.arguments_hash.is_some_and(|h| h != held_with) =>
+                {
                     return (
                         id,
                         Approval::Failed(format!(
@@ -141,6 +148,9 @@ impl DecisionReporter {
                     return (id, Approval::Denied("an approver".into()));
                 }
                 Ok(a) if a.status == "expired" => return (id, Approval::TimedOut),
+                Ok(a) if a.status == "withdrawn" => {
+                    return (id, Approval::Failed("the call was withdrawn".into()));
+                }
                 Ok(_) => {}
                 Err(e) if !e.is_retryable() => {
                     return (
@@ -158,9 +168,32 @@ impl DecisionReporter {
             tokio::select! {
                 () = tokio::time::sleep(POLL_EVERY.min(deadline - Instant::now())) => {}
                 () = cancelled.cancelled() => {
+                    self.withdraw(id).await;
                     return (id, Approval::Failed("the agent cancelled the call".into()));
                 }
             }
+        }
+    }
+
+    /// Withdraws held call `id` (the agent cancelled it): an approver can no longer approve a
+    /// call that will not run. A failure is logged; the approval expires anyway.
+    async fn withdraw(&self, id: B256) {
+        let Ok(signature) = self.key.sign_message(&withdrawal_message(id)) else {
+            tracing::warn!(approval = %id, "signing a withdrawal failed");
+            return;
+        };
+        let body = ToolWithdrawalBody { signature };
+        match tokio::time::timeout(
+            REPORT_TIMEOUT,
+            self.client.withdraw_tool_approval(id, &body),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(approval = %id, error = %e, "withdrawing a held call failed")
+            }
+            Err(_) => tracing::warn!(approval = %id, "withdrawing a held call timed out"),
         }
     }
 
@@ -195,6 +228,7 @@ impl DecisionReporter {
         Some(ToolDecisionBody {
             decision: wire,
             signature,
+            arguments: None,
         })
     }
 

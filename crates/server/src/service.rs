@@ -348,6 +348,20 @@ pub async fn start(
         }
         None => None,
     };
+    // A held tool call's arguments are raw content, kept for the approver only while the
+    // approval is pending: once it expires they are cleared, even when nothing else happens.
+    every(
+        &metrics,
+        Duration::from_secs(30),
+        "held tool arguments",
+        store.clone(),
+        |s| {
+            Box::pin(async move {
+                let cleared = s.clear_expired_tool_arguments(unix_now()).await?;
+                Ok(format!("{cleared} cleared"))
+            })
+        },
+    );
     let anchor = AnchorPolicy {
         interval_secs: config.checkpoints.interval_secs,
         max_records: config.checkpoints.max_records,

@@ -11,16 +11,18 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{DefaultBodyLimit, Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use chaperone_api::{
     ErrorCode,
     tools::{
-        DEFAULT_APPROVAL_TIMEOUT_SECS, MAX_APPROVAL_TIMEOUT_SECS, MAX_PENDING_TOOL_APPROVALS,
-        MAX_TOOL_NAME_LEN, MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, ToolApproval, ToolDecisionBody,
-        ToolDecisionStored, ToolDecisionView, ToolOutcome, ToolVerdictBody,
+        DEFAULT_APPROVAL_TIMEOUT_SECS, HeldArguments, MAX_APPROVAL_TIMEOUT_SECS,
+        MAX_PENDING_TOOL_APPROVALS, MAX_SHOWN_ARGUMENTS_LEN, MAX_TOOL_NAME_LEN,
+        MAX_TOOL_REASON_LEN, MAX_TOOL_REASONS, PendingToolApproval, PendingToolApprovals,
+        ToolApproval, ToolDecisionBody, ToolDecisionStored, ToolDecisionView, ToolOutcome,
+        ToolVerdictBody, ToolWithdrawalBody, withdrawal_message,
     },
 };
 use chaperone_core::{Address, B256, recover_low_s};
@@ -35,10 +37,21 @@ use crate::{
     paging::{Paging, Params, invalid, next_cursor, page, row},
 };
 
+/// The largest `POST /v1/tool-decisions` body: a held call carries its arguments (at most
+/// [`MAX_SHOWN_ARGUMENTS_LEN`] bytes of JSON, up to twice that once quoted in a string) beside
+/// the decision and its reasons.
+pub(crate) const MAX_TOOL_DECISION_BODY_BYTES: usize = 256 * 1024;
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
+    let reports = OpenApiRouter::new()
+        .routes(routes!(report))
+        .layer(DefaultBodyLimit::max(MAX_TOOL_DECISION_BODY_BYTES));
     OpenApiRouter::new()
-        .routes(routes!(report, list))
+        .merge(reports)
+        .routes(routes!(list))
         .routes(routes!(approval))
+        .routes(routes!(withdraw))
+        .routes(routes!(pending))
         .routes(routes!(resolve))
 }
 
@@ -74,6 +87,7 @@ fn check(body: &ToolDecisionBody) -> Result<(), ApiError> {
              the arguments the call is held with",
         ));
     }
+    check_arguments(body)?;
     if d.reasons.len() > MAX_TOOL_REASONS {
         return Err(bad(format!(
             "decision.reasons holds more than {MAX_TOOL_REASONS} reasons"
@@ -100,6 +114,46 @@ fn check(body: &ToolDecisionBody) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A held call carries the arguments its approver reads, and they must be the ones its signed
+/// `arguments_hash` binds; any other decision carries none (raw content leaves the agent only
+/// for a human to judge it).
+fn check_arguments(body: &ToolDecisionBody) -> Result<(), ApiError> {
+    let d = &body.decision;
+    let Some(arguments) = &body.arguments else {
+        return match d.outcome {
+            ToolOutcome::ApprovalRequired => Err(bad(
+                "arguments are required for approval_required: the approver reads what the call \
+                 will do",
+            )),
+            ToolOutcome::Allowed | ToolOutcome::Denied => Ok(()),
+        };
+    };
+    if d.outcome != ToolOutcome::ApprovalRequired {
+        return Err(bad(format!(
+            "arguments are sent only for approval_required, not for {}: raw content leaves the \
+             agent only for a human to judge it",
+            d.outcome.as_str()
+        )));
+    }
+    if !arguments.is_well_formed() {
+        return Err(bad(format!(
+            "arguments: at most {MAX_SHOWN_ARGUMENTS_LEN} bytes are shown, total_bytes is the \
+             whole JSON's length, and rest_hash is set exactly when the view is cut"
+        )));
+    }
+    if arguments.json.contains('\0') {
+        return Err(bad("arguments.json holds a NUL (compact JSON escapes it)"));
+    }
+    let shown = arguments.hash();
+    if d.arguments_hash != Some(shown) {
+        return Err(bad(format!(
+            "arguments hash to {shown}, not to the decision's arguments_hash: the approver \
+             would be shown another call than the one approved"
+        )));
+    }
+    Ok(())
+}
+
 error_answers!(ReportErrors:
     InvalidRequest, OutOfRange, MalformedSignature, BadSignature, AgentNotRegistered,
     TooManyPendingApprovals);
@@ -112,7 +166,10 @@ error_answers!(ReportErrors:
                    <keccak-256 of the decision's JSON>`); the agent must be registered. A held \
                    call (`approval_required`) names its `arguments_hash`; it expires after its \
                    `approval_timeout_seconds` (default 300, at most 3600); an agent with 20 \
-                   unexpired held calls pending gets 429 `too_many_pending_approvals`.",
+                   unexpired held calls pending gets 429 `too_many_pending_approvals`. A held \
+                   call (only) carries `arguments` for the approver, which must hash to its \
+                   `arguments_hash`; they are kept only while the approval is pending and never \
+                   listed. Bodies up to 256 KiB.",
     request_body = ToolDecisionBody,
     responses(
         (status = 201, description = "stored", body = ToolDecisionStored),
@@ -157,8 +214,20 @@ async fn report(
         now + wait
     });
     let reasons = serde_json::to_string(&d.reasons).unwrap_or_default();
+    // The signed decision is kept for good; the arguments beside it only while pending.
+    let arguments = body
+        .arguments
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|_| ApiError::internal("encoding a held call's arguments"))?;
+    let kept = ToolDecisionBody {
+        decision: body.decision.clone(),
+        signature: body.signature,
+        arguments: None,
+    };
     let stored_body =
-        serde_json::to_string(&body).map_err(|_| ApiError::internal("encoding a decision"))?;
+        serde_json::to_string(&kept).map_err(|_| ApiError::internal("encoding a decision"))?;
     let new = NewToolDecision {
         id: d.id,
         agent: d.agent,
@@ -173,6 +242,7 @@ async fn report(
         body: stored_body,
         arguments_hash: d.arguments_hash,
         approval_expires_at,
+        arguments,
     };
     let (status, replayed) = match state
         .store()
@@ -348,7 +418,14 @@ fn decision_id(text: &str) -> Result<B256, ApiError> {
     })
 }
 
-async fn approval_of(state: &AppState, id: B256) -> Result<ToolApproval, ApiError> {
+/// The state of approval `id`; `with_hash` for an authenticated caller (the open state leaves
+/// out the arguments hash: unsalted, it would let anyone holding the id test guesses of
+/// low-entropy arguments).
+async fn approval_of(
+    state: &AppState,
+    id: B256,
+    with_hash: bool,
+) -> Result<ToolApproval, ApiError> {
     let approval = state
         .store()
         .tool_approval(id, state.now())
@@ -362,7 +439,7 @@ async fn approval_of(state: &AppState, id: B256) -> Result<ToolApproval, ApiErro
     Ok(ToolApproval {
         id,
         status: approval.status,
-        arguments_hash: approval.arguments_hash,
+        arguments_hash: approval.arguments_hash.filter(|_| with_hash),
         expires_at: approval.expires_at,
     })
 }
@@ -373,7 +450,8 @@ error_answers!(VerdictErrors:
 
 /// The state of a tool call waiting for approval (the gateway polls it). Open like a record's
 /// proof, to whoever holds the id the gateway chose: it says only pending, approved, denied or
-/// expired, the arguments hash and the expiry; who decided is for the authenticated listing.
+/// expired and the expiry; who decided, and the arguments hash, are for the authenticated
+/// listing.
 #[utoipa::path(
     get,
     path = "/v1/tool-decisions/{id}/approval",
@@ -387,7 +465,102 @@ async fn approval(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ToolApproval>, ApiError> {
-    Ok(Json(approval_of(&state, decision_id(&id)?).await?))
+    Ok(Json(approval_of(&state, decision_id(&id)?, false).await?))
+}
+
+/// The most held calls `GET /v1/admin/tool-approvals` returns (the console's inbox shows as
+/// many).
+const MAX_PENDING_LISTED: u32 = 100;
+
+/// Tool calls waiting for a human, with the arguments each would forward (the console's inbox,
+/// for an approver using the API). Raw content: for approvers and admins, not auditors.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tool-approvals",
+    description = "Roles: admin, approver. The oldest 100 pending, unexpired held calls.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "pending held calls", body = PendingToolApprovals),
+    )
+)]
+async fn pending(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PendingToolApprovals>, ApiError> {
+    caller.require(&["admin", "approver"])?;
+    let (held, pending) = state
+        .store()
+        .pending_tool_approvals(state.now(), MAX_PENDING_LISTED)
+        .await?;
+    let items = held
+        .into_iter()
+        .map(|mut stored| {
+            let arguments = stored
+                .arguments
+                .take()
+                .and_then(|a| serde_json::from_str::<HeldArguments>(&a).ok());
+            Ok(PendingToolApproval {
+                decision: view(stored)?,
+                arguments,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(PendingToolApprovals { items, pending }))
+}
+
+error_answers!(WithdrawErrors:
+    InvalidRequest, InvalidJson, MalformedSignature, BadSignature, NoPendingApproval);
+
+/// The agent withdraws its held call (it cancelled the call): a call that will not run must
+/// not be approved.
+#[utoipa::path(
+    post,
+    path = "/v1/tool-decisions/{id}/withdraw",
+    description = "Signed by the agent that reported the held call (EIP-191 over `chaperone \
+                   tool approval withdrawal v1 <id>`). A pending approval becomes `withdrawn`: \
+                   it takes no verdict and its arguments are cleared.",
+    params(("id" = chaperone_core::openapi::Hex32, Path, description = "the decision's id")),
+    request_body = ToolWithdrawalBody,
+    responses(
+        (status = 200, description = "withdrawn", body = ToolApproval),
+        WithdrawErrors,
+    )
+)]
+async fn withdraw(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ToolWithdrawalBody>,
+) -> Result<Json<ToolApproval>, ApiError> {
+    let id = decision_id(&id)?;
+    let not_pending = || {
+        ApiError::new(
+            ErrorCode::NoPendingApproval,
+            format!("no tool call waiting for a human has id {id}"),
+        )
+    };
+    let agent = state
+        .store()
+        .tool_approval_agent(id)
+        .await?
+        .ok_or_else(not_pending)?;
+    let digest = alloy::primitives::eip191_hash_message(withdrawal_message(id));
+    let signer = recover_low_s(&body.signature, &digest)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedSignature, e.to_string()))?;
+    // Only the agent that asked may withdraw: another agent's key is refused.
+    if signer != agent {
+        return Err(ApiError::new(
+            ErrorCode::BadSignature,
+            format!("held call {id} is agent {agent}'s, but the withdrawal is signed by {signer}"),
+        ));
+    }
+    if !state
+        .store()
+        .withdraw_tool_approval(id, state.now())
+        .await?
+    {
+        return Err(not_pending());
+    }
+    Ok(Json(approval_of(&state, id, true).await?))
 }
 
 /// Approve or deny a tool call waiting for a human. An approver's or admin's token: the
@@ -423,7 +596,7 @@ async fn resolve(
         _ => return Err(ApiError::not_found("use /approve or /deny")),
     };
     give_verdict(&state, id, approval_of_hash, &caller.name).await?;
-    Ok(Json(approval_of(&state, id).await?))
+    Ok(Json(approval_of(&state, id, true).await?))
 }
 
 /// The arguments hash an approval names (its JSON body).

@@ -6,7 +6,7 @@ use chaperone_core::{Address, B256};
 use sqlx::Row;
 
 use crate::{
-    Error, Result, Store,
+    Backend, Error, Result, Store,
     audit::Value,
     sql_filter::SqlFilter,
     store::{db_time, hex},
@@ -41,6 +41,9 @@ pub struct NewToolDecision<'a> {
     pub arguments_hash: Option<B256>,
     /// For `approval_required`: when the approval expires (Unix seconds).
     pub approval_expires_at: Option<u64>,
+    /// For `approval_required`: the arguments the approver is shown (JSON, checked against
+    /// `arguments_hash` by the caller). Kept only while the approval is pending.
+    pub arguments: Option<String>,
 }
 
 /// Which tool decisions to list.
@@ -82,7 +85,8 @@ pub enum ToolDecisionStore {
 /// The human verdict on a held tool call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolApprovalState {
-    /// pending, approved, denied or expired (pending past its expiry).
+    /// pending, approved, denied, withdrawn (by its agent) or expired (pending past its
+    /// expiry).
     pub status: String,
     /// Who gave the verdict.
     pub by: Option<String>,
@@ -116,6 +120,9 @@ pub struct StoredToolDecision {
     pub received_at: u64,
     /// Its approval, for a held call.
     pub approval: Option<ToolApprovalState>,
+    /// A pending held call's arguments, as the gateway sent them for the approver (JSON); read
+    /// only by [`Store::pending_tool_approvals`], `None` in listings.
+    pub arguments: Option<String>,
 }
 
 /// The columns a [`StoredToolDecision`] is read from.
@@ -169,6 +176,7 @@ fn stored(row: &sqlx::any::AnyRow, now: u64) -> Result<StoredToolDecision> {
             row.try_get(6)?,
             row.try_get(7)?,
         )?,
+        arguments: None,
     })
 }
 
@@ -176,57 +184,62 @@ impl Store {
     /// Stores a decision: [`ToolDecisionStore::Inserted`], or, for an id stored before,
     /// `Replayed` (the same body: nothing changes) or `Conflict` (another body: nothing
     /// changes either). A held call (`approval_required`) whose agent already has
-    /// `max_pending` unexpired approvals pending is `TooManyPending` (nothing stored). The
-    /// count and the insert are two statements: reports arriving at the same instant may pass
-    /// the cap by how many arrive together, never without bound.
+    /// `max_pending` unexpired approvals pending is `TooManyPending` (nothing stored): the
+    /// count and the insert are one step per agent (SQLite's write transaction, PostgreSQL's
+    /// lock on the agent), so reports arriving together cannot pass the cap.
     pub async fn insert_tool_decision(
         &self,
         d: &NewToolDecision<'_>,
         now: u64,
         max_pending: u64,
     ) -> Result<ToolDecisionStore> {
-        let held = d.outcome == "approval_required";
-        if held {
-            if let Some(kept) = self.stored_body(d.id).await? {
-                return Ok(replay_or_conflict(&kept, &d.body));
-            }
-            let pending: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM tool_decisions WHERE agent = $1 \
-                 AND approval_status = 'pending' AND approval_expires_at > $2",
-            )
-            .bind(hex(d.agent))
-            .bind(db_time(now))
-            .fetch_one(&self.pool)
-            .await?;
-            if pending as u64 >= max_pending {
-                return Ok(ToolDecisionStore::TooManyPending);
-            }
+        if d.outcome != "approval_required" {
+            let inserted = insert_query(d, now, false).execute(&self.pool).await?;
+            return self.inserted_or_kept(d, inserted.rows_affected()).await;
         }
-        let inserted = sqlx::query(
-            "INSERT INTO tool_decisions (id, agent, upstream, tool, outcome, reasons, \
-             policy_version, policy_hash, leaf_hash, decided_at_ms, received_at, body, \
-             approval_status, arguments_hash, approval_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (id) DO NOTHING",
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // One agent's held reports queue here until the transaction ends; other agents'
+            // do not wait.
+            sqlx::query_scalar::<_, i32>(
+                "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 30))) AS locked",
+            )
+            .bind(format!("tool approvals {}", hex(d.agent)))
+            .fetch_one(&mut *tx)
+            .await?;
+        }
+        clear_expired(&mut tx, now).await?;
+        let kept: Option<String> =
+            sqlx::query_scalar("SELECT body FROM tool_decisions WHERE id = $1")
+                .bind(d.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(kept) = kept {
+            tx.commit().await?;
+            return Ok(replay_or_conflict(&kept, &d.body));
+        }
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tool_decisions WHERE agent = $1 \
+             AND approval_status = 'pending' AND approval_expires_at > $2",
         )
-        .bind(d.id.to_string())
         .bind(hex(d.agent))
-        .bind(d.upstream)
-        .bind(d.tool)
-        .bind(d.outcome)
-        .bind(&d.reasons)
-        .bind(db_time(d.policy_version))
-        .bind(d.policy_hash)
-        .bind(d.leaf_hash.map(|l| l.to_string()))
-        .bind(db_time(d.decided_at_ms))
         .bind(db_time(now))
-        .bind(&d.body)
-        .bind(held.then_some("pending"))
-        .bind(d.arguments_hash.map(|h| h.to_string()))
-        .bind(d.approval_expires_at.map(db_time))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .fetch_one(&mut *tx)
+        .await?;
+        if pending as u64 >= max_pending {
+            tx.commit().await?;
+            return Ok(ToolDecisionStore::TooManyPending);
+        }
+        let inserted = insert_query(d, now, true).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.inserted_or_kept(d, inserted.rows_affected()).await
+    }
+
+    async fn inserted_or_kept(
+        &self,
+        d: &NewToolDecision<'_>,
+        inserted: u64,
+    ) -> Result<ToolDecisionStore> {
         if inserted == 1 {
             return Ok(ToolDecisionStore::Inserted);
         }
@@ -235,6 +248,27 @@ impl Store {
             .await?
             .ok_or_else(|| Error::Corrupt(format!("tool decision {} vanished", d.id)))?;
         Ok(replay_or_conflict(&kept, &d.body))
+    }
+
+    /// Clears the arguments of held calls whose approval expired by `now` (the hash stays):
+    /// how many. The server sweeps periodically; a held call's report and a verdict sweep too.
+    pub async fn clear_expired_tool_arguments(&self, now: u64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let cleared = clear_expired(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    /// The arguments a held call still keeps (JSON): `None` once its approval was decided or
+    /// has expired (and been swept), or for a call never held.
+    pub async fn held_arguments(&self, id: B256) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT held_arguments FROM tool_decisions WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
     }
 
     async fn stored_body(&self, id: B256) -> Result<Option<String>> {
@@ -328,8 +362,10 @@ impl Store {
             return Ok(ToolVerdict::ArgumentsMismatch);
         }
         // Re-checked in the update: another verdict, or the expiry, may have come between.
+        // The arguments were for the approver: decided, they are cleared (the hash stays).
         let updated = sqlx::query(
-            "UPDATE tool_decisions SET approval_status = $1, approval_by = $2, approval_at = $3 \
+            "UPDATE tool_decisions SET approval_status = $1, approval_by = $2, approval_at = $3, \
+             held_arguments = NULL \
              WHERE id = $4 AND approval_status = 'pending' AND approval_expires_at > $3",
         )
         .bind(if approval_of.is_some() {
@@ -350,6 +386,39 @@ impl Store {
         })
     }
 
+    /// The agent that reported held call `id` (`None`: no decision with this id asks for an
+    /// approval).
+    pub async fn tool_approval_agent(&self, id: B256) -> Result<Option<Address>> {
+        let agent: Option<String> = sqlx::query_scalar(
+            "SELECT agent FROM tool_decisions WHERE id = $1 AND approval_status IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        agent
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| Error::Corrupt(format!("tool decision agent: {a}")))
+            })
+            .transpose()
+    }
+
+    /// The agent withdraws its pending, unexpired held call `id` (it cancelled the call): no
+    /// verdict can be given after, and the arguments are cleared. `true` if withdrawn now.
+    pub async fn withdraw_tool_approval(&self, id: B256, now: u64) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE tool_decisions SET approval_status = 'withdrawn', approval_at = $1, \
+             held_arguments = NULL \
+             WHERE id = $2 AND approval_status = 'pending' AND approval_expires_at > $1",
+        )
+        .bind(db_time(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
     /// Pending, unexpired tool approvals as of `now`, oldest first (at most `limit`), and
     /// how many are pending in all.
     pub async fn pending_tool_approvals(
@@ -358,7 +427,8 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<StoredToolDecision>, u64)> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {STORED_COLUMNS} FROM tool_decisions WHERE approval_status = 'pending' \
+            "SELECT {STORED_COLUMNS}, held_arguments FROM tool_decisions \
+             WHERE approval_status = 'pending' \
              AND approval_expires_at > $1 ORDER BY received_at, id LIMIT $2"
         )))
         .bind(db_time(now))
@@ -366,7 +436,11 @@ impl Store {
         .fetch_all(&self.reader)
         .await?
         .iter()
-        .map(|row| stored(row, now))
+        .map(|row| {
+            let mut held = stored(row, now)?;
+            held.arguments = row.try_get(8)?;
+            Ok(held)
+        })
         .collect::<Result<Vec<_>>>()?;
         let total: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM tool_decisions WHERE approval_status = 'pending' \
@@ -377,6 +451,49 @@ impl Store {
         .await?;
         Ok((rows, total as u64))
     }
+}
+
+/// The insert of `d` received at `now` (`held`: with a pending approval and its arguments).
+fn insert_query<'q>(
+    d: &'q NewToolDecision<'_>,
+    now: u64,
+    held: bool,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO tool_decisions (id, agent, upstream, tool, outcome, reasons, \
+         policy_version, policy_hash, leaf_hash, decided_at_ms, received_at, body, \
+         approval_status, arguments_hash, approval_expires_at, held_arguments) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(d.id.to_string())
+    .bind(hex(d.agent))
+    .bind(d.upstream)
+    .bind(d.tool)
+    .bind(d.outcome)
+    .bind(d.reasons.clone())
+    .bind(db_time(d.policy_version))
+    .bind(d.policy_hash)
+    .bind(d.leaf_hash.map(|l| l.to_string()))
+    .bind(db_time(d.decided_at_ms))
+    .bind(db_time(now))
+    .bind(d.body.clone())
+    .bind(held.then_some("pending"))
+    .bind(d.arguments_hash.map(|h| h.to_string()))
+    .bind(d.approval_expires_at.map(db_time))
+    .bind(if held { d.arguments.clone() } else { None })
+}
+
+/// Clears the arguments of approvals expired by `now`: how many.
+async fn clear_expired(tx: &mut sqlx::Transaction<'static, sqlx::Any>, now: u64) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE tool_decisions SET held_arguments = NULL \
+         WHERE held_arguments IS NOT NULL AND approval_expires_at <= $1",
+    )
+    .bind(db_time(now))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
 
 fn replay_or_conflict(kept: &str, body: &str) -> ToolDecisionStore {

@@ -10,9 +10,9 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use chaperone_api::ErrorCode;
+use chaperone_api::{ErrorCode, tools::HeldArguments};
 use chaperone_core::{B256, policy::Effect};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{PageError, Session, page, reason_line, short, when};
@@ -30,6 +30,101 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 const ROLES: &[&str] = &["admin", "approver"];
+
+/// A held call's arguments as the approver reads them: pretty-printed JSON in a `<pre>`
+/// (escaped by maud: an argument is the agent's data, never markup), or, when cut, the start
+/// of the JSON as sent and how much is not shown.
+fn arguments_shown(stored: Option<&str>) -> Markup {
+    let Some(arguments) = stored.and_then(|s| serde_json::from_str::<HeldArguments>(s).ok()) else {
+        return html! { p.arguments-missing { "The arguments are not available: deny unless you know what this call does." } };
+    };
+    let inputs = html! {
+        @if arguments.with_inputs {
+            p.arguments-inputs {
+                "With the agent's answers to the tool's input requests (" code { "inputResponses" }
+                ") and/or its " code { "requestState" } ": all are forwarded, all are approved."
+            }
+        }
+    };
+    if arguments.is_cut() {
+        return html! {
+            (inputs)
+            p.arguments-cut role="alert" {
+                strong { "Cut: " }
+                "only the first " (grouped(arguments.json.len() as u64)) " of "
+                (grouped(arguments.total_bytes)) " bytes are shown. The approval binds all of them, "
+                "including the part nobody here can read: deny unless this start is enough to judge the call."
+            }
+            pre.arguments { (arguments.json) "…" }
+        };
+    }
+    html! { (inputs) pre.arguments { (indented(&arguments.json)) } }
+}
+
+/// Compact JSON laid out one member a line, two spaces a level. Re-indented as text, not
+/// parsed and printed again: the approver reads the very keys, order and numbers sent (a
+/// parser would round a large number, or keep one of two equal keys).
+fn indented(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() * 2);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut chars = json.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                if chars.peek().is_some_and(|n| *n != '}' && *n != ']') {
+                    depth += 1;
+                    newline(&mut out, depth);
+                } else if let Some(close) = chars.next() {
+                    out.push(close);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// Requests the inbox shows at once, the oldest first: a flood of requests (an agent looping
 /// on payments above the threshold) must not make the page, or its queries, unbounded.
@@ -128,20 +223,29 @@ async fn inbox(
     // agent's and its upstreams': maud escapes them). Expired ones are gone: the gateway has
     // stopped waiting.
     let (held, tools_waiting) = state.store().pending_tool_approvals(now, MAX_SHOWN).await?;
-    let tools: Vec<chaperone_api::tools::ToolDecisionView> = held
+    let tools: Vec<(chaperone_api::tools::ToolDecisionView, Markup)> = held
         .into_iter()
-        .filter_map(|stored| crate::tools::view(stored).ok())
+        .filter_map(|mut stored| {
+            let arguments = arguments_shown(stored.arguments.take().as_deref());
+            Some((crate::tools::view(stored).ok()?, arguments))
+        })
         .collect();
     Ok(page(
         "Approvals",
         &session,
         html! {
-            @for tool in &tools {
+            @for (tool, arguments) in &tools {
                 section.approval.tool id=(format!("tool-{}", tool.id)) {
                     h2 { "Tool call " code { (tool.upstream) "/" (tool.tool) } }
                     p { "Agent " code { (tool.agent) } " · waiting since " (super::when(tool.received_at))
                         " · tool policy v" (tool.policy_version) " · decision " code { (short(&tool.id)) } }
-                    @for reason in &tool.reasons { div.reason { (reason) } }
+                    h3 { "Arguments" }
+                    (arguments)
+                    @if !tool.reasons.is_empty() {
+                        // The gateway's words, quoting names the agent chose: not the server's.
+                        h3 { "Reasons " small { "(the agent's own words, as its gateway reported them)" } }
+                        blockquote.agent-words { @for reason in &tool.reasons { div.reason { (reason) } } }
+                    }
                     dl {
                         dt { "Arguments hash" }
                         dd.arguments { code { (tool.arguments_hash.map(|h| h.to_string()).unwrap_or_default()) } }
@@ -324,4 +428,20 @@ async fn resolve_tool(
     let approve = approval_of.is_some();
     tracing::info!(decision = %id, approve, by = %session.name, "tool call verdict in the console");
     Ok(Redirect::to("/approvals").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::indented;
+
+    #[test]
+    fn arguments_are_laid_out_as_sent() {
+        let json =
+            r#"{"b":[1,{"x":"a,b:{c}\\\"]"}],"a":123456789012345678901234567890,"e":{},"f":[]}"#;
+        assert_eq!(
+            indented(json),
+            "{\n  \"b\": [\n    1,\n    {\n      \"x\": \"a,b:{c}\\\\\\\"]\"\n    }\n  ],\n  \
+             \"a\": 123456789012345678901234567890,\n  \"e\": {},\n  \"f\": []\n}"
+        );
+    }
 }

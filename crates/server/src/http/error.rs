@@ -150,10 +150,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // The limit that applies to this route, for the 413 message (record batches get more).
-        let limit = if req.uri().path() == "/v1/records" {
-            crate::MAX_BATCH_BODY_BYTES
-        } else {
-            crate::MAX_BODY_BYTES
+        let limit = match req.uri().path() {
+            "/v1/records" => crate::MAX_BATCH_BODY_BYTES,
+            "/v1/tool-decisions" => crate::tools::MAX_TOOL_DECISION_BODY_BYTES,
+            _ => crate::MAX_BODY_BYTES,
         };
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),

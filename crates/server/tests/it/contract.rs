@@ -423,10 +423,12 @@ async fn every_admin_and_compliance_route_still_needs_the_token() {
             "POST /v1/decisions/{request_id}/call",
             "POST /v1/records",
             "POST /v1/tool-decisions",
+            // Signed by the agent that reported the held call, as the report itself.
+            "POST /v1/tool-decisions/{id}/withdraw",
             "POST /v1/verify",
         ]
     );
-    assert_eq!(protected, 23);
+    assert_eq!(protected, 24);
     // Every admin or compliance path (also those the document might have missed).
     for (method, uri) in [
         ("GET", "/v1/agents".to_owned()),

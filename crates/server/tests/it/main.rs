@@ -18,6 +18,7 @@ mod payments;
 pub(crate) mod people;
 mod sessions;
 mod tool_approvals;
+mod tool_arguments;
 mod tools;
 pub(crate) mod untrusted;
 mod webhooks;

@@ -4,18 +4,24 @@
 //! approves the arguments hash the approver was shown; the open state names nobody.
 
 use axum::{Router, http::StatusCode};
-use chaperone_api::tools::{MAX_APPROVAL_TIMEOUT_SECS, MAX_PENDING_TOOL_APPROVALS, ToolOutcome};
+use chaperone_api::tools::{
+    HeldArguments, MAX_APPROVAL_TIMEOUT_SECS, MAX_PENDING_TOOL_APPROVALS, ToolOutcome,
+};
 use chaperone_core::{B256, Secp256k1Signer};
 use chaperone_server::{AppState, app};
 use serde_json::{Value, json};
 
 use crate::{
     ADMIN, APPROVER, AUDITOR, NOW, Service, TestAgent, call,
-    tools::{decision, signed},
+    tools::{decision, signed_with},
 };
 
 /// A call held with `arguments` for up to `timeout` seconds.
-fn held(agent: &Secp256k1Signer, tool: &str, timeout: u64) -> chaperone_api::tools::ToolDecision {
+pub(crate) fn held(
+    agent: &Secp256k1Signer,
+    tool: &str,
+    timeout: u64,
+) -> chaperone_api::tools::ToolDecision {
     let mut d = decision(agent, tool, ToolOutcome::ApprovalRequired);
     d.leaf_hash = None;
     d.arguments_hash = Some(arguments_of(tool));
@@ -24,21 +30,28 @@ fn held(agent: &Secp256k1Signer, tool: &str, timeout: u64) -> chaperone_api::too
 }
 
 fn arguments_of(tool: &str) -> B256 {
-    let arguments = json!({ "to": "0xabc", "tool": tool });
-    chaperone_api::tools::arguments_hash(arguments.as_object().unwrap())
+    held_arguments(tool).hash()
 }
 
+/// The arguments `held` holds a call of `tool` with, as the gateway sends them.
+pub(crate) fn held_arguments(tool: &str) -> HeldArguments {
+    let arguments = json!({ "to": "0xabc", "tool": tool });
+    HeldArguments::of(arguments.as_object().unwrap())
+}
+
+/// Reports `d`, with the arguments `held` names beside a held call.
 async fn report(
     s: &Service,
     key: &Secp256k1Signer,
     d: chaperone_api::tools::ToolDecision,
 ) -> (StatusCode, Value) {
+    let arguments = (d.outcome == ToolOutcome::ApprovalRequired).then(|| held_arguments(&d.tool));
     call(
         &s.router,
         "POST",
         "/v1/tool-decisions",
         None,
-        Some(signed(d, key)),
+        Some(signed_with(d, key, arguments)),
     )
     .await
 }
@@ -79,7 +92,6 @@ async fn a_held_tool_call_waits_for_a_human() {
         let (status, answer) = call(&s.router, "GET", &approval, None, None).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["status"], json!("pending"));
-        assert_eq!(answer["arguments_hash"], json!(hash));
         assert_eq!(answer["expires_at"], json!(NOW + 60));
         // The agent has no bearer token: it cannot vote on its own call.
         let approve = format!("/v1/admin/tool-approvals/{id}/approve");
@@ -288,7 +300,7 @@ async fn one_agent_cannot_bury_the_inbox() {
             "POST",
             "/v1/tool-decisions",
             None,
-            Some(signed(d, &a.key)),
+            Some(signed_with(d, &a.key, Some(held_arguments("after")))),
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
@@ -341,7 +353,6 @@ async fn an_approval_approves_the_arguments_it_was_shown() {
         assert_eq!(status, StatusCode::OK);
         let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
         assert_eq!(answer["status"], json!("approved"));
-        assert_eq!(answer["arguments_hash"], json!(hash));
         assert!(
             !answer.to_string().contains("alice"),
             "the open state names the approver: {answer}"

@@ -28,10 +28,20 @@ pub(crate) fn decision(agent: &Secp256k1Signer, tool: &str, outcome: ToolOutcome
 }
 
 pub(crate) fn signed(decision: ToolDecision, key: &Secp256k1Signer) -> String {
+    signed_with(decision, key, None)
+}
+
+/// The signed body with a held call's `arguments` beside it.
+pub(crate) fn signed_with(
+    decision: ToolDecision,
+    key: &Secp256k1Signer,
+    arguments: Option<chaperone_api::tools::HeldArguments>,
+) -> String {
     let signature = key.sign_message(&decision.signing_message()).unwrap();
     serde_json::to_string(&ToolDecisionBody {
         decision,
         signature,
+        arguments,
     })
     .unwrap()
 }

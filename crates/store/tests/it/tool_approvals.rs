@@ -22,6 +22,7 @@ fn held(id: u8, agent: Address, expires_at: u64) -> NewToolDecision<'static> {
         body: format!("{{\"id\":{id}}}"),
         arguments_hash: Some(B256::repeat_byte(0xee)),
         approval_expires_at: Some(expires_at),
+        arguments: Some(format!("{{\"json\":\"{{\\\"n\\\":{id}}}\"}}")),
     }
 }
 
@@ -112,5 +113,81 @@ async fn held_calls_expire_are_capped_and_bind_their_arguments() {
         assert_eq!(approved.status, "approved");
         assert_eq!(approved.by.as_deref(), Some("alice"));
         assert_eq!(approved.arguments_hash, Some(B256::repeat_byte(0xee)));
+    }
+}
+
+/// Red team: the per-agent cap was counted, then inserted, in two statements: reports sent
+/// together all passed the count. Now the count and the insert are one step per agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_held_calls_cannot_pass_the_cap() {
+    for store in stores().await {
+        let agent = Address::repeat_byte(7);
+        let reports = (0..40u8).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_tool_decision(&held(i + 1, agent, 1_000), 100, 5)
+                    .await
+                    .unwrap()
+            })
+        });
+        let mut inserted = 0;
+        for report in reports.collect::<Vec<_>>() {
+            match report.await.unwrap() {
+                ToolDecisionStore::Inserted => inserted += 1,
+                ToolDecisionStore::TooManyPending => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(inserted, 5, "{:?}", store.backend());
+        let (_, total) = store.pending_tool_approvals(100, 100).await.unwrap();
+        assert_eq!(total, 5, "{:?}", store.backend());
+    }
+}
+
+/// A held call's arguments are raw content: shown while pending, cleared (the hash kept) once
+/// the approval is decided, and once it has expired.
+#[tokio::test]
+async fn held_arguments_are_cleared_once_decided_or_expired() {
+    for store in stores().await {
+        let agent = Address::repeat_byte(8);
+        let (decided, expiring) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        store
+            .insert_tool_decision(&held(1, agent, 400), 100, 20)
+            .await
+            .unwrap();
+        store
+            .insert_tool_decision(&held(2, agent, 160), 100, 20)
+            .await
+            .unwrap();
+        let (pending, _) = store.pending_tool_approvals(100, 10).await.unwrap();
+        assert!(pending.iter().all(|p| p.arguments.is_some()), "{pending:?}");
+        assert_eq!(
+            store
+                .resolve_tool_approval(decided, None, "alice", 120)
+                .await
+                .unwrap(),
+            ToolVerdict::Given
+        );
+        assert_eq!(store.held_arguments(decided).await.unwrap(), None);
+        assert!(store.held_arguments(expiring).await.unwrap().is_some());
+        // Past its expiry, the next held call's report clears it.
+        store
+            .insert_tool_decision(&held(3, agent, 900), 170, 20)
+            .await
+            .unwrap();
+        assert_eq!(store.held_arguments(expiring).await.unwrap(), None);
+        let state = store.tool_approval(expiring, 170).await.unwrap().unwrap();
+        assert_eq!(state.arguments_hash, Some(B256::repeat_byte(0xee)));
+        // A sweep clears what expired without a new report.
+        store
+            .insert_tool_decision(&held(4, agent, 200), 170, 20)
+            .await
+            .unwrap();
+        assert_eq!(store.clear_expired_tool_arguments(300).await.unwrap(), 1);
+        assert_eq!(
+            store.held_arguments(B256::repeat_byte(4)).await.unwrap(),
+            None
+        );
     }
 }
