@@ -172,41 +172,41 @@ impl X402Client {
     /// (what the language packages hand their callers). A payment made is never lost: when
     /// its answer's body cannot be read (or is larger), the error carries it and the client
     /// keeps it, so the request sent again presents the same payment instead of paying twice
-    /// (the merchant, having served, may well have settled it).
+    /// (the merchant, having served, may well have settled it). The request's lock is held
+    /// until the body is read: an identical request sent meanwhile waits, then presents the
+    /// same payment; a payment counts as served only once its whole answer was read.
     pub async fn send_read(
         &self,
         request: reqwest::Request,
         max_body_bytes: u64,
     ) -> Result<X402Answer> {
-        let key = request_key(&request);
-        let X402Response { response, payment } = self.send(request).await?;
-        let status = response.status();
-        let version = response.version();
-        let url = response.url().to_string();
-        let headers = response.headers().clone();
-        match read_body(response, max_body_bytes).await {
-            Ok(body) => Ok(X402Answer {
-                status,
-                version,
-                url,
-                headers,
-                body,
-                payment,
-            }),
-            Err(why) => Err(match payment {
-                Some(payment) => {
-                    self.sent.keep(key, payment.clone());
-                    Error::PaymentUnanswered {
+        self.exchange(request, move |response, payment| async move {
+            let status = response.status();
+            let version = response.version();
+            let url = response.url().to_string();
+            let headers = response.headers().clone();
+            match read_body(response, max_body_bytes).await {
+                Ok(body) => Ok(X402Answer {
+                    status,
+                    version,
+                    url,
+                    headers,
+                    body,
+                    payment,
+                }),
+                Err(why) => Err(match payment {
+                    Some(payment) => Error::PaymentUnanswered {
                         detail: format!("reading the answer: {why}"),
                         payment: Box::new(payment),
-                    }
-                }
-                None => Error::Unreachable {
-                    url,
-                    detail: format!("reading the answer: {why}"),
-                },
-            }),
-        }
+                    },
+                    None => Error::Unreachable {
+                        url,
+                        detail: format!("reading the answer: {why}"),
+                    },
+                }),
+            }
+        })
+        .await
     }
 
     /// Sends `request` (following its redirects); on a 402, pays (see the module
@@ -216,14 +216,30 @@ impl X402Client {
     /// merchant refuses (it answers 402 again) is [`Error::PaymentRefused`], one it does not
     /// answer [`Error::PaymentUnanswered`]; both carry the payment, and the client presents
     /// that same payment again when the same request is sent while it can still be used.
+    /// A paid 2xx counts as served when it comes back (its body is the caller's to read:
+    /// [`send_read`](Self::send_read) counts it only once the body was read whole).
     pub async fn send(&self, request: reqwest::Request) -> Result<X402Response> {
+        self.exchange(request, |response, payment| async move {
+            Ok(X402Response { response, payment })
+        })
+        .await
+    }
+
+    /// [`send`](Self::send)'s exchange, handing the answer to `finish` while the request's
+    /// lock is held; a paid answer counts as served when its status is 2xx and `finish`
+    /// succeeded (until then the payment stays kept, presented again to a retry).
+    async fn exchange<T, Fut>(
+        &self,
+        request: reqwest::Request,
+        finish: impl FnOnce(reqwest::Response, Option<X402Payment>) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let key = request_key(&request);
         let (paid_request, first) = redirect::follow(&self.http, request).await?;
         if first.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
-            return Ok(X402Response {
-                response: first,
-                payment: None,
-            });
+            return finish(first, None).await;
         }
         let url = paid_request.url().to_string();
         let required = payment_required(first).await.map_err(|why| {
@@ -232,14 +248,26 @@ impl X402Client {
             ))
         })?;
         let lock = self.request_lock(key);
-        let answer = {
+        let answer = async {
             let _paying = lock.lock().await;
             let payment = match self.outstanding_for(key, &url).await? {
                 Some(payment) => payment,
                 None => self.pay_anew(&url, required).await?,
             };
-            self.present(paid_request, key, payment).await
-        };
+            let response = self.present(paid_request, key, payment).await?;
+            let request_id = response.payment.as_ref().map(|p| p.request_id);
+            // Served: a new request for the resource is a new purchase. Anything else (an
+            // error, a body that never arrives whole, or a redirect: a merchant could settle,
+            // answer 307 to the same URL and be paid again by an application that follows it)
+            // leaves the payment kept, presented again.
+            let served = response.response.status().is_success();
+            let finished = finish(response.response, response.payment).await?;
+            if let (true, Some(request_id)) = (served, request_id) {
+                self.sent.done(key, request_id);
+            }
+            Ok(finished)
+        }
+        .await;
         self.forget_lock(key, lock);
         answer
     }
@@ -356,7 +384,7 @@ impl X402Client {
             );
             return Err(refused(payment, reason));
         }
-        self.sent.done(key);
+        self.sent.done(key, payment.request_id);
         Ok(None)
     }
 
@@ -465,7 +493,7 @@ impl X402Client {
     }
 
     /// Sends `request` (the one that got the 402) with `payment`, kept as sent for request
-    /// `key` until the merchant answers with something other than an error.
+    /// `key` (until `exchange` sees the request served).
     async fn present(
         &self,
         mut request: reqwest::Request,
@@ -499,12 +527,6 @@ impl X402Client {
                 reason: reason.unwrap_or_else(|| "no reason given".into()),
                 payment: Box::new(payment),
             });
-        }
-        // Served: a new request for the resource is a new purchase. Anything else (an error,
-        // or a redirect: a merchant could settle, answer 307 to the same URL and be paid again
-        // by an application that follows it) leaves the payment kept, presented again.
-        if response.status().is_success() {
-            self.sent.done(key);
         }
         payment.settlement = ["Payment-Response", "X-Payment-Response"]
             .iter()
