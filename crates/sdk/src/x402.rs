@@ -22,6 +22,7 @@
 //! middleware is not used: its signer hook reports failure as a string, and a denial here must
 //! come back typed, with every reason.
 
+mod body;
 mod header;
 mod payment;
 mod redirect;
@@ -33,6 +34,8 @@ mod standing;
 use std::{sync::Arc, time::Duration};
 
 use alloy::{eips::BlockNumberOrTag, primitives::B256, providers::Provider};
+pub use body::DEFAULT_MAX_BODY_BYTES;
+use body::{payment_required, read_body};
 use header::{Envelope, Signed};
 use payment::SettlementWire;
 pub use payment::{PaidAuthorization, PaymentMethod, Settlement, X402Payment};
@@ -76,55 +79,6 @@ pub struct X402Answer {
     pub body: Vec<u8>,
     /// The payment made for it, if the resource asked for one.
     pub payment: Option<X402Payment>,
-}
-
-/// The most bytes of an answer's body [`read_body`] reads by default (the language packages'
-/// `maxBodyBytes` / `max_body_bytes`): a merchant controls the body, and one that streams
-/// without end must not exhaust the agent's memory.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
-
-/// Reads the body of a merchant's answer whole, refusing one past `max_bytes` (its stated
-/// length, or the bytes received so far): `Err` says why.
-async fn read_body(
-    mut response: reqwest::Response,
-    max_bytes: u64,
-) -> std::result::Result<Vec<u8>, String> {
-    let over = || format!("the body is larger than the limit of {max_bytes} bytes");
-    if response.content_length().is_some_and(|n| n > max_bytes) {
-        return Err(over());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| http_detail(&e))? {
-        if (body.len() + chunk.len()) as u64 > max_bytes {
-            return Err(over());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// The most bytes of a 402's body read for x402 v1's requirements (a few kilobytes in
-/// practice): x402-reqwest's own parser reads the whole body, and a merchant streaming one
-/// without end would exhaust the agent's memory, after a payment too (a refusal's reason).
-const MAX_402_BODY_BYTES: u64 = 64 * 1024;
-
-/// A 402's requirements: x402 v2's `Payment-Required` header, else v1's JSON body (read at
-/// most [`MAX_402_BODY_BYTES`]). `Err` says why there are none.
-async fn payment_required(
-    response: reqwest::Response,
-) -> std::result::Result<PaymentRequired, String> {
-    let header = response
-        .headers()
-        .get("Payment-Required")
-        .and_then(|h| Base64Bytes::from(h.as_bytes()).decode().ok())
-        .and_then(|bytes| serde_json::from_slice::<v2::PaymentRequired<OriginalJson>>(&bytes).ok());
-    if let Some(required) = header {
-        return Ok(PaymentRequired::V2(required));
-    }
-    let body = read_body(response, MAX_402_BODY_BYTES).await?;
-    serde_json::from_slice::<v1::PaymentRequired<OriginalJson>>(&body)
-        .map(PaymentRequired::V1)
-        .map_err(|_| "no Payment-Required header, and no x402 v1 requirements in the body".into())
 }
 
 /// An HTTP client that pays x402 resources from the agent's wallet, within its policy.
@@ -587,7 +541,7 @@ fn unreachable(url: &str, e: reqwest::Error) -> Error {
 
 /// An HTTP failure with its causes ("error sending request" alone does not say whether the
 /// connection was refused, reset or timed out).
-fn http_detail(e: &reqwest::Error) -> String {
+pub(crate) fn http_detail(e: &reqwest::Error) -> String {
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
