@@ -53,19 +53,20 @@ export interface PaymentPayloadResultLike {
 
 /** Options of `ChaperoneExactEvmScheme`. */
 export interface ChaperoneSchemeOptions {
-  /** The URL the payment records name when `onPaymentRequired` did not note the URL of the
-   * request that got the 402 (never the 402's own `resource.url`); when both are known and
-   * differ, nothing is co-signed (`Invalid`). */
+  /** The URL the payments must be for: when the URL of the request that got the 402 (noted by
+   * `onPaymentRequired`) differs, nothing is co-signed (`Invalid`). It never stands in for the
+   * hook, which is required. */
   resource?: string
 }
 
 /** The "exact" EVM scheme for @x402/core's `x402Client`, paying from a Chaperone wallet: the
  * SDK picks the method, nonce and validity and gets the co-signature (`X402Client.authorize`).
- * A denial rejects `createPaymentPayload` with `Denied`, before anything is sent; so does an
- * unknown URL (`Invalid`: register `onPaymentRequired` on the `x402HTTPClient`, or pass
- * `resource`). Payments are kept by request (the URL that asked, and its method and body
- * through `withoutPaidRedirects`): asked again for one, the scheme presents the same payment
- * while the chain shows it usable, and forgets it only on the chain's word (see x402.js). */
+ * A denial rejects `createPaymentPayload` with `Denied`, before anything is sent; so does a 402
+ * that did not come through `withoutPaidRedirects(fetch)` and reach `onPaymentRequired`
+ * (`Invalid`: both are required). Payments are kept by request (its URL, method and body):
+ * asked again for one, the scheme presents the same payment while the chain shows it usable,
+ * and forgets it only on the chain's word: expired unused, or used and served (a 2xx whose body
+ * was read to the end; never the merchant's `PAYMENT-RESPONSE` claim). See x402.js. */
 export declare class ChaperoneExactEvmScheme {
   constructor(payer: Wallet | X402Client, options?: ChaperoneSchemeOptions)
   /** x402's scheme name. */
@@ -77,22 +78,17 @@ export declare class ChaperoneExactEvmScheme {
   /** Every payment made, oldest first. */
   readonly payments: X402Payment[]
   /** The payments presented again if asked for the same request while the chain shows them
-   * usable, by request (`JSON.stringify([url, method, bodySha256])`, method and body null
-   * when unknown); `reported` once a `PAYMENT-RESPONSE` reported success. Delete one to pay
-   * that request anew. */
-  readonly kept: Map<string, { payment: X402Payment; until: number; reported: boolean }>
+   * usable, by request (`JSON.stringify([url, method, bodySha256])`, body null when none);
+   * at most 256 (then nothing more is co-signed until one expires unused or is served).
+   * Delete one to pay that request anew. */
+  readonly kept: Map<string, { payment: X402Payment; signature: string }>
   /** The hook for `x402HTTPClient.onPaymentRequired`: notes the request that got each 402. */
   readonly onPaymentRequired: (context: { paymentRequired: object; requestUrl: string }) => Promise<void>
-  /** @x402/core's scheme hooks (the URL that asked, and the end of a settled payment). */
+  /** @x402/core's scheme hooks (the request that asked). */
   readonly schemeHooks: {
     onBeforePaymentCreation(context: {
       paymentRequired: object
       selectedRequirements: object
-    }): Promise<void>
-    onPaymentResponse(context: {
-      paymentPayload: { payload?: unknown }
-      settleResponse?: { success?: boolean }
-      paymentRequired?: object
     }): Promise<void>
   }
   /** The payload for `paymentRequirements`, co-signed within the policy. */
@@ -107,7 +103,10 @@ export declare class ChaperoneExactEvmScheme {
  * (`PAYMENT-SIGNATURE` or `X-PAYMENT`) is sent with `redirect: 'manual'`, so a redirect cannot
  * carry the co-signed payment to another origin; a 402 reached through a redirect rejects with
  * `Invalid` (the paid retry would go to the URL that redirected); a 402's body is read at most
- * 64 KiB, and its requirements carry the request's id for `ChaperoneExactEvmScheme` (which keys
- * payments on the request's URL, method and body); every other request is `fetch`'s as it
- * was. */
+ * 64 KiB (not at all when its Payment-Required header holds the requirements), and its
+ * requirements carry the request's id for `ChaperoneExactEvmScheme` (which keys payments on the
+ * request's URL, method and body); a Payment-Required header @x402/core cannot read rejects with
+ * `Invalid`. A paid 2xx counts as served for the scheme once its body was read to the end, and a
+ * scheme's payment is sent to no URL but the one it was made for (`Invalid`). Every other
+ * request is `fetch`'s as it was. */
 export declare function withoutPaidRedirects(fetch: typeof globalThis.fetch): typeof globalThis.fetch

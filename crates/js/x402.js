@@ -142,17 +142,11 @@ function paymentOf(response) {
   return paid.get(response) ?? null;
 }
 
-/** The last second (unix time) `header`'s authorization can be used: EIP-3009's
- * `validBefore`, Permit2's `deadline`. */
-function usableUntil(header) {
-  const payload = header?.payload ?? {};
-  return Number(payload.authorization?.validBefore ?? payload.permit2Authorization?.deadline ?? 0);
-}
-
-/** A kept payment whose validity ended this long ago (local clock) is dropped from memory
- * unasked: the chain cannot be an hour behind, so it can never be used (only a payment asked
- * for again is checked against the chain). */
-const FORGET_AFTER_SECONDS = 3600;
+/** The most payments a `ChaperoneExactEvmScheme` keeps: past it, those the chain shows expired
+ * unused (and those served) are dropped, and when none can be, the scheme pays nothing more
+ * (a settled payment the merchant did not serve is never dropped: forgetting it would pay the
+ * request again). */
+const MAX_KEPT = 256;
 
 /** The field `withoutPaidRedirects` writes into a 402's requirements: the random id of the
  * request that got it, so that the scheme keys its payment on that request's URL, method and
@@ -165,8 +159,14 @@ const ASK_FIELD = 'chaperoneAsk';
 const asks = new Map();
 
 /** The status each paid request got through `withoutPaidRedirects`, by its payment's
- * signature (`JSON.stringify` of the header's `payload`): whether the merchant served it. */
+ * signature (`JSON.stringify` of the header's `payload`): whether the merchant served it. A
+ * 2xx is noted only once its body was read to the end. A signature missing here (never seen,
+ * or dropped past `MAX_NOTED`) counts as not served: the safe side. */
 const paidStatuses = new Map();
+
+/** The URL each payment of a `ChaperoneExactEvmScheme` was made for, by its signature:
+ * `withoutPaidRedirects` sends a payment header to no other URL. */
+const paidResources = new Map();
 
 const MAX_NOTED = 1024;
 
@@ -177,14 +177,24 @@ function note(map, key, value) {
   while (map.size > MAX_NOTED) map.delete(map.keys().next().value);
 }
 
-/** The payment header's `payload` as the scheme keys it, or null. */
-function paymentSignature(headerValue) {
+/** `value` (base64) decoded as @x402/core decodes its headers (`atob`, then UTF-8 without a
+ * leading BOM), parsed as JSON; null when @x402/core could not read it either. Decoding any other
+ * way (Buffer keeps a BOM, and JSON.parse refuses it) would see other requirements than the
+ * ones @x402/core pays. */
+function decodeAsCore(value) {
   try {
-    const header = JSON.parse(Buffer.from(headerValue, 'base64').toString('utf8'));
-    return JSON.stringify(header?.payload ?? null);
+    const binary = globalThis.atob(value);
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder('utf-8').decode(bytes));
   } catch {
     return null;
   }
+}
+
+/** The payment header's `payload` as the scheme keys it, or null. */
+function paymentSignature(headerValue) {
+  const header = decodeAsCore(headerValue);
+  return header && typeof header === 'object' ? JSON.stringify(header.payload ?? null) : null;
 }
 
 /**
@@ -203,27 +213,33 @@ function paymentSignature(headerValue) {
  * has the SDK pick the requirement's method, nonce and validity and get the co-signature
  * (`X402Client.authorize`), exactly as `X402Client.send` does.
  *
+ * Both `onPaymentRequired` (registered on the `x402HTTPClient` that @x402/fetch uses) and
+ * `withoutPaidRedirects(fetch)` (the fetch @x402/fetch sends with) are required: a 402 that
+ * did not come through `withoutPaidRedirects` and reach the hook carries no id of the request
+ * that got it, and the scheme co-signs nothing for it (`Invalid`). Without that id the scheme
+ * could not tell which request a payment was for, nor whether the merchant served it.
+ *
  * The payment record names the URL that asked for payment: @x402/core hands a scheme only the
- * requirement, so the URL comes from `onPaymentRequired` (registered on the `x402HTTPClient`
- * that @x402/fetch uses, which passes it the request's URL) or from `options.resource`. Never
- * from the 402's own `resource.url`, which the merchant writes: without either, nothing is
- * co-signed (`Invalid`); when both are known and differ, nothing is co-signed either
- * (`Invalid`: a payment named for one URL must not be presented to another).
+ * requirement, so the URL comes from the hook (the request's URL). Never from the 402's own
+ * `resource.url`, which the merchant writes. `options.resource`, if given, must be that URL
+ * (`Invalid` otherwise: a payment named for one URL must not be presented to another), and
+ * `withoutPaidRedirects` sends a payment header to no URL but the one its payment names.
  *
  * Each co-signed payment holds one of the wallet's authorization slots for the period until
  * it is used or expires, so a merchant that keeps refusing must not get a new one per retry.
- * The scheme keeps each payment by the request it was made for: the URL that asked, and,
- * through `withoutPaidRedirects(fetch)`, the request's method and body (without it, the URL
- * alone: any request to that URL). Never by what the merchant writes (its `extra`,
- * `maxTimeoutSeconds`, amount). Asked again for the same request, it presents the same
- * payment while the chain shows it usable, x402 v1 and v2 alike; concurrent payments for one
- * request wait for each other and share one authorization. A kept payment is forgotten only
- * on the chain's word: once its validity is over in chain time and it was never used (then a
- * new one is signed), or once it was used and the merchant served the request (a 2xx seen by
- * `withoutPaidRedirects`, else a `PAYMENT-RESPONSE` reporting success), so that the next
- * purchase is a new one. A payment the chain shows used for a request the merchant did not
- * serve is not paid again: `createPaymentPayload` rejects with `PaymentRefused` carrying it
- * (delete it from `kept` to pay anew).
+ * The scheme keeps each payment by the request it was made for: its URL, method and body.
+ * Never by what the merchant writes (its `extra`, `maxTimeoutSeconds`, amount). Asked again
+ * for the same request, it presents the same payment while the chain shows it usable, x402 v1
+ * and v2 alike; concurrent payments for one request wait for each other and share one
+ * authorization. A kept payment is forgotten only on the chain's word: once its validity is
+ * over in chain time and it was never used (then a new one is signed), or once it was used
+ * and the merchant served the request (a 2xx seen by `withoutPaidRedirects`, its body read to
+ * the end: read the answer's body), so that the next purchase is a new one. The merchant's
+ * own claim (a `PAYMENT-RESPONSE` reporting success) never counts. A payment the chain shows
+ * used for a request the merchant did not serve is not paid again: `createPaymentPayload`
+ * rejects with `PaymentRefused` carrying it (delete it from `kept` to pay anew). At most 256
+ * payments are kept: past that, those expired unused or served are dropped, and when none
+ * can be, nothing more is co-signed (`Invalid`).
  *
  * What @x402/core's client and @x402/fetch do with the payment is theirs: a denial rejects
  * `createPaymentPayload` with `Denied` (every reason) before anything is sent, but @x402/fetch
@@ -254,7 +270,7 @@ class ChaperoneExactEvmScheme {
     const requests = new WeakMap();
     this.requests = requests;
     // Payments sent and not yet known settled and served, by request:
-    // { payment, result, until, signature, reported }.
+    // { payment, result, signature }.
     const kept = new Map();
     this.kept = kept;
     /** The hook for @x402/core's `x402HTTPClient.onPaymentRequired`: notes the request that
@@ -268,20 +284,12 @@ class ChaperoneExactEvmScheme {
       if (ask) asks.delete(id);
       asked.set(paymentRequired, ask?.url === requestUrl ? ask : { url: requestUrl, method: null, body: null });
     };
-    /** @x402/core's scheme hooks. */
+    /** @x402/core's scheme hooks. (A merchant's `PAYMENT-RESPONSE` is its word, not the
+     * chain's, and not whether it served: the scheme does not read it.) */
     this.schemeHooks = {
       onBeforePaymentCreation: async (context) => {
         const request = context?.paymentRequired && asked.get(context.paymentRequired);
         if (context?.selectedRequirements && request) requests.set(context.selectedRequirements, request);
-      },
-      onPaymentResponse: async (context) => {
-        // A report is the merchant's word, not the chain's: noted, and weighed only once the
-        // chain shows the payment used (see `createPaymentPayload`).
-        if (context?.settleResponse?.success !== true) return;
-        const signature = JSON.stringify(context?.paymentPayload?.payload ?? null);
-        for (const entry of kept.values()) {
-          if (entry.signature === signature) entry.reported = true;
-        }
       },
     };
   }
@@ -304,11 +312,15 @@ class ChaperoneExactEvmScheme {
       return Promise.reject(new Invalid(`${asked.url} asks for payment, but this scheme was given the resource ` +
         `${this.resource}: a payment names, and goes to, the URL that asked (pass no resource, or that URL)`));
     }
-    const request = asked ?? (typeof this.resource === 'string' ? { url: this.resource, method: null, body: null } : null);
+    // The request's id, written into its 402 by withoutPaidRedirects and read by the hook:
+    // without it the scheme knows neither the request a payment is for nor whether it was
+    // served, and a merchant could have each retry pay again.
+    const request = asked?.method != null ? asked : null;
     if (!request) {
-      return Promise.reject(new Invalid('ChaperoneExactEvmScheme does not know the URL that asked for this payment: ' +
-        'register scheme.onPaymentRequired on the x402HTTPClient (new x402HTTPClient(client)' +
-        '.onPaymentRequired(scheme.onPaymentRequired)) or pass { resource }'));
+      return Promise.reject(new Invalid('ChaperoneExactEvmScheme does not know the request that asked for this ' +
+        'payment: send through withoutPaidRedirects(fetch) (wrapFetchWithPayment(withoutPaidRedirects(fetch), ' +
+        'http)) and register scheme.onPaymentRequired on the x402HTTPClient (new x402HTTPClient(client)' +
+        '.onPaymentRequired(scheme.onPaymentRequired))'));
     }
     const required = { x402Version, accepts: [requirements] };
     if (x402Version !== 1 && context?.extensions) required.extensions = context.extensions;
@@ -334,12 +346,32 @@ class ChaperoneExactEvmScheme {
     }
   }
 
+  /** Whether the merchant served the request `entry`'s payment was sent for (a 2xx whose body
+   * was read to the end, seen by `withoutPaidRedirects`). */
+  static #served(entry) {
+    const status = paidStatuses.get(entry.signature);
+    return status !== undefined && status >= 200 && status < 300;
+  }
+
+  /** Makes room in `kept` for one more payment: drops the entries the chain shows expired
+   * unused, or used and served; rejects (`Invalid`) when none can go. Never by the local
+   * clock, and never a settled payment the merchant did not serve. */
+  async #makeRoom(key) {
+    if (this.kept.size < MAX_KEPT || this.kept.has(key)) return;
+    for (const [old, entry] of [...this.kept]) {
+      const { state } = await this.client.standing(entry.payment);
+      if (state === 'expired' || (state === 'settled' && ChaperoneExactEvmScheme.#served(entry))) this.kept.delete(old);
+    }
+    if (this.kept.size >= MAX_KEPT) {
+      const { Invalid } = require('./errors.js');
+      throw new Invalid(`this scheme keeps ${this.kept.size} payments still usable or settled and not served, ` +
+        'its most: it pays nothing more (delete entries from scheme.kept to pay anew)');
+    }
+  }
+
   /** The payment kept for `key` if the chain shows it usable, else a new one for `required`. */
   async #pay(key, resource, required, call) {
-    const now = Date.now() / 1000;
-    for (const [old, entry] of this.kept) {
-      if (old !== key && entry.until + FORGET_AFTER_SECONDS < now) this.kept.delete(old);
-    }
+    await this.#makeRoom(key);
     const presented = this.kept.get(key);
     if (presented) {
       const { state, settlement } = await this.client.standing(presented.payment);
@@ -349,9 +381,8 @@ class ChaperoneExactEvmScheme {
         return structuredClone(presented.result);
       }
       if (state === 'settled') {
-        const status = paidStatuses.get(presented.signature);
-        const served = status !== undefined ? status >= 200 && status < 300 : presented.reported === true;
-        if (!served) {
+        // Only the answer itself says it was served, never the merchant's claim.
+        if (!ChaperoneExactEvmScheme.#served(presented)) {
           const { PaymentRefused } = require('./errors.js');
           throw new PaymentRefused(`${resource} asks for payment again, but this request's payment was used in ` +
             `transaction ${settlement?.transaction} and the merchant did not serve it`, {
@@ -373,13 +404,9 @@ class ChaperoneExactEvmScheme {
       result = { x402Version: header.x402Version, payload: header.payload };
       if (header.extensions && Object.keys(header.extensions).length > 0) result.extensions = header.extensions;
     }
-    this.kept.set(key, {
-      payment,
-      result: structuredClone(result),
-      until: usableUntil(header),
-      signature: JSON.stringify(header.payload),
-      reported: false,
-    });
+    const signature = JSON.stringify(header.payload);
+    this.kept.set(key, { payment, result: structuredClone(result), signature });
+    note(paidResources, signature, resource);
     return result;
   }
 }
@@ -405,33 +432,35 @@ async function readAtMost(response, limit) {
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  // As Response.json() (what @x402/fetch reads it with) decodes it: a leading BOM dropped.
+  return new TextDecoder('utf-8').decode(Buffer.concat(chunks));
 }
 
 /** The 402 `response` to `request`, its body read at most `MAX_402_BODY_BYTES`, and its
  * requirements (the header's, else v1's body) tagged with the id of `ask` (noted in `asks`). */
 async function tagged402(response, request, ask) {
+  const { Invalid } = require('./errors.js');
   const id = randomBytes(16).toString('hex');
   const headers = new Headers(response.headers);
   // The body is handed on decoded, and perhaps rewritten.
   headers.delete('content-encoding');
   headers.delete('content-length');
-  let text = await readAtMost(response, MAX_402_BODY_BYTES);
   const header = response.headers.get('payment-required');
-  let decoded = null;
-  try {
-    decoded = header ? JSON.parse(Buffer.from(header, 'base64').toString('utf8')) : null;
-  } catch {
-    // Not x402's: @x402/fetch reports it.
-  }
-  if (decoded && typeof decoded === 'object' && !Array.isArray(decoded)) {
+  let text;
+  if (header !== null) {
+    // Decoded as @x402/core decodes it: what this tags is what it pays.
+    const decoded = decodeAsCore(header);
+    if (!decoded || typeof decoded !== 'object' || Array.isArray(decoded)) {
+      await response.body?.cancel().catch(() => {});
+      throw new Invalid(`${request.url} answered 402 with a Payment-Required header that is not x402 requirements`);
+    }
     decoded[ASK_FIELD] = id;
     headers.set('payment-required', Buffer.from(JSON.stringify(decoded)).toString('base64'));
     note(asks, id, ask);
     // The requirements are the header's: the body is read for nobody.
-    text ??= '';
-  } else if (text === null) {
-    const { Invalid } = require('./errors.js');
+    await response.body?.cancel().catch(() => {});
+    text = '';
+  } else if ((text = await readAtMost(response, MAX_402_BODY_BYTES)) === null) {
     throw new Invalid(`${request.url} answered 402 with a body larger than ${MAX_402_BODY_BYTES} bytes and no ` +
       'Payment-Required header');
   } else {
@@ -462,18 +491,38 @@ async function tagged402(response, request, ask) {
  * an origin that redirects to a real merchant would be handed a payment to that merchant.
  * A 402's body is read at most 64 KiB (@x402/fetch would read it whole), and its requirements
  * carry the request's id for `ChaperoneExactEvmScheme`, which keys its payments on the
- * request's URL, method and body; the status a paid request gets is noted for it (whether the
- * merchant served it). Every other request is `fetch`'s as it was.
+ * request's URL, method and body (a Payment-Required header @x402/core could not read either
+ * rejects with `Invalid`). The status a paid request gets is noted for the scheme: a 2xx only
+ * once its body was read to the end (whether the merchant served it). A scheme's payment is
+ * sent to no URL but the one it was made for (`Invalid`). Every other request is `fetch`'s as
+ * it was.
  */
 function withoutPaidRedirects(fetch) {
   return async (input, init) => {
     const request = new Request(input, init);
     const paymentHeader = request.headers.get('payment-signature') ?? request.headers.get('x-payment');
     if (paymentHeader !== null) {
-      const response = await fetch(new Request(request, { redirect: 'manual' }));
       const signature = paymentSignature(paymentHeader);
-      if (signature !== null) note(paidStatuses, signature, response.status);
-      return response;
+      const resource = signature === null ? undefined : paidResources.get(signature);
+      if (resource !== undefined && resource !== request.url) {
+        const { Invalid } = require('./errors.js');
+        throw new Invalid(`a payment made for ${resource} is not sent to ${request.url}: a payment goes only to ` +
+          'the URL that asked for it');
+      }
+      const response = await fetch(new Request(request, { redirect: 'manual' }));
+      if (signature === null) return response;
+      const ok = response.status >= 200 && response.status < 300;
+      if (!ok || response.body === null) {
+        note(paidStatuses, signature, response.status);
+        return response;
+      }
+      // Served only once the whole body came: one that breaks off or stalls served nothing.
+      const body = response.body.pipeThrough(new TransformStream({
+        flush() { note(paidStatuses, signature, response.status); },
+      }));
+      const counted = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+      Object.defineProperty(counted, 'url', { value: response.url || request.url, enumerable: true });
+      return counted;
     }
     const body = request.body === null
       ? null

@@ -189,13 +189,13 @@ describe('red team (i31)', () => {
     }
   });
 
-  test('red team: without the URL that asked (no hook, no resource) the scheme co-signs nothing', async () => {
+  test('red team: without the request that asked (no hook, no withoutPaidRedirects) the scheme co-signs nothing', async () => {
     const shop = await scriptedMerchant([requirement(devnet, PRICE)], [200], 0, 'https://api.trusted.example/weather');
     try {
       const scheme = new ChaperoneExactEvmScheme(wallet);
       const client = new x402Client().register(`eip155:${devnet.info.chainId}`, scheme);
       client.setSpendControls(false);
-      await assert.rejects(referenceFetch(fetch, client)(shop.url), /does not know the URL that asked/);
+      await assert.rejects(referenceFetch(fetch, client)(shop.url), /does not know the request that asked/);
       await assert.rejects(scheme.createPaymentPayload(2, requirement(devnet, PRICE)), chaperone.Invalid);
       assert.equal(scheme.payments.length, 0, 'nothing co-signed');
       assert.equal(shop.seen.filter((r) => r.paid).length, 0, 'no payment sent');
@@ -219,7 +219,6 @@ describe('red team (i31)', () => {
       // Its PAYMENT-RESPONSE is the merchant's word (this one settled nothing): the payment
       // stays kept until the chain shows it used (second review's findings, below).
       assert.equal(scheme.kept.size, 1, 'kept until the chain shows it used');
-      assert.equal([...scheme.kept.values()][0].reported, true);
     } finally {
       await shop.stop();
     }

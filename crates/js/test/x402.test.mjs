@@ -260,8 +260,9 @@ describe('x402', () => {
     // The scheme's hook notes the URL that asked (what the payment record names).
     const pay = referenceFetch(withoutPaidRedirects(fetch),
       new x402HTTPClient(client).onPaymentRequired(scheme.onPaymentRequired));
+    // The answer's body read to the end: what counts the request as served.
     const { value: status, recorded } = await recordCall(recorder, 'demo-model', 'Buy it',
-      async () => (await pay(api.url)).status);
+      async () => { const answer = await pay(api.url); await answer.arrayBuffer(); return answer.status; });
     assert.equal(status, 200);
     assert.deepEqual(await api.stats(), [1, 1]);
     const [payment] = scheme.payments;
@@ -284,9 +285,10 @@ describe('x402', () => {
       assert.deepEqual(shop.paymentHeaders(), []);
       assert.equal(scheme.payments.length, 2);
       const named = new ChaperoneExactEvmScheme(wallet, { resource: shop.url });
+      // Called directly (no 402 through withoutPaidRedirects and the hook): nothing co-signed.
       await assert.rejects(
         named.createPaymentPayload(2, requirement(devnet, PRICE, DEAD)),
-        (e) => e instanceof chaperone.Denied && e.reasons.length > 0,
+        (e) => e instanceof chaperone.Invalid && /withoutPaidRedirects/.test(e.message),
       );
       // The x402 client's own cap per payment is kept too, before anything is co-signed.
       await assert.rejects(named.createPaymentPayload(2, requirement(devnet, PRICE), { maxAmountPerPayment: '9999' }),

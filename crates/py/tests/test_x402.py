@@ -100,6 +100,9 @@ class Merchant:
     accepts: list[dict[str, Any]]
     paid_status: int = 402
     paid_location: str = ""
+    # A paid request's answer: 200 with a body that stalls after a few bytes, until released.
+    stall_paid: bool = False
+    released: threading.Event = field(default_factory=threading.Event)
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     port: int = 0
 
@@ -129,6 +132,15 @@ def merchant(accepts: list[dict[str, Any]], **options: Any) -> Iterator[Merchant
                 self.end_headers()
                 return
             paid = any(name in headers for name in PAYMENT_HEADERS)
+            if paid and shop.stall_paid:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b'{"forecast":')
+                self.wfile.flush()
+                shop.released.wait(30)
+                return
             if paid and shop.paid_status != 402:
                 self.send_response(shop.paid_status)
                 self.send_header("Location", shop.paid_location)
@@ -158,6 +170,7 @@ def merchant(accepts: list[dict[str, Any]], **options: Any) -> Iterator[Merchant
     try:
         yield shop
     finally:
+        shop.released.set()
         server.shutdown()
         server.server_close()
 
@@ -351,6 +364,38 @@ def test_a_refused_payment_is_kept_and_presented_again(devnet: Running, wallet: 
         assert shop.payment_headers() == [payment.payload, payment.payload]
         assert client.release(payment.request_id) == payment
         assert client.outstanding() == []
+
+
+def test_red_team_a_paid_200_whose_body_stalls_is_not_paid_again_by_a_request_sent_meanwhile(
+    devnet: Running, wallet: Wallet
+) -> None:
+    """Issue 31's third review: the SDK's `send_read` forgot a payment on its 200's status and
+    released the request's lock before reading the body, so an identical request sent while the
+    body stalled signed a second payment (`X402Transport` and `X402Client.get` use it)."""
+    client = X402Client(wallet)
+    answers: list[BaseException | object] = []
+
+    def get() -> None:
+        try:
+            answers.append(client.get(shop.url, timeout=3))
+        except Exception as e:  # noqa: BLE001 - the outcome is asserted below
+            answers.append(e)
+
+    with merchant([requirement(devnet, PRICE)], stall_paid=True) as shop:
+        first = threading.Thread(target=get)
+        first.start()
+        deadline = time.monotonic() + 30
+        while not shop.payment_headers():
+            assert time.monotonic() < deadline, "no payment arrived"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        get()
+        first.join()
+        sent = shop.payment_headers()
+    assert len(answers) == 2
+    assert all(isinstance(a, chaperone.PaymentUnanswered) for a in answers), answers
+    assert len(set(sent)) == 1, f"one request, nothing served: one authorization ({len(sent)} sent)"
+    assert len(client.outstanding()) == 1, "the unserved payment stays kept"
 
 
 def test_a_paid_request_redirected_elsewhere_is_not_followed(

@@ -22,6 +22,7 @@
 //! middleware is not used: its signer hook reports failure as a string, and a denial here must
 //! come back typed, with every reason.
 
+mod body;
 mod header;
 mod payment;
 mod redirect;
@@ -33,6 +34,8 @@ mod standing;
 use std::{sync::Arc, time::Duration};
 
 use alloy::{eips::BlockNumberOrTag, primitives::B256, providers::Provider};
+pub use body::DEFAULT_MAX_BODY_BYTES;
+use body::{payment_required, read_body};
 use header::{Envelope, Signed};
 use payment::SettlementWire;
 pub use payment::{PaidAuthorization, PaymentMethod, Settlement, X402Payment};
@@ -76,55 +79,6 @@ pub struct X402Answer {
     pub body: Vec<u8>,
     /// The payment made for it, if the resource asked for one.
     pub payment: Option<X402Payment>,
-}
-
-/// The most bytes of an answer's body [`read_body`] reads by default (the language packages'
-/// `maxBodyBytes` / `max_body_bytes`): a merchant controls the body, and one that streams
-/// without end must not exhaust the agent's memory.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
-
-/// Reads the body of a merchant's answer whole, refusing one past `max_bytes` (its stated
-/// length, or the bytes received so far): `Err` says why.
-async fn read_body(
-    mut response: reqwest::Response,
-    max_bytes: u64,
-) -> std::result::Result<Vec<u8>, String> {
-    let over = || format!("the body is larger than the limit of {max_bytes} bytes");
-    if response.content_length().is_some_and(|n| n > max_bytes) {
-        return Err(over());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| http_detail(&e))? {
-        if (body.len() + chunk.len()) as u64 > max_bytes {
-            return Err(over());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// The most bytes of a 402's body read for x402 v1's requirements (a few kilobytes in
-/// practice): x402-reqwest's own parser reads the whole body, and a merchant streaming one
-/// without end would exhaust the agent's memory, after a payment too (a refusal's reason).
-const MAX_402_BODY_BYTES: u64 = 64 * 1024;
-
-/// A 402's requirements: x402 v2's `Payment-Required` header, else v1's JSON body (read at
-/// most [`MAX_402_BODY_BYTES`]). `Err` says why there are none.
-async fn payment_required(
-    response: reqwest::Response,
-) -> std::result::Result<PaymentRequired, String> {
-    let header = response
-        .headers()
-        .get("Payment-Required")
-        .and_then(|h| Base64Bytes::from(h.as_bytes()).decode().ok())
-        .and_then(|bytes| serde_json::from_slice::<v2::PaymentRequired<OriginalJson>>(&bytes).ok());
-    if let Some(required) = header {
-        return Ok(PaymentRequired::V2(required));
-    }
-    let body = read_body(response, MAX_402_BODY_BYTES).await?;
-    serde_json::from_slice::<v1::PaymentRequired<OriginalJson>>(&body)
-        .map(PaymentRequired::V1)
-        .map_err(|_| "no Payment-Required header, and no x402 v1 requirements in the body".into())
 }
 
 /// An HTTP client that pays x402 resources from the agent's wallet, within its policy.
@@ -172,41 +126,41 @@ impl X402Client {
     /// (what the language packages hand their callers). A payment made is never lost: when
     /// its answer's body cannot be read (or is larger), the error carries it and the client
     /// keeps it, so the request sent again presents the same payment instead of paying twice
-    /// (the merchant, having served, may well have settled it).
+    /// (the merchant, having served, may well have settled it). The request's lock is held
+    /// until the body is read: an identical request sent meanwhile waits, then presents the
+    /// same payment; a payment counts as served only once its whole answer was read.
     pub async fn send_read(
         &self,
         request: reqwest::Request,
         max_body_bytes: u64,
     ) -> Result<X402Answer> {
-        let key = request_key(&request);
-        let X402Response { response, payment } = self.send(request).await?;
-        let status = response.status();
-        let version = response.version();
-        let url = response.url().to_string();
-        let headers = response.headers().clone();
-        match read_body(response, max_body_bytes).await {
-            Ok(body) => Ok(X402Answer {
-                status,
-                version,
-                url,
-                headers,
-                body,
-                payment,
-            }),
-            Err(why) => Err(match payment {
-                Some(payment) => {
-                    self.sent.keep(key, payment.clone());
-                    Error::PaymentUnanswered {
+        self.exchange(request, move |response, payment| async move {
+            let status = response.status();
+            let version = response.version();
+            let url = response.url().to_string();
+            let headers = response.headers().clone();
+            match read_body(response, max_body_bytes).await {
+                Ok(body) => Ok(X402Answer {
+                    status,
+                    version,
+                    url,
+                    headers,
+                    body,
+                    payment,
+                }),
+                Err(why) => Err(match payment {
+                    Some(payment) => Error::PaymentUnanswered {
                         detail: format!("reading the answer: {why}"),
                         payment: Box::new(payment),
-                    }
-                }
-                None => Error::Unreachable {
-                    url,
-                    detail: format!("reading the answer: {why}"),
-                },
-            }),
-        }
+                    },
+                    None => Error::Unreachable {
+                        url,
+                        detail: format!("reading the answer: {why}"),
+                    },
+                }),
+            }
+        })
+        .await
     }
 
     /// Sends `request` (following its redirects); on a 402, pays (see the module
@@ -216,14 +170,30 @@ impl X402Client {
     /// merchant refuses (it answers 402 again) is [`Error::PaymentRefused`], one it does not
     /// answer [`Error::PaymentUnanswered`]; both carry the payment, and the client presents
     /// that same payment again when the same request is sent while it can still be used.
+    /// A paid 2xx counts as served when it comes back (its body is the caller's to read:
+    /// [`send_read`](Self::send_read) counts it only once the body was read whole).
     pub async fn send(&self, request: reqwest::Request) -> Result<X402Response> {
+        self.exchange(request, |response, payment| async move {
+            Ok(X402Response { response, payment })
+        })
+        .await
+    }
+
+    /// [`send`](Self::send)'s exchange, handing the answer to `finish` while the request's
+    /// lock is held; a paid answer counts as served when its status is 2xx and `finish`
+    /// succeeded (until then the payment stays kept, presented again to a retry).
+    async fn exchange<T, Fut>(
+        &self,
+        request: reqwest::Request,
+        finish: impl FnOnce(reqwest::Response, Option<X402Payment>) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let key = request_key(&request);
         let (paid_request, first) = redirect::follow(&self.http, request).await?;
         if first.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
-            return Ok(X402Response {
-                response: first,
-                payment: None,
-            });
+            return finish(first, None).await;
         }
         let url = paid_request.url().to_string();
         let required = payment_required(first).await.map_err(|why| {
@@ -232,14 +202,26 @@ impl X402Client {
             ))
         })?;
         let lock = self.request_lock(key);
-        let answer = {
+        let answer = async {
             let _paying = lock.lock().await;
             let payment = match self.outstanding_for(key, &url).await? {
                 Some(payment) => payment,
                 None => self.pay_anew(&url, required).await?,
             };
-            self.present(paid_request, key, payment).await
-        };
+            let response = self.present(paid_request, key, payment).await?;
+            let request_id = response.payment.as_ref().map(|p| p.request_id);
+            // Served: a new request for the resource is a new purchase. Anything else (an
+            // error, a body that never arrives whole, or a redirect: a merchant could settle,
+            // answer 307 to the same URL and be paid again by an application that follows it)
+            // leaves the payment kept, presented again.
+            let served = response.response.status().is_success();
+            let finished = finish(response.response, response.payment).await?;
+            if let (true, Some(request_id)) = (served, request_id) {
+                self.sent.done(key, request_id);
+            }
+            Ok(finished)
+        }
+        .await;
         self.forget_lock(key, lock);
         answer
     }
@@ -356,7 +338,7 @@ impl X402Client {
             );
             return Err(refused(payment, reason));
         }
-        self.sent.done(key);
+        self.sent.done(key, payment.request_id);
         Ok(None)
     }
 
@@ -465,7 +447,7 @@ impl X402Client {
     }
 
     /// Sends `request` (the one that got the 402) with `payment`, kept as sent for request
-    /// `key` until the merchant answers with something other than an error.
+    /// `key` (until `exchange` sees the request served).
     async fn present(
         &self,
         mut request: reqwest::Request,
@@ -499,12 +481,6 @@ impl X402Client {
                 reason: reason.unwrap_or_else(|| "no reason given".into()),
                 payment: Box::new(payment),
             });
-        }
-        // Served: a new request for the resource is a new purchase. Anything else (an error,
-        // or a redirect: a merchant could settle, answer 307 to the same URL and be paid again
-        // by an application that follows it) leaves the payment kept, presented again.
-        if response.status().is_success() {
-            self.sent.done(key);
         }
         payment.settlement = ["Payment-Response", "X-Payment-Response"]
             .iter()
@@ -565,7 +541,7 @@ fn unreachable(url: &str, e: reqwest::Error) -> Error {
 
 /// An HTTP failure with its causes ("error sending request" alone does not say whether the
 /// connection was refused, reset or timed out).
-fn http_detail(e: &reqwest::Error) -> String {
+pub(crate) fn http_detail(e: &reqwest::Error) -> String {
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

@@ -46,14 +46,22 @@ impl SentPayments {
         self.book().get(&request).cloned()
     }
 
-    /// Remembers `payment`, about to be sent for `request`.
+    /// Remembers `payment`, about to be sent for `request`. A different payment already kept
+    /// for it stays: it may have been sent (and settled), and is the one a retry presents.
     pub(super) fn keep(&self, request: B256, payment: X402Payment) {
-        self.book().insert(request, payment);
+        self.book().entry(request).or_insert(payment);
     }
 
-    /// Forgets the payment for `request`: answered with the resource, or never usable again.
-    pub(super) fn done(&self, request: B256) {
-        self.book().remove(&request);
+    /// Forgets the payment of decision `request_id` kept for `request`: answered with the
+    /// resource, or never usable again (another payment kept for it stays).
+    pub(super) fn done(&self, request: B256, request_id: B256) {
+        let mut book = self.book();
+        if book
+            .get(&request)
+            .is_some_and(|p| p.request_id == request_id)
+        {
+            book.remove(&request);
+        }
     }
 
     /// Forgets the payment of co-sign decision `request_id`, returning it.

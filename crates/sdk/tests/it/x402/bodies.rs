@@ -8,7 +8,10 @@ use tokio::{
     net::TcpListener,
 };
 
-use super::Shop;
+use super::{
+    Shop,
+    merchant::{Merchant, OnPayment, paid},
+};
 
 /// A server answering every request 402 with no `Payment-Required` header and a chunked body
 /// that never ends (x402 v1 puts the requirements in the body, so a client reads it).
@@ -57,5 +60,80 @@ async fn an_endless_402_body_is_refused_at_the_limit() {
     assert!(
         error.to_string().contains("larger than the limit"),
         "unexpected error: {error}"
+    );
+}
+
+/// The payment authorizations (EIP-3009 / Permit2 payloads) among payment headers.
+fn authorizations(headers: &[String]) -> std::collections::BTreeSet<String> {
+    use x402_types::util::Base64Bytes;
+    headers
+        .iter()
+        .map(|h| {
+            let bytes = Base64Bytes::from(h.as_bytes()).decode().unwrap();
+            let header: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            header["payload"].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paid_200_whose_body_stalls_is_not_paid_again_by_a_request_sent_meanwhile() {
+    // The payment was forgotten on the 200's status and the request's lock released before
+    // its body was read: an identical request sent while the body stalled signed a second
+    // authorization, though the merchant had settled the first and served nothing.
+    let shop = Shop::open().await;
+    let merchant = Merchant::start(
+        &shop,
+        vec![("/weather", paid("eip3009", OnPayment::SettleThenStall))],
+    )
+    .await;
+    let client = shop.client();
+    let request = |seconds| {
+        let mut request = reqwest::Request::new(
+            reqwest::Method::GET,
+            merchant.url("/weather").parse().unwrap(),
+        );
+        *request.timeout_mut() = Some(Duration::from_secs(seconds));
+        request
+    };
+    let first = {
+        let client = client.clone();
+        let request = request(4);
+        tokio::spawn(async move { client.send_read(request, 1 << 20).await })
+    };
+    // The first is reading its stalled body once the merchant has seen its payment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while merchant.payments().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no payment arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = client.send_read(request(4), 1 << 20).await;
+    let first = first.await.unwrap();
+    assert!(
+        matches!(first, Err(chaperone_sdk::Error::PaymentUnanswered { .. })),
+        "a stalled body is no answer: {first:?}"
+    );
+    // The merchant cannot settle it twice: it refuses it, or stalls again.
+    assert!(
+        matches!(
+            second,
+            Err(chaperone_sdk::Error::PaymentUnanswered { .. }
+                | chaperone_sdk::Error::PaymentRefused { .. })
+        ),
+        "{second:?}"
+    );
+    let sent = merchant.payments();
+    assert_eq!(
+        authorizations(&sent).len(),
+        1,
+        "one request, nothing served: one authorization (sent {} times)",
+        sent.len()
+    );
+    assert_eq!(merchant.settled().len(), 1);
+    assert_eq!(
+        client.outstanding().len(),
+        1,
+        "the settled, unserved payment stays kept"
     );
 }

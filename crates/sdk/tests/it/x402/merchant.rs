@@ -50,6 +50,9 @@ pub(super) enum OnPayment {
     Refuse,
     /// Answers 307 to another URL (the client would re-send the payment there).
     RedirectTo(String),
+    /// Settles it through the chain, then answers 200 with a body that stalls after a few
+    /// bytes (its stated length never arrives) until the connection is dropped.
+    SettleThenStall,
 }
 
 /// A route paid by `method` (`eip3009` or `permit2`).
@@ -154,7 +157,26 @@ impl MerchantState {
             path: path.clone(),
             payment: payment.clone(),
         });
+        let stalls = payment.is_some()
+            && self.routes.iter().any(|(p, route)| {
+                *p == path
+                    && matches!(
+                        route,
+                        Route::Paid {
+                            on_payment: OnPayment::SettleThenStall,
+                            ..
+                        }
+                    )
+            });
         let (status, headers, body) = self.answer(&path, payment).await;
+        if stalls && status == 200 {
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{\"forecast\":";
+            stream.write_all(head.as_bytes()).await.ok();
+            // Held open, the rest never sent, until the client gives up on it.
+            let mut rest = [0u8; 64];
+            while matches!(stream.read(&mut rest).await, Ok(n) if n > 0) {}
+            return;
+        }
         let mut response = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
         for (name, value) in headers {
             response.push_str(&format!("{name}: {value}\r\n"));
@@ -220,14 +242,15 @@ impl MerchantState {
             )
         };
         match on_payment {
-            OnPayment::Settle => match settle_on_chain(&self.facilitator, self.token, header).await
-            {
-                Ok(tx) => {
-                    self.settled.lock().unwrap().push(tx);
-                    settle(tx)
+            OnPayment::Settle | OnPayment::SettleThenStall => {
+                match settle_on_chain(&self.facilitator, self.token, header).await {
+                    Ok(tx) => {
+                        self.settled.lock().unwrap().push(tx);
+                        settle(tx)
+                    }
+                    Err(e) => (402, vec![], format!("settlement failed: {e}")),
                 }
-                Err(e) => (402, vec![], format!("settlement failed: {e}")),
-            },
+            }
             OnPayment::Report(tx) => settle(*tx),
             OnPayment::Refuse => self.payment_required(path, method),
             OnPayment::RedirectTo(to) => {
