@@ -90,6 +90,7 @@ async fn run_gateway() {
     .unwrap();
     let mut recorder_config = RecorderConfig::new("http://127.0.0.1:9", folder.join("mcp.db"));
     recorder_config.max_undelivered = u64::MAX;
+    recorder_config.linger = chaperone_mcp::RECORD_LINGER;
     recorder_config.retry = (Duration::from_secs(60), Duration::from_secs(60));
     let recorder = Arc::new(
         Recorder::open(recorder_config, Secp256k1Signer::random().unwrap())

@@ -31,5 +31,5 @@ pub use gateway::{Gateway, GatewayState};
 pub use http::{HttpGateway, http_router, serve_http};
 pub use http_access::{DEFAULT_MAX_SESSIONS, HttpAccess};
 pub use payment::ToolPayer;
-pub use record::{CallRecorder, RECORD_META_KEY};
+pub use record::{CallRecorder, RECORD_LINGER, RECORD_META_KEY};
 pub use serve::{serve_lines, serve_stdio};

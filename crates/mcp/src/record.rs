@@ -62,6 +62,11 @@ pub struct CallRecorder {
     persist_timeout: Duration,
 }
 
+/// The gateway's recorder linger (`RecorderConfig::linger`): none. A tool's answer waits until
+/// its record is in the outbox, so a linger would be added to every call; records arriving
+/// while a batch is written are still written together in the next one.
+pub const RECORD_LINGER: Duration = Duration::ZERO;
+
 /// How long a call's record may take to reach the outbox by default.
 pub const DEFAULT_PERSIST_TIMEOUT: Duration = Duration::from_secs(10);
 

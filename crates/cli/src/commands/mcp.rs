@@ -157,8 +157,7 @@ fn resolve(source: &Source) -> anyhow::Result<Resolved> {
         }
     };
     let mut recorder = RecorderConfig::new(server_url, data_file);
-    // A tool call waits for its receipt: deliver at once rather than linger for a batch.
-    recorder.linger = Duration::from_millis(1);
+    recorder.linger = chaperone_mcp::RECORD_LINGER;
     Ok(Resolved {
         config,
         key,
