@@ -26,7 +26,9 @@ use crate::{
         within_cap,
     },
     policy::{PolicyDecision, ToolOutcome},
-    record::{CallStatus, RECEIPT_ERROR_KEY, RECORD_META_KEY, ToolCall, bounded_name},
+    record::{
+        CallStatus, OUTBOX_ERROR_KEY, RECEIPT_ERROR_KEY, RECORD_META_KEY, ToolCall, bounded_name,
+    },
 };
 
 /// A name as the server's tool-decision listing takes it (at most
@@ -274,7 +276,7 @@ impl Gateway {
                 object.insert("payment_bound".into(), bound);
             }
         }
-        let meta = receipt_checked(&call, meta)?;
+        let meta = receipt_checked(&call, status, meta)?;
         match answer {
             Ok(result) => {
                 if let ServerResult::CreateTaskResult(task) = &result {
@@ -368,7 +370,7 @@ impl Gateway {
         let (recorded, meta) = self
             .record_staged(call, decision, status, output, extra)
             .await?;
-        Ok((recorded, receipt_checked(call, meta)?))
+        Ok((recorded, receipt_checked(call, status, meta)?))
     }
 
     /// [`Gateway::record`], but a record whose receipt failed is returned (with
@@ -388,6 +390,7 @@ impl Gateway {
             .await;
         if let (Ok((recorded, meta)), Some(reporter)) = (&recorded, &self.state.reporter)
             && meta.get(RECEIPT_ERROR_KEY).is_none()
+            && meta.get(OUTBOX_ERROR_KEY).is_none()
             && let Some(body) = reporter.body(
                 &reported_name(call.upstream),
                 &reported_name(call.tool),
@@ -432,7 +435,32 @@ impl Gateway {
 
 /// A record's `_meta` if its receipt came (or is still awaited), else the MCP error the agent
 /// gets instead of the answer: the server refused the record.
-fn receipt_checked(call: &ToolCall<'_>, meta: Value) -> Result<Value, ErrorData> {
+fn receipt_checked(
+    call: &ToolCall<'_>,
+    status: CallStatus,
+    meta: Value,
+) -> Result<Value, ErrorData> {
+    if let Some(error) = meta.get(OUTBOX_ERROR_KEY).and_then(Value::as_str) {
+        tracing::error!(
+            upstream = %reported_name(call.upstream),
+            tool = %reported_name(call.tool),
+            status = ?status,
+            error = %error,
+            "a tool call's record is late to the outbox: its answer is withheld from the agent"
+        );
+        let ran = if status == CallStatus::Refused {
+            "the tool was not called"
+        } else {
+            "the tool ran"
+        };
+        return Err(ErrorData::internal_error(
+            format!(
+                "Chaperone could not record this tool call in time ({ran}), so it withholds \
+                 the answer: {error}"
+            ),
+            Some(json!({ RECORD_META_KEY: meta })),
+        ));
+    }
     let Some(error) = meta.get(RECEIPT_ERROR_KEY) else {
         return Ok(meta);
     };
