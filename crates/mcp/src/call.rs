@@ -88,6 +88,7 @@ impl Gateway {
             self.state
                 .policy
                 .decide(&upstream.name, &tool, &arguments, Instant::now());
+        let held = matches!(decision.outcome, ToolOutcome::ApprovalRequired);
         match decision.outcome {
             ToolOutcome::Allowed => {}
             ToolOutcome::Denied => return self.refuse(&call, &decision).await,
@@ -286,6 +287,7 @@ impl Gateway {
                         &call,
                         &decision,
                         recorded.leaf_hash,
+                        held,
                     )?;
                 }
                 upstream_result(result, Some(meta))

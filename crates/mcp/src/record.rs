@@ -27,6 +27,9 @@ pub enum CallStatus {
     Refused,
     /// The agent cancelled the call.
     Cancelled,
+    /// Recorded before it was sent on: the agent's answers to a task's input requests
+    /// (`tasks/update`), which the task's end answers.
+    Forwarded,
 }
 
 impl CallStatus {
@@ -37,6 +40,7 @@ impl CallStatus {
             Self::UpstreamFailed => "upstream_failed",
             Self::Refused => "refused",
             Self::Cancelled => "cancelled",
+            Self::Forwarded => "forwarded",
         }
     }
 }

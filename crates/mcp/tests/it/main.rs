@@ -7,4 +7,5 @@
 
 mod harness;
 mod records;
+mod task_inputs;
 mod tasks;
