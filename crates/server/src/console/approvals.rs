@@ -19,7 +19,7 @@ use super::{PageError, Session, page, reason_line, short, when};
 use crate::{
     AppState,
     http::{ApiError, vote},
-    words::{reason_tokens, units_of},
+    words::{reason_tokens, shown_escaped, units_of},
 };
 
 pub(super) fn router() -> Router<AppState> {
@@ -55,10 +55,10 @@ fn arguments_shown(stored: Option<&str>) -> Markup {
                 (grouped(arguments.total_bytes)) " bytes are shown. The approval binds all of them, "
                 "including the part nobody here can read: deny unless this start is enough to judge the call."
             }
-            pre.arguments { (arguments.json) "…" }
+            pre.arguments { (shown_escaped(&arguments.json)) "…" }
         };
     }
-    html! { (inputs) pre.arguments { (laid_out(&arguments.json)) } }
+    html! { (inputs) pre.arguments { (laid_out(&shown_escaped(&arguments.json))) } }
 }
 
 /// Deepest level the layout indents: deeper members stay at this indent (red team i30c #1:
@@ -267,7 +267,7 @@ async fn inbox(
         html! {
             @for (tool, arguments) in &tools {
                 section.approval.tool id=(format!("tool-{}", tool.id)) {
-                    h2 { "Tool call " code { (tool.upstream) "/" (tool.tool) } }
+                    h2 { "Tool call " code { (shown_escaped(&tool.upstream)) "/" (shown_escaped(&tool.tool)) } }
                     p { "Agent " code { (tool.agent) } " · waiting since " (super::when(tool.received_at))
                         " · tool policy v" (tool.policy_version) " · decision " code { (short(&tool.id)) } }
                     h3 { "Arguments" }
@@ -275,7 +275,7 @@ async fn inbox(
                     @if !tool.reasons.is_empty() {
                         // The gateway's words, quoting names the agent chose: not the server's.
                         h3 { "Reasons " small { "(the agent's own words, as its gateway reported them)" } }
-                        blockquote.agent-words { @for reason in &tool.reasons { div.reason { (reason) } } }
+                        blockquote.agent-words { @for reason in &tool.reasons { div.reason { (shown_escaped(reason)) } } }
                     }
                     dl {
                         dt { "Arguments hash" }
@@ -508,5 +508,29 @@ mod tests {
         let shown = laid_out(&small);
         assert!(shown.contains(&format!("\n{}1", "  ".repeat(MAX_INDENT_DEPTH))));
         assert!(!shown.contains(&" ".repeat(2 * MAX_INDENT_DEPTH + 1)));
+    }
+
+    /// Red team i30c #5: a bidi override (or a zero-width or C1 character) in an argument is
+    /// shown to the approver as `\u202E`, never as the character that reorders the line.
+    #[test]
+    fn unicode_format_characters_in_arguments_are_shown_escaped() {
+        let arguments = serde_json::json!({
+            "pay_to": "alice\u{202E}0001",
+            "note": "a\u{200B}b\u{0085}c\u{2028}d\u{E0041}",
+        });
+        let view = HeldArguments::of(arguments.as_object().expect("an object"));
+        let stored = serde_json::to_string(&view).expect("serialises");
+        let html = arguments_shown(Some(&stored)).into_string();
+        for hidden in ['\u{202E}', '\u{200B}', '\u{0085}', '\u{2028}', '\u{E0041}'] {
+            assert!(
+                !html.contains(hidden),
+                "{hidden:?} reaches the page: {html}"
+            );
+        }
+        assert!(html.contains(r"alice\u202E0001"), "{html}");
+        assert!(
+            html.contains(r"a\u200Bb\u0085c\u2028d\uDB40\uDC41"),
+            "{html}"
+        );
     }
 }
