@@ -195,6 +195,15 @@ impl TaskRoutes {
         })
     }
 
+    /// The record of task `id`'s end, if one was recorded (waits while a poll records it):
+    /// after it, a running task's answer or notice (its status message, its input requests)
+    /// would reach the agent under no record (red team i30c #7).
+    pub(crate) async fn end_record(&self, id: &str, upstream: &str) -> Option<Value> {
+        let task = self.task(id, upstream)?;
+        let end = task.end.lock().await;
+        end.as_ref().map(|recorded| recorded.meta.clone())
+    }
+
     /// Task `id`'s end `shown`, recorded by `record` unless it was (then its record, or an
     /// error if another end was recorded). Polls that see the end at once take turns: the
     /// first records, the others get its record. A failed record leaves the end unrecorded,
@@ -287,6 +296,9 @@ impl Gateway {
             }
         };
         let Some(status) = end_status(result.task.status()) else {
+            if let Some(meta) = self.tasks.end_record(&id, &upstream.name).await {
+                return Err(changed_end(&upstream.name, &id, &meta));
+            }
             return Ok(ServerResult::GetTaskResult(result));
         };
         let shown = shown_end(serde_json::to_value(&result).map_err(|e| {

@@ -200,6 +200,11 @@ impl UpstreamClient {
             return None;
         }
         if end_status(status.params.task.status()).is_none() {
+            // Running again after its recorded end: dropped (red team i30c #7).
+            if self.tasks.end_record(&id, &self.name).await.is_some() {
+                tracing::warn!(upstream = %self.name, "dropped a running task's notification after its recorded end");
+                return None;
+            }
             return Some(None);
         }
         let mut shown = serde_json::to_value(&status.params).ok()?;

@@ -166,3 +166,89 @@ async fn a_failed_tasks_error_data_never_carries_a_forged_record() {
          error.data: {shown}"
     );
 }
+
+/// An upstream whose task completes on the first poll and runs again on the next, with
+/// content in its status message.
+async fn reviving_upstream() -> String {
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let answer = move |axum::Json(message): axum::Json<Value>| {
+        let polls = polls.clone();
+        async move {
+            use axum::response::IntoResponse;
+            let Some(id) = message.get("id").cloned() else {
+                return axum::http::StatusCode::ACCEPTED.into_response();
+            };
+            let task = |status: &str| {
+                json!({"taskId": TASK, "status": status, "createdAt": "2026-01-01T00:00:00Z",
+                       "lastUpdatedAt": "2026-01-01T00:00:01Z", "ttlMs": null})
+            };
+            let result = match message["method"].as_str().unwrap_or_default() {
+                "initialize" => json!({
+                    "protocolVersion": message["params"]["protocolVersion"],
+                    "capabilities": {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
+                    "serverInfo": {"name": "rt", "version": "1"},
+                }),
+                "tools/call" => {
+                    let mut t = task("working");
+                    t["resultType"] = json!("task");
+                    t
+                }
+                "tasks/get" if polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+                    let mut t = task("completed");
+                    t["resultType"] = json!("complete");
+                    t["result"] = json!({"content": [{"type": "text", "text": "done"}]});
+                    t
+                }
+                "tasks/get" => {
+                    let mut t = task("working");
+                    t["statusMessage"] = json!("MORE CONTENT, AFTER THE END");
+                    t["resultType"] = json!("complete");
+                    t
+                }
+                _ => json!({}),
+            };
+            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+        }
+    };
+    serve(axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(answer).get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED }),
+    ))
+    .await
+}
+
+/// Red team i30c #7: once a task's end is recorded, a "still working" answer (whose status
+/// message no record covers) never reaches the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_answer_after_a_recorded_end_is_refused() {
+    let url = reviving_upstream().await;
+    let recorder = recorder(u64::MAX).await;
+    let state = gateway(&url, CallRecorder::new(recorder.clone(), Duration::ZERO));
+    let client = agent_over_stdio(state, Agent::default()).await;
+    client
+        .call_tool_once(CallToolRequestParams::new("slow"))
+        .await
+        .expect("answered");
+    let ended = client
+        .peer()
+        .get_task(GetTaskParams::new(TASK))
+        .await
+        .expect("the end, recorded");
+    assert!(
+        serde_json::to_value(&ended)
+            .unwrap()
+            .to_string()
+            .contains("done")
+    );
+    let after = client.peer().get_task(GetTaskParams::new(TASK)).await;
+    match after {
+        Ok(shown) => assert!(
+            !serde_json::to_value(&shown)
+                .unwrap()
+                .to_string()
+                .contains("AFTER THE END"),
+            "a running answer after the recorded end reached the agent: {shown:?}"
+        ),
+        Err(e) => assert!(e.to_string().contains("recorded end"), "{e}"),
+    }
+}
