@@ -171,6 +171,11 @@ impl Gateway {
         let params = request.params.clone();
         let mut meta = context.meta.clone();
         strip_payments(&mut meta);
+        if held {
+            // The approver saw the arguments (and inputs), not the request's `_meta`: a held
+            // call forwards none of it but its progress token (red team i30c #8).
+            meta.0.retain(|key, _| key == "progressToken");
+        }
         let send = |payment: Option<&Value>| {
             let mut forwarded =
                 ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
