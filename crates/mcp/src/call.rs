@@ -173,8 +173,10 @@ impl Gateway {
         strip_payments(&mut meta);
         if held {
             // The approver saw the arguments (and inputs), not the request's `_meta`: a held
-            // call forwards none of it but its progress token (red team i30c #8).
-            meta.0.retain(|key, _| key == "progressToken");
+            // call forwards none of it but its progress token and the protocol's own keys
+            // (red team i30c #8).
+            meta.0
+                .retain(|key, _| HELD_META_KEYS.contains(&key.as_str()));
         }
         let send = |payment: Option<&Value>| {
             let mut forwarded =
@@ -439,6 +441,16 @@ impl Gateway {
         })
     }
 }
+
+/// The keys of a request's `_meta` a held call forwards: its progress token, and what the
+/// 2026 protocol puts there on every request (its version, the client's name and
+/// capabilities).
+const HELD_META_KEYS: &[&str] = &[
+    "progressToken",
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+];
 
 /// A record's `_meta` if its receipt came (or is still awaited), else the MCP error the agent
 /// gets instead of the answer: the server refused the record.

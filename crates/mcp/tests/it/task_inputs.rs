@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 
 use crate::harness::{Agent, TASK, agent_over_stdio, gateway, recorder, serve};
 
-/// A hand-written upstream: `tools/call` issues task TASK; `tasks/update` keeps what it was
-/// sent; `tasks/get` says the task is still working, with a status message carrying content.
-async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
+/// A hand-written upstream: `tools/call` issues task TASK (its params kept under `call`);
+/// `tasks/update` keeps what it was sent; `tasks/get` says the task is still working, with a status message carrying content.
+pub(crate) async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
     let answer = move |axum::Json(message): axum::Json<Value>| {
         let seen = seen.clone();
         async move {
@@ -33,6 +33,9 @@ async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
                     "serverInfo": {"name": "rt", "version": "1"},
                 }),
                 "tools/call" => {
+                    seen.lock()
+                        .unwrap()
+                        .push(json!({ "call": message["params"] }));
                     let mut t = task("working");
                     t["resultType"] = json!("task");
                     t
@@ -84,7 +87,13 @@ async fn task_update_input_responses_are_recorded_before_they_reach_the_tool() {
         .update_task(UpdateTaskParams::new(TASK, responses))
         .await
         .expect("tasks/update is passed");
-    let got = seen.lock().unwrap().clone();
+    let got: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("call").is_none())
+        .cloned()
+        .collect();
     assert_eq!(
         got.len(),
         1,
