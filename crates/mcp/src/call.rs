@@ -474,7 +474,7 @@ fn receipt_checked(
         };
         return Err(ErrorData::internal_error(
             format!(
-                "Chaperone could not record this tool call in time ({ran}), so it withholds \
+                "Chaperone could not record this tool call ({ran}), so it withholds \
                  the answer: {error}"
             ),
             Some(json!({ RECORD_META_KEY: meta })),
