@@ -26,7 +26,9 @@ use crate::{
         within_cap,
     },
     policy::{PolicyDecision, ToolOutcome},
-    record::{CallStatus, RECEIPT_ERROR_KEY, RECORD_META_KEY, ToolCall, bounded_name},
+    record::{
+        CallStatus, OUTBOX_ERROR_KEY, RECEIPT_ERROR_KEY, RECORD_META_KEY, ToolCall, bounded_name,
+    },
 };
 
 /// A name as the server's tool-decision listing takes it (at most
@@ -86,6 +88,7 @@ impl Gateway {
             self.state
                 .policy
                 .decide(&upstream.name, &tool, &arguments, Instant::now());
+        let held = matches!(decision.outcome, ToolOutcome::ApprovalRequired);
         match decision.outcome {
             ToolOutcome::Allowed => {}
             ToolOutcome::Denied => return self.refuse(&call, &decision).await,
@@ -168,6 +171,13 @@ impl Gateway {
         let params = request.params.clone();
         let mut meta = context.meta.clone();
         strip_payments(&mut meta);
+        if held {
+            // The approver saw the arguments (and inputs), not the request's `_meta`: a held
+            // call forwards none of it but its progress token and the protocol's own keys
+            // (red team i30c #8).
+            meta.0
+                .retain(|key, _| HELD_META_KEYS.contains(&key.as_str()));
+        }
         let send = |payment: Option<&Value>| {
             let mut forwarded =
                 ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
@@ -274,7 +284,7 @@ impl Gateway {
                 object.insert("payment_bound".into(), bound);
             }
         }
-        let meta = receipt_checked(&call, meta)?;
+        let meta = receipt_checked(&call, status, meta)?;
         match answer {
             Ok(result) => {
                 if let ServerResult::CreateTaskResult(task) = &result {
@@ -284,6 +294,7 @@ impl Gateway {
                         &call,
                         &decision,
                         recorded.leaf_hash,
+                        held,
                     )?;
                 }
                 upstream_result(result, Some(meta))
@@ -368,7 +379,7 @@ impl Gateway {
         let (recorded, meta) = self
             .record_staged(call, decision, status, output, extra)
             .await?;
-        Ok((recorded, receipt_checked(call, meta)?))
+        Ok((recorded, receipt_checked(call, status, meta)?))
     }
 
     /// [`Gateway::record`], but a record whose receipt failed is returned (with
@@ -388,6 +399,7 @@ impl Gateway {
             .await;
         if let (Ok((recorded, meta)), Some(reporter)) = (&recorded, &self.state.reporter)
             && meta.get(RECEIPT_ERROR_KEY).is_none()
+            && meta.get(OUTBOX_ERROR_KEY).is_none()
             && let Some(body) = reporter.body(
                 &reported_name(call.upstream),
                 &reported_name(call.tool),
@@ -430,9 +442,44 @@ impl Gateway {
     }
 }
 
+/// The keys of a request's `_meta` a held call forwards: its progress token, and what the
+/// 2026 protocol puts there on every request (its version, the client's name and
+/// capabilities).
+const HELD_META_KEYS: &[&str] = &[
+    "progressToken",
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+];
+
 /// A record's `_meta` if its receipt came (or is still awaited), else the MCP error the agent
 /// gets instead of the answer: the server refused the record.
-fn receipt_checked(call: &ToolCall<'_>, meta: Value) -> Result<Value, ErrorData> {
+fn receipt_checked(
+    call: &ToolCall<'_>,
+    status: CallStatus,
+    meta: Value,
+) -> Result<Value, ErrorData> {
+    if let Some(error) = meta.get(OUTBOX_ERROR_KEY).and_then(Value::as_str) {
+        tracing::error!(
+            upstream = %reported_name(call.upstream),
+            tool = %reported_name(call.tool),
+            status = ?status,
+            error = %error,
+            "a tool call's record is late to the outbox: its answer is withheld from the agent"
+        );
+        let ran = if status == CallStatus::Refused {
+            "the tool was not called"
+        } else {
+            "the tool ran"
+        };
+        return Err(ErrorData::internal_error(
+            format!(
+                "Chaperone could not record this tool call ({ran}), so it withholds \
+                 the answer: {error}"
+            ),
+            Some(json!({ RECORD_META_KEY: meta })),
+        ));
+    }
     let Some(error) = meta.get(RECEIPT_ERROR_KEY) else {
         return Ok(meta);
     };

@@ -81,7 +81,8 @@ impl DecisionReporter {
     /// waits until one decides, the `timeout` passes (the server expires the approval then
     /// too) or `cancelled` fires. The request carries what the call will forward (`shown`:
     /// its arguments, and inputs if any) for the approver to read, and names its hash; an
-    /// approval counts only if the server says it approved that hash.
+    /// approval counts only if the server says it approved that hash. Once the request was
+    /// sent, every way of failing withdraws it (best effort), as a cancellation does.
     /// Returns the approval's id and how it ended.
     pub async fn wait_for_approval(
         &self,
@@ -118,6 +119,9 @@ impl DecisionReporter {
         };
         body.arguments = Some(shown);
         if let Err(e) = self.client.tool_decision(&body).await {
+            // The server may have kept it (an answer lost on the way back): withdrawn, so no
+            // approver approves a call that will not run (red team i30c #6).
+            self.withdraw(id).await;
             return (
                 id,
                 Approval::Failed(format!("the server refused the request: {e}")),
@@ -132,6 +136,7 @@ impl DecisionReporter {
                     if a.status == "approved"
                         && a.arguments_hash.is_some_and(|h| h != held_with) =>
                 {
+                    self.withdraw(id).await;
                     return (
                         id,
                         Approval::Failed(format!(
@@ -153,6 +158,7 @@ impl DecisionReporter {
                 }
                 Ok(_) => {}
                 Err(e) if !e.is_retryable() => {
+                    self.withdraw(id).await;
                     return (
                         id,
                         Approval::Failed(format!("reading the approval failed: {e}")),

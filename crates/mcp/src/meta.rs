@@ -27,8 +27,27 @@ pub(crate) fn strip_error(error: &mut ErrorData) {
     }
 }
 
-/// An upstream's answer without the gateway's keys in its `_meta` (and in the `_meta` of a
-/// finished task's `result`), and with `record` (the gateway's record of the call) under
+/// Removes the gateway's keys from what a task's end carries beside the answer's own
+/// `_meta`: its result's `_meta`, and a failed task's error `data` and `_meta` (red team i30c
+/// #4: a forged record in a failed task's `error.data`). `true` if any was removed.
+pub(crate) fn strip_payload(object: &mut Map<String, Value>) -> bool {
+    let mut changed = false;
+    for (outer, inner) in [("result", "_meta"), ("error", "data"), ("error", "_meta")] {
+        if let Some(Value::Object(meta)) = object
+            .get_mut(outer)
+            .and_then(Value::as_object_mut)
+            .and_then(|o| o.get_mut(inner))
+        {
+            let before = meta.len();
+            strip_object(meta);
+            changed |= meta.len() != before;
+        }
+    }
+    changed
+}
+
+/// An upstream's answer without the gateway's keys in its `_meta` (and where a task's end
+/// carries more, [`strip_payload`]), and with `record` (the gateway's record of the call) under
 /// `chaperone.dev/record` when given.
 pub(crate) fn upstream_result(
     result: ServerResult,
@@ -75,17 +94,7 @@ fn rewrite<T: Serialize + DeserializeOwned>(
     let Some(object) = value.as_object_mut() else {
         return Ok(result);
     };
-    let mut changed = false;
-    let nested = object
-        .get_mut("result")
-        .and_then(Value::as_object_mut)
-        .and_then(|r| r.get_mut("_meta"))
-        .and_then(Value::as_object_mut);
-    if let Some(meta) = nested {
-        let before = meta.len();
-        strip_object(meta);
-        changed |= meta.len() != before;
-    }
+    let mut changed = strip_payload(object);
     if let Some(meta) = object.get_mut("_meta").and_then(Value::as_object_mut) {
         let before = meta.len();
         strip_object(meta);

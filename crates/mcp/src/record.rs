@@ -27,6 +27,9 @@ pub enum CallStatus {
     Refused,
     /// The agent cancelled the call.
     Cancelled,
+    /// Recorded before it was sent on: the agent's answers to a task's input requests
+    /// (`tasks/update`), which the task's end answers.
+    Forwarded,
 }
 
 impl CallStatus {
@@ -37,6 +40,7 @@ impl CallStatus {
             Self::UpstreamFailed => "upstream_failed",
             Self::Refused => "refused",
             Self::Cancelled => "cancelled",
+            Self::Forwarded => "forwarded",
         }
     }
 }
@@ -73,6 +77,10 @@ pub const DEFAULT_PERSIST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `_meta` key (beside the record's) saying its receipt could not be had, and why.
 pub(crate) const RECEIPT_ERROR_KEY: &str = "receipt_error";
 
+/// The `_meta` key (beside the record's) saying the record was not in the outbox in time: it
+/// is still queued, but the answer is withheld.
+pub(crate) const OUTBOX_ERROR_KEY: &str = "outbox_error";
+
 impl std::fmt::Debug for CallRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallRecorder")
@@ -107,10 +115,11 @@ impl CallRecorder {
     /// Records one call with its `output` (the result or error as JSON) and returns what goes
     /// into the answer's `_meta` under [`RECORD_META_KEY`]. A record that cannot be written is
     /// an error the caller turns into an MCP error: an unrecorded call must not look recorded.
-    /// It is written when it is in the outbox (it survives a crash); a receipt that could not
-    /// be had (the server refused the batch) is not an error here but `receipt_error` in the
-    /// returned `_meta`, for the caller to finish what the record is needed for (a payment's
-    /// binding) before it fails the call.
+    /// It is written when it is in the outbox (it survives a crash); a record not there within
+    /// the persist timeout (`outbox_error`) or whose receipt could not be had (the server
+    /// refused the batch: `receipt_error`) is not an error here but a key in the returned
+    /// `_meta`, for the caller to finish what the record is needed for (a payment's binding)
+    /// before it fails the call.
     pub async fn record(
         &self,
         call: &ToolCall<'_>,
@@ -145,18 +154,26 @@ impl CallRecorder {
         // outbox in the background and retries a failing disk for ever. An answer shown now
         // could outlive its record: it waits until the record is in the outbox (every record
         // queued so far is: they are written in order).
+        // A record late to the outbox stays queued (the recorder retries): it is returned
+        // with the error in its `_meta`, so a payment is still bound to it once it persists
+        // (red team i30c #2), and the caller withholds the answer.
         match tokio::time::timeout(self.persist_timeout, self.recorder.flush()).await {
             Ok(flushed) => flushed?,
             Err(_) => {
-                return Err(chaperone_sdk::Error::ContentFile(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "record {} was not written to the outbox within {} s (is its disk \
-                         full or read-only, or the outbox full while the server is away?)",
-                        recorded.leaf_hash,
-                        self.persist_timeout.as_secs_f32()
-                    ),
-                )));
+                let mut meta = record_meta(&recorded, None);
+                if let Some(object) = meta.as_object_mut() {
+                    object.insert(
+                        OUTBOX_ERROR_KEY.into(),
+                        format!(
+                            "record {} was not written to the outbox within {} s (is its disk \
+                             full or read-only, or the outbox full while the server is away?)",
+                            recorded.leaf_hash,
+                            self.persist_timeout.as_secs_f32()
+                        )
+                        .into(),
+                    );
+                }
+                return Ok((recorded, meta));
             }
         }
         let receipt = if self.receipt_timeout.is_zero() {

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     gateway::Gateway,
-    meta::{strip_object, upstream_result},
+    meta::{strip_object, strip_payload, upstream_result},
     policy::PolicyDecision,
     record::{CallStatus, ToolCall},
 };
@@ -53,6 +53,9 @@ struct IssuedTask {
     arguments: Map<String, Value>,
     decision: PolicyDecision,
     handle: B256,
+    /// Its call was held for a human (`approval_required`): the approver saw its arguments,
+    /// never the input responses a `tasks/update` would add, so none is forwarded.
+    held: bool,
     /// Its end, once recorded. Held while the end is being recorded, so that another poll
     /// waits for that record rather than passing the end on unrecorded.
     end: Arc<tokio::sync::Mutex<Option<RecordedEnd>>>,
@@ -75,13 +78,7 @@ pub(crate) struct TaskRoutes(Mutex<HashMap<String, Arc<IssuedTask>>>);
 pub(crate) fn shown_end(mut value: Value) -> Value {
     if let Some(object) = value.as_object_mut() {
         object.remove("resultType");
-        if let Some(Value::Object(meta)) = object
-            .get_mut("result")
-            .and_then(|r| r.as_object_mut())
-            .and_then(|r| r.get_mut("_meta"))
-        {
-            strip_object(meta);
-        }
+        strip_payload(object);
         let empty_meta = match object.get_mut("_meta") {
             Some(Value::Object(meta)) => {
                 strip_object(meta);
@@ -133,6 +130,7 @@ impl TaskRoutes {
         call: &ToolCall<'_>,
         decision: &PolicyDecision,
         handle: B256,
+        held: bool,
     ) -> Result<(), ErrorData> {
         let mut tasks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if tasks.len() >= MAX_TASKS {
@@ -161,6 +159,7 @@ impl TaskRoutes {
                 arguments: call.arguments.clone(),
                 decision: decision.clone(),
                 handle,
+                held,
                 end: Arc::default(),
             }),
         );
@@ -194,6 +193,15 @@ impl TaskRoutes {
         } else {
             Err(changed_end(upstream, id, &recorded.meta))
         })
+    }
+
+    /// The record of task `id`'s end, if one was recorded (waits while a poll records it):
+    /// after it, a running task's answer or notice (its status message, its input requests)
+    /// would reach the agent under no record (red team i30c #7).
+    pub(crate) async fn end_record(&self, id: &str, upstream: &str) -> Option<Value> {
+        let task = self.task(id, upstream)?;
+        let end = task.end.lock().await;
+        end.as_ref().map(|recorded| recorded.meta.clone())
     }
 
     /// Task `id`'s end `shown`, recorded by `record` unless it was (then its record, or an
@@ -265,6 +273,10 @@ impl Gateway {
                 None,
             ));
         };
+        if let ClientRequest::UpdateTaskRequest(update) = &request {
+            self.record_update(&id, &upstream.name, &update.params.input_responses)
+                .await?;
+        }
         let answer = self.pass(upstream, request, context).await?;
         // Only a task's own answer passes: anything else (a tool result in answer to
         // `tasks/get`, say) would reach the agent as no record says.
@@ -284,6 +296,9 @@ impl Gateway {
             }
         };
         let Some(status) = end_status(result.task.status()) else {
+            if let Some(meta) = self.tasks.end_record(&id, &upstream.name).await {
+                return Err(changed_end(&upstream.name, &id, &meta));
+            }
             return Ok(ServerResult::GetTaskResult(result));
         };
         let shown = shown_end(serde_json::to_value(&result).map_err(|e| {
@@ -309,6 +324,71 @@ impl Gateway {
             })
             .await?;
         upstream_result(ServerResult::GetTaskResult(result), Some(meta))
+    }
+
+    /// Records a `tasks/update`'s input responses (what the tool will act on, committed as a
+    /// call's arguments are) before they are sent on, under the task's lock (after its end
+    /// nothing is sent). A task whose call a human approved takes none: the approver never
+    /// saw them (red team i30c #3).
+    async fn record_update(
+        &self,
+        id: &str,
+        upstream: &str,
+        responses: &rmcp::model::InputResponses,
+    ) -> Result<(), ErrorData> {
+        let Some(task) = self.tasks.task(id, upstream) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown task `{id}`: no tool call of this session created it"),
+                None,
+            ));
+        };
+        if task.held {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "task `{id}` belongs to a call a human approved: the approver did not see \
+                     these input responses, so the gateway does not forward them (ask for the \
+                     call again with its inputResponses, to be approved with them)"
+                ),
+                None,
+            ));
+        }
+        let end = task.end.lock().await;
+        if let Some(recorded) = end.as_ref() {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "task `{id}` has ended (record {}): it takes no more input",
+                    recorded.meta.get("leaf_hash").unwrap_or(&Value::Null)
+                ),
+                None,
+            ));
+        }
+        let inputs: Map<String, Value> = responses
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+            .collect();
+        let call = ToolCall {
+            upstream: &task.upstream,
+            tool: &task.tool,
+            call_id: task.call_id.clone(),
+            arguments: &inputs,
+        };
+        let extra = Map::from_iter([
+            ("mcp.method.name".to_owned(), json!("tasks/update")),
+            (
+                "mcp.task".to_owned(),
+                json!({ "id": id, "handle_record": task.handle }),
+            ),
+        ]);
+        self.record(
+            &call,
+            &task.decision,
+            CallStatus::Forwarded,
+            &Value::Null,
+            extra,
+        )
+        .await?;
+        drop(end);
+        Ok(())
     }
 }
 
@@ -337,11 +417,11 @@ mod tests {
             approval_timeout: None,
         };
         routes
-            .issued("t1", "b", &call, &decision, B256::ZERO)
+            .issued("t1", "b", &call, &decision, B256::ZERO, false)
             .expect("noted");
         assert!(
             routes
-                .issued("t1", "a", &call, &decision, B256::ZERO)
+                .issued("t1", "a", &call, &decision, B256::ZERO, false)
                 .is_err(),
             "another call's task under the same id"
         );

@@ -142,11 +142,23 @@ impl Service<RoleClient> for UpstreamClient {
             }
             // The result's own `_meta` loses the gateway's keys too, as in a `tasks/get`
             // answer (meta.rs).
-            if let ServerNotification::TaskStatusNotification(status) = &mut notification
-                && let TaskPayload::Completed { result } = &mut status.params.task.payload
-                && let Some(Value::Object(meta)) = result.get_mut("_meta")
-            {
-                crate::meta::strip_object(meta);
+            // A failed task's error `data` and `_meta` too (red team i30c #4).
+            if let ServerNotification::TaskStatusNotification(status) = &mut notification {
+                match &mut status.params.task.payload {
+                    TaskPayload::Completed { result } => {
+                        if let Some(Value::Object(meta)) = result.get_mut("_meta") {
+                            crate::meta::strip_object(meta);
+                        }
+                    }
+                    TaskPayload::Failed { error } => {
+                        for key in ["data", "_meta"] {
+                            if let Some(Value::Object(meta)) = error.get_mut(key) {
+                                crate::meta::strip_object(meta);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
             }
         } else if let ServerNotification::CustomNotification(custom) = &notification
             && custom.method.starts_with("notifications/tasks")
@@ -188,6 +200,11 @@ impl UpstreamClient {
             return None;
         }
         if end_status(status.params.task.status()).is_none() {
+            // Running again after its recorded end: dropped (red team i30c #7).
+            if self.tasks.end_record(&id, &self.name).await.is_some() {
+                tracing::warn!(upstream = %self.name, "dropped a running task's notification after its recorded end");
+                return None;
+            }
             return Some(None);
         }
         let mut shown = serde_json::to_value(&status.params).ok()?;

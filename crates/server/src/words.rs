@@ -38,11 +38,6 @@ pub(crate) async fn units_of(state: &AppState, tokens: Vec<Token>) -> HashMap<To
 /// (maud for HTML, [`crate::webhooks`] for Slack, the CSV writer). It keeps a symbol from
 /// forging a line of its own, reordering the sentence around it, or filling the page.
 pub(crate) fn printable(text: &str, max_chars: usize) -> String {
-    let hides_text = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{FEFF}'
-                | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}')
-    };
     let text = text.trim();
     let mut out: String = text
         .chars()
@@ -53,6 +48,44 @@ pub(crate) fn printable(text: &str, max_chars: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// Whether `c` would hide or move text around it where a person reads it: a control (C0, DEL,
+/// C1), a format character (Unicode category Cf: bidirectional overrides and isolates,
+/// zero-width characters, invisible operators, tags) or a line or paragraph separator.
+pub(crate) fn hides_text(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+            | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+/// `text` with every character that [`hides_text`] written as `\uXXXX` (UTF-16 units, as
+/// JSON writes them: inside a JSON string the result is the same JSON). For what an approver
+/// reads of an agent's call (its arguments, tool name, reasons): a U+202E in an argument must
+/// not make `1000` read `0001`, nor a zero-width space hide a difference (red team i30c #5).
+/// Not escaping for HTML: maud still escapes the result.
+pub(crate) fn shown_escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    if !text.chars().any(hides_text) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hides_text(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// The token a reason names, if any.

@@ -6,5 +6,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod held_calls;
 mod records;
+mod task_inputs;
 mod tasks;

@@ -19,7 +19,7 @@ use super::{PageError, Session, page, reason_line, short, when};
 use crate::{
     AppState,
     http::{ApiError, vote},
-    words::{reason_tokens, units_of},
+    words::{reason_tokens, shown_escaped, units_of},
 };
 
 pub(super) fn router() -> Router<AppState> {
@@ -55,24 +55,46 @@ fn arguments_shown(stored: Option<&str>) -> Markup {
                 (grouped(arguments.total_bytes)) " bytes are shown. The approval binds all of them, "
                 "including the part nobody here can read: deny unless this start is enough to judge the call."
             }
-            pre.arguments { (arguments.json) "…" }
+            pre.arguments { (shown_escaped(&arguments.json)) "…" }
         };
     }
-    html! { (inputs) pre.arguments { (indented(&arguments.json)) } }
+    html! { (inputs) pre.arguments { (laid_out(&shown_escaped(&arguments.json))) } }
 }
 
-/// Compact JSON laid out one member a line, two spaces a level. Re-indented as text, not
-/// parsed and printed again: the approver reads the very keys, order and numbers sent (a
-/// parser would round a large number, or keep one of two equal keys).
-fn indented(json: &str) -> String {
+/// Deepest level the layout indents: deeper members stay at this indent (red team i30c #1:
+/// two spaces a level at every `,` let 64 KiB nested 120 deep become megabytes of HTML).
+const MAX_INDENT_DEPTH: usize = 8;
+
+/// Bytes the layout may add to the JSON as sent; past it the approver reads the compact JSON.
+const MAX_LAYOUT_EXTRA: usize = 4 * 1024;
+
+/// The JSON laid out by [`indented`] when that stays within twice its size plus
+/// [`MAX_LAYOUT_EXTRA`], else the compact JSON as sent: one held call's HTML stays bounded by
+/// its (capped) arguments, whatever their shape.
+fn laid_out(json: &str) -> String {
+    let limit = json
+        .len()
+        .saturating_mul(2)
+        .saturating_add(MAX_LAYOUT_EXTRA);
+    indented(json, limit).unwrap_or_else(|| json.to_owned())
+}
+
+/// Compact JSON laid out one member a line, two spaces a level (at most
+/// [`MAX_INDENT_DEPTH`] levels), or `None` once the layout would pass `limit` bytes.
+/// Re-indented as text, not parsed and printed again: the approver reads the very keys, order
+/// and numbers sent (a parser would round a large number, or keep one of two equal keys).
+fn indented(json: &str, limit: usize) -> Option<String> {
     let mut out = String::with_capacity(json.len() * 2);
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     let mut chars = json.chars().peekable();
     let newline = |out: &mut String, depth: usize| {
         out.push('\n');
-        out.extend(std::iter::repeat_n("  ", depth));
+        out.extend(std::iter::repeat_n("  ", depth.min(MAX_INDENT_DEPTH)));
     };
     while let Some(c) = chars.next() {
+        if out.len() > limit {
+            return None;
+        }
         if in_string {
             out.push(c);
             match c {
@@ -110,7 +132,7 @@ fn indented(json: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
+    (out.len() <= limit).then_some(out)
 }
 
 /// `1234567` as `1,234,567`.
@@ -129,6 +151,9 @@ fn grouped(n: u64) -> String {
 /// Requests the inbox shows at once, the oldest first: a flood of requests (an agent looping
 /// on payments above the threshold) must not make the page, or its queries, unbounded.
 const MAX_SHOWN: u32 = 100;
+
+/// Bytes of held calls' arguments (as HTML) one inbox view shows at most.
+const MAX_ARGUMENTS_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Time left before an approval expires, to the minute.
 fn time_left(seconds: u64) -> String {
@@ -223,12 +248,18 @@ async fn inbox(
     // agent's and its upstreams': maud escapes them). Expired ones are gone: the gateway has
     // stopped waiting.
     let (held, tools_waiting) = state.store().pending_tool_approvals(now, MAX_SHOWN).await?;
+    // The oldest first, until their arguments fill the page's budget: the rest wait for the
+    // next view, counted in the overflow line (red team i30c #1).
+    let mut shown_bytes = 0usize;
     let tools: Vec<(chaperone_api::tools::ToolDecisionView, Markup)> = held
         .into_iter()
-        .filter_map(|mut stored| {
+        .map_while(|mut stored| {
             let arguments = arguments_shown(stored.arguments.take().as_deref());
-            Some((crate::tools::view(stored).ok()?, arguments))
+            shown_bytes += arguments.0.len();
+            (shown_bytes <= MAX_ARGUMENTS_PAGE_BYTES || shown_bytes == arguments.0.len())
+                .then_some((stored, arguments))
         })
+        .filter_map(|(stored, arguments)| Some((crate::tools::view(stored).ok()?, arguments)))
         .collect();
     Ok(page(
         "Approvals",
@@ -236,7 +267,7 @@ async fn inbox(
         html! {
             @for (tool, arguments) in &tools {
                 section.approval.tool id=(format!("tool-{}", tool.id)) {
-                    h2 { "Tool call " code { (tool.upstream) "/" (tool.tool) } }
+                    h2 { "Tool call " code { (shown_escaped(&tool.upstream)) "/" (shown_escaped(&tool.tool)) } }
                     p { "Agent " code { (tool.agent) } " · waiting since " (super::when(tool.received_at))
                         " · tool policy v" (tool.policy_version) " · decision " code { (short(&tool.id)) } }
                     h3 { "Arguments" }
@@ -244,7 +275,7 @@ async fn inbox(
                     @if !tool.reasons.is_empty() {
                         // The gateway's words, quoting names the agent chose: not the server's.
                         h3 { "Reasons " small { "(the agent's own words, as its gateway reported them)" } }
-                        blockquote.agent-words { @for reason in &tool.reasons { div.reason { (reason) } } }
+                        blockquote.agent-words { @for reason in &tool.reasons { div.reason { (shown_escaped(reason)) } } }
                     }
                     dl {
                         dt { "Arguments hash" }
@@ -432,16 +463,74 @@ async fn resolve_tool(
 
 #[cfg(test)]
 mod tests {
-    use super::indented;
+    use chaperone_api::tools::{HeldArguments, MAX_SHOWN_ARGUMENTS_LEN};
+
+    use super::{MAX_INDENT_DEPTH, arguments_shown, laid_out};
 
     #[test]
     fn arguments_are_laid_out_as_sent() {
         let json =
             r#"{"b":[1,{"x":"a,b:{c}\\\"]"}],"a":123456789012345678901234567890,"e":{},"f":[]}"#;
         assert_eq!(
-            indented(json),
+            laid_out(json),
             "{\n  \"b\": [\n    1,\n    {\n      \"x\": \"a,b:{c}\\\\\\\"]\"\n    }\n  ],\n  \
              \"a\": 123456789012345678901234567890,\n  \"e\": {},\n  \"f\": []\n}"
+        );
+    }
+
+    /// Red team i30c #1: arguments just under the shown cap, nested as deep as serde_json
+    /// parses, stay a bounded page each (they were ~8 MB of inbox HTML per held call).
+    #[test]
+    fn deeply_nested_arguments_keep_the_inbox_small() {
+        let depth = 120;
+        let head = format!("{{\"a\":{}", "[".repeat(depth));
+        let tail = format!("{}}}", "]".repeat(depth));
+        let n = (MAX_SHOWN_ARGUMENTS_LEN - head.len() - tail.len() - 1) / 2;
+        let json = format!("{head}{}1{tail}", "1,".repeat(n));
+        let value: serde_json::Value = serde_json::from_str(&json).expect("serde_json parses it");
+        let arguments = value.as_object().expect("an object").clone();
+        let view = HeldArguments::of(&arguments);
+        assert!(!view.is_cut(), "fits the shown cap: {}", view.json.len());
+        let stored = serde_json::to_string(&view).expect("serialises");
+        let html = arguments_shown(Some(&stored)).into_string();
+        assert!(
+            html.len() <= 2 * view.json.len() + 8 * 1024,
+            "one held call of {} bytes is {} bytes of inbox HTML",
+            view.json.len(),
+            html.len()
+        );
+        assert!(
+            20 * html.len() < 8 * 1024 * 1024,
+            "one agent's 20 held calls stay small"
+        );
+        // Still laid out when it fits: the deep members sit at the capped indent.
+        let small = format!("{}1{}", "[".repeat(12), "]".repeat(12));
+        let shown = laid_out(&small);
+        assert!(shown.contains(&format!("\n{}1", "  ".repeat(MAX_INDENT_DEPTH))));
+        assert!(!shown.contains(&" ".repeat(2 * MAX_INDENT_DEPTH + 1)));
+    }
+
+    /// Red team i30c #5: a bidi override (or a zero-width or C1 character) in an argument is
+    /// shown to the approver as `\u202E`, never as the character that reorders the line.
+    #[test]
+    fn unicode_format_characters_in_arguments_are_shown_escaped() {
+        let arguments = serde_json::json!({
+            "pay_to": "alice\u{202E}0001",
+            "note": "a\u{200B}b\u{0085}c\u{2028}d\u{E0041}",
+        });
+        let view = HeldArguments::of(arguments.as_object().expect("an object"));
+        let stored = serde_json::to_string(&view).expect("serialises");
+        let html = arguments_shown(Some(&stored)).into_string();
+        for hidden in ['\u{202E}', '\u{200B}', '\u{0085}', '\u{2028}', '\u{E0041}'] {
+            assert!(
+                !html.contains(hidden),
+                "{hidden:?} reaches the page: {html}"
+            );
+        }
+        assert!(html.contains(r"alice\u202E0001"), "{html}");
+        assert!(
+            html.contains(r"a\u200Bb\u0085c\u2028d\uDB40\uDC41"),
+            "{html}"
         );
     }
 }
