@@ -289,7 +289,11 @@ fn unverified_decisions_fail_unless_the_auditor_accepts_them() {
             b.records.clear();
             b.decision_openings.clear();
         }),
-        ("version 1", |b| b.version = 1),
+        ("version 1 (its record not yet anchored)", |b| {
+            b.version = 1;
+            b.records.clear();
+            b.decision_openings.clear();
+        }),
     ];
     for (what, doctor) in doctorings {
         let mut bundle = bundle_with_decision(key);
@@ -553,4 +557,80 @@ fn a_superseded_pending_record_does_not_verify_an_approved_request() {
              {checked:?}"
         );
     }
+}
+
+/// Fourth red-team review (A, Medium): a view's request id was never compared with its
+/// record's request: one genuine record verified any number of extra views under made-up
+/// request ids (another spend covered by a "verified, approved" decision).
+#[test]
+fn a_view_under_another_request_id_does_not_verify() {
+    let (key, signers) = service();
+    let mut extra = bundle_with_decision(key);
+    let mut other = extra.decisions[0].clone();
+    other.request_id = B256::repeat_byte(0x77);
+    extra.decisions.push(other);
+    let checked = check_decisions(&extra, &signers, true);
+    assert!(
+        checked.is_err(),
+        "a second view of one record, under another request id, verified: {checked:?}"
+    );
+    // The server's bundle shows no agent: the id must still be the record's.
+    let mut bare = bundle_with_decision(key);
+    bare.decisions[0].agent = None;
+    let mut other = bare.decisions[0].clone();
+    other.request_id = B256::repeat_byte(0x78);
+    bare.decisions.push(other);
+    assert!(check_decisions(&bare, &signers, true).is_err());
+}
+
+/// Fourth red-team review (B, Low-medium): a bundle relabelled version 1 skipped the check
+/// that every decision record of the period is opened: every decision could be hidden.
+#[test]
+fn a_version_1_bundle_holding_decision_records_does_not_verify() {
+    let (key, signers) = service();
+    let mut hidden = bundle_with_decision(key);
+    hidden.version = 1;
+    hidden.decisions.clear();
+    hidden.decision_openings.clear();
+    let checked = check_decisions(&hidden, &signers, true);
+    assert!(
+        checked.is_err(),
+        "a version-1 bundle hid its decision records: {checked:?}"
+    );
+}
+
+/// Fourth red-team review (E, High): an approval logged after the period's `to` keeps the
+/// request's `created_at`, so its record is received after `to`, where records are not
+/// chain-checked: a bundle dropping it (and its opening) showed the request as its
+/// superseded pending record, verified. A pending record shown as final is unverified: no
+/// bundle proves that no later record of the request exists.
+#[test]
+fn a_pending_record_superseded_after_the_period_does_not_verify() {
+    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
+    let mut honest = service_chain(
+        &key,
+        &[
+            (0, Outcome::PendingApproval),
+            (1, Outcome::Approved),
+            (0, Outcome::Approved),
+        ],
+    );
+    // The approval is received after the period.
+    honest.records[2].received_ms = honest.to * 1000 + 5;
+    verify_offline(&honest, &key, false).expect("the honest bundle verifies");
+    let mut doctored = honest.clone();
+    let pending = doctored.decision_openings[0].clone();
+    let d = &mut doctored.decisions[0];
+    (d.outcome, d.signed, d.logged_leaf) =
+        (Outcome::PendingApproval, false, Some(pending.leaf_hash));
+    doctored.decision_openings.remove(2);
+    doctored.records.remove(2);
+    let checked = verify_offline(&doctored, &key, false);
+    assert!(
+        checked.is_err(),
+        "an approved request shown as its pending record verified: {checked:?}"
+    );
+    // Accepted as unverified, it is listed so.
+    let accepted = verify_offline(&doctored, &key, true).expect("accepted as unverified");
+    assert_eq!(accepted.unverified.len(), 1);
 }
