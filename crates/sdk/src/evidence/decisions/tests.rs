@@ -432,6 +432,7 @@ fn verify_offline(
     key: &Secp256k1Signer,
     allow_unverified: bool,
 ) -> Result<CheckedDecisions> {
+    super::super::scope::check_period(bundle)?;
     super::super::chains::check_chains(bundle)?;
     let named = DecisionSigners {
         named: vec![key.address()],
@@ -633,4 +634,87 @@ fn a_pending_record_superseded_after_the_period_does_not_verify() {
     // Accepted as unverified, it is listed so.
     let accepted = verify_offline(&doctored, &key, true).expect("accepted as unverified");
     assert_eq!(accepted.unverified.len(), 1);
+}
+
+/// Fourth red-team review (F, Medium-high): the period and scope were the bundle author's
+/// word, never pinned: a bundle with its `to` moved, or scoped to other agents, verified as
+/// the one asked for. What the auditor pins must be the bundle's.
+#[test]
+fn a_bundle_of_another_period_or_scope_than_asked_for_does_not_verify() {
+    use super::super::scope::{ExpectedScope, check_expected};
+    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
+    let bundle = service_chain(&key, &[(0, Outcome::Approved), (1, Outcome::Denied)]);
+    let asked = ExpectedScope {
+        from: Some(bundle.from),
+        to: Some(bundle.to),
+        agents: Some(vec![]),
+        wallets: Some(vec![]),
+    };
+    check_expected(&bundle, &asked).expect("the bundle asked for");
+    check_expected(&bundle, &ExpectedScope::default()).expect("nothing pinned");
+    let doctorings: [Doctoring<EvidenceBundle>; 4] = [
+        ("to moved", |b| b.to -= 1),
+        ("from moved", |b| b.from += 1),
+        ("scoped to an agent", |b| {
+            b.agents = vec![Address::repeat_byte(0x44)]
+        }),
+        ("scoped to a wallet", |b| {
+            b.wallets = vec![Address::repeat_byte(0x11)]
+        }),
+    ];
+    for (what, doctor) in doctorings {
+        let mut doctored = bundle.clone();
+        doctor(&mut doctored);
+        assert!(
+            check_expected(&doctored, &asked).is_err(),
+            "{what}: a bundle of another period or scope passed as the one asked for"
+        );
+    }
+}
+
+/// Fourth red-team review (F): out-of-period content was accepted: a decision dated outside
+/// the period, a record received outside it that is no record of a decision shown (a
+/// record moved past `to` to take it out of the chain check), or a record received after
+/// the checkpoint holding it was anchored.
+#[test]
+fn out_of_period_content_does_not_verify() {
+    use super::super::scope::check_received_before_anchoring;
+    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
+    let steps = [
+        (0, Outcome::Approved),
+        (1, Outcome::Denied),
+        (2, Outcome::Approved),
+    ];
+    let honest = service_chain(&key, &steps);
+    verify_offline(&honest, &key, false).expect("the honest bundle verifies");
+
+    // The period moved past the first decision, which stays.
+    let mut early = honest.clone();
+    early.from += 1;
+    let checked = verify_offline(&early, &key, true);
+    assert!(
+        checked.is_err(),
+        "a decision dated before the period verified: {checked:?}"
+    );
+    // A record received before the period, of no decision shown (its decision left out).
+    let mut stray = honest.clone();
+    stray.from += 1;
+    leave_out(&mut stray, honest.decisions[0].request_id, false);
+    stray.records[0].received_ms = stray.from * 1000 - 1;
+    let checked = verify_offline(&stray, &key, true);
+    assert!(
+        checked.is_err(),
+        "a record from outside the period, of no decision shown, verified: {checked:?}"
+    );
+    // The denied decision left out with its record, and the next record said to be received
+    // after `to` (out of the chain check): its checkpoint was anchored before `to`.
+    let mut moved = honest.clone();
+    leave_out(&mut moved, honest.decisions[1].request_id, true);
+    moved.records[1].received_ms = moved.to * 1000 + 1;
+    let anchored = [(3, honest.to - 100)];
+    check_received_before_anchoring(&honest, &anchored).expect("received before anchoring");
+    assert!(
+        check_received_before_anchoring(&moved, &anchored).is_err(),
+        "a record said to be received after the checkpoint holding it was anchored passed"
+    );
 }
