@@ -313,7 +313,9 @@ async fn inbox(
                                             " (token issued by "
                                             @match &vote.issued_by {
                                                 Some(admin) => span.approver { (admin) },
-                                                None => "the configuration",
+                                                // Markup no name can produce (names are
+                                                // escaped text, and reserved: fourth review C).
+                                                None => em.configured { "the configuration" },
                                             }
                                             ")"
                                         }

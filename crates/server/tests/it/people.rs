@@ -525,6 +525,36 @@ async fn token_names_are_normalised_and_a_live_one_is_taken_in_any_case() {
     assert_eq!(body["revoked"], 1);
 }
 
+/// Fourth red-team review of issue 29 (C, Medium-low): the console shows a vote of a token
+/// the configuration issued as "token issued by the configuration"; an admin could name a
+/// token "the configuration" and its puppets' votes read as configured. The name is
+/// reserved, in any case and spacing.
+#[tokio::test]
+async fn a_token_named_the_configuration_is_refused() {
+    let s = service().await;
+    for reserved in [
+        "the configuration",
+        "Configuration",
+        "  THE   Configuration ",
+        "config",
+    ] {
+        let body = json!({ "name": reserved, "role": "admin" }).to_string();
+        let (status, body) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/tokens",
+            Some(ADMIN),
+            Some(body),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_name")),
+            "{reserved:?}: {body}"
+        );
+    }
+}
+
 /// A quorum's approvers are a list in the ledger and the decisions (one name each, not one
 /// joined string), and each name in an export's cell is text: a name that reads as a formula
 /// is neutralised where it stands in the list.
