@@ -21,7 +21,9 @@ use chaperone_api::{
     ledger::DecisionPayment,
 };
 use chaperone_core::{
-    Address, B256, Commitment, CommitmentKind, Record, Signature, policy::Outcome, readable::units,
+    Address, B256, Commitment, CommitmentKind, Record, Signature,
+    policy::{Outcome, Token},
+    readable::{TokenUnits, units},
     recover_low_s,
 };
 
@@ -322,8 +324,8 @@ pub(crate) fn server_word(d: &DecisionView) -> Vec<&'static str> {
     if !d.reasons_text.is_empty() {
         fields.push("reasons in words");
     }
-    if !d.payments.is_empty() {
-        fields.push("token symbols and decimals");
+    if d.payments.iter().any(|p| p.token != Token::Native) {
+        fields.push("ERC-20 token symbols and decimals");
     }
     if d.payments
         .iter()
@@ -395,6 +397,17 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
         (
             d.agent.is_none() || d.agent == agent,
             "its agent is not the signer of its recorded request",
+        ),
+        // The native token's units are the chain's, not the server's word (fourth red-team
+        // review, D: 1 wei shown as "1 ETH").
+        (
+            d.payments.iter().all(|p| {
+                p.token != Token::Native || {
+                    let native = TokenUnits::native();
+                    (p.token_decimals, &p.token_symbol) == (native.decimals, &native.symbol)
+                }
+            }),
+            "a native payment is not shown in the chain's native units (ETH, 18 decimals)",
         ),
         // The words and the decimal amounts say what the base units say (the symbol and the
         // decimals are the server's word: read from the token, not in the record).

@@ -66,7 +66,7 @@ pub struct UnverifiedDecision {
 pub struct ServerWord {
     /// The decision.
     pub request_id: B256,
-    /// What it shows on the server's word (approvers, reasons in words, token symbols and
+    /// What it shows on the server's word (approvers, reasons in words, ERC-20 token symbols and
     /// decimals, payment status and settlement, the model call it was paid within).
     pub fields: Vec<String>,
 }

@@ -236,7 +236,7 @@ fn doctored_payments_and_approvers_do_not_verify() {
 /// Third red-team review (Medium): a verified decision's payments in words and decimal
 /// amounts were not compared with its record (only how many there were): a bundle could
 /// say "1000 USDC" beside the record's 1 base unit. They are recomputed from the base
-/// units; what no record holds (symbols, decimals, status, settlement, the call it was
+/// units; what no record holds (ERC-20 symbols and decimals, status, settlement, the call it was
 /// paid within, reasons in words) is listed as the server's word.
 #[test]
 fn payment_words_and_amounts_that_contradict_the_record_do_not_verify() {
@@ -267,7 +267,6 @@ fn payment_words_and_amounts_that_contradict_the_record_do_not_verify() {
     assert_eq!(
         checked.server_word[0].fields,
         [
-            "token symbols and decimals",
             "payment status and settlement",
             "the model call it was paid within (call_leaf_hash)"
         ],
@@ -717,4 +716,32 @@ fn out_of_period_content_does_not_verify() {
         check_received_before_anchoring(&moved, &anchored).is_err(),
         "a record said to be received after the checkpoint holding it was anchored passed"
     );
+}
+
+/// Fourth red-team review (D, Low): a payment's decimals and symbol were free, even for the
+/// native token: 1 wei verified as "1 ETH" (decimals 0), or as "0.000000000000000001 BTC".
+/// The native token's are the chain's (ETH, 18).
+#[test]
+fn native_payments_in_other_units_do_not_verify() {
+    let (key, signers) = service();
+    let doctorings: [Doctoring<DecisionView>; 2] = [
+        ("decimals", |d| {
+            d.payments[0].token_decimals = 0;
+            d.payments[0].amount = "1".into();
+            d.payments_text[0] = d.payments[0].words();
+        }),
+        ("symbol", |d| {
+            d.payments[0].token_symbol = "BTC".into();
+            d.payments_text[0] = d.payments[0].words();
+        }),
+    ];
+    for (what, doctor) in doctorings {
+        let mut bundle = bundle_with_decision(key);
+        doctor(&mut bundle.decisions[0]);
+        let checked = check_decisions(&bundle, &signers, true);
+        assert!(
+            checked.is_err(),
+            "a native payment shown in other units ({what}) verified: {checked:?}"
+        );
+    }
 }
