@@ -15,6 +15,7 @@ use chaperone_sdk::{Disclosure, EvidencePolicy, ExpectedScope, TrustedLog};
 use clap::Args;
 use serde_json::json;
 
+use super::report::parse_time;
 use crate::{Output, opts::redact_url};
 
 #[derive(Debug, Args)]
@@ -57,11 +58,12 @@ pub(crate) struct VerifyArgs {
     /// as the server's word) instead of failing the bundle.
     #[arg(long, requires = "evidence")]
     pub(crate) allow_unverified: bool,
-    /// With --bundle: the period's start you asked for (unix seconds); the bundle's must be it.
-    #[arg(long, value_name = "UNIX_SECONDS", requires = "evidence")]
+    /// With --bundle: the period's start you asked for (YYYY-MM-DD, UTC midnight, or Unix
+    /// seconds, as `report --from`): the bundle's must be it.
+    #[arg(long, value_name = "DATE", requires = "evidence", value_parser = parse_time)]
     pub(crate) from: Option<u64>,
-    /// With --bundle: the period's end you asked for (unix seconds, exclusive).
-    #[arg(long, value_name = "UNIX_SECONDS", requires = "evidence")]
+    /// With --bundle: the period's end you asked for (exclusive; as `report --to`).
+    #[arg(long, value_name = "DATE", requires = "evidence", value_parser = parse_time)]
     pub(crate) to: Option<u64>,
     /// With --bundle: the agents you asked for (repeatable): the bundle must be scoped to
     /// exactly these.
