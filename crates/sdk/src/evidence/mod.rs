@@ -316,6 +316,7 @@ pub async fn verify_evidence<P: Provider>(
         chain_id: served,
     };
     let decisions = check_decisions(bundle, &signers, policy.allow_unverified)?;
+    check_erc20_decimals(bundle, provider).await?;
     Ok(VerifiedEvidence {
         period: (bundle.from, bundle.to),
         agents: bundle.agents.clone(),
@@ -411,6 +412,42 @@ async fn cosigner_at<P: Provider>(
         .await
         .map(Some)
         .map_err(|e| chain_error(e.to_string()))
+}
+
+/// Fails when a payment shows an ERC-20 token with other decimals than the token's
+/// `decimals()` at the RPC (fourth red-team review of issue 29, D): an amount in token units
+/// would say another amount than its base units. A token that does not answer is left as the
+/// server's word.
+async fn check_erc20_decimals<P: Provider>(bundle: &EvidenceBundle, provider: &P) -> Result<()> {
+    let mut read: HashMap<Address, Option<u8>> = HashMap::new();
+    for d in &bundle.decisions {
+        for p in &d.payments {
+            let chaperone_core::policy::Token::Erc20(token) = p.token else {
+                continue;
+            };
+            let decimals = match read.get(&token) {
+                Some(decimals) => *decimals,
+                None => {
+                    let decimals = chaperone_chain::TestToken::new(token, provider)
+                        .decimals()
+                        .call()
+                        .await
+                        .ok();
+                    read.insert(token, decimals);
+                    decimals
+                }
+            };
+            if decimals.is_some_and(|decimals| decimals != p.token_decimals) {
+                return Err(invalid(format!(
+                    "decision {}: token {token} has {} decimals on chain; the bundle shows {}",
+                    d.request_id,
+                    decimals.unwrap_or_default(),
+                    p.token_decimals
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The time (unix seconds) of block `number`.
