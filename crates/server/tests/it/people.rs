@@ -553,6 +553,36 @@ async fn a_token_named_the_configuration_is_refused() {
             "{reserved:?}: {body}"
         );
     }
+    // A vote shows its issuers back to the configuration, which is a badge, not a name.
+    let s = quorum_service().await;
+    let mallet = create_token(&s, "mallet", "admin").await;
+    let (status, body) = call(
+        &s.router,
+        "POST",
+        "/v1/admin/tokens",
+        Some(&mallet),
+        Some(json!({ "name": "puppet", "role": "approver" }).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let puppet = body["token"].as_str().unwrap().to_owned();
+    let (_, pending) = crate::cosign::request(&s, 800, 1).await;
+    let id = pending["request_id"].as_str().unwrap().to_owned();
+    let (status, answer) = vote(&s, &id, &puppet, "approve").await;
+    assert_eq!(
+        (status, answer["counted"].as_bool()),
+        (StatusCode::ACCEPTED, Some(true)),
+        "{answer}"
+    );
+    let alice = login(&s.router, APPROVER).await;
+    let (_, _, html) = get_with_cookie(&s.router, "/approvals", &alice).await;
+    assert!(
+        html.contains(
+            "<span class=\"approver\">mallet</span>, issued by <span class=\"approver\">ops</span>, \
+             issued by <em class=\"configured\">the configuration</em>"
+        ),
+        "{html}"
+    );
 }
 
 /// A quorum's approvers are a list in the ledger and the decisions (one name each, not one
