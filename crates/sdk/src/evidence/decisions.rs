@@ -8,9 +8,12 @@
 //! chain, `chains.rs`), and every field a decision shows must be its LAST record's: request
 //! id, wallet, time, outcome, reasons, policy, co-signature, and what the request asks
 //! (method, what each token pays to whom, the agent who signed it). A contradiction makes the
-//! bundle invalid. A decision that cannot be checked (no record, no opening, a version-1
-//! bundle) is unverified: the bundle fails unless the auditor accepts unverified decisions
-//! (red team rt29 F1, F2, F9; third review: completeness and superseded records).
+//! bundle invalid; so is a view under another request id than its record's, a record backing
+//! two views, or a version-1 bundle holding decision records. A decision that cannot be
+//! checked (no record, no opening, a version-1 bundle), or whose last record is pending (a
+//! later one may exist beyond the bundle), is unverified: the bundle fails unless the auditor
+//! accepts unverified decisions (red team rt29 F1, F2, F9; third review: completeness and
+//! superseded records; fourth review A, B, D, E).
 
 use std::collections::{HashMap, HashSet};
 
