@@ -311,6 +311,36 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
             && out.contains("chain without a gap for 4 agent(s)"),
         "{out}"
     );
+    // The period and scope are printed; pinned, they must be the bundle's (fourth red-team
+    // review, F).
+    assert!(
+        out.contains(&format!("(from {from} to {to}, unix seconds")),
+        "{out}"
+    );
+    assert!(out.contains("scope: every agent and wallet"), "{out}");
+    let pinned = |extra: &[&str]| {
+        let output = chaperone()
+            .args(["verify", "--decision-signer", &service_key, "--bundle"])
+            .arg(&bundle_file)
+            .args(["--rpc-url", &devnet.rpc_url(), "--audit-log"])
+            .arg(deployment.audit_log.to_string())
+            .args(["--log-id", &log_id.to_string()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, out) = pinned(&["--from", &from, "--to", &to, "--everything"]);
+    assert_eq!(code, 0, "{out}");
+    let earlier_to = (to.parse::<u64>().unwrap() - 1).to_string();
+    let (code, out) = pinned(&["--to", &earlier_to]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("you asked for to"), "{out}");
+    let (code, out) = pinned(&["--agent", &Address::repeat_byte(0x44).to_string()]);
+    assert_eq!(code, 2, "{out}");
     let (code, out) = python_verify(&bundle_file);
     assert_eq!(code, 0, "{out}");
     // Without the service's key named, a decision record signed by a key no wallet names on

@@ -48,7 +48,8 @@ pub use devnet::{CounterfactualWallet, DevnetInfo, chaperone_command};
 pub use disclosure::{Disclosure, TrustedLog, VerifiedOnChain};
 pub use error::{Error, Result};
 pub use evidence::{
-    EvidencePolicy, ServerWord, UnverifiedDecision, VerifiedEvidence, verify_evidence,
+    EvidencePolicy, ExpectedScope, ServerWord, UnverifiedDecision, VerifiedEvidence,
+    verify_evidence,
 };
 pub use recorder::{Progress, RecordReceipt, Recorded, Recorder, RecorderConfig};
 pub use wallet::{Executed, Payment, PendingPayment, Wallet, WalletConfig};

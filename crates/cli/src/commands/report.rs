@@ -39,7 +39,7 @@ pub(crate) struct ReportArgs {
 }
 
 /// `YYYY-MM-DD` (UTC midnight) or Unix seconds.
-fn parse_time(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<u64, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(seconds);
     }

@@ -11,10 +11,11 @@ use alloy::providers::ProviderBuilder;
 use anyhow::{Context, bail};
 use chaperone_api::{Client, audit::AnchorView, evidence::EvidenceBundle};
 use chaperone_core::{Address, B256, readable::iso8601};
-use chaperone_sdk::{Disclosure, EvidencePolicy, TrustedLog};
+use chaperone_sdk::{Disclosure, EvidencePolicy, ExpectedScope, TrustedLog};
 use clap::Args;
 use serde_json::json;
 
+use super::report::parse_time;
 use crate::{Output, opts::redact_url};
 
 #[derive(Debug, Args)]
@@ -57,6 +58,23 @@ pub(crate) struct VerifyArgs {
     /// as the server's word) instead of failing the bundle.
     #[arg(long, requires = "evidence")]
     pub(crate) allow_unverified: bool,
+    /// With --bundle: the period's start you asked for (YYYY-MM-DD, UTC midnight, or Unix
+    /// seconds, as `report --from`): the bundle's must be it.
+    #[arg(long, value_name = "DATE", requires = "evidence", value_parser = parse_time)]
+    pub(crate) from: Option<u64>,
+    /// With --bundle: the period's end you asked for (exclusive; as `report --to`).
+    #[arg(long, value_name = "DATE", requires = "evidence", value_parser = parse_time)]
+    pub(crate) to: Option<u64>,
+    /// With --bundle: the agents you asked for (repeatable): the bundle must be scoped to
+    /// exactly these.
+    #[arg(long = "agent", value_name = "ADDRESS", requires = "evidence")]
+    pub(crate) agents: Vec<Address>,
+    /// With --bundle: the wallets you asked for (repeatable).
+    #[arg(long = "wallet", value_name = "ADDRESS", requires = "evidence")]
+    pub(crate) wallets: Vec<Address>,
+    /// With --bundle: the bundle must cover everything (scoped to no agent and no wallet).
+    #[arg(long, requires = "evidence", conflicts_with_all = ["agents", "wallets"])]
+    pub(crate) everything: bool,
 }
 
 /// Exit 0 when the record verifies, 2 when it does not.
@@ -70,10 +88,23 @@ pub(crate) async fn run(args: VerifyArgs, out: Output) -> anyhow::Result<ExitCod
         server,
         decision_signers,
         allow_unverified,
+        from,
+        to,
+        agents,
+        wallets,
+        everything,
     } = args;
+    // A scope given pins both lists: an agent asked for and no wallet means no wallet.
+    let scoped = everything || !agents.is_empty() || !wallets.is_empty();
     let policy = EvidencePolicy {
         decision_signers,
         allow_unverified,
+        expected: ExpectedScope {
+            from,
+            to,
+            agents: scoped.then_some(agents),
+            wallets: scoped.then_some(wallets),
+        },
     };
     let url = rpc_url
         .parse()
@@ -222,6 +253,30 @@ async fn verify_evidence<P: alloy::providers::Provider>(
                     .collect();
                 text += &format!(" (signed by {})", signers.join(", "));
             }
+            // The period and scope are the bundle's author's word unless pinned: say them.
+            let list = |l: &[Address]| {
+                l.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            text = format!(
+                "{text}\nPeriod: {} to {} (from {} to {}, unix seconds, to exclusive); scope: {}",
+                iso8601(verified.period.0),
+                iso8601(verified.period.1),
+                verified.period.0,
+                verified.period.1,
+                match (verified.agents.is_empty(), verified.wallets.is_empty()) {
+                    (true, true) => "every agent and wallet".to_owned(),
+                    (false, true) => format!("agents {}", list(&verified.agents)),
+                    (true, false) => format!("wallets {}", list(&verified.wallets)),
+                    (false, false) => format!(
+                        "agents {}; wallets {}",
+                        list(&verified.agents),
+                        list(&verified.wallets)
+                    ),
+                }
+            );
             text += &format!(
                 "\nCompleteness: {} decision records opened (each decision shows its last); the \
                  records received in the period chain without a gap for {} agent(s){}",
@@ -233,6 +288,13 @@ async fn verify_evidence<P: alloy::providers::Provider>(
                     ""
                 }
             );
+            if !verified.service_chains_unchecked.is_empty() {
+                text += &format!(
+                    "\nService chain not checked (bundle scoped to agents or wallets) for {}: a \
+                     decision left out with its record is not detected",
+                    list(&verified.service_chains_unchecked)
+                );
+            }
             for w in &verified.server_word {
                 text += &format!(
                     "\nDecision {}: its {} are the server's word (no decision record commits \

@@ -8,9 +8,12 @@
 //! chain, `chains.rs`), and every field a decision shows must be its LAST record's: request
 //! id, wallet, time, outcome, reasons, policy, co-signature, and what the request asks
 //! (method, what each token pays to whom, the agent who signed it). A contradiction makes the
-//! bundle invalid. A decision that cannot be checked (no record, no opening, a version-1
-//! bundle) is unverified: the bundle fails unless the auditor accepts unverified decisions
-//! (red team rt29 F1, F2, F9; third review: completeness and superseded records).
+//! bundle invalid; so is a view under another request id than its record's, a record backing
+//! two views, or a version-1 bundle holding decision records. A decision that cannot be
+//! checked (no record, no opening, a version-1 bundle), or whose last record is pending (a
+//! later one may exist beyond the bundle), is unverified: the bundle fails unless the auditor
+//! accepts unverified decisions (red team rt29 F1, F2, F9; third review: completeness and
+//! superseded records; fourth review A, B, D, E).
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,7 +24,10 @@ use chaperone_api::{
     ledger::DecisionPayment,
 };
 use chaperone_core::{
-    Address, B256, Commitment, CommitmentKind, Record, Signature, readable::units, recover_low_s,
+    Address, B256, Commitment, CommitmentKind, Record, Signature,
+    policy::{Outcome, Token},
+    readable::{TokenUnits, units},
+    recover_low_s,
 };
 
 use super::{ServerWord, UnverifiedDecision, invalid};
@@ -115,6 +121,21 @@ pub(crate) fn check_decisions(
     // Every decision record: opened, of a decision shown, signed by the service; or, without
     // an opening, dated outside the period (a decision of another period).
     let period = bundle.from.saturating_mul(1000)..bundle.to.saturating_mul(1000);
+    // A version-1 bundle carries no openings: one holding a decision record would hide every
+    // decision (fourth red-team review, B).
+    if bundle.version == 1
+        && let Some(r) = bundle.records.iter().find(|r| {
+            records
+                .get(&r.leaf_hash)
+                .is_some_and(|(_, r)| r.model == DECISION_RECORD_MODEL)
+        })
+    {
+        return Err(invalid(format!(
+            "record {} is a decision record in a version-1 bundle, which opens none: its \
+             decisions cannot be checked (ask the server for a current bundle)",
+            r.index
+        )));
+    }
     let mut opened: HashMap<B256, Opened> = HashMap::new();
     let mut last_of: HashMap<B256, (u64, B256)> = HashMap::new();
     for r in &bundle.records {
@@ -131,7 +152,7 @@ pub(crate) fn check_decisions(
                 .decisions
                 .iter()
                 .any(|d| d.logged_leaf == Some(r.leaf_hash));
-            if bundle.version > 1 && !shown_leaf && period.contains(&record.timestamp_ms) {
+            if !shown_leaf && period.contains(&record.timestamp_ms) {
                 return Err(invalid(format!(
                     "record {index} is a decision record of the period that the bundle does not \
                      open: its decision was left out of the bundle"
@@ -169,6 +190,8 @@ pub(crate) fn check_decisions(
         records_opened: opened.len(),
         server_word: Vec::new(),
     };
+    // Each record backs at most one view (fourth red-team review, A).
+    let mut backing: HashSet<B256> = HashSet::new();
     for d in &bundle.decisions {
         // The decision as it stands is its last record: an earlier one ("pending", before a
         // human approved) cannot stand for it.
@@ -206,8 +229,26 @@ pub(crate) fn check_decisions(
         else {
             continue;
         };
+        if !backing.insert(leaf) {
+            return Err(invalid(format!(
+                "decision {}: its record {leaf} already backs another decision of the bundle",
+                d.request_id
+            )));
+        }
         let record = &records[&leaf].1;
         check_view(d, record, record_opened)?;
+        // No bundle proves that a pending record was not superseded by a later record of
+        // its request (an approval logged after the bundle's last record of the service):
+        // a pending decision is the server's word (fourth red-team review, E).
+        if record_opened.content.outcome == Outcome::PendingApproval {
+            checked.unverified.push(UnverifiedDecision {
+                request_id: d.request_id,
+                reason: "pending: a later record of it (an approval or a denial) may exist \
+                         beyond the bundle"
+                    .to_owned(),
+            });
+            continue;
+        }
         checked.verified += 1;
         if !d.approvers.is_empty() || d.approval_comment.is_some() {
             checked.approvers_unchecked.push(d.request_id);
@@ -286,8 +327,8 @@ pub(crate) fn server_word(d: &DecisionView) -> Vec<&'static str> {
     if !d.reasons_text.is_empty() {
         fields.push("reasons in words");
     }
-    if !d.payments.is_empty() {
-        fields.push("token symbols and decimals");
+    if d.payments.iter().any(|p| p.token != Token::Native) {
+        fields.push("ERC-20 token symbols and decimals");
     }
     if d.payments
         .iter()
@@ -306,6 +347,11 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
     let id = d.request_id;
     let wrong = |what: &str| invalid(format!("decision {id}: {what}"));
     let Opened { request, content } = opened;
+    // The request id is the recorded request's digest (`open_record` checked the opening's
+    // id; the view's must be the same, or one record would back any request).
+    if request.payment.digest(request.chain_id, request.wallet) != id {
+        return Err(wrong("its request id is not its record's request"));
+    }
     // The agent is whoever signed the recorded request (the server checked it was the
     // wallet's agent before deciding).
     let agent = Signature::from_raw(&request.agent_signature)
@@ -354,6 +400,17 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
         (
             d.agent.is_none() || d.agent == agent,
             "its agent is not the signer of its recorded request",
+        ),
+        // The native token's units are the chain's, not the server's word (fourth red-team
+        // review, D: 1 wei shown as "1 ETH").
+        (
+            d.payments.iter().all(|p| {
+                p.token != Token::Native || {
+                    let native = TokenUnits::native();
+                    (p.token_decimals, &p.token_symbol) == (native.decimals, &native.symbol)
+                }
+            }),
+            "a native payment is not shown in the chain's native units (ETH, 18 decimals)",
         ),
         // The words and the decimal amounts say what the base units say (the symbol and the
         // decimals are the server's word: read from the token, not in the record).

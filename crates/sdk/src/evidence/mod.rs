@@ -15,6 +15,7 @@
 
 mod chains;
 mod decisions;
+mod scope;
 
 use std::collections::HashMap;
 
@@ -29,6 +30,8 @@ use serde::Serialize;
 use crate::{Error, Result, TrustedLog, disclosure::parse_origin};
 use chains::check_chains;
 use decisions::{DecisionSigners, check_decisions, opening_wallet};
+pub use scope::ExpectedScope;
+use scope::{check_expected, check_period, check_received_before_anchoring};
 
 /// What the auditor accepts beyond what the chain shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +43,9 @@ pub struct EvidencePolicy {
     /// Accept decisions that cannot be checked against their records (`--allow-unverified`):
     /// they are listed as the server's word instead of failing the bundle.
     pub allow_unverified: bool,
+    /// The period and scope the auditor asked for (`--from/--to/--agent/--wallet`): the
+    /// bundle's must be these.
+    pub expected: ExpectedScope,
 }
 
 /// The bundle versions this verifier reads: 1 has no decision openings (its decisions are all
@@ -60,7 +66,7 @@ pub struct UnverifiedDecision {
 pub struct ServerWord {
     /// The decision.
     pub request_id: B256,
-    /// What it shows on the server's word (approvers, reasons in words, token symbols and
+    /// What it shows on the server's word (approvers, reasons in words, ERC-20 token symbols and
     /// decimals, payment status and settlement, the model call it was paid within).
     pub fields: Vec<String>,
 }
@@ -68,6 +74,17 @@ pub struct ServerWord {
 /// What a bundle proved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifiedEvidence {
+    /// The bundle's period: from (inclusive) to (exclusive), unix seconds. Its author's word
+    /// unless the auditor pinned it ([`ExpectedScope`]).
+    pub period: (u64, u64),
+    /// The agents the bundle is scoped to (none: every agent's records).
+    pub agents: Vec<Address>,
+    /// The wallets the bundle is scoped to (none with no agent either: everything).
+    pub wallets: Vec<Address>,
+    /// Signers of the bundle's decision records (the policy service) whose records the
+    /// chain check did not cover (a bundle scoped to agents or wallets): decisions left out
+    /// with their records are not detected for them.
+    pub service_chains_unchecked: Vec<Address>,
     /// Records proved included.
     pub records: usize,
     /// Checkpoints whose signature and anchor were checked.
@@ -121,6 +138,8 @@ pub async fn verify_evidence<P: Provider>(
             bundle.version
         )));
     }
+    check_expected(bundle, &policy.expected)?;
+    check_period(bundle)?;
     // An empty bundle would verify trivially: say so rather than print VALID.
     if bundle.checkpoints.is_empty() {
         return Err(invalid(
@@ -276,14 +295,33 @@ pub async fn verify_evidence<P: Provider>(
             .verify(&r.leaf_hash, &checkpoint.root)
             .map_err(|e| invalid(format!("record {}: {e}", r.index)))?;
     }
+    let mut anchored_at = Vec::with_capacity(anchors.len());
+    for (size, block) in &anchors {
+        anchored_at.push((*size, block_time(provider, *block).await?));
+    }
+    check_received_before_anchoring(bundle, &anchored_at)?;
     let chains_checked = check_chains(bundle)?;
+    let mut service_chains_unchecked: Vec<Address> = Vec::new();
+    for r in &bundle.records {
+        if r.model == chaperone_api::evidence::DECISION_RECORD_MODEL
+            && !chains_checked.contains(&r.agent)
+            && !service_chains_unchecked.contains(&r.agent)
+        {
+            service_chains_unchecked.push(r.agent);
+        }
+    }
     let signers = DecisionSigners {
         named: policy.decision_signers.clone(),
         on_chain: cosigners_at_anchoring(bundle, provider, &anchors).await?,
         chain_id: served,
     };
     let decisions = check_decisions(bundle, &signers, policy.allow_unverified)?;
+    check_erc20_decimals(bundle, provider).await?;
     Ok(VerifiedEvidence {
+        period: (bundle.from, bundle.to),
+        agents: bundle.agents.clone(),
+        wallets: bundle.wallets.clone(),
+        service_chains_unchecked,
         records: bundle.records.len(),
         checkpoints: bundle.checkpoints.len(),
         consistency_proofs: bundle.consistency.len(),
@@ -374,6 +412,52 @@ async fn cosigner_at<P: Provider>(
         .await
         .map(Some)
         .map_err(|e| chain_error(e.to_string()))
+}
+
+/// Fails when a payment shows an ERC-20 token with other decimals than the token's
+/// `decimals()` at the RPC (fourth red-team review of issue 29, D): an amount in token units
+/// would say another amount than its base units. A token that does not answer is left as the
+/// server's word.
+async fn check_erc20_decimals<P: Provider>(bundle: &EvidenceBundle, provider: &P) -> Result<()> {
+    let mut read: HashMap<Address, Option<u8>> = HashMap::new();
+    for d in &bundle.decisions {
+        for p in &d.payments {
+            let chaperone_core::policy::Token::Erc20(token) = p.token else {
+                continue;
+            };
+            let decimals = match read.get(&token) {
+                Some(decimals) => *decimals,
+                None => {
+                    let decimals = chaperone_chain::TestToken::new(token, provider)
+                        .decimals()
+                        .call()
+                        .await
+                        .ok();
+                    read.insert(token, decimals);
+                    decimals
+                }
+            };
+            if decimals.is_some_and(|decimals| decimals != p.token_decimals) {
+                return Err(invalid(format!(
+                    "decision {}: token {token} has {} decimals on chain; the bundle shows {}",
+                    d.request_id,
+                    decimals.unwrap_or_default(),
+                    p.token_decimals
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The time (unix seconds) of block `number`.
+async fn block_time<P: Provider>(provider: &P, number: u64) -> Result<u64> {
+    provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Number(number))
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?
+        .map(|b| b.header.timestamp)
+        .ok_or_else(|| Error::Chain(format!("the RPC has no block {number}")))
 }
 
 /// The block of `transaction`, which must have succeeded and emitted the trusted

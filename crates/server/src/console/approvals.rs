@@ -4,6 +4,8 @@
 //! inbox confirms what became of it. A request whose agent gave up (its `validUntil` passed)
 //! or whose approval expired leaves the inbox.
 
+use std::collections::HashMap;
+
 use axum::{
     Form, Router,
     extract::{Path, Query, State},
@@ -21,6 +23,46 @@ use crate::{
     http::{ApiError, vote},
     words::{reason_tokens, shown_escaped, units_of},
 };
+
+/// Who issued each token name (its latest token's issuer; `None`: the configuration).
+async fn issuers(state: &AppState) -> Result<HashMap<String, Option<String>>, PageError> {
+    let mut by_name = HashMap::new();
+    // Oldest first: a name's latest token wins.
+    for token in state.store().api_tokens().await? {
+        by_name.insert(token.name, token.created_by);
+    }
+    Ok(by_name)
+}
+
+/// The chain of issuers behind a token `admin` issued, back to a token of the configuration
+/// (fourth red-team review of issue 29, C): who ultimately stands behind a vote.
+fn issuer_chain(admin: &str, issuers: &HashMap<String, Option<String>>) -> Markup {
+    const DEPTH: usize = 8;
+    let mut names = vec![admin.to_owned()];
+    let mut configured = false;
+    let mut current = admin.to_owned();
+    while names.len() <= DEPTH {
+        match issuers.get(&current) {
+            Some(Some(next)) if !names.contains(next) => {
+                names.push(next.clone());
+                current = next.clone();
+            }
+            Some(None) => {
+                configured = true;
+                break;
+            }
+            _ => break,
+        }
+    }
+    html! {
+        @for (i, name) in names.iter().enumerate() {
+            @if i > 0 { ", issued by " }
+            span.approver { (name) }
+        }
+        ", issued by "
+        @if configured { em.configured { "the configuration" } } @else { em.unknown { "an issuer not found" } }
+    }
+}
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -222,6 +264,7 @@ async fn inbox(
     };
     let ids: Vec<B256> = pending.iter().map(|p| p.request_id).collect();
     let votes = state.store().votes(&ids).await?;
+    let issuers = issuers(&state).await?;
     let mut rows = Vec::new();
     for request in &pending {
         // What the recorded request moves, as the policy counts it.
@@ -343,8 +386,10 @@ async fn inbox(
                                         small.issuer {
                                             " (token issued by "
                                             @match &vote.issued_by {
-                                                Some(admin) => span.approver { (admin) },
-                                                None => "the configuration",
+                                                Some(admin) => (issuer_chain(admin, &issuers)),
+                                                // Markup no name can produce (names are
+                                                // escaped text, and reserved: fourth review C).
+                                                None => em.configured { "the configuration" },
                                             }
                                             ")"
                                         }

@@ -16,7 +16,9 @@ pub(crate) const ROLES: &[&str] = &["admin", "approver", "auditor"];
 /// normal form (NFKC) folds together. `,` and `;` are refused too: they separate names in
 /// lists (an approval's `decided_by`, an export's cell). 1 to 64 characters, and not `.` or
 /// `..` (as a URL path segment, every URL parser removes them, so `DELETE /v1/admin/tokens/..`
-/// could never name the token to revoke).
+/// could never name the token to revoke). Names that read as the configuration (`the
+/// configuration`, `configuration`, `config`) are reserved: the console says a token was
+/// issued by the configuration, and no admin's token may pass for one.
 pub(crate) fn token_name(name: &str) -> Result<String, ApiError> {
     let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
     let allowed = |c: char| c.is_ascii_graphic() && c != ',' && c != ';' || c == ' ';
@@ -32,8 +34,22 @@ pub(crate) fn token_name(name: &str) -> Result<String, ApiError> {
              and `;`, and not `.` or `..` (names that look alike must not be two people)",
         ));
     }
-    Ok(name.to_ascii_lowercase())
+    let name = name.to_ascii_lowercase();
+    let bare = name.strip_prefix("the ").unwrap_or(&name);
+    if RESERVED_NAMES.contains(&bare) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
+            format!(
+                "`{name}` is reserved: the console names tokens of the configuration so, and a \
+                 token may not pass for one"
+            ),
+        ));
+    }
+    Ok(name)
 }
+
+/// Names no token may take (after a leading `the `): they read as the configuration's.
+const RESERVED_NAMES: &[&str] = &["configuration", "config", "configured"];
 
 /// Issues a token named `name` (normalised by [`token_name`]) with `role`, by `by`: returns the
 /// name as stored and the token, which is never stored (only its SHA-256).

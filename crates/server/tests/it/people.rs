@@ -525,6 +525,66 @@ async fn token_names_are_normalised_and_a_live_one_is_taken_in_any_case() {
     assert_eq!(body["revoked"], 1);
 }
 
+/// Fourth red-team review of issue 29 (C, Medium-low): the console shows a vote of a token
+/// the configuration issued as "token issued by the configuration"; an admin could name a
+/// token "the configuration" and its puppets' votes read as configured. The name is
+/// reserved, in any case and spacing.
+#[tokio::test]
+async fn a_token_named_the_configuration_is_refused() {
+    let s = service().await;
+    for reserved in [
+        "the configuration",
+        "Configuration",
+        "  THE   Configuration ",
+        "config",
+    ] {
+        let body = json!({ "name": reserved, "role": "admin" }).to_string();
+        let (status, body) = call(
+            &s.router,
+            "POST",
+            "/v1/admin/tokens",
+            Some(ADMIN),
+            Some(body),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_name")),
+            "{reserved:?}: {body}"
+        );
+    }
+    // A vote shows its issuers back to the configuration, which is a badge, not a name.
+    let s = quorum_service().await;
+    let mallet = create_token(&s, "mallet", "admin").await;
+    let (status, body) = call(
+        &s.router,
+        "POST",
+        "/v1/admin/tokens",
+        Some(&mallet),
+        Some(json!({ "name": "puppet", "role": "approver" }).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let puppet = body["token"].as_str().unwrap().to_owned();
+    let (_, pending) = crate::cosign::request(&s, 800, 1).await;
+    let id = pending["request_id"].as_str().unwrap().to_owned();
+    let (status, answer) = vote(&s, &id, &puppet, "approve").await;
+    assert_eq!(
+        (status, answer["counted"].as_bool()),
+        (StatusCode::ACCEPTED, Some(true)),
+        "{answer}"
+    );
+    let alice = login(&s.router, APPROVER).await;
+    let (_, _, html) = get_with_cookie(&s.router, "/approvals", &alice).await;
+    assert!(
+        html.contains(
+            "<span class=\"approver\">mallet</span>, issued by <span class=\"approver\">ops</span>, \
+             issued by <em class=\"configured\">the configuration</em>"
+        ),
+        "{html}"
+    );
+}
+
 /// A quorum's approvers are a list in the ledger and the decisions (one name each, not one
 /// joined string), and each name in an export's cell is text: a name that reads as a formula
 /// is neutralised where it stands in the list.

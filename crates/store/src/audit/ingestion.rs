@@ -130,6 +130,17 @@ impl Store {
             });
         }
 
+        // Received no earlier than the log's last batch: a clock behind it (skew, another
+        // replica after a failover) must not date a later batch before an earlier one, or an
+        // honest evidence pack's chain check fails (fourth red-team review of issue 29, G).
+        let last_received: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(received_at) FROM record_batches")
+                .fetch_one(&mut *tx)
+                .await?;
+        let received_ms = match last_received {
+            Some(last) => received_ms.max(to_u64(last, "received at")?),
+            None => received_ms,
+        };
         let mut frontier = Frontier::from_parts(size, peaks)
             .map_err(|e| Error::Corrupt(format!("log frontier: {e}")))?;
         let mut nodes = Vec::with_capacity(leaves.len() / 32 + 8);

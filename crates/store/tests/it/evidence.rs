@@ -166,3 +166,37 @@ async fn records_are_read_by_receive_time_and_agent_and_by_leaf() {
         assert_eq!(found[0].record.agent, alice.address());
     }
 }
+
+/// Fourth red-team review (G, Low): a batch was dated with the clock of whoever appended it
+/// (the anchorer's tick start, another replica's clock): after a skew or a failover a later
+/// batch could be received "before" an earlier one, and an honest evidence pack failed its
+/// chain check. A batch is received no earlier than the log's last batch.
+#[tokio::test]
+async fn receive_times_never_go_backwards_in_log_order() {
+    use chaperone_core::Secp256k1Signer;
+
+    use crate::log_migration::batch;
+
+    for store in stores().await {
+        let agent = Secp256k1Signer::random().unwrap();
+        let first = batch(&agent, 0, B256::ZERO, 1);
+        let first_leaves = first.leaf_hashes().unwrap();
+        let appended = store
+            .append_batch(&first, &first_leaves, 5_000, &[])
+            .await
+            .unwrap();
+        assert_eq!(appended.received_ms, 5_000);
+        let second = batch(&agent, 1, *first_leaves.last().unwrap(), 1);
+        let second_leaves = second.leaf_hashes().unwrap();
+        let appended = store
+            .append_batch(&second, &second_leaves, 4_000, &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            appended.received_ms, 5_000,
+            "a batch appended with a clock behind the log's was dated before the last batch"
+        );
+        let found = store.records_by_leaf(&second_leaves).await.unwrap();
+        assert_eq!(found[0].received_ms, 5_000);
+    }
+}

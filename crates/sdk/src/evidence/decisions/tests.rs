@@ -236,7 +236,7 @@ fn doctored_payments_and_approvers_do_not_verify() {
 /// Third red-team review (Medium): a verified decision's payments in words and decimal
 /// amounts were not compared with its record (only how many there were): a bundle could
 /// say "1000 USDC" beside the record's 1 base unit. They are recomputed from the base
-/// units; what no record holds (symbols, decimals, status, settlement, the call it was
+/// units; what no record holds (ERC-20 symbols and decimals, status, settlement, the call it was
 /// paid within, reasons in words) is listed as the server's word.
 #[test]
 fn payment_words_and_amounts_that_contradict_the_record_do_not_verify() {
@@ -267,7 +267,6 @@ fn payment_words_and_amounts_that_contradict_the_record_do_not_verify() {
     assert_eq!(
         checked.server_word[0].fields,
         [
-            "token symbols and decimals",
             "payment status and settlement",
             "the model call it was paid within (call_leaf_hash)"
         ],
@@ -289,7 +288,11 @@ fn unverified_decisions_fail_unless_the_auditor_accepts_them() {
             b.records.clear();
             b.decision_openings.clear();
         }),
-        ("version 1", |b| b.version = 1),
+        ("version 1 (its record not yet anchored)", |b| {
+            b.version = 1;
+            b.records.clear();
+            b.decision_openings.clear();
+        }),
     ];
     for (what, doctor) in doctorings {
         let mut bundle = bundle_with_decision(key);
@@ -428,6 +431,7 @@ fn verify_offline(
     key: &Secp256k1Signer,
     allow_unverified: bool,
 ) -> Result<CheckedDecisions> {
+    super::super::scope::check_period(bundle)?;
     super::super::chains::check_chains(bundle)?;
     let named = DecisionSigners {
         named: vec![key.address()],
@@ -551,6 +555,193 @@ fn a_superseded_pending_record_does_not_verify_an_approved_request() {
             checked.is_err(),
             "an approved request shown as its superseded pending record verified ({what}): \
              {checked:?}"
+        );
+    }
+}
+
+/// Fourth red-team review (A, Medium): a view's request id was never compared with its
+/// record's request: one genuine record verified any number of extra views under made-up
+/// request ids (another spend covered by a "verified, approved" decision).
+#[test]
+fn a_view_under_another_request_id_does_not_verify() {
+    let (key, signers) = service();
+    let mut extra = bundle_with_decision(key);
+    let mut other = extra.decisions[0].clone();
+    other.request_id = B256::repeat_byte(0x77);
+    extra.decisions.push(other);
+    let checked = check_decisions(&extra, &signers, true);
+    assert!(
+        checked.is_err(),
+        "a second view of one record, under another request id, verified: {checked:?}"
+    );
+    // The server's bundle shows no agent: the id must still be the record's.
+    let mut bare = bundle_with_decision(key);
+    bare.decisions[0].agent = None;
+    let mut other = bare.decisions[0].clone();
+    other.request_id = B256::repeat_byte(0x78);
+    bare.decisions.push(other);
+    assert!(check_decisions(&bare, &signers, true).is_err());
+}
+
+/// Fourth red-team review (B, Low-medium): a bundle relabelled version 1 skipped the check
+/// that every decision record of the period is opened: every decision could be hidden.
+#[test]
+fn a_version_1_bundle_holding_decision_records_does_not_verify() {
+    let (key, signers) = service();
+    let mut hidden = bundle_with_decision(key);
+    hidden.version = 1;
+    hidden.decisions.clear();
+    hidden.decision_openings.clear();
+    let checked = check_decisions(&hidden, &signers, true);
+    assert!(
+        checked.is_err(),
+        "a version-1 bundle hid its decision records: {checked:?}"
+    );
+}
+
+/// Fourth red-team review (E, High): an approval logged after the period's `to` keeps the
+/// request's `created_at`, so its record is received after `to`, where records are not
+/// chain-checked: a bundle dropping it (and its opening) showed the request as its
+/// superseded pending record, verified. A pending record shown as final is unverified: no
+/// bundle proves that no later record of the request exists.
+#[test]
+fn a_pending_record_superseded_after_the_period_does_not_verify() {
+    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
+    let mut honest = service_chain(
+        &key,
+        &[
+            (0, Outcome::PendingApproval),
+            (1, Outcome::Approved),
+            (0, Outcome::Approved),
+        ],
+    );
+    // The approval is received after the period.
+    honest.records[2].received_ms = honest.to * 1000 + 5;
+    verify_offline(&honest, &key, false).expect("the honest bundle verifies");
+    let mut doctored = honest.clone();
+    let pending = doctored.decision_openings[0].clone();
+    let d = &mut doctored.decisions[0];
+    (d.outcome, d.signed, d.logged_leaf) =
+        (Outcome::PendingApproval, false, Some(pending.leaf_hash));
+    doctored.decision_openings.remove(2);
+    doctored.records.remove(2);
+    let checked = verify_offline(&doctored, &key, false);
+    assert!(
+        checked.is_err(),
+        "an approved request shown as its pending record verified: {checked:?}"
+    );
+    // Accepted as unverified, it is listed so.
+    let accepted = verify_offline(&doctored, &key, true).expect("accepted as unverified");
+    assert_eq!(accepted.unverified.len(), 1);
+}
+
+/// Fourth red-team review (F, Medium-high): the period and scope were the bundle author's
+/// word, never pinned: a bundle with its `to` moved, or scoped to other agents, verified as
+/// the one asked for. What the auditor pins must be the bundle's.
+#[test]
+fn a_bundle_of_another_period_or_scope_than_asked_for_does_not_verify() {
+    use super::super::scope::{ExpectedScope, check_expected};
+    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
+    let bundle = service_chain(&key, &[(0, Outcome::Approved), (1, Outcome::Denied)]);
+    let asked = ExpectedScope {
+        from: Some(bundle.from),
+        to: Some(bundle.to),
+        agents: Some(vec![]),
+        wallets: Some(vec![]),
+    };
+    check_expected(&bundle, &asked).expect("the bundle asked for");
+    check_expected(&bundle, &ExpectedScope::default()).expect("nothing pinned");
+    let doctorings: [Doctoring<EvidenceBundle>; 4] = [
+        ("to moved", |b| b.to -= 1),
+        ("from moved", |b| b.from += 1),
+        ("scoped to an agent", |b| {
+            b.agents = vec![Address::repeat_byte(0x44)]
+        }),
+        ("scoped to a wallet", |b| {
+            b.wallets = vec![Address::repeat_byte(0x11)]
+        }),
+    ];
+    for (what, doctor) in doctorings {
+        let mut doctored = bundle.clone();
+        doctor(&mut doctored);
+        assert!(
+            check_expected(&doctored, &asked).is_err(),
+            "{what}: a bundle of another period or scope passed as the one asked for"
+        );
+    }
+}
+
+/// Fourth red-team review (F): out-of-period content was accepted: a decision dated outside
+/// the period, a record received outside it that is no record of a decision shown (a
+/// record moved past `to` to take it out of the chain check), or a record received after
+/// the checkpoint holding it was anchored.
+#[test]
+fn out_of_period_content_does_not_verify() {
+    use super::super::scope::check_received_before_anchoring;
+    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
+    let steps = [
+        (0, Outcome::Approved),
+        (1, Outcome::Denied),
+        (2, Outcome::Approved),
+    ];
+    let honest = service_chain(&key, &steps);
+    verify_offline(&honest, &key, false).expect("the honest bundle verifies");
+
+    // The period moved past the first decision, which stays.
+    let mut early = honest.clone();
+    early.from += 1;
+    let checked = verify_offline(&early, &key, true);
+    assert!(
+        checked.is_err(),
+        "a decision dated before the period verified: {checked:?}"
+    );
+    // A record received before the period, of no decision shown (its decision left out).
+    let mut stray = honest.clone();
+    stray.from += 1;
+    leave_out(&mut stray, honest.decisions[0].request_id, false);
+    stray.records[0].received_ms = stray.from * 1000 - 1;
+    let checked = verify_offline(&stray, &key, true);
+    assert!(
+        checked.is_err(),
+        "a record from outside the period, of no decision shown, verified: {checked:?}"
+    );
+    // The denied decision left out with its record, and the next record said to be received
+    // after `to` (out of the chain check): its checkpoint was anchored before `to`.
+    let mut moved = honest.clone();
+    leave_out(&mut moved, honest.decisions[1].request_id, true);
+    moved.records[1].received_ms = moved.to * 1000 + 1;
+    let anchored = [(3, honest.to - 100)];
+    check_received_before_anchoring(&honest, &anchored).expect("received before anchoring");
+    assert!(
+        check_received_before_anchoring(&moved, &anchored).is_err(),
+        "a record said to be received after the checkpoint holding it was anchored passed"
+    );
+}
+
+/// Fourth red-team review (D, Low): a payment's decimals and symbol were free, even for the
+/// native token: 1 wei verified as "1 ETH" (decimals 0), or as "0.000000000000000001 BTC".
+/// The native token's are the chain's (ETH, 18).
+#[test]
+fn native_payments_in_other_units_do_not_verify() {
+    let (key, signers) = service();
+    let doctorings: [Doctoring<DecisionView>; 2] = [
+        ("decimals", |d| {
+            d.payments[0].token_decimals = 0;
+            d.payments[0].amount = "1".into();
+            d.payments_text[0] = d.payments[0].words();
+        }),
+        ("symbol", |d| {
+            d.payments[0].token_symbol = "BTC".into();
+            d.payments_text[0] = d.payments[0].words();
+        }),
+    ];
+    for (what, doctor) in doctorings {
+        let mut bundle = bundle_with_decision(key);
+        doctor(&mut bundle.decisions[0]);
+        let checked = check_decisions(&bundle, &signers, true);
+        assert!(
+            checked.is_err(),
+            "a native payment shown in other units ({what}) verified: {checked:?}"
         );
     }
 }

@@ -33,14 +33,6 @@ async fn a_payment_is_bound_to_its_call_once_by_the_agent() {
         ..TestAgent::new()
     };
     let mut stranger = TestAgent::registered(&s.store).await;
-    let late = agent.batch(1, "logged after the co-signature expired");
-    let [late_leaf] = late.verify().unwrap()[..] else {
-        panic!("one record")
-    };
-    s.store
-        .append_batch(&late, &[late_leaf], (valid_until + 1) * 1000, &[])
-        .await
-        .unwrap();
     let mut logged = Vec::new();
     for batch in [
         agent.batch(1, "the call"),
@@ -58,6 +50,27 @@ async fn a_payment_is_bound_to_its_call_once_by_the_agent() {
         logged.push(batch.verify().unwrap()[0]);
     }
     let (leaf, strangers_leaf) = (logged[0], logged[1]);
+    let other = agent.batch(1, "a second call");
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        "/v1/records",
+        None,
+        Some(serde_json::to_string(&other).unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let other = other.verify().unwrap()[0];
+    // Logged after the co-signature expired (after the call: the log's receive times never go
+    // backwards, so it comes last).
+    let late = agent.batch(1, "logged after the co-signature expired");
+    let [late_leaf] = late.verify().unwrap()[..] else {
+        panic!("one record")
+    };
+    s.store
+        .append_batch(&late, &[late_leaf], (valid_until + 1) * 1000, &[])
+        .await
+        .unwrap();
 
     let (status, _) = call(
         &s.router,
@@ -102,17 +115,6 @@ async fn a_payment_is_bound_to_its_call_once_by_the_agent() {
     assert_eq!(body["call_leaf_hash"], json!(leaf));
     let (status, _) = call(&s.router, "POST", &uri, None, Some(bind(leaf, &s.agent))).await;
     assert_eq!(status, StatusCode::OK, "the same binding again is a no-op");
-    let other = agent.batch(1, "a second call");
-    let (status, _) = call(
-        &s.router,
-        "POST",
-        "/v1/records",
-        None,
-        Some(serde_json::to_string(&other).unwrap()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let other = other.verify().unwrap()[0];
     let (status, body) = call(&s.router, "POST", &uri, None, Some(bind(other, &s.agent))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let unknown = format!("/v1/decisions/{}/call", B256::repeat_byte(9));

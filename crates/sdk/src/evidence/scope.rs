@@ -1,0 +1,131 @@
+//! A bundle's period and scope are its author's word: the auditor may pin them
+//! ([`ExpectedScope`], `--from/--to/--agent/--wallet`), and they are always reported. Within
+//! them, a bundle holds nothing from outside its period but the records of the decisions it
+//! shows (fourth red-team review of issue 29, F): a decision dated outside the period, or a
+//! record received outside it that is no record of a decision shown, is an edited bundle. A
+//! record's `received_ms` (the server's word) cannot be after the anchoring of the first
+//! checkpoint that holds it.
+
+use std::collections::{BTreeSet, HashSet};
+
+use chaperone_api::evidence::EvidenceBundle;
+use chaperone_core::{Address, B256};
+
+use super::invalid;
+use crate::Result;
+
+/// The period and scope the auditor asked for: each one given must be the bundle's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedScope {
+    /// The period's start (unix seconds, inclusive).
+    pub from: Option<u64>,
+    /// The period's end (unix seconds, exclusive).
+    pub to: Option<u64>,
+    /// The agents the bundle must be scoped to (empty list: none, i.e. everyone's).
+    pub agents: Option<Vec<Address>>,
+    /// The wallets the bundle must be scoped to (empty list: none).
+    pub wallets: Option<Vec<Address>>,
+}
+
+/// Fails unless `bundle`'s period and scope are what the auditor `expected`.
+pub(crate) fn check_expected(bundle: &EvidenceBundle, expected: &ExpectedScope) -> Result<()> {
+    if bundle.from >= bundle.to {
+        return Err(invalid(format!(
+            "the bundle's period is empty (from {} to {})",
+            bundle.from, bundle.to
+        )));
+    }
+    let set = |list: &[Address]| list.iter().copied().collect::<BTreeSet<_>>();
+    let mismatch = |what: &str, asked: String, found: String| {
+        invalid(format!(
+            "you asked for {what} {asked}; the bundle's {what} is {found}"
+        ))
+    };
+    if let Some(from) = expected.from
+        && from != bundle.from
+    {
+        return Err(mismatch("from", from.to_string(), bundle.from.to_string()));
+    }
+    if let Some(to) = expected.to
+        && to != bundle.to
+    {
+        return Err(mismatch("to", to.to_string(), bundle.to.to_string()));
+    }
+    if let Some(agents) = &expected.agents
+        && set(agents) != set(&bundle.agents)
+    {
+        return Err(mismatch(
+            "agents",
+            format!("{agents:?}"),
+            format!("{:?}", bundle.agents),
+        ));
+    }
+    if let Some(wallets) = &expected.wallets
+        && set(wallets) != set(&bundle.wallets)
+    {
+        return Err(mismatch(
+            "wallets",
+            format!("{wallets:?}"),
+            format!("{:?}", bundle.wallets),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails when the bundle holds a decision dated outside its period, or a record received
+/// outside it that is no record of a decision it shows.
+pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
+    let (from, to) = (bundle.from, bundle.to);
+    if let Some(d) = bundle
+        .decisions
+        .iter()
+        .find(|d| !(from..to).contains(&d.created_at))
+    {
+        return Err(invalid(format!(
+            "decision {} is dated {}, outside the bundle's period ({from} to {to})",
+            d.request_id, d.created_at
+        )));
+    }
+    let shown: HashSet<B256> = bundle.decisions.iter().map(|d| d.request_id).collect();
+    let of_a_decision: HashSet<B256> = bundle
+        .decision_openings
+        .iter()
+        .filter(|o| shown.contains(&o.request_id))
+        .map(|o| o.leaf_hash)
+        .chain(bundle.decisions.iter().filter_map(|d| d.logged_leaf))
+        .collect();
+    let period = from.saturating_mul(1000)..to.saturating_mul(1000);
+    if let Some(r) = bundle
+        .records
+        .iter()
+        .find(|r| !period.contains(&r.received_ms) && !of_a_decision.contains(&r.leaf_hash))
+    {
+        return Err(invalid(format!(
+            "record {} was received at {} ms, outside the bundle's period, and is no record \
+             of a decision it shows",
+            r.index, r.received_ms
+        )));
+    }
+    Ok(())
+}
+
+/// Fails when a record's `received_ms` is after the anchoring (block time, `anchored_at`:
+/// (checkpoint size, unix seconds), by increasing size) of the first checkpoint holding it.
+pub(crate) fn check_received_before_anchoring(
+    bundle: &EvidenceBundle,
+    anchored_at: &[(u64, u64)],
+) -> Result<()> {
+    for r in &bundle.records {
+        let Some((size, at)) = anchored_at.iter().find(|(size, _)| *size > r.index) else {
+            continue;
+        };
+        if r.received_ms > at.saturating_mul(1000).saturating_add(999) {
+            return Err(invalid(format!(
+                "record {} says it was received at {} ms, after checkpoint {size} holding it \
+                 was anchored (block time {at})",
+                r.index, r.received_ms
+            )));
+        }
+    }
+    Ok(())
+}
