@@ -172,11 +172,7 @@ impl Gateway {
         let mut meta = context.meta.clone();
         strip_payments(&mut meta);
         if held {
-            // The approver saw the arguments (and inputs), not the request's `_meta`: a held
-            // call forwards none of it but its progress token and the protocol's own keys
-            // (red team i30c #8).
-            meta.0
-                .retain(|key, _| HELD_META_KEYS.contains(&key.as_str()));
+            keep_held_meta(&mut meta);
         }
         let send = |payment: Option<&Value>| {
             let mut forwarded =
@@ -442,15 +438,13 @@ impl Gateway {
     }
 }
 
-/// The keys of a request's `_meta` a held call forwards: its progress token, and what the
-/// 2026 protocol puts there on every request (its version, the client's name and
-/// capabilities).
-const HELD_META_KEYS: &[&str] = &[
-    "progressToken",
-    "io.modelcontextprotocol/protocolVersion",
-    "io.modelcontextprotocol/clientInfo",
-    "io.modelcontextprotocol/clientCapabilities",
-];
+/// Cuts a held call's `_meta` to its progress token: the approver saw none of the rest, so
+/// none of it is forwarded (red team i30c #8). The protocol's own keys (its version, the
+/// client's name and capabilities) go too: they hold whatever the agent wrote, and rmcp
+/// writes its own on a request to an upstream whose protocol wants them.
+pub(crate) fn keep_held_meta(meta: &mut rmcp::model::RequestMetaObject) {
+    meta.0.retain(|key, _| key == "progressToken");
+}
 
 /// A record's `_meta` if its receipt came (or is still awaited), else the MCP error the agent
 /// gets instead of the answer: the server refused the record.

@@ -277,6 +277,11 @@ impl Gateway {
             self.record_update(&id, &upstream.name, &update.params.input_responses)
                 .await?;
         }
+        let mut context = context;
+        if self.tasks.task(&id, &upstream.name).is_some_and(|t| t.held) {
+            // A held call's task forwards no more of the agent's `_meta` than the call did.
+            crate::call::keep_held_meta(&mut context.meta);
+        }
         let answer = self.pass(upstream, request, context).await?;
         // Only a task's own answer passes: anything else (a tool result in answer to
         // `tasks/get`, say) would reach the agent as no record says.

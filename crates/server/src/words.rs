@@ -52,7 +52,8 @@ pub(crate) fn printable(text: &str, max_chars: usize) -> String {
 
 /// Whether `c` would hide or move text around it where a person reads it: a control (C0, DEL,
 /// C1), a format character (Unicode category Cf: bidirectional overrides and isolates,
-/// zero-width characters, invisible operators, tags) or a line or paragraph separator.
+/// zero-width characters, invisible operators, tags), a line or paragraph separator, or any
+/// other character Unicode says to draw as nothing (Default_Ignorable_Code_Point).
 pub(crate) fn hides_text(c: char) -> bool {
     c.is_control()
         || matches!(c,
@@ -61,7 +62,13 @@ pub(crate) fn hides_text(c: char) -> bool {
             | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
             | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
             | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}'
+            // The rest of Unicode's Default_Ignorable_Code_Point (drawn as nothing, though not
+            // format characters: variation selectors, Hangul fillers, the combining grapheme
+            // joiner…) and the braille blank, which draws as a space (red team i30c round 3).
+            | '\u{034F}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// `text` with every character that [`hides_text`] written as `\uXXXX` (UTF-16 units, as
@@ -115,4 +122,36 @@ pub(crate) fn reason_words(reason: &Reason, units: &HashMap<Token, TokenUnits>) 
 pub(crate) async fn reasons_in_words(state: &AppState, reasons: &[Reason]) -> Vec<String> {
     let units = units_of(state, reason_tokens(reasons)).await;
     reasons.iter().map(|r| reason_words(r, &units)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_escaped;
+
+    #[test]
+    fn characters_drawn_as_nothing_are_shown_escaped_to_the_approver() {
+        // Each would make `alice<c>` look like `alice` while other bytes are forwarded.
+        for c in [
+            '\u{E0100}',
+            '\u{FE0F}',
+            '\u{034F}',
+            '\u{115F}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{17B4}',
+            '\u{180B}',
+            '\u{2800}',
+            '\u{202E}',
+            '\u{200B}',
+        ] {
+            let name = format!("alice{c}");
+            let shown = shown_escaped(&name);
+            assert!(
+                shown.starts_with("alice\\u") && !shown.contains(c),
+                "U+{:04X} was shown as {shown:?}",
+                c as u32
+            );
+        }
+        assert_eq!(shown_escaped("alice é 日本"), "alice é 日本");
+    }
 }

@@ -17,7 +17,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{PageError, Session, export_url, filter_status, page_response, short, when};
-use crate::AppState;
+use crate::{AppState, words::shown_escaped};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/decisions/tools", get(tool_decisions))
@@ -107,7 +107,8 @@ async fn tool_decisions(
 }
 
 /// The tool decisions' table (this page's and the Decisions page's): tool names, reasons and
-/// hashes are the agents' and their upstreams', escaped by maud.
+/// hashes are the agents' and their upstreams', escaped by maud; characters drawn as nothing
+/// or that reorder text are shown as `\uXXXX` (`shown_escaped`), as in the approvals inbox.
 pub(super) fn table(rows: &[ToolDecisionView]) -> Markup {
     html! {
         table.decisions.tools {
@@ -117,9 +118,9 @@ pub(super) fn table(rows: &[ToolDecisionView]) -> Markup {
                     tr class=(row.outcome.as_str()) {
                         td { (when(row.received_at)) }
                         td { (short(&row.agent)) }
-                        td { code { (row.upstream) "/" (row.tool) } }
+                        td { code { (shown_escaped(&row.upstream)) "/" (shown_escaped(&row.tool)) } }
                         td.outcome { (row.outcome.as_str().replace('_', " ")) }
-                        td { @for reason in &row.reasons { div.reason { (reason) } } }
+                        td { @for reason in &row.reasons { div.reason { (shown_escaped(reason)) } } }
                         td.approval {
                             @if let Some(status) = &row.approval_status {
                                 (status)
