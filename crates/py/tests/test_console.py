@@ -491,8 +491,12 @@ def test_two_approvers_reach_a_quorum_in_the_browser(
         WebDriverWait(browser, 20).until(lambda d: "done=" in d.current_url)
         assert "1 of 2 approvers so far, 1 more needed" in browser.page_source
         section = browser.find_element(By.ID, f"request-{pending.request_id}")
-        # Each approver is shown with who issued the token that voted (red-team F8).
-        assert "1 of 2 approved (desk-one (token issued by bootstrap))" in section.text, section.text
+        # Each approver is shown with the chain of admins that issued the token that voted,
+        # back to the configuration (red-team F8, and the fourth issue-29 review's C).
+        assert (
+            "1 of 2 approved (desk-one (token issued by bootstrap, issued by the configuration))"
+            in section.text
+        ), section.text
         shot(browser, "approvals-quorum")
         thread.join(timeout=2)
         assert thread.is_alive() and not outcome, f"co-signed before the quorum: {outcome}"
