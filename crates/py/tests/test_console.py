@@ -40,6 +40,7 @@ from selenium.common.exceptions import (
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 VENDOR = "0x4242424242424242424242424242424242424242"
@@ -80,12 +81,13 @@ def shot(browser: WebDriver, name: str) -> None:
 
 
 def submit(browser: WebDriver, button: str, until: str) -> None:
-    """Clicks a form's button and waits for the page it leads to (its URL contains `until`)."""
-    before = browser.current_url
-    browser.find_element(By.CSS_SELECTOR, button).click()
-    WebDriverWait(browser, 20).until(
-        lambda d: d.current_url != before or until in d.current_url
-    )
+    """Clicks a form's button and waits for the page it leads to (its URL contains `until`).
+
+    The old page must be gone first: the login page's own URL (`/login?next=/people`)
+    already contains `/people`, so the URL alone would be read before the form is sent."""
+    clicked = browser.find_element(By.CSS_SELECTOR, button)
+    clicked.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(clicked))
     WebDriverWait(browser, 20).until(lambda d: until in d.current_url)
 
 
