@@ -135,7 +135,10 @@ pub(crate) fn check_received_before_anchoring(
         let Some((size, at)) = anchored_at.iter().find(|(size, _)| *size > r.index) else {
             continue;
         };
-        if r.received_ms > at.saturating_mul(1000).saturating_add(RECEIVE_TIME_TOLERANCE_MS) {
+        if r.received_ms
+            > at.saturating_mul(1000)
+                .saturating_add(RECEIVE_TIME_TOLERANCE_MS)
+        {
             return Err(invalid(format!(
                 "record {} says it was received at {} ms, more than {} s after the log was \
                  first anchored on chain holding it (size {size}, block time {at})",

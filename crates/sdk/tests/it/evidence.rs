@@ -21,11 +21,8 @@ fn records(agent: &Secp256k1Signer, n: u64) -> Vec<Record> {
     let mut previous = B256::ZERO;
     (0..n)
         .map(|sequence| {
-            let commit = |kind, text: String| {
-                Opening::new(kind, text.into_bytes())
-                    .unwrap()
-                    .commitment()
-            };
+            let commit =
+                |kind, text: String| Opening::new(kind, text.into_bytes()).unwrap().commitment();
             let record = Record {
                 agent: agent.address(),
                 sequence,
@@ -173,10 +170,8 @@ async fn a_receive_time_after_the_first_anchoring_holding_it_does_not_verify() {
             decision_openings: vec![],
         }
     };
-    let (before_first, before_second) = (
-        (first_anchored - 10) * 1000,
-        (first_anchored + 500) * 1000,
-    );
+    let (before_first, before_second) =
+        ((first_anchored - 10) * 1000, (first_anchored + 500) * 1000);
     let honest = [before_first, before_first, before_second, before_second];
     let policy = EvidencePolicy::default();
     for proved_against in [[2, 2, 4, 4], [4, 4, 4, 4]] {
@@ -185,7 +180,12 @@ async fn a_receive_time_after_the_first_anchoring_holding_it_does_not_verify() {
             .unwrap_or_else(|e| panic!("the honest bundle ({proved_against:?}) failed: {e}"));
     }
     // Record 1 dated 400 s after the anchoring of checkpoint 2, which holds it.
-    let moved = [before_first, (first_anchored + 400) * 1000, before_second, before_second];
+    let moved = [
+        before_first,
+        (first_anchored + 400) * 1000,
+        before_second,
+        before_second,
+    ];
     let refused = verify_evidence(&bundle([4, 4, 4, 4], moved), &owner, &trusted, &policy)
         .await
         .expect_err("a receive time after the first anchoring holding it verified");

@@ -257,13 +257,21 @@ async fn a_clock_that_ran_ahead_is_warned_about_once() {
         assert_eq!(append(now + 3_600_000).await, now + 3_600_000);
         assert_eq!(append(now).await, now + 3_600_000);
         assert_eq!(append(now + 1_000).await, now + 3_600_000);
-        assert_eq!(warnings() - before, 1, "a clock held ahead is warned about once");
+        assert_eq!(
+            warnings() - before,
+            1,
+            "a clock held ahead is warned about once"
+        );
         // Held within the tolerance: no warning. Caught up, then ahead again: warned again.
         append(now + 3_600_000 - RECEIVE_TIME_TOLERANCE_MS).await;
         append(now + 3_600_000 + 1).await;
         assert_eq!(warnings() - before, 1);
         append(now + 7_200_000).await;
         append(now + 3_700_000).await;
-        assert_eq!(warnings() - before, 2, "a second episode is warned about again");
+        assert_eq!(
+            warnings() - before,
+            2,
+            "a second episode is warned about again"
+        );
     }
 }
