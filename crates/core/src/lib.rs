@@ -36,5 +36,5 @@ pub use hash::{EMPTY_ROOT, leaf_hash, node_hash};
 pub use keys::{Secp256k1Signer, recover_low_s, recover_low_s_k256};
 pub use log::{Frontier, MemoryNodeStore, MerkleLog, NodeId, NodeStore};
 pub use proof::{ConsistencyProof, InclusionProof, ProofPlan, SubtreeRange};
-pub use receipt::{BatchReceipt, receipt_message};
+pub use receipt::{BatchReceipt, RECEIVE_TIME_TOLERANCE_MS, receipt_message};
 pub use record::{MAX_MODEL_ID_LEN, RECORD_VERSION, Record};

@@ -13,6 +13,19 @@ use crate::{
     keys::recover_low_s,
 };
 
+/// How far a record's receive time (the log operator's clock, [`BatchReceipt::timestamp_ms`])
+/// may stray from the clocks an auditor compares it with, in ms: the chain's block time of the
+/// first anchoring that holds the record (it cannot have been received after), and the time
+/// the policy service signed into its own records (they are logged after what they record).
+///
+/// Why 30 s: a batch is dated by the clock of the replica that appends it, and replicas decide
+/// only within `MAX_CLOCK_SKEW_SECS` (5 s) of the database's clock, so two of them may be 10 s
+/// apart; a block's time is its sequencer's clock or its slot's start (12 s slots on Ethereum,
+/// before the block is seen). 30 s covers both with room to spare, and it is all that a bundle
+/// editor gains: a receive time moved at most 30 s past an anchoring or before a signed time.
+/// The store warns when its receive times run further ahead of its clock than this.
+pub const RECEIVE_TIME_TOLERANCE_MS: u64 = 30_000;
+
 /// The message an operator signs for a receipt (EIP-191 over these bytes).
 pub fn receipt_message(
     origin: &str,

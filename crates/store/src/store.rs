@@ -47,6 +47,9 @@ pub struct Store {
     /// The deciding clock's second at which the skew was last found within the bound: the
     /// database's clock is asked at most once a second, not inside every decision's lock.
     pub(crate) skew_checked_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether the log's receive times, held ahead of this server's clock beyond the tolerance,
+    /// were warned about (once per episode: audit/ingestion.rs).
+    pub(crate) clock_ahead_warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Parsed policies by wallet, with their version: a (wallet, version) never changes (a
     /// new policy is a new version), so a decision batch reads only the versions under the
     /// wallets' locks and parses a document once.
@@ -256,6 +259,7 @@ impl Store {
             backend,
             max_clock_skew: Some(MAX_CLOCK_SKEW_SECS),
             skew_checked_at: Default::default(),
+            clock_ahead_warned: Default::default(),
             policies: Default::default(),
             wallets: Default::default(),
         })

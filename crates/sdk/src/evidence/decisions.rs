@@ -38,8 +38,8 @@ use crate::Result;
 pub(crate) struct DecisionSigners {
     /// Keys the auditor named.
     pub(crate) named: Vec<Address>,
-    /// Each (wallet, record leaf): the wallet's `cosigner()` at the anchoring block of the
-    /// first checkpoint of the bundle that holds the record.
+    /// Each (wallet, record leaf): the wallet's `cosigner()` at the block of the first
+    /// anchoring on chain that holds the record.
     pub(crate) on_chain: HashMap<(Address, B256), Address>,
     /// The chain those co-signers were read from: a recorded request must be of it.
     pub(crate) chain_id: u64,
@@ -435,4 +435,4 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -7,12 +7,17 @@
 //!
 //! An empty bundle proves nothing, so it is refused. Each agent's records received in the
 //! period must chain without a gap (`chains.rs`): none was left out between two the bundle
-//! holds. A decision's fields are the server's word until checked against the decision's own
+//! holds. Which records are "in the period" is the server's unsigned `received_ms`, so it is
+//! held to what the log guarantees: never back in log order, a service record not before the
+//! time it was signed with, nothing before the period (`scope.rs`), nothing after the first
+//! anchoring on chain that holds it (found from the chain's `Anchored` events, `anchoring.rs`),
+//! and in a bundle of everything no index missing between two records of the period. A decision's fields are the server's word until checked against the decision's own
 //! records (`decisions.rs`): every decision record opened, signed by the wallet's co-signer on
 //! chain when it was first anchored (or a key the auditor names), each decision showing what
 //! its last record says. A contradiction makes the bundle invalid; a decision that cannot be
 //! checked fails it too, unless the auditor accepts unverified decisions ([`EvidencePolicy`]).
 
+mod anchoring;
 mod chains;
 mod decisions;
 mod scope;
@@ -21,15 +26,16 @@ use std::collections::HashMap;
 
 use alloy::providers::Provider;
 use chaperone_api::evidence::{EVIDENCE_VERSION, EvidenceBundle};
-use chaperone_chain::{AgentWallet, AuditLog};
+use chaperone_chain::AuditLog;
 use chaperone_core::{
     Address, B256, CheckpointVerifier, ConsistencyProof, Record, SignedCheckpoint, leaf_hash,
 };
 use serde::Serialize;
 
 use crate::{Error, Result, TrustedLog, disclosure::parse_origin};
-use chains::check_chains;
-use decisions::{DecisionSigners, check_decisions, opening_wallet};
+use anchoring::{anchored_in, block_time, cosigners_at_anchoring, first_anchorings};
+use chains::{check_chains, check_receive_times};
+use decisions::{DecisionSigners, check_decisions};
 pub use scope::ExpectedScope;
 use scope::{check_expected, check_period, check_received_before_anchoring};
 
@@ -295,8 +301,12 @@ pub async fn verify_evidence<P: Provider>(
             .verify(&r.leaf_hash, &checkpoint.root)
             .map_err(|e| invalid(format!("record {}: {e}", r.index)))?;
     }
-    let mut anchored_at = Vec::with_capacity(anchors.len());
-    for (size, block) in &anchors {
+    check_receive_times(bundle)?;
+    // Each record's first anchoring, found on chain: not the checkpoint the bundle proves it
+    // against, which its author chooses (fifth red-team review of issue 29, Medium).
+    let first_holding = first_anchorings(bundle, provider, trusted, &anchors).await?;
+    let mut anchored_at = Vec::with_capacity(first_holding.len());
+    for (size, block) in &first_holding {
         anchored_at.push((*size, block_time(provider, *block).await?));
     }
     check_received_before_anchoring(bundle, &anchored_at)?;
@@ -312,7 +322,7 @@ pub async fn verify_evidence<P: Provider>(
     }
     let signers = DecisionSigners {
         named: policy.decision_signers.clone(),
-        on_chain: cosigners_at_anchoring(bundle, provider, &anchors).await?,
+        on_chain: cosigners_at_anchoring(bundle, provider, &first_holding).await?,
         chain_id: served,
     };
     let decisions = check_decisions(bundle, &signers, policy.allow_unverified)?;
@@ -341,77 +351,6 @@ pub async fn verify_evidence<P: Provider>(
         operator: info.operator,
         anchors,
     })
-}
-
-/// For each decision record the bundle opens, its wallet's `cosigner()` at the anchoring block
-/// of the first checkpoint of the bundle that holds the record (not the one its proof chose: a
-/// co-signer rotated in between must not be credited), by (wallet, record leaf): who may have
-/// signed it. A wallet with no code there (not deployed yet) has none; an RPC failure fails the
-/// check.
-async fn cosigners_at_anchoring<P: Provider>(
-    bundle: &EvidenceBundle,
-    provider: &P,
-    anchors: &[(u64, u64)],
-) -> Result<HashMap<(Address, B256), Address>> {
-    let index_of: HashMap<B256, u64> = bundle
-        .records
-        .iter()
-        .map(|r| (r.leaf_hash, r.index))
-        .collect();
-    // Anchors by increasing size (the checkpoints were checked to be in order).
-    let first_holding = |index: u64| {
-        anchors
-            .iter()
-            .find(|(size, _)| *size > index)
-            .map(|(_, block)| *block)
-    };
-    let mut read: HashMap<(Address, u64), Option<Address>> = HashMap::new();
-    let mut out = HashMap::new();
-    for o in &bundle.decision_openings {
-        let Some(wallet) = opening_wallet(o) else {
-            continue;
-        };
-        let Some(block) = index_of.get(&o.leaf_hash).and_then(|i| first_holding(*i)) else {
-            continue;
-        };
-        let key = (wallet, block);
-        let cosigner = match read.get(&key) {
-            Some(cosigner) => *cosigner,
-            None => {
-                let cosigner = cosigner_at(provider, wallet, block).await?;
-                read.insert(key, cosigner);
-                cosigner
-            }
-        };
-        if let Some(cosigner) = cosigner {
-            out.insert((wallet, o.leaf_hash), cosigner);
-        }
-    }
-    Ok(out)
-}
-
-/// `wallet`'s `cosigner()` at `block`; none when it has no code there (not deployed yet).
-async fn cosigner_at<P: Provider>(
-    provider: &P,
-    wallet: Address,
-    block: u64,
-) -> Result<Option<Address>> {
-    let chain_error = |e: String| Error::Chain(e);
-    let code = provider
-        .get_code_at(wallet)
-        .block_id(block.into())
-        .await
-        .map_err(|e| chain_error(e.to_string()))?;
-    if code.is_empty() {
-        return Ok(None);
-    }
-    AgentWallet::new(wallet, provider)
-        .cosigner()
-        .block(block.into())
-        .call()
-        .await
-        .map(Some)
-        .map_err(|e| chain_error(e.to_string()))
 }
 
 /// Fails when a payment shows an ERC-20 token with other decimals than the token's
@@ -448,52 +387,6 @@ async fn check_erc20_decimals<P: Provider>(bundle: &EvidenceBundle, provider: &P
         }
     }
     Ok(())
-}
-
-/// The time (unix seconds) of block `number`.
-async fn block_time<P: Provider>(provider: &P, number: u64) -> Result<u64> {
-    provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Number(number))
-        .await
-        .map_err(|e| Error::Chain(e.to_string()))?
-        .map(|b| b.header.timestamp)
-        .ok_or_else(|| Error::Chain(format!("the RPC has no block {number}")))
-}
-
-/// The block of `transaction`, which must have succeeded and emitted the trusted
-/// `AuditLog`'s `Anchored(log_id, size, root)`.
-async fn anchored_in<P: Provider>(
-    provider: &P,
-    trusted: &TrustedLog,
-    transaction: B256,
-    size: u64,
-    root: B256,
-) -> Result<u64> {
-    let receipt = provider
-        .get_transaction_receipt(transaction)
-        .await
-        .map_err(|e| Error::Chain(e.to_string()))?
-        .filter(|r| r.status())
-        .ok_or_else(|| {
-            invalid(format!(
-                "checkpoint {size}: no successful anchoring transaction {transaction} on chain"
-            ))
-        })?;
-    let anchored = receipt.inner.logs().iter().any(|log| {
-        log.address() == trusted.audit_log
-            && log.log_decode::<AuditLog::Anchored>().is_ok_and(|event| {
-                let data = &event.inner.data;
-                data.logId == trusted.log_id && data.size == size && data.root == root
-            })
-    });
-    if !anchored {
-        return Err(invalid(format!(
-            "checkpoint {size}: transaction {transaction} did not anchor it in the trusted log"
-        )));
-    }
-    receipt
-        .block_number
-        .ok_or_else(|| invalid(format!("transaction {transaction} is not mined")))
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! A bundle's period and scope are its author's word: the auditor may pin them
 //! ([`ExpectedScope`], `--from/--to/--agent/--wallet`), and they are always reported. Within
 //! them, a bundle holds nothing from outside its period but the records of the decisions it
-//! shows (fourth red-team review of issue 29, F): a decision dated outside the period, or a
-//! record received outside it that is no record of a decision shown, is an edited bundle. A
-//! record's `received_ms` (the server's word) cannot be after the anchoring of the first
-//! checkpoint that holds it.
+//! shows (fourth red-team review of issue 29, F): a decision dated outside the period, a record
+//! received before it, or one received after it that is no record of a decision shown, is an
+//! edited bundle. A record's `received_ms` (the server's word) cannot be after the first
+//! anchoring on chain of a checkpoint that holds it.
 
 use std::collections::{BTreeSet, HashSet};
 
 use chaperone_api::evidence::EvidenceBundle;
-use chaperone_core::{Address, B256};
+use chaperone_core::{Address, B256, RECEIVE_TIME_TOLERANCE_MS};
 
 use super::invalid;
 use crate::Result;
@@ -72,8 +72,8 @@ pub(crate) fn check_expected(bundle: &EvidenceBundle, expected: &ExpectedScope) 
     Ok(())
 }
 
-/// Fails when the bundle holds a decision dated outside its period, or a record received
-/// outside it that is no record of a decision it shows.
+/// Fails when the bundle holds a decision dated outside its period, a record received before
+/// it, or a record received after it that is no record of a decision it shows.
 pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
     let (from, to) = (bundle.from, bundle.to);
     if let Some(d) = bundle
@@ -95,6 +95,18 @@ pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
         .chain(bundle.decisions.iter().filter_map(|d| d.logged_leaf))
         .collect();
     let period = from.saturating_mul(1000)..to.saturating_mul(1000);
+    // Before the period nothing belongs: a decision of the period is logged after it is made
+    // (the store dates the service's batches no earlier than their records), so a record of a
+    // decision shown dated before `from` was backdated out of the chain check (fifth red-team
+    // review of issue 29, High).
+    if let Some(r) = bundle.records.iter().find(|r| r.received_ms < period.start) {
+        return Err(invalid(format!(
+            "record {} was received at {} ms, before the bundle's period (from {from}): a \
+             bundle holds no record received before it, not even one of a decision it shows \
+             (those are logged after the decision)",
+            r.index, r.received_ms
+        )));
+    }
     if let Some(r) = bundle
         .records
         .iter()
@@ -109,8 +121,12 @@ pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
     Ok(())
 }
 
-/// Fails when a record's `received_ms` is after the anchoring (block time, `anchored_at`:
-/// (checkpoint size, unix seconds), by increasing size) of the first checkpoint holding it.
+/// Fails when a record's `received_ms` is after the first anchoring on chain of a checkpoint
+/// holding it, by more than the tolerance between the server's clock and the chain's
+/// ([`RECEIVE_TIME_TOLERANCE_MS`]). `anchored_at`: (checkpoint size, block time in unix
+/// seconds) by increasing size, read from the chain (the `Anchored` logs of the trusted log),
+/// not the checkpoints the bundle chose: its author could prove every record against a later
+/// checkpoint (fifth red-team review of issue 29, Medium).
 pub(crate) fn check_received_before_anchoring(
     bundle: &EvidenceBundle,
     anchored_at: &[(u64, u64)],
@@ -119,11 +135,16 @@ pub(crate) fn check_received_before_anchoring(
         let Some((size, at)) = anchored_at.iter().find(|(size, _)| *size > r.index) else {
             continue;
         };
-        if r.received_ms > at.saturating_mul(1000).saturating_add(999) {
+        if r.received_ms
+            > at.saturating_mul(1000)
+                .saturating_add(RECEIVE_TIME_TOLERANCE_MS)
+        {
             return Err(invalid(format!(
-                "record {} says it was received at {} ms, after checkpoint {size} holding it \
-                 was anchored (block time {at})",
-                r.index, r.received_ms
+                "record {} says it was received at {} ms, more than {} s after the log was \
+                 first anchored on chain holding it (size {size}, block time {at})",
+                r.index,
+                r.received_ms,
+                RECEIVE_TIME_TOLERANCE_MS / 1000
             )));
         }
     }

@@ -4,6 +4,7 @@
 
 mod client;
 mod disclosure;
+mod evidence;
 mod files;
 mod recorder;
 mod wallet;

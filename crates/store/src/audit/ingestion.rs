@@ -2,7 +2,7 @@
 //! stores the batch row, its leaf keys and the tree's new nodes, and marks the policy
 //! service's own records (decisions, administrative actions) as logged.
 
-use chaperone_core::{B256, Frontier, MerkleLog, SignedBatch};
+use chaperone_core::{B256, Frontier, MerkleLog, RECEIVE_TIME_TOLERANCE_MS, SignedBatch};
 use sqlx::Row;
 
 use super::{
@@ -137,10 +137,24 @@ impl Store {
             sqlx::query_scalar("SELECT MAX(received_at) FROM record_batches")
                 .fetch_one(&mut *tx)
                 .await?;
-        let received_ms = match last_received {
+        let clock_ms = received_ms;
+        let (min_ts, max_ts) = batch.records.iter().fold((u64::MAX, 0), |(min, max), r| {
+            (min.min(r.timestamp_ms), max.max(r.timestamp_ms))
+        });
+        let mut received_ms = match last_received {
             Some(last) => received_ms.max(to_u64(last, "received at")?),
             None => received_ms,
         };
+        self.note_clock_ahead(clock_ms, received_ms);
+        // The policy service's records (decisions, administrative actions) are signed with the
+        // time of what they record and logged after it: a batch dated with a tick's start, or
+        // by a replica whose clock is behind the deciding one's, is received no earlier than
+        // that time, so a verifier can refuse a decision record received before its period or
+        // before the time it was signed with (fifth red-team review of issue 29). An agent's
+        // own timestamps are its claim, never a receive time.
+        if !logged.is_empty() {
+            received_ms = received_ms.max(max_ts);
+        }
         let mut frontier = Frontier::from_parts(size, peaks)
             .map_err(|e| Error::Corrupt(format!("log frontier: {e}")))?;
         let mut nodes = Vec::with_capacity(leaves.len() / 32 + 8);
@@ -156,9 +170,6 @@ impl Store {
             });
         }
         let batch_size = leaves.len() as u64;
-        let (min_ts, max_ts) = batch.records.iter().fold((u64::MAX, 0), |(min, max), r| {
-            (min.min(r.timestamp_ms), max.max(r.timestamp_ms))
-        });
         sqlx::query(
             "INSERT INTO record_batches (batch_root, agent, first_index, size, signature, \
              received_at, first_sequence, min_timestamp_ms, max_timestamp_ms, leaf_hashes, \
@@ -289,5 +300,33 @@ impl Store {
         let frontier = Frontier::from_parts(size, peaks)
             .map_err(|e| Error::Corrupt(format!("log frontier: {e}")))?;
         Ok((size, frontier.root()))
+    }
+}
+
+impl Store {
+    /// Warns when the log's receive times are held ahead of this server's clock (`clock_ms`) by
+    /// more than [`RECEIVE_TIME_TOLERANCE_MS`]: a clock that ran ahead (or this replica's is
+    /// behind another's) dates every batch late until real time catches up, and bundles of
+    /// those batches fail a verifier's anchoring bound. Once per episode: again only after the
+    /// receive times came back within the tolerance (fifth red-team review of issue 29).
+    fn note_clock_ahead(&self, clock_ms: u64, received_ms: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ahead_ms = received_ms.saturating_sub(clock_ms);
+        if ahead_ms <= RECEIVE_TIME_TOLERANCE_MS {
+            self.clock_ahead_warned.store(false, Relaxed);
+            return;
+        }
+        if !self.clock_ahead_warned.swap(true, Relaxed) {
+            tracing::warn!(
+                ahead_ms,
+                received_ms,
+                clock_ms,
+                "the log's receive times are held {} s ahead of this server's clock: a clock \
+                 ran ahead (or this replica's is behind), every batch is dated at the log's \
+                 last until real time catches up, and evidence bundles of these batches may \
+                 fail the anchoring bound; check the servers' time synchronisation",
+                ahead_ms / 1000
+            );
+        }
     }
 }

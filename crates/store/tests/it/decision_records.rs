@@ -146,3 +146,27 @@ async fn a_decision_re_decided_while_it_is_logged_is_logged_again() {
         );
     }
 }
+
+/// Fifth red-team review of issue 29 (High, keeping honest bundles valid): a verifier refuses a
+/// decision's record received before the period or before the time it was signed with, but the
+/// anchorer dates its batch with its tick's start, which can be before a decision made during
+/// the tick (or on a replica whose clock is ahead). The store receives the service's records
+/// no earlier than the time they are signed with.
+#[tokio::test]
+async fn a_decision_record_is_received_no_earlier_than_its_decision() {
+    for store in stores().await {
+        quorum_wallet(&store).await;
+        let key = chaperone_core::Secp256k1Signer::random().unwrap();
+        let mut chain = (0, B256::ZERO);
+        let (id, req) = request(vec![pay(1)], 0, NOW);
+        decide(&store, id, &req).await;
+        // The tick started two seconds before the decision.
+        let leaf = log_decisions(&store, &key, &mut chain, (NOW - 2) * 1000).await[0];
+        let found = store.records_by_leaf(&[leaf]).await.unwrap();
+        assert_eq!(
+            found[0].received_ms,
+            NOW * 1000,
+            "a decision record was received before its decision was made"
+        );
+    }
+}

@@ -200,3 +200,78 @@ async fn receive_times_never_go_backwards_in_log_order() {
         assert_eq!(found[0].received_ms, 5_000);
     }
 }
+
+/// Fifth red-team review of issue 29 (Low-medium): the receive-time clamp (a batch is received
+/// no earlier than the log's last) silently kept a clock that ran ahead: one batch dated an
+/// hour ahead dated every later batch the same until real time caught up, and each bundle of
+/// those batches failed the verifier's anchoring bound. Held further ahead of the clock than
+/// the tolerance, the store warns, once until the clock catches up.
+#[tokio::test]
+async fn a_clock_that_ran_ahead_is_warned_about_once() {
+    use std::sync::{Arc, Mutex};
+
+    use chaperone_core::{RECEIVE_TIME_TOLERANCE_MS, Secp256k1Signer};
+
+    use crate::log_migration::batch;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    const WARNING: &str = "ahead of this server's clock";
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let warnings = || {
+        String::from_utf8_lossy(&captured.0.lock().unwrap())
+            .matches(WARNING)
+            .count()
+    };
+    for store in stores().await {
+        let before = warnings();
+        let agent = Secp256k1Signer::random().unwrap();
+        let (mut sequence, mut previous) = (0, B256::ZERO);
+        let mut append = async |received_ms: u64| {
+            let next = batch(&agent, sequence, previous, 1);
+            let leaves = next.leaf_hashes().unwrap();
+            let appended = store
+                .append_batch(&next, &leaves, received_ms, &[])
+                .await
+                .unwrap();
+            (sequence, previous) = (sequence + 1, *leaves.last().unwrap());
+            appended.received_ms
+        };
+        let now = 10_000_000;
+        // A batch dated an hour ahead, then the clock back to real time: held, warned once.
+        assert_eq!(append(now + 3_600_000).await, now + 3_600_000);
+        assert_eq!(append(now).await, now + 3_600_000);
+        assert_eq!(append(now + 1_000).await, now + 3_600_000);
+        assert_eq!(
+            warnings() - before,
+            1,
+            "a clock held ahead is warned about once"
+        );
+        // Held within the tolerance: no warning. Caught up, then ahead again: warned again.
+        append(now + 3_600_000 - RECEIVE_TIME_TOLERANCE_MS).await;
+        append(now + 3_600_000 + 1).await;
+        assert_eq!(warnings() - before, 1);
+        append(now + 7_200_000).await;
+        append(now + 3_700_000).await;
+        assert_eq!(
+            warnings() - before,
+            2,
+            "a second episode is warned about again"
+        );
+    }
+}
