@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     ADMIN, APPROVER, AUDITOR, NOW, Service, TestAgent, call,
-    tools::{decision, signed_with},
+    tools::{decision, sign_and_post},
 };
 
 /// A call held with `arguments` for up to `timeout` seconds.
@@ -46,14 +46,7 @@ async fn report(
     d: chaperone_api::tools::ToolDecision,
 ) -> (StatusCode, Value) {
     let arguments = (d.outcome == ToolOutcome::ApprovalRequired).then(|| held_arguments(&d.tool));
-    call(
-        &s.router,
-        "POST",
-        "/v1/tool-decisions",
-        None,
-        Some(signed_with(d, key, arguments)),
-    )
-    .await
+    sign_and_post(&s.router, d, key, arguments).await
 }
 
 fn approve_body(hash: B256) -> Option<String> {
@@ -295,14 +288,7 @@ async fn one_agent_cannot_bury_the_inbox() {
         // So does expiry: a minute later none of the agent's approvals is pending.
         let router = later(&s, a_minute_later);
         let d = held(&a.key, "after", 60);
-        let (status, answer) = call(
-            &router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed_with(d, &a.key, Some(held_arguments("after")))),
-        )
-        .await;
+        let (status, answer) = sign_and_post(&router, d, &a.key, Some(held_arguments("after"))).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
     }
 }

@@ -8,12 +8,12 @@
 use axum::http::StatusCode;
 use chaperone_api::tools::{HeldArguments, MAX_SHOWN_ARGUMENTS_LEN, ToolOutcome};
 use chaperone_core::B256;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
     APPROVER, AUDITOR, Service, TestAgent, call, call_text,
     tool_approvals::held,
-    tools::{decision, signed_with},
+    tools::{decision, sign_and_post},
 };
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
@@ -23,16 +23,12 @@ fn hostile_arguments() -> HeldArguments {
     HeldArguments::of(arguments.as_object().unwrap())
 }
 
-async fn post(s: &Service, body: String) -> (StatusCode, Value) {
-    call(&s.router, "POST", "/v1/tool-decisions", None, Some(body)).await
-}
-
 /// A held call of `tool` reported with `arguments` (its hash signed in the decision).
 async fn report_held(s: &Service, a: &TestAgent, tool: &str, arguments: HeldArguments) -> B256 {
     let mut d = held(&a.key, tool, 60);
     d.arguments_hash = Some(arguments.hash());
     let id = d.id;
-    let (status, answer) = post(s, signed_with(d, &a.key, Some(arguments))).await;
+    let (status, answer) = sign_and_post(&s.router, d, &a.key, Some(arguments)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     id
 }
@@ -84,7 +80,7 @@ async fn held_arguments_that_do_not_hash_to_the_decision_are_refused() {
         let id = d.id;
         let mut shown = hostile_arguments();
         shown.json = shown.json.replace("0xabc", "0xdef");
-        let (status, answer) = post(&s, signed_with(d, &a.key, Some(shown))).await;
+        let (status, answer) = sign_and_post(&s.router, d, &a.key, Some(shown)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert!(answer.to_string().contains("arguments_hash"), "{answer}");
         let approval = format!("/v1/tool-decisions/{id}/approval");
@@ -101,13 +97,13 @@ async fn arguments_come_with_held_calls_and_only_with_them() {
     for s in crate::services().await {
         let a = TestAgent::registered(&s.store).await;
         let d = held(&a.key, "transfer", 60);
-        let (status, answer) = post(&s, signed_with(d, &a.key, None)).await;
+        let (status, answer) = sign_and_post(&s.router, d, &a.key, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert!(answer.to_string().contains("arguments"), "{answer}");
         for outcome in [ToolOutcome::Allowed, ToolOutcome::Denied] {
             let d = decision(&a.key, "echo", outcome);
             let (status, answer) =
-                post(&s, signed_with(d, &a.key, Some(hostile_arguments()))).await;
+                sign_and_post(&s.router, d, &a.key, Some(hostile_arguments())).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{outcome:?}: {answer}");
         }
     }
@@ -210,7 +206,7 @@ async fn long_arguments_are_shown_cut_and_said_to_be() {
         let mut forged = arguments.clone();
         forged.json = forged.json.replacen("memo", "note", 1);
         assert_ne!(forged.json, arguments.json);
-        let (status, answer) = post(&s, signed_with(d, &a.key, Some(forged))).await;
+        let (status, answer) = sign_and_post(&s.router, d, &a.key, Some(forged)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         let id = report_held(&s, &a, "transfer", arguments).await;
         let html = inbox(&s).await;
