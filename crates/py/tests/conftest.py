@@ -8,6 +8,8 @@ import os
 import secrets
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,15 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     data_dir = tmp_path_factory.mktemp("devnet")
     with devnet_in(binary, data_dir):
         yield Running(Devnet.read(data_dir / "devnet.json"), data_dir, binary)
+
+
+def status_of(request: urllib.request.Request) -> int:
+    """Sends `request`: the answer's HTTP status, an error status included."""
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def disclose(recorder: Recorder, leaf_hash: str, kinds: tuple[str, ...]) -> Disclosure:

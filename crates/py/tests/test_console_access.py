@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import http.client
 import secrets
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from chaperone import Recorder, Wallet, agent_address
-from conftest import Running
+from conftest import Running, status_of
 from console import ETH, create_token, log_in, log_in_as, pending_payment, shot, submit
 
 from selenium.webdriver.common.by import By
@@ -93,12 +92,7 @@ def test_a_copied_session_cookie_opens_nothing_after_logout(
 
 
 def get_status(url: str, cookie: str) -> int:
-    request = urllib.request.Request(url, headers={"Cookie": cookie})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return e.code
+    return status_of(urllib.request.Request(url, headers={"Cookie": cookie}))
 
 
 def post(url: str, body: bytes, cookie: str) -> int:
@@ -108,11 +102,7 @@ def post(url: str, body: bytes, cookie: str) -> int:
         method="POST",
         headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
     )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return e.code
+    return status_of(request)
 
 
 def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(

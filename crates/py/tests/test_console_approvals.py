@@ -26,7 +26,20 @@ from console import (
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
+
+
+def decide(
+    browser: WebDriver, section: WebElement, pending: chaperone.Pending, verdict: str, comment: str
+) -> None:
+    """Gives `verdict` (approve or deny) with `comment` in the inbox's `section` for `pending`,
+    and waits until the request has left the inbox."""
+    section.find_element(By.NAME, "comment").send_keys(comment)
+    section.find_element(By.CSS_SELECTOR, f"button.{verdict}").click()
+    WebDriverWait(browser, 20).until(
+        lambda d: f"request-{pending.request_id}" not in d.page_source
+    )
 
 
 def test_approve_in_the_browser_and_the_payment_executes(
@@ -40,11 +53,7 @@ def test_approve_in_the_browser_and_the_payment_executes(
     assert "0.07 ETH to" in text
     assert "0.07 ETH is above the approval threshold of 0.05 ETH" in text
     shot(browser, "approvals")
-    section.find_element(By.NAME, "comment").send_keys("invoice 42, checked")
-    section.find_element(By.CSS_SELECTOR, "button.approve").click()
-    WebDriverWait(browser, 20).until(
-        lambda d: f"request-{pending.request_id}" not in d.page_source
-    )
+    decide(browser, section, pending, "approve", "invoice 42, checked")
     thread.join(timeout=120)
     executed = outcome.get("executed")
     assert executed is not None, f"the SDK did not get the approval: {outcome}"
@@ -62,11 +71,7 @@ def test_deny_in_the_browser_and_the_sdk_is_told(
     thread, outcome = waiting(wallet, pending)
     log_in(browser, devnet)
     section = browser.find_element(By.ID, f"request-{pending.request_id}")
-    section.find_element(By.NAME, "comment").send_keys("unknown vendor")
-    section.find_element(By.CSS_SELECTOR, "button.deny").click()
-    WebDriverWait(browser, 20).until(
-        lambda d: f"request-{pending.request_id}" not in d.page_source
-    )
+    decide(browser, section, pending, "deny", "unknown vendor")
     thread.join(timeout=120)
     assert isinstance(outcome.get("error"), chaperone.Denied), outcome
 
