@@ -6,7 +6,12 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse, GetTaskParams, UpdateTaskParams};
+use chaperone_sdk::Recorder;
+use rmcp::{
+    RoleClient,
+    model::{CallToolRequestParams, CallToolResponse, GetTaskParams, UpdateTaskParams},
+    service::RunningService,
+};
 use serde_json::{Value, json};
 
 use crate::harness::{
@@ -39,17 +44,24 @@ pub(crate) async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
     .await
 }
 
-/// Red team i30c #3.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn task_update_input_responses_are_recorded_before_they_reach_the_tool() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let url = upstream(seen.clone()).await;
-    let (state, recorder) = recording_gateway(&url).await;
+/// An agent over stdio, through a recording gateway to the upstream at `url`, that has called
+/// `slow` (which issues the task): the agent, the call's answer and the gateway's recorder.
+async fn slow_call(url: &str) -> (RunningService<RoleClient, Agent>, CallToolResponse, Arc<Recorder>) {
+    let (state, recorder) = recording_gateway(url).await;
     let client = agent_over_stdio(state, Agent::default()).await;
     let answer = client
         .call_tool_once(CallToolRequestParams::new("slow"))
         .await
         .expect("answered");
+    (client, answer, recorder)
+}
+
+/// Red team i30c #3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_update_input_responses_are_recorded_before_they_reach_the_tool() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let url = upstream(seen.clone()).await;
+    let (client, answer, recorder) = slow_call(&url).await;
     assert!(matches!(answer, CallToolResponse::Task(_)), "{answer:?}");
     recorder.flush().await.unwrap();
     let before = recorder.records().await.unwrap().len();
@@ -106,12 +118,7 @@ async fn failing_upstream() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_tasks_error_data_never_carries_a_forged_record() {
     let url = failing_upstream().await;
-    let (state, _) = recording_gateway(&url).await;
-    let client = agent_over_stdio(state, Agent::default()).await;
-    client
-        .call_tool_once(CallToolRequestParams::new("slow"))
-        .await
-        .expect("answered");
+    let (client, _, _) = slow_call(&url).await;
     let polled = client
         .peer()
         .get_task(GetTaskParams::new(TASK))
@@ -151,12 +158,7 @@ async fn reviving_upstream() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_answer_after_a_recorded_end_is_refused() {
     let url = reviving_upstream().await;
-    let (state, _) = recording_gateway(&url).await;
-    let client = agent_over_stdio(state, Agent::default()).await;
-    client
-        .call_tool_once(CallToolRequestParams::new("slow"))
-        .await
-        .expect("answered");
+    let (client, _, _) = slow_call(&url).await;
     let ended = client
         .peer()
         .get_task(GetTaskParams::new(TASK))

@@ -5,14 +5,14 @@
 //! agent's reasons marked as the agent's words; they are never listed, and are cleared once
 //! the approval is decided or expires.
 
-use axum::http::StatusCode;
+use axum::{Router, http::StatusCode};
 use chaperone_api::tools::{HeldArguments, MAX_SHOWN_ARGUMENTS_LEN, ToolOutcome};
 use chaperone_core::B256;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     APPROVER, AUDITOR, Service, TestAgent, call, call_text,
-    tool_approvals::held,
+    tool_approvals::{approval_state, approve_arguments, held},
     tools::{decision, sign_and_post},
 };
 
@@ -31,6 +31,11 @@ async fn report_held(s: &Service, a: &TestAgent, tool: &str, arguments: HeldArgu
     let (status, answer) = sign_and_post(&s.router, d, &a.key, Some(arguments)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     id
+}
+
+/// The held calls an approver reads through the API, read with `token` (if any).
+async fn held_calls(router: &Router, token: Option<&str>) -> (StatusCode, Value) {
+    call(router, "GET", "/v1/admin/tool-approvals", token, None).await
 }
 
 async fn inbox(s: &Service) -> String {
@@ -162,26 +167,12 @@ async fn the_open_approval_state_does_not_give_the_arguments_hash() {
     let s = crate::service().await;
     let a = TestAgent::registered(&s.store).await;
     let id = report_held(&s, &a, "transfer", hostile_arguments()).await;
-    let (status, answer) = call(
-        &s.router,
-        "GET",
-        &format!("/v1/tool-decisions/{id}/approval"),
-        None,
-        None,
-    )
-    .await;
+    let (status, answer) = approval_state(&s.router, id).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], json!("pending"));
     assert!(answer.get("arguments_hash").is_none(), "{answer}");
     // The approver's answer (authenticated) names what was approved.
-    let (status, answer) = call(
-        &s.router,
-        "POST",
-        &format!("/v1/admin/tool-approvals/{id}/approve"),
-        Some(APPROVER),
-        Some(json!({ "arguments_hash": hostile_arguments().hash() }).to_string()),
-    )
-    .await;
+    let (status, answer) = approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["arguments_hash"], json!(hostile_arguments().hash()));
 }
@@ -262,23 +253,9 @@ async fn a_call_the_agent_withdrew_cannot_be_approved() {
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["status"], json!("withdrawn"));
         assert_eq!(s.store.held_arguments(id).await.unwrap(), None);
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            &format!("/v1/admin/tool-approvals/{id}/approve"),
-            Some(APPROVER),
-            Some(json!({ "arguments_hash": hostile_arguments().hash() }).to_string()),
-        )
-        .await;
+        let (status, answer) = approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
-        let (_, answer) = call(
-            &s.router,
-            "GET",
-            &format!("/v1/tool-decisions/{id}/approval"),
-            None,
-            None,
-        )
-        .await;
+        let (_, answer) = approval_state(&s.router, id).await;
         assert_eq!(answer["status"], json!("withdrawn"));
         assert!(!inbox(&s).await.contains(&format!("tool-{id}")));
         // Twice: nothing is pending any more.
@@ -295,25 +272,11 @@ async fn an_approver_reads_the_held_arguments_through_the_api() {
     let s = crate::service().await;
     let a = TestAgent::registered(&s.store).await;
     let id = report_held(&s, &a, "transfer", hostile_arguments()).await;
-    let (status, _) = call(&s.router, "GET", "/v1/admin/tool-approvals", None, None).await;
+    let (status, _) = held_calls(&s.router, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = call(
-        &s.router,
-        "GET",
-        "/v1/admin/tool-approvals",
-        Some(AUDITOR),
-        None,
-    )
-    .await;
+    let (status, _) = held_calls(&s.router, Some(AUDITOR)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, answer) = call(
-        &s.router,
-        "GET",
-        "/v1/admin/tool-approvals",
-        Some(APPROVER),
-        None,
-    )
-    .await;
+    let (status, answer) = held_calls(&s.router, Some(APPROVER)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["pending"], json!(1));
     let held = &answer["items"][0];
@@ -328,13 +291,6 @@ async fn an_approver_reads_the_held_arguments_through_the_api() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, answer) = call(
-        &s.router,
-        "GET",
-        "/v1/admin/tool-approvals",
-        Some(APPROVER),
-        None,
-    )
-    .await;
+    let (_, answer) = held_calls(&s.router, Some(APPROVER)).await;
     assert_eq!(answer["items"], json!([]));
 }
