@@ -46,7 +46,13 @@ pub(crate) async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
 
 /// An agent over stdio, through a recording gateway to the upstream at `url`, that has called
 /// `slow` (which issues the task): the agent, the call's answer and the gateway's recorder.
-async fn slow_call(url: &str) -> (RunningService<RoleClient, Agent>, CallToolResponse, Arc<Recorder>) {
+async fn slow_call(
+    url: &str,
+) -> (
+    RunningService<RoleClient, Agent>,
+    CallToolResponse,
+    Arc<Recorder>,
+) {
     let (state, recorder) = recording_gateway(url).await;
     let client = agent_over_stdio(state, Agent::default()).await;
     let answer = client

@@ -8,9 +8,8 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, GetTaskParams, GetTas
 use serde_json::Value;
 
 use crate::harness::{
-    Agent, Hostility, TASK, agent_over_http, agent_over_stdio, gateway, recorder, recording_gateway,
-    upstream,
-    upstream_answering_polls_with_a_tool_result,
+    Agent, Hostility, TASK, agent_over_http, agent_over_stdio, gateway, recorder,
+    recording_gateway, upstream, upstream_answering_polls_with_a_tool_result,
 };
 
 fn record_of(result: &GetTaskResult) -> Value {

@@ -54,7 +54,8 @@ async fn tool_decisions_are_decisions_filterable_by_kind_and_tool() {
             ("echo", ToolOutcome::Allowed),
             (FORMULA, ToolOutcome::Denied),
         ] {
-            let (status, answer) = sign_and_post(&s.router, decision(&a.key, tool, outcome), &a.key, None).await;
+            let (status, answer) =
+                sign_and_post(&s.router, decision(&a.key, tool, outcome), &a.key, None).await;
             assert_eq!(status, StatusCode::CREATED, "{answer}");
         }
 

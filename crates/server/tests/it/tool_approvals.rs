@@ -64,7 +64,14 @@ pub(crate) async fn approve_arguments(
 
 /// The open state of held call `id`'s approval (anyone holding the id reads it).
 pub(crate) async fn approval_state(router: &Router, id: B256) -> (StatusCode, Value) {
-    call(router, "GET", &format!("/v1/tool-decisions/{id}/approval"), None, None).await
+    call(
+        router,
+        "GET",
+        &format!("/v1/tool-decisions/{id}/approval"),
+        None,
+        None,
+    )
+    .await
 }
 
 /// The same service read at a later time (same store, another clock).
@@ -251,7 +258,8 @@ async fn one_agent_cannot_bury_the_inbox() {
         // So does expiry: a minute later none of the agent's approvals is pending.
         let router = later(&s, a_minute_later);
         let d = held(&a.key, "after", 60);
-        let (status, answer) = sign_and_post(&router, d, &a.key, Some(held_arguments("after"))).await;
+        let (status, answer) =
+            sign_and_post(&router, d, &a.key, Some(held_arguments("after"))).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
     }
 }

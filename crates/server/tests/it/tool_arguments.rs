@@ -172,7 +172,8 @@ async fn the_open_approval_state_does_not_give_the_arguments_hash() {
     assert_eq!(answer["status"], json!("pending"));
     assert!(answer.get("arguments_hash").is_none(), "{answer}");
     // The approver's answer (authenticated) names what was approved.
-    let (status, answer) = approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
+    let (status, answer) =
+        approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["arguments_hash"], json!(hostile_arguments().hash()));
 }
@@ -253,7 +254,8 @@ async fn a_call_the_agent_withdrew_cannot_be_approved() {
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["status"], json!("withdrawn"));
         assert_eq!(s.store.held_arguments(id).await.unwrap(), None);
-        let (status, answer) = approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
+        let (status, answer) =
+            approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
         let (_, answer) = approval_state(&s.router, id).await;
         assert_eq!(answer["status"], json!("withdrawn"));

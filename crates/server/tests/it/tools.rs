@@ -71,8 +71,7 @@ async fn decisions_are_stored_signed_and_listed_by_tool() {
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         assert_eq!(answer["replayed"], json!(false));
         // The same body again: one decision.
-        let (status, answer) =
-            post_decision(&s.router, body).await;
+        let (status, answer) = post_decision(&s.router, body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["replayed"], json!(true));
         // The same id with other content: refused, nothing changes.
@@ -176,8 +175,7 @@ async fn bad_input_is_a_precise_4xx() {
             bad_signature.to_string(),
             "{".into(),
         ] {
-            let (status, answer) =
-                post_decision(&s.router, body).await;
+            let (status, answer) = post_decision(&s.router, body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         }
         for query in [
@@ -225,7 +223,13 @@ async fn the_console_lists_them_escaped() {
     d.reasons = vec![format!("no rule names `{evil}`")];
     let (status, _) = sign_and_post(&s.router, d, &a.key, None).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = sign_and_post(&s.router, decision(&a.key, "echo", ToolOutcome::Allowed), &a.key, None).await;
+    let (status, _) = sign_and_post(
+        &s.router,
+        decision(&a.key, "echo", ToolOutcome::Allowed),
+        &a.key,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let cookie = crate::login(&s.router, AUDITOR).await;
     let (status, _, html) =
