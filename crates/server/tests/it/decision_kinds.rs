@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     AUDITOR, Service, TestAgent, call, call_text,
-    tools::{decision, sign_and_post},
+    tools::{assert_invalid_query, decision, sign_and_post},
 };
 
 /// Follows `next_cursor` to the end.
@@ -134,20 +134,7 @@ async fn tool_decisions_are_decisions_filterable_by_kind_and_tool() {
             "kind=tool&outcome=pending_approval",
             "tool=echo&agent=0x12",
         ] {
-            let (status, answer) = call(
-                &s.router,
-                "GET",
-                &format!("/v1/decisions?{query}"),
-                Some(AUDITOR),
-                None,
-            )
-            .await;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
-            assert_eq!(
-                answer["error"]["code"],
-                json!("invalid_query"),
-                "{query}: {answer}"
-            );
+            assert_invalid_query(&s.router, &format!("/v1/decisions?{query}")).await;
         }
     }
 }

@@ -74,6 +74,12 @@ pub(crate) async fn approval_state(router: &Router, id: B256) -> (StatusCode, Va
     .await
 }
 
+/// The auditor's listing of held calls' decisions (`outcome=approval_required`).
+pub(crate) async fn held_decisions(router: &Router) -> Value {
+    let uri = "/v1/tool-decisions?outcome=approval_required";
+    call(router, "GET", uri, Some(AUDITOR), None).await.1
+}
+
 /// The same service read at a later time (same store, another clock).
 fn later(s: &Service, clock: fn() -> u64) -> Router {
     app(AppState::with_clock(
@@ -300,14 +306,7 @@ async fn an_approval_approves_the_arguments_it_was_shown() {
             !answer.to_string().contains("alice"),
             "the open state names the approver: {answer}"
         );
-        let (_, page) = call(
-            &s.router,
-            "GET",
-            "/v1/tool-decisions?outcome=approval_required",
-            Some(AUDITOR),
-            None,
-        )
-        .await;
+        let page = held_decisions(&s.router).await;
         let row = &page["items"][0];
         assert_eq!(row["approval_status"], json!("approved"), "{page}");
         assert_eq!(row["approval_by"], json!("alice"), "{page}");

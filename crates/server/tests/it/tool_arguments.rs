@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{
     APPROVER, AUDITOR, Service, TestAgent, call, call_text,
-    tool_approvals::{approval_state, approve_arguments, held},
+    tool_approvals::{approval_state, approve_arguments, held, held_decisions},
     tools::{decision, sign_and_post},
 };
 
@@ -144,14 +144,7 @@ async fn held_arguments_are_never_listed_and_are_cleared_once_decided() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(s.store.held_arguments(id).await.unwrap(), None);
         // The hash stays: it is what the decision bound.
-        let (_, page) = call(
-            &s.router,
-            "GET",
-            "/v1/tool-decisions?outcome=approval_required",
-            Some(AUDITOR),
-            None,
-        )
-        .await;
+        let page = held_decisions(&s.router).await;
         assert_eq!(
             page["items"][0]["arguments_hash"],
             json!(hostile_arguments().hash())

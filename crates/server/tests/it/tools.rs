@@ -61,6 +61,17 @@ pub(crate) async fn sign_and_post(
     post_decision(router, signed_with(decision, key, arguments)).await
 }
 
+/// Asserts the auditor's listing `uri` is refused as a precise 400 `invalid_query`.
+pub(crate) async fn assert_invalid_query(router: &Router, uri: &str) {
+    let (status, answer) = call(router, "GET", uri, Some(AUDITOR), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+    assert_eq!(
+        answer["error"]["code"],
+        json!("invalid_query"),
+        "{uri}: {answer}"
+    );
+}
+
 #[tokio::test]
 async fn decisions_are_stored_signed_and_listed_by_tool() {
     for s in services().await {
@@ -185,30 +196,12 @@ async fn bad_input_is_a_precise_4xx() {
             "color=red",
             "limit=0",
         ] {
-            let (status, answer) = call(
-                &s.router,
-                "GET",
-                &format!("/v1/tool-decisions?{query}"),
-                Some(AUDITOR),
-                None,
-            )
-            .await;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
-            assert_eq!(answer["error"]["code"], json!("invalid_query"), "{answer}");
+            assert_invalid_query(&s.router, &format!("/v1/tool-decisions?{query}")).await;
         }
         let (_, all) = call(&s.router, "GET", "/v1/tool-decisions", Some(AUDITOR), None).await;
         assert_eq!(all["items"], json!([]));
         // The same filters in the decisions' listing (`kind=tool`): the same 400s.
-        let (status, answer) = call(
-            &s.router,
-            "GET",
-            "/v1/decisions?kind=tool&outcome=approved",
-            Some(AUDITOR),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert_eq!(answer["error"]["code"], json!("invalid_query"), "{answer}");
+        assert_invalid_query(&s.router, "/v1/decisions?kind=tool&outcome=approved").await;
     }
 }
 
