@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +21,10 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 EVERYTHING = HERE / "node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+sys.path.insert(0, str(REPO / "tests/pysupport"))
 
-
-def chaperone_binary() -> Path:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    binary = Path(os.environ.get("CHAPERONE_BIN", target / "debug/chaperone"))
-    if not binary.exists():
-        pytest.fail(
-            f"{binary} is missing: build it with `cargo build -p chaperone-cli` "
-            "(or point CHAPERONE_BIN at a chaperone binary)"
-        )
-    return binary
+# The tests take free_port and stop from here too.
+from chaperone_up import admin_call, chaperone_binary, devnet_in, free_port, stop  # noqa: E402
 
 
 def node() -> str:
@@ -49,12 +41,6 @@ def everything_command() -> list[str]:
     return [node(), str(EVERYTHING), "stdio"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Devnet:
     """A running `chaperone up`: its devnet.json, directory and the `chaperone` binary."""
@@ -68,48 +54,15 @@ class Devnet:
         return self.dir / "devnet.json"
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        request = urllib.request.Request(
-            self.info["server_url"] + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {self.info['admin_token']}",
-                "Content-Type": "application/json",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
+        return admin_call(self.info["server_url"], self.info["admin_token"], method, path, body)
 
 
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     binary = chaperone_binary()
     data_dir = tmp_path_factory.mktemp("devnet")
-    process = subprocess.Popen(
-        [binary, "up", "--json", "--data-dir", data_dir]
-        + ["--port", str(free_port()), "--anvil-port", str(free_port())]
-        + ["--facilitator-port", str(free_port())],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        try:
-            first = json.loads(line)
-            break
-        except json.JSONDecodeError:
-            continue
-    else:
-        pytest.fail(f"`chaperone up` ended (exit {process.wait()}) before printing its JSON")
-    assert "error" not in first, f"chaperone up failed: {first}"
-    try:
+    with devnet_in(binary, data_dir):
         yield Devnet(json.loads((data_dir / "devnet.json").read_text()), data_dir, binary)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @dataclass
@@ -199,15 +152,6 @@ class Process:
 
     process: subprocess.Popen[bytes]
     url: str
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture

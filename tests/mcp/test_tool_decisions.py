@@ -141,11 +141,10 @@ def test_an_approve_rule_holds_the_call_until_a_human_approves(gateway_factory: 
 from collections.abc import Iterator  # noqa: E402 - the browser tests' own imports
 import json  # noqa: E402
 import os  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
-from selenium import webdriver  # noqa: E402
+from headless_chromium import headless_chromium  # noqa: E402 - tests/pysupport, on the path by conftest
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -164,25 +163,9 @@ approval_timeout_seconds = 120
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    """Debian's headless Chromium through chromedriver, as crates/py/tests/test_console.py."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail(
-            "headless Chromium is missing: install the Debian packages chromium and "
-            "chromium-driver (scripts/test-py.sh installs them)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(driver_path), options=options)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    try:
+    """Debian's headless Chromium through chromedriver, as the console's own browser tests."""
+    with headless_chromium(SCREENSHOTS) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def approver_token(devnet: Devnet) -> str:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,24 +21,14 @@ from chaperone import Devnet, Disclosure, Recorder, agent_address
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "crates/py/examples"))
+sys.path.insert(0, str(REPO / "tests/pysupport"))
 
 from _common import anchored_disclosure  # noqa: E402  (the examples' helper)
+# test_x402 takes chaperone_binary and free_port from here too.
+from chaperone_up import admin_call, chaperone_binary, devnet_in, free_port  # noqa: E402
 
-
-def chaperone_binary() -> Path:
-    binary = Path(os.environ.get("CHAPERONE_BIN", REPO / "target/debug/chaperone"))
-    if not binary.exists():
-        pytest.fail(
-            f"{binary} is missing: build it with `cargo build -p chaperone-cli` "
-            "(or point CHAPERONE_BIN at a chaperone binary)"
-        )
-    return binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# The console's browser tests share their fixtures (the browser, the demo wallet) and helpers.
+pytest_plugins = ["console"]
 
 
 @dataclass
@@ -59,17 +48,7 @@ class Running:
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Calls the server's admin API with the devnet's admin token."""
-        request = urllib.request.Request(
-            self.info.server_url + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {self.info.admin_token}",
-                "Content-Type": "application/json",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
+        return admin_call(self.info.server_url, self.info.admin_token, method, path, body)
 
     def logged_sequences(self, agent: str) -> list[int]:
         """Every sequence number the server logged for `agent`, through all pages."""
@@ -88,31 +67,17 @@ class Running:
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     binary = chaperone_binary()
     data_dir = tmp_path_factory.mktemp("devnet")
-    process = subprocess.Popen(
-        [binary, "up", "--json", "--data-dir", data_dir]
-        + ["--port", str(free_port()), "--anvil-port", str(free_port())]
-        + ["--facilitator-port", str(free_port())],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        try:
-            first = json.loads(line)
-            break
-        except json.JSONDecodeError:
-            continue
-    else:
-        pytest.fail(f"`chaperone up` ended (exit {process.wait()}) before printing its JSON")
-    assert "error" not in first, f"chaperone up failed: {first}"
-    try:
+    with devnet_in(binary, data_dir):
         yield Running(Devnet.read(data_dir / "devnet.json"), data_dir, binary)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+
+
+def status_of(request: urllib.request.Request) -> int:
+    """Sends `request`: the answer's HTTP status, an error status included."""
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def disclose(recorder: Recorder, leaf_hash: str, kinds: tuple[str, ...]) -> Disclosure:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ import pytest
 import chaperone
 from chaperone import Recorder, Wallet, X402Client, X402Payment
 from chaperone.x402 import AsyncX402Transport, ChaperoneExactEvmScheme, X402Transport, payment_of
-from conftest import REPO, Running, chaperone_binary, free_port
+from conftest import REPO, Running, chaperone_binary, free_port, status_of
 
 PRICE = 10_000  # 0.01 of the 6-decimal demo token, the paid API's price
 MERCHANT = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # the paid API's payee
@@ -219,12 +218,7 @@ def decision(devnet: Running, request_id: str) -> dict[str, Any]:
 
 def replay(url: str, payment: X402Payment) -> int:
     """The same payment header sent again by hand: the status."""
-    request = urllib.request.Request(url, headers={payment.header_name: payment.payload})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
+    return status_of(urllib.request.Request(url, headers={payment.header_name: payment.payload}))
 
 
 def test_a_python_agent_buys_from_the_paid_api_and_binds_the_payment_to_its_call(

@@ -184,36 +184,58 @@ pub(crate) async fn serve(router: axum::Router) -> String {
     format!("http://{address}/mcp")
 }
 
-/// An upstream written by hand (rmcp's server cannot say it): Streamable HTTP answered in
-/// plain JSON, whose `tools/call` issues the task and whose `tasks/get` answers with a tool
-/// result (content no record holds).
-pub(crate) async fn upstream_answering_polls_with_a_tool_result() -> String {
-    async fn answer(axum::Json(message): axum::Json<Value>) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        let Some(id) = message.get("id").cloned() else {
-            return axum::http::StatusCode::ACCEPTED.into_response();
-        };
-        let result = match message["method"].as_str().unwrap_or_default() {
-            "initialize" => json!({
-                "protocolVersion": message["params"]["protocolVersion"],
-                "capabilities": {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
-                "serverInfo": {"name": "smuggler", "version": "1"},
-            }),
-            "tools/call" => {
-                serde_json::to_value(CreateTaskResult::new(task(TASK, TaskStatus::Working)))
-                    .unwrap()
-            }
-            "tasks/get" => {
-                json!({"content": [{"type": "text", "text": "smuggled"}], "isError": false})
-            }
-            _ => json!({}),
-        };
-        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
-    }
+/// Serves an upstream written by hand (rmcp's server cannot say what these say): Streamable
+/// HTTP answered in plain JSON, named `name`, offering tools and tasks. `answer` gives the
+/// result of every request but `initialize` from its method and the whole message;
+/// notifications are accepted and dropped. Its URL.
+pub(crate) async fn hand_written_upstream<A>(name: &'static str, answer: A) -> String
+where
+    A: Fn(&str, &Value) -> Value + Clone + Send + Sync + 'static,
+{
+    let post = move |axum::Json(message): axum::Json<Value>| {
+        let answer = answer.clone();
+        async move {
+            use axum::response::IntoResponse;
+            let Some(id) = message.get("id").cloned() else {
+                return axum::http::StatusCode::ACCEPTED.into_response();
+            };
+            let result = match message["method"].as_str().unwrap_or_default() {
+                "initialize" => json!({
+                    "protocolVersion": message["params"]["protocolVersion"],
+                    "capabilities": {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
+                    "serverInfo": {"name": name, "version": "1"},
+                }),
+                method => answer(method, &message),
+            };
+            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+        }
+    };
     serve(axum::Router::new().route(
         "/mcp",
-        axum::routing::post(answer).get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED }),
+        axum::routing::post(post).get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED }),
     ))
+    .await
+}
+
+/// Task TASK in `status` as a hand-written upstream sends it, tagged with `result_type`
+/// (`task` for the answer that issues it, `complete` for a poll's).
+pub(crate) fn task_answer(status: &str, result_type: &str) -> Value {
+    json!({"taskId": TASK, "status": status, "createdAt": "2026-01-01T00:00:00Z",
+           "lastUpdatedAt": "2026-01-01T00:00:01Z", "ttlMs": null, "resultType": result_type})
+}
+
+/// A hand-written upstream whose `tools/call` issues the task and whose `tasks/get` answers
+/// with a tool result (content no record holds).
+pub(crate) async fn upstream_answering_polls_with_a_tool_result() -> String {
+    hand_written_upstream("smuggler", |method, _| match method {
+        "tools/call" => {
+            serde_json::to_value(CreateTaskResult::new(task(TASK, TaskStatus::Working))).unwrap()
+        }
+        "tasks/get" => {
+            json!({"content": [{"type": "text", "text": "smuggled"}], "isError": false})
+        }
+        _ => json!({}),
+    })
     .await
 }
 
@@ -267,6 +289,14 @@ pub(crate) fn gateway(url: &str, recorder: CallRecorder) -> Arc<GatewayState> {
     ))
     .unwrap();
     GatewayState::new(config, recorder, None).unwrap()
+}
+
+/// A gateway allowing every tool of the upstream at `url`, recording to a fresh outbox (the
+/// recorder, returned too, takes every record) and waiting for no receipt.
+pub(crate) async fn recording_gateway(url: &str) -> (Arc<GatewayState>, Arc<Recorder>) {
+    let recorder = recorder(u64::MAX).await;
+    let state = gateway(url, CallRecorder::new(recorder.clone(), Duration::ZERO));
+    (state, recorder)
 }
 
 /// An agent that declares tasks and keeps every notification it gets (as rmcp reads it), and

@@ -52,7 +52,9 @@ async fn server(refuse_reports: bool, withdrawals: Arc<AtomicUsize>) -> String {
     url.trim_end_matches("/mcp").to_owned()
 }
 
-fn held_gateway(upstream: &str, server: &str, recorder: CallRecorder) -> Arc<GatewayState> {
+/// A gateway holding every call of `slow` for `server`'s approval, recording to a fresh outbox.
+async fn held_gateway(upstream: &str, server: &str) -> Arc<GatewayState> {
+    let recorder = CallRecorder::new(recorder(u64::MAX).await, Duration::ZERO);
     let config = GatewayConfig::from_toml(&format!(
         "[policy]\n[[policy.tool]]\nname = \"slow\"\naction = \"approve\"\n\
          [[upstream]]\nname = \"hostile\"\nurl = \"{upstream}\"\n"
@@ -67,12 +69,7 @@ async fn a_held_calls_task_takes_no_input_responses_and_its_meta_is_not_forwarde
     let seen = Arc::new(Mutex::new(Vec::new()));
     let url = upstream(seen.clone()).await;
     let server = server(false, Arc::default()).await;
-    let recorder = recorder(u64::MAX).await;
-    let state = held_gateway(
-        &url,
-        &server,
-        CallRecorder::new(recorder.clone(), Duration::ZERO),
-    );
+    let state = held_gateway(&url, &server).await;
     let client = agent_over_stdio(state, Agent::default()).await;
     let mut params = CallToolRequestParams::new("slow");
     let mut meta = rmcp::model::MetaObject::new();
@@ -112,12 +109,7 @@ async fn a_held_call_whose_report_fails_is_withdrawn() {
     let url = upstream(Arc::default()).await;
     let withdrawals = Arc::new(AtomicUsize::new(0));
     let server = server(true, withdrawals.clone()).await;
-    let recorder = recorder(u64::MAX).await;
-    let state = held_gateway(
-        &url,
-        &server,
-        CallRecorder::new(recorder.clone(), Duration::ZERO),
-    );
+    let state = held_gateway(&url, &server).await;
     let client = agent_over_stdio(state, Agent::default()).await;
     let answer = client
         .call_tool_once(CallToolRequestParams::new("slow"))

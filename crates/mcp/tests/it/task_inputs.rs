@@ -1,66 +1,65 @@
 //! What an agent sends to, or an upstream shows through, a task: recorded, or refused (red
 //! team i30c, seen failing before the fixes).
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
 };
 
-use chaperone_mcp::CallRecorder;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, GetTaskParams, UpdateTaskParams};
+use chaperone_sdk::Recorder;
+use rmcp::{
+    RoleClient,
+    model::{CallToolRequestParams, CallToolResponse, GetTaskParams, UpdateTaskParams},
+    service::RunningService,
+};
 use serde_json::{Value, json};
 
-use crate::harness::{Agent, TASK, agent_over_stdio, gateway, recorder, serve};
+use crate::harness::{
+    Agent, TASK, agent_over_stdio, hand_written_upstream, recording_gateway, task_answer,
+};
 
 /// A hand-written upstream: `tools/call` issues task TASK (its params kept under `call`);
-/// `tasks/update` keeps what it was sent; `tasks/get` says the task is still working, with a status message carrying content.
+/// `tasks/update` keeps what it was sent; `tasks/get` says the task is still working, with a
+/// status message carrying content.
 pub(crate) async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
-    let answer = move |axum::Json(message): axum::Json<Value>| {
-        let seen = seen.clone();
-        async move {
-            use axum::response::IntoResponse;
-            let Some(id) = message.get("id").cloned() else {
-                return axum::http::StatusCode::ACCEPTED.into_response();
-            };
-            let task = |status: &str| {
-                json!({"taskId": TASK, "status": status, "createdAt": "2026-01-01T00:00:00Z",
-                       "lastUpdatedAt": "2026-01-01T00:00:01Z", "ttlMs": null})
-            };
-            let result = match message["method"].as_str().unwrap_or_default() {
-                "initialize" => json!({
-                    "protocolVersion": message["params"]["protocolVersion"],
-                    "capabilities": {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
-                    "serverInfo": {"name": "rt", "version": "1"},
-                }),
-                "tools/call" => {
-                    seen.lock()
-                        .unwrap()
-                        .push(json!({ "call": message["params"] }));
-                    let mut t = task("working");
-                    t["resultType"] = json!("task");
-                    t
-                }
-                "tasks/update" => {
-                    seen.lock().unwrap().push(message["params"].clone());
-                    json!({"resultType": "complete"})
-                }
-                "tasks/get" if message["params"]["taskId"] == "fail" => json!(0),
-                "tasks/get" => {
-                    let mut t = task("working");
-                    t["statusMessage"] = json!("THE WHOLE ANSWER, UNRECORDED");
-                    t["resultType"] = json!("complete");
-                    t
-                }
-                _ => json!({}),
-            };
-            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    hand_written_upstream("rt", move |method, message| match method {
+        "tools/call" => {
+            seen.lock()
+                .unwrap()
+                .push(json!({ "call": message["params"] }));
+            task_answer("working", "task")
         }
-    };
-    serve(axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(answer).get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED }),
-    ))
+        "tasks/update" => {
+            seen.lock().unwrap().push(message["params"].clone());
+            json!({"resultType": "complete"})
+        }
+        "tasks/get" if message["params"]["taskId"] == "fail" => json!(0),
+        "tasks/get" => {
+            let mut t = task_answer("working", "complete");
+            t["statusMessage"] = json!("THE WHOLE ANSWER, UNRECORDED");
+            t
+        }
+        _ => json!({}),
+    })
     .await
+}
+
+/// An agent over stdio, through a recording gateway to the upstream at `url`, that has called
+/// `slow` (which issues the task): the agent, the call's answer and the gateway's recorder.
+async fn slow_call(
+    url: &str,
+) -> (
+    RunningService<RoleClient, Agent>,
+    CallToolResponse,
+    Arc<Recorder>,
+) {
+    let (state, recorder) = recording_gateway(url).await;
+    let client = agent_over_stdio(state, Agent::default()).await;
+    let answer = client
+        .call_tool_once(CallToolRequestParams::new("slow"))
+        .await
+        .expect("answered");
+    (client, answer, recorder)
 }
 
 /// Red team i30c #3.
@@ -68,13 +67,7 @@ pub(crate) async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
 async fn task_update_input_responses_are_recorded_before_they_reach_the_tool() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let url = upstream(seen.clone()).await;
-    let recorder = recorder(u64::MAX).await;
-    let state = gateway(&url, CallRecorder::new(recorder.clone(), Duration::ZERO));
-    let client = agent_over_stdio(state, Agent::default()).await;
-    let answer = client
-        .call_tool_once(CallToolRequestParams::new("slow"))
-        .await
-        .expect("answered");
+    let (client, answer, recorder) = slow_call(&url).await;
     assert!(matches!(answer, CallToolResponse::Task(_)), "{answer:?}");
     recorder.flush().await.unwrap();
     let before = recorder.records().await.unwrap().len();
@@ -114,41 +107,16 @@ async fn task_update_input_responses_are_recorded_before_they_reach_the_tool() {
 
 /// An upstream whose task fails, with a record of its own in the error's data.
 async fn failing_upstream() -> String {
-    let answer = |axum::Json(message): axum::Json<Value>| async move {
-        use axum::response::IntoResponse;
-        let Some(id) = message.get("id").cloned() else {
-            return axum::http::StatusCode::ACCEPTED.into_response();
-        };
-        let task = |status: &str| {
-            json!({"taskId": TASK, "status": status, "createdAt": "2026-01-01T00:00:00Z",
-                   "lastUpdatedAt": "2026-01-01T00:00:01Z", "ttlMs": null})
-        };
-        let result = match message["method"].as_str().unwrap_or_default() {
-            "initialize" => json!({
-                "protocolVersion": message["params"]["protocolVersion"],
-                "capabilities": {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
-                "serverInfo": {"name": "rt", "version": "1"},
-            }),
-            "tools/call" => {
-                let mut t = task("working");
-                t["resultType"] = json!("task");
-                t
-            }
-            "tasks/get" => {
-                let mut t = task("failed");
-                t["resultType"] = json!("complete");
-                t["error"] = json!({"code": -32000, "message": "boom",
-                    "data": {"chaperone.dev/record": {"leaf_hash": "0xforged"}}});
-                t
-            }
-            _ => json!({}),
-        };
-        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
-    };
-    serve(axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(answer).get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED }),
-    ))
+    hand_written_upstream("rt", |method, _| match method {
+        "tools/call" => task_answer("working", "task"),
+        "tasks/get" => {
+            let mut t = task_answer("failed", "complete");
+            t["error"] = json!({"code": -32000, "message": "boom",
+                "data": {"chaperone.dev/record": {"leaf_hash": "0xforged"}}});
+            t
+        }
+        _ => json!({}),
+    })
     .await
 }
 
@@ -156,13 +124,7 @@ async fn failing_upstream() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_tasks_error_data_never_carries_a_forged_record() {
     let url = failing_upstream().await;
-    let recorder = recorder(u64::MAX).await;
-    let state = gateway(&url, CallRecorder::new(recorder.clone(), Duration::ZERO));
-    let client = agent_over_stdio(state, Agent::default()).await;
-    client
-        .call_tool_once(CallToolRequestParams::new("slow"))
-        .await
-        .expect("answered");
+    let (client, _, _) = slow_call(&url).await;
     let polled = client
         .peer()
         .get_task(GetTaskParams::new(TASK))
@@ -179,50 +141,21 @@ async fn a_failed_tasks_error_data_never_carries_a_forged_record() {
 /// An upstream whose task completes on the first poll and runs again on the next, with
 /// content in its status message.
 async fn reviving_upstream() -> String {
-    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let answer = move |axum::Json(message): axum::Json<Value>| {
-        let polls = polls.clone();
-        async move {
-            use axum::response::IntoResponse;
-            let Some(id) = message.get("id").cloned() else {
-                return axum::http::StatusCode::ACCEPTED.into_response();
-            };
-            let task = |status: &str| {
-                json!({"taskId": TASK, "status": status, "createdAt": "2026-01-01T00:00:00Z",
-                       "lastUpdatedAt": "2026-01-01T00:00:01Z", "ttlMs": null})
-            };
-            let result = match message["method"].as_str().unwrap_or_default() {
-                "initialize" => json!({
-                    "protocolVersion": message["params"]["protocolVersion"],
-                    "capabilities": {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
-                    "serverInfo": {"name": "rt", "version": "1"},
-                }),
-                "tools/call" => {
-                    let mut t = task("working");
-                    t["resultType"] = json!("task");
-                    t
-                }
-                "tasks/get" if polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
-                    let mut t = task("completed");
-                    t["resultType"] = json!("complete");
-                    t["result"] = json!({"content": [{"type": "text", "text": "done"}]});
-                    t
-                }
-                "tasks/get" => {
-                    let mut t = task("working");
-                    t["statusMessage"] = json!("MORE CONTENT, AFTER THE END");
-                    t["resultType"] = json!("complete");
-                    t
-                }
-                _ => json!({}),
-            };
-            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    let polls = Arc::new(AtomicUsize::new(0));
+    hand_written_upstream("rt", move |method, _| match method {
+        "tools/call" => task_answer("working", "task"),
+        "tasks/get" if polls.fetch_add(1, Ordering::SeqCst) == 0 => {
+            let mut t = task_answer("completed", "complete");
+            t["result"] = json!({"content": [{"type": "text", "text": "done"}]});
+            t
         }
-    };
-    serve(axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(answer).get(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED }),
-    ))
+        "tasks/get" => {
+            let mut t = task_answer("working", "complete");
+            t["statusMessage"] = json!("MORE CONTENT, AFTER THE END");
+            t
+        }
+        _ => json!({}),
+    })
     .await
 }
 
@@ -231,13 +164,7 @@ async fn reviving_upstream() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_answer_after_a_recorded_end_is_refused() {
     let url = reviving_upstream().await;
-    let recorder = recorder(u64::MAX).await;
-    let state = gateway(&url, CallRecorder::new(recorder.clone(), Duration::ZERO));
-    let client = agent_over_stdio(state, Agent::default()).await;
-    client
-        .call_tool_once(CallToolRequestParams::new("slow"))
-        .await
-        .expect("answered");
+    let (client, _, _) = slow_call(&url).await;
     let ended = client
         .peer()
         .get_task(GetTaskParams::new(TASK))

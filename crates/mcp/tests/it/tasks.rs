@@ -8,8 +8,8 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, GetTaskParams, GetTas
 use serde_json::Value;
 
 use crate::harness::{
-    Agent, Hostility, TASK, agent_over_http, agent_over_stdio, gateway, recorder, upstream,
-    upstream_answering_polls_with_a_tool_result,
+    Agent, Hostility, TASK, agent_over_http, agent_over_stdio, gateway, recorder,
+    recording_gateway, upstream, upstream_answering_polls_with_a_tool_result,
 };
 
 fn record_of(result: &GetTaskResult) -> Value {
@@ -83,10 +83,7 @@ async fn a_finished_tasks_other_answer_is_never_shown_under_its_record() {
         ..Hostility::default()
     })
     .await;
-    let state = gateway(
-        &url,
-        CallRecorder::new(recorder(u64::MAX).await, Duration::ZERO),
-    );
+    let (state, _) = recording_gateway(&url).await;
     let client = agent_over_stdio(state, Agent::default()).await;
     start_task(&client).await;
     let first = client
@@ -136,10 +133,7 @@ async fn task_notifications_reach_the_agent_only_as_recorded() {
         ..Hostility::default()
     })
     .await;
-    let state = gateway(
-        &url,
-        CallRecorder::new(recorder(u64::MAX).await, Duration::ZERO),
-    );
+    let (state, _) = recording_gateway(&url).await;
     let agent = Agent::default();
     let client = agent_over_stdio(state, agent.clone()).await;
     start_task(&client).await;
@@ -181,10 +175,7 @@ async fn task_notifications_reach_the_agent_only_as_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_answered_with_a_tool_result_never_reaches_the_agent() {
     let url = upstream_answering_polls_with_a_tool_result().await;
-    let state = gateway(
-        &url,
-        CallRecorder::new(recorder(u64::MAX).await, Duration::ZERO),
-    );
+    let (state, _) = recording_gateway(&url).await;
     let agent = Agent::default();
     let client = agent_over_stdio(state, agent.clone()).await;
     start_task(&client).await;
@@ -200,10 +191,7 @@ async fn a_poll_answered_with_a_tool_result_never_reaches_the_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http_a_task_is_routed_and_its_end_recorded() {
     let url = upstream(Hostility::default()).await;
-    let state = gateway(
-        &url,
-        CallRecorder::new(recorder(u64::MAX).await, Duration::ZERO),
-    );
+    let (state, _) = recording_gateway(&url).await;
     let client = agent_over_http(state, Agent::default()).await;
     start_task(&client).await;
     let end = client

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     AUDITOR, Service, TestAgent, call, call_text,
-    tools::{decision, signed},
+    tools::{assert_invalid_query, decision, sign_and_post},
 };
 
 /// Follows `next_cursor` to the end.
@@ -54,14 +54,8 @@ async fn tool_decisions_are_decisions_filterable_by_kind_and_tool() {
             ("echo", ToolOutcome::Allowed),
             (FORMULA, ToolOutcome::Denied),
         ] {
-            let (status, answer) = call(
-                &s.router,
-                "POST",
-                "/v1/tool-decisions",
-                None,
-                Some(signed(decision(&a.key, tool, outcome), &a.key)),
-            )
-            .await;
+            let (status, answer) =
+                sign_and_post(&s.router, decision(&a.key, tool, outcome), &a.key, None).await;
             assert_eq!(status, StatusCode::CREATED, "{answer}");
         }
 
@@ -140,20 +134,7 @@ async fn tool_decisions_are_decisions_filterable_by_kind_and_tool() {
             "kind=tool&outcome=pending_approval",
             "tool=echo&agent=0x12",
         ] {
-            let (status, answer) = call(
-                &s.router,
-                "GET",
-                &format!("/v1/decisions?{query}"),
-                Some(AUDITOR),
-                None,
-            )
-            .await;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
-            assert_eq!(
-                answer["error"]["code"],
-                json!("invalid_query"),
-                "{query}: {answer}"
-            );
+            assert_invalid_query(&s.router, &format!("/v1/decisions?{query}")).await;
         }
     }
 }
@@ -168,14 +149,7 @@ async fn the_decisions_page_shows_tool_calls_escaped() {
     let evil = "<img src=x onerror=alert(1)>";
     let mut d = decision(&a.key, evil, ToolOutcome::Denied);
     d.reasons = vec![format!("no rule names `{evil}`")];
-    let (status, _) = call(
-        &s.router,
-        "POST",
-        "/v1/tool-decisions",
-        None,
-        Some(signed(d, &a.key)),
-    )
-    .await;
+    let (status, _) = sign_and_post(&s.router, d, &a.key, None).await;
     assert_eq!(status, StatusCode::CREATED);
     let cookie = crate::login(&s.router, AUDITOR).await;
     let (status, _, html) = crate::get_with_cookie(&s.router, "/decisions", &cookie).await;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     ADMIN, APPROVER, AUDITOR, NOW, Service, TestAgent, call,
-    tools::{decision, signed_with},
+    tools::{decision, sign_and_post},
 };
 
 /// A call held with `arguments` for up to `timeout` seconds.
@@ -46,18 +46,38 @@ async fn report(
     d: chaperone_api::tools::ToolDecision,
 ) -> (StatusCode, Value) {
     let arguments = (d.outcome == ToolOutcome::ApprovalRequired).then(|| held_arguments(&d.tool));
+    sign_and_post(&s.router, d, key, arguments).await
+}
+
+/// Approves held call `id` with the arguments `hash` the approver was shown, through the API
+/// with `token` (if any).
+pub(crate) async fn approve_arguments(
+    router: &Router,
+    id: B256,
+    token: Option<&str>,
+    hash: B256,
+) -> (StatusCode, Value) {
+    let approve = format!("/v1/admin/tool-approvals/{id}/approve");
+    let body = json!({ "arguments_hash": hash }).to_string();
+    call(router, "POST", &approve, token, Some(body)).await
+}
+
+/// The open state of held call `id`'s approval (anyone holding the id reads it).
+pub(crate) async fn approval_state(router: &Router, id: B256) -> (StatusCode, Value) {
     call(
-        &s.router,
-        "POST",
-        "/v1/tool-decisions",
+        router,
+        "GET",
+        &format!("/v1/tool-decisions/{id}/approval"),
         None,
-        Some(signed_with(d, key, arguments)),
+        None,
     )
     .await
 }
 
-fn approve_body(hash: B256) -> Option<String> {
-    Some(json!({ "arguments_hash": hash }).to_string())
+/// The auditor's listing of held calls' decisions (`outcome=approval_required`).
+pub(crate) async fn held_decisions(router: &Router) -> Value {
+    let uri = "/v1/tool-decisions?outcome=approval_required";
+    call(router, "GET", uri, Some(AUDITOR), None).await.1
 }
 
 /// The same service read at a later time (same store, another clock).
@@ -94,18 +114,10 @@ async fn a_held_tool_call_waits_for_a_human() {
         assert_eq!(answer["status"], json!("pending"));
         assert_eq!(answer["expires_at"], json!(NOW + 60));
         // The agent has no bearer token: it cannot vote on its own call.
-        let approve = format!("/v1/admin/tool-approvals/{id}/approve");
-        let (status, _) = call(&s.router, "POST", &approve, None, approve_body(hash)).await;
+        let (status, _) = approve_arguments(&s.router, id, None, hash).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         // An auditor may look, not decide.
-        let (status, _) = call(
-            &s.router,
-            "POST",
-            &approve,
-            Some(AUDITOR),
-            approve_body(hash),
-        )
-        .await;
+        let (status, _) = approve_arguments(&s.router, id, Some(AUDITOR), hash).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let cookie = crate::login(&s.router, APPROVER).await;
         let (_, _, html) = crate::get_with_cookie(&s.router, "/approvals", &cookie).await;
@@ -115,14 +127,7 @@ async fn a_held_tool_call_waits_for_a_human() {
             html.contains(&hash.to_string()),
             "the inbox shows the arguments hash: {html}"
         );
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            &approve,
-            Some(APPROVER),
-            approve_body(hash),
-        )
-        .await;
+        let (status, answer) = approve_arguments(&s.router, id, Some(APPROVER), hash).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["status"], json!("approved"));
         let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
@@ -137,14 +142,7 @@ async fn a_held_tool_call_waits_for_a_human() {
         let plain = decision(&a.key, "echo", ToolOutcome::Allowed);
         let plain_id = plain.id;
         report(&s, &a.key, plain).await;
-        let (status, _) = call(
-            &s.router,
-            "GET",
-            &format!("/v1/tool-decisions/{plain_id}/approval"),
-            None,
-            None,
-        )
-        .await;
+        let (status, _) = approval_state(&s.router, plain_id).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = call(
             &s.router,
@@ -203,15 +201,7 @@ async fn a_pending_approval_expires_after_its_timeout() {
         let approval = format!("/v1/tool-decisions/{id}/approval");
         let (_, answer) = call(&router, "GET", &approval, None, None).await;
         assert_eq!(answer["status"], json!("expired"), "{answer}");
-        let approve = format!("/v1/admin/tool-approvals/{id}/approve");
-        let (status, answer) = call(
-            &router,
-            "POST",
-            &approve,
-            Some(APPROVER),
-            approve_body(hash),
-        )
-        .await;
+        let (status, answer) = approve_arguments(&router, id, Some(APPROVER), hash).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
         assert_eq!(answer["error"]["code"], json!("no_pending_approval"));
         let (_, answer) = call(&router, "GET", &approval, None, None).await;
@@ -224,27 +214,13 @@ async fn a_pending_approval_expires_after_its_timeout() {
             "{html}"
         );
         // A timeout past the server's maximum is cut to it.
-        let (_, answer) = call(
-            &router,
-            "GET",
-            &format!("/v1/tool-decisions/{forever_id}/approval"),
-            None,
-            None,
-        )
-        .await;
+        let (_, answer) = approval_state(&router, forever_id).await;
         assert_eq!(
             answer["expires_at"],
             json!(NOW + MAX_APPROVAL_TIMEOUT_SECS),
             "{answer}"
         );
-        let (_, answer) = call(
-            &later(&s, two_hours_later),
-            "GET",
-            &format!("/v1/tool-decisions/{forever_id}/approval"),
-            None,
-            None,
-        )
-        .await;
+        let (_, answer) = approval_state(&later(&s, two_hours_later), forever_id).await;
         assert_eq!(answer["status"], json!("expired"), "{answer}");
     }
 }
@@ -268,14 +244,7 @@ async fn one_agent_cannot_bury_the_inbox() {
         let (status, answer) = report(&s, &a.key, over.clone()).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
         assert_eq!(answer["error"]["code"], json!("too_many_pending_approvals"));
-        let (status, _) = call(
-            &s.router,
-            "GET",
-            &format!("/v1/tool-decisions/{over_id}/approval"),
-            None,
-            None,
-        )
-        .await;
+        let (status, _) = approval_state(&s.router, over_id).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
         // A replay of a stored one is still a replay, not a refusal.
         let first = first.unwrap();
@@ -295,14 +264,8 @@ async fn one_agent_cannot_bury_the_inbox() {
         // So does expiry: a minute later none of the agent's approvals is pending.
         let router = later(&s, a_minute_later);
         let d = held(&a.key, "after", 60);
-        let (status, answer) = call(
-            &router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed_with(d, &a.key, Some(held_arguments("after")))),
-        )
-        .await;
+        let (status, answer) =
+            sign_and_post(&router, d, &a.key, Some(held_arguments("after"))).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
     }
 }
@@ -327,14 +290,7 @@ async fn an_approval_approves_the_arguments_it_was_shown() {
         let approve = format!("/v1/admin/tool-approvals/{id}/approve");
         let approval = format!("/v1/tool-decisions/{id}/approval");
         let other = arguments_of("something else");
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            &approve,
-            Some(APPROVER),
-            approve_body(other),
-        )
-        .await;
+        let (status, answer) = approve_arguments(&s.router, id, Some(APPROVER), other).await;
         assert_eq!(status, StatusCode::CONFLICT, "{answer}");
         assert_eq!(answer["error"]["code"], json!("arguments_mismatch"));
         // An approval that names no hash approves nothing.
@@ -342,14 +298,7 @@ async fn an_approval_approves_the_arguments_it_was_shown() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
         assert_eq!(answer["status"], json!("pending"));
-        let (status, _) = call(
-            &s.router,
-            "POST",
-            &approve,
-            Some(APPROVER),
-            approve_body(hash),
-        )
-        .await;
+        let (status, _) = approve_arguments(&s.router, id, Some(APPROVER), hash).await;
         assert_eq!(status, StatusCode::OK);
         let (_, answer) = call(&s.router, "GET", &approval, None, None).await;
         assert_eq!(answer["status"], json!("approved"));
@@ -357,14 +306,7 @@ async fn an_approval_approves_the_arguments_it_was_shown() {
             !answer.to_string().contains("alice"),
             "the open state names the approver: {answer}"
         );
-        let (_, page) = call(
-            &s.router,
-            "GET",
-            "/v1/tool-decisions?outcome=approval_required",
-            Some(AUDITOR),
-            None,
-        )
-        .await;
+        let page = held_decisions(&s.router).await;
         let row = &page["items"][0];
         assert_eq!(row["approval_status"], json!("approved"), "{page}");
         assert_eq!(row["approval_by"], json!("alice"), "{page}");

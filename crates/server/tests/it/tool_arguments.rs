@@ -5,15 +5,15 @@
 //! agent's reasons marked as the agent's words; they are never listed, and are cleared once
 //! the approval is decided or expires.
 
-use axum::http::StatusCode;
+use axum::{Router, http::StatusCode};
 use chaperone_api::tools::{HeldArguments, MAX_SHOWN_ARGUMENTS_LEN, ToolOutcome};
 use chaperone_core::B256;
 use serde_json::{Value, json};
 
 use crate::{
     APPROVER, AUDITOR, Service, TestAgent, call, call_text,
-    tool_approvals::held,
-    tools::{decision, signed_with},
+    tool_approvals::{approval_state, approve_arguments, held, held_decisions},
+    tools::{decision, sign_and_post},
 };
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
@@ -23,18 +23,19 @@ fn hostile_arguments() -> HeldArguments {
     HeldArguments::of(arguments.as_object().unwrap())
 }
 
-async fn post(s: &Service, body: String) -> (StatusCode, Value) {
-    call(&s.router, "POST", "/v1/tool-decisions", None, Some(body)).await
-}
-
 /// A held call of `tool` reported with `arguments` (its hash signed in the decision).
 async fn report_held(s: &Service, a: &TestAgent, tool: &str, arguments: HeldArguments) -> B256 {
     let mut d = held(&a.key, tool, 60);
     d.arguments_hash = Some(arguments.hash());
     let id = d.id;
-    let (status, answer) = post(s, signed_with(d, &a.key, Some(arguments))).await;
+    let (status, answer) = sign_and_post(&s.router, d, &a.key, Some(arguments)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     id
+}
+
+/// The held calls an approver reads through the API, read with `token` (if any).
+async fn held_calls(router: &Router, token: Option<&str>) -> (StatusCode, Value) {
+    call(router, "GET", "/v1/admin/tool-approvals", token, None).await
 }
 
 async fn inbox(s: &Service) -> String {
@@ -84,7 +85,7 @@ async fn held_arguments_that_do_not_hash_to_the_decision_are_refused() {
         let id = d.id;
         let mut shown = hostile_arguments();
         shown.json = shown.json.replace("0xabc", "0xdef");
-        let (status, answer) = post(&s, signed_with(d, &a.key, Some(shown))).await;
+        let (status, answer) = sign_and_post(&s.router, d, &a.key, Some(shown)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert!(answer.to_string().contains("arguments_hash"), "{answer}");
         let approval = format!("/v1/tool-decisions/{id}/approval");
@@ -101,13 +102,13 @@ async fn arguments_come_with_held_calls_and_only_with_them() {
     for s in crate::services().await {
         let a = TestAgent::registered(&s.store).await;
         let d = held(&a.key, "transfer", 60);
-        let (status, answer) = post(&s, signed_with(d, &a.key, None)).await;
+        let (status, answer) = sign_and_post(&s.router, d, &a.key, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert!(answer.to_string().contains("arguments"), "{answer}");
         for outcome in [ToolOutcome::Allowed, ToolOutcome::Denied] {
             let d = decision(&a.key, "echo", outcome);
             let (status, answer) =
-                post(&s, signed_with(d, &a.key, Some(hostile_arguments()))).await;
+                sign_and_post(&s.router, d, &a.key, Some(hostile_arguments())).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{outcome:?}: {answer}");
         }
     }
@@ -143,14 +144,7 @@ async fn held_arguments_are_never_listed_and_are_cleared_once_decided() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(s.store.held_arguments(id).await.unwrap(), None);
         // The hash stays: it is what the decision bound.
-        let (_, page) = call(
-            &s.router,
-            "GET",
-            "/v1/tool-decisions?outcome=approval_required",
-            Some(AUDITOR),
-            None,
-        )
-        .await;
+        let page = held_decisions(&s.router).await;
         assert_eq!(
             page["items"][0]["arguments_hash"],
             json!(hostile_arguments().hash())
@@ -166,26 +160,13 @@ async fn the_open_approval_state_does_not_give_the_arguments_hash() {
     let s = crate::service().await;
     let a = TestAgent::registered(&s.store).await;
     let id = report_held(&s, &a, "transfer", hostile_arguments()).await;
-    let (status, answer) = call(
-        &s.router,
-        "GET",
-        &format!("/v1/tool-decisions/{id}/approval"),
-        None,
-        None,
-    )
-    .await;
+    let (status, answer) = approval_state(&s.router, id).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], json!("pending"));
     assert!(answer.get("arguments_hash").is_none(), "{answer}");
     // The approver's answer (authenticated) names what was approved.
-    let (status, answer) = call(
-        &s.router,
-        "POST",
-        &format!("/v1/admin/tool-approvals/{id}/approve"),
-        Some(APPROVER),
-        Some(json!({ "arguments_hash": hostile_arguments().hash() }).to_string()),
-    )
-    .await;
+    let (status, answer) =
+        approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["arguments_hash"], json!(hostile_arguments().hash()));
 }
@@ -210,7 +191,7 @@ async fn long_arguments_are_shown_cut_and_said_to_be() {
         let mut forged = arguments.clone();
         forged.json = forged.json.replacen("memo", "note", 1);
         assert_ne!(forged.json, arguments.json);
-        let (status, answer) = post(&s, signed_with(d, &a.key, Some(forged))).await;
+        let (status, answer) = sign_and_post(&s.router, d, &a.key, Some(forged)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         let id = report_held(&s, &a, "transfer", arguments).await;
         let html = inbox(&s).await;
@@ -266,23 +247,10 @@ async fn a_call_the_agent_withdrew_cannot_be_approved() {
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["status"], json!("withdrawn"));
         assert_eq!(s.store.held_arguments(id).await.unwrap(), None);
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            &format!("/v1/admin/tool-approvals/{id}/approve"),
-            Some(APPROVER),
-            Some(json!({ "arguments_hash": hostile_arguments().hash() }).to_string()),
-        )
-        .await;
+        let (status, answer) =
+            approve_arguments(&s.router, id, Some(APPROVER), hostile_arguments().hash()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
-        let (_, answer) = call(
-            &s.router,
-            "GET",
-            &format!("/v1/tool-decisions/{id}/approval"),
-            None,
-            None,
-        )
-        .await;
+        let (_, answer) = approval_state(&s.router, id).await;
         assert_eq!(answer["status"], json!("withdrawn"));
         assert!(!inbox(&s).await.contains(&format!("tool-{id}")));
         // Twice: nothing is pending any more.
@@ -299,25 +267,11 @@ async fn an_approver_reads_the_held_arguments_through_the_api() {
     let s = crate::service().await;
     let a = TestAgent::registered(&s.store).await;
     let id = report_held(&s, &a, "transfer", hostile_arguments()).await;
-    let (status, _) = call(&s.router, "GET", "/v1/admin/tool-approvals", None, None).await;
+    let (status, _) = held_calls(&s.router, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = call(
-        &s.router,
-        "GET",
-        "/v1/admin/tool-approvals",
-        Some(AUDITOR),
-        None,
-    )
-    .await;
+    let (status, _) = held_calls(&s.router, Some(AUDITOR)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, answer) = call(
-        &s.router,
-        "GET",
-        "/v1/admin/tool-approvals",
-        Some(APPROVER),
-        None,
-    )
-    .await;
+    let (status, answer) = held_calls(&s.router, Some(APPROVER)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["pending"], json!(1));
     let held = &answer["items"][0];
@@ -332,13 +286,6 @@ async fn an_approver_reads_the_held_arguments_through_the_api() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, answer) = call(
-        &s.router,
-        "GET",
-        "/v1/admin/tool-approvals",
-        Some(APPROVER),
-        None,
-    )
-    .await;
+    let (_, answer) = held_calls(&s.router, Some(APPROVER)).await;
     assert_eq!(answer["items"], json!([]));
 }

@@ -1,8 +1,8 @@
 //! Tool-policy decisions of the MCP gateway: reported signed by the agent, listed by tool, on
 //! SQLite and PostgreSQL; another agent's key, an unregistered agent and bad input refused.
 
-use axum::http::StatusCode;
-use chaperone_api::tools::{ToolDecision, ToolDecisionBody, ToolOutcome};
+use axum::{Router, http::StatusCode};
+use chaperone_api::tools::{HeldArguments, ToolDecision, ToolDecisionBody, ToolOutcome};
 use chaperone_core::{B256, Secp256k1Signer};
 use serde_json::{Value, json};
 
@@ -35,7 +35,7 @@ pub(crate) fn signed(decision: ToolDecision, key: &Secp256k1Signer) -> String {
 pub(crate) fn signed_with(
     decision: ToolDecision,
     key: &Secp256k1Signer,
-    arguments: Option<chaperone_api::tools::HeldArguments>,
+    arguments: Option<HeldArguments>,
 ) -> String {
     let signature = key.sign_message(&decision.signing_message()).unwrap();
     serde_json::to_string(&ToolDecisionBody {
@@ -46,48 +46,52 @@ pub(crate) fn signed_with(
     .unwrap()
 }
 
+/// Posts a tool decision's `body` as the gateway does: signed by the agent, no bearer token.
+pub(crate) async fn post_decision(router: &Router, body: String) -> (StatusCode, Value) {
+    call(router, "POST", "/v1/tool-decisions", None, Some(body)).await
+}
+
+/// Signs `decision` with `key` and posts it, a held call's `arguments` beside it.
+pub(crate) async fn sign_and_post(
+    router: &Router,
+    decision: ToolDecision,
+    key: &Secp256k1Signer,
+    arguments: Option<HeldArguments>,
+) -> (StatusCode, Value) {
+    post_decision(router, signed_with(decision, key, arguments)).await
+}
+
+/// Asserts the auditor's listing `uri` is refused as a precise 400 `invalid_query`.
+pub(crate) async fn assert_invalid_query(router: &Router, uri: &str) {
+    let (status, answer) = call(router, "GET", uri, Some(AUDITOR), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+    assert_eq!(
+        answer["error"]["code"],
+        json!("invalid_query"),
+        "{uri}: {answer}"
+    );
+}
+
 #[tokio::test]
 async fn decisions_are_stored_signed_and_listed_by_tool() {
     for s in services().await {
         let a = TestAgent::registered(&s.store).await;
         let denied = decision(&a.key, "printEnv", ToolOutcome::Denied);
         let body = signed(denied.clone(), &a.key);
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(body.clone()),
-        )
-        .await;
+        let (status, answer) = post_decision(&s.router, body.clone()).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         assert_eq!(answer["replayed"], json!(false));
         // The same body again: one decision.
-        let (status, answer) =
-            call(&s.router, "POST", "/v1/tool-decisions", None, Some(body)).await;
+        let (status, answer) = post_decision(&s.router, body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["replayed"], json!(true));
         // The same id with other content: refused, nothing changes.
         let mut other = denied.clone();
         other.outcome = ToolOutcome::Allowed;
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed(other, &a.key)),
-        )
-        .await;
+        let (status, answer) = sign_and_post(&s.router, other, &a.key, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         let allowed = decision(&a.key, "echo", ToolOutcome::Allowed);
-        let (status, _) = call(
-            &s.router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed(allowed, &a.key)),
-        )
-        .await;
+        let (status, _) = sign_and_post(&s.router, allowed, &a.key, None).await;
         assert_eq!(status, StatusCode::CREATED);
 
         let (status, page) = call(
@@ -131,26 +135,12 @@ async fn no_key_writes_another_agents_decisions() {
         let victim = TestAgent::registered(&s.store).await;
         let attacker = TestAgent::registered(&s.store).await;
         let forged = decision(&victim.key, "transfer", ToolOutcome::Allowed);
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed(forged, &attacker.key)),
-        )
-        .await;
+        let (status, answer) = sign_and_post(&s.router, forged, &attacker.key, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
         assert_eq!(answer["error"]["code"], json!("bad_signature"), "{answer}");
         let stranger = Secp256k1Signer::random().unwrap();
         let own = decision(&stranger, "transfer", ToolOutcome::Allowed);
-        let (status, answer) = call(
-            &s.router,
-            "POST",
-            "/v1/tool-decisions",
-            None,
-            Some(signed(own, &stranger)),
-        )
-        .await;
+        let (status, answer) = sign_and_post(&s.router, own, &stranger, None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
         let (_, all) = call(&s.router, "GET", "/v1/tool-decisions", Some(AUDITOR), None).await;
         assert_eq!(all["items"], json!([]));
@@ -177,14 +167,7 @@ async fn bad_input_is_a_precise_4xx() {
             (nul_reason, "invalid_request"),
             (empty, "invalid_request"),
         ] {
-            let (status, answer) = call(
-                &s.router,
-                "POST",
-                "/v1/tool-decisions",
-                None,
-                Some(signed(d, &a.key)),
-            )
-            .await;
+            let (status, answer) = sign_and_post(&s.router, d, &a.key, None).await;
             assert!(status.is_client_error(), "{status} {answer}");
             assert_eq!(answer["error"]["code"], json!(code), "{answer}");
         }
@@ -203,8 +186,7 @@ async fn bad_input_is_a_precise_4xx() {
             bad_signature.to_string(),
             "{".into(),
         ] {
-            let (status, answer) =
-                call(&s.router, "POST", "/v1/tool-decisions", None, Some(body)).await;
+            let (status, answer) = post_decision(&s.router, body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         }
         for query in [
@@ -214,30 +196,12 @@ async fn bad_input_is_a_precise_4xx() {
             "color=red",
             "limit=0",
         ] {
-            let (status, answer) = call(
-                &s.router,
-                "GET",
-                &format!("/v1/tool-decisions?{query}"),
-                Some(AUDITOR),
-                None,
-            )
-            .await;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
-            assert_eq!(answer["error"]["code"], json!("invalid_query"), "{answer}");
+            assert_invalid_query(&s.router, &format!("/v1/tool-decisions?{query}")).await;
         }
         let (_, all) = call(&s.router, "GET", "/v1/tool-decisions", Some(AUDITOR), None).await;
         assert_eq!(all["items"], json!([]));
         // The same filters in the decisions' listing (`kind=tool`): the same 400s.
-        let (status, answer) = call(
-            &s.router,
-            "GET",
-            "/v1/decisions?kind=tool&outcome=approved",
-            Some(AUDITOR),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert_eq!(answer["error"]["code"], json!("invalid_query"), "{answer}");
+        assert_invalid_query(&s.router, "/v1/decisions?kind=tool&outcome=approved").await;
     }
 }
 
@@ -250,24 +214,13 @@ async fn the_console_lists_them_escaped() {
     let evil = "<img src=x onerror=alert(1)>";
     let mut d = decision(&a.key, evil, ToolOutcome::Denied);
     d.reasons = vec![format!("no rule names `{evil}`")];
-    let (status, _) = call(
-        &s.router,
-        "POST",
-        "/v1/tool-decisions",
-        None,
-        Some(signed(d, &a.key)),
-    )
-    .await;
+    let (status, _) = sign_and_post(&s.router, d, &a.key, None).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = call(
+    let (status, _) = sign_and_post(
         &s.router,
-        "POST",
-        "/v1/tool-decisions",
+        decision(&a.key, "echo", ToolOutcome::Allowed),
+        &a.key,
         None,
-        Some(signed(
-            decision(&a.key, "echo", ToolOutcome::Allowed),
-            &a.key,
-        )),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
