@@ -199,7 +199,11 @@ async fn waiters_behind_a_stalled_paid_body_wait_at_most_their_own_timeout() {
     }
     let timed_out = outcomes
         .iter()
-        .filter(|(_, answer)| answer.as_ref().is_err_and(|e| e.to_string().contains("waited")))
+        .filter(|(_, answer)| {
+            answer
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("waited"))
+        })
         .count();
     assert!(timed_out >= 1, "{outcomes:?}");
     let sent = merchant.payments();
