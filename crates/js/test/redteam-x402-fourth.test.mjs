@@ -27,6 +27,7 @@ const REQUIREMENT = {
 /** An X402Client of the package (it passes the scheme's `instanceof`) whose co-signer and
  * chain are this test's: `authorize` signs a distinct fake payment after `delayMs`, and
  * `standing(payment)` answers `state(payment)`. */
+let signed = 0;
 function standIn({ delayMs = 0, state = () => 'usable' } = {}) {
   const client = Object.create(chaperone.X402Client.prototype);
   let n = 0;
@@ -34,7 +35,8 @@ function standIn({ delayMs = 0, state = () => 'usable' } = {}) {
     await new Promise((done) => setTimeout(done, delayMs));
     const required = JSON.parse(requiredJson);
     const i = n++;
-    const nonce = `0x${i.toString(16).padStart(64, '0')}`;
+    // Distinct across stand-ins too: two payments with one signature are one payment.
+    const nonce = `0x${(signed++).toString(16).padStart(64, '0')}`;
     const header = { x402Version: 2, payload: { authorization: { nonce }, signature: `0x${'ab'.repeat(65)}` }, accepted: required.accepts[0] };
     return { resource, requestId: nonce, payload: Buffer.from(JSON.stringify(header)).toString('base64'), index: i };
   };
@@ -104,6 +106,8 @@ describe('red team (i31, fourth review)', () => {
       const refused = outcomes.filter((o) => o.status === 'rejected');
       assert.ok(scheme.kept.size <= 256, `the book holds ${scheme.kept.size} payments, past its 256`);
       assert.equal(scheme.payments.length, scheme.kept.size, 'every payment made is kept');
+      const other = refused.filter(({ reason }) => !/its most/.test(String(reason?.message)));
+      assert.deepEqual(other.map(({ reason }) => String(reason?.message)), []);
       assert.equal(refused.length, 300 - scheme.kept.size);
       for (const { reason } of refused) assert.match(String(reason?.message), /its most/);
     } finally {
