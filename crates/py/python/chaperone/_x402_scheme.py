@@ -139,7 +139,8 @@ class ChaperoneSchemeTransport(httpx.AsyncBaseTransport):
         if name is not None:
             return await self._paid(request, name)
         body = await request.aread()
-        asked = _Asked(str(request.url), request.method, hashlib.sha256(body).hexdigest() if body else None)
+        digest = hashlib.sha256(body).hexdigest() if body else None
+        asked = _Asked(str(request.url), request.method, digest)
         response = await self._inner.handle_async_request(request)
         if response.status_code != 402:
             return response
@@ -173,7 +174,9 @@ class ChaperoneSchemeTransport(httpx.AsyncBaseTransport):
         stream = response.stream
         if not isinstance(stream, httpx.AsyncByteStream):
             raise TypeError("ChaperoneSchemeTransport wraps an async httpx transport")
-        response.stream = _NoteWhenRead(stream, lambda: self._scheme._note_status(signature, status))
+        response.stream = _NoteWhenRead(
+            stream, lambda: self._scheme._note_status(signature, status)
+        )
         return response
 
     async def _tagged_402(
@@ -304,7 +307,9 @@ class ChaperoneExactEvmScheme:
         elif isinstance(payer, Wallet):
             self._client = X402Client(payer)
         else:
-            raise TypeError(f"pays from a chaperone.Wallet or X402Client, not {type(payer).__name__}")
+            raise TypeError(
+                f"pays from a chaperone.Wallet or X402Client, not {type(payer).__name__}"
+            )
         self.resource = resource
         """If given, the URL every payment must be for (``Invalid`` otherwise)."""
         self.payments: list[X402Payment] = []
