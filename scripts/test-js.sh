@@ -21,4 +21,4 @@ echo "tsc --strict: the generated declarations and test/types.ts type-check"
 # One devnet per file; the files run one after another (two cores: each devnet is a server, an
 # Anvil and a facilitator).
 CHAPERONE_BIN="$target/debug/chaperone" node --test --test-concurrency=1 \
-  test/sdk.test.mjs test/x402.test.mjs test/redteam-x402.test.mjs test/redteam-x402-book.test.mjs test/redteam-x402-third.test.mjs test/integrations.test.mjs
+  test/sdk.test.mjs test/x402.test.mjs test/redteam-x402.test.mjs test/redteam-x402-book.test.mjs test/redteam-x402-third.test.mjs test/redteam-x402-fourth.test.mjs test/integrations.test.mjs

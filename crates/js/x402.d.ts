@@ -81,7 +81,10 @@ export declare class ChaperoneExactEvmScheme {
    * usable, by request (`JSON.stringify([url, method, bodySha256])`, body null when none);
    * at most 256 (then nothing more is co-signed until one expires unused or is served).
    * Delete one to pay that request anew. */
-  readonly kept: Map<string, { payment: X402Payment; signature: string }>
+  readonly kept: Map<string, { payment: X402Payment; signature: string; resource: string }>
+  /** The URL the kept payment with `signature` (its payload as JSON) was made for, or
+   * undefined if it is not kept: `withoutPaidRedirects` sends it to no other URL. */
+  resourceOf(signature: string): string | undefined
   /** The hook for `x402HTTPClient.onPaymentRequired`: notes the request that got each 402. */
   readonly onPaymentRequired: (context: { paymentRequired: object; requestUrl: string }) => Promise<void>
   /** @x402/core's scheme hooks (the request that asked). */

@@ -164,9 +164,23 @@ const asks = new Map();
  * or dropped past `MAX_NOTED`) counts as not served: the safe side. */
 const paidStatuses = new Map();
 
-/** The URL each payment of a `ChaperoneExactEvmScheme` was made for, by its signature:
- * `withoutPaidRedirects` sends a payment header to no other URL. */
-const paidResources = new Map();
+/** The live `ChaperoneExactEvmScheme`s (weakly held): `withoutPaidRedirects` sends a payment
+ * one of them keeps to no URL but the one it was made for. Their books are bounded and forget
+ * a payment only once the chain shows it can never move funds again (expired unused, or used
+ * and served), so a payment still usable is always found; a process-wide map of recent
+ * payments would forget one after enough later payments. */
+const schemes = new Set();
+const forgetScheme = new FinalizationRegistry((ref) => schemes.delete(ref));
+
+/** The URL a live scheme's kept payment with `signature` was made for, or undefined. */
+function keptResource(signature) {
+  for (const ref of schemes) {
+    const scheme = ref.deref();
+    const resource = scheme?.resourceOf(signature);
+    if (resource !== undefined) return resource;
+  }
+  return undefined;
+}
 
 const MAX_NOTED = 1024;
 
@@ -257,6 +271,11 @@ class ChaperoneExactEvmScheme {
    * per request. */
   #queues = new Map();
 
+  /** The requests co-signing a new payment: each holds its place in `kept` from before its
+   * co-signing's first await, so concurrent payments for different requests cannot overshoot
+   * `MAX_KEPT`. */
+  #reserved = new Set();
+
   constructor(payer, options = {}) {
     /** x402's scheme name. */
     this.scheme = 'exact';
@@ -286,6 +305,9 @@ class ChaperoneExactEvmScheme {
     };
     /** @x402/core's scheme hooks. (A merchant's `PAYMENT-RESPONSE` is its word, not the
      * chain's, and not whether it served: the scheme does not read it.) */
+    const ref = new WeakRef(this);
+    schemes.add(ref);
+    forgetScheme.register(this, ref);
     this.schemeHooks = {
       onBeforePaymentCreation: async (context) => {
         const request = context?.paymentRequired && asked.get(context.paymentRequired);
@@ -353,25 +375,38 @@ class ChaperoneExactEvmScheme {
     return status !== undefined && status >= 200 && status < 300;
   }
 
-  /** Makes room in `kept` for one more payment: drops the entries the chain shows expired
-   * unused, or used and served; rejects (`Invalid`) when none can go. Never by the local
-   * clock, and never a settled payment the merchant did not serve. */
-  async #makeRoom(key) {
-    if (this.kept.size < MAX_KEPT || this.kept.has(key)) return;
-    for (const [old, entry] of [...this.kept]) {
-      const { state } = await this.client.standing(entry.payment);
-      if (state === 'expired' || (state === 'settled' && ChaperoneExactEvmScheme.#served(entry))) this.kept.delete(old);
+  /** The URL the kept payment with `signature` was made for, or undefined if it is not kept
+   * (`withoutPaidRedirects` sends it nowhere else). */
+  resourceOf(signature) {
+    for (const entry of this.kept.values()) {
+      if (entry.signature === signature) return entry.resource;
     }
-    if (this.kept.size >= MAX_KEPT) {
+    return undefined;
+  }
+
+  /** Holds a place in `kept` for request `key`'s new payment: when the book is full, drops the
+   * entries the chain shows expired unused, or used and served; rejects (`Invalid`) when none
+   * can go. Never by the local clock, and never a settled payment the merchant did not serve.
+   * The last check and the reservation run with no await between them. */
+  async #reserve(key) {
+    if (this.kept.size + this.#reserved.size >= MAX_KEPT) {
+      for (const [old, entry] of [...this.kept]) {
+        const { state } = await this.client.standing(entry.payment);
+        if (this.kept.get(old) !== entry) continue;
+        if (state === 'expired' || (state === 'settled' && ChaperoneExactEvmScheme.#served(entry))) this.kept.delete(old);
+      }
+    }
+    if (this.kept.size + this.#reserved.size >= MAX_KEPT) {
       const { Invalid } = require('./errors.js');
-      throw new Invalid(`this scheme keeps ${this.kept.size} payments still usable or settled and not served, ` +
-        'its most: it pays nothing more (delete entries from scheme.kept to pay anew)');
+      throw new Invalid(`this scheme keeps ${this.kept.size} payments still usable or settled and not served ` +
+        `(and co-signs ${this.#reserved.size}), its most: it pays nothing more (delete entries from scheme.kept to ` +
+        'pay anew)');
     }
+    this.#reserved.add(key);
   }
 
   /** The payment kept for `key` if the chain shows it usable, else a new one for `required`. */
   async #pay(key, resource, required, call) {
-    await this.#makeRoom(key);
     const presented = this.kept.get(key);
     if (presented) {
       const { state, settlement } = await this.client.standing(presented.payment);
@@ -395,19 +430,23 @@ class ChaperoneExactEvmScheme {
       // Expired unused, or used and served: the next purchase is a new one.
       this.kept.delete(key);
     }
-    const payment = await this.client.authorize(resource, JSON.stringify(required));
-    this.payments.push(payment);
-    if (call) call.add(payment, this.client);
-    const header = JSON.parse(Buffer.from(payment.payload, 'base64').toString('utf8'));
-    let result = header;
-    if (required.x402Version !== 1) {
-      result = { x402Version: header.x402Version, payload: header.payload };
-      if (header.extensions && Object.keys(header.extensions).length > 0) result.extensions = header.extensions;
+    await this.#reserve(key);
+    try {
+      const payment = await this.client.authorize(resource, JSON.stringify(required));
+      this.payments.push(payment);
+      if (call) call.add(payment, this.client);
+      const header = JSON.parse(Buffer.from(payment.payload, 'base64').toString('utf8'));
+      let result = header;
+      if (required.x402Version !== 1) {
+        result = { x402Version: header.x402Version, payload: header.payload };
+        if (header.extensions && Object.keys(header.extensions).length > 0) result.extensions = header.extensions;
+      }
+      const signature = JSON.stringify(header.payload);
+      this.kept.set(key, { payment, result: structuredClone(result), signature, resource });
+      return result;
+    } finally {
+      this.#reserved.delete(key);
     }
-    const signature = JSON.stringify(header.payload);
-    this.kept.set(key, { payment, result: structuredClone(result), signature });
-    note(paidResources, signature, resource);
-    return result;
   }
 }
 
@@ -503,7 +542,7 @@ function withoutPaidRedirects(fetch) {
     const paymentHeader = request.headers.get('payment-signature') ?? request.headers.get('x-payment');
     if (paymentHeader !== null) {
       const signature = paymentSignature(paymentHeader);
-      const resource = signature === null ? undefined : paidResources.get(signature);
+      const resource = signature === null ? undefined : keptResource(signature);
       if (resource !== undefined && resource !== request.url) {
         const { Invalid } = require('./errors.js');
         throw new Invalid(`a payment made for ${resource} is not sent to ${request.url}: a payment goes only to ` +

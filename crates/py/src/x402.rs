@@ -353,6 +353,25 @@ impl X402Client {
         })
     }
 
+    /// Where `payment` stands on the chain, measured in chain time: `("usable", None)` (the
+    /// merchant may still settle it), `("settled", SettledPayment)` (the transaction that used
+    /// it) or `("expired", None)` (unused, and it never can be). `ChaperoneExactEvmScheme`
+    /// asks before it forgets a payment it kept.
+    fn standing(
+        &self,
+        py: Python<'_>,
+        payment: &X402Payment,
+    ) -> PyResult<(&'static str, Option<SettledPayment>)> {
+        let client = self.inner.clone();
+        let payment = payment.inner.clone();
+        let standing = block_on(py, async move { client.standing(&payment).await })?;
+        Ok(match standing {
+            chaperone_sdk::PaymentStanding::Usable => ("usable", None),
+            chaperone_sdk::PaymentStanding::Settled(settled) => ("settled", Some(settled.into())),
+            chaperone_sdk::PaymentStanding::Expired => ("expired", None),
+        })
+    }
+
     /// The payments sent that no merchant has answered with its resource yet.
     fn outstanding(&self) -> Vec<X402Payment> {
         self.inner

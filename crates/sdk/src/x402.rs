@@ -201,9 +201,19 @@ impl X402Client {
                 "{url} answered 402 without x402 requirements ({why})"
             ))
         })?;
+        // The request's own bound also bounds its wait behind an identical request whose paid
+        // answer is still being read: queued behind a body that stalls, the k-th would
+        // otherwise wait k times as long (and forever with no bound).
+        let wait = paid_request.timeout().copied();
         let lock = self.request_lock(key);
         let answer = async {
-            let _paying = lock.lock().await;
+            let _paying = match wait {
+                None => lock.lock().await,
+                Some(wait) => match tokio::time::timeout(wait, lock.lock()).await {
+                    Ok(paying) => paying,
+                    Err(_) => return Err(self.still_paying(key, &url, wait)),
+                },
+            };
             let payment = match self.outstanding_for(key, &url).await? {
                 Some(payment) => payment,
                 None => self.pay_anew(&url, required).await?,
@@ -241,6 +251,27 @@ impl X402Client {
             })
             .map_err(|e| Error::Invalid(format!("not x402 payment requirements: {e}")))?;
         self.pay_anew(resource, required).await
+    }
+
+    /// The error of a request that waited `wait` (its own timeout) for an identical one still
+    /// paying or reading its paid answer: the payment kept for it, if any, stays kept and is
+    /// carried, so that nothing signs a second one.
+    fn still_paying(&self, key: B256, url: &str, wait: Duration) -> Error {
+        let detail = format!(
+            "waited {} s (the request's timeout) for an identical request still paying {url} \
+             or reading its paid answer",
+            wait.as_secs_f64()
+        );
+        match self.sent.for_request(key) {
+            Some(payment) => Error::PaymentUnanswered {
+                detail,
+                payment: Box::new(payment),
+            },
+            None => Error::Unreachable {
+                url: url.to_owned(),
+                detail,
+            },
+        }
     }
 
     /// The lock of request `key` (see `paying`).

@@ -17,23 +17,25 @@ one).
     payment = payment_of(response)  # an X402Payment, or None if nothing was paid
 
 ``ChaperoneExactEvmScheme`` plugs the same co-signed payments into the official ``x402``
-package's ``x402Client`` (see its docstring for what that path does and does not guarantee).
+package's ``x402Client``, with ``scheme.transport()`` under x402's ``x402_httpx_transport`` (see
+its docstring for what that path does and does not guarantee).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 from typing import Any
 
 import httpx
 
-from chaperone._native import Invalid, Wallet, X402Client, X402Payment, X402Response
+from chaperone._native import Wallet, X402Client, X402Payment, X402Response
+from chaperone._x402_scheme import ChaperoneExactEvmScheme, ChaperoneSchemeTransport, KeptPayment
 
 __all__ = [
     "AsyncX402Transport",
     "ChaperoneExactEvmScheme",
+    "ChaperoneSchemeTransport",
+    "KeptPayment",
     "PAYMENT_EXTENSION",
     "X402Transport",
     "payment_of",
@@ -148,66 +150,3 @@ class AsyncX402Transport(httpx.AsyncBaseTransport):
         return _response(answer, request)
 
 
-class ChaperoneExactEvmScheme:
-    """The "exact" EVM scheme for the official ``x402`` package's ``x402Client`` /
-    ``x402ClientSync``, paying from a Chaperone wallet:
-
-        client = x402ClientSync()
-        client.register(f"eip155:{wallet.chain_id}", ChaperoneExactEvmScheme(wallet))
-
-    Why a scheme and not a signer: x402's ``ExactEvmScheme`` builds the EIP-3009
-    authorization itself, with a random nonce and ``validAfter = 0``, and asks a
-    ``ClientEvmSigner`` only to sign that typed data. An ``AgentWallet``'s EIP-1271
-    ``isValidSignature`` accepts only the nonces of its authorization budget's slots for the
-    current period (``(period << 192) | slot``), which is what bounds what leaves the wallet
-    even with both keys stolen; a signer cannot change the message it is handed, so its
-    signature would be refused by the wallet. A scheme builds the whole payload: this one has
-    the Rust SDK pick the requirement's method, nonce and validity and get the co-signature
-    (``X402Client.authorize``), exactly as ``X402Client`` does.
-
-    What the x402 package's own HTTP flow does is its own: it catches every error of payment
-    creation and raises its ``PaymentError`` with the Chaperone error (``Denied``, with every
-    reason) as ``__cause__``; its selector picks one requirement (Chaperone's client tries the
-    payable ones in turn); and it keeps no book of payments sent (a refused payment's
-    "recovery" signs a new one). Use ``X402Transport`` for Chaperone's guarantees.
-    ``create_payment_payload`` is synchronous in x402's protocol, so from the async
-    ``x402Client`` the co-signing blocks the event loop while it runs.
-
-    Each payment made is appended to ``payments`` (for ``X402Payment.record_metadata`` and
-    ``Wallet.bind_to_call``); the merchant's settlement is in x402's response headers, not in
-    these records: check the chain with ``X402Payment.find_settlement``.
-    """
-
-    scheme = "exact"
-
-    def __init__(self, payer: Wallet | X402Client, *, resource: str = "") -> None:
-        self._client = _client(payer)
-        self.resource = resource
-        """The URL named in the payment records (x402's scheme protocol does not pass it):
-        required, nothing is co-signed without it (``chaperone.Invalid``)."""
-        self.payments: list[X402Payment] = []
-
-    def create_payment_payload(
-        self, requirements: Any, extensions: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """The inner payload (``authorization`` and ``signature``, or Permit2's) for
-        ``requirements`` (an x402 ``PaymentRequirements`` or ``PaymentRequirementsV1``),
-        co-signed within the policy; raises ``chaperone.Denied`` when the policy denies it."""
-        if not self.resource:
-            # The x402 package hands a scheme only the requirement, and the 402's own
-            # ``resource.url`` is the merchant's to write: a payment record must name the URL
-            # that asked, so without it nothing is co-signed (as the Node scheme refuses).
-            raise Invalid(
-                "ChaperoneExactEvmScheme does not know the URL that asked for this payment: "
-                "pass ChaperoneExactEvmScheme(wallet, resource=url)"
-            )
-        requirement = requirements.model_dump(by_alias=True, exclude_none=True)
-        version = 1 if "maxAmountRequired" in requirement else 2
-        required = {"x402Version": version, "accepts": [requirement]}
-        if version == 2 and extensions:
-            required["extensions"] = extensions
-        payment = self._client.authorize(self.resource, json.dumps(required))
-        self.payments.append(payment)
-        header = json.loads(base64.b64decode(payment.payload))
-        inner: dict[str, Any] = header["payload"]
-        return inner

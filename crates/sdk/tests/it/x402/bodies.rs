@@ -137,3 +137,81 @@ async fn a_paid_200_whose_body_stalls_is_not_paid_again_by_a_request_sent_meanwh
         "the settled, unserved payment stays kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiters_behind_a_stalled_paid_body_wait_at_most_their_own_timeout() {
+    // The request's lock was awaited without a bound: identical requests queued behind a paid
+    // body that stalls each waited for every request ahead of them, the k-th about k × its
+    // timeout. A waiter now waits for the lock at most its own timeout, then fails carrying
+    // the kept payment; nothing signs a second authorization.
+    let shop = Shop::open().await;
+    let merchant =
+        Merchant::start(&shop, vec![("/weather", paid("eip3009", OnPayment::Stall))]).await;
+    let client = shop.client();
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let request = || {
+        let mut request = reqwest::Request::new(
+            reqwest::Method::GET,
+            merchant.url("/weather").parse().unwrap(),
+        );
+        *request.timeout_mut() = Some(TIMEOUT);
+        request
+    };
+    let first = {
+        let (client, request) = (client.clone(), request());
+        tokio::spawn(async move { client.send_read(request, 1 << 20).await })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while merchant.payments().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no payment arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, request) = (client.clone(), request());
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let answer = client.send_read(request, 1 << 20).await;
+                (started.elapsed(), answer)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for waiter in waiters {
+        outcomes.push(waiter.await.unwrap());
+    }
+    assert!(matches!(
+        first.await.unwrap(),
+        Err(chaperone_sdk::Error::PaymentUnanswered { .. })
+    ));
+    for (elapsed, answer) in &outcomes {
+        // At most its timeout for the lock, and at most its timeout for its own exchange.
+        assert!(
+            *elapsed < 2 * TIMEOUT + Duration::from_secs(1),
+            "a waiter took {elapsed:?}, past twice its timeout of {TIMEOUT:?}"
+        );
+        match answer {
+            Err(chaperone_sdk::Error::PaymentUnanswered { payment, .. }) => {
+                assert_eq!(payment.request_id, client.outstanding()[0].request_id);
+            }
+            other => panic!("a stalled or still-held request is unanswered: {other:?}"),
+        }
+    }
+    let timed_out = outcomes
+        .iter()
+        .filter(|(_, answer)| {
+            answer
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("waited"))
+        })
+        .count();
+    assert!(timed_out >= 1, "{outcomes:?}");
+    let sent = merchant.payments();
+    assert_eq!(
+        authorizations(&sent).len(),
+        1,
+        "one authorization for one request (sent {} times)",
+        sent.len()
+    );
+    assert_eq!(client.outstanding().len(), 1, "the payment stays kept");
+}

@@ -53,6 +53,9 @@ pub(super) enum OnPayment {
     /// Settles it through the chain, then answers 200 with a body that stalls after a few
     /// bytes (its stated length never arrives) until the connection is dropped.
     SettleThenStall,
+    /// Keeps it (unsettled) and answers 200 with a body that stalls, every time it is
+    /// presented: each paid request holds its request's lock until its own timeout.
+    Stall,
 }
 
 /// A route paid by `method` (`eip3009` or `permit2`).
@@ -163,7 +166,7 @@ impl MerchantState {
                     && matches!(
                         route,
                         Route::Paid {
-                            on_payment: OnPayment::SettleThenStall,
+                            on_payment: OnPayment::SettleThenStall | OnPayment::Stall,
                             ..
                         }
                     )
@@ -252,6 +255,7 @@ impl MerchantState {
                 }
             }
             OnPayment::Report(tx) => settle(*tx),
+            OnPayment::Stall => (200, vec![], String::new()),
             OnPayment::Refuse => self.payment_required(path, method),
             OnPayment::RedirectTo(to) => {
                 (307, vec![("Location".into(), to.clone())], String::new())
