@@ -56,6 +56,7 @@ impl DecisionSigners {
 pub(crate) struct CheckedDecisions {
     pub(crate) verified: usize,
     pub(crate) unverified: Vec<UnverifiedDecision>,
+    pub(crate) pending: Vec<UnverifiedDecision>,
     pub(crate) signers: Vec<Address>,
     /// Verified decisions that name approvers: no decision record commits to them (the
     /// votes are the service's admin-action records, which a bundle does not open).
@@ -185,6 +186,7 @@ pub(crate) fn check_decisions(
     let mut checked = CheckedDecisions {
         verified: 0,
         unverified: Vec::new(),
+        pending: Vec::new(),
         signers: Vec::new(),
         approvers_unchecked: Vec::new(),
         records_opened: opened.len(),
@@ -436,3 +438,5 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod final_records;

@@ -129,3 +129,33 @@ pub(crate) fn check_received_before_anchoring(
     }
     Ok(())
 }
+
+/// What a bundle proves about the completeness of its decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecisionsCompleteness {
+    /// Whether a decision left out with its record would be detected.
+    pub(crate) checked: bool,
+    /// Signers of the bundle's decision records whose chain was not checked.
+    pub(crate) service_chains_unchecked: Vec<Address>,
+}
+
+/// Whether the bundle's decisions are proved complete, given the agents whose chains were
+/// checked.
+pub(crate) fn decisions_completeness(
+    bundle: &EvidenceBundle,
+    chains_checked: &[Address],
+) -> DecisionsCompleteness {
+    let mut service_chains_unchecked: Vec<Address> = Vec::new();
+    for r in &bundle.records {
+        if r.model == chaperone_api::evidence::DECISION_RECORD_MODEL
+            && !chains_checked.contains(&r.agent)
+            && !service_chains_unchecked.contains(&r.agent)
+        {
+            service_chains_unchecked.push(r.agent);
+        }
+    }
+    DecisionsCompleteness {
+        checked: service_chains_unchecked.is_empty(),
+        service_chains_unchecked,
+    }
+}

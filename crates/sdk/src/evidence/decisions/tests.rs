@@ -323,7 +323,7 @@ fn unverified_decisions_fail_unless_the_auditor_accepts_them() {
 /// A bundle of the policy service's chain of decision records signed by `key`, one per
 /// step (the request of payment nonce `n`, decided with `outcome`), all received in the
 /// period and opened; each request is shown as its last record says.
-fn service_chain(key: &Secp256k1Signer, steps: &[(u64, Outcome)]) -> EvidenceBundle {
+pub(super) fn service_chain(key: &Secp256k1Signer, steps: &[(u64, Outcome)]) -> EvidenceBundle {
     let wallet = Address::repeat_byte(0x11);
     let agent = Secp256k1Signer::from_bytes(&B256::repeat_byte(0x44)).expect("a key");
     let mut bundle = EvidenceBundle {
@@ -426,7 +426,7 @@ fn service_chain(key: &Secp256k1Signer, steps: &[(u64, Outcome)]) -> EvidenceBun
 }
 
 /// What `verify_evidence` checks once the proofs hold: the chains, then the decisions.
-fn verify_offline(
+pub(super) fn verify_offline(
     bundle: &EvidenceBundle,
     key: &Secp256k1Signer,
     allow_unverified: bool,
@@ -443,7 +443,7 @@ fn verify_offline(
 
 /// Removes the decision of request `id`, and its openings (and its records when
 /// `with_records`).
-fn leave_out(bundle: &mut EvidenceBundle, id: B256, with_records: bool) {
+pub(super) fn leave_out(bundle: &mut EvidenceBundle, id: B256, with_records: bool) {
     let leaves: Vec<B256> = bundle
         .decision_openings
         .iter()
