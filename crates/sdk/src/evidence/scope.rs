@@ -6,10 +6,10 @@
 //! record's `received_ms` (the server's word) cannot be after the anchoring of the first
 //! checkpoint that holds it.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chaperone_api::evidence::EvidenceBundle;
-use chaperone_core::{Address, B256};
+use chaperone_api::evidence::{DECISION_RECORD_MODEL, EvidenceBundle};
+use chaperone_core::{Address, B256, Record};
 
 use super::invalid;
 use crate::Result;
@@ -86,6 +86,26 @@ pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
             d.request_id, d.created_at
         )));
     }
+    // A view's `logged_leaf` names its record: it counts as a decision's only when that record
+    // is a decision record, and naming another kind of record is an edited bundle (fifth
+    // red-team review: it pulled an agent's model call from outside the period).
+    let models: HashMap<B256, String> = bundle
+        .records
+        .iter()
+        .filter_map(|r| Some((r.leaf_hash, Record::decode(&r.leaf_data).ok()?.model)))
+        .collect();
+    for d in &bundle.decisions {
+        if let Some(model) = d.logged_leaf.and_then(|leaf| models.get(&leaf))
+            && model != DECISION_RECORD_MODEL
+        {
+            return Err(invalid(format!(
+                "decision {} names record {} as its record, which is not a decision record \
+                 (its model is {model:?}, not {DECISION_RECORD_MODEL:?})",
+                d.request_id,
+                d.logged_leaf.unwrap_or_default()
+            )));
+        }
+    }
     let shown: HashSet<B256> = bundle.decisions.iter().map(|d| d.request_id).collect();
     let of_a_decision: HashSet<B256> = bundle
         .decision_openings
@@ -93,6 +113,7 @@ pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
         .filter(|o| shown.contains(&o.request_id))
         .map(|o| o.leaf_hash)
         .chain(bundle.decisions.iter().filter_map(|d| d.logged_leaf))
+        .filter(|leaf| models.get(leaf).is_some_and(|m| m == DECISION_RECORD_MODEL))
         .collect();
     let period = from.saturating_mul(1000)..to.saturating_mul(1000);
     if let Some(r) = bundle
@@ -133,7 +154,10 @@ pub(crate) fn check_received_before_anchoring(
 /// What a bundle proves about the completeness of its decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DecisionsCompleteness {
-    /// Whether a decision left out with its record would be detected.
+    /// Whether a decision left out with its record would be detected: only in a bundle of
+    /// everything, whose service chain is checked. A scoped bundle says so whatever it holds
+    /// (fifth red-team review: one scoped to agents could leave out every decision, and with
+    /// them every decision record that would have named the unchecked service chain).
     pub(crate) checked: bool,
     /// Signers of the bundle's decision records whose chain was not checked.
     pub(crate) service_chains_unchecked: Vec<Address>,
@@ -147,7 +171,7 @@ pub(crate) fn decisions_completeness(
 ) -> DecisionsCompleteness {
     let mut service_chains_unchecked: Vec<Address> = Vec::new();
     for r in &bundle.records {
-        if r.model == chaperone_api::evidence::DECISION_RECORD_MODEL
+        if r.model == DECISION_RECORD_MODEL
             && !chains_checked.contains(&r.agent)
             && !service_chains_unchecked.contains(&r.agent)
         {
@@ -155,7 +179,7 @@ pub(crate) fn decisions_completeness(
         }
     }
     DecisionsCompleteness {
-        checked: service_chains_unchecked.is_empty(),
+        checked: bundle.agents.is_empty() && bundle.wallets.is_empty(),
         service_chains_unchecked,
     }
 }
