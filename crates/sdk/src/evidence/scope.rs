@@ -4,7 +4,9 @@
 //! shows (fourth red-team review of issue 29, F): a decision dated outside the period, or a
 //! record received outside it that is no record of a decision shown, is an edited bundle. A
 //! record's `received_ms` (the server's word) cannot be after the anchoring of the first
-//! checkpoint that holds it.
+//! checkpoint that holds it. A view's `logged_leaf` makes a record "of a decision" only when
+//! it is a decision record, and a scoped bundle never proves its decisions complete (fifth
+//! red-team review).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -95,14 +97,14 @@ pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
         .filter_map(|r| Some((r.leaf_hash, Record::decode(&r.leaf_data).ok()?.model)))
         .collect();
     for d in &bundle.decisions {
-        if let Some(model) = d.logged_leaf.and_then(|leaf| models.get(&leaf))
+        if let Some(leaf) = d.logged_leaf
+            && let Some(model) = models.get(&leaf)
             && model != DECISION_RECORD_MODEL
         {
             return Err(invalid(format!(
-                "decision {} names record {} as its record, which is not a decision record \
+                "decision {} names record {leaf} as its record, which is not a decision record \
                  (its model is {model:?}, not {DECISION_RECORD_MODEL:?})",
-                d.request_id,
-                d.logged_leaf.unwrap_or_default()
+                d.request_id
             )));
         }
     }
