@@ -272,9 +272,7 @@ pub(crate) fn check_decisions(
             checked.signers.push(record.agent);
         }
     }
-    if !allow_unverified
-        && let Some(u) = checked.unverified.first().or(checked.pending.first())
-    {
+    if !allow_unverified && let Some(u) = checked.unverified.first().or(checked.pending.first()) {
         return Err(invalid(format!(
             "{} of {} decisions cannot be checked against their records ({} pending at the end \
              of the period; decision {}: {}); pass --allow-unverified to accept them as the \
@@ -447,6 +445,6 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod final_records;
+#[cfg(test)]
+mod tests;

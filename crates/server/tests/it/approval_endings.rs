@@ -52,7 +52,11 @@ async fn a_denied_or_expired_request_ends_with_a_final_logged_decision() {
         let reasons = decision["reasons"].as_array().unwrap();
         assert_eq!(reasons.last().unwrap()["code"], code, "{decision}");
         assert!(decision["logged_leaf"].is_string(), "{decision}");
-        let openings = s.store.decision_openings(&[id.parse().unwrap()]).await.unwrap();
+        let openings = s
+            .store
+            .decision_openings(&[id.parse().unwrap()])
+            .await
+            .unwrap();
         assert_eq!(openings.len(), 2, "the pending record and the final one");
     }
     let (status, again) = crate::cosign::request(&s, 600, 2).await;

@@ -121,7 +121,10 @@ async fn an_expired_approval_logs_a_final_expired_decision() {
         assert_eq!(finals.len(), 3, "each expired request has a final record");
         for (id, _) in &requests {
             let last = store.decision_leaf(*id).await.unwrap().unwrap();
-            assert!(finals.contains(&last), "{id} was last logged before it expired");
+            assert!(
+                finals.contains(&last),
+                "{id} was last logged before it expired"
+            );
             let decision = recorded(&store, *id, last).await;
             assert_eq!(decision["outcome"], "denied", "{decision}");
             assert!(decision["cosigner_signature"].is_null(), "{decision}");

@@ -38,7 +38,11 @@ fn a_request_denied_or_expired_while_waiting_verifies_by_its_final_record() {
     let checked = verify_offline(&honest, &key, false)
         .expect("an honest bundle of a denial and an expiry verifies without --allow-unverified");
     assert_eq!(
-        (checked.verified, checked.records_opened, checked.pending.len()),
+        (
+            checked.verified,
+            checked.records_opened,
+            checked.pending.len()
+        ),
         (2, 4, 0)
     );
 
@@ -149,7 +153,10 @@ fn a_view_naming_a_model_call_record_does_not_verify() {
         },
     });
     let stray = verify_offline(&bundle, &key, true);
-    assert!(stray.is_err(), "a model call from after the period: {stray:?}");
+    assert!(
+        stray.is_err(),
+        "a model call from after the period: {stray:?}"
+    );
     bundle.decisions[1].logged_leaf = Some(leaf);
     let named = verify_offline(&bundle, &key, true);
     let error = named.expect_err("a view named a model-call record as its own and verified");
