@@ -9,7 +9,9 @@
 //! Red team M4: records are selected by when the server received them (an agent that dates
 //! its records outside the period is still in it); an empty bundle is refused, not VALID; each
 //! decision is checked against its own record (a doctored outcome or opening is INVALID, one
-//! without its opening is printed UNVERIFIED).
+//! without its opening is printed UNVERIFIED). Fifth red-team review: a request denied by an
+//! approver and one whose approval expired end with final records, and their period's bundle
+//! verifies without `--allow-unverified`.
 
 use std::{path::Path, process::Command};
 
@@ -495,6 +497,82 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     assert_eq!(output.status.code(), Some(0), "{out}");
     assert!(out.contains("5 of 6 decisions verified"), "{out}");
     assert!(out.contains("UNVERIFIED decision"), "{out}");
+
+    // Fifth red-team review of issue 29 (Medium): a request a human denied and one whose
+    // approval expired each end with a final record after their pending one, so a bundle of
+    // their period verifies without --allow-unverified.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let waited_from = now();
+    let waiting_policy = format!(
+        "version = 2\nchains = [{}]\n[[limits]]\ntoken = \"native\"\nper_transaction = \"100\"\n\
+         windows = [{{ window = \"1h\", max = \"1000\" }}]\n[approval]\nexpires_after = \"10m\"\n\
+         above = [{{ token = \"native\", amount = \"50\" }}]",
+        devnet.chain_id()
+    );
+    store
+        .set_policy(wallet, &Policy::from_toml(&waiting_policy).unwrap(), now())
+        .await
+        .unwrap();
+    store
+        .add_api_token(token_hash("evidence-approver"), "alice", "approver", now())
+        .await
+        .unwrap();
+    let mut waiting: Vec<chaperone_core::B256> = Vec::new();
+    for valid_for in [60, 2] {
+        let payment = Payment::Execute(Execute {
+            calls: vec![Call {
+                to: Address::repeat_byte(0x42),
+                value: U256::from(60),
+                data: Default::default(),
+            }],
+            nonce: U256::from(nonce),
+            validUntil: now() + valid_for,
+        });
+        nonce += 1;
+        let body = signed_cosign_json(&payer, devnet.chain_id(), wallet, payment);
+        let response = http
+            .post(format!("{url}/v1/cosign"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        let answer: Value = response.json().await.unwrap();
+        waiting.push(answer["request_id"].as_str().unwrap().parse().unwrap());
+    }
+    assert!(anchorer.flush(now()).await.unwrap().anchored.is_some());
+    store
+        .resolve_approval(waiting[0], false, "alice", Some("no"), now())
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let report = anchorer.flush(now()).await.unwrap();
+    assert_eq!((report.approvals_expired, report.decisions_logged), (1, 2));
+    assert!(report.anchored.is_some(), "{report:?}");
+    let waited_file = dir.join("waited.json");
+    let reported = chaperone()
+        .args(["report", "--server", &url, "--from"])
+        .arg(waited_from.to_string())
+        .arg("--to")
+        .arg((now() + 3600).to_string())
+        .arg("--bundle")
+        .arg(&waited_file)
+        .env("CHAPERONE_AUDITOR_TOKEN", AUDITOR)
+        .env_remove("CHAPERONE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        reported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reported.stderr)
+    );
+    let (code, out) = verify(&waited_file, log_id);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("2 of 2 decisions verified") && out.contains("4 decision records opened"),
+        "{out}"
+    );
+    assert!(!out.contains("UNVERIFIED"), "{out}");
 
     // An empty bundle (a period with nothing in it) proves nothing: refused by both.
     let empty_file = dir.join("empty.json");

@@ -215,11 +215,13 @@ pub enum ReasonCode {
     MalformedTypedData,
     NeedsHumanApproval,
     ShadowMode,
+    ApprovalDenied,
+    ApprovalExpired,
 }
 
 impl ReasonCode {
     /// Every code, in the engine's order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::ChainNotAllowed,
         Self::RateLimited,
         Self::UndecodableCall,
@@ -236,6 +238,8 @@ impl ReasonCode {
         Self::MalformedTypedData,
         Self::NeedsHumanApproval,
         Self::ShadowMode,
+        Self::ApprovalDenied,
+        Self::ApprovalExpired,
     ];
 
     /// A reason's code (exhaustive: a new reason does not compile until it has one).
@@ -257,6 +261,8 @@ impl ReasonCode {
             Reason::MalformedTypedData { .. } => Self::MalformedTypedData,
             Reason::NeedsHumanApproval { .. } => Self::NeedsHumanApproval,
             Reason::ShadowMode => Self::ShadowMode,
+            Reason::ApprovalDenied => Self::ApprovalDenied,
+            Reason::ApprovalExpired { .. } => Self::ApprovalExpired,
         }
     }
 
@@ -279,6 +285,8 @@ impl ReasonCode {
             Self::MalformedTypedData => "malformed_typed_data",
             Self::NeedsHumanApproval => "needs_human_approval",
             Self::ShadowMode => "shadow_mode",
+            Self::ApprovalDenied => "approval_denied",
+            Self::ApprovalExpired => "approval_expired",
         }
     }
 }

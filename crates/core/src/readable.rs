@@ -232,5 +232,10 @@ pub fn reason_text(reason: &Reason, units: impl Fn(&Token) -> TokenUnits) -> Str
             amount(token, *threshold)
         ),
         Reason::ShadowMode => "shadow mode: decided and recorded, never co-signed".into(),
+        Reason::ApprovalDenied => "a human approver denied it".into(),
+        Reason::ApprovalExpired { expired_at } => format!(
+            "no approval was used before it expired at {}",
+            iso8601(*expired_at)
+        ),
     }
 }

@@ -1,5 +1,7 @@
 //! The anchoring worker. Each tick it
 //!
+//! 0. ends the requests whose human approval expired (`Store::expire_approvals`: a final,
+//!    denied decision, so a request that waited is never left pending in the log);
 //! 1. logs co-sign decisions and administrative actions (who approved, who changed a policy or
 //!    a token) that are not yet in the log, as records of the policy service (signed by the
 //!    co-signer key), so spending history and who steered it are as tamper-evident as model
@@ -51,6 +53,8 @@ pub struct AnchorPolicy {
 pub struct AnchorReport {
     /// False when another replica holds the anchoring lock (nothing was done).
     pub leader: bool,
+    /// Requests whose approval expired, ended with a final decision.
+    pub approvals_expired: usize,
     /// Decisions written to the log.
     pub decisions_logged: usize,
     /// Administrative actions written to the log.
@@ -109,6 +113,7 @@ impl Anchorer {
         }
         report.leader = true;
         self.started_at.get_or_insert(now);
+        report.approvals_expired = self.store.expire_approvals(now).await?;
         report.decisions_logged = self.log_decisions(now).await?;
         report.actions_logged = self.log_admin_actions(now).await?;
         report.checkpoint = self.checkpoint(now, false).await?;
@@ -123,6 +128,7 @@ impl Anchorer {
             leader: true,
             ..AnchorReport::default()
         };
+        report.approvals_expired = self.store.expire_approvals(now).await?;
         report.decisions_logged = self.log_decisions(now).await?;
         report.actions_logged = self.log_admin_actions(now).await?;
         report.checkpoint = self.checkpoint(now, true).await?;

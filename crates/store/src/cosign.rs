@@ -29,7 +29,11 @@ pub(crate) enum ApprovalState {
     Pending,
     Approved,
     Denied,
-    Expired,
+    /// No longer usable since `at`: the approval's expiry or the request's `validUntil`,
+    /// whichever came first.
+    Expired {
+        at: u64,
+    },
 }
 
 /// A request as the store records it, besides what the engine decides.

@@ -14,7 +14,7 @@ use std::{
 
 use chaperone_core::{
     B256, U256,
-    policy::{Outcome, Policy, SpendHistory, Token},
+    policy::{Outcome, Policy, Reason, SpendHistory, Token},
 };
 use sqlx::Row;
 
@@ -135,7 +135,9 @@ impl Store {
             let mut human_approved = false;
             if let Some(existing) = recorded.get(&request.request_id) {
                 // A pending request that a human approved (and whose approval has not expired)
-                // is decided again, now with the approval; anything else is answered as
+                // is decided again, now with the approval; one whose approval ended (denied,
+                // or expired) is ended now if no other path ended it yet, and the agent is
+                // told it is denied, not to keep waiting; anything else is answered as
                 // recorded.
                 let approval = match existing.outcome {
                     Outcome::PendingApproval => {
@@ -143,18 +145,31 @@ impl Store {
                     }
                     _ => None,
                 };
-                if approval != Some(ApprovalState::Approved) {
-                    // A human's "no" is final: the agent asking again is told it is denied
-                    // (the reasons still say why a human was asked), not to keep waiting.
-                    answers.push(Ok(if approval == Some(ApprovalState::Denied) {
-                        StoredDecision {
-                            outcome: Outcome::Denied,
-                            signature: None,
-                            ..existing.clone()
-                        }
-                    } else {
-                        existing.clone()
-                    }));
+                let ending = match approval {
+                    Some(ApprovalState::Approved) => None,
+                    Some(ApprovalState::Denied) => Some(Reason::ApprovalDenied),
+                    Some(ApprovalState::Expired { at }) => {
+                        Some(Reason::ApprovalExpired { expired_at: at })
+                    }
+                    Some(ApprovalState::Pending) | None => {
+                        answers.push(Ok(existing.clone()));
+                        continue;
+                    }
+                };
+                if let Some(reason) = ending {
+                    let ended = match Self::end_waiting(
+                        &mut tx,
+                        self.backend(),
+                        request.request_id,
+                        reason,
+                    )
+                    .await?
+                    {
+                        Some(ended) => ended,
+                        None => Self::current(&mut tx, request.request_id).await?,
+                    };
+                    decided.insert(request.request_id, ended.clone());
+                    answers.push(Ok(ended));
                     continue;
                 }
                 human_approved = true;
@@ -178,6 +193,36 @@ impl Store {
             } = evaluate(i, policy, &history, human_approved, now);
             let reasons = serde_json::to_string(&decision.reasons)
                 .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let stored = StoredDecision {
+                request_id: request.request_id,
+                outcome: decision.outcome,
+                reasons: decision.reasons,
+                policy_version: decision.policy_version,
+                policy_hash: decision.policy_hash,
+                signature,
+                replayed: false,
+            };
+            if human_approved {
+                // A re-decision after a human approval replaces the pending verdict in place
+                // (the approval row refers to it), unless another path ended the request
+                // since it was read (PostgreSQL: the expiry task between the read and now):
+                // then that ending is the answer, and nothing is reserved.
+                if !Self::redecide(&mut tx, &stored, &reasons).await? {
+                    let ended = Self::current(&mut tx, request.request_id).await?;
+                    decided.insert(request.request_id, ended.clone());
+                    answers.push(Ok(ended));
+                    continue;
+                }
+            } else {
+                if policy.rate_limit.is_some() {
+                    requests_in_window.push(now);
+                }
+                new_decisions.push(NewDecision {
+                    request,
+                    decision: stored.clone(),
+                    reasons,
+                });
+            }
             match decision.outcome {
                 Outcome::Approved => {
                     for (token, amount) in &decision.spends {
@@ -196,29 +241,6 @@ impl Store {
                     approvals.push((request.request_id, now.saturating_add(ttl), required));
                 }
                 Outcome::PendingApproval | Outcome::Denied => {}
-            }
-            let stored = StoredDecision {
-                request_id: request.request_id,
-                outcome: decision.outcome,
-                reasons: decision.reasons,
-                policy_version: decision.policy_version,
-                policy_hash: decision.policy_hash,
-                signature,
-                replayed: false,
-            };
-            if human_approved {
-                // A re-decision after a human approval replaces the pending verdict in place
-                // (the approval row refers to it).
-                Self::redecide(&mut tx, &stored, &reasons).await?;
-            } else {
-                if policy.rate_limit.is_some() {
-                    requests_in_window.push(now);
-                }
-                new_decisions.push(NewDecision {
-                    request,
-                    decision: stored.clone(),
-                    reasons,
-                });
             }
             decided.insert(request.request_id, stored.clone());
             answers.push(Ok(stored));
@@ -421,49 +443,12 @@ impl Store {
         .collect()
     }
 
-    pub(crate) async fn approval_status(
-        conn: &mut sqlx::AnyConnection,
-        request_id: B256,
-        now: u64,
-    ) -> Result<Option<ApprovalState>> {
-        let row = sqlx::query("SELECT status, expires_at FROM approvals WHERE request_id = $1")
-            .bind(request_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|row| {
-            let status: String = row.try_get(0)?;
-            let expires_at: i64 = row.try_get(1)?;
-            Ok(match status.as_str() {
-                _ if expires_at < db_time(now) => ApprovalState::Expired,
-                "pending" => ApprovalState::Pending,
-                "approved" => ApprovalState::Approved,
-                "denied" => ApprovalState::Denied,
-                other => return Err(Error::Corrupt(format!("approval status: {other}"))),
-            })
-        })
-        .transpose()
-    }
-
-    /// Replaces a pending verdict with the decision made after a human approved it.
-    async fn redecide(
-        conn: &mut sqlx::AnyConnection,
-        decision: &StoredDecision,
-        reasons: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE decisions SET outcome = $1, reasons = $2, policy_version = $3, \
-             policy_hash = $4, signature = $5, logged_leaf = NULL, revision = revision + 1 \
-             WHERE request_id = $6",
-        )
-        .bind(outcome_text(decision.outcome))
-        .bind(reasons)
-        .bind(i64::from(decision.policy_version))
-        .bind(decision.policy_hash.to_string())
-        .bind(decision.signature.clone())
-        .bind(decision.request_id.to_string())
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+    /// The decision of request `id` as recorded now (in the caller's transaction).
+    async fn current(conn: &mut sqlx::AnyConnection, id: B256) -> Result<StoredDecision> {
+        Self::recorded(conn, &[id.to_string()])
+            .await?
+            .remove(&id)
+            .ok_or_else(|| Error::Corrupt(format!("decision {id} vanished")))
     }
 
     /// Writes first decisions, many rows per statement.

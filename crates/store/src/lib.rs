@@ -9,6 +9,7 @@
 
 mod access;
 mod agents;
+mod approval_endings;
 mod audit;
 mod calls;
 mod checkpoint;

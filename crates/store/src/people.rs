@@ -155,7 +155,7 @@ impl Store {
             "SELECT a.required, a.voters_through FROM approvals a \
              JOIN decisions d ON d.request_id = a.request_id \
              WHERE a.request_id = $1 AND a.status = 'pending' AND a.expires_at >= $2 \
-             AND d.valid_until >= $2{lock}"
+             AND d.valid_until >= $2 AND d.outcome = 'pending_approval'{lock}"
         )))
         .bind(&id)
         .bind(db_time(now))
@@ -232,6 +232,21 @@ impl Store {
             // Resolved by another vote meanwhile: the first resolution stands (this vote is
             // rolled back with the transaction).
             if updated != 1 {
+                return Err(Error::NoPendingApproval(id));
+            }
+            // A denial ends the request at once with a final decision to log (fifth red-team
+            // review of issue 29); unless the expiry task ended it since the check above, and
+            // then this vote is rolled back.
+            if *status == "denied"
+                && Self::end_waiting(
+                    &mut tx,
+                    self.backend(),
+                    request_id,
+                    chaperone_core::policy::Reason::ApprovalDenied,
+                )
+                .await?
+                .is_none()
+            {
                 return Err(Error::NoPendingApproval(id));
             }
         }

@@ -288,11 +288,20 @@ async fn verify_evidence<P: alloy::providers::Provider>(
                     ""
                 }
             );
-            if !verified.service_chains_unchecked.is_empty() {
+            // A scoped bundle never proves its decisions complete: said whatever it holds (it
+            // may hold no decision record at all, fifth red-team review).
+            if !verified.decisions_completeness_checked {
                 text += &format!(
-                    "\nService chain not checked (bundle scoped to agents or wallets) for {}: a \
-                     decision left out with its record is not detected",
-                    list(&verified.service_chains_unchecked)
+                    "\nDecisions' completeness NOT checked (bundle scoped to agents or wallets): \
+                     a decision left out with its record is not detected{}",
+                    if verified.service_chains_unchecked.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (service chain not checked for {})",
+                            list(&verified.service_chains_unchecked)
+                        )
+                    }
                 );
             }
             for w in &verified.server_word {
@@ -308,6 +317,18 @@ async fn verify_evidence<P: alloy::providers::Provider>(
                     "\nUNVERIFIED decision {}: {} (its fields are the server's word only)",
                     u.request_id, u.reason
                 );
+            }
+            // Still waiting for a human when the bundle was made (the service logs a final
+            // record for every request that ends): apart from the unverified ones above.
+            if !verified.pending_decisions.is_empty() {
+                text += &format!(
+                    "\nUNVERIFIED, pending at the end of the period: {} (no final record of \
+                     them, approved, denied or expired, is in the bundle)",
+                    verified.pending_decisions.len()
+                );
+                for u in &verified.pending_decisions {
+                    text += &format!("\n  pending decision {}", u.request_id);
+                }
             }
             out.result(&json!({ "valid": true, "verified": verified }), &text)?;
             Ok(ExitCode::SUCCESS)

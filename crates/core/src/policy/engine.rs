@@ -260,6 +260,17 @@ pub enum Reason {
     },
     /// Shadow mode: decided and recorded, never co-signed.
     ShadowMode,
+    /// A human denied the request while it waited for approval (the reasons before this one
+    /// say why a human was asked). Not the engine's: the policy service's final decision.
+    ApprovalDenied,
+    /// No approval was used in time: the approval expired, or the request's `validUntil`
+    /// passed, while it waited (or after humans approved it, before its agent asked again).
+    /// Not the engine's: the policy service's final decision.
+    ApprovalExpired {
+        /// When it could last have been co-signed: the earlier of the approval's expiry and
+        /// the request's `validUntil` (Unix seconds).
+        expired_at: u64,
+    },
 }
 
 /// The engine's decision, recorded with the policy's hash whatever the outcome.

@@ -10,10 +10,11 @@
 //! (method, what each token pays to whom, the agent who signed it). A contradiction makes the
 //! bundle invalid; so is a view under another request id than its record's, a record backing
 //! two views, or a version-1 bundle holding decision records. A decision that cannot be
-//! checked (no record, no opening, a version-1 bundle), or whose last record is pending (a
-//! later one may exist beyond the bundle), is unverified: the bundle fails unless the auditor
-//! accepts unverified decisions (red team rt29 F1, F2, F9; third review: completeness and
-//! superseded records; fourth review A, B, D, E).
+//! checked (no record, no opening, a version-1 bundle), or whose last record is pending (the
+//! service logs a final record when a request is approved, denied or expires; without one in
+//! the bundle a later one may exist beyond it, and it is listed apart), is unverified: the
+//! bundle fails unless the auditor accepts unverified decisions (red team rt29 F1, F2, F9;
+//! third review: completeness and superseded records; fourth review A, B, D, E; fifth review).
 
 use std::collections::{HashMap, HashSet};
 
@@ -56,6 +57,8 @@ impl DecisionSigners {
 pub(crate) struct CheckedDecisions {
     pub(crate) verified: usize,
     pub(crate) unverified: Vec<UnverifiedDecision>,
+    /// Decisions whose last record in the bundle is pending (no final record of them).
+    pub(crate) pending: Vec<UnverifiedDecision>,
     pub(crate) signers: Vec<Address>,
     /// Verified decisions that name approvers: no decision record commits to them (the
     /// votes are the service's admin-action records, which a bundle does not open).
@@ -185,6 +188,7 @@ pub(crate) fn check_decisions(
     let mut checked = CheckedDecisions {
         verified: 0,
         unverified: Vec::new(),
+        pending: Vec::new(),
         signers: Vec::new(),
         approvers_unchecked: Vec::new(),
         records_opened: opened.len(),
@@ -240,11 +244,15 @@ pub(crate) fn check_decisions(
         // No bundle proves that a pending record was not superseded by a later record of
         // its request (an approval logged after the bundle's last record of the service):
         // a pending decision is the server's word (fourth red-team review, E).
+        // The service ends every request that waited (approved, denied by a human, or
+        // expired) with a final record: one whose final record is not in the bundle was still
+        // pending when the bundle was made, or the bundle left its final record out. Listed
+        // apart from the other unverified decisions (fifth red-team review, Medium).
         if record_opened.content.outcome == Outcome::PendingApproval {
-            checked.unverified.push(UnverifiedDecision {
+            checked.pending.push(UnverifiedDecision {
                 request_id: d.request_id,
-                reason: "pending: a later record of it (an approval or a denial) may exist \
-                         beyond the bundle"
+                reason: "pending: no final record of it (approved, denied or expired) is in \
+                         the bundle; a later one may exist beyond it"
                     .to_owned(),
             });
             continue;
@@ -264,12 +272,14 @@ pub(crate) fn check_decisions(
             checked.signers.push(record.agent);
         }
     }
-    if !allow_unverified && let Some(u) = checked.unverified.first() {
+    if !allow_unverified && let Some(u) = checked.unverified.first().or(checked.pending.first()) {
         return Err(invalid(format!(
-            "{} of {} decisions cannot be checked against their records (decision {}: {}); \
-             pass --allow-unverified to accept them as the server's word",
-            checked.unverified.len(),
+            "{} of {} decisions cannot be checked against their records ({} pending at the end \
+             of the period; decision {}: {}); pass --allow-unverified to accept them as the \
+             server's word",
+            checked.unverified.len() + checked.pending.len(),
             bundle.decisions.len(),
+            checked.pending.len(),
             u.request_id,
             u.reason
         )));
@@ -434,5 +444,7 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
     }
 }
 
+#[cfg(test)]
+mod final_records;
 #[cfg(test)]
 pub(super) mod tests;

@@ -37,7 +37,9 @@ use anchoring::{anchored_in, block_time, cosigners_at_anchoring, first_anchoring
 use chains::{check_chains, check_receive_times};
 use decisions::{DecisionSigners, check_decisions};
 pub use scope::ExpectedScope;
-use scope::{check_expected, check_period, check_received_before_anchoring};
+use scope::{
+    check_expected, check_period, check_received_before_anchoring, decisions_completeness,
+};
 
 /// What the auditor accepts beyond what the chain shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,6 +89,10 @@ pub struct VerifiedEvidence {
     pub agents: Vec<Address>,
     /// The wallets the bundle is scoped to (none with no agent either: everything).
     pub wallets: Vec<Address>,
+    /// Whether a decision left out of the bundle with its record would be detected: true only
+    /// for a bundle of everything (the service's chain is checked). A bundle scoped to agents
+    /// or wallets does not prove its decisions complete, whatever it holds.
+    pub decisions_completeness_checked: bool,
     /// Signers of the bundle's decision records (the policy service) whose records the
     /// chain check did not cover (a bundle scoped to agents or wallets): decisions left out
     /// with their records are not detected for them.
@@ -102,8 +108,12 @@ pub struct VerifiedEvidence {
     /// Of those, decisions whose fields were checked against their own proved record (request
     /// id, wallet, time, outcome, reasons, policy version and hash, whether co-signed).
     pub decisions_verified: usize,
-    /// The others: their fields are the server's word only.
+    /// The others but the pending ones: their fields are the server's word only.
     pub unverified_decisions: Vec<UnverifiedDecision>,
+    /// Decisions pending at the end of the period: their last record in the bundle is
+    /// pending, and no final record (approved, denied or expired) of them is in it. Unverified
+    /// too (a final record may exist beyond the bundle), listed apart.
+    pub pending_decisions: Vec<UnverifiedDecision>,
     /// The keys that signed the verified decisions' records (the policy service's co-signer).
     pub decision_signers: Vec<Address>,
     /// Verified decisions that name approvers or a comment: no decision record commits to
@@ -311,15 +321,7 @@ pub async fn verify_evidence<P: Provider>(
     }
     check_received_before_anchoring(bundle, &anchored_at)?;
     let chains_checked = check_chains(bundle)?;
-    let mut service_chains_unchecked: Vec<Address> = Vec::new();
-    for r in &bundle.records {
-        if r.model == chaperone_api::evidence::DECISION_RECORD_MODEL
-            && !chains_checked.contains(&r.agent)
-            && !service_chains_unchecked.contains(&r.agent)
-        {
-            service_chains_unchecked.push(r.agent);
-        }
-    }
+    let completeness = decisions_completeness(bundle, &chains_checked);
     let signers = DecisionSigners {
         named: policy.decision_signers.clone(),
         on_chain: cosigners_at_anchoring(bundle, provider, &first_holding).await?,
@@ -331,13 +333,15 @@ pub async fn verify_evidence<P: Provider>(
         period: (bundle.from, bundle.to),
         agents: bundle.agents.clone(),
         wallets: bundle.wallets.clone(),
-        service_chains_unchecked,
+        decisions_completeness_checked: completeness.checked,
+        service_chains_unchecked: completeness.service_chains_unchecked,
         records: bundle.records.len(),
         checkpoints: bundle.checkpoints.len(),
         consistency_proofs: bundle.consistency.len(),
         decisions: bundle.decisions.len(),
         decisions_verified: decisions.verified,
         unverified_decisions: decisions.unverified,
+        pending_decisions: decisions.pending,
         decision_signers: decisions.signers,
         approvers_unchecked: decisions.approvers_unchecked,
         decision_records_opened: decisions.records_opened,

@@ -4,12 +4,14 @@
 //! shows (fourth red-team review of issue 29, F): a decision dated outside the period, a record
 //! received before it, or one received after it that is no record of a decision shown, is an
 //! edited bundle. A record's `received_ms` (the server's word) cannot be after the first
-//! anchoring on chain of a checkpoint that holds it.
+//! anchoring on chain of a checkpoint that holds it. A view's `logged_leaf` makes a record "of
+//! a decision" only when it is a decision record, and a scoped bundle never proves its
+//! decisions complete (fifth red-team review).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chaperone_api::evidence::EvidenceBundle;
-use chaperone_core::{Address, B256, RECEIVE_TIME_TOLERANCE_MS};
+use chaperone_api::evidence::{DECISION_RECORD_MODEL, EvidenceBundle};
+use chaperone_core::{Address, B256, RECEIVE_TIME_TOLERANCE_MS, Record};
 
 use super::invalid;
 use crate::Result;
@@ -86,6 +88,26 @@ pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
             d.request_id, d.created_at
         )));
     }
+    // A view's `logged_leaf` names its record: it counts as a decision's only when that record
+    // is a decision record, and naming another kind of record is an edited bundle (fifth
+    // red-team review: it pulled an agent's model call from outside the period).
+    let models: HashMap<B256, String> = bundle
+        .records
+        .iter()
+        .filter_map(|r| Some((r.leaf_hash, Record::decode(&r.leaf_data).ok()?.model)))
+        .collect();
+    for d in &bundle.decisions {
+        if let Some(leaf) = d.logged_leaf
+            && let Some(model) = models.get(&leaf)
+            && model != DECISION_RECORD_MODEL
+        {
+            return Err(invalid(format!(
+                "decision {} names record {leaf} as its record, which is not a decision record \
+                 (its model is {model:?}, not {DECISION_RECORD_MODEL:?})",
+                d.request_id
+            )));
+        }
+    }
     let shown: HashSet<B256> = bundle.decisions.iter().map(|d| d.request_id).collect();
     let of_a_decision: HashSet<B256> = bundle
         .decision_openings
@@ -93,6 +115,7 @@ pub(crate) fn check_period(bundle: &EvidenceBundle) -> Result<()> {
         .filter(|o| shown.contains(&o.request_id))
         .map(|o| o.leaf_hash)
         .chain(bundle.decisions.iter().filter_map(|d| d.logged_leaf))
+        .filter(|leaf| models.get(leaf).is_some_and(|m| m == DECISION_RECORD_MODEL))
         .collect();
     let period = from.saturating_mul(1000)..to.saturating_mul(1000);
     // Before the period nothing belongs: a decision of the period is logged after it is made
@@ -149,4 +172,37 @@ pub(crate) fn check_received_before_anchoring(
         }
     }
     Ok(())
+}
+
+/// What a bundle proves about the completeness of its decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecisionsCompleteness {
+    /// Whether a decision left out with its record would be detected: only in a bundle of
+    /// everything, whose service chain is checked. A scoped bundle says so whatever it holds
+    /// (fifth red-team review: one scoped to agents could leave out every decision, and with
+    /// them every decision record that would have named the unchecked service chain).
+    pub(crate) checked: bool,
+    /// Signers of the bundle's decision records whose chain was not checked.
+    pub(crate) service_chains_unchecked: Vec<Address>,
+}
+
+/// Whether the bundle's decisions are proved complete, given the agents whose chains were
+/// checked.
+pub(crate) fn decisions_completeness(
+    bundle: &EvidenceBundle,
+    chains_checked: &[Address],
+) -> DecisionsCompleteness {
+    let mut service_chains_unchecked: Vec<Address> = Vec::new();
+    for r in &bundle.records {
+        if r.model == DECISION_RECORD_MODEL
+            && !chains_checked.contains(&r.agent)
+            && !service_chains_unchecked.contains(&r.agent)
+        {
+            service_chains_unchecked.push(r.agent);
+        }
+    }
+    DecisionsCompleteness {
+        checked: bundle.agents.is_empty() && bundle.wallets.is_empty(),
+        service_chains_unchecked,
+    }
 }

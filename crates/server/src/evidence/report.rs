@@ -251,12 +251,14 @@ async fn decision_section(
         .iter()
         .map(|(k, v)| ((*k).to_owned(), *v))
         .collect();
+    // Every request that waited for a human has an approval, whatever its final outcome: an
+    // approval or a denial re-decides it, and an expiry ends it denied.
+    let ids: Vec<_> = decisions.iter().map(|d| d.request_id).collect();
+    let verdicts = state.store().verdicts(&ids).await?;
     let asked: Vec<_> = decisions
         .iter()
-        .filter(|d| d.outcome == Outcome::PendingApproval)
+        .filter(|d| verdicts.contains_key(&d.request_id))
         .collect();
-    let ids: Vec<_> = asked.iter().map(|d| d.request_id).collect();
-    let verdicts = state.store().verdicts(&ids).await?;
     let mut latencies: Vec<u64> = Vec::new();
     let rows: Vec<_> = asked
         .iter()

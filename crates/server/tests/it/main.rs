@@ -4,6 +4,7 @@
 
 mod admin;
 mod anvil;
+mod approval_endings;
 mod audit;
 mod audit_anvil;
 mod bind_limits;

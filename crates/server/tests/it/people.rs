@@ -33,7 +33,7 @@ fn quorum_policy(version: u32) -> String {
     .to_string()
 }
 
-async fn quorum_service() -> Service {
+pub(crate) async fn quorum_service() -> Service {
     let s = service().await;
     register_wallet(&s).await;
     let uri = format!("/v1/admin/wallets/{}/policy", s.wallet);
@@ -56,7 +56,7 @@ async fn create_token(s: &Service, name: &str, role: &str) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
-async fn vote(s: &Service, id: &str, token: &str, verdict: &str) -> (StatusCode, Value) {
+pub(crate) async fn vote(s: &Service, id: &str, token: &str, verdict: &str) -> (StatusCode, Value) {
     call(
         &s.router,
         "POST",
@@ -191,7 +191,7 @@ async fn a_revoked_token_cannot_vote() {
     assert!(votes.values().all(|(_, cast)| cast.is_empty()), "{votes:?}");
 }
 
-fn anchorer(s: &Service) -> Anchorer {
+pub(crate) fn anchorer(s: &Service) -> Anchorer {
     Anchorer::new(
         s.store.clone(),
         LogConfig::unanchored(31337, s.cosigner.clone()),

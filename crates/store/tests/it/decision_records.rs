@@ -13,7 +13,7 @@ use crate::{
 
 /// Logs the unlogged decisions as the anchorer does (one batch of `key`'s records after its
 /// `sequence`/`previous`), each record committing to what `unlogged_decisions` gives.
-async fn log_decisions(
+pub(crate) async fn log_decisions(
     store: &Store,
     key: &chaperone_core::Secp256k1Signer,
     chain: &mut (u64, B256),

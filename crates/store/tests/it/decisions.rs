@@ -357,7 +357,20 @@ async fn an_approved_pending_request_is_decided_again_and_reserves() {
             },
         )
         .await;
-        assert_eq!(still.outcome, Outcome::PendingApproval);
+        // Ended, not left waiting for ever (fifth red-team review of issue 29): denied, saying
+        // that no approval was used before it expired (validUntil, NOW + 60, came first).
+        assert_eq!(still.outcome, Outcome::Denied);
+        assert!(
+            matches!(
+                still.reasons[..],
+                [
+                    Reason::NeedsHumanApproval { .. },
+                    Reason::ApprovalExpired { expired_at }
+                ] if expired_at == NOW + 60
+            ),
+            "{:?}",
+            still.reasons
+        );
     }
 }
 
@@ -395,8 +408,12 @@ async fn a_request_a_human_denied_is_answered_denied_and_reserves_nothing() {
             ),
             ("denied", Some("alice"))
         );
+        // Why a human was asked, then that one denied (fifth red-team review of issue 29).
         assert!(
-            matches!(again.reasons[..], [Reason::NeedsHumanApproval { .. }]),
+            matches!(
+                again.reasons[..],
+                [Reason::NeedsHumanApproval { .. }, Reason::ApprovalDenied]
+            ),
             "{:?}",
             again.reasons
         );

@@ -2,6 +2,7 @@
 //! real PostgreSQL (a fresh database per test). `make test` says when PostgreSQL was skipped.
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
+mod approval_endings;
 mod attacks;
 mod batches;
 mod concurrency;
