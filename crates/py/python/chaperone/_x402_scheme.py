@@ -11,7 +11,8 @@ import json
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,11 @@ would exhaust the agent's memory."""
 
 PAYMENT_HEADERS = ("payment-signature", "x-payment")
 
+ASKED_EXTENSION = "chaperone.asked"
+"""The httpx request extension the transport marks the application's request with (its URL and
+method) on its first unpaid hop: httpx copies a request's extensions into each redirect it
+builds, so a later hop that carries another URL or method is a redirect."""
+
 Key = tuple[str, str, str | None]
 """A request as the scheme keys its payment: URL, method, SHA-256 of the body (None: none)."""
 
@@ -55,6 +61,15 @@ class _Asked:
     @property
     def key(self) -> Key:
         return (self.url, self.method, self.body)
+
+
+@dataclass
+class _Paying:
+    """A request's payment lock and how many hold or wait for it (counted under the book's
+    lock), so the lock goes once nobody does."""
+
+    lock: threading.Lock
+    users: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,8 @@ def _decode(value: str) -> Any:
     see other requirements than the ones it pays."""
     try:
         return json.loads(base64.b64decode(value.encode("utf-8")).decode("utf-8"))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
+        # RecursionError: a merchant's JSON nested deeper than the interpreter's stack.
         return None
 
 
@@ -135,49 +151,72 @@ class ChaperoneSchemeTransport(httpx.AsyncBaseTransport):
         self._inner = inner or httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        name = next((n for n in PAYMENT_HEADERS if n in request.headers), None)
-        if name is not None:
-            return await self._paid(request, name)
+        names = [n for n in PAYMENT_HEADERS if n in request.headers]
+        if names:
+            return await self._paid(request, names)
+        # The first unpaid hop marks the application's request; httpx copies the mark into the
+        # redirects it builds (from the application's request: never with the payment).
+        first = (str(request.url), request.method)
+        asked_first = request.extensions.setdefault(ASKED_EXTENSION, first)
         body = await request.aread()
         digest = hashlib.sha256(body).hexdigest() if body else None
         asked = _Asked(str(request.url), request.method, digest)
         response = await self._inner.handle_async_request(request)
         if response.status_code != 402:
             return response
+        if asked_first != first:
+            # Keyed on each hop's URL, a merchant redirecting to a fresh URL per retry (or after
+            # each paid answer, within one call) would get a new payment per hop.
+            await response.aclose()
+            raise Invalid(
+                f"{asked_first[1]} {asked_first[0]} was redirected to {request.method} "
+                f"{request.url}, which asks for payment: pay only the URL you asked"
+            )
         return await self._tagged_402(response, request, asked)
 
-    async def _paid(self, request: httpx.Request, name: str) -> httpx.Response:
-        header = _decode(request.headers[name])
-        signature = None
-        if isinstance(header, dict):
-            accepted = header.get("accepted")
-            extra = accepted.get("extra") if isinstance(accepted, dict) else None
-            if isinstance(extra, dict) and ASK_FIELD in extra:
-                # x402 echoes the requirement it paid: the request's id goes back to nobody.
-                del extra[ASK_FIELD]
-                request.headers[name] = _encode(header)
-            signature = _signature(header.get("payload"))
-            resource = self._scheme._resource_of(signature)
-            if resource is not None and resource != str(request.url):
-                raise Invalid(
-                    f"a payment made for {resource} is not sent to {request.url}: a payment "
-                    "goes only to the URL that asked for it"
-                )
+    async def _paid(self, request: httpx.Request, names: list[str]) -> httpx.Response:
+        # Every payment header is checked: a kept payment behind one the scheme does not know
+        # would otherwise reach another URL.
+        signatures = [s for s in (self._checked(request, n) for n in names) if s is not None]
         response = await self._inner.handle_async_request(request)
-        if signature is None:
+        if not signatures:
             return response
         status = response.status_code
         if not 200 <= status < 300:
-            self._scheme._note_status(signature, status)
+            for signature in signatures:
+                self._scheme._note_status(signature, status)
             return response
         # Served only once the whole body came: one that breaks off or stalls served nothing.
         stream = response.stream
         if not isinstance(stream, httpx.AsyncByteStream):
             raise TypeError("ChaperoneSchemeTransport wraps an async httpx transport")
-        response.stream = _NoteWhenRead(
-            stream, lambda: self._scheme._note_status(signature, status)
-        )
+        def served() -> None:
+            for signature in signatures:
+                self._scheme._note_status(signature, status)
+
+        response.stream = _NoteWhenRead(stream, served)
         return response
+
+    def _checked(self, request: httpx.Request, name: str) -> str | None:
+        """The signature of payment header ``name`` (None: not an x402 payment), its request id
+        taken out; ``Invalid`` if it carries a kept payment made for another URL."""
+        header = _decode(request.headers[name])
+        if not isinstance(header, dict):
+            return None
+        accepted = header.get("accepted")
+        extra = accepted.get("extra") if isinstance(accepted, dict) else None
+        if isinstance(extra, dict) and ASK_FIELD in extra:
+            # x402 echoes the requirement it paid: the request's id goes back to nobody.
+            del extra[ASK_FIELD]
+            request.headers[name] = _encode(header)
+        signature = _signature(header.get("payload"))
+        resource = self._scheme._resource_of(signature)
+        if resource is not None and resource != str(request.url):
+            raise Invalid(
+                f"a payment made for {resource} is not sent to {request.url}: a payment "
+                "goes only to the URL that asked for it"
+            )
+        return signature
 
     async def _tagged_402(
         self, response: httpx.Response, request: httpx.Request, asked: _Asked
@@ -215,6 +254,10 @@ class ChaperoneSchemeTransport(httpx.AsyncBaseTransport):
                 required = json.loads(read)
             except ValueError:
                 required = None  # Not x402's: the x402 package reports it.
+            except RecursionError:
+                raise Invalid(
+                    f"{request.url} answered 402 with a body nested deeper than JSON can be read"
+                ) from None
             if isinstance(required, dict) and required.get("x402Version") == 1:
                 if _tag(required, ask_id):
                     self._scheme._note_ask(ask_id, asked)
@@ -317,7 +360,7 @@ class ChaperoneExactEvmScheme:
         self.kept: dict[Key, KeptPayment] = {}
         """Payments sent and not yet known expired, or settled and served, by request."""
         self._book = threading.Lock()
-        self._paying: dict[Key, threading.Lock] = {}
+        self._paying: dict[Key, _Paying] = {}
         # Requests paying a new payment: each holds a place in `kept` before it co-signs, so
         # concurrent payments for different requests cannot overshoot MAX_KEPT.
         self._reserved: set[Key] = set()
@@ -361,12 +404,26 @@ class ChaperoneExactEvmScheme:
             required["extensions"] = extensions
         # One payment decision at a time per request: a concurrent payment for it waits, then
         # finds this one kept.
-        with self._lock_of(asked.key):
+        with self._paying_for(asked.key):
             return self._pay(asked, required)
 
-    def _lock_of(self, key: Key) -> threading.Lock:
+    @contextmanager
+    def _paying_for(self, key: Key) -> Iterator[None]:
+        """Holds request ``key``'s payment lock; the lock is dropped once nobody holds or waits
+        for it (as Rust's ``forget_lock``), so the locks do not grow with every URL paid."""
         with self._book:
-            return self._paying.setdefault(key, threading.Lock())
+            paying = self._paying.get(key)
+            if paying is None:
+                paying = self._paying[key] = _Paying(threading.Lock())
+            paying.users += 1
+        try:
+            with paying.lock:
+                yield
+        finally:
+            with self._book:
+                paying.users -= 1
+                if paying.users == 0 and self._paying.get(key) is paying:
+                    del self._paying[key]
 
     def _pay(self, asked: _Asked, required: dict[str, Any]) -> dict[str, Any]:
         key = asked.key
