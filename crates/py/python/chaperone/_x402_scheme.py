@@ -168,9 +168,13 @@ class ChaperoneSchemeTransport(httpx.AsyncBaseTransport):
             # Keyed on each hop's URL, a merchant redirecting to a fresh URL per retry (or after
             # each paid answer, within one call) would get a new payment per hop.
             await response.aclose()
+            if isinstance(asked_first, tuple) and len(asked_first) == 2:
+                origin = f"{asked_first[1]} {asked_first[0]}"
+            else:
+                origin = "the request"  # The application's own value under our extension.
             raise Invalid(
-                f"{asked_first[1]} {asked_first[0]} was redirected to {request.method} "
-                f"{request.url}, which asks for payment: pay only the URL you asked"
+                f"{origin} was redirected to {request.method} {request.url}, which asks for "
+                "payment: pay only the URL you asked"
             )
         return await self._tagged_402(response, request, asked)
 
@@ -325,8 +329,18 @@ class ChaperoneExactEvmScheme:
     merchant did not serve is not paid again: ``PaymentRefused`` carrying it (delete it from
     ``kept`` to pay anew). At most 256 payments are kept; past that, those expired unused or
     served are dropped, and when none can be, nothing more is co-signed (``Invalid``). The
-    transport sends a kept payment to no URL but its own, and reads a 402's body at most
-    64 KiB.
+    transport sends a kept payment to no URL but its own (every payment header is checked),
+    and reads a 402's body at most 64 KiB.
+
+    Redirects: a payment goes only to the URL the application asked for. httpx follows
+    redirects above the transport, so each hop would be a new request to the book, with a new
+    payment: a merchant redirecting to a fresh URL per retry, or answering each paid request
+    with a redirect to one that asks again, would be paid per hop. The transport marks the
+    application's request on its first unpaid hop (the ``chaperone.asked`` extension, which
+    httpx copies into each redirect), and a 402 on a hop to another URL or method co-signs
+    nothing: ``Invalid`` ("redirected to …, which asks for payment: pay only the URL you
+    asked"), raised as it is, not as x402's ``PaymentError``. A paid request's redirect is
+    built by httpx from the application's request and never carries the payment.
 
     What the x402 package's own HTTP flow does is its own: it catches every error of payment
     creation and raises its ``PaymentError`` with the Chaperone error (``Denied``, with every
