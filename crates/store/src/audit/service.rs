@@ -202,8 +202,9 @@ impl Store {
             .fetch_all(&mut *conn)
             .await?;
         for row in rows {
-            let decision: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(0)?)
-                .map_err(|e| Error::Corrupt(format!("decision record: {e}")))?;
+            let decision: serde_json::Value =
+                serde_json::from_str(&row.try_get::<String, _>(0)?)
+                    .map_err(|e| Error::Corrupt(format!("decision record: {e}")))?;
             if decision["outcome"].as_str() != Some("pending_approval") {
                 return Ok(true);
             }

@@ -28,10 +28,7 @@ async fn a_legacy_pending_record_keeps_its_opening_when_the_expiry_task_ends_it(
 }
 
 async fn a_legacy_pending_record_keeps_its_opening_when_the_expiry_task_ends_it_on(url: &str) {
-    let store = Store::connect(url)
-        .await
-        .unwrap()
-        .with_max_clock_skew(None);
+    let store = Store::connect(url).await.unwrap().with_max_clock_skew(None);
     quorum_wallet(&store).await;
     let key = Secp256k1Signer::random().unwrap();
     let mut chain = (0, B256::ZERO);
@@ -85,10 +82,7 @@ async fn an_edited_row_never_makes_the_service_log_a_second_final_record() {
 }
 
 async fn an_edited_row_never_makes_the_service_log_a_second_final_record_on(url: &str) {
-    let store = Store::connect(url)
-        .await
-        .unwrap()
-        .with_max_clock_skew(None);
+    let store = Store::connect(url).await.unwrap().with_max_clock_skew(None);
     quorum_wallet(&store).await;
     let key = Secp256k1Signer::random().unwrap();
     let mut chain = (0, B256::ZERO);
