@@ -66,8 +66,7 @@ fn a_legacy_pending_record_verifies_with_its_kept_opening_and_not_without() {
     let pending = bundle.records[0].leaf_hash;
     bundle.decision_openings.retain(|o| o.leaf_hash != pending);
     let err = verify_offline(&bundle, &key, true)
-        .err()
-        .expect("an unopened decision record of the period is not accepted")
+        .expect_err("an unopened decision record of the period is not accepted")
         .to_string();
     assert!(
         err.contains("a record of a decision shown, with no opening"),
