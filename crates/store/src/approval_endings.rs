@@ -10,7 +10,10 @@
 //! `decide_batch`, [`Store::expire_approvals`], an approval re-decided) changes the row only
 //! while it is still `pending_approval`, under the row's lock on PostgreSQL (SQLite's
 //! `BEGIN IMMEDIATE` serialises writers): whichever comes first ends it, the others find it
-//! ended, so a request has exactly one final decision.
+//! ended, so a request has exactly one final decision. Neither ends nor re-decides a request
+//! whose logged records already include a final one (its row, unsigned, was edited back to
+//! waiting), and both first keep the opening of a record logged before migration 0020, which
+//! was read from the row they overwrite (sixth red-team review of issue 29).
 
 use chaperone_core::{
     B256,

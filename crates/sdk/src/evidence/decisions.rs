@@ -9,7 +9,8 @@
 //! id, wallet, time, outcome, reasons, policy, co-signature, and what the request asks
 //! (method, what each token pays to whom, the agent who signed it). A contradiction makes the
 //! bundle invalid; so is a view under another request id than its record's, a record backing
-//! two views, or a version-1 bundle holding decision records. A decision that cannot be
+//! two views, a record of a request after its final record (only pending records may precede
+//! it: sixth review), or a version-1 bundle holding decision records. A decision that cannot be
 //! checked (no record, no opening, a version-1 bundle), or whose last record is pending (the
 //! service logs a final record when a request is approved, denied or expires; without one in
 //! the bundle a later one may exist beyond it, and it is listed apart), is unverified: the
