@@ -10,7 +10,10 @@
 //! `decide_batch`, [`Store::expire_approvals`], an approval re-decided) changes the row only
 //! while it is still `pending_approval`, under the row's lock on PostgreSQL (SQLite's
 //! `BEGIN IMMEDIATE` serialises writers): whichever comes first ends it, the others find it
-//! ended, so a request has exactly one final decision.
+//! ended, so a request has exactly one final decision. Neither ends nor re-decides a request
+//! whose logged records already include a final one (its row, unsigned, was edited back to
+//! waiting), and both first keep the opening of a record logged before migration 0020, which
+//! was read from the row they overwrite (sixth red-team review of issue 29).
 
 use chaperone_core::{
     B256,
@@ -76,7 +79,8 @@ impl Store {
 
     /// Makes the decision of request `id` final if it is still waiting for a human: denied,
     /// `reason` after the reasons it waited for, never co-signed, to be logged again. `None`
-    /// when it is not waiting (another path ended it first). Locks the row on PostgreSQL, so
+    /// when it is not waiting (another path ended it first, or a final record of it is logged
+    /// already: its row was edited). Locks the row on PostgreSQL, so
     /// a concurrent ending waits and then finds it ended.
     pub(crate) async fn end_waiting(
         conn: &mut sqlx::AnyConnection,
@@ -98,6 +102,15 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
+        if Self::has_final_record(conn, id).await? {
+            tracing::warn!(
+                request_id = %id,
+                "a request whose final record is logged reads as waiting (its row was edited): \
+                 not ended again"
+            );
+            return Ok(None);
+        }
+        Self::keep_legacy_opening(conn, id).await?;
         let mut reasons: Vec<Reason> = serde_json::from_str(&row.try_get::<String, _>(0)?)
             .map_err(|e| Error::Corrupt(e.to_string()))?;
         reasons.push(reason);
@@ -159,12 +172,34 @@ impl Store {
     }
 
     /// Replaces a pending verdict with the decision made after a human approved it; false
-    /// when the request no longer waits (another path ended it since it was read).
+    /// when the request no longer waits (another path ended it since it was read, or a final
+    /// record of it is logged already).
     pub(crate) async fn redecide(
         conn: &mut sqlx::AnyConnection,
         decision: &StoredDecision,
         reasons: &str,
     ) -> Result<bool> {
+        let id = decision.request_id;
+        if Self::has_final_record(conn, id).await? {
+            tracing::warn!(
+                request_id = %id,
+                "a request whose final record is logged reads as waiting (its row was edited): \
+                 not decided again"
+            );
+            return Ok(false);
+        }
+        // Only a row still waiting is re-decided; its legacy opening is kept first (the
+        // update below clears `logged_leaf`). A row that is not waiting changes nothing.
+        let waiting = sqlx::query(
+            "SELECT 1 FROM decisions WHERE request_id = $1 AND outcome = 'pending_approval'",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if waiting.is_none() {
+            return Ok(false);
+        }
+        Self::keep_legacy_opening(conn, id).await?;
         let updated = sqlx::query(
             "UPDATE decisions SET outcome = $1, reasons = $2, policy_version = $3, \
              policy_hash = $4, signature = $5, logged_leaf = NULL, revision = revision + 1 \

@@ -9,7 +9,8 @@
 //! id, wallet, time, outcome, reasons, policy, co-signature, and what the request asks
 //! (method, what each token pays to whom, the agent who signed it). A contradiction makes the
 //! bundle invalid; so is a view under another request id than its record's, a record backing
-//! two views, or a version-1 bundle holding decision records. A decision that cannot be
+//! two views, a record of a request after its final record (only pending records may precede
+//! it: sixth review), or a version-1 bundle holding decision records. A decision that cannot be
 //! checked (no record, no opening, a version-1 bundle), or whose last record is pending (the
 //! service logs a final record when a request is approved, denied or expires; without one in
 //! the bundle a later one may exist beyond it, and it is listed apart), is unverified: the
@@ -141,6 +142,8 @@ pub(crate) fn check_decisions(
     }
     let mut opened: HashMap<B256, Opened> = HashMap::new();
     let mut last_of: HashMap<B256, (u64, B256)> = HashMap::new();
+    // Each request's opened records (index, outcome): only pending ones may precede its final.
+    let mut of_request: HashMap<B256, Vec<(u64, Outcome)>> = HashMap::new();
     for r in &bundle.records {
         let Some((index, record)) = records.get(&r.leaf_hash) else {
             continue;
@@ -156,9 +159,13 @@ pub(crate) fn check_decisions(
                 .iter()
                 .any(|d| d.logged_leaf == Some(r.leaf_hash));
             if !shown_leaf && period.contains(&record.timestamp_ms) {
+                // No opening, no request id: the record may be an earlier record of a decision
+                // shown (one logged pending before migration 0020 and ended since, on a server
+                // that did not keep its opening) as well as one whose decision was left out.
                 return Err(invalid(format!(
                     "record {index} is a decision record of the period that the bundle does not \
-                     open: its decision was left out of the bundle"
+                     open: its decision was left out of the bundle, or it is a record of a \
+                     decision shown, with no opening"
                 )));
             }
             continue;
@@ -179,11 +186,31 @@ pub(crate) fn check_decisions(
                 record.agent
             )));
         }
+        of_request
+            .entry(id)
+            .or_default()
+            .push((*index, record_opened.content.outcome));
         let last = last_of.entry(id).or_insert((*index, r.leaf_hash));
         if *index >= last.0 {
             *last = (*index, r.leaf_hash);
         }
         opened.insert(r.leaf_hash, record_opened);
+    }
+    // A request has at most one final record, its last: a second one after it (an edited row
+    // ended again) would let the later one hide a co-signed approval (sixth red-team review of
+    // issue 29, Medium).
+    for (id, steps) in &mut of_request {
+        steps.sort_unstable_by_key(|(index, _)| *index);
+        if let Some(pair) = steps
+            .windows(2)
+            .find(|pair| pair[0].1 != Outcome::PendingApproval)
+        {
+            return Err(invalid(format!(
+                "decision {id}: record {} follows its final record {}: a final decision was \
+                 logged twice",
+                pair[1].0, pair[0].0
+            )));
+        }
     }
     let mut checked = CheckedDecisions {
         verified: 0,
@@ -446,5 +473,7 @@ fn check_view(d: &DecisionView, record: &Record, opened: &Opened) -> Result<()> 
 
 #[cfg(test)]
 mod final_records;
+#[cfg(test)]
+mod final_twice;
 #[cfg(test)]
 pub(super) mod tests;

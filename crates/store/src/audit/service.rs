@@ -190,3 +190,59 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// Whether request `id` already has a final record (approved or denied) among its logged
+    /// records: then it is ended for good, whatever its row (an unsigned column an admin may
+    /// edit) says, and the service must never sign a second final record of it (sixth red-team
+    /// review of issue 29, Medium).
+    pub(crate) async fn has_final_record(conn: &mut sqlx::AnyConnection, id: B256) -> Result<bool> {
+        let rows = sqlx::query("SELECT decision FROM decision_records WHERE request_id = $1")
+            .bind(id.to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            let decision: serde_json::Value =
+                serde_json::from_str(&row.try_get::<String, _>(0)?)
+                    .map_err(|e| Error::Corrupt(format!("decision record: {e}")))?;
+            if decision["outcome"].as_str() != Some("pending_approval") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Keeps the opening of request `id`'s logged record in `decision_records` when it was
+    /// logged before migration 0020 (opened from its row only): called before the row is
+    /// re-decided, which would lose it while the record stays in the log (sixth red-team review
+    /// of issue 29, Medium). The same bytes as [`Store::decision_openings`] reads from the row.
+    pub(crate) async fn keep_legacy_opening(
+        conn: &mut sqlx::AnyConnection,
+        id: B256,
+    ) -> Result<()> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTENT_COLUMNS}, logged_leaf, record_salts FROM decisions d \
+             WHERE request_id = $1 AND logged_leaf IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM decision_records r WHERE r.leaf_hash = d.logged_leaf)"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let content = decision_content(&row)?;
+        sqlx::query(
+            "INSERT INTO decision_records (leaf_hash, request_id, request, decision, record_salts) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(row.try_get::<String, _>(8)?)
+        .bind(content.request_id.to_string())
+        .bind(content.request)
+        .bind(content.decision)
+        .bind(row.try_get::<Option<String>, _>(9)?.unwrap_or_default())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}

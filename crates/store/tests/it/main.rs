@@ -9,6 +9,7 @@ mod concurrency;
 mod decision_records;
 mod decisions;
 mod evidence;
+mod legacy_openings;
 mod log_migration;
 mod people;
 mod reconcile;
