@@ -82,6 +82,28 @@ fn batch_dated(
     SignedBatch::sign(records, key).unwrap()
 }
 
+/// Runs `chaperone report` as the auditor for the period `from..to` (seconds), writing the bundle
+/// to `bundle` (and the page to `html`, if given); fails the test with its stderr if it fails.
+fn report_bundle(url: &str, from: &str, to: &str, bundle: &Path, html: Option<&Path>) {
+    let mut command = chaperone();
+    command
+        .args([
+            "report", "--server", url, "--from", from, "--to", to, "--bundle",
+        ])
+        .arg(bundle)
+        .env("CHAPERONE_AUDITOR_TOKEN", AUDITOR)
+        .env_remove("CHAPERONE_ADMIN_TOKEN");
+    if let Some(html) = html {
+        command.arg("--html").arg(html);
+    }
+    let reported = command.output().unwrap();
+    assert!(
+        reported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reported.stderr)
+    );
+}
+
 /// (exit code, stdout) of the Python verifier on `file`.
 fn python_verify(file: &Path) -> (i32, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/evidence/rfc9162.py");
@@ -230,22 +252,7 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     let (bundle_file, html_file) = (dir.join("bundle.json"), dir.join("report.html"));
     let from = (now() - 3600).to_string();
     let to = (now() + 3600).to_string();
-    let reported = chaperone()
-        .args([
-            "report", "--server", &url, "--from", &from, "--to", &to, "--bundle",
-        ])
-        .arg(&bundle_file)
-        .arg("--html")
-        .arg(&html_file)
-        .env("CHAPERONE_AUDITOR_TOKEN", AUDITOR)
-        .env_remove("CHAPERONE_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    assert!(
-        reported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reported.stderr)
-    );
+    report_bundle(&url, &from, &to, &bundle_file, Some(&html_file));
     let html = std::fs::read_to_string(&html_file).unwrap();
     assert!(
         html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
@@ -550,21 +557,13 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
     assert_eq!((report.approvals_expired, report.decisions_logged), (1, 2));
     assert!(report.anchored.is_some(), "{report:?}");
     let waited_file = dir.join("waited.json");
-    let reported = chaperone()
-        .args(["report", "--server", &url, "--from"])
-        .arg(waited_from.to_string())
-        .arg("--to")
-        .arg((now() + 3600).to_string())
-        .arg("--bundle")
-        .arg(&waited_file)
-        .env("CHAPERONE_AUDITOR_TOKEN", AUDITOR)
-        .env_remove("CHAPERONE_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    assert!(
-        reported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reported.stderr)
+    let waited_to = (now() + 3600).to_string();
+    report_bundle(
+        &url,
+        &waited_from.to_string(),
+        &waited_to,
+        &waited_file,
+        None,
     );
     let (code, out) = verify(&waited_file, log_id);
     assert_eq!(code, 0, "{out}");
@@ -576,20 +575,7 @@ async fn an_evidence_bundle_verifies_with_both_implementations_and_a_doctored_on
 
     // An empty bundle (a period with nothing in it) proves nothing: refused by both.
     let empty_file = dir.join("empty.json");
-    let reported = chaperone()
-        .args([
-            "report", "--server", &url, "--from", "1000", "--to", "2000", "--bundle",
-        ])
-        .arg(&empty_file)
-        .env("CHAPERONE_AUDITOR_TOKEN", AUDITOR)
-        .env_remove("CHAPERONE_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    assert!(
-        reported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reported.stderr)
-    );
+    report_bundle(&url, "1000", "2000", &empty_file, None);
     let (code, out) = verify(&empty_file, log_id);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("proves nothing"), "{out}");
