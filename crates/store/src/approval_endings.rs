@@ -37,6 +37,9 @@ impl Store {
     /// before denials ended requests). Returns how many it ended.
     pub async fn expire_approvals(&self, now: u64) -> Result<usize> {
         let mut ended = 0;
+        // A cursor, not "until none is left": a row this cannot end (its final record is logged
+        // already) stays waiting, and would be found again on every pass.
+        let mut after = String::new();
         loop {
             let mut tx = self.begin_write().await?;
             // The partial index of migration 0022 holds only the waiting decisions.
@@ -45,15 +48,17 @@ impl Store {
                  FROM decisions d JOIN approvals a ON a.request_id = d.request_id \
                  WHERE d.outcome = 'pending_approval' \
                  AND (a.status = 'denied' OR a.expires_at < $1 OR d.valid_until < $1) \
-                 ORDER BY d.request_id LIMIT $2",
+                 AND d.request_id > $2 ORDER BY d.request_id LIMIT $3",
             )
             .bind(db_time(now))
+            .bind(&after)
             .bind(ENDED_PER_TRANSACTION)
             .fetch_all(&mut *tx)
             .await?;
             let found = rows.len();
             for row in rows {
-                let id: B256 = parse(&row.try_get::<String, _>(0)?, "request id")?;
+                after = row.try_get::<String, _>(0)?;
+                let id: B256 = parse(&after, "request id")?;
                 let status: String = row.try_get(1)?;
                 let expired_at = row.try_get::<i64, _>(2)?.min(row.try_get::<i64, _>(3)?);
                 let reason = if status == "denied" {
