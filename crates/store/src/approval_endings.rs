@@ -108,11 +108,6 @@ impl Store {
             return Ok(None);
         };
         if Self::has_final_record(conn, id).await? {
-            tracing::warn!(
-                request_id = %id,
-                "a request whose final record is logged reads as waiting (its row was edited): \
-                 not ended again"
-            );
             return Ok(None);
         }
         Self::keep_legacy_opening(conn, id).await?;
@@ -186,11 +181,6 @@ impl Store {
     ) -> Result<bool> {
         let id = decision.request_id;
         if Self::has_final_record(conn, id).await? {
-            tracing::warn!(
-                request_id = %id,
-                "a request whose final record is logged reads as waiting (its row was edited): \
-                 not decided again"
-            );
             return Ok(false);
         }
         // Only a row still waiting is re-decided; its legacy opening is kept first (the

@@ -195,7 +195,8 @@ impl Store {
     /// Whether request `id` already has a final record (approved or denied) among its logged
     /// records: then it is ended for good, whatever its row (an unsigned column an admin may
     /// edit) says, and the service must never sign a second final record of it (sixth red-team
-    /// review of issue 29, Medium).
+    /// review of issue 29, Medium). Warns when it has one: its caller found the row waiting, so
+    /// the row was edited.
     pub(crate) async fn has_final_record(conn: &mut sqlx::AnyConnection, id: B256) -> Result<bool> {
         let rows = sqlx::query("SELECT decision FROM decision_records WHERE request_id = $1")
             .bind(id.to_string())
@@ -206,6 +207,11 @@ impl Store {
                 serde_json::from_str(&row.try_get::<String, _>(0)?)
                     .map_err(|e| Error::Corrupt(format!("decision record: {e}")))?;
             if decision["outcome"].as_str() != Some("pending_approval") {
+                tracing::warn!(
+                    request_id = %id,
+                    "a request whose final record is logged reads as waiting (its row was \
+                     edited): left as it is"
+                );
                 return Ok(true);
             }
         }
