@@ -6,27 +6,12 @@
 use chaperone_api::evidence::EvidenceRecord;
 use chaperone_core::{
     B256, Bytes, CommitmentKind, InclusionProof, Opening, RECEIVE_TIME_TOLERANCE_MS, Record,
-    Secp256k1Signer, policy::Outcome,
+    Secp256k1Signer,
 };
 
-use super::super::decisions::tests::{Doctoring, leave_out, service_chain, verify_offline};
+use super::super::decisions::tests::{Doctoring, leave_out, three_decisions, verify_offline};
 use super::super::scope::check_received_before_anchoring;
 use super::*;
-
-/// The service's key and its honest bundle of three decisions: D1 approved, H denied, D3
-/// approved, logged in that order.
-fn three_decisions() -> (Secp256k1Signer, EvidenceBundle) {
-    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
-    let bundle = service_chain(
-        &key,
-        &[
-            (0, Outcome::Approved),
-            (1, Outcome::Denied),
-            (2, Outcome::Approved),
-        ],
-    );
-    (key, bundle)
-}
 
 /// Appends an agent's model-call record to `bundle`, received just after its last record.
 fn with_agent_record(mut bundle: EvidenceBundle) -> EvidenceBundle {

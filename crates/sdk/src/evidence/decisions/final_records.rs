@@ -8,13 +8,9 @@ use chaperone_core::{InclusionProof, Salt, Secp256k1Signer, policy::Outcome};
 
 use super::{
     super::{chains::check_chains, scope::decisions_completeness},
-    tests::{leave_out, service_chain, verify_offline},
+    tests::{leave_out, service_chain, service_key, verify_offline},
     *,
 };
-
-fn service_key() -> Secp256k1Signer {
-    Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key")
-}
 
 /// Fifth red-team review (Medium): a human denial or an expired approval left the decision
 /// `pending_approval` for ever, so an honest bundle of such a period verified only with

@@ -1,15 +1,8 @@
 //! Sixth red-team review of issue 29: a request has at most one final record.
 
-use chaperone_core::{Secp256k1Signer, policy::Outcome};
+use chaperone_core::policy::Outcome;
 
-use super::{
-    tests::{service_chain, verify_offline},
-    *,
-};
-
-fn service_key() -> Secp256k1Signer {
-    Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key")
-}
+use super::tests::{service_chain, service_key, verify_offline};
 
 /// A decision's records must be [pending]* then at most one final record. The verifier took
 /// the LAST record without asking whether an earlier one was already final: a co-signed

@@ -320,6 +320,26 @@ fn unverified_decisions_fail_unless_the_auditor_accepts_them() {
     assert!(check_decisions(&unheld, &signers, true).is_err());
 }
 
+/// The policy service's key in these tests.
+pub(crate) fn service_key() -> Secp256k1Signer {
+    Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key")
+}
+
+/// The service's key and its honest bundle of three decisions: D1 approved, H denied, D3
+/// approved, logged in that order.
+pub(crate) fn three_decisions() -> (Secp256k1Signer, EvidenceBundle) {
+    let key = service_key();
+    let bundle = service_chain(
+        &key,
+        &[
+            (0, Outcome::Approved),
+            (1, Outcome::Denied),
+            (2, Outcome::Approved),
+        ],
+    );
+    (key, bundle)
+}
+
 /// A bundle of the policy service's chain of decision records signed by `key`, one per
 /// step (the request of payment nonce `n`, decided with `outcome`), all received in the
 /// period and opened; each request is shown as its last record says.
@@ -464,13 +484,7 @@ pub(crate) fn leave_out(bundle: &mut EvidenceBundle, id: B256, with_records: boo
 /// every decision record of the period must be a decision shown.
 #[test]
 fn a_decision_left_out_with_its_record_does_not_verify() {
-    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
-    let steps = [
-        (0, Outcome::Approved),
-        (1, Outcome::Denied),
-        (2, Outcome::Approved),
-    ];
-    let honest = service_chain(&key, &steps);
+    let (key, honest) = three_decisions();
     let checked = verify_offline(&honest, &key, false).expect("the honest bundle verifies");
     assert_eq!((checked.verified, checked.records_opened), (3, 3));
     let denied = honest.decisions[1].request_id;
@@ -490,7 +504,7 @@ fn a_decision_left_out_with_its_record_does_not_verify() {
         "a decision left out beside its record verified: {left_out:?}"
     );
     // A decision record dated outside the period is another period's: not opened, fine.
-    let mut earlier = service_chain(&key, &steps);
+    let mut earlier = honest.clone();
     earlier.from = 1_700_000_001;
     leave_out(&mut earlier, honest.decisions[0].request_id, false);
     assert_eq!(
@@ -679,13 +693,7 @@ fn a_bundle_of_another_period_or_scope_than_asked_for_does_not_verify() {
 #[test]
 fn out_of_period_content_does_not_verify() {
     use super::super::scope::check_received_before_anchoring;
-    let key = Secp256k1Signer::from_bytes(&B256::repeat_byte(0xcc)).expect("a key");
-    let steps = [
-        (0, Outcome::Approved),
-        (1, Outcome::Denied),
-        (2, Outcome::Approved),
-    ];
-    let honest = service_chain(&key, &steps);
+    let (key, honest) = three_decisions();
     verify_offline(&honest, &key, false).expect("the honest bundle verifies");
 
     // The period moved past the first decision, which stays.
