@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chaperone_core::{
     B256, Secp256k1Signer, U256,
-    policy::{Outcome, Token},
+    policy::{Outcome, PolicyRequest, Token},
 };
 use chaperone_store::{Error, Store};
 use serde_json::Value;
@@ -19,6 +19,35 @@ use crate::{
     people::{at, quorum_wallet},
     stores,
 };
+
+/// A request of the quorum wallet paying `amount` that waits for a human, with its pending
+/// record logged by the service's `key` on `chain`.
+pub(crate) struct Waiting {
+    pub key: Secp256k1Signer,
+    pub chain: (u64, B256),
+    pub id: B256,
+    pub req: PolicyRequest,
+    pub pending: B256,
+}
+
+pub(crate) async fn waiting_and_logged(store: &Store, amount: u64) -> Waiting {
+    quorum_wallet(store).await;
+    let key = Secp256k1Signer::random().unwrap();
+    let mut chain = (0, B256::ZERO);
+    let (id, req) = request(vec![pay(amount)], 0, NOW);
+    assert_eq!(
+        decide(store, id, &req).await.outcome,
+        Outcome::PendingApproval
+    );
+    let pending = log_decisions(store, &key, &mut chain, NOW * 1000).await[0];
+    Waiting {
+        key,
+        chain,
+        id,
+        req,
+        pending,
+    }
+}
 
 /// The decision the opening of record `leaf` of request `id` commits to, as JSON.
 async fn recorded(store: &Store, id: B256, leaf: B256) -> Value {
@@ -43,15 +72,13 @@ fn codes(decision: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_human_denial_logs_a_final_denied_decision() {
     for store in stores().await {
-        quorum_wallet(&store).await;
-        let key = Secp256k1Signer::random().unwrap();
-        let mut chain = (0, B256::ZERO);
-        let (id, req) = request(vec![pay(1_500_000)], 0, NOW);
-        assert_eq!(
-            decide(&store, id, &req).await.outcome,
-            Outcome::PendingApproval
-        );
-        let pending = log_decisions(&store, &key, &mut chain, NOW * 1000).await[0];
+        let Waiting {
+            key,
+            mut chain,
+            id,
+            req,
+            pending,
+        } = waiting_and_logged(&store, 1_500_000).await;
         store
             .resolve_approval(id, false, "alice", Some("no"), NOW + 1)
             .await

@@ -3,13 +3,13 @@
 //! the opening of its pending record, which stays in the log: an honest bundle of its period
 //! could not open it. And an edited row made the service log a second final record.
 
-use chaperone_core::{B256, Secp256k1Signer, policy::Outcome};
+use chaperone_core::{B256, policy::Outcome};
 use chaperone_store::Store;
 
 use crate::{
+    approval_endings::{Waiting, waiting_and_logged},
     decision_records::log_decisions,
-    decisions::{NOW, decide, pay, request},
-    people::quorum_wallet,
+    decisions::{NOW, decide},
     postgres_url, sqlite_url,
 };
 
@@ -29,15 +29,13 @@ async fn a_legacy_pending_record_keeps_its_opening_when_the_expiry_task_ends_it(
 
 async fn a_legacy_pending_record_keeps_its_opening_when_the_expiry_task_ends_it_on(url: &str) {
     let store = Store::connect(url).await.unwrap().with_max_clock_skew(None);
-    quorum_wallet(&store).await;
-    let key = Secp256k1Signer::random().unwrap();
-    let mut chain = (0, B256::ZERO);
-    let (id, req) = request(vec![pay(1_500_000)], 0, NOW);
-    assert_eq!(
-        decide(&store, id, &req).await.outcome,
-        Outcome::PendingApproval
-    );
-    let pending = log_decisions(&store, &key, &mut chain, NOW * 1000).await[0];
+    let Waiting {
+        key,
+        mut chain,
+        id,
+        pending,
+        ..
+    } = waiting_and_logged(&store, 1_500_000).await;
     // As logged before migration 0020: no kept opening, the row is its only opening.
     let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
         .await
@@ -83,15 +81,13 @@ async fn an_edited_row_never_makes_the_service_log_a_second_final_record() {
 
 async fn an_edited_row_never_makes_the_service_log_a_second_final_record_on(url: &str) {
     let store = Store::connect(url).await.unwrap().with_max_clock_skew(None);
-    quorum_wallet(&store).await;
-    let key = Secp256k1Signer::random().unwrap();
-    let mut chain = (0, B256::ZERO);
-    let (id, req) = request(vec![pay(1_000_001)], 0, NOW);
-    assert_eq!(
-        decide(&store, id, &req).await.outcome,
-        Outcome::PendingApproval
-    );
-    log_decisions(&store, &key, &mut chain, NOW * 1000).await;
+    let Waiting {
+        key,
+        mut chain,
+        id,
+        req,
+        ..
+    } = waiting_and_logged(&store, 1_000_001).await;
     store
         .resolve_approval(id, true, "alice", None, NOW + 1)
         .await
