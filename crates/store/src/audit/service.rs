@@ -239,8 +239,10 @@ impl Store {
         };
         let content = decision_content(&row)?;
         sqlx::query(
+            // A concurrent ending of the same row may have kept it first (its update then
+            // finds the row ended): the same bytes, so nothing to do, and never an error.
             "INSERT INTO decision_records (leaf_hash, request_id, request, decision, record_salts) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (leaf_hash) DO NOTHING",
         )
         .bind(row.try_get::<String, _>(8)?)
         .bind(content.request_id.to_string())
